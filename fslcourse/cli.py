@@ -1,0 +1,123 @@
+"""Command line for instructors and scripts: ``python -m fslcourse COMMAND``.
+
+Commands:
+    doctor     what is installed, the device, where the data is, and fixes for what is missing
+    download   fetch and verify Omniglot into the data directory
+    evaluate   evaluate a method on meta-test episodes and optionally write a JSON record
+    train      train a method with its profile's recipe and write its checkpoint
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .config import PROFILE_NAMES
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m fslcourse", description="fslcourse command line")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("doctor", help="check the installation, device and data")
+    d = sub.add_parser("download", help="download and verify Omniglot")
+    d.add_argument("--root", type=Path, default=None, help="data directory (default: FSLCOURSE_DATA or the cache)")
+    e = sub.add_parser("evaluate", help="evaluate a method on meta-test episodes")
+    e.add_argument("name", help="registered method name, e.g. pixel, protonet, maml")
+    e.add_argument("--n-way", type=int, default=5)
+    e.add_argument("--n-shot", type=int, default=1)
+    e.add_argument("--n-query", type=int, default=15)
+    e.add_argument("--episodes", type=int, default=1000)
+    e.add_argument("--seed", type=int, default=0, help="seed of the test episodes")
+    e.add_argument("--within-alphabet", action="store_true", help="all classes of an episode from one alphabet")
+    e.add_argument("--profile", choices=PROFILE_NAMES, default="quick", help="which checkpoint to load")
+    e.add_argument("--split", choices=("test", "val"), default="test")
+    e.add_argument("--device", default=None, help="cpu or cuda (default: FSLCOURSE_DEVICE or auto)")
+    e.add_argument("--json", type=Path, default=None, help="write the result record here")
+    t = sub.add_parser("train", help="train a method and write its checkpoint")
+    t.add_argument("name")
+    t.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default=None)
+    t.add_argument("--out", type=Path, default=None, help="checkpoint path (default: the package's checkpoint)")
+    t.add_argument("--eval-episodes", type=int, default=1000, help="test episodes for the recorded accuracy")
+    return p
+
+
+def _evaluate(args) -> int:
+    from . import methods  # noqa: F401  (registers every method)
+    from .config import get_device
+    from .data import load_omniglot
+    from .evaluate import evaluate
+    from .io import atomic_write_json
+    from .pretrained import checkpoint_path, load_checkpoint, pretrained
+    from .results import result_record
+
+    device = get_device(args.device)
+    model = pretrained(args.name, profile=args.profile, device=device)
+    split = load_omniglot(device=device).split(args.split)
+    res = evaluate(model, split, args.n_way, args.n_shot, args.n_query, args.episodes, seed=args.seed,
+                   within_alphabet=args.within_alphabet, device=device, progress=sys.stderr.isatty())
+    print(f"{args.name}: {res}")
+    if args.json:
+        config, train_seconds, seed = model.config(), None, None
+        path = checkpoint_path(args.name, args.profile)
+        if path.exists():
+            ckpt = load_checkpoint(path)
+            config, train_seconds, seed = ckpt["config"], ckpt.get("train_seconds"), ckpt.get("seed")
+        record = result_record(args.name, res, config=config, seed=seed, device=device,
+                               profile=args.profile, train_seconds=train_seconds)
+        atomic_write_json(record, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _train(args) -> int:
+    from .config import get_device, seed_everything
+    from .data import load_omniglot
+    from .evaluate import evaluate
+    from .methods import get_method
+    from .pretrained import checkpoint_path, save_method
+
+    cls = get_method(args.name)
+    if not cls.trainable:
+        raise ValueError(f"method {args.name!r} has no trainable parameters, so there is nothing to train; "
+                         f"evaluate it directly with `python -m fslcourse evaluate {args.name}`")
+    device = get_device(args.device)
+    seed_everything(args.seed)
+    data = load_omniglot(device=device)
+    start = time.perf_counter()
+    model, fit_result = cls.train_recipe(data, profile=args.profile, seed=args.seed, device=device, progress=True)
+    seconds = time.perf_counter() - start
+    res = evaluate(model, data.test, 5, 1, 15, args.eval_episodes, seed=0, device=device)
+    out = args.out or checkpoint_path(args.name, args.profile)
+    metrics = {"test_5way_1shot": {"accuracy": res.accuracy, "ci95": res.ci95, "episodes": res.n_episodes,
+                                   "n_query": 15, "episode_seed": 0}}
+    if getattr(fit_result, "best_val_accuracy", None) is not None:
+        metrics["val_accuracy"] = fit_result.best_val_accuracy
+    save_method(model, out, seed=args.seed, profile=args.profile, train_seconds=seconds, metrics=metrics,
+                extra={"steps": getattr(fit_result, "steps", None)})
+    print(f"{args.name}: trained in {seconds:.0f} s; meta-test {res}; saved {out}")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "doctor":
+            from .doctor import main as doctor_main
+            return doctor_main([])
+        if args.command == "download":
+            from .data.download import download_omniglot
+            from .data.omniglot import data_roots
+            out = download_omniglot(args.root or data_roots()[0])
+            print(f"Omniglot is ready in {out}")
+            return 0
+        if args.command == "evaluate":
+            return _evaluate(args)
+        if args.command == "train":
+            return _train(args)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 1

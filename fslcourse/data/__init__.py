@@ -1,0 +1,14 @@
+"""Data for the course: Omniglot, procedural glyphs, sinusoids, and episodes.
+
+Data flows one way: ``data`` -> ``methods`` -> ``evaluate`` -> ``widgets``.
+"""
+from .episodes import Episode, EpisodeSampler
+from .omniglot import Omniglot, find_omniglot, load_image, load_omniglot
+from .procedural import glyph_splits, make_glyph_split
+from .sinusoid import RegressionEpisode, SinusoidTasks
+from .splits import ImageSplit
+
+__all__ = [
+    "Episode", "EpisodeSampler", "ImageSplit", "Omniglot", "RegressionEpisode", "SinusoidTasks",
+    "find_omniglot", "glyph_splits", "load_image", "load_omniglot", "make_glyph_split",
+]

@@ -1,0 +1,168 @@
+"""N-way K-shot episodes: the unit of work of few-shot learning.
+
+Taught in ``notebooks/01_episodes.ipynb``.
+
+An episode draws ``n_way`` classes from one split, then ``n_shot`` support and
+``n_query`` query examples of each. Labels are remapped to ``0 .. n_way-1`` in
+the order the classes were drawn, so a model can never rely on global class ids.
+All randomness goes through a CPU :class:`torch.Generator`, so the same seed
+gives the same episodes on any machine; the images are gathered on the split's
+device (CPU or GPU) without data-loader workers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from .splits import ImageSplit
+
+
+@dataclass
+class Episode:
+    """One episode, or a batch of episodes with a leading batch dimension.
+
+    Attributes:
+        support_x: ``(n_way * n_shot, C, H, W)`` support images, class-major.
+        support_y: ``(n_way * n_shot,)`` labels in ``0 .. n_way-1``.
+        query_x: ``(n_way * n_query, C, H, W)`` query images, class-major.
+        query_y: ``(n_way * n_query,)`` labels in ``0 .. n_way-1``.
+        classes: ``(n_way,)`` original class ids in the split; label ``i`` is ``classes[i]``.
+        n_way, n_shot, n_query: the episode's sizes.
+
+    A batch of ``B`` episodes adds a leading ``B`` to every tensor.
+    """
+
+    support_x: torch.Tensor
+    support_y: torch.Tensor
+    query_x: torch.Tensor
+    query_y: torch.Tensor
+    classes: torch.Tensor
+    n_way: int
+    n_shot: int
+    n_query: int
+
+    @property
+    def is_batch(self) -> bool:
+        """True when the tensors carry a leading batch dimension."""
+        return self.classes.dim() == 2
+
+    def __len__(self) -> int:
+        """Number of episodes in a batch (1 for a single episode)."""
+        return self.classes.shape[0] if self.is_batch else 1
+
+    def __getitem__(self, i: int) -> "Episode":
+        """The ``i``-th episode of a batch."""
+        if not self.is_batch:
+            raise TypeError("indexing needs a batch of episodes; this is a single episode")
+        return Episode(self.support_x[i], self.support_y[i], self.query_x[i], self.query_y[i],
+                       self.classes[i], self.n_way, self.n_shot, self.n_query)
+
+    def __iter__(self):
+        if not self.is_batch:
+            raise TypeError("iterating needs a batch of episodes; this is a single episode")
+        return (self[i] for i in range(len(self)))
+
+    def to(self, device) -> "Episode":
+        """A copy with every tensor on ``device``."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return Episode(**{k: v.to(device) if torch.is_tensor(v) else v for k, v in values.items()})
+
+
+def _positive(name: str, value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name}={value!r} must be a positive integer")
+    return value
+
+
+class EpisodeSampler:
+    """Draw seeded N-way K-shot episodes from one split.
+
+    Args:
+        split: the :class:`~fslcourse.data.splits.ImageSplit` to draw classes from.
+        n_way: classes per episode.
+        n_shot: support examples per class.
+        n_query: query examples per class (disjoint from the support examples).
+        seed: seeds the sampler's own CPU generator (ignored if ``generator`` is given).
+        generator: a CPU :class:`torch.Generator` to draw from instead.
+        within_alphabet: draw all classes of an episode from one alphabet
+            (Lake et al.'s harder protocol); only alphabets with at least
+            ``n_way`` classes are used.
+
+    Raises:
+        ValueError: a size is not a positive integer, ``n_way`` exceeds the classes
+            available, or ``n_shot + n_query`` exceeds the examples of a class.
+
+    Example:
+        >>> sampler = EpisodeSampler(data.test, n_way=5, n_shot=1, n_query=15, seed=0)
+        >>> episode = sampler.sample()          # support_x: (5, 1, 28, 28)
+        >>> batch = sampler.sample_batch(8)     # support_x: (8, 5, 1, 28, 28)
+    """
+
+    def __init__(self, split: ImageSplit, n_way: int, n_shot: int, n_query: int, seed: int = 0,
+                 generator: torch.Generator | None = None, within_alphabet: bool = False):
+        self.split = split
+        self.n_way = _positive("n_way", n_way)
+        self.n_shot = _positive("n_shot", n_shot)
+        self.n_query = _positive("n_query", n_query)
+        self.within_alphabet = within_alphabet
+        if n_shot + n_query > split.n_examples:
+            raise ValueError(
+                f"n_shot + n_query = {n_shot} + {n_query} = {n_shot + n_query} but each class of the "
+                f"'{split.name}' split has {split.n_examples} examples; lower n_shot or n_query"
+            )
+        if within_alphabet:
+            counts = torch.bincount(split.class_alphabet, minlength=len(split.alphabet_names))
+            self._alphabets = torch.nonzero(counts >= n_way).flatten()
+            if len(self._alphabets) == 0:
+                raise ValueError(
+                    f"n_way={n_way} but no alphabet of the '{split.name}' split has that many classes "
+                    f"(the largest has {int(counts.max())}); lower n_way or drop within_alphabet"
+                )
+        elif n_way > split.n_classes:
+            raise ValueError(
+                f"n_way={n_way} but the '{split.name}' split has {split.n_classes} classes; lower n_way"
+            )
+        if generator is None:
+            generator = torch.Generator().manual_seed(seed)
+        if generator.device.type != "cpu":
+            raise ValueError("the generator must be a CPU torch.Generator so episodes match on every machine")
+        self.generator = generator
+
+    def _draw_classes(self) -> torch.Tensor:
+        g = self.generator
+        if not self.within_alphabet:
+            return torch.randperm(self.split.n_classes, generator=g)[: self.n_way]
+        alpha = self._alphabets[torch.randint(len(self._alphabets), (1,), generator=g)]
+        members = torch.nonzero(self.split.class_alphabet == alpha).flatten()
+        return members[torch.randperm(len(members), generator=g)[: self.n_way]]
+
+    def sample(self) -> Episode:
+        """Draw one episode (see :class:`Episode` for the shapes)."""
+        n_way, n_shot, n_query = self.n_way, self.n_shot, self.n_query
+        classes = self._draw_classes()  # (n_way,)
+        order = torch.rand(n_way, self.split.n_examples, generator=self.generator).argsort(dim=1)
+        images = self.split.get(classes, order[:, : n_shot + n_query])  # (n_way, n_shot+n_query, C, H, W)
+        shape = images.shape[2:]
+        labels = torch.arange(n_way, device=images.device)
+        return Episode(
+            support_x=images[:, :n_shot].reshape(n_way * n_shot, *shape),  # (n_way*n_shot, C, H, W)
+            support_y=labels.repeat_interleave(n_shot),
+            query_x=images[:, n_shot:].reshape(n_way * n_query, *shape),  # (n_way*n_query, C, H, W)
+            query_y=labels.repeat_interleave(n_query),
+            classes=classes.to(images.device),
+            n_way=n_way, n_shot=n_shot, n_query=n_query,
+        )
+
+    def sample_batch(self, n_episodes: int) -> Episode:
+        """Draw ``n_episodes`` episodes stacked along a new leading dimension."""
+        _positive("n_episodes", n_episodes)
+        eps = [self.sample() for _ in range(n_episodes)]
+        return Episode(*(torch.stack([getattr(e, f) for e in eps])
+                         for f in ("support_x", "support_y", "query_x", "query_y", "classes")),
+                       n_way=self.n_way, n_shot=self.n_shot, n_query=self.n_query)
+
+    def __iter__(self):
+        """An endless stream of episodes."""
+        while True:
+            yield self.sample()

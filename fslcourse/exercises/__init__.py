@@ -1,0 +1,8 @@
+"""Exercise checks: ``check("name", your_function)`` prints a pass or a hint.
+
+One module per notebook registers its exercises; importing this package loads them all.
+"""
+from . import episodes  # noqa: F401  (registers the notebook-01 exercises)
+from .core import EXERCISES, check, exercise
+
+__all__ = ["EXERCISES", "check", "exercise"]

@@ -1,0 +1,108 @@
+"""Automatic checks for the course's exercises.
+
+Each exercise registers a reference function and hidden test cases. ``check``
+runs the student's function on every case and prints one line: a pass, or a
+hint that says which output was wrong (its shape, dtype or values) without
+showing the solution. It returns ``True`` or ``False`` so tests can use it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+EXERCISES: dict[str, "Exercise"] = {}
+
+
+@dataclass
+class Exercise:
+    """A reference implementation and a function that makes hidden cases.
+
+    Attributes:
+        name: what notebooks pass to :func:`check`.
+        reference: the correct function.
+        cases: ``cases() -> list[tuple]``: argument tuples for both functions.
+        description: one line naming what is being checked.
+        atol, rtol: tolerances for comparing tensors.
+    """
+
+    name: str
+    reference: Callable
+    cases: Callable[[], list]
+    description: str
+    atol: float = 1e-5
+    rtol: float = 1e-4
+
+
+def exercise(name: str, description: str, cases: Callable[[], list], atol: float = 1e-5, rtol: float = 1e-4):
+    """Decorator that registers ``reference`` as the solution of exercise ``name``."""
+    def wrap(reference):
+        if name in EXERCISES:
+            raise ValueError(f"exercise {name!r} is already registered")
+        EXERCISES[name] = Exercise(name, reference, cases, description, atol, rtol)
+        return reference
+    return wrap
+
+
+def _compare(got, want, ex: Exercise, where: str) -> str | None:
+    """``None`` if ``got`` matches ``want``, else a hint naming the mismatch."""
+    if isinstance(want, (tuple, list)):
+        if not isinstance(got, (tuple, list)) or len(got) != len(want):
+            return f"{where}: expected {len(want)} outputs, got {type(got).__name__}"
+        for i, (g, w) in enumerate(zip(got, want)):
+            hint = _compare(g, w, ex, f"{where}[{i}]")
+            if hint:
+                return hint
+        return None
+    if torch.is_tensor(want):
+        if not torch.is_tensor(got):
+            return f"{where}: expected a tensor, got {type(got).__name__}"
+        if tuple(got.shape) != tuple(want.shape):
+            return f"{where}: expected shape {tuple(want.shape)}, got {tuple(got.shape)}"
+        if got.dtype.is_floating_point != want.dtype.is_floating_point:
+            return f"{where}: expected dtype {want.dtype}, got {got.dtype}"
+        if want.dtype.is_floating_point:
+            if not torch.allclose(got.to(want.dtype), want, atol=ex.atol, rtol=ex.rtol):
+                err = (got.to(want.dtype) - want).abs().max().item()
+                return f"{where}: values differ from the expected ones (largest difference {err:.3g})"
+        elif not torch.equal(got.to(want.dtype), want):
+            wrong = (got.to(want.dtype) != want).sum().item()
+            return f"{where}: {wrong} of {want.numel()} entries differ from the expected ones"
+        return None
+    if isinstance(want, float):
+        ok = isinstance(got, (int, float)) and abs(got - want) <= ex.atol + ex.rtol * abs(want)
+        return None if ok else f"{where}: expected a number close to the right value, got {got!r}"
+    return None if got == want else f"{where}: expected {type(want).__name__} {want!r}, got {got!r}"
+
+
+def check(name: str, fn: Callable, verbose: bool = True) -> bool:
+    """Run the student's ``fn`` on exercise ``name``'s hidden cases.
+
+    Prints ``"✔ <name>: all N cases pass"`` or ``"✘ <name>: case i: <hint>"`` and
+    returns whether every case passed. Exceptions raised by ``fn`` count as a
+    failure and their type and message are shown.
+    """
+    if name not in EXERCISES:
+        raise ValueError(f"exercise {name!r} is not known; known: {', '.join(sorted(EXERCISES))}")
+    ex = EXERCISES[name]
+    cases = ex.cases()
+    for i, args in enumerate(cases):
+        want = ex.reference(*args)
+        try:
+            got = fn(*[a.clone() if torch.is_tensor(a) else a for a in args])
+        except NotImplementedError:
+            msg = f"✘ {name}: not implemented yet; fill in the function and run this cell again"
+            return _say(msg, verbose, False)
+        except Exception as err:  # the student's code failed: report it, do not hide it
+            return _say(f"✘ {name}: case {i + 1} raised {type(err).__name__}: {err}", verbose, False)
+        hint = _compare(got, want, ex, "output")
+        if hint:
+            return _say(f"✘ {name}: case {i + 1} of {len(cases)}: {hint}", verbose, False)
+    return _say(f"✔ {name}: all {len(cases)} cases pass ({ex.description})", verbose, True)
+
+
+def _say(msg: str, verbose: bool, ok: bool) -> bool:
+    if verbose:
+        print(msg)
+    return ok

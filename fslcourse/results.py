@@ -1,0 +1,76 @@
+"""Result records: one stable JSON format for every number the course reports.
+
+Notebooks and ``python -m fslcourse evaluate`` write these records; the
+benchmark notebook reads them instead of recomputing.
+"""
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+
+import torch
+
+PACKAGES = ("fslcourse", "torch", "torchvision", "learn2learn", "numpy")
+
+
+def versions() -> dict:
+    """Installed versions of the packages that shape the results (``None`` if absent)."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def device_info(device) -> dict:
+    """The device type, and the GPU name on CUDA."""
+    device = torch.device(device)
+    info = {"type": device.type}
+    if device.type == "cuda":
+        info["name"] = torch.cuda.get_device_name(device)
+    else:
+        info["name"] = platform.processor() or platform.machine()
+    return info
+
+
+def result_record(method: str, result, *, config: dict, seed: int, device, profile: str,
+                  train_seconds: float | None = None, extra: dict | None = None) -> dict:
+    """One JSON-ready record for an :class:`~fslcourse.evaluate.EvalResult`.
+
+    Fields: ``method``, ``protocol`` (n_way, n_shot, n_query, within_alphabet,
+    episodes, episode seed), ``accuracy`` and ``ci95`` in percent, ``episodes``,
+    ``train_seconds``, ``eval_seconds``, ``config``, ``seed``, ``profile``,
+    ``versions`` and ``device``.
+    """
+    record = {
+        "format": 1,
+        "method": method,
+        "protocol": {"n_way": result.n_way, "n_shot": result.n_shot, "n_query": result.n_query,
+                     "within_alphabet": result.within_alphabet, "split": "test",
+                     "episode_seed": result.seed},
+        "accuracy": result.accuracy,
+        "ci95": result.ci95,
+        "episodes": result.n_episodes,
+        "train_seconds": train_seconds,
+        "eval_seconds": result.seconds,
+        "config": config,
+        "seed": seed,
+        "profile": profile,
+        "versions": versions(),
+        "device": device_info(device),
+    }
+    if extra:
+        record.update(extra)
+    return record
+
+
+def save_results(name: str, records: list[dict], directory=None):
+    """Write a notebook's result records to ``results/<name>.json`` (atomic), for the benchmark report."""
+    from pathlib import Path
+
+    from .io import atomic_write_json
+
+    directory = Path(directory) if directory is not None else Path(__file__).resolve().parent.parent / "results"
+    return atomic_write_json({"name": name, "records": records}, directory / f"{name}.json")

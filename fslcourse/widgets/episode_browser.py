@@ -1,0 +1,98 @@
+"""Episode browser: pick a split, N, K, Q and a seed, and see the support and query sets.
+
+Taught in ``notebooks/01_episodes.ipynb``.
+"""
+from __future__ import annotations
+
+import ipywidgets as W
+import matplotlib.pyplot as plt
+import torch
+from IPython.display import display
+
+from ..data.episodes import Episode, EpisodeSampler
+from .plotting import class_colour, show_image
+
+
+class EpisodeBrowser:
+    """Interactive view of one episode.
+
+    Args:
+        splits: ``{"train": split, "val": split, "test": split}`` (any names).
+        n_way, n_shot, n_query, seed: initial control values.
+
+    Attributes:
+        controls: the ipywidgets (``split``, ``n_way``, ``n_shot``, ``n_query``, ``seed``, ``next``).
+        episode: the episode currently shown.
+        status: an HTML line with the classes shown, or the error for impossible settings.
+        widget: the box to display in a notebook.
+    """
+
+    def __init__(self, splits: dict, n_way: int = 5, n_shot: int = 1, n_query: int = 2, seed: int = 0):
+        self.splits = splits
+        self.split_box = W.Dropdown(options=list(splits), description="split")
+        self.n_way = W.IntSlider(value=n_way, min=1, max=20, description="N (ways)")
+        self.n_shot = W.IntSlider(value=n_shot, min=1, max=10, description="K (shots)")
+        self.n_query = W.IntSlider(value=n_query, min=1, max=10, description="Q (queries)")
+        self.seed = W.IntText(value=seed, description="seed")
+        self.next = W.Button(description="next seed", icon="forward")
+        self.status = W.HTML()
+        self.out = W.Output()
+        self.controls = {"split": self.split_box, "n_way": self.n_way, "n_shot": self.n_shot,
+                         "n_query": self.n_query, "seed": self.seed, "next": self.next}
+        for c in (self.split_box, self.n_way, self.n_shot, self.n_query, self.seed):
+            c.observe(lambda _change: self.update(), names="value")
+        self.next.on_click(lambda _b: setattr(self.seed, "value", self.seed.value + 1))
+        self.episode: Episode | None = None
+        self.figure = None
+        self.widget = W.VBox([W.HBox([self.split_box, self.seed, self.next]),
+                              W.HBox([self.n_way, self.n_shot, self.n_query]), self.status, self.out])
+        self.update()
+
+    def sample(self) -> Episode:
+        """The episode for the current control values (raises ``ValueError`` for impossible ones)."""
+        split = self.splits[self.split_box.value]
+        sampler = EpisodeSampler(split, self.n_way.value, self.n_shot.value, self.n_query.value,
+                                 seed=int(self.seed.value))
+        return sampler.sample()
+
+    def render(self):
+        """Draw the current episode: one row per class, support on the left, query on the right."""
+        ep = self.episode
+        split = self.splits[self.split_box.value]
+        n_cols = ep.n_shot + ep.n_query
+        fig, axes = plt.subplots(ep.n_way, n_cols, figsize=(1.0 * n_cols + 1.5, 1.0 * ep.n_way + 0.6),
+                                 squeeze=False)
+        for k in range(ep.n_way):
+            for j in range(ep.n_shot):
+                show_image(axes[k, j], ep.support_x[k * ep.n_shot + j], colour=class_colour(k))
+            for j in range(ep.n_query):
+                show_image(axes[k, ep.n_shot + j], ep.query_x[k * ep.n_query + j], colour="0.6")
+            axes[k, 0].set_ylabel(f"label {k}", fontsize=8, rotation=0, ha="right", va="center")
+        axes[0, 0].set_title("support", fontsize=9, loc="left")
+        axes[0, ep.n_shot].set_title("query", fontsize=9, loc="left")
+        fig.suptitle(f"{split.name}: {ep.n_way}-way {ep.n_shot}-shot, {ep.n_query} queries per class")
+        fig.tight_layout()
+        return fig
+
+    def update(self) -> None:
+        """Resample and redraw; impossible settings show their error instead of a figure."""
+        try:
+            self.episode = self.sample()
+        except ValueError as err:
+            self.episode, self.figure = None, None
+            self.status.value = f"<b style='color:#b00'>Cannot build this episode:</b> {err}"
+            self.out.clear_output()
+            return
+        split = self.splits[self.split_box.value]
+        names = [split.class_name(int(c)) for c in self.episode.classes]
+        self.status.value = "classes: " + ", ".join(f"{i}={n}" for i, n in enumerate(names))
+        if self.figure is not None:
+            plt.close(self.figure)
+        self.figure = self.render()
+        with self.out:
+            self.out.clear_output(wait=True)
+            display(self.figure)
+
+    def shown_classes(self) -> torch.Tensor:
+        """The original class ids of the episode on screen (empty if none)."""
+        return self.episode.classes if self.episode is not None else torch.empty(0, dtype=torch.long)

@@ -1,0 +1,42 @@
+"""Small plotting helpers shared by the widgets and notebooks."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import torch
+
+CLASS_COLOURS = plt.get_cmap("tab20").colors
+
+
+def class_colour(label: int):
+    """A stable colour for class label ``label``."""
+    return CLASS_COLOURS[int(label) % len(CLASS_COLOURS)]
+
+
+def show_image(ax, image: torch.Tensor, title: str | None = None, colour=None) -> None:
+    """Draw one ``(1, H, W)`` image (ink = 1) as dark ink on white paper, with an optional coloured frame."""
+    ax.imshow(1.0 - image.detach().cpu().squeeze(0).numpy(), cmap="gray", vmin=0.0, vmax=1.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+    for spine in ax.spines.values():
+        spine.set_visible(colour is not None)
+        if colour is not None:
+            spine.set_edgecolor(colour)
+            spine.set_linewidth(2.5)
+
+
+def image_grid(images: torch.Tensor, n_rows: int, n_cols: int, titles=None, colours=None,
+               figsize=None, suptitle: str | None = None):
+    """A figure with ``images`` ``(n_rows * n_cols, 1, H, W)`` laid out row by row."""
+    figsize = figsize or (1.1 * n_cols, 1.2 * n_rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=figsize, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i < len(images):
+            show_image(ax, images[i], titles[i] if titles else None, colours[i] if colours else None)
+        else:
+            ax.axis("off")
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,88 @@
+"""EpisodeSampler: properties (hypothesis), errors that name the numbers, reproducibility."""
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fslcourse.data import EpisodeSampler, make_glyph_split
+
+SPLIT = make_glyph_split(n_classes=12, n_examples=8, seed=3, n_alphabets=3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_way=st.integers(1, 12), n_shot=st.integers(1, 4), n_query=st.integers(1, 4), seed=st.integers(0, 10**6))
+def test_episode_properties(n_way, n_shot, n_query, seed):
+    ep = EpisodeSampler(SPLIT, n_way, n_shot, n_query, seed=seed).sample()
+    assert ep.support_x.shape == (n_way * n_shot, 1, 28, 28)
+    assert ep.query_x.shape == (n_way * n_query, 1, 28, 28)
+    # exact class counts, labels 0..N-1
+    assert torch.equal(torch.bincount(ep.support_y, minlength=n_way), torch.full((n_way,), n_shot))
+    assert torch.equal(torch.bincount(ep.query_y, minlength=n_way), torch.full((n_way,), n_query))
+    assert set(ep.support_y.tolist()) == set(range(n_way))
+    # distinct classes, all from the split
+    assert len(set(ep.classes.tolist())) == n_way
+    assert all(0 <= c < SPLIT.n_classes for c in ep.classes.tolist())
+    # each support/query image is the image of its class, and no image is in both sets
+    for k, c in enumerate(ep.classes.tolist()):
+        pool = SPLIT.get(torch.tensor([c]), torch.arange(SPLIT.n_examples)[None])[0]  # (n_examples, 1, 28, 28)
+        s = ep.support_x[ep.support_y == k]
+        q = ep.query_x[ep.query_y == k]
+        s_idx = [int(torch.nonzero((pool == x).flatten(1).all(1))[0]) for x in s]
+        q_idx = [int(torch.nonzero((pool == x).flatten(1).all(1))[0]) for x in q]
+        assert not set(s_idx) & set(q_idx), "support and query share an example"
+        assert len(set(s_idx + q_idx)) == n_shot + n_query
+
+
+@settings(max_examples=20, deadline=None)
+@given(n_way=st.integers(1, 4), seed=st.integers(0, 10**6))
+def test_within_alphabet_draws_one_alphabet(n_way, seed):
+    ep = EpisodeSampler(SPLIT, n_way, 1, 1, seed=seed, within_alphabet=True).sample()
+    assert len(set(SPLIT.class_alphabet[ep.classes].tolist())) == 1
+
+
+def test_same_seed_same_episodes_and_batches():
+    a = EpisodeSampler(SPLIT, 5, 2, 3, seed=7).sample_batch(4)
+    b = EpisodeSampler(SPLIT, 5, 2, 3, seed=7).sample_batch(4)
+    c = EpisodeSampler(SPLIT, 5, 2, 3, seed=8).sample_batch(4)
+    assert a.support_x.shape == (4, 10, 1, 28, 28) and len(a) == 4
+    assert torch.equal(a.support_x, b.support_x) and torch.equal(a.classes, b.classes)
+    assert not torch.equal(a.classes, c.classes)
+    assert torch.equal(a[2].query_x, a.query_x[2])
+    assert [e.n_way for e in a] == [5] * 4
+
+
+def test_generator_is_used():
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    e1 = EpisodeSampler(SPLIT, 3, 1, 1, generator=g1).sample()
+    e2 = EpisodeSampler(SPLIT, 3, 1, 1, generator=g2).sample()
+    assert torch.equal(e1.classes, e2.classes)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n_way=30, n_shot=1, n_query=1), "n_way=30 but the 'glyphs' split has 12 classes"),
+    (dict(n_way=5, n_shot=5, n_query=4), "n_shot + n_query = 5 + 4 = 9 but each class"),
+    (dict(n_way=0, n_shot=1, n_query=1), "n_way=0 must be a positive integer"),
+    (dict(n_way=5, n_shot=-1, n_query=1), "n_shot=-1 must be a positive integer"),
+    (dict(n_way=5, n_shot=1, n_query=1.5), "n_query=1.5 must be a positive integer"),
+    (dict(n_way=5, n_shot=1, n_query=1, within_alphabet=True), "n_way=5 but no alphabet"),
+])
+def test_impossible_requests_name_the_numbers(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("+", r"\+")):
+        EpisodeSampler(SPLIT, **kwargs)
+
+
+def test_rotations_are_classes_and_rotate_images():
+    split = make_glyph_split(n_classes=3, n_examples=4, seed=1)
+    from fslcourse.data import ImageSplit
+    rot = ImageSplit("r", split.images, split.base_names, split.alphabets, rotations=(0, 1, 2, 3))
+    assert rot.n_classes == 12
+    x = rot.get(torch.tensor([4, 5, 6, 7]), torch.zeros(4, 1, dtype=torch.long))[:, 0, 0]  # base 1, 4 turns
+    for k in range(4):
+        assert torch.equal(x[k], torch.rot90(x[0], k, dims=(0, 1)))
+    assert rot.class_name(5).endswith("(rot 90°)")
+
+
+def test_episode_to_device_keeps_values():
+    ep = EpisodeSampler(SPLIT, 3, 1, 2, seed=0).sample()
+    moved = ep.to("cpu")
+    assert torch.equal(moved.query_x, ep.query_x) and moved.n_query == 2
