@@ -46,7 +46,9 @@ def l2l_taskset(split: ImageSplit, n_way: int, n_shot: int, n_query: int, num_ta
     Returns:
         A ``learn2learn.data.TaskDataset``; ``sample()`` gives ``(images, labels)``.
     """
-    import learn2learn as l2l
+    from ..l2l import import_learn2learn
+
+    l2l = import_learn2learn()
 
     if n_way > split.n_classes:
         raise ValueError(f"n_way={n_way} but the '{split.name}' split has {split.n_classes} classes; lower n_way")

@@ -92,6 +92,7 @@ class EpisodeBrowser:
         with self.out:
             self.out.clear_output(wait=True)
             display(self.figure)
+        plt.close(self.figure)  # shown once, in the widget's output; keep the inline backend from showing it again
 
     def shown_classes(self) -> torch.Tensor:
         """The original class ids of the episode on screen (empty if none)."""
