@@ -1,0 +1,32 @@
+"""Every notebook follows the course's shape: parameters cell, setup, goals, exercise, summary, stored outputs."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_structure(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    first = "".join(code[0]["source"])
+    assert "parameters" in code[0].get("metadata", {}).get("tags", []), "first code cell must be tagged parameters"
+    assert re.search(r'^profile = "quick"$', first, re.M) and re.search(r"^seed = \d+$", first, re.M)
+    assert "fslcourse.setup(seed=seed, profile=profile)" in "".join(code[1]["source"])
+    assert "Learning goals" in text and "Runtime" in text
+    assert "$" in text, "the maths is written in LaTeX"
+    assert any("solution" in c.get("metadata", {}).get("tags", []) for c in code), "an exercise solution cell"
+    assert any("check(" in "".join(c["source"]) for c in code), "an exercise with an automatic check"
+    assert "Summary" in text or "summary" in text
+    assert all(c.get("execution_count") for c in code), "executed and saved with outputs (nbval compares them)"
+    for c in code:
+        src = "".join(c["source"])
+        assert '"cuda"' not in src and ".cuda()" not in src, "never hard-code CUDA"
+        if "NBVAL_IGNORE_OUTPUT" in src:
+            lines = src.splitlines()
+            i = lines.index("# NBVAL_IGNORE_OUTPUT")
+            assert lines[i + 1].startswith("# (why:"), "say why a cell's output is not compared"
