@@ -1,0 +1,159 @@
+"""``python -m fslcourse doctor``: is this machine ready for the course?
+
+Lists the versions of Python and the packages the notebooks need, the device and
+profile the notebooks will use, and where Omniglot was found. Every missing piece
+gets a one-line fix. Exit status 0 when everything essential is there, 1 otherwise.
+
+Run it first when a notebook fails to start (the README's "Set-up" section).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import os
+import sys
+from dataclasses import dataclass
+
+SETUP_FIX = "run `make setup` in the course folder (it installs everything into .venv)"
+DATA_FIX = (
+    "set FSLCOURSE_DATA to a folder holding omniglot/images_background and "
+    "omniglot/images_evaluation, or run `python -m fslcourse download`"
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the doctor's report.
+
+    Attributes:
+        name: what was checked (``"torch"``, ``"device"``, ``"omniglot"``, ...).
+        ok: whether it is present and usable.
+        detail: the version, device or path found, or what went wrong.
+        fix: one line telling how to fix it (empty when ``ok``).
+        essential: whether the notebooks need it (a missing optional piece only warns).
+    """
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    essential: bool = True
+
+    @property
+    def status(self) -> str:
+        """``"ok"``, ``"FAIL"`` (essential and missing) or ``"warn"`` (optional and missing)."""
+        if self.ok:
+            return "ok"
+        return "FAIL" if self.essential else "warn"
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def check_python() -> Check:
+    version = ".".join(map(str, sys.version_info[:3]))
+    ok = sys.version_info >= (3, 11)
+    return Check("python", ok, f"{version} ({sys.executable})",
+                 "" if ok else "use Python 3.11: `make setup` creates .venv with python3.11")
+
+
+def check_package(name: str, fix: str = SETUP_FIX, essential: bool = True) -> Check:
+    """Import ``name`` and report its version (any failure to import is reported, not raised)."""
+    try:
+        # learn2learn imports gym, which prints a notice on stderr: keep the report clean.
+        with contextlib.redirect_stderr(io.StringIO()):
+            module = importlib.import_module(name)
+    except Exception as exc:  # a broken install raises more than ImportError
+        return Check(name, False, f"not importable ({_error(exc)})", fix, essential)
+    return Check(name, True, str(getattr(module, "__version__", "installed")), essential=essential)
+
+
+def check_device() -> Check:
+    try:
+        import torch
+
+        from .config import get_device
+
+        device = get_device()
+    except Exception as exc:
+        fix = "unset FSLCOURSE_DEVICE or set it to cpu" if "FSLCOURSE_DEVICE" in str(exc) else SETUP_FIX
+        return Check("device", False, _error(exc), fix)
+    if device.type == "cuda":  # cuda-ok: only names the GPU that get_device chose
+        return Check("device", True, f"{device} ({torch.cuda.get_device_name(device)})")
+    note = "" if torch.cuda.is_available() else " (no CUDA GPU: the quick profile is sized for a CPU)"
+    return Check("device", True, f"{device}{note}")
+
+
+def check_profile() -> Check:
+    name = os.environ.get("FSLCOURSE_PROFILE", "quick")
+    try:
+        from .config import PROFILE_NAMES
+    except Exception as exc:
+        return Check("profile", False, _error(exc), SETUP_FIX)
+    if name not in PROFILE_NAMES:
+        return Check("profile", False, f"FSLCOURSE_PROFILE={name!r} is not a profile",
+                     f"set FSLCOURSE_PROFILE to one of {', '.join(PROFILE_NAMES)} (or unset it)")
+    source = "FSLCOURSE_PROFILE" if "FSLCOURSE_PROFILE" in os.environ else "default"
+    return Check("profile", True, f"{name} ({source})")
+
+
+def check_omniglot() -> Check:
+    try:
+        from .data import omniglot  # lazy: imports torch and PIL
+    except Exception as exc:
+        return Check("omniglot", False, f"fslcourse.data does not import ({_error(exc)})", SETUP_FIX)
+    path = omniglot.find_omniglot()
+    if path is not None:
+        return Check("omniglot", True, str(path))
+    roots = getattr(omniglot, "data_roots", lambda: [])()
+    where = ", ".join(str(root / "omniglot") for root in roots) or "FSLCOURSE_DATA and the user cache"
+    return Check("omniglot", False, f"not found (looked in {where})", DATA_FIX)
+
+
+def report() -> list[Check]:
+    """Run every check, in the order they are printed."""
+    return [
+        check_python(),
+        check_package("torch"),
+        check_package("torchvision"),
+        check_package("learn2learn", "run `make setup` (it builds learn2learn from source: "
+                                     "its PyPI sdist does not build on Python 3.11)"),
+        check_package("ipywidgets"),
+        check_package("jupyterlab"),
+        check_package("nbval", "only `make test` needs it: pip install -e '.[dev]' (make setup does it)",
+                      essential=False),
+        check_device(),
+        check_profile(),
+        check_omniglot(),
+    ]
+
+
+def format_report(checks: list[Check]) -> str:
+    width = max(len(check.name) for check in checks)
+    lines = ["fslcourse doctor"]
+    for check in checks:
+        lines.append(f"  {check.status:<4}  {check.name:<{width}}  {check.detail}")
+        if check.fix:
+            lines.append(f"  {'':<4}  {'':<{width}}  -> {check.fix}")
+    failed = [check.name for check in checks if check.status == "FAIL"]
+    if failed:
+        lines.append(f"Missing: {', '.join(failed)}. Fix the lines marked FAIL, then run this again.")
+    else:
+        lines.append("Everything essential is here.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the report; return 0 when everything essential is present, else 1."""
+    parser = argparse.ArgumentParser(prog="python -m fslcourse doctor", description=__doc__.splitlines()[0])
+    parser.parse_args(argv if argv is not None else [])
+    checks = report()
+    print(format_report(checks))
+    return 1 if any(check.status == "FAIL" for check in checks) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,118 @@
+"""Tests for ``python -m fslcourse doctor`` (fslcourse/doctor.py)."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from fslcourse import doctor
+
+NAMES = ["python", "torch", "torchvision", "learn2learn", "ipywidgets", "jupyterlab", "nbval",
+         "device", "profile", "omniglot"]
+
+
+@pytest.fixture
+def no_data(tmp_path, monkeypatch):
+    """An empty FSLCOURSE_DATA and an empty home and cache: Omniglot cannot be found."""
+    empty = tmp_path / "data"
+    empty.mkdir()
+    monkeypatch.setenv("FSLCOURSE_DATA", str(empty))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("FSLCOURSE_CACHE", raising=False)
+    return empty
+
+
+@pytest.fixture
+def fake_data(no_data):
+    """FSLCOURSE_DATA holding the two Omniglot folders (empty: the doctor only looks for them)."""
+    for part in ("images_background", "images_evaluation"):
+        (no_data / "omniglot" / part).mkdir(parents=True)
+    return no_data / "omniglot"
+
+
+@pytest.fixture(autouse=True)
+def cpu_quick(monkeypatch):
+    monkeypatch.setenv("FSLCOURSE_DEVICE", "cpu")
+    monkeypatch.delenv("FSLCOURSE_PROFILE", raising=False)
+
+
+def by_name(checks):
+    return {check.name: check for check in checks}
+
+
+def test_report_has_every_check_in_order(fake_data):
+    checks = doctor.report()
+    assert [check.name for check in checks] == NAMES
+    for check in checks:
+        assert check.status in {"ok", "FAIL", "warn"}
+        assert check.ok == (check.fix == ""), check
+
+
+def test_installed_pieces_are_ok_with_their_versions(fake_data):
+    checks = by_name(doctor.report())
+    for name in ("python", "torch", "torchvision", "learn2learn", "ipywidgets", "jupyterlab"):
+        assert checks[name].status == "ok", checks[name]
+    assert checks["torch"].detail == torch.__version__
+    assert checks["python"].detail.startswith(".".join(map(str, sys.version_info[:3])))
+    assert checks["device"].detail.startswith("cpu")
+    assert checks["profile"].detail == "quick (default)"
+    assert checks["omniglot"].detail == str(fake_data)
+
+
+def test_main_exits_0_when_everything_essential_is_there(fake_data, capsys):
+    assert doctor.main([]) == 0
+    out = capsys.readouterr().out
+    assert "Everything essential is here." in out
+    assert str(fake_data) in out
+
+
+def test_missing_omniglot_fails_with_the_fix(no_data, capsys):
+    check = by_name(doctor.report())["omniglot"]
+    assert (check.ok, check.status) == (False, "FAIL")
+    assert "not found" in check.detail and str(no_data / "omniglot") in check.detail
+    assert "FSLCOURSE_DATA" in check.fix and "python -m fslcourse download" in check.fix
+    assert doctor.main([]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  omniglot" in out and "-> " + doctor.DATA_FIX in out and "Missing: omniglot." in out
+
+
+def test_learn2learn_not_importable_points_to_make_setup(fake_data, monkeypatch):
+    monkeypatch.setitem(sys.modules, "learn2learn", None)  # makes `import learn2learn` raise ImportError
+    check = by_name(doctor.report())["learn2learn"]
+    assert check.status == "FAIL" and "not importable" in check.detail
+    assert "make setup" in check.fix and "builds learn2learn from source" in check.fix
+    assert doctor.main([]) == 1
+
+
+def test_missing_optional_package_only_warns(fake_data, monkeypatch):
+    monkeypatch.setitem(sys.modules, "nbval", None)
+    check = by_name(doctor.report())["nbval"]
+    assert check.status == "warn" and check.fix
+    assert doctor.main([]) == 0
+
+
+def test_unknown_profile_fails(fake_data, monkeypatch):
+    monkeypatch.setenv("FSLCOURSE_PROFILE", "fastest")
+    check = by_name(doctor.report())["profile"]
+    assert check.status == "FAIL" and "quick" in check.fix and "full" in check.fix
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_requested_without_gpu_fails_with_the_fix(fake_data, monkeypatch):
+    monkeypatch.setenv("FSLCOURSE_DEVICE", "cuda")
+    check = by_name(doctor.report())["device"]
+    assert check.status == "FAIL" and "FSLCOURSE_DEVICE" in check.fix
+
+
+def test_format_report_lists_fixes_under_failures():
+    checks = [doctor.Check("torch", True, "2.14.1"), doctor.Check("omniglot", False, "not found", "do X")]
+    text = doctor.format_report(checks)
+    assert text.splitlines() == [
+        "fslcourse doctor",
+        "  ok    torch     2.14.1",
+        "  FAIL  omniglot  not found",
+        "                  -> do X",
+        "Missing: omniglot. Fix the lines marked FAIL, then run this again.",
+    ]
