@@ -1,0 +1,71 @@
+"""Lecture slides (reveal.js) from the notebooks' slide metadata, working offline.
+
+    python scripts/build_slides.py [NOTEBOOK ...] [--out build/slides]
+
+Each notebook with at least one cell whose metadata has ``slideshow.slide_type`` becomes
+``OUT/NAME.slides.html`` (nbconvert's ``--to slides``); notebooks without slide metadata
+are skipped with a note. The stored outputs are used as they are (the notebooks are
+committed executed). reveal.js, require.js, jQuery, MathJax and the widgets renderer
+are loaded from ``OUT/_static/`` (see scripts/web_assets.py), so the slides need no
+network: open the file in a browser, or serve the folder (``python -m http.server``)
+for the speaker notes window.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+from nbconvert import SlidesExporter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import web_assets  # noqa: E402
+
+ROOT = web_assets.ROOT
+
+
+def has_slides(nb) -> bool:
+    """Whether any cell carries ``slideshow.slide_type`` metadata."""
+    return any(c.get("metadata", {}).get("slideshow", {}).get("slide_type") for c in nb.cells)
+
+
+def build_slides(notebooks: list[Path], out: Path) -> list[Path]:
+    """Write ``out/NAME.slides.html`` for each notebook with slide metadata, and ``out/_static``."""
+    out.mkdir(parents=True, exist_ok=True)
+    web_assets.copy_assets(out)
+    exporter = SlidesExporter(config=web_assets.offline_config("fslcourse_reveal"))
+    written = []
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        if not has_slides(nb):
+            print(f"slides: skipped {path.name} (no cell has slideshow metadata; see docs/INSTRUCTORS.md)")
+            continue
+        nb.metadata["title"] = web_assets.first_heading(nb, path.stem)
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
+        target = out / f"{path.stem}.slides.html"
+        target.write_text(body, encoding="utf-8")
+        print(f"slides: {target}")
+        written.append(target)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/NN_*.ipynb")
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "slides")
+    args = parser.parse_args(argv)
+    notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    try:
+        written = build_slides(notebooks, args.out)
+    except FileNotFoundError as err:
+        print(f"ERROR: {err}", file=sys.stderr)
+        return 1
+    if not written:
+        print("ERROR: no notebook has slide metadata; see docs/INSTRUCTORS.md", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""The notebooks' widgets in a real browser: JupyterLab, headless Chromium, a live kernel.
+
+For each notebook with a widget below, the test copies the notebook to a temporary
+folder, keeping the parameters and setup cells, the statements the widget cell needs
+(found by scripts/editions.py's program slice: imports and definitions, no
+evaluations) and the widget cell itself, with every stored output and the saved
+widget state removed, so what renders can only come from the kernel. It starts
+JupyterLab on 127.0.0.1 (a free port, a random token, temporary config, data,
+runtime and settings folders), opens the copy in Debian's Chromium driven by
+Playwright, waits for the kernel to be idle, runs all cells from the Run menu, checks
+that the widget renders, changes a control and checks that the picture and the status
+line change, and saves a screenshot to build/browser/NAME.png. Every request that is
+not to the loopback server is aborted.
+
+Needs `make browser-deps` (Debian's chromium, pip's playwright; never `playwright
+install`). Without them the test fails under CI=true and is skipped elsewhere.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("FSLCOURSE_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = ROOT / "build" / "browser"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FIX = "run 'make browser-deps' (apt-get install chromium as root; pip install playwright into .venv)"
+TIMEOUT_MS = 60_000
+
+
+@dataclass
+class WidgetCase:
+    notebook: str
+    marker: str  # text that identifies the widget cell
+    status_contains: str  # what the widget's status line shows once it has drawn
+    button: str | None = None  # change the episode by clicking this button ...
+    seed_field: str | None = None  # ... or by typing "1" into the IntText with this label
+    status_changes: bool = False  # the status line must change too (not only the picture)
+    requires: tuple[str, ...] = ()  # files (relative to the repository) the cells need, e.g. a checkpoint
+
+
+CASES = [
+    WidgetCase("01_episodes.ipynb", "EpisodeBrowser(", "classes: 0=", button="next seed", status_changes=True),
+    WidgetCase("02_protonet.ipynb", "LatentExplorer(", "queries misclassified", seed_field="episode seed",
+               requires=("fslcourse/checkpoints/protonet-quick.pt",)),
+]
+
+
+def _unavailable(message: str):
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _load_editions():
+    spec = importlib.util.spec_from_file_location("fslcourse_editions", ROOT / "scripts" / "editions.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def widget_notebook(path: Path, marker: str):
+    """A copy of the notebook reduced to what its widget cell needs, with no outputs or widget state."""
+    editions = _load_editions()
+    nb = nbformat.read(path, as_version=4)
+    index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and marker in c.source)
+    cell = nb.cells[index]
+    sources, unresolved = editions.program_slice(nb, editions.needed_names(cell.source), index)
+    assert not unresolved, f"{path.name}: the widget cell needs {unresolved}, which no earlier cell defines"
+    out = nbformat.v4.new_notebook(metadata={k: v for k, v in nb.metadata.items() if k != "widgets"})
+    out.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    out.cells = [nbformat.v4.new_code_cell(s) for s in sources] + [nbformat.v4.new_code_cell(cell.source)]
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Lab:
+    """A JupyterLab server on 127.0.0.1 serving ``root``; stopped by :meth:`stop`."""
+
+    def __init__(self, root: Path, state: Path):
+        self.root, self.token, self.port = root, secrets.token_hex(24), _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ)
+        env.update(JUPYTER_CONFIG_DIR=str(state / "config"), JUPYTER_DATA_DIR=str(state / "data"),
+                   JUPYTER_RUNTIME_DIR=str(state / "runtime"), IPYTHONDIR=str(state / "ipython"),
+                   FSLCOURSE_DEVICE="cpu", MPLBACKEND="module://matplotlib_inline.backend_inline",
+                   JUPYTER_PLATFORM_DIRS="1")
+        settings = state / "settings" / "@jupyterlab" / "apputils-extension"
+        settings.mkdir(parents=True)
+        (settings / "notification.jupyterlab-settings").write_text(
+            json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        self.log = (state / "jupyterlab.log").open("w")
+        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.open_browser=False",
+               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+               f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={root}",
+               f"--LabApp.user_settings_dir={state / 'settings'}", f"--LabApp.workspaces_dir={state / 'workspaces'}",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+               "--ServerApp.disable_check_xsrf=False"]
+        if os.geteuid() == 0:
+            cmd.append("--allow-root")
+        self.process = subprocess.Popen(cmd, cwd=root, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        self.log_path = state / "jupyterlab.log"
+
+    def api(self, path: str, method: str = "GET"):
+        req = urllib.request.Request(f"{self.url}{path}", method=method,
+                                     headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            body = r.read()
+            return json.loads(body) if body else None
+
+    def wait_ready(self, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited with {self.process.returncode}:\n{self.log_path.read_text()}")
+            try:
+                self.api("/api/status")
+                return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.3)
+        raise RuntimeError(f"JupyterLab did not answer in {seconds:.0f} s:\n{self.log_path.read_text()}")
+
+    def stop_kernels(self) -> None:
+        """Shut down every kernel the server runs (a finished case's kernel would only cost CPU)."""
+        for kernel in self.api("/api/kernels") or []:
+            self.api(f"/api/kernels/{kernel['id']}", method="DELETE")
+
+    def stop(self) -> None:
+        """Shut the kernels and the server down through the API, then make sure the process is gone."""
+        if self.process.poll() is None:
+            try:
+                self.stop_kernels()
+                self.api("/api/shutdown", method="POST")
+                self.process.wait(timeout=15)
+            except Exception:  # noqa: BLE001 (teardown: fall through to signals)
+                pass
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def browser_ready():
+    """Chromium and Playwright are installed (fails in CI when not, skips elsewhere)."""
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        _unavailable(f"Chromium not found at {CHROMIUM}: {FIX}")
+    if importlib.util.find_spec("playwright") is None:
+        _unavailable(f"playwright is not installed in {sys.prefix}: {FIX}")
+    from fslcourse.data import find_omniglot
+
+    if find_omniglot() is None:
+        _unavailable("Omniglot not found (the widgets draw it): set FSLCOURSE_DATA")
+
+
+@pytest.fixture(scope="module")
+def lab(browser_ready):
+    """JupyterLab serving a temporary folder (the committed notebooks are never opened in place)."""
+    with tempfile.TemporaryDirectory(prefix="fslcourse-lab-") as tmp:
+        root, state = Path(tmp) / "notebooks", Path(tmp) / "state"
+        root.mkdir()
+        state.mkdir()
+        server = Lab(root, state)
+        try:
+            server.wait_ready()
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(browser_ready):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p, tempfile.TemporaryDirectory(prefix="fslcourse-chromium-") as profile:
+        context = p.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1000})
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def _only_loopback(context, lab: Lab, blocked: list[str]):
+    def handle(route):
+        url = route.request.url
+        if url.startswith((lab.url + "/", "data:", "blob:")):
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    context.route("**/*", handle)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.notebook for c in CASES])
+def test_widget_renders_and_reacts_in_jupyterlab(case, lab, browser):
+    source = ROOT / "notebooks" / case.notebook
+    if not source.exists():
+        pytest.skip(f"{case.notebook} does not exist yet")
+    missing = [r for r in case.requires if not (ROOT / r).exists()]
+    if missing:
+        pytest.skip(f"{case.notebook}: {', '.join(missing)} not committed yet (its widget cell would train)")
+    nbformat.write(widget_notebook(source, case.marker), lab.root / case.notebook)
+
+    blocked: list[str] = []
+    _only_loopback(browser, lab, blocked)
+    page = browser.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        # ?reset: a fresh workspace, so only this notebook (and its kernel) is open.
+        page.goto(f"{lab.url}/lab/tree/{case.notebook}?reset&token={lab.token}")
+        # The kernel must be idle before cells are run, or the run is flaky.
+        page.locator("#jp-main-statusbar").get_by_text("Python 3 (ipykernel) | Idle").wait_for()
+        page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+        cell = page.locator(".jp-Notebook .jp-CodeCell").last
+        status = cell.locator(".widget-html-content")
+        status.filter(has_text=case.status_contains).wait_for()
+        picture = cell.locator(".widget-output img").first
+        picture.wait_for()
+        before_status, before_src = status.inner_text(), picture.get_attribute("src")
+        assert before_src and before_src.startswith("data:image/png")
+
+        if case.button:
+            cell.locator("button", has_text=case.button).click()
+        else:
+            seed = cell.locator(".widget-text", has_text=case.seed_field).locator("input")
+            seed.fill("1")
+            seed.press("Enter")
+        page.wait_for_function(
+            """([cell, old]) => { const img = cell.querySelector('.widget-output img');
+                                  return img && img.src !== old; }""",
+            arg=[cell.element_handle(), before_src])
+        assert picture.get_attribute("src") != before_src
+        status.filter(has_text=case.status_contains).wait_for()
+        if case.status_changes:  # e.g. the episode browser lists the new episode's classes
+            page.wait_for_function("""([el, old]) => el.textContent !== old""",
+                                   arg=[status.element_handle(), before_status])
+        if case.button == "next seed":  # the seed field follows the button (0 -> 1)
+            assert cell.locator(".widget-text", has_text="seed").locator("input").input_value() == "1"
+        assert not [e for e in errors if "widget" in e.lower()], errors
+
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        cell.scroll_into_view_if_needed()
+        cell.screenshot(path=str(SCREENSHOTS / f"{Path(case.notebook).stem}.png"))
+    except Exception:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{Path(case.notebook).stem}-failure.png"), full_page=True)
+        raise
+    finally:
+        page.close()
+        browser.unroute("**/*")
+        lab.stop_kernels()
+        print(f"{case.notebook}: aborted {len(blocked)} non-loopback requests {sorted(set(blocked))[:5]}")

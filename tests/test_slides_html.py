@@ -1,0 +1,170 @@
+"""Slides and the static HTML site (scripts/build_slides.py, scripts/build_html.py) work offline.
+
+Both are built from the committed notebooks into a temporary folder. Every script and
+style sheet a page loads must be a local file that exists (no http(s) URL, no CDN host),
+and the local style sheets must not @import anything remote. The checker is first shown
+to catch nbconvert's default, CDN-loading output, so it can fail.
+"""
+import html.parser
+import importlib.util
+import os
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CDN_HOSTS = ("cdnjs.cloudflare.com", "unpkg.com", "cdn.jsdelivr.net", "code.jquery.com", "cdn.mathjax.org",
+             "fonts.googleapis.com")
+
+
+def _load(name):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+
+
+web_assets = _load("web_assets")
+build_slides = _load("build_slides")
+build_html = _load("build_html")
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+class _Tags(html.parser.HTMLParser):
+    """Collects (tag, attribute, value) of script src / link href, and inline script text."""
+
+    def __init__(self):
+        super().__init__()
+        self.refs, self.inline, self._in_script = [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "script":
+            self._in_script = True
+            if attrs.get("src"):
+                self.refs.append(("script", "src", attrs["src"]))
+        elif tag == "link" and attrs.get("href"):
+            self.refs.append(("link", "href", attrs["href"]))
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script:
+            self.inline.append(data)
+
+
+def offline_problems(page: Path) -> list[str]:
+    """Everything in ``page`` that would need the network or a file that is missing."""
+    text = page.read_text(encoding="utf-8")
+    tags = _Tags()
+    tags.feed(text)
+    problems = []
+    for tag, attr, url in tags.refs:
+        if re.match(r"^(https?:)?//", url):
+            problems.append(f"<{tag} {attr}={url!r}> is remote")
+        elif not url.startswith("data:") and not (page.parent / url.split("?")[0].split("#")[0]).is_file():
+            problems.append(f"<{tag} {attr}={url!r}>: no such file beside {page.name}")
+    inline = "\n".join(tags.inline)
+    problems += [f"a <script> names the CDN {host}" for host in CDN_HOSTS if host in inline]
+    # Paths in scripts (reveal's require([...]), the widgets renderer) and style sheets.
+    for ref in sorted(set(re.findall(r"_static/[\w./@-]+", text))):
+        if not (page.parent / ref).exists():
+            problems.append(f"{ref} is referenced but missing")
+    for tag, attr, url in tags.refs:
+        css = page.parent / url.split("?")[0]
+        if tag == "link" and css.suffix == ".css" and css.is_file():
+            for remote in re.findall(r"(?:@import\s+(?:url\()?|url\()\s*['\"]?((?:https?:)?//[^'\")\s]+)",
+                                     css.read_text(encoding="utf-8", errors="replace")):
+                problems.append(f"{css.name} loads {remote}")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def assets():
+    """The npm packages; fails in CI when they are missing, skips elsewhere."""
+    missing = web_assets.missing_packages()
+    if missing:
+        message = f"web assets missing ({', '.join(missing)}): {web_assets.FIX}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def slides(assets, tmp_path_factory):
+    out = tmp_path_factory.mktemp("slides")
+    return build_slides.build_slides(NOTEBOOKS, out)
+
+
+@pytest.fixture(scope="module")
+def site(assets, tmp_path_factory):
+    out = tmp_path_factory.mktemp("html")
+    return build_html.build_html(NOTEBOOKS, out)
+
+
+def test_checker_catches_nbconvert_defaults(tmp_path):
+    from nbconvert import HTMLExporter, SlidesExporter
+
+    nb = nbformat.read(NOTEBOOKS[0], as_version=4)
+    for exporter, name in ((HTMLExporter(), "page.html"), (SlidesExporter(), "slides.html")):
+        body, _ = exporter.from_notebook_node(nb)
+        (tmp_path / name).write_text(body, encoding="utf-8")
+        problems = offline_problems(tmp_path / name)
+        assert any("is remote" in p for p in problems), problems
+        assert any("names the CDN" in p for p in problems), problems
+
+
+def _slide_types(nb):
+    return [c.metadata.get("slideshow", {}).get("slide_type") for c in nb.cells]
+
+
+def test_slides_are_built_for_every_notebook_with_slide_metadata(slides):
+    want = [p.stem for p in NOTEBOOKS if build_slides.has_slides(nbformat.read(p, as_version=4))]
+    assert "01_episodes" in want
+    assert [p.name for p in slides] == [f"{stem}.slides.html" for stem in want]
+
+
+def test_slides_follow_the_metadata(slides):
+    for page in slides:
+        nb = nbformat.read(ROOT / "notebooks" / page.name.replace(".slides.html", ".ipynb"), as_version=4)
+        types = _slide_types(nb)
+        text = page.read_text(encoding="utf-8")
+        # reveal.js nests subslides: each slide is <section><section>...</section>...</section>
+        assert text.count("<section") == 2 * types.count("slide") + types.count("subslide"), page.name
+        assert len(re.findall(r'class="fragment"', text)) == types.count("fragment"), page.name
+        assert web_assets.first_heading(nb, "") in text
+
+
+@pytest.mark.parametrize("kind", ["slides", "site"])
+def test_pages_load_nothing_remote_and_their_assets_exist(kind, request):
+    built = request.getfixturevalue(kind)
+    pages = built if kind == "slides" else sorted(built.parent.glob("*.html"))
+    assert pages
+    for page in pages:
+        assert offline_problems(page) == [], page.name
+    folder = pages[0].parent / web_assets.STATIC
+    for local in ("require.js", "mathjax/MathJax.js", "mathjax/config/TeX-AMS_CHTML-full.js",
+                  "html-manager/embed-amd.js", "reveal.js/dist/reveal.js", "reveal.js/plugin/notes/notes.js"):
+        assert (folder / local).is_file(), local
+
+
+def test_index_links_every_notebook_by_its_first_heading(site):
+    index = site.read_text(encoding="utf-8")
+    links = re.findall(r'<a href="([^"]+)">([^<]+)</a>', index)
+    assert [href for href, _ in links] == [f"{p.stem}.html" for p in NOTEBOOKS]
+    for (href, title), path in zip(links, NOTEBOOKS):
+        nb = nbformat.read(path, as_version=4)
+        assert html.unescape(title) == web_assets.first_heading(nb, path.stem)
+        assert (site.parent / href).is_file()
+    assert web_assets.first_heading(nbformat.read(NOTEBOOKS[0], as_version=4), "") == \
+        "01 · Episodes: what few-shot learning is"
