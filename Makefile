@@ -96,13 +96,14 @@ $(STAMP):
 lab: setup
 	"$(VENV)/bin/jupyter" lab notebooks/ $(ALLOW_ROOT)
 
-# FSLCOURSE_DEVICE=cpu keeps stored notebook outputs identical on every machine;
+# FSLCOURSE_DEVICE=cpu and OMP_NUM_THREADS=1 keep stored notebook outputs identical on every
+# machine (a fixed thread count fixes the order of floating-point reductions);
 # --nbval-current-env runs the notebooks with this venv's Python, whatever kernel
 # their metadata names. MPLBACKEND is unset on purpose: the notebook kernels
 # inherit it, and MPLBACKEND=Agg there would stop them from showing figures, so
 # every stored figure output would differ. Unit tests get Agg from tests/conftest.py.
 test: setup $(TEST_DEPS)
-	env -u MPLBACKEND FSLCOURSE_DEVICE=cpu FSLCOURSE_RESULTS="$(abspath build/results)" $(if $(FSLCOURSE_DATA),FSLCOURSE_DATA="$(FSLCOURSE_DATA)") \
+	env -u MPLBACKEND OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu FSLCOURSE_RESULTS="$(abspath build/results)" $(if $(FSLCOURSE_DATA),FSLCOURSE_DATA="$(FSLCOURSE_DATA)") \
 		"$(VPY)" -m pytest tests $(NOTEBOOKS) --nbval --nbval-current-env $(NBVAL_SANITIZE) \
 		--durations=15 $(PYTEST_ARGS)
 

@@ -191,3 +191,44 @@ def load_or_train(path: str | Path, train_fn, device=None):
         return model, ckpt, None
     result = train_fn()
     return result.model, None, result
+
+
+def train_checkpoint(name: str, data, path: str | Path | None = None, *, profile: str = "quick", seed: int = 0,
+                     device=None, progress: bool = True, **recipe_overrides):
+    """Train method ``name`` with its ``train_recipe``, measure it, and save it with :func:`save_method`.
+
+    The recorded ``metrics`` hold the meta-test accuracy the checkpoint is judged
+    by: 5-way 1-shot, ``profile.n_query`` queries, ``profile.eval_episodes``
+    episodes, episode seed 0 (``metrics["protocol"]``) with the per-episode
+    accuracies (so a test can re-check the first few episodes exactly), plus the
+    best meta-validation accuracy, the steps and the training seconds.
+
+    Args:
+        name: a registered method with a training recipe.
+        data: an :class:`~fslcourse.data.omniglot.Omniglot` (train, val and test splits).
+        path: where to save (default :func:`fslcourse.pretrained.checkpoint_path`).
+        profile, seed, device, progress: passed to the recipe.
+        recipe_overrides: passed to ``train_recipe`` (e.g. ``max_seconds``).
+
+    Returns:
+        ``(model, fit_result)``.
+    """
+    from .config import get_profile
+    from .methods.base import get_method
+    from .pretrained import checkpoint_path, save_method
+
+    prof = get_profile(profile)
+    path = Path(path) if path is not None else checkpoint_path(name, profile)
+    model, result = get_method(name).train_recipe(data, profile=profile, seed=seed, device=device,
+                                                  progress=progress, **recipe_overrides)
+    protocol = {"split": "test", "n_way": 5, "n_shot": 1, "n_query": prof.n_query,
+                "n_episodes": prof.eval_episodes, "seed": 0}
+    res = evaluate(model, data.test, protocol["n_way"], protocol["n_shot"], protocol["n_query"],
+                   protocol["n_episodes"], seed=protocol["seed"], device=get_device(device))
+    metrics = {"test_accuracy": res.accuracy, "test_ci95": res.ci95, "protocol": protocol,
+               "test_episode_accuracies": res.episode_accuracies,
+               "val_accuracy": result.best_val_accuracy, "best_step": result.best_step, "steps": result.steps,
+               "interrupted": result.interrupted}
+    save_method(model, path, seed=seed, profile=profile, train_seconds=result.seconds, metrics=metrics,
+                extra={"history": result.history.as_dict(), "recipe": getattr(result, "recipe", None)})
+    return model, result

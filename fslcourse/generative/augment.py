@@ -1,0 +1,280 @@
+"""Does generated data help a few-shot classifier? A paired protocol shared by the generative notebooks.
+
+Taught in ``notebooks/06_vae_augmentation.ipynb``; the GAN and diffusion notebooks reuse it.
+
+A *support generator* is trained on meta-train classes only. At test time it sees the
+support set of an episode (never its query set) and returns ``n_generated`` (m) extra
+examples per class, which are appended to the support set (pixel space) or to the
+support *features* (feature space). The interface, in both spaces::
+
+    generator.space                     # "pixel" or "feature"
+    generator.generate(support, support_y, n_generated, generator=torch.Generator)
+        -> (generated (n_way * m, ...), generated_y (n_way * m,))
+
+``support`` is ``support_x`` ``(n_way * n_shot, 1, 28, 28)`` for pixel generators and the
+backbone features ``(n_way * n_shot, D)`` for feature generators. Builders are registered by
+name with :func:`register_generator` and built with ``get_generator(name)(data, backbone=...)``.
+
+:func:`evaluate_paired` runs a method with and without augmentation on the **same** seeded
+test episodes and reports the paired difference of the per-episode accuracies with its 95%
+CI, :math:`\\bar d \\pm 1.96\\, s_d / \\sqrt{n}` (pairing removes the between-episode variance,
+which is most of the variance of each accuracy).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..evaluate import EvalResult, evaluate, mean_ci95
+from ..methods.base import FewShotClassifier
+
+SPACES = ("pixel", "feature")
+GENERATORS: dict = {}
+# where the course's generators are registered; imported on demand so unfinished ones are skipped
+GENERATOR_MODULES = {"vae": "fslcourse.generative.vae_generator", "vae-prior": "fslcourse.generative.vae_generator",
+                     "vae-feature": "fslcourse.generative.vae_generator", "gan": "fslcourse.generative.gan",
+                     "diffusion": "fslcourse.generative.diffusion"}
+
+
+def register_generator(name: str):
+    """Decorator: register ``builder(data, *, backbone, profile, device, seed, progress) -> generator`` as ``name``."""
+    def wrap(builder):
+        GENERATORS[name] = builder
+        return builder
+    return wrap
+
+
+def _import_known() -> None:
+    for module in sorted(set(GENERATOR_MODULES.values())):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:  # the module exists but something it imports is missing: say so
+                raise
+
+
+def get_generator(name: str):
+    """The builder registered as ``name``; the error lists the known generators."""
+    if name not in GENERATORS:
+        _import_known()
+    if name not in GENERATORS:
+        raise ValueError(f"generator {name!r} is not registered; known generators: {', '.join(sorted(GENERATORS))}")
+    return GENERATORS[name]
+
+
+def backbone_fingerprint(backbone: nn.Module) -> str:
+    """A short sha256 of a backbone's weights and buffers (which backbone a feature-space generator belongs to)."""
+    h = hashlib.sha256()
+    for name, t in sorted(backbone.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@contextmanager
+def features_as_input(method: nn.Module):
+    """Temporarily replace ``method.backbone`` by a flatten, so ``(n, D, 1, 1)`` features pass through ``predict``."""
+    if not hasattr(method, "backbone"):
+        raise ValueError(f"{type(method).__name__} has no .backbone, so feature-space augmentation cannot reach its "
+                         "features; use a pixel-space generator")
+    backbone = method.backbone
+    method.backbone = nn.Flatten()  # (n, D, 1, 1) -> (n, D)
+    try:
+        yield backbone
+    finally:
+        method.backbone = backbone
+
+
+class AugmentedClassifier(FewShotClassifier):
+    """``method`` whose support set is extended by ``n_generated`` generated examples per class.
+
+    The query images are passed to ``method`` untouched and are never shown to the generator.
+    The latent noise of episode ``i`` comes from ``torch.Generator().manual_seed(seed * 1_000_003 + i)``,
+    so a run is reproducible and independent of the other values of m evaluated.
+
+    Args:
+        method: a trained :class:`~fslcourse.methods.base.FewShotClassifier` (with ``.backbone`` for feature space).
+        generator: an object with ``space`` and ``generate`` (see the module docstring); a feature-space
+            generator may carry ``backbone_fingerprint``, which must match the method's backbone.
+        n_generated: m, examples generated per class.
+        seed: seeds the generation.
+    """
+
+    name = "augmented"
+
+    def __init__(self, method: FewShotClassifier, generator, n_generated: int, seed: int = 0):
+        super().__init__()
+        if getattr(generator, "space", None) not in SPACES:
+            raise ValueError(f"generator.space={getattr(generator, 'space', None)!r}; use one of {', '.join(SPACES)}")
+        if n_generated < 0:
+            raise ValueError(f"n_generated={n_generated} must be >= 0")
+        wanted = getattr(generator, "backbone_fingerprint", None)
+        if generator.space == "feature" and wanted is not None and wanted != backbone_fingerprint(method.backbone):
+            raise ValueError(f"this feature-space generator was trained on backbone {wanted}, but the method's "
+                             f"backbone is {backbone_fingerprint(method.backbone)}; build the generator with "
+                             "backbone=method.backbone")
+        self.method, self.generator, self.n_generated, self.seed = method, generator, n_generated, seed
+        self.needs_grad_at_test = method.needs_grad_at_test
+        self.episode_index = 0
+        self.last = {}  # what the last predict used (tests look at it)
+
+    def predict(self, support_x, support_y, query_x):
+        """Logits of ``method`` with the augmented support; ``(n_query_total, n_way)``."""
+        self.check_support(support_x, support_y, query_x)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.episode_index)
+        self.episode_index += 1
+        m = self.n_generated
+        if self.generator.space == "pixel":
+            gen_x, gen_y = (self.generator.generate(support_x, support_y, m, g) if m else
+                            (support_x[:0], support_y[:0]))
+            self.last = {"generated": gen_x, "generated_y": gen_y, "query_x": query_x}
+            return self.method.predict(torch.cat([support_x, gen_x.to(support_x)]),
+                                       torch.cat([support_y, gen_y.to(support_y)]), query_x)
+        with torch.no_grad():
+            z = self.method.backbone(torch.cat([support_x, query_x]))  # (n_support + n_query_total, D)
+        z_s, z_q = z[: len(support_x)], z[len(support_x):]
+        gen_z, gen_y = self.generator.generate(z_s, support_y, m, g) if m else (z_s[:0], support_y[:0])
+        self.last = {"generated": gen_z, "generated_y": gen_y, "query_x": query_x}
+        with features_as_input(self.method):
+            return self.method.predict(torch.cat([z_s, gen_z])[:, :, None, None],  # (n, D) -> (n, D, 1, 1)
+                                       torch.cat([support_y, gen_y.to(support_y)]), z_q[:, :, None, None])
+
+
+def paired_difference(baseline, augmented) -> tuple[float, float]:
+    """Mean and 95% CI half-width of ``augmented - baseline``, paired episode by episode (both 1-D, same length)."""
+    b = torch.as_tensor(baseline, dtype=torch.float64).flatten()
+    a = torch.as_tensor(augmented, dtype=torch.float64).flatten()
+    if b.shape != a.shape:
+        raise ValueError(f"paired accuracies need the same episodes: {b.numel()} baseline and {a.numel()} augmented "
+                         "values; evaluate both with the same n_episodes and seed")
+    return mean_ci95(a - b)
+
+
+@dataclass
+class PairedResult:
+    """One method, one protocol, one m: both accuracies and their paired difference (percent points)."""
+
+    method: str
+    generator: str
+    n_generated: int
+    baseline: EvalResult
+    augmented: EvalResult
+    paired_difference: float
+    paired_ci95: float
+
+    def __str__(self) -> str:
+        b, a = self.baseline, self.augmented
+        return (f"{self.method} {b.n_way}-way {b.n_shot}-shot, {self.generator} m={self.n_generated}: "
+                f"{b.accuracy:.1f}% -> {a.accuracy:.1f}%, paired difference {self.paired_difference:+.1f} "
+                f"± {self.paired_ci95:.1f} points ({b.n_episodes} episodes)")
+
+    def as_dict(self) -> dict:
+        return {"method": self.method, "generator": self.generator, "n_generated": self.n_generated,
+                "baseline_accuracy": self.baseline.accuracy, "baseline_ci95": self.baseline.ci95,
+                "augmented_accuracy": self.augmented.accuracy, "augmented_ci95": self.augmented.ci95,
+                "paired_difference": self.paired_difference, "paired_ci95": self.paired_ci95,
+                "n_way": self.baseline.n_way, "n_shot": self.baseline.n_shot, "n_query": self.baseline.n_query,
+                "episodes": self.baseline.n_episodes, "episode_seed": self.baseline.seed}
+
+
+def evaluate_paired(method: FewShotClassifier, generator, split, n_way: int = 5, n_shot: int = 1,
+                    n_generated=(1, 5, 10), n_query: int = 15, n_episodes: int = 600, seed: int = 0,
+                    generation_seed: int = 0, method_name: str | None = None, generator_name: str = "generator",
+                    baseline: EvalResult | None = None, device=None, progress: bool = False) -> list[PairedResult]:
+    """Evaluate ``method`` without and with augmentation on identical seeded episodes.
+
+    Args:
+        method: the classifier (its weights are not changed).
+        generator: a support generator (see the module docstring).
+        split: the meta-test split.
+        n_generated: the values of m to try (the baseline is evaluated once).
+        n_way, n_shot, n_query, n_episodes, seed: the protocol of :func:`fslcourse.evaluate.evaluate`.
+        generation_seed: seeds the generator's noise.
+        baseline: a result of :func:`~fslcourse.evaluate.evaluate` for this method and protocol, to reuse
+            (it must have the same episodes: same ``n_way``, ``n_shot``, ``n_query``, ``n_episodes`` and ``seed``).
+
+    Returns:
+        One :class:`PairedResult` per m.
+    """
+    name = method_name or getattr(method, "name", type(method).__name__)
+    if baseline is not None:
+        got = (baseline.n_way, baseline.n_shot, baseline.n_query, baseline.n_episodes, baseline.seed)
+        if got != (n_way, n_shot, n_query, n_episodes, seed):
+            raise ValueError(f"baseline has (n_way, n_shot, n_query, n_episodes, seed) = {got} but this protocol is "
+                             f"{(n_way, n_shot, n_query, n_episodes, seed)}; pass baseline=None to evaluate it")
+        base = baseline
+    else:
+        base = evaluate(method, split, n_way, n_shot, n_query, n_episodes, seed=seed, device=device,
+                        progress=progress)
+    out = []
+    for m in n_generated:
+        wrapped = AugmentedClassifier(method, generator, int(m), seed=generation_seed)
+        aug = evaluate(wrapped, split, n_way, n_shot, n_query, n_episodes, seed=seed, device=device,
+                       progress=progress)
+        diff, ci = paired_difference(base.episode_accuracies, aug.episode_accuracies)
+        out.append(PairedResult(name, generator_name, int(m), base, aug, diff, ci))
+    return out
+
+
+def format_table(results: list[PairedResult]) -> str:
+    """A text table of paired results, accuracies at one decimal."""
+    lines = [f"{'method':9s} {'shot':>4s} {'m':>3s} {'baseline':>13s} {'augmented':>13s} {'paired diff (95% CI)':>21s}"]
+    for r in results:
+        b, a = r.baseline, r.augmented
+        lines.append(f"{r.method:9s} {b.n_shot:4d} {r.n_generated:3d} {b.accuracy:6.1f} ± {b.ci95:4.1f} "
+                     f"{a.accuracy:6.1f} ± {a.ci95:4.1f} {r.paired_difference:+12.1f} ± {r.paired_ci95:.1f}")
+    return "\n".join(lines)
+
+
+# ---- command line: python -m fslcourse evaluate NAME --augment GEN --n-generated M ... ----------------------
+def add_augment_arguments(parser) -> None:
+    """Add ``--augment``, ``--n-generated`` and ``--generation-seed`` to the ``evaluate`` sub-parser."""
+    parser.add_argument("--augment", default=None, metavar="GENERATOR",
+                        help="add generated support examples (vae, vae-prior, vae-feature; gan, diffusion once "
+                             "they exist) and report the paired difference against no augmentation")
+    parser.add_argument("--n-generated", type=int, nargs="+", default=[5], metavar="M",
+                        help="generated examples per class; several values give several rows (default 5)")
+    parser.add_argument("--generation-seed", type=int, default=0, help="seed of the generator's noise")
+
+
+def evaluate_augmented(args) -> dict:
+    """Run ``evaluate --augment``: print and return (and write to ``--json``) the paired record."""
+    from .. import methods  # noqa: F401  (registers every method)
+    from ..config import get_device
+    from ..data import load_omniglot
+    from ..io import atomic_write_json
+    from ..pretrained import checkpoint_info, pretrained
+    from ..results import result_record
+
+    builder = get_generator(args.augment)  # fail on an unknown name before loading anything
+    device = get_device(args.device)
+    method = pretrained(args.name, profile=args.profile, device=device)
+    data = load_omniglot(device=device, progress=False)
+    gen = builder(data, backbone=getattr(method, "backbone", None), profile=args.profile, device=device,
+                  seed=args.generation_seed, progress=False)
+    results = evaluate_paired(method, gen, data.split(args.split), args.n_way, args.n_shot, args.n_generated,
+                              args.n_query, args.episodes, seed=args.seed, generation_seed=args.generation_seed,
+                              method_name=args.name, generator_name=args.augment, device=device)
+    for r in results:
+        print(r)
+    first = results[0]
+    try:
+        info = checkpoint_info(args.name, args.profile)
+    except FileNotFoundError:
+        info = {}
+    record = result_record(args.name, first.augmented, config=info.get("config", method.config()),
+                           seed=info.get("seed"), device=device, profile=args.profile,
+                           train_seconds=info.get("train_seconds"),
+                           extra={**first.as_dict(), "method": args.name,
+                                  "augment": {"generator": args.augment, "generation_seed": args.generation_seed,
+                                              "space": gen.space},
+                                  "by_n_generated": [r.as_dict() for r in results]})
+    if args.json:
+        atomic_write_json(record, args.json)
+        print(f"wrote {args.json}")
+    return record

@@ -1,0 +1,300 @@
+"""A conditional VAE that generates extra support examples of a new class (pixels or backbone features).
+
+Taught in ``notebooks/06_vae_augmentation.ipynb``.
+
+Kingma & Welling (2013), "Auto-Encoding Variational Bayes", arXiv:1312.6114: an
+encoder :math:`q_\\phi(z\\mid x, c) = \\mathcal N(\\mu, \\mathrm{diag}\\,\\sigma^2)`, the
+reparameterisation :math:`z = \\mu + \\sigma \\odot \\varepsilon`, a Bernoulli decoder
+:math:`p_\\theta(x\\mid z, c)`, and the loss
+:math:`-\\mathrm{ELBO} = -\\mathbb E_q[\\log p_\\theta(x\\mid z, c)] + \\beta\\,\\mathrm{KL}(q\\,\\|\\,\\mathcal N(0, I))`
+(β-VAE: Higgins et al. 2017, ICLR). The condition :math:`c` is a *class context*: the mean
+of a learned embedding of a few other drawings of the same character (Sohn et al. 2015,
+"conditional VAE", NeurIPS; Edwards & Storkey 2016, "Towards a Neural Statistician",
+arXiv:1606.02185), so that at test time a novel class is described by its support set.
+Two ways to generate for a support set: ``"prior"`` samples :math:`z \\sim \\mathcal N(0, I)`;
+``"prototype"`` encodes the K support images, takes their mean latent
+:math:`\\bar z` as the class prototype and samples :math:`z \\sim \\mathcal N(\\bar z, s^2 I)`
+with ``s`` the within-class spread of :math:`\\mu` measured on meta-train classes.
+:class:`FeatureVAE` is the same model on backbone features (a Gaussian decoder), as in
+feature-space hallucination (Hariharan & Girshick 2017, arXiv:1606.02819; Xian et al. 2019,
+f-VAEGAN-D2, arXiv:1903.10132).
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..data.episodes import EpisodeSampler
+from ..methods.base import prototypes
+
+MODES = ("prior", "prototype")
+
+
+def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Closed-form :math:`\\mathrm{KL}(\\mathcal N(\\mu, \\sigma^2) \\| \\mathcal N(0, I)) = \\tfrac12\\sum(\\mu^2 + \\sigma^2 - 1 - \\log\\sigma^2)`.
+
+    Args:
+        mu, logvar: ``(n, z_dim)``.
+
+    Returns:
+        ``(n,)`` KL in nats.
+    """
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
+
+
+def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``z = mu + exp(logvar / 2) * eps`` with ``eps ~ N(0, I)`` drawn from a CPU ``generator``; ``(n, z_dim)``."""
+    eps = torch.randn(mu.shape, generator=generator).to(mu)
+    return mu + (0.5 * logvar).exp() * eps
+
+
+class _CVAEBase(nn.Module):
+    """What the pixel and feature models share: context, ELBO and generation."""
+
+    z_dim: int
+    beta: float
+
+    def context(self, x: torch.Tensor, y: torch.Tensor, n_way: int) -> torch.Tensor:
+        """Class contexts: mean of ``context_net`` over each class's examples; ``(n_way, context_dim)``."""
+        return prototypes(self.context_net(self.trunk(x)), y, n_way)
+
+    def encode(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``q(z|x, c)``: ``(mu, logvar)``, each ``(n, z_dim)``, for ``x`` and per-example contexts ``c`` ``(n, C)``."""
+        mu, logvar = self.encoder_head(torch.cat([self.trunk(x), c], 1)).chunk(2, dim=1)
+        return mu, logvar.clamp(-10.0, 6.0)
+
+    def elbo_terms(self, x: torch.Tensor, c: torch.Tensor, generator: torch.Generator | None = None):
+        """Per-example reconstruction term ``-log p(x|z,c)`` and KL, both ``(n,)`` nats (one sample of z)."""
+        mu, logvar = self.encode(x, c)
+        z = reparameterise(mu, logvar, generator)
+        return self.reconstruction_nll(self.decode(z, c), x), kl_to_standard_normal(mu, logvar)
+
+    def loss(self, x: torch.Tensor, c: torch.Tensor, generator: torch.Generator | None = None):
+        """``(recon + beta * KL).mean()`` and a dict of the mean ``recon``, ``kl`` and ``elbo`` (nats per example)."""
+        recon, kl = self.elbo_terms(x, c, generator)
+        loss = (recon + self.beta * kl).mean()
+        return loss, {"loss": loss.item(), "recon": recon.mean().item(), "kl": kl.mean().item(),
+                      "elbo": -(recon + kl).mean().item()}
+
+    @torch.no_grad()
+    def generate(self, support: torch.Tensor, support_y: torch.Tensor, n_generated: int,
+                 generator: torch.Generator | None = None, mode: str = "prototype", spread: float | None = None):
+        """``n_generated`` new examples per class of a support set.
+
+        Args:
+            support: ``(n_way * n_shot, ...)`` support images (or features for :class:`FeatureVAE`).
+            support_y: ``(n_way * n_shot,)`` labels in ``0 .. n_way-1``.
+            n_generated: examples per class (m).
+            generator: CPU ``torch.Generator`` for the latent samples.
+            mode: ``"prior"`` (z ~ N(0, I)) or ``"prototype"`` (z ~ N(mean support latent, spread^2 I)).
+            spread: std of the prototype samples (default the learned ``within_class_std``).
+
+        Returns:
+            ``(generated (n_way * n_generated, ...), labels (n_way * n_generated,))``, class-major;
+            pixels are the decoder's Bernoulli means in ``[0, 1]``.
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r} is not known; use one of {', '.join(MODES)}")
+        n_way = int(support_y.max()) + 1
+        c = self.context(support, support_y, n_way)  # (n_way, context_dim)
+        labels = torch.arange(n_way, device=support.device).repeat_interleave(n_generated)  # (n_way * m,)
+        eps = torch.randn(n_way * n_generated, self.z_dim, generator=generator).to(c)
+        if mode == "prior":
+            z = eps
+        else:
+            mu, _ = self.encode(support, c[support_y])
+            s = float(self.within_class_std) if spread is None else float(spread)
+            z = prototypes(mu, support_y, n_way)[labels] + s * eps  # (n_way * m, z_dim)
+        return self.mean_output(self.decode(z, c[labels])), labels
+
+    @torch.no_grad()
+    def estimate_spread(self, x: torch.Tensor, y: torch.Tensor, n_way: int) -> float:
+        """Mean within-class std of the posterior means ``mu`` (sets ``within_class_std``)."""
+        c = self.context(x, y, n_way)
+        mu, _ = self.encode(x, c[y])
+        centred = mu - prototypes(mu, y, n_way)[y]  # (n, z_dim)
+        std = centred.pow(2).mean().sqrt().item()
+        self.within_class_std.fill_(std)
+        return std
+
+
+class ConditionalVAE(_CVAEBase):
+    """Conditional VAE on ``(n, 1, 28, 28)`` images with a Bernoulli decoder (Kingma & Welling 2013, arXiv:1312.6114).
+
+    Args:
+        z_dim: latent dimension.
+        context_dim: size of the class context ``c``.
+        hidden: channels of the first convolution (the second has twice as many).
+        beta: weight of the KL term (1 = the ELBO).
+    """
+
+    def __init__(self, z_dim: int = 16, context_dim: int = 32, hidden: int = 32, beta: float = 1.0):
+        super().__init__()
+        self.z_dim, self.context_dim, self.hidden, self.beta = z_dim, context_dim, hidden, float(beta)
+        h2 = 2 * hidden
+        self.trunk = nn.Sequential(  # (n, 1, 28, 28) -> (n, 256)
+            nn.Conv2d(1, hidden, 4, 2, 1), nn.ReLU(),  # 28 -> 14
+            nn.Conv2d(hidden, h2, 4, 2, 1), nn.ReLU(),  # 14 -> 7
+            nn.Flatten(), nn.Linear(h2 * 49, 256), nn.ReLU())  # (n, h2*7*7) -> (n, 256)
+        self.context_net = nn.Linear(256, context_dim)
+        self.encoder_head = nn.Linear(256 + context_dim, 2 * z_dim)
+        self.decoder = nn.Sequential(
+            nn.Linear(z_dim + context_dim, 256), nn.ReLU(), nn.Linear(256, h2 * 49), nn.ReLU(),
+            nn.Unflatten(1, (h2, 7, 7)),  # (n, h2*49) -> (n, h2, 7, 7)
+            nn.ConvTranspose2d(h2, hidden, 4, 2, 1), nn.ReLU(),  # 7 -> 14
+            nn.ConvTranspose2d(hidden, 1, 4, 2, 1))  # 14 -> 28: Bernoulli logits
+        self.register_buffer("within_class_std", torch.tensor(1.0))
+
+    def decode(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """``p(x|z, c)``: Bernoulli logits ``(n, 1, 28, 28)`` for ``z`` ``(n, z_dim)`` and ``c`` ``(n, C)``."""
+        return self.decoder(torch.cat([z, c], 1))
+
+    @staticmethod
+    def reconstruction_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``-log p(x|z)`` of the Bernoulli decoder, summed over pixels: ``(n,)`` (grey pixels as soft targets)."""
+        return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)  # (n, 784) -> (n,)
+
+    @staticmethod
+    def mean_output(logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits)
+
+    def config(self) -> dict:
+        return {"z_dim": self.z_dim, "context_dim": self.context_dim, "hidden": self.hidden, "beta": self.beta}
+
+
+class FeatureVAE(_CVAEBase):
+    """The same conditional VAE on backbone features ``(n, D)``, with a unit-variance Gaussian decoder.
+
+    Args:
+        feature_dim: D, the backbone's output size.
+        z_dim, context_dim, beta: as for :class:`ConditionalVAE`.
+        hidden: width of the MLPs.
+    """
+
+    def __init__(self, feature_dim: int = 64, z_dim: int = 16, context_dim: int = 32, hidden: int = 128,
+                 beta: float = 1.0):
+        super().__init__()
+        self.feature_dim, self.z_dim, self.context_dim, self.hidden, self.beta = (
+            feature_dim, z_dim, context_dim, hidden, float(beta))
+        self.register_buffer("scale", torch.tensor(1.0))  # features are divided by this (their RMS on meta-train)
+        self.trunk_mlp = nn.Sequential(nn.Linear(feature_dim, hidden), nn.ReLU())
+        self.context_net = nn.Linear(hidden, context_dim)
+        self.encoder_head = nn.Linear(hidden + context_dim, 2 * z_dim)
+        self.decoder = nn.Sequential(nn.Linear(z_dim + context_dim, hidden), nn.ReLU(), nn.Linear(hidden, feature_dim))
+        self.register_buffer("within_class_std", torch.tensor(1.0))
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk_mlp(x / self.scale)
+
+    def decode(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Mean of ``p(f|z, c)`` in scaled units: ``(n, D)``."""
+        return self.decoder(torch.cat([z, c], 1))
+
+    def reconstruction_nll(self, mean: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``-log N(x/scale; mean, I)`` up to a constant: ``0.5 * ||x/scale - mean||^2``, ``(n,)``."""
+        return 0.5 * (x / self.scale - mean).pow(2).sum(1)
+
+    def mean_output(self, mean: torch.Tensor) -> torch.Tensor:
+        return mean * self.scale
+
+    def config(self) -> dict:
+        return {"feature_dim": self.feature_dim, "z_dim": self.z_dim, "context_dim": self.context_dim,
+                "hidden": self.hidden, "beta": self.beta}
+
+
+def train_vae(model: _CVAEBase, train_split, *, steps: int = 100_000, max_seconds: float | None = 120.0,
+              n_classes: int = 32, n_context: int = 5, n_target: int = 5, lr: float = 2e-3, seed: int = 0,
+              val_split=None, val_every: int = 100, featurise=None, device=None, progress: bool = True) -> dict:
+    """Maximise the ELBO on meta-train classes only.
+
+    Each step draws ``n_classes`` classes of ``train_split`` and ``n_context + n_target``
+    drawings of each (an episode of :class:`~fslcourse.data.EpisodeSampler`). The context
+    of a class is the mean embedding of its first ``k`` context drawings, ``k`` uniform in
+    ``1..n_context`` (so both 1-shot and 5-shot supports are seen); the targets are encoded
+    and reconstructed. The model never receives any other split: ``seen_classes`` records
+    every class id it trained on, and ``val_split`` (if given) is only scored, without gradients.
+
+    Args:
+        model: a :class:`ConditionalVAE` or :class:`FeatureVAE`.
+        train_split: the meta-train :class:`~fslcourse.data.ImageSplit`.
+        featurise: maps images to the model's input (e.g. a frozen backbone for :class:`FeatureVAE`).
+        steps, max_seconds: stop at whichever comes first.
+        seed: seeds the episodes and the latent noise.
+
+    Returns:
+        History dict: ``step``, ``loss``, ``recon``, ``kl``, ``elbo`` (nats per example),
+        ``val_step``, ``val_elbo``, ``seconds``, ``steps``, ``split`` and ``seen_classes``.
+    """
+    featurise = featurise or (lambda x: x)
+    device = device if device is not None else next(model.parameters()).device
+    model.to(device).train()
+    sampler = EpisodeSampler(train_split, n_classes, n_context, n_target, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    hist = {k: [] for k in ("step", "loss", "recon", "kl", "elbo", "val_step", "val_elbo")}
+    seen = torch.zeros(train_split.n_classes, dtype=torch.bool)
+    val_batch = (EpisodeSampler(val_split, min(n_classes, val_split.n_classes), n_context, n_target, seed=0).sample()
+                 if val_split is not None else None)
+    start, step = time.perf_counter(), 0
+    for step in tqdm(range(1, steps + 1), desc="training VAE", disable=not progress):
+        ep = sampler.sample().to(device)
+        seen[ep.classes.cpu()] = True
+        k = int(torch.randint(1, n_context + 1, (1,), generator=g))
+        ctx_x = featurise(ep.support_x).unflatten(0, (n_classes, n_context))[:, :k].flatten(0, 1)  # (n_classes*k, ...)
+        c = model.context(ctx_x, torch.arange(n_classes, device=device).repeat_interleave(k), n_classes)
+        loss, stats = model.loss(featurise(ep.query_x), c[ep.query_y], g)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        hist["step"].append(step)
+        for key in ("loss", "recon", "kl", "elbo"):
+            hist[key].append(stats[key])
+        if val_batch is not None and (step % val_every == 0 or step == 1):
+            hist["val_step"].append(step)
+            hist["val_elbo"].append(heldout_elbo(model, val_batch, featurise, seed=0)["elbo"])
+            model.train()
+        if max_seconds is not None and time.perf_counter() - start > max_seconds:
+            break
+    model.eval()
+    ep = EpisodeSampler(train_split, min(64, train_split.n_classes), n_context, 1, seed=seed + 1).sample().to(device)
+    model.estimate_spread(featurise(ep.support_x), ep.support_y, ep.n_way)
+    hist.update(seconds=time.perf_counter() - start, steps=step, split=train_split.name,
+                seen_classes=torch.nonzero(seen).flatten().tolist())
+    return hist
+
+
+@torch.no_grad()
+def heldout_elbo(model: _CVAEBase, episode, featurise=None, seed: int = 0) -> dict:
+    """ELBO and reconstruction error on an episode's query drawings, the class context from its support.
+
+    Args:
+        episode: an :class:`~fslcourse.data.Episode` (e.g. of meta-test classes).
+        featurise: as in :func:`train_vae`.
+
+    Returns:
+        ``{"elbo", "recon", "kl"}`` in nats per example, and ``"mse"`` the mean squared error of the
+        reconstruction from the posterior mean (per pixel for images, per feature for features).
+    """
+    featurise = featurise or (lambda x: x)
+    model.eval()
+    c = model.context(featurise(episode.support_x), episode.support_y, episode.n_way)[episode.query_y]
+    x = featurise(episode.query_x)
+    recon, kl = model.elbo_terms(x, c, torch.Generator().manual_seed(seed))
+    mu, _ = model.encode(x, c)
+    target = x if isinstance(model, ConditionalVAE) else x / model.scale
+    out = model.decode(mu, c)
+    mse = ((torch.sigmoid(out) if isinstance(model, ConditionalVAE) else out) - target).pow(2).mean().item()
+    return {"elbo": -(recon + kl).mean().item(), "recon": recon.mean().item(), "kl": kl.mean().item(),
+            "mse": mse}
+
+
+def latent_code(model: ConditionalVAE, x: torch.Tensor, y: torch.Tensor, n_way: int) -> torch.Tensor:
+    """What the decoder sees for each image: ``[c_class, mu]``, ``(n, context_dim + z_dim)``."""
+    with torch.no_grad():
+        c = model.context(x, y, n_way)[y]  # (n, context_dim)
+        mu, _ = model.encode(x, c)
+    return torch.cat([c, mu], 1)

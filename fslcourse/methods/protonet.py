@@ -1,0 +1,155 @@
+"""Prototypical Networks: classify a query by its distance to each class's mean embedding.
+
+Taught in ``notebooks/02_protonet.ipynb``.
+
+Snell, Swersky & Zemel (2017), "Prototypical Networks for Few-shot Learning",
+arXiv:1703.05175. A backbone :math:`f_\\phi` embeds every image; the prototype of
+class :math:`k` is the mean embedding of its support examples,
+:math:`c_k = \\frac{1}{K}\\sum_{y_i = k} f_\\phi(x_i)`, and the logits of a query are
+:math:`-\\lVert f_\\phi(x) - c_k \\rVert^2` (or a scaled cosine similarity). Training
+minimises the query cross-entropy over episodes, with more classes per
+training episode than at test time (60-way in the paper).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from ..models import make_backbone
+from .base import FewShotClassifier, prototypes, register
+
+DISTANCES = ("euclidean", "cosine")
+
+
+def protonet_logits(query: torch.Tensor, protos: torch.Tensor, distance: str = "euclidean",
+                    scale: float | torch.Tensor = 10.0) -> torch.Tensor:
+    """Logits of queries against prototypes.
+
+    Args:
+        query: ``(n_query_total, D)`` query embeddings.
+        protos: ``(n_way, D)`` prototypes.
+        distance: ``"euclidean"``: ``-||q - c||^2``; ``"cosine"``: ``scale * cos(q, c)``.
+        scale: multiplies the cosine similarity (ignored for euclidean).
+
+    Returns:
+        ``(n_query_total, n_way)`` logits.
+    """
+    if distance == "euclidean":
+        # ||q||^2 - 2 q.c + ||c||^2 as one matmul: exact and faster than cdist's backward
+        sq = query.pow(2).sum(1, keepdim=True) - 2 * query @ protos.T + protos.pow(2).sum(1)[None]
+        return -sq.clamp_min(0)  # (n_query_total, n_way)
+    if distance == "cosine":
+        return scale * F.normalize(query, dim=1) @ F.normalize(protos, dim=1).T
+    raise ValueError(f"distance={distance!r} is not known; use one of {', '.join(DISTANCES)}")
+
+
+@register("protonet")
+class ProtoNet(FewShotClassifier):
+    """Prototypical Networks (Snell et al. 2017, arXiv:1703.05175).
+
+    Args:
+        backbone: ``"conv4"`` (the paper's) or ``"resnet"`` (see :mod:`fslcourse.models`).
+        backbone_kwargs: passed to the backbone, e.g. ``{"hidden": 64}``.
+        distance: ``"euclidean"`` (squared, as in the paper) or ``"cosine"``.
+        scale: cosine temperature (the paper's euclidean logits need none).
+    """
+
+    def __init__(self, backbone: str = "conv4", backbone_kwargs: dict | None = None,
+                 distance: str = "euclidean", scale: float = 10.0):
+        super().__init__()
+        if distance not in DISTANCES:
+            raise ValueError(f"distance={distance!r} is not known; use one of {', '.join(DISTANCES)}")
+        self.backbone_name, self.backbone_kwargs = backbone, dict(backbone_kwargs or {})
+        self.backbone = make_backbone(backbone, **self.backbone_kwargs)
+        self.distance, self.scale = distance, float(scale)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """``(n, C, H, W) -> (n, D)`` embeddings."""
+        return self.backbone(x)
+
+    def predict(self, support_x, support_y, query_x):
+        """Logits of the queries against the support set's prototypes.
+
+        Args:
+            support_x: ``(n_way * n_shot, C, H, W)`` support images.
+            support_y: ``(n_way * n_shot,)`` labels in ``0 .. n_way-1``.
+            query_x: ``(n_query_total, C, H, W)`` query images.
+
+        Returns:
+            ``(n_query_total, n_way)`` logits.
+        """
+        n_way = self.check_support(support_x, support_y, query_x)
+        z = self.embed(torch.cat([support_x, query_x]))  # (n_support + n_query_total, D): one pass, shared BN stats
+        z_support, z_query = z[: len(support_x)], z[len(support_x):]
+        return protonet_logits(z_query, prototypes(z_support, support_y, n_way), self.distance, self.scale)
+
+    def config(self) -> dict:
+        return {"backbone": self.backbone_name, "backbone_kwargs": self.backbone_kwargs,
+                "distance": self.distance, "scale": self.scale}
+
+    # Training recipes: quick fits the profile's wall-time budget on a 2-core CPU;
+    # full is the paper's schedule (Adam 1e-3 halved every 2000 episodes, 60-way, 5 queries).
+    RECIPES = {
+        "quick": dict(n_way=60, n_shot=1, n_query=1, lr=3e-3, steps=100_000, val_every=50,
+                      val_episodes=100, decay="time-cosine", model={"backbone_kwargs": {"hidden": 32}}),
+        "full": dict(n_way=60, n_shot=5, n_query=5, lr=1e-3, steps=40_000, val_every=500,
+                     val_episodes=600, decay="step", decay_every=2000, model={"backbone_kwargs": {"hidden": 64}}),
+    }
+
+    @classmethod
+    def train_recipe(cls, data, profile: str = "quick", seed: int = 0, device=None, progress: bool = True,
+                     checkpoint=None, max_seconds: float | None = None, **overrides):
+        """Train on ``data.train``, keeping the best model on 5-way 1-shot ``data.val`` episodes.
+
+        quick: a Conv-4 with 32 filters, 60-way 1-shot 1-query episodes, Adam (lr 3e-3)
+        with a cosine decay over the wall-time budget (``max_seconds``, default the
+        profile's ``train_seconds``): on a 2-core CPU, small episodes buy more steps.
+        full: the paper's schedule: Conv-4 with 64 filters, 60-way 5-shot 5-query
+        episodes, Adam 1e-3 halved every 2000 episodes, 40,000 episodes (for a GPU).
+        ``overrides`` replace recipe entries (``model`` holds the constructor kwargs).
+
+        Returns:
+            ``(model, fit_result)``.
+        """
+        from ..config import get_profile, seed_everything
+        from ..train import fit
+
+        prof = get_profile(profile)
+        recipe = {**cls.RECIPES[profile], **overrides}
+        budget = max_seconds if max_seconds is not None else prof.train_seconds
+        seed_everything(seed)
+        model = cls(**recipe["model"])
+        optimizer = torch.optim.Adam(model.parameters(), lr=recipe["lr"])
+        scheduler = make_scheduler(optimizer, recipe, budget)
+        result = fit(model, data.train, data.val, n_way=recipe["n_way"], n_shot=recipe["n_shot"],
+                     n_query=recipe["n_query"], steps=recipe["steps"], optimizer=optimizer,
+                     scheduler=scheduler, max_seconds=None if math.isinf(budget) else 0.98 * budget,
+                     val_every=recipe["val_every"], val_episodes=recipe["val_episodes"], val_n_way=5,
+                     val_n_shot=1, seed=seed, device=device, checkpoint=checkpoint, profile=profile,
+                     checkpoint_extra={"recipe": {k: v for k, v in recipe.items() if k != "model"}},
+                     progress=progress)
+        result.recipe = {k: v for k, v in recipe.items() if k != "model"} | {"max_seconds": budget}
+        return result.model, result
+
+
+def make_scheduler(optimizer, recipe: dict, budget: float):
+    """The recipe's learning-rate decay.
+
+    ``"step"``: halve every ``decay_every`` steps (the paper). ``"time-cosine"``: a
+    cosine from the initial rate to 5% of it over the wall-time ``budget``, so the
+    schedule ends when the budget does on any machine. ``None``: constant.
+    """
+    decay = recipe.get("decay")
+    if decay == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, recipe["decay_every"], gamma=0.5)
+    if decay == "time-cosine" and not math.isinf(budget):
+        start = time.perf_counter()
+
+        def factor(_step):
+            t = min(1.0, (time.perf_counter() - start) / budget)
+            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return None

@@ -1,0 +1,70 @@
+"""Reptile: move the initialisation towards the weights that SGD finds on each task.
+
+Taught in ``notebooks/04_maml.ipynb``.
+
+Nichol, Achiam and Schulman 2018, "On First-Order Meta-Learning Algorithms",
+arXiv:1803.02999. For each task of a meta-batch, run ``k`` steps of SGD from
+``θ`` on the task's examples to get ``φ̃``; then
+``θ ← θ + ε (mean over tasks of φ̃ − θ)``. No second derivatives and no
+support/query split inside the update. The update is written as a gradient,
+``θ.grad = θ − mean φ̃``, so ``torch.optim.SGD(lr=ε)`` performs exactly the
+formula (and a scheduler can anneal ``ε``). Test-time adaptation is MAML's:
+SGD on the support set, then predict the query set.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.func import grad, vmap
+
+from .base import register
+from .maml import MAML
+
+
+@register("reptile")
+class Reptile(MAML):
+    """Reptile on the MAML Conv-4 (same network, same test-time adaptation).
+
+    Args: as :class:`~fslcourse.methods.maml.MAML`; ``inner_steps`` is ``k`` and
+    ``inner_lr`` the inner SGD step size.
+    """
+
+    first_order = True
+
+    def task_weights(self, batch) -> dict[str, torch.Tensor]:
+        """``φ̃`` of every task: ``inner_steps`` SGD steps on its support and query examples together.
+
+        Args:
+            batch: an Episode batch, ``support_x`` ``(B, n_way * n_shot, C, H, W)``.
+
+        Returns:
+            ``{name: (B, *param.shape)}`` adapted weights, detached.
+        """
+        x = torch.cat([batch.support_x, batch.query_x], dim=1)  # (B, n_way*(n_shot+n_query), C, H, W)
+        y = torch.cat([batch.support_y, batch.query_y], dim=1)  # (B, n_way*(n_shot+n_query))
+        theta = {k: v.detach() for k, v in self.net.named_parameters()}
+
+        def sgd(params, x, y):
+            for _ in range(self.inner_steps):
+                g = grad(self._support_loss)(params, x, y)
+                params = {k: p - self.inner_lr * g[k] for k, p in params.items()}
+            return params
+
+        return vmap(sgd, in_dims=(None, 0, 0))(theta, x, y)
+
+    def train_step(self, batch, optimizer):
+        """``θ ← θ + ε (mean φ̃ − θ)`` through ``optimizer`` (SGD with ``lr = ε`` is the formula).
+
+        Returns ``{"loss", "accuracy"}`` on the query examples after adaptation (Reptile trains on them
+        too, so this is a training-set curve).
+        """
+        phi = self.task_weights(batch)
+        with torch.no_grad():
+            logits = vmap(self.net, in_dims=(0, 0))(batch.query_x, phi)  # (B, n_query_total, n_way)
+            loss = F.cross_entropy(logits.flatten(0, 1), batch.query_y.flatten())  # flatten: (B*n_query_total, ...)
+            acc = (logits.argmax(dim=-1) == batch.query_y).float().mean()
+        optimizer.zero_grad(set_to_none=True)
+        for name, p in self.net.named_parameters():
+            p.grad = p.detach() - phi[name].mean(dim=0)
+        optimizer.step()
+        return {"loss": loss.item(), "accuracy": acc.item()}

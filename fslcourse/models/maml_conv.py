@@ -1,0 +1,75 @@
+"""The Conv-4 classifier of MAML: a network written for functional (``params``) calls.
+
+Taught in ``notebooks/04_maml.ipynb``.
+
+Four blocks of [3×3 convolution, BatchNorm, ReLU] then a linear head, as in
+Finn et al. 2017 (arXiv:1703.03400, Section 5.2). On Omniglot the paper uses
+stride-2 convolutions instead of max-pooling (28 → 14 → 7 → 4 → 2), which is
+also about four times cheaper. BatchNorm always uses the statistics of the
+batch it sees (no running averages), in training *and* at test time, as in the
+paper's code: predictions on a query set are made from the query batch's
+statistics, i.e. transductively.
+
+``forward(x, params)`` takes an optional ``{name: tensor}`` dict (the names of
+``named_parameters()``), so the MAML inner loop can run the same network with
+adapted weights without copying modules.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def batch_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """BatchNorm with the batch's own statistics, written out with ``mean``/``var``.
+
+    Equal to ``F.batch_norm(x, None, None, weight, bias, training=True)``, but its second
+    derivatives are also right under ``torch.func`` transforms (with torch 2.14 the fused
+    kernel's double backward under ``grad``/``vmap`` differs from autograd by ~1e-2;
+    ``tests/methods/test_maml.py`` catches that). ``x``: ``(n, C, H, W)``.
+    """
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)  # (1, C, 1, 1)
+    var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)  # (1, C, 1, 1)
+    return (x - mean) * torch.rsqrt(var + eps) * weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
+
+
+class MAMLConv4(nn.Module):
+    """Conv-4 + linear head with batch-statistics BatchNorm: ``(n, C, 28, 28) -> (n, n_way)``.
+
+    Args:
+        n_way: outputs of the linear head.
+        in_channels: image channels (1 for Omniglot).
+        hidden: filters per convolution (64 in the paper).
+        depth: number of conv blocks.
+        stride: 2 for the paper's strided Omniglot network; 1 adds 2×2 max-pooling instead.
+    """
+
+    def __init__(self, n_way: int = 5, in_channels: int = 1, hidden: int = 64, depth: int = 4, stride: int = 2):
+        super().__init__()
+        if min(n_way, hidden, depth) <= 0 or stride not in (1, 2):
+            raise ValueError(f"n_way={n_way}, hidden={hidden}, depth={depth} must be positive and "
+                             f"stride={stride} must be 1 (max-pool) or 2 (strided)")
+        self.n_way, self.hidden, self.depth, self.stride = n_way, hidden, depth, stride
+        self.convs = nn.ModuleList(nn.Conv2d(in_channels if i == 0 else hidden, hidden, 3, stride, 1)
+                                   for i in range(depth))
+        self.norms = nn.ModuleList(nn.BatchNorm2d(hidden, track_running_stats=False) for _ in range(depth))
+        side = 28
+        for _ in range(depth):
+            side = (side + 1) // 2 if stride == 2 else side // 2
+        self.head = nn.Linear(hidden * side * side, n_way)
+
+    def forward(self, x: torch.Tensor, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Logits for ``x`` of shape ``(n, C, H, W)`` with the module's weights or with ``params``.
+
+        Returns:
+            ``(n, n_way)`` logits.
+        """
+        p = params if params is not None else dict(self.named_parameters())
+        for i in range(self.depth):
+            x = F.conv2d(x, p[f"convs.{i}.weight"], p[f"convs.{i}.bias"], stride=self.stride, padding=1)
+            x = batch_norm(x, p[f"norms.{i}.weight"], p[f"norms.{i}.bias"])
+            x = F.relu(x)
+            if self.stride == 1:
+                x = F.max_pool2d(x, 2)
+        return F.linear(x.flatten(1), p["head.weight"], p["head.bias"])  # flatten: (n, hidden*side*side)

@@ -1,0 +1,178 @@
+"""Support/query prediction viewer: what a method predicts for each query of an episode.
+
+Taught in ``notebooks/02_protonet.ipynb``; reused by ``03_finetune_baseline`` and the MAML notebook.
+
+The support set is shown one row per class, framed in the class's colour; then,
+for each method, the query images with a green (correct) or red (wrong) frame,
+the predicted class as a square of that class's colour in the corner, and its
+softmax probability as a bar under the image. Next/Prev step through the
+episodes: episode ``i`` is the ``i``-th episode that
+:func:`fslcourse.evaluate.evaluate` draws with the same seed and sizes. Several
+methods (``{label: method}``) are shown side by side on the same episode, e.g.
+before and after adaptation. Images are composed into one array per panel so
+an update only replaces the pixels of a few images (no per-query text) and stays fast.
+"""
+from __future__ import annotations
+
+import ipywidgets as W
+import numpy as np
+import torch
+
+from ..data.episodes import Episode, EpisodeSampler
+from ._render import figure_png, new_figure, show_png
+from .plotting import class_colour
+
+GREEN, RED = np.array([0.1, 0.6, 0.2]), np.array([0.85, 0.1, 0.1])
+
+
+def _tile(images: np.ndarray, frames: np.ndarray, bars: np.ndarray | None, n_rows: int, n_cols: int,
+          pad: int = 3, swatches: np.ndarray | None = None) -> np.ndarray:
+    """Compose ``(n, H, W)`` ink images into one RGB array with coloured frames and probability bars.
+
+    Args:
+        images: ``(n_rows * n_cols, H, W)`` in ``[0, 1]``, ink = 1.
+        frames: ``(n, 3)`` RGB frame colours.
+        bars: ``(n, 2)`` ``(probability, correct)`` per image, or ``None``.
+        swatches: ``(n, 3)`` RGB of a 6×6 square in each image's top-right corner (the predicted
+            class's colour, as in the support frames), or ``None``.
+
+    Returns:
+        ``(rows_px, cols_px, 3)`` float RGB array.
+    """
+    n, h, w = images.shape
+    bar_h = 5 if bars is not None else 0
+    cell_h, cell_w = h + 2 * pad + bar_h, w + 2 * pad
+    canvas = np.ones((n_rows * cell_h, n_cols * cell_w, 3))
+    for i in range(n):
+        r, c = divmod(i, n_cols)
+        y, x = r * cell_h, c * cell_w
+        canvas[y + 1:y + h + 2 * pad - 1, x + 1:x + w + 2 * pad - 1] = frames[i]  # frame
+        canvas[y + pad:y + pad + h, x + pad:x + pad + w] = (1 - images[i])[..., None]  # dark ink on white
+        if swatches is not None:
+            canvas[y + pad:y + pad + 6, x + pad + w - 6:x + pad + w] = swatches[i]
+        if bars is not None:
+            p, ok = bars[i]
+            by = y + h + 2 * pad
+            canvas[by + 1:by + bar_h - 1, x + 1:x + w + 2 * pad - 1] = 0.85  # bar background
+            canvas[by + 1:by + bar_h - 1, x + 1:x + 1 + int(round(p * (w + 2 * pad - 2)))] = GREEN if ok else RED
+    return canvas
+
+
+class PredictionViewer:
+    """Step through episodes and see each query's prediction.
+
+    Args:
+        method: a :class:`~fslcourse.methods.base.FewShotClassifier`, or ``{label: method}`` to compare.
+        split: the :class:`~fslcourse.data.splits.ImageSplit` to draw episodes from.
+        n_way, n_shot, n_query: episode sizes.
+        seed: the episode sampler's seed.
+
+    Attributes:
+        index: the episode number shown (``prev``/``next`` change it).
+        shown: what the last :meth:`render` drew: ``episode``, and per label ``pred``,
+            ``prob`` (of the predicted class), ``correct`` and ``accuracy``.
+        widget: the box to display.
+    """
+
+    def __init__(self, method, split, n_way: int = 5, n_shot: int = 1, n_query: int = 3, seed: int = 0):
+        self.methods = dict(method) if isinstance(method, dict) else {getattr(method, "name", "method"): method}
+        if not self.methods:
+            raise ValueError("methods is an empty dict; give at least one {label: method}")
+        self.split, self.n_way, self.n_shot, self.n_query, self.seed = split, n_way, n_shot, n_query, seed
+        self._sampler = EpisodeSampler(split, n_way, n_shot, n_query, seed=seed)
+        self._episodes: list[Episode] = []
+        self.index = 0
+        self.prev = W.Button(description="Prev", icon="backward", disabled=True)
+        self.next = W.Button(description="Next", icon="forward")
+        self.label = W.HTML()
+        self.out = W.Output()
+        self.prev.on_click(lambda _b: self.go(self.index - 1))
+        self.next.on_click(lambda _b: self.go(self.index + 1))
+        self.controls = {"prev": self.prev, "next": self.next}
+        n_m = len(self.methods)
+        self.fig = new_figure(1.2 + (n_shot + n_m * n_query) * 0.75 + 0.5 * n_m, 0.9 + 0.8 * n_way)
+        self.shown: dict = {}
+        self.widget = W.VBox([W.HBox([self.prev, self.next, self.label]), self.out])
+        self.update()
+
+    def episode(self, index: int) -> Episode:
+        """Episode number ``index`` (drawn in order and cached, so Prev shows the same one again)."""
+        if index < 0:
+            raise ValueError(f"index={index} must be >= 0")
+        while len(self._episodes) <= index:
+            self._episodes.append(self._sampler.sample())
+        return self._episodes[index]
+
+    def go(self, index: int) -> None:
+        """Show episode ``index`` (clamped at 0)."""
+        self.index = max(0, int(index))
+        self.update()
+
+    def compute(self) -> dict:
+        """Predict the current episode with every method."""
+        ep = self.episode(self.index)
+        shown = {"episode": ep, "index": self.index}
+        for label, m in self.methods.items():
+            m.eval()
+            device = next(m.parameters()).device if any(True for _ in m.parameters()) else ep.query_x.device
+            with torch.set_grad_enabled(getattr(m, "needs_grad_at_test", False)):
+                logits = m.predict(ep.support_x.to(device), ep.support_y.to(device), ep.query_x.to(device))
+            probs = torch.softmax(logits.detach().float().cpu(), 1)  # (n_query_total, n_way)
+            prob, pred = probs.max(1)
+            correct = pred == ep.query_y.cpu()
+            shown[label] = {"pred": pred, "prob": prob, "probs": probs, "correct": correct,
+                            "accuracy": 100 * correct.float().mean().item()}
+        return shown
+
+    def _layout(self, ep: Episode) -> None:
+        """Create the axes, images and labels once; later renders only update their data (fast)."""
+        fig = self.fig
+        labels = list(self.methods)
+        widths = [ep.n_shot] + [ep.n_query] * len(labels)
+        axes = fig.subplots(1, 1 + len(labels), gridspec_kw={"width_ratios": widths}, squeeze=False)[0]
+        h, w = ep.support_x.shape[-2:]
+        blank = np.ones((ep.n_way * (h + 6), ep.n_shot * (w + 6), 3))
+        self._support_im = axes[0].imshow(blank, interpolation="nearest")
+        axes[0].set_title("support", fontsize=9)
+        axes[0].set_yticks([(h + 6) * (k + 0.5) for k in range(ep.n_way)], [f"class {k}" for k in range(ep.n_way)],
+                           fontsize=8)
+        axes[0].set_xticks([])
+        cell_h, cell_w = h + 11, w + 6
+        self._query_ims = {}
+        for ax, label in zip(axes[1:], labels):
+            self._query_ims[label] = ax.imshow(np.ones((ep.n_way * cell_h, ep.n_query * cell_w, 3)),
+                                               interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        self._axes = axes
+        fig.subplots_adjust(left=0.1, right=0.99, top=0.86, bottom=0.02, wspace=0.08)
+
+    def render(self):
+        """Recompute and redraw the current episode; returns the figure (``self.shown`` holds its data)."""
+        s = self.shown = self.compute()
+        ep: Episode = s["episode"]
+        if not hasattr(self, "_axes"):
+            self._layout(ep)
+        support = ep.support_x.cpu().squeeze(1).numpy()  # (n_way * n_shot, H, W)
+        frames = np.array([class_colour(int(k)) for k in ep.support_y.cpu()])
+        self._support_im.set_data(_tile(support, frames, None, ep.n_way, ep.n_shot))
+        query = ep.query_x.cpu().squeeze(1).numpy()  # (n_way * n_query, H, W)
+        for ax, label in zip(self._axes[1:], self.methods):
+            r = s[label]
+            ok = r["correct"].numpy()
+            bars = np.stack([r["prob"].numpy(), ok], 1)
+            swatches = np.array([class_colour(int(k)) for k in r["pred"]])
+            self._query_ims[label].set_data(_tile(query, np.where(ok[:, None], GREEN, RED), bars, ep.n_way, ep.n_query,
+                                                  swatches=swatches))
+            ax.set_title(f"{label}: {r['accuracy']:.1f}% correct", fontsize=9)
+        self.fig.suptitle(f"episode {self.index}: {ep.n_way}-way {ep.n_shot}-shot. Query frame: green right, red wrong; "
+                          "corner: predicted class (support frame colour); bar: its probability", fontsize=8)
+        return self.fig
+
+    def update(self) -> None:
+        """Redraw after Prev/Next."""
+        fig = self.render()
+        self.prev.disabled = self.index == 0
+        accs = ", ".join(f"{k}: {self.shown[k]['accuracy']:.1f}%" for k in self.methods)
+        self.label.value = f"episode {self.index} &nbsp; ({accs})"
+        show_png(self.out, figure_png(fig))

@@ -1,0 +1,94 @@
+"""The fine-tuning baseline: W = M initialisation, entropy term, transduction switch, pre-training."""
+import math
+
+import pytest
+import torch
+
+from fslcourse.data import EpisodeSampler
+from fslcourse.methods import get_method
+from fslcourse.methods.finetune import FineTune, entropy_regulariser, head_logits
+from fslcourse.methods.protonet import protonet_logits
+
+
+def _episode(split, n_way=5, n_shot=2, n_query=3, seed=0):
+    return EpisodeSampler(split, n_way, n_shot, n_query, seed=seed).sample()
+
+
+def test_mean_init_equals_cosine_nearest_prototype(glyphs):
+    """Before any step, W = M, b = 0 with cosine logits is the cosine nearest-prototype classifier."""
+    torch.manual_seed(0)
+    model = FineTune(n_classes=7, backbone_kwargs={"hidden": 16}, steps=0, scale=10.0).eval()
+    ep = _episode(glyphs[2])
+    with torch.no_grad():
+        got = model.predict(ep.support_x, ep.support_y, ep.query_x)
+        z = model.backbone(torch.cat([ep.support_x, ep.query_x]))
+        protos = torch.stack([z[:10][ep.support_y == k].mean(0) for k in range(5)])
+        want = protonet_logits(z[10:], protos, "cosine", scale=10.0)
+    assert torch.allclose(got, want, atol=1e-4)
+    assert torch.equal(got.argmax(1), want.argmax(1))
+
+
+def test_entropy_regulariser_hand_cases():
+    assert math.isclose(entropy_regulariser(torch.zeros(1, 2)).item(), math.log(2), rel_tol=1e-6)
+    assert math.isclose(entropy_regulariser(torch.zeros(3, 3)).item(), math.log(3), rel_tol=1e-6)
+    # p = (1/2, 1/4, 1/4): H = 1/2 ln 2 + 2 * 1/4 ln 4 = 1.5 ln 2
+    logits = torch.log(torch.tensor([[0.5, 0.25, 0.25]])) + 7.0
+    assert math.isclose(entropy_regulariser(logits).item(), 1.5 * math.log(2), rel_tol=1e-6)
+    # the mean over rows: one certain row (H ~ 0) and one uniform 2-way row (H = ln 2)
+    two = torch.tensor([[50.0, 0.0], [1.0, 1.0]])
+    assert math.isclose(entropy_regulariser(two).item(), math.log(2) / 2, rel_tol=1e-5)
+
+
+def test_head_logits_closed_forms():
+    f, w, b = torch.randn(4, 3), torch.randn(2, 3), torch.tensor([0.5, -1.0])
+    s = torch.tensor(math.log(3.0))
+    want = 3.0 * torch.nn.functional.cosine_similarity(f[:, None], w[None], dim=-1) + b
+    assert torch.allclose(head_logits(f, w, b, s, cosine=True), want, atol=1e-5)
+    assert torch.allclose(head_logits(f, w, b, s, cosine=False), f @ w.T + b)
+
+
+def test_finetuning_fits_the_support_set_and_transduction_switch(glyphs):
+    torch.manual_seed(0)
+    ep = _episode(glyphs[2], n_way=5, n_shot=2, n_query=4)
+    inductive = FineTune(n_classes=7, backbone_kwargs={"hidden": 16}, steps=100, lr=0.05, init="random").eval()
+    # support accuracy is 100% after fine-tuning (the head can separate 10 points in 16-D)
+    assert (inductive.predict(ep.support_x, ep.support_y, ep.support_x).argmax(1) == ep.support_y).all()
+    # inductive: a query's logits do not depend on the other queries
+    a = inductive.predict(ep.support_x, ep.support_y, ep.query_x)
+    b = inductive.predict(ep.support_x, ep.support_y, ep.query_x[:3])
+    assert torch.allclose(a[:3], b, atol=1e-5)
+    # transductive: the entropy term uses all queries, so they do
+    trans = FineTune(**{**inductive.config(), "entropy_weight": 1.0}).eval()
+    trans.load_state_dict(inductive.state_dict())
+    c = trans.predict(ep.support_x, ep.support_y, ep.query_x)
+    d = trans.predict(ep.support_x, ep.support_y, ep.query_x[:3])
+    assert not torch.allclose(c[:3], d, atol=1e-5)
+    # random init is seeded: the same config gives the same predictions
+    assert torch.equal(a, inductive.predict(ep.support_x, ep.support_y, ep.query_x))
+
+
+def test_pretraining_uses_global_labels_and_beats_chance(glyphs):
+    """Step 1 on glyphs (60 classes): a few steps of plain classification make 5-way val accuracy rise."""
+    from fslcourse.evaluate import evaluate
+    from fslcourse.train import fit
+
+    assert get_method("finetune") is FineTune and FineTune.needs_grad_at_test
+    torch.manual_seed(0)
+    model = FineTune(n_classes=glyphs[0].n_classes, backbone_kwargs={"hidden": 16}, steps=0)
+    before = evaluate(model, glyphs[1], 5, 1, 5, 50, seed=0).accuracy
+    result = fit(model, glyphs[0], glyphs[1], n_way=30, n_shot=1, n_query=3, steps=40,
+                 optimizer=torch.optim.Adam(model.parameters(), lr=3e-3), val_every=20, val_episodes=50,
+                 val_n_way=5, val_n_shot=1, seed=0, device="cpu", progress=False)
+    assert result.history.accuracy[-1] > 0.3  # 60-class training accuracy, chance 1.7%
+    assert result.best_val_accuracy > 60 and result.best_val_accuracy > before + 10
+    small = FineTune(n_classes=3, backbone_kwargs={"hidden": 4})
+    batch = EpisodeSampler(glyphs[0], 5, 1, 1, seed=0).sample_batch(1)
+    with pytest.raises(ValueError, match="n_classes=3"):
+        small.train_step(batch, torch.optim.SGD(small.parameters(), lr=0.1))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="init='zeros' is not known"):
+        FineTune(init="zeros")
+    with pytest.raises(ValueError, match="steps=-1"):
+        FineTune(steps=-1)

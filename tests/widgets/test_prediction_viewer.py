@@ -1,0 +1,54 @@
+"""The prediction viewer: Next/Prev step through evaluate()'s episodes; what is shown matches predict()."""
+import numpy as np
+import torch
+
+from fslcourse.data import EpisodeSampler
+from fslcourse.methods import PixelPrototype, ProtoNet
+from fslcourse.widgets.prediction_viewer import PredictionViewer, _tile
+
+
+def test_next_prev_and_predictions(glyphs):
+    split = glyphs[2]
+    v = PredictionViewer(PixelPrototype(), split, n_way=4, n_shot=2, n_query=3, seed=7)
+    ref = EpisodeSampler(split, 4, 2, 3, seed=7)
+    ep0, ep1 = ref.sample(), ref.sample()
+    assert torch.equal(v.shown["episode"].query_x, ep0.query_x) and v.prev.disabled
+    v.next.click()
+    assert v.index == 1 and torch.equal(v.shown["episode"].classes, ep1.classes) and not v.prev.disabled
+    r = v.shown["pixel"]
+    logits = PixelPrototype().predict(ep1.support_x, ep1.support_y, ep1.query_x)
+    assert torch.equal(r["pred"], logits.argmax(1))
+    assert torch.allclose(r["prob"], torch.softmax(logits, 1).max(1).values)
+    assert abs(r["accuracy"] - 100 * (logits.argmax(1) == ep1.query_y).float().mean().item()) < 1e-9
+    assert f"pixel: {r['accuracy']:.1f}%" in v.label.value and "episode 1" in v.label.value
+    v.prev.click()
+    assert v.index == 0 and torch.equal(v.shown["episode"].classes, ep0.classes) and v.prev.disabled
+    # one support panel and one query panel; each query's corner shows its predicted class's colour
+    assert len(v.fig.axes) == 2
+    from fslcourse.widgets.plotting import class_colour
+    pixels = v.fig.axes[1].images[0].get_array()
+    r = v.shown["pixel"]
+    for i, k in enumerate(r["pred"].tolist()):
+        row, col = divmod(i, 3)
+        corner = pixels[row * (28 + 11) + 3, col * (28 + 6) + 3 + 27]
+        assert np.allclose(corner, class_colour(k))
+
+
+def test_methods_side_by_side(glyphs):
+    torch.manual_seed(0)
+    methods = {"pixels": PixelPrototype(), "random net": ProtoNet(backbone_kwargs={"hidden": 4}).eval()}
+    v = PredictionViewer(methods, glyphs[2], n_way=3, n_shot=1, n_query=2, seed=0)
+    assert [ax.get_title().split(":")[0] for ax in v.fig.axes[1:]] == ["pixels", "random net"]
+    assert set(v.shown) >= {"pixels", "random net", "episode", "index"}
+    assert v.shown["random net"]["probs"].shape == (6, 3)
+
+
+def test_tile_marks_frames_and_bars():
+    imgs = torch.zeros(2, 4, 4).numpy()
+    frames = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]).numpy()
+    bars = torch.tensor([[1.0, 1.0], [0.0, 0.0]]).numpy()
+    out = _tile(imgs, frames, bars, 1, 2, pad=2)
+    assert out.shape == (4 + 4 + 5, 2 * 8, 3)
+    assert (out[2:6, 2:6] == 1).all()  # blank image = white
+    assert tuple(out[1, 1]) == (0.0, 1.0, 0.0) and tuple(out[1, 9]) == (1.0, 0.0, 0.0)
+    assert out[9, 6, 1] > 0.5 and out[9, 14, 0] == 0.85  # full green bar vs empty bar
