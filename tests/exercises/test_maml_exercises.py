@@ -1,0 +1,32 @@
+"""The notebook-04 exercise: its check passes the reference and catches wrong inner loops."""
+import torch
+import torch.nn.functional as F
+
+from fslcourse.exercises import EXERCISES, check
+from fslcourse.exercises.maml import inner_loop_reference
+
+
+def test_reference_passes():
+    assert check("maml_inner_loop", inner_loop_reference, verbose=False)
+
+
+def test_wrong_sign_and_missing_steps_fail(capsys):
+    def ascent(forward, params, x, y, lr, steps):
+        for _ in range(steps):
+            grads = torch.autograd.grad(F.mse_loss(forward(params, x), y), params, create_graph=True)
+            params = [p + lr * g for p, g in zip(params, grads)]
+        return params
+
+    def one_step(forward, params, x, y, lr, steps):
+        return ascent(forward, params, x, y, -lr, 1)
+
+    assert not check("maml_inner_loop", ascent)
+    assert not check("maml_inner_loop", one_step)
+    assert "differ" in capsys.readouterr().out
+
+
+def test_reference_keeps_the_graph():
+    forward, params, x, y, lr, steps = EXERCISES["maml_inner_loop"].cases()[1]
+    adapted = inner_loop_reference(forward, params, x, y, lr, steps)
+    meta = torch.autograd.grad(F.mse_loss(forward(adapted, x), y), params)
+    assert all(torch.isfinite(g).all() for g in meta) and any(g.abs().sum() > 0 for g in meta)

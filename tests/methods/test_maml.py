@@ -1,0 +1,110 @@
+"""MAML and FOMAML against learn2learn, finite differences, and the adaptation they promise."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fslcourse.data import EpisodeSampler, glyph_splits
+from fslcourse.methods import get_method
+from fslcourse.methods.maml import FOMAML, MAML
+
+l2l = pytest.importorskip("learn2learn")
+
+
+@pytest.fixture(scope="module")
+def batch():
+    train, _, _ = glyph_splits()
+    return _to64(EpisodeSampler(train, n_way=3, n_shot=1, n_query=2, seed=3).sample_batch(3))
+
+
+def _to64(b):
+    b.support_x, b.query_x = b.support_x.double(), b.query_x.double()
+    return b
+
+
+def _tiny(cls, backend, steps=2, seed=0):
+    torch.manual_seed(seed)
+    return cls(n_way=3, hidden=4, inner_lr=0.3, inner_steps=steps, test_inner_steps=steps,
+               backend=backend).double()
+
+
+def _ours(model, batch):
+    grads, _, _ = model.meta_gradient(batch)
+    return [grads[k] for k, _ in model.net.named_parameters()]
+
+
+def _learn2learn(model, batch, first_order):
+    net = copy.deepcopy(model.net)
+    maml = l2l.algorithms.MAML(net, lr=model.inner_lr, first_order=first_order)
+    losses = []
+    for ep in batch:
+        learner = maml.clone()
+        for _ in range(model.inner_steps):
+            learner.adapt(F.cross_entropy(learner(ep.support_x), ep.support_y))
+        losses.append(F.cross_entropy(learner(ep.query_x), ep.query_y))
+    return torch.autograd.grad(torch.stack(losses).mean(), list(net.parameters()))
+
+
+@pytest.mark.parametrize("backend", ["vmap", "loop"])
+@pytest.mark.parametrize("cls", [MAML, FOMAML])
+def test_meta_gradient_matches_learn2learn(batch, cls, backend):
+    model = _tiny(cls, backend)
+    ours, ref = _ours(model, batch), _learn2learn(model, batch, first_order=cls.first_order)
+    err = max((a - b).abs().max().item() for a, b in zip(ours, ref))
+    assert err <= 1e-5, f"{cls.__name__}/{backend}: max |ours - learn2learn| = {err:.2e}"
+    # the orders must differ, or the test could not tell them apart
+    other = _learn2learn(model, batch, first_order=not cls.first_order)
+    assert max((a - b).abs().max().item() for a, b in zip(ours, other)) > 1e-4
+
+
+def test_second_order_matches_finite_differences(batch):
+    model = _tiny(MAML, "vmap", steps=1)
+    params = list(model.net.parameters())
+    g = _ours(model, batch)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        direction = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in params]
+        analytic = sum((gi * d).sum() for gi, d in zip(g, direction)).item()
+        eps, values = 1e-7, []  # larger steps cross ReLU kinks of the inner step
+        for sign in (1, -1):
+            with torch.no_grad():
+                for p, d in zip(params, direction):
+                    p.add_(sign * eps * d)
+            values.append(model.meta_gradient(batch)[1].item())
+            with torch.no_grad():
+                for p, d in zip(params, direction):
+                    p.sub_(sign * eps * d)
+        numeric = (values[0] - values[1]) / (2 * eps)
+        assert abs(analytic - numeric) <= 1e-5 * max(1.0, abs(numeric)), (analytic, numeric)
+
+
+def test_query_loss_falls_after_adaptation():
+    train, _, _ = glyph_splits()
+    batch = _to64(EpisodeSampler(train, n_way=3, n_shot=1, n_query=5, seed=1).sample_batch(8))
+    torch.manual_seed(0)
+    model = MAML(n_way=3, hidden=8, inner_lr=0.1).double()
+    for ep in batch:
+        adapted = model.adapt(ep.support_x, ep.support_y, steps=5)
+        for x, y in ((ep.support_x, ep.support_y), (ep.query_x, ep.query_y)):
+            before, after = F.cross_entropy(model.net(x), y), F.cross_entropy(model.net(x, adapted), y)
+            assert after < before - 0.05, (before.item(), after.item())
+
+
+def test_predict_works_without_grad_and_leaves_weights(batch):
+    model = _tiny(MAML, "vmap")
+    before = copy.deepcopy(model.state_dict())
+    ep = batch[0]
+    with torch.no_grad():
+        logits = model.predict(ep.support_x, ep.support_y, ep.query_x)
+    assert logits.shape == (6, 3) and not logits.requires_grad
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="n_way=2"):
+        model.predict(ep.support_x[:2], ep.support_y[:2], ep.query_x)
+
+
+def test_registered_and_config_rebuilds():
+    assert get_method("maml") is MAML and get_method("fomaml") is FOMAML
+    model = FOMAML(n_way=3, hidden=4, inner_steps=2, test_inner_steps=7, backend="loop")
+    clone = FOMAML(**model.config())
+    assert clone.config() == model.config() and clone.needs_grad_at_test

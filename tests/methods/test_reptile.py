@@ -1,0 +1,61 @@
+"""Reptile's meta-update against its formula, computed by hand with plain autograd."""
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from fslcourse.data import EpisodeSampler, glyph_splits
+from fslcourse.methods import get_method
+from fslcourse.methods.reptile import Reptile
+
+
+def _setup(steps=3, seed=0):
+    train, _, _ = glyph_splits()
+    batch = EpisodeSampler(train, n_way=3, n_shot=1, n_query=2, seed=5).sample_batch(2)
+    batch.support_x, batch.query_x = batch.support_x.double(), batch.query_x.double()
+    torch.manual_seed(seed)
+    return Reptile(n_way=3, hidden=4, inner_lr=0.1, inner_steps=steps).double(), batch
+
+
+def _sgd_by_hand(model, ep, steps, lr):
+    """φ̃ of one task: plain SGD on a copy of the network, one full-batch step at a time."""
+    net = copy.deepcopy(model.net)
+    x, y = torch.cat([ep.support_x, ep.query_x]), torch.cat([ep.support_y, ep.query_y])
+    for _ in range(steps):
+        loss = F.cross_entropy(net(x), y)
+        grads = torch.autograd.grad(loss, list(net.parameters()))
+        with torch.no_grad():
+            for p, g in zip(net.parameters(), grads):
+                p -= lr * g
+    return dict(net.named_parameters())
+
+
+def test_update_equals_formula():
+    model, batch = _setup()
+    eps = 0.25
+    theta = {k: v.detach().clone() for k, v in model.net.named_parameters()}
+    phis = [_sgd_by_hand(model, ep, model.inner_steps, model.inner_lr) for ep in batch]
+    model.train_step(batch, torch.optim.SGD(model.parameters(), lr=eps))
+    moved = 0.0
+    for name, p in model.net.named_parameters():
+        mean_phi = torch.stack([phi[name].detach() for phi in phis]).mean(0)
+        want = theta[name] + eps * (mean_phi - theta[name])
+        assert torch.allclose(p.detach(), want, atol=1e-10), name
+        moved = max(moved, (p.detach() - theta[name]).abs().max().item())
+    assert moved > 1e-3  # the update did something (conv biases before BatchNorm get no gradient)
+
+
+def test_epsilon_one_lands_on_mean_and_zero_steps_stay():
+    model, batch = _setup(steps=0)
+    before = copy.deepcopy(model.state_dict())
+    model.train_step(batch, torch.optim.SGD(model.parameters(), lr=1.0))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    model, batch = _setup(steps=1)
+    phi = model.task_weights(batch)
+    model.train_step(batch, torch.optim.SGD(model.parameters(), lr=1.0))
+    for name, p in model.net.named_parameters():
+        assert torch.allclose(p.detach(), phi[name].mean(0), atol=1e-12)
+
+
+def test_registered():
+    assert get_method("reptile") is Reptile and Reptile.needs_grad_at_test

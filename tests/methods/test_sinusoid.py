@@ -1,0 +1,64 @@
+"""Sinusoid MAML: meta-gradient against learn2learn, adaptation, and the baseline's training."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fslcourse.data import SinusoidTasks
+from fslcourse.methods import sinusoid
+
+l2l = pytest.importorskip("learn2learn")
+
+
+def test_meta_gradient_matches_learn2learn():
+    torch.manual_seed(0)
+    model = sinusoid.SinusoidMLP(hidden=8).double()
+    ep = SinusoidTasks(seed=1).sample(4, 5, 5)
+    ep = type(ep)(*(t.double() for t in (ep.support_x, ep.support_y, ep.query_x, ep.query_y,
+                                         ep.amplitude, ep.phase)))
+    grads, _ = sinusoid.meta_gradient(model, ep, inner_lr=0.05)
+    net = copy.deepcopy(model)
+    maml = l2l.algorithms.MAML(net, lr=0.05)
+    losses = []
+    for t in range(4):
+        learner = maml.clone()
+        learner.adapt(F.mse_loss(learner(ep.support_x[t]), ep.support_y[t]))
+        losses.append(F.mse_loss(learner(ep.query_x[t]), ep.query_y[t]))
+    ref = torch.autograd.grad(torch.stack(losses).mean(), list(net.parameters()))
+    err = max((grads[k] - r).abs().max().item() for (k, _), r in zip(net.named_parameters(), ref))
+    assert err <= 1e-10
+
+
+def test_adaptation_lowers_support_mse_and_training_helps():
+    ep = SinusoidTasks(seed=2).sample(20, 10, 10)
+    model, losses = sinusoid.meta_train(k_shot=10, iterations=60, meta_batch=10, lr=3e-3, seed=0)
+    assert sum(losses[-10:]) < sum(losses[:10])
+    curve = sinusoid.adaptation_mse(model, ep, lr=0.01, steps=5)
+    assert curve.shape == (6, 20) and torch.isfinite(curve).all()
+    path = sinusoid.adapt(model, ep.support_x[0], ep.support_y[0], lr=0.01, steps=3)
+    support = [sinusoid.mse(model, p, ep.support_x[0], ep.support_y[0]).item() for p in path]
+    assert support[-1] < support[0]
+
+
+def test_pretrain_learns_the_mean_function():
+    model, losses = sinusoid.pretrain(iterations=100, meta_batch=10, lr=3e-3, seed=0)
+    assert sum(losses[-20:]) < sum(losses[:20])
+
+
+def test_committed_checkpoint_maml_beats_pretrained_after_10_steps():
+    """Figure 2 of the paper with the committed models: K = 10, 10 steps, 100 test tasks, 95% CIs apart."""
+    from fslcourse.evaluate import mean_ci95
+    from fslcourse.pretrained import CHECKPOINT_DIR
+
+    path = CHECKPOINT_DIR / "sinusoid-quick.pt"
+    if not path.exists():
+        pytest.fail(f"{path} is missing; create it with "
+                    "`python -c 'from fslcourse.methods import sinusoid; sinusoid.load_or_train()'`")
+    models, record = sinusoid.load_or_train(path)
+    assert set(models) == {"maml_k5", "maml_k10", "pretrained"} and record["seed"] == 0
+    episode = SinusoidTasks(seed=1000).sample(100, 10, 100)  # the notebook's test tasks
+    maml_mse, maml_ci = mean_ci95(sinusoid.adaptation_mse(models["maml_k10"], episode, lr=0.01, steps=10)[10])
+    base_mse, base_ci = mean_ci95(sinusoid.adaptation_mse(models["pretrained"], episode, lr=0.01, steps=10)[10])
+    assert maml_mse + maml_ci < base_mse - base_ci, (maml_mse, maml_ci, base_mse, base_ci)
+    assert maml_mse < 0.5 * base_mse

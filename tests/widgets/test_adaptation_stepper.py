@@ -1,0 +1,39 @@
+"""The adaptation stepper: the slider and buttons change what is drawn, and the numbers are the model's."""
+import pytest
+import torch
+
+pytest.importorskip("ipywidgets")
+from fslcourse.methods.sinusoid import SinusoidMLP, adaptation_mse  # noqa: E402
+from fslcourse.data.sinusoid import RegressionEpisode  # noqa: E402
+from fslcourse.widgets.adaptation_stepper import AdaptationStepper  # noqa: E402
+
+
+@pytest.fixture
+def stepper():
+    torch.manual_seed(0)
+    return AdaptationStepper({"a": SinusoidMLP(), "b": SinusoidMLP()}, k_shot=5, inner_lr=0.02, max_steps=4)
+
+
+def test_steps_slider_changes_curves_and_mse_matches(stepper):
+    zero = stepper.shown["a"]["curve"].clone()
+    stepper.steps.value = 4
+    assert stepper.shown["steps"] == 4
+    assert not torch.allclose(stepper.shown["a"]["curve"], zero)
+    ep = RegressionEpisode(stepper.support_x[None], stepper.support_y[None], stepper.query_x[None],
+                           stepper.query_y[None], stepper.amplitude, stepper.phase)
+    want = adaptation_mse(stepper.models["a"], ep, lr=0.02, steps=4)[4, 0].item()
+    assert stepper.shown["a"]["mse"] == pytest.approx(want, rel=1e-5)
+
+
+def test_buttons_draw_new_task_and_points(stepper):
+    amp, points = stepper.shown["amplitude"], stepper.shown["support_x"]
+    stepper.new_points.click()
+    assert stepper.shown["amplitude"] == amp and stepper.shown["support_x"] != points
+    stepper.new_task.click()
+    assert stepper.shown["amplitude"] != amp
+    assert stepper.render() is stepper.fig
+
+
+def test_empty_models_rejected():
+    with pytest.raises(ValueError, match="models is empty"):
+        AdaptationStepper({})
