@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=("test", "val"), default="test")
     e.add_argument("--device", default=None, help="cpu or cuda (default: FSLCOURSE_DEVICE or auto)")
     e.add_argument("--json", type=Path, default=None, help="write the result record here")
+    from .generative.augment import add_augment_arguments
+    add_augment_arguments(e)  # --augment GENERATOR --n-generated M [M ...] --generation-seed S
     t = sub.add_parser("train", help="train a method and write its checkpoint")
     t.add_argument("name")
     t.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
@@ -45,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _evaluate(args) -> int:
+    if args.augment:  # paired evaluation with and without generated support examples
+        from .generative.augment import evaluate_augmented
+        evaluate_augmented(args)
+        return 0
     from . import methods  # noqa: F401  (registers every method)
     from .config import get_device
     from .data import load_omniglot

@@ -1,0 +1,200 @@
+"""The augmentation protocol: paired CI, query isolation, feature space, no meta-test leakage, registry, CLI."""
+import argparse
+import json
+from types import SimpleNamespace
+
+import pytest
+import scipy.stats
+import torch
+
+from fslcourse.data import EpisodeSampler
+from fslcourse.evaluate import evaluate
+from fslcourse.generative.augment import (AugmentedClassifier, add_augment_arguments, evaluate_paired,
+                                          get_generator, paired_difference)
+from fslcourse.methods import ProtoNet
+from fslcourse.methods.base import FewShotClassifier, prototypes
+from fslcourse.methods.protonet import protonet_logits
+
+
+def test_paired_ci_hand_computed_and_against_scipy():
+    mean, ci = paired_difference([50.0, 60.0, 70.0], [60.0, 60.0, 80.0])  # d = 10, 0, 10
+    assert mean == pytest.approx(20 / 3) and ci == pytest.approx(1.959964 * (100 / 3) ** 0.5 / 3 ** 0.5, rel=1e-6)
+    g = torch.Generator().manual_seed(0)
+    base = 100 * torch.rand(600, generator=g)
+    aug = base + 3 + 5 * torch.randn(600, generator=g)
+    mean, ci = paired_difference(base, aug)
+    d = (aug - base).double().numpy()
+    lo, hi = scipy.stats.norm.interval(0.95, loc=d.mean(), scale=scipy.stats.sem(d))
+    assert mean == pytest.approx(d.mean()) and ci == pytest.approx((hi - lo) / 2, rel=1e-6)
+    # pairing removes the between-episode variance: far narrower than the CI of either accuracy
+    assert ci < 0.3 * 1.96 * base.double().std().item() / 600 ** 0.5
+    with pytest.raises(ValueError, match="same episodes"):
+        paired_difference(base, aug[:10])
+
+
+class SpyMethod(FewShotClassifier):
+    """Nearest class mean in pixels that records what it was given."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def predict(self, support_x, support_y, query_x):
+        self.calls.append((support_x.clone(), support_y.clone(), query_x.clone()))
+        protos = prototypes(support_x.flatten(1), support_y, int(support_y.max()) + 1)
+        return -torch.cdist(query_x.flatten(1), protos)
+
+
+class SpyGenerator:
+    space = "pixel"
+
+    def __init__(self):
+        self.inputs = []
+
+    def generate(self, support, support_y, n_generated, generator):
+        self.inputs.append(support.clone())
+        n_way = int(support_y.max()) + 1
+        y = torch.arange(n_way).repeat_interleave(n_generated)
+        return torch.full((len(y), 1, 28, 28), 0.123) + 0.01 * torch.rand(len(y), 1, 1, 1, generator=generator), y
+
+
+def test_generated_examples_never_enter_the_query_set(glyphs):
+    test = glyphs[2]
+    method, gen = SpyMethod(), SpyGenerator()
+    results = evaluate_paired(method, gen, test, n_way=4, n_shot=2, n_generated=(3,), n_query=5, n_episodes=6,
+                              seed=7)
+    assert len(method.calls) == 12 and len(gen.inputs) == 6  # 6 baseline + 6 augmented predictions
+    sampler = EpisodeSampler(test, 4, 2, 5, seed=7)
+    for i in range(6):
+        ep = sampler.sample()
+        base_call, aug_call = method.calls[i], method.calls[6 + i]
+        # identical episodes for both arms; the query set is passed untouched
+        assert torch.equal(base_call[2], ep.query_x) and torch.equal(aug_call[2], ep.query_x)
+        # the generator saw the support set only
+        assert torch.equal(gen.inputs[i], ep.support_x)
+        # augmented support = real support + 3 generated per class, labelled per class
+        assert torch.equal(aug_call[0][:8], ep.support_x) and len(aug_call[0]) == 8 + 12
+        assert aug_call[1][8:].tolist() == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3
+        assert not ((aug_call[2] - 0.123).abs() < 0.02).flatten(1).all(1).any()  # no generated image in the query
+    r = results[0]
+    assert r.baseline.episode_accuracies != r.augmented.episode_accuracies or r.paired_difference == 0
+    assert r.paired_difference == pytest.approx(r.augmented.accuracy - r.baseline.accuracy)
+
+
+class CopyPrototype:
+    """Feature generator whose samples are the class mean of the support features (+ an offset)."""
+
+    space = "feature"
+
+    def __init__(self, offset=0.0):
+        self.offset = offset
+
+    def generate(self, support, support_y, n_generated, generator):
+        n_way = int(support_y.max()) + 1
+        y = torch.arange(n_way).repeat_interleave(n_generated)
+        return prototypes(support, support_y, n_way)[y] + self.offset, y
+
+
+def test_feature_space_augmentation_goes_through_the_method(glyphs):
+    torch.manual_seed(0)
+    net = ProtoNet(backbone_kwargs={"hidden": 8}).eval()
+    ep = EpisodeSampler(glyphs[2], 5, 2, 3, seed=0).sample()
+    with torch.no_grad():
+        same = AugmentedClassifier(net, CopyPrototype(), 4).predict(ep.support_x, ep.support_y, ep.query_x)
+        base = net.predict(ep.support_x, ep.support_y, ep.query_x)
+        assert torch.allclose(same, base, atol=1e-4)  # adding copies of the prototype changes nothing
+        shifted = AugmentedClassifier(net, CopyPrototype(offset=1.0), 2).predict(ep.support_x, ep.support_y,
+                                                                                  ep.query_x)
+        z_s, z_q = net.backbone(ep.support_x), net.backbone(ep.query_x)
+        protos = prototypes(z_s, ep.support_y, 5)
+        manual = protonet_logits(z_q, (2 * protos + 2 * (protos + 1.0)) / 4)  # K=2 real + m=2 generated
+        assert torch.allclose(shifted, manual, atol=1e-3)
+    assert isinstance(net.backbone, torch.nn.Module) and not isinstance(net.backbone, torch.nn.Flatten)  # restored
+
+
+def test_augmented_evaluation_is_reproducible_and_m0_is_the_baseline(glyphs):
+    torch.manual_seed(0)
+    net = ProtoNet(backbone_kwargs={"hidden": 8}).eval()
+    base = evaluate(net, glyphs[2], 5, 1, 3, 5, seed=3)
+    res0 = evaluate(AugmentedClassifier(net, SpyGenerator(), 0), glyphs[2], 5, 1, 3, 5, seed=3)
+    assert res0.episode_accuracies == base.episode_accuracies
+    a = evaluate_paired(net, SpyGenerator(), glyphs[2], 5, 1, (2,), 3, 5, seed=3, generation_seed=1)[0]
+    b = evaluate_paired(net, SpyGenerator(), glyphs[2], 5, 1, (1, 2), 3, 5, seed=3, generation_seed=1)[1]
+    assert a.augmented.episode_accuracies == b.augmented.episode_accuracies  # m=2 does not depend on other m
+
+
+def test_unknown_generator_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"generator 'nope' is not registered; known generators: .*vae"):
+        get_generator("nope")
+
+
+class Tripwire:
+    """A split that fails the test on any use."""
+
+    name = "test"
+
+    def __getattr__(self, attr):
+        raise AssertionError(f"the generator's training touched the meta-test split (.{attr})")
+
+
+def test_the_generators_never_see_a_meta_test_class(glyphs, tmp_path):
+    from fslcourse.generative.vae_generator import load_or_train_vaes
+
+    train, val, _ = glyphs
+    data = SimpleNamespace(train=train, val=val, test=Tripwire())
+    torch.manual_seed(0)
+    backbone = ProtoNet(backbone_kwargs={"hidden": 8}).backbone
+    tiny = {"steps": 3, "max_seconds": None, "n_classes": 4, "val_every": 2}
+    out = load_or_train_vaes(data, backbone, path=tmp_path / "vae.pt", progress=False,
+                             recipe={"pixel": {**tiny, "model": {"hidden": 4}}, "feature": tiny})
+    assert sorted(out["trained"]) == ["feature", "pixel"]
+    for entry in (out["checkpoint"]["pixel"], out["checkpoint"]["feature"][out["fingerprint"]]):
+        hist = entry["history"]
+        assert hist["split"] == "train"
+        assert hist["seen_classes"] and max(hist["seen_classes"]) < train.n_classes
+    again = load_or_train_vaes(data, backbone, path=tmp_path / "vae.pt", progress=False)
+    assert again["trained"] == []  # loaded, not retrained
+
+
+def test_committed_vae_checkpoint_was_trained_on_meta_train_only():
+    from fslcourse.generative.vae_generator import CHECKPOINT
+    from fslcourse.io import load_checkpoint
+
+    path = str(CHECKPOINT).format(profile="quick")
+    ckpt = load_checkpoint(path)
+    entries = [ckpt["pixel"], *ckpt.get("feature", {}).values()]
+    for entry in entries:
+        hist = entry["history"]
+        assert hist["split"] == "train" and max(hist["seen_classes"]) < 3384  # Omniglot meta-train classes
+        assert entry["train_seconds"] > 0 and "config" in entry and entry["seed"] == 0
+
+
+def test_cli_reports_paired_fields(omniglot, tmp_path):
+    from fslcourse.generative.augment import evaluate_augmented
+    from fslcourse.pretrained import checkpoint_path
+
+    if not checkpoint_path("protonet").exists():
+        pytest.skip("no committed protonet checkpoint yet")
+    parser = argparse.ArgumentParser()
+    add_augment_arguments(parser)
+    args = parser.parse_args(["--augment", "vae", "--n-generated", "2", "5"])
+    args.__dict__.update(name="protonet", n_way=5, n_shot=1, n_query=5, episodes=20, seed=0, profile="quick",
+                         split="test", device="cpu", json=tmp_path / "r.json")
+    record = evaluate_augmented(args)
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["paired_difference"] == pytest.approx(record["paired_difference"])
+    assert {"baseline_accuracy", "augmented_accuracy", "paired_ci95"} <= set(saved)
+    assert [r["n_generated"] for r in saved["by_n_generated"]] == [2, 5]
+    assert saved["paired_difference"] == pytest.approx(saved["augmented_accuracy"] - saved["baseline_accuracy"])
+
+
+def test_a_feature_generator_refuses_another_backbone(glyphs):
+    from fslcourse.generative.augment import backbone_fingerprint
+
+    torch.manual_seed(0)
+    a, b = ProtoNet(backbone_kwargs={"hidden": 8}), ProtoNet(backbone_kwargs={"hidden": 8})
+    gen = CopyPrototype()
+    gen.backbone_fingerprint = backbone_fingerprint(a.backbone)
+    AugmentedClassifier(a, gen, 2)  # its own backbone: fine
+    with pytest.raises(ValueError, match="trained on backbone .* build the generator with backbone=method.backbone"):
+        AugmentedClassifier(b, gen, 2)

@@ -1,0 +1,61 @@
+"""Fréchet distance and diversity against scipy and closed forms."""
+import itertools
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from fslcourse.generative.metrics import frechet_distance, mean_pairwise_distance, per_class_quality
+
+
+def _scipy_frechet(a, b):
+    a, b = a.double().numpy(), b.double().numpy()
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+@pytest.mark.parametrize("n, d", [(200, 5), (30, 8)])
+def test_frechet_matches_scipy(n, d):
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n, d, generator=g) @ torch.randn(d, d, generator=g)
+    b = 2 + 0.5 * torch.randn(n, d, generator=g)
+    assert frechet_distance(a, b) == pytest.approx(_scipy_frechet(a, b), rel=1e-5)
+
+
+def test_frechet_closed_forms():
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(50, 4, generator=g)
+    shift = torch.tensor([1.0, -2.0, 0.5, 0.0])
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_distance(a, a + shift) == pytest.approx(float(shift.pow(2).sum()), rel=1e-6)
+    # 1-D Gaussians: (m1 - m2)^2 + (s1 - s2)^2
+    x = torch.randn(1000, 1, generator=g)
+    x = (x - x.mean()) / x.std()
+    assert frechet_distance(x, 3 * x + 2) == pytest.approx(4 + 4, rel=1e-6)
+    # rank-deficient covariances (fewer rows than dims) still give a finite, symmetric answer
+    r, s = torch.randn(5, 16, generator=g), torch.randn(6, 16, generator=g)
+    assert frechet_distance(r, s) == pytest.approx(frechet_distance(s, r), rel=1e-4)
+    with pytest.raises(ValueError, match="same D"):
+        frechet_distance(r, s[:, :3])
+
+
+def test_diversity_is_the_mean_pairwise_distance():
+    g = torch.Generator().manual_seed(2)
+    f = torch.randn(7, 3, generator=g)
+    want = np.mean([float((f[i] - f[j]).norm()) for i, j in itertools.combinations(range(7), 2)])
+    assert mean_pairwise_distance(f) == pytest.approx(want, rel=1e-6)
+    assert mean_pairwise_distance(2 * f) == pytest.approx(2 * want, rel=1e-6)
+    assert mean_pairwise_distance(f[:1].expand(4, 3)) == 0.0
+
+
+def test_per_class_quality_separates_classes():
+    g = torch.Generator().manual_seed(3)
+    real = torch.cat([torch.randn(20, 4, generator=g), 5 + torch.randn(20, 4, generator=g)])
+    real_y = torch.arange(2).repeat_interleave(20)
+    gen = torch.cat([torch.randn(10, 4, generator=g), 5 + 0.1 * torch.randn(10, 4, generator=g)])
+    gen_y = torch.arange(2).repeat_interleave(10)
+    q = per_class_quality(None, real, real_y, gen, gen_y, embedded=True)
+    assert len(q["frechet"]) == 2 and q["frechet"][0] < q["frechet"][1]  # class 1's samples have collapsed
+    assert q["diversity_generated"][1] < 0.2 * q["diversity_real"][1]
