@@ -42,7 +42,6 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default=None)
     t.add_argument("--out", type=Path, default=None, help="checkpoint path (default: the package's checkpoint)")
-    t.add_argument("--eval-episodes", type=int, default=1000, help="test episodes for the recorded accuracy")
     return p
 
 
@@ -81,9 +80,9 @@ def _evaluate(args) -> int:
 def _train(args) -> int:
     from .config import get_device, seed_everything
     from .data import load_omniglot
-    from .evaluate import evaluate
     from .methods import get_method
-    from .pretrained import checkpoint_path, save_method
+    from .pretrained import checkpoint_path
+    from .train import train_checkpoint
 
     cls = get_method(args.name)
     if not cls.trainable:
@@ -92,18 +91,14 @@ def _train(args) -> int:
     device = get_device(args.device)
     seed_everything(args.seed)
     data = load_omniglot(device=device)
-    start = time.perf_counter()
-    model, fit_result = cls.train_recipe(data, profile=args.profile, seed=args.seed, device=device, progress=True)
-    seconds = time.perf_counter() - start
-    res = evaluate(model, data.test, 5, 1, 15, args.eval_episodes, seed=0, device=device)
     out = args.out or checkpoint_path(args.name, args.profile)
-    metrics = {"test_5way_1shot": {"accuracy": res.accuracy, "ci95": res.ci95, "episodes": res.n_episodes,
-                                   "n_query": 15, "episode_seed": 0}}
-    if getattr(fit_result, "best_val_accuracy", None) is not None:
-        metrics["val_accuracy"] = fit_result.best_val_accuracy
-    save_method(model, out, seed=args.seed, profile=args.profile, train_seconds=seconds, metrics=metrics,
-                extra={"steps": getattr(fit_result, "steps", None)})
-    print(f"{args.name}: trained in {seconds:.0f} s; meta-test {res}; saved {out}")
+    start = time.perf_counter()
+    model, fit_result = train_checkpoint(args.name, data, out, profile=args.profile, seed=args.seed,
+                                         device=device, progress=True)
+    seconds = time.perf_counter() - start
+    steps = getattr(fit_result, "steps", "?")
+    print(f"{args.name}: trained for {steps} steps in {seconds:.0f} s; saved {out} "
+          f"(its meta-test accuracy is recorded in the checkpoint's metrics)")
     return 0
 
 
