@@ -28,7 +28,7 @@ def device_info(device) -> dict:
     """The device type, and the GPU name on CUDA."""
     device = torch.device(device)
     info = {"type": device.type}
-    if device.type == "cuda":
+    if device.type == "cuda":  # cuda-ok: reads the device type, chooses nothing
         info["name"] = torch.cuda.get_device_name(device)
     else:
         info["name"] = platform.processor() or platform.machine()
