@@ -1,6 +1,5 @@
 """Checked downloads and safe extraction, on the real official small zips in ../shared."""
 import zipfile
-from pathlib import Path
 
 import pytest
 

@@ -17,12 +17,10 @@ def test_l2l_episodes_match_ours_in_structure(glyphs):
             assert getattr(theirs, f).dtype == getattr(ours, f).dtype
         assert torch.equal(theirs.support_y, ours.support_y) and torch.equal(theirs.query_y, ours.query_y)
         # every image comes from the split, each class's examples are distinct and from one class
-        pool = test.images.float().div(255).flatten(1)  # (n_base, ...) not needed; use get on all
-        all_imgs = test.get(torch.arange(test.n_classes), torch.arange(test.n_examples).expand(test.n_classes, -1))
+        all_imgs = test.get(torch.arange(test.n_classes), torch.arange(test.n_examples).expand(test.n_classes, -1))  # (n_classes, n_examples, 1, H, W)
         flat = all_imgs.flatten(2)  # (n_classes, n_examples, H*W)
         for k in range(5):
             xs = torch.cat([theirs.support_x[theirs.support_y == k], theirs.query_x[theirs.query_y == k]]).flatten(1)
             owners = {int(torch.nonzero((flat == x).all(-1))[0, 0]) for x in xs}
             assert len(owners) == 1, "a learn2learn class mixes images of two classes"
             assert len({tuple(x.tolist()) for x in xs}) == 5
-        del pool

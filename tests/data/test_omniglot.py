@@ -1,5 +1,4 @@
 """Omniglot splits on the real data: counts, disjointness, preprocessing, cache."""
-import os
 
 import pytest
 import torch

@@ -1,5 +1,4 @@
 """Exercises of notebooks 02 and 03: the references pass, typical mistakes fail with a hint."""
-import torch
 import torch.nn.functional as F
 
 from fslcourse.exercises import check

@@ -11,13 +11,17 @@ import pytest
 from fslcourse.evaluate import evaluate, mean_ci95
 from fslcourse.pretrained import checkpoint_info, checkpoint_path, pretrained
 
-N_EPISODES = {"protonet": 100, "finetune": 30}
+N_EPISODES = {"protonet": 100, "finetune": 30, "maml": 40, "fomaml": 40, "reptile": 40}
+HOW_TO_TRAIN = {"protonet": "python -m fslcourse train protonet", "finetune": "python -m fslcourse train finetune",
+                "maml": "python benchmarks/train_maml_family.py maml",
+                "fomaml": "python benchmarks/train_maml_family.py fomaml",
+                "reptile": "python benchmarks/train_maml_family.py reptile"}
 
 
-@pytest.mark.parametrize("name", ["protonet", "finetune"])
+@pytest.mark.parametrize("name", list(N_EPISODES))
 def test_checkpoint_reproduces_recorded_accuracy(name, omniglot):
     if not checkpoint_path(name).exists():
-        pytest.fail(f"{checkpoint_path(name)} is missing; create it with train_checkpoint({name!r}, ...)")
+        pytest.fail(f"{checkpoint_path(name)} is missing; create it with `{HOW_TO_TRAIN[name]}`")
     info = checkpoint_info(name)
     m, proto = info["metrics"], info["metrics"]["protocol"]
     assert info["profile"] == "quick" and info["seed"] == 0 and info["train_seconds"] > 0

@@ -2,7 +2,6 @@
 import torch
 
 from fslcourse.methods import ProtoNet
-from fslcourse.methods.protonet import protonet_logits
 from fslcourse.widgets.latent_explorer import LatentExplorer, pca_2d, tsne_2d
 
 
