@@ -4,6 +4,7 @@ Commands:
     doctor     what is installed, the device, where the data is, and fixes for what is missing
     download   fetch and verify Omniglot into the data directory
     evaluate   evaluate a method on meta-test episodes and optionally write a JSON record
+    report     rebuild the course-wide benchmark table from results/*.json
     train      train a method with its profile's recipe and write its checkpoint
 """
 from __future__ import annotations
@@ -42,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default=None)
     t.add_argument("--out", type=Path, default=None, help="checkpoint path (default: the package's checkpoint)")
+    r = sub.add_parser("report", help="rebuild the benchmark table from results/*.json")
+    r.add_argument("--results", type=Path, default=None, help="folder of result files (default: FSLCOURSE_RESULTS "
+                   "or the repository's results/)")
+    r.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    r.add_argument("--out", type=Path, default=None, help="also write the table here (atomic)")
     return p
 
 
@@ -118,6 +124,10 @@ def main(argv=None) -> int:
             return _evaluate(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "report":
+            from .report import report
+            print(report(args.results, args.format, args.out), end="")
+            return 0
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

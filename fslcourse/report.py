@@ -1,0 +1,304 @@
+"""The course-wide benchmark table, rebuilt from the result records in ``results/*.json``.
+
+Taught in ``notebooks/09_benchmark.ipynb``; ``python -m fslcourse report`` prints it.
+
+Nothing is recomputed: every notebook (and ``benchmarks/course_benchmark.py``) writes
+records with :func:`fslcourse.results.save_results`; :func:`load_records` reads them,
+:func:`build_table` keeps one row per (method, protocol) and adds the published
+figure for the same protocol, and :data:`CLAIMS` checks claims from the literature
+against the records (``"not measured yet"`` when a result file does not exist).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+MISSING = "—"
+BENCHMARK_FILE = "09_benchmark"
+PROTOCOLS = ("5w1s", "5w5s", "20w1s", "20w5s", "20w1s-alphabet")
+
+# Published Omniglot figures (5w1s / 5w5s / 20w1s / 20w5s, percent), transcribed with their sources
+# from the course's reference notes (../shared/reference/README.md), which cite the papers' tables.
+PUBLISHED: dict[str, tuple[tuple[float, float, float, float], str]] = {
+    "protonet": ((98.8, 99.7, 96.0, 98.9), "Snell et al. 2017, arXiv:1703.05175"),
+    "maml": ((98.7, 99.9, 95.8, 98.9), "Finn et al. 2017, arXiv:1703.03400, Table 1"),
+    "fomaml": ((98.3, 99.2, 89.4, 97.9), "Nichol et al. 2018, arXiv:1803.02999"),
+    "reptile": ((97.68, 99.48, 89.43, 97.12), "Nichol et al. 2018, arXiv:1803.02999 (transductive)"),
+    "matching": ((98.1, 98.9, 93.8, 98.5), "Vinyals et al. 2016, arXiv:1606.04080 (as in Snell et al. 2017, Table 1)"),
+    "relation": ((99.6, 99.8, 97.6, 99.1), "Sung et al. 2018, arXiv:1711.06025"),
+}
+
+
+def protocol_key(protocol: dict) -> str:
+    """``{"n_way": 20, "n_shot": 1, "within_alphabet": True}`` -> ``"20w1s-alphabet"``."""
+    try:
+        key = f"{int(protocol['n_way'])}w{int(protocol['n_shot'])}s"
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"protocol {protocol!r} needs integer n_way and n_shot") from err
+    return key + ("-alphabet" if protocol.get("within_alphabet") else "")
+
+
+def published(method: str, protocol: str) -> tuple[float | None, str | None]:
+    """The published accuracy and its source for ``method`` on ``protocol`` (``(None, None)`` if none)."""
+    if method not in PUBLISHED or protocol not in PROTOCOLS[:4]:
+        return None, None
+    figures, source = PUBLISHED[method]
+    return figures[PROTOCOLS.index(protocol)], source
+
+
+def results_dir(directory=None) -> Path:
+    """``directory``, else ``$FSLCOURSE_RESULTS``, else the repository's ``results/``."""
+    if directory is None:
+        directory = os.environ.get("FSLCOURSE_RESULTS") or Path(__file__).resolve().parent.parent / "results"
+    return Path(directory)
+
+
+def load_records(directory=None) -> list[dict]:
+    """Every record of every ``*.json`` result file, each tagged with ``_file`` (the file's stem) and ``_index``.
+
+    Raises:
+        ValueError: a file is not valid JSON or lacks ``records`` / a record lacks ``method``,
+            ``protocol`` or ``accuracy``; the message names the file and the fix.
+    """
+    directory = results_dir(directory)
+    if not directory.is_dir():
+        raise ValueError(f"results directory {directory} does not exist; run the notebooks or "
+                         f"benchmarks/course_benchmark.py first, or pass the right folder")
+    records = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON ({err}); re-run the notebook that writes it") from err
+        if not isinstance(data, dict) or not isinstance(data.get("records"), list):
+            raise ValueError(f"{path} has no 'records' list; write it with fslcourse.results.save_results")
+        for i, rec in enumerate(data["records"]):
+            missing = [k for k in ("method", "protocol", "accuracy") if not isinstance(rec, dict) or k not in rec]
+            if missing:
+                raise ValueError(f"{path}: record {i} lacks {', '.join(missing)}; write records with "
+                                 f"fslcourse.results.result_record")
+            protocol_key(rec["protocol"])  # validates n_way / n_shot
+            records.append({**rec, "_file": path.stem, "_index": i})
+    return records
+
+
+def method_label(record: dict) -> str:
+    """The row's method name: augmented methods also say how many examples were generated per class."""
+    n = record.get("n_generated")
+    return f"{record['method']} (+{n}/class)" if n else record["method"]
+
+
+def _priority(record: dict) -> tuple:
+    """Which record wins a (method, protocol) cell: the benchmark's own run, then a record without a
+    ``variant`` (the method's default), then more episodes, then the first record of a file."""
+    return (record["_file"] == BENCHMARK_FILE, "variant" not in record, record.get("episodes") or 0,
+            -record["_index"])
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def build_table(records: list[dict]) -> list[dict]:
+    """One row per (method, protocol), sorted by protocol then method.
+
+    Row fields: ``method``, ``protocol``, ``accuracy``, ``ci95``, ``trainable_params``,
+    ``train_seconds``, ``test_seconds_per_episode`` (``None`` when not recorded or
+    recorded as 0), ``episodes``, ``profile``, ``published``, ``published_source``,
+    ``source`` (the result file), ``variant``.
+    """
+    best: dict[tuple[str, str], dict] = {}
+    for rec in records:
+        key = (method_label(rec), protocol_key(rec["protocol"]))
+        if key not in best or _priority(rec) > _priority(best[key]):
+            best[key] = rec
+    rows = []
+    for (method, protocol), rec in best.items():
+        eval_s, episodes = _number(rec.get("eval_seconds")), _number(rec.get("episodes"))
+        pub, pub_source = published(rec["method"], protocol)
+        rows.append({
+            "method": method, "protocol": protocol, "accuracy": _number(rec.get("accuracy")),
+            "ci95": _number(rec.get("ci95")), "trainable_params": _number(rec.get("trainable_params")),
+            "train_seconds": _number(rec.get("train_seconds")),
+            "test_seconds_per_episode": eval_s / episodes if eval_s and episodes else None,
+            "episodes": episodes, "profile": rec.get("profile"), "published": pub,
+            "published_source": pub_source, "source": rec["_file"], "variant": rec.get("variant"),
+            "skipped": rec.get("skipped"),
+        })
+    order = {p: i for i, p in enumerate(PROTOCOLS)}
+    return sorted(rows, key=lambda r: (order.get(r["protocol"], len(order)), r["protocol"], r["method"]))
+
+
+def _fmt(value, spec: str) -> str:
+    return MISSING if value is None else format(value, spec)
+
+
+def format_markdown(rows: list[dict]) -> str:
+    """The table as GitHub markdown; missing fields show as "—", quick-profile rows are marked (q)."""
+    head = ("| method | protocol | accuracy (%) | published (%) | trainable params | train time (s) "
+            "| test s/episode | profile | source |")
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        acc = MISSING if r["accuracy"] is None else f"{r['accuracy']:.1f} ± {_fmt(r['ci95'], '.1f')}"
+        pub = MISSING if r["published"] is None else f"{r['published']:g} ({r['published_source']})"
+        profile = r["profile"] or MISSING
+        profile = f"{profile} (q)" if profile == "quick" else profile
+        params = MISSING if r["trainable_params"] is None else f"{int(r['trainable_params']):,}"
+        lines.append(f"| {r['method']} | {r['protocol']} | {acc} | {pub} | {params} | "
+                     f"{_fmt(r['train_seconds'], '.0f')} | {_fmt(r['test_seconds_per_episode'], '.3f')} | "
+                     f"{profile} | {r['source']} |")
+    return "\n".join(lines) + "\n"
+
+
+def report(directory=None, fmt: str = "markdown", out=None) -> str:
+    """Load the records, build the table and render it as ``"markdown"`` or ``"json"``; write ``out`` atomically."""
+    if fmt not in ("markdown", "json"):
+        raise ValueError(f"format={fmt!r} is not known; use 'markdown' or 'json'")
+    rows = build_table(load_records(directory))
+    text = format_markdown(rows) if fmt == "markdown" else json.dumps(rows, indent=1, ensure_ascii=False) + "\n"
+    if out is not None:
+        from .io import _atomic
+
+        _atomic(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Claims from the literature, each checked against the records (data-driven: add a row to CLAIMS).
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim, where it comes from, the result files it needs and how to check it.
+
+    ``check(records_by_file) -> (what we measured, held)`` with ``held`` True, False or None (unclear).
+    """
+
+    text: str
+    source: str
+    files: tuple[str, ...]
+    check: Callable[[dict], tuple[str, bool | None]]
+
+
+def _find(records, method, protocol, **fields):
+    for rec in records:
+        if rec["method"] == method and protocol_key(rec["protocol"]) == protocol and \
+                all(rec.get(k) == v for k, v in fields.items()):
+            return rec
+    return None
+
+
+def _finetune_vs_meta(by_file):
+    recs = by_file["03_finetune_baseline"]
+    ft = [r for r in recs if r["method"] == "finetune" and protocol_key(r["protocol"]) == "5w1s"]
+    pn = _find(recs, "protonet", "5w1s")
+    if not ft or pn is None:
+        return "the file has no 5-way 1-shot fine-tuning and ProtoNet records", None
+    best = max(ft, key=lambda r: r["accuracy"])
+    held = best["accuracy"] >= pn["accuracy"] - (best["ci95"] + pn["ci95"])
+    return (f"5-way 1-shot, same episodes: best fine-tuning {best['accuracy']:.1f}% "
+            f"({best.get('variant', 'default')}) vs ProtoNet {pn['accuracy']:.1f}%"), held
+
+
+def _mtl_fewer_tasks(by_file):
+    recs = by_file["05_mtl"]
+    mtl = [r for r in recs if r["method"].startswith("mtl") and "tasks_seen" in r]
+    maml = [r for r in recs if r["method"] == "maml" and "tasks_seen" in r]
+    if not mtl or not maml:
+        return "the records do not say how many meta-training tasks MTL and MAML saw ('tasks_seen')", None
+    a, b = max(mtl, key=lambda r: r["accuracy"]), max(maml, key=lambda r: r["accuracy"])
+    held = a["tasks_seen"] < b["tasks_seen"] and a["accuracy"] >= b["accuracy"] - (a["ci95"] + b["ci95"])
+    return (f"MTL {a['accuracy']:.1f}% after {a['tasks_seen']} tasks vs MAML {b['accuracy']:.1f}% "
+            f"after {b['tasks_seen']} tasks"), held
+
+
+def _augmentation_helps(files):
+    def check(by_file):
+        recs = [r for f in files for r in by_file.get(f, []) if r.get("paired_difference") is not None
+                and protocol_key(r["protocol"]) == "5w1s"]
+        if not recs:
+            return "no paired 5-way 1-shot augmentation records", None
+        best = max(recs, key=lambda r: r["paired_difference"])
+        low, high = (best["paired_difference"] + s * best.get("paired_ci95", 0.0) for s in (-1, 1))
+        held = True if low > 0 else (False if high <= 0 else None)  # None: the 95% CI contains 0
+        return (f"best 5-way 1-shot gain: {best['paired_difference']:+.1f} ± {best.get('paired_ci95', 0.0):.1f} "
+                f"points ({method_label(best)}, paired, {len(recs)} settings tried)"), held
+    return check
+
+
+def _fomaml_close(by_file):
+    recs = by_file["04_maml"]
+    a, b = _find(recs, "maml", "5w1s"), _find(recs, "fomaml", "5w1s")
+    if a is None or b is None:
+        return "the file has no 5-way 1-shot MAML and first-order MAML records", None
+    return (f"5-way 1-shot: MAML {a['accuracy']:.1f}%, first-order {b['accuracy']:.1f}% "
+            f"(difference {a['accuracy'] - b['accuracy']:.1f} points)"), a["accuracy"] - b["accuracy"] <= 2.0
+
+
+def _relation_beats_matching(by_file):
+    recs = by_file[BENCHMARK_FILE]
+    a, b = _find(recs, "relation", "5w1s"), _find(recs, "matching", "5w1s")
+    if a is None or b is None:
+        return "the benchmark has no 5-way 1-shot Relation Network and Matching Networks records", None
+    return (f"5-way 1-shot: Relation Network {a['accuracy']:.1f}% vs Matching Networks "
+            f"{b['accuracy']:.1f}%"), a["accuracy"] > b["accuracy"]
+
+
+def _within_alphabet_harder(by_file):
+    recs = by_file[BENCHMARK_FILE]
+    pairs = [(r, _find(recs, r["method"], "20w1s")) for r in recs if protocol_key(r["protocol"]) == "20w1s-alphabet"]
+    pairs = [(a, b) for a, b in pairs if b is not None]
+    if not pairs:
+        return "the benchmark has no method with both 20-way 1-shot protocols", None
+    drops = [b["accuracy"] - a["accuracy"] for a, b in pairs]
+    return (f"20-way 1-shot within an alphabet is {min(drops):.1f} to {max(drops):.1f} points lower than "
+            f"random 20-way ({len(pairs)} methods)"), min(drops) > 0
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("Fine-tuning a pre-trained backbone is simpler and often as good as meta-learning",
+          "Chen et al. 2019, arXiv:1904.04232; Dhillon et al. 2020, arXiv:1909.02729",
+          ("03_finetune_baseline",), _finetune_vs_meta),
+    Claim("First-order MAML is nearly as accurate as second-order MAML",
+          "Finn et al. 2017, arXiv:1703.03400", ("04_maml",), _fomaml_close),
+    Claim("MTL (scale & shift + hard tasks) needs far fewer meta-training tasks than MAML",
+          "Sun et al. 2019, arXiv:1812.02391", ("05_mtl",), _mtl_fewer_tasks),
+    Claim("Generative data augmentation helps 1-shot classification",
+          "Antoniou et al. 2017, arXiv:1711.04340 (DAGAN); Zhang et al. 2018 (MetaGAN)",
+          ("06_vae_augmentation", "07_gan_augmentation", "08_diffusion_augmentation"),
+          _augmentation_helps(("06_vae_augmentation", "07_gan_augmentation", "08_diffusion_augmentation"))),
+    Claim("A learned relation module beats a fixed cosine metric (Relation Net > Matching Nets)",
+          "Sung et al. 2018, arXiv:1711.06025", (BENCHMARK_FILE,), _relation_beats_matching),
+    Claim("Within-alphabet 20-way 1-shot is much harder than random 20-way 1-shot",
+          "Lake et al. 2015, Science 350(6266)", (BENCHMARK_FILE,), _within_alphabet_harder),
+)
+
+
+def check_claims(records: list[dict], claims=CLAIMS) -> list[dict]:
+    """Each claim with ``measured`` (text) and ``held`` (``"yes"``, ``"no"``, ``"unclear"`` or ``"not measured yet"``).
+
+    A claim is "not measured yet" when none of its result files exists; a claim over several
+    files is checked on those that exist.
+    """
+    by_file: dict[str, list[dict]] = {}
+    for rec in records:
+        by_file.setdefault(rec["_file"], []).append(rec)
+    out = []
+    for claim in claims:
+        if not any(f in by_file for f in claim.files):
+            measured, held = f"not measured yet ({', '.join(f + '.json' for f in claim.files)} missing)", None
+            verdict = "not measured yet"
+        else:
+            measured, held = claim.check(by_file)
+            verdict = {True: "yes", False: "no", None: "unclear"}[held]
+        out.append({"claim": claim.text, "source": claim.source, "measured": measured, "held": verdict})
+    return out
+
+
+def format_claims(rows: list[dict]) -> str:
+    """The claims as a markdown table."""
+    lines = ["| claim | source | what we measured | held? |", "|---|---|---|---|"]
+    lines += [f"| {r['claim']} | {r['source']} | {r['measured']} | {r['held']} |" for r in rows]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,116 @@
+"""The benchmark report: grouping, published figures, missing fields, errors, claims and the CLI."""
+import json
+
+import pytest
+
+from fslcourse.cli import main
+from fslcourse.report import (CLAIMS, MISSING, PUBLISHED, build_table, check_claims, format_markdown,
+                              load_records, protocol_key, report)
+
+
+def rec(method, n_way=5, n_shot=1, acc=90.0, ci=1.0, within=False, **extra):
+    return {"format": 1, "method": method, "accuracy": acc, "ci95": ci, "episodes": 200, "profile": "quick",
+            "protocol": {"n_way": n_way, "n_shot": n_shot, "n_query": 5, "within_alphabet": within,
+                         "split": "test", "episode_seed": 0}, **extra}
+
+
+def write(folder, name, records):
+    (folder / f"{name}.json").write_text(json.dumps({"name": name, "records": records}))
+
+
+def test_protocol_keys():
+    assert protocol_key({"n_way": 20, "n_shot": 1, "within_alphabet": True}) == "20w1s-alphabet"
+    assert protocol_key({"n_way": 5, "n_shot": 5}) == "5w5s"
+    with pytest.raises(ValueError, match="n_way"):
+        protocol_key({"n_shot": 1})
+
+
+def test_one_row_per_method_and_protocol_benchmark_wins(tmp_path):
+    write(tmp_path, "02_protonet", [rec("protonet", acc=97.0), rec("protonet", 20, 5, acc=98.0)])
+    write(tmp_path, "03_finetune_baseline", [rec("finetune", acc=70.0, variant="a"), rec("finetune", acc=75.0,
+                                                                                         variant="b")])
+    write(tmp_path, "09_benchmark", [rec("protonet", acc=96.5, trainable_params=1234, train_seconds=10.0,
+                                         eval_seconds=4.0)])
+    rows = {(r["method"], r["protocol"]): r for r in build_table(load_records(tmp_path))}
+    assert set(rows) == {("protonet", "5w1s"), ("protonet", "20w5s"), ("finetune", "5w1s")}
+    pn = rows[("protonet", "5w1s")]
+    assert (pn["accuracy"], pn["source"], pn["trainable_params"]) == (96.5, "09_benchmark", 1234)
+    assert pn["test_seconds_per_episode"] == pytest.approx(4.0 / 200)
+    assert rows[("finetune", "5w1s")]["variant"] == "a"  # equal standing: the file's first (headline) record
+    assert rows[("protonet", "20w5s")]["source"] == "02_protonet"
+
+
+def test_published_column_and_sources(tmp_path):
+    write(tmp_path, "x", [rec(m, n_way, n_shot) for m in ("protonet", "maml", "matching", "relation", "pixel")
+                          for n_way, n_shot in ((5, 1), (5, 5), (20, 1), (20, 5))]
+          + [rec("relation", 20, 1, within=True)])
+    rows = {(r["method"], r["protocol"]): r for r in build_table(load_records(tmp_path))}
+    want = {"protonet": (98.8, 99.7, 96.0, 98.9), "maml": (98.7, 99.9, 95.8, 98.9),
+            "matching": (98.1, 98.9, 93.8, 98.5), "relation": (99.6, 99.8, 97.6, 99.1)}
+    for method, figures in want.items():
+        assert [rows[(method, p)]["published"] for p in ("5w1s", "5w5s", "20w1s", "20w5s")] == list(figures)
+        assert rows[(method, "5w1s")]["published_source"] == PUBLISHED[method][1]
+    assert rows[("pixel", "5w1s")]["published"] is None
+    assert rows[("relation", "20w1s-alphabet")]["published"] is None  # no published within-alphabet figure
+    text = format_markdown(build_table(load_records(tmp_path)))
+    assert "| relation | 5w1s | 90.0 ± 1.0 | 99.6 (Sung et al. 2018" in text
+
+
+def test_missing_fields_show_a_dash(tmp_path):
+    r = rec("pixel", ci=None)
+    r.pop("profile")
+    write(tmp_path, "01", [r])
+    row = build_table(load_records(tmp_path))[0]
+    assert row["train_seconds"] is None and row["trainable_params"] is None and row["test_seconds_per_episode"] is None
+    line = format_markdown([row]).splitlines()[2]
+    assert line == f"| pixel | 5w1s | 90.0 ± {MISSING} | {MISSING} | {MISSING} | {MISSING} | {MISSING} | {MISSING} | 01 |"
+
+
+def test_eval_seconds_zero_is_not_a_measurement(tmp_path):
+    write(tmp_path, "04", [rec("maml", eval_seconds=0.0)])
+    assert build_table(load_records(tmp_path))[0]["test_seconds_per_episode"] is None
+
+
+@pytest.mark.parametrize("content, match", [("{not json", "not valid JSON"), ('{"name": "x"}', "no 'records' list"),
+                                            ('{"records": [{"method": "p", "accuracy": 1}]}', "lacks protocol")])
+def test_malformed_file_is_named(tmp_path, content, match):
+    write(tmp_path, "02_protonet", [rec("protonet")])
+    (tmp_path / "05_broken.json").write_text(content)
+    with pytest.raises(ValueError, match=match) as err:
+        load_records(tmp_path)
+    assert "05_broken.json" in str(err.value)
+
+
+def test_missing_folder_is_named(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        load_records(tmp_path / "nope")
+
+
+def test_claims_measured_and_not_measured(tmp_path):
+    write(tmp_path, "04_maml", [rec("maml", acc=95.0), rec("fomaml", acc=94.0)])
+    write(tmp_path, "09_benchmark", [rec("relation", acc=90.0), rec("matching", acc=92.0),
+                                     rec("relation", 20, 1, acc=80.0), rec("relation", 20, 1, acc=60.0, within=True)])
+    write(tmp_path, "06_vae_augmentation", [rec("protonet+vae", paired_difference=2.0, paired_ci95=1.0)])
+    claims = {c["claim"]: c for c in check_claims(load_records(tmp_path))}
+    assert len(claims) == len(CLAIMS)
+    held = {text.split()[0] + " " + text.split()[1]: c["held"] for text, c in claims.items()}
+    assert held["First-order MAML"] == "yes"      # 1 point apart
+    assert held["A learned"] == "no"              # relation 90 < matching 92
+    assert held["Within-alphabet 20-way"] == "yes"
+    assert held["Generative data"] == "yes"       # +2 +- 1: the CI excludes 0
+    assert held["Fine-tuning a"] == "not measured yet" and held["MTL (scale"] == "not measured yet"
+    assert "03_finetune_baseline.json missing" in claims[next(t for t in claims if t.startswith("Fine"))]["measured"]
+
+
+def test_cli_report_markdown_json_and_atomic_out(tmp_path, capsys):
+    write(tmp_path, "02_protonet", [rec("protonet")])
+    out = tmp_path / "build" / "table.json"
+    assert main(["report", "--results", str(tmp_path), "--format", "json", "--out", str(out)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows == json.loads(out.read_text()) and rows[0]["published"] == 98.8
+    assert list(out.parent.iterdir()) == [out]  # no temporary file left behind
+    assert main(["report", "--results", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == report(tmp_path)
+    (tmp_path / "bad.json").write_text("[]")
+    assert main(["report", "--results", str(tmp_path)]) == 2
+    assert "bad.json" in capsys.readouterr().err
