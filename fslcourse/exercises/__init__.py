@@ -7,8 +7,9 @@ from . import maml  # noqa: F401  (registers the notebook-04 exercises)
 from . import finetune, protonet  # noqa: F401  (notebooks 02 and 03)
 from . import vae  # noqa: F401  (notebook 06)
 from . import benchmark  # noqa: F401  (notebook 09)
-from . import diffusion  # noqa: F401  (notebook 08)
 from . import mtl  # noqa: F401  (notebook 05)
+from . import diffusion  # noqa: F401  (notebook 08)
+from . import gan  # noqa: F401  (notebook 07)
 from .core import EXERCISES, check, exercise
 
 __all__ = ["EXERCISES", "check", "exercise"]
