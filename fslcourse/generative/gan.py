@@ -1,0 +1,162 @@
+"""A DAGAN-style conditional GAN: from one drawing of a character and noise, a new drawing of the same character.
+
+Taught in ``notebooks/07_gan_augmentation.ipynb``.
+
+Antoniou, Storkey & Edwards (2017), "Data Augmentation Generative Adversarial Networks",
+arXiv:1711.04340. The generator :math:`G(x_s, z)` encodes a *source* drawing :math:`x_s` and,
+with noise :math:`z \\sim \\mathcal N(0, I)`, decodes a new drawing (a U-Net-style skip keeps the
+character's strokes). The critic :math:`D` scores *pairs*: ``(source, another real drawing of the
+same character)`` is real, ``(source, G(source, z))`` is fake, so :math:`G` must stay in the
+source's class while varying it. Two losses:
+
+* ``"wgan-gp"`` (Gulrajani et al. 2017, arXiv:1704.00028):
+  :math:`L_D = \\mathbb E[D(\\tilde x)] - \\mathbb E[D(x)] + \\lambda\\, \\mathbb E[(\\lVert\\nabla_{\\hat x} D(\\hat x)\\rVert_2 - 1)^2]`,
+  :math:`\\hat x = \\epsilon x + (1 - \\epsilon)\\tilde x`, :math:`\\lambda = 10`; :math:`L_G = -\\mathbb E[D(\\tilde x)]`;
+* ``"standard"``: the non-saturating GAN loss (Goodfellow et al. 2014, arXiv:1406.2661),
+  :math:`L_D = -\\log\\sigma(D(x)) - \\log(1 - \\sigma(D(\\tilde x)))`, :math:`L_G = -\\log\\sigma(D(\\tilde x))`.
+
+Spectral normalisation of the critic (Miyato et al. 2018, arXiv:1802.05957) is an option.
+Training is done by :func:`fslcourse.generative.gan_generator.train_gan` (with its NaN guard).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+LOSSES = ("wgan-gp", "standard")
+
+
+class DAGANGenerator(nn.Module):
+    """``G(x_s, z)``: a new ``(n, 1, 28, 28)`` drawing of the class of each source drawing.
+
+    Args:
+        z_dim: noise dimension.
+        hidden: channels of the first convolution (the second has twice as many).
+        code_dim: size of the source's code (the bottleneck before ``z`` is concatenated).
+    """
+
+    def __init__(self, z_dim: int = 16, hidden: int = 16, code_dim: int = 64):
+        super().__init__()
+        self.z_dim, self.hidden, self.code_dim = z_dim, hidden, code_dim
+        h2 = 2 * hidden
+        self.down1 = nn.Sequential(nn.Conv2d(1, hidden, 4, 2, 1), nn.LeakyReLU(0.2))  # 28 -> 14
+        self.down2 = nn.Sequential(nn.Conv2d(hidden, h2, 4, 2, 1), nn.LeakyReLU(0.2))  # 14 -> 7
+        self.to_code = nn.Sequential(nn.Flatten(), nn.Linear(h2 * 49, code_dim), nn.LeakyReLU(0.2))  # (n, h2*49)
+        self.from_code = nn.Sequential(nn.Linear(code_dim + z_dim, h2 * 49), nn.ReLU(),
+                                       nn.Unflatten(1, (h2, 7, 7)))  # (n, h2*49) -> (n, h2, 7, 7)
+        self.up1 = nn.Sequential(nn.ConvTranspose2d(2 * h2, hidden, 4, 2, 1), nn.BatchNorm2d(hidden),
+                                 nn.ReLU())  # 7 -> 14
+        self.up2 = nn.ConvTranspose2d(2 * hidden, 1, 4, 2, 1)  # 14 -> 28 (logits)
+
+    def forward(self, source: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``source`` ``(n, 1, 28, 28)`` in ``[0, 1]`` and ``z`` ``(n, z_dim)`` -> ``(n, 1, 28, 28)`` in ``[0, 1]``."""
+        h1 = self.down1(source)  # (n, hidden, 14, 14)
+        h2 = self.down2(h1)  # (n, 2*hidden, 7, 7)
+        d = self.from_code(torch.cat([self.to_code(h2), z], 1))  # (n, 2*hidden, 7, 7)
+        d = self.up1(torch.cat([d, h2], 1))  # skip connection: (n, 4*hidden, 7, 7) -> (n, hidden, 14, 14)
+        return torch.sigmoid(self.up2(torch.cat([d, h1], 1)))  # (n, 2*hidden, 14, 14) -> (n, 1, 28, 28)
+
+    @torch.no_grad()
+    def generate(self, support_x: torch.Tensor, support_y: torch.Tensor, n_generated: int,
+                 generator: torch.Generator | None = None):
+        """``n_generated`` drawings per class, each from a support drawing of that class (taken in turn) and fresh ``z``.
+
+        Args:
+            support_x: ``(n_way * n_shot, 1, 28, 28)``; support_y: ``(n_way * n_shot,)`` in ``0 .. n_way-1``.
+            generator: CPU ``torch.Generator`` for ``z``.
+
+        Returns:
+            ``(generated (n_way * n_generated, 1, 28, 28), labels (n_way * n_generated,))``, class-major.
+        """
+        n_way = int(support_y.max()) + 1
+        labels = torch.arange(n_way, device=support_y.device).repeat_interleave(n_generated)  # (n_way * m,)
+        by_class = [torch.nonzero(support_y == k).flatten() for k in range(n_way)]
+        sources = torch.stack([by_class[k][i % len(by_class[k])] for k in range(n_way) for i in range(n_generated)])
+        z = torch.randn(n_way * n_generated, self.z_dim, generator=generator).to(support_x)
+        was_training = self.training
+        self.eval()
+        out = self(support_x[sources], z)
+        self.train(was_training)
+        return out, labels
+
+    def config(self) -> dict:
+        return {"z_dim": self.z_dim, "hidden": self.hidden, "code_dim": self.code_dim}
+
+
+class PairCritic(nn.Module):
+    """``D(x_s, x)``: one score per pair ``(source, candidate)``, both ``(n, 1, 28, 28)``; higher means real.
+
+    No batch norm (the gradient penalty is per example). ``spectral=True`` wraps every layer in
+    spectral normalisation (Miyato et al. 2018, arXiv:1802.05957).
+    """
+
+    def __init__(self, hidden: int = 32, spectral: bool = False):
+        super().__init__()
+        self.hidden, self.spectral = hidden, spectral
+        wrap = spectral_norm if spectral else (lambda m: m)
+        h2 = 2 * hidden
+        self.net = nn.Sequential(
+            wrap(nn.Conv2d(2, hidden, 4, 2, 1)), nn.LeakyReLU(0.2),  # 28 -> 14
+            wrap(nn.Conv2d(hidden, h2, 4, 2, 1)), nn.LeakyReLU(0.2),  # 14 -> 7
+            wrap(nn.Conv2d(h2, h2, 3, 2, 1)), nn.LeakyReLU(0.2),  # 7 -> 4
+            nn.Flatten(), wrap(nn.Linear(h2 * 16, 1)))  # (n, h2*4*4) -> (n, 1)
+
+    def forward(self, pair: torch.Tensor) -> torch.Tensor:
+        """``pair`` ``(n, 2, 28, 28)`` (source and candidate as channels) -> ``(n,)`` scores."""
+        return self.net(pair).squeeze(1)  # (n, 1) -> (n,)
+
+    def config(self) -> dict:
+        return {"hidden": self.hidden, "spectral": self.spectral}
+
+
+def make_pair(source: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Stack a source and a candidate as channels: ``(n, 1, 28, 28)`` x 2 -> ``(n, 2, 28, 28)``."""
+    return torch.cat([source, x], 1)  # (n, 2, 28, 28)
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP's penalty :math:`\\mathbb E[(\\lVert\\nabla_{\\hat x} D(\\hat x)\\rVert_2 - 1)^2]` at ``x̂ = eps real + (1 - eps) fake``.
+
+    Args:
+        critic: ``(n, ...) -> (n,)``.
+        real, fake: critic inputs ``(n, ...)``.
+        eps: ``(n,)`` interpolation weights in ``[0, 1]``.
+
+    Returns:
+        A scalar; differentiable in the critic's parameters (``create_graph=True``).
+    """
+    e = eps.reshape(-1, *([1] * (real.dim() - 1))).to(real)  # (n,) -> (n, 1, ..., 1)
+    x_hat = (e * real.detach() + (1 - e) * fake.detach()).requires_grad_(True)
+    grad, = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()  # (n, ...) -> (n, prod) -> scalar
+
+
+def critic_loss(critic, real: torch.Tensor, fake: torch.Tensor, loss: str = "wgan-gp", gp_weight: float = 10.0,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+    """The critic's (discriminator's) loss on real and fake pairs ``(n, 2, 28, 28)``; ``(loss, stats)``.
+
+    ``stats`` has ``d_real`` and ``d_fake`` (mean scores) and, for WGAN-GP, ``gp`` and
+    ``wasserstein`` (the critic's estimate ``E[D(real)] - E[D(fake)]``).
+    """
+    d_real, d_fake = critic(real), critic(fake.detach())
+    stats = {"d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
+    if loss == "wgan-gp":
+        eps = torch.rand(len(real), generator=generator).to(real)
+        gp = gradient_penalty(critic, real, fake, eps)
+        stats.update(gp=gp.item(), wasserstein=stats["d_real"] - stats["d_fake"])
+        return d_fake.mean() - d_real.mean() + gp_weight * gp, stats
+    if loss == "standard":
+        return F.softplus(-d_real).mean() + F.softplus(d_fake).mean(), stats
+    raise ValueError(f"loss={loss!r} is not known; use one of {', '.join(LOSSES)}")
+
+
+def generator_loss(critic, fake: torch.Tensor, loss: str = "wgan-gp") -> torch.Tensor:
+    """``-E[D(fake)]`` (WGAN-GP) or the non-saturating ``-E[log sigmoid D(fake)]`` (standard)."""
+    d_fake = critic(fake)
+    if loss == "wgan-gp":
+        return -d_fake.mean()
+    if loss == "standard":
+        return F.softplus(-d_fake).mean()
+    raise ValueError(f"loss={loss!r} is not known; use one of {', '.join(LOSSES)}")

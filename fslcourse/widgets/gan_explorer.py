@@ -1,0 +1,136 @@
+"""GAN explorer: pick a source character, drag noise sliders, interpolate between two z, or see a grid of samples.
+
+Taught in ``notebooks/07_gan_augmentation.ipynb``.
+
+The DAGAN generator :math:`G(x_s, z)` (:class:`~fslcourse.generative.gan.DAGANGenerator`) turns one
+source drawing :math:`x_s` of a character into a new drawing for each noise vector :math:`z`.
+The *single* view shows the source, the drawing for the current :math:`z` (its first three
+coordinates are the sliders, the others are fixed by ``z seed``) and the interpolation
+:math:`z_t = (1 - t) z_A + t z_B` between the noise of two seeds. The *sample grid* view shows
+``n_grid`` x ``n_grid`` drawings, each for a fresh :math:`z`: if they all look alike, the generator
+ignores its noise (mode collapse).
+"""
+from __future__ import annotations
+
+import io
+
+import ipywidgets as W
+import torch
+from IPython.display import Image, display
+
+from .plotting import show_image
+
+VIEWS = ("single", "sample grid")
+
+
+class GANExplorer:
+    """Interactive view of a DAGAN generator on the drawings of a split.
+
+    Args:
+        generator: a trained :class:`~fslcourse.generative.gan.DAGANGenerator`.
+        split: the split whose characters are the sources (meta-test in the notebook).
+        n_classes: characters offered (drawn with ``seed``).
+        n_steps: images in the interpolation.
+        seed: which characters are offered; also the initial ``z seed``.
+
+    Attributes:
+        controls: the ipywidgets (``character``, ``source``, ``z_1``, ``z_2``, ``z_3``, ``z_seed``,
+            ``seed_a``, ``seed_b``, ``view``, ``n_grid``).
+        shown: what the last :meth:`render` drew (the source, the ``z`` used, the generated images ...).
+        widget: the box to display.
+    """
+
+    def __init__(self, generator, split, n_classes: int = 8, n_steps: int = 7, seed: int = 0):
+        if n_classes < 1 or n_classes > split.n_classes:
+            raise ValueError(f"n_classes={n_classes} must be between 1 and the split's {split.n_classes} classes")
+        self.gen, self.split, self.n_steps = generator.eval(), split, n_steps
+        self.device = next(generator.parameters()).device
+        self.classes = torch.randperm(split.n_classes, generator=torch.Generator().manual_seed(seed))[:n_classes]
+        names = [(f"{i}: {split.class_name(int(c))}", i) for i, c in enumerate(self.classes)]
+        self.character = W.Dropdown(options=names, value=0, description="character")
+        self.source = W.IntSlider(value=0, min=0, max=split.n_examples - 1, description="drawing")
+        self.z_1, self.z_2, self.z_3 = (W.FloatSlider(value=0.0, min=-3.0, max=3.0, step=0.25, description=f"z[{i}]")
+                                        for i in range(3))
+        self.z_seed = W.IntText(value=seed, description="z seed")
+        self.seed_a = W.IntText(value=seed + 1, description="z_A seed")
+        self.seed_b = W.IntText(value=seed + 2, description="z_B seed")
+        self.view = W.ToggleButtons(options=VIEWS, value="single", description="view")
+        self.n_grid = W.IntSlider(value=4, min=2, max=8, description="grid size")
+        self.status = W.HTML()
+        self.out = W.Output()
+        self.controls = {"character": self.character, "source": self.source, "z_1": self.z_1, "z_2": self.z_2,
+                         "z_3": self.z_3, "z_seed": self.z_seed, "seed_a": self.seed_a, "seed_b": self.seed_b,
+                         "view": self.view, "n_grid": self.n_grid}
+        for c in self.controls.values():
+            c.observe(lambda _change: self.update(), names="value")
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        self.fig = Figure(figsize=(9, 4), dpi=80)
+        FigureCanvasAgg(self.fig)
+        self.shown: dict = {}
+        self.widget = W.VBox([W.HBox([self.character, self.source, self.view]),
+                              W.HBox([self.z_1, self.z_2, self.z_3]), W.HBox([self.z_seed, self.seed_a, self.seed_b]),
+                              self.n_grid, self.status, self.out])
+        self.update()
+
+    def noise(self, seed: int, n: int = 1) -> torch.Tensor:
+        """``(n, z_dim)`` standard normal noise from ``torch.Generator().manual_seed(seed)``."""
+        return torch.randn(n, self.gen.z_dim, generator=torch.Generator().manual_seed(int(seed)))
+
+    @torch.no_grad()
+    def compute(self) -> dict:
+        """The source drawing and what the generator makes of it for the current controls."""
+        k = self.character.value
+        source = self.split.get(self.classes[k:k + 1], torch.tensor([[self.source.value]]))[0]  # (1, 1, 28, 28)
+        s = {"character": k, "class_id": int(self.classes[k]), "source": source[0], "view": self.view.value}
+        if self.view.value == "single":
+            z = self.noise(self.z_seed.value)  # (1, z_dim)
+            z[0, :3] = torch.tensor([self.z_1.value, self.z_2.value, self.z_3.value])
+            t = torch.linspace(0, 1, self.n_steps)[:, None]  # (n_steps, 1)
+            z_t = (1 - t) * self.noise(self.seed_a.value) + t * self.noise(self.seed_b.value)  # (n_steps, z_dim)
+            images = self.gen(source.expand(1 + self.n_steps, -1, -1, -1).to(self.device),
+                              torch.cat([z, z_t]).to(self.device)).cpu()  # (1 + n_steps, 1, 28, 28)
+            s.update(z=z[0], generated=images[:1], z_interpolation=z_t, interpolation=images[1:])
+        else:
+            n = self.n_grid.value ** 2
+            z = self.noise(self.z_seed.value, n)  # (n_grid^2, z_dim)
+            s.update(z=z, generated=self.gen(source.expand(n, -1, -1, -1).to(self.device), z.to(self.device)).cpu())
+        return s
+
+    def render(self):
+        """Recompute and redraw; returns the matplotlib figure (``self.shown`` holds its data)."""
+        s = self.shown = self.compute()
+        fig = self.fig
+        fig.clear()
+        if s["view"] == "single":
+            grid = fig.add_gridspec(2, self.n_steps)
+            show_image(fig.add_subplot(grid[0, 0]), s["source"], title="source", colour="k")
+            z = s["z"]
+            show_image(fig.add_subplot(grid[0, 1]), s["generated"][0],
+                       title=f"G(x, z), z[:3]=({z[0]:+.2f}, {z[1]:+.2f}, {z[2]:+.2f})")
+            for j in range(self.n_steps):
+                show_image(fig.add_subplot(grid[1, j]), s["interpolation"][j],
+                           title=f"t={j / max(1, self.n_steps - 1):.2f}")
+            fig.text(0.02, 0.47, f"interpolating z from seed {self.seed_a.value} to seed {self.seed_b.value}",
+                     fontsize=9)
+        else:
+            n = self.n_grid.value
+            grid = fig.add_gridspec(n, n + 2)
+            show_image(fig.add_subplot(grid[: min(2, n), :2]), s["source"], title="source", colour="k")
+            for j in range(n * n):
+                show_image(fig.add_subplot(grid[j // n, 2 + j % n]), s["generated"][j])
+            fig.text(0.3, 0.96, f"{n * n} samples, one z each (z seed {self.z_seed.value})", fontsize=9)
+        return fig
+
+    def update(self) -> None:
+        """Redraw after a control changed."""
+        fig = self.render()
+        s = self.shown
+        self.status.value = (f"character {s['character']} ({self.split.class_name(s['class_id'])}), drawing "
+                             f"{self.source.value}; {len(s['generated'])} generated ({s['view']} view)")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=fig.dpi)
+        with self.out:
+            self.out.clear_output(wait=True)
+            display(Image(buf.getvalue()))

@@ -1,0 +1,182 @@
+"""The DAGAN: gradient penalty against its definition, the two losses, spectral norm, seeded sampling,
+conditioning, the NaN/divergence guard, and the committed checkpoint."""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fslcourse.data import EpisodeSampler
+from fslcourse.generative.augment import AugmentedClassifier
+from fslcourse.generative.gan import (DAGANGenerator, PairCritic, critic_loss, generator_loss, gradient_penalty,
+                                      make_pair)
+from fslcourse.generative.gan_generator import CHECKPOINT, GANDiverged, GANGenerator, quality, train_gan
+from fslcourse.io import load_checkpoint
+
+
+def test_gradient_penalty_of_a_linear_critic_is_closed_form():
+    # D(x) = w.x + b has gradient w at every x, so the penalty is (||w|| - 1)^2 and d/dw = 2 (||w|| - 1) w / ||w||
+    g = torch.Generator().manual_seed(0)
+    critic = nn.Linear(5, 1)
+    real, fake, eps = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g), torch.rand(6, generator=g)
+    gp = gradient_penalty(lambda x: critic(x).squeeze(1), real, fake, eps)
+    w = critic.weight.detach()[0]
+    assert torch.allclose(gp, (w.norm() - 1) ** 2, atol=1e-6)
+    gp.backward()  # create_graph=True: the penalty trains the critic
+    assert torch.allclose(critic.weight.grad[0], 2 * (w.norm() - 1) * w / w.norm(), atol=1e-5)
+
+
+def test_gradient_penalty_equals_its_definition_on_a_tiny_conv_critic():
+    torch.manual_seed(0)
+    critic = PairCritic(hidden=4)
+    g = torch.Generator().manual_seed(1)
+    real, fake = torch.rand(3, 2, 28, 28, generator=g), torch.rand(3, 2, 28, 28, generator=g)
+    eps = torch.tensor([0.0, 0.3, 1.0])
+    want = []
+    for i in range(3):  # one example at a time, straight from the definition
+        x_hat = (eps[i] * real[i:i + 1] + (1 - eps[i]) * fake[i:i + 1]).requires_grad_(True)
+        grad, = torch.autograd.grad(critic(x_hat).sum(), x_hat)
+        want.append((grad.norm() - 1) ** 2)
+    assert torch.allclose(gradient_penalty(critic, real, fake, eps), torch.stack(want).mean(), rtol=1e-5)
+
+
+def test_losses_match_their_formulas():
+    torch.manual_seed(0)
+    critic = PairCritic(hidden=4)
+    g = torch.Generator().manual_seed(2)
+    real, fake = torch.rand(4, 2, 28, 28, generator=g), torch.rand(4, 2, 28, 28, generator=g)
+    d_real, d_fake = critic(real), critic(fake)
+    loss, stats = critic_loss(critic, real, fake, "standard")
+    want = F.binary_cross_entropy_with_logits(d_real, torch.ones(4)) + F.binary_cross_entropy_with_logits(
+        d_fake, torch.zeros(4))
+    assert torch.allclose(loss, want, atol=1e-6)
+    assert torch.allclose(generator_loss(critic, fake, "standard"),
+                          F.binary_cross_entropy_with_logits(d_fake, torch.ones(4)), atol=1e-6)
+    loss, stats = critic_loss(critic, real, fake, "wgan-gp", 10.0, torch.Generator().manual_seed(3))
+    eps = torch.rand(4, generator=torch.Generator().manual_seed(3))
+    want = d_fake.mean() - d_real.mean() + 10 * gradient_penalty(critic, real, fake, eps)
+    assert torch.allclose(loss, want, atol=1e-5) and stats["wasserstein"] == pytest.approx(
+        (d_real.mean() - d_fake.mean()).item(), abs=1e-5)
+    assert torch.allclose(generator_loss(critic, fake, "wgan-gp"), -d_fake.mean())
+    with pytest.raises(ValueError, match="loss='hinge' is not known"):
+        critic_loss(critic, real, fake, "hinge")
+
+
+def test_spectral_norm_makes_each_layer_1_lipschitz():
+    torch.manual_seed(0)
+    critic = PairCritic(hidden=4, spectral=True).train()
+    x = torch.rand(2, 2, 28, 28)
+    for _ in range(30):  # power iterations run in training-mode forward passes
+        critic(x)
+    linear = critic.net[-1]
+    assert torch.linalg.matrix_norm(linear.weight.detach(), ord=2).item() == pytest.approx(1.0, abs=1e-3)
+    conv = critic.net[0].weight.detach().flatten(1)  # (out, in*k*k): the matrix spectral_norm normalises
+    assert torch.linalg.matrix_norm(conv, ord=2).item() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_seeded_sampling_is_reproducible(glyphs):
+    torch.manual_seed(0)
+    gen = DAGANGenerator(hidden=4, code_dim=8)
+    ep = EpisodeSampler(glyphs[2], 3, 2, 1, seed=0).sample()
+    a, ya = gen.generate(ep.support_x, ep.support_y, 4, torch.Generator().manual_seed(1))
+    b, _ = gen.generate(ep.support_x, ep.support_y, 4, torch.Generator().manual_seed(1))
+    c, _ = gen.generate(ep.support_x, ep.support_y, 4, torch.Generator().manual_seed(2))
+    assert a.shape == (12, 1, 28, 28) and torch.equal(a, b) and not torch.equal(a, c)
+    assert ya.tolist() == [0] * 4 + [1] * 4 + [2] * 4 and 0 <= a.min() and a.max() <= 1
+    # through the augmentation protocol: the same episode index and seed give the same support
+    aug = [AugmentedClassifier(PixelEcho(), GANGenerator(gen), 4, seed=5) for _ in range(2)]
+    for wrapped in aug:
+        wrapped.predict(ep.support_x, ep.support_y, ep.query_x)
+    assert torch.equal(aug[0].last["generated"], aug[1].last["generated"])
+
+
+class PixelEcho(nn.Module):
+    """A stand-in classifier for the protocol test (logits from pixel prototypes)."""
+
+    needs_grad_at_test = False
+
+    def predict(self, support_x, support_y, query_x):
+        from fslcourse.methods.base import prototypes
+        return -torch.cdist(query_x.flatten(1), prototypes(support_x.flatten(1), support_y, 3))
+
+
+def _tiny(glyphs, **kw):
+    torch.manual_seed(0)
+    return DAGANGenerator(hidden=4, code_dim=8), PairCritic(hidden=4)
+
+
+def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(glyphs, tmp_path):
+    gen, critic = _tiny(glyphs)
+    path = tmp_path / "gan.pt"
+
+    def inject(step, g, c):
+        if step == 7:
+            with torch.no_grad():
+                c.net[0].weight[0, 0, 0, 0] = float("nan")
+
+    with pytest.raises(GANDiverged, match=r"critic loss = nan at step 8 .*last good checkpoint \(step 5\)") as err:
+        train_gan(gen, critic, glyphs[0], steps=20, n_classes=4, n_critic=1, checkpoint=path, checkpoint_every=5,
+                  callback=inject, progress=False)
+    assert err.value.step == 8 and err.value.last_good_step == 5
+    saved = load_checkpoint(path)
+    assert saved["step"] == 5
+    assert all(torch.isfinite(t).all() for part in ("generator", "critic") for t in saved[part].values())
+    # with a checkpoint every step, the step whose weights went NaN is not written either
+    gen, critic = _tiny(glyphs)
+    with pytest.raises(GANDiverged) as err:
+        train_gan(gen, critic, glyphs[0], steps=20, n_classes=4, n_critic=1, checkpoint=path, checkpoint_every=1,
+                  callback=inject, progress=False)
+    assert err.value.last_good_step == 6 and load_checkpoint(path)["step"] == 6
+
+
+def test_divergence_guard_triggers_before_anything_is_written(glyphs, tmp_path):
+    gen, critic = _tiny(glyphs)
+    with pytest.raises(GANDiverged, match="no checkpoint was written. Lower lr"):
+        train_gan(gen, critic, glyphs[0], steps=5, n_classes=4, n_critic=1, checkpoint=tmp_path / "g.pt",
+                  divergence=1e-9, progress=False)
+    assert not (tmp_path / "g.pt").exists()
+
+
+def test_training_moves_the_critic_scores_apart(glyphs):
+    torch.set_num_threads(1)
+    gen, critic = _tiny(glyphs)
+    hist = train_gan(gen, critic, glyphs[0], steps=25, n_classes=8, n_critic=1, lr=1e-3, progress=False)
+    assert hist["split"] == "train" and len(hist["loss_d"]) == 25 and len(hist["gp"]) == 25
+    assert sum(hist["wasserstein"][-5:]) > sum(hist["wasserstein"][:5])  # the critic learns to tell pairs apart
+
+
+@pytest.fixture(scope="module")
+def committed(omniglot):
+    import fslcourse
+    from fslcourse.generative.gan_generator import load_or_train_gans
+
+    torch.set_num_threads(1)
+    path = CHECKPOINT.with_name("gan-quick.pt")
+    if not path.exists():
+        pytest.skip("gan-quick.pt is not committed yet")
+    protonet = fslcourse.pretrained("protonet", device="cpu")
+    gans = load_or_train_gans(omniglot, None, "quick", device="cpu", progress=False, save=False)
+    assert gans["trained"] == []
+    return gans, protonet, omniglot
+
+
+def test_committed_checkpoint_reproduces_its_recorded_metrics(committed):
+    gans, protonet, data = committed
+    for loss in ("wgan-gp", "standard"):
+        entry = gans["checkpoint"]["pixel"][loss]
+        assert entry["history"]["split"] == "train" and entry["history"]["steps"] == entry["recipe"]["steps"]
+        got = quality(gans[loss], protonet.backbone, data.test, seed=entry["seed"])
+        for key, want in entry["metrics"].items():
+            assert got[key] == pytest.approx(want, rel=1e-4, abs=1e-4), (loss, key)
+
+
+def test_generator_is_conditioned_on_its_source(committed):
+    # drawings generated from sources of different meta-test characters land nearest their own source's
+    # class prototype (real drawings, ProtoNet backbone) far more often than chance
+    gans, protonet, data = committed
+    ep = EpisodeSampler(data.test, 5, 5, 0, seed=3).sample()
+    gen_x, gen_y = gans["wgan-gp"].generate(ep.support_x[::5], torch.arange(5), 10, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        protos = protonet.backbone(ep.support_x).unflatten(0, (5, 5)).mean(1)  # (5, D)
+        nearest = torch.cdist(protonet.backbone(gen_x), protos).argmin(1)
+    assert (nearest == gen_y).float().mean() >= 0.6  # chance is 0.2
+    assert len(set(nearest.tolist())) == 5

@@ -1,0 +1,64 @@
+"""The GAN explorer: every control changes what is shown, and what is shown is what the generator computes."""
+import torch
+
+from fslcourse.generative.gan import DAGANGenerator
+from fslcourse.widgets.gan_explorer import GANExplorer
+
+
+def _explorer(glyphs):
+    torch.manual_seed(0)
+    gen = DAGANGenerator(hidden=4, code_dim=8).eval()
+    with torch.no_grad():  # a random but non-degenerate generator
+        for p in gen.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return gen, GANExplorer(gen, glyphs[2], n_classes=4, n_steps=5, seed=0)
+
+
+def test_single_view_shows_the_generator_output_for_the_chosen_source_and_z(glyphs):
+    gen, ex = _explorer(glyphs)
+    s = ex.shown
+    cls = int(ex.classes[0])
+    assert torch.equal(s["source"], glyphs[2].get(torch.tensor([cls]), torch.tensor([[0]]))[0, 0])
+    z = torch.randn(1, gen.z_dim, generator=torch.Generator().manual_seed(0))
+    z[0, :3] = 0.0
+    with torch.no_grad():
+        want = gen(s["source"][None], z)
+    assert torch.allclose(s["generated"], want, atol=1e-6)
+    # the interpolation's end points are the noise of the two seeds
+    assert torch.allclose(s["z_interpolation"][0], ex.noise(1)[0]) and torch.allclose(s["z_interpolation"][-1],
+                                                                                     ex.noise(2)[0])
+    assert s["interpolation"].shape == (5, 1, 28, 28) and len(ex.fig.axes) == 2 + 5
+
+
+def test_controls_change_what_is_shown(glyphs):
+    gen, ex = _explorer(glyphs)
+    g0 = ex.shown["generated"].clone()
+    ex.z_1.value = 2.0
+    assert ex.shown["z"][0] == 2.0 and not torch.allclose(ex.shown["generated"], g0)
+    assert "+2.00" in ex.fig.axes[1].get_title()
+    ex.z_1.value = 0.0
+    assert torch.allclose(ex.shown["generated"], g0)
+    interp0 = ex.shown["interpolation"].clone()
+    ex.seed_b.value = 11
+    assert not torch.allclose(ex.shown["interpolation"], interp0)
+    assert torch.allclose(ex.shown["interpolation"][0], interp0[0])  # t = 0 is still z_A
+    src0 = ex.shown["source"].clone()
+    ex.source.value = 3
+    assert not torch.equal(ex.shown["source"], src0)
+    ex.character.value = 2
+    assert ex.shown["class_id"] == int(ex.classes[2]) and "character 2" in ex.status.value
+
+
+def test_sample_grid_view_uses_one_z_per_image(glyphs):
+    gen, ex = _explorer(glyphs)
+    ex.view.value = "sample grid"
+    ex.n_grid.value = 3
+    s = ex.shown
+    assert s["generated"].shape == (9, 1, 28, 28) and s["z"].shape == (9, gen.z_dim)
+    assert len(ex.fig.axes) == 1 + 9 and "9 generated" in ex.status.value
+    with torch.no_grad():
+        want = gen(s["source"][None].expand(9, -1, -1, -1), ex.noise(0, 9))
+    assert torch.allclose(s["generated"], want, atol=1e-6)
+    first = s["generated"].clone()
+    ex.z_seed.value = 5
+    assert not torch.allclose(ex.shown["generated"], first)
