@@ -1,0 +1,106 @@
+"""Scale-and-shift viewer: the learned Φ of every SS layer, and an episode's embedding with SS on or off.
+
+Taught in ``notebooks/05_mtl.ipynb``.
+
+Left: the per-filter scales ``Φ_S1`` and shifts ``Φ_S2`` of the chosen layer
+(bars by filter, sorted by scale) or, for ``"all layers"``, their histograms
+across every filter of the backbone; dashed lines mark the initial values (1 and
+0), so what meta-transfer learned is the distance from them. Below: the
+latent-space explorer (:mod:`fslcourse.widgets.latent_explorer`) on one episode,
+whose backbone toggle switches between the meta-transferred backbone ("SS on")
+and the same frozen backbone with Φ reset to its initial values ("SS off").
+"""
+from __future__ import annotations
+
+import copy
+
+import ipywidgets as W
+import torch
+
+from ..models.scale_shift import scale_shift_layers
+from ._render import figure_png, new_figure, show_png
+from .latent_explorer import LatentExplorer
+
+ALL = "all layers"
+
+
+def ss_off(model):
+    """A copy of ``model`` with every scale reset to 1 and every shift to 0 (the plain frozen backbone)."""
+    off = copy.deepcopy(model)
+    with torch.no_grad():
+        for layer in scale_shift_layers(off.backbone).values():
+            layer.scale.fill_(1.0)
+            layer.shift.fill_(0.0)
+    return off.eval()
+
+
+class ScaleShiftViewer:
+    """Φ per layer plus an SS on/off embedding view of one episode.
+
+    Args:
+        split: the split to draw episodes from (meta-test for the notebook).
+        model: a meta-transferred :class:`~fslcourse.methods.mtl.MTL` with ``mode="ss"``.
+        n_way, n_shot, n_query, seed: the explorer's initial episode.
+
+    Attributes:
+        layer: dropdown of the SS layers (and ``"all layers"``).
+        explorer: the :class:`~fslcourse.widgets.latent_explorer.LatentExplorer` (``explorer.backbone``
+            toggles ``"SS off"`` / ``"SS on"``).
+        shown: what the last :meth:`render` drew (``scale``, ``shift`` tensors and the layer).
+        widget: the box to display.
+    """
+
+    def __init__(self, split, model, n_way: int = 5, n_shot: int = 1, n_query: int = 5, seed: int = 0):
+        self.layers = scale_shift_layers(model.backbone)
+        if not self.layers:
+            raise ValueError(f"{type(model).__name__} has no scale-and-shift layers; pass an MTL model with mode='ss'")
+        self.model = model.eval()
+        self.layer = W.Dropdown(options=[ALL] + list(self.layers), value=ALL, description="layer")
+        self.layer.observe(lambda _change: self.update(), names="value")
+        self.out = W.Output()
+        self.fig = new_figure(8.0, 2.8)
+        self.shown: dict = {}
+        self.explorer = LatentExplorer(split, trained=model, untrained=ss_off(model), n_way=n_way, n_shot=n_shot,
+                                       n_query=n_query, seed=seed, distance="cosine")
+        self.explorer.models = {"SS off": self.explorer.models["untrained"], "SS on": self.explorer.models["trained"]}
+        self.explorer.backbone.options = ["SS off", "SS on"]
+        self.explorer.backbone.value = "SS on"
+        self.widget = W.VBox([self.layer, self.out, self.explorer.widget])
+        self.update()
+
+    def values(self, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(scale, shift)`` of one layer (``(C_out,)`` each) or of all layers concatenated."""
+        chosen = self.layers.values() if layer == ALL else [self.layers[layer]]
+        return (torch.cat([m.scale.detach().cpu() for m in chosen]),  # (total filters,)
+                torch.cat([m.shift.detach().cpu() for m in chosen]))  # (total filters,)
+
+    def render(self):
+        """Redraw the Φ panel for the current layer; returns the figure (``self.shown`` holds its data)."""
+        scale, shift = self.values(self.layer.value)
+        self.shown = {"layer": self.layer.value, "scale": scale, "shift": shift}
+        fig = self.fig
+        fig.clear()
+        ax_s, ax_b = fig.subplots(1, 2)
+        if self.layer.value == ALL:
+            ax_s.hist(scale.numpy(), bins=30, color="tab:blue")
+            ax_b.hist(shift.numpy(), bins=30, color="tab:orange")
+            ax_s.axvline(1.0, ls="--", c="k")
+            ax_b.axvline(0.0, ls="--", c="k")
+            ax_s.set(xlabel="scale Φ_S1", ylabel="filters")
+            ax_b.set(xlabel="shift Φ_S2")
+        else:
+            order = torch.argsort(scale)
+            ax_s.bar(range(len(scale)), scale[order].numpy(), color="tab:blue")
+            ax_b.bar(range(len(shift)), shift[order].numpy(), color="tab:orange")
+            ax_s.axhline(1.0, ls="--", c="k")
+            ax_b.axhline(0.0, ls="--", c="k")
+            ax_s.set(xlabel="filter (sorted by scale)", ylabel="scale Φ_S1")
+            ax_b.set(xlabel="filter (same order)", ylabel="shift Φ_S2")
+        fig.suptitle(f"{self.layer.value}: {len(scale)} filters, scale {scale.mean():.3f} ± {scale.std():.3f}, "
+                     f"shift {shift.mean():.3f} ± {shift.std():.3f}", fontsize=9)
+        fig.tight_layout()
+        return fig
+
+    def update(self) -> None:
+        """Redraw after the layer changed."""
+        show_png(self.out, figure_png(self.render()))
