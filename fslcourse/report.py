@@ -49,10 +49,13 @@ def published(method: str, protocol: str) -> tuple[float | None, str | None]:
     return figures[PROTOCOLS.index(protocol)], source
 
 
+REPO_RESULTS = Path(__file__).resolve().parent.parent / "results"  # the committed records
+
+
 def results_dir(directory=None) -> Path:
     """``directory``, else ``$FSLCOURSE_RESULTS``, else the repository's ``results/``."""
     if directory is None:
-        directory = os.environ.get("FSLCOURSE_RESULTS") or Path(__file__).resolve().parent.parent / "results"
+        directory = os.environ.get("FSLCOURSE_RESULTS") or REPO_RESULTS
     return Path(directory)
 
 
@@ -108,7 +111,7 @@ def build_table(records: list[dict]) -> list[dict]:
     Row fields: ``method``, ``protocol``, ``accuracy``, ``ci95``, ``trainable_params``,
     ``train_seconds``, ``test_seconds_per_episode`` (``None`` when not recorded or
     recorded as 0), ``episodes``, ``profile``, ``published``, ``published_source``,
-    ``source`` (the result file), ``variant``.
+    ``source`` (the result file), ``variant``, ``skipped`` (why a method could not run the protocol).
     """
     best: dict[tuple[str, str], dict] = {}
     for rec in records:
@@ -136,6 +139,12 @@ def _fmt(value, spec: str) -> str:
     return MISSING if value is None else format(value, spec)
 
 
+def _pub(value: float) -> str:
+    """A published figure as printed in its paper: 96.0, 98.8, 97.68."""
+    text = f"{value:.2f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
 def format_markdown(rows: list[dict]) -> str:
     """The table as GitHub markdown; missing fields show as "—", quick-profile rows are marked (q)."""
     head = ("| method | protocol | accuracy (%) | published (%) | trainable params | train time (s) "
@@ -143,13 +152,44 @@ def format_markdown(rows: list[dict]) -> str:
     lines = [head, "|" + "---|" * 9]
     for r in rows:
         acc = MISSING if r["accuracy"] is None else f"{r['accuracy']:.1f} ± {_fmt(r['ci95'], '.1f')}"
-        pub = MISSING if r["published"] is None else f"{r['published']:g} ({r['published_source']})"
+        acc = "skipped" if r["accuracy"] is None and r.get("skipped") else acc
+        pub = MISSING if r["published"] is None else f"{_pub(r['published'])} ({r['published_source']})"
         profile = r["profile"] or MISSING
         profile = f"{profile} (q)" if profile == "quick" else profile
         params = MISSING if r["trainable_params"] is None else f"{int(r['trainable_params']):,}"
         lines.append(f"| {r['method']} | {r['protocol']} | {acc} | {pub} | {params} | "
                      f"{_fmt(r['train_seconds'], '.0f')} | {_fmt(r['test_seconds_per_episode'], '.3f')} | "
                      f"{profile} | {r['source']} |")
+    return "\n".join(lines) + "\n"
+
+
+def format_pivot(rows: list[dict], protocols=PROTOCOLS) -> str:
+    """One line per method, one column per protocol: ``ours ± CI (published)``, then parameters and costs.
+
+    The cost columns come from the method's 5-way 1-shot row (train time is the same for every
+    protocol; the test time per episode is that of 5-way 1-shot). ``(q)`` marks the quick profile.
+    """
+    by_method: dict[str, dict[str, dict]] = {}
+    for r in rows:
+        by_method.setdefault(r["method"], {})[r["protocol"]] = r
+    head = ["method", *protocols, "trainable params", "train time (s)", "test s/episode (5w1s)", "profile"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for method, cells in by_method.items():
+        out = []
+        for p in protocols:
+            r = cells.get(p)
+            if r is None:
+                out.append(MISSING)
+                continue
+            acc = ("skipped" if r.get("skipped") else MISSING) if r["accuracy"] is None else \
+                f"{r['accuracy']:.1f} ± {_fmt(r['ci95'], '.1f')}"
+            out.append(acc + ("" if r["published"] is None else f" ({_pub(r['published'])})"))
+        ref = cells.get("5w1s") or next(iter(cells.values()))
+        params = MISSING if ref["trainable_params"] is None else f"{int(ref['trainable_params']):,}"
+        profile = ref["profile"] or MISSING
+        out += [params, _fmt(ref["train_seconds"], ".0f"), _fmt(cells.get("5w1s", {}).get("test_seconds_per_episode"),
+                                                                ".3f"), f"{profile} (q)" if profile == "quick" else profile]
+        lines.append(f"| {method} | " + " | ".join(out) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -184,7 +224,7 @@ class Claim:
 
 def _find(records, method, protocol, **fields):
     for rec in records:
-        if rec["method"] == method and protocol_key(rec["protocol"]) == protocol and \
+        if rec.get("accuracy") is not None and rec["method"] == method and protocol_key(rec["protocol"]) == protocol and \
                 all(rec.get(k) == v for k, v in fields.items()):
             return rec
     return None
@@ -248,7 +288,8 @@ def _relation_beats_matching(by_file):
 
 def _within_alphabet_harder(by_file):
     recs = by_file[BENCHMARK_FILE]
-    pairs = [(r, _find(recs, r["method"], "20w1s")) for r in recs if protocol_key(r["protocol"]) == "20w1s-alphabet"]
+    pairs = [(r, _find(recs, r["method"], "20w1s")) for r in recs
+             if protocol_key(r["protocol"]) == "20w1s-alphabet" and r.get("accuracy") is not None]
     pairs = [(a, b) for a, b in pairs if b is not None]
     if not pairs:
         return "the benchmark has no method with both 20-way 1-shot protocols", None

@@ -114,3 +114,20 @@ def test_cli_report_markdown_json_and_atomic_out(tmp_path, capsys):
     (tmp_path / "bad.json").write_text("[]")
     assert main(["report", "--results", str(tmp_path)]) == 2
     assert "bad.json" in capsys.readouterr().err
+
+
+def test_pivot_one_line_per_method_with_published_and_skips(tmp_path):
+    from fslcourse.report import format_pivot
+
+    write(tmp_path, "09_benchmark", [
+        rec("protonet", acc=97.25, ci=0.5, trainable_params=28000, train_seconds=177.0, eval_seconds=2.0),
+        rec("protonet", 20, 1, acc=93.0),
+        {**rec("maml", 20, 1), "accuracy": None, "ci95": None, "skipped": "fixed n_way=5"},
+        rec("reptile", acc=50.0)])
+    lines = format_pivot(build_table(load_records(tmp_path))).splitlines()
+    assert len(lines) == 2 + 3
+    pn = next(line for line in lines if line.startswith("| protonet |"))
+    assert pn == (f"| protonet | 97.2 ± 0.5 (98.8) | {MISSING} | 93.0 ± 1.0 (96.0) | {MISSING} | {MISSING} "
+                  f"| 28,000 | 177 | 0.010 | quick (q) |")
+    assert any(line.startswith(f"| maml | {MISSING} | {MISSING} | skipped (95.8) | {MISSING} |") for line in lines)
+    assert any("(97.68)" in line for line in lines)  # published figures keep their printed precision
