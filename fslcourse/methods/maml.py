@@ -16,6 +16,14 @@ every task of a meta-batch at once with ``torch.func`` (``grad`` inside
 ``torch.autograd.grad(create_graph=True)``. ``benchmarks/maml_vs_l2l.py``
 measures both against learn2learn; ``vmap`` is the faster one on CPU, so it is
 the default.
+
+``zero_head=True`` is the *zeroing trick* of Kao, Chiu and Chen 2022, "MAML is a
+Noisy Contrastive Learner in Classification", arXiv:2106.15367: the linear head
+starts every inner loop at zero instead of at a meta-learned value. After one
+inner step the head's row for class ``c`` is ``α/n · Σ_i (1[y_i = c] - 1/n_way) f(x_i)``,
+a scaled class mean of the support features (prototype-like), so the outer loop
+only has to learn the features. It removes the dependence on the order of the
+labels, lets one network run episodes of any ``n_way``, and speeds up training.
 """
 from __future__ import annotations
 
@@ -39,13 +47,15 @@ class MAML(FewShotClassifier):
         test_inner_steps: inner steps at test time (usually more than ``inner_steps``).
         stride: 2 for the paper's strided Omniglot network, 1 for max-pooling.
         backend: ``"vmap"`` (torch.func, all tasks at once) or ``"loop"`` (autograd, task by task).
+        zero_head: start every inner loop from a zero head (Kao et al. 2022); episodes of any
+            ``n_way`` are then allowed.
     """
 
     needs_grad_at_test = True
     first_order = False
 
     def __init__(self, n_way: int = 5, hidden: int = 64, inner_lr: float = 0.4, inner_steps: int = 1,
-                 test_inner_steps: int = 3, stride: int = 2, backend: str = "vmap"):
+                 test_inner_steps: int = 3, stride: int = 2, backend: str = "vmap", zero_head: bool = False):
         super().__init__()
         if backend not in ("vmap", "loop"):
             raise ValueError(f"backend={backend!r} is not known; use 'vmap' or 'loop'")
@@ -54,10 +64,21 @@ class MAML(FewShotClassifier):
         self.net = MAMLConv4(n_way, hidden=hidden, stride=stride)
         self.n_way, self.hidden, self.stride, self.backend = n_way, hidden, stride, backend
         self.inner_lr, self.inner_steps, self.test_inner_steps = inner_lr, inner_steps, test_inner_steps
+        self.zero_head = zero_head
 
     def config(self) -> dict:
         return dict(n_way=self.n_way, hidden=self.hidden, inner_lr=self.inner_lr, inner_steps=self.inner_steps,
-                    test_inner_steps=self.test_inner_steps, stride=self.stride, backend=self.backend)
+                    test_inner_steps=self.test_inner_steps, stride=self.stride, backend=self.backend,
+                    zero_head=self.zero_head)
+
+    def initial_params(self, n_way: int) -> dict[str, torch.Tensor]:
+        """The weights each inner loop starts from: ``θ``, with a zero ``(n_way, D)`` head if ``zero_head``."""
+        params = dict(self.net.named_parameters())
+        if self.zero_head:
+            w = params["head.weight"]
+            params["head.weight"] = w.new_zeros(n_way, w.shape[1]).requires_grad_()  # (n_way, D): not meta-learned
+            params["head.bias"] = w.new_zeros(n_way).requires_grad_()
+        return params
 
     def _support_loss(self, params: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(self.net(x, params), y)
@@ -77,7 +98,7 @@ class MAML(FewShotClassifier):
             inner gradients are constants, so ``φ`` still depends on ``θ`` through the identity
             (that is first-order MAML's meta-gradient).
         """
-        params = dict(self.net.named_parameters())
+        params = self.initial_params(int(support_y.max()) + 1)
         steps = self.test_inner_steps if steps is None else steps
         with torch.enable_grad():  # adaptation needs gradients even under torch.no_grad()
             for _ in range(steps):
@@ -99,9 +120,9 @@ class MAML(FewShotClassifier):
             ``(n_query_total, n_way)`` logits (no graph attached).
         """
         n_way = self.check_support(support_x, support_y, query_x)
-        if n_way != self.n_way:
+        if n_way != self.n_way and not self.zero_head:
             raise ValueError(f"the support set has n_way={n_way} but this MAML head has {self.n_way} outputs; "
-                             f"use episodes with n_way={self.n_way} or build MAML(n_way={n_way})")
+                             f"use episodes with n_way={self.n_way}, build MAML(n_way={n_way}) or use zero_head=True")
         params = {k: v.detach() for k, v in self.adapt(support_x, support_y).items()}
         with torch.no_grad():
             return self.net(query_x, params)
@@ -126,8 +147,12 @@ class MAML(FewShotClassifier):
             ``({name: gradient}, mean query loss, mean query accuracy)``.
         """
         params = dict(self.net.named_parameters())
+        n_way = batch.n_way
         if self.backend == "vmap":  # torch.func all the way: grad of (vmap over tasks of (grad inside))
             def mean_query_loss(p):
+                if self.zero_head:  # the head starts at zero: θ's head gets no gradient
+                    p = {**p, "head.weight": p["head.weight"].new_zeros(n_way, p["head.weight"].shape[1]),
+                         "head.bias": p["head.bias"].new_zeros(n_way)}
                 losses, accs = vmap(self._task_query_loss, in_dims=(None, 0, 0, 0, 0))(
                     p, batch.support_x, batch.support_y, batch.query_x, batch.query_y)
                 return losses.mean(), (losses.mean(), accs.mean())
@@ -140,7 +165,8 @@ class MAML(FewShotClassifier):
             losses.append(F.cross_entropy(logits, ep.query_y))
             accs.append((logits.argmax(dim=1) == ep.query_y).float().mean())
         loss = torch.stack(losses).mean()
-        grads = torch.autograd.grad(loss, list(params.values()))
+        grads = torch.autograd.grad(loss, list(params.values()), allow_unused=self.zero_head)
+        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params.values(), grads)]
         return dict(zip(params, grads)), loss.detach(), torch.stack(accs).mean()
 
     def train_step(self, batch, optimizer):

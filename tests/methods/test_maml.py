@@ -108,3 +108,56 @@ def test_registered_and_config_rebuilds():
     model = FOMAML(n_way=3, hidden=4, inner_steps=2, test_inner_steps=7, backend="loop")
     clone = FOMAML(**model.config())
     assert clone.config() == model.config() and clone.needs_grad_at_test
+
+
+@pytest.mark.parametrize("backend", ["vmap", "loop"])
+@pytest.mark.parametrize("cls", [MAML, FOMAML])
+def test_zero_head_meta_gradient_matches_learn2learn_with_a_zeroed_head(batch, cls, backend):
+    torch.manual_seed(0)
+    model = cls(n_way=3, hidden=4, inner_lr=0.3, inner_steps=2, test_inner_steps=2, backend=backend,
+                zero_head=True).double()
+    ours = _ours(model, batch)
+    zeroed = copy.deepcopy(model)  # the reference: learn2learn's MAML on a network whose head is zero
+    with torch.no_grad():
+        zeroed.net.head.weight.zero_()
+        zeroed.net.head.bias.zero_()
+    ref = _learn2learn(zeroed, batch, first_order=cls.first_order)
+    names = [k for k, _ in model.net.named_parameters()]
+    body = [i for i, k in enumerate(names) if not k.startswith("head.")]
+    err = max((ours[i] - ref[i]).abs().max().item() for i in body)
+    assert err <= 1e-5, f"{cls.__name__}/{backend}: max |ours - learn2learn| = {err:.2e}"
+    assert all(ours[i].abs().max() == 0 for i, k in enumerate(names) if k.startswith("head."))
+    assert max(ours[i].abs().max().item() for i in body) > 1e-6  # the body does learn
+
+
+def test_zero_head_first_step_is_a_scaled_class_mean():
+    """One inner step from a zero head: row c = α/n Σ_i (1[y_i=c] - 1/n_way) f(x_i) (Kao et al. 2022)."""
+    train, _, _ = glyph_splits()
+    ep = EpisodeSampler(train, n_way=4, n_shot=3, n_query=1, seed=2).sample()
+    torch.manual_seed(0)
+    model = MAML(n_way=5, hidden=6, inner_lr=0.5, zero_head=True).double()
+    x = ep.support_x.double()
+    adapted = model.adapt(x, ep.support_y, steps=1)
+    params = dict(model.net.named_parameters())
+    with torch.no_grad():  # the features f(x): the network without its head
+        h = x
+        for i in range(model.net.depth):
+            h = F.conv2d(h, params[f"convs.{i}.weight"], params[f"convs.{i}.bias"], stride=2, padding=1)
+            h = F.relu(torch.nn.functional.batch_norm(h, None, None, params[f"norms.{i}.weight"],
+                                                      params[f"norms.{i}.bias"], training=True))
+        feats = h.flatten(1)  # (n_way * n_shot, D)
+    onehot = F.one_hot(ep.support_y, 4).double() - 1.0 / 4  # (n, n_way)
+    expected = model.inner_lr / len(x) * onehot.T @ feats  # (n_way, D)
+    assert adapted["head.weight"].shape == (4, feats.shape[1])
+    assert torch.allclose(adapted["head.weight"], expected, atol=1e-8)
+    assert torch.allclose(adapted["head.bias"], model.inner_lr / len(x) * onehot.sum(0), atol=1e-10)
+
+
+def test_zero_head_runs_episodes_of_any_n_way():
+    train, _, _ = glyph_splits()
+    torch.manual_seed(0)
+    model = MAML(n_way=5, hidden=4, zero_head=True)
+    ep = EpisodeSampler(train, n_way=7, n_shot=1, n_query=2, seed=0).sample()
+    logits = model.predict(ep.support_x, ep.support_y, ep.query_x)
+    assert logits.shape == (14, 7)
+    assert MAML(**model.config()).zero_head
