@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 MISSING = "—"
 BENCHMARK_FILE = "09_benchmark"
@@ -187,8 +187,9 @@ def format_pivot(rows: list[dict], protocols=PROTOCOLS) -> str:
         ref = cells.get("5w1s") or next(iter(cells.values()))
         params = MISSING if ref["trainable_params"] is None else f"{int(ref['trainable_params']):,}"
         profile = ref["profile"] or MISSING
-        out += [params, _fmt(ref["train_seconds"], ".0f"), _fmt(cells.get("5w1s", {}).get("test_seconds_per_episode"),
-                                                                ".3f"), f"{profile} (q)" if profile == "quick" else profile]
+        test_cost = cells.get("5w1s", {}).get("test_seconds_per_episode")
+        out += [params, _fmt(ref["train_seconds"], ".0f"), _fmt(test_cost, ".3f"),
+                f"{profile} (q)" if profile == "quick" else profile]
         lines.append(f"| {method} | " + " | ".join(out) + " |")
     return "\n".join(lines) + "\n"
 
@@ -224,8 +225,8 @@ class Claim:
 
 def _find(records, method, protocol, **fields):
     for rec in records:
-        if rec.get("accuracy") is not None and rec["method"] == method and protocol_key(rec["protocol"]) == protocol and \
-                all(rec.get(k) == v for k, v in fields.items()):
+        if rec.get("accuracy") is not None and rec["method"] == method and \
+                protocol_key(rec["protocol"]) == protocol and all(rec.get(k) == v for k, v in fields.items()):
             return rec
     return None
 

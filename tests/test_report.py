@@ -63,7 +63,8 @@ def test_missing_fields_show_a_dash(tmp_path):
     row = build_table(load_records(tmp_path))[0]
     assert row["train_seconds"] is None and row["trainable_params"] is None and row["test_seconds_per_episode"] is None
     line = format_markdown([row]).splitlines()[2]
-    assert line == f"| pixel | 5w1s | 90.0 ± {MISSING} | {MISSING} | {MISSING} | {MISSING} | {MISSING} | {MISSING} | 01 |"
+    dash = MISSING
+    assert line == f"| pixel | 5w1s | 90.0 ± {dash} | {dash} | {dash} | {dash} | {dash} | {dash} | 01 |"
 
 
 def test_eval_seconds_zero_is_not_a_measurement(tmp_path):
