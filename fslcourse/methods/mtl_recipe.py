@@ -96,7 +96,7 @@ def phase1_backbone(data, profile: str, seed: int, device, progress: bool, retra
 def meta_transfer(model, train_split, val_split=None, *, n_way: int, n_shot: int, n_query: int,
                   within_alphabet: bool, meta_batch: int, hard_tasks: int, steps: int, lr: float,
                   val_every: int = 50, val_episodes: int = 50, seed: int = 0, device=None, progress: bool = True,
-                  on_tasks=None, on_tasks_every: int | None = None) -> FitResult:
+                  on_step=None) -> FitResult:
     """Phase 2: outer loop on Φ (or Θ for ``mode="ft"``) and θ's initialisation, with hard-task batches.
 
     Args:
@@ -108,7 +108,8 @@ def meta_transfer(model, train_split, val_split=None, *, n_way: int, n_shot: int
         steps: ordinary outer steps; lr: Adam learning rate.
         val_every, val_episodes: validation on the training protocol; the best weights are kept.
         seed: seeds the task samplers.
-        on_tasks: optional ``callback(model, n_tasks_seen)`` run every ``on_tasks_every`` tasks (learning curves).
+        on_step: optional ``callback(model, n_tasks_seen)`` run before the first and after every outer step
+            (learning curves); the model is put back in training mode after it.
 
     Returns:
         A :class:`~fslcourse.train.FitResult`; ``history.step`` counts outer steps and
@@ -123,7 +124,9 @@ def meta_transfer(model, train_split, val_split=None, *, n_way: int, n_shot: int
     hist, best, start = History(), (None, None, None), time.perf_counter()
     model.train()
     model.failures, model.tasks_seen, model.hard_batches = [], 0, 0
-    next_callback = on_tasks_every or 0
+    if on_step is not None:
+        on_step(model, 0)
+        model.train()
 
     def validate(step):
         nonlocal best
@@ -145,10 +148,9 @@ def meta_transfer(model, train_split, val_split=None, *, n_way: int, n_shot: int
             model.failures = []
         hist.step.append(step), hist.loss.append(stats["loss"]), hist.accuracy.append(stats["accuracy"])
         hist.seconds.append(time.perf_counter() - start)
-        if on_tasks is not None and model.tasks_seen >= next_callback:
-            on_tasks(model, model.tasks_seen)
+        if on_step is not None:
+            on_step(model, model.tasks_seen)
             model.train()
-            next_callback += on_tasks_every
         if val_split is not None and (step % val_every == 0 or step == steps):
             validate(step)
     if best[2] is not None:
