@@ -148,7 +148,7 @@ class FineTune(FewShotClassifier):
         """Step 1: pre-train backbone + linear on all ``data.train`` classes.
 
         Mini-batches of 128 classes × 2 images (256 images). quick: Conv-4 with 32 filters
-        (as ProtoNet's quick recipe), Adam 5e-3 with a cosine decay over the wall-time
+        (as ProtoNet's quick recipe), Adam 2e-3 with a cosine decay over the wall-time
         budget; full: Conv-4 with 64 filters, Adam 1e-3 halved every 20,000 of 60,000
         steps (about 450 epochs of the 67,680 meta-train images). The model
         is validated on 5-way 1-shot ``data.val`` episodes with the mean-initialised
@@ -161,7 +161,7 @@ class FineTune(FewShotClassifier):
         from ..train import fit
         from .protonet import make_scheduler
 
-        recipes = {"quick": dict(batch_classes=128, per_class=2, lr=5e-3, steps=100_000, val_every=100,
+        recipes = {"quick": dict(batch_classes=128, per_class=2, lr=2e-3, steps=100_000, val_every=100,
                                  decay="time-cosine", model={"backbone_kwargs": {"hidden": 32}}),
                    "full": dict(batch_classes=128, per_class=2, lr=1e-3, steps=60_000, val_every=1000,
                                 decay="step", decay_every=20_000, model={"backbone_kwargs": {"hidden": 64}})}
