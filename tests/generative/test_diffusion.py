@@ -60,6 +60,19 @@ def test_q_sample_matches_the_closed_form_mean_and_variance():
     assert sched.alpha_bar[37].item() == pytest.approx(prod.item(), rel=1e-5)
 
 
+def test_loss_is_the_noise_prediction_error_with_the_condition_dropped_at_rate_p():
+    net, sched = _unet(), Schedule("cosine", 50)
+    g = torch.Generator().manual_seed(0)
+    x0, c = 2 * torch.rand(5, 1, 28, 28, generator=g) - 1, torch.randn(5, 6, generator=g)
+    for p, cond in ((0.0, c), (1.0, None)):
+        g = torch.Generator().manual_seed(1)
+        t = torch.randint(0, 50, (5,), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        want = (noise - net(q_sample(x0, t, noise, sched.alpha_bar), t, cond)).pow(2).mean()
+        got = diffusion_loss(net, x0, c, sched, p_uncond=p, generator=torch.Generator().manual_seed(1))
+        assert torch.allclose(got, want, atol=1e-6), p
+
+
 def test_timestep_embedding():
     e = timestep_embedding(torch.tensor([0, 5, 5]), 16)
     assert e.shape == (3, 16) and torch.equal(e[0, :8], torch.ones(8)) and torch.equal(e[0, 8:], torch.zeros(8))
@@ -194,3 +207,21 @@ def test_exercises_pass_the_reference_and_catch_mistakes():
     assert check("ddim_step", ddim_step, verbose=False)
     assert not check("ddim_step", lambda x, e, a, p: p ** 0.5 * predict_x0(x, e, a), verbose=False)
 
+
+def test_committed_checkpoint_reproduces_its_metric_and_saw_only_meta_train(omniglot):
+    import fslcourse
+    from fslcourse.generative.diffusion_generator import CHECKPOINT, heldout_loss, load_or_train_diffusion
+
+    path = str(CHECKPOINT).format(profile="quick")
+    if not __import__("os").path.exists(path):
+        pytest.fail(f"{path} is missing; train it with python benchmarks/train_diffusion.py")
+    torch.set_num_threads(1)
+    encoder = fslcourse.pretrained("protonet", device="cpu").backbone
+    out = load_or_train_diffusion(omniglot, encoder, device="cpu", progress=False, path=path, save=False)
+    ckpt = out["checkpoint"]
+    hist = ckpt["history"]
+    assert not out["trained"] and ckpt["seed"] == 0 and ckpt["train_seconds"] > 0 and "config" in ckpt
+    assert hist["split"] == "train" and max(hist["seen_classes"]) < omniglot.train.n_classes
+    got = heldout_loss(out["model"], encoder, omniglot.val, out["schedule"], seed=ckpt["seed"])
+    assert got["loss"] == pytest.approx(ckpt["metrics"]["loss"], rel=1e-3)
+    assert got["loss"] < 0.5 * got["zero_noise"]  # far better than predicting zero noise
