@@ -1,0 +1,134 @@
+"""Denoising-trajectory explorer: watch DDIM turn noise into a drawing of a new character.
+
+Taught in ``notebooks/08_diffusion_augmentation.ipynb``.
+
+The support drawings of a chosen character (from the split, usually meta-test) give the
+condition ``c`` (their prototype in the conditioning backbone's space). A DDIM run of
+``n_steps`` steps with guidance scale ``w`` starts from fixed seeded noise ``x_T``; the time
+slider moves along it from ``t = T`` (noise) down to ``t = 0`` and shows, for each sample, the
+current ``x_t`` and the model's prediction ``x0_hat`` of the clean drawing at that step.
+"""
+from __future__ import annotations
+
+import io
+
+import ipywidgets as W
+import torch
+from IPython.display import Image, display
+
+from ..generative.diffusion import sample
+from ..generative.diffusion_generator import class_conditions
+from .plotting import show_image
+
+
+class DiffusionExplorer:
+    """Interactive view of a conditional diffusion model's denoising trajectory.
+
+    Args:
+        model, schedule: the trained ε_θ and its :class:`~fslcourse.generative.diffusion.Schedule`.
+        encoder: the conditioning backbone ``(n, 1, 28, 28) -> (n, D)``.
+        split: where the characters come from (meta-test in the notebook).
+        n_classes: characters to choose from (drawn with ``seed``).
+        n_shot: initial number of support drawings (K).
+        n_samples: samples drawn from the same condition.
+        seed: which characters, which support drawings, and the starting noise ``x_T``.
+
+    Attributes:
+        controls: ``t`` (T .. 0), ``guidance`` (w), ``n_steps`` (DDIM steps), ``character``, ``n_shot``.
+        shown: what the last :meth:`render` drew (``t``, ``x_t``, ``x0_hat``, ``support``, ...).
+        widget: the box to display.
+    """
+
+    def __init__(self, model, schedule, encoder, split, n_classes: int = 5, n_shot: int = 5, n_samples: int = 4,
+                 seed: int = 0):
+        if n_classes > split.n_classes:
+            raise ValueError(f"n_classes={n_classes} but the split has {split.n_classes} classes; lower n_classes")
+        self.model, self.schedule, self.encoder, self.split = model.eval(), schedule, encoder.eval(), split
+        self.device = next(model.parameters()).device
+        g = torch.Generator().manual_seed(seed)
+        self.classes = torch.randperm(split.n_classes, generator=g)[:n_classes]  # (n_classes,)
+        self.order = torch.randperm(split.n_examples, generator=g)  # which drawings are the support
+        self.x_T = torch.randn(n_samples, 1, 28, 28, generator=g)  # (n_samples, 1, 28, 28), fixed starting noise
+        T = schedule.T
+        self.t = W.IntSlider(value=T, min=0, max=T, description="t (T → 0)")
+        self.guidance = W.FloatSlider(value=2.0, min=0.0, max=5.0, step=0.5, description="guidance w")
+        self.n_steps = W.Dropdown(options=[s for s in (5, 10, 20, 50, T) if s <= T], value=min(20, T),
+                                  description="DDIM steps")
+        self.character = W.Dropdown(options=[(f"{i}: {split.class_name(int(c))}", i) for i, c in
+                                             enumerate(self.classes)], value=0, description="character")
+        self.n_shot = W.IntSlider(value=n_shot, min=1, max=10, description="K (support)")
+        self.controls = {"t": self.t, "guidance": self.guidance, "n_steps": self.n_steps,
+                         "character": self.character, "n_shot": self.n_shot}
+        for c in self.controls.values():
+            c.observe(lambda _change: self.update(), names="value")
+        self._cache: dict = {}
+        self.status = W.HTML()
+        self.out = W.Output()
+        self.fig = self._new_figure()
+        self.shown: dict = {}
+        self.widget = W.VBox([W.HBox([self.t, self.guidance, self.n_steps]), W.HBox([self.character, self.n_shot]),
+                              self.status, self.out])
+        self.update()
+
+    @staticmethod
+    def _new_figure():
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(10, 4.2), dpi=80)
+        FigureCanvasAgg(fig)
+        return fig
+
+    def trajectory(self) -> tuple[torch.Tensor, list]:
+        """The support drawings ``(K, 1, 28, 28)`` and the DDIM trajectory ``[(t, x_t, x0_hat), ...]`` (cached)."""
+        key = (self.character.value, self.n_shot.value, self.guidance.value, self.n_steps.value)
+        if key not in self._cache:
+            k = self.character.value
+            ids = self.order[: self.n_shot.value][None]  # (1, K)
+            support = self.split.get(self.classes[k:k + 1], ids)[0].to(self.device)  # (K, 1, 28, 28)
+            c = class_conditions(self.encoder, support, torch.zeros(len(support), dtype=torch.long,
+                                                                     device=self.device), 1)  # (1, D)
+            _, path = sample(self.model, c.expand(len(self.x_T), -1), self.schedule, sampler="ddim",
+                             n_steps=self.n_steps.value, w=self.guidance.value, x_T=self.x_T, trajectory=True)
+            self._cache = {key: (support.cpu(), path)}  # keep one run: they are small but the controls are many
+        return self._cache[key]
+
+    def compute(self) -> dict:
+        """The step of the trajectory nearest to the time slider (the slider's T is the start, x_T)."""
+        support, path = self.trajectory()
+        # path entries are at DDIM steps t_i in T-1 .. 0 (x_t before the step) and -1 (the final x_0)
+        times = torch.tensor([t + 1 for t, _, _ in path])  # slider units: T .. 0
+        i = int((times - self.t.value).abs().argmin())
+        t, x_t, x0 = path[i]
+        return {"t": t + 1, "step": i, "n_steps": self.n_steps.value, "guidance": self.guidance.value,
+                "character": self.character.value, "class_id": int(self.classes[self.character.value]),
+                "support": support, "x_t": (x_t.clamp(-1, 1) + 1) / 2, "x0_hat": (x0.clamp(-1, 1) + 1) / 2}
+
+    def render(self):
+        """Recompute and redraw; returns the matplotlib figure (``self.shown`` holds its data)."""
+        s = self.shown = self.compute()
+        fig = self.fig
+        fig.clear()
+        n, k = len(s["x_t"]), len(s["support"])
+        cols = max(n, k)
+        grid = fig.add_gridspec(3, cols)
+        for j in range(n):
+            show_image(fig.add_subplot(grid[0, j]), s["x_t"][j], title="x_t" if j == 0 else None)
+            show_image(fig.add_subplot(grid[1, j]), s["x0_hat"][j], title="predicted x̂_0" if j == 0 else None)
+        for j in range(k):
+            show_image(fig.add_subplot(grid[2, j]), s["support"][j], colour="k", title="support" if j == 0 else None)
+        fig.suptitle(f"t = {s['t']} (step {s['step']} of {s['n_steps']} DDIM steps), guidance w = {s['guidance']:.1f}",
+                     fontsize=10)
+        return fig
+
+    def update(self) -> None:
+        """Redraw after a control changed."""
+        fig = self.render()
+        s = self.shown
+        self.status.value = (f"character {s['character']} ({self.split.class_name(s['class_id'])}): "
+                             f"{len(s['support'])} support drawings; showing t = {s['t']}")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=fig.dpi)
+        with self.out:
+            self.out.clear_output(wait=True)
+            display(Image(buf.getvalue()))

@@ -1,0 +1,59 @@
+"""The diffusion explorer: every control changes what is shown, and what is shown is the DDIM trajectory."""
+import torch
+
+from fslcourse.generative.diffusion import Schedule, sample
+from fslcourse.generative.diffusion_generator import class_conditions
+from fslcourse.methods.protonet import ProtoNet
+from fslcourse.models.unet import UNet
+from fslcourse.widgets.diffusion_explorer import DiffusionExplorer
+
+
+def _explorer(glyphs):
+    torch.manual_seed(0)
+    net = UNet(channels=8, cond_dim=8).eval()
+    with torch.no_grad():  # a random but non-degenerate network (its output layer starts at zero)
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    encoder = ProtoNet(backbone_kwargs={"hidden": 8}).backbone.eval()
+    sched = Schedule("cosine", 20)
+    return net, sched, encoder, DiffusionExplorer(net, sched, encoder, glyphs[2], n_classes=3, n_shot=2, n_samples=3)
+
+
+def test_the_ends_of_the_slider_are_the_noise_and_the_sample(glyphs):
+    net, sched, encoder, ex = _explorer(glyphs)
+    s = ex.shown
+    assert s["t"] == 20 and s["step"] == 0 and torch.allclose(s["x_t"], (ex.x_T.clamp(-1, 1) + 1) / 2)
+    assert s["support"].shape == (2, 1, 28, 28) and len(ex.fig.axes) == 3 + 3 + 2
+    real = glyphs[2].get(ex.classes[:1], ex.order[:2][None])[0]
+    assert torch.equal(s["support"], real)
+    ex.t.value = 0
+    c = class_conditions(encoder, real, torch.zeros(2, dtype=torch.long), 1).expand(3, -1)
+    want = sample(net, c, sched, sampler="ddim", n_steps=ex.n_steps.value, w=2.0, x_T=ex.x_T)
+    assert ex.shown["t"] == 0 and torch.allclose(ex.shown["x0_hat"], want, atol=1e-5)
+    assert "t = 0" in ex.fig._suptitle.get_text()
+
+
+def test_controls_change_what_is_shown(glyphs):
+    net, sched, encoder, ex = _explorer(glyphs)
+    ex.t.value = 10
+    mid = ex.shown
+    assert 0 < mid["t"] < 20 and not torch.allclose(mid["x_t"], (ex.x_T.clamp(-1, 1) + 1) / 2)
+    ex.guidance.value = 4.0
+    assert ex.shown["guidance"] == 4.0 and not torch.allclose(ex.shown["x0_hat"], mid["x0_hat"])
+    ex.n_steps.value = 5
+    assert ex.shown["n_steps"] == 5 and ex.shown["t"] in {t + 1 for t in (19, 14, 10, 5, 0)}
+    before = ex.shown["x0_hat"].clone()
+    ex.character.value = 2
+    assert ex.shown["class_id"] == int(ex.classes[2]) and not torch.allclose(ex.shown["x0_hat"], before)
+    ex.n_shot.value = 4
+    assert ex.shown["support"].shape[0] == 4 and len(ex.fig.axes) == 3 + 3 + 4
+
+
+def test_without_guidance_the_support_set_is_ignored(glyphs):
+    """w = 0 is the unconditional model: another character gives the same trajectory."""
+    _, _, _, ex = _explorer(glyphs)
+    ex.guidance.value = 0.0
+    ex.t.value = 0
+    a = ex.shown["x0_hat"].clone()
+    ex.character.value = 1
+    assert torch.equal(ex.shown["x0_hat"], a) and not torch.equal(ex.shown["support"], ex.trajectory()[0][:0])
