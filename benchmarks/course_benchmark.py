@@ -1,0 +1,164 @@
+"""Evaluate every method with a committed checkpoint on the same seeded Omniglot test episodes.
+
+Writes ``results/09_benchmark.json`` (the standard record format of :mod:`fslcourse.results`)
+that ``notebooks/09_benchmark.ipynb`` and ``python -m fslcourse report`` read.
+
+Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread is enough):
+
+    OMP_NUM_THREADS=1 python benchmarks/course_benchmark.py                       # everything available
+    OMP_NUM_THREADS=1 python benchmarks/course_benchmark.py --methods matching,relation --episodes 200
+
+Protocols: 5-way 1/5-shot, 20-way 1/5-shot and within-alphabet 20-way 1-shot, 5 queries per
+class, 200 episodes, episode seed 0 (the quick profile's protocol): every method sees exactly
+the same episodes. A run with ``--methods`` replaces only those methods' records in the file
+and keeps the others, so partial runs merge. Methods that cannot run a protocol (MAML's head
+is fixed at the ``n_way`` it was trained with) get a record with ``accuracy: null`` and the
+reason in ``skipped``. ``protonet``/``finetune`` are also run with every registered generator
+(``--augment``) when its checkpoints exist, with the paired difference against no augmentation.
+Each record holds the trainable parameters, the training seconds (from the checkpoint) and the
+test seconds (``eval_seconds``; divide by ``episodes``), measured on a shared machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+
+from fslcourse import methods as _methods  # noqa: F401  (registers every method)
+from fslcourse.config import get_device, seed_everything
+from fslcourse.data import load_omniglot
+from fslcourse.evaluate import evaluate
+from fslcourse.methods import METHODS, get_method
+from fslcourse.pretrained import checkpoint_info, checkpoint_path, pretrained
+from fslcourse.report import method_label, protocol_key, results_dir
+from fslcourse.results import result_record, save_results
+
+NAME = "09_benchmark"
+PROTOCOLS = [dict(n_way=5, n_shot=1), dict(n_way=5, n_shot=5), dict(n_way=20, n_shot=1), dict(n_way=20, n_shot=5),
+             dict(n_way=20, n_shot=1, within_alphabet=True)]
+AUGMENTED = ("protonet", "finetune")
+SKIP_METHODS = ("sinusoid",)  # regression on sine waves, not image classification
+
+
+def available_methods() -> list[str]:
+    """Registered image classifiers that need no checkpoint or have a committed quick checkpoint."""
+    return [name for name, cls in sorted(METHODS.items())
+            if name not in SKIP_METHODS and (not cls.trainable or checkpoint_path(name).exists())]
+
+
+def trainable_params(module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def cannot_run(model, protocol: dict) -> str | None:
+    """Why ``model`` cannot run ``protocol`` (``None`` if it can)."""
+    fixed = getattr(model, "n_way", None)
+    if isinstance(fixed, int) and fixed != protocol["n_way"] and not getattr(model, "zero_head", False):
+        return (f"the head has a fixed n_way={fixed} (trained {fixed}-way), so it cannot run "
+                f"{protocol['n_way']}-way episodes without retraining")
+    return None
+
+
+def skipped_record(name, proto, why, n_query, seed, model, info) -> dict:
+    """A record for a protocol the method cannot run: no accuracy, the reason in ``skipped``."""
+    return {"format": 1, "method": name, "accuracy": None, "ci95": None, "skipped": why,
+            "protocol": {"n_query": n_query, "within_alphabet": False, "split": "test", "episode_seed": seed,
+                         **proto}, "episodes": 0, "trainable_params": trainable_params(model), "profile": "quick",
+            "train_seconds": info.get("train_seconds")}
+
+
+def run(names, data, episodes: int, n_query: int, seed: int, device, generators) -> list[dict]:
+    records = []
+    for name in names:
+        model = pretrained(name, device=device)
+        info = checkpoint_info(name) if get_method(name).trainable else {}
+        common = dict(config=info.get("config", model.config()), seed=info.get("seed"), device=device,
+                      profile="quick", train_seconds=info.get("train_seconds"))
+        for proto in PROTOCOLS:
+            why = cannot_run(model, proto)
+            label = f"{name} {protocol_key(proto)}"
+            if why:
+                print(f"{label}: skipped ({why})", flush=True)
+                records.append(skipped_record(name, proto, why, n_query, seed, model, info))
+                continue
+            seed_everything(seed)
+            try:
+                res = evaluate(model, data.test, proto["n_way"], proto["n_shot"], n_query, episodes, seed=seed,
+                               within_alphabet=proto.get("within_alphabet", False), device=device)
+            except ValueError as err:  # the method refuses this protocol: record why, go on
+                why = str(err)
+                print(f"{label}: skipped ({why})", flush=True)
+                records.append(skipped_record(name, proto, why, n_query, seed, model, info))
+                continue
+            print(f"{label}: {res} [{res.seconds / episodes:.3f} s/episode]", flush=True)
+            per_episode = [round(a, 3) for a in res.episode_accuracies]
+            records.append(result_record(name, res, **common, extra={
+                "trainable_params": trainable_params(model), "episode_accuracies": per_episode}))
+            if name in AUGMENTED and not proto.get("within_alphabet"):
+                records += run_augmented(name, model, res, data, common, generators, device)
+    return records
+
+
+def run_augmented(name, model, baseline, data, common, generators, device, n_generated: int = 5) -> list[dict]:
+    """The same episodes with ``n_generated`` generated support examples per class, for each generator."""
+    from fslcourse.generative.augment import evaluate_paired, get_generator
+
+    out = []
+    for gen_name in generators:
+        try:
+            gen = get_generator(gen_name)(data, backbone=getattr(model, "backbone", None), profile="quick",
+                                          device=device, seed=0, progress=False)
+        except (ValueError, FileNotFoundError) as err:  # e.g. its checkpoint is not committed yet: say so, go on
+            print(f"{name}+{gen_name}: skipped ({err})", flush=True)
+            continue
+        (r,) = evaluate_paired(model, gen, data.test, baseline.n_way, baseline.n_shot, (n_generated,),
+                               baseline.n_query, baseline.n_episodes, seed=baseline.seed, baseline=baseline,
+                               method_name=name, generator_name=gen_name, device=device)
+        print(f"  {r}", flush=True)
+        params = trainable_params(gen) if isinstance(gen, torch.nn.Module) else None
+        out.append(result_record(f"{name}+{gen_name}", r.augmented, **common, extra={
+            **r.as_dict(), "method": f"{name}+{gen_name}", "trainable_params": trainable_params(model),
+            "generator_params": params,
+            "episode_accuracies": [round(a, 3) for a in r.augmented.episode_accuracies]}))
+    return out
+
+
+def merge(old: list[dict], new: list[dict]) -> list[dict]:
+    """Replace the old records of every (method, protocol) in ``new``; keep the rest."""
+    fresh = {(method_label(r), protocol_key(r["protocol"])) for r in new}
+    return [r for r in old if (method_label(r), protocol_key(r["protocol"])) not in fresh] + new
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--methods", default=None, help="comma-separated method names (default: all available)")
+    p.add_argument("--augment", default="vae,vae-feature,gan,gan-feature,diffusion",
+                   help="generators tried with protonet/finetune (comma-separated; '' for none)")
+    p.add_argument("--episodes", type=int, default=200)
+    p.add_argument("--n-query", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0, help="seed of the test episodes")
+    p.add_argument("--device", default=None)
+    p.add_argument("--results", default=None, help="results folder (default: FSLCOURSE_RESULTS or results/)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    names = args.methods.split(",") if args.methods else available_methods()
+    for name in names:
+        get_method(name)  # unknown names fail before any work
+    device = get_device(args.device)
+    data = load_omniglot(device=device, progress=False)
+    start = time.perf_counter()
+    generators = [g for g in args.augment.split(",") if g]
+    new = run(names, data, args.episodes, args.n_query, args.seed, device, generators)
+    path = results_dir(args.results) / f"{NAME}.json"
+    old = json.loads(path.read_text())["records"] if path.exists() else []
+    records = merge(old, new)
+    save_results(NAME, records, directory=results_dir(args.results))
+    print(f"wrote {len(new)} records ({len(records)} in all) to {path} in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
