@@ -5,13 +5,16 @@ Taught in ``notebooks/07_gan_augmentation.ipynb``.
 Antoniou, Storkey & Edwards (2017), "Data Augmentation Generative Adversarial Networks",
 arXiv:1711.04340. The generator :math:`G(x_s, z)` encodes a *source* drawing :math:`x_s` and,
 with noise :math:`z \\sim \\mathcal N(0, I)`, decodes a new drawing (a U-Net-style skip keeps the
-character's strokes). The critic :math:`D` scores *pairs*: ``(source, another real drawing of the
-same character)`` is real, ``(source, G(source, z))`` is fake, so :math:`G` must stay in the
-source's class while varying it. Two losses:
+character's strokes, and the output is a residual on the source's own strokes). The critic
+:math:`D` scores *pairs*: ``(source, another real drawing of the same character)`` is real,
+``(source, G(source, z))`` is fake, so :math:`G` must stay in the source's class while varying it.
+Two losses:
 
 * ``"wgan-gp"`` (Gulrajani et al. 2017, arXiv:1704.00028):
-  :math:`L_D = \\mathbb E[D(\\tilde x)] - \\mathbb E[D(x)] + \\lambda\\, \\mathbb E[(\\lVert\\nabla_{\\hat x} D(\\hat x)\\rVert_2 - 1)^2]`,
-  :math:`\\hat x = \\epsilon x + (1 - \\epsilon)\\tilde x`, :math:`\\lambda = 10`; :math:`L_G = -\\mathbb E[D(\\tilde x)]`;
+  :math:`L_D = \\mathbb E[D(\\tilde x)] - \\mathbb E[D(x)]
+  + \\lambda\\, \\mathbb E[(\\lVert\\nabla_{\\hat x} D(\\hat x)\\rVert_2 - 1)^2]`,
+  :math:`\\hat x = \\epsilon x + (1 - \\epsilon)\\tilde x`, :math:`\\lambda = 10`;
+  :math:`L_G = -\\mathbb E[D(\\tilde x)]`;
 * ``"standard"``: the non-saturating GAN loss (Goodfellow et al. 2014, arXiv:1406.2661),
   :math:`L_D = -\\log\\sigma(D(x)) - \\log(1 - \\sigma(D(\\tilde x)))`, :math:`L_G = -\\log\\sigma(D(\\tilde x))`.
 
@@ -46,22 +49,25 @@ class DAGANGenerator(nn.Module):
         self.to_code = nn.Sequential(nn.Flatten(), nn.Linear(h2 * 49, code_dim), nn.LeakyReLU(0.2))  # (n, h2*49)
         self.from_code = nn.Sequential(nn.Linear(code_dim + z_dim, h2 * 49), nn.ReLU(),
                                        nn.Unflatten(1, (h2, 7, 7)))  # (n, h2*49) -> (n, h2, 7, 7)
-        self.up1 = nn.Sequential(nn.ConvTranspose2d(2 * h2, hidden, 4, 2, 1), nn.BatchNorm2d(hidden),
-                                 nn.ReLU())  # 7 -> 14
-        self.up2 = nn.ConvTranspose2d(2 * hidden, 1, 4, 2, 1)  # 14 -> 28 (logits)
+        self.up1 = nn.Sequential(nn.ConvTranspose2d(2 * h2 + z_dim, hidden, 4, 2, 1), nn.ReLU())  # 7 -> 14
+        self.up2 = nn.ConvTranspose2d(2 * hidden + z_dim, 1, 4, 2, 1)  # 14 -> 28 (logits)
+        self.source_gain = nn.Parameter(torch.tensor(3.0))  # logits start as a copy of the source's strokes
 
     def forward(self, source: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``source`` ``(n, 1, 28, 28)`` in ``[0, 1]`` and ``z`` ``(n, z_dim)`` -> ``(n, 1, 28, 28)`` in ``[0, 1]``."""
         h1 = self.down1(source)  # (n, hidden, 14, 14)
         h2 = self.down2(h1)  # (n, 2*hidden, 7, 7)
         d = self.from_code(torch.cat([self.to_code(h2), z], 1))  # (n, 2*hidden, 7, 7)
-        d = self.up1(torch.cat([d, h2], 1))  # skip connection: (n, 4*hidden, 7, 7) -> (n, hidden, 14, 14)
-        return torch.sigmoid(self.up2(torch.cat([d, h1], 1)))  # (n, 2*hidden, 14, 14) -> (n, 1, 28, 28)
+        z7 = z[:, :, None, None].expand(-1, -1, 7, 7)  # (n, z_dim) -> (n, z_dim, 7, 7): noise at every scale
+        d = self.up1(torch.cat([d, h2, z7], 1))  # skip connection: (n, 4*hidden + z_dim, 7, 7) -> (n, hidden, 14, 14)
+        z14 = z[:, :, None, None].expand(-1, -1, 14, 14)  # (n, z_dim, 14, 14)
+        logits = self.up2(torch.cat([d, h1, z14], 1))  # (n, 2*hidden + z_dim, 14, 14) -> (n, 1, 28, 28)
+        return torch.sigmoid(logits + self.source_gain * (2 * source - 1))  # a residual on the source's strokes
 
     @torch.no_grad()
     def generate(self, support_x: torch.Tensor, support_y: torch.Tensor, n_generated: int,
                  generator: torch.Generator | None = None):
-        """``n_generated`` drawings per class, each from a support drawing of that class (taken in turn) and fresh ``z``.
+        """``n_generated`` drawings per class, each from a support drawing of its class (in turn) and a fresh ``z``.
 
         Args:
             support_x: ``(n_way * n_shot, 1, 28, 28)``; support_y: ``(n_way * n_shot,)`` in ``0 .. n_way-1``.
@@ -117,7 +123,9 @@ def make_pair(source: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """WGAN-GP's penalty :math:`\\mathbb E[(\\lVert\\nabla_{\\hat x} D(\\hat x)\\rVert_2 - 1)^2]` at ``x̂ = eps real + (1 - eps) fake``.
+    """WGAN-GP's penalty :math:`\\mathbb E[(\\lVert\\nabla_{\\hat x} D(\\hat x)\\rVert_2 - 1)^2]`.
+
+    Evaluated at ``x̂ = eps * real + (1 - eps) * fake``, one ``eps`` per example.
 
     Args:
         critic: ``(n, ...) -> (n,)``.

@@ -1,4 +1,4 @@
-"""Training the DAGAN (with a NaN/divergence guard) and the hallucinator; the ``"gan"`` and ``"gan-feature"`` generators.
+"""Training the DAGAN (with a NaN/divergence guard) and the hallucinator; generators ``"gan"`` and ``"gan-feature"``.
 
 Taught in ``notebooks/07_gan_augmentation.ipynb``. ``checkpoints/gan-quick.pt`` holds two pixel
 generators trained with the same step budget, ``"wgan-gp"`` and ``"standard"`` (the mode-collapse
@@ -26,7 +26,7 @@ from .metrics import mean_pairwise_distance
 from .vae_generator import FeatureSplit, embed_split
 
 CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "gan-{profile}.pt"
-RECIPES = {"quick": {"pixel": dict(steps=600, n_classes=32, n_critic=2, lr=2e-4, eval_every=50),
+RECIPES = {"quick": {"pixel": dict(steps=600, n_classes=32, n_critic=2, lr=3e-4, eval_every=50, mismatch=True),
                      "feature": dict(steps=1500, n_way=20, lr=1e-3, max_classes=1024)},
            "full": {"pixel": dict(steps=20000, n_classes=64, n_critic=5, lr=1e-4, eval_every=500),
                     "feature": dict(steps=10000, n_way=20, lr=1e-3, max_classes=4000)}}
@@ -67,11 +67,14 @@ def quality(gen: DAGANGenerator, backbone, split, n_classes: int = 10, n_generat
 def train_gan(gen: DAGANGenerator, critic: PairCritic, train_split, *, loss: str = "wgan-gp", steps: int = 1500,
               n_classes: int = 32, n_critic: int = 2, lr: float = 2e-4, gp_weight: float = 10.0, seed: int = 0,
               backbone=None, val_split=None, eval_every: int = 100, checkpoint: str | Path | None = None,
-              checkpoint_every: int = 100, divergence: float = 1e4, callback=None, progress: bool = True) -> dict:
+              checkpoint_every: int = 100, divergence: float = 1e4, callback=None, mismatch: bool = False,
+              progress: bool = True) -> dict:
     """Train a DAGAN on pairs of drawings of meta-train characters, refusing to train on through a NaN.
 
     Each critic step draws ``n_classes`` characters and 2 drawings of each: real pairs (source, other
     drawing), fake pairs (source, ``G(source, z)``); each generator step follows ``n_critic`` critic steps.
+    ``mismatch=True`` also shows the critic (source, real drawing of *another* character) as fake, as
+    in the matching-aware discriminator of Reed et al. 2016 (arXiv:1605.05396), so that it checks the class.
     Every ``eval_every`` steps, :func:`quality` on ``val_split`` (given a ``backbone``) is recorded.
 
     Guard: if a loss is NaN/inf or its magnitude exceeds ``divergence``, raise :class:`GANDiverged`
@@ -106,8 +109,11 @@ def train_gan(gen: DAGANGenerator, critic: PairCritic, train_split, *, loss: str
             ep = sampler.sample().to(dev)
             z = torch.randn(n_classes, gen.z_dim, generator=g).to(dev)
             fake = gen(ep.support_x, z).detach()  # (n_classes, 1, 28, 28)
-            loss_d, stats = critic_loss(critic, make_pair(ep.support_x, ep.query_x), make_pair(ep.support_x, fake),
-                                        loss, gp_weight, g)
+            real, fake = make_pair(ep.support_x, ep.query_x), make_pair(ep.support_x, fake)  # (n_classes, 2, 28, 28)
+            if mismatch:  # (source, a drawing of the next character) is fake too
+                real = torch.cat([real, real])  # (2 * n_classes, 2, 28, 28)
+                fake = torch.cat([fake, make_pair(ep.support_x, ep.query_x.roll(1, 0))])
+            loss_d, stats = critic_loss(critic, real, fake, loss, gp_weight, g)
             guard(step, "critic loss", loss_d.item())
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
