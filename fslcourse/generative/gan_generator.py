@@ -99,9 +99,9 @@ def train_gan(gen: DAGANGenerator, critic: PairCritic, train_split, *, loss: str
         if not (abs(value) < divergence):  # False for NaN and inf too
             kept = f"the last good checkpoint (step {last_good}) is kept in {checkpoint}" if last_good else \
                 "no checkpoint was written"
+            fix = "use loss='wgan-gp', " if loss != "wgan-gp" else ""
             raise GANDiverged(f"{name} = {value} at step {step} ({loss} loss, lr={lr}): training stopped; {kept}. "
-                              "Lower lr, use loss='wgan-gp' or a spectral-normalised critic (spectral=True)",
-                              step, last_good)
+                              f"Lower lr, {fix}or use a spectral-normalised critic (spectral=True)", step, last_good)
 
     for step in tqdm(range(1, steps + 1), desc=f"training DAGAN ({loss})", disable=not progress):
         gen.train()

@@ -13,7 +13,7 @@ hallucinated ones, and the loss is the ProtoNet cross-entropy of the queries,
 .. math:: c_k = \\frac{1}{K + m}\\Big(\\sum_{i} f_{k,i} + \\sum_{j=1}^{m} G(f_{k, j \\bmod K}, z_j)\\Big),\\qquad
           L = -\\log \\operatorname{softmax}_k(-\\lVert \\phi(x_q) - c_k\\rVert^2)_{y_q}.
 
-Working on 64-d features instead of 784 pixels makes it far cheaper than a pixel-space GAN
+Working on backbone features (32-d for the course's Conv-4) instead of 784 pixels makes it far cheaper than a pixel-space GAN
 (seconds of training, no image decoder).
 """
 from __future__ import annotations
