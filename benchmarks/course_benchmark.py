@@ -13,8 +13,9 @@ class, 200 episodes, episode seed 0 (the quick profile's protocol): every method
 the same episodes. A run with ``--methods`` replaces only those methods' records in the file
 and keeps the others, so partial runs merge. Methods that cannot run a protocol (MAML's head
 is fixed at the ``n_way`` it was trained with) get a record with ``accuracy: null`` and the
-reason in ``skipped``. ``protonet``/``finetune`` are also run with every registered generator
-(``--augment``) when its checkpoints exist, with the paired difference against no augmentation.
+reason in ``skipped``. ``protonet``/``finetune`` are also run with the generators named by
+``--augment`` (default ``vae,vae-feature``) whose committed checkpoint exists, with the paired
+difference against no augmentation.
 Each record holds the trainable parameters, the training seconds (from the checkpoint) and the
 test seconds (``eval_seconds``; divide by ``episodes``), measured on a shared machine.
 """
@@ -32,7 +33,7 @@ from fslcourse.config import get_device, seed_everything
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate
 from fslcourse.methods import METHODS, get_method
-from fslcourse.pretrained import checkpoint_info, checkpoint_path, pretrained
+from fslcourse.pretrained import CHECKPOINT_DIR, checkpoint_info, checkpoint_path, pretrained
 from fslcourse.report import method_label, protocol_key, results_dir
 from fslcourse.results import result_record, save_results
 
@@ -108,6 +109,10 @@ def run_augmented(name, model, baseline, data, common, generators, device, n_gen
 
     out = []
     for gen_name in generators:
+        stem = gen_name.split("-")[0]  # vae-feature -> vae-quick.pt
+        if not (CHECKPOINT_DIR / f"{stem}-quick.pt").exists():  # a builder without its checkpoint would train one
+            print(f"{name}+{gen_name}: skipped (no committed {stem}-quick.pt; this script never trains)", flush=True)
+            continue
         try:
             gen = get_generator(gen_name)(data, backbone=getattr(model, "backbone", None), profile="quick",
                                           device=device, seed=0, progress=False)
@@ -135,8 +140,10 @@ def merge(old: list[dict], new: list[dict]) -> list[dict]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--methods", default=None, help="comma-separated method names (default: all available)")
-    p.add_argument("--augment", default="vae,vae-feature,gan,gan-feature,diffusion",
-                   help="generators tried with protonet/finetune (comma-separated; '' for none)")
+    p.add_argument("--augment", default="vae,vae-feature",
+                   help="generators tried with protonet/finetune (comma-separated; '' for none), e.g. "
+                        "vae,vae-feature,gan,gan-feature,diffusion once their checkpoints cover both backbones "
+                        "(a generator whose checkpoint lacks an entry trains and saves it)")
     p.add_argument("--episodes", type=int, default=200)
     p.add_argument("--n-query", type=int, default=5)
     p.add_argument("--seed", type=int, default=0, help="seed of the test episodes")

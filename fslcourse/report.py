@@ -59,12 +59,15 @@ def results_dir(directory=None) -> Path:
     return Path(directory)
 
 
-def load_records(directory=None) -> list[dict]:
+def load_records(directory=None, skipped: list | None = None) -> list[dict]:
     """Every record of every ``*.json`` result file, each tagged with ``_file`` (the file's stem) and ``_index``.
 
+    A JSON object without a ``records`` key is another kind of result (e.g. a cost table) and is
+    left out; its name is appended to ``skipped`` when a list is given.
+
     Raises:
-        ValueError: a file is not valid JSON or lacks ``records`` / a record lacks ``method``,
-            ``protocol`` or ``accuracy``; the message names the file and the fix.
+        ValueError: a file is not valid JSON, its ``records`` is not a list, or a record lacks
+            ``method``, ``protocol`` or ``accuracy``; the message names the file and the fix.
     """
     directory = results_dir(directory)
     if not directory.is_dir():
@@ -76,6 +79,10 @@ def load_records(directory=None) -> list[dict]:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as err:
             raise ValueError(f"{path} is not valid JSON ({err}); re-run the notebook that writes it") from err
+        if isinstance(data, dict) and "records" not in data:
+            if skipped is not None:
+                skipped.append(path.name)
+            continue
         if not isinstance(data, dict) or not isinstance(data.get("records"), list):
             raise ValueError(f"{path} has no 'records' list; write it with fslcourse.results.save_results")
         for i, rec in enumerate(data["records"]):
@@ -198,8 +205,14 @@ def report(directory=None, fmt: str = "markdown", out=None) -> str:
     """Load the records, build the table and render it as ``"markdown"`` or ``"json"``; write ``out`` atomically."""
     if fmt not in ("markdown", "json"):
         raise ValueError(f"format={fmt!r} is not known; use 'markdown' or 'json'")
-    rows = build_table(load_records(directory))
-    text = format_markdown(rows) if fmt == "markdown" else json.dumps(rows, indent=1, ensure_ascii=False) + "\n"
+    skipped: list[str] = []
+    rows = build_table(load_records(directory, skipped))
+    if fmt == "markdown":
+        text = format_markdown(rows)
+        if skipped:
+            text += f"\nNot record files (left out): {', '.join(skipped)}\n"
+    else:
+        text = json.dumps(rows, indent=1, ensure_ascii=False) + "\n"
     if out is not None:
         from .io import _atomic
 

@@ -72,7 +72,8 @@ def test_eval_seconds_zero_is_not_a_measurement(tmp_path):
     assert build_table(load_records(tmp_path))[0]["test_seconds_per_episode"] is None
 
 
-@pytest.mark.parametrize("content, match", [("{not json", "not valid JSON"), ('{"name": "x"}', "no 'records' list"),
+@pytest.mark.parametrize("content, match", [("{not json", "not valid JSON"), ('{"records": {}}', "no 'records' list"),
+                                            ("[]", "no 'records' list"),
                                             ('{"records": [{"method": "p", "accuracy": 1}]}', "lacks protocol")])
 def test_malformed_file_is_named(tmp_path, content, match):
     write(tmp_path, "02_protonet", [rec("protonet")])
@@ -132,3 +133,12 @@ def test_pivot_one_line_per_method_with_published_and_skips(tmp_path):
                   f"| 28,000 | 177 | 0.010 | quick (q) |")
     assert any(line.startswith(f"| maml | {MISSING} | {MISSING} | skipped (95.8) | {MISSING} |") for line in lines)
     assert any("(97.68)" in line for line in lines)  # published figures keep their printed precision
+
+
+def test_json_without_records_is_left_out_and_named(tmp_path):
+    write(tmp_path, "02_protonet", [rec("protonet")])
+    (tmp_path / "08_cost.json").write_text('{"name": "08_cost", "cost": {"ddpm": 1.0}}')
+    skipped = []
+    assert [r["_file"] for r in load_records(tmp_path, skipped)] == ["02_protonet"]
+    assert skipped == ["08_cost.json"]
+    assert report(tmp_path).endswith("Not record files (left out): 08_cost.json\n")
