@@ -91,7 +91,7 @@ def load_records(directory=None, skipped: list | None = None) -> list[dict]:
                 raise ValueError(f"{path}: record {i} lacks {', '.join(missing)}; write records with "
                                  f"fslcourse.results.result_record")
             protocol_key(rec["protocol"])  # validates n_way / n_shot
-            records.append({**rec, "_file": path.stem, "_index": i})
+            records.append({**rec, "_file": path.stem, "_index": i, "_path": str(path)})
     return records
 
 
@@ -256,10 +256,33 @@ def _finetune_vs_meta(by_file):
             f"({best.get('variant', 'default')}) vs ProtoNet {pn['accuracy']:.1f}%"), held
 
 
+def _learning_curves(by_file) -> dict:
+    """``{method: [(tasks, accuracy), ...]}`` from a result file's ``learning_curve`` section, if any."""
+    for recs in by_file.values():
+        data = json.loads(Path(recs[0]["_path"]).read_text())
+        curves = data.get("learning_curve", {}).get("curves") if isinstance(data.get("learning_curve"), dict) else None
+        if curves:
+            return {m: [(p["tasks"], p["accuracy"]) for p in c.get("points", []) if "note" not in p]
+                    for m, c in curves.items()}
+    return {}
+
+
 def _mtl_fewer_tasks(by_file):
-    recs = by_file["05_mtl"]
+    recs = [r for f in ("05_mtl", "05_mtl_ablation") for r in by_file.get(f, [])]
     mtl = [r for r in recs if r["method"].startswith("mtl") and "tasks_seen" in r]
     maml = [r for r in recs if r["method"] == "maml" and "tasks_seen" in r]
+    curves = _learning_curves({f: by_file[f] for f in ("05_mtl", "05_mtl_ablation") if f in by_file})
+    if (not mtl or not maml) and "mtl" in curves and "maml" in curves:
+        first = next(((t, a) for t, a in curves["mtl"] if t > 0), None)
+        if first is None:
+            return "the MTL learning curve has no point after meta-training started", None
+        reached = [t for t, a in curves["maml"] if a >= first[1]]
+        if not reached:
+            best = max(curves["maml"], key=lambda p: p[1])
+            return (f"MTL: {first[1]:.1f}% after {first[0]} tasks; MAML never reached it on its curve "
+                    f"(best {best[1]:.1f}% after {best[0]} tasks)"), True
+        return (f"MTL: {first[1]:.1f}% after {first[0]} tasks; MAML needed {reached[0]} tasks to reach it "
+                f"({reached[0] / first[0]:.0f}x more)"), reached[0] >= 4 * first[0]
     if not mtl or not maml:
         return "the records do not say how many meta-training tasks MTL and MAML saw ('tasks_seen')", None
     a, b = max(mtl, key=lambda r: r["accuracy"]), max(maml, key=lambda r: r["accuracy"])
@@ -319,7 +342,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("First-order MAML is nearly as accurate as second-order MAML",
           "Finn et al. 2017, arXiv:1703.03400", ("04_maml",), _fomaml_close),
     Claim("MTL (scale & shift + hard tasks) needs far fewer meta-training tasks than MAML",
-          "Sun et al. 2019, arXiv:1812.02391", ("05_mtl",), _mtl_fewer_tasks),
+          "Sun et al. 2019, arXiv:1812.02391", ("05_mtl", "05_mtl_ablation"), _mtl_fewer_tasks),
     Claim("Generative data augmentation helps 1-shot classification",
           "Antoniou et al. 2017, arXiv:1711.04340 (DAGAN); Zhang et al. 2018 (MetaGAN)",
           ("06_vae_augmentation", "07_gan_augmentation", "08_diffusion_augmentation"),

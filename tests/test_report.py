@@ -142,3 +142,18 @@ def test_json_without_records_is_left_out_and_named(tmp_path):
     assert [r["_file"] for r in load_records(tmp_path, skipped)] == ["02_protonet"]
     assert skipped == ["08_cost.json"]
     assert report(tmp_path).endswith("Not record files (left out): 08_cost.json\n")
+
+
+def test_mtl_claim_reads_the_learning_curves(tmp_path):
+    curves = {"mtl": {"points": [{"tasks": 0, "accuracy": 70.0}, {"tasks": 50, "accuracy": 76.0}]},
+              "maml": {"points": [{"tasks": 0, "accuracy": 40.0}, {"tasks": 100, "accuracy": 70.0},
+                                  {"tasks": 400, "accuracy": 77.0}]}}
+    (tmp_path / "05_mtl_ablation.json").write_text(json.dumps(
+        {"name": "05_mtl_ablation", "records": [rec("mtl")], "learning_curve": {"curves": curves}}))
+    (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("MTL")]
+    assert claim["held"] == "yes" and "MAML needed 400 tasks" in claim["measured"] and "(8x more)" in claim["measured"]
+    curves["maml"]["points"][-1]["tasks"] = 150  # only 3x more: not "far fewer"
+    (tmp_path / "05_mtl_ablation.json").write_text(json.dumps(
+        {"name": "05_mtl_ablation", "records": [rec("mtl")], "learning_curve": {"curves": curves}}))
+    (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("MTL")]
+    assert claim["held"] == "no"
