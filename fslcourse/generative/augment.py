@@ -37,7 +37,7 @@ SPACES = ("pixel", "feature")
 GENERATORS: dict = {}
 # where the course's generators are registered; imported on demand so unfinished ones are skipped
 GENERATOR_MODULES = {"vae": "fslcourse.generative.vae_generator", "vae-prior": "fslcourse.generative.vae_generator",
-                     "vae-feature": "fslcourse.generative.vae_generator", "gan": "fslcourse.generative.gan",
+                     "vae-feature": "fslcourse.generative.vae_generator", "gan": "fslcourse.generative.gan_generator",
                      "diffusion": "fslcourse.generative.diffusion_generator",
                      "gan-feature": "fslcourse.generative.gan_generator"}
 
