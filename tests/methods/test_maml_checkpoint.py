@@ -8,9 +8,10 @@ import pytest
 from fslcourse.pretrained import checkpoint_info, checkpoint_path
 
 # What the committed checkpoints reach (5-way 1-shot, recorded protocol), not the issue's targets:
-# issue 4 asks for >= 97% from maml-quick.pt; the committed one (3000 meta-steps, 32 filters) records
-# 92.1% +- 1.1%. These floors catch a regression or a checkpoint swapped for a worse one.
-FLOORS = {"maml": 91.0, "fomaml": 77.0, "reptile": 49.0}
+# issue 4 asks for >= 97% from maml-quick.pt; the committed one (zero head, 20-way training, 8000
+# meta-steps, 32 filters) records 95.9% +- 0.8%; fomaml-quick (2400 steps) 88.8% +- 1.3%, reptile-quick
+# (3000 steps) 53.5% +- 1.7%. These floors catch a regression or a checkpoint swapped for a worse one.
+FLOORS = {"maml": 95.0, "fomaml": 88.0, "reptile": 52.0}
 
 
 @pytest.mark.parametrize("name", sorted(FLOORS))
