@@ -71,14 +71,15 @@ def skipped_record(name, proto, why, n_query, seed, model, info) -> dict:
             "train_seconds": info.get("train_seconds")}
 
 
-def run(names, data, episodes: int, n_query: int, seed: int, device, generators) -> list[dict]:
+def run(names, data, episodes: int, n_query: int, seed: int, device, generators, protocols=None) -> list[dict]:
     records = []
+    protocols = PROTOCOLS if protocols is None else protocols
     for name in names:
         model = pretrained(name, device=device)
         info = checkpoint_info(name) if get_method(name).trainable else {}
         common = dict(config=info.get("config", model.config()), seed=info.get("seed"), device=device,
                       profile="quick", train_seconds=info.get("train_seconds"))
-        for proto in PROTOCOLS:
+        for proto in protocols:
             why = cannot_run(model, proto)
             label = f"{name} {protocol_key(proto)}"
             if why:
@@ -147,6 +148,8 @@ def main(argv=None) -> int:
     p.add_argument("--episodes", type=int, default=200)
     p.add_argument("--n-query", type=int, default=5)
     p.add_argument("--seed", type=int, default=0, help="seed of the test episodes")
+    p.add_argument("--protocols", default=None,
+                   help=f"comma-separated subset of {', '.join(protocol_key(q) for q in PROTOCOLS)} (default: all)")
     p.add_argument("--device", default=None)
     p.add_argument("--results", default=None, help="results folder (default: FSLCOURSE_RESULTS or results/)")
     args = p.parse_args(argv)
@@ -158,7 +161,14 @@ def main(argv=None) -> int:
     data = load_omniglot(device=device, progress=False)
     start = time.perf_counter()
     generators = [g for g in args.augment.split(",") if g]
-    new = run(names, data, args.episodes, args.n_query, args.seed, device, generators)
+    protocols = PROTOCOLS
+    if args.protocols:
+        keys = {protocol_key(q): q for q in PROTOCOLS}
+        unknown = [k for k in args.protocols.split(",") if k not in keys]
+        if unknown:
+            p.error(f"--protocols {','.join(unknown)} is not known; use some of {', '.join(keys)}")
+        protocols = [keys[k] for k in args.protocols.split(",")]
+    new = run(names, data, args.episodes, args.n_query, args.seed, device, generators, protocols)
     path = results_dir(args.results) / f"{NAME}.json"
     old = json.loads(path.read_text())["records"] if path.exists() else []
     records = merge(old, new)

@@ -71,7 +71,7 @@ def ablation(device, episodes: int):
     for label, proto in PROTOCOLS.items():
         for name in ROWS:
             model = pretrained(name, device=device)
-            if name == "maml" and proto["n_way"] != model.n_way:
+            if name == "maml" and proto["n_way"] != model.n_way and not model.zero_head:
                 print(f"{name} ({label}): n/a, its head has {model.n_way} outputs")
                 continue
             res = evaluate(model, data.test, proto["n_way"], 1, 5, episodes, seed=0,
@@ -132,7 +132,7 @@ def curve(device, eval_episodes: int = 100, seed: int = 0):
     ckpt = checkpoint_info("maml")
     done = ckpt["metrics"]["steps"] * r["meta_batch"]
     points.append({"tasks": done, "accuracy": measure(pretrained("maml", device=device)),
-                   "note": "the committed maml-quick checkpoint (cosine schedule)"})
+                   "note": "the committed maml-quick checkpoint (20-way tasks, cosine schedule)"})
     curves["maml"] = {"points": points, "seconds": time.perf_counter() - start}
     out = _load()
     out["learning_curve"] = {"protocol": {"n_way": 5, "n_shot": 1, "n_query": 5, "episodes": eval_episodes,
