@@ -17,7 +17,6 @@ from tqdm.auto import tqdm
 
 from ..data.episodes import EpisodeSampler
 from ..io import atomic_torch_save, load_checkpoint
-from ..methods.base import prototypes
 from ..methods.protonet import protonet_logits
 from .augment import backbone_fingerprint, register_generator
 from .gan import DAGANGenerator, PairCritic, critic_loss, generator_loss, make_pair

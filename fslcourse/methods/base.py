@@ -123,6 +123,35 @@ class FewShotClassifier(nn.Module):
         return n_way
 
 
+def episodic_recipe(cls, data, profile: str = "quick", seed: int = 0, device=None, progress: bool = True,
+                    checkpoint=None, **overrides):
+    """Train ``cls`` with its ``RECIPES[profile]`` on the shared episodic loop (Adam, cosine decay).
+
+    The recipe holds ``model`` (constructor kwargs), ``lr``, ``steps``, ``n_way``, ``n_shot``,
+    ``n_query``, ``val_every`` and ``val_episodes``; ``overrides`` replace entries. Validation is
+    5-way 1-shot on ``data.val``, keeping the best model.
+
+    Returns:
+        ``(model, fit_result)``; ``fit_result.recipe`` is the recipe without ``model``.
+    """
+    from ..config import seed_everything
+    from ..train import fit
+
+    recipe = {**cls.RECIPES[profile], **overrides}
+    seed_everything(seed)
+    model = cls(**recipe["model"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe["lr"])
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe["steps"], eta_min=0.05 * recipe["lr"])
+    settings = {k: v for k, v in recipe.items() if k != "model"}
+    result = fit(model, data.train, data.val, n_way=recipe["n_way"], n_shot=recipe["n_shot"],
+                 n_query=recipe["n_query"], steps=recipe["steps"], optimizer=optimizer, scheduler=scheduler,
+                 val_every=recipe["val_every"], val_episodes=recipe["val_episodes"], val_n_way=5, val_n_shot=1,
+                 seed=seed, device=device, checkpoint=checkpoint, profile=profile,
+                 checkpoint_extra={"recipe": settings}, progress=progress)
+    result.recipe = settings
+    return result.model, result
+
+
 def prototypes(features: torch.Tensor, labels: torch.Tensor, n_way: int) -> torch.Tensor:
     """Mean feature of each class.
 

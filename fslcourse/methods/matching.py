@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models import make_backbone
-from .base import FewShotClassifier, register
+from .base import FewShotClassifier, episodic_recipe, register
 
 
 def matching_log_probs(query: torch.Tensor, support: torch.Tensor, support_y: torch.Tensor, n_way: int,
@@ -107,19 +107,4 @@ class MatchingNet(FewShotClassifier):
         Returns:
             ``(model, fit_result)``.
         """
-        from ..config import seed_everything
-        from ..train import fit
-
-        recipe = {**cls.RECIPES[profile], **overrides}
-        seed_everything(seed)
-        model = cls(**recipe["model"])
-        optimizer = torch.optim.Adam(model.parameters(), lr=recipe["lr"])
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe["steps"], eta_min=0.05 * recipe["lr"])
-        settings = {k: v for k, v in recipe.items() if k != "model"}
-        result = fit(model, data.train, data.val, n_way=recipe["n_way"], n_shot=recipe["n_shot"],
-                     n_query=recipe["n_query"], steps=recipe["steps"], optimizer=optimizer, scheduler=scheduler,
-                     val_every=recipe["val_every"], val_episodes=recipe["val_episodes"], val_n_way=5, val_n_shot=1,
-                     seed=seed, device=device, checkpoint=checkpoint, profile=profile,
-                     checkpoint_extra={"recipe": settings}, progress=progress)
-        result.recipe = settings
-        return result.model, result
+        return episodic_recipe(cls, data, profile, seed, device, progress, checkpoint, **overrides)
