@@ -10,14 +10,12 @@ current ``x_t`` and the model's prediction ``x0_hat`` of the clean drawing at th
 """
 from __future__ import annotations
 
-import io
-
 import ipywidgets as W
 import torch
-from IPython.display import Image, display
 
 from ..generative.diffusion import sample
 from ..generative.diffusion_generator import class_conditions
+from ._render import figure_png, new_figure, show_png
 from .plotting import show_image
 
 
@@ -64,20 +62,11 @@ class DiffusionExplorer:
         self._cache: dict = {}
         self.status = W.HTML()
         self.out = W.Output()
-        self.fig = self._new_figure()
+        self.fig = new_figure(10, 4.2, dpi=80)
         self.shown: dict = {}
         self.widget = W.VBox([W.HBox([self.t, self.guidance, self.n_steps]), W.HBox([self.character, self.n_shot]),
                               self.status, self.out])
         self.update()
-
-    @staticmethod
-    def _new_figure():
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(10, 4.2), dpi=80)
-        FigureCanvasAgg(fig)
-        return fig
 
     def trajectory(self) -> tuple[torch.Tensor, list]:
         """The support drawings ``(K, 1, 28, 28)`` and the DDIM trajectory ``[(t, x_t, x0_hat), ...]`` (cached)."""
@@ -127,8 +116,4 @@ class DiffusionExplorer:
         s = self.shown
         self.status.value = (f"character {s['character']} ({self.split.class_name(s['class_id'])}): "
                              f"{len(s['support'])} support drawings; showing t = {s['t']}")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=fig.dpi)
-        with self.out:
-            self.out.clear_output(wait=True)
-            display(Image(buf.getvalue()))
+        show_png(self.out, figure_png(fig))

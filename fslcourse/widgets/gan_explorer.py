@@ -12,12 +12,10 @@ ignores its noise (mode collapse).
 """
 from __future__ import annotations
 
-import io
-
 import ipywidgets as W
 import torch
-from IPython.display import Image, display
 
+from ._render import figure_png, new_figure, show_png
 from .plotting import show_image
 
 VIEWS = ("single", "sample grid")
@@ -63,11 +61,7 @@ class GANExplorer:
                          "view": self.view, "n_grid": self.n_grid}
         for c in self.controls.values():
             c.observe(lambda _change: self.update(), names="value")
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        self.fig = Figure(figsize=(9, 4), dpi=80)
-        FigureCanvasAgg(self.fig)
+        self.fig = new_figure(9, 4, dpi=80)
         self.shown: dict = {}
         self.widget = W.VBox([W.HBox([self.character, self.source, self.view]),
                               W.HBox([self.z_1, self.z_2, self.z_3]), W.HBox([self.z_seed, self.seed_a, self.seed_b]),
@@ -129,8 +123,4 @@ class GANExplorer:
         s = self.shown
         self.status.value = (f"character {s['character']} ({self.split.class_name(s['class_id'])}), drawing "
                              f"{self.source.value}; {len(s['generated'])} generated ({s['view']} view)")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=fig.dpi)
-        with self.out:
-            self.out.clear_output(wait=True)
-            display(Image(buf.getvalue()))
+        show_png(self.out, figure_png(fig))

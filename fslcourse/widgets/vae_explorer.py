@@ -12,14 +12,12 @@ ones from them (prototype mode).
 """
 from __future__ import annotations
 
-import io
-
 import ipywidgets as W
 import numpy as np
 import torch
-from IPython.display import Image, display
 
 from ..generative.vae import latent_code
+from ._render import figure_png, new_figure, show_png
 from .plotting import class_colour, show_image
 
 
@@ -87,20 +85,11 @@ class VAEExplorer:
             if name != "generate":
                 c.observe(lambda _change: self.update(), names="value")
         self.generate.on_click(self._on_generate)
-        self.fig = self._new_figure()
+        self.fig = new_figure(10, 5.6, dpi=80)
         self.shown: dict = {}
         self.widget = W.VBox([W.HBox([self.character, self.walk_1, self.walk_2]), W.HBox([self.from_, self.to]),
                               W.HBox([self.n_shot, self.n_generated, self.generate]), self.status, self.out])
         self.update()
-
-    @staticmethod
-    def _new_figure():
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(10, 5.6), dpi=80)
-        FigureCanvasAgg(fig)
-        return fig
 
     def _on_generate(self, _button=None) -> None:
         self.generation += 1
@@ -170,8 +159,4 @@ class VAEExplorer:
         s = self.shown
         self.status.value = (f"character {s['character']} ({self.split.class_name(s['class_id'])}); "
                              f"{len(s['support'])} real + {len(s['generated'])} generated")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=fig.dpi)
-        with self.out:
-            self.out.clear_output(wait=True)
-            display(Image(buf.getvalue()))
+        show_png(self.out, figure_png(fig))
