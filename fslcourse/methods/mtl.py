@@ -56,7 +56,7 @@ def failure_classes(logits: torch.Tensor, query_y: torch.Tensor, classes: torch.
     losses = F.cross_entropy(logits, query_y, reduction="none").detach().clamp_max(100.0)
     count = torch.bincount(query_y, minlength=n_way).clamp_min(1)
     acc = torch.zeros(n_way, device=hits.device).index_add_(0, query_y, hits) / count  # (n_way,)
-    loss = torch.zeros(n_way, device=hits.device).index_add_(0, query_y, losses) / count  # (n_way,)
+    loss = losses.new_zeros(n_way).index_add_(0, query_y, losses) / count  # (n_way,)
     return classes[torch.argmin(acc - 1e-3 * loss)]
 
 
@@ -210,19 +210,15 @@ class MTL(FewShotClassifier):
         logits = self.head_logits(z_query, weight, bias)
         return logits if self.training else logits.detach()
 
-    def train_step(self, batch, optimizer) -> dict:
-        """One outer step on a batch of tasks; records each task's failure class in ``self.failures``."""
-        optimizer.zero_grad(set_to_none=True)
-        losses, accs = [], []
-        for ep in batch:
-            logits = self.predict(ep.support_x, ep.support_y, ep.query_x)
-            losses.append(F.cross_entropy(logits, ep.query_y))
-            accs.append((logits.argmax(1) == ep.query_y).float().mean())
-            self.failures = getattr(self, "failures", []) + [int(failure_classes(logits, ep.query_y, ep.classes))]
-        loss = torch.stack(losses).mean()
-        loss.backward()
-        optimizer.step()
-        return {"loss": loss.item(), "accuracy": torch.stack(accs).mean().item()}
+    def loss(self, episode) -> tuple[torch.Tensor, torch.Tensor]:
+        """Query cross-entropy and accuracy of one task; also records its failure class in ``self.failures``.
+
+        The shared :meth:`~fslcourse.methods.base.FewShotClassifier.train_step` calls this for
+        every task of a meta-batch, so the hard-task (HT) batch can be built from the record.
+        """
+        logits = self.predict(episode.support_x, episode.support_y, episode.query_x)
+        self.failures = getattr(self, "failures", []) + [int(failure_classes(logits, episode.query_y, episode.classes))]
+        return F.cross_entropy(logits, episode.query_y), (logits.argmax(1) == episode.query_y).float().mean()
 
     @classmethod
     def train_recipe(cls, data, profile: str = "quick", seed: int = 0, device=None, progress: bool = True,
