@@ -25,3 +25,28 @@ def omniglot():
             pytest.fail("Omniglot not found in CI: FSLCOURSE_DATA must point at ../shared/data")
         pytest.skip("Omniglot not found; set FSLCOURSE_DATA")
     return load_omniglot(progress=False)
+
+
+@pytest.fixture(scope="session")
+def check_support_permutation():
+    """``check(model, seed, n_way, n_shot, atol)``: a few-shot classifier's two symmetries.
+
+    Shuffling the support set changes no logit; renaming the classes permutes the logit columns.
+    Session-scoped so hypothesis ``@given`` tests can use it.
+    """
+    import torch
+
+    def check(model, seed: int, n_way: int, n_shot: int, atol: float) -> None:
+        g = torch.Generator().manual_seed(seed)
+        sx = torch.rand(n_way * n_shot, 1, 28, 28, generator=g)
+        sy = torch.arange(n_way).repeat_interleave(n_shot)
+        qx = torch.rand(3, 1, 28, 28, generator=g)
+        perm, relabel = torch.randperm(len(sy), generator=g), torch.randperm(n_way, generator=g)
+        with torch.no_grad():
+            base = model.predict(sx, sy, qx)
+            shuffled = model.predict(sx[perm], sy[perm], qx)
+            renamed = model.predict(sx, relabel[sy], qx)
+        assert torch.allclose(base, shuffled, atol=atol, rtol=1e-5)
+        assert torch.allclose(renamed[:, relabel], base, atol=atol, rtol=1e-5)
+
+    return check
