@@ -26,7 +26,8 @@ class Reptile(MAML):
     """Reptile on the MAML Conv-4 (same network, same test-time adaptation).
 
     Args: as :class:`~fslcourse.methods.maml.MAML`; ``inner_steps`` is ``k`` and
-    ``inner_lr`` the inner SGD step size.
+    ``inner_lr`` the inner SGD step size. With ``zero_head=True`` every task starts from a
+    zero head (Kao et al. 2022, arXiv:2106.15367) and only the body is meta-learned.
     """
 
     first_order = True
@@ -42,7 +43,8 @@ class Reptile(MAML):
         """
         x = torch.cat([batch.support_x, batch.query_x], dim=1)  # (B, n_way*(n_shot+n_query), C, H, W)
         y = torch.cat([batch.support_y, batch.query_y], dim=1)  # (B, n_way*(n_shot+n_query))
-        theta = {k: v.detach() for k, v in self.net.named_parameters()}
+        n_way = int(batch.support_y.max()) + 1
+        theta = {k: v.detach() for k, v in self.initial_params(n_way).items()}  # a zero head if zero_head
 
         def sgd(params, x, y):
             for _ in range(self.inner_steps):
@@ -65,6 +67,9 @@ class Reptile(MAML):
             acc = (logits.argmax(dim=-1) == batch.query_y).float().mean()
         optimizer.zero_grad(set_to_none=True)
         for name, p in self.net.named_parameters():
-            p.grad = p.detach() - phi[name].mean(dim=0)
+            if self.zero_head and name.startswith("head."):
+                p.grad = None  # the head restarts from zero in every task: it is not meta-learned
+            else:
+                p.grad = p.detach() - phi[name].mean(dim=0)
         optimizer.step()
         return {"loss": loss.item(), "accuracy": acc.item()}

@@ -59,3 +59,30 @@ def test_epsilon_one_lands_on_mean_and_zero_steps_stay():
 
 def test_registered():
     assert get_method("reptile") is Reptile and Reptile.needs_grad_at_test
+
+
+def test_zero_head_update_equals_formula_and_leaves_head():
+    """With ``zero_head`` every task starts from a zero head: the body follows the formula from a
+    copy whose head is zeroed, and the stored head is not meta-learned (it does not move)."""
+    train, _, _ = glyph_splits()
+    batch = EpisodeSampler(train, n_way=4, n_shot=1, n_query=2, seed=7).sample_batch(2)  # 4-way: head has 3 rows
+    batch.support_x, batch.query_x = batch.support_x.double(), batch.query_x.double()
+    torch.manual_seed(0)
+    model = Reptile(n_way=3, hidden=4, inner_lr=0.1, inner_steps=3, zero_head=True).double()
+    head_before = model.net.head.weight.detach().clone()
+    zeroed = copy.deepcopy(model)
+    zeroed.net.head = torch.nn.Linear(zeroed.net.head.in_features, 4).double()
+    torch.nn.init.zeros_(zeroed.net.head.weight), torch.nn.init.zeros_(zeroed.net.head.bias)
+    theta = {k: v.detach().clone() for k, v in zeroed.net.named_parameters()}
+    phis = [_sgd_by_hand(zeroed, ep, 3, 0.1) for ep in batch]
+    eps = 0.5
+    model.train_step(batch, torch.optim.SGD(model.parameters(), lr=eps))
+    moved = 0.0
+    for name, p in model.net.named_parameters():
+        if name.startswith("head."):
+            continue
+        mean_phi = torch.stack([phi[name].detach() for phi in phis]).mean(0)
+        assert torch.allclose(p.detach(), theta[name] + eps * (mean_phi - theta[name]), atol=1e-10), name
+        moved = max(moved, (p.detach() - theta[name]).abs().max().item())
+    assert moved > 1e-4
+    assert torch.equal(model.net.head.weight.detach(), head_before)
