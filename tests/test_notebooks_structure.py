@@ -30,3 +30,23 @@ def test_notebook_structure(path):
             lines = src.splitlines()
             i = lines.index("# NBVAL_IGNORE_OUTPUT")
             assert lines[i + 1].startswith("# (why:"), "say why a cell's output is not compared"
+
+
+CHECK_LINE = re.compile(r"(match|agree|equal)\w*\b[^\n]*:\s*(True|False)\s*$", re.I | re.M)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_stored_self_checks_all_hold(path):
+    """Lines a notebook prints for its own checks ("... matches the package: True") all say True.
+
+    nbval only compares stored outputs with new ones, so a check that failed when the notebook
+    was saved would pass nbval forever; this reads the stored outputs themselves.
+    """
+    nb = json.loads(path.read_text())
+    found = []
+    for i, c in enumerate(nb["cells"]):
+        for out in c.get("outputs", []):
+            text = "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/plain", ""))
+            found += [(i, m.group(0)) for m in CHECK_LINE.finditer(text)]
+    failed = [f"cell {i}: {line}" for i, line in found if line.rstrip().endswith("False")]
+    assert not failed, "a stored self-check failed:\n" + "\n".join(failed)

@@ -138,8 +138,8 @@ def sample(model, c: torch.Tensor | None, schedule: Schedule, n: int | None = No
     if sampler not in ("ddpm", "ddim"):
         raise ValueError(f"sampler={sampler!r} is not known; use 'ddpm' or 'ddim'")
     n = len(c) if c is not None else n
-    device = next(model.parameters()).device
-    x = _noise((n, model.in_channels, 28, 28), generator, device) if x_T is None else x_T.to(device)
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype  # float64 for round-off checks
+    x = (_noise((n, model.in_channels, 28, 28), generator, device) if x_T is None else x_T).to(device, dtype)
     ab = schedule.alpha_bar.cpu().tolist()
     steps = list(range(schedule.T - 1, -1, -1)) if sampler == "ddpm" else ddim_timesteps(schedule.T, n_steps)
     path = []
@@ -158,7 +158,9 @@ def sample(model, c: torch.Tensor | None, schedule: Schedule, n: int | None = No
             prev = ab[t - 1] if t > 0 else 1.0
             beta = 1 - ab[t] / prev
             mean = (prev ** 0.5 * beta * x0 + (1 - beta) ** 0.5 * (1 - prev) * x) / (1 - ab[t])
-            x = mean + ((1 - prev) / (1 - ab[t]) * beta) ** 0.5 * _noise(x.shape, generator, device) if t > 0 else mean
+            if t > 0:  # the noise is drawn in float32 (the same draws in any dtype), none on the last step
+                mean = mean + ((1 - prev) / (1 - ab[t]) * beta) ** 0.5 * _noise(x.shape, generator, device).to(x.dtype)
+            x = mean
     out = ((x.clamp(-1, 1) + 1) / 2)
     if trajectory:
         path.append((-1, x.cpu(), x.cpu()))

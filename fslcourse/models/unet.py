@@ -21,12 +21,14 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0,
+                       dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Sinusoidal embedding ``[cos(t w_i), sin(t w_i)]`` with ``w_i = max_period^(-i / (dim/2))``.
 
     Args:
         t: ``(n,)`` time steps (integers or floats).
         dim: embedding size (even).
+        dtype: of the result (the model's: float64 for round-off checks).
 
     Returns:
         ``(n, dim)``.
@@ -34,8 +36,8 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     if dim % 2:
         raise ValueError(f"dim={dim} must be even; use an even embedding size")
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = t.float()[:, None] * freqs[None]  # (n, half)
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=dtype) / half)
+    args = t.to(dtype)[:, None] * freqs[None]  # (n, half)
     return torch.cat([torch.cos(args), torch.sin(args)], dim=1)  # (n, dim)
 
 
@@ -98,7 +100,7 @@ class UNet(nn.Module):
 
     def embed(self, t: torch.Tensor, c: torch.Tensor | None, drop: torch.Tensor | None = None) -> torch.Tensor:
         """Time plus condition embedding ``(n, 4 * channels)``; the null embedding where ``c`` is None or dropped."""
-        e = self.time_mlp(timestep_embedding(t, self.channels))  # (n, emb)
+        e = self.time_mlp(timestep_embedding(t, self.channels, dtype=self.null_cond.dtype))  # (n, emb)
         if c is None:
             return e + self.null_cond
         ce = self.cond_mlp(c)  # (n, emb)

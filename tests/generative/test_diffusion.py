@@ -140,6 +140,29 @@ def test_ddpm_step_is_ho_et_al_equation_11():
     assert torch.allclose(got, (x.clamp(-1, 1) + 1) / 2, atol=1e-4)
 
 
+
+def test_ddpm_in_float64_is_ho_et_al_algorithm_2_to_round_off_over_the_full_schedule():
+    """Over all T = 200 cosine steps (where 1/sqrt(ab_T) amplifies every float32 rounding by ~4000), in
+    float64 and with a_t = ab_t / ab_{t-1}, b_t = 1 - a_t (the schedule's own a_t, to float32 rounding),
+    the package's sampler is Algorithm 2 written literally, to 1e-9."""
+    net, sched = _unet().double(), Schedule("cosine", 200)
+    c = torch.randn(2, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    got = sample(net, c, sched, sampler="ddpm", generator=torch.Generator().manual_seed(5), clip=False)
+    assert got.dtype == torch.float64
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 1, 28, 28, generator=g).double()
+    one = torch.tensor(1.0, dtype=torch.float64)
+    with torch.no_grad():
+        for t in range(199, -1, -1):
+            ab = sched.alpha_bar[t].double()
+            ab_prev = sched.alpha_bar[t - 1].double() if t > 0 else one
+            a = ab / ab_prev
+            b = 1 - a
+            x = (x - b / (1 - ab).sqrt() * net(x, torch.full((2,), t), c)) / a.sqrt()
+            if t > 0:
+                x = x + (b * (1 - ab_prev) / (1 - ab)).sqrt() * torch.randn(x.shape, generator=g).double()
+    assert (got - (x.clamp(-1, 1) + 1) / 2).abs().max() < 1e-9
+
 def test_ddim_step_is_song_et_al_equation_12():
     sched = Schedule("cosine", 100)
     g = torch.Generator().manual_seed(0)
