@@ -2,7 +2,11 @@
 
 Usage (from the repository root; FSLCOURSE_DATA must point at the data):
 
-    python benchmarks/train_maml_family.py maml --budget 300 [--out fslcourse/checkpoints/maml-quick.pt]
+    python benchmarks/train_maml_family.py maml --threads 1 [--out fslcourse/checkpoints/maml-quick.pt]
+    python benchmarks/train_maml_family.py maml --threads 1 --committed   # how maml-quick.pt was trained
+
+``--committed`` applies ``COMMITTED`` of ``fslcourse/methods/maml_recipe.py`` (maml-quick.pt: 64
+filters and 10,000 meta-steps instead of the quick recipe's 32 and 2400).
 
 The checkpoint records the config, seed, training seconds, the recipe, and the
 meta-test accuracy (5-way 1-shot and 5-shot, quick-profile protocol) that
@@ -49,7 +53,12 @@ def main():
     ap.add_argument("--finalize", default=None,
                     help="skip training: measure the model saved at this path by --partial and save it to --out")
     ap.add_argument("--set", default="{}", help="JSON recipe overrides, e.g. '{\"meta_batch\": 16}'")
+    ap.add_argument("--committed", action="store_true",
+                    help="train the committed checkpoint's recipe (the quick recipe with maml_recipe.COMMITTED)")
     args = ap.parse_args()
+    if args.committed:
+        from fslcourse.methods.maml_recipe import COMMITTED
+        args.set = json.dumps({**COMMITTED[args.method], **json.loads(args.set)})
     if args.threads:
         torch.set_num_threads(args.threads)
     data = load_omniglot()
