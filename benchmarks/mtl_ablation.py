@@ -132,14 +132,16 @@ def curve(device, eval_episodes: int = 100, seed: int = 0):
     ckpt = checkpoint_info("maml")
     done = ckpt["metrics"]["steps"] * r["meta_batch"]
     points.append({"tasks": done, "accuracy": measure(pretrained("maml", device=device)),
-                   "note": "the committed maml-quick checkpoint (20-way tasks, cosine schedule)"})
+                   "note": f"the committed maml-quick checkpoint ({ckpt['config']['hidden']} filters, "
+                           f"{ckpt['extra']['recipe'].get('n_way', 5)}-way tasks, cosine schedule)"})
     curves["maml"] = {"points": points, "seconds": time.perf_counter() - start}
     out = _load()
     out["learning_curve"] = {"protocol": {"n_way": 5, "n_shot": 1, "n_query": 5, "episodes": eval_episodes,
                                           "split": "test", "episode_seed": 0},
                              "training": "5-way 1-shot tasks, 3 queries per class; MTL: 2 tasks per step "
                                          "(+2 hard tasks per hard batch), Adam 2e-3, from the phase-1 "
-                                         "backbone; MAML: the quick recipe (8 tasks per step), constant lr",
+                                         f"backbone; MAML: the quick recipe's network ({r['model']['hidden']} filters, "
+                                         f"{r['meta_batch']} tasks per step, 5-way), constant lr",
                              "curves": curves}
     atomic_write_json(out, OUT)
     print(f"wrote {OUT}")
