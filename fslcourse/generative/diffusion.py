@@ -138,7 +138,8 @@ def sample(model, c: torch.Tensor | None, schedule: Schedule, n: int | None = No
     if sampler not in ("ddpm", "ddim"):
         raise ValueError(f"sampler={sampler!r} is not known; use 'ddpm' or 'ddim'")
     n = len(c) if c is not None else n
-    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype  # float64 for round-off checks
+    weight = next(model.parameters())
+    device, dtype = weight.device, weight.dtype  # float64 for round-off checks
     x = (_noise((n, model.in_channels, 28, 28), generator, device) if x_T is None else x_T).to(device, dtype)
     ab = schedule.alpha_bar.cpu().tolist()
     steps = list(range(schedule.T - 1, -1, -1)) if sampler == "ddpm" else ddim_timesteps(schedule.T, n_steps)

@@ -71,13 +71,23 @@ class MAML(FewShotClassifier):
                     test_inner_steps=self.test_inner_steps, stride=self.stride, backend=self.backend,
                     zero_head=self.zero_head)
 
+    def start_from(self, params: dict[str, torch.Tensor], n_way: int) -> dict[str, torch.Tensor]:
+        """``params`` as an inner loop starts from them: with a zero ``(n_way, D)`` head if ``zero_head``."""
+        if not self.zero_head:
+            return params
+        w = params["head.weight"]
+        return {**params, "head.weight": w.new_zeros(n_way, w.shape[1]), "head.bias": w.new_zeros(n_way)}
+
+    def meta_learned(self, name: str) -> bool:
+        """Whether ``θ``'s parameter ``name`` is meta-learned (a zero head restarts in every task: it is not)."""
+        return not (self.zero_head and name.startswith("head."))
+
     def initial_params(self, n_way: int) -> dict[str, torch.Tensor]:
         """The weights each inner loop starts from: ``θ``, with a zero ``(n_way, D)`` head if ``zero_head``."""
-        params = dict(self.net.named_parameters())
-        if self.zero_head:
-            w = params["head.weight"]
-            params["head.weight"] = w.new_zeros(n_way, w.shape[1]).requires_grad_()  # (n_way, D): not meta-learned
-            params["head.bias"] = w.new_zeros(n_way).requires_grad_()
+        params = self.start_from(dict(self.net.named_parameters()), n_way)
+        for name, p in params.items():
+            if not self.meta_learned(name):
+                p.requires_grad_()  # a fresh zero head: a leaf of the inner loop's graph
         return params
 
     def _support_loss(self, params: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -150,9 +160,7 @@ class MAML(FewShotClassifier):
         n_way = batch.n_way
         if self.backend == "vmap":  # torch.func all the way: grad of (vmap over tasks of (grad inside))
             def mean_query_loss(p):
-                if self.zero_head:  # the head starts at zero: θ's head gets no gradient
-                    p = {**p, "head.weight": p["head.weight"].new_zeros(n_way, p["head.weight"].shape[1]),
-                         "head.bias": p["head.bias"].new_zeros(n_way)}
+                p = self.start_from(p, n_way)  # with a zero head, θ's head gets no gradient
                 losses, accs = vmap(self._task_query_loss, in_dims=(None, 0, 0, 0, 0))(
                     p, batch.support_x, batch.support_y, batch.query_x, batch.query_y)
                 return losses.mean(), (losses.mean(), accs.mean())

@@ -44,7 +44,7 @@ class Reptile(MAML):
         x = torch.cat([batch.support_x, batch.query_x], dim=1)  # (B, n_way*(n_shot+n_query), C, H, W)
         y = torch.cat([batch.support_y, batch.query_y], dim=1)  # (B, n_way*(n_shot+n_query))
         n_way = int(batch.support_y.max()) + 1
-        theta = {k: v.detach() for k, v in self.initial_params(n_way).items()}  # a zero head if zero_head
+        theta = self.start_from({k: v.detach() for k, v in self.net.named_parameters()}, n_way)  # zero head?
 
         def sgd(params, x, y):
             for _ in range(self.inner_steps):
@@ -67,9 +67,6 @@ class Reptile(MAML):
             acc = (logits.argmax(dim=-1) == batch.query_y).float().mean()
         optimizer.zero_grad(set_to_none=True)
         for name, p in self.net.named_parameters():
-            if self.zero_head and name.startswith("head."):
-                p.grad = None  # the head restarts from zero in every task: it is not meta-learned
-            else:
-                p.grad = p.detach() - phi[name].mean(dim=0)
+            p.grad = p.detach() - phi[name].mean(dim=0) if self.meta_learned(name) else None
         optimizer.step()
         return {"loss": loss.item(), "accuracy": acc.item()}

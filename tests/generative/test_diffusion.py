@@ -140,7 +140,6 @@ def test_ddpm_step_is_ho_et_al_equation_11():
     assert torch.allclose(got, (x.clamp(-1, 1) + 1) / 2, atol=1e-4)
 
 
-
 def test_ddpm_in_float64_is_ho_et_al_algorithm_2_to_round_off_over_the_full_schedule():
     """Over all T = 200 cosine steps (where 1/sqrt(ab_T) amplifies every float32 rounding by ~4000), in
     float64 and with a_t = ab_t / ab_{t-1}, b_t = 1 - a_t (the schedule's own a_t, to float32 rounding),
@@ -162,6 +161,7 @@ def test_ddpm_in_float64_is_ho_et_al_algorithm_2_to_round_off_over_the_full_sche
             if t > 0:
                 x = x + (b * (1 - ab_prev) / (1 - ab)).sqrt() * torch.randn(x.shape, generator=g).double()
     assert (got - (x.clamp(-1, 1) + 1) / 2).abs().max() < 1e-9
+
 
 def test_ddim_step_is_song_et_al_equation_12():
     sched = Schedule("cosine", 100)
