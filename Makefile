@@ -2,7 +2,7 @@
 #
 #   make setup      create .venv (Python 3.11) and install everything; a no-op when up to date
 #   make lab        setup, then JupyterLab on notebooks/
-#   make test       setup, then the unit tests and every notebook (nbval, CPU)
+#   make test       setup, then ruff (lint, import order), the unit tests and every notebook (nbval, CPU)
 #   make clean      remove build artefacts and caches (keeps .venv)
 #   make distclean  clean, and remove .venv and node_modules/ too
 #
@@ -103,6 +103,7 @@ lab: setup
 # inherit it, and MPLBACKEND=Agg there would stop them from showing figures, so
 # every stored figure output would differ. Unit tests get Agg from tests/conftest.py.
 test: setup $(TEST_DEPS)
+	"$(VENV)/bin/ruff" check .
 	env -u MPLBACKEND OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu FSLCOURSE_RESULTS="$(abspath build/results)" $(if $(FSLCOURSE_DATA),FSLCOURSE_DATA="$(FSLCOURSE_DATA)") \
 		"$(VPY)" -m pytest tests $(NOTEBOOKS) --nbval --nbval-current-env $(NBVAL_SANITIZE) \
 		--durations=15 $(PYTEST_ARGS)

@@ -27,8 +27,11 @@ import fslcourse
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate
 from fslcourse.generative.augment import evaluate_paired, get_generator
-from fslcourse.generative.diffusion_generator import DiffusionGenerator, load_or_train_diffusion, \
-    nearest_prototype_accuracy
+from fslcourse.generative.diffusion_generator import (
+    DiffusionGenerator,
+    load_or_train_diffusion,
+    nearest_prototype_accuracy,
+)
 from fslcourse.generative.metrics import frechet_distance, mean_pairwise_distance
 from fslcourse.io import atomic_write_json
 from fslcourse.results import device_info, versions

@@ -5,8 +5,8 @@
     OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu python benchmarks/mtl_ablation.py --curve      # the learning curves
 
 ``--train`` trains what is missing (``mtl-theta-only`` is phase 1; the other rows start
-from its backbone) with :func:`fslcourse.train.train_checkpoint`, the same path as
-``python -m fslcourse train NAME``. ``--ablation`` evaluates every row, with ProtoNet and
+from its backbone) with :func:`fslcourse.training.train`, the same path as
+``python -m fslcourse train NAME --recipe quick``. ``--ablation`` evaluates every row, with ProtoNet and
 MAML as references, on the same fixed test episodes (seed 0) of 5-way 1-shot and of
 within-alphabet 20-way 1-shot (Lake et al.), each cell as ``python -m fslcourse evaluate
 NAME [--n-way 20 --within-alphabet] --n-query 5 --episodes N`` computes it. ``--curve``
@@ -28,15 +28,18 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fslcourse.config import get_device, seed_everything  # noqa: E402
-from fslcourse.data import EpisodeSampler, load_omniglot  # noqa: E402
+from fslcourse.config import get_device  # noqa: E402
+from fslcourse.data import load_omniglot  # noqa: E402
 from fslcourse.evaluate import evaluate  # noqa: E402
 from fslcourse.io import atomic_write_json  # noqa: E402
-from fslcourse.methods import get_method  # noqa: E402
-from fslcourse.methods.maml_recipe import recipe as maml_recipe  # noqa: E402
-from fslcourse.methods.mtl_recipe import PHASE1, meta_transfer, phase1_backbone  # noqa: E402
+from fslcourse.methods.maml import FOMAML  # noqa: E402
+from fslcourse.methods.mtl import PHASE2  # noqa: E402
 from fslcourse.pretrained import checkpoint_info, checkpoint_path, pretrained  # noqa: E402
+from fslcourse.recipe import Recipe  # noqa: E402
 from fslcourse.results import result_record  # noqa: E402
+from fslcourse.training import Hook, Hooks, fit  # noqa: E402
+from fslcourse.training import train as train_method  # noqa: E402
+from fslcourse.training.trainers import episodic, meta_transfer  # noqa: E402
 
 OUT = ROOT / "results" / "05_mtl_ablation.json"
 ROWS = ("mtl-theta-only", "mtl-ft", "mtl-no-ht", "mtl", "protonet", "maml")
@@ -50,19 +53,17 @@ def _load() -> dict:
 
 
 def train(device):
-    from fslcourse.train import train_checkpoint
     data = load_omniglot(device=device)
     for name in ("mtl-theta-only", "mtl", "mtl-no-ht", "mtl-ft"):
         if checkpoint_path(name).exists():
             print(f"{name}: {checkpoint_path(name).name} exists, kept")
             continue
-        seed_everything(0)
-        _, fit = train_checkpoint(name, data, profile="quick", seed=0, device=device, progress=True)
+        _, fit_result = train_method(name, "quick", data=data, device=device, progress=True)
         info = checkpoint_info(name)
-        print(json.dumps({"method": name, "train_seconds": round(fit.seconds, 1), "steps": fit.steps,
-                          "val_accuracy": fit.best_val_accuracy,
+        print(json.dumps({"method": name, "train_seconds": round(fit_result.seconds, 1), "steps": fit_result.steps,
+                          "val_accuracy": fit_result.best_score,
                           "test_5way1shot": round(info["metrics"]["test_accuracy"], 2),
-                          "recipe": info["extra"]["recipe"]}, default=str))
+                          "recipe": info["recipe"]}, default=str))
 
 
 def ablation(device, episodes: int):
@@ -92,45 +93,50 @@ def ablation(device, episodes: int):
     print(f"wrote {OUT}")
 
 
+class CurveProbe(Hook):
+    """Measures 5-way 1-shot test accuracy whenever the tasks seen pass the next of ``CURVE_AT``."""
+
+    def __init__(self, name, measure, tasks):
+        self.name, self.measure, self.tasks, self.points = name, measure, tasks, []
+
+    def after_step(self, model, step, stats):
+        tasks = self.tasks(model, step)
+        if len(self.points) < len(CURVE_AT) and tasks >= CURVE_AT[len(self.points)]:
+            self.points.append({"tasks": tasks, "accuracy": self.measure(model)})
+            print(f"{self.name}: {tasks} tasks, {self.points[-1]['accuracy']:.1f}%", flush=True)
+            model.train()
+
+
 def curve(device, eval_episodes: int = 100, seed: int = 0):
     data = load_omniglot(device=device)
-    state, _ = phase1_backbone(data, "quick", seed, device, progress=False)
+    state = {k[len("backbone."):]: v for k, v in torch.load(checkpoint_path("mtl-theta-only"), weights_only=True)
+             ["state_dict"].items() if k.startswith("backbone.")}
     curves, max_tasks = {}, CURVE_AT[-1]
 
     def measure(model):
         return evaluate(model, data.test, 5, 1, 5, eval_episodes, seed=0, device=device).accuracy
 
-    for name in ("mtl", "mtl-no-ht"):
-        seed_everything(seed)
-        model = get_method(name)(widths=PHASE1["quick"]["widths"])
-        model.load_backbone(state)
-        points, start = [], time.perf_counter()
-
-        def on_step(m, tasks, points=points):
-            if len(points) < len(CURVE_AT) and tasks >= CURVE_AT[len(points)]:
-                points.append({"tasks": tasks, "accuracy": measure(m)})
-                print(f"{name}: {tasks} tasks, {points[-1]['accuracy']:.1f}%", flush=True)
-        meta_transfer(model, data.train, None, n_way=5, n_shot=1, n_query=3, within_alphabet=False, meta_batch=2,
-                      hard_tasks=2, steps=max_tasks // 2, lr=2e-3, seed=seed, device=device, progress=False,
-                      on_step=on_step)
-        curves[name] = {"points": points, "seconds": time.perf_counter() - start, "tasks_seen": model.tasks_seen}
-    r = maml_recipe("maml", "quick")
-    seed_everything(seed)
-    maml = get_method("maml")(**r["model"]).to(device)
-    optimizer = torch.optim.Adam(maml.parameters(), lr=r["lr"])
-    sampler = EpisodeSampler(data.train, 5, r["n_shot"], r["n_query"], seed=seed)
-    points, tasks, start = [], 0, time.perf_counter()
-    while True:
-        if len(points) < len(CURVE_AT) and tasks >= CURVE_AT[len(points)]:
-            points.append({"tasks": tasks, "accuracy": measure(maml)})
-            print(f"maml: {tasks} tasks, {points[-1]['accuracy']:.1f}%", flush=True)
-            maml.train()
-        if tasks >= max_tasks:
-            break
-        maml.train_step(sampler.sample_batch(r["meta_batch"]), optimizer)
-        tasks += r["meta_batch"]
+    for name in ("mtl", "mtl-no-ht"):  # 5-way tasks from any alphabets, at the quick recipe's rate and batches
+        r = PHASE2["quick"].replace(n_way=5, within_alphabet=False, steps=max_tasks // 2, val_every=0, seed=seed)
+        run = meta_transfer(name, r, data, device, state)
+        probe = CurveProbe(name, measure, lambda m, step: m.tasks_seen)
+        probe.points.append({"tasks": 0, "accuracy": measure(run.method)})
+        start = time.perf_counter()
+        fit(run.trained, run.batches, r, optimizer=run.optimizer, hook=Hooks(run.hook, probe), streams=run.streams,
+            progress=False)
+        curves[name] = {"points": probe.points, "seconds": time.perf_counter() - start,
+                        "tasks_seen": run.method.tasks_seen}
+    q = FOMAML.RECIPES["quick"]  # MAML's 5-minute network (32 filters, zero head), second order, constant rate
+    r = Recipe(n_way=5, n_shot=q.n_shot, n_query=q.n_query, meta_batch=q.meta_batch, lr=q.lr,
+               steps=max_tasks // q.meta_batch, val_every=0, model=q.model, seed=seed)
+    run = episodic("maml", r, data, device)
+    probe = CurveProbe("maml", measure, lambda m, step: step * r.meta_batch)
+    probe.points.append({"tasks": 0, "accuracy": measure(run.method)})
+    start = time.perf_counter()
+    fit(run.trained, run.batches, r, optimizer=run.optimizer, hook=probe, streams=run.streams, progress=False)
+    points = probe.points
     ckpt = checkpoint_info("maml")
-    done = ckpt["metrics"]["steps"] * r["meta_batch"]
+    done = ckpt["metrics"]["steps"] * ckpt["extra"]["recipe"]["meta_batch"]
     points.append({"tasks": done, "accuracy": measure(pretrained("maml", device=device)),
                    "note": f"the committed maml-quick checkpoint ({ckpt['config']['hidden']} filters, "
                            f"{ckpt['extra']['recipe'].get('n_way', 5)}-way tasks, cosine schedule)"})

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from .config import PROFILE_NAMES
@@ -37,12 +36,17 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", type=Path, default=None, help="write the result record here")
     from .generative.augment import add_augment_arguments
     add_augment_arguments(e)  # --augment GENERATOR --n-generated M [M ...] --generation-seed S
-    t = sub.add_parser("train", help="train a method and write its checkpoint")
+    t = sub.add_parser("train", help="train a method with one of its recipes and write its checkpoint")
     t.add_argument("name")
-    t.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--recipe", "--profile", dest="recipe", default="quick",
+                   help="the method's recipe: quick, full or paper (default quick)")
+    t.add_argument("--seed", type=int, default=None, help="change the recipe's seed (default: the recipe's, 0)")
+    t.add_argument("--steps", type=int, default=None, help="change the recipe's number of steps")
     t.add_argument("--device", default=None)
     t.add_argument("--out", type=Path, default=None, help="checkpoint path (default: the package's checkpoint)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at the target")
+    t.add_argument("--resume", action="store_true", help="continue the run whose training state is beside --out")
+    t.add_argument("--state", type=Path, default=None, help="training state path (default: beside --out)")
     r = sub.add_parser("report", help="rebuild the benchmark table from results/*.json")
     r.add_argument("--results", type=Path, default=None, help="folder of result files (default: FSLCOURSE_RESULTS "
                    "or the repository's results/)")
@@ -84,27 +88,18 @@ def _evaluate(args) -> int:
 
 
 def _train(args) -> int:
-    from .config import get_device, seed_everything
-    from .data import load_omniglot
-    from .methods import get_method
-    from .pretrained import checkpoint_path
-    from .train import train_checkpoint
+    from .training.api import recipe_for, train
 
-    cls = get_method(args.name)
-    if not cls.trainable:
-        raise ValueError(f"method {args.name!r} has no trainable parameters, so there is nothing to train; "
-                         f"evaluate it directly with `python -m fslcourse evaluate {args.name}`")
-    device = get_device(args.device)
-    seed_everything(args.seed)
-    data = load_omniglot(device=device)
-    out = args.out or checkpoint_path(args.name, args.profile)
-    start = time.perf_counter()
-    model, fit_result = train_checkpoint(args.name, data, out, profile=args.profile, seed=args.seed,
-                                         device=device, progress=True)
-    seconds = time.perf_counter() - start
-    steps = getattr(fit_result, "steps", "?")
-    print(f"{args.name}: trained for {steps} steps in {seconds:.0f} s; saved {out} "
-          f"(its meta-test accuracy is recorded in the checkpoint's metrics)")
+    changes = {k: v for k, v in (("seed", args.seed), ("steps", args.steps)) if v is not None}
+    recipe_for(args.name, args.recipe, **changes)  # a bad name or recipe fails here, before any work
+    model, result = train(args.name, args.recipe, out=args.out, state=args.state, resume=args.resume,
+                          overwrite=args.overwrite, device=args.device, progress=True, **changes)
+    if result.stopped != "steps":
+        print(f"{args.name}: stopped at step {result.steps} ({result.stopped}); no checkpoint was written. "
+              f"Continue with the same command and --resume.", file=sys.stderr)
+        return 3
+    print(f"{args.name}: trained {result.steps} steps in {result.seconds:.0f} s ({result.cpu_seconds:.0f} CPU-s); "
+          f"saved its checkpoint (its meta-test accuracy is recorded in its metrics)")
     return 0
 
 

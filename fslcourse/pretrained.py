@@ -2,8 +2,11 @@
 
 A checkpoint is a dict saved with :func:`fslcourse.io.atomic_torch_save` and
 loaded with ``weights_only=True``. It records how to rebuild the method
-(``config``), its weights, the seed, the profile, the training time and the
-accuracy measured when it was saved (``metrics``).
+(``config``), its weights, the seed, the recipe it was trained with (``recipe``,
+``recipe_name``; ``profile`` is the same name), the steps done, the training time
+(wall and CPU seconds), the training log, the package versions and the accuracy
+measured when it was saved (``metrics``). Loading checks that the file holds the
+method that was asked for. ``fslcourse.training`` writes these files.
 """
 from __future__ import annotations
 
@@ -11,24 +14,32 @@ from pathlib import Path
 
 import torch
 
-from .config import get_device, get_profile
+from .config import get_device
 from .io import atomic_torch_save, load_checkpoint
 from .methods.base import FewShotClassifier, get_method
 from .results import versions
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
+RECIPE_NAMES = ("quick", "full", "paper")
+CHECKPOINT_FORMAT = 2
 
 
 def checkpoint_path(name: str, profile: str = "quick") -> Path:
-    """Where the committed checkpoint of method ``name`` for ``profile`` lives."""
-    get_profile(profile)
+    """Where the committed checkpoint of method ``name`` trained with recipe ``profile`` lives."""
+    if profile not in RECIPE_NAMES:
+        raise ValueError(f"recipe {profile!r} is not known; use one of {', '.join(RECIPE_NAMES)}")
     return CHECKPOINT_DIR / f"{name}-{profile}.pt"
 
 
 def save_method(model: FewShotClassifier, path: str | Path, *, seed: int, profile: str,
-                train_seconds: float, metrics: dict | None = None, extra: dict | None = None) -> Path:
-    """Save ``model`` with everything needed to rebuild and audit it (atomic write)."""
+                train_seconds: float, metrics: dict | None = None, extra: dict | None = None,
+                **record) -> Path:
+    """Save ``model`` with everything needed to rebuild and audit it (atomic write).
+
+    ``record`` adds top-level fields (``recipe``, ``steps``, ``cpu_seconds``, ``log``, ``device`` ...).
+    """
     state = {
+        "format": CHECKPOINT_FORMAT,
         "method": model.name,
         "config": model.config(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -37,18 +48,37 @@ def save_method(model: FewShotClassifier, path: str | Path, *, seed: int, profil
         "train_seconds": float(train_seconds),
         "metrics": metrics or {},
         "versions": versions(),
+        **record,
     }
     if extra:
         state["extra"] = extra
     return atomic_torch_save(state, path)
 
 
-def load_method(path: str | Path, device=None) -> tuple[FewShotClassifier, dict]:
-    """Rebuild a method from a checkpoint file; returns ``(model, checkpoint)``."""
+def load_method(path: str | Path, device=None, expect: str | None = None) -> tuple[FewShotClassifier, dict]:
+    """Rebuild a method from a checkpoint file; returns ``(model, checkpoint)``.
+
+    Args:
+        expect: the method name the file must hold (``None``: whatever it holds).
+
+    Raises:
+        ValueError: the file holds another method, or weights that do not fit its config; the
+            message names the file.
+    """
     ckpt = load_checkpoint(path)
+    if not isinstance(ckpt, dict) or not {"method", "config", "state_dict"} <= set(ckpt):
+        raise ValueError(f"{path} is not a method checkpoint (no method, config and state_dict); "
+                         "retrain it with `python -m fslcourse train NAME`")
+    if expect is not None and ckpt["method"] != expect:
+        raise ValueError(f"{path} holds method {ckpt['method']!r}, not {expect!r}; retrain it with "
+                         f"`python -m fslcourse train {expect} --recipe {ckpt.get('profile', 'quick')} --overwrite`")
     cls = get_method(ckpt["method"])
     model = cls(**ckpt["config"])
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise ValueError(f"{path}: the weights do not fit {ckpt['method']}({ckpt['config']}): {first}") from None
     return model.to(get_device(device)).eval(), ckpt
 
 
@@ -69,9 +99,9 @@ def pretrained(name: str, profile: str = "quick", device=None) -> FewShotClassif
     if not path.exists():
         raise FileNotFoundError(
             f"no {profile!r} checkpoint for {name!r} at {path}; "
-            f"create it with `python -m fslcourse train {name} --profile {profile}`"
+            f"create it with `python -m fslcourse train {name} --recipe {profile}`"
         )
-    model, _ = load_method(path, dev)
+    model, _ = load_method(path, dev, expect=name)
     return model
 
 

@@ -4,8 +4,17 @@ import json
 import pytest
 
 from fslcourse.cli import main
-from fslcourse.report import (CLAIMS, MISSING, PUBLISHED, build_table, check_claims, format_markdown,
-                              load_records, protocol_key, report)
+from fslcourse.report import (
+    CLAIMS,
+    MISSING,
+    PUBLISHED,
+    build_table,
+    check_claims,
+    format_markdown,
+    load_records,
+    protocol_key,
+    report,
+)
 
 
 def rec(method, n_way=5, n_shot=1, acc=90.0, ci=1.0, within=False, **extra):

@@ -51,7 +51,7 @@ class Episode:
         """Number of episodes in a batch (1 for a single episode)."""
         return self.classes.shape[0] if self.is_batch else 1
 
-    def __getitem__(self, i: int) -> "Episode":
+    def __getitem__(self, i: int) -> Episode:
         """The ``i``-th episode of a batch."""
         if not self.is_batch:
             raise TypeError("indexing needs a batch of episodes; this is a single episode")
@@ -63,7 +63,7 @@ class Episode:
             raise TypeError("iterating needs a batch of episodes; this is a single episode")
         return (self[i] for i in range(len(self)))
 
-    def to(self, device) -> "Episode":
+    def to(self, device) -> Episode:
         """A copy with every tensor on ``device``."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         return Episode(**{k: v.to(device) if torch.is_tensor(v) else v for k, v in values.items()})

@@ -37,7 +37,7 @@ class RegressionEpisode:
     def __len__(self) -> int:
         return self.amplitude.shape[0]
 
-    def to(self, device) -> "RegressionEpisode":
+    def to(self, device) -> RegressionEpisode:
         return RegressionEpisode(*(getattr(self, k).to(device) for k in
                                    ("support_x", "support_y", "query_x", "query_y", "amplitude", "phase")))
 

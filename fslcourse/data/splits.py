@@ -73,7 +73,7 @@ class ImageSplit:
     def device(self) -> torch.device:
         return self.images.device
 
-    def to(self, device) -> "ImageSplit":
+    def to(self, device) -> ImageSplit:
         """Return a copy whose images live on ``device`` (episodes are then built there)."""
         return ImageSplit(self.name, self.images.to(device), self.base_names, self.alphabets, self.rotations)
 

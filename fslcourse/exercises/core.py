@@ -7,12 +7,12 @@ showing the solution. It returns ``True`` or ``False`` so tests can use it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
-EXERCISES: dict[str, "Exercise"] = {}
+EXERCISES: dict[str, Exercise] = {}
 
 
 @dataclass

@@ -100,9 +100,15 @@ def predict_x0(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t) -> torch.Tenso
     return (x_t - (1 - alpha_bar_t) ** 0.5 * eps) / alpha_bar_t ** 0.5
 
 
-def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float, alpha_bar_prev: float) -> torch.Tensor:
-    """One deterministic DDIM step (eta = 0): ``sqrt(ab_prev) x0_hat + sqrt(1 - ab_prev) eps``."""
-    return alpha_bar_prev ** 0.5 * predict_x0(x_t, eps, alpha_bar_t) + (1 - alpha_bar_prev) ** 0.5 * eps
+def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float, alpha_bar_prev: float,
+              x0: torch.Tensor | None = None) -> torch.Tensor:
+    """One deterministic DDIM step (eta = 0): ``sqrt(ab_prev) x0_hat + sqrt(1 - ab_prev) eps``.
+
+    ``x0`` (optional) is ``x0_hat`` already computed (e.g. clipped, with ``eps`` re-derived from it, as
+    :func:`sample` does); by default ``x0_hat = predict_x0(x_t, eps, alpha_bar_t)``.
+    """
+    x0 = predict_x0(x_t, eps, alpha_bar_t) if x0 is None else x0
+    return alpha_bar_prev ** 0.5 * x0 + (1 - alpha_bar_prev) ** 0.5 * eps
 
 
 def ddim_timesteps(T: int, n_steps: int) -> list[int]:
@@ -154,7 +160,7 @@ def sample(model, c: torch.Tensor | None, schedule: Schedule, n: int | None = No
             path.append((t, x.cpu(), x0.cpu()))
         if sampler == "ddim":
             prev = ab[steps[i + 1]] if i + 1 < len(steps) else 1.0
-            x = prev ** 0.5 * x0 + (1 - prev) ** 0.5 * eps
+            x = ddim_step(x, eps, ab[t], prev, x0=x0)
         else:  # posterior q(x_{t-1} | x_t, x0_hat): mean coef_x0 * x0 + coef_xt * x_t, variance beta_tilde
             prev = ab[t - 1] if t > 0 else 1.0
             beta = 1 - ab[t] / prev

@@ -1,9 +1,12 @@
-"""Few-shot methods, one algorithm per module, all behind :class:`FewShotClassifier`."""
-from .base import METHODS, FewShotClassifier, get_method, prototypes, register
-from .pixel import PixelPrototype
-from . import maml, reptile  # noqa: F401  (registers maml, fomaml, reptile)
-from . import matching, relation  # noqa: F401  (registers matching, relation)
-from .protonet import ProtoNet; from .finetune import FineTune  # noqa: E702, F401  (registers protonet, finetune)
-from . import mtl  # noqa: F401  (registers mtl, mtl-no-ht, mtl-ft, mtl-theta-only)
+"""Few-shot methods, one algorithm per module, all behind :class:`FewShotClassifier`.
 
-__all__ = ["METHODS", "FewShotClassifier", "PixelPrototype", "get_method", "prototypes", "register"]
+Importing this package registers every method (one import per module below).
+"""
+from . import maml, matching, mtl, relation, reptile  # register maml, fomaml, matching, mtl*, relation, reptile
+from .base import METHODS, FewShotClassifier, get_method, prototypes, register
+from .finetune import FineTune
+from .pixel import PixelPrototype
+from .protonet import ProtoNet
+
+__all__ = ["METHODS", "FewShotClassifier", "FineTune", "PixelPrototype", "ProtoNet", "get_method", "maml",
+           "matching", "mtl", "prototypes", "register", "relation", "reptile"]

@@ -6,7 +6,8 @@ A method sees an episode's support set and returns logits for the query set:
 ``predict(support_x, support_y, query_x) -> (n_query_total, n_way)``. Methods
 that adapt to the episode (fine-tuning, MAML, MTL) do so inside ``predict``.
 Methods are registered under a short name that the command line and
-:func:`fslcourse.pretrained` take.
+:func:`fslcourse.pretrained` take. A trainable method keeps its training recipes as
+plain data, ``RECIPES = {"quick": Recipe(...), ...}``; :mod:`fslcourse.training` runs them.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-METHODS: dict[str, type["FewShotClassifier"]] = {}
+METHODS: dict[str, type[FewShotClassifier]] = {}
 
 
 def register(name: str):
@@ -29,7 +30,7 @@ def register(name: str):
     return wrap
 
 
-def get_method(name: str) -> type["FewShotClassifier"]:
+def get_method(name: str) -> type[FewShotClassifier]:
     """The class registered under ``name``; the error lists the known names."""
     if name not in METHODS:
         known = ", ".join(sorted(METHODS)) or "none"
@@ -84,16 +85,6 @@ class FewShotClassifier(nn.Module):
         optimizer.step()
         return {"loss": loss.item(), "accuracy": torch.stack(accs).mean().item()}
 
-    @classmethod
-    def train_recipe(cls, data, profile: str = "quick", seed: int = 0, device=None, progress: bool = True):
-        """Build and train this method on ``data.train`` (validating on ``data.val``) with the profile's recipe.
-
-        Returns:
-            ``(model, fit_result)``; ``python -m fslcourse train NAME`` calls this.
-        """
-        raise ValueError(f"method {cls.name!r} has no training recipe" +
-                         ("; it has no trainable parameters" if not cls.trainable else ""))
-
     def config(self) -> dict:
         """Constructor arguments that rebuild this method (saved in checkpoints)."""
         return {}
@@ -121,35 +112,6 @@ class FewShotClassifier(nn.Module):
             missing = torch.nonzero(present == 0).flatten().tolist()
             raise ValueError(f"support_y must use every label 0..{n_way - 1}; labels {missing} are missing")
         return n_way
-
-
-def episodic_recipe(cls, data, profile: str = "quick", seed: int = 0, device=None, progress: bool = True,
-                    checkpoint=None, **overrides):
-    """Train ``cls`` with its ``RECIPES[profile]`` on the shared episodic loop (Adam, cosine decay).
-
-    The recipe holds ``model`` (constructor kwargs), ``lr``, ``steps``, ``n_way``, ``n_shot``,
-    ``n_query``, ``val_every`` and ``val_episodes``; ``overrides`` replace entries. Validation is
-    5-way 1-shot on ``data.val``, keeping the best model.
-
-    Returns:
-        ``(model, fit_result)``; ``fit_result.recipe`` is the recipe without ``model``.
-    """
-    from ..config import seed_everything
-    from ..train import fit
-
-    recipe = {**cls.RECIPES[profile], **overrides}
-    seed_everything(seed)
-    model = cls(**recipe["model"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe["lr"])
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe["steps"], eta_min=0.05 * recipe["lr"])
-    settings = {k: v for k, v in recipe.items() if k != "model"}
-    result = fit(model, data.train, data.val, n_way=recipe["n_way"], n_shot=recipe["n_shot"],
-                 n_query=recipe["n_query"], steps=recipe["steps"], optimizer=optimizer, scheduler=scheduler,
-                 val_every=recipe["val_every"], val_episodes=recipe["val_episodes"], val_n_way=5, val_n_shot=1,
-                 seed=seed, device=device, checkpoint=checkpoint, profile=profile,
-                 checkpoint_extra={"recipe": settings}, progress=progress)
-    result.recipe = settings
-    return result.model, result
 
 
 def prototypes(features: torch.Tensor, labels: torch.Tensor, n_way: int) -> torch.Tensor:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import make_backbone
+from ..recipe import Recipe
 from .base import FewShotClassifier, prototypes, register
 
 
@@ -80,25 +81,6 @@ class FineTune(FewShotClassifier):
                 "init": self.init, "cosine": self.cosine, "scale": self.scale,
                 "entropy_weight": self.entropy_weight, "seed": self.seed}
 
-    # Step 1: pre-training on all meta-train classes -------------------------------------------
-    def train_step(self, batch, optimizer) -> dict:
-        """One mini-batch of standard classification over the split's global class ids.
-
-        The episodes of ``batch`` only serve as a source of images: their support and
-        query images are pooled and labelled with their global ids (``episode.classes``).
-        """
-        x = torch.cat([torch.cat([ep.support_x, ep.query_x]) for ep in batch])  # (n, C, H, W)
-        y = torch.cat([torch.cat([ep.classes[ep.support_y], ep.classes[ep.query_y]]) for ep in batch])  # (n,)
-        if int(y.max()) >= self.n_classes:
-            raise ValueError(f"class id {int(y.max())} but the head has n_classes={self.n_classes}; "
-                             "build FineTune with n_classes=split.n_classes")
-        optimizer.zero_grad(set_to_none=True)
-        logits = self.classifier(self.backbone(x))  # (n, n_classes)
-        loss = F.cross_entropy(logits, y)
-        loss.backward()
-        optimizer.step()
-        return {"loss": loss.item(), "accuracy": (logits.argmax(1) == y).float().mean().item()}
-
     # Steps 2 and 3: a new head per episode -------------------------------------------------------
     def init_head(self, z_support: torch.Tensor, support_y: torch.Tensor, n_way: int):
         """``(weight (n_way, D), bias (n_way,), log_scale ())`` for the episode's head."""
@@ -142,47 +124,16 @@ class FineTune(FewShotClassifier):
                     optimizer.step()
         return head_logits(z_query, *[p.detach() for p in params], self.cosine)
 
-    @classmethod
-    def train_recipe(cls, data, profile: str = "quick", seed: int = 0, device=None, progress: bool = True,
-                     checkpoint=None, max_seconds: float | None = None, **overrides):
-        """Step 1: pre-train backbone + linear on all ``data.train`` classes.
-
-        Mini-batches of 128 classes × 2 images (256 images). quick: Conv-4 with 32 filters
-        (as ProtoNet's quick recipe), Adam 2e-3 with a cosine decay over the wall-time
-        budget; full: Conv-4 with 64 filters, Adam 1e-3 halved every 20,000 of 60,000
-        steps (about 450 epochs of the 67,680 meta-train images). The model
-        is validated on 5-way 1-shot ``data.val`` episodes with the mean-initialised
-        cosine head and no fine-tuning steps (cheap), keeping the best weights.
-
-        Returns:
-            ``(model, fit_result)``; the model fine-tunes with the default tricks.
-        """
-        from ..config import get_profile, seed_everything
-        from ..train import fit
-        from .protonet import make_scheduler
-
-        recipes = {"quick": dict(batch_classes=128, per_class=2, lr=2e-3, steps=100_000, val_every=100,
-                                 decay="time-cosine", model={"backbone_kwargs": {"hidden": 32}}),
-                   "full": dict(batch_classes=128, per_class=2, lr=1e-3, steps=60_000, val_every=1000,
-                                decay="step", decay_every=20_000, model={"backbone_kwargs": {"hidden": 64}})}
-        prof = get_profile(profile)
-        recipe = {**recipes[profile], **overrides}
-        budget = max_seconds if max_seconds is not None else prof.train_seconds
-        seed_everything(seed)
-        model = cls(n_classes=data.train.n_classes, **recipe["model"])
-        optimizer = torch.optim.Adam(model.parameters(), lr=recipe["lr"])
-        scheduler = make_scheduler(optimizer, recipe, budget)
-        steps = model.steps
-        model.steps = 0  # validate the pre-trained features without fine-tuning (fast)
-        try:
-            result = fit(model, data.train, data.val, n_way=recipe["batch_classes"], n_shot=1,
-                         n_query=recipe["per_class"] - 1, steps=recipe["steps"], optimizer=optimizer,
-                         scheduler=scheduler, max_seconds=None if math.isinf(budget) else 0.98 * budget,
-                         val_every=recipe["val_every"], val_episodes=100, val_n_way=5, val_n_shot=1,
-                         seed=seed, device=device, checkpoint=checkpoint, profile=profile,
-                         checkpoint_extra={"recipe": {k: v for k, v in recipe.items() if k != "model"}},
-                         progress=progress)
-        finally:
-            model.steps = steps
-        result.recipe = {k: v for k, v in recipe.items() if k != "model"} | {"max_seconds": budget}
-        return result.model, result
+    # Step 1's recipes (the ``pretrain`` trainer): mini-batches of 128 classes × 2 images. quick: Conv-4
+    # with 32 filters (as ProtoNet's quick recipe), Adam 2e-3 with a cosine decay; full: Conv-4 with
+    # 64 filters, Adam 1e-3 halved every 20,000 of 60,000 steps (about 450 epochs of the meta-train
+    # images). Validation: 5-way 1-shot with the mean-initialised cosine head and no fine-tuning (cheap).
+    RECIPES = {
+        "quick": Recipe(trainer="pretrain", n_way=128, n_shot=2, lr=2e-3, steps=1200, schedule="cosine",
+                        schedule_kwargs={"floor": 0.05}, val_every=100, val_episodes=100,
+                        model={"backbone_kwargs": {"hidden": 32}}, options={"val_settings": {"steps": 0}}),
+        "full": Recipe(trainer="pretrain", n_way=128, n_shot=2, lr=1e-3, steps=60_000, schedule="step",
+                       schedule_kwargs={"every": 20_000, "gamma": 0.5}, val_every=1000, val_episodes=100,
+                       model={"backbone_kwargs": {"hidden": 64}}, options={"val_settings": {"steps": 0}}),
+    }
+    RECIPES["paper"] = RECIPES["full"]

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from ..models import make_backbone
-from .base import FewShotClassifier, episodic_recipe, register
+from ..recipe import Recipe
+from .base import FewShotClassifier, register
 
 
 def matching_log_probs(query: torch.Tensor, support: torch.Tensor, support_y: torch.Tensor, n_way: int,
@@ -85,26 +86,14 @@ class MatchingNet(FewShotClassifier):
     def config(self) -> dict:
         return {"backbone": self.backbone_name, "backbone_kwargs": self.backbone_kwargs, "scale": self.scale}
 
-    # quick: a step budget sized for about 3 minutes on one CPU thread (the paper trains
-    # with the test-time n_way/n_shot; more classes per training episode helps, as for ProtoNet).
+    # quick: a step budget of about 3 minutes on one CPU thread (the paper trains with the test-time
+    # n_way/n_shot; more classes per training episode helps, as for ProtoNet); full: 20-way 1-shot.
     RECIPES = {
-        "quick": dict(n_way=30, n_shot=1, n_query=2, lr=3e-3, steps=2800, val_every=200, val_episodes=100,
-                      model={"backbone_kwargs": {"hidden": 32}, "scale": 10.0}),
-        "full": dict(n_way=20, n_shot=1, n_query=5, lr=1e-3, steps=40_000, val_every=500, val_episodes=600,
-                     model={"backbone_kwargs": {"hidden": 64}, "scale": 10.0}),
+        "quick": Recipe(n_way=30, n_shot=1, n_query=2, lr=3e-3, steps=2800, schedule="cosine",
+                        schedule_kwargs={"floor": 0.05}, val_every=200, val_episodes=100,
+                        model={"backbone_kwargs": {"hidden": 32}, "scale": 10.0}),
+        "full": Recipe(n_way=20, n_shot=1, n_query=5, lr=1e-3, steps=40_000, schedule="cosine",
+                       schedule_kwargs={"floor": 0.05}, val_every=500, val_episodes=600,
+                       model={"backbone_kwargs": {"hidden": 64}, "scale": 10.0}),
     }
-
-    @classmethod
-    def train_recipe(cls, data, profile: str = "quick", seed: int = 0, device=None, progress: bool = True,
-                     checkpoint=None, **overrides):
-        """Train on ``data.train`` with :func:`fslcourse.train.fit`, keeping the best 5-way 1-shot val model.
-
-        quick: Conv-4 with 32 filters, 30-way 1-shot 2-query episodes, Adam 3e-3 with a
-        cosine decay over a fixed number of steps (about 3 minutes on one CPU thread).
-        full: Conv-4 with 64 filters, 20-way 1-shot 5-query episodes, 40,000 steps.
-        ``overrides`` replace recipe entries (``model`` holds the constructor kwargs).
-
-        Returns:
-            ``(model, fit_result)``.
-        """
-        return episodic_recipe(cls, data, profile, seed, device, progress, checkpoint, **overrides)
+    RECIPES["paper"] = RECIPES["full"]

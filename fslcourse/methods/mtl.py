@@ -1,6 +1,7 @@
 """Meta-Transfer Learning (MTL): scale and shift a frozen pre-trained backbone, with hard-task meta-batches.
 
-Taught in ``notebooks/05_mtl.ipynb``; the training recipes are in :mod:`fslcourse.methods.mtl_recipe`.
+Taught in ``notebooks/05_mtl.ipynb``; :mod:`fslcourse.training` runs the recipes below
+(phase 1: the ``pretrain`` trainer; phase 2: the ``meta-transfer`` trainer, with the hard-task hook).
 
 Sun, Liu, Chua & Schiele (2019), "Meta-Transfer Learning for Few-Shot Learning",
 arXiv:1812.02391. Three phases:
@@ -35,9 +36,35 @@ from torch import nn
 from ..data.episodes import Episode
 from ..models.resnet import ResNetSmall
 from ..models.scale_shift import add_scale_shift, scale_shift_layers
+from ..recipe import Recipe
 from .base import FewShotClassifier, prototypes, register
 
 MODES = ("ss", "ft", "theta")
+
+# Phase 1 (``mtl-theta-only``): a ResNetSmall and a linear classifier over all 3,384 meta-train classes,
+# mini-batches of 128 classes × 2 images, Adam with a cosine decay to 5%. Phase 2 (``mtl``, ``mtl-no-ht``,
+# ``mtl-ft``): outer steps of 2 tasks (20-way 1-shot, 3 queries per class, all classes of a task from one
+# alphabet), plus a hard-task batch of 2 tasks whenever n_way distinct failure classes are recorded; the
+# best Φ on meta-validation episodes of the same protocol is kept. Phase 2 starts from the committed
+# phase-1 checkpoint (``options["phase1"]``), or trains it first.
+_VAL = dict(val_n_way=20, val_n_shot=1, val_n_query=5, val_within_alphabet=True)
+PHASE1 = {
+    "quick": Recipe(trainer="pretrain", n_way=128, n_shot=2, steps=400, lr=2e-3, schedule="cosine-closed",
+                    schedule_kwargs={"floor": 0.05}, val_every=0, val_episodes=50, model={"widths": (16, 32, 64)},
+                    **_VAL),
+    "full": Recipe(trainer="pretrain", n_way=128, n_shot=4, steps=20_000, lr=1e-3, schedule="cosine-closed",
+                   schedule_kwargs={"floor": 0.05}, val_every=0, val_episodes=300,
+                   model={"widths": (64, 128, 256)}, **_VAL),
+}
+PHASE2 = {
+    "quick": Recipe(trainer="meta-transfer", n_way=20, n_shot=1, n_query=3, within_alphabet=True, meta_batch=2,
+                    steps=250, lr=2e-3, val_every=50, val_episodes=50, model={"widths": (16, 32, 64)},
+                    options={"hard_tasks": 2, "phase1": "mtl-theta-only"}, **_VAL),
+    "full": Recipe(trainer="meta-transfer", n_way=20, n_shot=1, n_query=5, within_alphabet=True, meta_batch=4,
+                   steps=10_000, lr=1e-3, val_every=500, val_episodes=300, model={"widths": (64, 128, 256)},
+                   options={"hard_tasks": 4, "phase1": "mtl-theta-only"}, **_VAL),
+}
+PHASE1["paper"], PHASE2["paper"] = PHASE1["full"], PHASE2["full"]
 
 
 def failure_classes(logits: torch.Tensor, query_y: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
@@ -111,6 +138,7 @@ class MTL(FewShotClassifier):
 
     needs_grad_at_test = True
     default_mode, default_hard_tasks = "ss", True
+    RECIPES = PHASE2
 
     def __init__(self, widths=(16, 32, 64), mode: str | None = None, hard_tasks: bool | None = None,
                  inner_lr: float = 0.5, inner_steps: int = 5, test_inner_steps: int = 10, scale: float = 10.0):
@@ -220,13 +248,6 @@ class MTL(FewShotClassifier):
         self.failures = getattr(self, "failures", []) + [int(failure_classes(logits, episode.query_y, episode.classes))]
         return F.cross_entropy(logits, episode.query_y), (logits.argmax(1) == episode.query_y).float().mean()
 
-    @classmethod
-    def train_recipe(cls, data, profile: str = "quick", seed: int = 0, device=None, progress: bool = True,
-                     **overrides):
-        """Phase 1 (or load it from the ``mtl-theta-only`` checkpoint), then phase 2; see :mod:`.mtl_recipe`."""
-        from .mtl_recipe import train_mtl
-        return train_mtl(cls, data, profile, seed, device, progress, **overrides)
-
 
 @register("mtl-no-ht")
 class MTLNoHT(MTL):
@@ -247,3 +268,4 @@ class MTLThetaOnly(MTL):
     """Ablation: no meta-transfer; only the head adapts on the frozen pre-trained backbone."""
 
     default_mode, default_hard_tasks = "theta", False
+    RECIPES = PHASE1

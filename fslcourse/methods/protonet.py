@@ -12,13 +12,11 @@ training episode than at test time (60-way in the paper).
 """
 from __future__ import annotations
 
-import math
-import time
-
 import torch
 import torch.nn.functional as F
 
 from ..models import make_backbone
+from ..recipe import Recipe
 from .base import FewShotClassifier, prototypes, register
 
 DISTANCES = ("euclidean", "cosine")
@@ -90,66 +88,15 @@ class ProtoNet(FewShotClassifier):
         return {"backbone": self.backbone_name, "backbone_kwargs": self.backbone_kwargs,
                 "distance": self.distance, "scale": self.scale}
 
-    # Training recipes: quick fits the profile's wall-time budget on a 2-core CPU;
-    # full is the paper's schedule (Adam 1e-3 halved every 2000 episodes, 60-way, 5 queries).
+    # quick: a 2-core CPU in about 3 minutes; full and paper: the paper's schedule (Snell et al. 2017,
+    # Section 3.1: 60-way episodes, Adam 1e-3 halved every 2000 episodes), for a GPU.
     RECIPES = {
-        "quick": dict(n_way=60, n_shot=1, n_query=1, lr=3e-3, steps=100_000, val_every=50,
-                      val_episodes=100, decay="time-cosine", model={"backbone_kwargs": {"hidden": 32}}),
-        "full": dict(n_way=60, n_shot=5, n_query=5, lr=1e-3, steps=40_000, val_every=500,
-                     val_episodes=600, decay="step", decay_every=2000, model={"backbone_kwargs": {"hidden": 64}}),
+        "quick": Recipe(n_way=60, n_shot=1, n_query=1, lr=3e-3, steps=3000, schedule="cosine",
+                        schedule_kwargs={"floor": 0.05}, val_every=50, val_episodes=100,
+                        model={"backbone_kwargs": {"hidden": 32}},
+                        note="Conv-4 with 32 filters; 60-way 1-shot 1-query episodes buy many steps on a CPU"),
+        "full": Recipe(n_way=60, n_shot=5, n_query=5, lr=1e-3, steps=40_000, schedule="step",
+                       schedule_kwargs={"every": 2000, "gamma": 0.5}, val_every=500, val_episodes=600,
+                       model={"backbone_kwargs": {"hidden": 64}}, note="the paper's schedule"),
     }
-
-    @classmethod
-    def train_recipe(cls, data, profile: str = "quick", seed: int = 0, device=None, progress: bool = True,
-                     checkpoint=None, max_seconds: float | None = None, **overrides):
-        """Train on ``data.train``, keeping the best model on 5-way 1-shot ``data.val`` episodes.
-
-        quick: a Conv-4 with 32 filters, 60-way 1-shot 1-query episodes, Adam (lr 3e-3)
-        with a cosine decay over the wall-time budget (``max_seconds``, default the
-        profile's ``train_seconds``): on a 2-core CPU, small episodes buy more steps.
-        full: the paper's schedule: Conv-4 with 64 filters, 60-way 5-shot 5-query
-        episodes, Adam 1e-3 halved every 2000 episodes, 40,000 episodes (for a GPU).
-        ``overrides`` replace recipe entries (``model`` holds the constructor kwargs).
-
-        Returns:
-            ``(model, fit_result)``.
-        """
-        from ..config import get_profile, seed_everything
-        from ..train import fit
-
-        prof = get_profile(profile)
-        recipe = {**cls.RECIPES[profile], **overrides}
-        budget = max_seconds if max_seconds is not None else prof.train_seconds
-        seed_everything(seed)
-        model = cls(**recipe["model"])
-        optimizer = torch.optim.Adam(model.parameters(), lr=recipe["lr"])
-        scheduler = make_scheduler(optimizer, recipe, budget)
-        result = fit(model, data.train, data.val, n_way=recipe["n_way"], n_shot=recipe["n_shot"],
-                     n_query=recipe["n_query"], steps=recipe["steps"], optimizer=optimizer,
-                     scheduler=scheduler, max_seconds=None if math.isinf(budget) else 0.98 * budget,
-                     val_every=recipe["val_every"], val_episodes=recipe["val_episodes"], val_n_way=5,
-                     val_n_shot=1, seed=seed, device=device, checkpoint=checkpoint, profile=profile,
-                     checkpoint_extra={"recipe": {k: v for k, v in recipe.items() if k != "model"}},
-                     progress=progress)
-        result.recipe = {k: v for k, v in recipe.items() if k != "model"} | {"max_seconds": budget}
-        return result.model, result
-
-
-def make_scheduler(optimizer, recipe: dict, budget: float):
-    """The recipe's learning-rate decay.
-
-    ``"step"``: halve every ``decay_every`` steps (the paper). ``"time-cosine"``: a
-    cosine from the initial rate to 5% of it over the wall-time ``budget``, so the
-    schedule ends when the budget does on any machine. ``None``: constant.
-    """
-    decay = recipe.get("decay")
-    if decay == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, recipe["decay_every"], gamma=0.5)
-    if decay == "time-cosine" and not math.isinf(budget):
-        start = time.perf_counter()
-
-        def factor(_step):
-            t = min(1.0, (time.perf_counter() - start) / budget)
-            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    return None
+    RECIPES["paper"] = RECIPES["full"]

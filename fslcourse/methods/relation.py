@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import FewShotClassifier, episodic_recipe, prototypes, register
+from ..recipe import Recipe
+from .base import FewShotClassifier, prototypes, register
 
 
 def _block(c_in: int, c_out: int, padding: int, pool: bool) -> nn.Sequential:
@@ -98,26 +99,14 @@ class RelationNet(FewShotClassifier):
     def config(self) -> dict:
         return {"hidden": self.hidden, "relation_hidden": self.relation_hidden, "aggregate": self.aggregate}
 
-    # quick: a fixed step budget of about 3-4 minutes on one CPU thread; full: the paper
-    # (5-way 1-shot, 19 queries per class, Adam 1e-3, 1,000,000 episodes in the paper; fewer here).
+    # quick: a fixed step budget of about 3-4 minutes on one CPU thread; full: the paper's 64 channels,
+    # sum aggregation and 5-way 1-shot 19-query episodes (Adam 1e-3; 1,000,000 episodes in the paper).
     RECIPES = {
-        "quick": dict(n_way=20, n_shot=1, n_query=3, lr=2e-3, steps=1500, val_every=100, val_episodes=100,
-                      model={"hidden": 32, "aggregate": "mean"}),
-        "full": dict(n_way=5, n_shot=1, n_query=19, lr=1e-3, steps=100_000, val_every=1000, val_episodes=600,
-                     model={"hidden": 64, "aggregate": "sum"}),
+        "quick": Recipe(n_way=20, n_shot=1, n_query=3, lr=2e-3, steps=1500, schedule="cosine",
+                        schedule_kwargs={"floor": 0.05}, val_every=100, val_episodes=100,
+                        model={"hidden": 32, "aggregate": "mean"}),
+        "full": Recipe(n_way=5, n_shot=1, n_query=19, lr=1e-3, steps=100_000, schedule="cosine",
+                       schedule_kwargs={"floor": 0.05}, val_every=1000, val_episodes=600,
+                       model={"hidden": 64, "aggregate": "sum"}),
     }
-
-    @classmethod
-    def train_recipe(cls, data, profile: str = "quick", seed: int = 0, device=None, progress: bool = True,
-                     checkpoint=None, **overrides):
-        """Train on ``data.train`` with :func:`fslcourse.train.fit`, keeping the best 5-way 1-shot val model.
-
-        quick: 32 channels, mean aggregation, 20-way 1-shot 3-query episodes, Adam 2e-3
-        with a cosine decay over a fixed number of steps. full: the paper's 64 channels,
-        sum aggregation and 5-way 1-shot 19-query episodes.
-        ``overrides`` replace recipe entries (``model`` holds the constructor kwargs).
-
-        Returns:
-            ``(model, fit_result)``.
-        """
-        return episodic_recipe(cls, data, profile, seed, device, progress, checkpoint, **overrides)
+    RECIPES["paper"] = RECIPES["full"]

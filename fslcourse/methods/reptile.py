@@ -17,8 +17,17 @@ import torch
 import torch.nn.functional as F
 from torch.func import grad, vmap
 
+from ..recipe import Recipe
 from .base import register
 from .maml import MAML
+
+# quick: 5 inner steps of 0.2 on 2 images per class of 2 twenty-way tasks per step, with a zero head,
+# for 1500 steps (about the CPU time of first-order MAML's quick recipe); the outer step is SGD with
+# lr = ε annealed to 0. full/paper: Nichol et al. 2018, Table 3 (Omniglot): 5 inner steps, meta-batch 5.
+_PAPER = Recipe(n_way=5, n_shot=1, n_query=9, meta_batch=5, optimizer="sgd", lr=1.0, schedule="cosine",
+                steps=100_000, val_every=1000, val_episodes=500,
+                model=dict(n_way=5, hidden=64, inner_lr=0.4, inner_steps=5, test_inner_steps=50),
+                note="Nichol et al. 2018 (arXiv:1803.02999), Omniglot 5-way")
 
 
 @register("reptile")
@@ -31,6 +40,11 @@ class Reptile(MAML):
     """
 
     first_order = True
+    RECIPES = {"quick": Recipe(n_way=20, n_shot=1, n_query=1, meta_batch=2, optimizer="sgd", lr=1.0,
+                               schedule="cosine", steps=1500, val_every=250, val_episodes=100,
+                               model=dict(n_way=5, hidden=32, inner_lr=0.2, inner_steps=5, test_inner_steps=10,
+                                          zero_head=True)),
+               "full": _PAPER, "paper": _PAPER}
 
     def task_weights(self, batch) -> dict[str, torch.Tensor]:
         """``φ̃`` of every task: ``inner_steps`` SGD steps on its support and query examples together.

@@ -9,8 +9,13 @@ import torch
 
 from fslcourse.data import EpisodeSampler
 from fslcourse.evaluate import evaluate
-from fslcourse.generative.augment import (AugmentedClassifier, add_augment_arguments, evaluate_paired,
-                                          get_generator, paired_difference)
+from fslcourse.generative.augment import (
+    AugmentedClassifier,
+    add_augment_arguments,
+    evaluate_paired,
+    get_generator,
+    paired_difference,
+)
 from fslcourse.methods import ProtoNet
 from fslcourse.methods.base import FewShotClassifier, prototypes
 from fslcourse.methods.protonet import protonet_logits

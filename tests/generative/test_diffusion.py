@@ -5,8 +5,17 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from fslcourse.generative.diffusion import (Schedule, beta_schedule, ddim_step, ddim_timesteps, diffusion_loss,
-                                            guided_eps, predict_x0, q_sample, sample)
+from fslcourse.generative.diffusion import (
+    Schedule,
+    beta_schedule,
+    ddim_step,
+    ddim_timesteps,
+    diffusion_loss,
+    guided_eps,
+    predict_x0,
+    q_sample,
+    sample,
+)
 from fslcourse.models.unet import UNet, timestep_embedding
 
 
@@ -172,6 +181,34 @@ def test_ddim_step_is_song_et_al_equation_12():
     assert torch.allclose(ddim_step(x_t, eps, ab_t, ab_prev), want, atol=1e-5)
     assert torch.allclose(predict_x0(q_sample(x_t, torch.tensor([60] * 3), eps, sched.alpha_bar), eps, ab_t), x_t,
                           atol=1e-4)
+    x0 = predict_x0(x_t, eps, ab_t)
+    assert torch.equal(ddim_step(x_t, eps, ab_t, ab_prev, x0=x0), ddim_step(x_t, eps, ab_t, ab_prev))
+
+
+def test_sample_runs_the_tested_ddim_step(monkeypatch):
+    """``sample(sampler="ddim")`` takes exactly its ``n_steps`` steps through :func:`ddim_step`, and nothing else."""
+    from fslcourse.generative import diffusion
+
+    calls = []
+    real = diffusion.ddim_step
+
+    def spy(*args, **kwargs):
+        calls.append(args[2:4])
+        return real(*args, **kwargs)
+
+    sched = Schedule("cosine", 50)
+    net = UNet(channels=8, cond_dim=4)
+    c, g = torch.zeros(2, 4), torch.Generator().manual_seed(0)
+    before = diffusion.sample(net, c, sched, sampler="ddim", n_steps=5, generator=g)
+    monkeypatch.setattr(diffusion, "ddim_step", lambda *a, **k: torch.zeros_like(a[0]))  # a broken step...
+    broken = diffusion.sample(net, c, sched, sampler="ddim", n_steps=5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(broken, torch.full_like(broken, 0.5))  # ...is what sample() returns
+    monkeypatch.setattr(diffusion, "ddim_step", spy)
+    again = diffusion.sample(net, c, sched, sampler="ddim", n_steps=5, generator=torch.Generator().manual_seed(0))
+    ab = sched.alpha_bar.tolist()
+    steps = ddim_timesteps(50, 5)
+    assert calls == [(ab[t], ab[steps[i + 1]] if i + 1 < 5 else 1.0) for i, t in enumerate(steps)]
+    assert torch.equal(before, again)
 
 
 def test_a_short_training_run_beats_predicting_zero_noise(glyphs):

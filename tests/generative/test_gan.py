@@ -7,8 +7,14 @@ from torch import nn
 
 from fslcourse.data import EpisodeSampler
 from fslcourse.generative.augment import AugmentedClassifier
-from fslcourse.generative.gan import (DAGANGenerator, PairCritic, critic_loss, generator_loss, gradient_penalty,
-                                      make_pair)
+from fslcourse.generative.gan import (
+    DAGANGenerator,
+    PairCritic,
+    critic_loss,
+    generator_loss,
+    gradient_penalty,
+    make_pair,
+)
 from fslcourse.generative.gan_generator import CHECKPOINT, GANDiverged, GANGenerator, quality, train_gan
 from fslcourse.io import load_checkpoint
 

@@ -2,8 +2,14 @@
 import torch
 
 from fslcourse.data import EpisodeSampler
-from fslcourse.generative.vae import (ConditionalVAE, FeatureVAE, heldout_elbo, kl_to_standard_normal,
-                                      reparameterise, train_vae)
+from fslcourse.generative.vae import (
+    ConditionalVAE,
+    FeatureVAE,
+    heldout_elbo,
+    kl_to_standard_normal,
+    reparameterise,
+    train_vae,
+)
 
 
 def test_closed_form_kl_matches_torch_distributions():

@@ -69,22 +69,26 @@ def test_finetuning_fits_the_support_set_and_transduction_switch(glyphs):
 
 def test_pretraining_uses_global_labels_and_beats_chance(glyphs):
     """Step 1 on glyphs (60 classes): a few steps of plain classification make 5-way val accuracy rise."""
+    from types import SimpleNamespace
+
     from fslcourse.evaluate import evaluate
-    from fslcourse.train import fit
+    from fslcourse.training import train
+    from fslcourse.training.pretrain import ClassBatches, Pretrainer
 
     assert get_method("finetune") is FineTune and FineTune.needs_grad_at_test
     torch.manual_seed(0)
-    model = FineTune(n_classes=glyphs[0].n_classes, backbone_kwargs={"hidden": 16}, steps=0)
-    before = evaluate(model, glyphs[1], 5, 1, 5, 50, seed=0).accuracy
-    result = fit(model, glyphs[0], glyphs[1], n_way=30, n_shot=1, n_query=3, steps=40,
-                 optimizer=torch.optim.Adam(model.parameters(), lr=3e-3), val_every=20, val_episodes=50,
-                 val_n_way=5, val_n_shot=1, seed=0, device="cpu", progress=False)
-    assert result.history.accuracy[-1] > 0.3  # 60-class training accuracy, chance 1.7%
-    assert result.best_val_accuracy > 60 and result.best_val_accuracy > before + 10
+    before = evaluate(FineTune(n_classes=glyphs[0].n_classes, backbone_kwargs={"hidden": 16}, steps=0), glyphs[1],
+                      5, 1, 5, 50, seed=0).accuracy
+    model, result = train("finetune", "quick", data=SimpleNamespace(train=glyphs[0], val=glyphs[1]), save=False,
+                          device="cpu", progress=False, n_way=30, n_shot=4, steps=40, lr=3e-3, val_every=20,
+                          val_episodes=50, schedule="constant", model={"backbone_kwargs": {"hidden": 16}, "steps": 0})
+    assert model.classifier.out_features == glyphs[0].n_classes  # the head covers every meta-train class
+    assert result.log.accuracy[-1] > 0.3  # 60-class training accuracy, chance 1.7%
+    assert result.best_score > 60 and result.best_score > before + 10
     small = FineTune(n_classes=3, backbone_kwargs={"hidden": 4})
-    batch = EpisodeSampler(glyphs[0], 5, 1, 1, seed=0).sample_batch(1)
-    with pytest.raises(ValueError, match="n_classes=3"):
-        small.train_step(batch, torch.optim.SGD(small.parameters(), lr=0.1))
+    batch = ClassBatches(glyphs[0], 5, 1, torch.Generator().manual_seed(0))()
+    with pytest.raises(ValueError, match="head has 3 outputs"):
+        Pretrainer(small.backbone, small.classifier).train_step(batch, torch.optim.SGD(small.parameters(), lr=0.1))
 
 
 def test_bad_arguments():

@@ -105,7 +105,8 @@ def test_a_few_training_steps_beat_chance(glyphs):
     from types import SimpleNamespace
 
     data = SimpleNamespace(train=glyphs[0], val=glyphs[1])
-    _, result = MatchingNet.train_recipe(data, seed=0, device="cpu", progress=False, steps=60,
-                                             val_every=30, val_episodes=20, n_way=10, n_query=2,
-                                             model={"backbone_kwargs": {"hidden": 8}})
+    from fslcourse.training import train
+
+    _, result = train("matching", "quick", data=data, save=False, device="cpu", progress=False, steps=60,
+                      val_every=30, val_episodes=20, n_way=10, n_query=2, model={"backbone_kwargs": {"hidden": 8}})
     assert result.steps == 60 and result.best_val_accuracy > 40.0

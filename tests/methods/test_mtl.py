@@ -8,11 +8,23 @@ import torch
 
 from fslcourse.data import EpisodeSampler
 from fslcourse.methods import get_method
-from fslcourse.methods import mtl_recipe
 from fslcourse.methods.mtl import MTL, MTLFineTune, failure_classes, hard_task_batch
 from fslcourse.models import ResNetSmall
+from fslcourse.recipe import Recipe
+from fslcourse.training import fit, trainers
 
 WIDTHS = (4, 6, 8)
+
+
+def _meta_transfer(name, state, train, steps, lr):
+    """Phase 2 through the training package's meta-transfer trainer and the one loop; returns the model."""
+    from types import SimpleNamespace
+
+    r = Recipe(trainer="meta-transfer", n_way=5, n_shot=1, n_query=2, meta_batch=3, steps=steps, lr=lr, val_every=0,
+               model={"widths": WIDTHS}, options={"hard_tasks": 2, "phase1": "given"})
+    run = trainers.meta_transfer(name, r, SimpleNamespace(train=train, val=None), "cpu", state)
+    fit(run.trained, run.batches, r, optimizer=run.optimizer, hook=run.hook, streams=run.streams, progress=False)
+    return run.method
 
 
 def _pretrained_state(seed=0):
@@ -59,8 +71,7 @@ def test_theta_stays_frozen_while_phi_learns(glyphs):
     model = MTL(widths=WIDTHS)
     model.load_backbone(state)
     before, phi_before = _frozen_values(model), {k: v.clone() for k, v in model.state_dict().items()}
-    mtl_recipe.meta_transfer(model, train, None, n_way=5, n_shot=1, n_query=2, within_alphabet=False, meta_batch=3,
-                             hard_tasks=2, steps=3, lr=0.05, seed=0, progress=False)
+    model = _meta_transfer("mtl", state, train, steps=3, lr=0.05)
     after = _frozen_values(model)
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, phi_before[k])]
@@ -70,8 +81,7 @@ def test_theta_stays_frozen_while_phi_learns(glyphs):
     ft = MTLFineTune(widths=WIDTHS)
     ft.load_backbone(state)
     ft_before = _frozen_values(ft)
-    mtl_recipe.meta_transfer(ft, train, None, n_way=5, n_shot=1, n_query=2, within_alphabet=False, meta_batch=3,
-                             hard_tasks=2, steps=1, lr=0.05, seed=0, progress=False)
+    ft = _meta_transfer("mtl-ft", state, train, steps=1, lr=0.05)
     assert any(not torch.equal(v, _frozen_values(ft)[k]) for k, v in ft_before.items())
     # BatchNorm running statistics never move, even in training mode
     model.train()
@@ -105,7 +115,7 @@ def test_hard_batch_is_built_only_from_recorded_failure_classes(glyphs, monkeypa
 
     # inside the training loop: each hard batch uses exactly the failure classes of the ordinary tasks before it
     seen = []
-    real = mtl_recipe.hard_task_batch
+    real = trainers.hard_task_batch
 
     def spy(split, failures, *args):
         seen.append(list(failures))
@@ -113,12 +123,9 @@ def test_hard_batch_is_built_only_from_recorded_failure_classes(glyphs, monkeypa
         assert set(batch.classes.flatten().tolist()) <= set(failures)
         return batch
 
-    monkeypatch.setattr(mtl_recipe, "hard_task_batch", spy)
+    monkeypatch.setattr(trainers, "hard_task_batch", spy)
     _, state = _pretrained_state()
-    model = MTL(widths=WIDTHS)
-    model.load_backbone(state)
-    mtl_recipe.meta_transfer(model, train, None, n_way=5, n_shot=1, n_query=2, within_alphabet=False, meta_batch=3,
-                             hard_tasks=2, steps=4, lr=0.0, seed=0, progress=False)
+    model = _meta_transfer("mtl", state, train, steps=4, lr=0.0)
     assert seen, "no hard batch was built"
     # lr=0 leaves the model as it was, so the failures can be recomputed from the same ordinary tasks
     model.train()

@@ -13,11 +13,7 @@ from fslcourse.pretrained import checkpoint_info, checkpoint_path, pretrained
 
 N_EPISODES = {"protonet": 100, "finetune": 30, "maml": 40, "fomaml": 40, "reptile": 40, "matching": 100,
               "relation": 100}
-HOW_TO_TRAIN = {"protonet": "python -m fslcourse train protonet", "finetune": "python -m fslcourse train finetune",
-                "maml": "python benchmarks/train_maml_family.py maml --threads 1 --committed",
-                "fomaml": "python benchmarks/train_maml_family.py fomaml",
-                "reptile": "python benchmarks/train_maml_family.py reptile",
-                "matching": "python -m fslcourse train matching", "relation": "python -m fslcourse train relation"}
+HOW_TO_TRAIN = {name: f"python -m fslcourse train {name} --recipe quick" for name in N_EPISODES}
 
 
 @pytest.mark.parametrize("name", list(N_EPISODES))

@@ -79,14 +79,17 @@ def test_errors_name_the_value():
 
 def test_short_training_on_glyphs_beats_chance(glyphs):
     """40 steps on procedural glyphs: meta-validation accuracy rises well above chance (20%)."""
+    from types import SimpleNamespace
+
     from fslcourse.evaluate import evaluate
-    from fslcourse.train import fit
+    from fslcourse.recipe import Recipe
+    from fslcourse.training import train
 
     torch.manual_seed(0)
-    model = ProtoNet(backbone_kwargs={"hidden": 16})
-    before = evaluate(model, glyphs[1], 5, 1, 5, 50, seed=0).accuracy
-    result = fit(model, glyphs[0], glyphs[1], n_way=20, n_shot=1, n_query=3, steps=40,
-                 optimizer=torch.optim.Adam(model.parameters(), lr=3e-3), val_every=20, val_episodes=50,
-                 val_n_way=5, val_n_shot=1, seed=0, device="cpu", progress=False)
-    assert result.steps == 40 and result.history.val_step == [20, 40]
+    before = evaluate(ProtoNet(backbone_kwargs={"hidden": 16}), glyphs[1], 5, 1, 5, 50, seed=0).accuracy
+    recipe = Recipe(n_way=20, n_shot=1, n_query=3, steps=40, lr=3e-3, val_every=20, val_episodes=50,
+                    model={"backbone_kwargs": {"hidden": 16}})
+    _, result = train("protonet", recipe, data=SimpleNamespace(train=glyphs[0], val=glyphs[1]), save=False,
+                      device="cpu", progress=False)
+    assert result.steps == 40 and result.log.val_step == [20, 40]
     assert result.best_val_accuracy > 60 and result.best_val_accuracy > before + 10

@@ -100,7 +100,8 @@ def test_a_few_training_steps_beat_chance(glyphs):
     from types import SimpleNamespace
 
     data = SimpleNamespace(train=glyphs[0], val=glyphs[1])
-    _, result = RelationNet.train_recipe(data, seed=0, device="cpu", progress=False, steps=80,
-                                             val_every=40, val_episodes=20, n_way=5, n_query=3,
-                                             model={"hidden": 8, "aggregate": "mean"})
+    from fslcourse.training import train
+
+    _, result = train("relation", "quick", data=data, save=False, device="cpu", progress=False, steps=80,
+                      val_every=40, val_episodes=20, n_way=5, n_query=3, model={"hidden": 8, "aggregate": "mean"})
     assert result.steps == 80 and result.best_val_accuracy > 40.0

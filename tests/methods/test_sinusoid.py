@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from fslcourse.data import SinusoidTasks
 from fslcourse.methods import sinusoid
+from fslcourse.training.sinusoid import load_or_train_sinusoid, train_sinusoid
 
 l2l = pytest.importorskip("learn2learn")
 
@@ -32,7 +33,9 @@ def test_meta_gradient_matches_learn2learn():
 
 def test_adaptation_lowers_support_mse_and_training_helps():
     ep = SinusoidTasks(seed=2).sample(20, 10, 10)
-    model, losses = sinusoid.meta_train(k_shot=10, iterations=60, meta_batch=10, lr=3e-3, seed=0)
+    models, record = train_sinusoid("quick", seed=0, steps=60, meta_batch=10, lr=3e-3)
+    model, losses = models["maml_k10"], record["logs"]["maml_k10"]["loss"]
+    assert record["recipes"]["maml_k10"]["n_shot"] == 10 and len(losses) == 60
     assert sum(losses[-10:]) < sum(losses[:10])
     curve = sinusoid.adaptation_mse(model, ep, lr=0.01, steps=5)
     assert curve.shape == (6, 20) and torch.isfinite(curve).all()
@@ -42,8 +45,16 @@ def test_adaptation_lowers_support_mse_and_training_helps():
 
 
 def test_pretrain_learns_the_mean_function():
-    model, losses = sinusoid.pretrain(iterations=100, meta_batch=10, lr=3e-3, seed=0)
+    _, record = train_sinusoid("quick", seed=0, steps=100, meta_batch=10, lr=3e-3)
+    losses = record["logs"]["pretrained"]["loss"]
     assert sum(losses[-20:]) < sum(losses[:20])
+
+
+def test_training_is_deterministic():
+    """The same recipe and seed give the same weights."""
+    models, _ = train_sinusoid("quick", seed=0, steps=30)
+    again, _ = train_sinusoid("quick", seed=0, steps=30)
+    assert all(torch.equal(v, again["maml_k5"].state_dict()[k]) for k, v in models["maml_k5"].state_dict().items())
 
 
 def test_committed_checkpoint_maml_beats_pretrained_after_10_steps():
@@ -54,8 +65,8 @@ def test_committed_checkpoint_maml_beats_pretrained_after_10_steps():
     path = CHECKPOINT_DIR / "sinusoid-quick.pt"
     if not path.exists():
         pytest.fail(f"{path} is missing; create it with "
-                    "`python -c 'from fslcourse.methods import sinusoid; sinusoid.load_or_train()'`")
-    models, record = sinusoid.load_or_train(path)
+                    "`python -c 'from fslcourse.training.sinusoid import load_or_train_sinusoid as f; f()'`")
+    models, record = load_or_train_sinusoid(path)
     assert set(models) == {"maml_k5", "maml_k10", "pretrained"} and record["seed"] == 0
     episode = SinusoidTasks(seed=1000).sample(100, 10, 100)  # 100 unseen test tasks, 100 query points each
     maml_mse, maml_ci = mean_ci95(sinusoid.adaptation_mse(models["maml_k10"], episode, lr=0.01, steps=10)[10])

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 pytest.importorskip("ipywidgets")
-from fslcourse.methods.sinusoid import SinusoidMLP, adaptation_mse  # noqa: E402
 from fslcourse.data.sinusoid import RegressionEpisode  # noqa: E402
+from fslcourse.methods.sinusoid import SinusoidMLP, adaptation_mse  # noqa: E402
 from fslcourse.widgets.adaptation_stepper import AdaptationStepper  # noqa: E402
 
 

@@ -1,0 +1,131 @@
+"""Training recipes as plain data: what to train, for how many steps, on which episodes.
+
+Taught in ``notebooks/02_protonet.ipynb``; every method and generator module keeps
+``RECIPES = {"quick": Recipe(...), "full": Recipe(...), "paper": Recipe(...)}`` beside
+its algorithm, and :mod:`fslcourse.training` is the one place that runs them.
+
+A recipe is frozen: ``recipe.replace(steps=100)`` gives a changed copy, checked as
+it is built. Budgets are step counts, so the same recipe and seed give the same
+weights on any machine; ``max_seconds`` (optional) may stop a run early, and the
+run records that it did, but it never shapes the schedule.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "cosine", "cosine-closed", "step", "warmup-cosine")
+TRAINERS = ("episodic", "pretrain", "meta-transfer", "regression")
+
+
+def _positive_int(name: str, value, allow_zero: bool = False) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise ValueError(f"recipe {name}={value!r} must be a {'non-negative' if allow_zero else 'positive'} integer")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train one method or generator.
+
+    Attributes:
+        trainer: how batches are drawn (see :mod:`fslcourse.training.trainers`): ``"episodic"``,
+            ``"pretrain"`` (classification over every meta-train class), ``"meta-transfer"`` (MTL) or
+            ``"regression"`` (sinusoid tasks).
+        steps: optimizer steps (meta-batches, mini-batches); the whole budget.
+        lr: initial learning rate.
+        model: constructor keyword arguments of the model.
+        optimizer: ``"adam"`` or ``"sgd"``; ``optimizer_kwargs`` go to it (e.g. ``{"betas": (0.5, 0.9)}``).
+        schedule: learning-rate schedule over ``steps`` (see :mod:`fslcourse.training.schedules`);
+            ``schedule_kwargs`` set it (``floor``, ``every``, ``gamma``, ``warmup``).
+        n_way, n_shot, n_query, meta_batch, within_alphabet: the training episodes (for a
+            classification pre-training: ``n_way`` classes × ``n_shot`` images per mini-batch).
+        val_every, val_episodes: validate every this many steps on this many fixed episodes
+            (``val_every=0``: never; the last weights are kept).
+        val_n_way, val_n_shot, val_n_query, val_within_alphabet: the validation episodes.
+        seed: seeds the initial weights and every training random stream.
+        state_every: write the resumable training state every this many steps (0: only at the end
+            or on interruption).
+        max_seconds: optional wall-clock cap; stopping early is recorded, the schedule ignores it.
+        options: algorithm-specific settings of the training step (``hard_tasks``, ``n_critic``, ...).
+        note: where the recipe comes from and how it departs from the paper.
+    """
+
+    steps: int
+    lr: float
+    trainer: str = "episodic"
+    model: dict = field(default_factory=dict)
+    optimizer: str = "adam"
+    optimizer_kwargs: dict = field(default_factory=dict)
+    schedule: str = "constant"
+    schedule_kwargs: dict = field(default_factory=dict)
+    n_way: int = 5
+    n_shot: int = 1
+    n_query: int = 15
+    meta_batch: int = 1
+    within_alphabet: bool = False
+    val_every: int = 100
+    val_episodes: int = 100
+    val_n_way: int = 5
+    val_n_shot: int = 1
+    val_n_query: int = 5
+    val_within_alphabet: bool = False
+    seed: int = 0
+    state_every: int = 500
+    max_seconds: float | None = None
+    options: dict = field(default_factory=dict)
+    note: str = ""
+
+    def __post_init__(self):
+        for name in ("steps", "n_way", "n_shot", "meta_batch", "val_n_way", "val_n_shot", "val_n_query"):
+            _positive_int(name, getattr(self, name))
+        for name in ("n_query", "val_every", "val_episodes", "seed", "state_every"):
+            _positive_int(name, getattr(self, name), allow_zero=True)
+        if not (isinstance(self.lr, (int, float)) and self.lr >= 0):
+            raise ValueError(f"recipe lr={self.lr!r} must be a non-negative number")
+        if self.trainer not in TRAINERS:
+            raise ValueError(f"recipe trainer={self.trainer!r} is not known; use one of {', '.join(TRAINERS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"recipe optimizer={self.optimizer!r} is not known; use one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"recipe schedule={self.schedule!r} is not known; use one of {', '.join(SCHEDULES)}")
+        if self.val_every and self.val_episodes < 2:
+            raise ValueError(f"recipe val_episodes={self.val_episodes} but validation needs at least 2 episodes; "
+                             "raise it or set val_every=0")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ValueError(f"recipe max_seconds={self.max_seconds!r} must be positive or None")
+
+    def replace(self, **changes: Any) -> Recipe:
+        """A copy with ``changes`` (checked); ``model``/``options`` given as dicts are merged into the old ones.
+
+        Raises:
+            ValueError: a name that is not a recipe field, with the list of fields.
+        """
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} is not a recipe field; use one of {', '.join(sorted(known))}")
+        for key in ("model", "options"):
+            if key in changes:
+                changes[key] = {**getattr(self, key), **changes[key]}
+        return dataclasses.replace(self, **changes)
+
+    def summary(self) -> str:
+        """One line for people: the trainer, the budget, the optimizer and the batches."""
+        batch = (f"{self.n_way} classes x {self.n_shot} images per batch" if self.trainer == "pretrain" else
+                 f"{self.meta_batch} x {self.n_way}-way {self.n_shot}-shot {self.n_query}-query episodes per step"
+                 + (" (one alphabet each)" if self.within_alphabet else ""))
+        extra = f", {self.options}" if self.options else ""
+        return (f"{self.trainer}: {self.steps} steps, {self.optimizer} lr {self.lr:g} ({self.schedule}), {batch}, "
+                f"model {self.model}{extra}")
+
+    def as_dict(self) -> dict:
+        """Plain Python values (saved in checkpoints and loadable with ``weights_only=True``)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Recipe:
+        """The recipe :meth:`as_dict` wrote (unknown keys are an error)."""
+        return cls(**d)

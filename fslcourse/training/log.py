@@ -1,0 +1,107 @@
+"""The one record of a training run: per-step metrics, periodic validation, and how the run ended.
+
+Taught in ``notebooks/02_protonet.ipynb``. Every run returns a :class:`TrainLog` (with
+``.plot()``) and every checkpoint stores its ``as_dict()``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+def smooth(values, k: int) -> list[float]:
+    """Moving average over windows of ``k`` values (``len(values) - k + 1`` of them)."""
+    k = max(1, min(k, len(values)))
+    kernel = torch.ones(1, 1, k, dtype=torch.float64) / k
+    return torch.conv1d(torch.tensor(values, dtype=torch.float64)[None, None], kernel).flatten().tolist()
+
+
+@dataclass
+class TrainLog:
+    """What happened during training.
+
+    Attributes:
+        step: the step number of each logged training step (1-based).
+        seconds, cpu_seconds: wall-clock and process CPU seconds since the run started, per step.
+        train: ``{metric: [value per step]}`` (e.g. ``loss``, ``accuracy`` in 0-1).
+        val_step: steps at which validation ran; ``val``: ``{metric: [value per validation]}``.
+        stopped: ``"steps"`` (the budget), ``"max_seconds"`` (the optional wall-clock cap) or
+            ``"interrupted"`` (Ctrl-C).
+    """
+
+    step: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
+    train: dict[str, list[float]] = field(default_factory=dict)
+    val_step: list[int] = field(default_factory=list)
+    val: dict[str, list[float]] = field(default_factory=dict)
+    stopped: str = ""
+
+    def add_step(self, step: int, seconds: float, cpu_seconds: float, stats: dict) -> None:
+        self.step.append(step)
+        self.seconds.append(seconds)
+        self.cpu_seconds.append(cpu_seconds)
+        for key, value in stats.items():
+            self.train.setdefault(key, []).append(float(value))
+
+    def add_val(self, step: int, metrics: dict) -> None:
+        self.val_step.append(step)
+        for key, value in metrics.items():
+            self.val.setdefault(key, []).append(float(value))
+
+    def __getattr__(self, name: str):
+        """``log.loss``, ``log.val_accuracy``: a training or validation series by name."""
+        d = self.__dict__
+        if name in d.get("train", {}):
+            return d["train"][name]
+        if name.startswith("val_") and name[4:] in d.get("val", {}):
+            return d["val"][name[4:]]
+        raise AttributeError(name)
+
+    def as_dict(self) -> dict:
+        """One flat dict of lists: ``step``, ``seconds``, ``cpu_seconds``, every training metric, ``val_step`` and
+        ``val_<metric>``, plus ``stopped``."""
+        out = {"step": list(self.step), "seconds": list(self.seconds), "cpu_seconds": list(self.cpu_seconds),
+               "val_step": list(self.val_step), "stopped": self.stopped}
+        out.update({k: list(v) for k, v in self.train.items()})
+        out.update({f"val_{k}": list(v) for k, v in self.val.items()})
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainLog:
+        """Inverse of :meth:`as_dict`."""
+        fixed = {"step", "seconds", "cpu_seconds", "val_step", "stopped"}
+        log = cls(list(d["step"]), list(d["seconds"]), list(d.get("cpu_seconds", [])), val_step=list(d["val_step"]),
+                  stopped=d.get("stopped", ""))
+        for key, value in d.items():
+            if key in fixed:
+                continue
+            if key.startswith("val_"):
+                log.val[key[4:]] = list(value)
+            else:
+                log.train[key] = list(value)
+        return log
+
+    def plot(self, smooth_over: int = 20, title: str | None = None):
+        """One panel per training metric (smoothed over ``smooth_over`` steps) with validation points on it."""
+        import matplotlib.pyplot as plt
+
+        names = list(self.train) or ["loss"]
+        fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.2), squeeze=False)
+        for ax, name in zip(axes[0], names):
+            values = self.train.get(name, [])
+            scale = 100 if name == "accuracy" else 1
+            if values:
+                k = max(1, min(smooth_over, len(values)))
+                ax.plot(self.step[k - 1:], [scale * v for v in smooth(values, k)], label="training (smoothed)")
+            if name in self.val:
+                err = self.val.get("ci95")
+                ax.errorbar(self.val_step, self.val[name], yerr=err if name == "accuracy" else None, fmt="o-", ms=3,
+                            label="validation" + (" (95% CI)" if err and name == "accuracy" else ""))
+            ax.set(xlabel="step", ylabel=f"{name} (%)" if scale == 100 else name, title=name)
+            ax.legend(loc="best")
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+        return fig

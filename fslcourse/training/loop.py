@@ -1,0 +1,251 @@
+"""The one training loop: every method and generator is trained by :func:`fit`.
+
+Taught in ``notebooks/02_protonet.ipynb``.
+
+Each step draws a batch and calls the model's ``train_step(batch, optimizer)``; the
+scheduler steps once per step. Every ``recipe.val_every`` steps ``validate(model)``
+scores the model on fixed episodes and the best weights are kept. Every
+``recipe.state_every`` steps (and when the run stops early) the whole training state
+(weights, optimizer, scheduler, every random stream, the log and the best weights) is
+written atomically, so ``fit(..., resume=True)`` continues a run bit for bit.
+
+Ctrl-C (or the notebook's stop button) finishes the current step, writes the state,
+keeps the best weights and says so; a second Ctrl-C stops at once.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..io import atomic_torch_save, load_checkpoint
+from ..recipe import Recipe
+from .log import TrainLog
+
+STATE_FORMAT = 1
+
+
+class Hook:
+    """Extra per-step work of an algorithm (MTL's hard tasks); its run-state is saved with the training state."""
+
+    def after_step(self, model, step: int, stats: dict) -> None:
+        """Called after every training step (before validation)."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class Hooks(Hook):
+    """Several hooks run in order (e.g. MTL's hard tasks, then a learning-curve probe)."""
+
+    def __init__(self, *hooks: Hook):
+        self.hooks = [h for h in hooks if h is not None]
+
+    def after_step(self, model, step: int, stats: dict) -> None:
+        for h in self.hooks:
+            h.after_step(model, step, stats)
+
+    def state_dict(self) -> dict:
+        return {str(i): h.state_dict() for i, h in enumerate(self.hooks)}
+
+    def load_state_dict(self, state: dict) -> None:
+        for i, h in enumerate(self.hooks):
+            h.load_state_dict(state[str(i)])
+
+
+@dataclass
+class FitResult:
+    """The trained model (best validation weights), its log and how the run ended."""
+
+    model: torch.nn.Module
+    log: TrainLog
+    best_score: float | None
+    best_step: int | None
+    steps: int
+    seconds: float
+    cpu_seconds: float
+    stopped: str
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped == "interrupted"
+
+    @property
+    def history(self) -> TrainLog:
+        return self.log
+
+    @property
+    def best_val_accuracy(self) -> float | None:
+        return self.best_score
+
+
+def _states(obj):
+    """``state_dict()`` of an optimizer/scheduler, a dict of them, or ``None``."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return {k: v.state_dict() for k, v in obj.items()}
+    return obj.state_dict()
+
+
+def _load_states(obj, state) -> None:
+    if obj is None:
+        return
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            v.load_state_dict(state[k])
+    else:
+        obj.load_state_dict(state)
+
+
+def _step_all(scheduler) -> None:
+    for s in (scheduler.values() if isinstance(scheduler, dict) else [scheduler]):
+        if s is not None:
+            s.step()
+
+
+class _StopRequest:
+    """SIGINT during :func:`fit`: the first one asks to stop after the current step, a second one stops now."""
+
+    def __init__(self):
+        self.requested, self._old = False, None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler=None, validate=None,
+        hook: Hook | None = None, streams: dict[str, torch.Generator] | None = None,
+        state_path: str | Path | None = None, resume: bool = False, label: str | None = None,
+        progress: bool = True) -> FitResult:
+    """Train ``model`` for ``recipe.steps`` steps, keeping the best weights on validation.
+
+    Args:
+        model: has ``train_step(batch, optimizer) -> {"loss": float, ...}``.
+        batches: no-argument callable returning the next batch (it draws from ``streams``).
+        recipe: steps, validation cadence, state cadence and the optional wall-clock cap.
+        optimizer: a :class:`torch.optim.Optimizer`, or a dict of them (a GAN's two players).
+        scheduler: ``None``, a scheduler, or a dict of them; stepped once per step.
+        validate: ``callable(model) -> {"score": float, ...}`` (higher is better; the other
+            entries are logged), or ``None`` to keep the last weights.
+        hook: per-step extra work and its saved run-state.
+        streams: every random generator the batches and the step draw from, by name
+            (their states are saved with the training state).
+        state_path: where the resumable training state is written (``None``: never).
+        resume: continue from ``state_path`` if it exists (the recipe must match).
+        label: name in the progress bar.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        A :class:`FitResult`; ``model`` holds the best validation weights.
+    """
+    streams = dict(streams or {})
+    hook = hook or Hook()
+    state_path = Path(state_path) if state_path is not None else None
+    log, best, step = TrainLog(), (None, None, None), 0
+    wall0, cpu0 = 0.0, 0.0
+    if resume and state_path is not None and state_path.exists():
+        device = next(model.parameters()).device
+        st = load_checkpoint(state_path, map_location=device)
+        if st.get("format") != STATE_FORMAT or st["recipe"] != recipe.as_dict():
+            diff = sorted(k for k in recipe.as_dict() if st.get("recipe", {}).get(k) != recipe.as_dict()[k])
+            raise ValueError(f"the training state {state_path} was written by another recipe (differs in "
+                             f"{', '.join(diff) or 'its format'}); resume with the recipe it was started with, "
+                             f"or delete {state_path} to start again")
+        model.load_state_dict(st["model"])
+        _load_states(optimizer, st["optimizer"])
+        _load_states(scheduler, st["scheduler"])
+        for name, g in streams.items():
+            g.set_state(st["streams"][name])
+        torch.set_rng_state(st["torch_rng"])
+        hook.load_state_dict(st["hook"])
+        log, step = TrainLog.from_dict(st["log"]), st["step"]
+        best = (st["best_score"], st["best_step"], st["best_state"])
+        wall0, cpu0 = st["seconds"], st["cpu_seconds"]
+    start, cpu_start = time.perf_counter() - wall0, time.process_time() - cpu0
+
+    def write_state():
+        if state_path is None:
+            return
+        atomic_torch_save({
+            "format": STATE_FORMAT, "recipe": recipe.as_dict(), "step": step,
+            "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            "optimizer": _states(optimizer), "scheduler": _states(scheduler),
+            "streams": {k: g.get_state() for k, g in streams.items()}, "torch_rng": torch.get_rng_state(),
+            "hook": hook.state_dict(), "log": log.as_dict(), "best_score": best[0], "best_step": best[1],
+            "best_state": best[2], "seconds": time.perf_counter() - start,
+            "cpu_seconds": time.process_time() - cpu_start}, state_path)
+
+    def run_validation():
+        nonlocal best
+        metrics = dict(validate(model))
+        score = metrics.pop("score")
+        log.add_val(step, metrics)
+        model.train()
+        if best[0] is None or score > best[0]:
+            best = (score, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    model.train()
+    stopped = "steps"
+    bar = tqdm(total=recipe.steps, initial=step, desc=f"training {label or type(model).__name__}",
+               disable=not progress)
+    with _StopRequest() as stop:
+        try:
+            while step < recipe.steps:
+                stats = model.train_step(batches(), optimizer)
+                _step_all(scheduler)
+                step += 1
+                log.add_step(step, time.perf_counter() - start, time.process_time() - cpu_start, stats)
+                hook.after_step(model, step, stats)
+                bar.update(1)
+                if step % 10 == 0:
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()})
+                if validate is not None and recipe.val_every and step % recipe.val_every == 0:
+                    run_validation()
+                if recipe.state_every and step % recipe.state_every == 0 and step < recipe.steps:
+                    write_state()
+                if stop.requested:
+                    stopped = "interrupted"
+                    break
+                if recipe.max_seconds is not None and time.perf_counter() - start > recipe.max_seconds:
+                    stopped = "max_seconds"
+                    break
+        except KeyboardInterrupt:  # raised inside a step: its weights may be half-updated; keep the last state file
+            stopped = "interrupted-in-step"
+        finally:
+            bar.close()
+    if stopped in ("interrupted", "max_seconds"):
+        write_state()
+    log.stopped = "interrupted" if stopped.startswith("interrupted") else stopped
+    if validate is not None and log.stopped == "steps" and (not log.val_step or log.val_step[-1] != step):
+        run_validation()
+    if best[2] is not None:
+        model.load_state_dict(best[2])
+    if log.stopped == "interrupted":
+        kept = (f"the best model so far (validation score {best[0]:.1f} at step {best[1]})"
+                if best[0] is not None else "the current weights (no validation had run yet)")
+        where = f"; the training state is in {state_path} (resume with --resume)" if state_path else ""
+        print(f"Training interrupted at step {step}; kept {kept}{where}.")
+    model.eval()
+    return FitResult(model, log, best[0], best[1], step, time.perf_counter() - start,
+                     time.process_time() - cpu_start, log.stopped)

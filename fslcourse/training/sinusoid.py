@@ -1,0 +1,55 @@
+"""The three sinusoid regressors of ``notebooks/04_maml.ipynb``, trained by the one loop.
+
+``checkpoints/sinusoid-quick.pt`` holds MAML meta-trained with K = 5 and K = 10 points per task
+and the baseline fitted to all tasks at once (recipes in :mod:`fslcourse.methods.sinusoid`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..io import atomic_torch_save, load_checkpoint
+from ..methods.sinusoid import RECIPES, SinusoidMAML, SinusoidMLP, SinusoidPretrained
+from ..pretrained import CHECKPOINT_DIR
+from ..results import versions
+from .loop import fit
+from .trainers import regression
+
+CLASSES = {"maml": SinusoidMAML, "pretrain": SinusoidPretrained}
+
+
+def train_sinusoid(recipe: str = "quick", seed: int = 0, progress: bool = False, **changes) -> tuple[dict, dict]:
+    """Train the three regressors of ``RECIPES[recipe]``; returns ``({name: model}, record)``."""
+    models, record = {}, {"seed": seed, "recipe_name": recipe, "train_seconds": {}, "cpu_seconds": {},
+                          "recipes": {}, "logs": {}}
+    for name, r in RECIPES[recipe].items():
+        r = r.replace(seed=seed, **changes)
+        run = regression(CLASSES[r.options["objective"]], r)
+        result = fit(run.trained, run.batches, r, optimizer=run.optimizer, scheduler=run.scheduler,
+                     streams=run.streams, label=f"sinusoid {name}", progress=progress)
+        models[name] = result.model
+        record["train_seconds"][name], record["cpu_seconds"][name] = result.seconds, result.cpu_seconds
+        record["recipes"][name], record["logs"][name] = r.as_dict(), result.log.as_dict()
+        record["iterations"] = r.steps
+    return models, record
+
+
+def load_or_train_sinusoid(path: str | Path | None = None, seed: int = 0, save: bool = True) -> tuple[dict, dict]:
+    """The regressors from ``path`` (default the committed ``sinusoid-quick.pt``) if present, else trained (and saved).
+
+    Returns:
+        ``({"maml_k5": model, "maml_k10": model, "pretrained": model}, record)``; the record holds the seed,
+        the iterations and the training seconds of each model.
+    """
+    path = Path(path) if path is not None else CHECKPOINT_DIR / "sinusoid-quick.pt"
+    if path.exists():
+        ckpt = load_checkpoint(path)
+        models = {}
+        for name, state in ckpt["state_dicts"].items():
+            models[name] = SinusoidMLP()
+            models[name].load_state_dict(state)
+        return models, ckpt["record"]
+    models, record = train_sinusoid("quick", seed)
+    if save:
+        atomic_torch_save({"state_dicts": {k: m.state_dict() for k, m in models.items()}, "record": record,
+                           "versions": versions()}, path)
+    return models, record

@@ -1,0 +1,197 @@
+"""The one training loop: it learns, keeps the best model, survives Ctrl-C, resumes bit for bit."""
+import os
+import signal
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from fslcourse.data import EpisodeSampler
+from fslcourse.evaluate import evaluate
+from fslcourse.methods.base import FewShotClassifier, prototypes, register
+from fslcourse.pretrained import load_method, pretrained, save_method
+from fslcourse.recipe import Recipe
+from fslcourse.training import Hook, fit, train
+from fslcourse.training.trainers import make_validate
+
+
+@register("test-tiny-protonet")
+class TinyProtoNet(FewShotClassifier):
+    """A linear embedding with nearest-prototype logits: small enough to train in a second."""
+
+    RECIPES = {"quick": Recipe(n_way=5, n_shot=1, n_query=3, steps=60, lr=3e-3, val_every=20, val_episodes=20,
+                               schedule="cosine", model={"dim": 16})}
+
+    def __init__(self, dim: int = 16):
+        super().__init__()
+        self.dim = dim
+        self.embed = nn.Sequential(nn.AvgPool2d(2), nn.Flatten(), nn.Linear(196, dim))
+
+    def config(self):
+        return {"dim": self.dim}
+
+    def predict(self, support_x, support_y, query_x):
+        n_way = self.check_support(support_x, support_y, query_x)
+        return -torch.cdist(self.embed(query_x), prototypes(self.embed(support_x), support_y, n_way)).pow(2)
+
+
+class Interrupting(TinyProtoNet):
+    """Raises KeyboardInterrupt inside step ``stop_at`` (a second Ctrl-C: the step is abandoned)."""
+
+    stop_at = 7
+
+    def train_step(self, batch, optimizer):
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == self.stop_at:
+            raise KeyboardInterrupt
+        return super().train_step(batch, optimizer)
+
+
+class SigintAt(Hook):
+    """Sends this process SIGINT after step ``at``, as Ctrl-C or the notebook's stop button would."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def after_step(self, model, step, stats):
+        if step == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def _data(glyphs):
+    return SimpleNamespace(train=glyphs[0], val=glyphs[1], test=glyphs[2])
+
+
+def _fit(model, glyphs, recipe=None, **kw):
+    recipe = recipe or TinyProtoNet.RECIPES["quick"]
+    sampler = EpisodeSampler(glyphs[0], recipe.n_way, recipe.n_shot, recipe.n_query, seed=recipe.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    return fit(model, lambda: sampler.sample_batch(recipe.meta_batch), recipe, optimizer=opt,
+               validate=make_validate(model, glyphs[1], recipe, "cpu"), streams={"episodes": sampler.generator},
+               progress=False, **kw)
+
+
+def test_fit_learns_and_keeps_the_best(glyphs):
+    model = TinyProtoNet()
+    before = evaluate(model, glyphs[1], 5, 1, 5, 20, seed=0).accuracy
+    result = _fit(model, glyphs)
+    assert result.steps == 60 and result.log.val_step == [20, 40, 60] and result.stopped == "steps"
+    assert result.best_score == max(result.log.val_accuracy)
+    after = evaluate(result.model, glyphs[1], 5, 1, 5, 20, seed=0).accuracy
+    assert after == pytest.approx(result.best_score)  # the returned weights are the best ones
+    assert after > before + 5, (before, after)
+    assert len(result.log.cpu_seconds) == 60 and result.log.cpu_seconds[-1] > 0
+    fig = result.log.plot()
+    assert len(fig.axes) == 2
+
+
+def test_interrupt_inside_a_step_keeps_best_and_says_so(glyphs, capsys):
+    model = Interrupting()
+    result = _fit(model, glyphs, TinyProtoNet.RECIPES["quick"].replace(val_every=3))
+    assert result.interrupted and result.steps == 6
+    assert result.best_step in (3, 6)
+    assert "Training interrupted at step 6; kept the best model so far" in capsys.readouterr().out
+
+
+def test_sigint_stops_after_the_step_and_resume_is_bitwise(glyphs, tmp_path):
+    """Ctrl-C at step 23, then resume: the same weights, log and best step as a run never interrupted."""
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=50, val_every=10, state_every=20)
+    torch.manual_seed(0)
+    full = _fit(TinyProtoNet(), glyphs, recipe)
+    torch.manual_seed(0)
+    state = tmp_path / "run.state.pt"
+    first = _fit(TinyProtoNet(), glyphs, recipe, state_path=state, hook=SigintAt(23))
+    assert first.stopped == "interrupted" and first.steps == 23 and state.exists()
+    torch.manual_seed(1)  # a fresh model with other weights: resuming must replace them
+    resumed = _fit(TinyProtoNet(dim=16), glyphs, recipe, state_path=state, resume=True)
+    assert resumed.steps == 50 and resumed.stopped == "steps"
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    assert resumed.log.train["loss"] == full.log.train["loss"] and resumed.best_step == full.best_step
+    with pytest.raises(ValueError, match="written by another recipe .*differs in steps"):
+        _fit(TinyProtoNet(), glyphs, recipe.replace(steps=60), state_path=state, resume=True)
+
+
+def test_max_seconds_stops_early_and_is_recorded(glyphs, tmp_path):
+    result = _fit(TinyProtoNet(), glyphs, TinyProtoNet.RECIPES["quick"].replace(max_seconds=1e-9),
+                  state_path=tmp_path / "s.pt")
+    assert result.stopped == "max_seconds" and result.steps == 1 and (tmp_path / "s.pt").exists()
+
+
+def test_same_recipe_and_seed_give_the_same_weights(glyphs):
+    data = _data(glyphs)
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=50, val_every=25)
+    a, _ = train("test-tiny-protonet", recipe, data=data, save=False, progress=False, device="cpu")
+    b, _ = train("test-tiny-protonet", recipe, data=data, save=False, progress=False, device="cpu")
+    c, _ = train("test-tiny-protonet", recipe.replace(seed=1), data=data, save=False, progress=False, device="cpu")
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    assert not all(torch.equal(v, c.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+def test_train_writes_a_checkpoint_and_never_overwrites(glyphs, tmp_path):
+    data, out = _data(glyphs), tmp_path / "tiny.pt"
+    model, result = train("test-tiny-protonet", data=data, out=out, progress=False, device="cpu", eval_episodes=10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.pt"]  # no temp or state files left
+    loaded, ckpt = load_method(out, expect="test-tiny-protonet")
+    assert ckpt["recipe"] == TinyProtoNet.RECIPES["quick"].as_dict() and ckpt["steps"] == 60
+    assert ckpt["metrics"]["best_step"] == result.best_step and len(ckpt["log"]["step"]) == 60
+    assert ckpt["metrics"]["protocol"]["n_episodes"] == 10 and 0 < ckpt["metrics"]["test_accuracy"] <= 100
+    ep = EpisodeSampler(glyphs[2], 5, 1, 2, seed=0).sample()
+    with torch.no_grad():
+        assert torch.equal(loaded.predict(ep.support_x, ep.support_y, ep.query_x),
+                           model.predict(ep.support_x, ep.support_y, ep.query_x))
+    before = out.read_bytes()
+    with pytest.raises(ValueError, match="tiny.pt exists; pass overwrite=True"):
+        train("test-tiny-protonet", data=data, out=out, progress=False)
+    assert out.read_bytes() == before
+    with pytest.raises(ValueError, match="holds method 'test-tiny-protonet', not 'protonet'"):
+        load_method(out, expect="protonet")
+
+
+def test_interrupted_train_writes_no_checkpoint_and_resumes(glyphs, tmp_path, monkeypatch):
+    """An interrupted ``train`` keeps the previous file, leaves its state beside it, and resumes to the same end."""
+    data, out = _data(glyphs), tmp_path / "tiny.pt"
+    save_method(TinyProtoNet(dim=16), out, seed=0, profile="quick", train_seconds=1.0)
+    before = out.read_bytes()
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=40)
+    calls = {"n": 0}
+    original = TinyProtoNet.train_step
+
+    def step_then_ctrl_c(self, batch, optimizer):
+        calls["n"] += 1
+        if calls["n"] == 25:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, batch, optimizer)
+
+    monkeypatch.setattr(TinyProtoNet, "train_step", step_then_ctrl_c)
+    _, stopped = train("test-tiny-protonet", recipe, data=data, out=out, overwrite=True, progress=False,
+                       eval_episodes=5)
+    monkeypatch.setattr(TinyProtoNet, "train_step", original)
+    assert stopped.stopped == "interrupted" and out.read_bytes() == before
+    assert (tmp_path / "tiny.state.pt").exists()
+    resumed, result = train("test-tiny-protonet", recipe, data=data, out=out, overwrite=True, resume=True,
+                            progress=False, eval_episodes=5)
+    straight, _ = train("test-tiny-protonet", recipe, data=data, save=False, progress=False)
+    assert result.steps == 40 and not (tmp_path / "tiny.state.pt").exists() and out.read_bytes() != before
+    assert all(torch.equal(v, straight.state_dict()[k]) for k, v in resumed.state_dict().items())
+
+
+def test_save_method_is_atomic_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "m.pt"
+    save_method(TinyProtoNet(), path, seed=0, profile="quick", train_seconds=1.0)
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_method(TinyProtoNet(dim=4), path, seed=0, profile="quick", train_seconds=1.0)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_pretrained_errors_name_the_fix():
+    with pytest.raises(FileNotFoundError, match="python -m fslcourse train test-tiny-protonet --recipe quick"):
+        pretrained("test-tiny-protonet")
+    assert pretrained("pixel").predict is not None
