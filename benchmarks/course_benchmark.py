@@ -106,7 +106,8 @@ def run(names, data, episodes: int, n_query: int, seed: int, device, generators,
 
 def run_augmented(name, model, baseline, data, common, generators, device, n_generated: int = 5) -> list[dict]:
     """The same episodes with ``n_generated`` generated support examples per class, for each generator."""
-    from fslcourse.generative.augment import evaluate_paired, get_generator
+    from fslcourse.generative.augment import evaluate_paired
+    from fslcourse.training.generators import get_generator
 
     out = []
     for gen_name in generators:

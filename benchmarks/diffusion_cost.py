@@ -26,15 +26,12 @@ import torch
 import fslcourse
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate
-from fslcourse.generative.augment import evaluate_paired, get_generator
-from fslcourse.generative.diffusion_generator import (
-    DiffusionGenerator,
-    load_or_train_diffusion,
-    nearest_prototype_accuracy,
-)
+from fslcourse.generative.augment import evaluate_paired
+from fslcourse.generative.diffusion import DiffusionGenerator, nearest_prototype_accuracy
 from fslcourse.generative.metrics import frechet_distance, mean_pairwise_distance
 from fslcourse.io import atomic_write_json
 from fslcourse.results import device_info, versions
+from fslcourse.training.generators import get_generator, load_or_train_diffusion
 
 SETTINGS = [("ddpm", 200), ("ddim", 50), ("ddim", 20), ("ddim", 10)]  # (sampler, steps); DDPM uses all T
 

@@ -31,13 +31,15 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, help="seed of the test episodes")
     e.add_argument("--within-alphabet", action="store_true", help="all classes of an episode from one alphabet")
     e.add_argument("--profile", choices=PROFILE_NAMES, default="quick", help="which checkpoint to load")
-    e.add_argument("--split", choices=("test", "val"), default="test")
-    e.add_argument("--device", default=None, help="cpu or cuda (default: FSLCOURSE_DEVICE or auto)")
+    e.add_argument("--split", choices=("test", "val"), default="test",
+                   help="meta-test or meta-validation classes (recorded in --json; report tables only test)")
+    e.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps or auto (default: FSLCOURSE_DEVICE or auto)")
     e.add_argument("--json", type=Path, default=None, help="write the result record here")
-    from .generative.augment import add_augment_arguments
+    from .training.generators import add_augment_arguments
     add_augment_arguments(e)  # --augment GENERATOR --n-generated M [M ...] --generation-seed S
-    t = sub.add_parser("train", help="train a method with one of its recipes and write its checkpoint")
-    t.add_argument("name")
+    t = sub.add_parser("train", help="train a method or a generator (vae, gan, diffusion) with one of its recipes and "
+                       "write its checkpoint")
+    t.add_argument("name", help="a registered method, or a generator family: vae, gan, diffusion")
     t.add_argument("--recipe", "--profile", dest="recipe", default="quick",
                    help="the method's recipe: quick, full or paper (default quick)")
     t.add_argument("--seed", type=int, default=None, help="change the recipe's seed (default: the recipe's, 0)")
@@ -56,15 +58,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _evaluate(args) -> int:
+    from .io import atomic_write_json, check_writable
+
+    if args.json is not None:  # before any work: a bad path fails now, not after the evaluation
+        check_writable(args.json, "--json")
     if args.augment:  # paired evaluation with and without generated support examples
-        from .generative.augment import evaluate_augmented
+        from .training.generators import evaluate_augmented
         evaluate_augmented(args)
         return 0
     from . import methods  # noqa: F401  (registers every method)
     from .config import get_device
     from .data import load_omniglot
     from .evaluate import evaluate
-    from .io import atomic_write_json
     from .pretrained import checkpoint_path, load_checkpoint, pretrained
     from .results import result_record
 
@@ -73,7 +78,10 @@ def _evaluate(args) -> int:
     split = load_omniglot(device=device).split(args.split)
     res = evaluate(model, split, args.n_way, args.n_shot, args.n_query, args.episodes, seed=args.seed,
                    within_alphabet=args.within_alphabet, device=device, progress=sys.stderr.isatty())
-    print(f"{args.name}: {res}")
+    print(f"{args.name} ({args.split} split): {res}")
+    if res.alphabets_left_out:
+        print(f"left out {len(res.alphabets_left_out)} alphabet(s) with fewer than {args.n_way} classes: "
+              f"{', '.join(res.alphabets_left_out)}", file=sys.stderr)
     if args.json:
         config, train_seconds, seed = model.config(), None, None
         path = checkpoint_path(args.name, args.profile)
@@ -81,7 +89,7 @@ def _evaluate(args) -> int:
             ckpt = load_checkpoint(path)
             config, train_seconds, seed = ckpt["config"], ckpt.get("train_seconds"), ckpt.get("seed")
         record = result_record(args.name, res, config=config, seed=seed, device=device,
-                               profile=args.profile, train_seconds=train_seconds)
+                               profile=args.profile, train_seconds=train_seconds, split=args.split)
         atomic_write_json(record, args.json)
         print(f"wrote {args.json}")
     return 0
@@ -89,6 +97,13 @@ def _evaluate(args) -> int:
 
 def _train(args) -> int:
     from .training.api import recipe_for, train
+    from .training.generators import FAMILIES, train_generator
+
+    if args.name in FAMILIES:
+        out = train_generator(args.name, args.recipe, out=args.out, overwrite=args.overwrite,
+                              seed=args.seed or 0, device=args.device)
+        print(f"{args.name}: trained and saved {out}")
+        return 0
 
     changes = {k: v for k, v in (("seed", args.seed), ("steps", args.steps)) if v is not None}
     recipe_for(args.name, args.recipe, **changes)  # a bad name or recipe fails here, before any work
@@ -126,4 +141,15 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug, not bad input: a short message here, the full traceback in a file
+        from .io import save_traceback
+
+        log = save_traceback(err)
+        where = f"the full traceback is in {log}" if log else "the full traceback could not be written"
+        message = (str(err).strip().splitlines() or [""])[0]
+        print(f"error: {type(err).__name__}: {message} ({where}; please report it)", file=sys.stderr)
+        return 1
     return 1

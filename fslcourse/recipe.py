@@ -17,7 +17,7 @@ from typing import Any
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "cosine-closed", "step", "warmup-cosine")
-TRAINERS = ("episodic", "pretrain", "meta-transfer", "regression")
+TRAINERS = ("episodic", "pretrain", "meta-transfer", "regression", "vae", "gan", "hallucinator", "diffusion")
 
 
 def _positive_int(name: str, value, allow_zero: bool = False) -> None:
@@ -33,7 +33,8 @@ class Recipe:
     Attributes:
         trainer: how batches are drawn (see :mod:`fslcourse.training.trainers`): ``"episodic"``,
             ``"pretrain"`` (classification over every meta-train class), ``"meta-transfer"`` (MTL) or
-            ``"regression"`` (sinusoid tasks).
+            ``"regression"`` (sinusoid tasks), or a generator's (``"vae"``, ``"gan"``, ``"hallucinator"``,
+            ``"diffusion"``).
         steps: optimizer steps (meta-batches, mini-batches); the whole budget.
         lr: initial learning rate.
         model: constructor keyword arguments of the model.
@@ -91,8 +92,8 @@ class Recipe:
             raise ValueError(f"recipe optimizer={self.optimizer!r} is not known; use one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"recipe schedule={self.schedule!r} is not known; use one of {', '.join(SCHEDULES)}")
-        if self.val_every and self.val_episodes < 2:
-            raise ValueError(f"recipe val_episodes={self.val_episodes} but validation needs at least 2 episodes; "
+        if self.val_every and self.val_episodes < 1:
+            raise ValueError(f"recipe val_episodes={self.val_episodes} but validation needs episodes; "
                              "raise it or set val_every=0")
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ValueError(f"recipe max_seconds={self.max_seconds!r} must be positive or None")

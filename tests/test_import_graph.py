@@ -47,12 +47,7 @@ def resolve(target: str) -> str | None:
     return target or None
 
 
-@pytest.mark.parametrize("layer", [
-    "fslcourse.data", "fslcourse.models", "fslcourse.methods",
-    pytest.param("fslcourse.generative", marks=pytest.mark.xfail(
-        strict=True, reason="the generators still load and train through their own *_generator.py wrappers "
-                            "(issue 14: move them behind the training package)")),
-])
+@pytest.mark.parametrize("layer", ["fslcourse.data", "fslcourse.models", "fslcourse.methods", "fslcourse.generative"])
 def test_lower_layers_never_import_training_store_cli_or_report(layer):
     bad = sorted(f"{m} imports {t}" for m, targets in GRAPH.items() if m == layer or m.startswith(layer + ".")
                  for t in targets if any(t == f or t.startswith(f + ".") for f in FORBIDDEN))

@@ -13,7 +13,7 @@ support *features* (feature space). The interface, in both spaces::
 
 ``support`` is ``support_x`` ``(n_way * n_shot, 1, 28, 28)`` for pixel generators and the
 backbone features ``(n_way * n_shot, D)`` for feature generators. Builders are registered by
-name with :func:`register_generator` and built with ``get_generator(name)(data, backbone=...)``.
+name in :mod:`fslcourse.training.generators` and built with ``get_generator(name)(data, backbone=...)``.
 
 :func:`evaluate_paired` runs a method with and without augmentation on the **same** seeded
 test episodes and reports the paired difference of the per-episode accuracies with its 95%
@@ -23,9 +23,8 @@ which is most of the variance of each accuracy).
 from __future__ import annotations
 
 import hashlib
-import importlib
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -34,38 +33,55 @@ from ..evaluate import EvalResult, evaluate, mean_ci95
 from ..methods.base import FewShotClassifier
 
 SPACES = ("pixel", "feature")
-GENERATORS: dict = {}
-# where the course's generators are registered; imported on demand so unfinished ones are skipped
-GENERATOR_MODULES = {"vae": "fslcourse.generative.vae_generator", "vae-prior": "fslcourse.generative.vae_generator",
-                     "vae-feature": "fslcourse.generative.vae_generator", "gan": "fslcourse.generative.gan_generator",
-                     "diffusion": "fslcourse.generative.diffusion_generator",
-                     "gan-feature": "fslcourse.generative.gan_generator"}
 
 
-def register_generator(name: str):
-    """Decorator: register ``builder(data, *, backbone, profile, device, seed, progress) -> generator`` as ``name``."""
-    def wrap(builder):
-        GENERATORS[name] = builder
-        return builder
-    return wrap
+@dataclass
+class ModelGenerator:
+    """A trained generative model behind the support-generator interface.
+
+    Args:
+        model: has ``generate(support, support_y, n_generated, generator, **options)``.
+        space: ``"pixel"`` or ``"feature"``.
+        backbone_fingerprint: for feature space, the backbone the model was trained on.
+        options: passed to ``model.generate`` (e.g. a VAE's ``mode``).
+    """
+
+    model: nn.Module
+    space: str = "pixel"
+    backbone_fingerprint: str | None = None
+    options: dict = field(default_factory=dict)
+
+    def generate(self, support, support_y, n_generated: int, generator: torch.Generator | None = None):
+        """``(generated (n_way * m, ...), labels (n_way * m,))`` from the support images or features."""
+        return self.model.generate(support, support_y, n_generated, generator, **self.options)
 
 
-def _import_known() -> None:
-    for module in sorted(set(GENERATOR_MODULES.values())):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:  # the module exists but something it imports is missing: say so
-                raise
+class FeatureSplit:
+    """Backbone features ``(n_classes, n_examples, D)`` as a split :class:`~fslcourse.data.EpisodeSampler` draws from."""
+
+    def __init__(self, name: str, features: torch.Tensor):
+        self.name, self.features = name, features
+        self.n_classes, self.n_examples = features.shape[0], features.shape[1]
+
+    def get(self, class_ids: torch.Tensor, example_ids: torch.Tensor) -> torch.Tensor:
+        """``(n, k, D)`` features."""
+        return self.features[class_ids.to(self.features.device)[:, None], example_ids.to(self.features.device)]
 
 
-def get_generator(name: str):
-    """The builder registered as ``name``; the error lists the known generators."""
-    if name not in GENERATORS:
-        _import_known()
-    if name not in GENERATORS:
-        raise ValueError(f"generator {name!r} is not registered; known generators: {', '.join(sorted(GENERATORS))}")
-    return GENERATORS[name]
+@torch.no_grad()
+def embed_split(backbone: torch.nn.Module, split, class_ids: torch.Tensor | None = None,
+                chunk: int = 2048) -> torch.Tensor:
+    """Features of every image of ``split`` (or of its ``class_ids``): ``(n_classes, n_examples, D)`` (eval mode)."""
+    backbone.eval()
+    class_ids = torch.arange(split.n_classes) if class_ids is None else class_ids
+    examples = torch.arange(split.n_examples)[None]  # (1, n_examples)
+    per_chunk = max(1, chunk // split.n_examples)
+    out = []
+    for start in range(0, len(class_ids), per_chunk):
+        ids = class_ids[start:start + per_chunk]
+        x = split.get(ids, examples.expand(len(ids), -1)).flatten(0, 1)  # (n*k, 1, 28, 28)
+        out.append(backbone(x.to(next(backbone.parameters()).device)).unflatten(0, (len(ids), split.n_examples)))
+    return torch.cat(out)  # (n_classes, n_examples, D)
 
 
 def backbone_fingerprint(backbone: nn.Module) -> str:
@@ -230,52 +246,3 @@ def format_table(results: list[PairedResult]) -> str:
         lines.append(f"{r.method:9s} {b.n_shot:4d} {r.n_generated:3d} {b.accuracy:6.1f} ± {b.ci95:4.1f} "
                      f"{a.accuracy:6.1f} ± {a.ci95:4.1f} {r.paired_difference:+12.1f} ± {r.paired_ci95:.1f}")
     return "\n".join(lines)
-
-
-# ---- command line: python -m fslcourse evaluate NAME --augment GEN --n-generated M ... ----------------------
-def add_augment_arguments(parser) -> None:
-    """Add ``--augment``, ``--n-generated`` and ``--generation-seed`` to the ``evaluate`` sub-parser."""
-    parser.add_argument("--augment", default=None, metavar="GENERATOR",
-                        help="add generated support examples (vae, vae-prior, vae-feature; gan, diffusion once "
-                             "they exist) and report the paired difference against no augmentation")
-    parser.add_argument("--n-generated", type=int, nargs="+", default=[5], metavar="M",
-                        help="generated examples per class; several values give several rows (default 5)")
-    parser.add_argument("--generation-seed", type=int, default=0, help="seed of the generator's noise")
-
-
-def evaluate_augmented(args) -> dict:
-    """Run ``evaluate --augment``: print and return (and write to ``--json``) the paired record."""
-    from .. import methods  # noqa: F401  (registers every method)
-    from ..config import get_device
-    from ..data import load_omniglot
-    from ..io import atomic_write_json
-    from ..pretrained import checkpoint_info, pretrained
-    from ..results import result_record
-
-    builder = get_generator(args.augment)  # fail on an unknown name before loading anything
-    device = get_device(args.device)
-    method = pretrained(args.name, profile=args.profile, device=device)
-    data = load_omniglot(device=device, progress=False)
-    gen = builder(data, backbone=getattr(method, "backbone", None), profile=args.profile, device=device,
-                  seed=args.generation_seed, progress=False)
-    results = evaluate_paired(method, gen, data.split(args.split), args.n_way, args.n_shot, args.n_generated,
-                              args.n_query, args.episodes, seed=args.seed, generation_seed=args.generation_seed,
-                              method_name=args.name, generator_name=args.augment, device=device)
-    for r in results:
-        print(r)
-    first = results[0]
-    try:
-        info = checkpoint_info(args.name, args.profile)
-    except FileNotFoundError:
-        info = {}
-    record = result_record(args.name, first.augmented, config=info.get("config", method.config()),
-                           seed=info.get("seed"), device=device, profile=args.profile,
-                           train_seconds=info.get("train_seconds"),
-                           extra={**first.as_dict(), "method": args.name,
-                                  "augment": {"generator": args.augment, "generation_seed": args.generation_seed,
-                                              "space": gen.space},
-                                  "by_n_generated": [r.as_dict() for r in results]})
-    if args.json:
-        atomic_write_json(record, args.json)
-        print(f"wrote {args.json}")
-    return record

@@ -21,12 +21,33 @@ Images are scaled from ``[0, 1]`` to ``[-1, 1]``; samplers return ``[0, 1]``. Th
 """
 from __future__ import annotations
 
+import copy
 import math
+from dataclasses import dataclass
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
+from ..data.episodes import EpisodeSampler
+from ..evaluate import mean_ci95
+from ..methods.base import prototypes
+from ..recipe import Recipe
+
 SCHEDULES = ("linear", "cosine")
+
+# The ``diffusion`` trainer: each step draws ``n_way`` meta-train characters; each gets a prototype from
+# K ∈ {1..n_shot} drawings (the frozen ProtoNet backbone's mean feature) and ``n_query`` other drawings to
+# denoise. Adam with a 100-step warm-up and a cosine decay; the saved model is the EMA of the weights.
+RECIPES = {
+    "quick": Recipe(trainer="diffusion", steps=10_000, lr=2e-3, schedule="warmup-cosine", schedule_kwargs={"warmup": 100},
+                    n_way=16, n_shot=5, n_query=2, val_every=250, val_episodes=1, model={"channels": 16},
+                    options={"p_uncond": 0.15, "ema": 0.995, "noise_schedule": "cosine", "T": 200, "keep": "last"}),
+    "full": Recipe(trainer="diffusion", steps=20_000, lr=1e-3, schedule="warmup-cosine", schedule_kwargs={"warmup": 100},
+                   n_way=32, n_shot=5, n_query=4, val_every=1000, val_episodes=1, model={"channels": 64},
+                   options={"p_uncond": 0.15, "ema": 0.999, "noise_schedule": "cosine", "T": 500, "keep": "last"}),
+}
+RECIPES["paper"] = RECIPES["full"]
 
 
 def beta_schedule(kind: str, T: int) -> torch.Tensor:
@@ -173,3 +194,121 @@ def sample(model, c: torch.Tensor | None, schedule: Schedule, n: int | None = No
         path.append((-1, x.cpu(), x.cpu()))
         return out, path
     return out
+
+
+def class_conditions(encoder, x: torch.Tensor, y: torch.Tensor, n_way: int) -> torch.Tensor:
+    """Prototypes of the support set in the encoder's feature space: ``(n_way * n_shot, 1, 28, 28) -> (n_way, D)``."""
+    with torch.no_grad():
+        return prototypes(encoder(x), y, n_way)
+
+
+@torch.no_grad()
+def heldout_loss(model, encoder, split, schedule: Schedule, n_classes: int = 16, n_shot: int = 5,
+                 n_target: int = 5, seed: int = 0) -> dict:
+    """Conditional denoising loss on fixed seeded drawings of ``split``, and the loss of predicting zero noise.
+
+    Returns:
+        ``{"loss": mean ||eps - eps_theta||^2, "zero_noise": mean ||eps||^2}`` per pixel (the same t and noise).
+    """
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randperm(split.n_classes, generator=g)[:n_classes]
+    ex = torch.stack([torch.randperm(split.n_examples, generator=g) for _ in ids])  # (n_classes, n_examples)
+    device = next(model.parameters()).device
+    x = split.get(ids, ex[:, : n_shot + n_target]).to(device)  # (n_classes, n_shot + n_target, 1, 28, 28)
+    c = prototypes(encoder(x[:, :n_shot].flatten(0, 1)), torch.arange(n_classes, device=device).repeat_interleave(
+        n_shot), n_classes).repeat_interleave(n_target, 0)  # (n_classes * n_target, D)
+    x0 = 2 * x[:, n_shot:].flatten(0, 1) - 1  # (n_classes * n_target, 1, 28, 28)
+    t = torch.randint(0, schedule.T, (len(x0),), generator=g).to(device)
+    noise = torch.randn(x0.shape, generator=g).to(device)
+    eps = model.eval()(q_sample(x0, t, noise, schedule.alpha_bar), t, c)
+    return {"loss": (noise - eps).pow(2).mean().item(), "zero_noise": noise.pow(2).mean().item()}
+
+
+class DiffusionTrainer(nn.Module):
+    """ε_θ and the exponential moving average (EMA) of its weights, trained on prototype conditions.
+
+    Args:
+        model: the noise predictor, called as ``model(x_t, t, c)``.
+        encoder: the frozen conditioning backbone (not a submodule: it is neither trained nor saved).
+        schedule: the noise :class:`Schedule`.
+        p_uncond: probability of dropping the condition (classifier-free guidance).
+        ema: EMA decay; ``self.ema`` is the model that is sampled from and saved.
+    """
+
+    def __init__(self, model: nn.Module, encoder: nn.Module, schedule: Schedule, p_uncond: float = 0.15,
+                 ema: float = 0.995):
+        super().__init__()
+        self.model, self.schedule, self.p_uncond, self.decay = model, schedule, p_uncond, ema
+        self.ema = copy.deepcopy(model).eval().requires_grad_(False)
+        object.__setattr__(self, "encoder", encoder.eval())
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.ema.eval()
+        return self
+
+    def train_step(self, batch: dict, optimizer) -> dict:
+        """One denoising step. ``batch``: ``x`` ``(n_way, k + n_target, 1, 28, 28)`` in [0, 1], ``k`` and ``generator``."""
+        x, k = batch["x"], batch["k"]
+        n_classes, n_target = x.shape[0], x.shape[1] - k
+        c = class_conditions(self.encoder, x[:, :k].flatten(0, 1), torch.arange(n_classes, device=x.device)
+                             .repeat_interleave(k), n_classes).repeat_interleave(n_target, 0)  # (n_classes*n_target, D)
+        loss = diffusion_loss(self.model, 2 * x[:, k:].flatten(0, 1) - 1, c, self.schedule, self.p_uncond,
+                              batch["generator"])  # targets in [-1, 1]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            for a, p in zip(self.ema.parameters(), self.model.parameters()):
+                a.lerp_(p, 1 - self.decay)
+        return {"loss": loss.item()}
+
+
+@dataclass
+class DiffusionGenerator:
+    """The diffusion model behind the augmentation interface: DDIM (or DDPM) samples conditioned on prototypes."""
+
+    model: torch.nn.Module
+    schedule: Schedule
+    encoder: torch.nn.Module
+    sampler: str = "ddim"
+    n_steps: int = 10
+    guidance: float = 2.0
+    space: str = "pixel"
+
+    def generate(self, support_x, support_y, n_generated: int, generator: torch.Generator | None = None):
+        """``(generated (n_way * m, 1, 28, 28) in [0, 1], labels (n_way * m,))``, class-major."""
+        n_way = int(support_y.max()) + 1
+        c = class_conditions(self.encoder, support_x, support_y, n_way)  # (n_way, D)
+        labels = torch.arange(n_way, device=support_x.device).repeat_interleave(n_generated)  # (n_way * m,)
+        x = sample(self.model, c[labels], self.schedule, sampler=self.sampler, n_steps=self.n_steps,
+                   w=self.guidance, generator=generator)
+        return x.to(support_x.device), labels
+
+
+@torch.no_grad()
+def nearest_prototype_accuracy(generator, encoder, split, n_way: int = 5, n_shot: int = 1, n_generated: int = 5,
+                               n_episodes: int = 20, seed: int = 0) -> dict:
+    """Are generated samples recognisably their class? Nearest-real-prototype accuracy in the encoder's space.
+
+    For each seeded episode, the real support prototypes classify the ``n_generated`` samples per class
+    generated from that support set, and (for reference) ``n_generated`` real query drawings per class.
+
+    Returns:
+        ``{"generated", "generated_ci95", "real", "real_ci95", "chance"}`` in percent, and ``"episodes"``.
+    """
+    encoder.eval()
+    device = next(encoder.parameters()).device
+    sampler = EpisodeSampler(split, n_way, n_shot, n_generated, seed=seed)
+    gen_acc, real_acc = [], []
+    for i in range(n_episodes):
+        ep = sampler.sample()
+        sx, sy = ep.support_x.to(device), ep.support_y.to(device)
+        protos = prototypes(encoder(sx), sy, n_way)  # (n_way, D)
+        gx, gy = generator.generate(sx, sy, n_generated, torch.Generator().manual_seed(seed * 1_000_003 + i))
+        gen_acc.append((torch.cdist(encoder(gx), protos).argmin(1) == gy).float().mean().item())
+        real_acc.append((torch.cdist(encoder(ep.query_x.to(device)), protos).argmin(1) == ep.query_y.to(device))
+                        .float().mean().item())
+    (g, g_ci), (r, r_ci) = mean_ci95([100 * a for a in gen_acc]), mean_ci95([100 * a for a in real_acc])
+    return {"generated": g, "generated_ci95": g_ci, "real": r, "real_ci95": r_ci, "chance": 100 / n_way,
+            "episodes": n_episodes, "n_way": n_way, "n_shot": n_shot, "n_generated": n_generated}

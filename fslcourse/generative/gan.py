@@ -19,7 +19,8 @@ Two losses:
   :math:`L_D = -\\log\\sigma(D(x)) - \\log(1 - \\sigma(D(\\tilde x)))`, :math:`L_G = -\\log\\sigma(D(\\tilde x))`.
 
 Spectral normalisation of the critic (Miyato et al. 2018, arXiv:1802.05957) is an option.
-Training is done by :func:`fslcourse.generative.gan_generator.train_gan` (with its NaN guard).
+:class:`DAGAN` holds both players; :mod:`fslcourse.training` trains it with the one loop (and a guard
+against NaN and divergence).
 """
 from __future__ import annotations
 
@@ -28,7 +29,21 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from ..methods.protonet import protonet_logits
+from ..recipe import Recipe
+from .metrics import mean_pairwise_distance
+
 LOSSES = ("wgan-gp", "standard")
+
+# The ``gan`` trainer: every step takes ``n_critic`` critic steps (each on ``n_way`` characters × 2 drawings)
+# then one generator step; Adam with betas (0.5, 0.9) for WGAN-GP. quick: 600 steps on a 2-core CPU.
+_OPTIONS = {"loss": "wgan-gp", "n_critic": 2, "gp_weight": 10.0, "mismatch": True, "divergence": 1e4}
+RECIPES = {"quick": Recipe(trainer="gan", steps=600, lr=3e-4, n_way=32, n_shot=1, n_query=1, val_every=50,
+                           val_episodes=1, val_n_way=10, optimizer_kwargs={"betas": (0.5, 0.9)}, options=_OPTIONS),
+           "full": Recipe(trainer="gan", steps=20_000, lr=1e-4, n_way=64, n_shot=1, n_query=1, val_every=500,
+                          val_episodes=1, val_n_way=10, optimizer_kwargs={"betas": (0.5, 0.9)},
+                          options={**_OPTIONS, "n_critic": 5, "mismatch": False})}
+RECIPES["paper"] = RECIPES["full"]
 
 
 class DAGANGenerator(nn.Module):
@@ -168,3 +183,69 @@ def generator_loss(critic, fake: torch.Tensor, loss: str = "wgan-gp") -> torch.T
     if loss == "standard":
         return F.softplus(-d_fake).mean()
     raise ValueError(f"loss={loss!r} is not known; use one of {', '.join(LOSSES)}")
+
+
+class DAGAN(nn.Module):
+    """The generator and its pair critic as one module, so one loop trains, checkpoints and resumes both.
+
+    Args:
+        generator: a :class:`DAGANGenerator`.
+        critic: a :class:`PairCritic`.
+    """
+
+    def __init__(self, generator: DAGANGenerator, critic: PairCritic):
+        super().__init__()
+        self.generator, self.critic = generator, critic
+
+    def train_step(self, batch: dict, optimizer: dict) -> dict:
+        """``n_critic`` critic steps, then one generator step.
+
+        ``batch``: ``episodes`` (one per critic step: ``n_way`` characters, a source and a real drawing
+        each), ``generator`` (noise and the gradient penalty's mixing), ``loss``, ``gp_weight`` and
+        ``mismatch`` (also show the critic (source, a real drawing of *another* character) as fake, as
+        in the matching-aware discriminator of Reed et al. 2016, arXiv:1605.05396). ``optimizer`` is
+        ``{"generator": ..., "critic": ...}``. Returns ``loss_d``, ``loss_g`` and the critic's stats.
+        """
+        g, loss_name, gen = batch["generator"], batch["loss"], self.generator
+        for ep in batch["episodes"]:
+            n = len(ep.support_x)
+            z = torch.randn(n, gen.z_dim, generator=g).to(ep.support_x.device)
+            fake = gen(ep.support_x, z).detach()  # (n, 1, 28, 28)
+            real, fake = make_pair(ep.support_x, ep.query_x), make_pair(ep.support_x, fake)  # (n, 2, 28, 28)
+            if batch["mismatch"]:  # (source, a drawing of the next character) is fake too
+                real = torch.cat([real, real])  # (2n, 2, 28, 28)
+                fake = torch.cat([fake, make_pair(ep.support_x, ep.query_x.roll(1, 0))])
+            loss_d, stats = critic_loss(self.critic, real, fake, loss_name, batch["gp_weight"], g)
+            optimizer["critic"].zero_grad(set_to_none=True)
+            loss_d.backward()
+            optimizer["critic"].step()
+        z = torch.randn(n, gen.z_dim, generator=g).to(ep.support_x.device)
+        loss_g = generator_loss(self.critic, make_pair(ep.support_x, gen(ep.support_x, z)), loss_name)
+        optimizer["generator"].zero_grad(set_to_none=True)
+        loss_g.backward()
+        optimizer["generator"].step()
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), **stats}
+
+
+@torch.no_grad()
+def quality(gen: DAGANGenerator, backbone, split, n_classes: int = 10, n_generated: int = 10, seed: int = 0) -> dict:
+    """Diversity and class faithfulness of generated drawings in ``backbone``'s feature space.
+
+    For ``n_classes`` seeded classes of ``split``, one source drawing each and ``n_generated`` z:
+    ``diversity_generated`` / ``diversity_real`` (mean over classes of the mean pairwise feature distance
+    of the generated drawings / of the class's real drawings), their ``diversity_ratio``, and
+    ``faithful``: % of generated drawings whose nearest real-class prototype is their source's class.
+    """
+    g = torch.Generator().manual_seed(seed)
+    classes = torch.randperm(split.n_classes, generator=g)[:n_classes]
+    real = split.get(classes, torch.arange(split.n_examples)[None].expand(n_classes, -1))  # (n_cls, n_ex, 1, 28, 28)
+    dev = next(gen.parameters()).device
+    f_real = backbone(real.flatten(0, 1).to(dev)).unflatten(0, (n_classes, -1))  # (n_cls, n_ex, D)
+    y = torch.arange(n_classes, device=dev)
+    fake, fake_y = gen.generate(real[:, 0].to(dev), y, n_generated, g)  # (n_cls * m, 1, 28, 28)
+    f_fake = backbone(fake)  # (n_cls * m, D)
+    div_real = sum(mean_pairwise_distance(f) for f in f_real) / n_classes
+    div_fake = sum(mean_pairwise_distance(f_fake[fake_y == k]) for k in range(n_classes)) / n_classes
+    faithful = (protonet_logits(f_fake, f_real.mean(1)).argmax(1) == fake_y).float().mean().item()
+    return {"diversity_generated": div_fake, "diversity_real": div_real, "diversity_ratio": div_fake / div_real,
+            "faithful": 100 * faithful}

@@ -18,16 +18,21 @@ Working on backbone features (32-d for the course's Conv-4) instead of 784 pixel
 """
 from __future__ import annotations
 
-import time
-
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from ..data.episodes import EpisodeSampler
 from ..methods.base import prototypes
 from ..methods.protonet import protonet_logits
+from ..recipe import Recipe
+
+# Meta-training (the ``hallucinator`` trainer): 20-way 1-shot 5-query episodes of meta-train backbone features,
+# m = 5 hallucinated features per class, Adam 1e-3; ``max_classes`` meta-train classes are embedded.
+RECIPES = {"quick": Recipe(trainer="hallucinator", steps=1500, lr=1e-3, n_way=20, n_shot=1, n_query=5, val_every=0,
+                           options={"n_generated": 5, "max_classes": 1024}),
+           "full": Recipe(trainer="hallucinator", steps=10_000, lr=1e-3, n_way=20, n_shot=1, n_query=5, val_every=0,
+                          options={"n_generated": 5, "max_classes": 4000})}
+RECIPES["paper"] = RECIPES["full"]
 
 
 class FeatureHallucinator(nn.Module):
@@ -70,48 +75,26 @@ class FeatureHallucinator(nn.Module):
         """
         return self.hallucinate(support, support_y, n_generated, generator)
 
-    def config(self) -> dict:
-        return {"feature_dim": self.feature_dim, "z_dim": self.z_dim, "hidden": self.hidden}
+    def train_step(self, batch: dict, optimizer) -> dict:
+        """One step of the ProtoNet query loss with hallucinated support features (Wang et al. 2018).
 
-
-def train_hallucinator(model: FeatureHallucinator, feature_split, *, steps: int = 1000, n_way: int = 20,
-                       n_shot: int = 1, n_query: int = 5, n_generated: int = 5, lr: float = 1e-3, seed: int = 0,
-                       progress: bool = True) -> dict:
-    """Meta-train the hallucinator on episodes of (meta-train) backbone features.
-
-    Args:
-        feature_split: an object with ``get``, ``n_classes``, ``n_examples`` and ``name`` holding
-            features ``(n_classes, n_examples, D)`` (e.g. :class:`~fslcourse.generative.vae_generator.FeatureSplit`).
-        n_way, n_shot, n_query: the training episodes; n_generated: m, features hallucinated per class.
-        seed: seeds the episodes and the noise.
-
-    Returns:
-        History dict: ``step``, ``loss``, ``accuracy`` (query accuracy with hallucination, %),
-        ``accuracy_real`` (the same episode without it), ``seconds``, ``steps``, ``split``.
-    """
-    sampler = EpisodeSampler(feature_split, n_way, n_shot, n_query, seed=seed)
-    g = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    hist = {"step": [], "loss": [], "accuracy": [], "accuracy_real": []}
-    model.train()
-    start = time.perf_counter()
-    for step in tqdm(range(1, steps + 1), desc="training hallucinator", disable=not progress):
-        ep = sampler.sample()
-        gen, gen_y = model.hallucinate(ep.support_x, ep.support_y, n_generated, g)
-        protos = prototypes(torch.cat([ep.support_x, gen]), torch.cat([ep.support_y, gen_y]), n_way)  # (n_way, D)
+        ``batch``: ``episode`` (of features), ``n_generated`` (m) and ``generator`` (the noise). Returns
+        ``loss``, ``accuracy`` (query accuracy with hallucination, %) and ``accuracy_real`` (without, %).
+        """
+        ep, g = batch["episode"], batch["generator"]
+        gen, gen_y = self.hallucinate(ep.support_x, ep.support_y, batch["n_generated"], g)
+        protos = prototypes(torch.cat([ep.support_x, gen]), torch.cat([ep.support_y, gen_y]), ep.n_way)  # (n_way, D)
         logits = protonet_logits(ep.query_x, protos)  # (n_way * n_query, n_way)
         loss = F.cross_entropy(logits, ep.query_y)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"hallucinator loss is {loss.item()} at step {step}; lower lr (now {lr})")
+            raise FloatingPointError(f"hallucinator loss is {loss.item()}; lower the recipe's lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         with torch.no_grad():
-            real = protonet_logits(ep.query_x, prototypes(ep.support_x, ep.support_y, n_way))
-        hist["step"].append(step)
-        hist["loss"].append(loss.item())
-        hist["accuracy"].append(100 * (logits.argmax(1) == ep.query_y).float().mean().item())
-        hist["accuracy_real"].append(100 * (real.argmax(1) == ep.query_y).float().mean().item())
-    model.eval()
-    hist.update(seconds=time.perf_counter() - start, steps=steps, split=feature_split.name)
-    return hist
+            real = protonet_logits(ep.query_x, prototypes(ep.support_x, ep.support_y, ep.n_way))
+        return {"loss": loss.item(), "accuracy": 100 * (logits.argmax(1) == ep.query_y).float().mean().item(),
+                "accuracy_real": 100 * (real.argmax(1) == ep.query_y).float().mean().item()}
+
+    def config(self) -> dict:
+        return {"feature_dim": self.feature_dim, "z_dim": self.z_dim, "hidden": self.hidden}

@@ -137,7 +137,7 @@ class _StopRequest:
 def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler=None, validate=None,
         hook: Hook | None = None, streams: dict[str, torch.Generator] | None = None,
         state_path: str | Path | None = None, resume: bool = False, label: str | None = None,
-        progress: bool = True) -> FitResult:
+        keep_best: bool = True, progress: bool = True) -> FitResult:
     """Train ``model`` for ``recipe.steps`` steps, keeping the best weights on validation.
 
     Args:
@@ -154,10 +154,12 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
         state_path: where the resumable training state is written (``None``: never).
         resume: continue from ``state_path`` if it exists (the recipe must match).
         label: name in the progress bar.
+        keep_best: return the weights with the best validation score (else the last weights; validation
+            is then only logged, as for the generators).
         progress: show a tqdm progress bar.
 
     Returns:
-        A :class:`FitResult`; ``model`` holds the best validation weights.
+        A :class:`FitResult`; ``model`` holds the best validation weights (or the last, see ``keep_best``).
     """
     streams = dict(streams or {})
     hook = hook or Hook()
@@ -203,7 +205,8 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
         log.add_val(step, metrics)
         model.train()
         if best[0] is None or score > best[0]:
-            best = (score, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()} if keep_best else None
+            best = (score, step, state)
 
     model.train()
     stopped = "steps"

@@ -13,8 +13,7 @@ from __future__ import annotations
 import ipywidgets as W
 import torch
 
-from ..generative.diffusion import sample
-from ..generative.diffusion_generator import class_conditions
+from ..generative.diffusion import class_conditions, sample
 from ._render import figure_png, new_figure, show_png
 from .plotting import show_image
 

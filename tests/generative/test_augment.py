@@ -9,16 +9,11 @@ import torch
 
 from fslcourse.data import EpisodeSampler
 from fslcourse.evaluate import evaluate
-from fslcourse.generative.augment import (
-    AugmentedClassifier,
-    add_augment_arguments,
-    evaluate_paired,
-    get_generator,
-    paired_difference,
-)
+from fslcourse.generative.augment import AugmentedClassifier, evaluate_paired, paired_difference
 from fslcourse.methods import ProtoNet
 from fslcourse.methods.base import FewShotClassifier, prototypes
 from fslcourse.methods.protonet import protonet_logits
+from fslcourse.training.generators import add_augment_arguments, get_generator
 
 
 def test_paired_ci_hand_computed_and_against_scipy():
@@ -143,13 +138,13 @@ class Tripwire:
 
 
 def test_the_generators_never_see_a_meta_test_class(glyphs, tmp_path):
-    from fslcourse.generative.vae_generator import load_or_train_vaes
+    from fslcourse.training.generators import load_or_train_vaes
 
     train, val, _ = glyphs
     data = SimpleNamespace(train=train, val=val, test=Tripwire())
     torch.manual_seed(0)
     backbone = ProtoNet(backbone_kwargs={"hidden": 8}).backbone
-    tiny = {"steps": 3, "max_seconds": None, "n_classes": 4, "val_every": 2}
+    tiny = {"steps": 3, "n_way": 4, "val_every": 2, "val_n_way": 4}
     out = load_or_train_vaes(data, backbone, path=tmp_path / "vae.pt", progress=False,
                              recipe={"pixel": {**tiny, "model": {"hidden": 4}}, "feature": tiny})
     assert sorted(out["trained"]) == ["feature", "pixel"]
@@ -162,10 +157,10 @@ def test_the_generators_never_see_a_meta_test_class(glyphs, tmp_path):
 
 
 def test_committed_vae_checkpoint_was_trained_on_meta_train_only():
-    from fslcourse.generative.vae_generator import CHECKPOINT
     from fslcourse.io import load_checkpoint
+    from fslcourse.training.generators import checkpoint_file
 
-    path = str(CHECKPOINT).format(profile="quick")
+    path = checkpoint_file("vae", "quick")
     ckpt = load_checkpoint(path)
     entries = [ckpt["pixel"], *ckpt.get("feature", {}).values()]
     for entry in entries:
@@ -175,8 +170,8 @@ def test_committed_vae_checkpoint_was_trained_on_meta_train_only():
 
 
 def test_cli_reports_paired_fields(omniglot, tmp_path):
-    from fslcourse.generative.augment import evaluate_augmented
     from fslcourse.pretrained import checkpoint_path
+    from fslcourse.training.generators import evaluate_augmented
 
     if not checkpoint_path("protonet").exists():
         pytest.skip("no committed protonet checkpoint yet")

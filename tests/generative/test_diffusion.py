@@ -212,8 +212,9 @@ def test_sample_runs_the_tested_ddim_step(monkeypatch):
 
 
 def test_a_short_training_run_beats_predicting_zero_noise(glyphs):
-    from fslcourse.generative.diffusion_generator import heldout_loss, train_diffusion
+    from fslcourse.generative.diffusion import RECIPES, heldout_loss
     from fslcourse.methods.protonet import ProtoNet
+    from fslcourse.training.generators import train_diffusion
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -221,8 +222,8 @@ def test_a_short_training_run_beats_predicting_zero_noise(glyphs):
     sched = Schedule("cosine", 50)
     net = UNet(channels=8, cond_dim=8)
     before = heldout_loss(net, encoder, glyphs[2], sched, n_classes=8)
-    model, hist = train_diffusion(net, encoder, glyphs[0], sched, steps=60, n_classes=8, n_target=2, lr=5e-3,
-                                  ema=0.8, progress=False)
+    recipe = RECIPES["quick"].replace(steps=60, n_way=8, n_query=2, lr=5e-3, options={"ema": 0.8})
+    model, hist = train_diffusion(net, encoder, glyphs[0], sched, recipe, progress=False)
     after = heldout_loss(model, encoder, glyphs[2], sched, n_classes=8)  # meta-test glyphs, never trained on
     assert before["loss"] == pytest.approx(before["zero_noise"], rel=1e-6)  # the output layer starts at zero
     assert after["loss"] < 0.7 * after["zero_noise"], (before, after)
@@ -237,13 +238,14 @@ class Tripwire:
 
 
 def test_load_or_train_trains_on_meta_train_once_and_checks_the_backbone(glyphs, tmp_path):
-    from fslcourse.generative.diffusion_generator import DiffusionGenerator, load_or_train_diffusion
+    from fslcourse.generative.diffusion import DiffusionGenerator
     from fslcourse.methods.protonet import ProtoNet
+    from fslcourse.training.generators import load_or_train_diffusion
 
     torch.manual_seed(0)
     encoder = ProtoNet(backbone_kwargs={"hidden": 8}).backbone
     data = SimpleNamespace(train=glyphs[0], val=glyphs[1], test=Tripwire())
-    tiny = {"steps": 3, "n_classes": 4, "T": 20, "model": {"channels": 8}}
+    tiny = {"steps": 3, "n_way": 4, "val_every": 2, "options": {"T": 20}, "model": {"channels": 8}}
     out = load_or_train_diffusion(data, encoder, path=tmp_path / "d.pt", progress=False, recipe=tiny)
     ckpt = out["checkpoint"]
     assert out["trained"] and ckpt["history"]["split"] == "train" and ckpt["seed"] == 0 and ckpt["T"] == 20
@@ -270,11 +272,12 @@ def test_exercises_pass_the_reference_and_catch_mistakes():
 
 def test_committed_checkpoint_reproduces_its_metric_and_saw_only_meta_train(omniglot):
     import fslcourse
-    from fslcourse.generative.diffusion_generator import CHECKPOINT, heldout_loss, load_or_train_diffusion
+    from fslcourse.generative.diffusion import heldout_loss
+    from fslcourse.training.generators import checkpoint_file, load_or_train_diffusion
 
-    path = str(CHECKPOINT).format(profile="quick")
-    if not __import__("os").path.exists(path):
-        pytest.fail(f"{path} is missing; train it with python benchmarks/train_diffusion.py")
+    path = checkpoint_file("diffusion", "quick")
+    if not path.exists():
+        pytest.fail(f"{path} is missing; train it with python -m fslcourse train diffusion --recipe quick")
     torch.set_num_threads(1)
     encoder = fslcourse.pretrained("protonet", device="cpu").backbone
     out = load_or_train_diffusion(omniglot, encoder, device="cpu", progress=False, path=path, save=False)

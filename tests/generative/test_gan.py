@@ -6,17 +6,34 @@ import torch.nn.functional as F
 from torch import nn
 
 from fslcourse.data import EpisodeSampler
-from fslcourse.generative.augment import AugmentedClassifier
+from fslcourse.generative.augment import AugmentedClassifier, ModelGenerator
 from fslcourse.generative.gan import (
+    DAGAN,
+    RECIPES,
     DAGANGenerator,
     PairCritic,
     critic_loss,
     generator_loss,
     gradient_penalty,
     make_pair,
+    quality,
 )
-from fslcourse.generative.gan_generator import CHECKPOINT, GANDiverged, GANGenerator, quality, train_gan
 from fslcourse.io import load_checkpoint
+from fslcourse.training import Hook
+from fslcourse.training.generators import GANDiverged, checkpoint_file, train_gan
+
+
+def _r(steps, n_way, lr=2e-4, state_every=0, **options):
+    """The quick DAGAN recipe, shrunk for glyphs."""
+    return RECIPES["quick"].replace(steps=steps, n_way=n_way, lr=lr, val_every=0, state_every=state_every,
+                                    options={"n_critic": 1, "mismatch": False, **options})
+
+
+class InjectNaN(Hook):
+    def after_step(self, model, step, stats):
+        if step == 7:
+            with torch.no_grad():
+                model.critic.net[0].weight[0, 0, 0, 0] = float("nan")
 
 
 def test_gradient_penalty_of_a_linear_critic_is_closed_form():
@@ -89,7 +106,7 @@ def test_seeded_sampling_is_reproducible(glyphs):
     assert a.shape == (12, 1, 28, 28) and torch.equal(a, b) and not torch.equal(a, c)
     assert ya.tolist() == [0] * 4 + [1] * 4 + [2] * 4 and 0 <= a.min() and a.max() <= 1
     # through the augmentation protocol: the same episode index and seed give the same support
-    aug = [AugmentedClassifier(PixelEcho(), GANGenerator(gen), 4, seed=5) for _ in range(2)]
+    aug = [AugmentedClassifier(PixelEcho(), ModelGenerator(gen), 4, seed=5) for _ in range(2)]
     for wrapped in aug:
         wrapped.predict(ep.support_x, ep.support_y, ep.query_x)
     assert torch.equal(aug[0].last["generated"], aug[1].last["generated"])
@@ -107,46 +124,37 @@ class PixelEcho(nn.Module):
 
 def _tiny(glyphs, **kw):
     torch.manual_seed(0)
-    return DAGANGenerator(hidden=4, code_dim=8), PairCritic(hidden=4)
+    return DAGAN(DAGANGenerator(hidden=4, code_dim=8), PairCritic(hidden=4))
 
 
-def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(glyphs, tmp_path):
-    gen, critic = _tiny(glyphs)
-    path = tmp_path / "gan.pt"
-
-    def inject(step, g, c):
-        if step == 7:
-            with torch.no_grad():
-                c.net[0].weight[0, 0, 0, 0] = float("nan")
-
-    with pytest.raises(GANDiverged, match=r"critic loss = nan at step 8 .*last good checkpoint \(step 5\)") as err:
-        train_gan(gen, critic, glyphs[0], steps=20, n_classes=4, n_critic=1, checkpoint=path, checkpoint_every=5,
-                  callback=inject, progress=False)
-    assert err.value.step == 8 and err.value.last_good_step == 5
+def test_nan_guard_stops_and_keeps_the_last_good_state(glyphs, tmp_path):
+    path = tmp_path / "gan.state.pt"
+    with pytest.raises(GANDiverged, match=r"NaN/inf after step 7 .*last training state \(step 5\)") as err:
+        train_gan(_tiny(glyphs), glyphs[0], _r(20, 4, state_every=5), state_path=path, hook=InjectNaN(),
+                  progress=False)
+    assert err.value.step == 7 and err.value.last_good_step == 5
     saved = load_checkpoint(path)
-    assert saved["step"] == 5
-    assert all(torch.isfinite(t).all() for part in ("generator", "critic") for t in saved[part].values())
-    # with a checkpoint every step, the step whose weights went NaN is not written either
-    gen, critic = _tiny(glyphs)
+    assert saved["step"] == 5 and all(torch.isfinite(t).all() for t in saved["model"].values())
+    # with a state every step, the step whose weights went NaN is not written either
     with pytest.raises(GANDiverged) as err:
-        train_gan(gen, critic, glyphs[0], steps=20, n_classes=4, n_critic=1, checkpoint=path, checkpoint_every=1,
-                  callback=inject, progress=False)
+        train_gan(_tiny(glyphs), glyphs[0], _r(20, 4, state_every=1), state_path=path, hook=InjectNaN(),
+                  progress=False)
     assert err.value.last_good_step == 6 and load_checkpoint(path)["step"] == 6
 
 
 def test_divergence_guard_triggers_before_anything_is_written(glyphs, tmp_path):
-    gen, critic = _tiny(glyphs)
-    with pytest.raises(GANDiverged, match="no checkpoint was written. Lower lr"):
-        train_gan(gen, critic, glyphs[0], steps=5, n_classes=4, n_critic=1, checkpoint=tmp_path / "g.pt",
-                  divergence=1e-9, progress=False)
+    with pytest.raises(GANDiverged, match="critic loss = .* at step 1 .*no training state was written. Lower lr"):
+        train_gan(_tiny(glyphs), glyphs[0], _r(5, 4, state_every=1, divergence=1e-9), state_path=tmp_path / "g.pt",
+                  progress=False)
     assert not (tmp_path / "g.pt").exists()
 
 
 def test_critic_steps_enforce_the_lipschitz_penalty(glyphs):
     torch.set_num_threads(1)
-    gen, critic = _tiny(glyphs)
+    gan = _tiny(glyphs)
+    gen = gan.generator
     before = {k: v.clone() for k, v in gen.state_dict().items()}
-    hist = train_gan(gen, critic, glyphs[0], steps=40, n_classes=8, n_critic=1, lr=1e-3, progress=False)
+    hist = train_gan(gan, glyphs[0], _r(40, 8, lr=1e-3), progress=False)
     assert hist["split"] == "train" and len(hist["loss_d"]) == 40 and len(hist["gp"]) == 40
     # a fresh tiny critic has gradient norms far from 1; minimising L_D brings them towards 1
     assert sum(hist["gp"][-5:]) < 0.6 * sum(hist["gp"][:5])
@@ -156,10 +164,10 @@ def test_critic_steps_enforce_the_lipschitz_penalty(glyphs):
 @pytest.fixture(scope="module")
 def committed(omniglot):
     import fslcourse
-    from fslcourse.generative.gan_generator import load_or_train_gans
+    from fslcourse.training.generators import load_or_train_gans
 
     torch.set_num_threads(1)
-    path = CHECKPOINT.with_name("gan-quick.pt")
+    path = checkpoint_file("gan", "quick")
     if not path.exists():
         pytest.skip("gan-quick.pt is not committed yet")
     protonet = fslcourse.pretrained("protonet", device="cpu")
@@ -196,7 +204,7 @@ def test_generator_is_conditioned_on_its_source(committed):
 
 
 def test_mismatch_shows_the_critic_other_characters_as_fake(glyphs, monkeypatch):
-    import fslcourse.generative.gan_generator as module
+    import fslcourse.generative.gan as module
 
     seen = []
 
@@ -205,8 +213,7 @@ def test_mismatch_shows_the_critic_other_characters_as_fake(glyphs, monkeypatch)
         return critic_loss(critic, real, fake, *args)
 
     monkeypatch.setattr(module, "critic_loss", spy)
-    gen, critic = _tiny(glyphs)
-    train_gan(gen, critic, glyphs[0], steps=1, n_classes=4, n_critic=1, mismatch=True, progress=False)
+    train_gan(_tiny(glyphs), glyphs[0], _r(1, 4, mismatch=True), progress=False)
     real, fake = seen[0]
     assert real.shape == fake.shape == (8, 2, 28, 28) and torch.equal(real[:4], real[4:])
     sources, others = real[:4, :1], real[:4, 1:]  # (source, another drawing of its character)

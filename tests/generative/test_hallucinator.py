@@ -2,10 +2,9 @@
 import pytest
 import torch
 
-from fslcourse.generative.augment import AugmentedClassifier
-from fslcourse.generative.gan_generator import GANGenerator
-from fslcourse.generative.hallucinator import FeatureHallucinator, train_hallucinator
-from fslcourse.generative.vae_generator import FeatureSplit
+from fslcourse.generative.augment import AugmentedClassifier, FeatureSplit, ModelGenerator
+from fslcourse.generative.hallucinator import RECIPES, FeatureHallucinator
+from fslcourse.training.generators import train_hallucinator
 
 
 def _clusters(seed=0, n_classes=60, d=8):
@@ -42,8 +41,8 @@ def test_meta_training_lowers_the_episode_loss_and_hallucinations_stay_in_class(
     torch.manual_seed(0)
     model = FeatureHallucinator(feature_dim=8, hidden=32)
     model.scale.fill_(feats.pow(2).mean().sqrt().item())
-    hist = train_hallucinator(model, FeatureSplit("train", feats[:40]), steps=200, n_way=10, lr=3e-3,
-                              progress=False)
+    hist = train_hallucinator(model, FeatureSplit("train", feats[:40]),
+                              RECIPES["quick"].replace(steps=200, n_way=10, lr=3e-3), progress=False)
     assert hist["split"] == "train" and hist["steps"] == 200
     assert sum(hist["loss"][-20:]) < sum(hist["loss"][:20])
     # novel classes (never trained on): hallucinated features are nearer their own class centre than any other
@@ -59,6 +58,6 @@ def test_feature_generator_refuses_a_different_backbone():
 
     torch.manual_seed(0)
     method = ProtoNet(backbone_kwargs={"hidden": 8})
-    gen = GANGenerator(FeatureHallucinator(feature_dim=8), space="feature", backbone_fingerprint="0" * 16)
+    gen = ModelGenerator(FeatureHallucinator(feature_dim=8), space="feature", backbone_fingerprint="0" * 16)
     with pytest.raises(ValueError, match="trained on backbone 0000000000000000"):
         AugmentedClassifier(method, gen, 5)

@@ -8,8 +8,14 @@ from fslcourse.generative.vae import (
     heldout_elbo,
     kl_to_standard_normal,
     reparameterise,
-    train_vae,
 )
+from fslcourse.recipe import Recipe
+from fslcourse.training.generators import train_vae
+
+
+def _recipe(steps, n_way, n_shot=5, n_query=5, lr=3e-3, val_every=0):
+    return Recipe(trainer="vae", steps=steps, lr=lr, n_way=n_way, n_shot=n_shot, n_query=n_query, val_every=val_every,
+                  val_episodes=1, val_n_way=n_way, val_n_shot=n_shot, val_n_query=n_query, options={"keep": "last"})
 
 
 def test_closed_form_kl_matches_torch_distributions():
@@ -65,8 +71,7 @@ def test_elbo_improves_during_a_short_training_run(glyphs):
     vae = ConditionalVAE(hidden=8)
     held_out = EpisodeSampler(glyphs[2], 8, 2, 3, seed=0).sample()  # meta-test glyphs, never trained on
     before = heldout_elbo(vae, held_out)["elbo"]
-    hist = train_vae(vae, glyphs[0], steps=40, max_seconds=None, n_classes=8, n_context=2, n_target=3, lr=3e-3,
-                     val_split=glyphs[1], val_every=20, progress=False)
+    hist = train_vae(vae, glyphs[0], _recipe(40, 8, 2, 3, val_every=10), val_split=glyphs[1], progress=False)
     after = heldout_elbo(vae, held_out)["elbo"]
     assert after > before + 100, (before, after)  # nats per image: 784 pixels, starting near 784 log 2
     assert hist["val_elbo"][-1] > hist["val_elbo"][0] and sum(hist["loss"][-5:]) < sum(hist["loss"][:5])
@@ -74,15 +79,14 @@ def test_elbo_improves_during_a_short_training_run(glyphs):
 
 
 def test_feature_vae_learns_and_generates_in_feature_space():
-    from fslcourse.generative.vae_generator import FeatureSplit
+    from fslcourse.generative.augment import FeatureSplit
 
     g = torch.Generator().manual_seed(0)
     centres = 3 * torch.randn(40, 1, 8, generator=g)
     feats = centres + 0.3 * torch.randn(40, 20, 8, generator=g)  # (classes, examples, D)
     torch.manual_seed(0)
     vae = FeatureVAE(feature_dim=8, hidden=32)
-    hist = train_vae(vae, FeatureSplit("train", feats), steps=150, max_seconds=None, n_classes=16, lr=5e-3,
-                     progress=False)
+    hist = train_vae(vae, FeatureSplit("train", feats), _recipe(150, 16, lr=5e-3), progress=False)
     assert sum(hist["loss"][-10:]) < 0.5 * sum(hist["loss"][:10])
     support_y = torch.tensor([0, 0, 1, 1])
     support = torch.cat([feats[0, :2], feats[1, :2]])

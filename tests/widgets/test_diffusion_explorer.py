@@ -1,8 +1,7 @@
 """The diffusion explorer: every control changes what is shown, and what is shown is the DDIM trajectory."""
 import torch
 
-from fslcourse.generative.diffusion import Schedule, sample
-from fslcourse.generative.diffusion_generator import class_conditions
+from fslcourse.generative.diffusion import Schedule, class_conditions, sample
 from fslcourse.methods.protonet import ProtoNet
 from fslcourse.models.unet import UNet
 from fslcourse.widgets.diffusion_explorer import DiffusionExplorer

@@ -1,0 +1,499 @@
+"""How the generators are trained, stored and built: the VAEs, the DAGAN, the hallucinator, the diffusion model.
+
+Taught in ``notebooks/06``–``08``. Every generator is trained by the one loop
+(:func:`~fslcourse.training.loop.fit`) with its recipe from its module's ``RECIPES``; its
+``train_step`` is the model's own. Checkpoints: ``checkpoints/{vae,gan,diffusion}-RECIPE.pt``
+(a feature-space generator is stored per backbone fingerprint). ``get_generator(name)``
+builds a registered support generator from its checkpoint, training what is missing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..config import get_device
+from ..data.episodes import EpisodeSampler
+from ..generative.augment import FeatureSplit, ModelGenerator, backbone_fingerprint, embed_split
+from ..generative.diffusion import RECIPES as DIFFUSION
+from ..generative.diffusion import DiffusionGenerator, DiffusionTrainer, Schedule, heldout_loss
+from ..generative.gan import DAGAN, DAGANGenerator, PairCritic, quality
+from ..generative.gan import RECIPES as GAN
+from ..generative.hallucinator import RECIPES as HALLUCINATOR
+from ..generative.hallucinator import FeatureHallucinator
+from ..generative.vae import RECIPES as VAE
+from ..generative.vae import ConditionalVAE, FeatureVAE, heldout_elbo
+from ..io import atomic_torch_save, load_checkpoint
+from ..models.unet import UNet
+from ..pretrained import CHECKPOINT_DIR, RECIPE_NAMES
+from ..recipe import Recipe
+from ..results import versions
+from .loop import Hook, fit
+from .schedules import make_scheduler
+from .trainers import make_optimizer
+
+
+def checkpoint_file(family: str, recipe: str = "quick") -> Path:
+    """``checkpoints/{family}-{recipe}.pt`` (``family``: vae, gan or diffusion)."""
+    if recipe not in RECIPE_NAMES:
+        raise ValueError(f"recipe {recipe!r} is not known; use one of {', '.join(RECIPE_NAMES)}")
+    return CHECKPOINT_DIR / f"{family}-{recipe}.pt"
+
+
+class SeenClasses(Hook):
+    """Records every class id a generator trained on (the record shows the meta-test split was never read)."""
+
+    def __init__(self, n_classes: int):
+        self.seen = torch.zeros(n_classes, dtype=torch.bool)
+
+    def add(self, ids: torch.Tensor) -> None:
+        self.seen[ids.cpu()] = True
+
+    def ids(self) -> list[int]:
+        return torch.nonzero(self.seen).flatten().tolist()
+
+    def state_dict(self) -> dict:
+        return {"seen": self.seen.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seen = state["seen"].clone()
+
+
+def _history(result, split, seen: SeenClasses | None = None) -> dict:
+    """The run's log as a flat dict plus ``steps``, ``split``, ``total_seconds`` and the classes seen."""
+    return {**result.log.as_dict(), "steps": result.steps, "split": split.name, "total_seconds": result.seconds,
+            "cpu_seconds_total": result.cpu_seconds, **({"seen_classes": seen.ids()} if seen is not None else {})}
+
+
+# ---- VAE ------------------------------------------------------------------------------------------------
+def train_vae(model, train_split, recipe: Recipe, *, featurise=None, val_split=None, progress: bool = True,
+              state_path=None) -> dict:
+    """Maximise the ELBO on ``train_split`` (meta-train classes only); ``val_split`` is only scored.
+
+    Returns:
+        The history: the log (``loss``, ``recon``, ``kl``, ``elbo``, ``val_elbo``), ``steps``, ``split``,
+        ``seen_classes``; the model is left in eval mode with its within-class spread estimated.
+    """
+    featurise = featurise or (lambda x: x)
+    device = next(model.parameters()).device
+    sampler = EpisodeSampler(train_split, recipe.n_way, recipe.n_shot, recipe.n_query, seed=recipe.seed)
+    g, seen = torch.Generator().manual_seed(recipe.seed), SeenClasses(train_split.n_classes)
+
+    def batches():
+        ep = sampler.sample().to(device)
+        seen.add(ep.classes)
+        return {"episode": ep, "k": int(torch.randint(1, recipe.n_shot + 1, (1,), generator=g)),
+                "featurise": featurise, "generator": g}
+
+    validate = None
+    if val_split is not None and recipe.val_every:
+        val_batch = EpisodeSampler(val_split, min(recipe.val_n_way, val_split.n_classes), recipe.val_n_shot,
+                                   recipe.val_n_query, seed=0).sample()
+
+        def validate(m):
+            elbo = heldout_elbo(m, val_batch, featurise, seed=0)["elbo"]
+            return {"score": elbo, "elbo": elbo}
+    optimizer = make_optimizer(model.parameters(), recipe)
+    result = fit(model, batches, recipe, optimizer=optimizer, scheduler=make_scheduler(optimizer, recipe),
+                 validate=validate, hook=seen, streams={"episodes": sampler.generator, "noise": g},
+                 state_path=state_path, keep_best=recipe.options.get("keep", "best") == "best", label="VAE",
+                 progress=progress)
+    ep = EpisodeSampler(train_split, min(64, train_split.n_classes), recipe.n_shot, 1, seed=recipe.seed + 1).sample()
+    model.eval().estimate_spread(featurise(ep.support_x.to(device)), ep.support_y.to(device), ep.n_way)
+    return _history(result, train_split, seen)
+
+
+def _entry(model, hist, recipe: Recipe, **extra) -> dict:
+    return {"config": model.config(), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "seed": recipe.seed, "train_seconds": hist["total_seconds"], "history": hist, "recipe": recipe.as_dict(),
+            **extra}
+
+
+def load_or_train_vaes(data, backbone=None, profile: str = "quick", seed: int = 0, device=None, progress: bool = True,
+                       path: str | Path | None = None, save: bool = True, recipe: dict | None = None) -> dict:
+    """The pixel VAE (and, given a backbone, its feature VAE) from the checkpoint, training what is missing.
+
+    Only ``data.train`` is trained on (``data.val`` is scored; ``data.test`` is never read). ``recipe``:
+    ``{"pixel": {field: value}, "feature": {...}}`` changes to ``vae.RECIPES[profile]``.
+
+    Returns:
+        ``{"pixel", "feature" (or None), "checkpoint", "trained": [names], "fingerprint"}``.
+    """
+    device = get_device(device)
+    path = Path(path) if path is not None else checkpoint_file("vae", profile)
+    ckpt = load_checkpoint(path) if path.exists() else {"format": 1, "profile": profile}
+    changes, trained, fp = recipe or {}, [], None
+    if "pixel" not in ckpt:
+        r = VAE[profile]["pixel"].replace(seed=seed, **changes.get("pixel", {}))
+        torch.manual_seed(r.seed)
+        model = ConditionalVAE(**r.model).to(device)
+        ckpt["pixel"] = _entry(model, train_vae(model, data.train, r, val_split=data.val, progress=progress), r)
+        trained.append("pixel")
+    pixel = ConditionalVAE(**ckpt["pixel"]["config"])
+    pixel.load_state_dict(ckpt["pixel"]["state_dict"])
+    feature = None
+    if backbone is not None:
+        fp = backbone_fingerprint(backbone)
+        features = ckpt.setdefault("feature", {})  # one feature VAE per backbone fingerprint
+        if fp not in features:
+            r = VAE[profile]["feature"].replace(seed=seed, **changes.get("feature", {}))
+            n_train = data.train.n_classes
+            ids = torch.randperm(n_train, generator=torch.Generator().manual_seed(r.seed))[
+                :r.options.get("max_classes", n_train)]
+            feats = embed_split(backbone, data.train, ids)  # (n_classes, 20, D)
+            torch.manual_seed(r.seed)
+            model = FeatureVAE(feature_dim=feats.shape[-1], **r.model).to(feats.device)
+            model.scale.fill_(feats.pow(2).mean().sqrt().item())
+            val_ids = torch.randperm(data.val.n_classes, generator=torch.Generator().manual_seed(r.seed))[:64]
+            val = FeatureSplit("val", embed_split(backbone, data.val, val_ids))
+            hist = train_vae(model, FeatureSplit(data.train.name, feats), r, val_split=val, progress=progress)
+            hist["seen_classes"] = ids[hist["seen_classes"]].tolist()  # back to class ids of data.train
+            features[fp] = _entry(model, hist, r, backbone_fingerprint=fp)
+            trained.append("feature")
+        feature = FeatureVAE(**features[fp]["config"])
+        feature.load_state_dict(features[fp]["state_dict"])
+        feature = feature.to(device).eval()
+    if trained and save:
+        ckpt["versions"] = versions()
+        atomic_torch_save(ckpt, path)
+    return {"pixel": pixel.to(device).eval(), "feature": feature, "checkpoint": ckpt, "trained": trained,
+            "fingerprint": fp}
+
+
+# ---- DAGAN and the hallucinator ---------------------------------------------------------------------------
+class GANDiverged(RuntimeError):
+    """Training stopped because a loss became NaN/inf or diverged; ``last_good_step``'s state was kept on disk."""
+
+    def __init__(self, message: str, step: int, last_good_step: int | None):
+        super().__init__(message)
+        self.step, self.last_good_step = step, last_good_step
+
+
+class DivergenceGuard(Hook):
+    """Stops a GAN run when a loss is NaN/inf or its magnitude exceeds ``recipe.options["divergence"]``."""
+
+    def __init__(self, recipe: Recipe, state_path):
+        self.recipe, self.state_path = recipe, state_path
+
+    def after_step(self, model, step: int, stats: dict) -> None:
+        r = self.recipe
+        for name, label in (("loss_d", "critic loss"), ("loss_g", "generator loss")):
+            value = stats[name]
+            if not abs(value) < r.options.get("divergence", 1e4):  # False for NaN and inf too
+                good = (step - 1) // r.state_every * r.state_every if r.state_every else 0
+                kept = (f"the last training state (step {good}) is kept in {self.state_path}"
+                        if self.state_path is not None and good else "no training state was written")
+                fix = "use loss='wgan-gp', " if r.options["loss"] != "wgan-gp" else ""
+                raise GANDiverged(f"{label} = {value} at step {step} ({r.options['loss']} loss, lr={r.lr}): training "
+                                  f"stopped; {kept}. Lower lr, {fix}or use a spectral-normalised critic "
+                                  "(spectral=True)", step, good or None)
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            good = (step - 1) // r.state_every * r.state_every if r.state_every else 0
+            kept = (f"the last training state (step {good}) is kept in {self.state_path}"
+                    if self.state_path is not None and good else "no training state was written")
+            raise GANDiverged(f"a weight is NaN/inf after step {step} ({r.options['loss']} loss, lr={r.lr}): training "
+                              f"stopped; {kept}. Lower lr or use a spectral-normalised critic (spectral=True)",
+                              step, good or None)
+
+
+def train_gan(gan: DAGAN, train_split, recipe: Recipe, *, backbone=None, val_split=None, state_path=None,
+              hook: Hook | None = None, progress: bool = True) -> dict:
+    """Train a DAGAN on pairs of drawings of meta-train characters, refusing to train on through a NaN.
+
+    Every ``recipe.val_every`` steps :func:`~fslcourse.generative.gan.quality` on ``val_split`` (given a
+    ``backbone``) is logged. ``hook`` runs before the guard (tests inject a NaN with it), so a step whose
+    weights went NaN is never written to the training state.
+
+    Raises:
+        GANDiverged: a loss is NaN/inf or diverges; the message names the step and the kept state.
+    """
+    from .loop import Hooks
+
+    dev = next(gan.parameters()).device
+    sampler = EpisodeSampler(train_split, recipe.n_way, 1, 1, seed=recipe.seed)
+    g = torch.Generator().manual_seed(recipe.seed)
+    opts = recipe.options
+
+    def batches():
+        return {"episodes": [sampler.sample().to(dev) for _ in range(opts["n_critic"])], "generator": g,
+                "loss": opts["loss"], "gp_weight": opts.get("gp_weight", 10.0), "mismatch": opts.get("mismatch", False)}
+
+    validate = None
+    if backbone is not None and val_split is not None and recipe.val_every:
+        def validate(m):
+            q = quality(m.generator.eval(), backbone, val_split, n_classes=recipe.val_n_way, seed=recipe.seed)
+            return {"score": q["faithful"], **q}
+    optimizer = {"generator": make_optimizer(gan.generator.parameters(), recipe),
+                 "critic": make_optimizer(gan.critic.parameters(), recipe)}
+    result = fit(gan, batches, recipe, optimizer=optimizer, validate=validate,
+                 hook=Hooks(hook, DivergenceGuard(recipe, state_path)), streams={"episodes": sampler.generator,
+                                                                                 "noise": g},
+                 state_path=state_path, keep_best=False, label=f"DAGAN ({opts['loss']})", progress=progress)
+    gan.eval()
+    return _history(result, train_split)
+
+
+def train_hallucinator(model: FeatureHallucinator, feature_split, recipe: Recipe, progress: bool = True) -> dict:
+    """Meta-train the hallucinator on episodes of meta-train backbone features (the few-shot loss)."""
+    sampler = EpisodeSampler(feature_split, recipe.n_way, recipe.n_shot, recipe.n_query, seed=recipe.seed)
+    g = torch.Generator().manual_seed(recipe.seed)
+    m = recipe.options["n_generated"]
+    optimizer = make_optimizer(model.parameters(), recipe)
+    result = fit(model, lambda: {"episode": sampler.sample(), "generator": g, "n_generated": m}, recipe,
+                 optimizer=optimizer, scheduler=make_scheduler(optimizer, recipe),
+                 streams={"episodes": sampler.generator, "noise": g}, label="hallucinator", progress=progress)
+    return _history(result, feature_split)
+
+
+def load_or_train_gans(data, backbone=None, profile: str = "quick", seed: int = 0, device=None,
+                       progress: bool = True, path: str | Path | None = None, save: bool = True) -> dict:
+    """The pixel DAGANs (``"wgan-gp"``, ``"standard"``) and, given a backbone, its hallucinator; trains what is missing.
+
+    Returns:
+        ``{"wgan-gp", "standard", "feature" (or None), "checkpoint", "trained", "fingerprint"}``.
+    """
+    device = get_device(device)
+    path = Path(path) if path is not None else checkpoint_file("gan", profile)
+    ckpt = load_checkpoint(path) if path.exists() else {"format": 1, "profile": profile, "pixel": {}}
+    out, trained = {"feature": None, "fingerprint": None}, []
+    for loss in ("wgan-gp", "standard"):
+        if loss not in ckpt["pixel"]:
+            r = GAN[profile].replace(seed=seed, options={"loss": loss})
+            if loss == "standard":
+                r = r.replace(optimizer_kwargs={"betas": (0.5, 0.999)})
+            torch.manual_seed(r.seed)
+            gan = DAGAN(DAGANGenerator(), PairCritic()).to(device)
+            hist = train_gan(gan, data.train, r, backbone=backbone, val_split=data.val, progress=progress)
+            metrics = quality(gan.generator, backbone, data.test, seed=r.seed) if backbone is not None else {}
+            ckpt["pixel"][loss] = {**_entry(gan.generator, hist, r), "critic_config": gan.critic.config(), "loss": loss,
+                                   "metrics": metrics,
+                                   "metrics_backbone": backbone_fingerprint(backbone) if backbone is not None else None}
+            trained.append(loss)
+        entry = ckpt["pixel"][loss]
+        out[loss] = DAGANGenerator(**entry["config"])
+        out[loss].load_state_dict(entry["state_dict"])
+        out[loss] = out[loss].to(device).eval()
+    if backbone is not None:
+        fp = out["fingerprint"] = backbone_fingerprint(backbone)
+        features = ckpt.setdefault("feature", {})
+        if fp not in features:
+            r = HALLUCINATOR[profile].replace(seed=seed)
+            ids = torch.randperm(data.train.n_classes, generator=torch.Generator().manual_seed(r.seed))
+            feats = embed_split(backbone, data.train, ids[:r.options["max_classes"]])  # (n_classes, 20, D)
+            torch.manual_seed(r.seed)
+            model = FeatureHallucinator(feature_dim=feats.shape[-1], **r.model).to(feats.device)
+            model.scale.fill_(feats.pow(2).mean().sqrt().item())
+            hist = train_hallucinator(model, FeatureSplit(data.train.name, feats), r, progress=progress)
+            features[fp] = _entry(model, hist, r)
+            trained.append("feature")
+        out["feature"] = FeatureHallucinator(**features[fp]["config"])
+        out["feature"].load_state_dict(features[fp]["state_dict"])
+        out["feature"] = out["feature"].to(device).eval()
+    if trained and save:
+        ckpt["versions"] = versions()
+        atomic_torch_save(ckpt, path)
+    return {**out, "checkpoint": ckpt, "trained": trained}
+
+
+# ---- diffusion ---------------------------------------------------------------------------------------------
+def train_diffusion(model, encoder, split, schedule: Schedule, recipe: Recipe, *, val_split=None,
+                    progress: bool = True, state_path=None):
+    """Train ε_θ on ``split`` (meta-train) with ``recipe``; returns ``(ema_model, history)``."""
+    device = next(model.parameters()).device
+    o = recipe.options
+    trainer = DiffusionTrainer(model, encoder, schedule, o["p_uncond"], o["ema"])
+    g, seen = torch.Generator().manual_seed(recipe.seed), SeenClasses(split.n_classes)
+
+    def batches():
+        ids = torch.randperm(split.n_classes, generator=g)[:recipe.n_way]
+        seen.add(ids)
+        k = int(torch.randint(1, recipe.n_shot + 1, (1,), generator=g))
+        ex = torch.stack([torch.randperm(split.n_examples, generator=g) for _ in ids])  # (n_way, n_examples)
+        return {"x": split.get(ids, ex[:, : k + recipe.n_query]).to(device), "k": k, "generator": g}
+
+    validate = None
+    if val_split is not None and recipe.val_every:
+        def validate(t):
+            loss = heldout_loss(t.ema, encoder, val_split, schedule, seed=recipe.seed)["loss"]
+            return {"score": -loss, "loss": loss}
+    optimizer = make_optimizer(model.parameters(), recipe)
+    result = fit(trainer, batches, recipe, optimizer=optimizer, scheduler=make_scheduler(optimizer, recipe),
+                 validate=validate, hook=seen, streams={"batches": g}, state_path=state_path, keep_best=False,
+                 label="diffusion", progress=progress)
+    return trainer.ema, _history(result, split, seen)
+
+
+def load_or_train_diffusion(data, encoder, profile: str = "quick", seed: int = 0, device=None, progress: bool = True,
+                            path: str | Path | None = None, save: bool = True, recipe: dict | None = None) -> dict:
+    """The model from the checkpoint if it exists for this encoder, else trained on ``data.train`` only.
+
+    Args:
+        encoder: the conditioning backbone (the ProtoNet backbone, frozen); its fingerprint is checked.
+        recipe: changes to ``diffusion.RECIPES[profile]`` (recipe fields).
+
+    Returns:
+        ``{"model": UNet (eval), "schedule": Schedule, "checkpoint": dict, "trained": bool}``.
+    """
+    device = get_device(device)
+    path = Path(path) if path is not None else checkpoint_file("diffusion", profile)
+    encoder = encoder.to(device).eval()
+    fp = backbone_fingerprint(encoder)
+    trained = False
+    if path.exists():
+        ckpt = load_checkpoint(path)
+        if ckpt["backbone_fingerprint"] != fp:
+            raise ValueError(f"{path.name} was trained with conditioning backbone {ckpt['backbone_fingerprint']}, "
+                             f"but this backbone is {fp}; pass the ProtoNet backbone it was trained with, or delete "
+                             f"{path.name} to retrain it")
+    else:
+        r = DIFFUSION[profile].replace(seed=seed, **(recipe or {}))
+        torch.manual_seed(r.seed)
+        schedule = Schedule(r.options["noise_schedule"], r.options["T"], device)
+        model = UNet(cond_dim=encoder(torch.zeros(1, 1, 28, 28, device=device)).shape[1], **r.model).to(device)
+        model, hist = train_diffusion(model, encoder, data.train, schedule, r, val_split=data.val, progress=progress)
+        ckpt = {"format": 1, "profile": profile, "config": model.config(), "schedule": schedule.kind, "T": schedule.T,
+                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "seed": r.seed,
+                "recipe": r.as_dict(), "train_seconds": hist["total_seconds"], "history": hist,
+                "backbone_fingerprint": fp, "device": str(device), "versions": versions(),
+                "metrics": heldout_loss(model, encoder, data.val, schedule, seed=r.seed)}
+        trained = True
+        if save:
+            atomic_torch_save(ckpt, path)
+    model = UNet(**ckpt["config"])
+    model.load_state_dict(ckpt["state_dict"])
+    return {"model": model.to(device).eval(), "schedule": Schedule(ckpt["schedule"], ckpt["T"], device),
+            "checkpoint": ckpt, "trained": trained}
+
+
+# ---- the registry of support generators -----------------------------------------------------------------------
+def _vae(space: str, mode: str):
+    def build(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False):
+        if space == "feature" and backbone is None:
+            raise ValueError("the 'vae-feature' generator needs the method's backbone; use a method with .backbone "
+                             "(protonet, finetune) or the pixel generator 'vae'")
+        vaes = load_or_train_vaes(data, backbone if space == "feature" else None, profile, seed, device, progress)
+        return ModelGenerator(vaes[space], space=space, backbone_fingerprint=vaes["fingerprint"],
+                              options={"mode": mode})
+    return build
+
+
+def _gan(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False):
+    """The WGAN-GP DAGAN in pixel space."""
+    return ModelGenerator(load_or_train_gans(data, None, profile, seed, device, progress)["wgan-gp"])
+
+
+def _gan_feature(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False):
+    """The feature hallucinator trained for ``backbone``."""
+    if backbone is None:
+        raise ValueError("the 'gan-feature' generator needs the method's backbone; use a method with .backbone "
+                         "(protonet, finetune) or the pixel generator 'gan'")
+    gans = load_or_train_gans(data, backbone, profile, seed, device, progress)
+    return ModelGenerator(gans["feature"], space="feature", backbone_fingerprint=gans["fingerprint"])
+
+
+def _diffusion(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False,
+               **options) -> DiffusionGenerator:
+    """DDIM samples conditioned on the committed ProtoNet backbone's prototypes (``backbone`` is not used)."""
+    from ..pretrained import pretrained
+
+    encoder = pretrained("protonet", profile=profile, device=device).backbone
+    out = load_or_train_diffusion(data, encoder, profile, seed, device, progress)
+    return DiffusionGenerator(out["model"], out["schedule"], encoder, **options)
+
+
+GENERATORS = {"vae": _vae("pixel", "prototype"), "vae-prior": _vae("pixel", "prior"),
+              "vae-feature": _vae("feature", "prior"), "gan": _gan, "gan-feature": _gan_feature,
+              "diffusion": _diffusion}
+
+
+def get_generator(name: str):
+    """The builder ``(data, *, backbone, profile, device, seed, progress) -> generator`` registered as ``name``."""
+    if name not in GENERATORS:
+        raise ValueError(f"generator {name!r} is not registered; known generators: {', '.join(sorted(GENERATORS))}")
+    return GENERATORS[name]
+
+
+# ---- python -m fslcourse train vae|gan|diffusion --recipe R ---------------------------------------------------
+FAMILIES = ("vae", "gan", "diffusion")
+
+
+def train_generator(family: str, recipe: str = "quick", *, data=None, out: str | Path | None = None,
+                    overwrite: bool = False, seed: int = 0, device=None, progress: bool = True) -> Path:
+    """Train a generator family's checkpoint from scratch with its recipe and write it to ``out``.
+
+    ``vae``: the pixel VAE and a feature VAE for each committed backbone (ProtoNet, fine-tuning baseline);
+    ``gan``: the WGAN-GP and standard-loss DAGANs (quality measured in the ProtoNet backbone's space) and a
+    hallucinator for each committed backbone; ``diffusion``: conditioned on the committed ProtoNet backbone.
+    """
+    import tempfile
+
+    from ..pretrained import pretrained
+    from .api import check_target
+
+    if family not in FAMILIES:
+        raise ValueError(f"{family!r} is not a generator family; use one of {', '.join(FAMILIES)}")
+    out = Path(out) if out is not None else checkpoint_file(family, recipe)
+    check_target(out, overwrite)
+    device = get_device(device)
+    if data is None:
+        from ..data import load_omniglot
+        data = load_omniglot(device=device, progress=progress)
+    backbones = [pretrained(n, profile="quick", device=device).backbone for n in ("protonet", "finetune")]
+    with tempfile.TemporaryDirectory() as tmp:  # train into a fresh file, then replace atomically
+        path = Path(tmp) / f"{family}.pt"
+        if family == "diffusion":
+            load_or_train_diffusion(data, backbones[0], recipe, seed, device, progress, path=path)
+        else:
+            fn = load_or_train_vaes if family == "vae" else load_or_train_gans
+            for b in backbones:
+                fn(data, b, recipe, seed, device, progress, path=path)
+        return atomic_torch_save(load_checkpoint(path), out)
+
+
+# ---- command line: python -m fslcourse evaluate NAME --augment GEN --n-generated M ... ----------------------
+def add_augment_arguments(parser) -> None:
+    """Add ``--augment``, ``--n-generated`` and ``--generation-seed`` to the ``evaluate`` sub-parser."""
+    parser.add_argument("--augment", default=None, metavar="GENERATOR",
+                        help="add generated support examples (vae, vae-prior, vae-feature; gan, diffusion once "
+                             "they exist) and report the paired difference against no augmentation")
+    parser.add_argument("--n-generated", type=int, nargs="+", default=[5], metavar="M",
+                        help="generated examples per class; several values give several rows (default 5)")
+    parser.add_argument("--generation-seed", type=int, default=0, help="seed of the generator's noise")
+
+
+def evaluate_augmented(args) -> dict:
+    """Run ``evaluate --augment``: print and return (and write to ``--json``) the paired record."""
+    from .. import methods  # noqa: F401  (registers every method)
+    from ..data import load_omniglot
+    from ..generative.augment import evaluate_paired
+    from ..io import atomic_write_json
+    from ..pretrained import checkpoint_info, pretrained
+    from ..results import result_record
+
+    builder = get_generator(args.augment)  # fail on an unknown name before loading anything
+    device = get_device(args.device)
+    method = pretrained(args.name, profile=args.profile, device=device)
+    data = load_omniglot(device=device, progress=False)
+    gen = builder(data, backbone=getattr(method, "backbone", None), profile=args.profile, device=device,
+                  seed=args.generation_seed, progress=False)
+    results = evaluate_paired(method, gen, data.split(args.split), args.n_way, args.n_shot, args.n_generated,
+                              args.n_query, args.episodes, seed=args.seed, generation_seed=args.generation_seed,
+                              method_name=args.name, generator_name=args.augment, device=device)
+    for r in results:
+        print(r)
+    first = results[0]
+    try:
+        info = checkpoint_info(args.name, args.profile)
+    except FileNotFoundError:
+        info = {}
+    record = result_record(args.name, first.augmented, config=info.get("config", method.config()),
+                           seed=info.get("seed"), device=device, profile=args.profile,
+                           train_seconds=info.get("train_seconds"),
+                           extra={**first.as_dict(), "method": args.name,
+                                  "augment": {"generator": args.augment, "generation_seed": args.generation_seed,
+                                              "space": gen.space},
+                                  "by_n_generated": [r.as_dict() for r in results]})
+    if args.json:
+        atomic_write_json(record, args.json)
+        print(f"wrote {args.json}")
+    return record
