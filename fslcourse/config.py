@@ -65,22 +65,42 @@ def get_profile(name: str) -> Profile:
     return PROFILES[name]
 
 
+DEVICE_CHOICES = "cpu, cuda, cuda:N, mps, auto"
+
+
 def get_device(device: str | torch.device | None = None) -> torch.device:
     """Pick the compute device: the argument, else ``FSLCOURSE_DEVICE``, else CUDA if present, else CPU.
 
+    Accepted values: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` and ``auto`` (CUDA if present, else CPU),
+    or a :class:`torch.device` of one of those types.
+
     Raises:
-        ValueError: when CUDA is asked for but is not available.
+        ValueError: the value is not one of those, or names a device this machine does not have;
+            the message names the value (and ``FSLCOURSE_DEVICE`` when it came from there) and the fix.
     """
-    choice = device if device is not None else os.environ.get("FSLCOURSE_DEVICE")
-    if choice is None or str(choice) == "auto":
+    from_env = device is None
+    choice = os.environ.get("FSLCOURSE_DEVICE") if from_env else device
+    if choice is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(choice)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={str(choice)!r} was requested but CUDA is not available; "
-            "unset FSLCOURSE_DEVICE or set it to 'cpu'"
-        )
-    return dev
+    where = f"FSLCOURSE_DEVICE={str(choice)!r}" if from_env else f"device={str(choice)!r}"
+    fix = "unset FSLCOURSE_DEVICE or set it to cpu" if from_env else "use 'cpu', or leave it unset for auto"
+    text = str(choice).strip().lower()
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not text:
+        raise ValueError(f"{where} is empty; {fix} (valid values: {DEVICE_CHOICES})")
+    kind, _, index = text.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and (kind != "cuda" or not index.isdigit())):
+        raise ValueError(f"{where} is not a device; {fix} (valid values: {DEVICE_CHOICES})")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{where} was requested but CUDA is not available; {fix}")
+        if index and int(index) >= torch.cuda.device_count():
+            raise ValueError(f"{where} but this machine has {torch.cuda.device_count()} CUDA device(s) "
+                             f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}); use one of those or {fix}")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"{where} was requested but MPS (Apple GPU) is not available; {fix}")
+    return torch.device(text)
 
 
 def seed_everything(seed: int) -> None:

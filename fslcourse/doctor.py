@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass
 
 SETUP_FIX = "run `make setup` in the course folder (it installs everything into .venv)"
+DEVICE_FIX = ("unset FSLCOURSE_DEVICE (auto: CUDA if present, else CPU) or set it to one of cpu, cuda, cuda:N, "
+              "mps, auto that this machine has (cpu always works)")
 DATA_FIX = (
     "set FSLCOURSE_DATA to a folder holding omniglot/images_background and "
     "omniglot/images_evaluation, or run `python -m fslcourse download`"
@@ -78,9 +80,10 @@ def check_device() -> Check:
         from .config import get_device
 
         device = get_device()
+    except ValueError as exc:  # a bad FSLCOURSE_DEVICE, or a device this machine does not have
+        return Check("device", False, _error(exc), DEVICE_FIX if "FSLCOURSE_DEVICE" in os.environ else SETUP_FIX)
     except Exception as exc:
-        fix = "unset FSLCOURSE_DEVICE or set it to cpu" if "FSLCOURSE_DEVICE" in str(exc) else SETUP_FIX
-        return Check("device", False, _error(exc), fix)
+        return Check("device", False, _error(exc), SETUP_FIX)
     if device.type == "cuda":  # cuda-ok: only names the GPU that get_device chose
         return Check("device", True, f"{device} ({torch.cuda.get_device_name(device)})")
     note = "" if torch.cuda.is_available() else " (no CUDA GPU: the quick profile is sized for a CPU)"
@@ -107,10 +110,50 @@ def check_omniglot() -> Check:
         return Check("omniglot", False, f"fslcourse.data does not import ({_error(exc)})", SETUP_FIX)
     path = omniglot.find_omniglot()
     if path is not None:
+        try:
+            chars = omniglot._scan(path)
+        except OSError as exc:
+            return Check("omniglot", False, f"{path} cannot be read ({_error(exc)})", DATA_FIX)
+        for part in omniglot.PARTS:
+            if not any(c.part == part and c.files for c in chars):
+                return Check("omniglot", False, f"{path}: {part} holds no drawings (no character folder with "
+                             f"PNG files)", "re-download it with `python -m fslcourse download` or point "
+                             "FSLCOURSE_DATA at a complete copy")
+        try:
+            omniglot._check_folders(path, chars)
+        except ValueError as exc:
+            return Check("omniglot", False, _error(exc), "restore the drawings, or re-download Omniglot with "
+                         "`python -m fslcourse download`")
         return Check("omniglot", True, str(path))
     roots = getattr(omniglot, "data_roots", lambda: [])()
     where = ", ".join(str(root / "omniglot") for root in roots) or "FSLCOURSE_DATA and the user cache"
     return Check("omniglot", False, f"not found (looked in {where})", DATA_FIX)
+
+
+def check_cache() -> Check:
+    """The preprocessed image cache for the Omniglot copy found: usable, not built yet, corrupt, or unwritable."""
+    try:
+        from .data import omniglot
+        path = omniglot.find_omniglot()
+        if path is None:
+            return Check("cache", True, "no Omniglot yet, so no image cache", essential=False)
+        cache, problem = omniglot.cache_status(path)
+    except Exception as exc:
+        return Check("cache", False, f"cannot be checked ({_error(exc)})", "run the omniglot check's fix first",
+                     essential=False)
+    if problem is None:
+        return Check("cache", True, str(cache), essential=False)
+    if problem != "missing":
+        return Check("cache", False, f"{cache} is corrupt ({problem})",
+                     f"delete {cache}; the next load rebuilds it (a minute)", essential=False)
+    from .io import check_writable
+    try:
+        check_writable(cache, "the image cache")
+    except ValueError as exc:
+        return Check("cache", False, str(exc), "set FSLCOURSE_CACHE to a writable folder (without a cache "
+                     "every load preprocesses the images again)", essential=False)
+    return Check("cache", True, f"not built yet: the first load preprocesses the images and writes {cache}",
+                 essential=False)
 
 
 def report() -> list[Check]:
@@ -128,6 +171,7 @@ def report() -> list[Check]:
         check_device(),
         check_profile(),
         check_omniglot(),
+        check_cache(),
     ]
 
 
@@ -142,7 +186,9 @@ def format_report(checks: list[Check]) -> str:
     if failed:
         lines.append(f"Missing: {', '.join(failed)}. Fix the lines marked FAIL, then run this again.")
     else:
-        lines.append("Everything essential is here.")
+        warned = [check.name for check in checks if check.status == "warn"]
+        note = f" Warnings: {', '.join(warned)} (see the lines marked warn)." if warned else ""
+        lines.append("Everything essential is here." + note)
     return "\n".join(lines)
 
 

@@ -10,13 +10,14 @@ episodes. The same seed draws the same episodes on any machine.
 from __future__ import annotations
 
 import math
+import operator
 import time
 from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
 
-from .data.episodes import EpisodeSampler
+from .data.episodes import EpisodeSampler, _positive
 from .data.splits import ImageSplit
 from .methods.base import FewShotClassifier
 
@@ -31,9 +32,45 @@ def mean_ci95(values) -> tuple[float, float]:
     return float(v.mean()), float(Z95 * v.std(unbiased=True) / math.sqrt(v.numel()))
 
 
+def check_images(x, name: str, episode: int) -> None:
+    """Raise a one-line ValueError unless ``x`` is a finite float tensor in ``[0, 1]`` (ink = 1)."""
+    if not torch.is_tensor(x) or not x.dtype.is_floating_point:
+        kind = x.dtype if torch.is_tensor(x) else type(x).__name__
+        raise ValueError(f"episode {episode}: {name} is {kind}, not float images in [0, 1]; build splits "
+                         f"with fslcourse.data (ImageSplit stores uint8 and gives floats / 255)")
+    if x.numel() == 0:
+        return
+    if not torch.isfinite(x).all():
+        raise ValueError(f"episode {episode}: {name} holds NaN or inf pixels; rebuild the split's images "
+                         f"(e.g. with fslcourse.data.load_image)")
+    low, high = torch.aminmax(x)
+    if low < 0 or high > 1:
+        raise ValueError(f"episode {episode}: {name} has values in [{low.item():.3g}, {high.item():.3g}], not "
+                         f"[0, 1]; images must be ink = 1.0 on paper = 0.0 (fslcourse.data.load_image)")
+
+
+def check_logits(logits, shape: tuple[int, int], episode: int) -> None:
+    """Raise a one-line ValueError unless ``logits`` is a finite float tensor of ``shape``."""
+    if not torch.is_tensor(logits) or not logits.dtype.is_floating_point:
+        kind = logits.dtype if torch.is_tensor(logits) else type(logits).__name__
+        raise ValueError(f"episode {episode}: predict returned {kind}; it must return float logits "
+                         f"(n_way * n_query, n_way) = {shape}")
+    if tuple(logits.shape) != tuple(shape):
+        raise ValueError(f"episode {episode}: predict returned logits of shape {tuple(logits.shape)}, expected "
+                         f"(n_way * n_query, n_way) = {shape}; fix the method's head for this n_way")
+    if not torch.isfinite(logits).all():
+        raise ValueError(f"the model's logits are not finite (NaN/inf) on episode {episode}; its weights may be "
+                         f"corrupt: retrain or reload it")
+
+
 @dataclass
 class EvalResult:
-    """Mean accuracy (percent) with its 95% CI half-width over ``n_episodes``."""
+    """Mean accuracy (percent) with its 95% CI half-width over ``n_episodes``.
+
+    ``split`` names the split the episodes came from (``"test"`` for meta-test); with
+    ``within_alphabet``, ``alphabets_left_out`` names the split's alphabets with fewer than
+    ``n_way`` classes, which no episode used.
+    """
 
     accuracy: float
     ci95: float
@@ -45,6 +82,8 @@ class EvalResult:
     within_alphabet: bool
     seconds: float
     episode_accuracies: list[float] = field(repr=False, default_factory=list)
+    split: str | None = None
+    alphabets_left_out: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         proto = f"{self.n_way}-way {self.n_shot}-shot" + (" (within alphabet)" if self.within_alphabet else "")
@@ -73,8 +112,16 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
 
     Returns:
         An :class:`EvalResult` with accuracy and ci95 in percent.
+
+    Raises:
+        ValueError: a bad protocol; episode images that are not finite float images in ``[0, 1]``
+            (:func:`check_images`); logits that are not finite or not ``(n_way * n_query, n_way)``
+            (:func:`check_logits`): a NaN model would otherwise score chance, not fail.
     """
     sampler = EpisodeSampler(split, n_way, n_shot, n_query, seed=seed, within_alphabet=within_alphabet)
+    n_way, n_shot, n_query = sampler.n_way, sampler.n_shot, sampler.n_query  # Python ints (numpy ones are fine)
+    seed, within_alphabet = operator.index(seed), bool(within_alphabet)  # so a record can be written as JSON
+    n_episodes = _positive("n_episodes", n_episodes)
     if n_episodes < 2:
         raise ValueError(f"n_episodes={n_episodes} but a confidence interval needs at least 2 episodes")
     was_training = getattr(method, "training", False)
@@ -84,16 +131,20 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
     accs = []
     start = time.perf_counter()
     try:
-        for _ in tqdm(range(n_episodes), desc=f"{n_way}-way {n_shot}-shot", disable=not progress):
+        for i in tqdm(range(n_episodes), desc=f"{n_way}-way {n_shot}-shot", disable=not progress):
             ep = sampler.sample()
             if device is not None:
                 ep = ep.to(device)
+            check_images(ep.support_x, "support_x", i)
+            check_images(ep.query_x, "query_x", i)
             with torch.set_grad_enabled(grad):
                 logits = method.predict(ep.support_x, ep.support_y, ep.query_x)
+            check_logits(logits, (len(ep.query_y), n_way), i)
             accs.append((logits.argmax(dim=1) == ep.query_y).float().mean().item() * 100.0)
     finally:
         if was_training and hasattr(method, "train"):
             method.train()
     mean, ci = mean_ci95(accs)
     return EvalResult(mean, ci, n_episodes, n_way, n_shot, n_query, seed, within_alphabet,
-                      time.perf_counter() - start, accs)
+                      time.perf_counter() - start, accs, split=split.name,
+                      alphabets_left_out=list(sampler.alphabets_left_out))

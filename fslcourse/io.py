@@ -8,23 +8,102 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 import torch
 
 
-def _atomic(path: str | Path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+def _umask() -> int:
+    """The process's umask (read without changing it where /proc allows)."""
     try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no /proc: read it by setting it, then put it back at once
+    os.umask(mask)
+    return mask
+
+
+def _nearest_existing(folder: Path) -> Path:
+    """``folder`` or its nearest ancestor that exists."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def _atomic(path: str | Path, write) -> Path:
+    """Write ``path`` through ``write(tmp)`` on a temporary file in the same folder and a rename.
+
+    The file gets the mode an ordinary ``open`` would give it: the existing file's mode when it is
+    replaced, else ``0o666`` minus the umask (``mkstemp`` alone would make it ``0o600``).
+
+    Raises:
+        OSError: (the same subclass) naming ``path``, never the temporary file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file path inside it")
+    folder = _nearest_existing(path.parent)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"could not write {path}: {folder} is a file, not a folder; choose another path")
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~_umask()
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
         write(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        reason = err.strerror or str(err)
+        if tmp is not None:
+            reason = reason.replace(tmp, "its temporary file")
+        raise type(err)(f"could not write {path} ({reason}); check that its folder exists and is writable") \
+            from err
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def check_writable(path: str | Path, what: str = "the output file") -> Path:
+    """Check, before any long work, that ``path`` could be written: not a folder, and its folder exists
+    (or can be created) and is writable. Creates nothing.
+
+    Raises:
+        ValueError: naming ``path`` and the fix.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a folder; give a file path, e.g. {path / 'result.json'}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"{what} {path} exists and is not writable; choose another path or change its permissions")
+    folder = _nearest_existing(path.parent)
+    if not folder.is_dir():
+        raise ValueError(f"{what} {path} cannot be created: {folder} is a file, not a folder; choose another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path} cannot be written: {folder} is not writable; choose another path")
+    return path
+
+
+def save_traceback(err: BaseException) -> Path | None:
+    """Write ``err``'s full traceback to a new file in the temporary folder; ``None`` if that fails."""
+    import traceback
+
+    try:
+        fd, name = tempfile.mkstemp(prefix="fslcourse-error-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("".join(traceback.format_exception(type(err), err, err.__traceback__)))
+        return Path(name)
+    except OSError:
+        return None
 
 
 def atomic_torch_save(obj, path: str | Path) -> Path:

@@ -112,8 +112,15 @@ def _number(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def is_meta_test(record: dict) -> bool:
+    """Whether ``record`` measured the meta-test split (records written before the split was recorded
+    say nothing and count as meta-test; ``"val"`` or any other split does not)."""
+    return record["protocol"].get("split", "test") == "test"
+
+
 def build_table(records: list[dict]) -> list[dict]:
-    """One row per (method, protocol), sorted by protocol then method.
+    """One row per (method, protocol), sorted by protocol then method; only meta-test records
+    (:func:`is_meta_test`) take part: a meta-validation number is never shown as a meta-test one.
 
     Row fields: ``method``, ``protocol``, ``accuracy``, ``ci95``, ``trainable_params``,
     ``train_seconds``, ``test_seconds_per_episode`` (``None`` when not recorded or
@@ -121,7 +128,7 @@ def build_table(records: list[dict]) -> list[dict]:
     ``source`` (the result file), ``variant``, ``skipped`` (why a method could not run the protocol).
     """
     best: dict[tuple[str, str], dict] = {}
-    for rec in records:
+    for rec in filter(is_meta_test, records):
         key = (method_label(rec), protocol_key(rec["protocol"]))
         if key not in best or _priority(rec) > _priority(best[key]):
             best[key] = rec
@@ -206,11 +213,16 @@ def report(directory=None, fmt: str = "markdown", out=None) -> str:
     if fmt not in ("markdown", "json"):
         raise ValueError(f"format={fmt!r} is not known; use 'markdown' or 'json'")
     skipped: list[str] = []
-    rows = build_table(load_records(directory, skipped))
+    records = load_records(directory, skipped)
+    rows = build_table(records)
     if fmt == "markdown":
         text = format_markdown(rows)
         if skipped:
             text += f"\nNot record files (left out): {', '.join(skipped)}\n"
+        not_test = [f"{r['_file']}[{r['_index']}] ({r['protocol'].get('split')})" for r in records
+                    if not is_meta_test(r)]
+        if not_test:
+            text += f"\nNot meta-test records (left out): {', '.join(not_test)}\n"
     else:
         text = json.dumps(rows, indent=1, ensure_ascii=False) + "\n"
     if out is not None:
@@ -361,7 +373,7 @@ def check_claims(records: list[dict], claims=CLAIMS) -> list[dict]:
     files is checked on those that exist.
     """
     by_file: dict[str, list[dict]] = {}
-    for rec in records:
+    for rec in filter(is_meta_test, records):
         by_file.setdefault(rec["_file"], []).append(rec)
     out = []
     for claim in claims:

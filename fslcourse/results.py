@@ -35,20 +35,34 @@ def device_info(device) -> dict:
     return info
 
 
+SPLITS = ("train", "val", "test")
+
+
 def result_record(method: str, result, *, config: dict, seed: int, device, profile: str,
-                  train_seconds: float | None = None, extra: dict | None = None) -> dict:
+                  train_seconds: float | None = None, extra: dict | None = None, split: str | None = None) -> dict:
     """One JSON-ready record for an :class:`~fslcourse.evaluate.EvalResult`.
 
-    Fields: ``method``, ``protocol`` (n_way, n_shot, n_query, within_alphabet,
-    episodes, episode seed), ``accuracy`` and ``ci95`` in percent, ``episodes``,
+    Fields: ``method``, ``protocol`` (n_way, n_shot, n_query, within_alphabet, split,
+    episode seed), ``accuracy`` and ``ci95`` in percent, ``episodes``,
     ``train_seconds``, ``eval_seconds``, ``config``, ``seed``, ``profile``,
-    ``versions`` and ``device``.
+    ``versions`` and ``device``; with ``within_alphabet``, also ``alphabets_left_out``
+    (the alphabets with fewer than ``n_way`` classes, which no episode could use).
+
+    ``split`` is the split the result measured: by default the result's own ``split``
+    (``evaluate`` records it). The benchmark report only puts ``"test"`` records in its table.
+
+    Raises:
+        ValueError: the split is unknown: neither given nor recorded by the result.
     """
+    split = split if split is not None else getattr(result, "split", None)
+    if not isinstance(split, str) or not split:
+        raise ValueError(f"split={split!r}: a result record must say which split it measured; "
+                         f"pass split= one of {', '.join(SPLITS)} (evaluate() results carry it)")
     record = {
         "format": 1,
         "method": method,
         "protocol": {"n_way": result.n_way, "n_shot": result.n_shot, "n_query": result.n_query,
-                     "within_alphabet": result.within_alphabet, "split": "test",
+                     "within_alphabet": result.within_alphabet, "split": split,
                      "episode_seed": result.seed},
         "accuracy": result.accuracy,
         "ci95": result.ci95,
@@ -61,6 +75,8 @@ def result_record(method: str, result, *, config: dict, seed: int, device, profi
         "versions": versions(),
         "device": device_info(device),
     }
+    if result.within_alphabet:
+        record["alphabets_left_out"] = list(getattr(result, "alphabets_left_out", None) or [])
     if extra:
         record.update(extra)
     return record

@@ -82,3 +82,71 @@ def test_train_writes_a_checkpoint_with_its_measured_accuracy(omniglot, tmp_path
     assert main(["train", "test-cli-tiny", "--recipe", "paper", "--out", str(tmp_path / "x.pt")]) == 2
     assert "has no recipe 'paper'; use one of quick" in capsys.readouterr().err
     assert len(metrics["test_episode_accuracies"]) == 200 and 0 < metrics["test_accuracy"] < 100
+
+
+def test_evaluate_val_records_the_split_and_the_alphabets_left_out(omniglot, tmp_path, capsys):
+    """A meta-validation run says so in its record; within an alphabet, the record lists the alphabets that
+    have fewer than n_way classes (Tagalog: 17 characters x 4 rotations = 68 < 100)."""
+    from fslcourse.cli import main
+
+    out = tmp_path / "val.json"
+    assert main(["evaluate", "pixel", "--split", "val", "--n-way", "100", "--n-query", "1", "--episodes", "2",
+                 "--within-alphabet", "--json", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["protocol"]["split"] == "val" and rec["protocol"]["within_alphabet"]
+    assert rec["alphabets_left_out"] == ["Tagalog"]
+    assert "left out 1 alphabet(s) with fewer than 100 classes: Tagalog" in capsys.readouterr().err
+
+
+def test_a_bad_json_path_fails_before_the_evaluation(tmp_path, monkeypatch, capsys):
+    import importlib
+
+    from fslcourse.cli import main
+
+    def must_not_run(*args, **kw):
+        raise AssertionError("the evaluation ran before the --json path was checked")
+
+    monkeypatch.setattr(importlib.import_module("fslcourse.evaluate"), "evaluate", must_not_run)
+    monkeypatch.setattr(importlib.import_module("fslcourse.data"), "load_omniglot", must_not_run)
+    assert main(["evaluate", "pixel", "--episodes", "2", "--json", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"--json {tmp_path} is a folder" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "f").write_text("x")
+    assert main(["evaluate", "pixel", "--episodes", "2", "--json", str(tmp_path / "f" / "r.json")]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "f" / "r.json") in err and ".tmp" not in err
+
+
+@pytest.mark.parametrize("exc, code, message", [
+    (RuntimeError("boom\nsecond line"), 1, "error: RuntimeError: boom (the full traceback is in "),
+    (KeyError("weights"), 1, "error: KeyError: 'weights' (the full traceback is in "),
+    (KeyboardInterrupt(), 130, "interrupted (Ctrl-C)"),
+    (ValueError("n_way=0 must be a positive integer"), 2, "error: n_way=0 must be a positive integer"),
+])
+def test_unexpected_errors_are_one_line_with_the_traceback_in_a_file(tmp_path, monkeypatch, capsys, exc, code,
+                                                                      message):
+    import tempfile
+
+    from fslcourse import cli
+
+    def fails(args):
+        raise exc
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(cli, "_evaluate", fails)
+    assert cli.main(["evaluate", "pixel"]) == code
+    err = capsys.readouterr().err
+    assert err.startswith(message) and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    logs = list(tmp_path.glob("fslcourse-error-*.txt"))
+    if code == 1:
+        assert len(logs) == 1 and str(logs[0]) in err
+        assert "Traceback (most recent call last)" in logs[0].read_text() and "in fails" in logs[0].read_text()
+    else:
+        assert not logs
+
+
+def test_a_bad_device_is_a_clean_error(monkeypatch):
+    monkeypatch.setenv("FSLCOURSE_DEVICE", "banana")
+    p = run("evaluate", "pixel", "--episodes", "2")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "FSLCOURSE_DEVICE='banana' is not a device; unset FSLCOURSE_DEVICE or set it to cpu" in p.stderr

@@ -34,3 +34,48 @@ def test_unknown_profile_and_bad_seed():
         get_profile("fast")
     with pytest.raises(ValueError, match="seed=-1"):
         setup(seed=-1)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("banana", "FSLCOURSE_DEVICE='banana' is not a device; unset FSLCOURSE_DEVICE or set it to cpu"),
+    ("", "FSLCOURSE_DEVICE='' is empty; unset FSLCOURSE_DEVICE or set it to cpu"),
+    ("cpu:0", "FSLCOURSE_DEVICE='cpu:0' is not a device"),
+    ("cuda:x", "FSLCOURSE_DEVICE='cuda:x' is not a device"),
+    ("gpu", r"valid values: cpu, cuda, cuda:N, mps, auto"),
+])
+def test_bad_device_variable_is_a_one_line_error_naming_it(monkeypatch, value, message):
+    monkeypatch.setenv("FSLCOURSE_DEVICE", value)
+    with pytest.raises(ValueError, match=message) as err:
+        get_device()
+    assert "\n" not in str(err.value)
+
+
+def test_device_values_that_work(monkeypatch):
+    monkeypatch.setenv("FSLCOURSE_DEVICE", " CPU ")
+    assert get_device() == torch.device("cpu")
+    monkeypatch.setenv("FSLCOURSE_DEVICE", "auto")
+    assert get_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert get_device(torch.device("cpu")) == torch.device("cpu")
+    with pytest.raises(ValueError, match="device='banana' is not a device; use 'cpu'"):
+        get_device("banana")
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="needs a machine without MPS")
+def test_mps_without_mps_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("FSLCOURSE_DEVICE", "mps")
+    with pytest.raises(ValueError, match="FSLCOURSE_DEVICE='mps' was requested but MPS .* is not available"):
+        get_device()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_variable_without_gpu_names_the_variable(monkeypatch):
+    monkeypatch.setenv("FSLCOURSE_DEVICE", "cuda:1")
+    with pytest.raises(ValueError, match="FSLCOURSE_DEVICE='cuda:1' was requested but CUDA is not available; "
+                                         "unset FSLCOURSE_DEVICE or set it to cpu"):
+        get_device()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA machine")
+def test_cuda_index_past_the_last_gpu():
+    with pytest.raises(ValueError, match="CUDA device"):
+        get_device(f"cuda:{torch.cuda.device_count()}")

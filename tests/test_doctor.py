@@ -9,7 +9,7 @@ import torch
 from fslcourse import doctor
 
 NAMES = ["python", "torch", "torchvision", "learn2learn", "ipywidgets", "jupyterlab", "nbval",
-         "device", "profile", "omniglot"]
+         "device", "profile", "omniglot", "cache"]
 
 
 @pytest.fixture
@@ -26,9 +26,14 @@ def no_data(tmp_path, monkeypatch):
 
 @pytest.fixture
 def fake_data(no_data):
-    """FSLCOURSE_DATA holding the two Omniglot folders (empty: the doctor only looks for them)."""
+    """FSLCOURSE_DATA holding the two Omniglot folders, one character with two drawings in each."""
+    from PIL import Image
+
     for part in ("images_background", "images_evaluation"):
-        (no_data / "omniglot" / part).mkdir(parents=True)
+        char = no_data / "omniglot" / part / "Alphabet" / "character01"
+        char.mkdir(parents=True)
+        for k in range(2):
+            Image.new("1", (10, 10), 1).save(char / f"{k}.png")
     return no_data / "omniglot"
 
 
@@ -116,3 +121,55 @@ def test_format_report_lists_fixes_under_failures():
         "                  -> do X",
         "Missing: omniglot. Fix the lines marked FAIL, then run this again.",
     ]
+
+
+@pytest.mark.parametrize("value", ["banana", "", "cuda:x"])
+def test_a_bad_device_variable_fails_with_the_right_fix(fake_data, monkeypatch, value):
+    monkeypatch.setenv("FSLCOURSE_DEVICE", value)
+    check = by_name(doctor.report())["device"]
+    assert check.status == "FAIL" and f"FSLCOURSE_DEVICE={value!r}" in check.detail
+    assert check.fix == doctor.DEVICE_FIX and "make setup" not in check.fix
+    assert "cpu, cuda, cuda:N, mps, auto" in check.fix
+
+
+def test_empty_image_folders_are_not_all_ok(no_data, capsys):
+    for part in ("images_background", "images_evaluation"):
+        (no_data / "omniglot" / part).mkdir(parents=True)
+    check = by_name(doctor.report())["omniglot"]
+    assert check.status == "FAIL" and "images_background holds no drawings" in check.detail
+    assert "python -m fslcourse download" in check.fix
+    assert doctor.main([]) == 1
+    assert "Everything essential is here" not in capsys.readouterr().out
+
+
+def test_a_character_with_a_missing_drawing_fails(fake_data):
+    next((fake_data / "images_evaluation" / "Alphabet" / "character01").glob("*.png")).unlink()
+    (fake_data / "images_evaluation" / "Alphabet" / "character02").mkdir()
+    for k in range(2):
+        (fake_data / "images_evaluation" / "Alphabet" / "character02" / f"{k}.png").write_bytes(
+            (fake_data / "images_background" / "Alphabet" / "character01" / "0.png").read_bytes())
+    check = by_name(doctor.report())["omniglot"]
+    assert check.status == "FAIL" and "character01 has 1 drawings but the others have 2" in check.detail
+
+
+def test_the_image_cache_is_checked(fake_data, tmp_path, monkeypatch, capsys):
+    from fslcourse.data import load_omniglot, omniglot
+
+    monkeypatch.setenv("FSLCOURSE_CACHE", str(tmp_path / "cache"))
+    check = by_name(doctor.report())["cache"]
+    assert check.status == "ok" and "not built yet" in check.detail
+    load_omniglot(download=False, progress=False)
+    cache, problem = omniglot.cache_status(fake_data)
+    assert problem is None and by_name(doctor.report())["cache"].detail == str(cache)
+    cache.write_bytes(b"garbage")
+    check = by_name(doctor.report())["cache"]
+    assert check.status == "warn" and f"{cache} is corrupt" in check.detail and f"delete {cache}" in check.fix
+    capsys.readouterr()
+    assert doctor.main([]) == 0
+    out = capsys.readouterr().out
+    assert "warn  cache" in out and "Warnings: cache (see the lines marked warn)." in out
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv("FSLCOURSE_CACHE", str(blocker))
+    check = by_name(doctor.report())["cache"]
+    assert check.status == "warn" and "FSLCOURSE_CACHE" in check.fix

@@ -47,3 +47,77 @@ def test_too_few_episodes():
     from fslcourse.data import make_glyph_split
     with pytest.raises(ValueError, match="n_episodes=1"):
         evaluate(PixelPrototype(), make_glyph_split(6, 4), 2, 1, 1, n_episodes=1)
+
+
+def test_nan_weights_fail_instead_of_scoring_chance(glyphs):
+    model = PixelPrototype()
+
+    class Corrupt(FewShotClassifier):
+        trainable = False
+
+        def predict(self, support_x, support_y, query_x):
+            return model.predict(support_x, support_y, query_x) * float("nan")  # what NaN weights give
+
+    with pytest.raises(ValueError, match=r"the model's logits are not finite \(NaN/inf\) on episode 0; its weights "
+                                         r"may be corrupt: retrain or reload it"):
+        evaluate(Corrupt(), glyphs[2], 5, 1, 3, 10, seed=0)
+
+
+def test_nan_weights_in_a_real_network(glyphs):
+    from fslcourse.methods import ProtoNet
+
+    net = ProtoNet()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(ValueError, match="logits are not finite"):
+        evaluate(net, glyphs[2], 5, 1, 3, 4, seed=0)
+
+
+def _bad_split(glyphs, transform):
+    """The meta-test glyph split with its images passed through ``transform`` (no longer model inputs)."""
+    from fslcourse.data import ImageSplit
+
+    class BadSplit(ImageSplit):
+        def get(self, class_ids, example_ids):
+            return transform(super().get(class_ids, example_ids))
+
+    s = glyphs[2]
+    return BadSplit(s.name, s.images, s.base_names, s.alphabets, s.rotations)
+
+
+@pytest.mark.parametrize("transform, message", [
+    (lambda x: x * 2.0, r"episode 0: support_x has values in \[0, 2\], not \[0, 1\]"),
+    (lambda x: x.masked_fill(x > 0.5, float("nan")), "episode 0: support_x holds NaN or inf pixels"),
+    (lambda x: (x * 255).to(torch.uint8), "episode 0: support_x is torch.uint8, not float images in"),
+])
+def test_episode_images_are_checked_before_predict(glyphs, transform, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate(Oracle(), _bad_split(glyphs, transform), 5, 1, 3, 4, seed=0)
+
+
+def test_logits_of_the_wrong_shape_or_dtype(glyphs):
+    class WrongShape(Oracle):
+        def predict(self, support_x, support_y, query_x):
+            return super().predict(support_x, support_y, query_x)[:, :3]
+
+    class Labels(Oracle):
+        def predict(self, support_x, support_y, query_x):
+            return super().predict(support_x, support_y, query_x).long()
+
+    with pytest.raises(ValueError, match=r"logits of shape \(15, 3\), expected \(n_way \* n_query, n_way\) = \(15, 5\)"):
+        evaluate(WrongShape(), glyphs[2], 5, 1, 3, 4, seed=0)
+    with pytest.raises(ValueError, match="predict returned torch.int64; it must return float logits"):
+        evaluate(Labels(), glyphs[2], 5, 1, 3, 4, seed=0)
+
+
+def test_result_says_its_split_and_the_alphabets_left_out(glyphs):
+    import numpy as np
+
+    from fslcourse.data import make_glyph_split
+
+    assert evaluate(Oracle(), glyphs[1], 5, 1, 3, 4, seed=0).split == "val"
+    split = make_glyph_split(10, 4, seed=2, n_alphabets=4, name="test")  # styles of 3, 3, 2 and 2 classes
+    res = evaluate(Oracle(), split, np.int64(3), 1, 1, np.int64(4), seed=0, within_alphabet=True)
+    assert res.split == "test" and res.alphabets_left_out == ["style2", "style3"] and res.n_episodes == 4
+    assert evaluate(Oracle(), split, 3, 1, 1, 4, seed=0).alphabets_left_out == []

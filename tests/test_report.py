@@ -166,3 +166,17 @@ def test_mtl_claim_reads_the_learning_curves(tmp_path):
         {"name": "05_mtl_ablation", "records": [rec("mtl")], "learning_curve": {"curves": curves}}))
     (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("MTL")]
     assert claim["held"] == "no"
+
+
+def test_meta_validation_records_stay_out_of_the_meta_test_table(tmp_path):
+    val = rec("protonet", acc=99.9)
+    val["protocol"]["split"] = "val"
+    legacy = rec("maml", acc=95.0)
+    del legacy["protocol"]["split"]  # records written before the split was recorded count as meta-test
+    write(tmp_path, "02_protonet", [val, rec("protonet", acc=97.0), legacy])
+    rows = {(r["method"], r["protocol"]): r for r in build_table(load_records(tmp_path))}
+    assert rows[("protonet", "5w1s")]["accuracy"] == 97.0 and rows[("maml", "5w1s")]["accuracy"] == 95.0
+    write(tmp_path, "02_protonet", [val])
+    assert build_table(load_records(tmp_path)) == []
+    text = report(tmp_path)
+    assert "99.9" not in text and "Not meta-test records (left out): 02_protonet[0] (val)" in text

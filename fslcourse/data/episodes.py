@@ -11,6 +11,7 @@ device (CPU or GPU) without data-loader workers.
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, fields
 
 import torch
@@ -70,9 +71,14 @@ class Episode:
 
 
 def _positive(name: str, value) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+    """``value`` as a Python ``int`` if it is a positive integer (``numpy.int64(5)`` counts), else a ValueError."""
+    try:
+        number = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or number <= 0:
         raise ValueError(f"{name}={value!r} must be a positive integer")
-    return value
+    return number
 
 
 class EpisodeSampler:
@@ -87,7 +93,14 @@ class EpisodeSampler:
         generator: a CPU :class:`torch.Generator` to draw from instead.
         within_alphabet: draw all classes of an episode from one alphabet
             (Lake et al.'s harder protocol); only alphabets with at least
-            ``n_way`` classes are used.
+            ``n_way`` classes are used: :attr:`alphabets_used` names them and
+            :attr:`alphabets_left_out` names the others.
+
+    Attributes:
+        alphabets_used: names of the alphabets episodes are drawn from (every alphabet of the
+            split without ``within_alphabet``).
+        alphabets_left_out: names of the alphabets with fewer than ``n_way`` classes, which no
+            episode can use (empty without ``within_alphabet``).
 
     Raises:
         ValueError: a size is not a positive integer, ``n_way`` exceeds the classes
@@ -106,6 +119,8 @@ class EpisodeSampler:
         self.n_shot = _positive("n_shot", n_shot)
         self.n_query = _positive("n_query", n_query)
         self.within_alphabet = within_alphabet
+        n_way, n_shot, n_query = self.n_way, self.n_shot, self.n_query
+        self.alphabets_used, self.alphabets_left_out = list(getattr(split, "alphabet_names", [])), []  # feature splits have none
         if n_shot + n_query > split.n_examples:
             raise ValueError(
                 f"n_shot + n_query = {n_shot} + {n_query} = {n_shot + n_query} but each class of the "
@@ -114,6 +129,10 @@ class EpisodeSampler:
         if within_alphabet:
             counts = torch.bincount(split.class_alphabet, minlength=len(split.alphabet_names))
             self._alphabets = torch.nonzero(counts >= n_way).flatten()
+            keep = set(self._alphabets.tolist())
+            names = split.alphabet_names
+            self.alphabets_used = [a for i, a in enumerate(names) if i in keep]
+            self.alphabets_left_out = [a for i, a in enumerate(names) if i not in keep]
             if len(self._alphabets) == 0:
                 raise ValueError(
                     f"n_way={n_way} but no alphabet of the '{split.name}' split has that many classes "
@@ -124,7 +143,9 @@ class EpisodeSampler:
                 f"n_way={n_way} but the '{split.name}' split has {split.n_classes} classes; lower n_way"
             )
         if generator is None:
-            generator = torch.Generator().manual_seed(seed)
+            if isinstance(seed, bool) or not hasattr(seed, "__index__"):
+                raise ValueError(f"seed={seed!r} must be an integer (or pass a CPU torch.Generator)")
+            generator = torch.Generator().manual_seed(operator.index(seed))
         if generator.device.type != "cpu":
             raise ValueError("the generator must be a CPU torch.Generator so episodes match on every machine")
         self.generator = generator
@@ -156,7 +177,7 @@ class EpisodeSampler:
 
     def sample_batch(self, n_episodes: int) -> Episode:
         """Draw ``n_episodes`` episodes stacked along a new leading dimension."""
-        _positive("n_episodes", n_episodes)
+        n_episodes = _positive("n_episodes", n_episodes)
         eps = [self.sample() for _ in range(n_episodes)]
         return Episode(*(torch.stack([getattr(e, f) for e in eps])
                          for f in ("support_x", "support_y", "query_x", "query_y", "classes")),

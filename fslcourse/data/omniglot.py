@@ -11,12 +11,18 @@ Splits follow the standard background/evaluation protocol:
 No character appears in two splits, and a character's rotations stay with it.
 The data is looked for in ``$FSLCOURSE_DATA/omniglot`` first, then in the user
 cache (``$XDG_CACHE_HOME/fslcourse`` or ``~/.cache/fslcourse``). After the first
-load a preprocessed ``uint8`` tensor file in the cache makes later loads fast.
+load a preprocessed ``uint8`` tensor file in the cache makes later loads fast. The
+cache is keyed by the folders' content (every drawing's path, size and modification
+time), so an edited drawing or a new character rebuilds it; a corrupt cache file is
+rebuilt, and a cache folder that cannot be written only costs speed (one warning).
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
+import zlib
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +33,13 @@ from PIL import Image
 
 from ..io import atomic_torch_save
 from .download import download_omniglot
+from .episodes import _positive
 from .splits import ImageSplit
 
 PARTS = ("images_background", "images_evaluation")
 VAL_ALPHABETS = ("Anglo-Saxon_Futhorc", "Bengali", "Futurama", "Tagalog")
 IMAGE_SIZE = 28
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: keyed by the images' content; transparency laid on white paper
 
 
 def cache_dir() -> Path:
@@ -64,59 +71,172 @@ def find_omniglot() -> Path | None:
 def load_image(path: str | Path, image_size: int = IMAGE_SIZE) -> torch.Tensor:
     """Turn one Omniglot-style PNG into the model's input.
 
-    The image is converted to greyscale, resized to ``image_size`` with a Lanczos
-    filter and inverted, so ink is 1.0 and paper is 0.0.
+    Transparent pixels (an RGBA or LA image, or a palette or greyscale image with a
+    transparent colour) are laid on white paper first. The image is then converted to
+    greyscale, resized to ``image_size`` with a Lanczos filter and inverted, so ink is
+    1.0 and paper (and transparency) is 0.0.
 
     Args:
-        path: a PNG (any size; dark ink on light paper).
+        path: a PNG (any size; dark ink on light or transparent paper).
         image_size: output height and width.
 
     Returns:
         Float32 tensor ``(1, image_size, image_size)`` in ``[0, 1]``, ink = 1.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is not a readable image (truncated, corrupt, not an image); the
+            message names the file.
     """
+    image_size = _positive("image_size", image_size)
     return torch.from_numpy(_png_to_uint8(path, image_size)).float().div_(255.0).unsqueeze(0)
+
+
+def _on_paper(im: Image.Image) -> Image.Image:
+    """``im`` composited onto opaque white paper when it has any transparency, else ``im`` itself."""
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return im
 
 
 def _png_to_uint8(path, image_size: int = IMAGE_SIZE) -> np.ndarray:
     """``(H, W)`` uint8 array, ink = 255; the one preprocessing step shared by every loader."""
-    with Image.open(path) as im:
-        im = im.convert("L").resize((image_size, image_size), Image.LANCZOS)
-        return 255 - np.asarray(im, dtype=np.uint8)
+    try:
+        with Image.open(path) as im:
+            im = _on_paper(im).convert("L").resize((image_size, image_size), Image.LANCZOS)
+            return 255 - np.asarray(im, dtype=np.uint8)
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path} is not a readable image ({reason}); replace the file, or re-download "
+                         f"Omniglot with `python -m fslcourse download`") from None
 
 
 def _load_character(args) -> np.ndarray:
-    folder, image_size = args
-    files = sorted(Path(folder).glob("*.png"))
+    files, image_size = args
     return np.stack([_png_to_uint8(f, image_size) for f in files])
 
 
-def _cache_file(root: Path, image_size: int) -> Path:
-    """Cache path keyed by the source folder, its modification times, the size and the format version."""
-    stamp = "-".join(str(int((root / p).stat().st_mtime)) for p in PARTS)
-    digest = hashlib.sha256(f"{root.resolve()}|{stamp}|{image_size}|{CACHE_VERSION}".encode()).hexdigest()[:16]
-    return cache_dir() / f"omniglot-{image_size}px-{digest}.pt"
+@dataclass(frozen=True)
+class _Character:
+    """One character folder as found on disk: where, and its drawings with their sizes and times."""
+
+    part: str
+    alphabet: str
+    folder: Path
+    files: tuple[tuple[str, int, int], ...]  # (file name, size in bytes, mtime in ns), sorted by name
 
 
-def _read_folders(root: Path, image_size: int, progress: bool) -> dict:
-    from tqdm.auto import tqdm
-
-    folders, names, alphabets, background = [], [], [], []
+def _scan(root: Path) -> list[_Character]:
+    """Every character folder under both parts of ``root``, in a fixed order, with its PNG files' stats."""
+    chars = []
     for part in PARTS:
         for alpha in sorted(p for p in (root / part).iterdir() if p.is_dir()):
             for char in sorted(p for p in alpha.iterdir() if p.is_dir()):
-                folders.append(char)
-                names.append(f"{alpha.name}/{char.name}")
-                alphabets.append(alpha.name)
-                background.append(part == "images_background")
+                with os.scandir(char) as it:
+                    files = sorted((e.name, st.st_size, st.st_mtime_ns) for e in it
+                                   if e.name.endswith(".png") and not e.name.startswith(".") and e.is_file() for st in (e.stat(),))
+                chars.append(_Character(part, alpha.name, char, tuple(files)))
+    return chars
+
+
+def _content_key(root: Path, chars: list[_Character], image_size: int) -> str:
+    """A hash of every image file's path, size and modification time, the image size and the cache format."""
+    h = hashlib.sha256(f"{root.resolve()}|{image_size}|{CACHE_VERSION}\n".encode())
+    for c in chars:
+        h.update(f"{c.part}/{c.alphabet}/{c.folder.name}\n".encode())
+        for name, size, mtime in c.files:
+            h.update(f"{name}|{size}|{mtime}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _cache_file(root: Path, image_size: int, chars: list[_Character] | None = None) -> Path:
+    """Cache path keyed by the content of the image folders (see :func:`_content_key`)."""
+    chars = _scan(root) if chars is None else chars
+    return cache_dir() / f"omniglot-{image_size}px-{_content_key(root, chars, image_size)}.pt"
+
+
+def _check_folders(root: Path, chars: list[_Character]) -> None:
+    """Raise a ValueError naming the folder when a part has no characters or a character folder
+    has no drawings or a different number of drawings than the others."""
+    for part in PARTS:
+        if not any(c.part == part for c in chars):
+            raise ValueError(f"{root / part} holds no character folders; re-download Omniglot with "
+                             f"`python -m fslcourse download` (or point FSLCOURSE_DATA at a complete copy)")
+    empty = [c.folder for c in chars if not c.files]
+    if empty:
+        raise ValueError(f"character folder {empty[0]} has no PNG drawings ({len(empty)} such folder(s)); "
+                         f"restore its drawings or remove the folder")
+    counts = Counter(len(c.files) for c in chars)
+    usual = counts.most_common(1)[0][0]
+    odd = [c for c in chars if len(c.files) != usual]
+    if odd:
+        raise ValueError(f"character folder {odd[0].folder} has {len(odd[0].files)} drawings but the others "
+                         f"have {usual} ({len(odd)} such folder(s)); every character needs the same number: "
+                         f"restore or remove drawings")
+
+
+def _read_folders(root: Path, image_size: int, progress: bool, chars: list[_Character] | None = None) -> dict:
+    from tqdm.auto import tqdm
+
+    chars = _scan(root) if chars is None else chars
+    _check_folders(root, chars)
+    jobs = [([c.folder / name for name, _, _ in c.files], image_size) for c in chars]
     workers = max(1, min(len(os.sched_getaffinity(0)), 8))
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        arrays = list(tqdm(pool.map(_load_character, [(f, image_size) for f in folders], chunksize=16),
-                           total=len(folders), desc="Preprocessing Omniglot", disable=not progress))
-    counts = {a.shape[0] for a in arrays}
-    if len(counts) != 1:
-        raise ValueError(f"expected the same number of drawings per character in {root}, found {sorted(counts)}")
-    return {"images": torch.from_numpy(np.stack(arrays)), "names": names, "alphabets": alphabets,
-            "background": background, "version": CACHE_VERSION}
+        arrays = list(tqdm(pool.map(_load_character, jobs, chunksize=16),
+                           total=len(jobs), desc="Preprocessing Omniglot", disable=not progress))
+    return {"images": torch.from_numpy(np.stack(arrays)), "names": [f"{c.alphabet}/{c.folder.name}" for c in chars],
+            "alphabets": [c.alphabet for c in chars], "background": [c.part == "images_background" for c in chars],
+            "version": CACHE_VERSION}
+
+
+def _cache_problem(data, chars: list[_Character], image_size: int) -> str | None:
+    """Why a loaded cache does not match the folders it claims to hold (``None`` when it does)."""
+    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
+        return f"it is not a version-{CACHE_VERSION} image cache"
+    images = data.get("images")
+    if not torch.is_tensor(images) or images.dtype != torch.uint8 or images.dim() != 4 \
+            or tuple(images.shape[2:]) != (image_size, image_size):
+        return "its images are not a uint8 (n, k, H, W) tensor of the right size"
+    names = [f"{c.alphabet}/{c.folder.name}" for c in chars]
+    if data.get("names") != names or len(data.get("alphabets", ())) != len(names) \
+            or len(data.get("background", ())) != len(names) or images.shape[0] != len(names):
+        return "it does not list the same characters as the image folders"
+    return None
+
+
+_WARNED: set[str] = set()
+
+
+def _warn(message: str, once: str | None = None) -> None:
+    """Print ``message`` on one line of stderr (only the first time per process for a given ``once`` key)."""
+    if once is None or once not in _WARNED:
+        if once is not None:
+            _WARNED.add(once)
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def cache_status(root: Path, image_size: int = IMAGE_SIZE) -> tuple[Path, str | None]:
+    """The cache file for ``root``'s current content and what is wrong with it: ``None`` when it is
+    usable, ``"missing"`` when it has not been built yet, else why it cannot be read (the next
+    :func:`load_omniglot` rebuilds it)."""
+    chars = _scan(root)
+    path = _cache_file(root, image_size, chars)
+    if not path.exists():
+        return path, "missing"
+    try:
+        data = torch.load(path, weights_only=True)
+    except Exception as err:  # a corrupt file raises anything from EOFError to RuntimeError
+        return path, _first_line(err)
+    return path, _cache_problem(data, chars, image_size)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
 
 
 @dataclass
@@ -158,6 +278,11 @@ def load_omniglot(image_size: int = IMAGE_SIZE, rotations: bool = True, download
 
     Raises:
         FileNotFoundError: no copy was found and ``download`` is False.
+        ValueError: a part holds no characters, a character folder has no drawings or a different
+            number than the others, or a drawing is not a readable image; the message names it.
+
+    The preprocessed cache is keyed by every drawing's path, size and modification time; a corrupt
+    cache is rebuilt (one warning line), and a cache that cannot be written is skipped (one warning).
     """
     root = find_omniglot()
     if root is None:
@@ -168,12 +293,30 @@ def load_omniglot(image_size: int = IMAGE_SIZE, rotations: bool = True, download
                 "omniglot/images_background and omniglot/images_evaluation, or pass download=True"
             )
         root = download_omniglot(data_roots()[-1], progress=progress)
-    cache = _cache_file(root, image_size)
-    if cache.exists():
-        data = torch.load(cache, weights_only=True)
-    else:
-        data = _read_folders(root, image_size, progress)
-        atomic_torch_save(data, cache)
+    image_size = _positive("image_size", image_size)
+    chars = _scan(root)
+    cache = _cache_file(root, image_size, chars)
+    data = None
+    try:
+        cached = cache.is_file()
+    except OSError:  # an unreadable cache folder: build in memory (writing it will warn)
+        cached = False
+    if cached:
+        try:
+            data = torch.load(cache, weights_only=True)
+            problem = _cache_problem(data, chars, image_size)
+        except Exception as err:  # a corrupt file raises anything from EOFError to RuntimeError
+            problem = f"it cannot be read ({_first_line(err)})"
+        if problem:
+            _warn(f"the image cache {cache} is unusable ({problem}); rebuilding it")
+            data = None
+    if data is None:
+        data = _read_folders(root, image_size, progress, chars)
+        try:
+            atomic_torch_save(data, cache)
+        except OSError as err:
+            _warn(f"could not write the image cache ({err}); using the images in memory, so the next load "
+                  f"preprocesses them again (set FSLCOURSE_CACHE to a writable folder)", once=str(cache.parent))
     rots = (0, 1, 2, 3) if rotations else (0,)
     images = data["images"]
     if device is not None:

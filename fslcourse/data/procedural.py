@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from .episodes import _positive
 from .splits import ImageSplit
 
 _RENDER = 56  # draw at twice the size, then downsample with an antialiasing filter
@@ -75,9 +76,9 @@ def make_glyph_split(n_classes: int = 60, n_examples: int = 20, image_size: int 
         An :class:`ImageSplit` with ``images`` of shape ``(n_classes, n_examples, image_size, image_size)``
         and no rotations.
     """
-    for arg, value in (("n_classes", n_classes), ("n_examples", n_examples), ("n_alphabets", n_alphabets)):
-        if value <= 0:
-            raise ValueError(f"{arg}={value} must be positive")
+    n_classes, n_examples, n_alphabets, image_size = (
+        _positive(arg, value) for arg, value in (("n_classes", n_classes), ("n_examples", n_examples),
+                                                 ("n_alphabets", n_alphabets), ("image_size", image_size)))
     rng = np.random.default_rng(seed)
     styles = [(1 + a % 4, 0.05 + 0.1 * (a % 3)) for a in range(n_alphabets)]  # (strokes, curvature)
     images = np.empty((n_classes, n_examples, image_size, image_size), dtype=np.uint8)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .episodes import _positive
+
 
 @dataclass
 class RegressionEpisode:
@@ -69,9 +71,8 @@ class SinusoidTasks:
 
     def sample(self, n_tasks: int, n_shot: int, n_query: int) -> RegressionEpisode:
         """Draw ``n_tasks`` tasks with ``n_shot`` support and ``n_query`` query points each."""
-        for name, v in (("n_tasks", n_tasks), ("n_shot", n_shot), ("n_query", n_query)):
-            if not isinstance(v, int) or v <= 0:
-                raise ValueError(f"{name}={v!r} must be a positive integer")
+        n_tasks, n_shot, n_query = (_positive(k, v) for k, v in (("n_tasks", n_tasks), ("n_shot", n_shot),
+                                                                   ("n_query", n_query)))
         amp = self._uniform(*self.amplitude, n_tasks)
         phase = self._uniform(*self.phase, n_tasks)
         sx = self._uniform(*self.x_range, n_tasks, n_shot, 1)

@@ -7,6 +7,8 @@ showing the solution. It returns ``True`` or ``False`` so tests can use it.
 """
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -76,21 +78,65 @@ def _compare(got, want, ex: Exercise, where: str) -> str | None:
     return None if got == want else f"{where}: expected {type(want).__name__} {want!r}, got {got!r}"
 
 
-def check(name: str, fn: Callable, verbose: bool = True) -> bool:
+TIME_LIMIT = 60.0  # seconds one case may take before the check gives up on it
+
+
+class _TimedOut(Exception):
+    pass
+
+
+def _call_with_limit(fn: Callable, args: list, limit: float):
+    """``fn(*args)`` in a daemon thread; raises :class:`_TimedOut` if it has not returned after ``limit`` s.
+
+    The thread keeps the caller's autograd mode. A function that never returns keeps running in the
+    background (Python cannot stop a thread); the check reports it instead of hanging.
+    """
+    outcome: dict = {}
+    grad = torch.is_grad_enabled()
+
+    def run():
+        try:
+            with torch.set_grad_enabled(grad):
+                outcome["value"] = fn(*args)
+        except BaseException as err:  # handed back to the caller's thread and raised there
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, name="fslcourse-exercise-check", daemon=True)
+    thread.start()
+    thread.join(limit)
+    if thread.is_alive():
+        raise _TimedOut
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def check(name: str, fn: Callable, verbose: bool = True, time_limit: float | None = None) -> bool:
     """Run the student's ``fn`` on exercise ``name``'s hidden cases.
 
     Prints ``"✔ <name>: all N cases pass"`` or ``"✘ <name>: case i: <hint>"`` and
     returns whether every case passed. Exceptions raised by ``fn`` count as a
-    failure and their type and message are shown.
+    failure and their type and message are shown; so does a case that does not
+    return within ``time_limit`` seconds (default :data:`TIME_LIMIT`; a case whose reference
+    takes longer gets ten times the reference's time), e.g. an endless loop.
     """
     if name not in EXERCISES:
         raise ValueError(f"exercise {name!r} is not known; known: {', '.join(sorted(EXERCISES))}")
+    limit = TIME_LIMIT if time_limit is None else time_limit
+    if not isinstance(limit, (int, float)) or isinstance(limit, bool) or not limit > 0:
+        raise ValueError(f"time_limit={time_limit!r} must be a positive number of seconds")
     ex = EXERCISES[name]
     cases = ex.cases()
     for i, args in enumerate(cases):
+        start = time.perf_counter()
         want = ex.reference(*args)
+        case_limit = max(limit, 10 * (time.perf_counter() - start))  # a slow case gets 10x the reference's time
         try:
-            got = fn(*[a.clone() if torch.is_tensor(a) else a for a in args])
+            got = _call_with_limit(fn, [a.clone() if torch.is_tensor(a) else a for a in args], case_limit)
+        except _TimedOut:
+            msg = (f"✘ {name}: case {i + 1}: your function did not return within {case_limit:.3g} s; look for a loop "
+                   f"that never ends (it may still be running: restart the kernel if the notebook is slow)")
+            return _say(msg, verbose, False)
         except NotImplementedError:
             msg = f"✘ {name}: not implemented yet; fill in the function and run this cell again"
             return _say(msg, verbose, False)

@@ -86,3 +86,25 @@ def test_episode_to_device_keeps_values():
     ep = EpisodeSampler(SPLIT, 3, 1, 2, seed=0).sample()
     moved = ep.to("cpu")
     assert torch.equal(moved.query_x, ep.query_x) and moved.n_query == 2
+
+
+def test_within_alphabet_names_the_alphabets_it_uses_and_leaves_out():
+    # 10 classes dealt round-robin into 4 styles: style0 and style1 have 3 classes, style2 and style3 have 2
+    split = make_glyph_split(n_classes=10, n_examples=4, seed=2, n_alphabets=4)
+    sampler = EpisodeSampler(split, 3, 1, 1, seed=0, within_alphabet=True)
+    assert sampler.alphabets_used == ["style0", "style1"]
+    assert sampler.alphabets_left_out == ["style2", "style3"]
+    used = {split.alphabets[int(c)] for _ in range(20) for c in sampler.sample().classes}
+    assert used <= {"style0", "style1"}
+    plain = EpisodeSampler(split, 3, 1, 1, seed=0)
+    assert plain.alphabets_left_out == [] and plain.alphabets_used == ["style0", "style1", "style2", "style3"]
+
+
+def test_numpy_integers_are_positive_integers():
+    np = pytest.importorskip("numpy")
+    sampler = EpisodeSampler(SPLIT, np.int64(3), np.int32(2), np.int64(1), seed=0)
+    assert (sampler.n_way, sampler.n_shot) == (3, 2) and type(sampler.n_way) is int
+    assert len(sampler.sample_batch(np.int64(2))) == 2
+    for bad in (np.float64(3.0), True, np.int64(0), "3"):
+        with pytest.raises(ValueError, match="n_way=.* must be a positive integer"):
+            EpisodeSampler(SPLIT, bad, 1, 1)

@@ -1,4 +1,6 @@
-"""Omniglot splits on the real data: counts, disjointness, preprocessing, cache."""
+"""Omniglot splits on the real data: counts, disjointness, preprocessing, cache; on a tiny Omniglot-shaped
+folder: the content-keyed cache, corrupt and unwritable caches, bad drawings, transparent PNGs."""
+import re
 
 import pytest
 import torch
@@ -60,3 +62,151 @@ def test_fslcourse_data_is_looked_at_first(tmp_path, monkeypatch):
         (tmp_path / "omniglot" / part).mkdir(parents=True)
     monkeypatch.setenv("FSLCOURSE_DATA", str(tmp_path))
     assert find_omniglot() == tmp_path / "omniglot"
+
+
+# --- a tiny Omniglot-shaped folder built in the test: cache keys, corrupt files, transparency -----------
+
+def _drawing(path, seed: int, size: int = 20) -> None:
+    """A black-ink-on-white PNG like Omniglot's (mode "1"), different for every seed."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new("1", (size, size), 1)
+    ImageDraw.Draw(im).rectangle([seed % 7, seed % 5, seed % 7 + 6, seed % 5 + 9], fill=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.save(path)
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """FSLCOURSE_DATA with 2 background and 1 evaluation alphabets, 2 characters each, 3 drawings per character."""
+    root = tmp_path / "data" / "omniglot"
+    seed = 0
+    for part, alphabets in (("images_background", ("Latin", "Greek")), ("images_evaluation", ("Atlantean",))):
+        for alpha in alphabets:
+            for char in ("character01", "character02"):
+                for k in range(3):
+                    seed += 1
+                    _drawing(root / part / alpha / char / f"{seed:04d}_{k + 1:02d}.png", seed)
+    monkeypatch.setenv("FSLCOURSE_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("FSLCOURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(omniglot_module, "_WARNED", set())
+    return root
+
+
+import fslcourse.data.omniglot as omniglot_module  # noqa: E402  (the module, for its cache helpers)
+
+
+def _load():
+    return load_omniglot(download=False, progress=False)
+
+
+def _touch_later(path):
+    import os
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+
+
+def test_the_cache_is_keyed_by_content_an_edited_drawing_is_seen(tiny):
+    first = _load()
+    assert len(list((tiny.parent.parent / "cache").glob("omniglot-28px-*.pt"))) == 1
+    png = tiny / "images_background" / "Latin" / "character01" / "0001_01.png"
+    _drawing(png, seed=99, size=30)  # a new drawing, same name; the parent folders' times do not change
+    _touch_later(png)
+    second = _load()
+    idx = second.train.base_names.index("Latin/character01")
+    assert torch.equal(second.train.images[idx, 0], (load_image(png)[0] * 255).round().to(torch.uint8))
+    assert not torch.equal(second.train.images[idx, 0], first.train.images[idx, 0])
+    assert len(list((tiny.parent.parent / "cache").glob("omniglot-28px-*.pt"))) == 2
+
+
+def test_a_new_character_in_an_existing_alphabet_is_seen(tiny):
+    assert _load().test.images.shape[0] == 2
+    for k in range(3):
+        _drawing(tiny / "images_evaluation" / "Atlantean" / "character03" / f"09{k}_01.png", seed=50 + k)
+    data = _load()
+    assert data.test.images.shape[0] == 3 and "Atlantean/character03" in data.test.base_names
+
+
+def test_a_corrupt_cache_is_rebuilt_with_one_warning(tiny, capsys):
+    good = _load()
+    cache = next((tiny.parent.parent / "cache").glob("omniglot-28px-*.pt"))
+    cache.write_bytes(b"not a torch file")
+    capsys.readouterr()
+    again = _load()
+    err = capsys.readouterr().err
+    assert torch.equal(again.train.images, good.train.images)
+    assert str(cache) in err and "rebuilding it" in err and len(err.strip().splitlines()) == 1
+    assert omniglot_module.cache_status(tiny) == (cache, None)  # rewritten and readable again
+    torch.save({"version": omniglot_module.CACHE_VERSION, "images": torch.zeros(1, 3, 28, 28, dtype=torch.uint8),
+                "names": ["x"], "alphabets": ["x"], "background": [True]}, cache)
+    path, problem = omniglot_module.cache_status(tiny)
+    assert "same characters" in problem
+    assert torch.equal(_load().train.images, good.train.images)
+
+
+def test_an_unwritable_cache_folder_warns_once_and_loads(tiny, tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("FSLCOURSE_CACHE", str(blocker / "cache"))
+    data = _load()
+    data2 = _load()
+    assert data.train.images.shape[0] == 4 and torch.equal(data.train.images, data2.train.images)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "could not write the image cache" in err[0] and "FSLCOURSE_CACHE" in err[0]
+
+
+def test_wrong_number_of_drawings_names_the_folder(tiny):
+    folder = tiny / "images_background" / "Greek" / "character02"
+    next(folder.glob("*.png")).unlink()
+    with pytest.raises(ValueError, match=re.escape(f"character folder {folder} has 2 drawings but the others have 3")):
+        _load()
+
+
+def test_an_empty_character_folder_names_the_folder(tiny):
+    folder = tiny / "images_evaluation" / "Atlantean" / "character09"
+    folder.mkdir()
+    with pytest.raises(ValueError, match=re.escape(f"character folder {folder} has no PNG drawings")):
+        _load()
+
+
+def test_a_truncated_png_names_the_file(tiny, tmp_path):
+    png = tiny / "images_evaluation" / "Atlantean" / "character01" / "0013_01.png"
+    png.write_bytes(png.read_bytes()[:60])
+    with pytest.raises(ValueError, match=re.escape(f"{png} is not a readable image")):
+        load_image(png)
+    with pytest.raises(ValueError, match=re.escape(f"{png} is not a readable image")):
+        _load()
+    text = tmp_path / "text.png"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match="text.png is not a readable image"):
+        load_image(text)
+
+
+def test_transparent_paper_is_paper_not_ink(tmp_path):
+    from PIL import Image, ImageDraw
+
+    # RGBA: a black stroke on fully transparent (black, alpha 0) paper
+    rgba = Image.new("RGBA", (28, 28), (0, 0, 0, 0))
+    ImageDraw.Draw(rgba).rectangle([10, 2, 13, 25], fill=(0, 0, 0, 255))
+    rgba.save(tmp_path / "rgba.png")
+    x = load_image(tmp_path / "rgba.png")[0]
+    assert x[0, 0] == 0.0 and x[14, 5] == 0.0, "transparent paper must load as paper (0.0), not ink"
+    assert x[14, 11] > 0.9 and x[14, 12] > 0.9, "the opaque black stroke is ink"
+    # the same drawing saved opaque (black on white) loads to the same pixels
+    opaque = Image.new("L", (28, 28), 255)
+    ImageDraw.Draw(opaque).rectangle([10, 2, 13, 25], fill=0)
+    opaque.save(tmp_path / "opaque.png")
+    assert torch.equal(x, load_image(tmp_path / "opaque.png")[0])
+    # palette image whose background colour (index 0, black) is marked transparent, ink is index 1 (black too)
+    pal = Image.new("P", (28, 28), 0)
+    pal.putpalette([0, 0, 0, 0, 0, 0] + [255, 255, 255] * 254)
+    ImageDraw.Draw(pal).rectangle([10, 2, 13, 25], fill=1)
+    pal.save(tmp_path / "pal.png", transparency=0)
+    assert "transparency" in Image.open(tmp_path / "pal.png").info
+    assert torch.equal(load_image(tmp_path / "pal.png")[0], x)
+    # LA with half-transparent ink: half as dark on white paper
+    la = Image.new("LA", (28, 28), (0, 0))
+    ImageDraw.Draw(la).rectangle([10, 2, 13, 25], fill=(0, 128))
+    la.save(tmp_path / "la.png")
+    y = load_image(tmp_path / "la.png")[0]
+    assert y[0, 0] == 0.0 and 0.3 < y[14, 11] < 0.7

@@ -28,7 +28,7 @@ def test_glyph_instances_are_closer_within_class_than_across():
 
 
 def test_glyph_bad_sizes():
-    with pytest.raises(ValueError, match="n_classes=0 must be positive"):
+    with pytest.raises(ValueError, match="n_classes=0 must be a positive integer"):
         make_glyph_split(n_classes=0)
 
 
@@ -44,3 +44,15 @@ def test_sinusoid_ranges_and_function():
     assert torch.equal(again.support_y, ep.support_y)
     with pytest.raises(ValueError, match="n_shot=0 must be a positive integer"):
         SinusoidTasks().sample(1, 0, 1)
+
+
+def test_numpy_integers_count_as_integers():
+    import numpy as np
+
+    assert make_glyph_split(np.int64(3), np.int64(2), seed=0).images.shape[:2] == (3, 2)
+    ep = SinusoidTasks(seed=0).sample(np.int64(2), np.int64(3), np.int64(4))
+    assert ep.support_x.shape == (2, 3, 1) and ep.query_x.shape == (2, 4, 1)
+    with pytest.raises(ValueError, match="n_query=2.5 must be a positive integer"):
+        SinusoidTasks(seed=0).sample(2, 3, 2.5)
+    with pytest.raises(ValueError, match="n_examples=True must be a positive integer"):
+        make_glyph_split(3, True)

@@ -1,4 +1,5 @@
 """Exercise checks: a right answer passes, wrong ones get a hint, the solution is never shown."""
+import pytest
 import torch
 
 from fslcourse.exercises import check
@@ -18,3 +19,45 @@ def test_prototypes_exercise(capsys):
 
     assert not check("prototypes", unsolved)
     assert "not implemented yet" in capsys.readouterr().out
+
+
+def test_a_function_that_never_returns_fails_with_a_time_limit(capsys):
+    import threading
+    import time
+
+    from fslcourse.exercises import core
+
+    never = threading.Event()
+
+    def hangs(f, y, n):
+        never.wait()  # an endless loop, as far as the checker can tell
+
+    start = time.perf_counter()
+    assert not check("prototypes", hangs, time_limit=0.3)
+    assert time.perf_counter() - start < 10
+    out = capsys.readouterr().out
+    assert "case 1: your function did not return within 0.3 s" in out and len(out.strip().splitlines()) == 1
+    never.set()  # let the abandoned thread finish
+    # the module constant is the default limit
+    core_limit = core.TIME_LIMIT
+    try:
+        core.TIME_LIMIT = 0.2
+        assert not check("prototypes", lambda f, y, n: time.sleep(30))
+        assert "within 0.2 s" in capsys.readouterr().out
+    finally:
+        core.TIME_LIMIT = core_limit
+
+
+def test_a_timed_check_still_reports_errors_and_keeps_the_grad_mode(capsys):
+    good = lambda f, y, n: torch.stack([f[y == k].mean(0) for k in range(n)])  # noqa: E731
+
+    def grad_mode_matters(f, y, n):
+        assert not torch.is_grad_enabled(), "the caller's no_grad reaches the student's function"
+        return good(f, y, n)
+
+    with torch.no_grad():
+        assert check("prototypes", grad_mode_matters)
+    assert not check("prototypes", lambda f, y, n: 1 / 0)
+    assert "case 1 raised ZeroDivisionError" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="time_limit=0 must be a positive number"):
+        check("prototypes", good, time_limit=0)

@@ -1,0 +1,181 @@
+"""A catalogue of bad inputs across the package: each must raise the documented error type with a one-line
+message that names the value and the fix (never a raw traceback, never a silent wrong answer)."""
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fslcourse.config import get_device, get_profile, seed_everything
+from fslcourse.data import EpisodeSampler, ImageSplit, SinusoidTasks, load_image, load_omniglot, make_glyph_split
+from fslcourse.evaluate import evaluate, mean_ci95
+from fslcourse.exercises import check
+from fslcourse.io import atomic_write_json, check_writable, load_checkpoint
+from fslcourse.methods import FewShotClassifier, PixelPrototype
+from fslcourse.report import load_records, protocol_key, report
+from fslcourse.results import result_record
+
+SPLIT = make_glyph_split(n_classes=10, n_examples=4, seed=2, n_alphabets=4, name="test")  # styles of 3,3,2,2
+WORK = Path(tempfile.mkdtemp(prefix="fslcourse-bad-inputs-"))  # the bad files the catalogue reads
+atexit.register(shutil.rmtree, WORK, True)
+
+
+def _file(name: str, data: bytes) -> Path:
+    path = WORK / name
+    path.write_bytes(data)
+    return path
+
+
+def _truncated_png() -> Path:
+    from PIL import Image
+
+    Image.new("L", (40, 40), 255).save(WORK / "whole.png")
+    return _file("truncated.png", (WORK / "whole.png").read_bytes()[:50])
+
+
+def _with_env(name: str, value: str, fn):
+    def run():
+        old = os.environ.get(name)
+        os.environ[name] = value
+        try:
+            return fn()
+        finally:
+            if old is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = old
+    return run
+
+
+class _Model(FewShotClassifier):
+    """PixelPrototype's logits passed through ``post``."""
+
+    trainable = False
+
+    def __init__(self, post):
+        super().__init__()
+        self.post, self.inner = post, PixelPrototype()
+
+    def predict(self, support_x, support_y, query_x):
+        return self.post(self.inner.predict(support_x, support_y, query_x))
+
+
+class _Scaled(ImageSplit):
+    def get(self, class_ids, example_ids):
+        return super().get(class_ids, example_ids) * 3.0
+
+
+def _bad_images_split():
+    return _Scaled(SPLIT.name, SPLIT.images, SPLIT.base_names, SPLIT.alphabets, SPLIT.rotations)
+
+
+def _result_without_split():
+    res = evaluate(PixelPrototype(), SPLIT, 3, 1, 1, 2)
+    res.split = None
+    return result_record("pixel", res, config={}, seed=0, device="cpu", profile="quick")
+
+
+def _good_prototypes(f, y, n):
+    return torch.stack([f[y == k].mean(0) for k in range(n)])
+
+
+CATALOGUE = [
+    # episodes (fslcourse/data/episodes.py)
+    ("n_way of 0", lambda: EpisodeSampler(SPLIT, 0, 1, 1), ValueError, r"n_way=0 must be a positive integer"),
+    ("fractional n_shot", lambda: EpisodeSampler(SPLIT, 3, 1.5, 1), ValueError, r"n_shot=1.5 must be a positive"),
+    ("numpy float n_way", lambda: EpisodeSampler(SPLIT, np.float64(3), 1, 1), ValueError,
+     r"n_way=.*3\.0.* must be a positive integer"),
+    ("boolean n_query", lambda: EpisodeSampler(SPLIT, 3, 1, True), ValueError, r"n_query=True must be a positive"),
+    ("more ways than classes", lambda: EpisodeSampler(SPLIT, 11, 1, 1), ValueError,
+     r"n_way=11 but the 'test' split has 10 classes; lower n_way"),
+    ("more shots and queries than examples", lambda: EpisodeSampler(SPLIT, 3, 3, 2), ValueError,
+     r"n_shot \+ n_query = 3 \+ 2 = 5 but each class of the 'test' split has 4 examples"),
+    ("within an alphabet, no alphabet large enough", lambda: EpisodeSampler(SPLIT, 4, 1, 1, within_alphabet=True),
+     ValueError, r"n_way=4 but no alphabet of the 'test' split has that many classes \(the largest has 3\)"),
+    ("a fractional episode seed", lambda: EpisodeSampler(SPLIT, 3, 1, 1, seed=1.5), ValueError,
+     r"seed=1.5 must be an integer"),
+    ("a batch of 0 episodes", lambda: EpisodeSampler(SPLIT, 3, 1, 1).sample_batch(0), ValueError,
+     r"n_episodes=0 must be a positive integer"),
+    # splits and data (fslcourse/data)
+    ("float images in a split", lambda: ImageSplit("x", torch.zeros(2, 3, 5, 5), ["a", "b"], ["a", "a"]),
+     ValueError, r"images must be a uint8 tensor"),
+    ("a bad rotation", lambda: ImageSplit("x", SPLIT.images, SPLIT.base_names, SPLIT.alphabets, (0, 5)),
+     ValueError, r"rotations=\(0, 5\): use quarter turns"),
+    ("glyph split of 0 classes", lambda: make_glyph_split(0), ValueError, r"n_classes=0 must be a positive integer"),
+    ("sinusoid with 0 shots", lambda: SinusoidTasks().sample(2, 0, 1), ValueError, r"n_shot=0 must be a positive"),
+    ("sinusoid amplitude range backwards", lambda: SinusoidTasks(amplitude=(5.0, 1.0)), ValueError,
+     r"amplitude=\(5.0, 1.0\) must have low <= high"),
+    ("a truncated PNG", lambda: load_image(_truncated_png()), ValueError,
+     r"truncated\.png is not a readable image .*replace the file"),
+    ("a text file named .png", lambda: load_image(_file("text.png", b"hello")), ValueError,
+     r"text\.png is not a readable image"),
+    ("a PNG that does not exist", lambda: load_image(WORK / "missing.png"), FileNotFoundError, r"missing\.png"),
+    ("an image size of 0", lambda: load_image(_truncated_png(), image_size=0), ValueError,
+     r"image_size=0 must be a positive integer"),
+    ("no Omniglot and no download", _with_env("FSLCOURSE_DATA", str(WORK / "nothing"), _with_env(
+        "FSLCOURSE_CACHE", str(WORK / "cache"), lambda: load_omniglot(download=False))), FileNotFoundError,
+     r"Omniglot was not found .*set FSLCOURSE_DATA"),
+    # configuration (fslcourse/config.py)
+    ("device banana", lambda: get_device("banana"), ValueError, r"device='banana' is not a device"),
+    ("FSLCOURSE_DEVICE=banana", _with_env("FSLCOURSE_DEVICE", "banana", get_device), ValueError,
+     r"FSLCOURSE_DEVICE='banana' is not a device; unset FSLCOURSE_DEVICE or set it to cpu"),
+    ("empty FSLCOURSE_DEVICE", _with_env("FSLCOURSE_DEVICE", "", get_device), ValueError,
+     r"FSLCOURSE_DEVICE='' is empty"),
+    ("cuda with a non-number index", lambda: get_device("cuda:first"), ValueError, r"'cuda:first' is not a device"),
+    ("an unknown profile", lambda: get_profile("fast"), ValueError, r"profile='fast' is not known; use one of quick"),
+    ("a negative seed", lambda: seed_everything(-1), ValueError, r"seed=-1 must be a non-negative integer"),
+    # evaluation (fslcourse/evaluate.py) and records (fslcourse/results.py)
+    ("one episode", lambda: evaluate(PixelPrototype(), SPLIT, 3, 1, 1, 1), ValueError,
+     r"n_episodes=1 but a confidence interval needs at least 2"),
+    ("a model with NaN weights", lambda: evaluate(_Model(lambda z: z * float("nan")), SPLIT, 3, 1, 1, 2), ValueError,
+     r"the model's logits are not finite \(NaN/inf\) on episode 0; its weights may be corrupt: retrain or reload"),
+    ("a model with infinite logits", lambda: evaluate(_Model(lambda z: z / 0.0), SPLIT, 3, 1, 1, 2), ValueError,
+     r"logits are not finite"),
+    ("logits with too few columns", lambda: evaluate(_Model(lambda z: z[:, :2]), SPLIT, 3, 1, 1, 2), ValueError,
+     r"logits of shape \(3, 2\), expected \(n_way \* n_query, n_way\) = \(3, 3\)"),
+    ("episode images outside [0, 1]", lambda: evaluate(PixelPrototype(), _bad_images_split(), 3, 1, 1, 2), ValueError,
+     r"episode 0: support_x has values in \[0, 3\], not \[0, 1\]"),
+    ("a CI of one value", lambda: mean_ci95([1.0]), ValueError, r"at least 2 values, got 1"),
+    ("a record that does not say its split", _result_without_split, ValueError,
+     r"a result record must say which split it measured"),
+    # reports, files and exercises
+    ("a protocol without n_way", lambda: protocol_key({"n_shot": 1}), ValueError, r"needs integer n_way and n_shot"),
+    ("an unknown report format", lambda: report(WORK, "html"), ValueError, r"format='html' is not known"),
+    ("a results folder that does not exist", lambda: load_records(WORK / "no-results"), ValueError,
+     r"results directory .*no-results does not exist"),
+    ("--json pointing at a folder", lambda: check_writable(WORK, "--json"), ValueError,
+     r"--json .* is a folder; give a file path"),
+    ("a JSON file under a file", lambda: atomic_write_json({}, _file("plain", b"x") / "r.json"), OSError,
+     r"could not write .*plain/r\.json: .*plain is a file, not a folder"),
+    ("a checkpoint that does not exist", lambda: load_checkpoint(WORK / "none.pt"), FileNotFoundError,
+     r"no checkpoint at .*none\.pt; train one with `python -m fslcourse train NAME`"),
+    ("an unknown exercise", lambda: check("nope", _good_prototypes), ValueError, r"exercise 'nope' is not known"),
+    ("a time limit of -1 s", lambda: check("prototypes", _good_prototypes, time_limit=-1), ValueError,
+     r"time_limit=-1 must be a positive number of seconds"),
+]
+if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    CATALOGUE.append(("mps on a machine without it", lambda: get_device("mps"), ValueError,
+                      r"device='mps' was requested but MPS .* is not available"))
+if not torch.cuda.is_available():
+    CATALOGUE.append(("cuda without CUDA", _with_env("FSLCOURSE_DEVICE", "cuda", get_device), ValueError,
+                      r"FSLCOURSE_DEVICE='cuda' was requested but CUDA is not available; unset FSLCOURSE_DEVICE"))
+
+
+def test_the_catalogue_is_large():
+    assert len(CATALOGUE) >= 25 and len({d for d, *_ in CATALOGUE}) == len(CATALOGUE)
+
+
+@pytest.mark.parametrize("description, call, error, message", CATALOGUE, ids=[d for d, *_ in CATALOGUE])
+def test_bad_input_gets_a_one_line_error(description, call, error, message):
+    with pytest.raises(error, match=message) as info:
+        call()
+    text = str(info.value)
+    assert text.strip() and "\n" not in text, f"{description}: the message must be one line: {text!r}"
+    assert not re.search(r"Traceback|File \"|line \d+, in ", text), f"{description}: a raw traceback: {text!r}"

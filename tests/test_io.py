@@ -1,0 +1,71 @@
+"""Atomic writes: the mode an ordinary open gives, errors that name the user's path, and early path checks."""
+import json
+import os
+import stat
+
+import pytest
+import torch
+
+from fslcourse.io import atomic_torch_save, atomic_write_json, check_writable, save_traceback
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test, then restore it."""
+    old = os.umask(0o022)
+    yield lambda mask: os.umask(mask)
+    os.umask(old)
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_new_files_get_the_mode_the_umask_gives(tmp_path, umask, mask, mode):
+    umask(mask)
+    assert stat.S_IMODE(atomic_write_json({"a": 1}, tmp_path / "r.json").stat().st_mode) == mode
+    assert stat.S_IMODE(atomic_torch_save({"w": torch.ones(2)}, tmp_path / "c.pt").stat().st_mode) == mode
+
+
+def test_a_replaced_file_keeps_its_mode(tmp_path, umask):
+    umask(0o022)
+    path = tmp_path / "r.json"
+    path.write_text("{}")
+    path.chmod(0o640)
+    atomic_write_json({"a": 2}, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640 and json.loads(path.read_text()) == {"a": 2}
+
+
+def test_write_errors_name_the_path_not_a_temporary_file(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(NotADirectoryError, match=f"could not write {blocker / 'out.json'}: {blocker} is a file") as err:
+        atomic_write_json({}, blocker / "out.json")
+    assert ".tmp" not in str(err.value)
+    with pytest.raises(IsADirectoryError, match=f"cannot write {tmp_path}: it is a folder"):
+        atomic_write_json({}, tmp_path)
+
+    def fails(tmp):
+        raise PermissionError(13, "Permission denied", tmp)
+
+    from fslcourse.io import _atomic
+    with pytest.raises(PermissionError, match=r"could not write .*x\.json \(Permission denied\)") as err:
+        _atomic(tmp_path / "x.json", fails)
+    assert ".tmp" not in str(err.value) and not list(tmp_path.glob("x.json*"))
+
+
+def test_check_writable_before_the_work(tmp_path):
+    assert check_writable(tmp_path / "new" / "deeper" / "r.json") == tmp_path / "new" / "deeper" / "r.json"
+    assert not (tmp_path / "new").exists(), "the check creates nothing"
+    with pytest.raises(ValueError, match=f"--json {tmp_path} is a folder; give a file path"):
+        check_writable(tmp_path, "--json")
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ValueError, match=f"cannot be created: {tmp_path / 'f'} is a file, not a folder"):
+        check_writable(tmp_path / "f" / "r.json")
+
+
+def test_save_traceback_writes_the_whole_traceback(tmp_path, monkeypatch):
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError as err:
+        path = save_traceback(err)
+    assert path.parent == tmp_path and "Traceback" in path.read_text() and "RuntimeError: boom" in path.read_text()
