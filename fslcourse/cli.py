@@ -100,6 +100,9 @@ def _train(args) -> int:
     from .training.generators import FAMILIES, train_generator
 
     if args.name in FAMILIES:
+        if args.resume or args.state or args.steps:
+            raise ValueError(f"--resume, --state and --steps are for methods; a generator family ({args.name}) "
+                             "trains its whole recipe in one sitting")
         out = train_generator(args.name, args.recipe, out=args.out, overwrite=args.overwrite,
                               seed=args.seed or 0, device=args.device)
         print(f"{args.name}: trained and saved {out}")
@@ -144,7 +147,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted (Ctrl-C)", file=sys.stderr)
         return 130
-    except Exception as err:  # a bug, not bad input: a short message here, the full traceback in a file
+    except Exception as err:
+        if type(err).__name__ == "TrainingStopped":  # Ctrl-C during a generator's run: said, nothing saved
+            print(f"error: {err}", file=sys.stderr)
+            return 3
+        # a bug, not bad input: a short message here, the full traceback in a file
         from .io import save_traceback
 
         log = save_traceback(err)

@@ -1,6 +1,6 @@
 """Data for the course: Omniglot, procedural glyphs, sinusoids, and episodes.
 
-Data flows one way: ``data`` -> ``methods`` -> ``evaluate`` -> ``widgets``.
+Nothing here imports the rest of the package (see ``tests/test_import_graph.py``).
 """
 from .episodes import Episode, EpisodeSampler
 from .omniglot import Omniglot, find_omniglot, load_image, load_omniglot

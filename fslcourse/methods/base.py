@@ -16,21 +16,61 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-METHODS: dict[str, type[FewShotClassifier]] = {}
+METHODS: dict = {}
+
+
+class Preset:
+    """A registered variant of a method: its class with some constructor arguments set by default.
+
+    ``Preset("fomaml", MAML, first_order=True)`` behaves like a class: calling it builds a
+    ``MAML(first_order=True, ...)`` whose ``name`` is ``"fomaml"``, and its other attributes
+    (``trainable``, ``needs_grad_at_test`` ...) are the class's, except ``RECIPES`` when given.
+
+    Args:
+        name: the registered name.
+        cls: the method's class.
+        recipes: the variant's own ``RECIPES`` (default: the class's).
+        defaults: constructor arguments the variant sets (a caller's arguments win).
+    """
+
+    def __init__(self, name: str, cls: type, recipes: dict | None = None, **defaults):
+        self.name, self.cls, self.defaults = name, cls, defaults
+        if recipes is not None:
+            self.RECIPES = recipes
+
+    def __call__(self, **kwargs):
+        model = self.cls(**{**self.defaults, **kwargs})
+        model.name = self.name
+        return model
+
+    def __getattr__(self, attr: str):
+        return getattr(self.cls, attr)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
+        return f"Preset({self.name!r}: {self.cls.__name__}({args}))"
 
 
 def register(name: str):
     """Class decorator: register a :class:`FewShotClassifier` under ``name``."""
     def wrap(cls):
         if name in METHODS and METHODS[name] is not cls:
-            raise ValueError(f"a method is already registered as {name!r}: {METHODS[name].__name__}")
+            raise ValueError(f"a method is already registered as {name!r}: {METHODS[name]!r}")
         cls.name = name
         METHODS[name] = cls
         return cls
     return wrap
 
 
-def get_method(name: str) -> type[FewShotClassifier]:
+def register_preset(name: str, cls: type, recipes: dict | None = None, **defaults) -> Preset:
+    """Register ``name`` as a variant of ``cls`` with ``defaults`` (see :class:`Preset`); returns the preset."""
+    if name in METHODS:
+        raise ValueError(f"a method is already registered as {name!r}: {METHODS[name]!r}")
+    METHODS[name] = Preset(name, cls, recipes, **defaults)
+    return METHODS[name]
+
+
+def get_method(name: str):
     """The class registered under ``name``; the error lists the known names."""
     if name not in METHODS:
         known = ", ".join(sorted(METHODS)) or "none"

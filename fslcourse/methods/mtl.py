@@ -37,7 +37,7 @@ from ..data.episodes import Episode
 from ..models.resnet import ResNetSmall
 from ..models.scale_shift import add_scale_shift, scale_shift_layers
 from ..recipe import Recipe
-from .base import FewShotClassifier, prototypes, register
+from .base import FewShotClassifier, prototypes, register, register_preset
 
 MODES = ("ss", "ft", "theta")
 
@@ -137,19 +137,17 @@ class MTL(FewShotClassifier):
     """
 
     needs_grad_at_test = True
-    default_mode, default_hard_tasks = "ss", True
     RECIPES = PHASE2
 
-    def __init__(self, widths=(16, 32, 64), mode: str | None = None, hard_tasks: bool | None = None,
+    def __init__(self, widths=(16, 32, 64), mode: str = "ss", hard_tasks: bool = True,
                  inner_lr: float = 0.5, inner_steps: int = 5, test_inner_steps: int = 10, scale: float = 10.0):
         super().__init__()
-        mode = self.default_mode if mode is None else mode
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is not known; use one of {', '.join(MODES)}")
         if inner_steps < 0 or test_inner_steps < 0:
             raise ValueError(f"inner_steps={inner_steps} and test_inner_steps={test_inner_steps} must be >= 0")
         self.widths, self.mode = [int(w) for w in widths], mode
-        self.hard_tasks = self.default_hard_tasks if hard_tasks is None else bool(hard_tasks)
+        self.hard_tasks = bool(hard_tasks)
         self.inner_lr, self.inner_steps, self.test_inner_steps = inner_lr, inner_steps, test_inner_steps
         self.backbone = ResNetSmall(1, self.widths)
         if mode == "ss":
@@ -249,23 +247,8 @@ class MTL(FewShotClassifier):
         return F.cross_entropy(logits, episode.query_y), (logits.argmax(1) == episode.query_y).float().mean()
 
 
-@register("mtl-no-ht")
-class MTLNoHT(MTL):
-    """MTL without hard-task meta-batches (ablation)."""
-
-    default_hard_tasks = False
-
-
-@register("mtl-ft")
-class MTLFineTune(MTL):
-    """Ablation: meta-train every weight of the backbone (FT) instead of its scales and shifts."""
-
-    default_mode, default_hard_tasks = "ft", False
-
-
-@register("mtl-theta-only")
-class MTLThetaOnly(MTL):
-    """Ablation: no meta-transfer; only the head adapts on the frozen pre-trained backbone."""
-
-    default_mode, default_hard_tasks = "theta", False
-    RECIPES = PHASE1
+# The ablation rows are presets of MTL: no hard tasks; FT (meta-train every weight of the backbone instead
+# of its scales and shifts); θ only (no meta-transfer: only the head adapts on the frozen phase-1 backbone).
+register_preset("mtl-no-ht", MTL, mode="ss", hard_tasks=False)
+register_preset("mtl-ft", MTL, mode="ft", hard_tasks=False)
+register_preset("mtl-theta-only", MTL, recipes=PHASE1, mode="theta", hard_tasks=False)

@@ -39,7 +39,6 @@ class Reptile(MAML):
     zero head (Kao et al. 2022, arXiv:2106.15367) and only the body is meta-learned.
     """
 
-    first_order = True
     RECIPES = {"quick": Recipe(n_way=20, n_shot=1, n_query=1, meta_batch=2, optimizer="sgd", lr=1.0,
                                schedule="cosine", steps=1500, val_every=250, val_episodes=100,
                                model=dict(n_way=5, hidden=32, inner_lr=0.2, inner_steps=5, test_inner_steps=10,

@@ -59,8 +59,19 @@ class SeenClasses(Hook):
         self.seen = state["seen"].clone()
 
 
+class TrainingStopped(RuntimeError):
+    """A generator's run stopped before its recipe's last step (Ctrl-C, ``max_seconds``): nothing is saved."""
+
+
 def _history(result, split, seen: SeenClasses | None = None) -> dict:
-    """The run's log as a flat dict plus ``steps``, ``split``, ``total_seconds`` and the classes seen."""
+    """The run's log as a flat dict plus ``steps``, ``split``, ``total_seconds`` and the classes seen.
+
+    Raises:
+        TrainingStopped: the run did not finish its steps, so its model must not be stored as finished.
+    """
+    if result.stopped != "steps":
+        raise TrainingStopped(f"training stopped at step {result.steps} "
+                              f"({result.stopped}); no generator checkpoint was written")
     return {**result.log.as_dict(), "steps": result.steps, "split": split.name, "total_seconds": result.seconds,
             "cpu_seconds_total": result.cpu_seconds, **({"seen_classes": seen.ids()} if seen is not None else {})}
 

@@ -8,7 +8,7 @@ import torch
 
 from fslcourse.data import EpisodeSampler
 from fslcourse.methods import get_method
-from fslcourse.methods.mtl import MTL, MTLFineTune, failure_classes, hard_task_batch
+from fslcourse.methods.mtl import MTL, failure_classes, hard_task_batch
 from fslcourse.models import ResNetSmall
 from fslcourse.recipe import Recipe
 from fslcourse.training import fit, trainers
@@ -78,7 +78,7 @@ def test_theta_stays_frozen_while_phi_learns(glyphs):
     assert changed and all(k.endswith((".scale", ".shift")) or k == "log_scale" for k in changed)
     assert model.hard_batches > 0
     # the FT ablation does change Θ (so the check above can fail)
-    ft = MTLFineTune(widths=WIDTHS)
+    ft = get_method("mtl-ft")(widths=WIDTHS)
     ft.load_backbone(state)
     ft_before = _frozen_values(ft)
     ft = _meta_transfer("mtl-ft", state, train, steps=1, lr=0.05)

@@ -195,3 +195,25 @@ def test_pretrained_errors_name_the_fix():
     with pytest.raises(FileNotFoundError, match="python -m fslcourse train test-tiny-protonet --recipe quick"):
         pretrained("test-tiny-protonet")
     assert pretrained("pixel").predict is not None
+
+
+def test_an_interrupted_generator_run_saves_nothing(glyphs, tmp_path, monkeypatch):
+    """Ctrl-C during a generator's training: TrainingStopped, and no checkpoint file."""
+    from fslcourse.generative.diffusion import RECIPES as DIFFUSION
+    from fslcourse.methods.protonet import ProtoNet
+    from fslcourse.training.generators import TrainingStopped, load_or_train_diffusion
+
+    import fslcourse.training.generators as generators
+
+    def interrupted_fit(*args, **kwargs):
+        kwargs["hook"] = SigintAt(2)
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(generators, "fit", interrupted_fit)
+    torch.manual_seed(0)
+    encoder = ProtoNet(backbone_kwargs={"hidden": 8}).backbone
+    data = _data(glyphs)
+    tiny = {"steps": 5, "n_way": 4, "val_every": 0, "options": {"T": 20}, "model": {"channels": 8}}
+    with pytest.raises(TrainingStopped, match="stopped at step 2 .interrupted.; no generator checkpoint was written"):
+        load_or_train_diffusion(data, encoder, path=tmp_path / "d.pt", progress=False, recipe=tiny)
+    assert not (tmp_path / "d.pt").exists() and DIFFUSION["quick"].steps == 10_000
