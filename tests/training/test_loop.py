@@ -199,11 +199,10 @@ def test_pretrained_errors_name_the_fix():
 
 def test_an_interrupted_generator_run_saves_nothing(glyphs, tmp_path, monkeypatch):
     """Ctrl-C during a generator's training: TrainingStopped, and no checkpoint file."""
+    import fslcourse.training.generators as generators
     from fslcourse.generative.diffusion import RECIPES as DIFFUSION
     from fslcourse.methods.protonet import ProtoNet
     from fslcourse.training.generators import TrainingStopped, load_or_train_diffusion
-
-    import fslcourse.training.generators as generators
 
     def interrupted_fit(*args, **kwargs):
         kwargs["hook"] = SigintAt(2)
