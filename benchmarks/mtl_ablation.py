@@ -136,10 +136,10 @@ def curve(device, eval_episodes: int = 100, seed: int = 0):
     fit(run.trained, run.batches, r, optimizer=run.optimizer, hook=probe, streams=run.streams, progress=False)
     points = probe.points
     ckpt = checkpoint_info("maml")
-    done = ckpt["metrics"]["steps"] * ckpt["extra"]["recipe"]["meta_batch"]
+    done = ckpt["metrics"]["steps"] * ckpt["recipe"]["meta_batch"]
     points.append({"tasks": done, "accuracy": measure(pretrained("maml", device=device)),
                    "note": f"the committed maml-quick checkpoint ({ckpt['config']['hidden']} filters, "
-                           f"{ckpt['extra']['recipe'].get('n_way', 5)}-way tasks, cosine schedule)"})
+                           f"{ckpt['recipe']['n_way']}-way tasks, {ckpt['recipe']['schedule']} schedule)"})
     curves["maml"] = {"points": points, "seconds": time.perf_counter() - start}
     out = _load()
     out["learning_curve"] = {"protocol": {"n_way": 5, "n_shot": 1, "n_query": 5, "episodes": eval_episodes,
