@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="the method's recipe: quick, full or paper (default quick)")
     t.add_argument("--seed", type=int, default=None, help="change the recipe's seed (default: the recipe's, 0)")
     t.add_argument("--steps", type=int, default=None, help="change the recipe's number of steps")
+    t.add_argument("--state-every", type=int, default=None,
+                   help="write the resumable training state every N steps (default: the recipe's)")
     t.add_argument("--device", default=None)
     t.add_argument("--out", type=Path, default=None, help="checkpoint path (default: the package's checkpoint)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at the target")
@@ -83,13 +85,17 @@ def _evaluate(args) -> int:
         print(f"left out {len(res.alphabets_left_out)} alphabet(s) with fewer than {args.n_way} classes: "
               f"{', '.join(res.alphabets_left_out)}", file=sys.stderr)
     if args.json:
-        config, train_seconds, seed = model.config(), None, None
+        import hashlib
+
+        config, train_seconds, seed, source = model.config(), None, None, None
         path = checkpoint_path(args.name, args.profile)
         if path.exists():
             ckpt = load_checkpoint(path)
             config, train_seconds, seed = ckpt["config"], ckpt.get("train_seconds"), ckpt.get("seed")
+            source = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
         record = result_record(args.name, res, config=config, seed=seed, device=device,
-                               profile=args.profile, train_seconds=train_seconds, split=args.split)
+                               profile=args.profile, train_seconds=train_seconds, split=args.split,
+                               extra={"checkpoint": source})
         atomic_write_json(record, args.json)
         print(f"wrote {args.json}")
     return 0
@@ -100,15 +106,16 @@ def _train(args) -> int:
     from .training.generators import FAMILIES, train_generator
 
     if args.name in FAMILIES:
-        if args.resume or args.state or args.steps:
-            raise ValueError(f"--resume, --state and --steps are for methods; a generator family ({args.name}) "
+        if args.resume or args.state or args.steps or args.state_every:
+            raise ValueError(f"--resume, --state, --steps and --state-every are for methods; a generator family ({args.name}) "
                              "trains its whole recipe in one sitting")
         out = train_generator(args.name, args.recipe, out=args.out, overwrite=args.overwrite,
                               seed=args.seed or 0, device=args.device)
         print(f"{args.name}: trained and saved {out}")
         return 0
 
-    changes = {k: v for k, v in (("seed", args.seed), ("steps", args.steps)) if v is not None}
+    changes = {k: v for k, v in (("seed", args.seed), ("steps", args.steps), ("state_every", args.state_every))
+               if v is not None}
     recipe_for(args.name, args.recipe, **changes)  # a bad name or recipe fails here, before any work
     model, result = train(args.name, args.recipe, out=args.out, state=args.state, resume=args.resume,
                           overwrite=args.overwrite, device=args.device, progress=True, **changes)

@@ -90,6 +90,18 @@ def load_records(directory=None, skipped: list | None = None) -> list[dict]:
             if missing:
                 raise ValueError(f"{path}: record {i} lacks {', '.join(missing)}; write records with "
                                  f"fslcourse.results.result_record")
+            wrong = [f"{k}={rec.get(k)!r} (want {want})" for k, ok, want in (
+                ("method", isinstance(rec["method"], str), "a name"),
+                ("protocol", isinstance(rec["protocol"], dict), "a dict"),
+                ("accuracy", rec["accuracy"] is None or _number(rec["accuracy"]) is not None, "a number or null"),
+                ("ci95", rec.get("ci95") is None or _number(rec.get("ci95")) is not None, "a number or null"),
+                ("episodes", rec.get("episodes") is None or (isinstance(rec.get("episodes"), int)
+                                                            and not isinstance(rec.get("episodes"), bool)),
+                 "a whole number"))
+                if not ok]
+            if wrong:
+                raise ValueError(f"{path}: record {i} has {'; '.join(wrong)}; write records with "
+                                 f"fslcourse.results.result_record")
             protocol_key(rec["protocol"])  # validates n_way / n_shot
             records.append({**rec, "_file": path.stem, "_index": i, "_path": str(path)})
     return records
@@ -212,6 +224,10 @@ def report(directory=None, fmt: str = "markdown", out=None) -> str:
     """Load the records, build the table and render it as ``"markdown"`` or ``"json"``; write ``out`` atomically."""
     if fmt not in ("markdown", "json"):
         raise ValueError(f"format={fmt!r} is not known; use 'markdown' or 'json'")
+    if out is not None:
+        from .io import check_writable
+
+        check_writable(out, "the report file")  # before reading anything
     skipped: list[str] = []
     records = load_records(directory, skipped)
     rows = build_table(records)

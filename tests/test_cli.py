@@ -21,6 +21,20 @@ def test_evaluate_pixel_json(omniglot, tmp_path):
         assert key in rec
     assert rec["protocol"]["n_way"] == 5 and rec["episodes"] == 50
     assert 20 < rec["accuracy"] < 80 and rec["versions"]["torch"]
+    assert rec["checkpoint"] is None  # pixel has no weights; a trained method's record names its file and hash
+
+
+def test_evaluate_json_names_the_checkpoint_and_its_hash(omniglot, tmp_path):
+    import hashlib
+
+    from fslcourse.pretrained import checkpoint_path
+
+    out = tmp_path / "r.json"
+    p = run("evaluate", "fomaml", "--episodes", "3", "--n-query", "2", "--json", str(out))
+    assert p.returncode == 0, p.stderr
+    rec = json.loads(out.read_text())
+    path = checkpoint_path("fomaml")
+    assert rec["checkpoint"] == {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     assert "5-way 1-shot" in p.stdout
 
 

@@ -83,13 +83,24 @@ def test_eval_seconds_zero_is_not_a_measurement(tmp_path):
 
 @pytest.mark.parametrize("content, match", [("{not json", "not valid JSON"), ('{"records": {}}', "no 'records' list"),
                                             ("[]", "no 'records' list"),
-                                            ('{"records": [{"method": "p", "accuracy": 1}]}', "lacks protocol")])
+                                            ('{"records": [{"method": "p", "accuracy": 1}]}', "lacks protocol"),
+                                            ('{"records": [{"method": "p", "accuracy": "97%", "protocol": '
+                                             '{"n_way": 5, "n_shot": 1}}]}', "accuracy='97%' .want a number"),
+                                            ('{"records": [{"method": 3, "accuracy": 1.0, "protocol": '
+                                             '{"n_way": 5, "n_shot": 1}, "episodes": 2.5}]}',
+                                             "method=3 .want a name.; episodes=2.5")])
 def test_malformed_file_is_named(tmp_path, content, match):
     write(tmp_path, "02_protonet", [rec("protonet")])
     (tmp_path / "05_broken.json").write_text(content)
     with pytest.raises(ValueError, match=match) as err:
         load_records(tmp_path)
     assert "05_broken.json" in str(err.value)
+
+
+def test_a_bad_report_out_fails_before_reading_anything(tmp_path):
+    (tmp_path / "r").mkdir()
+    with pytest.raises(ValueError, match="the report file .* is a folder"):
+        report(tmp_path / "missing-results", out=tmp_path / "r")  # the folder error comes first, not the missing one
 
 
 def test_missing_folder_is_named(tmp_path):
