@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import stat
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -125,8 +127,16 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 
     Raises:
         FileNotFoundError: with the command that would create it.
+        ValueError: the file is truncated, corrupt or holds objects other than tensors and plain data
+            (``weights_only`` refuses them); the message names the file and the fix.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}; train one with `python -m fslcourse train NAME`")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError, AttributeError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ValueError(f"{path} is not a loadable checkpoint ({type(err).__name__}: {first}); it is truncated, "
+                         "corrupt or holds more than tensors and plain data: restore it (git checkout -- FILE) or "
+                         "retrain it with `python -m fslcourse train NAME --overwrite`") from None

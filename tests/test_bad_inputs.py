@@ -19,8 +19,11 @@ from fslcourse.evaluate import evaluate, mean_ci95
 from fslcourse.exercises import check
 from fslcourse.io import atomic_write_json, check_writable, load_checkpoint
 from fslcourse.methods import FewShotClassifier, PixelPrototype
+from fslcourse.pretrained import load_method
 from fslcourse.report import load_records, protocol_key, report
 from fslcourse.results import result_record
+from fslcourse.training.api import check_target, recipe_for, train
+from fslcourse.training.generators import get_generator
 
 SPLIT = make_glyph_split(n_classes=10, n_examples=4, seed=2, n_alphabets=4, name="test")  # styles of 3,3,2,2
 WORK = Path(tempfile.mkdtemp(prefix="fslcourse-bad-inputs-"))  # the bad files the catalogue reads
@@ -31,6 +34,26 @@ def _file(name: str, data: bytes) -> Path:
     path = WORK / name
     path.write_bytes(data)
     return path
+
+
+def _truncated_checkpoint() -> Path:
+    torch.save({"state_dict": {"w": torch.zeros(100)}}, WORK / "whole.pt")
+    return _file("truncated.pt", (WORK / "whole.pt").read_bytes()[:200])
+
+
+class _Payload:
+    """Not a tensor: ``weights_only=True`` must refuse to rebuild it (a pickle could run code)."""
+
+
+def _pickle_payload() -> Path:
+    torch.save({"state_dict": _Payload()}, WORK / "payload.pt")
+    return WORK / "payload.pt"
+
+
+def _pixel_checkpoint() -> Path:
+    from fslcourse.pretrained import save_method
+
+    return save_method(PixelPrototype(), WORK / "pixel.pt", seed=0, profile="quick", train_seconds=0.0)
 
 
 def _truncated_png() -> Path:
@@ -156,6 +179,28 @@ CATALOGUE = [
      r"could not write .*plain/r\.json: .*plain is a file, not a folder"),
     ("a checkpoint that does not exist", lambda: load_checkpoint(WORK / "none.pt"), FileNotFoundError,
      r"no checkpoint at .*none\.pt; train one with `python -m fslcourse train NAME`"),
+    ("a truncated checkpoint", lambda: load_checkpoint(_truncated_checkpoint()), ValueError,
+     r"truncated\.pt is not a loadable checkpoint .*restore it .* or retrain it"),
+    ("a checkpoint with a pickled object", lambda: load_checkpoint(_pickle_payload()), ValueError,
+     r"payload\.pt is not a loadable checkpoint .*more than tensors and plain data"),
+    ("a checkpoint of another method", lambda: load_method(_pixel_checkpoint(), expect="protonet"), ValueError,
+     r"pixel\.pt holds method 'pixel', not 'protonet'; retrain it"),
+    ("a recipe that does not exist", lambda: recipe_for("protonet", "huge"), ValueError,
+     r"method 'protonet' has no recipe 'huge'; use one of quick, full, paper"),
+    ("a recipe field that does not exist", lambda: recipe_for("protonet", "quick", stepz=3), ValueError,
+     r"stepz is not a recipe field"),
+    ("a recipe with 0 steps", lambda: recipe_for("protonet", "quick", steps=0), ValueError,
+     r"recipe steps=0 must be a positive integer"),
+    ("an unknown schedule", lambda: recipe_for("protonet", "quick", schedule="linear"), ValueError,
+     r"recipe schedule='linear' is not known"),
+    ("training a method without weights", lambda: recipe_for("pixel"), ValueError,
+     r"method 'pixel' has no trainable parameters"),
+    ("a train --out that exists", lambda: check_target(_file("kept.pt", b"x"), overwrite=False), ValueError,
+     r"kept\.pt exists; pass overwrite=True \(--overwrite\)"),
+    ("resuming with no training state", lambda: train("protonet", out=WORK / "fresh.pt", resume=True), ValueError,
+     r"nothing to resume: no training state at .*fresh\.state\.pt"),
+    ("an unknown generator", lambda: get_generator("gann"), ValueError,
+     r"generator 'gann' is not registered; known generators: diffusion, gan"),
     ("an unknown exercise", lambda: check("nope", _good_prototypes), ValueError, r"exercise 'nope' is not known"),
     ("a time limit of -1 s", lambda: check("prototypes", _good_prototypes, time_limit=-1), ValueError,
      r"time_limit=-1 must be a positive number of seconds"),
