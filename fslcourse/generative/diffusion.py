@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from ..data.episodes import EpisodeSampler
 from ..evaluate import mean_ci95
-from ..methods.base import prototypes
+from ..methods.base import n_way_of, prototypes
 from ..recipe import Recipe
 
 SCHEDULES = ("linear", "cosine")
@@ -278,7 +278,7 @@ class DiffusionGenerator:
 
     def generate(self, support_x, support_y, n_generated: int, generator: torch.Generator | None = None):
         """``(generated (n_way * m, 1, 28, 28) in [0, 1], labels (n_way * m,))``, class-major."""
-        n_way = int(support_y.max()) + 1
+        n_way = n_way_of(support_y)
         c = class_conditions(self.encoder, support_x, support_y, n_way)  # (n_way, D)
         labels = torch.arange(n_way, device=support_x.device).repeat_interleave(n_generated)  # (n_way * m,)
         x = sample(self.model, c[labels], self.schedule, sampler=self.sampler, n_steps=self.n_steps,

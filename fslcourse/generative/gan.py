@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from ..methods.base import n_way_of, round_robin
 from ..methods.protonet import protonet_logits
 from ..recipe import Recipe
 from .metrics import mean_pairwise_distance
@@ -91,10 +92,9 @@ class DAGANGenerator(nn.Module):
         Returns:
             ``(generated (n_way * n_generated, 1, 28, 28), labels (n_way * n_generated,))``, class-major.
         """
-        n_way = int(support_y.max()) + 1
+        n_way = n_way_of(support_y)
         labels = torch.arange(n_way, device=support_y.device).repeat_interleave(n_generated)  # (n_way * m,)
-        by_class = [torch.nonzero(support_y == k).flatten() for k in range(n_way)]
-        sources = torch.stack([by_class[k][i % len(by_class[k])] for k in range(n_way) for i in range(n_generated)])
+        sources = round_robin(support_y, n_generated)  # (n_way * m,): each class's drawings in turn
         z = torch.randn(n_way * n_generated, self.z_dim, generator=generator).to(support_x)
         was_training = self.training
         self.eval()

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..methods.base import prototypes
+from ..methods.base import n_way_of, prototypes, round_robin
 from ..methods.protonet import protonet_logits
 from ..recipe import Recipe
 
@@ -58,10 +58,9 @@ class FeatureHallucinator(nn.Module):
     def hallucinate(self, support: torch.Tensor, support_y: torch.Tensor, n_generated: int,
                     generator: torch.Generator | None = None):
         """Differentiable :meth:`generate`: seeds taken in turn from each class's support features."""
-        n_way = int(support_y.max()) + 1
+        n_way = n_way_of(support_y)
         labels = torch.arange(n_way, device=support_y.device).repeat_interleave(n_generated)  # (n_way * m,)
-        by_class = [torch.nonzero(support_y == k).flatten() for k in range(n_way)]
-        seeds = torch.stack([by_class[k][i % len(by_class[k])] for k in range(n_way) for i in range(n_generated)])
+        seeds = round_robin(support_y, n_generated)  # (n_way * m,): each class's features in turn
         z = torch.randn(n_way * n_generated, self.z_dim, generator=generator).to(support)
         return self(support[seeds], z), labels
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from ..methods.base import n_way_of
+
 
 def _sqrtm_psd(a: torch.Tensor) -> torch.Tensor:
     """Square root of a symmetric positive semi-definite ``(D, D)`` matrix (negative eigenvalues clipped)."""
@@ -73,7 +75,7 @@ def per_class_quality(embed, real_x: torch.Tensor, real_y: torch.Tensor, gen_x: 
     f_r = real_x if embedded else embed(real_x)
     f_g = gen_x if embedded else embed(gen_x)
     out = {"frechet": [], "diversity_real": [], "diversity_generated": []}
-    for k in range(int(real_y.max()) + 1):
+    for k in range(n_way_of(real_y)):
         fr, fg = f_r[real_y == k], f_g[gen_y == k]
         out["frechet"].append(frechet_distance(fr, fg))
         out["diversity_real"].append(mean_pairwise_distance(fr))

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..methods.base import prototypes
+from ..methods.base import n_way_of, prototypes
 from ..recipe import Recipe
 
 MODES = ("prior", "prototype")
@@ -109,7 +109,7 @@ class _CVAEBase(nn.Module):
         """
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is not known; use one of {', '.join(MODES)}")
-        n_way = int(support_y.max()) + 1
+        n_way = n_way_of(support_y)
         c = self.context(support, support_y, n_way)  # (n_way, context_dim)
         labels = torch.arange(n_way, device=support.device).repeat_interleave(n_generated)  # (n_way * m,)
         eps = torch.randn(n_way * n_generated, self.z_dim, generator=generator).to(c)

@@ -78,6 +78,11 @@ def get_method(name: str):
     return METHODS[name]
 
 
+def n_way_of(labels: torch.Tensor) -> int:
+    """Number of classes of labels ``0 .. n_way-1``."""
+    return int(labels.max()) + 1
+
+
 class FewShotClassifier(nn.Module):
     """Base class: turn a support set into logits for a query set.
 
@@ -129,10 +134,7 @@ class FewShotClassifier(nn.Module):
         """Constructor arguments that rebuild this method (saved in checkpoints)."""
         return {}
 
-    @staticmethod
-    def n_way_of(support_y: torch.Tensor) -> int:
-        """Number of classes in a support set whose labels are ``0 .. n_way-1``."""
-        return int(support_y.max()) + 1
+    n_way_of = staticmethod(n_way_of)
 
     @staticmethod
     def check_support(support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor) -> int:
@@ -152,6 +154,20 @@ class FewShotClassifier(nn.Module):
             missing = torch.nonzero(present == 0).flatten().tolist()
             raise ValueError(f"support_y must use every label 0..{n_way - 1}; labels {missing} are missing")
         return n_way
+
+
+def round_robin(labels: torch.Tensor, n_per_class: int) -> torch.Tensor:
+    """Indices of ``n_per_class`` examples for every class, class-major, each class's examples taken in turn.
+
+    Args:
+        labels: ``(n,)`` labels in ``0 .. n_way-1``.
+        n_per_class: how many per class (an example repeats when its class has fewer).
+
+    Returns:
+        ``(n_way * n_per_class,)`` indices into ``labels``: the ``i``-th of class ``k`` is its ``(i mod K)``-th example.
+    """
+    by_class = [torch.nonzero(labels == k).flatten() for k in range(n_way_of(labels))]
+    return torch.stack([idx[i % len(idx)] for idx in by_class for i in range(n_per_class)])
 
 
 def prototypes(features: torch.Tensor, labels: torch.Tensor, n_way: int) -> torch.Tensor:

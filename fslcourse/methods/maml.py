@@ -33,7 +33,7 @@ from torch.func import grad, vmap
 
 from ..models.maml_conv import MAMLConv4
 from ..recipe import Recipe
-from .base import FewShotClassifier, register, register_preset
+from .base import FewShotClassifier, n_way_of, register, register_preset
 
 # Quick recipes (a 2-core CPU): a fixed number of steps, small meta-batches and queries, a larger meta
 # learning rate annealed to zero (cosine), the zeroing trick and 20-way training episodes (2 per
@@ -125,7 +125,7 @@ class MAML(FewShotClassifier):
             inner gradients are constants, so ``φ`` still depends on ``θ`` through the identity
             (that is first-order MAML's meta-gradient).
         """
-        params = self.initial_params(int(support_y.max()) + 1)
+        params = self.initial_params(n_way_of(support_y))
         steps = self.test_inner_steps if steps is None else steps
         with torch.enable_grad():  # adaptation needs gradients even under torch.no_grad()
             for _ in range(steps):

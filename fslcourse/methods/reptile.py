@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.func import grad, vmap
 
 from ..recipe import Recipe
-from .base import register
+from .base import n_way_of, register
 from .maml import MAML
 
 # quick: 5 inner steps of 0.2 on 2 images per class of 2 twenty-way tasks per step, with a zero head,
@@ -56,7 +56,7 @@ class Reptile(MAML):
         """
         x = torch.cat([batch.support_x, batch.query_x], dim=1)  # (B, n_way*(n_shot+n_query), C, H, W)
         y = torch.cat([batch.support_y, batch.query_y], dim=1)  # (B, n_way*(n_shot+n_query))
-        n_way = int(batch.support_y.max()) + 1
+        n_way = n_way_of(batch.support_y)
         theta = self.start_from({k: v.detach() for k, v in self.net.named_parameters()}, n_way)  # zero head?
 
         def sgd(params, x, y):

@@ -21,16 +21,12 @@ from ..data.episodes import Episode, EpisodeSampler
 from ..methods.base import prototypes
 from ..methods.protonet import protonet_logits
 from ._render import figure_png, new_figure, show_png
-from .plotting import class_colour
+from .plotting import class_colour, principal_axes
 
 
 def pca_2d(points: torch.Tensor) -> torch.Tensor:
     """Project ``(n, D)`` points onto their top-2 principal components: ``(n, 2)`` (deterministic signs)."""
-    centred = points - points.mean(0, keepdim=True)
-    _, _, vh = torch.linalg.svd(centred.double(), full_matrices=False)  # vh: (min(n, D), D)
-    axes = vh[:2]  # (2, D): the top-2 directions
-    signs = torch.sign(axes.gather(1, axes.abs().argmax(1, keepdim=True)))  # (2, 1): largest entry positive
-    out = (centred.double() @ (axes * signs).T).float()  # (n, 2)
+    out, _, _ = principal_axes(points, 2)  # (n, <=2)
     if out.shape[1] < 2:  # fewer than 2 distinct directions
         out = torch.cat([out, out.new_zeros(len(out), 2 - out.shape[1])], 1)
     return out

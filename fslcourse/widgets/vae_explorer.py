@@ -18,17 +18,7 @@ import torch
 
 from ..generative.vae import latent_code
 from ._render import figure_png, new_figure, show_png
-from .plotting import class_colour, show_image
-
-
-def principal_axes(points: torch.Tensor, k: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """PCA of ``(n, D)`` points: ``(coords (n, k), axes (k, D), std (k,))``, each axis's largest entry positive."""
-    centred = (points - points.mean(0, keepdim=True)).double()
-    _, s, vh = torch.linalg.svd(centred, full_matrices=False)  # vh: (min(n, D), D)
-    axes = vh[:k]
-    axes = axes * torch.sign(axes.gather(1, axes.abs().argmax(1, keepdim=True)))  # deterministic signs
-    std = s[:k] / max(1, len(points) - 1) ** 0.5
-    return (centred @ axes.T).float(), axes.float(), std.float()
+from .plotting import class_colour, principal_axes, show_image
 
 
 class VAEExplorer:

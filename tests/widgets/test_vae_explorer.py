@@ -2,7 +2,8 @@
 import torch
 
 from fslcourse.generative.vae import ConditionalVAE
-from fslcourse.widgets.vae_explorer import VAEExplorer, principal_axes
+from fslcourse.widgets.plotting import principal_axes
+from fslcourse.widgets.vae_explorer import VAEExplorer
 
 
 def _explorer(glyphs, **kw):

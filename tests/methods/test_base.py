@@ -1,0 +1,35 @@
+"""The shared helpers of ``methods/base.py``: n_way_of, round_robin, presets."""
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fslcourse.methods import get_method
+from fslcourse.methods.base import METHODS, Preset, n_way_of, register_preset, round_robin
+from fslcourse.methods.maml import MAML
+
+
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=5), st.integers(1, 7), st.integers(0, 10_000))
+def test_round_robin_takes_each_class_in_turn(counts, m, seed):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(len(counts)).repeat_interleave(torch.tensor(counts))
+    labels = labels[torch.randperm(len(labels), generator=g)]  # any order
+    idx = round_robin(labels, m)
+    assert n_way_of(labels) == len(counts) and idx.shape == (len(counts) * m,)
+    assert labels[idx].tolist() == [k for k in range(len(counts)) for _ in range(m)]  # class-major
+    for k, c in enumerate(counts):
+        own = torch.nonzero(labels == k).flatten().tolist()
+        assert idx[k * m:(k + 1) * m].tolist() == [own[i % c] for i in range(m)]  # each in turn, then again
+
+
+def test_a_preset_is_its_class_with_defaults_and_its_own_name():
+    fomaml = get_method("fomaml")
+    assert isinstance(fomaml, Preset) and fomaml.cls is MAML and fomaml.trainable and fomaml.needs_grad_at_test
+    model = fomaml(n_way=3, hidden=4)
+    assert isinstance(model, MAML) and model.first_order and model.name == "fomaml"
+    assert fomaml(**model.config()).config() == model.config()  # rebuilt from its config, as a checkpoint is
+    assert not fomaml(hidden=4, first_order=False).first_order  # a caller's argument wins
+    assert fomaml.RECIPES["quick"].model["hidden"] == 32 and MAML.RECIPES["quick"].model["hidden"] == 64
+    with pytest.raises(ValueError, match="a method is already registered as 'fomaml'"):
+        register_preset("fomaml", MAML, first_order=True)
+    assert "fomaml" in METHODS
