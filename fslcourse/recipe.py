@@ -44,7 +44,7 @@ class Recipe:
         n_way, n_shot, n_query, meta_batch, within_alphabet: the training episodes (for a
             classification pre-training: ``n_way`` classes × ``n_shot`` images per mini-batch).
         val_every, val_episodes: validate every this many steps on this many fixed episodes
-            (``val_every=0``: never; the last weights are kept).
+            (``val_every=0``: only once, when the run has finished, so the record has a validation score).
         val_n_way, val_n_shot, val_n_query, val_within_alphabet: the validation episodes.
         seed: seeds the initial weights and every training random stream.
         state_every: write the resumable training state every this many steps (0: only at the end
