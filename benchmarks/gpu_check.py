@@ -40,7 +40,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("MPLBACKEND", "Agg")  # widgets draw with matplotlib; no display on a GPU server
 
 import torch  # noqa: E402
 
@@ -469,6 +468,10 @@ def parse_args(argv):
 
 
 def main(argv=None) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # widgets draw with matplotlib; no display on a GPU server (set here, not at import:
+    # an importing process, e.g. pytest running notebooks, keeps its own backend and environment)
     parser, args = parse_args(argv)
     out = Path(args.out)
     try:  # everything that can be refused is refused before any work

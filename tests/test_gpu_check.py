@@ -12,11 +12,17 @@ from pathlib import Path
 
 import pytest
 
+ORIGINAL_ENV = dict(os.environ)
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 sys.path.insert(0, str(SCRIPT.parent))
 
 import gpu_check  # noqa: E402
+
+
+def test_importing_the_script_leaves_the_environment_alone():
+    """The notebooks run in kernels that inherit pytest's environment: MPLBACKEND=Agg there would hide figures."""
+    assert os.environ.get("MPLBACKEND") != "Agg" or "MPLBACKEND" in ORIGINAL_ENV
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess:
