@@ -66,13 +66,25 @@ def get_profile(name: str) -> Profile:
 
 
 DEVICE_CHOICES = "cpu, cuda, cuda:N, mps, auto"
+BACKEND_NAMES = {"mps": "MPS (Apple GPU)"}  # how an error names a backend (default: its type in capitals)
+
+
+def _auto_device() -> torch.device:
+    """The accelerator torch reports (e.g. an NVIDIA GPU), else the CPU."""
+    return torch.accelerator.current_accelerator() if torch.accelerator.is_available() else torch.device("cpu")
+
+
+def _backend(kind: str):
+    """torch's module for an accelerator type (``torch.cuda``, ``torch.mps`` ...), or None if torch has none."""
+    module = getattr(torch, kind, None)
+    return module if hasattr(module, "is_available") and hasattr(module, "device_count") else None
 
 
 def get_device(device: str | torch.device | None = None) -> torch.device:
-    """Pick the compute device: the argument, else ``FSLCOURSE_DEVICE``, else CUDA if present, else CPU.
+    """Pick the compute device: the argument, else ``FSLCOURSE_DEVICE``, else the accelerator if present, else CPU.
 
-    Accepted values: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` and ``auto`` (CUDA if present, else CPU),
-    or a :class:`torch.device` of one of those types.
+    Accepted values: ``cpu``, an accelerator type torch knows (``cuda``, ``cuda:N``, ``mps`` ...) and
+    ``auto`` (the accelerator if present, else the CPU), or a :class:`torch.device` of one of those types.
 
     Raises:
         ValueError: the value is not one of those, or names a device this machine does not have;
@@ -80,27 +92,29 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     """
     from_env = device is None
     choice = os.environ.get("FSLCOURSE_DEVICE") if from_env else device
-    if choice is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     where = f"FSLCOURSE_DEVICE={str(choice)!r}" if from_env else f"device={str(choice)!r}"
     fix = "unset FSLCOURSE_DEVICE or set it to cpu" if from_env else "use 'cpu', or leave it unset for auto"
-    text = str(choice).strip().lower()
+    text = "auto" if choice is None else str(choice).strip().lower()
     if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return _auto_device()
     if not text:
         raise ValueError(f"{where} is empty; {fix} (valid values: {DEVICE_CHOICES})")
-    kind, _, index = text.partition(":")
-    if kind not in ("cpu", "cuda", "mps") or (index and (kind != "cuda" or not index.isdigit())):
+    try:
+        dev = torch.device(text)
+    except RuntimeError:
+        raise ValueError(f"{where} is not a device; {fix} (valid values: {DEVICE_CHOICES})") from None
+    backend = None if dev.type == "cpu" else _backend(dev.type)
+    if (dev.type == "cpu" and dev.index is not None) or (dev.type != "cpu" and backend is None):
         raise ValueError(f"{where} is not a device; {fix} (valid values: {DEVICE_CHOICES})")
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"{where} was requested but CUDA is not available; {fix}")
-        if index and int(index) >= torch.cuda.device_count():
-            raise ValueError(f"{where} but this machine has {torch.cuda.device_count()} CUDA device(s) "
-                             f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}); use one of those or {fix}")
-    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"{where} was requested but MPS (Apple GPU) is not available; {fix}")
-    return torch.device(text)
+    if backend is not None:
+        name = BACKEND_NAMES.get(dev.type, dev.type.upper())
+        if not backend.is_available():
+            raise ValueError(f"{where} was requested but {name} is not available; {fix}")
+        count = backend.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"{where} but this machine has {count} {name} device(s) "
+                             f"({dev.type}:0 to {dev.type}:{count - 1}); use one of those or {fix}")
+    return dev
 
 
 def seed_everything(seed: int) -> None:
