@@ -34,7 +34,7 @@ from fslcourse.evaluate import evaluate  # noqa: E402
 from fslcourse.io import atomic_write_json  # noqa: E402
 from fslcourse.methods.maml import FOMAML  # noqa: E402
 from fslcourse.methods.mtl import PHASE2  # noqa: E402
-from fslcourse.pretrained import checkpoint_info, checkpoint_path, pretrained  # noqa: E402
+from fslcourse.pretrained import checkpoint_info, checkpoint_path, load_method, pretrained  # noqa: E402
 from fslcourse.recipe import Recipe  # noqa: E402
 from fslcourse.results import result_record  # noqa: E402
 from fslcourse.training import Hook, Hooks, fit  # noqa: E402
@@ -109,8 +109,7 @@ class CurveProbe(Hook):
 
 def curve(device, eval_episodes: int = 100, seed: int = 0):
     data = load_omniglot(device=device)
-    state = {k[len("backbone."):]: v for k, v in torch.load(checkpoint_path("mtl-theta-only"), weights_only=True)
-             ["state_dict"].items() if k.startswith("backbone.")}
+    state = load_method(checkpoint_path("mtl-theta-only"), "cpu", expect="mtl-theta-only")[0].backbone.state_dict()
     curves, max_tasks = {}, CURVE_AT[-1]
 
     def measure(model):

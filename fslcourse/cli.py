@@ -155,7 +155,9 @@ def main(argv=None) -> int:
         print("interrupted (Ctrl-C)", file=sys.stderr)
         return 130
     except Exception as err:
-        if type(err).__name__ == "TrainingStopped":  # Ctrl-C during a generator's run: said, nothing saved
+        from .training.loop import TrainingStopped
+
+        if isinstance(err, TrainingStopped):  # Ctrl-C during a generator's run: said, nothing saved
             print(f"error: {err}", file=sys.stderr)
             return 3
         # a bug, not bad input: a short message here, the full traceback in a file

@@ -27,13 +27,13 @@ class Profile:
         name: ``"quick"`` or ``"full"``.
         eval_episodes: test episodes behind every reported accuracy.
         n_query: query examples per class in test episodes.
-        train_seconds: wall-time budget for one method's training run.
+
+    Training budgets are not here: they are step counts in each method's recipes (:mod:`fslcourse.recipe`).
     """
 
     name: str
     eval_episodes: int
     n_query: int
-    train_seconds: float
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -41,8 +41,8 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile(name="quick", eval_episodes=200, n_query=5, train_seconds=180.0),
-    "full": Profile(name="full", eval_episodes=1000, n_query=15, train_seconds=float("inf")),
+    "quick": Profile(name="quick", eval_episodes=200, n_query=5),
+    "full": Profile(name="full", eval_episodes=1000, n_query=15),
 }
 
 

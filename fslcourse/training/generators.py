@@ -28,7 +28,7 @@ from ..models.unet import UNet
 from ..pretrained import CHECKPOINT_DIR, RECIPE_NAMES
 from ..recipe import Recipe
 from ..results import versions
-from .loop import Hook, fit
+from .loop import Hook, TrainingStopped, fit
 from .schedules import make_scheduler
 from .trainers import make_optimizer
 
@@ -57,10 +57,6 @@ class SeenClasses(Hook):
 
     def load_state_dict(self, state: dict) -> None:
         self.seen = state["seen"].clone()
-
-
-class TrainingStopped(RuntimeError):
-    """A generator's run stopped before its recipe's last step (Ctrl-C, ``max_seconds``): nothing is saved."""
 
 
 def _history(result, split, seen: SeenClasses | None = None) -> dict:
@@ -449,7 +445,8 @@ def train_generator(family: str, recipe: str = "quick", *, data=None, out: str |
     if data is None:
         from ..data import load_omniglot
         data = load_omniglot(device=device, progress=progress)
-    backbones = [pretrained(n, profile="quick", device=device).backbone for n in ("protonet", "finetune")]
+    names = ("protonet",) if family == "diffusion" else ("protonet", "finetune")
+    backbones = [pretrained(n, profile="quick", device=device).backbone for n in names]
     with tempfile.TemporaryDirectory() as tmp:  # train into a fresh file, then replace atomically
         path = Path(tmp) / f"{family}.pt"
         if family == "diffusion":

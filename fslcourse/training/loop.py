@@ -30,6 +30,11 @@ from .log import TrainLog
 STATE_FORMAT = 1
 
 
+class TrainingStopped(RuntimeError):
+    """A run stopped before its recipe's last step (Ctrl-C, ``max_seconds``) where a partial model must not be
+    saved as finished (the generators); the command line says so and exits 3."""
+
+
 class Hook:
     """Extra per-step work of an algorithm (MTL's hard tasks); its run-state is saved with the training state."""
 

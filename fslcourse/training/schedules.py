@@ -47,17 +47,3 @@ def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe):
         warmup = kw.get("warmup", 100)
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: warmup_cosine(t, steps, warmup))
     raise ValueError(f"schedule={name!r} is not known")  # Recipe already refuses unknown names
-
-
-def lr_curve(recipe: Recipe) -> list[float]:
-    """The learning rate at every step of ``recipe`` (for plots and tests), from a throw-away optimizer."""
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.SGD([p], lr=recipe.lr)
-    sched = make_scheduler(opt, recipe)
-    out = []
-    for _ in range(recipe.steps):
-        out.append(opt.param_groups[0]["lr"])
-        opt.step()
-        if sched is not None:
-            sched.step()
-    return out

@@ -120,8 +120,8 @@ class HardTasks(Hook):
     """MTL's hard-task (HT) meta-batches: once ``n_way`` distinct failure classes are recorded, train on a
     batch of tasks drawn from them only (Sun et al. 2019, arXiv:1812.02391, Section 4.2)."""
 
-    def __init__(self, split, recipe: Recipe, optimizer, generator: torch.Generator):
-        self.split, self.recipe, self.optimizer, self.generator = split, recipe, optimizer, generator
+    def __init__(self, model, split, recipe: Recipe, optimizer, generator: torch.Generator):
+        self.model, self.split, self.recipe, self.optimizer, self.generator = model, split, recipe, optimizer, generator
 
     def after_step(self, model, step: int, stats: dict) -> None:
         r = self.recipe
@@ -155,8 +155,7 @@ def meta_transfer(name: str, recipe: Recipe, data, device, phase1_state: dict) -
     g_hard = torch.Generator().manual_seed(recipe.seed + 1)
     optimizer = make_optimizer(model.parameters(), recipe)
     model.failures, model.tasks_seen, model.hard_batches = [], 0, 0
-    hook = HardTasks(train, recipe, optimizer, g_hard)
-    hook.model = model
+    hook = HardTasks(model, train, recipe, optimizer, g_hard)
     return Run(model, model, lambda: sampler.sample_batch(recipe.meta_batch), optimizer,
                make_scheduler(optimizer, recipe), make_validate(model, data.val, recipe, device), hook,
                streams={"episodes": sampler.generator, "hard_tasks": g_hard})
