@@ -85,17 +85,13 @@ def _evaluate(args) -> int:
         print(f"left out {len(res.alphabets_left_out)} alphabet(s) with fewer than {args.n_way} classes: "
               f"{', '.join(res.alphabets_left_out)}", file=sys.stderr)
     if args.json:
-        import hashlib
-
-        config, train_seconds, seed, source = model.config(), None, None, None
+        config, train_seconds, seed = model.config(), None, None
         path = checkpoint_path(args.name, args.profile)
         if path.exists():
             ckpt = load_checkpoint(path)
             config, train_seconds, seed = ckpt["config"], ckpt.get("train_seconds"), ckpt.get("seed")
-            source = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
         record = result_record(args.name, res, config=config, seed=seed, device=device,
-                               profile=args.profile, train_seconds=train_seconds, split=args.split,
-                               extra={"checkpoint": source})
+                               profile=args.profile, train_seconds=train_seconds, split=args.split)
         atomic_write_json(record, args.json)
         print(f"wrote {args.json}")
     return 0

@@ -69,7 +69,9 @@ class EvalResult:
 
     ``split`` names the split the episodes came from (``"test"`` for meta-test); with
     ``within_alphabet``, ``alphabets_left_out`` names the split's alphabets with fewer than
-    ``n_way`` classes, which no episode used.
+    ``n_way`` classes, which no episode used. ``checkpoint`` is the method's ``checkpoint_source``
+    (``{"file", "sha256"}``, set by :func:`fslcourse.pretrained.load_method`), ``None`` for a model
+    that was not loaded from a file.
     """
 
     accuracy: float
@@ -84,6 +86,7 @@ class EvalResult:
     episode_accuracies: list[float] = field(repr=False, default_factory=list)
     split: str | None = None
     alphabets_left_out: list[str] = field(default_factory=list)
+    checkpoint: dict | None = None
 
     def __str__(self) -> str:
         proto = f"{self.n_way}-way {self.n_shot}-shot" + (" (within alphabet)" if self.within_alphabet else "")
@@ -147,4 +150,5 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
     mean, ci = mean_ci95(accs)
     return EvalResult(mean, ci, n_episodes, n_way, n_shot, n_query, seed, within_alphabet,
                       time.perf_counter() - start, accs, split=split.name,
-                      alphabets_left_out=list(sampler.alphabets_left_out))
+                      alphabets_left_out=list(sampler.alphabets_left_out),
+                      checkpoint=getattr(method, "checkpoint_source", None))

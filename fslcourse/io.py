@@ -122,6 +122,18 @@ def atomic_write_json(obj, path: str | Path) -> Path:
     return _atomic(path, write)
 
 
+def file_source(path: str | Path) -> dict:
+    """``{"file": name, "sha256": hex digest}`` of a file: which exact checkpoint a result came from."""
+    import hashlib
+
+    path = Path(path)
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return {"file": path.name, "sha256": h.hexdigest()}
+
+
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Load a checkpoint saved by :func:`atomic_torch_save` with ``weights_only=True``.
 

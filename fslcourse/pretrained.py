@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .config import get_device
-from .io import atomic_torch_save, load_checkpoint
+from .io import atomic_torch_save, file_source, load_checkpoint
 from .methods.base import FewShotClassifier, get_method
 from .results import versions
 
@@ -58,6 +58,9 @@ def save_method(model: FewShotClassifier, path: str | Path, *, seed: int, profil
 def load_method(path: str | Path, device=None, expect: str | None = None) -> tuple[FewShotClassifier, dict]:
     """Rebuild a method from a checkpoint file; returns ``(model, checkpoint)``.
 
+    The model carries ``checkpoint_source = {"file", "sha256"}``: :func:`fslcourse.evaluate.evaluate`
+    copies it into its result, so every result record names the exact file it measured.
+
     Args:
         expect: the method name the file must hold (``None``: whatever it holds).
 
@@ -79,6 +82,7 @@ def load_method(path: str | Path, device=None, expect: str | None = None) -> tup
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
         raise ValueError(f"{path}: the weights do not fit {ckpt['method']}({ckpt['config']}): {first}") from None
+    model.checkpoint_source = file_source(path)
     return model.to(get_device(device)).eval(), ckpt
 
 

@@ -45,7 +45,9 @@ def result_record(method: str, result, *, config: dict, seed: int, device, profi
     Fields: ``method``, ``protocol`` (n_way, n_shot, n_query, within_alphabet, split,
     episode seed), ``accuracy`` and ``ci95`` in percent, ``episodes``,
     ``train_seconds``, ``eval_seconds``, ``config``, ``seed``, ``profile``,
-    ``versions`` and ``device``; with ``within_alphabet``, also ``alphabets_left_out``
+    ``versions``, ``device`` and ``checkpoint`` (the result's ``{"file", "sha256"}`` of the checkpoint
+    it measured, with ``"generator"`` for augmented results; ``None`` for a model not loaded from a
+    file); with ``within_alphabet``, also ``alphabets_left_out``
     (the alphabets with fewer than ``n_way`` classes, which no episode could use).
 
     ``split`` is the split the result measured: by default the result's own ``split``
@@ -74,6 +76,7 @@ def result_record(method: str, result, *, config: dict, seed: int, device, profi
         "profile": profile,
         "versions": versions(),
         "device": device_info(device),
+        "checkpoint": getattr(result, "checkpoint", None),
     }
     if result.within_alphabet:
         record["alphabets_left_out"] = list(getattr(result, "alphabets_left_out", None) or [])

@@ -33,3 +33,35 @@ def test_within_alphabet_records_list_the_alphabets_left_out():
     res = evaluate(PixelPrototype(), split, 3, 1, 1, 3, seed=0, within_alphabet=True)
     rec = record(res)
     assert rec["protocol"]["within_alphabet"] and rec["alphabets_left_out"] == ["style2", "style3"]
+
+
+def test_records_name_the_checkpoint_file_and_its_hash(glyphs, tmp_path):
+    """A model loaded from a file carries its name and sha256 into every result and record; a model
+    that was not loaded from a file records ``None``; an augmented result names the generator's file too."""
+    import hashlib
+
+    import torch
+
+    from fslcourse.generative.augment import AugmentedClassifier, ModelGenerator
+    from fslcourse.methods import ProtoNet
+    from fslcourse.pretrained import load_method, save_method
+
+    torch.manual_seed(0)
+    path = save_method(ProtoNet(backbone_kwargs={"hidden": 8}), tmp_path / "p.pt", seed=0, profile="quick",
+                       train_seconds=0.0)
+    model, _ = load_method(path, "cpu", expect="protonet")
+    source = {"file": "p.pt", "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    res = evaluate(model, glyphs[2], 5, 1, 2, 3, seed=0)
+    assert res.checkpoint == source and record(res)["checkpoint"] == source
+    assert record(evaluate(PixelPrototype(), glyphs[2], 5, 1, 2, 3, seed=0))["checkpoint"] is None
+
+    class Copy(torch.nn.Module):  # "generates" copies of the support: enough to carry a source through
+        def generate(self, x, y, m, generator=None):
+            return x.repeat_interleave(m, 0), y.repeat_interleave(m, 0)
+
+    gen_source = {"file": "g.pt", "sha256": "0" * 64}
+    aug = AugmentedClassifier(model, ModelGenerator(Copy(), source=gen_source), 1)
+    rec = record(evaluate(aug, glyphs[2], 5, 1, 2, 3, seed=0))
+    assert rec["checkpoint"] == {**source, "generator": gen_source}
+    path.write_bytes(path.read_bytes() + b"\0")  # another file: another hash
+    assert load_method(path, "cpu")[0].checkpoint_source["sha256"] != source["sha256"]

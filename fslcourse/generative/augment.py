@@ -44,12 +44,14 @@ class ModelGenerator:
         space: ``"pixel"`` or ``"feature"``.
         backbone_fingerprint: for feature space, the backbone the model was trained on.
         options: passed to ``model.generate`` (e.g. a VAE's ``mode``).
+        source: ``{"file", "sha256"}`` of the checkpoint the model was loaded from (``None``: not from a file).
     """
 
     model: nn.Module
     space: str = "pixel"
     backbone_fingerprint: str | None = None
     options: dict = field(default_factory=dict)
+    source: dict | None = None
 
     def generate(self, support, support_y, n_generated: int, generator: torch.Generator | None = None):
         """``(generated (n_way * m, ...), labels (n_way * m,))`` from the support images or features."""
@@ -138,6 +140,9 @@ class AugmentedClassifier(FewShotClassifier):
         self.method, self.generator, self.n_generated, self.seed = method, generator, n_generated, seed
         self.needs_grad_at_test = method.needs_grad_at_test
         self.episode_index = 0
+        source = getattr(method, "checkpoint_source", None)  # results name the method's and the generator's files
+        if source is not None:
+            self.checkpoint_source = {**source, "generator": getattr(generator, "source", None)}
         self.last = {}  # what the last predict used (tests look at it)
 
     def predict(self, support_x, support_y, query_x):

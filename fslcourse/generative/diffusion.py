@@ -275,6 +275,7 @@ class DiffusionGenerator:
     n_steps: int = 10
     guidance: float = 2.0
     space: str = "pixel"
+    source: dict | None = None  # {"file", "sha256"} of the checkpoint the model came from
 
     def generate(self, support_x, support_y, n_generated: int, generator: torch.Generator | None = None):
         """``(generated (n_way * m, 1, 28, 28) in [0, 1], labels (n_way * m,))``, class-major."""

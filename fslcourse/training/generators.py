@@ -23,7 +23,7 @@ from ..generative.hallucinator import RECIPES as HALLUCINATOR
 from ..generative.hallucinator import FeatureHallucinator
 from ..generative.vae import RECIPES as VAE
 from ..generative.vae import ConditionalVAE, FeatureVAE, heldout_elbo
-from ..io import atomic_torch_save, load_checkpoint
+from ..io import atomic_torch_save, file_source, load_checkpoint
 from ..models.unet import UNet
 from ..pretrained import CHECKPOINT_DIR, RECIPE_NAMES
 from ..recipe import Recipe
@@ -124,7 +124,8 @@ def load_or_train_vaes(data, backbone=None, profile: str = "quick", seed: int = 
     ``{"pixel": {field: value}, "feature": {...}}`` changes to ``vae.RECIPES[profile]``.
 
     Returns:
-        ``{"pixel", "feature" (or None), "checkpoint", "trained": [names], "fingerprint"}``.
+        ``{"pixel", "feature" (or None), "checkpoint", "trained": [names], "fingerprint",
+        "source"}`` (``source``: the file's name and sha256, ``None`` when nothing was saved).
     """
     device = get_device(device)
     path = Path(path) if path is not None else checkpoint_file("vae", profile)
@@ -164,7 +165,7 @@ def load_or_train_vaes(data, backbone=None, profile: str = "quick", seed: int = 
         ckpt["versions"] = versions()
         atomic_torch_save(ckpt, path)
     return {"pixel": pixel.to(device).eval(), "feature": feature, "checkpoint": ckpt, "trained": trained,
-            "fingerprint": fp}
+            "fingerprint": fp, "source": file_source(path) if path.exists() else None}
 
 
 # ---- DAGAN and the hallucinator ---------------------------------------------------------------------------
@@ -257,7 +258,7 @@ def load_or_train_gans(data, backbone=None, profile: str = "quick", seed: int = 
     """The pixel DAGANs (``"wgan-gp"``, ``"standard"``) and, given a backbone, its hallucinator; trains what is missing.
 
     Returns:
-        ``{"wgan-gp", "standard", "feature" (or None), "checkpoint", "trained", "fingerprint"}``.
+        ``{"wgan-gp", "standard", "feature" (or None), "checkpoint", "trained", "fingerprint", "source"}``.
     """
     device = get_device(device)
     path = Path(path) if path is not None else checkpoint_file("gan", profile)
@@ -299,7 +300,7 @@ def load_or_train_gans(data, backbone=None, profile: str = "quick", seed: int = 
     if trained and save:
         ckpt["versions"] = versions()
         atomic_torch_save(ckpt, path)
-    return {**out, "checkpoint": ckpt, "trained": trained}
+    return {**out, "checkpoint": ckpt, "trained": trained, "source": file_source(path) if path.exists() else None}
 
 
 # ---- diffusion ---------------------------------------------------------------------------------------------
@@ -339,7 +340,7 @@ def load_or_train_diffusion(data, encoder, profile: str = "quick", seed: int = 0
         recipe: changes to ``diffusion.RECIPES[profile]`` (recipe fields).
 
     Returns:
-        ``{"model": UNet (eval), "schedule": Schedule, "checkpoint": dict, "trained": bool}``.
+        ``{"model": UNet (eval), "schedule": Schedule, "checkpoint": dict, "trained": bool, "source"}``.
     """
     device = get_device(device)
     path = Path(path) if path is not None else checkpoint_file("diffusion", profile)
@@ -369,7 +370,7 @@ def load_or_train_diffusion(data, encoder, profile: str = "quick", seed: int = 0
     model = UNet(**ckpt["config"])
     model.load_state_dict(ckpt["state_dict"])
     return {"model": model.to(device).eval(), "schedule": Schedule(ckpt["schedule"], ckpt["T"], device),
-            "checkpoint": ckpt, "trained": trained}
+            "checkpoint": ckpt, "trained": trained, "source": file_source(path) if path.exists() else None}
 
 
 # ---- the registry of support generators -----------------------------------------------------------------------
@@ -380,13 +381,14 @@ def _vae(space: str, mode: str):
                              "(protonet, finetune) or the pixel generator 'vae'")
         vaes = load_or_train_vaes(data, backbone if space == "feature" else None, profile, seed, device, progress)
         return ModelGenerator(vaes[space], space=space, backbone_fingerprint=vaes["fingerprint"],
-                              options={"mode": mode})
+                              options={"mode": mode}, source=vaes["source"])
     return build
 
 
 def _gan(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False):
     """The WGAN-GP DAGAN in pixel space."""
-    return ModelGenerator(load_or_train_gans(data, None, profile, seed, device, progress)["wgan-gp"])
+    gans = load_or_train_gans(data, None, profile, seed, device, progress)
+    return ModelGenerator(gans["wgan-gp"], source=gans["source"])
 
 
 def _gan_feature(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False):
@@ -395,7 +397,8 @@ def _gan_feature(data, *, backbone=None, profile: str = "quick", device=None, se
         raise ValueError("the 'gan-feature' generator needs the method's backbone; use a method with .backbone "
                          "(protonet, finetune) or the pixel generator 'gan'")
     gans = load_or_train_gans(data, backbone, profile, seed, device, progress)
-    return ModelGenerator(gans["feature"], space="feature", backbone_fingerprint=gans["fingerprint"])
+    return ModelGenerator(gans["feature"], space="feature", backbone_fingerprint=gans["fingerprint"],
+                          source=gans["source"])
 
 
 def _diffusion(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False,
@@ -405,7 +408,7 @@ def _diffusion(data, *, backbone=None, profile: str = "quick", device=None, seed
 
     encoder = pretrained("protonet", profile=profile, device=device).backbone
     out = load_or_train_diffusion(data, encoder, profile, seed, device, progress)
-    return DiffusionGenerator(out["model"], out["schedule"], encoder, **options)
+    return DiffusionGenerator(out["model"], out["schedule"], encoder, source=out["source"], **options)
 
 
 GENERATORS = {"vae": _vae("pixel", "prototype"), "vae-prior": _vae("pixel", "prior"),

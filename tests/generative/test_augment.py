@@ -138,6 +138,7 @@ class Tripwire:
 
 
 def test_the_generators_never_see_a_meta_test_class(glyphs, tmp_path):
+    from fslcourse.io import file_source
     from fslcourse.training.generators import load_or_train_vaes
 
     train, val, _ = glyphs
@@ -154,6 +155,7 @@ def test_the_generators_never_see_a_meta_test_class(glyphs, tmp_path):
         assert hist["seen_classes"] and max(hist["seen_classes"]) < train.n_classes
     again = load_or_train_vaes(data, backbone, path=tmp_path / "vae.pt", progress=False)
     assert again["trained"] == []  # loaded, not retrained
+    assert again["source"] == out["source"] == file_source(tmp_path / "vae.pt")  # records name the file's hash
 
 
 def test_committed_vae_checkpoint_was_trained_on_meta_train_only():

@@ -252,6 +252,7 @@ def test_load_or_train_trains_on_meta_train_once_and_checks_the_backbone(glyphs,
     assert {"loss", "zero_noise"} <= set(ckpt["metrics"]) and ckpt["train_seconds"] > 0
     again = load_or_train_diffusion(data, encoder, path=tmp_path / "d.pt", progress=False)
     assert not again["trained"] and torch.equal(again["model"].inp.weight, out["model"].inp.weight)
+    assert again["source"]["file"] == "d.pt" and again["source"] == out["source"]
     with pytest.raises(ValueError, match="trained with conditioning backbone"):
         load_or_train_diffusion(data, ProtoNet(backbone_kwargs={"hidden": 8}).backbone, path=tmp_path / "d.pt")
     gen = DiffusionGenerator(out["model"], out["schedule"], encoder.eval(), n_steps=4)
