@@ -129,7 +129,7 @@ class FineTune(FewShotClassifier):
     # 64 filters, Adam 1e-3 halved every 20,000 of 60,000 steps (about 450 epochs of the meta-train
     # images). Validation: 5-way 1-shot with the mean-initialised cosine head and no fine-tuning (cheap).
     RECIPES = {
-        "quick": Recipe(trainer="pretrain", n_way=128, n_shot=2, lr=2e-3, steps=1200, schedule="cosine",
+        "quick": Recipe(trainer="pretrain", n_way=128, n_shot=2, lr=2e-3, steps=2400, schedule="cosine",
                         schedule_kwargs={"floor": 0.05}, val_every=100, val_episodes=100,
                         model={"backbone_kwargs": {"hidden": 32}}, options={"val_settings": {"steps": 0}}),
         "full": Recipe(trainer="pretrain", n_way=128, n_shot=2, lr=1e-3, steps=60_000, schedule="step",
