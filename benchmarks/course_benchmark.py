@@ -144,7 +144,7 @@ def main(argv=None) -> int:
     p.add_argument("--methods", default=None, help="comma-separated method names (default: all available)")
     p.add_argument("--augment", default="vae,vae-feature",
                    help="generators tried with protonet/finetune (comma-separated; '' for none), e.g. "
-                        "vae,vae-feature,gan,gan-feature,diffusion once their checkpoints cover both backbones "
+                        "vae,vae-feature,gan,hallucinator,diffusion once their checkpoints cover both backbones "
                         "(a generator whose checkpoint lacks an entry trains and saves it)")
     p.add_argument("--episodes", type=int, default=200)
     p.add_argument("--n-query", type=int, default=5)

@@ -5,15 +5,18 @@ Taught in ``notebooks/06_vae_augmentation.ipynb``; the GAN and diffusion noteboo
 A *support generator* is trained on meta-train classes only. At test time it sees the
 support set of an episode (never its query set) and returns ``n_generated`` (m) extra
 examples per class, which are appended to the support set (pixel space) or to the
-support *features* (feature space). The interface, in both spaces::
+support *embeddings* (feature space). One interface, :class:`SupportGenerator`, in both spaces::
 
     generator.space                     # "pixel" or "feature"
-    generator.generate(support, support_y, n_generated, generator=torch.Generator)
+    generator.generate(support, support_y, n_per_class, seed)
         -> (generated (n_way * m, ...), generated_y (n_way * m,))
 
 ``support`` is ``support_x`` ``(n_way * n_shot, 1, 28, 28)`` for pixel generators and the
-backbone features ``(n_way * n_shot, D)`` for feature generators. Builders are registered by
-name in :mod:`fslcourse.training.generators` and built with ``get_generator(name)(data, backbone=...)``.
+method's embeddings ``(n_way * n_shot, D)`` for feature generators; the same ``seed`` gives the
+same samples on every machine. Feature-space augmentation needs a method with an embedding seam
+(``method.embed``, then ``method.classify_embeddings``; ProtoNet and the fine-tuning baseline).
+Builders are registered by name in :mod:`fslcourse.training.generators` and built with
+``get_generator(name)(data, backbone=...)``.
 
 :func:`evaluate_paired` runs a method with and without augmentation on the **same** seeded
 test episodes and reports the paired difference of the per-episode accuracies with its 95%
@@ -23,8 +26,9 @@ which is most of the variance of each accuracy).
 from __future__ import annotations
 
 import hashlib
-from contextlib import contextmanager
+import operator
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -35,9 +39,35 @@ from ..methods.base import FewShotClassifier
 SPACES = ("pixel", "feature")
 
 
+@runtime_checkable
+class SupportGenerator(Protocol):
+    """What augmentation needs of a generator: its ``space`` and ``generate``."""
+
+    space: str  # "pixel" or "feature"
+
+    def generate(self, support: torch.Tensor, support_y: torch.Tensor, n_per_class: int,
+                 seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n_per_class`` new examples per class of the support set, class-major, drawn with noise seeded by ``seed``.
+
+        Args:
+            support: ``(n_way * n_shot, 1, 28, 28)`` images (pixel space) or ``(n_way * n_shot, D)`` embeddings.
+            support_y: ``(n_way * n_shot,)`` labels in ``0 .. n_way-1``.
+
+        Returns:
+            ``(generated (n_way * n_per_class, ...), labels (n_way * n_per_class,))``.
+        """
+
+
+def seeded(seed) -> torch.Generator:
+    """The CPU ``torch.Generator`` a support generator draws its noise from (one per ``seed``, the same on every machine)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) and not hasattr(seed, "__index__"):
+        raise TypeError(f"seed={seed!r}: a support generator takes an integer seed, not a {type(seed).__name__}")
+    return torch.Generator().manual_seed(operator.index(seed))
+
+
 @dataclass
 class ModelGenerator:
-    """A trained generative model behind the support-generator interface.
+    """A trained generative model behind the :class:`SupportGenerator` interface.
 
     Args:
         model: has ``generate(support, support_y, n_generated, generator, **options)``.
@@ -53,9 +83,9 @@ class ModelGenerator:
     options: dict = field(default_factory=dict)
     source: dict | None = None
 
-    def generate(self, support, support_y, n_generated: int, generator: torch.Generator | None = None):
-        """``(generated (n_way * m, ...), labels (n_way * m,))`` from the support images or features."""
-        return self.model.generate(support, support_y, n_generated, generator, **self.options)
+    def generate(self, support, support_y, n_per_class: int, seed: int):
+        """``(generated (n_way * m, ...), labels (n_way * m,))`` from the support images or embeddings."""
+        return self.model.generate(support, support_y, n_per_class, seeded(seed), **self.options)
 
 
 class FeatureSplit:
@@ -95,31 +125,19 @@ def backbone_fingerprint(backbone: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-@contextmanager
-def features_as_input(method: nn.Module):
-    """Temporarily replace ``method.backbone`` by a flatten, so ``(n, D, 1, 1)`` features pass through ``predict``."""
-    if not hasattr(method, "backbone"):
-        raise ValueError(f"{type(method).__name__} has no .backbone, so feature-space augmentation cannot reach its "
-                         "features; use a pixel-space generator")
-    backbone = method.backbone
-    method.backbone = nn.Flatten()  # (n, D, 1, 1) -> (n, D)
-    try:
-        yield backbone
-    finally:
-        method.backbone = backbone
-
-
 class AugmentedClassifier(FewShotClassifier):
     """``method`` whose support set is extended by ``n_generated`` generated examples per class.
 
     The query images are passed to ``method`` untouched and are never shown to the generator.
-    The latent noise of episode ``i`` comes from ``torch.Generator().manual_seed(seed * 1_000_003 + i)``,
-    so a run is reproducible and independent of the other values of m evaluated.
+    Episode ``i`` is generated with seed ``seed * 1_000_003 + i``, so a run is reproducible and
+    independent of the other values of m evaluated. In feature space, the support and query images
+    are embedded once (``method.embed``), the generated embeddings join the support ones, and
+    ``method.classify_embeddings`` gives the logits.
 
     Args:
-        method: a trained :class:`~fslcourse.methods.base.FewShotClassifier` (with ``.backbone`` for feature space).
-        generator: an object with ``space`` and ``generate`` (see the module docstring); a feature-space
-            generator may carry ``backbone_fingerprint``, which must match the method's backbone.
+        method: a trained :class:`~fslcourse.methods.base.FewShotClassifier` (with an embedding seam for feature space).
+        generator: a :class:`SupportGenerator`; a feature-space generator may carry ``backbone_fingerprint``,
+            which must match the method's backbone.
         n_generated: m, examples generated per class.
         seed: seeds the generation.
     """
@@ -132,6 +150,9 @@ class AugmentedClassifier(FewShotClassifier):
             raise ValueError(f"generator.space={getattr(generator, 'space', None)!r}; use one of {', '.join(SPACES)}")
         if n_generated < 0:
             raise ValueError(f"n_generated={n_generated} must be >= 0")
+        if generator.space == "feature" and not method.has_embedding_seam:
+            raise ValueError(f"{type(method).__name__} has no embedding seam (embed, classify_embeddings), so "
+                             "feature-space augmentation cannot reach its embeddings; use a pixel-space generator")
         wanted = getattr(generator, "backbone_fingerprint", None)
         if generator.space == "feature" and wanted is not None and wanted != backbone_fingerprint(method.backbone):
             raise ValueError(f"this feature-space generator was trained on backbone {wanted}, but the method's "
@@ -148,7 +169,7 @@ class AugmentedClassifier(FewShotClassifier):
     def predict(self, support_x, support_y, query_x):
         """Logits of ``method`` with the augmented support; ``(n_query_total, n_way)``."""
         self.check_support(support_x, support_y, query_x)
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.episode_index)
+        g = self.seed * 1_000_003 + self.episode_index  # this episode's generation seed
         self.episode_index += 1
         m = self.n_generated
         if self.generator.space == "pixel":
@@ -158,13 +179,11 @@ class AugmentedClassifier(FewShotClassifier):
             return self.method.predict(torch.cat([support_x, gen_x.to(support_x)]),
                                        torch.cat([support_y, gen_y.to(support_y)]), query_x)
         with torch.no_grad():
-            z = self.method.backbone(torch.cat([support_x, query_x]))  # (n_support + n_query_total, D)
+            z = self.method.embed(torch.cat([support_x, query_x]))  # (n_support + n_query_total, D)
         z_s, z_q = z[: len(support_x)], z[len(support_x):]
         gen_z, gen_y = self.generator.generate(z_s, support_y, m, g) if m else (z_s[:0], support_y[:0])
         self.last = {"generated": gen_z, "generated_y": gen_y, "query_x": query_x}
-        with features_as_input(self.method):
-            return self.method.predict(torch.cat([z_s, gen_z])[:, :, None, None],  # (n, D) -> (n, D, 1, 1)
-                                       torch.cat([support_y, gen_y.to(support_y)]), z_q[:, :, None, None])
+        return self.method.classify_embeddings(torch.cat([z_s, gen_z.to(z_s)]), torch.cat([support_y, gen_y.to(support_y)]), z_q)
 
 
 def paired_difference(baseline, augmented) -> tuple[float, float]:

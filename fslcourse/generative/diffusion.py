@@ -33,6 +33,7 @@ from ..data.episodes import EpisodeSampler
 from ..evaluate import mean_ci95
 from ..methods.base import n_way_of, prototypes
 from ..recipe import Recipe
+from .augment import seeded
 
 SCHEDULES = ("linear", "cosine")
 
@@ -277,13 +278,13 @@ class DiffusionGenerator:
     space: str = "pixel"
     source: dict | None = None  # {"file", "sha256"} of the checkpoint the model came from
 
-    def generate(self, support_x, support_y, n_generated: int, generator: torch.Generator | None = None):
-        """``(generated (n_way * m, 1, 28, 28) in [0, 1], labels (n_way * m,))``, class-major."""
+    def generate(self, support_x, support_y, n_per_class: int, seed: int):
+        """``(generated (n_way * m, 1, 28, 28) in [0, 1], labels (n_way * m,))``, class-major; noise seeded by ``seed``."""
         n_way = n_way_of(support_y)
         c = class_conditions(self.encoder, support_x, support_y, n_way)  # (n_way, D)
-        labels = torch.arange(n_way, device=support_x.device).repeat_interleave(n_generated)  # (n_way * m,)
+        labels = torch.arange(n_way, device=support_x.device).repeat_interleave(n_per_class)  # (n_way * m,)
         x = sample(self.model, c[labels], self.schedule, sampler=self.sampler, n_steps=self.n_steps,
-                   w=self.guidance, generator=generator)
+                   w=self.guidance, generator=seeded(seed))
         return x.to(support_x.device), labels
 
 
@@ -306,7 +307,7 @@ def nearest_prototype_accuracy(generator, encoder, split, n_way: int = 5, n_shot
         ep = sampler.sample()
         sx, sy = ep.support_x.to(device), ep.support_y.to(device)
         protos = prototypes(encoder(sx), sy, n_way)  # (n_way, D)
-        gx, gy = generator.generate(sx, sy, n_generated, torch.Generator().manual_seed(seed * 1_000_003 + i))
+        gx, gy = generator.generate(sx, sy, n_generated, seed * 1_000_003 + i)
         gen_acc.append((torch.cdist(encoder(gx), protos).argmin(1) == gy).float().mean().item())
         real_acc.append((torch.cdist(encoder(ep.query_x.to(device)), protos).argmin(1) == ep.query_y.to(device))
                         .float().mean().item())

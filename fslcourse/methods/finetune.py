@@ -106,11 +106,19 @@ class FineTune(FewShotClassifier):
         Returns:
             ``(n_query_total, n_way)`` logits of the fine-tuned head.
         """
-        n_way = self.check_support(support_x, support_y, query_x)
+        self.check_support(support_x, support_y, query_x)
         with torch.no_grad():
-            z = self.backbone(torch.cat([support_x, query_x]))  # (n_support + n_query_total, D)
-        z_support, z_query = z[: len(support_x)], z[len(support_x):]
-        params = [p.requires_grad_() for p in self.init_head(z_support, support_y, n_way)]
+            z = self.embed(torch.cat([support_x, query_x]))  # (n_support + n_query_total, D)
+        return self.classify_embeddings(z[: len(support_x)], support_y, z[len(support_x):])
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """``(n, C, H, W) -> (n, D)`` features of the pre-trained backbone."""
+        return self.backbone(x)
+
+    def classify_embeddings(self, z_support, support_y, z_query):
+        """Fine-tune a new head on support features ``(n_support, D)``; logits ``(n_query_total, n_way)`` of ``z_query``."""
+        z_support, z_query = z_support.detach(), z_query.detach()  # the backbone stays frozen
+        params = [p.requires_grad_() for p in self.init_head(z_support, support_y, self.n_way_of(support_y))]
         if self.steps > 0:
             with torch.enable_grad():
                 optimizer = torch.optim.Adam(params if self.cosine else params[:2], lr=self.lr)

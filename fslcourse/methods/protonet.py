@@ -79,10 +79,14 @@ class ProtoNet(FewShotClassifier):
         Returns:
             ``(n_query_total, n_way)`` logits.
         """
-        n_way = self.check_support(support_x, support_y, query_x)
+        self.check_support(support_x, support_y, query_x)
         z = self.embed(torch.cat([support_x, query_x]))  # (n_support + n_query_total, D): one pass, shared BN stats
-        z_support, z_query = z[: len(support_x)], z[len(support_x):]
-        return protonet_logits(z_query, prototypes(z_support, support_y, n_way), self.distance, self.scale)
+        return self.classify_embeddings(z[: len(support_x)], support_y, z[len(support_x):])
+
+    def classify_embeddings(self, z_support, support_y, z_query):
+        """Logits ``(n_query_total, n_way)`` of query embeddings against the prototypes of ``(n_support, D)`` ones."""
+        protos = prototypes(z_support, support_y, self.n_way_of(support_y))  # (n_way, D)
+        return protonet_logits(z_query, protos, self.distance, self.scale)
 
     def config(self) -> dict:
         return {"backbone": self.backbone_name, "backbone_kwargs": self.backbone_kwargs,

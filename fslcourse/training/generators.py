@@ -391,10 +391,10 @@ def _gan(data, *, backbone=None, profile: str = "quick", device=None, seed: int 
     return ModelGenerator(gans["wgan-gp"], source=gans["source"])
 
 
-def _gan_feature(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False):
+def _hallucinator(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False):
     """The feature hallucinator trained for ``backbone``."""
     if backbone is None:
-        raise ValueError("the 'gan-feature' generator needs the method's backbone; use a method with .backbone "
+        raise ValueError("the 'hallucinator' generator needs the method's backbone; use a method with .backbone "
                          "(protonet, finetune) or the pixel generator 'gan'")
     gans = load_or_train_gans(data, backbone, profile, seed, device, progress)
     return ModelGenerator(gans["feature"], space="feature", backbone_fingerprint=gans["fingerprint"],
@@ -412,7 +412,7 @@ def _diffusion(data, *, backbone=None, profile: str = "quick", device=None, seed
 
 
 GENERATORS = {"vae": _vae("pixel", "prototype"), "vae-prior": _vae("pixel", "prior"),
-              "vae-feature": _vae("feature", "prior"), "gan": _gan, "gan-feature": _gan_feature,
+              "vae-feature": _vae("feature", "prior"), "gan": _gan, "hallucinator": _hallucinator,
               "diffusion": _diffusion}
 
 

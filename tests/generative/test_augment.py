@@ -51,11 +51,12 @@ class SpyGenerator:
     def __init__(self):
         self.inputs = []
 
-    def generate(self, support, support_y, n_generated, generator):
+    def generate(self, support, support_y, n_per_class, seed):
         self.inputs.append(support.clone())
         n_way = int(support_y.max()) + 1
-        y = torch.arange(n_way).repeat_interleave(n_generated)
-        return torch.full((len(y), 1, 28, 28), 0.123) + 0.01 * torch.rand(len(y), 1, 1, 1, generator=generator), y
+        y = torch.arange(n_way).repeat_interleave(n_per_class)
+        noise = torch.rand(len(y), 1, 1, 1, generator=torch.Generator().manual_seed(seed))
+        return torch.full((len(y), 1, 28, 28), 0.123) + 0.01 * noise, y
 
 
 def test_generated_examples_never_enter_the_query_set(glyphs):
@@ -89,9 +90,9 @@ class CopyPrototype:
     def __init__(self, offset=0.0):
         self.offset = offset
 
-    def generate(self, support, support_y, n_generated, generator):
+    def generate(self, support, support_y, n_per_class, seed):
         n_way = int(support_y.max()) + 1
-        y = torch.arange(n_way).repeat_interleave(n_generated)
+        y = torch.arange(n_way).repeat_interleave(n_per_class)
         return prototypes(support, support_y, n_way)[y] + self.offset, y
 
 
@@ -109,7 +110,48 @@ def test_feature_space_augmentation_goes_through_the_method(glyphs):
         protos = prototypes(z_s, ep.support_y, 5)
         manual = protonet_logits(z_q, (2 * protos + 2 * (protos + 1.0)) / 4)  # K=2 real + m=2 generated
         assert torch.allclose(shifted, manual, atol=1e-3)
-    assert isinstance(net.backbone, torch.nn.Module) and not isinstance(net.backbone, torch.nn.Flatten)  # restored
+    assert isinstance(net.backbone, torch.nn.Module) and not isinstance(net.backbone, torch.nn.Flatten)  # untouched
+
+
+def test_feature_space_augmentation_uses_the_embedding_seam_and_refuses_methods_without_one(glyphs):
+    """embed, then classify_embeddings: predict equals the seam, and the fine-tuning baseline's new head
+    sees the generated embeddings; a method without the seam gets one clear error."""
+    from fslcourse.generative.augment import SupportGenerator
+    from fslcourse.methods import FineTune, PixelPrototype
+
+    torch.manual_seed(0)
+    ep = EpisodeSampler(glyphs[2], 5, 2, 3, seed=0).sample()
+    for net in (ProtoNet(backbone_kwargs={"hidden": 8}).eval(), FineTune(backbone_kwargs={"hidden": 8}, steps=3).eval()):
+        assert net.has_embedding_seam and isinstance(CopyPrototype(), SupportGenerator)
+        z_s, z_q = net.embed(ep.support_x), net.embed(ep.query_x)
+        via_seam = net.classify_embeddings(torch.cat([z_s, z_s[:5] + 1.0]), torch.cat([ep.support_y, ep.support_y[:5]]), z_q)
+        aug = AugmentedClassifier(net, CopyPrototype(), 1)
+
+        class FirstShotPlusOne(CopyPrototype):  # generates the first support embedding of each class, + 1
+            def generate(self, support, support_y, n_per_class, seed):
+                return support[:5] + 1.0, support_y[:5]
+        aug.generator = FirstShotPlusOne()
+        with torch.no_grad():
+            z = net.embed(torch.cat([ep.support_x, ep.query_x]))  # the augmented path embeds both at once
+        want = net.classify_embeddings(torch.cat([z[:10], z[:5] + 1.0]), torch.cat([ep.support_y, ep.support_y[:5]]), z[10:])
+        assert torch.allclose(aug.predict(ep.support_x, ep.support_y, ep.query_x), want, atol=1e-5)
+        assert via_seam.shape == (len(ep.query_y), 5)
+    with pytest.raises(ValueError, match="PixelPrototype has no embedding seam .* use a pixel-space generator"):
+        AugmentedClassifier(PixelPrototype(), CopyPrototype(), 2)
+
+
+def test_support_generators_take_an_integer_seed():
+    from fslcourse.generative.augment import ModelGenerator, seeded
+
+    class Noise(torch.nn.Module):
+        def generate(self, support, support_y, m, generator):
+            return torch.rand(len(support) * m, 3, generator=generator), support_y.repeat_interleave(m)
+
+    gen, x, y = ModelGenerator(Noise()), torch.zeros(4, 3), torch.arange(4)
+    assert torch.equal(gen.generate(x, y, 2, 5)[0], gen.generate(x, y, 2, 5)[0])
+    assert not torch.equal(gen.generate(x, y, 2, 5)[0], gen.generate(x, y, 2, 6)[0])
+    with pytest.raises(TypeError, match="takes an integer seed, not a Generator"):
+        seeded(torch.Generator())
 
 
 def test_augmented_evaluation_is_reproducible_and_m0_is_the_baseline(glyphs):
