@@ -71,7 +71,8 @@ class EvalResult:
     ``within_alphabet``, ``alphabets_left_out`` names the split's alphabets with fewer than
     ``n_way`` classes, which no episode used. ``checkpoint`` is the method's ``checkpoint_source``
     (``{"file", "sha256"}``, set by :func:`fslcourse.pretrained.load_method`), ``None`` for a model
-    that was not loaded from a file.
+    that was not loaded from a file. ``split_protocol`` is how the classes were split
+    (``"alphabet"`` or ``"vinyals"``, see :func:`fslcourse.data.load_omniglot`).
     """
 
     accuracy: float
@@ -87,6 +88,7 @@ class EvalResult:
     split: str | None = None
     alphabets_left_out: list[str] = field(default_factory=list)
     checkpoint: dict | None = None
+    split_protocol: str | None = None
 
     def __str__(self) -> str:
         proto = f"{self.n_way}-way {self.n_shot}-shot" + (" (within alphabet)" if self.within_alphabet else "")
@@ -151,4 +153,5 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
     return EvalResult(mean, ci, n_episodes, n_way, n_shot, n_query, seed, within_alphabet,
                       time.perf_counter() - start, accs, split=split.name,
                       alphabets_left_out=list(sampler.alphabets_left_out),
-                      checkpoint=getattr(method, "checkpoint_source", None))
+                      checkpoint=getattr(method, "checkpoint_source", None),
+                      split_protocol=getattr(split, "protocol", None))

@@ -43,7 +43,7 @@ def result_record(method: str, result, *, config: dict, seed: int, device, profi
     """One JSON-ready record for an :class:`~fslcourse.evaluate.EvalResult`.
 
     Fields: ``method``, ``protocol`` (n_way, n_shot, n_query, within_alphabet, split,
-    episode seed), ``accuracy`` and ``ci95`` in percent, ``episodes``,
+    split_protocol: ``"alphabet"`` or ``"vinyals"``, episode seed), ``accuracy`` and ``ci95`` in percent, ``episodes``,
     ``train_seconds``, ``eval_seconds``, ``config``, ``seed``, ``profile``,
     ``versions``, ``device`` and ``checkpoint`` (the result's ``{"file", "sha256"}`` of the checkpoint
     it measured, with ``"generator"`` for augmented results; ``None`` for a model not loaded from a
@@ -65,7 +65,7 @@ def result_record(method: str, result, *, config: dict, seed: int, device, profi
         "method": method,
         "protocol": {"n_way": result.n_way, "n_shot": result.n_shot, "n_query": result.n_query,
                      "within_alphabet": result.within_alphabet, "split": split,
-                     "episode_seed": result.seed},
+                     "split_protocol": getattr(result, "split_protocol", None), "episode_seed": result.seed},
         "accuracy": result.accuracy,
         "ci95": result.ci95,
         "episodes": result.n_episodes,

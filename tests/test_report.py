@@ -17,10 +17,10 @@ from fslcourse.report import (
 )
 
 
-def rec(method, n_way=5, n_shot=1, acc=90.0, ci=1.0, within=False, **extra):
+def rec(method, n_way=5, n_shot=1, acc=90.0, ci=1.0, within=False, split_protocol="alphabet", **extra):
     return {"format": 1, "method": method, "accuracy": acc, "ci95": ci, "episodes": 200, "profile": "quick",
             "protocol": {"n_way": n_way, "n_shot": n_shot, "n_query": 5, "within_alphabet": within,
-                         "split": "test", "episode_seed": 0}, **extra}
+                         "split": "test", "split_protocol": split_protocol, "episode_seed": 0}, **extra}
 
 
 def write(folder, name, records):
@@ -30,6 +30,7 @@ def write(folder, name, records):
 def test_protocol_keys():
     assert protocol_key({"n_way": 20, "n_shot": 1, "within_alphabet": True}) == "20w1s-alphabet"
     assert protocol_key({"n_way": 5, "n_shot": 5}) == "5w5s"
+    assert protocol_key({"n_way": 5, "n_shot": 5, "split_protocol": "vinyals"}) == "5w5s-vinyals"
     with pytest.raises(ValueError, match="n_way"):
         protocol_key({"n_shot": 1})
 
@@ -49,20 +50,25 @@ def test_one_row_per_method_and_protocol_benchmark_wins(tmp_path):
     assert rows[("protonet", "20w5s")]["source"] == "02_protonet"
 
 
-def test_published_column_and_sources(tmp_path):
-    write(tmp_path, "x", [rec(m, n_way, n_shot) for m in ("protonet", "maml", "matching", "relation", "pixel")
-                          for n_way, n_shot in ((5, 1), (5, 5), (20, 1), (20, 5))]
+def test_published_figures_sit_only_beside_the_papers_split(tmp_path):
+    """The papers measured on the Vinyals split: their figures sit beside our Vinyals rows only,
+    never beside the course's alphabet split (another protocol) or within-alphabet episodes."""
+    cells = ((5, 1), (5, 5), (20, 1), (20, 5))
+    write(tmp_path, "x", [rec(m, n_way, n_shot, split_protocol=sp) for m in ("protonet", "maml", "matching", "relation", "pixel")
+                          for n_way, n_shot in cells for sp in ("alphabet", "vinyals")]
           + [rec("relation", 20, 1, within=True)])
     rows = {(r["method"], r["protocol"]): r for r in build_table(load_records(tmp_path))}
     want = {"protonet": (98.8, 99.7, 96.0, 98.9), "maml": (98.7, 99.9, 95.8, 98.9),
             "matching": (98.1, 98.9, 93.8, 98.5), "relation": (99.6, 99.8, 97.6, 99.1)}
     for method, figures in want.items():
-        assert [rows[(method, p)]["published"] for p in ("5w1s", "5w5s", "20w1s", "20w5s")] == list(figures)
-        assert rows[(method, "5w1s")]["published_source"] == PUBLISHED[method][1]
-    assert rows[("pixel", "5w1s")]["published"] is None
+        assert [rows[(method, p + "-vinyals")]["published"] for p in ("5w1s", "5w5s", "20w1s", "20w5s")] == list(figures)
+        assert [rows[(method, p)]["published"] for p in ("5w1s", "5w5s", "20w1s", "20w5s")] == [None] * 4
+        assert rows[(method, "5w1s-vinyals")]["published_source"] == PUBLISHED[method][1]
+    assert rows[("pixel", "5w1s-vinyals")]["published"] is None
     assert rows[("relation", "20w1s-alphabet")]["published"] is None  # no published within-alphabet figure
     text = format_markdown(build_table(load_records(tmp_path)))
-    assert "| relation | 5w1s | 90.0 ± 1.0 | 99.6 (Sung et al. 2018" in text
+    assert "| relation | 5w1s-vinyals | 90.0 ± 1.0 | 99.6 (Sung et al. 2018" in text
+    assert "| relation | 5w1s | 90.0 ± 1.0 | — |" in text
 
 
 def test_missing_fields_show_a_dash(tmp_path):
@@ -125,7 +131,7 @@ def test_claims_measured_and_not_measured(tmp_path):
 
 
 def test_cli_report_markdown_json_and_atomic_out(tmp_path, capsys):
-    write(tmp_path, "02_protonet", [rec("protonet")])
+    write(tmp_path, "02_protonet", [rec("protonet", split_protocol="vinyals")])
     out = tmp_path / "build" / "table.json"
     assert main(["report", "--results", str(tmp_path), "--format", "json", "--out", str(out)]) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -139,20 +145,24 @@ def test_cli_report_markdown_json_and_atomic_out(tmp_path, capsys):
 
 
 def test_pivot_one_line_per_method_with_published_and_skips(tmp_path):
-    from fslcourse.report import format_pivot
+    from fslcourse.report import VINYALS, format_pivot
 
+    v = {"split_protocol": "vinyals"}
     write(tmp_path, "09_benchmark", [
-        rec("protonet", acc=97.25, ci=0.5, trainable_params=28000, train_seconds=177.0, eval_seconds=2.0),
-        rec("protonet", 20, 1, acc=93.0),
-        {**rec("maml", 20, 1), "accuracy": None, "ci95": None, "skipped": "fixed n_way=5"},
-        rec("reptile", acc=50.0)])
-    lines = format_pivot(build_table(load_records(tmp_path))).splitlines()
+        rec("protonet", acc=97.25, ci=0.5, trainable_params=28000, train_seconds=177.0, eval_seconds=2.0, **v),
+        rec("protonet", 20, 1, acc=93.0, **v),
+        {**rec("maml", 20, 1, **v), "accuracy": None, "ci95": None, "skipped": "fixed n_way=5"},
+        rec("reptile", acc=50.0, **v), rec("reptile", acc=40.0)])
+    rows = build_table(load_records(tmp_path))
+    lines = format_pivot(rows, VINYALS).splitlines()
     assert len(lines) == 2 + 3
     pn = next(line for line in lines if line.startswith("| protonet |"))
-    assert pn == (f"| protonet | 97.2 ± 0.5 (98.8) | {MISSING} | 93.0 ± 1.0 (96.0) | {MISSING} | {MISSING} "
+    assert pn == (f"| protonet | 97.2 ± 0.5 (98.8) | {MISSING} | 93.0 ± 1.0 (96.0) | {MISSING} "
                   f"| 28,000 | 177 | 0.010 | quick (q) |")
     assert any(line.startswith(f"| maml | {MISSING} | {MISSING} | skipped (95.8) | {MISSING} |") for line in lines)
-    assert any("(97.68)" in line for line in lines)  # published figures keep their printed precision
+    assert any("50.0 ± 1.0 (97.68)" in line for line in lines)  # published figures keep their printed precision
+    alphabet = format_pivot(rows).splitlines()  # the course's split: no published figure beside it
+    assert any(line.startswith("| reptile | 40.0 ± 1.0 | — |") for line in alphabet)
 
 
 def test_json_without_records_is_left_out_and_named(tmp_path):

@@ -2,13 +2,17 @@
 
 Taught in ``notebooks/01_episodes.ipynb``.
 
-Splits follow the standard background/evaluation protocol:
+Two protocols (``load_omniglot(split=...)``):
 
-* meta-train: the 30 background alphabets, minus the meta-validation alphabets;
-* meta-validation: four background alphabets held out (:data:`VAL_ALPHABETS`);
-* meta-test: the 20 evaluation alphabets.
+* ``"alphabet"`` (the course's default, and its harder protocol): meta-train is the 30 background
+  alphabets minus four held out for meta-validation (:data:`VAL_ALPHABETS`); meta-test is the 20
+  evaluation alphabets, so every test character comes from an alphabet never seen in training;
+* ``"vinyals"``: the character split of Vinyals et al. (2016), arXiv:1606.04080, used by the
+  published figures of Matching Networks, ProtoNet, MAML, Reptile and the Relation Network: both
+  official sets pooled, 1,028 / 172 / 423 characters for train / val / test (4,112 / 688 / 1,692
+  classes with rotations), read from the lists shipped in ``fslcourse/data/vinyals/``.
 
-No character appears in two splits, and a character's rotations stay with it.
+In both, no character appears in two splits, and a character's rotations stay with it.
 The data is looked for in ``$FSLCOURSE_DATA/omniglot`` first, then in the user
 cache (``$XDG_CACHE_HOME/fslcourse`` or ``~/.cache/fslcourse``). After the first
 load a preprocessed ``uint8`` tensor file in the cache makes later loads fast. The
@@ -37,6 +41,8 @@ from .episodes import _positive
 from .splits import ImageSplit
 
 PARTS = ("images_background", "images_evaluation")
+PROTOCOLS = ("alphabet", "vinyals")
+VINYALS_DIR = Path(__file__).parent / "vinyals"
 VAL_ALPHABETS = ("Anglo-Saxon_Futhorc", "Bengali", "Futurama", "Tagalog")
 IMAGE_SIZE = 28
 CACHE_VERSION = 2  # 2: keyed by the images' content; transparency laid on white paper
@@ -248,12 +254,14 @@ class Omniglot:
         val: meta-validation split (:data:`VAL_ALPHABETS`).
         test: meta-test split (evaluation alphabets).
         root: the directory the images were read from.
+        protocol: ``"alphabet"`` or ``"vinyals"`` (see the module docstring).
     """
 
     train: ImageSplit
     val: ImageSplit
     test: ImageSplit
     root: Path
+    protocol: str = "alphabet"
 
     def split(self, name: str) -> ImageSplit:
         """Return the split called ``train``, ``val`` or ``test``."""
@@ -262,11 +270,40 @@ class Omniglot:
         return getattr(self, name)
 
 
+def vinyals_characters(name: str) -> list[str]:
+    """The base characters (``"Alphabet/characterNN"``, in the list's order) of the Vinyals split ``name``.
+
+    Args:
+        name: ``"train"``, ``"val"``, ``"trainval"`` or ``"test"``.
+
+    Raises:
+        ValueError: an unknown name, or a list whose lines are not ``Alphabet/characterNN/rotDDD`` with
+            all four rotations of each character.
+    """
+    if name not in ("train", "val", "trainval", "test"):
+        raise ValueError(f"Vinyals split {name!r} is not known; use 'train', 'val', 'trainval' or 'test'")
+    path = VINYALS_DIR / f"{name}.txt"
+    rots: dict[str, list[str]] = {}
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        parts = line.strip().split("/")
+        if len(parts) != 3 or not parts[2].startswith("rot"):
+            raise ValueError(f"{path}:{i}: {line!r} is not 'Alphabet/characterNN/rotDDD'; restore the file "
+                             "from the fslcourse package")
+        rots.setdefault(f"{parts[0]}/{parts[1]}", []).append(parts[2])
+    bad = [c for c, r in rots.items() if sorted(r) != ["rot000", "rot090", "rot180", "rot270"]]
+    if bad:
+        raise ValueError(f"{path}: character {bad[0]} does not list each of rot000, rot090, rot180 and rot270 once "
+                         f"({len(bad)} such character(s)); restore the file from the fslcourse package")
+    return list(rots)
+
+
 def load_omniglot(image_size: int = IMAGE_SIZE, rotations: bool = True, download: bool = True,
-                  progress: bool = True, device=None) -> Omniglot:
+                  progress: bool = True, device=None, split: str = "alphabet") -> Omniglot:
     """Load Omniglot's meta-train / meta-validation / meta-test splits.
 
     Args:
+        split: the protocol: ``"alphabet"`` (background alphabets for meta-train, evaluation
+            alphabets for meta-test; the course's default) or ``"vinyals"`` (the papers' character split).
         image_size: height and width of every image (28 as in the papers).
         rotations: count 90°, 180° and 270° rotations as new classes.
         download: fetch and verify the official zips when no copy is found.
@@ -278,12 +315,15 @@ def load_omniglot(image_size: int = IMAGE_SIZE, rotations: bool = True, download
 
     Raises:
         FileNotFoundError: no copy was found and ``download`` is False.
-        ValueError: a part holds no characters, a character folder has no drawings or a different
+        ValueError: an unknown ``split``; a character of the Vinyals lists missing from the folders;
+            a part holds no characters, a character folder has no drawings or a different
             number than the others, or a drawing is not a readable image; the message names it.
 
     The preprocessed cache is keyed by every drawing's path, size and modification time; a corrupt
     cache is rebuilt (one warning line), and a cache that cannot be written is skipped (one warning).
     """
+    if split not in PROTOCOLS:
+        raise ValueError(f"split={split!r} is not a known protocol; use 'alphabet' (the course's) or 'vinyals' (the papers')")
     root = find_omniglot()
     if root is None:
         if not download:
@@ -322,16 +362,21 @@ def load_omniglot(image_size: int = IMAGE_SIZE, rotations: bool = True, download
     if device is not None:
         images = images.to(device)
 
-    def make(name, keep):
-        idx = [i for i, k in enumerate(keep) if k]
-        return ImageSplit(name, images[idx], [data["names"][i] for i in idx],
-                          [data["alphabets"][i] for i in idx], rots)
-
-    bg, alphas = data["background"], data["alphabets"]
-    is_val = [b and a in VAL_ALPHABETS for b, a in zip(bg, alphas)]
-    return Omniglot(
-        train=make("train", [b and not v for b, v in zip(bg, is_val)]),
-        val=make("val", is_val),
-        test=make("test", [not b for b in bg]),
-        root=root,
-    )
+    if split == "vinyals":
+        index = {n: i for i, n in enumerate(data["names"])}
+        groups = {}
+        for name in ("train", "val", "test"):
+            chars = vinyals_characters(name)
+            missing = [c for c in chars if c not in index]
+            if missing:
+                raise ValueError(f"the Vinyals {name} list names {missing[0]}, which is not under {root} "
+                                 f"({len(missing)} missing character(s)); use a complete copy of Omniglot")
+            groups[name] = [index[c] for c in chars]
+    else:
+        bg, alphas = data["background"], data["alphabets"]
+        groups = {"train": [i for i, (b, a) in enumerate(zip(bg, alphas)) if b and a not in VAL_ALPHABETS],
+                  "val": [i for i, (b, a) in enumerate(zip(bg, alphas)) if b and a in VAL_ALPHABETS],
+                  "test": [i for i, b in enumerate(bg) if not b]}
+    splits = {name: ImageSplit(name, images[idx], [data["names"][i] for i in idx], [data["alphabets"][i] for i in idx],
+                               rots, protocol=split) for name, idx in groups.items()}
+    return Omniglot(**splits, root=root, protocol=split)

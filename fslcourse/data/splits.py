@@ -26,6 +26,7 @@ class ImageSplit:
         base_names: one name per base character, e.g. ``"Latin/character01"``.
         alphabets: the alphabet of each base character.
         rotations: quarter turns that count as classes, ``(0,)`` or ``(0, 1, 2, 3)``.
+        protocol: how the classes were split (``"alphabet"``, ``"vinyals"``; ``"custom"`` for others).
     """
 
     name: str
@@ -33,6 +34,7 @@ class ImageSplit:
     base_names: list[str]
     alphabets: list[str]
     rotations: tuple[int, ...] = (0, 1, 2, 3)
+    protocol: str = "custom"
 
     def __post_init__(self) -> None:
         if self.images.dim() != 4 or self.images.dtype != torch.uint8:
@@ -75,7 +77,7 @@ class ImageSplit:
 
     def to(self, device) -> ImageSplit:
         """Return a copy whose images live on ``device`` (episodes are then built there)."""
-        return ImageSplit(self.name, self.images.to(device), self.base_names, self.alphabets, self.rotations)
+        return ImageSplit(self.name, self.images.to(device), self.base_names, self.alphabets, self.rotations, self.protocol)
 
     def class_name(self, class_id: int) -> str:
         """Human-readable name of a class, e.g. ``"Latin/character01 (rot 90°)"``."""
