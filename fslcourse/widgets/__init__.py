@@ -1,1 +1,1 @@
-"""Interactive ipywidgets views; each is a class with ``render()`` and ``.widget`` (see docs/DEVELOPING.md)."""
+"""Interactive ipywidgets views; each is a :class:`~fslcourse.widgets.base.Explorer` with ``render()`` and ``.widget`` (see docs/DEVELOPING.md)."""

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import ipywidgets as W
 import torch
-from IPython.display import Image, display
 
 from ..data.sinusoid import SinusoidTasks
 from ..methods.sinusoid import adapt, mse
-from ._render import figure_png, new_figure
+from .base import Explorer
 
 
-class AdaptationStepper:
+class AdaptationStepper(Explorer):
     """Slider over inner steps for one or more sinusoid regressors.
 
     Args:
@@ -31,9 +30,9 @@ class AdaptationStepper:
         seed: seeds the task sampler.
 
     Attributes:
+        controls: the ipywidgets (``steps``, ``new_task``, ``new_points``).
         shown: what the last :meth:`render` drew: ``steps``, ``amplitude``, ``phase``,
             ``support_x``, and per label ``{"curve": (200,) predictions, "mse": float}``.
-        widget: the box to display.
     """
 
     def __init__(self, models: dict, k_shot: int = 10, inner_lr: float = 0.01, max_steps: int = 10,
@@ -47,15 +46,11 @@ class AdaptationStepper:
         self.steps = W.IntSlider(value=0, min=0, max=max_steps, description="inner steps k")
         self.new_task = W.Button(description="New task", icon="refresh")
         self.new_points = W.Button(description="New support points", icon="random")
-        self.out = W.Output()
-        self.steps.observe(lambda _c: self.update(), names="value")
         self.new_task.on_click(lambda _b: (self.draw_task(), self.update()))
         self.new_points.on_click(lambda _b: (self.draw_points(), self.update()))
-        self.fig = new_figure(7.0, 3.6)
-        self.shown: dict = {}
-        self.widget = W.VBox([W.HBox([self.steps, self.new_task, self.new_points]), self.out])
+        self.controls = {"steps": self.steps, "new_task": self.new_task, "new_points": self.new_points}
         self.draw_task()
-        self.update()
+        super().__init__([[self.steps, self.new_task, self.new_points]], figsize=(7.0, 3.6))
 
     def draw_task(self) -> None:
         """A new sinusoid (amplitude, phase) with new support and query points."""
@@ -71,35 +66,29 @@ class AdaptationStepper:
         self.support_x = x[0]
         self.support_y = SinusoidTasks.function(x, self.amplitude, self.phase)[0]  # (K, 1)
 
-    def render(self):
-        """Adapt every model for ``k`` steps and redraw; returns the figure (``self.shown`` holds its data)."""
+    def compute(self) -> dict:
+        """Adapt every model for ``k`` steps on the support points; its curve and its query MSE."""
         k = self.steps.value
-        fig = self.fig
-        fig.clear()
-        ax = fig.subplots()
-        truth = SinusoidTasks.function(self.grid[None], self.amplitude, self.phase)[0]  # (200, 1)
-        ax.plot(self.grid.flatten(), truth.flatten(), color="black", lw=2, label="true function")
         shown = {"steps": k, "amplitude": float(self.amplitude), "phase": float(self.phase),
                  "support_x": self.support_x.flatten().tolist()}
         for label, model in self.models.items():
             params = adapt(model, self.support_x, self.support_y, self.inner_lr, k)[-1]
             with torch.no_grad():
-                curve = model(self.grid, params).flatten()
-                err = mse(model, params, self.query_x, self.query_y).item()
-            shown[label] = {"curve": curve, "mse": err}
-            ax.plot(self.grid.flatten(), curve, lw=1.5, ls="--", label=f"{label} after {k} steps (MSE {err:.2f})")
+                shown[label] = {"curve": model(self.grid, params).flatten(),
+                                "mse": mse(model, params, self.query_x, self.query_y).item()}
+        return shown
+
+    def draw(self, fig, s: dict) -> None:
+        """Draw the true function, every model's adapted curve and the support points."""
+        ax = fig.subplots()
+        truth = SinusoidTasks.function(self.grid[None], self.amplitude, self.phase)[0]  # (200, 1)
+        ax.plot(self.grid.flatten(), truth.flatten(), color="black", lw=2, label="true function")
+        for label in self.models:
+            ax.plot(self.grid.flatten(), s[label]["curve"], lw=1.5, ls="--",
+                    label=f"{label} after {s['steps']} steps (MSE {s[label]['mse']:.2f})")
         ax.scatter(self.support_x.flatten(), self.support_y.flatten(), marker="^", s=50, color="tab:red",
                    zorder=3, label=f"K = {self.k_shot} support points")
         ax.set(xlabel="x", ylabel="y", xlim=(-5, 5), ylim=(-6, 6),
-               title=f"A = {float(self.amplitude):.2f}, φ = {float(self.phase):.2f}; α = {self.inner_lr}")
+               title=f"A = {s['amplitude']:.2f}, φ = {s['phase']:.2f}; α = {self.inner_lr}")
         ax.legend(fontsize=7, loc="lower right")
         fig.tight_layout()
-        self.shown = shown
-        return fig
-
-    def update(self) -> None:
-        """Redraw after a control changed."""
-        png = figure_png(self.render())
-        with self.out:
-            self.out.clear_output(wait=True)
-            display(Image(png))

@@ -14,11 +14,11 @@ import ipywidgets as W
 import torch
 
 from ..generative.diffusion import class_conditions, sample
-from ._render import figure_png, new_figure, show_png
+from .base import Explorer
 from .plotting import show_image
 
 
-class DiffusionExplorer:
+class DiffusionExplorer(Explorer):
     """Interactive view of a conditional diffusion model's denoising trajectory.
 
     Args:
@@ -33,7 +33,6 @@ class DiffusionExplorer:
     Attributes:
         controls: ``t`` (T .. 0), ``guidance`` (w), ``n_steps`` (DDIM steps), ``character``, ``n_shot``.
         shown: what the last :meth:`render` drew (``t``, ``x_t``, ``x0_hat``, ``support``, ...).
-        widget: the box to display.
     """
 
     def __init__(self, model, schedule, encoder, split, n_classes: int = 5, n_shot: int = 5, n_samples: int = 4,
@@ -56,16 +55,9 @@ class DiffusionExplorer:
         self.n_shot = W.IntSlider(value=n_shot, min=1, max=10, description="K (support)")
         self.controls = {"t": self.t, "guidance": self.guidance, "n_steps": self.n_steps,
                          "character": self.character, "n_shot": self.n_shot}
-        for c in self.controls.values():
-            c.observe(lambda _change: self.update(), names="value")
         self._cache: dict = {}
-        self.status = W.HTML()
-        self.out = W.Output()
-        self.fig = new_figure(10, 4.2, dpi=80)
-        self.shown: dict = {}
-        self.widget = W.VBox([W.HBox([self.t, self.guidance, self.n_steps]), W.HBox([self.character, self.n_shot]),
-                              self.status, self.out])
-        self.update()
+        super().__init__([[self.t, self.guidance, self.n_steps], [self.character, self.n_shot], self.status],
+                         figsize=(10, 4.2), dpi=80)
 
     def trajectory(self) -> tuple[torch.Tensor, list]:
         """The support drawings ``(K, 1, 28, 28)`` and the DDIM trajectory ``[(t, x_t, x0_hat), ...]`` (cached)."""
@@ -92,11 +84,8 @@ class DiffusionExplorer:
                 "character": self.character.value, "class_id": int(self.classes[self.character.value]),
                 "support": support, "x_t": (x_t.clamp(-1, 1) + 1) / 2, "x0_hat": (x0.clamp(-1, 1) + 1) / 2}
 
-    def render(self):
-        """Recompute and redraw; returns the matplotlib figure (``self.shown`` holds its data)."""
-        s = self.shown = self.compute()
-        fig = self.fig
-        fig.clear()
+    def draw(self, fig, s: dict) -> None:
+        """Draw ``x_t`` and ``x0_hat`` for every sample above the support drawings."""
         n, k = len(s["x_t"]), len(s["support"])
         cols = max(n, k)
         grid = fig.add_gridspec(3, cols)
@@ -107,12 +96,8 @@ class DiffusionExplorer:
             show_image(fig.add_subplot(grid[2, j]), s["support"][j], colour="k", title="support" if j == 0 else None)
         fig.suptitle(f"t = {s['t']} (step {s['step']} of {s['n_steps']} DDIM steps), guidance w = {s['guidance']:.1f}",
                      fontsize=10)
-        return fig
 
-    def update(self) -> None:
-        """Redraw after a control changed."""
-        fig = self.render()
-        s = self.shown
-        self.status.value = (f"character {s['character']} ({self.split.class_name(s['class_id'])}): "
-                             f"{len(s['support'])} support drawings; showing t = {s['t']}")
-        show_png(self.out, figure_png(fig))
+    def describe(self, s: dict) -> str:
+        """The chosen character, its support size and the time shown."""
+        return (f"character {s['character']} ({self.split.class_name(s['class_id'])}): "
+                f"{len(s['support'])} support drawings; showing t = {s['t']}")

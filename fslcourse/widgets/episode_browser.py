@@ -5,15 +5,14 @@ Taught in ``notebooks/01_episodes.ipynb``.
 from __future__ import annotations
 
 import ipywidgets as W
-import matplotlib.pyplot as plt
 import torch
-from IPython.display import display
 
 from ..data.episodes import Episode, EpisodeSampler
+from .base import Explorer
 from .plotting import class_colour, show_image
 
 
-class EpisodeBrowser:
+class EpisodeBrowser(Explorer):
     """Interactive view of one episode.
 
     Args:
@@ -24,8 +23,9 @@ class EpisodeBrowser:
         controls: the ipywidgets (``split``, ``n_way``, ``n_shot``, ``n_query``, ``seed``, ``next``).
         episode: the episode currently shown.
         status: an HTML line with the classes shown, or the error for impossible settings.
-        widget: the box to display in a notebook.
     """
+
+    error_title = "Cannot build this episode"
 
     def __init__(self, splits: dict, n_way: int = 5, n_shot: int = 1, n_query: int = 2, seed: int = 0):
         self.splits = splits
@@ -35,18 +35,21 @@ class EpisodeBrowser:
         self.n_query = W.IntSlider(value=n_query, min=1, max=10, description="Q (queries)")
         self.seed = W.IntText(value=seed, description="seed")
         self.next = W.Button(description="next seed", icon="forward")
-        self.status = W.HTML()
-        self.out = W.Output()
+        self.next.on_click(lambda _b: setattr(self.seed, "value", self.seed.value + 1))
         self.controls = {"split": self.split_box, "n_way": self.n_way, "n_shot": self.n_shot,
                          "n_query": self.n_query, "seed": self.seed, "next": self.next}
-        for c in (self.split_box, self.n_way, self.n_shot, self.n_query, self.seed):
-            c.observe(lambda _change: self.update(), names="value")
-        self.next.on_click(lambda _b: setattr(self.seed, "value", self.seed.value + 1))
-        self.episode: Episode | None = None
-        self.figure = None
-        self.widget = W.VBox([W.HBox([self.split_box, self.seed, self.next]),
-                              W.HBox([self.n_way, self.n_shot, self.n_query]), self.status, self.out])
-        self.update()
+        super().__init__([[self.split_box, self.seed, self.next], [self.n_way, self.n_shot, self.n_query], self.status],
+                         figsize=(4.5, 5.6), dpi=100)
+
+    @property
+    def episode(self) -> Episode | None:
+        """The episode on screen (``None`` after impossible settings)."""
+        return self.shown.get("episode")
+
+    @property
+    def figure(self):
+        """The figure on screen (``None`` after impossible settings)."""
+        return self.fig if self.shown else None
 
     def sample(self) -> Episode:
         """The episode for the current control values (raises ``ValueError`` for impossible ones)."""
@@ -55,13 +58,16 @@ class EpisodeBrowser:
                                  seed=int(self.seed.value))
         return sampler.sample()
 
-    def render(self):
-        """Draw the current episode: one row per class, support on the left, query on the right."""
-        ep = self.episode
-        split = self.splits[self.split_box.value]
+    def compute(self) -> dict:
+        """The episode for the current controls and the split it comes from."""
+        return {"episode": self.sample(), "split": self.splits[self.split_box.value]}
+
+    def draw(self, fig, shown: dict) -> None:
+        """Draw the episode: one row per class, support on the left, query on the right."""
+        ep = shown["episode"]
         n_cols = ep.n_shot + ep.n_query
-        fig, axes = plt.subplots(ep.n_way, n_cols, figsize=(1.0 * n_cols + 1.5, 1.0 * ep.n_way + 0.6),
-                                 squeeze=False)
+        fig.set_size_inches(1.0 * n_cols + 1.5, 1.0 * ep.n_way + 0.6)
+        axes = fig.subplots(ep.n_way, n_cols, squeeze=False)
         for k in range(ep.n_way):
             for j in range(ep.n_shot):
                 show_image(axes[k, j], ep.support_x[k * ep.n_shot + j], colour=class_colour(k))
@@ -70,29 +76,13 @@ class EpisodeBrowser:
             axes[k, 0].set_ylabel(f"label {k}", fontsize=8, rotation=0, ha="right", va="center")
         axes[0, 0].set_title("support", fontsize=9, loc="left")
         axes[0, ep.n_shot].set_title("query", fontsize=9, loc="left")
-        fig.suptitle(f"{split.name}: {ep.n_way}-way {ep.n_shot}-shot, {ep.n_query} queries per class")
+        fig.suptitle(f"{shown['split'].name}: {ep.n_way}-way {ep.n_shot}-shot, {ep.n_query} queries per class")
         fig.tight_layout()
-        return fig
 
-    def update(self) -> None:
-        """Resample and redraw; impossible settings show their error instead of a figure."""
-        try:
-            self.episode = self.sample()
-        except ValueError as err:
-            self.episode, self.figure = None, None
-            self.status.value = f"<b style='color:#b00'>Cannot build this episode:</b> {err}"
-            self.out.clear_output()
-            return
-        split = self.splits[self.split_box.value]
-        names = [split.class_name(int(c)) for c in self.episode.classes]
-        self.status.value = "classes: " + ", ".join(f"{i}={n}" for i, n in enumerate(names))
-        if self.figure is not None:
-            plt.close(self.figure)
-        self.figure = self.render()
-        with self.out:
-            self.out.clear_output(wait=True)
-            display(self.figure)
-        plt.close(self.figure)  # shown once, in the widget's output; keep the inline backend from showing it again
+    def describe(self, shown: dict) -> str:
+        """The classes shown, by label."""
+        names = [shown["split"].class_name(int(c)) for c in shown["episode"].classes]
+        return "classes: " + ", ".join(f"{i}={n}" for i, n in enumerate(names))
 
     def shown_classes(self) -> torch.Tensor:
         """The original class ids of the episode on screen (empty if none)."""

@@ -15,13 +15,13 @@ from __future__ import annotations
 import ipywidgets as W
 import torch
 
-from ._render import figure_png, new_figure, show_png
+from .base import Explorer
 from .plotting import show_image
 
 VIEWS = ("single", "sample grid")
 
 
-class GANExplorer:
+class GANExplorer(Explorer):
     """Interactive view of a DAGAN generator on the drawings of a split.
 
     Args:
@@ -35,7 +35,6 @@ class GANExplorer:
         controls: the ipywidgets (``character``, ``source``, ``z_1``, ``z_2``, ``z_3``, ``z_seed``,
             ``seed_a``, ``seed_b``, ``view``, ``n_grid``).
         shown: what the last :meth:`render` drew (the source, the ``z`` used, the generated images ...).
-        widget: the box to display.
     """
 
     def __init__(self, generator, split, n_classes: int = 8, n_steps: int = 7, seed: int = 0):
@@ -54,19 +53,11 @@ class GANExplorer:
         self.seed_b = W.IntText(value=seed + 2, description="z_B seed")
         self.view = W.ToggleButtons(options=VIEWS, value="single", description="view")
         self.n_grid = W.IntSlider(value=4, min=2, max=8, description="grid size")
-        self.status = W.HTML()
-        self.out = W.Output()
         self.controls = {"character": self.character, "source": self.source, "z_1": self.z_1, "z_2": self.z_2,
                          "z_3": self.z_3, "z_seed": self.z_seed, "seed_a": self.seed_a, "seed_b": self.seed_b,
                          "view": self.view, "n_grid": self.n_grid}
-        for c in self.controls.values():
-            c.observe(lambda _change: self.update(), names="value")
-        self.fig = new_figure(9, 4, dpi=80)
-        self.shown: dict = {}
-        self.widget = W.VBox([W.HBox([self.character, self.source, self.view]),
-                              W.HBox([self.z_1, self.z_2, self.z_3]), W.HBox([self.z_seed, self.seed_a, self.seed_b]),
-                              self.n_grid, self.status, self.out])
-        self.update()
+        super().__init__([[self.character, self.source, self.view], [self.z_1, self.z_2, self.z_3],
+                          [self.z_seed, self.seed_a, self.seed_b], self.n_grid, self.status], figsize=(9, 4), dpi=80)
 
     def noise(self, seed: int, n: int = 1) -> torch.Tensor:
         """``(n, z_dim)`` standard normal noise from ``torch.Generator().manual_seed(seed)``."""
@@ -92,11 +83,8 @@ class GANExplorer:
             s.update(z=z, generated=self.gen(source.expand(n, -1, -1, -1).to(self.device), z.to(self.device)).cpu())
         return s
 
-    def render(self):
-        """Recompute and redraw; returns the matplotlib figure (``self.shown`` holds its data)."""
-        s = self.shown = self.compute()
-        fig = self.fig
-        fig.clear()
+    def draw(self, fig, s: dict) -> None:
+        """Draw the source with the single view (one ``z`` and the interpolation) or the sample grid."""
         if s["view"] == "single":
             grid = fig.add_gridspec(2, self.n_steps)
             show_image(fig.add_subplot(grid[0, 0]), s["source"], title="source", colour="k")
@@ -115,12 +103,8 @@ class GANExplorer:
             for j in range(n * n):
                 show_image(fig.add_subplot(grid[j // n, 2 + j % n]), s["generated"][j])
             fig.text(0.3, 0.96, f"{n * n} samples, one z each (z seed {self.z_seed.value})", fontsize=9)
-        return fig
 
-    def update(self) -> None:
-        """Redraw after a control changed."""
-        fig = self.render()
-        s = self.shown
-        self.status.value = (f"character {s['character']} ({self.split.class_name(s['class_id'])}), drawing "
-                             f"{self.source.value}; {len(s['generated'])} generated ({s['view']} view)")
-        show_png(self.out, figure_png(fig))
+    def describe(self, s: dict) -> str:
+        """The chosen character and drawing, and how many drawings were generated."""
+        return (f"character {s['character']} ({self.split.class_name(s['class_id'])}), drawing "
+                f"{self.source.value}; {len(s['generated'])} generated ({s['view']} view)")

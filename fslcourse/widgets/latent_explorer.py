@@ -20,7 +20,7 @@ import torch
 from ..data.episodes import Episode, EpisodeSampler
 from ..methods.base import prototypes
 from ..methods.protonet import protonet_logits
-from ._render import figure_png, new_figure, show_png
+from .base import Explorer
 from .plotting import class_colour, principal_axes
 
 
@@ -67,7 +67,7 @@ def tsne_2d(points: torch.Tensor, perplexity: float = 10.0, steps: int = 300, se
     return (y - y.mean(0)).float()
 
 
-class LatentExplorer:
+class LatentExplorer(Explorer):
     """2-D view of one episode in a ProtoNet-style embedding.
 
     Args:
@@ -81,8 +81,9 @@ class LatentExplorer:
     Attributes:
         controls: dict of the ipywidgets (``seed``, ``n_way``, ``n_shot``, ``backbone``, ``projection``).
         shown: what the last :meth:`render` drew (episode, coordinates, predictions, accuracy ...).
-        widget: the box to display.
     """
+
+    error_title = "Cannot draw this episode"
 
     def __init__(self, split, trained, untrained=None, n_way: int = 5, n_shot: int = 5, n_query: int = 5,
                  seed: int = 0, projection: str = "pca", distance: str | None = None):
@@ -94,17 +95,10 @@ class LatentExplorer:
         self.n_shot = W.IntSlider(value=n_shot, min=1, max=10, description="K (shots)")
         self.backbone = W.ToggleButtons(options=list(self.models), value="trained", description="backbone")
         self.projection = W.ToggleButtons(options=["pca", "tsne"], value=projection, description="projection")
-        self.status = W.HTML()
-        self.out = W.Output()
         self.controls = {"seed": self.seed, "n_way": self.n_way, "n_shot": self.n_shot,
                          "backbone": self.backbone, "projection": self.projection}
-        for c in self.controls.values():
-            c.observe(lambda _change: self.update(), names="value")
-        self.fig = new_figure(5.2, 4.6)
-        self.shown: dict = {}
-        self.widget = W.VBox([W.HBox([self.seed, self.n_way, self.n_shot]),
-                              W.HBox([self.backbone, self.projection]), self.status, self.out])
-        self.update()
+        super().__init__([[self.seed, self.n_way, self.n_shot], [self.backbone, self.projection], self.status],
+                         figsize=(5.2, 4.6))
 
     def episode(self) -> Episode:
         """The episode for the current controls (its images on the split's device)."""
@@ -113,7 +107,7 @@ class LatentExplorer:
 
     @torch.no_grad()
     def compute(self) -> dict:
-        """Embed, classify and project the current episode; returns the data :meth:`render` draws."""
+        """Embed, classify and project the current episode; returns the data :meth:`draw` draws."""
         ep = self.episode()
         model = self.models[self.backbone.value]
         model.eval()
@@ -133,11 +127,8 @@ class LatentExplorer:
                 "pred": pred, "wrong": pred != query_y, "accuracy": 100 * (pred == query_y).float().mean().item(),
                 "backbone": self.backbone.value, "projection": self.projection.value}
 
-    def render(self):
-        """Recompute and redraw; returns the matplotlib figure (``self.shown`` holds its data)."""
-        s = self.shown = self.compute()
-        fig = self.fig
-        fig.clear()
+    def draw(self, fig, s: dict) -> None:
+        """Draw the projected support, queries and prototypes, the PCA regions and the misclassified queries."""
         ax = fig.add_subplot(111)
         n_way = s["episode"].n_way
         colours = np.array([class_colour(k) for k in range(n_way)])
@@ -169,18 +160,9 @@ class LatentExplorer:
         ep = s["episode"]
         ax.set_title(f"{s['backbone']} backbone, {s['projection'].upper()}: {ep.n_way}-way {ep.n_shot}-shot, "
                      f"query accuracy {s['accuracy']:.1f}%", fontsize=9)
-        return fig
 
-    def update(self) -> None:
-        """Redraw after a control changed; impossible settings show their error instead."""
-        try:
-            fig = self.render()
-        except ValueError as err:
-            self.status.value = f"<b style='color:#b00'>Cannot draw this episode:</b> {err}"
-            self.out.outputs = ()
-            return
-        n_wrong = int(self.shown["wrong"].sum())
-        self.status.value = (f"{n_wrong} of {len(self.shown['wrong'])} queries misclassified (red circles). "
-                             "Circles: support; triangles: queries (true class colour); stars: prototypes; "
-                             "background: nearest projected prototype (PCA only).")
-        show_png(self.out, figure_png(fig))
+    def describe(self, s: dict) -> str:
+        """How many queries are misclassified, and what the markers mean."""
+        return (f"{int(s['wrong'].sum())} of {len(s['wrong'])} queries misclassified (red circles). "
+                "Circles: support; triangles: queries (true class colour); stars: prototypes; "
+                "background: nearest projected prototype (PCA only).")

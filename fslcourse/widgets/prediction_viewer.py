@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..data.episodes import Episode, EpisodeSampler
-from ._render import figure_png, new_figure, show_png
+from .base import Explorer
 from .plotting import class_colour
 
 GREEN, RED = np.array([0.1, 0.6, 0.2]), np.array([0.85, 0.1, 0.1])
@@ -58,7 +58,7 @@ def _tile(images: np.ndarray, frames: np.ndarray, bars: np.ndarray | None, n_row
     return canvas
 
 
-class PredictionViewer:
+class PredictionViewer(Explorer):
     """Step through episodes and see each query's prediction.
 
     Args:
@@ -69,10 +69,12 @@ class PredictionViewer:
 
     Attributes:
         index: the episode number shown (``prev``/``next`` change it).
+        label: the HTML line beside the buttons: the episode number and each method's accuracy.
         shown: what the last :meth:`render` drew: ``episode``, and per label ``pred``,
             ``prob`` (of the predicted class), ``correct`` and ``accuracy``.
-        widget: the box to display.
     """
+
+    persistent_axes = True  # the axes are laid out once; an update only replaces their pixels (fast)
 
     def __init__(self, method, split, n_way: int = 5, n_shot: int = 1, n_query: int = 3, seed: int = 0):
         self.methods = dict(method) if isinstance(method, dict) else {getattr(method, "name", "method"): method}
@@ -84,16 +86,13 @@ class PredictionViewer:
         self.index = 0
         self.prev = W.Button(description="Prev", icon="backward", disabled=True)
         self.next = W.Button(description="Next", icon="forward")
-        self.label = W.HTML()
-        self.out = W.Output()
         self.prev.on_click(lambda _b: self.go(self.index - 1))
         self.next.on_click(lambda _b: self.go(self.index + 1))
         self.controls = {"prev": self.prev, "next": self.next}
+        self.label = self.status
         n_m = len(self.methods)
-        self.fig = new_figure(1.2 + (n_shot + n_m * n_query) * 0.75 + 0.5 * n_m, 0.9 + 0.8 * n_way)
-        self.shown: dict = {}
-        self.widget = W.VBox([W.HBox([self.prev, self.next, self.label]), self.out])
-        self.update()
+        super().__init__([[self.prev, self.next, self.label]],
+                         figsize=(1.2 + (n_shot + n_m * n_query) * 0.75 + 0.5 * n_m, 0.9 + 0.8 * n_way))
 
     def episode(self, index: int) -> Episode:
         """Episode number ``index`` (drawn in order and cached, so Prev shows the same one again)."""
@@ -106,6 +105,7 @@ class PredictionViewer:
     def go(self, index: int) -> None:
         """Show episode ``index`` (clamped at 0)."""
         self.index = max(0, int(index))
+        self.prev.disabled = self.index == 0
         self.update()
 
     def compute(self) -> dict:
@@ -147,10 +147,9 @@ class PredictionViewer:
         self._axes = axes
         fig.subplots_adjust(left=0.1, right=0.99, top=0.86, bottom=0.02, wspace=0.08)
 
-    def render(self):
-        """Recompute and redraw the current episode; returns the figure (``self.shown`` holds its data)."""
-        s = self.shown = self.compute()
-        ep: Episode = s["episode"]
+    def draw(self, fig, shown: dict) -> None:
+        """Fill the support and query panels with the current episode and its predictions."""
+        ep: Episode = shown["episode"]
         if not hasattr(self, "_axes"):
             self._layout(ep)
         support = ep.support_x.cpu().squeeze(1).numpy()  # (n_way * n_shot, H, W)
@@ -158,21 +157,17 @@ class PredictionViewer:
         self._support_im.set_data(_tile(support, frames, None, ep.n_way, ep.n_shot))
         query = ep.query_x.cpu().squeeze(1).numpy()  # (n_way * n_query, H, W)
         for ax, label in zip(self._axes[1:], self.methods):
-            r = s[label]
+            r = shown[label]
             ok = r["correct"].numpy()
             bars = np.stack([r["prob"].numpy(), ok], 1)
             swatches = np.array([class_colour(int(k)) for k in r["pred"]])
             self._query_ims[label].set_data(_tile(query, np.where(ok[:, None], GREEN, RED), bars, ep.n_way, ep.n_query,
                                                   swatches=swatches))
             ax.set_title(f"{label}: {r['accuracy']:.1f}% correct", fontsize=9)
-        self.fig.suptitle(f"episode {self.index}: {ep.n_way}-way {ep.n_shot}-shot. Query frame: green right, red wrong; "
-                          "corner: predicted class (support frame colour); bar: its probability", fontsize=8)
-        return self.fig
+        fig.suptitle(f"episode {shown['index']}: {ep.n_way}-way {ep.n_shot}-shot. Query frame: green right, red wrong; "
+                     "corner: predicted class (support frame colour); bar: its probability", fontsize=8)
 
-    def update(self) -> None:
-        """Redraw after Prev/Next."""
-        fig = self.render()
-        self.prev.disabled = self.index == 0
-        accs = ", ".join(f"{k}: {self.shown[k]['accuracy']:.1f}%" for k in self.methods)
-        self.label.value = f"episode {self.index} &nbsp; ({accs})"
-        show_png(self.out, figure_png(fig))
+    def describe(self, shown: dict) -> str:
+        """The episode number and each method's accuracy on it."""
+        accs = ", ".join(f"{k}: {shown[k]['accuracy']:.1f}%" for k in self.methods)
+        return f"episode {shown['index']} &nbsp; ({accs})"

@@ -18,7 +18,7 @@ import ipywidgets as W
 import torch
 
 from ..models.scale_shift import scale_shift_layers
-from ._render import figure_png, new_figure, show_png
+from .base import Explorer
 from .latent_explorer import LatentExplorer
 
 ALL = "all layers"
@@ -34,7 +34,7 @@ def ss_off(model):
     return off.eval()
 
 
-class ScaleShiftViewer:
+class ScaleShiftViewer(Explorer):
     """Φ per layer plus an SS on/off embedding view of one episode.
 
     Args:
@@ -47,7 +47,6 @@ class ScaleShiftViewer:
         explorer: the :class:`~fslcourse.widgets.latent_explorer.LatentExplorer` (``explorer.backbone``
             toggles ``"SS off"`` / ``"SS on"``).
         shown: what the last :meth:`render` drew (``scale``, ``shift`` tensors and the layer).
-        widget: the box to display.
     """
 
     def __init__(self, split, model, n_way: int = 5, n_shot: int = 1, n_query: int = 5, seed: int = 0):
@@ -56,17 +55,13 @@ class ScaleShiftViewer:
             raise ValueError(f"{type(model).__name__} has no scale-and-shift layers; pass an MTL model with mode='ss'")
         self.model = model.eval()
         self.layer = W.Dropdown(options=[ALL] + list(self.layers), value=ALL, description="layer")
-        self.layer.observe(lambda _change: self.update(), names="value")
-        self.out = W.Output()
-        self.fig = new_figure(8.0, 2.8)
-        self.shown: dict = {}
+        self.controls = {"layer": self.layer}
         self.explorer = LatentExplorer(split, trained=model, untrained=ss_off(model), n_way=n_way, n_shot=n_shot,
                                        n_query=n_query, seed=seed, distance="cosine")
         self.explorer.models = {"SS off": self.explorer.models["untrained"], "SS on": self.explorer.models["trained"]}
         self.explorer.backbone.options = ["SS off", "SS on"]
         self.explorer.backbone.value = "SS on"
-        self.widget = W.VBox([self.layer, self.out, self.explorer.widget])
-        self.update()
+        super().__init__([self.layer], figsize=(8.0, 2.8), below=(self.explorer.widget,))
 
     def values(self, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
         """``(scale, shift)`` of one layer (``(C_out,)`` each) or of all layers concatenated."""
@@ -74,14 +69,16 @@ class ScaleShiftViewer:
         return (torch.cat([m.scale.detach().cpu() for m in chosen]),  # (total filters,)
                 torch.cat([m.shift.detach().cpu() for m in chosen]))  # (total filters,)
 
-    def render(self):
-        """Redraw the Φ panel for the current layer; returns the figure (``self.shown`` holds its data)."""
+    def compute(self) -> dict:
+        """The chosen layer and its ``scale`` and ``shift``."""
         scale, shift = self.values(self.layer.value)
-        self.shown = {"layer": self.layer.value, "scale": scale, "shift": shift}
-        fig = self.fig
-        fig.clear()
+        return {"layer": self.layer.value, "scale": scale, "shift": shift}
+
+    def draw(self, fig, s: dict) -> None:
+        """Bars per filter (one layer) or histograms (all layers) of the scales and shifts."""
+        scale, shift = s["scale"], s["shift"]
         ax_s, ax_b = fig.subplots(1, 2)
-        if self.layer.value == ALL:
+        if s["layer"] == ALL:
             ax_s.hist(scale.numpy(), bins=30, color="tab:blue")
             ax_b.hist(shift.numpy(), bins=30, color="tab:orange")
             ax_s.axvline(1.0, ls="--", c="k")
@@ -96,11 +93,6 @@ class ScaleShiftViewer:
             ax_b.axhline(0.0, ls="--", c="k")
             ax_s.set(xlabel="filter (sorted by scale)", ylabel="scale Φ_S1")
             ax_b.set(xlabel="filter (same order)", ylabel="shift Φ_S2")
-        fig.suptitle(f"{self.layer.value}: {len(scale)} filters, scale {scale.mean():.3f} ± {scale.std():.3f}, "
+        fig.suptitle(f"{s['layer']}: {len(scale)} filters, scale {scale.mean():.3f} ± {scale.std():.3f}, "
                      f"shift {shift.mean():.3f} ± {shift.std():.3f}", fontsize=9)
         fig.tight_layout()
-        return fig
-
-    def update(self) -> None:
-        """Redraw after the layer changed."""
-        show_png(self.out, figure_png(self.render()))

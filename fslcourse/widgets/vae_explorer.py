@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 from ..generative.vae import latent_code
-from ._render import figure_png, new_figure, show_png
+from .base import Explorer
 from .plotting import class_colour, principal_axes, show_image
 
 
-class VAEExplorer:
+class VAEExplorer(Explorer):
     """Interactive view of a conditional VAE on meta-test characters.
 
     Args:
@@ -36,7 +36,6 @@ class VAEExplorer:
         controls: the ipywidgets (``character``, ``walk_1``, ``walk_2``, ``from_``, ``to``, ``n_shot``,
             ``n_generated``, ``generate``).
         shown: what the last :meth:`render` drew (map coordinates, decoded images ...).
-        widget: the box to display.
     """
 
     def __init__(self, vae, split, n_classes: int = 8, n_shot: int = 1, n_generated: int = 5, n_steps: int = 7,
@@ -66,20 +65,12 @@ class VAEExplorer:
         self.generate = W.Button(description="generate for this support set", icon="magic",
                                  layout=W.Layout(width="260px"))
         self.generation = seed  # the button draws new noise each click
-        self.status = W.HTML()
-        self.out = W.Output()
+        self.generate.on_click(self._on_generate)
         self.controls = {"character": self.character, "walk_1": self.walk_1, "walk_2": self.walk_2,
                          "from_": self.from_, "to": self.to, "n_shot": self.n_shot, "n_generated": self.n_generated,
                          "generate": self.generate}
-        for name, c in self.controls.items():
-            if name != "generate":
-                c.observe(lambda _change: self.update(), names="value")
-        self.generate.on_click(self._on_generate)
-        self.fig = new_figure(10, 5.6, dpi=80)
-        self.shown: dict = {}
-        self.widget = W.VBox([W.HBox([self.character, self.walk_1, self.walk_2]), W.HBox([self.from_, self.to]),
-                              W.HBox([self.n_shot, self.n_generated, self.generate]), self.status, self.out])
-        self.update()
+        super().__init__([[self.character, self.walk_1, self.walk_2], [self.from_, self.to],
+                          [self.n_shot, self.n_generated, self.generate], self.status], figsize=(10, 5.6), dpi=80)
 
     def _on_generate(self, _button=None) -> None:
         self.generation += 1
@@ -109,11 +100,8 @@ class VAEExplorer:
                 "walk_steps": steps, "walk_image": walk[0], "from": a, "to": b, "interpolation": interp,
                 "support_ids": order, "support": support.cpu(), "generated": gen.cpu(), "generation": self.generation}
 
-    def render(self):
-        """Recompute and redraw; returns the matplotlib figure (``self.shown`` holds its data)."""
-        s = self.shown = self.compute()
-        fig = self.fig
-        fig.clear()
+    def draw(self, fig, s: dict) -> None:
+        """Draw the latent map, the walk, the interpolation and the support set with its generated drawings."""
         grid = fig.add_gridspec(3, 12)
         ax = fig.add_subplot(grid[:, :5])
         xy, labels = s["map_xy"].numpy(), s["labels"].numpy()
@@ -141,12 +129,8 @@ class VAEExplorer:
             show_image(a, s["support"][j] if real else s["generated"][j - n_s], colour="k" if real else "0.6",
                        title=("real" if real else "gen") if j in (0, n_s) else None)
         fig.text(0.43, 0.33, f"{n_s} real support drawings, then {n_g} generated (prototype mode)", fontsize=8)
-        return fig
 
-    def update(self) -> None:
-        """Redraw after a control changed."""
-        fig = self.render()
-        s = self.shown
-        self.status.value = (f"character {s['character']} ({self.split.class_name(s['class_id'])}); "
-                             f"{len(s['support'])} real + {len(s['generated'])} generated")
-        show_png(self.out, figure_png(fig))
+    def describe(self, s: dict) -> str:
+        """The chosen character and how many drawings are real and generated."""
+        return (f"character {s['character']} ({self.split.class_name(s['class_id'])}); "
+                f"{len(s['support'])} real + {len(s['generated'])} generated")
