@@ -76,7 +76,7 @@ def load_method(path: str | Path, device=None, expect: str | None = None) -> tup
         raise ValueError(f"{path} holds method {ckpt['method']!r}, not {expect!r}; retrain it with "
                          f"`python -m fslcourse train {expect} --recipe {ckpt.get('profile', 'quick')} --overwrite`")
     cls = get_method(ckpt["method"])
-    model = cls(**ckpt["config"])
+    model = cls(**{k: v for k, v in ckpt["config"].items() if k not in cls.retired_config})
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as err:

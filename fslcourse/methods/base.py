@@ -99,6 +99,7 @@ class FewShotClassifier(nn.Module):
     name: ClassVar[str] = "base"
     needs_grad_at_test: ClassVar[bool] = False
     trainable: ClassVar[bool] = True
+    retired_config: ClassVar[tuple[str, ...]] = ()  # config keys of older checkpoints that loading drops
 
     def predict(self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor) -> torch.Tensor:
         """Logits for the query set.

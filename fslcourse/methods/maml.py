@@ -11,11 +11,10 @@ the inner gradients; first-order MAML (FOMAML) treats them as constants, so
 ``∇_θ L_query(φ) ≈ ∇_φ L_query(φ)``.
 
 Two interchangeable back-ends compute the same meta-gradient: ``"vmap"`` runs
-every task of a meta-batch at once with ``torch.func`` (``grad`` inside
-``vmap``), ``"loop"`` runs one task at a time with
-``torch.autograd.grad(create_graph=True)``. ``benchmarks/maml_vs_l2l.py``
-measures both against learn2learn; ``vmap`` is the faster one on CPU, so it is
-the default.
+every task of a meta-batch at once with ``torch.func`` (:func:`inner_loop`, which
+Reptile and test-time adaptation share, inside ``vmap``), ``"loop"`` runs one task
+at a time with ``torch.autograd.grad(create_graph=True)``. ``benchmarks/maml_vs_l2l.py``
+measures both against learn2learn; ``vmap`` is the faster one on CPU, so it is the default.
 
 ``zero_head=True`` is the *zeroing trick* of Kao, Chiu and Chen 2022, "MAML is a
 Noisy Contrastive Learner in Classification", arXiv:2106.15367: the linear head
@@ -33,7 +32,7 @@ from torch.func import grad, vmap
 
 from ..models.maml_conv import MAMLConv4
 from ..recipe import Recipe
-from .base import FewShotClassifier, n_way_of, register, register_preset
+from .base import FewShotClassifier, register, register_preset
 
 # Quick recipes (a 2-core CPU): a fixed number of steps, small meta-batches and queries, a larger meta
 # learning rate annealed to zero (cosine), the zeroing trick and 20-way training episodes (2 per
@@ -47,6 +46,60 @@ _QUICK = Recipe(n_way=20, n_shot=1, n_query=3, meta_batch=2, lr=5e-3, schedule="
 _PAPER = Recipe(n_way=5, n_shot=1, n_query=15, meta_batch=32, lr=1e-3, steps=60_000, val_every=1000,
                 val_episodes=500, model=dict(n_way=5, hidden=64, inner_lr=0.4, inner_steps=1, test_inner_steps=3),
                 note="Finn et al. 2017, Section 5.2 (Omniglot, 5-way 1-shot)")
+
+
+def inner_loop(net: MAMLConv4, theta: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, inner_lr: float,
+               steps: int, n_way: int | None = None, first_order: bool = False) -> dict[str, torch.Tensor]:
+    """The inner loop of MAML and Reptile: ``steps`` steps of ``φ ← φ − α ∇_φ CE(net(x, φ), y)`` from ``φ = θ``.
+
+    Written with ``torch.func.grad``, it adapts one task, a meta-batch under ``vmap``, inside an outer
+    ``grad`` (second-order MAML) and under ``torch.no_grad()`` (test time) alike.
+
+    Args:
+        net, theta: the network, called as ``net(x, params)``, and the weights ``θ`` (``{name: tensor}``).
+        x, y: the task's images ``(n, C, H, W)`` and labels ``(n,)``.
+        inner_lr: the step size ``α``.
+        n_way: start from a zero ``(n_way, D)`` head (the zeroing trick); ``None``: from ``θ``'s head.
+        first_order: treat the inner gradients as constants (first-order MAML).
+
+    Returns:
+        The adapted weights ``φ``, ``{name: tensor}``; they depend on ``θ`` (only through the identity
+        if ``first_order``: that is first-order MAML's meta-gradient).
+    """
+    params = theta if n_way is None else zero_head(theta, n_way)
+    for _ in range(steps):
+        g = grad(lambda p: F.cross_entropy(net(x, p), y))(params)
+        params = {k: p - inner_lr * (g[k].detach() if first_order else g[k]) for k, p in params.items()}
+    return params
+
+
+def zero_head(theta: dict[str, torch.Tensor], n_way: int) -> dict[str, torch.Tensor]:
+    """``θ`` with a zero ``(n_way, D)`` head, where the zeroing trick starts every inner loop (a leaf of its graph)."""
+    w = theta["head.weight"]
+    return {**theta, "head.weight": w.new_zeros(n_way, w.shape[1], requires_grad=True),
+            "head.bias": w.new_zeros(n_way, requires_grad=True)}
+
+
+def adapted_logits(net: MAMLConv4, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor,
+                   inner_lr: float, steps: int, zero_head: bool) -> torch.Tensor:
+    """Test-time adaptation of MAML and Reptile: :func:`inner_loop` on the support set, then the query logits.
+
+    Args:
+        support_x, support_y: ``(n_way * n_shot, C, H, W)`` and ``(n_way * n_shot,)``.
+        query_x: ``(n_query_total, C, H, W)`` (one batch: BatchNorm uses its statistics).
+        zero_head: start from a zero head (episodes of any ``n_way``); else ``n_way`` must be the head's.
+
+    Returns:
+        ``(n_query_total, n_way)`` logits (no graph attached).
+    """
+    n_way = FewShotClassifier.check_support(support_x, support_y, query_x)
+    if n_way != net.n_way and not zero_head:
+        raise ValueError(f"the support set has n_way={n_way} but this network's head has {net.n_way} outputs; use "
+                         f"episodes with n_way={net.n_way}, build the method with n_way={n_way} or use zero_head=True")
+    phi = inner_loop(net, dict(net.named_parameters()), support_x, support_y, inner_lr, steps,
+                     n_way if zero_head else None, first_order=True)
+    with torch.no_grad():
+        return net(query_x, {k: v.detach() for k, v in phi.items()})
 
 
 @register("maml")
@@ -88,80 +141,14 @@ class MAML(FewShotClassifier):
                     test_inner_steps=self.test_inner_steps, stride=self.stride, backend=self.backend,
                     zero_head=self.zero_head, first_order=self.first_order)
 
-    def start_from(self, params: dict[str, torch.Tensor], n_way: int) -> dict[str, torch.Tensor]:
-        """``params`` as an inner loop starts from them: with a zero ``(n_way, D)`` head if ``zero_head``."""
-        if not self.zero_head:
-            return params
-        w = params["head.weight"]
-        return {**params, "head.weight": w.new_zeros(n_way, w.shape[1]), "head.bias": w.new_zeros(n_way)}
-
     def meta_learned(self, name: str) -> bool:
         """Whether ``θ``'s parameter ``name`` is meta-learned (a zero head restarts in every task: it is not)."""
         return not (self.zero_head and name.startswith("head."))
 
-    def initial_params(self, n_way: int) -> dict[str, torch.Tensor]:
-        """The weights each inner loop starts from: ``θ``, with a zero ``(n_way, D)`` head if ``zero_head``."""
-        params = self.start_from(dict(self.net.named_parameters()), n_way)
-        for name, p in params.items():
-            if not self.meta_learned(name):
-                p.requires_grad_()  # a fresh zero head: a leaf of the inner loop's graph
-        return params
-
-    def _support_loss(self, params: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(self.net(x, params), y)
-
-    def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor, steps: int | None = None,
-              create_graph: bool = False) -> dict[str, torch.Tensor]:
-        """The inner loop for one task: ``steps`` gradient steps from ``θ`` on the support loss.
-
-        Args:
-            support_x: ``(n_way * n_shot, C, H, W)``.
-            support_y: ``(n_way * n_shot,)``.
-            steps: inner steps (default ``test_inner_steps``).
-            create_graph: keep the graph of the inner gradients (second-order meta-gradient).
-
-        Returns:
-            The adapted weights ``φ`` as ``{name: tensor}``; with ``create_graph=False`` the
-            inner gradients are constants, so ``φ`` still depends on ``θ`` through the identity
-            (that is first-order MAML's meta-gradient).
-        """
-        params = self.initial_params(n_way_of(support_y))
-        steps = self.test_inner_steps if steps is None else steps
-        with torch.enable_grad():  # adaptation needs gradients even under torch.no_grad()
-            for _ in range(steps):
-                loss = self._support_loss(params, support_x, support_y)
-                grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph)
-                params = {k: p - self.inner_lr * (g if create_graph else g.detach())
-                          for (k, p), g in zip(params.items(), grads)}
-        return params
-
     def predict(self, support_x, support_y, query_x):
-        """Adapt on the support set (``test_inner_steps`` steps), then return the query logits.
-
-        Args:
-            support_x: ``(n_way * n_shot, C, H, W)``.
-            support_y: ``(n_way * n_shot,)``.
-            query_x: ``(n_query_total, C, H, W)`` (one batch: BatchNorm uses its statistics).
-
-        Returns:
-            ``(n_query_total, n_way)`` logits (no graph attached).
-        """
-        n_way = self.check_support(support_x, support_y, query_x)
-        if n_way != self.n_way and not self.zero_head:
-            raise ValueError(f"the support set has n_way={n_way} but this MAML head has {self.n_way} outputs; "
-                             f"use episodes with n_way={self.n_way}, build MAML(n_way={n_way}) or use zero_head=True")
-        params = {k: v.detach() for k, v in self.adapt(support_x, support_y).items()}
-        with torch.no_grad():
-            return self.net(query_x, params)
-
-    def _task_query_loss(self, params, support_x, support_y, query_x, query_y):
-        """One task with torch.func (used under vmap): inner loop, then query loss and accuracy."""
-        for _ in range(self.inner_steps):
-            grads = grad(self._support_loss)(params, support_x, support_y)
-            params = {k: p - self.inner_lr * (grads[k].detach() if self.first_order else grads[k])
-                      for k, p in params.items()}
-        logits = self.net(query_x, params)
-        return F.cross_entropy(logits, query_y), (logits.argmax(dim=1) == query_y).float().mean()
+        """``test_inner_steps`` steps of :func:`inner_loop` on the support set, then the query logits (:func:`adapted_logits`)."""
+        return adapted_logits(self.net, support_x, support_y, query_x, self.inner_lr, self.test_inner_steps,
+                              self.zero_head)
 
     def meta_gradient(self, batch) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """The meta-gradient of the mean query loss of a batch of episodes w.r.t. ``θ``.
@@ -174,19 +161,27 @@ class MAML(FewShotClassifier):
             ``({name: gradient}, mean query loss, mean query accuracy)``.
         """
         params = dict(self.net.named_parameters())
-        n_way = batch.n_way
+        n_way = batch.n_way if self.zero_head else None
         if self.backend == "vmap":  # torch.func all the way: grad of (vmap over tasks of (grad inside))
-            def mean_query_loss(p):
-                p = self.start_from(p, n_way)  # with a zero head, θ's head gets no gradient
-                losses, accs = vmap(self._task_query_loss, in_dims=(None, 0, 0, 0, 0))(
+            def task_query_loss(p, support_x, support_y, query_x, query_y):
+                logits = self.net(query_x, inner_loop(self.net, p, support_x, support_y, self.inner_lr,
+                                                      self.inner_steps, n_way, self.first_order))
+                return F.cross_entropy(logits, query_y), (logits.argmax(dim=1) == query_y).float().mean()
+
+            def mean_query_loss(p):  # with a zero head, θ's head gets no gradient
+                losses, accs = vmap(task_query_loss, in_dims=(None, 0, 0, 0, 0))(
                     p, batch.support_x, batch.support_y, batch.query_x, batch.query_y)
                 return losses.mean(), (losses.mean(), accs.mean())
             grads, (loss, acc) = grad(mean_query_loss, has_aux=True)(params)
             return grads, loss.detach(), acc
         losses, accs = [], []
-        for ep in batch:
-            adapted = self.adapt(ep.support_x, ep.support_y, self.inner_steps, create_graph=not self.first_order)
-            logits = self.net(ep.query_x, adapted)
+        for ep in batch:  # task by task with torch.autograd.grad(create_graph=True), as learn2learn does
+            phi = params if n_way is None else zero_head(params, n_way)
+            for _ in range(self.inner_steps):
+                g = torch.autograd.grad(F.cross_entropy(self.net(ep.support_x, phi), ep.support_y), list(phi.values()),
+                                        create_graph=not self.first_order)
+                phi = {k: p - self.inner_lr * gk for (k, p), gk in zip(phi.items(), g)}
+            logits = self.net(ep.query_x, phi)
             losses.append(F.cross_entropy(logits, ep.query_y))
             accs.append((logits.argmax(dim=1) == ep.query_y).float().mean())
         loss = torch.stack(losses).mean()

@@ -8,18 +8,19 @@ arXiv:1803.02999. For each task of a meta-batch, run ``k`` steps of SGD from
 ``θ ← θ + ε (mean over tasks of φ̃ − θ)``. No second derivatives and no
 support/query split inside the update. The update is written as a gradient,
 ``θ.grad = θ − mean φ̃``, so ``torch.optim.SGD(lr=ε)`` performs exactly the
-formula (and a scheduler can anneal ``ε``). Test-time adaptation is MAML's:
-SGD on the support set, then predict the query set.
+formula (and a scheduler can anneal ``ε``). The SGD steps, and test-time adaptation,
+are MAML's inner loop (:func:`~fslcourse.methods.maml.inner_loop`) on MAML's network.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.func import grad, vmap
+from torch.func import vmap
 
+from ..models.maml_conv import MAMLConv4
 from ..recipe import Recipe
-from .base import n_way_of, register
-from .maml import MAML
+from .base import FewShotClassifier, n_way_of, register
+from .maml import adapted_logits, inner_loop
 
 # quick: 5 inner steps of 0.2 on 2 images per class of 2 twenty-way tasks per step, with a zero head,
 # for 1500 steps (about the CPU time of first-order MAML's quick recipe); the outer step is SGD with
@@ -31,19 +32,39 @@ _PAPER = Recipe(n_way=5, n_shot=1, n_query=9, meta_batch=5, optimizer="sgd", lr=
 
 
 @register("reptile")
-class Reptile(MAML):
-    """Reptile on the MAML Conv-4 (same network, same test-time adaptation).
+class Reptile(FewShotClassifier):
+    """Reptile on MAML's Conv-4 (:class:`~fslcourse.models.maml_conv.MAMLConv4`).
 
-    Args: as :class:`~fslcourse.methods.maml.MAML`; ``inner_steps`` is ``k`` and
-    ``inner_lr`` the inner SGD step size. With ``zero_head=True`` every task starts from a
-    zero head (Kao et al. 2022, arXiv:2106.15367) and only the body is meta-learned.
+    Args: as :class:`~fslcourse.methods.maml.MAML`'s, less ``backend`` and ``first_order``; ``inner_steps``
+    is ``k`` and ``inner_lr`` the SGD step size. With ``zero_head=True`` every task starts from a zero head
+    (Kao et al. 2022, arXiv:2106.15367) and only the body is meta-learned.
     """
 
+    needs_grad_at_test = True
+    retired_config = ("backend", "first_order")  # MAML's, in checkpoints made while Reptile subclassed it
     RECIPES = {"quick": Recipe(n_way=20, n_shot=1, n_query=1, meta_batch=2, optimizer="sgd", lr=1.0,
                                schedule="cosine", steps=1500, val_every=250, val_episodes=100,
                                model=dict(n_way=5, hidden=32, inner_lr=0.2, inner_steps=5, test_inner_steps=10,
                                           zero_head=True)),
                "full": _PAPER, "paper": _PAPER}
+
+    def __init__(self, n_way: int = 5, hidden: int = 64, inner_lr: float = 0.4, inner_steps: int = 1,
+                 test_inner_steps: int = 3, stride: int = 2, zero_head: bool = False):
+        super().__init__()
+        if inner_steps < 0 or test_inner_steps < 0:
+            raise ValueError(f"inner_steps={inner_steps} and test_inner_steps={test_inner_steps} must be >= 0")
+        self.net = MAMLConv4(n_way, hidden=hidden, stride=stride)
+        self.n_way, self.hidden, self.stride, self.zero_head = n_way, hidden, stride, zero_head
+        self.inner_lr, self.inner_steps, self.test_inner_steps = inner_lr, inner_steps, test_inner_steps
+
+    def config(self) -> dict:
+        return dict(n_way=self.n_way, hidden=self.hidden, inner_lr=self.inner_lr, inner_steps=self.inner_steps,
+                    test_inner_steps=self.test_inner_steps, stride=self.stride, zero_head=self.zero_head)
+
+    def predict(self, support_x, support_y, query_x):
+        """``test_inner_steps`` SGD steps on the support set, then the query logits (:func:`~.maml.adapted_logits`)."""
+        return adapted_logits(self.net, support_x, support_y, query_x, self.inner_lr, self.test_inner_steps,
+                              self.zero_head)
 
     def task_weights(self, batch) -> dict[str, torch.Tensor]:
         """``φ̃`` of every task: ``inner_steps`` SGD steps on its support and query examples together.
@@ -56,22 +77,15 @@ class Reptile(MAML):
         """
         x = torch.cat([batch.support_x, batch.query_x], dim=1)  # (B, n_way*(n_shot+n_query), C, H, W)
         y = torch.cat([batch.support_y, batch.query_y], dim=1)  # (B, n_way*(n_shot+n_query))
-        n_way = n_way_of(batch.support_y)
-        theta = self.start_from({k: v.detach() for k, v in self.net.named_parameters()}, n_way)  # zero head?
-
-        def sgd(params, x, y):
-            for _ in range(self.inner_steps):
-                g = grad(self._support_loss)(params, x, y)
-                params = {k: p - self.inner_lr * g[k] for k, p in params.items()}
-            return params
-
-        return vmap(sgd, in_dims=(None, 0, 0))(theta, x, y)
+        theta = {k: v.detach() for k, v in self.net.named_parameters()}
+        n_way = n_way_of(batch.support_y) if self.zero_head else None
+        return vmap(lambda xi, yi: inner_loop(self.net, theta, xi, yi, self.inner_lr, self.inner_steps, n_way))(x, y)
 
     def train_step(self, batch, optimizer):
         """``θ ← θ + ε (mean φ̃ − θ)`` through ``optimizer`` (SGD with ``lr = ε`` is the formula).
 
         Returns ``{"loss", "accuracy"}`` on the query examples after adaptation (Reptile trains on them
-        too, so this is a training-set curve).
+        too, so this is a training-set curve). A zero head is not meta-learned: it gets no gradient.
         """
         phi = self.task_weights(batch)
         with torch.no_grad():
@@ -80,6 +94,6 @@ class Reptile(MAML):
             acc = (logits.argmax(dim=-1) == batch.query_y).float().mean()
         optimizer.zero_grad(set_to_none=True)
         for name, p in self.net.named_parameters():
-            p.grad = p.detach() - phi[name].mean(dim=0) if self.meta_learned(name) else None
+            p.grad = None if self.zero_head and name.startswith("head.") else p.detach() - phi[name].mean(dim=0)
         optimizer.step()
         return {"loss": loss.item(), "accuracy": acc.item()}

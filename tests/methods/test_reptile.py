@@ -1,12 +1,15 @@
 """Reptile's meta-update against its formula, computed by hand with plain autograd."""
 import copy
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from fslcourse.data import EpisodeSampler, glyph_splits
+from fslcourse.io import atomic_torch_save
 from fslcourse.methods import get_method
 from fslcourse.methods.reptile import Reptile
+from fslcourse.pretrained import load_method, save_method
 
 
 def _setup(steps=3, seed=0):
@@ -59,6 +62,20 @@ def test_epsilon_one_lands_on_mean_and_zero_steps_stay():
 
 def test_registered():
     assert get_method("reptile") is Reptile and Reptile.needs_grad_at_test
+
+
+def test_takes_none_of_maml_s_unused_arguments_but_loads_checkpoints_that_record_them(tmp_path):
+    """Reptile once subclassed MAML: its checkpoints record ``backend`` (and ``first_order``); they still load."""
+    with pytest.raises(TypeError, match="backend"):
+        Reptile(backend="vmap")
+    model = Reptile(n_way=3, hidden=4, inner_steps=2, test_inner_steps=7, zero_head=True)
+    assert Reptile(**model.config()).config() == model.config()
+    ckpt = torch.load(save_method(model, tmp_path / "new.pt", seed=0, profile="quick", train_seconds=0.0),
+                      weights_only=True)
+    ckpt["config"].update(backend="vmap", first_order=False)
+    loaded, _ = load_method(atomic_torch_save(ckpt, tmp_path / "old.pt"), "cpu", expect="reptile")
+    assert loaded.config() == model.config()
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
 
 
 def test_zero_head_update_equals_formula_and_leaves_head():
