@@ -1,14 +1,14 @@
 """The three sinusoid regressors of ``notebooks/04_maml.ipynb``, trained by the one loop.
 
 ``checkpoints/sinusoid-quick.pt`` holds MAML meta-trained with K = 5 and K = 10 points per task
-and the baseline fitted to all tasks at once (recipes in :mod:`fslcourse.methods.sinusoid`).
+and the baseline fitted to all tasks at once (recipes in :mod:`fslcourse.methods.maml_regression`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..io import atomic_torch_save, load_checkpoint
-from ..methods.sinusoid import RECIPES, SinusoidMAML, SinusoidMLP, SinusoidPretrained
+from ..methods.maml_regression import RECIPES, SinusoidMAML, SinusoidMLP, SinusoidPretrained
 from ..pretrained import CHECKPOINT_DIR
 from ..results import versions
 from .loop import fit

@@ -14,7 +14,7 @@ import ipywidgets as W
 import torch
 
 from ..data.sinusoid import SinusoidTasks
-from ..methods.sinusoid import adapt, mse
+from ..methods.maml_regression import adapt, mse
 from .base import Explorer
 
 

@@ -8,8 +8,8 @@ import torch
 from fslcourse.data import EpisodeSampler
 from fslcourse.data.procedural import make_glyph_split
 from fslcourse.methods import METHODS
+from fslcourse.methods.maml_regression import RECIPES as SINUSOID
 from fslcourse.methods.mtl import PHASE1
-from fslcourse.methods.sinusoid import RECIPES as SINUSOID
 from fslcourse.pretrained import load_method
 from fslcourse.recipe import Recipe
 from fslcourse.training import train

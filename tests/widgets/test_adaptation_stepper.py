@@ -4,7 +4,7 @@ import torch
 
 pytest.importorskip("ipywidgets")
 from fslcourse.data.sinusoid import RegressionEpisode  # noqa: E402
-from fslcourse.methods.sinusoid import SinusoidMLP, adaptation_mse  # noqa: E402
+from fslcourse.methods.maml_regression import SinusoidMLP, adaptation_mse  # noqa: E402
 from fslcourse.widgets.adaptation_stepper import AdaptationStepper  # noqa: E402
 
 

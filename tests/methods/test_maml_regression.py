@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from fslcourse.data import SinusoidTasks
-from fslcourse.methods import sinusoid
+from fslcourse.methods import maml_regression
 from fslcourse.training.sinusoid import load_or_train_sinusoid, train_sinusoid
 
 l2l = pytest.importorskip("learn2learn")
@@ -14,11 +14,11 @@ l2l = pytest.importorskip("learn2learn")
 
 def test_meta_gradient_matches_learn2learn():
     torch.manual_seed(0)
-    model = sinusoid.SinusoidMLP(hidden=8).double()
+    model = maml_regression.SinusoidMLP(hidden=8).double()
     ep = SinusoidTasks(seed=1).sample(4, 5, 5)
     ep = type(ep)(*(t.double() for t in (ep.support_x, ep.support_y, ep.query_x, ep.query_y,
                                          ep.amplitude, ep.phase)))
-    grads, _ = sinusoid.meta_gradient(model, ep, inner_lr=0.05)
+    grads, _ = maml_regression.meta_gradient(model, ep, inner_lr=0.05)
     net = copy.deepcopy(model)
     maml = l2l.algorithms.MAML(net, lr=0.05)
     losses = []
@@ -37,10 +37,10 @@ def test_adaptation_lowers_support_mse_and_training_helps():
     model, losses = models["maml_k10"], record["logs"]["maml_k10"]["loss"]
     assert record["recipes"]["maml_k10"]["n_shot"] == 10 and len(losses) == 60
     assert sum(losses[-10:]) < sum(losses[:10])
-    curve = sinusoid.adaptation_mse(model, ep, lr=0.01, steps=5)
+    curve = maml_regression.adaptation_mse(model, ep, lr=0.01, steps=5)
     assert curve.shape == (6, 20) and torch.isfinite(curve).all()
-    path = sinusoid.adapt(model, ep.support_x[0], ep.support_y[0], lr=0.01, steps=3)
-    support = [sinusoid.mse(model, p, ep.support_x[0], ep.support_y[0]).item() for p in path]
+    path = maml_regression.adapt(model, ep.support_x[0], ep.support_y[0], lr=0.01, steps=3)
+    support = [maml_regression.mse(model, p, ep.support_x[0], ep.support_y[0]).item() for p in path]
     assert support[-1] < support[0]
 
 
@@ -69,7 +69,7 @@ def test_committed_checkpoint_maml_beats_pretrained_after_10_steps():
     models, record = load_or_train_sinusoid(path)
     assert set(models) == {"maml_k5", "maml_k10", "pretrained"} and record["seed"] == 0
     episode = SinusoidTasks(seed=1000).sample(100, 10, 100)  # 100 unseen test tasks, 100 query points each
-    maml_mse, maml_ci = mean_ci95(sinusoid.adaptation_mse(models["maml_k10"], episode, lr=0.01, steps=10)[10])
-    base_mse, base_ci = mean_ci95(sinusoid.adaptation_mse(models["pretrained"], episode, lr=0.01, steps=10)[10])
+    maml_mse, maml_ci = mean_ci95(maml_regression.adaptation_mse(models["maml_k10"], episode, lr=0.01, steps=10)[10])
+    base_mse, base_ci = mean_ci95(maml_regression.adaptation_mse(models["pretrained"], episode, lr=0.01, steps=10)[10])
     assert maml_mse + maml_ci < base_mse - base_ci, (maml_mse, maml_ci, base_mse, base_ci)
     assert maml_mse < 0.5 * base_mse
