@@ -96,9 +96,7 @@ def run(names, data, episodes: int, n_query: int, seed: int, device, generators,
                 records.append(skipped_record(name, proto, why, n_query, seed, model, info))
                 continue
             print(f"{label}: {res} [{res.seconds / episodes:.3f} s/episode]", flush=True)
-            per_episode = [round(a, 3) for a in res.episode_accuracies]
-            records.append(result_record(name, res, **common, extra={
-                "trainable_params": trainable_params(model), "episode_accuracies": per_episode}))
+            records.append(result_record(name, res, **common, extra={"trainable_params": trainable_params(model)}))
             if name in AUGMENTED and not proto.get("within_alphabet"):
                 records += run_augmented(name, model, res, data, common, generators, device)
     return records
@@ -128,8 +126,7 @@ def run_augmented(name, model, baseline, data, common, generators, device, n_gen
         params = trainable_params(gen) if isinstance(gen, torch.nn.Module) else None
         out.append(result_record(f"{name}+{gen_name}", r.augmented, **common, extra={
             **r.as_dict(), "method": f"{name}+{gen_name}", "trainable_params": trainable_params(model),
-            "generator_params": params,
-            "episode_accuracies": [round(a, 3) for a in r.augmented.episode_accuracies]}))
+            "generator_params": params}))
     return out
 
 

@@ -84,7 +84,6 @@ def ablation(device, episodes: int):
                 train_seconds=info["train_seconds"],
                 extra={"trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
                        "meta_trained": trainable.get(name, "reference"), "protocol_label": label,
-                       "episode_accuracies": res.episode_accuracies,
                        **({} if name.startswith("mtl") else {"variant": "reference run in the MTL ablation"})}))
             print(f"{name:15s} {res}")
     out = _load()

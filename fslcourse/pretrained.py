@@ -58,8 +58,9 @@ def save_method(model: FewShotClassifier, path: str | Path, *, seed: int, profil
 def load_method(path: str | Path, device=None, expect: str | None = None) -> tuple[FewShotClassifier, dict]:
     """Rebuild a method from a checkpoint file; returns ``(model, checkpoint)``.
 
-    The model carries ``checkpoint_source = {"file", "sha256"}``: :func:`fslcourse.evaluate.evaluate`
-    copies it into its result, so every result record names the exact file it measured.
+    The model carries ``checkpoint_source = {"file", "sha256", "steps", "cpu_seconds"}`` (the last two
+    ``None`` when the file does not record them): :func:`fslcourse.evaluate.evaluate` copies it into its
+    result, so every result record names the exact file it measured and its training budget.
 
     Args:
         expect: the method name the file must hold (``None``: whatever it holds).
@@ -82,7 +83,7 @@ def load_method(path: str | Path, device=None, expect: str | None = None) -> tup
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
         raise ValueError(f"{path}: the weights do not fit {ckpt['method']}({ckpt['config']}): {first}") from None
-    model.checkpoint_source = file_source(path)
+    model.checkpoint_source = {**file_source(path), "steps": ckpt.get("steps"), "cpu_seconds": ckpt.get("cpu_seconds")}
     return model.to(get_device(device)).eval(), ckpt
 
 

@@ -45,9 +45,10 @@ def result_record(method: str, result, *, config: dict, seed: int, device, profi
     Fields: ``method``, ``protocol`` (n_way, n_shot, n_query, within_alphabet, split,
     split_protocol: ``"alphabet"`` or ``"vinyals"``, episode seed), ``accuracy`` and ``ci95`` in percent, ``episodes``,
     ``train_seconds``, ``eval_seconds``, ``config``, ``seed``, ``profile``,
-    ``versions``, ``device`` and ``checkpoint`` (the result's ``{"file", "sha256"}`` of the checkpoint
-    it measured, with ``"generator"`` for augmented results; ``None`` for a model not loaded from a
-    file); with ``within_alphabet``, also ``alphabets_left_out``
+    ``versions``, ``device``, ``checkpoint`` (the result's ``{"file", "sha256", "steps", "cpu_seconds"}``
+    of the checkpoint it measured, with ``"generator"`` for augmented results; ``None`` for a model not
+    loaded from a file) and ``episode_accuracies`` (percent, 3 decimals, in episode order: two records
+    on the same episodes give a paired difference); with ``within_alphabet``, also ``alphabets_left_out``
     (the alphabets with fewer than ``n_way`` classes, which no episode could use).
 
     ``split`` is the split the result measured: by default the result's own ``split``
@@ -77,6 +78,7 @@ def result_record(method: str, result, *, config: dict, seed: int, device, profi
         "versions": versions(),
         "device": device_info(device),
         "checkpoint": getattr(result, "checkpoint", None),
+        "episode_accuracies": [round(a, 3) for a in getattr(result, "episode_accuracies", None) or []],
     }
     if result.within_alphabet:
         record["alphabets_left_out"] = list(getattr(result, "alphabets_left_out", None) or [])

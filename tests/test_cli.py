@@ -34,7 +34,12 @@ def test_evaluate_json_names_the_checkpoint_and_its_hash(omniglot, tmp_path):
     assert p.returncode == 0, p.stderr
     rec = json.loads(out.read_text())
     path = checkpoint_path("fomaml")
-    assert rec["checkpoint"] == {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    from fslcourse.pretrained import checkpoint_info
+
+    info = checkpoint_info("fomaml")
+    assert rec["checkpoint"] == {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                                 "steps": info["steps"], "cpu_seconds": info["cpu_seconds"]}
+    assert len(rec["episode_accuracies"]) == 3
     assert "5-way 1-shot" in p.stdout
 
 

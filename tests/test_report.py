@@ -114,20 +114,48 @@ def test_missing_folder_is_named(tmp_path):
         load_records(tmp_path / "nope")
 
 
-def test_claims_measured_and_not_measured(tmp_path):
-    write(tmp_path, "04_maml", [rec("maml", acc=95.0), rec("fomaml", acc=94.0)])
-    write(tmp_path, "09_benchmark", [rec("relation", acc=90.0), rec("matching", acc=92.0),
-                                     rec("relation", 20, 1, acc=80.0), rec("relation", 20, 1, acc=60.0, within=True)])
+def ep(accs):
+    return {"episode_accuracies": list(accs), "episodes": len(accs)}
+
+
+def test_claims_are_decided_by_paired_intervals_at_matched_budgets(tmp_path):
+    """A claim between methods is decided on the same episodes by a paired 95% interval, only at a
+    matched budget (steps and width); "unclear" when the interval contains the margin or budgets differ."""
+    same = {"checkpoint": {"steps": 1000}, "config": {"backbone_kwargs": {"hidden": 32}}}
+    base = [90.0, 80.0, 100.0, 70.0, 85.0, 95.0, 75.0, 90.0]
+    write(tmp_path, "09_benchmark", [
+        rec("relation", acc=90.0, **same, **ep([a - 2 for a in base])),
+        rec("matching", acc=92.0, **same, **ep(base)),
+        rec("maml", acc=95.0, **same, **ep(base)),
+        rec("fomaml", acc=94.0, checkpoint={"steps": 500}, config={"backbone_kwargs": {"hidden": 32}}, **ep(base)),
+        rec("relation", 20, 1, acc=80.0), rec("relation", 20, 1, acc=60.0, within=True)])
     write(tmp_path, "06_vae_augmentation", [rec("protonet+vae", paired_difference=2.0, paired_ci95=1.0)])
     claims = {c["claim"]: c for c in check_claims(load_records(tmp_path))}
     assert len(claims) == len(CLAIMS)
     held = {text.split()[0] + " " + text.split()[1]: c["held"] for text, c in claims.items()}
-    assert held["First-order MAML"] == "yes"      # 1 point apart
-    assert held["A learned"] == "no"              # relation 90 < matching 92
+    measured = {text.split()[0] + " " + text.split()[1]: c["measured"] for text, c in claims.items()}
+    assert held["A learned"] == "no"  # every episode 2 points lower: the paired interval excludes 0
+    assert "paired difference (Relation − Matching) -2.0 ± 0.0 points at a matched budget" in measured["A learned"]
+    assert held["First-order MAML"] == "unclear" and "budgets differ (fomaml 500 steps × 32 filters; maml 1,000 steps" in \
+        measured["First-order MAML"]
     assert held["Within-alphabet 20-way"] == "yes"
     assert held["Generative data"] == "yes"       # +2 +- 1: the CI excludes 0
-    assert held["Fine-tuning a"] == "not measured yet" and held["MTL (scale"] == "not measured yet"
-    assert "03_finetune_baseline.json missing" in claims[next(t for t in claims if t.startswith("Fine"))]["measured"]
+    assert held["Fine-tuning a"] == "unclear" and "no 5-way 1-shot finetune and protonet records" in measured["Fine-tuning a"]
+    assert held["MTL (scale"] == "not measured yet"
+
+
+def test_a_paired_interval_that_contains_the_margin_is_unclear(tmp_path):
+    same = {"checkpoint": {"steps": 1000}, "config": {"hidden": 64}}
+    base = [90.0, 80.0, 100.0, 70.0, 85.0, 95.0, 75.0, 90.0]
+    noisy = [a + d for a, d in zip(base, (4, -4, 3, -3, 2, -2, 5, -4))]  # mean +0.125, wide interval
+    write(tmp_path, "09_benchmark", [rec("relation", **same, **ep(noisy)), rec("matching", **same, **ep(base)),
+                                     rec("fomaml", **same, **ep([a - 1 for a in base])), rec("maml", **same, **ep(base))])
+    claims = {c["claim"].split()[0]: c for c in check_claims(load_records(tmp_path))}
+    assert claims["A"]["held"] == "unclear"
+    assert claims["First-order"]["held"] == "yes"  # -1 ± 0 is above the -2 margin of "nearly as accurate"
+    write(tmp_path, "09_benchmark", [rec("relation", **same, **ep(base[:4])), rec("matching", **same, **ep(base))])
+    claims = {c["claim"].split()[0]: c for c in check_claims(load_records(tmp_path))}
+    assert claims["A"]["held"] == "unclear" and "not measured on the same recorded episodes" in claims["A"]["measured"]
 
 
 def test_cli_report_markdown_json_and_atomic_out(tmp_path, capsys):
@@ -175,7 +203,7 @@ def test_json_without_records_is_left_out_and_named(tmp_path):
 
 
 def test_mtl_claim_reads_the_learning_curves(tmp_path):
-    curves = {"mtl": {"points": [{"tasks": 0, "accuracy": 70.0}, {"tasks": 50, "accuracy": 76.0}]},
+    curves = {"mtl": {"points": [{"tasks": 0, "accuracy": 45.0}, {"tasks": 50, "accuracy": 76.0}]},
               "maml": {"points": [{"tasks": 0, "accuracy": 40.0}, {"tasks": 100, "accuracy": 70.0},
                                   {"tasks": 400, "accuracy": 77.0}]}}
     (tmp_path / "05_mtl_ablation.json").write_text(json.dumps(
@@ -187,6 +215,12 @@ def test_mtl_claim_reads_the_learning_curves(tmp_path):
         {"name": "05_mtl_ablation", "records": [rec("mtl")], "learning_curve": {"curves": curves}}))
     (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("MTL")]
     assert claim["held"] == "no"
+    curves["mtl"]["points"][0]["accuracy"] = 74.6  # a head start from phase 1
+    curves["maml"]["points"][-1]["tasks"] = 400
+    (tmp_path / "05_mtl_ablation.json").write_text(json.dumps(
+        {"name": "05_mtl_ablation", "records": [rec("mtl")], "learning_curve": {"curves": curves}}))
+    (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("MTL")]
+    assert claim["held"] == "unclear" and "MTL starts at 74.6% after 0 tasks (MAML 40.0%)" in claim["measured"]
 
 
 def test_meta_validation_records_stay_out_of_the_meta_test_table(tmp_path):

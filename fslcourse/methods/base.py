@@ -91,7 +91,7 @@ class FewShotClassifier(nn.Module):
     (fine-tuning, MAML); ``trainable`` whether the method has weights to learn.
 
     A method that embeds every image on its own and then classifies embeddings (ProtoNet, the
-    fine-tuning baseline) also implements :meth:`embed` and :meth:`classify_embeddings`, with
+    fine-tuning baseline) also defines ``embed(x) -> (n, D)`` and ``classify_embeddings``, with
     ``predict(s, y, q) == classify_embeddings(embed(s), y, embed(q))`` up to batch-norm batching;
     feature-space augmentation goes through this seam.
     """
@@ -117,19 +117,10 @@ class FewShotClassifier(nn.Module):
     def forward(self, support_x, support_y, query_x):
         return self.predict(support_x, support_y, query_x)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """``(n, C, H, W) -> (n, D)`` embeddings, for methods with an embed-then-classify seam."""
-        raise NotImplementedError(f"{type(self).__name__} has no embedding seam (embed, classify_embeddings)")
-
-    def classify_embeddings(self, z_support: torch.Tensor, support_y: torch.Tensor, z_query: torch.Tensor) -> torch.Tensor:
-        """Logits ``(n_query_total, n_way)`` from support embeddings ``(n_support, D)`` and query ones ``(n_query_total, D)``."""
-        raise NotImplementedError(f"{type(self).__name__} has no embedding seam (embed, classify_embeddings)")
-
     @property
     def has_embedding_seam(self) -> bool:
-        """Whether this method implements :meth:`embed` and :meth:`classify_embeddings`."""
-        cls = type(self)
-        return cls.embed is not FewShotClassifier.embed and cls.classify_embeddings is not FewShotClassifier.classify_embeddings
+        """Whether this method's class defines ``embed(x) -> (n, D)`` and ``classify_embeddings(z_support, support_y, z_query)``."""
+        return all(callable(getattr(type(self), name, None)) for name in ("embed", "classify_embeddings"))
 
     def loss(self, episode) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-entropy on the query set of one episode, and the query accuracy (0-1)."""
