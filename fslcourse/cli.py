@@ -37,9 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", type=Path, default=None, help="write the result record here")
     from .training.generators import add_augment_arguments
     add_augment_arguments(e)  # --augment GENERATOR --n-generated M [M ...] --generation-seed S
-    t = sub.add_parser("train", help="train a method or a generator (vae, gan, diffusion) with one of its recipes and "
-                       "write its checkpoint")
-    t.add_argument("name", help="a registered method, or a generator family: vae, gan, diffusion")
+    t = sub.add_parser("train", help="train a method, a generator (vae, gan, diffusion) or the sinusoid regressors "
+                       "with one of its recipes and write its checkpoint")
+    t.add_argument("name", help="a registered method, a generator family (vae, gan, diffusion), or sinusoid")
     t.add_argument("--recipe", "--profile", dest="recipe", default="quick",
                    help="the method's recipe: quick, full or paper (default quick)")
     t.add_argument("--seed", type=int, default=None, help="change the recipe's seed (default: the recipe's, 0)")
@@ -101,6 +101,15 @@ def _train(args) -> int:
     from .training.api import recipe_for, train
     from .training.generators import FAMILIES, train_generator
 
+    if args.name == "sinusoid":  # the three regressors of notebook 04
+        from .training.sinusoid import train_sinusoid_file
+
+        if args.resume or args.state or args.steps or args.state_every:
+            raise ValueError("--resume, --state, --steps and --state-every are for methods; sinusoid trains its "
+                             "three small regressors in one sitting")
+        out = train_sinusoid_file(args.recipe, out=args.out, overwrite=args.overwrite, seed=args.seed or 0)
+        print(f"sinusoid: trained and saved {out}")
+        return 0
     if args.name in FAMILIES:
         if args.resume or args.state or args.steps or args.state_every:
             raise ValueError(f"--resume, --state, --steps and --state-every are for methods; a generator family ({args.name}) "

@@ -40,7 +40,7 @@ def load_or_train_sinusoid(path: str | Path | None = None, seed: int = 0, save: 
         ``({"maml_k5": model, "maml_k10": model, "pretrained": model}, record)``; the record holds the seed,
         the iterations and the training seconds of each model.
     """
-    path = Path(path) if path is not None else CHECKPOINT_DIR / "sinusoid-quick.pt"
+    path = Path(path) if path is not None else checkpoint_file()
     if path.exists():
         ckpt = load_checkpoint(path)
         models = {}
@@ -50,6 +50,32 @@ def load_or_train_sinusoid(path: str | Path | None = None, seed: int = 0, save: 
         return models, ckpt["record"]
     models, record = train_sinusoid("quick", seed)
     if save:
-        atomic_torch_save({"state_dicts": {k: m.state_dict() for k, m in models.items()}, "record": record,
-                           "versions": versions()}, path)
+        _save(models, record, path)
     return models, record
+
+
+def checkpoint_file(recipe: str = "quick") -> Path:
+    """``checkpoints/sinusoid-{recipe}.pt``."""
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe {recipe!r} is not known for sinusoid; use one of {', '.join(RECIPES)}")
+    return CHECKPOINT_DIR / f"sinusoid-{recipe}.pt"
+
+
+def _save(models: dict, record: dict, path: Path) -> Path:
+    return atomic_torch_save({"state_dicts": {k: m.state_dict() for k, m in models.items()}, "record": record,
+                              "versions": versions()}, path)
+
+
+def train_sinusoid_file(recipe: str = "quick", *, out: str | Path | None = None, overwrite: bool = False,
+                        seed: int = 0, progress: bool = True) -> Path:
+    """``python -m fslcourse train sinusoid --recipe R``: train the three regressors and write their checkpoint.
+
+    The target is checked before any work (an existing file needs ``overwrite``); the file is written
+    atomically when all three are trained.
+    """
+    from .api import check_target
+
+    out = Path(out) if out is not None else checkpoint_file(recipe)
+    check_target(out, overwrite)
+    models, record = train_sinusoid(recipe, seed, progress=progress)
+    return _save(models, record, out)

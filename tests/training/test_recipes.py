@@ -69,3 +69,18 @@ def test_sinusoid_recipes_run_two_steps(recipe_name):
     models, record = train_sinusoid(recipe_name, steps=2)
     assert set(models) == {"maml_k5", "maml_k10", "pretrained"}
     assert all(len(log["loss"]) == 2 for log in record["logs"].values())
+
+
+def test_train_sinusoid_command_writes_the_checkpoint_and_refuses_to_overwrite(tmp_path, monkeypatch, capsys):
+    """`python -m fslcourse train sinusoid` makes sinusoid-quick.pt through the one loop (here with 2-step recipes)."""
+    import fslcourse.training.sinusoid as ts
+    from fslcourse.cli import main
+
+    monkeypatch.setitem(ts.RECIPES, "quick", {k: r.replace(steps=2) for k, r in ts.RECIPES["quick"].items()})
+    out = tmp_path / "sin.pt"
+    assert main(["train", "sinusoid", "--out", str(out)]) == 0
+    models, record = ts.load_or_train_sinusoid(out)
+    assert sorted(models) == ["maml_k10", "maml_k5", "pretrained"] and record["iterations"] == 2
+    assert main(["train", "sinusoid", "--out", str(out)]) == 2  # exists: refused before any work
+    assert "exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+    assert main(["train", "sinusoid", "--steps", "5", "--out", str(tmp_path / "b.pt")]) == 2
