@@ -99,7 +99,7 @@ def main():
     d = load_or_train_diffusion(data, encoder, "quick", args.seed, course.device, progress=False)
     ckpt = d["checkpoint"]
     diff = {f"diffusion {s.upper()} {n}": DiffusionGenerator(d["model"], d["schedule"], encoder, sampler=s,
-                                                              n_steps=n, guidance=args.guidance)
+                                                              n_steps=n, guidance=args.guidance, source=d["source"])
             for s, n in SETTINGS}
     others = other_generators(data, encoder, args.seed)
     usable = {k: v for k, v in others.items() if not isinstance(v, str)}

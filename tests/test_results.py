@@ -66,3 +66,20 @@ def test_records_name_the_checkpoint_file_and_its_hash(glyphs, tmp_path):
     assert rec["checkpoint"] == {**source, "generator": gen_source}
     path.write_bytes(path.read_bytes() + b"\0")  # another file: another hash
     assert load_method(path, "cpu")[0].checkpoint_source["sha256"] != source["sha256"]
+
+
+def test_saving_the_same_records_again_leaves_the_file_untouched(glyphs, tmp_path):
+    """Re-running a notebook rewrites its result file only when a result changed, not for a new timing."""
+    import json
+
+    from fslcourse.results import save_results
+
+    res = evaluate(PixelPrototype(), glyphs[2], 5, 1, 2, 3, seed=0)
+    path = save_results("x", [record(res)], tmp_path)
+    before = path.read_bytes()
+    again = record(res)
+    again["eval_seconds"] += 1.0  # another run, another timing: the same measurement
+    assert save_results("x", [again], tmp_path) == path and path.read_bytes() == before
+    changed = record(evaluate(PixelPrototype(), glyphs[2], 5, 1, 2, 3, seed=1))  # other episodes: a new result
+    save_results("x", [changed], tmp_path)
+    assert json.loads(path.read_text())["records"][0]["protocol"]["episode_seed"] == 1
