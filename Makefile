@@ -9,7 +9,7 @@
 # Variables (override on the command line, e.g. `make setup VENV=/tmp/venv`):
 #   VENV            the virtual environment (default .venv)
 #   PYTHON          the Python 3.11 that creates it (default python3.11, else python3 if it is 3.11)
-#   FSLCOURSE_DATA  folder holding omniglot/ for the tests (default ../shared/data if it exists)
+#   FSLCOURSE_DATA  folder holding omniglot/ for the notebooks and tests (default ../shared/data if it exists)
 #   TORCH_PIP_ARGS  extra pip options for the torch step only (e.g. an --index-url of CPU-only wheels)
 #   PYTEST_ARGS     extra pytest options for `make test` (e.g. -x, -k protonet)
 
@@ -94,7 +94,7 @@ $(STAMP):
 	@echo "==> setup: done. Next: 'make lab' to open the notebooks, '$(VPY) -m fslcourse doctor' to check data and device."
 
 lab: setup
-	"$(VENV)/bin/jupyter" lab notebooks/ $(ALLOW_ROOT)
+	$(if $(FSLCOURSE_DATA),FSLCOURSE_DATA="$(FSLCOURSE_DATA)") "$(VENV)/bin/jupyter" lab notebooks/ $(ALLOW_ROOT)
 
 # FSLCOURSE_DEVICE=cpu and OMP_NUM_THREADS=1 keep stored notebook outputs identical on every
 # machine (a fixed thread count fixes the order of floating-point reductions);

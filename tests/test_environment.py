@@ -189,3 +189,16 @@ def test_ci_runs_make_test():
     lines = [line.strip() for line in (ROOT / ".ci/run").read_text().splitlines()]
     assert "set -euo pipefail" in lines
     assert "make test" in lines
+
+
+def test_make_lab_passes_the_data_folder_to_the_notebooks(tmp_path):
+    """`make lab` opens JupyterLab with FSLCOURSE_DATA set, as `make test` runs the notebooks."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(["make", "-n", "lab", f"FSLCOURSE_DATA={tmp_path}"], cwd=root, capture_output=True, text=True)
+    lab = [line for line in out.stdout.splitlines() if "jupyter\" lab" in line or "jupyter lab" in line]
+    assert lab and f'FSLCOURSE_DATA="{tmp_path}"' in lab[-1], out.stdout
