@@ -105,11 +105,11 @@ def run(names, data, episodes: int, n_query: int, seed: int, device, generators,
 def run_augmented(name, model, baseline, data, common, generators, device, n_generated: int = 5) -> list[dict]:
     """The same episodes with ``n_generated`` generated support examples per class, for each generator."""
     from fslcourse.generative.augment import evaluate_paired
-    from fslcourse.training.generators import get_generator
+    from fslcourse.training.generators import CHECKPOINT_FAMILY, get_generator
 
     out = []
     for gen_name in generators:
-        stem = gen_name.split("-")[0]  # vae-feature -> vae-quick.pt
+        stem = CHECKPOINT_FAMILY[gen_name]  # vae-feature -> vae-quick.pt, hallucinator -> gan-quick.pt
         if not (CHECKPOINT_DIR / f"{stem}-quick.pt").exists():  # a builder without its checkpoint would train one
             print(f"{name}+{gen_name}: skipped (no committed {stem}-quick.pt; this script never trains)", flush=True)
             continue

@@ -414,6 +414,8 @@ def _diffusion(data, *, backbone=None, profile: str = "quick", device=None, seed
 GENERATORS = {"vae": _vae("pixel", "prototype"), "vae-prior": _vae("pixel", "prior"),
               "vae-feature": _vae("feature", "prior"), "gan": _gan, "hallucinator": _hallucinator,
               "diffusion": _diffusion}
+CHECKPOINT_FAMILY = {"vae": "vae", "vae-prior": "vae", "vae-feature": "vae", "gan": "gan", "hallucinator": "gan",
+                     "diffusion": "diffusion"}  # the checkpoint file (FAMILY-RECIPE.pt) each generator is stored in
 
 
 def get_generator(name: str):

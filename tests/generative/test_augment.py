@@ -242,3 +242,9 @@ def test_a_feature_generator_refuses_another_backbone(glyphs):
     AugmentedClassifier(a, gen, 2)  # its own backbone: fine
     with pytest.raises(ValueError, match="trained on backbone .* build the generator with backbone=method.backbone"):
         AugmentedClassifier(b, gen, 2)
+
+
+def test_every_registered_generator_names_its_checkpoint_family():
+    from fslcourse.training.generators import CHECKPOINT_FAMILY, FAMILIES, GENERATORS
+
+    assert set(CHECKPOINT_FAMILY) == set(GENERATORS) and set(CHECKPOINT_FAMILY.values()) == set(FAMILIES)
