@@ -4,6 +4,7 @@ Commands:
     doctor     what is installed, the device, where the data is, and fixes for what is missing
     download   fetch and verify Omniglot into the data directory
     evaluate   evaluate a method on meta-test episodes and optionally write a JSON record
+    predict    classify your own images: a folder of labelled examples per class, then query images
     report     rebuild the course-wide benchmark table from results/*.json
     train      train a method with its profile's recipe and write its checkpoint
 """
@@ -37,6 +38,14 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", type=Path, default=None, help="write the result record here")
     from .training.generators import add_augment_arguments
     add_augment_arguments(e)  # --augment GENERATOR --n-generated M [M ...] --generation-seed S
+    q = sub.add_parser("predict", help="classify your own images with a course model")
+    q.add_argument("--support", type=Path, required=True, help="a folder with one sub-folder of images (PNG/JPEG) per class")
+    q.add_argument("--query", type=Path, nargs="+", required=True, help="query image files or folders of images")
+    q.add_argument("--method", default=None, help="a method with a committed checkpoint (default: protonet)")
+    q.add_argument("--profile", choices=PROFILE_NAMES, default="quick", help="which checkpoint to load")
+    q.add_argument("--out", type=Path, default=None,
+                   help="folder for predictions.csv, predictions.json and contact_sheet.png (default: print only)")
+    q.add_argument("--device", default=None)
     t = sub.add_parser("train", help="train a method, a generator (vae, gan, diffusion) or the sinusoid regressors "
                        "with one of its recipes and write its checkpoint")
     t.add_argument("name", help="a registered method, a generator family (vae, gan, diffusion), or sinusoid")
@@ -149,6 +158,16 @@ def main(argv=None) -> int:
             return _evaluate(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "predict":
+            from .predict import DEFAULT_METHOD, predict_folders
+            preds = predict_folders(args.support, args.query, args.method or DEFAULT_METHOD, out=args.out,
+                                    profile=args.profile, device=args.device)
+            for p in preds:
+                print(f"{p.file}: {p.predicted} ({p.probability:.1%}); top: "
+                      + ", ".join(f"{c} {q:.1%}" for c, q in p.top))
+            if args.out is not None:
+                print(f"wrote predictions.csv, predictions.json and contact_sheet.png to {args.out}")
+            return 0
         if args.command == "report":
             from .report import report
             print(report(args.results, args.format, args.out), end="")

@@ -1,0 +1,191 @@
+"""Classify your own images with a course model: a folder of labelled examples in, predictions out.
+
+``python -m fslcourse predict --support DIR --query DIR_OR_FILES [--method NAME] --out DIR`` and
+:func:`predict_folders` from Python. The support folder holds one sub-folder per class (its name is
+the class name) with any number of PNG or JPEG images; each query image gets the predicted class,
+its probability and the top three. Images go through the course's own preprocessing
+(:func:`fslcourse.data.load_image`: greyscale, 28×28, ink = 1), so draw dark strokes on a light
+background, as in Omniglot.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .data import load_image
+from .io import _atomic, atomic_write_json, check_writable
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MAX_PIXELS = 4096 * 4096  # larger images are refused: they are not drawings, and they cost memory
+DEFAULT_METHOD = "protonet"  # the course's best committed one-shot classifier
+
+
+@dataclass
+class Prediction:
+    """One query image's prediction: the class, its probability, and the top three ``[class, probability]``."""
+
+    file: str
+    predicted: str
+    probability: float
+    top: list
+
+
+def load_picture(path: str | Path) -> torch.Tensor:
+    """One PNG or JPEG as a model input ``(1, 28, 28)`` (ink = 1); one-line errors for anything else.
+
+    Raises:
+        ValueError: not a PNG/JPEG name, unreadable, or larger than :data:`MAX_PIXELS`; names the file.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ValueError(f"{path} is not an image (expected {', '.join(IMAGE_SUFFIXES)}); move it out of the folder")
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ValueError(f"{path} is not a readable image ({type(err).__name__}); replace or remove it") from None
+    if width * height > MAX_PIXELS:
+        raise ValueError(f"{path} is {width}×{height} pixels, more than {MAX_PIXELS:,}; shrink it (it becomes 28×28)")
+    return load_image(path)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    """The visible files of ``folder``, sorted; every one must be an image."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def read_support(folder: str | Path) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
+    """The support set of a folder with one sub-folder per class.
+
+    Returns:
+        ``(support_x (n, 1, 28, 28), support_y (n,), class names, files)``; classes in sorted folder order.
+
+    Raises:
+        ValueError: the folder is missing, holds images outside class folders, fewer than two classes,
+            an empty class folder, or a file that is not a readable image.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"--support {folder} is not a folder; give a folder with one sub-folder of images per class")
+    loose = [p.name for p in _images_in(folder)]
+    if loose:
+        raise ValueError(f"--support {folder} holds files outside class folders ({loose[0]}); put every image in "
+                         "the sub-folder named after its class")
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise ValueError(f"--support {folder} has {len(classes)} class folder(s); a classifier needs at least two")
+    xs, ys, files = [], [], []
+    for label, cls in enumerate(classes):
+        images = _images_in(cls)
+        if not images:
+            raise ValueError(f"class folder {cls} has no images; add at least one PNG or JPEG, or remove the folder")
+        for path in images:
+            xs.append(load_picture(path))
+            ys.append(label)
+            files.append(str(path))
+    return torch.stack(xs), torch.tensor(ys), [c.name for c in classes], files  # (n, 1, 28, 28), (n,)
+
+
+def read_query(paths) -> tuple[torch.Tensor, list[str]]:
+    """Query images from files and folders (a folder's images, sorted): ``(query_x (m, 1, 28, 28), files)``."""
+    files = []
+    for p in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
+        if p.is_dir():
+            files += _images_in(p)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ValueError(f"--query {p} does not exist; give image files or a folder of images")
+    if not files:
+        raise ValueError("--query names no image; give image files or a folder that holds some")
+    return torch.stack([load_picture(f) for f in files]), [str(f) for f in files]
+
+
+def classify(model, support_x, support_y, query_x, class_names: list[str], files: list[str]) -> list[Prediction]:
+    """Predictions of ``model`` for every query image (softmax of its logits)."""
+    n_way = len(class_names)
+    fixed = getattr(model, "n_way", None)
+    if isinstance(fixed, int) and not getattr(model, "zero_head", False) and fixed != n_way:
+        raise ValueError(f"{type(model).__name__} has a fixed {fixed}-way head but the support folder has "
+                         f"{n_way} classes; use {fixed} classes or a method without a fixed head (protonet)")
+    model.eval()
+    with torch.set_grad_enabled(getattr(model, "needs_grad_at_test", False)):
+        logits = model.predict(support_x, support_y, query_x)  # (m, n_way)
+    probs = torch.softmax(logits.detach().double(), dim=1)
+    top_p, top_i = probs.topk(min(3, n_way), dim=1)
+    return [Prediction(f, class_names[int(i[0])], round(float(p[0]), 4),
+                       [[class_names[int(k)], round(float(q), 4)] for q, k in zip(p, i)])
+            for f, p, i in zip(files, top_p, top_i)]
+
+
+def contact_sheet(preds: list[Prediction], query_x: torch.Tensor, support_x, support_y, class_names) -> bytes:
+    """A PNG: one support example per class on top, then every query with its prediction."""
+    from matplotlib.figure import Figure
+
+    cols = max(len(class_names), min(len(preds), 8))
+    rows = 1 + -(-len(preds) // cols)
+    fig = Figure(figsize=(1.3 * cols, 1.5 * rows), dpi=100)
+    for k, name in enumerate(class_names):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        ax.imshow(support_x[support_y == k][0, 0].cpu().numpy(), cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(f"class: {name}", fontsize=8)
+        ax.axis("off")
+    for j, (pred, x) in enumerate(zip(preds, query_x)):
+        ax = fig.add_subplot(rows, cols, cols + j + 1)
+        ax.imshow(x[0].cpu().numpy(), cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(f"{pred.predicted} ({pred.probability:.0%})", fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def predict_folders(support, query, method: str = DEFAULT_METHOD, out: str | Path | None = None,
+                    profile: str = "quick", device=None) -> list[Prediction]:
+    """Classify ``query`` images with ``method`` given the labelled ``support`` folder; write outputs to ``out``.
+
+    Args:
+        support: a folder with one sub-folder of images per class.
+        query: an image file, a folder of images, or a list of them.
+        method: a registered method with a committed checkpoint (default :data:`DEFAULT_METHOD`).
+        out: a folder for ``predictions.csv``, ``predictions.json`` and ``contact_sheet.png`` (checked
+            before any work); ``None`` writes nothing.
+
+    Returns:
+        One :class:`Prediction` per query image, in the order read.
+    """
+    from . import methods  # noqa: F401  (registers every method)
+    from .config import get_device
+    from .pretrained import pretrained
+
+    targets = None
+    if out is not None:
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out} is a file; give a folder for the predictions")
+        targets = [check_writable(out / name, "--out") for name in ("predictions.csv", "predictions.json",
+                                                                      "contact_sheet.png")]
+    support_x, support_y, class_names, _ = read_support(support)
+    query_x, files = read_query(query)
+    device = get_device(device)
+    model = pretrained(method, profile=profile, device=device)
+    preds = classify(model, support_x.to(device), support_y.to(device), query_x.to(device), class_names, files)
+    if targets is not None:
+        def write_csv(tmp):
+            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh)
+                w.writerow(["file", "predicted", "probability", "top3"])
+                for p in preds:
+                    w.writerow([p.file, p.predicted, p.probability, "; ".join(f"{c} {q:.4f}" for c, q in p.top)])
+        _atomic(targets[0], write_csv)
+        atomic_write_json({"method": method, "profile": profile, "classes": class_names,
+                           "predictions": [asdict(p) for p in preds]}, targets[1])
+        png = contact_sheet(preds, query_x, support_x, support_y, class_names)
+        _atomic(targets[2], lambda tmp: Path(tmp).write_bytes(png))
+    return preds

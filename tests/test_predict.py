@@ -1,0 +1,116 @@
+"""python -m fslcourse predict: your own images in, predictions out; bad folders and files get one clear line."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fslcourse.data import load_image
+from fslcourse.predict import classify, load_picture, predict_folders, read_query, read_support
+
+
+def save(path, x, fmt=None):
+    """Save a (1, 28, 28) ink image as a dark-on-light picture (the course's input convention, inverted)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((255 - x[0].numpy() * 255).astype(np.uint8)).resize((105, 105)).save(path, format=fmt)
+    return path
+
+
+@pytest.fixture
+def folders(glyphs, tmp_path):
+    test = glyphs[2]
+    x = test.get(torch.arange(3), torch.arange(4)[None].expand(3, -1))  # (3 classes, 4 drawings, 1, 28, 28)
+    for k, name in enumerate(("alpha", "beta", "gamma")):
+        for i in range(2 if k else 1):  # uneven shots: 1, 2, 2
+            save(tmp_path / "support" / name / f"{i}.png", x[k, i])
+        save(tmp_path / "query" / f"q{k}.jpg" if k == 1 else tmp_path / "query" / f"q{k}.png", x[k, 3])
+    return tmp_path
+
+
+def test_reading_follows_the_course_preprocessing(folders):
+    support_x, support_y, names, files = read_support(folders / "support")
+    assert names == ["alpha", "beta", "gamma"] and support_y.tolist() == [0, 1, 1, 2, 2]
+    assert torch.equal(support_x[0], load_image(folders / "support" / "alpha" / "0.png"))
+    query_x, qfiles = read_query([folders / "query"])
+    assert query_x.shape == (3, 1, 28, 28) and [f.split("/")[-1] for f in qfiles] == ["q0.png", "q1.jpg", "q2.png"]
+
+
+class Echo(torch.nn.Module):
+    """Nearest-mean in pixel space: a reference classifier whose logits we can compute by hand."""
+
+    needs_grad_at_test = False
+
+    def predict(self, support_x, support_y, query_x):
+        means = torch.stack([support_x[support_y == k].mean(0) for k in range(int(support_y.max()) + 1)])
+        return -torch.cdist(query_x.flatten(1), means.flatten(1))
+
+
+def test_probabilities_are_the_softmax_of_the_logits(folders):
+    support_x, support_y, names, _ = read_support(folders / "support")
+    query_x, files = read_query(folders / "query")
+    preds = classify(Echo(), support_x, support_y, query_x, names, files)
+    probs = torch.softmax(Echo().predict(support_x, support_y, query_x).double(), 1)
+    for p, row in zip(preds, probs):
+        assert p.predicted == names[int(row.argmax())] and p.probability == pytest.approx(float(row.max()), abs=1e-4)
+        assert [c for c, _ in p.top] == [names[int(i)] for i in row.argsort(descending=True)]
+        assert sum(q for _, q in p.top) == pytest.approx(1.0, abs=1e-3)  # three classes: the top three are all
+
+
+def test_predict_writes_csv_json_and_a_contact_sheet(folders, omniglot):
+    """With the committed ProtoNet, the drawings' own classes win, and the three files are written."""
+    out = folders / "out"
+    preds = predict_folders(folders / "support", [folders / "query"], out=out)
+    assert [p.predicted for p in preds] == ["alpha", "beta", "gamma"]
+    data = json.loads((out / "predictions.json").read_text())
+    assert data["classes"] == ["alpha", "beta", "gamma"] and [p["predicted"] for p in data["predictions"]] == \
+        ["alpha", "beta", "gamma"]
+    assert (out / "predictions.csv").read_text().splitlines()[0] == "file,predicted,probability,top3"
+    with Image.open(out / "contact_sheet.png") as im:
+        assert im.size[0] > 100
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: (d / "support" / "delta").mkdir(), "class folder .*delta has no images; add at least one"),
+    (lambda d: (d / "support" / "beta" / "notes.txt").write_text("x"), "notes.txt is not an image"),
+    (lambda d: (d / "support" / "beta" / "bad.png").write_bytes(b"not a png"), "bad.png is not a readable image"),
+    (lambda d: save(d / "support" / "loose.png", torch.zeros(1, 28, 28)), "holds files outside class folders"),
+    (lambda d: Image.new("L", (5000, 4000), 255).save(d / "support" / "beta" / "big.png"), "5000×4000 pixels"),
+])
+def test_bad_support_folders_are_one_clear_line(folders, make, message):
+    make(folders)
+    with pytest.raises(ValueError, match=message):
+        read_support(folders / "support")
+
+
+def test_one_class_missing_query_and_fixed_heads_are_refused(folders, tmp_path):
+    import shutil
+
+    for name in ("beta", "gamma"):
+        shutil.rmtree(folders / "support" / name)
+    with pytest.raises(ValueError, match="has 1 class folder.*at least two"):
+        read_support(folders / "support")
+    with pytest.raises(ValueError, match="does not exist"):
+        read_query([tmp_path / "nope.png"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="names no image"):
+        read_query(tmp_path / "empty")
+
+    class FiveWay(Echo):
+        n_way, zero_head = 5, False
+    with pytest.raises(ValueError, match="fixed 5-way head but the support folder has 2 classes"):
+        classify(FiveWay(), torch.zeros(2, 1, 28, 28), torch.tensor([0, 1]), torch.zeros(1, 1, 28, 28), ["a", "b"], ["q"])
+    with pytest.raises(ValueError, match="is not an image"):
+        load_picture(tmp_path / "x.gif")
+
+
+def test_cli_predict_and_its_errors(folders, omniglot, capsys):
+    from fslcourse.cli import main
+
+    assert main(["predict", "--support", str(folders / "support"), "--query", str(folders / "query" / "q2.png")]) == 0
+    assert "q2.png: gamma (" in capsys.readouterr().out
+    (folders / "out.txt").write_text("")
+    assert main(["predict", "--support", str(folders / "support"), "--query", str(folders / "query"),
+                 "--out", str(folders / "out.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a file; give a folder" in err
