@@ -72,7 +72,8 @@ class EvalResult:
     ``n_way`` classes, which no episode used. ``checkpoint`` is the method's ``checkpoint_source``
     (``{"file", "sha256"}``, set by :func:`fslcourse.pretrained.load_method`), ``None`` for a model
     that was not loaded from a file. ``split_protocol`` is how the classes were split
-    (``"alphabet"`` or ``"vinyals"``, see :func:`fslcourse.data.load_omniglot`).
+    (``"alphabet"`` or ``"vinyals"``, see :func:`fslcourse.data.load_omniglot`); ``batch_norm`` the
+    method's ``test_batch_norm`` (``"batch"``: transductive, ``"running"``, ``"none"``).
     """
 
     accuracy: float
@@ -89,6 +90,7 @@ class EvalResult:
     alphabets_left_out: list[str] = field(default_factory=list)
     checkpoint: dict | None = None
     split_protocol: str | None = None
+    batch_norm: str | None = None
 
     def __str__(self) -> str:
         proto = f"{self.n_way}-way {self.n_shot}-shot" + (" (within alphabet)" if self.within_alphabet else "")
@@ -154,4 +156,4 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
                       time.perf_counter() - start, accs, split=split.name,
                       alphabets_left_out=list(sampler.alphabets_left_out),
                       checkpoint=getattr(method, "checkpoint_source", None),
-                      split_protocol=getattr(split, "protocol", None))
+                      split_protocol=getattr(split, "protocol", None), batch_norm=getattr(method, "test_batch_norm", None))

@@ -55,12 +55,26 @@ def save_method(model: FewShotClassifier, path: str | Path, *, seed: int, profil
     return atomic_torch_save(state, path)
 
 
+def training_summary(ckpt: dict) -> dict:
+    """How a checkpoint was trained, for result records: ``steps``, ``cpu_seconds``, ``train_episodes``
+    (the recipe's ``n_way``, ``n_shot``, ``n_query``, ``meta_batch``), ``selection`` (which weights were
+    kept) and ``width`` (the backbone's filters); ``None`` where the file does not record it."""
+    recipe, metrics, config = ckpt.get("recipe") or {}, ckpt.get("metrics") or {}, ckpt.get("config") or {}
+    shape = {k: recipe.get(k) for k in ("n_way", "n_shot", "n_query", "meta_batch")} if recipe else None
+    best = metrics.get("best_step")
+    selection = (f"best meta-validation accuracy (step {best})" if best is not None
+                 else "the last step" if recipe else None)
+    width = (config.get("backbone_kwargs") or {}).get("hidden", config.get("hidden"))
+    return {"steps": ckpt.get("steps"), "cpu_seconds": ckpt.get("cpu_seconds"), "train_episodes": shape,
+            "selection": selection, "width": width}
+
+
 def load_method(path: str | Path, device=None, expect: str | None = None) -> tuple[FewShotClassifier, dict]:
     """Rebuild a method from a checkpoint file; returns ``(model, checkpoint)``.
 
-    The model carries ``checkpoint_source = {"file", "sha256", "steps", "cpu_seconds"}`` (the last two
-    ``None`` when the file does not record them): :func:`fslcourse.evaluate.evaluate` copies it into its
-    result, so every result record names the exact file it measured and its training budget.
+    The model carries ``checkpoint_source``: the file's name and sha256 and :func:`training_summary`;
+    :func:`fslcourse.evaluate.evaluate` copies it into its result, so every result record names the
+    exact file it measured and how it was trained.
 
     Args:
         expect: the method name the file must hold (``None``: whatever it holds).
@@ -83,7 +97,7 @@ def load_method(path: str | Path, device=None, expect: str | None = None) -> tup
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
         raise ValueError(f"{path}: the weights do not fit {ckpt['method']}({ckpt['config']}): {first}") from None
-    model.checkpoint_source = {**file_source(path), "steps": ckpt.get("steps"), "cpu_seconds": ckpt.get("cpu_seconds")}
+    model.checkpoint_source = {**file_source(path), **training_summary(ckpt)}
     return model.to(get_device(device)).eval(), ckpt
 
 

@@ -293,9 +293,10 @@ def paired(a: dict, b: dict) -> tuple[float, float] | None:
 
 def budget(record: dict) -> tuple[int | None, int | None]:
     """``(training steps, backbone width)`` of the checkpoint a record measured (``None`` where unrecorded)."""
+    source = record.get("checkpoint") or {}
     config = record.get("config") or {}
-    width = (config.get("backbone_kwargs") or {}).get("hidden", config.get("hidden"))
-    return (record.get("checkpoint") or {}).get("steps"), width
+    width = source.get("width", (config.get("backbone_kwargs") or {}).get("hidden", config.get("hidden")))
+    return source.get("steps"), width
 
 
 def _budget_text(name: str, record: dict) -> str:

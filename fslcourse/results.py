@@ -43,10 +43,11 @@ def result_record(method: str, result, *, config: dict, seed: int, device, profi
     """One JSON-ready record for an :class:`~fslcourse.evaluate.EvalResult`.
 
     Fields: ``method``, ``protocol`` (n_way, n_shot, n_query, within_alphabet, split,
-    split_protocol: ``"alphabet"`` or ``"vinyals"``, episode seed), ``accuracy`` and ``ci95`` in percent, ``episodes``,
+    split_protocol: ``"alphabet"`` or ``"vinyals"``, episode seed, batch_norm: the test-time BatchNorm
+    statistics, ``"batch"`` meaning transductive), ``accuracy`` and ``ci95`` in percent, ``episodes``,
     ``train_seconds``, ``eval_seconds``, ``config``, ``seed``, ``profile``,
-    ``versions``, ``device``, ``checkpoint`` (the result's ``{"file", "sha256", "steps", "cpu_seconds"}``
-    of the checkpoint it measured, with ``"generator"`` for augmented results; ``None`` for a model not
+    ``versions``, ``device``, ``checkpoint`` (the result's ``{"file", "sha256", "steps", "cpu_seconds",
+    "train_episodes", "selection", "width"}`` of the checkpoint it measured, with ``"generator"`` for augmented results; ``None`` for a model not
     loaded from a file) and ``episode_accuracies`` (percent, 3 decimals, in episode order: two records
     on the same episodes give a paired difference); with ``within_alphabet``, also ``alphabets_left_out``
     (the alphabets with fewer than ``n_way`` classes, which no episode could use).
@@ -66,7 +67,8 @@ def result_record(method: str, result, *, config: dict, seed: int, device, profi
         "method": method,
         "protocol": {"n_way": result.n_way, "n_shot": result.n_shot, "n_query": result.n_query,
                      "within_alphabet": result.within_alphabet, "split": split,
-                     "split_protocol": getattr(result, "split_protocol", None), "episode_seed": result.seed},
+                     "split_protocol": getattr(result, "split_protocol", None), "episode_seed": result.seed,
+                     "batch_norm": getattr(result, "batch_norm", None)},
         "accuracy": result.accuracy,
         "ci95": result.ci95,
         "episodes": result.n_episodes,

@@ -50,10 +50,12 @@ def test_records_name_the_checkpoint_file_and_its_hash(glyphs, tmp_path):
     path = save_method(ProtoNet(backbone_kwargs={"hidden": 8}), tmp_path / "p.pt", seed=0, profile="quick",
                        train_seconds=0.0)  # steps and cpu_seconds not recorded: None in the source
     model, _ = load_method(path, "cpu", expect="protonet")
-    source = {"file": "p.pt", "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "steps": None, "cpu_seconds": None}
+    source = {"file": "p.pt", "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "steps": None, "cpu_seconds": None,
+              "train_episodes": None, "selection": None, "width": 8}
     res = evaluate(model, glyphs[2], 5, 1, 2, 3, seed=0)
     assert res.checkpoint == source and record(res)["checkpoint"] == source
     assert record(res)["episode_accuracies"] == [round(a, 3) for a in res.episode_accuracies]
+    assert record(res)["protocol"]["batch_norm"] == "running"
     assert record(evaluate(PixelPrototype(), glyphs[2], 5, 1, 2, 3, seed=0))["checkpoint"] is None
 
     class Copy(torch.nn.Module):  # "generates" copies of the support: enough to carry a source through

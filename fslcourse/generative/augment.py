@@ -160,6 +160,7 @@ class AugmentedClassifier(FewShotClassifier):
                              "backbone=method.backbone")
         self.method, self.generator, self.n_generated, self.seed = method, generator, n_generated, seed
         self.needs_grad_at_test = method.needs_grad_at_test
+        self.test_batch_norm = getattr(method, "test_batch_norm", None)
         self.episode_index = 0
         source = getattr(method, "checkpoint_source", None)  # results name the method's and the generator's files
         if source is not None:

@@ -88,7 +88,8 @@ class FewShotClassifier(nn.Module):
 
     Subclasses implement :meth:`predict`. ``needs_grad_at_test`` tells
     :func:`fslcourse.evaluate.evaluate` whether ``predict`` takes gradient steps
-    (fine-tuning, MAML); ``trainable`` whether the method has weights to learn.
+    (fine-tuning, MAML); ``trainable`` whether the method has weights to learn;
+    ``test_batch_norm`` which BatchNorm statistics it uses at test time (recorded with every result).
 
     A method that embeds every image on its own and then classifies embeddings (ProtoNet, the
     fine-tuning baseline) also defines ``embed(x) -> (n, D)`` and ``classify_embeddings``, with
@@ -99,6 +100,9 @@ class FewShotClassifier(nn.Module):
     name: ClassVar[str] = "base"
     needs_grad_at_test: ClassVar[bool] = False
     trainable: ClassVar[bool] = True
+    # BatchNorm at test time: "running" (statistics stored in training) or "batch" (each test batch's own,
+    # i.e. transductive: the queries' statistics shape every prediction); "none" without BatchNorm
+    test_batch_norm: ClassVar[str] = "running"
     retired_config: ClassVar[tuple[str, ...]] = ()  # config keys of older checkpoints that loading drops
 
     def predict(self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor) -> torch.Tensor:

@@ -120,6 +120,7 @@ class MAML(FewShotClassifier):
     """
 
     needs_grad_at_test = True
+    test_batch_norm = "batch"  # the paper's Conv-4 normalises with each batch's statistics (transductive)
     RECIPES = {"quick": _QUICK.replace(steps=10_000, val_every=500, model={"hidden": 64}),
                "full": _PAPER, "paper": _PAPER}
 

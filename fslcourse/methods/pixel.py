@@ -19,6 +19,7 @@ class PixelPrototype(FewShotClassifier):
     """Nearest class mean on flattened pixels (no parameters)."""
 
     trainable = False
+    test_batch_norm = "none"
 
     def predict(self, support_x, support_y, query_x):
         """Negative squared distances to the class means.

@@ -41,6 +41,7 @@ class Reptile(FewShotClassifier):
     """
 
     needs_grad_at_test = True
+    test_batch_norm = "batch"  # MAML's Conv-4: each batch's statistics (transductive)
     retired_config = ("backend", "first_order")  # MAML's, in checkpoints made while Reptile subclassed it
     RECIPES = {"quick": Recipe(n_way=20, n_shot=1, n_query=1, meta_batch=2, optimizer="sgd", lr=1.0,
                                schedule="cosine", steps=1500, val_every=250, val_episodes=100,
