@@ -30,9 +30,12 @@ class EpisodeBrowser(Explorer):
     def __init__(self, splits: dict, n_way: int = 5, n_shot: int = 1, n_query: int = 2, seed: int = 0):
         self.splits = splits
         self.split_box = W.Dropdown(options=list(splits), description="split")
-        self.n_way = W.IntSlider(value=n_way, min=1, max=20, description="N (ways)")
-        self.n_shot = W.IntSlider(value=n_shot, min=1, max=10, description="K (shots)")
-        self.n_query = W.IntSlider(value=n_query, min=1, max=10, description="Q (queries)")
+        # K and Q reach 20 each, so K + Q > 20 (more drawings than a character has) can be tried and its error
+        # seen; sliders redraw when released, so a drag does not queue a redraw per step
+        slider = dict(min=1, continuous_update=False)
+        self.n_way = W.IntSlider(value=n_way, max=20, description="N (ways)", **slider)
+        self.n_shot = W.IntSlider(value=n_shot, max=20, description="K (shots)", **slider)
+        self.n_query = W.IntSlider(value=n_query, max=20, description="Q (queries)", **slider)
         self.seed = W.IntText(value=seed, description="seed")
         self.next = W.Button(description="next seed", icon="forward")
         self.next.on_click(lambda _b: setattr(self.seed, "value", self.seed.value + 1))

@@ -28,3 +28,14 @@ def test_impossible_settings_show_the_error():
     assert b.episode is None and "n_shot + n_query" in b.status.value
     b.n_query.value = 2
     assert b.episode is not None
+
+
+def test_the_sliders_reach_an_impossible_episode_and_redraw_on_release(glyphs):
+    """Notebook 01 asks students to try K + Q > 20: the sliders must reach it, and the error must show."""
+    from fslcourse.widgets.episode_browser import EpisodeBrowser
+
+    b = EpisodeBrowser({"test": glyphs[2]}, n_way=3, n_shot=1, n_query=1)
+    assert b.n_shot.max + b.n_query.max > glyphs[2].n_examples
+    assert not any(s.continuous_update for s in (b.n_way, b.n_shot, b.n_query))
+    b.n_shot.value, b.n_query.value = 15, 10
+    assert "Cannot build this episode" in b.status.value
