@@ -502,7 +502,7 @@ def evaluate_augmented(args) -> dict:
     record = result_record(args.name, first.augmented, config=info.get("config", method.config()),
                            seed=info.get("seed"), device=device, profile=args.profile,
                            train_seconds=info.get("train_seconds"),
-                           extra={**first.as_dict(), "method": args.name,
+                           extra={**first.as_dict(), "method": f"{args.name}+{args.augment}",
                                   "augment": {"generator": args.augment, "generation_seed": args.generation_seed,
                                               "space": gen.space},
                                   "by_n_generated": [r.as_dict() for r in results]})

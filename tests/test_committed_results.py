@@ -1,0 +1,42 @@
+"""The committed result records name the exact checkpoint files they measured, and those files are the ones
+committed now: retraining a checkpoint makes its old records fail here until they are measured again."""
+import json
+
+import pytest
+
+from fslcourse.io import file_source
+from fslcourse.pretrained import CHECKPOINT_DIR
+from fslcourse.report import REPO_RESULTS
+from fslcourse.training.generators import CHECKPOINT_FAMILY
+
+
+def committed_records():
+    out = []
+    for path in sorted(REPO_RESULTS.glob("*.json")):
+        data = json.loads(path.read_text())
+        for i, rec in enumerate(data.get("records", []) if isinstance(data, dict) else []):
+            if rec.get("accuracy") is not None and rec["protocol"].get("split", "test") == "test":
+                out.append((f"{path.name}[{i}] {rec['method']}", rec))
+    return out
+
+
+SOURCES = {p.name: file_source(p)["sha256"] for p in CHECKPOINT_DIR.glob("*.pt") if not p.name.endswith(".state.pt")}
+
+
+@pytest.mark.parametrize("where, rec", committed_records(), ids=[w for w, _ in committed_records()])
+def test_a_committed_record_names_the_committed_checkpoint(where, rec):
+    method, _, generator = rec["method"].partition("+")
+    own = f"{method}-{rec.get('profile') or 'quick'}.pt"
+    if own not in SOURCES:  # a method without weights (pixel)
+        assert rec.get("checkpoint") is None
+        return
+    src = rec.get("checkpoint")
+    assert src is not None, f"{where} does not name the checkpoint it measured; re-measure it"
+    assert src["file"] == own and src["sha256"] == SOURCES[own], \
+        f"{where} measured another {own} (sha256 {src['sha256'][:12]}); re-measure it with the committed file"
+    if generator:
+        gen = src.get("generator")
+        assert gen is not None, f"{where} does not name its generator's checkpoint; re-measure it"
+        family = f"{CHECKPOINT_FAMILY[generator]}-{rec.get('profile') or 'quick'}.pt"
+        assert gen["file"] == family and gen["sha256"] == SOURCES[gen["file"]], \
+            f"{where} used another {gen['file']}; re-measure it with the committed file"
