@@ -11,7 +11,9 @@ Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread is enough):
 Protocols: 5-way 1/5-shot, 20-way 1/5-shot and within-alphabet 20-way 1-shot, 5 queries per
 class, 200 episodes, episode seed 0 (the quick profile's protocol): every method sees exactly
 the same episodes. A run with ``--methods`` replaces only those methods' records in the file
-and keeps the others, so partial runs merge. Methods that cannot run a protocol (MAML's head
+and keeps the others, so partial runs merge. ``--split vinyals`` runs the four protocols without the
+within-alphabet task on the Vinyals et al. test characters (the papers' test protocol); its records say
+``split_protocol: "vinyals"`` and the report sets the published figures beside them. Methods that cannot run a protocol (MAML's head
 is fixed at the ``n_way`` it was trained with) get a record with ``accuracy: null`` and the
 reason in ``skipped``. ``protonet``/``finetune`` are also run with the generators named by
 ``--augment`` (default ``vae,vae-feature``) whose committed checkpoint exists, with the paired
@@ -41,6 +43,7 @@ NAME = "09_benchmark"
 PROTOCOLS = [dict(n_way=5, n_shot=1), dict(n_way=5, n_shot=5), dict(n_way=20, n_shot=1), dict(n_way=20, n_shot=5),
              dict(n_way=20, n_shot=1, within_alphabet=True)]
 AUGMENTED = ("protonet", "finetune")
+SPLIT_PROTOCOL = ["alphabet"]  # which split the run measures (set by --split)
 SKIP_METHODS = ("sinusoid",)  # regression on sine waves, not image classification
 
 
@@ -67,7 +70,7 @@ def skipped_record(name, proto, why, n_query, seed, model, info) -> dict:
     """A record for a protocol the method cannot run: no accuracy, the reason in ``skipped``."""
     return {"format": 1, "method": name, "accuracy": None, "ci95": None, "skipped": why,
             "protocol": {"n_query": n_query, "within_alphabet": False, "split": "test", "episode_seed": seed,
-                         **proto}, "episodes": 0, "trainable_params": trainable_params(model), "profile": "quick",
+                         "split_protocol": SPLIT_PROTOCOL[0], **proto}, "episodes": 0, "trainable_params": trainable_params(model), "profile": "quick",
             "train_seconds": info.get("train_seconds")}
 
 
@@ -148,6 +151,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the test episodes")
     p.add_argument("--protocols", default=None,
                    help=f"comma-separated subset of {', '.join(protocol_key(q) for q in PROTOCOLS)} (default: all)")
+    p.add_argument("--split", choices=("alphabet", "vinyals"), default="alphabet",
+                   help="the course's alphabet split, or the papers' Vinyals et al. test characters (no within-alphabet "
+                        "task there; checkpoints trained on the alphabet split never saw a Vinyals test character)")
     p.add_argument("--device", default=None)
     p.add_argument("--results", default=None, help="results folder (default: FSLCOURSE_RESULTS or results/)")
     args = p.parse_args(argv)
@@ -156,10 +162,11 @@ def main(argv=None) -> int:
     for name in names:
         get_method(name)  # unknown names fail before any work
     device = get_device(args.device)
-    data = load_omniglot(device=device, progress=False)
+    data = load_omniglot(device=device, progress=False, split=args.split)
+    SPLIT_PROTOCOL[0] = args.split
     start = time.perf_counter()
     generators = [g for g in args.augment.split(",") if g]
-    protocols = PROTOCOLS
+    protocols = PROTOCOLS if args.split == "alphabet" else [q for q in PROTOCOLS if not q.get("within_alphabet")]
     if args.protocols:
         keys = {protocol_key(q): q for q in PROTOCOLS}
         unknown = [k for k in args.protocols.split(",") if k not in keys]

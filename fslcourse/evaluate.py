@@ -121,10 +121,16 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
         An :class:`EvalResult` with accuracy and ci95 in percent.
 
     Raises:
-        ValueError: a bad protocol; episode images that are not finite float images in ``[0, 1]``
+        ValueError: a checkpoint trained on the Vinyals split evaluated on the alphabet split (whose meta-test
+            characters it trained on); a bad protocol; episode images that are not finite float images in ``[0, 1]``
             (:func:`check_images`); logits that are not finite or not ``(n_way * n_query, n_way)``
             (:func:`check_logits`): a NaN model would otherwise score chance, not fail.
     """
+    trained_on = (getattr(method, "checkpoint_source", None) or {}).get("split")
+    if trained_on == "vinyals" and getattr(split, "protocol", None) == "alphabet":
+        raise ValueError(f"this checkpoint was trained on the Vinyals split, whose meta-train classes include 236 "
+                         f"characters of the alphabet split's {split.name!r} split; evaluate it on "
+                         "load_omniglot(split='vinyals'), the split it was made for")
     sampler = EpisodeSampler(split, n_way, n_shot, n_query, seed=seed, within_alphabet=within_alphabet)
     n_way, n_shot, n_query = sampler.n_way, sampler.n_shot, sampler.n_query  # Python ints (numpy ones are fine)
     seed, within_alphabet = operator.index(seed), bool(within_alphabet)  # so a record can be written as JSON

@@ -58,7 +58,8 @@ def save_method(model: FewShotClassifier, path: str | Path, *, seed: int, profil
 def training_summary(ckpt: dict) -> dict:
     """How a checkpoint was trained, for result records: ``steps``, ``cpu_seconds``, ``train_episodes``
     (the recipe's ``n_way``, ``n_shot``, ``n_query``, ``meta_batch``), ``selection`` (which weights were
-    kept) and ``width`` (the backbone's filters); ``None`` where the file does not record it."""
+    kept), ``width`` (the backbone's filters) and ``split`` (the protocol of the classes it was trained on,
+    ``"alphabet"`` or ``"vinyals"``); ``None`` where the file does not record it."""
     recipe, metrics, config = ckpt.get("recipe") or {}, ckpt.get("metrics") or {}, ckpt.get("config") or {}
     shape = {k: recipe.get(k) for k in ("n_way", "n_shot", "n_query", "meta_batch")} if recipe else None
     best = metrics.get("best_step")
@@ -66,7 +67,7 @@ def training_summary(ckpt: dict) -> dict:
                  else "the last step" if recipe else None)
     width = (config.get("backbone_kwargs") or {}).get("hidden", config.get("hidden"))
     return {"steps": ckpt.get("steps"), "cpu_seconds": ckpt.get("cpu_seconds"), "train_episodes": shape,
-            "selection": selection, "width": width}
+            "selection": selection, "width": width, "split": ckpt.get("split_protocol")}
 
 
 def load_method(path: str | Path, device=None, expect: str | None = None) -> tuple[FewShotClassifier, dict]:

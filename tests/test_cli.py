@@ -41,7 +41,7 @@ def test_evaluate_json_names_the_checkpoint_and_its_hash(omniglot, tmp_path):
                                  "steps": info["steps"], "cpu_seconds": info["cpu_seconds"],
                                  "train_episodes": {k: info["recipe"][k] for k in ("n_way", "n_shot", "n_query", "meta_batch")},
                                  "selection": f"best meta-validation accuracy (step {info['metrics']['best_step']})",
-                                 "width": info["config"]["hidden"]}
+                                 "width": info["config"]["hidden"], "split": info.get("split_protocol")}
     assert rec["protocol"]["batch_norm"] == "batch"  # MAML's Conv-4 normalises each test batch (transductive)
     assert len(rec["episode_accuracies"]) == 3
     assert "5-way 1-shot" in p.stdout

@@ -121,3 +121,19 @@ def test_result_says_its_split_and_the_alphabets_left_out(glyphs):
     res = evaluate(Oracle(), split, np.int64(3), 1, 1, np.int64(4), seed=0, within_alphabet=True)
     assert res.split == "test" and res.alphabets_left_out == ["style2", "style3"] and res.n_episodes == 4
     assert evaluate(Oracle(), split, 3, 1, 1, 4, seed=0).alphabets_left_out == []
+
+
+def test_a_vinyals_checkpoint_is_never_evaluated_on_the_alphabet_split(glyphs):
+    """The Vinyals split trains on 236 characters of the alphabet split's meta-test: that evaluation is refused."""
+    from fslcourse.data.splits import ImageSplit
+
+    test = glyphs[2]
+    as_split = {p: ImageSplit(test.name, test.images, test.base_names, test.alphabets, test.rotations, p)
+                for p in ("alphabet", "vinyals")}
+    model = PixelPrototype()
+    model.checkpoint_source = {"file": "x.pt", "sha256": "0" * 64, "split": "vinyals"}
+    with pytest.raises(ValueError, match="trained on the Vinyals split.*evaluate it on load_omniglot\\(split='vinyals'\\)"):
+        evaluate(model, as_split["alphabet"], 5, 1, 2, 3)
+    assert evaluate(model, as_split["vinyals"], 5, 1, 2, 3).split_protocol == "vinyals"
+    model.checkpoint_source["split"] = "alphabet"  # the Vinyals test characters are all alphabet-split meta-test ones
+    assert evaluate(model, as_split["vinyals"], 5, 1, 2, 3).n_episodes == 3

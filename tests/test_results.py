@@ -51,7 +51,7 @@ def test_records_name_the_checkpoint_file_and_its_hash(glyphs, tmp_path):
                        train_seconds=0.0)  # steps and cpu_seconds not recorded: None in the source
     model, _ = load_method(path, "cpu", expect="protonet")
     source = {"file": "p.pt", "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "steps": None, "cpu_seconds": None,
-              "train_episodes": None, "selection": None, "width": 8}
+              "train_episodes": None, "selection": None, "width": 8, "split": None}
     res = evaluate(model, glyphs[2], 5, 1, 2, 3, seed=0)
     assert res.checkpoint == source and record(res)["checkpoint"] == source
     assert record(res)["episode_accuracies"] == [round(a, 3) for a in res.episode_accuracies]

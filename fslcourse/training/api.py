@@ -112,7 +112,7 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
         raise ValueError(f"nothing to resume: no training state at {state}; start without --resume")
     if data is None:
         from ..data import load_omniglot
-        data = load_omniglot(device=device, progress=progress)
+        data = load_omniglot(device=device, progress=progress, split=r.options.get("split", "alphabet"))
     extra = {}
     if r.trainer == "meta-transfer":
         state1, extra = _phase1_state(name, recipe_name, r, data, device, progress, phase1)
@@ -150,7 +150,8 @@ def write_checkpoint(model, out: Path, *, name: str, recipe_name: str, recipe: R
     seconds = result.seconds + (extra or {}).get("phase1_seconds", 0.0)
     return save_method(model, out, seed=recipe.seed, profile=recipe_name, train_seconds=seconds, metrics=metrics,
                        recipe=recipe.as_dict(), recipe_name=recipe_name, steps=result.steps, run=dict(extra or {}),
-                       cpu_seconds=result.cpu_seconds, log=result.log.as_dict(), device=str(device))
+                       cpu_seconds=result.cpu_seconds, log=result.log.as_dict(), device=str(device),
+                       split_protocol=getattr(data.train, "protocol", None))
 
 
 def load_or_train(name: str, recipe: str = "quick", *, data=None, device=None, progress: bool = True):

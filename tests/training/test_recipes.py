@@ -57,6 +57,7 @@ def test_recipe_runs_two_steps_and_saves_a_loadable_checkpoint(name, recipe_name
     assert all(torch.isfinite(torch.tensor(v)).all() for v in result.log.train.values())
     loaded, ckpt = load_method(out, "cpu", expect=name)
     assert ckpt["recipe"]["model"] == recipe.model and ckpt["steps"] == 2
+    assert ckpt["split_protocol"] == "custom" and loaded.checkpoint_source["split"] == "custom"  # the glyph splits
     ep = EpisodeSampler(data.test, 5, 1, 2, seed=0).sample()
     grad = getattr(model, "needs_grad_at_test", False)
     with torch.set_grad_enabled(grad):
