@@ -31,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--episodes", type=int, default=1000)
     e.add_argument("--seed", type=int, default=0, help="seed of the test episodes")
     e.add_argument("--within-alphabet", action="store_true", help="all classes of an episode from one alphabet")
-    e.add_argument("--profile", choices=PROFILE_NAMES, default="quick", help="which checkpoint to load")
+    e.add_argument("--profile", choices=(*PROFILE_NAMES, "paper"), default="quick",
+                   help="which checkpoint to load: NAME-quick.pt, NAME-full.pt or NAME-paper.pt")
     e.add_argument("--split", choices=("test", "val"), default="test",
                    help="meta-test or meta-validation classes (recorded in --json; report tables only test)")
     e.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps or auto (default: FSLCOURSE_DEVICE or auto)")
@@ -86,7 +87,12 @@ def _evaluate(args) -> int:
 
     device = get_device(args.device)
     model = pretrained(args.name, profile=args.profile, device=device)
-    split = load_omniglot(device=device).split(args.split)
+    trained_on = (getattr(model, "checkpoint_source", None) or {}).get("split")
+    protocol = trained_on if trained_on in ("alphabet", "vinyals") else "alphabet"  # the split it was made for
+    split = load_omniglot(device=device, split=protocol).split(args.split)
+    if protocol != "alphabet":
+        print(f"{args.name} ({args.profile}) was trained on the {protocol} split: evaluating on its {args.split!r} classes",
+              file=sys.stderr)
     res = evaluate(model, split, args.n_way, args.n_shot, args.n_query, args.episodes, seed=args.seed,
                    within_alphabet=args.within_alphabet, device=device, progress=sys.stderr.isatty())
     print(f"{args.name} ({args.split} split): {res}")

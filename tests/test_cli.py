@@ -173,3 +173,26 @@ def test_a_bad_device_is_a_clean_error(monkeypatch):
     p = run("evaluate", "pixel", "--episodes", "2")
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "FSLCOURSE_DEVICE='banana' is not a device; unset FSLCOURSE_DEVICE or set it to cpu" in p.stderr
+
+
+def test_evaluate_uses_the_split_a_checkpoint_was_trained_on(omniglot, tmp_path, monkeypatch):
+    """A checkpoint trained on the Vinyals split is evaluated on the Vinyals split (never on the alphabet split,
+    whose meta-test characters it trained on); the record says so."""
+    import importlib
+
+    import torch
+
+    from fslcourse.methods import ProtoNet
+    from fslcourse.pretrained import save_method
+
+    pre = importlib.import_module("fslcourse.pretrained")  # the module (the package exports a function of that name)
+    torch.manual_seed(0)
+    monkeypatch.setattr(pre, "CHECKPOINT_DIR", tmp_path)
+    save_method(ProtoNet(backbone_kwargs={"hidden": 8}), tmp_path / "protonet-paper.pt", seed=0, profile="paper",
+                train_seconds=0.0, split_protocol="vinyals")
+    from fslcourse.cli import main
+
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "protonet", "--profile", "paper", "--episodes", "2", "--n-query", "1", "--json", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["protocol"]["split_protocol"] == "vinyals" and rec["checkpoint"]["split"] == "vinyals"
