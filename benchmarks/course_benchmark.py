@@ -35,6 +35,7 @@ from fslcourse.config import get_device, seed_everything
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate
 from fslcourse.methods import METHODS, get_method
+from fslcourse.methods.base import fixed_n_way
 from fslcourse.pretrained import CHECKPOINT_DIR, checkpoint_info, checkpoint_path, pretrained
 from fslcourse.report import method_label, protocol_key, results_dir
 from fslcourse.results import result_record, save_results
@@ -59,8 +60,8 @@ def trainable_params(module) -> int:
 
 def cannot_run(model, protocol: dict) -> str | None:
     """Why ``model`` cannot run ``protocol`` (``None`` if it can)."""
-    fixed = getattr(model, "n_way", None)
-    if isinstance(fixed, int) and fixed != protocol["n_way"] and not getattr(model, "zero_head", False):
+    fixed = fixed_n_way(model)
+    if fixed is not None and fixed != protocol["n_way"]:
         return (f"the head has a fixed n_way={fixed} (trained {fixed}-way), so it cannot run "
                 f"{protocol['n_way']}-way episodes without retraining")
     return None

@@ -82,11 +82,16 @@ def _evaluate(args) -> int:
     from .config import get_device
     from .data import load_omniglot
     from .evaluate import evaluate
-    from .pretrained import checkpoint_path, load_checkpoint, pretrained
+    from .methods.base import get_method
+    from .pretrained import checkpoint_path, load_method, pretrained
     from .results import result_record
 
     device = get_device(args.device)
-    model = pretrained(args.name, profile=args.profile, device=device)
+    path = checkpoint_path(args.name, args.profile)
+    if get_method(args.name).trainable and path.exists():  # the file is read once: the model and its record
+        model, ckpt = load_method(path, device, expect=args.name)
+    else:
+        model, ckpt = pretrained(args.name, profile=args.profile, device=device), {}
     trained_on = (getattr(model, "checkpoint_source", None) or {}).get("split")
     protocol = trained_on if trained_on in ("alphabet", "vinyals") else "alphabet"  # the split it was made for
     split = load_omniglot(device=device, split=protocol).split(args.split)
@@ -100,13 +105,9 @@ def _evaluate(args) -> int:
         print(f"left out {len(res.alphabets_left_out)} alphabet(s) with fewer than {args.n_way} classes: "
               f"{', '.join(res.alphabets_left_out)}", file=sys.stderr)
     if args.json:
-        config, train_seconds, seed = model.config(), None, None
-        path = checkpoint_path(args.name, args.profile)
-        if path.exists():
-            ckpt = load_checkpoint(path)
-            config, train_seconds, seed = ckpt["config"], ckpt.get("train_seconds"), ckpt.get("seed")
-        record = result_record(args.name, res, config=config, seed=seed, device=device,
-                               profile=args.profile, train_seconds=train_seconds, split=args.split)
+        record = result_record(args.name, res, config=ckpt.get("config", model.config()), seed=ckpt.get("seed"),
+                               device=device, profile=args.profile, train_seconds=ckpt.get("train_seconds"),
+                               split=args.split)
         atomic_write_json(record, args.json)
         print(f"wrote {args.json}")
     return 0

@@ -113,6 +113,11 @@ def atomic_torch_save(obj, path: str | Path) -> Path:
     return _atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
+def atomic_write_bytes(data: bytes, path: str | Path) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    return _atomic(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
 def atomic_write_json(obj, path: str | Path) -> Path:
     """Write ``obj`` as indented JSON to ``path`` through a temporary file and a rename."""
     def write(tmp):

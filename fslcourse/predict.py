@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from .data import load_image
-from .io import _atomic, atomic_write_json, check_writable
+from .io import atomic_write_bytes, atomic_write_json, check_writable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_PIXELS = 4096 * 4096  # larger images are refused: they are not drawings, and they cost memory
@@ -108,9 +108,11 @@ def read_query(paths) -> tuple[torch.Tensor, list[str]]:
 
 def classify(model, support_x, support_y, query_x, class_names: list[str], files: list[str]) -> list[Prediction]:
     """Predictions of ``model`` for every query image (softmax of its logits)."""
+    from .methods.base import fixed_n_way
+
     n_way = len(class_names)
-    fixed = getattr(model, "n_way", None)
-    if isinstance(fixed, int) and not getattr(model, "zero_head", False) and fixed != n_way:
+    fixed = fixed_n_way(model)
+    if fixed is not None and fixed != n_way:
         raise ValueError(f"{type(model).__name__} has a fixed {fixed}-way head but the support folder has "
                          f"{n_way} classes; use {fixed} classes or a method without a fixed head (protonet)")
     model.eval()
@@ -177,15 +179,14 @@ def predict_folders(support, query, method: str = DEFAULT_METHOD, out: str | Pat
     model = pretrained(method, profile=profile, device=device)
     preds = classify(model, support_x.to(device), support_y.to(device), query_x.to(device), class_names, files)
     if targets is not None:
-        def write_csv(tmp):
-            with open(tmp, "w", newline="", encoding="utf-8") as fh:
-                w = csv.writer(fh)
-                w.writerow(["file", "predicted", "probability", "top3"])
-                for p in preds:
-                    w.writerow([p.file, p.predicted, p.probability, "; ".join(f"{c} {q:.4f}" for c, q in p.top)])
-        _atomic(targets[0], write_csv)
+        table = io.StringIO(newline="")
+        w = csv.writer(table)
+        w.writerow(["file", "predicted", "probability", "top3"])
+        for p in preds:
+            w.writerow([p.file, p.predicted, p.probability, "; ".join(f"{c} {q:.4f}" for c, q in p.top)])
+        atomic_write_bytes(table.getvalue().encode("utf-8"), targets[0])
         atomic_write_json({"method": method, "profile": profile, "classes": class_names,
                            "predictions": [asdict(p) for p in preds]}, targets[1])
         png = contact_sheet(preds, query_x, support_x, support_y, class_names)
-        _atomic(targets[2], lambda tmp: Path(tmp).write_bytes(png))
+        atomic_write_bytes(png, targets[2])
     return preds

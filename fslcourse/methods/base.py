@@ -78,6 +78,12 @@ def get_method(name: str):
     return METHODS[name]
 
 
+def fixed_n_way(model) -> int | None:
+    """The ``n_way`` a model's head is fixed at, or ``None`` when it runs any ``n_way`` (no head, or a zero head)."""
+    fixed = getattr(model, "n_way", None)
+    return fixed if isinstance(fixed, int) and not getattr(model, "zero_head", False) else None
+
+
 def n_way_of(labels: torch.Tensor) -> int:
     """Number of classes of labels ``0 .. n_way-1``."""
     return int(labels.max()) + 1
