@@ -27,8 +27,8 @@ import fslcourse
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate
 from fslcourse.generative.augment import evaluate_paired
-from fslcourse.generative.diffusion import DiffusionGenerator, nearest_prototype_accuracy
-from fslcourse.generative.metrics import frechet_distance, mean_pairwise_distance
+from fslcourse.generative.diffusion import DiffusionGenerator
+from fslcourse.generative.metrics import frechet_distance, mean_pairwise_distance, nearest_prototype_accuracy
 from fslcourse.io import atomic_write_json
 from fslcourse.results import device_info, versions
 from fslcourse.training.generators import get_generator, load_or_train_diffusion

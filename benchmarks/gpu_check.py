@@ -50,7 +50,7 @@ from fslcourse.methods import METHODS  # noqa: E402
 from fslcourse.pretrained import checkpoint_path, pretrained  # noqa: E402
 from fslcourse.results import versions  # noqa: E402
 
-GENERATORS = ("vae", "gan", "hallucinator", "diffusion")
+GENERATORS = ("vae", "deformation-vae", "gan", "hallucinator", "diffusion")
 PARTS = ("train", "agreement", "widgets")
 WIDGETS = ("episode_browser", "latent_explorer", "prediction_viewer", "scale_shift_viewer", "adaptation_stepper",
            "vae_explorer", "gan_explorer", "diffusion_explorer")
@@ -213,6 +213,11 @@ def train_generator(name: str, steps: int, data, device) -> tuple[dict, object]:
         r = recipe.replace(**short)
         torch.manual_seed(r.seed)
         hist = G.train_vae(ConditionalVAE(**r.model).to(device), data.train, r, progress=False)
+    elif name == "deformation-vae":
+        recipe = G.DEFORMATION_VAE["full"]
+        r = recipe.replace(**short)
+        torch.manual_seed(r.seed)
+        hist = G.train_vae(G.DeformationVAE(**r.model).to(device), data.train, r, progress=False)
     elif name == "gan":
         recipe = G.GAN["full"]
         r = recipe.replace(**short)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..generative.vae import kl_to_standard_normal
+from ..generative.weighted_prototypes import weighted_prototypes
 from .core import exercise
 
 
@@ -19,3 +20,24 @@ def _kl_cases():
 def kl_reference(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """``(n,)`` KL divergences for ``(n, z_dim)`` means and log-variances."""
     return kl_to_standard_normal(mu, logvar)
+
+
+def _weighted_cases():
+    g = torch.Generator().manual_seed(606)
+    cases = []
+    for n_way, k, m, weight in ((3, 1, 5, 0.25), (4, 2, 3, 0.5), (2, 5, 10, 2.0), (5, 1, 1, 0.0)):
+        z_real, z_gen = torch.randn(n_way * k, 8, generator=g), 3 + torch.randn(n_way * m, 8, generator=g)
+        y_real, y_gen = torch.arange(n_way).repeat_interleave(k), torch.arange(n_way).repeat_interleave(m)
+        cases.append((z_real, y_real, z_gen, y_gen, n_way, weight))
+    keep = torch.tensor([False, False, True, True, True, False])  # class 0 lost all its samples to rejection
+    z_real, y_real = torch.randn(3, 4, generator=g), torch.arange(3)
+    z_gen, y_gen = torch.randn(6, 4, generator=g), torch.arange(3).repeat_interleave(2)
+    cases.append((z_real, y_real, z_gen[keep], y_gen[keep], 3, 0.5))
+    return cases
+
+
+@exercise("weighted_prototypes", "prototypes with generated examples weighted by lambda: (sum real + lambda sum "
+          "generated) / (K + lambda m) per class", _weighted_cases)
+def weighted_prototypes_reference(z_real, y_real, z_gen, y_gen, n_way, weight):
+    """``(n_way, D)`` prototypes of real and generated embeddings, the generated ones weighted by ``weight``."""
+    return weighted_prototypes(z_real, y_real, z_gen, y_gen, n_way, weight)

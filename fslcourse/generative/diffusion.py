@@ -29,8 +29,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..data.episodes import EpisodeSampler
-from ..evaluate import mean_ci95
 from ..methods.base import n_way_of, prototypes
 from ..recipe import Recipe
 from .augment import seeded
@@ -286,31 +284,3 @@ class DiffusionGenerator:
         x = sample(self.model, c[labels], self.schedule, sampler=self.sampler, n_steps=self.n_steps,
                    w=self.guidance, generator=seeded(seed))
         return x.to(support_x.device), labels
-
-
-@torch.no_grad()
-def nearest_prototype_accuracy(generator, encoder, split, n_way: int = 5, n_shot: int = 1, n_generated: int = 5,
-                               n_episodes: int = 20, seed: int = 0) -> dict:
-    """Are generated samples recognisably their class? Nearest-real-prototype accuracy in the encoder's space.
-
-    For each seeded episode, the real support prototypes classify the ``n_generated`` samples per class
-    generated from that support set, and (for reference) ``n_generated`` real query drawings per class.
-
-    Returns:
-        ``{"generated", "generated_ci95", "real", "real_ci95", "chance"}`` in percent, and ``"episodes"``.
-    """
-    encoder.eval()
-    device = next(encoder.parameters()).device
-    sampler = EpisodeSampler(split, n_way, n_shot, n_generated, seed=seed)
-    gen_acc, real_acc = [], []
-    for i in range(n_episodes):
-        ep = sampler.sample()
-        sx, sy = ep.support_x.to(device), ep.support_y.to(device)
-        protos = prototypes(encoder(sx), sy, n_way)  # (n_way, D)
-        gx, gy = generator.generate(sx, sy, n_generated, seed * 1_000_003 + i)
-        gen_acc.append((torch.cdist(encoder(gx), protos).argmin(1) == gy).float().mean().item())
-        real_acc.append((torch.cdist(encoder(ep.query_x.to(device)), protos).argmin(1) == ep.query_y.to(device))
-                        .float().mean().item())
-    (g, g_ci), (r, r_ci) = mean_ci95([100 * a for a in gen_acc]), mean_ci95([100 * a for a in real_acc])
-    return {"generated": g, "generated_ci95": g_ci, "real": r, "real_ci95": r_ci, "chance": 100 / n_way,
-            "episodes": n_episodes, "n_way": n_way, "n_shot": n_shot, "n_generated": n_generated}

@@ -1,4 +1,4 @@
-"""How good are generated examples? Fréchet distance and diversity in a backbone's feature space.
+"""How good are generated examples? Recognisability, a classifier score, Fréchet distance and diversity.
 
 Taught in ``notebooks/06_vae_augmentation.ipynb``; the GAN and diffusion notebooks reuse it.
 
@@ -13,12 +13,24 @@ backbone (the ProtoNet Conv-4): the numbers are comparable within the course, no
 published FIDs. Per novel class there are at most 20 real drawings for a 64-d space, so
 the covariances are rank-deficient; the formula still holds (it is computed with
 symmetric square roots), but compare distances against a real-vs-real reference.
+
+*Recognisability* (:func:`nearest_prototype_accuracy`) asks whether a sample is its class: the
+real support prototypes of an episode classify the samples generated from that support set.
+It is a classification score, not a likelihood: a generator that copies the support drawing is
+recognised perfectly and adds nothing. The *classifier score* is the Inception Score's idea
+(Salimans et al. 2016, arXiv:1606.03498) with the course's classifier in place of Inception:
+:math:`\\exp\\,\\mathbb E_x\\,\\mathrm{KL}(p(y\\mid x)\\,\\|\\,p(y))`, with :math:`p(y\\mid x)` the
+ProtoNet posterior over the episode's classes; it is 1 when every sample is ambiguous or all
+samples look alike, and ``n_way`` when each is confidently one class and the classes are balanced.
 """
 from __future__ import annotations
 
 import torch
 
-from ..methods.base import n_way_of
+from ..data.episodes import EpisodeSampler
+from ..evaluate import mean_ci95
+from ..methods.base import n_way_of, prototypes
+from ..methods.protonet import protonet_logits
 
 
 def _sqrtm_psd(a: torch.Tensor) -> torch.Tensor:
@@ -81,3 +93,44 @@ def per_class_quality(embed, real_x: torch.Tensor, real_y: torch.Tensor, gen_x: 
         out["diversity_real"].append(mean_pairwise_distance(fr))
         out["diversity_generated"].append(mean_pairwise_distance(fg))
     return out
+
+
+def classifier_score(probs: torch.Tensor) -> float:
+    """The Inception-Score analogue :math:`\\exp\\,\\mathbb E_x\\,\\mathrm{KL}(p(y\\mid x)\\,\\|\\,p(y))` of class
+    posteriors ``probs`` ``(n, n_way)`` (rows sum to 1); between 1 and ``n_way``."""
+    p = probs.double().clamp_min(1e-12)
+    marginal = p.mean(0, keepdim=True)  # (1, n_way)
+    return float((p * (p.log() - marginal.log())).sum(1).mean().exp())
+
+
+@torch.no_grad()
+def nearest_prototype_accuracy(generator, encoder, split, n_way: int = 5, n_shot: int = 1, n_generated: int = 5,
+                               n_episodes: int = 20, seed: int = 0) -> dict:
+    """Are generated samples recognisably their class? Nearest-real-prototype accuracy in the encoder's space.
+
+    For each seeded episode, the real support prototypes classify the ``n_generated`` samples per class
+    generated from that support set, and (for reference) ``n_generated`` real query drawings per class.
+
+    Returns:
+        ``{"generated", "generated_ci95", "real", "real_ci95", "chance"}`` in percent, ``"episodes"``, and
+        the mean :func:`classifier_score` per episode of the generated (``"score"``) and real (``"score_real"``)
+        drawings (the posterior: softmax of ProtoNet's negative squared distances).
+    """
+    encoder.eval()
+    device = next(encoder.parameters()).device
+    sampler = EpisodeSampler(split, n_way, n_shot, n_generated, seed=seed)
+    gen_acc, real_acc, gen_score, real_score = [], [], [], []
+    for i in range(n_episodes):
+        ep = sampler.sample()
+        sx, sy = ep.support_x.to(device), ep.support_y.to(device)
+        protos = prototypes(encoder(sx), sy, n_way)  # (n_way, D)
+        gx, gy = generator.generate(sx, sy, n_generated, seed * 1_000_003 + i)
+        logits_g, logits_r = (protonet_logits(encoder(x.to(device)), protos) for x in (gx, ep.query_x))
+        gen_acc.append((logits_g.argmax(1) == gy.to(device)).float().mean().item())
+        real_acc.append((logits_r.argmax(1) == ep.query_y.to(device)).float().mean().item())
+        gen_score.append(classifier_score(logits_g.softmax(1)))
+        real_score.append(classifier_score(logits_r.softmax(1)))
+    (g, g_ci), (r, r_ci) = mean_ci95([100 * a for a in gen_acc]), mean_ci95([100 * a for a in real_acc])
+    return {"generated": g, "generated_ci95": g_ci, "real": r, "real_ci95": r_ci, "chance": 100 / n_way,
+            "score": sum(gen_score) / n_episodes, "score_real": sum(real_score) / n_episodes,
+            "episodes": n_episodes, "n_way": n_way, "n_shot": n_shot, "n_generated": n_generated}

@@ -15,6 +15,9 @@ import torch
 from ..config import get_device
 from ..data.episodes import EpisodeSampler
 from ..generative.augment import FeatureSplit, ModelGenerator, backbone_fingerprint, embed_split
+from ..generative.deformation_vae import RECIPES as DEFORMATION_VAE
+from ..generative.deformation_vae import DeformationVAE
+from ..generative.deformation_vae import heldout_elbo as deformation_elbo
 from ..generative.diffusion import RECIPES as DIFFUSION
 from ..generative.diffusion import DiffusionGenerator, DiffusionTrainer, Schedule, heldout_loss
 from ..generative.gan import DAGAN, DAGANGenerator, PairCritic, quality
@@ -34,7 +37,7 @@ from .trainers import make_optimizer
 
 
 def checkpoint_file(family: str, recipe: str = "quick") -> Path:
-    """``checkpoints/{family}-{recipe}.pt`` (``family``: vae, gan or diffusion)."""
+    """``checkpoints/{family}-{recipe}.pt`` (``family``: vae, deformation-vae, gan or diffusion)."""
     if recipe not in RECIPE_NAMES:
         raise ValueError(f"recipe {recipe!r} is not known; use one of {', '.join(RECIPE_NAMES)}")
     return CHECKPOINT_DIR / f"{family}-{recipe}.pt"
@@ -77,11 +80,15 @@ def train_vae(model, train_split, recipe: Recipe, *, featurise=None, val_split=N
               state_path=None) -> dict:
     """Maximise the ELBO on ``train_split`` (meta-train classes only); ``val_split`` is only scored.
 
+    ``model`` is a conditional VAE of :mod:`~fslcourse.generative.vae` or a
+    :class:`~fslcourse.generative.deformation_vae.DeformationVAE` (its ``train_step`` reads the episode).
+
     Returns:
         The history: the log (``loss``, ``recon``, ``kl``, ``elbo``, ``val_elbo``), ``steps``, ``split``,
-        ``seen_classes``; the model is left in eval mode with its within-class spread estimated.
+        ``seen_classes``; the model is left in eval mode (a conditional VAE with its within-class spread estimated).
     """
     featurise = featurise or (lambda x: x)
+    deformation = isinstance(model, DeformationVAE)
     device = next(model.parameters()).device
     sampler = EpisodeSampler(train_split, recipe.n_way, recipe.n_shot, recipe.n_query, seed=recipe.seed)
     g, seen = torch.Generator().manual_seed(recipe.seed), SeenClasses(train_split.n_classes)
@@ -98,15 +105,17 @@ def train_vae(model, train_split, recipe: Recipe, *, featurise=None, val_split=N
                                    recipe.val_n_query, seed=0).sample()
 
         def validate(m):
-            elbo = heldout_elbo(m, val_batch, featurise, seed=0)["elbo"]
+            elbo = (deformation_elbo(m, val_batch) if deformation else heldout_elbo(m, val_batch, featurise))["elbo"]
             return {"score": elbo, "elbo": elbo}
     optimizer = make_optimizer(model.parameters(), recipe)
     result = fit(model, batches, recipe, optimizer=optimizer, scheduler=make_scheduler(optimizer, recipe),
                  validate=validate, hook=seen, streams={"episodes": sampler.generator, "noise": g},
                  state_path=state_path, keep_best=recipe.options.get("keep", "best") == "best", label="VAE",
                  progress=progress)
-    ep = EpisodeSampler(train_split, min(64, train_split.n_classes), recipe.n_shot, 1, seed=recipe.seed + 1).sample()
-    model.eval().estimate_spread(featurise(ep.support_x.to(device)), ep.support_y.to(device), ep.n_way)
+    model.eval()
+    if not deformation:
+        ep = EpisodeSampler(train_split, min(64, train_split.n_classes), recipe.n_shot, 1, seed=recipe.seed + 1).sample()
+        model.estimate_spread(featurise(ep.support_x.to(device)), ep.support_y.to(device), ep.n_way)
     return _history(result, train_split, seen)
 
 
@@ -166,6 +175,32 @@ def load_or_train_vaes(data, backbone=None, profile: str = "quick", seed: int = 
         atomic_torch_save(ckpt, path)
     return {"pixel": pixel.to(device).eval(), "feature": feature, "checkpoint": ckpt, "trained": trained,
             "fingerprint": fp, "source": file_source(path) if path.exists() else None}
+
+
+def load_or_train_deformation_vae(data, profile: str = "quick", seed: int = 0, device=None, progress: bool = True,
+                                  path: str | Path | None = None, save: bool = True) -> dict:
+    """The deformation VAE from its checkpoint, else trained on ``data.train`` only (``data.val`` is scored).
+
+    Returns:
+        ``{"model": DeformationVAE (eval), "checkpoint", "trained": bool, "source"}``.
+    """
+    device = get_device(device)
+    path = Path(path) if path is not None else checkpoint_file("deformation-vae", profile)
+    trained = not path.exists()
+    if trained:
+        r = DEFORMATION_VAE[profile].replace(seed=seed)
+        torch.manual_seed(r.seed)
+        model = DeformationVAE(**r.model).to(device)
+        ckpt = {"format": 1, "profile": profile, **_entry(model, train_vae(model, data.train, r, val_split=data.val,
+                                                                          progress=progress), r),
+                "versions": versions()}
+        if save:
+            atomic_torch_save(ckpt, path)
+    ckpt = load_checkpoint(path) if path.exists() else ckpt
+    model = DeformationVAE(**ckpt["config"])
+    model.load_state_dict(ckpt["state_dict"])
+    return {"model": model.to(device).eval(), "checkpoint": ckpt, "trained": trained,
+            "source": file_source(path) if path.exists() else None}
 
 
 # ---- DAGAN and the hallucinator ---------------------------------------------------------------------------
@@ -385,6 +420,13 @@ def _vae(space: str, mode: str):
     return build
 
 
+def _deformation_vae(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0,
+                    progress: bool = False):
+    """The deformation VAE in pixel space (``backbone`` is not used)."""
+    out = load_or_train_deformation_vae(data, profile, seed, device, progress)
+    return ModelGenerator(out["model"], source=out["source"])
+
+
 def _gan(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False):
     """The WGAN-GP DAGAN in pixel space."""
     gans = load_or_train_gans(data, None, profile, seed, device, progress)
@@ -412,9 +454,10 @@ def _diffusion(data, *, backbone=None, profile: str = "quick", device=None, seed
 
 
 GENERATORS = {"vae": _vae("pixel", "prototype"), "vae-prior": _vae("pixel", "prior"),
-              "vae-feature": _vae("feature", "prior"), "gan": _gan, "hallucinator": _hallucinator,
+              "vae-feature": _vae("feature", "prior"), "deformation-vae": _deformation_vae, "gan": _gan, "hallucinator": _hallucinator,
               "diffusion": _diffusion}
-CHECKPOINT_FAMILY = {"vae": "vae", "vae-prior": "vae", "vae-feature": "vae", "gan": "gan", "hallucinator": "gan",
+CHECKPOINT_FAMILY = {"vae": "vae", "vae-prior": "vae", "vae-feature": "vae", "deformation-vae": "deformation-vae",
+                     "gan": "gan", "hallucinator": "gan",
                      "diffusion": "diffusion"}  # the checkpoint file (FAMILY-RECIPE.pt) each generator is stored in
 
 
@@ -426,7 +469,7 @@ def get_generator(name: str):
 
 
 # ---- python -m fslcourse train vae|gan|diffusion --recipe R ---------------------------------------------------
-FAMILIES = ("vae", "gan", "diffusion")
+FAMILIES = ("vae", "deformation-vae", "gan", "diffusion")
 
 
 def train_generator(family: str, recipe: str = "quick", *, data=None, out: str | Path | None = None,
@@ -434,6 +477,7 @@ def train_generator(family: str, recipe: str = "quick", *, data=None, out: str |
     """Train a generator family's checkpoint from scratch with its recipe and write it to ``out``.
 
     ``vae``: the pixel VAE and a feature VAE for each committed backbone (ProtoNet, fine-tuning baseline);
+    ``deformation-vae``: the deformation VAE (pixels; no backbone);
     ``gan``: the WGAN-GP and standard-loss DAGANs (quality measured in the ProtoNet backbone's space) and a
     hallucinator for each committed backbone; ``diffusion``: conditioned on the committed ProtoNet backbone.
     """
@@ -456,6 +500,8 @@ def train_generator(family: str, recipe: str = "quick", *, data=None, out: str |
         path = Path(tmp) / f"{family}.pt"
         if family == "diffusion":
             load_or_train_diffusion(data, backbones[0], recipe, seed, device, progress, path=path)
+        elif family == "deformation-vae":
+            load_or_train_deformation_vae(data, recipe, seed, device, progress, path=path)
         else:
             fn = load_or_train_vaes if family == "vae" else load_or_train_gans
             for b in backbones:

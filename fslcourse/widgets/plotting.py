@@ -50,3 +50,32 @@ def principal_axes(points: torch.Tensor, k: int = 2) -> tuple[torch.Tensor, torc
     axes = axes * torch.sign(axes.gather(1, axes.abs().argmax(1, keepdim=True)))  # deterministic signs
     std = s[:k] / max(1, len(points) - 1) ** 0.5
     return (centred @ axes.T).float(), axes.float(), std.float()
+
+
+def draw_prototype_drag(ax, drag: dict, title: str | None = None) -> None:
+    """Draw :func:`~fslcourse.generative.weighted_prototypes.prototype_drag`'s points on ``ax``.
+
+    Queries are faint dots, real support examples large circles, generated ones small crosses (grey when
+    nearer another class's real prototype), and an arrow runs from each real prototype (○) to its
+    augmented one (●): the drag.
+    """
+    for k in range(len(drag["old"])):
+        c = class_colour(k)
+        q = drag["query"][drag["query_y"] == k]
+        ax.scatter(q[:, 0], q[:, 1], s=10, color=c, alpha=0.25, linewidths=0)
+        g = drag["generated_y"] == k
+        for ok, colour in ((True, c), (False, "0.55")):
+            pts = drag["generated"][g & (drag["recognised"] == ok)]
+            ax.scatter(pts[:, 0], pts[:, 1], s=22, marker="x", color=colour, linewidths=1)
+        s = drag["support"][drag["support_y"] == k]
+        ax.scatter(s[:, 0], s[:, 1], s=90, color=c, edgecolors="black", linewidths=0.8, zorder=3)
+        (x0, y0), (x1, y1) = drag["old"][k].tolist(), drag["new"][k].tolist()
+        ax.scatter([x0], [y0], s=140, facecolors="white", edgecolors=c, linewidths=2, zorder=4)
+        ax.scatter([x1], [y1], s=140, color=c, edgecolors="black", linewidths=0.8, zorder=4)
+        ax.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->", "color": c, "lw": 1.5}, zorder=5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("principal axis 1")
+    ax.set_ylabel("principal axis 2")
+    ax.set_title(title or f"queries right: {drag['accuracy_old']:.0f}% with real prototypes, "
+                          f"{drag['accuracy_new']:.0f}% with augmented ones", fontsize=9)
