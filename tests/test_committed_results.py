@@ -34,7 +34,9 @@ def test_a_committed_record_names_the_committed_checkpoint(where, rec):
     assert src is not None, f"{where} does not name the checkpoint it measured; re-measure it"
     assert src["file"] == own and src["sha256"] == SOURCES[own], \
         f"{where} measured another {own} (sha256 {src['sha256'][:12]}); re-measure it with the committed file"
-    if generator:
+    if generator and generator not in CHECKPOINT_FAMILY:  # an untrained control (deformation, copy-noise)
+        assert src.get("generator") is None, f"{where}: {generator} has no checkpoint, yet the record names one"
+    elif generator:
         gen = src.get("generator")
         assert gen is not None, f"{where} does not name its generator's checkpoint; re-measure it"
         family = f"{CHECKPOINT_FAMILY[generator]}-{rec.get('profile') or 'quick'}.pt"

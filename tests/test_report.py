@@ -130,6 +130,9 @@ def test_claims_are_decided_by_paired_intervals_at_matched_budgets(tmp_path):
         rec("fomaml", acc=94.0, checkpoint={"steps": 500}, config={"backbone_kwargs": {"hidden": 32}}, **ep(base)),
         rec("relation", 20, 1, acc=80.0), rec("relation", 20, 1, acc=60.0, within=True)])
     write(tmp_path, "06_vae_augmentation", [rec("protonet+vae", paired_difference=2.0, paired_ci95=1.0)])
+    write(tmp_path, "06_augmentation_sweep", [  # down-weighted or filtered rows are not plain augmentation
+        rec("protonet+gan", paired_difference=9.0, paired_ci95=1.0, weight=0.5, reject=False),
+        rec("protonet+gan", paired_difference=8.0, paired_ci95=1.0, weight=1.0, reject=True)])
     claims = {c["claim"]: c for c in check_claims(load_records(tmp_path))}
     assert len(claims) == len(CLAIMS)
     held = {text.split()[0] + " " + text.split()[1]: c["held"] for text, c in claims.items()}
@@ -139,9 +142,29 @@ def test_claims_are_decided_by_paired_intervals_at_matched_budgets(tmp_path):
     assert held["First-order MAML"] == "unclear" and "budgets differ (fomaml 500 steps × 32 filters; maml 1,000 steps" in \
         measured["First-order MAML"]
     assert held["Within-alphabet 20-way"] == "yes"
-    assert held["Generative data"] == "yes"       # +2 +- 1: the CI excludes 0
+    assert held["Plain generative"] == "yes"       # +2 +- 1: the CI excludes 0
+    assert "+2.0 ± 1.0 points (protonet+vae, paired, the best of 1 settings tried; ± 1.0 once corrected" in \
+        measured["Plain generative"]
+    assert held["A hallucinator"] == "unclear" and "no 5-way 1-shot hallucinating-protonet" in measured["A hallucinator"]
     assert held["Fine-tuning a"] == "unclear" and "no 5-way 1-shot finetune and protonet records" in measured["Fine-tuning a"]
     assert held["MTL (scale"] == "not measured yet"
+
+
+def test_the_joint_hallucination_claim_needs_the_same_recipe_and_reports_both_protocols(tmp_path):
+    same = {"checkpoint": {"steps": 3000}, "config": {"backbone_kwargs": {"hidden": 32}}}
+    base = [90.0, 80.0, 100.0, 70.0, 85.0, 95.0, 75.0, 90.0]
+    write(tmp_path, "09_benchmark", [
+        rec("protonet", **same, **ep(base)), rec("hallucinating-protonet", **same, **ep([a + 1 for a in base])),
+        rec("protonet", 20, 1, within=True, **same, **ep(base)),
+        rec("hallucinating-protonet", 20, 1, within=True, **same, **ep([a - 3 for a in base]))])
+    (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("A hallucinator")]
+    assert claim["held"] == "yes" and "5-way 1-shot, same 8 episodes" in claim["measured"]
+    assert "within-alphabet 20-way 1-shot, same 8 episodes" in claim["measured"] and "-3.0 ± 0.0" in claim["measured"]
+    write(tmp_path, "09_benchmark", [
+        rec("protonet", **same, **ep(base)),
+        rec("hallucinating-protonet", checkpoint={"steps": 6000}, config=same["config"], **ep([a + 1 for a in base]))])
+    (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("A hallucinator")]
+    assert claim["held"] == "unclear" and "budgets differ" in claim["measured"]
 
 
 def test_a_paired_interval_that_contains_the_margin_is_unclear(tmp_path):
@@ -235,3 +258,14 @@ def test_meta_validation_records_stay_out_of_the_meta_test_table(tmp_path):
     assert build_table(load_records(tmp_path)) == []
     text = report(tmp_path)
     assert "99.9" not in text and "Not meta-test records (left out): 02_protonet[0] (val)" in text
+
+
+def test_the_best_of_many_augmentation_settings_is_judged_with_a_corrected_interval(tmp_path):
+    rows = [rec("protonet+vae", paired_difference=-1.0 - i, paired_ci95=0.5, n_generated=i + 1) for i in range(19)]
+    write(tmp_path, "06_augmentation_sweep", rows + [rec("protonet+gan", paired_difference=1.0, paired_ci95=0.9)])
+    (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("Plain")]
+    # alone, +1.0 ± 0.9 excludes 0; as the best of 20, its interval widens by z(1 - 0.025/20) / z(0.975)
+    assert claim["held"] == "unclear" and "the best of 20 settings tried; ± 1.4 once corrected" in claim["measured"]
+    write(tmp_path, "06_augmentation_sweep", [rec("protonet+gan", paired_difference=1.0, paired_ci95=0.9)])
+    (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("Plain")]
+    assert claim["held"] == "yes"

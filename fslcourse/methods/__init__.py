@@ -2,11 +2,18 @@
 
 Importing this package registers every method (one import per module below).
 """
-from . import maml, matching, mtl, relation, reptile  # register maml, fomaml, matching, mtl*, relation, reptile
+from . import (  # register hallucinating-protonet, maml, fomaml, matching, mtl*, relation, reptile
+    hallucinating_protonet,
+    maml,
+    matching,
+    mtl,
+    relation,
+    reptile,
+)
 from .base import METHODS, FewShotClassifier, get_method, prototypes, register
 from .finetune import FineTune
 from .pixel import PixelPrototype
 from .protonet import ProtoNet
 
-__all__ = ["METHODS", "FewShotClassifier", "FineTune", "PixelPrototype", "ProtoNet", "get_method", "maml",
+__all__ = ["METHODS", "FewShotClassifier", "FineTune", "PixelPrototype", "ProtoNet", "get_method", "hallucinating_protonet", "maml",
            "matching", "mtl", "prototypes", "register", "relation", "reptile"]
