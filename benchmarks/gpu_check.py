@@ -50,7 +50,7 @@ from fslcourse.methods import METHODS  # noqa: E402
 from fslcourse.pretrained import checkpoint_path, pretrained  # noqa: E402
 from fslcourse.results import versions  # noqa: E402
 
-GENERATORS = ("vae", "deformation-vae", "gan", "hallucinator", "diffusion")
+GENERATORS = ("vae", "deformation-vae", "gan", "deformation-gan", "hallucinator", "diffusion")
 PARTS = ("train", "agreement", "widgets")
 WIDGETS = ("episode_browser", "latent_explorer", "prediction_viewer", "scale_shift_viewer", "adaptation_stepper",
            "vae_explorer", "gan_explorer", "diffusion_explorer")
@@ -223,6 +223,11 @@ def train_generator(name: str, steps: int, data, device) -> tuple[dict, object]:
         r = recipe.replace(**short)
         torch.manual_seed(r.seed)
         hist = G.train_gan(G.DAGAN(G.DAGANGenerator(), G.PairCritic()).to(device), data.train, r, progress=False)
+    elif name == "deformation-gan":
+        recipe = G.GAN["full"]
+        r = recipe.replace(**short, options={"generator": "deformation"})
+        torch.manual_seed(r.seed)
+        hist = G.train_gan(G.DAGAN(G.DeformingGenerator(), G.PairCritic()).to(device), data.train, r, progress=False)
     elif name == "hallucinator":
         recipe = G.HALLUCINATOR["full"]
         r = recipe.replace(**short)

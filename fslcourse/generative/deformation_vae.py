@@ -38,7 +38,23 @@ RECIPES = {"quick": Recipe(trainer="vae", steps=3000, lr=1e-3, n_way=16, n_shot=
 RECIPES["paper"] = RECIPES["full"]
 
 
-def _encoder(c_in: int, hidden: int) -> nn.Sequential:
+def warp(source: torch.Tensor, params: torch.Tensor, grid: int) -> torch.Tensor:
+    """``source`` ``(n, 1, H, W)`` under the deformation ``params`` ``(n, 6 + 2 * grid^2)``; ``(n, 1, H, W)``.
+
+    The first 6 numbers change the identity affine map (scaled by 0.1), the others are a displacement
+    field on a ``grid`` × ``grid`` lattice (scaled by 0.1, in the [-1, 1] coordinates of
+    ``grid_sample``), bicubically upsampled to the image: all zeros is the identity.
+    """
+    n = len(params)
+    identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], device=params.device, dtype=params.dtype)
+    theta = identity + 0.1 * params[:, :6].view(n, 2, 3)  # (n, 6) -> (n, 2, 3): the affine part
+    field = params[:, 6:].view(n, 2, grid, grid)  # (n, 2 * grid^2) -> (n, 2, grid, grid)
+    field = F.interpolate(field, size=source.shape[-2:], mode="bicubic", align_corners=False)  # (n, 2, H, W)
+    coords = F.affine_grid(theta, list(source.shape), align_corners=False) + 0.1 * field.permute(0, 2, 3, 1)
+    return F.grid_sample(source, coords, align_corners=False)  # coords: (n, H, W, 2)
+
+
+def context_encoder(c_in: int, hidden: int) -> nn.Sequential:
     """``(n, c_in, 28, 28) -> (n, 256)``."""
     return nn.Sequential(nn.Conv2d(c_in, hidden, 4, 2, 1), nn.ReLU(),  # 28 -> 14
                          nn.Conv2d(hidden, 2 * hidden, 4, 2, 1), nn.ReLU(),  # 14 -> 7
@@ -58,8 +74,8 @@ class DeformationVAE(nn.Module):
     def __init__(self, z_dim: int = 16, hidden: int = 32, grid: int = 7, beta: float = 1.0):
         super().__init__()
         self.z_dim, self.hidden, self.grid, self.beta = z_dim, hidden, grid, float(beta)
-        self.context = _encoder(1, hidden)  # ctx(s)
-        self.pair_encoder = _encoder(2, hidden)  # reads (x, s) for q(z | x, s)
+        self.context = context_encoder(1, hidden)  # ctx(s)
+        self.pair_encoder = context_encoder(2, hidden)  # reads (x, s) for q(z | x, s)
         self.to_posterior = nn.Linear(512, 2 * z_dim)
         self.decoder = nn.Sequential(nn.Linear(z_dim + 256, 256), nn.ReLU(), nn.Linear(256, 6 + 2 * grid * grid))
         nn.init.zeros_(self.decoder[-1].weight)  # starts as the identity deformation: a copy of s
@@ -74,14 +90,7 @@ class DeformationVAE(nn.Module):
 
     def deform(self, source: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``source`` ``(n, 1, H, W)`` warped by the deformation decoded from ``z`` ``(n, z_dim)``; ``(n, 1, H, W)``."""
-        n = len(z)
-        out = self.decoder(torch.cat([z, self.context(source)], 1))  # (n, 6 + 2 * grid^2)
-        identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], device=z.device, dtype=z.dtype)
-        theta = identity + 0.1 * out[:, :6].view(n, 2, 3)  # (n, 6) -> (n, 2, 3): the affine part
-        field = out[:, 6:].view(n, 2, self.grid, self.grid)  # (n, 2 * grid^2) -> (n, 2, grid, grid)
-        field = F.interpolate(field, size=source.shape[-2:], mode="bicubic", align_corners=False)  # (n, 2, H, W)
-        grid = F.affine_grid(theta, list(source.shape), align_corners=False) + 0.1 * field.permute(0, 2, 3, 1)
-        return F.grid_sample(source, grid, align_corners=False)  # grid: (n, H, W, 2)
+        return warp(source, self.decoder(torch.cat([z, self.context(source)], 1)), self.grid)
 
     def loss(self, x: torch.Tensor, source: torch.Tensor, generator: torch.Generator | None = None):
         """Negative ELBO per pair, averaged, and ``{"loss", "recon", "kl", "elbo"}`` in nats per drawing."""

@@ -32,6 +32,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ..methods.base import n_way_of, round_robin
 from ..methods.protonet import protonet_logits
 from ..recipe import Recipe
+from .deformation_vae import context_encoder, warp
 from .metrics import mean_pairwise_distance
 
 LOSSES = ("wgan-gp", "standard")
@@ -47,7 +48,63 @@ RECIPES = {"quick": Recipe(trainer="gan", steps=600, lr=3e-4, n_way=32, n_shot=1
 RECIPES["paper"] = RECIPES["full"]
 
 
-class DAGANGenerator(nn.Module):
+class PairGenerator(nn.Module):
+    """What every DAGAN generator shares: ``forward(source, z)`` and :meth:`generate` for support sets."""
+
+    z_dim: int
+
+    @torch.no_grad()
+    def generate(self, support_x: torch.Tensor, support_y: torch.Tensor, n_generated: int,
+                 generator: torch.Generator | None = None):
+        """``n_generated`` drawings per class, each from a support drawing of its class (in turn) and a fresh ``z``.
+
+        Args:
+            support_x: ``(n_way * n_shot, 1, 28, 28)``; support_y: ``(n_way * n_shot,)`` in ``0 .. n_way-1``.
+            generator: CPU ``torch.Generator`` for ``z``.
+
+        Returns:
+            ``(generated (n_way * n_generated, 1, 28, 28), labels (n_way * n_generated,))``, class-major.
+        """
+        n_way = n_way_of(support_y)
+        labels = torch.arange(n_way, device=support_y.device).repeat_interleave(n_generated)  # (n_way * m,)
+        sources = round_robin(support_y, n_generated)  # (n_way * m,): each class's drawings in turn
+        z = torch.randn(n_way * n_generated, self.z_dim, generator=generator).to(support_x)
+        was_training = self.training
+        self.eval()
+        out = self(support_x[sources], z)
+        self.train(was_training)
+        return out, labels
+
+
+class DeformingGenerator(PairGenerator):
+    """``G(x_s, z)``: the source drawing under a deformation decoded from ``z`` and the source itself.
+
+    The DAGAN's adversarial game with a generator that can only *move* the source's strokes (an affine
+    map and a smooth displacement field, :func:`~fslcourse.generative.deformation_vae.warp`; the deforming
+    autoencoder's decoder, Shu et al. 2018, arXiv:1806.06503). The critic judges whether the move
+    looks like another person's hand; the class cannot be lost.
+
+    Args:
+        z_dim: noise dimension; hidden: the context encoder's channels; grid: the displacement field's lattice.
+    """
+
+    def __init__(self, z_dim: int = 16, hidden: int = 32, grid: int = 7):
+        super().__init__()
+        self.z_dim, self.hidden, self.grid = z_dim, hidden, grid
+        self.context = context_encoder(1, hidden)
+        self.decoder = nn.Sequential(nn.Linear(z_dim + 256, 256), nn.ReLU(), nn.Linear(256, 6 + 2 * grid * grid))
+        nn.init.zeros_(self.decoder[-1].weight)  # starts as the identity: a copy of the source
+        nn.init.zeros_(self.decoder[-1].bias)
+
+    def forward(self, source: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``source`` ``(n, 1, 28, 28)`` in ``[0, 1]`` and ``z`` ``(n, z_dim)`` -> ``(n, 1, 28, 28)`` in ``[0, 1]``."""
+        return warp(source, self.decoder(torch.cat([z, self.context(source)], 1)), self.grid).clamp(0, 1)
+
+    def config(self) -> dict:
+        return {"z_dim": self.z_dim, "hidden": self.hidden, "grid": self.grid}
+
+
+class DAGANGenerator(PairGenerator):
     """``G(x_s, z)``: a new ``(n, 1, 28, 28)`` drawing of the class of each source drawing.
 
     Args:
@@ -79,28 +136,6 @@ class DAGANGenerator(nn.Module):
         z14 = z[:, :, None, None].expand(-1, -1, 14, 14)  # (n, z_dim, 14, 14)
         logits = self.up2(torch.cat([d, h1, z14], 1))  # (n, 2*hidden + z_dim, 14, 14) -> (n, 1, 28, 28)
         return torch.sigmoid(logits + self.source_gain * (2 * source - 1))  # a residual on the source's strokes
-
-    @torch.no_grad()
-    def generate(self, support_x: torch.Tensor, support_y: torch.Tensor, n_generated: int,
-                 generator: torch.Generator | None = None):
-        """``n_generated`` drawings per class, each from a support drawing of its class (in turn) and a fresh ``z``.
-
-        Args:
-            support_x: ``(n_way * n_shot, 1, 28, 28)``; support_y: ``(n_way * n_shot,)`` in ``0 .. n_way-1``.
-            generator: CPU ``torch.Generator`` for ``z``.
-
-        Returns:
-            ``(generated (n_way * n_generated, 1, 28, 28), labels (n_way * n_generated,))``, class-major.
-        """
-        n_way = n_way_of(support_y)
-        labels = torch.arange(n_way, device=support_y.device).repeat_interleave(n_generated)  # (n_way * m,)
-        sources = round_robin(support_y, n_generated)  # (n_way * m,): each class's drawings in turn
-        z = torch.randn(n_way * n_generated, self.z_dim, generator=generator).to(support_x)
-        was_training = self.training
-        self.eval()
-        out = self(support_x[sources], z)
-        self.train(was_training)
-        return out, labels
 
     def config(self) -> dict:
         return {"z_dim": self.z_dim, "hidden": self.hidden, "code_dim": self.code_dim}

@@ -2,11 +2,12 @@
 
 Importing this package registers every method (one import per module below).
 """
-from . import (  # register hallucinating-protonet, maml, fomaml, matching, mtl*, relation, reptile
+from . import (  # register hallucinating-protonet, maml, parameter-prediction, fomaml, matching, mtl*, relation, reptile
     hallucinating_protonet,
     maml,
     matching,
     mtl,
+    parameter_prediction,
     relation,
     reptile,
 )
@@ -15,5 +16,6 @@ from .finetune import FineTune
 from .pixel import PixelPrototype
 from .protonet import ProtoNet
 
-__all__ = ["METHODS", "FewShotClassifier", "FineTune", "PixelPrototype", "ProtoNet", "get_method", "hallucinating_protonet", "maml",
-           "matching", "mtl", "prototypes", "register", "relation", "reptile"]
+__all__ = ["METHODS", "FewShotClassifier", "FineTune", "PixelPrototype", "ProtoNet", "get_method",
+           "hallucinating_protonet", "maml", "matching", "mtl", "parameter_prediction", "prototypes", "register",
+           "relation", "reptile"]

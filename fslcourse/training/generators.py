@@ -20,7 +20,7 @@ from ..generative.deformation_vae import DeformationVAE
 from ..generative.deformation_vae import heldout_elbo as deformation_elbo
 from ..generative.diffusion import RECIPES as DIFFUSION
 from ..generative.diffusion import DiffusionGenerator, DiffusionTrainer, Schedule, heldout_loss
-from ..generative.gan import DAGAN, DAGANGenerator, PairCritic, quality
+from ..generative.gan import DAGAN, DAGANGenerator, DeformingGenerator, PairCritic, quality
 from ..generative.gan import RECIPES as GAN
 from ..generative.hallucinator import RECIPES as HALLUCINATOR
 from ..generative.hallucinator import FeatureHallucinator
@@ -37,7 +37,7 @@ from .trainers import make_optimizer
 
 
 def checkpoint_file(family: str, recipe: str = "quick") -> Path:
-    """``checkpoints/{family}-{recipe}.pt`` (``family``: vae, deformation-vae, gan or diffusion)."""
+    """``checkpoints/{family}-{recipe}.pt`` (``family``: one of :data:`FAMILIES`)."""
     if recipe not in RECIPE_NAMES:
         raise ValueError(f"recipe {recipe!r} is not known; use one of {', '.join(RECIPE_NAMES)}")
     return CHECKPOINT_DIR / f"{family}-{recipe}.pt"
@@ -276,6 +276,34 @@ def train_gan(gan: DAGAN, train_split, recipe: Recipe, *, backbone=None, val_spl
     return _history(result, train_split)
 
 
+def load_or_train_deformation_gan(data, backbone=None, profile: str = "quick", seed: int = 0, device=None,
+                                  progress: bool = True, path: str | Path | None = None, save: bool = True) -> dict:
+    """The DAGAN with a deforming generator from its checkpoint, else trained on ``data.train`` (WGAN-GP, the
+    DAGAN's quick recipe). Given a ``backbone``, its validation faithfulness is logged and its quality measured.
+
+    Returns:
+        ``{"model": DeformingGenerator (eval), "checkpoint", "trained": bool, "source"}``.
+    """
+    device = get_device(device)
+    path = Path(path) if path is not None else checkpoint_file("deformation-gan", profile)
+    trained = not path.exists()
+    if trained:
+        r = GAN[profile].replace(seed=seed, options={"generator": "deformation"})
+        torch.manual_seed(r.seed)
+        gan = DAGAN(DeformingGenerator(), PairCritic()).to(device)
+        hist = train_gan(gan, data.train, r, backbone=backbone, val_split=data.val, progress=progress)
+        metrics = quality(gan.generator, backbone, data.test, seed=r.seed) if backbone is not None else {}
+        ckpt = {"format": 1, "profile": profile, **_entry(gan.generator, hist, r), "critic_config": gan.critic.config(),
+                "metrics": metrics, "versions": versions()}
+        if save:
+            atomic_torch_save(ckpt, path)
+    ckpt = load_checkpoint(path) if path.exists() else ckpt
+    model = DeformingGenerator(**ckpt["config"])
+    model.load_state_dict(ckpt["state_dict"])
+    return {"model": model.to(device).eval(), "checkpoint": ckpt, "trained": trained,
+            "source": file_source(path) if path.exists() else None}
+
+
 def train_hallucinator(model: FeatureHallucinator, feature_split, recipe: Recipe, progress: bool = True) -> dict:
     """Meta-train the hallucinator on episodes of meta-train backbone features (the few-shot loss)."""
     sampler = EpisodeSampler(feature_split, recipe.n_way, recipe.n_shot, recipe.n_query, seed=recipe.seed)
@@ -433,6 +461,13 @@ def _gan(data, *, backbone=None, profile: str = "quick", device=None, seed: int 
     return ModelGenerator(gans["wgan-gp"], source=gans["source"])
 
 
+def _deformation_gan(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0,
+                    progress: bool = False):
+    """The DAGAN whose generator deforms the source drawing (pixels; ``backbone`` is not used)."""
+    out = load_or_train_deformation_gan(data, None, profile, seed, device, progress)
+    return ModelGenerator(out["model"], source=out["source"])
+
+
 def _hallucinator(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False):
     """The feature hallucinator trained for ``backbone``."""
     if backbone is None:
@@ -454,10 +489,11 @@ def _diffusion(data, *, backbone=None, profile: str = "quick", device=None, seed
 
 
 GENERATORS = {"vae": _vae("pixel", "prototype"), "vae-prior": _vae("pixel", "prior"),
-              "vae-feature": _vae("feature", "prior"), "deformation-vae": _deformation_vae, "gan": _gan, "hallucinator": _hallucinator,
+              "vae-feature": _vae("feature", "prior"), "deformation-vae": _deformation_vae, "gan": _gan,
+              "deformation-gan": _deformation_gan, "hallucinator": _hallucinator,
               "diffusion": _diffusion}
 CHECKPOINT_FAMILY = {"vae": "vae", "vae-prior": "vae", "vae-feature": "vae", "deformation-vae": "deformation-vae",
-                     "gan": "gan", "hallucinator": "gan",
+                     "gan": "gan", "deformation-gan": "deformation-gan", "hallucinator": "gan",
                      "diffusion": "diffusion"}  # the checkpoint file (FAMILY-RECIPE.pt) each generator is stored in
 
 
@@ -469,7 +505,7 @@ def get_generator(name: str):
 
 
 # ---- python -m fslcourse train vae|gan|diffusion --recipe R ---------------------------------------------------
-FAMILIES = ("vae", "deformation-vae", "gan", "diffusion")
+FAMILIES = ("vae", "deformation-vae", "gan", "deformation-gan", "diffusion")
 
 
 def train_generator(family: str, recipe: str = "quick", *, data=None, out: str | Path | None = None,
@@ -477,7 +513,8 @@ def train_generator(family: str, recipe: str = "quick", *, data=None, out: str |
     """Train a generator family's checkpoint from scratch with its recipe and write it to ``out``.
 
     ``vae``: the pixel VAE and a feature VAE for each committed backbone (ProtoNet, fine-tuning baseline);
-    ``deformation-vae``: the deformation VAE (pixels; no backbone);
+    ``deformation-vae``: the deformation VAE (pixels; no backbone); ``deformation-gan``: the DAGAN with a
+    deforming generator (faithfulness logged in the ProtoNet backbone's space);
     ``gan``: the WGAN-GP and standard-loss DAGANs (quality measured in the ProtoNet backbone's space) and a
     hallucinator for each committed backbone; ``diffusion``: conditioned on the committed ProtoNet backbone.
     """
@@ -494,7 +531,7 @@ def train_generator(family: str, recipe: str = "quick", *, data=None, out: str |
     if data is None:
         from ..data import load_omniglot
         data = load_omniglot(device=device, progress=progress)
-    names = ("protonet",) if family == "diffusion" else ("protonet", "finetune")
+    names = ("protonet", "finetune") if family in ("vae", "gan") else ("protonet",)
     backbones = [pretrained(n, profile="quick", device=device).backbone for n in names]
     with tempfile.TemporaryDirectory() as tmp:  # train into a fresh file, then replace atomically
         path = Path(tmp) / f"{family}.pt"
@@ -502,6 +539,8 @@ def train_generator(family: str, recipe: str = "quick", *, data=None, out: str |
             load_or_train_diffusion(data, backbones[0], recipe, seed, device, progress, path=path)
         elif family == "deformation-vae":
             load_or_train_deformation_vae(data, recipe, seed, device, progress, path=path)
+        elif family == "deformation-gan":
+            load_or_train_deformation_gan(data, backbones[0], recipe, seed, device, progress, path=path)
         else:
             fn = load_or_train_vaes if family == "vae" else load_or_train_gans
             for b in backbones:

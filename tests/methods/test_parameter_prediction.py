@@ -1,0 +1,96 @@
+"""Parameter prediction: the cosine prototype classifier at initialisation, weights from the class means only,
+logits against a from-scratch computation, gradients into the predictor and the scale, matched recipes."""
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fslcourse.methods import ProtoNet, get_method, prototypes
+from fslcourse.methods.parameter_prediction import ParameterPrediction, ParameterPredictor, cosine_logits
+
+
+def episode(n_way=4, n_shot=2, n_query=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    sx, qx = torch.rand(n_way * n_shot, 1, 28, 28, generator=g), torch.rand(n_way * n_query, 1, 28, 28, generator=g)
+    return sx, torch.arange(n_way).repeat_interleave(n_shot), qx, torch.arange(n_way).repeat_interleave(n_query)
+
+
+def test_at_initialisation_it_is_the_cosine_prototype_classifier():
+    torch.manual_seed(0)
+    m = ParameterPrediction(backbone_kwargs={"hidden": 8}).eval()
+    p = ProtoNet(backbone_kwargs={"hidden": 8}, distance="cosine", scale=10.0).eval()
+    p.backbone.load_state_dict(m.backbone.state_dict())
+    sx, sy, qx, _ = episode()
+    torch.testing.assert_close(m.predict(sx, sy, qx), p.predict(sx, sy, qx))
+
+
+def test_logits_match_a_from_scratch_computation_once_the_predictor_is_trained_away_from_identity():
+    torch.manual_seed(0)
+    m = ParameterPrediction(backbone_kwargs={"hidden": 8}, hidden=16).eval()
+    with torch.no_grad():
+        m.predictor.down.weight.normal_(0, 0.3)
+        m.log_scale.fill_(2.0)
+    sx, sy, qx, _ = episode()
+    with torch.no_grad():
+        z = m.backbone(torch.cat([sx, qx]))
+        a = torch.stack([z[: len(sx)][sy == k].mean(0) for k in range(4)])  # class means
+        w = a + m.predictor.down(torch.relu(m.predictor.up(a)))
+        q = z[len(sx):]
+        want = torch.exp(torch.tensor(2.0)) * (q / q.norm(dim=1, keepdim=True)) @ (w / w.norm(dim=1, keepdim=True)).T
+        torch.testing.assert_close(m.predict(sx, sy, qx), want, rtol=1e-5, atol=1e-5)
+
+
+def test_weights_depend_on_the_class_mean_only_and_classes_are_permutation_equivariant(check_support_permutation):
+    torch.manual_seed(0)
+    m = ParameterPrediction(backbone_kwargs={"hidden": 8}).eval()
+    with torch.no_grad():
+        m.predictor.down.weight.normal_(0, 0.3)
+    check_support_permutation(m, seed=1, n_way=4, n_shot=3, atol=1e-5)
+    z = torch.randn(6, 5)
+    psi = ParameterPredictor(5, 8)
+    torch.testing.assert_close(psi(prototypes(z, torch.tensor([0, 0, 0, 1, 1, 1]), 2)),
+                               psi(torch.stack([z[:3].mean(0), z[3:].mean(0)])))
+
+
+def test_gradients_reach_the_backbone_the_predictor_and_the_scale():
+    torch.manual_seed(0)
+    m = ParameterPrediction(backbone_kwargs={"hidden": 8}).train()
+    sx, sy, qx, qy = episode()
+    F.cross_entropy(m.predict(sx, sy, qx), qy).backward()
+    assert m.log_scale.grad is not None and m.log_scale.grad != 0
+    assert m.predictor.down.weight.grad.abs().sum() > 0  # zero at init, but its gradient is not
+    assert all(p.grad is not None for p in m.backbone.parameters() if p.requires_grad)
+
+
+def test_cosine_logits_are_scaled_cosines():
+    z, w = torch.tensor([[3.0, 4.0]]), torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    torch.testing.assert_close(cosine_logits(z, w, 10.0), torch.tensor([[6.0, 8.0]]))
+
+
+def test_its_recipes_are_protonets():
+    cls = get_method("parameter-prediction")
+    for name, r in ProtoNet.RECIPES.items():
+        mine = cls.RECIPES[name]
+        same = {f.name for f in dataclasses.fields(r)} - {"note"}
+        assert all(getattr(mine, k) == getattr(r, k) for k in same), name
+
+
+@pytest.mark.parametrize("bad", [{"backbone": "nope"}])
+def test_a_bad_backbone_is_refused(bad):
+    with pytest.raises(ValueError):
+        ParameterPrediction(**bad)
+
+
+def test_the_ablation_without_a_predictor_uses_the_class_means_with_the_learned_scale():
+    torch.manual_seed(0)
+    m = get_method("cosine-prototypes")(backbone_kwargs={"hidden": 8}).eval()
+    assert m.predictor is None and m.name == "cosine-prototypes" and m.config()["predictor"] is False
+    with torch.no_grad():
+        m.log_scale.fill_(1.5)
+    sx, sy, qx, _ = episode()
+    with torch.no_grad():
+        z = m.backbone(torch.cat([sx, qx]))
+        want = cosine_logits(z[len(sx):], prototypes(z[: len(sx)], sy, 4), torch.exp(torch.tensor(1.5)))
+        torch.testing.assert_close(m.predict(sx, sy, qx), want)
+    assert get_method("cosine-prototypes").RECIPES is ParameterPrediction.RECIPES
