@@ -14,7 +14,7 @@ meta-test episodes (5 queries per class, episode seed 0) without augmentation an
 a record with its paired difference against no augmentation (95% CI). Each episode's samples are
 generated once and shared by every (λ, rejection) row, so the rows differ only in how the
 samples are used. Protocols: 5-way 1-shot, and within-alphabet 20-way 1-shot (more headroom).
-Generators: the committed VAE (pixel, prototype mode), deformation VAE, DAGAN, diffusion model (DDIM 10, w=2) and
+Generators: the committed VAE (pixel, prototype mode), deformation VAE, DAGAN, deforming DAGAN, diffusion model (DDIM 10, w=2) and
 feature hallucinator, and the untrained controls ``deformation`` (affine + elastic) and
 ``copy-noise``. The script never trains: a generator without its committed checkpoint is skipped.
 """
@@ -41,7 +41,7 @@ NAME = "06_augmentation_sweep"
 PROTOCOLS = {"5w1s": dict(n_way=5, n_shot=1), "20w1s-alphabet": dict(n_way=20, n_shot=1, within_alphabet=True)}
 WEIGHTS = (0.1, 0.25, 0.5, 1.0)
 CONTROLS = {"deformation": Deformation, "copy-noise": CopyNoise}
-LEARNED = ("vae", "deformation-vae", "gan", "diffusion", "hallucinator")
+LEARNED = ("vae", "deformation-vae", "gan", "deformation-gan", "diffusion", "hallucinator")
 
 
 class Cached:

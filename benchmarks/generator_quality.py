@@ -38,7 +38,7 @@ from fslcourse.pretrained import CHECKPOINT_DIR, pretrained
 from fslcourse.results import device_info, versions
 from fslcourse.training.generators import CHECKPOINT_FAMILY, get_generator, load_or_train_diffusion
 
-LEARNED = ("vae", "vae-prior", "deformation-vae", "gan")
+LEARNED = ("vae", "vae-prior", "deformation-vae", "gan", "deformation-gan")
 GRID = [(w, n) for n in (10, 50) for w in (2.0, 4.0, 6.0)]
 
 

@@ -46,6 +46,12 @@ RECIPES = {"quick": Recipe(trainer="gan", steps=600, lr=3e-4, n_way=32, n_shot=1
                           val_episodes=1, val_n_way=10, optimizer_kwargs={"betas": (0.5, 0.9)},
                           options={**_OPTIONS, "n_critic": 5, "mismatch": False})}
 RECIPES["paper"] = RECIPES["full"]
+# The DAGAN with a deforming generator: its decoder starts as the identity (a copy of the source), so it needs a
+# higher rate and more steps to learn to move strokes; each step is cheap (a small decoder). quick: ~7 CPU-minutes.
+RECIPES_DEFORMING = {"quick": RECIPES["quick"].replace(steps=2000, lr=1e-3, val_every=250,
+                                                       options={"generator": "deformation"}),
+                     "full": RECIPES["full"].replace(options={"generator": "deformation"})}
+RECIPES_DEFORMING["paper"] = RECIPES_DEFORMING["full"]
 
 
 class PairGenerator(nn.Module):

@@ -22,6 +22,7 @@ from ..generative.diffusion import RECIPES as DIFFUSION
 from ..generative.diffusion import DiffusionGenerator, DiffusionTrainer, Schedule, heldout_loss
 from ..generative.gan import DAGAN, DAGANGenerator, DeformingGenerator, PairCritic, quality
 from ..generative.gan import RECIPES as GAN
+from ..generative.gan import RECIPES_DEFORMING as DEFORMING_GAN
 from ..generative.hallucinator import RECIPES as HALLUCINATOR
 from ..generative.hallucinator import FeatureHallucinator
 from ..generative.vae import RECIPES as VAE
@@ -278,8 +279,8 @@ def train_gan(gan: DAGAN, train_split, recipe: Recipe, *, backbone=None, val_spl
 
 def load_or_train_deformation_gan(data, backbone=None, profile: str = "quick", seed: int = 0, device=None,
                                   progress: bool = True, path: str | Path | None = None, save: bool = True) -> dict:
-    """The DAGAN with a deforming generator from its checkpoint, else trained on ``data.train`` (WGAN-GP, the
-    DAGAN's quick recipe). Given a ``backbone``, its validation faithfulness is logged and its quality measured.
+    """The DAGAN with a deforming generator from its checkpoint, else trained on ``data.train`` (WGAN-GP,
+    ``gan.RECIPES_DEFORMING``). Given a ``backbone``, its validation faithfulness is logged and its quality measured.
 
     Returns:
         ``{"model": DeformingGenerator (eval), "checkpoint", "trained": bool, "source"}``.
@@ -288,7 +289,7 @@ def load_or_train_deformation_gan(data, backbone=None, profile: str = "quick", s
     path = Path(path) if path is not None else checkpoint_file("deformation-gan", profile)
     trained = not path.exists()
     if trained:
-        r = GAN[profile].replace(seed=seed, options={"generator": "deformation"})
+        r = DEFORMING_GAN[profile].replace(seed=seed)
         torch.manual_seed(r.seed)
         gan = DAGAN(DeformingGenerator(), PairCritic()).to(device)
         hist = train_gan(gan, data.train, r, backbone=backbone, val_split=data.val, progress=progress)

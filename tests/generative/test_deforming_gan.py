@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fslcourse.data.procedural import make_glyph_split
-from fslcourse.generative.gan import RECIPES, DeformingGenerator
+from fslcourse.generative.gan import RECIPES_DEFORMING, DeformingGenerator
 
 
 def drawings(n=3, seed=0):
@@ -50,8 +50,8 @@ def data():
 def test_every_recipe_runs_two_steps_and_loads_back(recipe_name, data, tmp_path, monkeypatch):
     import fslcourse.training.generators as G
 
-    short = {k: r.replace(steps=2, val_every=1, state_every=1, val_n_way=5) for k, r in RECIPES.items()}
-    monkeypatch.setattr(G, "GAN", short)
+    short = {k: r.replace(steps=2, val_every=1, state_every=1, val_n_way=5) for k, r in RECIPES_DEFORMING.items()}
+    monkeypatch.setattr(G, "DEFORMING_GAN", short)
     backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 8))
     path = tmp_path / "dgan.pt"
     out = G.load_or_train_deformation_gan(data, backbone, recipe_name, device="cpu", progress=False, path=path)
