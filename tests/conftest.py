@@ -50,3 +50,18 @@ def check_support_permutation():
         assert torch.allclose(renamed[:, relabel], base, atol=atol, rtol=1e-5)
 
     return check
+
+
+@pytest.fixture(scope="session")
+def random_episode():
+    """``make(n_way=4, n_shot=2, n_query=3, seed=0) -> (support_x, support_y, query_x, query_y)``: random
+    images, class-major labels; for tests of a method's logits (no data files needed)."""
+    import torch
+
+    def make(n_way=4, n_shot=2, n_query=3, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        sx = torch.rand(n_way * n_shot, 1, 28, 28, generator=g)
+        qx = torch.rand(n_way * n_query, 1, 28, 28, generator=g)
+        return sx, torch.arange(n_way).repeat_interleave(n_shot), qx, torch.arange(n_way).repeat_interleave(n_query)
+
+    return make

@@ -200,7 +200,8 @@ CATALOGUE = [
     ("resuming with no training state", lambda: train("protonet", out=WORK / "fresh.pt", resume=True), ValueError,
      r"nothing to resume: no training state at .*fresh\.state\.pt"),
     ("an unknown generator", lambda: get_generator("gann"), ValueError,
-     r"generator 'gann' is not registered; known generators: diffusion, gan"),
+     r"generator 'gann' is not registered; known generators: deformation-gan, deformation-vae, diffusion, gan, "
+     r"hallucinator, vae"),
     ("an unknown exercise", lambda: check("nope", _good_prototypes), ValueError, r"exercise 'nope' is not known"),
     ("a time limit of -1 s", lambda: check("prototypes", _good_prototypes, time_limit=-1), ValueError,
      r"time_limit=-1 must be a positive number of seconds"),

@@ -178,6 +178,19 @@ def load_or_train_vaes(data, backbone=None, profile: str = "quick", seed: int = 
             "fingerprint": fp, "source": file_source(path) if path.exists() else None}
 
 
+def _single(path: Path, build, train, device, save: bool) -> dict:
+    """A checkpoint holding one model: loaded if ``path`` exists, else ``train() -> checkpoint`` (saved if
+    ``save``); ``build(**config)`` makes the empty model. Returns ``{"model", "checkpoint", "trained", "source"}``."""
+    trained = not path.exists()
+    ckpt = train() if trained else load_checkpoint(path)
+    if trained and save:
+        atomic_torch_save(ckpt, path)
+    model = build(**ckpt["config"])
+    model.load_state_dict(ckpt["state_dict"])
+    return {"model": model.to(device).eval(), "checkpoint": ckpt, "trained": trained,
+            "source": file_source(path) if path.exists() else None}
+
+
 def load_or_train_deformation_vae(data, profile: str = "quick", seed: int = 0, device=None, progress: bool = True,
                                   path: str | Path | None = None, save: bool = True) -> dict:
     """The deformation VAE from its checkpoint, else trained on ``data.train`` only (``data.val`` is scored).
@@ -186,22 +199,15 @@ def load_or_train_deformation_vae(data, profile: str = "quick", seed: int = 0, d
         ``{"model": DeformationVAE (eval), "checkpoint", "trained": bool, "source"}``.
     """
     device = get_device(device)
-    path = Path(path) if path is not None else checkpoint_file("deformation-vae", profile)
-    trained = not path.exists()
-    if trained:
+
+    def train():
         r = DEFORMATION_VAE[profile].replace(seed=seed)
         torch.manual_seed(r.seed)
         model = DeformationVAE(**r.model).to(device)
-        ckpt = {"format": 1, "profile": profile, **_entry(model, train_vae(model, data.train, r, val_split=data.val,
-                                                                          progress=progress), r),
-                "versions": versions()}
-        if save:
-            atomic_torch_save(ckpt, path)
-    ckpt = load_checkpoint(path) if path.exists() else ckpt
-    model = DeformationVAE(**ckpt["config"])
-    model.load_state_dict(ckpt["state_dict"])
-    return {"model": model.to(device).eval(), "checkpoint": ckpt, "trained": trained,
-            "source": file_source(path) if path.exists() else None}
+        hist = train_vae(model, data.train, r, val_split=data.val, progress=progress)
+        return {"format": 1, "profile": profile, **_entry(model, hist, r), "versions": versions()}
+    path = Path(path) if path is not None else checkpoint_file("deformation-vae", profile)
+    return _single(path, DeformationVAE, train, device, save)
 
 
 # ---- DAGAN and the hallucinator ---------------------------------------------------------------------------
@@ -286,23 +292,17 @@ def load_or_train_deformation_gan(data, backbone=None, profile: str = "quick", s
         ``{"model": DeformingGenerator (eval), "checkpoint", "trained": bool, "source"}``.
     """
     device = get_device(device)
-    path = Path(path) if path is not None else checkpoint_file("deformation-gan", profile)
-    trained = not path.exists()
-    if trained:
+
+    def train():
         r = DEFORMING_GAN[profile].replace(seed=seed)
         torch.manual_seed(r.seed)
         gan = DAGAN(DeformingGenerator(), PairCritic()).to(device)
         hist = train_gan(gan, data.train, r, backbone=backbone, val_split=data.val, progress=progress)
         metrics = quality(gan.generator, backbone, data.test, seed=r.seed) if backbone is not None else {}
-        ckpt = {"format": 1, "profile": profile, **_entry(gan.generator, hist, r), "critic_config": gan.critic.config(),
+        return {"format": 1, "profile": profile, **_entry(gan.generator, hist, r), "critic_config": gan.critic.config(),
                 "metrics": metrics, "versions": versions()}
-        if save:
-            atomic_torch_save(ckpt, path)
-    ckpt = load_checkpoint(path) if path.exists() else ckpt
-    model = DeformingGenerator(**ckpt["config"])
-    model.load_state_dict(ckpt["state_dict"])
-    return {"model": model.to(device).eval(), "checkpoint": ckpt, "trained": trained,
-            "source": file_source(path) if path.exists() else None}
+    path = Path(path) if path is not None else checkpoint_file("deformation-gan", profile)
+    return _single(path, DeformingGenerator, train, device, save)
 
 
 def train_hallucinator(model: FeatureHallucinator, feature_split, recipe: Recipe, progress: bool = True) -> dict:

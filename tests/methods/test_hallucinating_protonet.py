@@ -10,25 +10,19 @@ from fslcourse.methods.hallucinating_protonet import HallucinatingProtoNet
 from fslcourse.methods.protonet import protonet_logits
 
 
-def episode(n_way=4, n_shot=2, n_query=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    sx, qx = torch.rand(n_way * n_shot, 1, 28, 28, generator=g), torch.rand(n_way * n_query, 1, 28, 28, generator=g)
-    return sx, torch.arange(n_way).repeat_interleave(n_shot), qx, torch.arange(n_way).repeat_interleave(n_query)
-
-
-def test_without_hallucinations_it_is_protonet():
+def test_without_hallucinations_it_is_protonet(random_episode):
     torch.manual_seed(0)
     h = HallucinatingProtoNet(n_generated=0, backbone_kwargs={"hidden": 8}).eval()
     p = ProtoNet(backbone_kwargs={"hidden": 8}).eval()
     p.backbone.load_state_dict(h.backbone.state_dict())
-    sx, sy, qx, _ = episode()
+    sx, sy, qx, _ = random_episode()
     torch.testing.assert_close(h.predict(sx, sy, qx), p.predict(sx, sy, qx))
 
 
-def test_the_prototypes_are_the_mean_of_real_and_hallucinated_embeddings():
+def test_the_prototypes_are_the_mean_of_real_and_hallucinated_embeddings(random_episode):
     torch.manual_seed(0)
     h = HallucinatingProtoNet(n_generated=3, backbone_kwargs={"hidden": 8}, test_seed=7).eval()
-    sx, sy, qx, _ = episode()
+    sx, sy, qx, _ = random_episode()
     with torch.no_grad():
         z = h.backbone(torch.cat([sx, qx]))
         z_s, z_q = z[: len(sx)], z[len(sx):]
@@ -40,10 +34,10 @@ def test_the_prototypes_are_the_mean_of_real_and_hallucinated_embeddings():
     torch.testing.assert_close(h.predict(sx, sy, qx), got)  # the same episode, the same hallucinations
 
 
-def test_training_noise_comes_from_the_global_stream_and_gradients_reach_both_networks():
+def test_training_noise_comes_from_the_global_stream_and_gradients_reach_both_networks(random_episode):
     torch.manual_seed(0)
     h = HallucinatingProtoNet(n_generated=2, backbone_kwargs={"hidden": 8}).train()
-    sx, sy, qx, qy = episode()
+    sx, sy, qx, qy = random_episode()
     torch.manual_seed(1)
     a = h.predict(sx, sy, qx)
     torch.manual_seed(1)

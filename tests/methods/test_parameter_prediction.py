@@ -10,28 +10,22 @@ from fslcourse.methods import ProtoNet, get_method, prototypes
 from fslcourse.methods.parameter_prediction import ParameterPrediction, ParameterPredictor, cosine_logits
 
 
-def episode(n_way=4, n_shot=2, n_query=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    sx, qx = torch.rand(n_way * n_shot, 1, 28, 28, generator=g), torch.rand(n_way * n_query, 1, 28, 28, generator=g)
-    return sx, torch.arange(n_way).repeat_interleave(n_shot), qx, torch.arange(n_way).repeat_interleave(n_query)
-
-
-def test_at_initialisation_it_is_the_cosine_prototype_classifier():
+def test_at_initialisation_it_is_the_cosine_prototype_classifier(random_episode):
     torch.manual_seed(0)
     m = ParameterPrediction(backbone_kwargs={"hidden": 8}).eval()
     p = ProtoNet(backbone_kwargs={"hidden": 8}, distance="cosine", scale=10.0).eval()
     p.backbone.load_state_dict(m.backbone.state_dict())
-    sx, sy, qx, _ = episode()
+    sx, sy, qx, _ = random_episode()
     torch.testing.assert_close(m.predict(sx, sy, qx), p.predict(sx, sy, qx))
 
 
-def test_logits_match_a_from_scratch_computation_once_the_predictor_is_trained_away_from_identity():
+def test_logits_match_a_from_scratch_computation_once_the_predictor_is_trained_away_from_identity(random_episode):
     torch.manual_seed(0)
     m = ParameterPrediction(backbone_kwargs={"hidden": 8}, hidden=16).eval()
     with torch.no_grad():
         m.predictor.down.weight.normal_(0, 0.3)
         m.log_scale.fill_(2.0)
-    sx, sy, qx, _ = episode()
+    sx, sy, qx, _ = random_episode()
     with torch.no_grad():
         z = m.backbone(torch.cat([sx, qx]))
         a = torch.stack([z[: len(sx)][sy == k].mean(0) for k in range(4)])  # class means
@@ -53,10 +47,10 @@ def test_weights_depend_on_the_class_mean_only_and_classes_are_permutation_equiv
                                psi(torch.stack([z[:3].mean(0), z[3:].mean(0)])))
 
 
-def test_gradients_reach_the_backbone_the_predictor_and_the_scale():
+def test_gradients_reach_the_backbone_the_predictor_and_the_scale(random_episode):
     torch.manual_seed(0)
     m = ParameterPrediction(backbone_kwargs={"hidden": 8}).train()
-    sx, sy, qx, qy = episode()
+    sx, sy, qx, qy = random_episode()
     F.cross_entropy(m.predict(sx, sy, qx), qy).backward()
     assert m.log_scale.grad is not None and m.log_scale.grad != 0
     assert m.predictor.down.weight.grad.abs().sum() > 0  # zero at init, but its gradient is not
@@ -82,13 +76,13 @@ def test_a_bad_backbone_is_refused(bad):
         ParameterPrediction(**bad)
 
 
-def test_the_ablation_without_a_predictor_uses_the_class_means_with_the_learned_scale():
+def test_the_ablation_without_a_predictor_uses_the_class_means_with_the_learned_scale(random_episode):
     torch.manual_seed(0)
     m = get_method("cosine-prototypes")(backbone_kwargs={"hidden": 8}).eval()
     assert m.predictor is None and m.name == "cosine-prototypes" and m.config()["predictor"] is False
     with torch.no_grad():
         m.log_scale.fill_(1.5)
-    sx, sy, qx, _ = episode()
+    sx, sy, qx, _ = random_episode()
     with torch.no_grad():
         z = m.backbone(torch.cat([sx, qx]))
         want = cosine_logits(z[len(sx):], prototypes(z[: len(sx)], sy, 4), torch.exp(torch.tensor(1.5)))
