@@ -139,7 +139,9 @@ def is_meta_test(record: dict) -> bool:
 
 def build_table(records: list[dict]) -> list[dict]:
     """One row per (method, protocol), sorted by protocol then method; only meta-test records
-    (:func:`is_meta_test`) take part: a meta-validation number is never shown as a meta-test one.
+    (:func:`is_meta_test`) take part: a meta-validation number is never shown as a meta-test one. Rows of
+    the augmentation sweep that down-weight (``weight`` != 1) or filter (``reject``) the generated examples
+    are left out: an augmented row is plain augmentation.
 
     Row fields: ``method``, ``protocol``, ``accuracy``, ``ci95``, ``trainable_params``,
     ``train_seconds``, ``test_seconds_per_episode`` (``None`` when not recorded or
@@ -148,6 +150,8 @@ def build_table(records: list[dict]) -> list[dict]:
     """
     best: dict[tuple[str, str], dict] = {}
     for rec in filter(is_meta_test, records):
+        if rec.get("weight", 1) != 1 or rec.get("reject"):  # a down-weighted or filtered sweep row, not augmentation
+            continue
         key = (method_label(rec), protocol_key(rec["protocol"]))
         if key not in best or _priority(rec) > _priority(best[key]):
             best[key] = rec

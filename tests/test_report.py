@@ -269,3 +269,12 @@ def test_the_best_of_many_augmentation_settings_is_judged_with_a_corrected_inter
     write(tmp_path, "06_augmentation_sweep", [rec("protonet+gan", paired_difference=1.0, paired_ci95=0.9)])
     (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("Plain")]
     assert claim["held"] == "yes"
+
+
+def test_down_weighted_or_filtered_sweep_rows_never_stand_for_plain_augmentation(tmp_path):
+    write(tmp_path, "06_augmentation_sweep", [
+        rec("protonet+vae", acc=97.0, n_generated=5, weight=0.1, reject=False, variant="weight=0.1"),
+        rec("protonet+vae", acc=96.0, n_generated=5, weight=1.0, reject=True, variant="weight=1, rejection"),
+        rec("protonet+vae", acc=80.0, n_generated=5, weight=1.0, reject=False, variant="weight=1")])
+    rows = [r for r in build_table(load_records(tmp_path)) if r["method"].startswith("protonet+vae")]
+    assert [(r["method"], r["accuracy"]) for r in rows] == [("protonet+vae (+5/class)", 80.0)]
