@@ -42,6 +42,17 @@ def weighted_prototypes(z_real: torch.Tensor, y_real: torch.Tensor, z_gen: torch
     return sums / counts.to(z_real.dtype)[:, None]
 
 
+def embedded_samples(method, generator, support_x, support_y, z_support, n_generated: int, seed: int):
+    """``n_generated`` samples per class in ``method``'s embedding: ``(z_gen (n_way * m, D), y_gen (n_way * m,))``.
+
+    A feature-space generator works on the support embeddings ``z_support``, a pixel-space one on the
+    drawings ``support_x``, whose samples are then embedded.
+    """
+    feature = generator.space == "feature"
+    gen, gen_y = generator.generate(z_support if feature else support_x, support_y, n_generated, seed)
+    return (gen.to(z_support) if feature else method.embed(gen.to(support_x))), gen_y.to(support_y)
+
+
 def keep_recognised(z_gen: torch.Tensor, y_gen: torch.Tensor, real_protos: torch.Tensor) -> torch.Tensor:
     """Boolean mask ``(n_gen,)``: the generated examples whose nearest real prototype is their own class."""
     return torch.cdist(z_gen, real_protos).argmin(1) == y_gen
@@ -70,8 +81,8 @@ class WeightedAugmentation(FewShotClassifier):
                              "prototypes need a ProtoNet")
         if isinstance(n_generated, bool) or not isinstance(n_generated, int) or n_generated < 1:
             raise ValueError(f"n_generated={n_generated!r}: generate at least one example per class")
-        weighted_prototypes(torch.zeros(1, 1), torch.zeros(1, dtype=torch.long), torch.zeros(0, 1),
-                            torch.zeros(0, dtype=torch.long), 1, weight)  # validates weight now, not mid-run
+        if not weight >= 0:  # also refuses NaN, before any episode
+            raise ValueError(f"weight={weight!r}: the weight of generated examples must be >= 0")
         self.method, self.generator, self.n_generated = method, generator, n_generated
         self.weight, self.reject, self.seed, self.episode_index = float(weight), reject, seed, 0
         self.test_batch_norm = getattr(method, "test_batch_norm", None)
@@ -89,10 +100,7 @@ class WeightedAugmentation(FewShotClassifier):
         n_way = self.n_way_of(support_y)
         z = self.method.embed(torch.cat([support_x, query_x]))  # (n_support + n_query_total, D)
         z_s, z_q = z[: len(support_x)], z[len(support_x):]
-        source = z_s if self.generator.space == "feature" else support_x
-        gen, gen_y = self.generator.generate(source, support_y, self.n_generated, g)
-        z_g = gen.to(z_s) if self.generator.space == "feature" else self.method.embed(gen.to(support_x))
-        gen_y = gen_y.to(support_y)
+        z_g, gen_y = embedded_samples(self.method, self.generator, support_x, support_y, z_s, self.n_generated, g)
         if self.reject:
             keep = keep_recognised(z_g, gen_y, prototypes(z_s, support_y, n_way))
             z_g, gen_y = z_g[keep], gen_y[keep]
@@ -120,10 +128,9 @@ def prototype_drag(method, generator, episode, n_generated: int, seed: int = 0, 
     n_way = int(sy.max()) + 1
     z = method.embed(torch.cat([sx, qx]))  # (n_support + n_query_total, D)
     z_s, z_q = z[: len(sx)], z[len(sx):]
-    gen, gen_y = generator.generate(z_s if generator.space == "feature" else sx, sy, n_generated, seed)
-    z_g = gen.to(z_s) if generator.space == "feature" else method.embed(gen.to(sx))
+    z_g, gen_y = embedded_samples(method, generator, sx, sy, z_s, n_generated, seed)
     old = prototypes(z_s, sy, n_way)
-    new = weighted_prototypes(z_s, sy, z_g, gen_y.to(sy), n_way, weight)
+    new = weighted_prototypes(z_s, sy, z_g, gen_y, n_way, weight)
     points = torch.cat([z_s, z_g, z_q, old, new])
     coords, _, _ = principal_axes(points)  # (n_points, 2)
     parts = coords.split([len(z_s), len(z_g), len(z_q), n_way, n_way])
@@ -132,5 +139,5 @@ def prototype_drag(method, generator, episode, n_generated: int, seed: int = 0, 
         return 100 * (protonet_logits(z_q, protos, method.distance, method.scale).argmax(1) == qy).float().mean().item()
 
     return {"support": parts[0], "generated": parts[1], "query": parts[2], "old": parts[3], "new": parts[4],
-            "support_y": sy, "generated_y": gen_y, "query_y": qy, "recognised": keep_recognised(z_g, gen_y.to(sy), old),
+            "support_y": sy, "generated_y": gen_y, "query_y": qy, "recognised": keep_recognised(z_g, gen_y, old),
             "accuracy_old": accuracy(old), "accuracy_new": accuracy(new)}
