@@ -31,8 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--episodes", type=int, default=1000)
     e.add_argument("--seed", type=int, default=0, help="seed of the test episodes")
     e.add_argument("--within-alphabet", action="store_true", help="all classes of an episode from one alphabet")
-    e.add_argument("--profile", choices=(*PROFILE_NAMES, "paper"), default="quick",
-                   help="which checkpoint to load: NAME-quick.pt, NAME-full.pt or NAME-paper.pt")
+    e.add_argument("--profile", choices=(*PROFILE_NAMES, "paper", "lake"), default="quick",
+                   help="which checkpoint to load: NAME-quick.pt, NAME-full.pt, NAME-paper.pt or NAME-lake.pt")
     e.add_argument("--split", choices=("test", "val"), default="test",
                    help="meta-test or meta-validation classes (recorded in --json; report tables only test)")
     e.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps or auto (default: FSLCOURSE_DEVICE or auto)")

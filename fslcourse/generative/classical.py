@@ -79,8 +79,14 @@ class Deformation:
     def generate(self, support_x, support_y, n_per_class: int, seed: int):
         """``(generated (n_way * m, C, H, W) in [0, 1], labels (n_way * m,))``, class-major; noise seeded by ``seed``."""
         _check(support_x, support_y, n_per_class)
-        g = seeded(seed)
         x, labels = _sources(support_x, support_y, n_per_class)
+        return self.deform(x, seeded(seed)), labels
+
+    def deform(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Each image of ``x`` ``(n, C, H, W)``, deformed at random (drawn from ``g``); ``(n, C, H, W)`` in [0, 1].
+
+        Also the training augmentation of a recipe with ``options={"augment": {...}}``.
+        """
         n, _, h, w = x.shape
 
         def uniform(bound):
@@ -96,7 +102,7 @@ class Deformation:
         pixels = torch.tensor([2 / w, 2 / h])  # one pixel in grid units, (x, y)
         grid = grid + self.alpha * field.permute(0, 2, 3, 1) * pixels  # (n, 2, H, W) -> (n, H, W, 2)
         out = F.grid_sample(x.cpu(), grid, align_corners=False, padding_mode="zeros")
-        return out.clamp(0, 1).to(support_x), labels
+        return out.clamp(0, 1).to(x)
 
 
 class CopyNoise:

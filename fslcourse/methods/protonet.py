@@ -110,3 +110,14 @@ class ProtoNet(FewShotClassifier):
                               schedule_kwargs={"every": 2000, "gamma": 0.5}, val_every=500, val_episodes=600,
                               model={"backbone_kwargs": {"hidden": 64}}, options={"split": "vinyals"},
                               note="Snell et al. 2017, Omniglot 1-shot, on the Vinyals et al. split")
+    # lake: the course's best one-shot model for Lake et al.'s task (20-way 1-shot, all classes from one
+    # alphabet; the alphabet split's background alphabets only). Departs from the paper on purpose: within-
+    # alphabet 20-way training episodes, random affine + elastic deformations of every training image
+    # (Simard et al. 2003), Conv-4 with 64 filters, a cosine schedule, and the checkpoint chosen on
+    # within-alphabet 20-way meta-validation episodes. Hours on one CPU thread: resumable (--resume).
+    RECIPES["lake"] = Recipe(n_way=20, n_shot=1, n_query=5, within_alphabet=True, lr=1e-3, steps=20_000,
+                             schedule="cosine", schedule_kwargs={"floor": 0.02}, val_every=500, val_episodes=200,
+                             val_n_way=20, val_within_alphabet=True, model={"backbone_kwargs": {"hidden": 64}},
+                             options={"augment": {}},
+                             note="Lake et al.'s within-alphabet 20-way 1-shot task: within-alphabet episodes, "
+                                  "deformations, 64 filters")

@@ -14,6 +14,8 @@ query loss", a ``train_step``; a new trainer is needed only for a new kind of da
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import inspect
 from dataclasses import dataclass, field
 
@@ -22,6 +24,7 @@ import torch
 from ..config import seed_everything
 from ..data.episodes import EpisodeSampler
 from ..evaluate import evaluate
+from ..generative.classical import Deformation
 from ..methods.base import get_method
 from ..methods.mtl import hard_task_batch
 from ..recipe import Recipe
@@ -83,9 +86,30 @@ def episodic(name: str, recipe: Recipe, data, device) -> Run:
     optimizer = make_optimizer(model.parameters(), recipe)
     sampler = EpisodeSampler(data.train.to(device), recipe.n_way, recipe.n_shot, recipe.n_query, seed=recipe.seed,
                              within_alphabet=recipe.within_alphabet)
-    return Run(model, model, lambda: sampler.sample_batch(recipe.meta_batch), optimizer,
-               make_scheduler(optimizer, recipe), make_validate(model, data.val, recipe, device),
-               streams={"episodes": sampler.generator})
+    streams = {"episodes": sampler.generator}
+    batches = functools.partial(sampler.sample_batch, recipe.meta_batch)
+    if "augment" in recipe.options:
+        batches = deformed(batches, Deformation(**recipe.options["augment"]), streams, recipe.seed)
+    return Run(model, model, batches, optimizer, make_scheduler(optimizer, recipe),
+               make_validate(model, data.val, recipe, device), streams=streams)
+
+
+def deformed(batches, deformation: Deformation, streams: dict, seed: int):
+    """``batches`` with every support and query image deformed at random (``recipe.options["augment"]``).
+
+    Classical augmentation in training (Simard et al. 2003): each image is moved by its own
+    random affine map and elastic field, drawn from a stream of its own (``streams["augment"]``,
+    saved with the training state, so a resumed run draws the same deformations).
+    """
+    g = streams["augment"] = torch.Generator().manual_seed(seed + 1)
+
+    def warp(x):
+        return deformation.deform(x.flatten(0, -4), g).view_as(x)  # (..., C, H, W) -> (n, C, H, W) -> back
+
+    def draw():
+        ep = batches()
+        return dataclasses.replace(ep, support_x=warp(ep.support_x), query_x=warp(ep.query_x))
+    return draw
 
 
 def pretrain(name: str, recipe: Recipe, data, device) -> Run:

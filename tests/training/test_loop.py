@@ -149,12 +149,14 @@ def test_train_writes_a_checkpoint_and_never_overwrites(glyphs, tmp_path):
         load_method(out, expect="protonet")
 
 
-def test_interrupted_train_writes_no_checkpoint_and_resumes(glyphs, tmp_path, monkeypatch):
-    """An interrupted ``train`` keeps the previous file, leaves its state beside it, and resumes to the same end."""
+@pytest.mark.parametrize("options", [{}, {"augment": {}}], ids=["plain", "deformed-episodes"])
+def test_interrupted_train_writes_no_checkpoint_and_resumes(glyphs, tmp_path, monkeypatch, options):
+    """An interrupted ``train`` keeps the previous file, leaves its state beside it, and resumes to the same end
+    (with training augmentation too: its random deformations are a stream of the saved state)."""
     data, out = _data(glyphs), tmp_path / "tiny.pt"
     save_method(TinyProtoNet(dim=16), out, seed=0, profile="quick", train_seconds=1.0)
     before = out.read_bytes()
-    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=40)
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=40, options=options)
     calls = {"n": 0}
     original = TinyProtoNet.train_step
 
@@ -175,6 +177,27 @@ def test_interrupted_train_writes_no_checkpoint_and_resumes(glyphs, tmp_path, mo
     straight, _ = train("test-tiny-protonet", recipe, data=data, save=False, progress=False)
     assert result.steps == 40 and not (tmp_path / "tiny.state.pt").exists() and out.read_bytes() != before
     assert all(torch.equal(v, straight.state_dict()[k]) for k, v in resumed.state_dict().items())
+
+
+def test_augmented_training_deforms_every_image_and_changes_the_weights(glyphs):
+    """``options={"augment": {...}}`` moves each support and query image of a training episode."""
+    from fslcourse.generative.classical import Deformation
+    from fslcourse.training.trainers import deformed
+
+    sampler = EpisodeSampler(glyphs[0], 5, 1, 3, seed=0)
+    plain = sampler.sample_batch(2)
+    sampler.generator.manual_seed(0)
+    streams = {}
+    ep = deformed(lambda: sampler.sample_batch(2), Deformation(), streams, seed=0)()
+    assert "augment" in streams and ep.support_x.shape == plain.support_x.shape == (2, 5, 1, 28, 28)
+    assert torch.equal(ep.support_y, plain.support_y) and torch.equal(ep.classes, plain.classes)
+    moved = (ep.query_x - plain.query_x).abs().flatten(2).amax(2)  # (2, 15): each image's largest change
+    assert (moved > 0.1).all()
+    data, recipe = _data(glyphs), TinyProtoNet.RECIPES["quick"].replace(steps=20, val_every=0)
+    a, _ = train("test-tiny-protonet", recipe, data=data, save=False, progress=False, device="cpu")
+    b, _ = train("test-tiny-protonet", recipe.replace(options={"augment": {}}), data=data, save=False,
+                 progress=False, device="cpu")
+    assert not all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
 
 
 def test_save_method_is_atomic_on_failure(tmp_path, monkeypatch):
