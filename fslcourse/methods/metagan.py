@@ -77,6 +77,22 @@ class MetaGAN(ProtoNet):
         self.generator = TaskGenerator(self.backbone.out_dim, z_dim, hidden)
         self.fake_logit = nn.Parameter(torch.zeros(1))
 
+    @torch.no_grad()
+    def draw_fakes(self, support_x, support_y, n_per_class: int, generator: torch.Generator | None = None):
+        """What the generator draws for this support set: ``(n_way * n_per_class, 1, 28, 28)``, class-major."""
+        n_way = self.check_support(support_x, support_y, support_x)
+        protos = prototypes(self.embed(support_x), support_y, n_way)  # (n_way, D)
+        noise = torch.randn(n_way * n_per_class, self.z_dim, generator=generator).to(protos)
+        return self.generator(protos.repeat_interleave(n_per_class, 0), noise)
+
+    @torch.no_grad()
+    def fake_probability(self, support_x, support_y, x) -> torch.Tensor:
+        """``p(fake | x)`` ``(n,)`` of images ``x`` ``(n, C, H, W)`` against this support set's prototypes."""
+        n_way = self.check_support(support_x, support_y, x)
+        protos = prototypes(self.embed(support_x), support_y, n_way)  # (n_way, D)
+        logits = protonet_logits(self.embed(x), protos, self.distance, self.scale)  # (n, n_way)
+        return F.softmax(with_fake_class(logits, self.fake_logit), 1)[:, -1]
+
     def discriminate(self, episode) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The two losses of one training episode and the query accuracy: ``(L_D, L_G, accuracy)``."""
         n_way = self.check_support(episode.support_x, episode.support_y, episode.query_x)

@@ -79,6 +79,20 @@ def test_fakes_never_enter_the_running_batch_norm_statistics(random_episode):
     assert all(mod.training for mod in m.backbone.modules())  # back in training mode
 
 
+def test_fakes_and_their_probability_match_the_training_computation(random_episode):
+    torch.manual_seed(0)
+    m = MetaGAN(n_fake=2, backbone_kwargs={"hidden": 8}).eval()
+    sx, sy, qx, _ = random_episode()
+    fakes = m.draw_fakes(sx, sy, 3, torch.Generator().manual_seed(1))
+    assert fakes.shape == (12, 1, 28, 28) and ((fakes >= 0) & (fakes <= 1)).all()
+    assert torch.equal(fakes, m.draw_fakes(sx, sy, 3, torch.Generator().manual_seed(1)))
+    with torch.no_grad():
+        z_s, z_q = m.embed(sx), m.embed(qx)
+        logits = -torch.cdist(z_q, torch.stack([z_s[sy == k].mean(0) for k in range(4)])).pow(2)
+        want = torch.exp(m.fake_logit) / (torch.exp(m.fake_logit) + logits.exp().sum(1))
+    torch.testing.assert_close(m.fake_probability(sx, sy, qx), want, atol=1e-5, rtol=1e-4)
+
+
 def test_bad_settings_name_the_fix():
     with pytest.raises(ValueError, match="n_fake=0 must be a whole number >= 1 .*use protonet"):
         MetaGAN(n_fake=0)
