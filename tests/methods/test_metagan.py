@@ -1,13 +1,12 @@
 """MetaGAN: the fake-class probability in closed form, each player's gradient from its own loss only, ProtoNet at
 test time, the running batch-norm statistics untouched by fakes, and ProtoNet's recipes (a matched budget)."""
-import dataclasses
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from fslcourse.data import Episode
-from fslcourse.methods import ProtoNet, get_method
+from fslcourse.methods import ProtoNet
 from fslcourse.methods.metagan import MetaGAN, with_fake_class
 
 
@@ -96,12 +95,3 @@ def test_fakes_and_their_probability_match_the_training_computation(random_episo
 def test_bad_settings_name_the_fix():
     with pytest.raises(ValueError, match="n_fake=0 must be a whole number >= 1 .*use protonet"):
         MetaGAN(n_fake=0)
-
-
-def test_its_recipes_are_protonets_with_a_generator_added():
-    cls = get_method("metagan")
-    for name, r in ProtoNet.RECIPES.items():
-        mine = cls.RECIPES[name]
-        assert mine.model == {**r.model, "n_fake": 1}
-        same = {f.name for f in dataclasses.fields(r)} - {"model", "note"}
-        assert all(getattr(mine, k) == getattr(r, k) for k in same), name  # a matched budget
