@@ -84,6 +84,7 @@ class Explorer:
 
     error_title: str | None = None  # if set, a ValueError from compute() is shown in the status line, not raised
     persistent_axes = False  # True: draw() keeps its axes from one render to the next (the figure is not cleared)
+    png_compression = 1  # zlib level of the PNG (1: a little larger than the default 6, several times faster)
 
     def __init__(self, rows: list, figsize: tuple[float, float], dpi: int = 72, below: tuple = ()):
         self.fig = Figure(figsize=figsize, dpi=dpi)
@@ -92,6 +93,7 @@ class Explorer:
         self.redraws = 0
         self._pending = None  # the scheduled browser-driven redraw (an asyncio handle), if any
         self._asked = (0.0, 0.0)  # loop times of the first and the last change since the last redraw
+        self._layout_key, self._kept_layout = None, None
         self.out = W.Output()
         self.widget = W.VBox([W.HBox(row) if isinstance(row, list) else row for row in rows] + [self.out, *below])
         for control in self.controls.values():
@@ -124,10 +126,30 @@ class Explorer:
         self.draw(self.fig, self.shown)
         return self.fig
 
+    def layout(self, key, make):
+        """The artists ``make(fig)`` returns, made once per ``key`` and kept while the key stays the same.
+
+        For a subclass with ``persistent_axes = True``: when ``key`` (e.g. the grid's shape) changes, the
+        figure is cleared and ``make`` lays it out again; otherwise :meth:`draw` only updates the kept
+        artists (an image's pixels, a title), which is much faster than building axes on every redraw.
+
+        Args:
+            key: anything comparable that decides the layout.
+            make: ``make(fig) -> layout`` (axes, images, texts, in any structure the subclass likes).
+
+        Returns:
+            ``(layout, new)``: the kept layout and whether it was made just now (then lay out the margins).
+        """
+        if self._layout_key != key or self._kept_layout is None:
+            self.fig.clear()
+            self._kept_layout, self._layout_key = make(self.fig), key
+            return self._kept_layout, True
+        return self._kept_layout, False
+
     def png(self) -> bytes:
         """The figure as PNG bytes: the picture the widget shows."""
         buf = io.BytesIO()
-        self.fig.savefig(buf, format="png", dpi=self.fig.dpi)
+        self.fig.savefig(buf, format="png", dpi=self.fig.dpi, pil_kwargs={"compress_level": self.png_compression})
         return buf.getvalue()
 
     def update(self) -> None:
