@@ -19,6 +19,8 @@ import traceback
 from functools import cached_property
 
 import ipywidgets as W
+import numpy as np
+import PIL.Image
 from IPython import get_ipython
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -147,9 +149,15 @@ class Explorer:
         return self._kept_layout, False
 
     def png(self) -> bytes:
-        """The figure as PNG bytes: the picture the widget shows."""
+        """The figure as PNG bytes (RGB; the figure is opaque): the picture the widget shows.
+
+        One Agg draw, then Pillow: ``savefig`` would draw twice on a figure that once ran ``tight_layout``
+        (it leaves a layout engine behind) and encode the alpha channel too.
+        """
+        self.fig.canvas.draw()
+        rgba = np.asarray(self.fig.canvas.buffer_rgba())  # (H, W, 4)
         buf = io.BytesIO()
-        self.fig.savefig(buf, format="png", dpi=self.fig.dpi, pil_kwargs={"compress_level": self.png_compression})
+        PIL.Image.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=self.png_compression)
         return buf.getvalue()
 
     def update(self) -> None:

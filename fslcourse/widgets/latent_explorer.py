@@ -97,6 +97,7 @@ class LatentExplorer(Explorer):
         self.projection = W.ToggleButtons(options=["pca", "tsne"], value=projection, description="projection")
         self.controls = {"seed": self.seed, "n_way": self.n_way, "n_shot": self.n_shot,
                          "backbone": self.backbone, "projection": self.projection}
+        self._embedded: dict = {}  # (seed, N, K, backbone, weights) -> (episode, embeddings)
         super().__init__([[self.seed, self.n_way, self.n_shot], [self.backbone, self.projection], self.status],
                          figsize=(5.2, 4.6))
 
@@ -106,13 +107,29 @@ class LatentExplorer(Explorer):
                               seed=int(self.seed.value)).sample()
 
     @torch.no_grad()
+    def embedded(self) -> tuple[Episode, torch.Tensor]:
+        """The current episode and its embeddings ``(n_support + n_query_total, D)`` on the CPU.
+
+        Kept for the last few (seed, N, K, backbone): toggling the projection or going back does not embed again.
+        The key holds the model's weights' version counters, so weights changed in place (more training) embed anew.
+        """
+        model = self.models[self.backbone.value]
+        weights = (id(model), sum(p._version for p in model.parameters()))  # bumped by every in-place change
+        key = (int(self.seed.value), self.n_way.value, self.n_shot.value, self.backbone.value, weights)
+        if key not in self._embedded:
+            ep = self.episode()
+            model.eval()
+            device = next(model.parameters()).device
+            z = model.embed(torch.cat([ep.support_x, ep.query_x]).to(device)).cpu()  # (n_support + n_query_total, D)
+            if len(self._embedded) >= 8:
+                del self._embedded[next(iter(self._embedded))]
+            self._embedded[key] = (ep, z)
+        return self._embedded[key]
+
+    @torch.no_grad()
     def compute(self) -> dict:
         """Embed, classify and project the current episode; returns the data :meth:`draw` draws."""
-        ep = self.episode()
-        model = self.models[self.backbone.value]
-        model.eval()
-        device = next(model.parameters()).device
-        z = model.embed(torch.cat([ep.support_x, ep.query_x]).to(device)).cpu()  # (n_support + n_query_total, D)
+        ep, z = self.embedded()
         z_s, z_q = z[: len(ep.support_x)], z[len(ep.support_x):]
         protos = prototypes(z_s, ep.support_y.cpu(), ep.n_way)  # (n_way, D)
         pred = protonet_logits(z_q, protos, self.distance).argmax(1)
