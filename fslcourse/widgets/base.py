@@ -50,6 +50,13 @@ def browser_event_loop() -> asyncio.AbstractEventLoop | None:
     return loop if (parent or {}).get("header", {}).get("msg_type") == "comm_msg" else None
 
 
+def clear_figure(fig) -> None:
+    """Empty ``fig`` like ``fig.clear()``, without first clearing every axes one by one (most of its cost)."""
+    for ax in list(fig.axes):
+        fig.delaxes(ax)
+    fig.clear()
+
+
 def png_output(png: bytes) -> dict:
     """The ``display_data`` output an ``ipywidgets.Output`` shows for PNG bytes (what ``display(Image(png))`` stores)."""
     return {"output_type": "display_data", "metadata": {},
@@ -124,7 +131,7 @@ class Explorer:
         """Recompute and redraw; returns the matplotlib figure (``self.shown`` holds its data)."""
         self.shown = self.compute()
         if not self.persistent_axes:
-            self.fig.clear()
+            clear_figure(self.fig)
         self.draw(self.fig, self.shown)
         return self.fig
 
@@ -143,7 +150,7 @@ class Explorer:
             ``(layout, new)``: the kept layout and whether it was made just now (then lay out the margins).
         """
         if self._layout_key != key or self._kept_layout is None:
-            self.fig.clear()
+            clear_figure(self.fig)
             self._kept_layout, self._layout_key = make(self.fig), key
             return self._kept_layout, True
         return self._kept_layout, False
