@@ -22,6 +22,8 @@ def show_image(ax, image: torch.Tensor, title: str | None = None, colour=None) -
     if ax.images and ax.images[0].get_array().shape == pixels.shape:
         ax.images[0].set_data(pixels)
     else:
+        for old in list(ax.images):  # another size: a new image replaces the old one
+            old.remove()
         ax.imshow(pixels, cmap="gray", vmin=0.0, vmax=1.0)
         ax.set_xticks([])
         ax.set_yticks([])

@@ -244,3 +244,45 @@ def test_browser_event_loop_only_for_comm_messages_in_a_running_loop(monkeypatch
         assert base.browser_event_loop() is None  # a loop but no kernel (a script, a test)
 
     asyncio.run(inside())
+
+
+def test_layout_is_kept_while_its_key_stays_and_the_png_is_one_rgb_picture():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    class Grid(Counter):
+        persistent_axes = True
+
+        def draw(self, fig, shown: dict) -> None:
+            self.made = getattr(self, "made", 0)
+            axes, new = self.layout(shown["n"] > 5, lambda fig: fig.subplots(1, 2))
+            self.made += new
+            axes[0].set_title(f"{shown['n']} points")
+
+    ex = Grid(n=2)
+    first = ex.fig.axes
+    ex.n.value = 3
+    assert ex.fig.axes == first and ex.made == 1 and first[0].get_title() == "3 points"
+    ex.n.value = 6  # a new key: the figure is emptied and laid out again
+    assert ex.made == 2 and len(ex.fig.axes) == 2 and all(ax not in first for ax in ex.fig.axes)
+    picture = Image.open(io.BytesIO(ex.png()))
+    assert picture.mode == "RGB" and picture.size == (3 * 72, 2 * 72)
+    ex.fig.savefig(buf := io.BytesIO(), format="png", dpi=ex.fig.dpi)  # the same pixels as matplotlib's own PNG
+    assert np.array_equal(np.asarray(picture), np.asarray(Image.open(buf).convert("RGB")))
+
+
+def test_show_image_on_kept_axes_replaces_the_pixels_and_the_title():
+    import torch
+
+    from fslcourse.widgets.plotting import show_image
+
+    ax = Figure().add_subplot(111)
+    show_image(ax, torch.zeros(1, 4, 4), title="first", colour="k")
+    image = ax.images[0]
+    show_image(ax, torch.ones(1, 4, 4))
+    assert list(ax.images) == [image] and (image.get_array() == 0).all() and ax.get_title() == ""  # ink 1: paper 0
+    assert not ax.spines["left"].get_visible()
+    show_image(ax, torch.zeros(1, 5, 5), title="bigger")  # another size: a new image replaces it
+    assert len(ax.images) == 1 and ax.images[0].get_array().shape == (5, 5) and ax.get_title() == "bigger"
