@@ -658,7 +658,7 @@ def session_figure(board: DrawingBoard, figsize: tuple[float, float] | None = No
     for c, (target, title, colour) in enumerate(columns):
         ax = fig.add_subplot(gs[0, c])
         ax.imshow(np.asarray(board.drawing_image(target)), cmap="gray", vmin=0, vmax=255)
-        ax.set_title(title, fontsize=9, color=colour if c < n - 1 else "black")
+        ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
         if c == 0:
