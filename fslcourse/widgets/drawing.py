@@ -74,6 +74,12 @@ def committed_methods(profile: str = "quick") -> list[str]:
     return [DEFAULT_METHOD] + [n for n in names if n != DEFAULT_METHOD]
 
 
+def _swatch(k: int) -> str:
+    """HTML: a square in class ``k``'s colour, then ``class k`` in bold (readable for the pale colours too)."""
+    r, g, b = (int(255 * c) for c in class_colour(k)[:3])
+    return f"<span style='color:rgb({r},{g},{b})'>&#9632;</span>&nbsp;<b>class {k}</b>"
+
+
 def _device_of(model) -> torch.device:
     return next((p.device for p in model.parameters()), torch.device("cpu"))
 
@@ -189,8 +195,7 @@ class DrawingBoard(Explorer):
             clear = W.Button(description="clear", icon="eraser", layout=W.Layout(width="80px"))
             clear.on_click(lambda _b: self._safely(self.clear, QUERY))
             return W.VBox([label, self._new_canvas(QUERY), W.HBox([clear])])
-        r, g, b = (int(255 * c) for c in class_colour(key)[:3])
-        label = W.HTML(f"<b style='color:rgb({r},{g},{b})'>class {key}</b>")
+        label = W.HTML(_swatch(key))
         clear = W.Button(description="clear", icon="eraser", layout=W.Layout(width="80px"),
                          tooltip=f"clear class {key}'s drawings")
         more = W.Button(description="drawing", icon="plus", layout=W.Layout(width="90px"),
@@ -545,10 +550,9 @@ class DrawingBoard(Explorer):
         if shown["message"]:
             return shown["message"]
         k, p = shown["predicted"], float(shown["probs"].max())
-        r, g, b = (int(255 * c) for c in class_colour(k)[:3])
         nk, nj = shown["nearest"]["target"]
-        text = (f"<b>{shown['label']}</b>: the query is <b style='color:rgb({r},{g},{b})'>class {k}</b> "
-                f"({100 * p:.1f}%); nearest support drawing: class {nk}, drawing {nj + 1}")
+        text = (f"<b>{shown['label']}</b>: the query is {_swatch(k)} ({100 * p:.1f}%); "
+                f"nearest support drawing: class {nk}, drawing {nj + 1}")
         if shown.get("left_out"):
             text += f" (class {', '.join(map(str, shown['left_out']))} not drawn yet: left out)"
         return text
