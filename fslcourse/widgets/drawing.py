@@ -537,7 +537,8 @@ class DrawingBoard(Explorer):
             probs = shown["probs"].numpy()
             ax_p.bar(range(len(classes)), probs, color=[class_colour(k) for k in classes],
                      edgecolor=["black" if k == predicted else "none" for k in classes])
-            ax_p.set_xticks(range(len(classes)), [f"class {k}" for k in classes], fontsize=7)
+            ax_p.set_xticks(range(len(classes)), [str(k) for k in classes], fontsize=7)
+            ax_p.set_xlabel("class", fontsize=7)
             ax_p.set_title(f"{shown['label']}: class probabilities", fontsize=9)
         else:
             ax_p.set_xticks([])
@@ -688,7 +689,8 @@ def session_figure(board: DrawingBoard, figsize: tuple[float, float] | None = No
         probs = shown["probs"].numpy()
         ax_p.bar(range(len(shown["classes"])), probs, color=[class_colour(c) for c in shown["classes"]],
                  edgecolor=["black" if c == predicted else "none" for c in shown["classes"]])
-        ax_p.set_xticks(range(len(shown["classes"])), [f"class {c}" for c in shown["classes"]], fontsize=8)
+        ax_p.set_xticks(range(len(shown["classes"])), [str(c) for c in shown["classes"]], fontsize=8)
+        ax_p.set_xlabel("class", fontsize=8)
         ax_p.set_title(f"{shown['label']}: P(class | query)", fontsize=9)
     else:
         ax_p.set_title(shown.get("message") or "no prediction", fontsize=8)
