@@ -145,7 +145,7 @@ class DrawingBoard(Explorer):
             self._new_class()
         self._rebuild()
         super().__init__([[self.model, self.undo_button, self.add_class_button, self.clear_all_button],
-                          self.board, self.status], figsize=(9.5, 2.6))
+                          self.board, self.status], figsize=(9.5, 2.2))
 
     # ------------------------------------------------------------------ the board: classes, drawings, canvases
 
@@ -269,7 +269,7 @@ class DrawingBoard(Explorer):
         self._pen = None
         self._history.append([(target, list(self.strokes[target]))])
         self.strokes[target] = [*self.strokes[target], points]
-        self._changed([target])
+        self._changed([target], repaint=False)  # the canvas already shows the stroke, drawn as the pen moved
 
     def add_stroke(self, target, points) -> None:
         """Draw a whole stroke: pen down at ``points[0]``, through the others, pen up (which predicts).
@@ -326,10 +326,12 @@ class DrawingBoard(Explorer):
             self.strokes[t] = []
         self._changed([t for t, _ in before])
 
-    def _changed(self, targets) -> None:
+    def _changed(self, targets, repaint: bool = True) -> None:
+        """Forget what was computed from ``targets``' drawings, repaint their canvases (if ``repaint``) and predict again."""
         for t in targets:
             self._inputs.pop(t, None)
-            self._paint(t)
+            if repaint:
+                self._paint(t)
             if t != QUERY:
                 self._support_version += 1
         self.update()
@@ -485,8 +487,9 @@ class DrawingBoard(Explorer):
         fig = self.fig
         fig.clear()
         n_cols, n_rows = key
-        gs = fig.add_gridspec(1, 4, width_ratios=[max(n_cols, 2), 1, 1, 2.6], wspace=0.25,
-                              left=0.01, right=0.99, top=0.80, bottom=0.2)
+        fig.set_size_inches(5.2 + 0.75 * max(n_cols, 2), 2.2 + 0.6 * (n_rows - 1))  # room for every class and drawing
+        gs = fig.add_gridspec(1, 4, width_ratios=[0.75 * max(n_cols, 2), 1, 1, 2.6], wspace=0.25,
+                              left=0.01, right=0.99, top=0.86, bottom=0.17)
         axes = [fig.add_subplot(gs[0, i]) for i in range(4)]
         h = 28 + 6
         self._support_im = axes[0].imshow(np.ones((n_rows * h, n_cols * h, 3)), interpolation="nearest")
@@ -498,6 +501,13 @@ class DrawingBoard(Explorer):
         for ax in axes[1:3]:
             ax.set_xticks([])
             ax.set_yticks([])
+        # one bar per board class, made once: a prediction only sets heights and outlines (few artists, fast)
+        self._bars = axes[3].bar(range(n_cols), np.zeros(n_cols), color=[class_colour(k) for k in range(n_cols)],
+                                 linewidth=1.2)
+        axes[3].set_xticks(range(n_cols), [str(k) for k in range(n_cols)], fontsize=7)
+        axes[3].set_xlabel("class", fontsize=7, labelpad=1)
+        axes[3].set_ylim(0, 1)
+        axes[3].set_yticks([0, 0.5, 1], ["0", "0.5", "1"], fontsize=7)
         self._axes, self._key = axes, key
 
     def draw(self, fig, shown: dict) -> None:
@@ -531,20 +541,12 @@ class DrawingBoard(Explorer):
             self._nearest_im.set_data(np.ones((34, 34, 3)))
             ax_n.set_title("nearest support", fontsize=9)
             ax_n.set_xlabel("")
-        ax_p.clear()
-        if shown["probs"] is not None:
-            classes = shown["classes"]
-            probs = shown["probs"].numpy()
-            ax_p.bar(range(len(classes)), probs, color=[class_colour(k) for k in classes],
-                     edgecolor=["black" if k == predicted else "none" for k in classes])
-            ax_p.set_xticks(range(len(classes)), [str(k) for k in classes], fontsize=7)
-            ax_p.set_xlabel("class", fontsize=7)
-            ax_p.set_title(f"{shown['label']}: class probabilities", fontsize=9)
-        else:
-            ax_p.set_xticks([])
-            ax_p.set_title("class probabilities (none yet)", fontsize=9)
-        ax_p.set_ylim(0, 1)
-        ax_p.tick_params(axis="y", labelsize=7)
+        probs = dict(zip(shown["classes"], shown["probs"].tolist())) if shown["probs"] is not None else {}
+        for k, bar in enumerate(self._bars):
+            bar.set_height(probs.get(k, 0.0))
+            bar.set_edgecolor("black" if k == predicted else "none")
+        ax_p.set_title(f"{shown['label']}: class probabilities" if probs else "class probabilities (none yet)",
+                       fontsize=9)
 
     def describe(self, shown: dict) -> str:
         """The status line: the prediction and the nearest drawing, or what to draw next."""
@@ -555,7 +557,8 @@ class DrawingBoard(Explorer):
         text = (f"<b>{shown['label']}</b>: the query is {_swatch(k)} ({100 * p:.1f}%); "
                 f"nearest support drawing: class {nk}, drawing {nj + 1}")
         if shown.get("left_out"):
-            text += f" (class {', '.join(map(str, shown['left_out']))} not drawn yet: left out)"
+            left = shown["left_out"]
+            text += f" ({'class' if len(left) == 1 else 'classes'} {', '.join(map(str, left))} not drawn yet: left out)"
         return text
 
     def summary(self) -> str:

@@ -85,6 +85,8 @@ def test_probabilities_are_the_models_softmax_and_nearest_is_the_argmin(label):
     assert shown["nearest"]["target"] == shown["targets"][int(d.argmin())]
     assert shown["nearest"]["distance"] == pytest.approx(float(d.min()), rel=1e-5)
     assert shown["nearest"]["space"] == ("embedding" if label == "net" else "pixel")
+    heights = [bar.get_height() for bar in board._bars]  # the bar chart shows the same probabilities
+    assert np.allclose(heights, ref.numpy()) and board._bars[shown["predicted"]].get_edgecolor()[:3] == (0, 0, 0)
     assert f"class {shown['predicted']}" in board.status.value and label in board.status.value
 
 
@@ -173,6 +175,7 @@ def test_add_a_class_and_a_second_drawing_of_a_class():
     assert k == 2 and board.n_classes == 3 and board.strokes[(2, 0)] == [] and (2, 0) in board.canvases
     assert len(board.board.children) == 4  # three classes and the query
     assert board.shown["classes"] == [0, 1] and "class 2 not drawn yet: left out" in board.status.value
+    assert [bar.get_height() for bar in board._bars][2] == 0 and len(board._bars) == 3  # a bar per board class
     board.add_stroke((2, 0), CIRCLE)
     assert board.shown["classes"] == [0, 1, 2] and board.shown["predicted"] == 2
     target = board.add_drawing(1)
