@@ -20,6 +20,8 @@ The mouse events and the tests go through the same Python API: :meth:`DrawingBoa
 """
 from __future__ import annotations
 
+import html
+
 import ipywidgets as W
 import numpy as np
 import torch
@@ -125,7 +127,7 @@ class DrawingBoard(Explorer):
         self._load_errors: dict[str, str] = {}
         self.strokes: dict = {}
         self.canvases: dict = {}
-        self._history: list = []  # [(target, strokes before), ...] per undoable action
+        self._history: list = []  # one [(target, its strokes before), ...] per undoable action (a stroke, a clear)
         self._pen = None  # (target, points) while the pen is down
         self._inputs: dict = {}  # target -> (1, 28, 28) model input, dropped when the drawing changes
         self._support_version = 0  # bumped whenever a support drawing changes
@@ -314,12 +316,11 @@ class DrawingBoard(Explorer):
             targets = self.drawings_of(target)
         else:
             targets = [self._check_target(target)]
-        self._pen = None
+        if self._pen is not None:  # a stroke still being drawn is finished first (so undo can bring it back)
+            self.pen_up()
         before = [(t, self.strokes[t]) for t in targets if self.strokes[t]]
         if not before:
             self.status.value = "nothing to clear"
-            for t in targets:  # a stroke the pen was drawing is gone from the canvas too
-                self._paint(t)
             return
         self._history.append(before)
         for t, _ in before:
@@ -354,11 +355,17 @@ class DrawingBoard(Explorer):
                 canvas.fill_circle(*stroke[0], PEN_PX / 2)
 
     def _safely(self, action, *args) -> None:
-        """Run a button's or the mouse's action; an impossible one is a one-line message in the status line."""
+        """Run a button's or the mouse's action; an impossible one is a one-line message in the status line.
+
+        Any other error is shown there too (a button has no cell to show a traceback in), then raised for the log.
+        """
         try:
             action(*args)
         except ValueError as err:
-            self.status.value = f"<b style='color:#b00'>{err}</b>"
+            self.status.value = f"<b style='color:#b00'>{html.escape(str(err))}</b>"
+        except Exception as err:
+            self.status.value = f"<b style='color:#b00'>unexpected error:</b> {html.escape(f'{type(err).__name__}: {err}')}"
+            raise
 
     # ------------------------------------------------------------------ what the model sees
 

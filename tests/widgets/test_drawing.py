@@ -161,6 +161,12 @@ def test_clear_a_class_a_drawing_or_the_query():
     assert "at least two classes to predict (1 drawn so far)" in board.status.value and board.shown["probs"] is None
     board.clear(QUERY)
     assert board.strokes[QUERY] == []
+    board.pen_down((2, 0), 10, 10)  # clearing while a stroke is open elsewhere finishes that stroke first
+    board.pen_move((2, 0), 40, 40)
+    board.clear(QUERY)
+    assert board.strokes[(2, 0)][-1] == [(10.0, 10.0), (40.0, 40.0)] and "nothing to clear" in board.status.value
+    board.undo()
+    assert len(board.strokes[(2, 0)]) == 1
     with pytest.raises(ValueError, match="class 7 does not exist"):
         board.clear(7)
     with pytest.raises(ValueError, match="not a drawing of this board"):
@@ -286,3 +292,18 @@ def test_example_session_and_its_figure():
     assert np.allclose(heights, board.shown["probs"].numpy())
     with pytest.raises(ValueError, match="already holds drawings"):
         example_session(board)
+
+
+class Broken(PixelPrototype):
+    """A model that fails as a bug would (not an impossible state)."""
+
+    def predict(self, support_x, support_y, query_x):
+        raise RuntimeError("broken on purpose")
+
+
+def test_an_unexpected_error_reaches_the_status_line_and_the_log():
+    board = drawn_board({"broken": Broken()})
+    board.pen_down(QUERY, 20, 20)
+    with pytest.raises(RuntimeError, match="broken on purpose"):
+        board._safely(board.pen_up, QUERY)  # what a mouse-up on the canvas runs
+    assert "unexpected error:</b> RuntimeError: broken on purpose" in board.status.value
