@@ -146,8 +146,25 @@ class DrawingBoard(Explorer):
         for _ in range(n_way):
             self._new_class()
         self._rebuild()
+        self._warm_up(self.model.value)
         super().__init__([[self.model, self.undo_button, self.add_class_button, self.clear_all_button],
                           self.board, self.status], figsize=(9.5, 2.2))
+
+    def _warm_up(self, label: str) -> None:
+        """Load the model now and run it once on blank images, so the first pen-up does not pay for either."""
+        try:
+            model = self._model(label)
+        except ValueError:
+            return  # the reason shows in the status line when a prediction is asked for
+        from ..methods.base import fixed_n_way
+
+        n_way = fixed_n_way(model) or 2
+        blank = torch.zeros(n_way + 1, 1, 28, 28, device=_device_of(model))  # (n_way + 1, 1, 28, 28)
+        try:
+            with torch.set_grad_enabled(getattr(model, "needs_grad_at_test", False)):
+                model.predict(blank[:n_way], torch.arange(n_way, device=blank.device), blank[n_way:])
+        except Exception:  # noqa: BLE001 (only a warm-up: a real prediction shows the error in the status line)
+            return
 
     # ------------------------------------------------------------------ the board: classes, drawings, canvases
 
