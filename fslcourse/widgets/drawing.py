@@ -102,10 +102,12 @@ class DrawingBoard(Explorer):
             ``(k, j)`` (class ``k``'s drawing ``j``) or ``"query"``.
         canvases: ``{target: ipycanvas.Canvas}``.
         model: the model picker (a ``Dropdown`` of labels).
-        shown: what the last :meth:`render` drew: ``support_x`` ``(n, 1, 28, 28)``, ``support_y`` ``(n,)``,
-            ``targets`` (the support drawings, in order), ``classes`` (the class of each label), ``query_x``
-            ``(1, 1, 28, 28)`` or ``None``, ``probs`` ``(n_way,)`` or ``None``, ``predicted`` (a class),
-            ``nearest`` (``{"target", "distance", "space"}``) and ``message`` (why nothing is predicted).
+        shown: what the last :meth:`render` drew: ``label`` (the model), ``support_x`` ``(n, 1, 28, 28)``,
+            ``support_y`` ``(n,)``, ``targets`` (the support drawings, in order), ``classes`` (the board class of
+            each label), ``query_x`` ``(1, 1, 28, 28)`` or ``None``, ``probs`` ``(n_way,)`` or ``None``,
+            ``predicted`` (a board class), ``nearest`` (``{"target", "index", "distance", "space"}``: the support
+            drawing nearest the query, in the model's embedding or in pixels), ``left_out`` (classes not drawn
+            yet) and ``message`` (why nothing is predicted, else ``None``).
     """
 
     error_title = "cannot predict"
