@@ -494,6 +494,10 @@ class DrawingBoard(Explorer):
                 logits = model.classify_embeddings(z_s, support_y, z_q)  # (1, n_way)
             else:
                 logits = model.predict(support_x, support_y, query_x)  # (1, n_way)
+        n_way = int(support_y.max()) + 1
+        if tuple(logits.shape) != (1, n_way):
+            raise ValueError(f"{label} returned logits of shape {tuple(logits.shape)} for {n_way} classes and one query; "
+                             f"the board needs (1, {n_way}): pick another model")
         probs = torch.softmax(logits.detach().double().cpu(), dim=1)[0]  # (n_way,)
         if embeds:
             distances, space = torch.cdist(z_q.double(), z_s.double())[0].cpu(), "embedding"  # (n_support,)

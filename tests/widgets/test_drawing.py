@@ -307,3 +307,17 @@ def test_an_unexpected_error_reaches_the_status_line_and_the_log():
     with pytest.raises(RuntimeError, match="broken on purpose"):
         board._safely(board.pen_up, QUERY)  # what a mouse-up on the canvas runs
     assert "unexpected error:</b> RuntimeError: broken on purpose" in board.status.value
+
+
+class ExtraColumn(PixelPrototype):
+    """A model whose logits carry one column too many (e.g. a fake class left in)."""
+
+    def predict(self, support_x, support_y, query_x):
+        logits = super().predict(support_x, support_y, query_x)  # (n_query, n_way)
+        return torch.cat([logits, logits[:, :1]], 1)  # (n_query, n_way + 1)
+
+
+def test_logits_of_the_wrong_width_are_a_message():
+    board = drawn_board({"extra": ExtraColumn()})
+    board.add_stroke(QUERY, CIRCLE)
+    assert "cannot predict" in board.status.value and "shape (1, 4) for 3 classes" in board.status.value
