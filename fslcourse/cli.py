@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
                        "with one of its recipes and write its checkpoint")
     t.add_argument("name", help="a registered method, a generator family (vae, gan, diffusion), or sinusoid")
     t.add_argument("--recipe", "--profile", dest="recipe", default="quick",
-                   help="the method's recipe: quick, full or paper (default quick)")
+                   help="the method's recipe: quick, full, paper or one of its own, e.g. lake (default quick)")
     t.add_argument("--seed", type=int, default=None, help="change the recipe's seed (default: the recipe's, 0)")
     t.add_argument("--steps", type=int, default=None, help="change the recipe's number of steps")
     t.add_argument("--state-every", type=int, default=None,

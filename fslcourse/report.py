@@ -320,6 +320,11 @@ def _compare(by_file, a_name: str, b_name: str, margin: float, label: str, proto
     a, b = _find(recs, a_name, protocol), _find(recs, b_name, protocol)
     if a is None or b is None:
         return f"the benchmark has no {name} {a_name} and {b_name} records", None
+    return _decide(a, b, a_name, b_name, margin, label, name)
+
+
+def _decide(a: dict, b: dict, a_name: str, b_name: str, margin: float, label: str, name: str):
+    """``(text, held)``: "a - b > margin" by the paired 95% interval, only at a matched budget."""
     d = paired(a, b)
     if d is None:
         return f"{a_name} and {b_name} were not measured on the same recorded episodes", None
@@ -411,6 +416,22 @@ def _beats(method: str, baseline: str, label: str):
     return check
 
 
+SYNTHESIS_FILE = "09_learning_to_generate"
+
+
+def _synthesis_helps(by_file):
+    """ProtoNet meta-trained on five alphabets with recombined synthetic characters against the same recipe
+    without them (records ``variant`` ``minimal-synthetic`` and ``minimal``), decided on 5-way 1-shot."""
+    recs, out = by_file[SYNTHESIS_FILE], []
+    for protocol in ("5w1s", "20w1s-alphabet"):
+        a, b = (_find(recs, "protonet", protocol, variant=v) for v in ("minimal-synthetic", "minimal"))
+        if a is None or b is None:
+            return f"{SYNTHESIS_FILE} has no {protocol} records of both minimal recipes", None
+        out.append(_decide(a, b, "with synthetic classes", "without", 0.0, "gain (with − without)",
+                           PROTOCOL_NAMES.get(protocol, protocol)))
+    return f"{out[0][0]}; {out[1][0]}", out[0][1]
+
+
 def _fomaml_close(by_file):
     """Nearly as accurate: first-order minus second-order MAML above -2 points."""
     return _compare(by_file, "fomaml", "maml", -2.0, "difference (first-order − MAML; 'nearly' = above −2)")
@@ -453,6 +474,11 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("Predicting a class's classifier weights from its support set beats using its mean embedding as the weights",
           "Qiao et al. 2018, arXiv:1706.03466; Gidaris & Komodakis 2018, arXiv:1804.09458", (BENCHMARK_FILE,),
           _beats("parameter-prediction", "cosine-prototypes", "gain (with − without the predictor)")),
+    Claim("A fake (N+1)-th class fed by a task-conditioned generator sharpens a few-shot classifier (MetaGAN)",
+          "Zhang et al. 2018, NeurIPS (MetaGAN)", (BENCHMARK_FILE,),
+          _beats("metagan", "protonet", "gain (with − without the fake class)")),
+    Claim("When meta-training data are scarce (five alphabets), synthetic classes help",
+          "Lake et al. 2015, Science 350(6266) (the minimal setting)", (SYNTHESIS_FILE,), _synthesis_helps),
     Claim("A learned relation module beats a fixed cosine metric (Relation Net > Matching Nets)",
           "Sung et al. 2018, arXiv:1711.06025", (BENCHMARK_FILE,), _relation_beats_matching),
     Claim("Within-alphabet 20-way 1-shot is much harder than random 20-way 1-shot",

@@ -167,6 +167,24 @@ def test_the_joint_hallucination_claim_needs_the_same_recipe_and_reports_both_pr
     assert claim["held"] == "unclear" and "budgets differ" in claim["measured"]
 
 
+def test_the_task_synthesis_claim_compares_the_two_minimal_recipes_on_the_same_episodes(tmp_path):
+    same = {"checkpoint": {"steps": 3000}, "config": {"backbone_kwargs": {"hidden": 32}}}
+    base = [90.0, 80.0, 100.0, 70.0, 85.0, 95.0, 75.0, 90.0]
+    noisy = [a + d for a, d in zip(base, [5, -5, 0, 5, -5, 0, 5, -5])]  # mean 0: the interval contains 0
+    write(tmp_path, "09_benchmark", [])
+    write(tmp_path, "09_learning_to_generate", [
+        rec("protonet", variant="minimal", **same, **ep(base)),
+        rec("protonet", variant="minimal-synthetic", **same, **ep([a + 2 for a in base])),
+        rec("protonet", 20, 1, within=True, variant="minimal", **same, **ep(base)),
+        rec("protonet", 20, 1, within=True, variant="minimal-synthetic", **same, **ep(noisy))])
+    (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("When meta-training")]
+    assert claim["held"] == "yes" and "paired gain (with − without) +2.0 ± 0.0 points" in claim["measured"]
+    assert "within-alphabet 20-way 1-shot" in claim["measured"] and "+0.0 ±" in claim["measured"]
+    write(tmp_path, "09_learning_to_generate", [rec("protonet", variant="minimal", **same, **ep(base))])
+    (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("When meta-training")]
+    assert claim["held"] == "unclear" and "no 5w1s records of both minimal recipes" in claim["measured"]
+
+
 def test_a_paired_interval_that_contains_the_margin_is_unclear(tmp_path):
     same = {"checkpoint": {"steps": 1000}, "config": {"hidden": 64}}
     base = [90.0, 80.0, 100.0, 70.0, 85.0, 95.0, 75.0, 90.0]

@@ -79,6 +79,20 @@ class ImageSplit:
         """Return a copy whose images live on ``device`` (episodes are then built there)."""
         return ImageSplit(self.name, self.images.to(device), self.base_names, self.alphabets, self.rotations, self.protocol)
 
+    def only_alphabets(self, alphabets) -> ImageSplit:
+        """The characters of ``alphabets`` only (e.g. Lake et al.'s five-alphabet "minimal" background set).
+
+        Raises:
+            ValueError: an alphabet this split does not have (the message lists the ones it has).
+        """
+        missing = sorted(set(alphabets) - set(self.alphabets))
+        if missing:
+            raise ValueError(f"alphabets {missing} are not in the {self.name!r} split; use some of "
+                             f"{', '.join(self.alphabet_names)}")
+        keep = [i for i, a in enumerate(self.alphabets) if a in set(alphabets)]
+        return ImageSplit(self.name, self.images[keep], [self.base_names[i] for i in keep],
+                          [self.alphabets[i] for i in keep], self.rotations, self.protocol)
+
     def class_name(self, class_id: int) -> str:
         """Human-readable name of a class, e.g. ``"Latin/character01 (rot 90°)"``."""
         base, rot = divmod(int(class_id), len(self.rotations))

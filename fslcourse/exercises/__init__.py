@@ -8,6 +8,7 @@ from . import (  # noqa: F401  (notebooks 02 and 03)
     episodes,  # noqa: F401  (registers the notebook-01 exercises)
     finetune,
     gan,  # noqa: F401  (notebook 07)
+    generate,  # noqa: F401  (notebook 09, learning to generate)
     maml,  # noqa: F401  (registers the notebook-04 exercises)
     mtl,  # noqa: F401  (notebook 05)
     protonet,

@@ -2,10 +2,11 @@
 
 Importing this package registers every method (one import per module below).
 """
-from . import (  # register hallucinating-protonet, maml, parameter-prediction, fomaml, matching, mtl*, relation, reptile
+from . import (  # register hallucinating-protonet, maml, metagan, parameter-prediction, fomaml, matching, mtl*, ...
     hallucinating_protonet,
     maml,
     matching,
+    metagan,
     mtl,
     parameter_prediction,
     relation,
@@ -17,5 +18,5 @@ from .pixel import PixelPrototype
 from .protonet import ProtoNet
 
 __all__ = ["METHODS", "FewShotClassifier", "FineTune", "PixelPrototype", "ProtoNet", "get_method",
-           "hallucinating_protonet", "maml", "matching", "mtl", "parameter_prediction", "prototypes", "register",
+           "hallucinating_protonet", "maml", "matching", "metagan", "mtl", "parameter_prediction", "prototypes", "register",
            "relation", "reptile"]

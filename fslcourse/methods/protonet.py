@@ -121,3 +121,12 @@ class ProtoNet(FewShotClassifier):
                              options={"augment": {}},
                              note="Lake et al.'s within-alphabet 20-way 1-shot task: within-alphabet episodes, "
                                   "deformations, 64 filters")
+    # minimal / minimal-synthetic: the quick recipe meta-trained on Lake et al.'s "minimal" background set (the
+    # five alphabets of images_background_small1, 136 characters), without and with 272 synthetic characters
+    # made by recombining two real ones (fslcourse.generative.task_synthesis): does making tasks help when
+    # meta-training data are scarce? A matched pair: same steps, episodes, schedule and seed.
+    RECIPES["minimal"] = RECIPES["quick"].replace(
+        options={"alphabets": ["Balinese", "Early_Aramaic", "Greek", "Korean", "Latin"]},
+        note="the quick recipe on the five alphabets of images_background_small1")
+    RECIPES["minimal-synthetic"] = RECIPES["minimal"].replace(
+        options={"recombined": 272}, note=RECIPES["minimal"].note + ", plus 272 recombined synthetic characters")

@@ -25,6 +25,7 @@ from ..config import seed_everything
 from ..data.episodes import EpisodeSampler
 from ..evaluate import evaluate
 from ..generative.classical import Deformation
+from ..generative.task_synthesis import scarce_split
 from ..methods.base import get_method
 from ..methods.mtl import hard_task_batch
 from ..recipe import Recipe
@@ -84,14 +85,17 @@ def episodic(name: str, recipe: Recipe, data, device) -> Run:
     seed_everything(recipe.seed)
     model = get_method(name)(**recipe.model).to(device)
     optimizer = make_optimizer(model.parameters(), recipe)
-    sampler = EpisodeSampler(data.train.to(device), recipe.n_way, recipe.n_shot, recipe.n_query, seed=recipe.seed,
+    train = data.train
+    if "alphabets" in recipe.options:  # the scarce setting, with synthetic classes if asked (task synthesis)
+        train = scarce_split(train, recipe.options["alphabets"], recipe.options.get("recombined", 0), recipe.seed)
+    sampler = EpisodeSampler(train.to(device), recipe.n_way, recipe.n_shot, recipe.n_query, seed=recipe.seed,
                              within_alphabet=recipe.within_alphabet)
     streams = {"episodes": sampler.generator}
     batches = functools.partial(sampler.sample_batch, recipe.meta_batch)
     if "augment" in recipe.options:
         batches = deformed(batches, Deformation(**recipe.options["augment"]), streams, recipe.seed)
     return Run(model, model, batches, optimizer, make_scheduler(optimizer, recipe),
-               make_validate(model, data.val, recipe, device), streams=streams)
+               make_validate(model, data.val, recipe, device), streams=streams, info={"train_split": train})
 
 
 def deformed(batches, deformation: Deformation, streams: dict, seed: int):

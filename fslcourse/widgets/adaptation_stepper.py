@@ -35,6 +35,8 @@ class AdaptationStepper(Explorer):
             ``support_x``, and per label ``{"curve": (200,) predictions, "mse": float}``.
     """
 
+    persistent_axes = True  # the axes and lines are kept; a redraw changes their data
+
     def __init__(self, models: dict, k_shot: int = 10, inner_lr: float = 0.01, max_steps: int = 10,
                  n_query: int = 100, seed: int = 0):
         if not models:
@@ -80,15 +82,24 @@ class AdaptationStepper(Explorer):
 
     def draw(self, fig, s: dict) -> None:
         """Draw the true function, every model's adapted curve and the support points."""
-        ax = fig.subplots()
-        truth = SinusoidTasks.function(self.grid[None], self.amplitude, self.phase)[0]  # (200, 1)
-        ax.plot(self.grid.flatten(), truth.flatten(), color="black", lw=2, label="true function")
-        for label in self.models:
-            ax.plot(self.grid.flatten(), s[label]["curve"], lw=1.5, ls="--",
-                    label=f"{label} after {s['steps']} steps (MSE {s[label]['mse']:.2f})")
-        ax.scatter(self.support_x.flatten(), self.support_y.flatten(), marker="^", s=50, color="tab:red",
-                   zorder=3, label=f"K = {self.k_shot} support points")
-        ax.set(xlabel="x", ylabel="y", xlim=(-5, 5), ylim=(-6, 6),
-               title=f"A = {s['amplitude']:.2f}, φ = {s['phase']:.2f}; α = {self.inner_lr}")
+        x = self.grid.flatten()  # (200,)
+
+        def make(fig):
+            ax = fig.subplots()
+            truth = ax.plot(x, x, color="black", lw=2, label="true function")[0]
+            curves = {label: ax.plot(x, x, lw=1.5, ls="--")[0] for label in self.models}
+            support = ax.scatter([], [], marker="^", s=50, color="tab:red", zorder=3)
+            ax.set(xlabel="x", ylabel="y", xlim=(-5, 5), ylim=(-6, 6))
+            return ax, truth, curves, support
+
+        (ax, truth, curves, support), new = self.layout(tuple(self.models), make)
+        truth.set_ydata(SinusoidTasks.function(self.grid[None], self.amplitude, self.phase)[0].flatten())  # (200,)
+        for label, line in curves.items():
+            line.set_ydata(s[label]["curve"])
+            line.set_label(f"{label} after {s['steps']} steps (MSE {s[label]['mse']:.2f})")
+        support.set_offsets(torch.stack([self.support_x.flatten(), self.support_y.flatten()], 1).numpy())  # (K, 2)
+        support.set_label(f"K = {self.k_shot} support points")
+        ax.set_title(f"A = {s['amplitude']:.2f}, φ = {s['phase']:.2f}; α = {self.inner_lr}")
         ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
+        if new:  # the margins do not change from one task or step to the next
+            fig.tight_layout()

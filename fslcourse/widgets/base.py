@@ -1,16 +1,66 @@
 """The explorers' base class: controls above a picture that is redrawn whenever a control changes.
 
 Every widget of the course (``notebooks/01_episodes.ipynb`` to ``08_diffusion_augmentation.ipynb``) is a subclass.
+
+Redraws asked for by the browser are coalesced: a control moved in the browser reaches the kernel as a comm
+message, and its handler only marks the picture stale and schedules one redraw on the kernel's event loop a
+moment later (:data:`COALESCE_S` after the last change, at most :data:`MAX_WAIT_S` after the first). Messages
+already waiting (the rest of a slider drag) are handled first and find the redraw pending, so one redraw of the
+latest state follows however many values arrived. A change made
+by code in a cell (or outside a kernel: tests, scripts) redraws at once, so ``ex.n.value = 5; ex.shown`` works.
 """
 from __future__ import annotations
 
+import asyncio
+import base64
+import html
 import io
+import traceback
 from functools import cached_property
 
 import ipywidgets as W
-from IPython.display import Image
+import numpy as np
+import PIL.Image
+from IPython import get_ipython
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+COALESCE_S = 0.01  # a browser-driven redraw waits this long after the last change, so queued messages come first
+MAX_WAIT_S = 0.1  # ... but no longer than this after the first change (a long drag still shows pictures)
+
+
+def browser_event_loop() -> asyncio.AbstractEventLoop | None:
+    """The kernel's running event loop if the current message is a widget comm message from the browser, else ``None``.
+
+    ipykernel (6 and 7) handles each shell message in a coroutine on the main thread's asyncio loop and records
+    the message as the shell parent, so a ``comm_msg`` parent means "a control moved in the browser". Cell code
+    (``execute_request``), scripts and tests get ``None``: their changes redraw synchronously.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    kernel = getattr(get_ipython(), "kernel", None)  # None outside a kernel (a plain IPython shell has no kernel)
+    if kernel is None:
+        return None
+    try:
+        parent = kernel.get_parent("shell")
+    except Exception:  # noqa: BLE001 (an ipykernel without get_parent: redraw synchronously)
+        return None
+    return loop if (parent or {}).get("header", {}).get("msg_type") == "comm_msg" else None
+
+
+def clear_figure(fig) -> None:
+    """Empty ``fig`` like ``fig.clear()``, without first clearing every axes one by one (most of its cost)."""
+    for ax in list(fig.axes):
+        fig.delaxes(ax)
+    fig.clear()
+
+
+def png_output(png: bytes) -> dict:
+    """The ``display_data`` output an ``ipywidgets.Output`` shows for PNG bytes (what ``display(Image(png))`` stores)."""
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": "<IPython.core.display.Image object>"}}
 
 
 class Explorer:
@@ -38,15 +88,21 @@ class Explorer:
         shown: what the last :meth:`render` drew (``{}`` after an error shown in the status line).
         out: the ``ipywidgets.Output`` that shows the figure.
         widget: the box to display in a notebook.
+        redraws: how many pictures :meth:`redraw` has set (coalesced browser changes count once).
     """
 
     error_title: str | None = None  # if set, a ValueError from compute() is shown in the status line, not raised
     persistent_axes = False  # True: draw() keeps its axes from one render to the next (the figure is not cleared)
+    png_compression = 1  # zlib level of the PNG (1: a little larger than the default 6, several times faster)
 
     def __init__(self, rows: list, figsize: tuple[float, float], dpi: int = 72, below: tuple = ()):
         self.fig = Figure(figsize=figsize, dpi=dpi)
         FigureCanvasAgg(self.fig)
         self.shown: dict = {}
+        self.redraws = 0
+        self._pending = None  # the scheduled browser-driven redraw (an asyncio handle), if any
+        self._asked = (0.0, 0.0)  # loop times of the first and the last change since the last redraw
+        self._layout_key, self._kept_layout = None, None
         self.out = W.Output()
         self.widget = W.VBox([W.HBox(row) if isinstance(row, list) else row for row in rows] + [self.out, *below])
         for control in self.controls.values():
@@ -75,31 +131,92 @@ class Explorer:
         """Recompute and redraw; returns the matplotlib figure (``self.shown`` holds its data)."""
         self.shown = self.compute()
         if not self.persistent_axes:
-            self.fig.clear()
+            clear_figure(self.fig)
         self.draw(self.fig, self.shown)
         return self.fig
 
+    def layout(self, key, make):
+        """The artists ``make(fig)`` returns, made once per ``key`` and kept while the key stays the same.
+
+        For a subclass with ``persistent_axes = True``: when ``key`` (e.g. the grid's shape) changes, the
+        figure is cleared and ``make`` lays it out again; otherwise :meth:`draw` only updates the kept
+        artists (an image's pixels, a title), which is much faster than building axes on every redraw.
+
+        Args:
+            key: anything comparable that decides the layout.
+            make: ``make(fig) -> layout`` (axes, images, texts, in any structure the subclass likes).
+
+        Returns:
+            ``(layout, new)``: the kept layout and whether it was made just now (then lay out the margins).
+        """
+        if self._layout_key != key or self._kept_layout is None:
+            clear_figure(self.fig)
+            self._kept_layout, self._layout_key = make(self.fig), key
+            return self._kept_layout, True
+        return self._kept_layout, False
+
     def png(self) -> bytes:
-        """The figure as PNG bytes: the picture the widget shows."""
+        """The figure as PNG bytes (RGB; the figure is opaque): the picture the widget shows.
+
+        One Agg draw, then Pillow: ``savefig`` would draw twice on a figure that once ran ``tight_layout``
+        (it leaves a layout engine behind) and encode the alpha channel too.
+        """
+        self.fig.canvas.draw()
+        rgba = np.asarray(self.fig.canvas.buffer_rgba())  # (H, W, 4)
         buf = io.BytesIO()
-        self.fig.savefig(buf, format="png", dpi=self.fig.dpi)
+        PIL.Image.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=self.png_compression)
         return buf.getvalue()
 
     def update(self) -> None:
-        """Redraw after a control changed: the new picture and status line, or the error for impossible settings."""
+        """Ask for a redraw after a control changed: at once from code, coalesced when the browser moved a control.
+
+        From a comm message (the browser), the redraw is scheduled once on the kernel's event loop and further
+        changes before it runs only postpone it a little (a debounce, capped); elsewhere :meth:`redraw` runs now.
+        """
+        loop = browser_event_loop()
+        if loop is None:
+            self.redraw()
+        elif self._pending is None:
+            self._asked = (loop.time(), loop.time())
+            self._pending = loop.call_later(COALESCE_S, self._redraw_pending, loop)
+        else:
+            self._asked = (self._asked[0], loop.time())
+
+    def _redraw_pending(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run the scheduled redraw; any error goes to the status line and the picture area (no cell to raise in)."""
+        first, last = self._asked
+        if loop.time() - last < COALESCE_S and loop.time() - first < MAX_WAIT_S:  # changes are still arriving
+            self._pending = loop.call_at(min(last + COALESCE_S, first + MAX_WAIT_S), self._redraw_pending, loop)
+            return
+        self._pending = None
+        try:
+            self.redraw()
+        except Exception as err:  # noqa: BLE001 (shown to the user instead of the kernel's log only)
+            traceback.print_exc()  # the browser's log console (the parent is the comm message)
+            self.show_error(err, title=self.error_title or f"Error in {type(self).__name__}")
+
+    def show_error(self, err: Exception, title: str) -> None:
+        """Show ``err`` in the status line (and as text where the picture was), with ``title`` in bold red."""
+        self.shown = {}
+        message = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
+        self.status.value = f"<b style='color:#b00'>{title}:</b> {html.escape(message, quote=False)}"
+        self.out.outputs = () if title == self.error_title else (
+            {"output_type": "stream", "name": "stderr", "text": f"{title}: {message}\n"},)
+
+    def redraw(self) -> None:
+        """Redraw now: the new picture and status line, or the error for impossible settings."""
         try:
             self.render()
         except ValueError as err:
             if self.error_title is None:
                 raise
-            self.shown = {}
-            self.status.value = f"<b style='color:#b00'>{self.error_title}:</b> {err}"
-            self.out.outputs = ()
+            self.show_error(err, self.error_title)
             return
         text = self.describe(self.shown)
         if text is not None:
             self.status.value = text
         # Set the outputs instead of `with out: display(...)`: no display or clear message reaches the notebook
-        # cell, so the picture lives only in the widget (nbval has nothing to compare, a cell moving a control stays quiet).
-        self.out.outputs = ()
-        self.out.append_display_data(Image(self.png()))
+        # cell, so the picture lives only in the widget (nbval has nothing to compare, a cell moving a control
+        # stays quiet). One assignment: one state message, and the browser swaps the picture without a blank.
+        self.out.outputs = (png_output(self.png()),)
+        self.redraws += 1

@@ -17,6 +17,8 @@ from ..generative.diffusion import class_conditions, sample
 from .base import Explorer
 from .plotting import show_image
 
+KEEP_RUNS = 16  # DDIM runs kept, so going back to a character or a guidance shows it at once
+
 
 class DiffusionExplorer(Explorer):
     """Interactive view of a conditional diffusion model's denoising trajectory.
@@ -34,6 +36,8 @@ class DiffusionExplorer(Explorer):
         controls: ``t`` (T .. 0), ``guidance`` (w), ``n_steps`` (DDIM steps), ``character``, ``n_shot``.
         shown: what the last :meth:`render` drew (``t``, ``x_t``, ``x0_hat``, ``support``, ...).
     """
+
+    persistent_axes = True  # the axes are kept while the number of samples and support drawings stay the same
 
     def __init__(self, model, schedule, encoder, split, n_classes: int = 5, n_shot: int = 5, n_samples: int = 4,
                  seed: int = 0):
@@ -70,7 +74,9 @@ class DiffusionExplorer(Explorer):
                                                                      device=self.device), 1)  # (1, D)
             _, path = sample(self.model, c.expand(len(self.x_T), -1), self.schedule, sampler="ddim",
                              n_steps=self.n_steps.value, w=self.guidance.value, x_T=self.x_T, trajectory=True)
-            self._cache = {key: (support.cpu(), path)}  # keep one run: they are small but the controls are many
+            if len(self._cache) >= KEEP_RUNS:  # runs are small (a few hundred KB): keep the latest few
+                del self._cache[next(iter(self._cache))]
+            self._cache[key] = (support.cpu(), path)
         return self._cache[key]
 
     def compute(self) -> dict:
@@ -87,13 +93,18 @@ class DiffusionExplorer(Explorer):
     def draw(self, fig, s: dict) -> None:
         """Draw ``x_t`` and ``x0_hat`` for every sample above the support drawings."""
         n, k = len(s["x_t"]), len(s["support"])
-        cols = max(n, k)
-        grid = fig.add_gridspec(3, cols)
+
+        def make(fig):
+            grid = fig.add_gridspec(3, max(n, k))
+            return ([fig.add_subplot(grid[0, j]) for j in range(n)], [fig.add_subplot(grid[1, j]) for j in range(n)],
+                    [fig.add_subplot(grid[2, j]) for j in range(k)])
+
+        (row_t, row_x0, row_support), _ = self.layout((n, k), make)
         for j in range(n):
-            show_image(fig.add_subplot(grid[0, j]), s["x_t"][j], title="x_t" if j == 0 else None)
-            show_image(fig.add_subplot(grid[1, j]), s["x0_hat"][j], title="predicted x̂_0" if j == 0 else None)
+            show_image(row_t[j], s["x_t"][j], title="x_t" if j == 0 else None)
+            show_image(row_x0[j], s["x0_hat"][j], title="predicted x̂_0" if j == 0 else None)
         for j in range(k):
-            show_image(fig.add_subplot(grid[2, j]), s["support"][j], colour="k", title="support" if j == 0 else None)
+            show_image(row_support[j], s["support"][j], colour="k", title="support" if j == 0 else None)
         fig.suptitle(f"t = {s['t']} (step {s['step']} of {s['n_steps']} DDIM steps), guidance w = {s['guidance']:.1f}",
                      fontsize=10)
 

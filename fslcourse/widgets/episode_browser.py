@@ -26,6 +26,7 @@ class EpisodeBrowser(Explorer):
     """
 
     error_title = "Cannot build this episode"
+    persistent_axes = True  # the grid of axes is kept while N, K and Q stay the same (a new seed only changes pixels)
 
     def __init__(self, splits: dict, n_way: int = 5, n_shot: int = 1, n_query: int = 2, seed: int = 0):
         self.splits = splits
@@ -69,18 +70,25 @@ class EpisodeBrowser(Explorer):
         """Draw the episode: one row per class, support on the left, query on the right."""
         ep = shown["episode"]
         n_cols = ep.n_shot + ep.n_query
-        fig.set_size_inches(1.0 * n_cols + 1.5, 1.0 * ep.n_way + 0.6)
-        axes = fig.subplots(ep.n_way, n_cols, squeeze=False)
+
+        def make(fig):
+            fig.set_size_inches(1.0 * n_cols + 1.5, 1.0 * ep.n_way + 0.6)
+            axes = fig.subplots(ep.n_way, n_cols, squeeze=False)
+            for k in range(ep.n_way):
+                axes[k, 0].set_ylabel(f"label {k}", fontsize=8, rotation=0, ha="right", va="center")
+            return axes
+
+        axes, new = self.layout((ep.n_way, ep.n_shot, ep.n_query), make)
         for k in range(ep.n_way):
             for j in range(ep.n_shot):
                 show_image(axes[k, j], ep.support_x[k * ep.n_shot + j], colour=class_colour(k))
             for j in range(ep.n_query):
                 show_image(axes[k, ep.n_shot + j], ep.query_x[k * ep.n_query + j], colour="0.6")
-            axes[k, 0].set_ylabel(f"label {k}", fontsize=8, rotation=0, ha="right", va="center")
         axes[0, 0].set_title("support", fontsize=9, loc="left")
         axes[0, ep.n_shot].set_title("query", fontsize=9, loc="left")
         fig.suptitle(f"{shown['split'].name}: {ep.n_way}-way {ep.n_shot}-shot, {ep.n_query} queries per class")
-        fig.tight_layout()
+        if new:  # the margins depend on the grid only
+            fig.tight_layout()
 
     def describe(self, shown: dict) -> str:
         """The classes shown, by label."""

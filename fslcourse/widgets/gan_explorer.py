@@ -37,6 +37,8 @@ class GANExplorer(Explorer):
         shown: what the last :meth:`render` drew (the source, the ``z`` used, the generated images ...).
     """
 
+    persistent_axes = True  # the axes are kept while the view (and the grid size) stay the same
+
     def __init__(self, generator, split, n_classes: int = 8, n_steps: int = 7, seed: int = 0):
         if n_classes < 1 or n_classes > split.n_classes:
             raise ValueError(f"n_classes={n_classes} must be between 1 and the split's {split.n_classes} classes")
@@ -85,24 +87,30 @@ class GANExplorer(Explorer):
 
     def draw(self, fig, s: dict) -> None:
         """Draw the source with the single view (one ``z`` and the interpolation) or the sample grid."""
+        n = self.n_grid.value
+
+        def make(fig):
+            if s["view"] == "single":
+                grid = fig.add_gridspec(2, self.n_steps)
+                return {"source": fig.add_subplot(grid[0, 0]), "images": [fig.add_subplot(grid[0, 1])] + [
+                    fig.add_subplot(grid[1, j]) for j in range(self.n_steps)], "text": fig.text(0.02, 0.47, "", fontsize=9)}
+            grid = fig.add_gridspec(n, n + 2)
+            return {"source": fig.add_subplot(grid[: min(2, n), :2]), "images": [
+                fig.add_subplot(grid[j // n, 2 + j % n]) for j in range(n * n)], "text": fig.text(0.3, 0.96, "", fontsize=9)}
+
+        axes, _ = self.layout((s["view"], n if s["view"] != "single" else None), make)
+        show_image(axes["source"], s["source"], title="source", colour="k")
         if s["view"] == "single":
-            grid = fig.add_gridspec(2, self.n_steps)
-            show_image(fig.add_subplot(grid[0, 0]), s["source"], title="source", colour="k")
             z = s["z"]
-            show_image(fig.add_subplot(grid[0, 1]), s["generated"][0],
+            show_image(axes["images"][0], s["generated"][0],
                        title=f"G(x, z), z[:3]=({z[0]:+.2f}, {z[1]:+.2f}, {z[2]:+.2f})")
             for j in range(self.n_steps):
-                show_image(fig.add_subplot(grid[1, j]), s["interpolation"][j],
-                           title=f"t={j / max(1, self.n_steps - 1):.2f}")
-            fig.text(0.02, 0.47, f"interpolating z from seed {self.seed_a.value} to seed {self.seed_b.value}",
-                     fontsize=9)
+                show_image(axes["images"][1 + j], s["interpolation"][j], title=f"t={j / max(1, self.n_steps - 1):.2f}")
+            axes["text"].set_text(f"interpolating z from seed {self.seed_a.value} to seed {self.seed_b.value}")
         else:
-            n = self.n_grid.value
-            grid = fig.add_gridspec(n, n + 2)
-            show_image(fig.add_subplot(grid[: min(2, n), :2]), s["source"], title="source", colour="k")
             for j in range(n * n):
-                show_image(fig.add_subplot(grid[j // n, 2 + j % n]), s["generated"][j])
-            fig.text(0.3, 0.96, f"{n * n} samples, one z each (z seed {self.z_seed.value})", fontsize=9)
+                show_image(axes["images"][j], s["generated"][j])
+            axes["text"].set_text(f"{n * n} samples, one z each (z seed {self.z_seed.value})")
 
     def describe(self, s: dict) -> str:
         """The chosen character and drawing, and how many drawings were generated."""

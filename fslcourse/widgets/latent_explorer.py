@@ -84,6 +84,7 @@ class LatentExplorer(Explorer):
     """
 
     error_title = "Cannot draw this episode"
+    persistent_axes = True  # one axes whose artists are kept; a redraw changes their data
 
     def __init__(self, split, trained, untrained=None, n_way: int = 5, n_shot: int = 5, n_query: int = 5,
                  seed: int = 0, projection: str = "pca", distance: str | None = None):
@@ -97,6 +98,7 @@ class LatentExplorer(Explorer):
         self.projection = W.ToggleButtons(options=["pca", "tsne"], value=projection, description="projection")
         self.controls = {"seed": self.seed, "n_way": self.n_way, "n_shot": self.n_shot,
                          "backbone": self.backbone, "projection": self.projection}
+        self._embedded: dict = {}  # (seed, N, K, backbone, weights) -> (episode, embeddings)
         super().__init__([[self.seed, self.n_way, self.n_shot], [self.backbone, self.projection], self.status],
                          figsize=(5.2, 4.6))
 
@@ -106,13 +108,29 @@ class LatentExplorer(Explorer):
                               seed=int(self.seed.value)).sample()
 
     @torch.no_grad()
+    def embedded(self) -> tuple[Episode, torch.Tensor]:
+        """The current episode and its embeddings ``(n_support + n_query_total, D)`` on the CPU.
+
+        Kept for the last few (seed, N, K, backbone): toggling the projection or going back does not embed again.
+        The key holds the model's weights' version counters, so weights changed in place (more training) embed anew.
+        """
+        model = self.models[self.backbone.value]
+        weights = (id(model), sum(p._version for p in model.parameters()))  # bumped by every in-place change
+        key = (int(self.seed.value), self.n_way.value, self.n_shot.value, self.backbone.value, weights)
+        if key not in self._embedded:
+            ep = self.episode()
+            model.eval()
+            device = next(model.parameters()).device
+            z = model.embed(torch.cat([ep.support_x, ep.query_x]).to(device)).cpu()  # (n_support + n_query_total, D)
+            if len(self._embedded) >= 8:
+                del self._embedded[next(iter(self._embedded))]
+            self._embedded[key] = (ep, z)
+        return self._embedded[key]
+
+    @torch.no_grad()
     def compute(self) -> dict:
         """Embed, classify and project the current episode; returns the data :meth:`draw` draws."""
-        ep = self.episode()
-        model = self.models[self.backbone.value]
-        model.eval()
-        device = next(model.parameters()).device
-        z = model.embed(torch.cat([ep.support_x, ep.query_x]).to(device)).cpu()  # (n_support + n_query_total, D)
+        ep, z = self.embedded()
         z_s, z_q = z[: len(ep.support_x)], z[len(ep.support_x):]
         protos = prototypes(z_s, ep.support_y.cpu(), ep.n_way)  # (n_way, D)
         pred = protonet_logits(z_q, protos, self.distance).argmax(1)
@@ -129,34 +147,40 @@ class LatentExplorer(Explorer):
 
     def draw(self, fig, s: dict) -> None:
         """Draw the projected support, queries and prototypes, the PCA regions and the misclassified queries."""
-        ax = fig.add_subplot(111)
+
+        def make(fig):  # one axes and its artists, kept: a redraw only changes their data
+            ax = fig.add_subplot(111)
+            regions = ax.imshow(np.zeros((80, 80, 3)), origin="lower", alpha=0.25, aspect="auto", extent=(0, 1, 0, 1))
+            dots = [ax.scatter([], [], marker="o", s=30, edgecolors="k", linewidths=0.4, label="support"),
+                    ax.scatter([], [], marker="^", s=30, edgecolors="k", linewidths=0.4, label="query (true class)"),
+                    ax.scatter([], [], marker="*", s=260, edgecolors="k", linewidths=1.0, label="prototype")]
+            wrong = ax.scatter([], [], facecolors="none", edgecolors="red", s=140, linewidths=1.8, label="misclassified")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            return ax, regions, dots, wrong
+
+        (ax, regions, (support, query, protos), wrong), _ = self.layout(None, make)
         n_way = s["episode"].n_way
         colours = np.array([class_colour(k) for k in range(n_way)])
         allxy = torch.cat([s["support_xy"], s["query_xy"], s["prototype_xy"]])
         lo, hi = allxy.min(0).values, allxy.max(0).values
         pad = 0.08 * (hi - lo).clamp_min(1e-6)
         lo, hi = lo - pad, hi + pad
+        regions.set_visible(s["projection"] == "pca")
         if s["projection"] == "pca":  # nearest projected prototype on a grid
             gx, gy = torch.meshgrid(torch.linspace(lo[0], hi[0], 80), torch.linspace(lo[1], hi[1], 80), indexing="xy")
             grid = torch.stack([gx.flatten(), gy.flatten()], 1)  # (80*80, 2)
             region = torch.cdist(grid, s["prototype_xy"]).argmin(1).reshape(80, 80)  # (rows=y, cols=x)
-            ax.imshow(colours[region.numpy()], origin="lower", alpha=0.25, aspect="auto",
-                      extent=(lo[0].item(), hi[0].item(), lo[1].item(), hi[1].item()))
-        sxy, qxy, pxy = s["support_xy"], s["query_xy"], s["prototype_xy"]
-        ax.scatter(sxy[:, 0], sxy[:, 1], c=colours[s["support_y"].numpy()], marker="o", s=30,
-                   edgecolors="k", linewidths=0.4, label="support")
-        ax.scatter(qxy[:, 0], qxy[:, 1], c=colours[s["query_y"].numpy()], marker="^", s=30,
-                   edgecolors="k", linewidths=0.4, label="query (true class)")
-        ax.scatter(pxy[:, 0], pxy[:, 1], c=colours, marker="*", s=260, edgecolors="k", linewidths=1.0,
-                   label="prototype")
-        wrong = s["wrong"]
-        if wrong.any():
-            ax.scatter(qxy[wrong, 0], qxy[wrong, 1], facecolors="none", edgecolors="red", s=140, linewidths=1.8,
-                       label="misclassified")
+            regions.set_data(colours[region.numpy()])
+            regions.set_extent((lo[0].item(), hi[0].item(), lo[1].item(), hi[1].item()))
+        sxy, qxy, pxy = s["support_xy"].numpy(), s["query_xy"].numpy(), s["prototype_xy"].numpy()
+        for dots, xy, c in ((support, sxy, colours[s["support_y"].numpy()]), (query, qxy, colours[s["query_y"].numpy()]),
+                            (protos, pxy, colours)):
+            dots.set_offsets(xy)
+            dots.set_facecolor(c)
+        wrong.set_offsets(qxy[s["wrong"].numpy()].reshape(-1, 2))  # (n_wrong, 2)
         ax.set_xlim(lo[0].item(), hi[0].item())
         ax.set_ylim(lo[1].item(), hi[1].item())
-        ax.set_xticks([])
-        ax.set_yticks([])
         ep = s["episode"]
         ax.set_title(f"{s['backbone']} backbone, {s['projection'].upper()}: {ep.n_way}-way {ep.n_shot}-shot, "
                      f"query accuracy {s['accuracy']:.1f}%", fontsize=9)

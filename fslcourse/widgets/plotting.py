@@ -13,12 +13,22 @@ def class_colour(label: int):
 
 
 def show_image(ax, image: torch.Tensor, title: str | None = None, colour=None) -> None:
-    """Draw one ``(1, H, W)`` image (ink = 1) as dark ink on white paper, with an optional coloured frame."""
-    ax.imshow(1.0 - image.detach().cpu().squeeze(0).numpy(), cmap="gray", vmin=0.0, vmax=1.0)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=8)
+    """Draw one ``(1, H, W)`` image (ink = 1) as dark ink on white paper, with an optional coloured frame.
+
+    On axes that already show an image of the same size, only its pixels (and the title and frame) change:
+    widgets that keep their axes between redraws call this again at little cost.
+    """
+    pixels = 1.0 - image.detach().cpu().squeeze(0).numpy()  # (H, W), paper = 1
+    if ax.images and ax.images[0].get_array().shape == pixels.shape:
+        ax.images[0].set_data(pixels)
+    else:
+        for old in list(ax.images):  # another size: a new image replaces the old one
+            old.remove()
+        ax.imshow(pixels, cmap="gray", vmin=0.0, vmax=1.0)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title or ax.get_title():
+        ax.set_title(title or "", fontsize=8)
     for spine in ax.spines.values():
         spine.set_visible(colour is not None)
         if colour is not None:

@@ -49,6 +49,8 @@ class ScaleShiftViewer(Explorer):
         shown: what the last :meth:`render` drew (``scale``, ``shift`` tensors and the layer).
     """
 
+    persistent_axes = True  # two axes kept per kind of plot (all layers: histograms; one layer: bars)
+
     def __init__(self, split, model, n_way: int = 5, n_shot: int = 1, n_query: int = 5, seed: int = 0):
         self.layers = scale_shift_layers(model.backbone)
         if not self.layers:
@@ -77,7 +79,10 @@ class ScaleShiftViewer(Explorer):
     def draw(self, fig, s: dict) -> None:
         """Bars per filter (one layer) or histograms (all layers) of the scales and shifts."""
         scale, shift = s["scale"], s["shift"]
-        ax_s, ax_b = fig.subplots(1, 2)
+        (ax_s, ax_b), new = self.layout(s["layer"] == ALL, lambda fig: fig.subplots(1, 2))
+        if not new:  # same kind of plot: keep the axes and their margins, redraw their contents
+            ax_s.cla()
+            ax_b.cla()
         if s["layer"] == ALL:
             ax_s.hist(scale.numpy(), bins=30, color="tab:blue")
             ax_b.hist(shift.numpy(), bins=30, color="tab:orange")
@@ -95,4 +100,5 @@ class ScaleShiftViewer(Explorer):
             ax_b.set(xlabel="filter (same order)", ylabel="shift Φ_S2")
         fig.suptitle(f"{s['layer']}: {len(scale)} filters, scale {scale.mean():.3f} ± {scale.std():.3f}, "
                      f"shift {shift.mean():.3f} ± {shift.std():.3f}", fontsize=9)
-        fig.tight_layout()
+        if new:  # margins for this kind of plot (histograms or bars), kept while it stays
+            fig.tight_layout()

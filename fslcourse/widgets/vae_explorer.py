@@ -38,6 +38,8 @@ class VAEExplorer(Explorer):
         shown: what the last :meth:`render` drew (map coordinates, decoded images ...).
     """
 
+    persistent_axes = True  # the axes are kept while the numbers of images stay the same
+
     def __init__(self, vae, split, n_classes: int = 8, n_shot: int = 1, n_generated: int = 5, n_steps: int = 7,
                  seed: int = 0):
         if n_classes < 2 or n_classes > split.n_classes:
@@ -102,33 +104,41 @@ class VAEExplorer(Explorer):
 
     def draw(self, fig, s: dict) -> None:
         """Draw the latent map, the walk, the interpolation and the support set with its generated drawings."""
-        grid = fig.add_gridspec(3, 12)
-        ax = fig.add_subplot(grid[:, :5])
+        n_int, n_s, n_g = len(s["interpolation"]), len(s["support"]), len(s["generated"])
+
+        def make(fig):
+            grid = fig.add_gridspec(3, 12)
+            ax = fig.add_subplot(grid[:, :5])
+            xy = s["map_xy"].numpy()
+            others = ax.scatter(xy[:, 0], xy[:, 1], s=14, alpha=0.6)  # every point: sets the limits once
+            chosen = ax.scatter(xy[:0, 0], xy[:0, 1], s=34, edgecolors="k", linewidths=0.8)
+            ax.set(xticks=[], yticks=[], title="latent map: PCA of [c, mu], one colour per character")
+            ax.title.set_fontsize(9)
+            interp, examples = grid[1, 5:].subgridspec(1, n_int), grid[2, 5:].subgridspec(1, n_s + n_g)
+            return {"others": others, "chosen": chosen, "walk": fig.add_subplot(grid[0, 5:7]),
+                    "interpolation": [fig.add_subplot(interp[0, j]) for j in range(n_int)],
+                    "examples": [fig.add_subplot(examples[0, j]) for j in range(n_s + n_g)],
+                    "interpolation_text": fig.text(0.43, 0.64, "", fontsize=8), "examples_text": fig.text(0.43, 0.33, "", fontsize=8)}
+
+        art, _ = self.layout((n_int, n_s, n_g), make)
         xy, labels = s["map_xy"].numpy(), s["labels"].numpy()
         colours = np.array([class_colour(k) for k in labels])
         chosen = labels == s["character"]
-        ax.scatter(xy[~chosen, 0], xy[~chosen, 1], c=colours[~chosen], s=14, alpha=0.6)
-        ax.scatter(xy[chosen, 0], xy[chosen, 1], c=colours[chosen], s=34, edgecolors="k", linewidths=0.8)
-        ax.set(xticks=[], yticks=[], title="latent map: PCA of [c, mu], one colour per character")
-        ax.title.set_fontsize(9)
-        walk_ax = fig.add_subplot(grid[0, 5:7])
-        show_image(walk_ax, s["walk_image"], colour=class_colour(s["character"]))
-        walk_ax.set_title(f"walk ({s['walk_steps'][0]:+.2f}, {s['walk_steps'][1]:+.2f}) sd", fontsize=8)
-        n_int = len(s["interpolation"])
-        sub = grid[1, 5:].subgridspec(1, n_int)
-        for j in range(n_int):
-            a = fig.add_subplot(sub[0, j])
+        art["others"].set_offsets(xy[~chosen])
+        art["others"].set_facecolor(colours[~chosen])
+        art["chosen"].set_offsets(xy[chosen])
+        art["chosen"].set_facecolor(colours[chosen])
+        show_image(art["walk"], s["walk_image"], colour=class_colour(s["character"]))
+        art["walk"].set_title(f"walk ({s['walk_steps'][0]:+.2f}, {s['walk_steps'][1]:+.2f}) sd", fontsize=8)
+        for j, a in enumerate(art["interpolation"]):
             edge = class_colour(s["from"]) if j == 0 else class_colour(s["to"]) if j == n_int - 1 else None
             show_image(a, s["interpolation"][j], colour=edge)
-        fig.text(0.43, 0.64, f"interpolation {s['from']} -> {s['to']}", fontsize=8)
-        n_s, n_g = len(s["support"]), len(s["generated"])
-        sub = grid[2, 5:].subgridspec(1, n_s + n_g)
-        for j in range(n_s + n_g):
-            a = fig.add_subplot(sub[0, j])
+        art["interpolation_text"].set_text(f"interpolation {s['from']} -> {s['to']}")
+        for j, a in enumerate(art["examples"]):
             real = j < n_s
             show_image(a, s["support"][j] if real else s["generated"][j - n_s], colour="k" if real else "0.6",
                        title=("real" if real else "gen") if j in (0, n_s) else None)
-        fig.text(0.43, 0.33, f"{n_s} real support drawings, then {n_g} generated (prototype mode)", fontsize=8)
+        art["examples_text"].set_text(f"{n_s} real support drawings, then {n_g} generated (prototype mode)")
 
     def describe(self, s: dict) -> str:
         """The chosen character and how many drawings are real and generated."""

@@ -9,14 +9,19 @@ JupyterLab on 127.0.0.1 (a free port, a random token, temporary config, data,
 runtime and settings folders), opens the copy in Debian's Chromium driven by
 Playwright, waits for the kernel to be idle, runs all cells from the Run menu, checks
 that the widget renders, changes a control and checks that the picture and the status
-line change, and saves a screenshot to build/browser/NAME.png. Every request that is
-not to the loopback server is aborted.
+line change, and saves a screenshot to build/browser/NAME.png. Then it repeats the
+input a few times, timing each from the input event to the new picture on screen
+(browser_latency.py; printed, never asserted: benchmarks/widget_latency.py reports
+them), and, for a widget with a slider worth dragging, drags it across its track:
+the picture must settle on the last value with far fewer pictures than values (stale
+redraws dropped, no queue). Every request that is not to the loopback server is aborted.
 
 Needs `make browser-deps` (Debian's chromium, pip's playwright; never `playwright
 install`). Without them the test fails under CI=true and is skipped elsewhere.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -32,6 +37,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import browser_latency as latency
 import nbformat
 import pytest
 
@@ -48,17 +54,50 @@ TIMEOUT_MS = 60_000
 class WidgetCase:
     notebook: str
     marker: str  # text that identifies the widget cell
-    status_contains: str  # what the widget's status line shows once it has drawn
-    button: str | None = None  # change the episode by clicking this button ...
-    seed_field: str | None = None  # ... or by typing "1" into the IntText with this label
+    status_contains: str | None  # what the widget's status line shows once it has drawn (None: no status line)
+    button: str | None = None  # change the picture by clicking this button ...
+    seed_field: str | None = None  # ... or by typing 1, 2, ... into the IntText with this label ...
+    dropdown: str | None = None  # ... or by choosing the next option of this dropdown ...
+    slider: str | None = None  # ... or by one arrow-key step of this slider
     status_changes: bool = False  # the status line must change too (not only the picture)
     requires: tuple[str, ...] = ()  # files (relative to the repository) the cells need, e.g. a checkpoint
+    drag: str | None = None  # a slider to drag (many values: the picture must not queue behind it)
+    setup: str = ""  # code run before the widget cell, for what the notebook's program slice cannot find
+    what: str = ""  # the input, in words (for the benchmark's table)
+
+    @property
+    def name(self) -> str:
+        """``notebook:Widget`` (a notebook may show several widgets)."""
+        return f"{Path(self.notebook).stem}:{self.marker.rstrip('(')}"
 
 
+CHECKPOINTS = "fslcourse/checkpoints/"
 CASES = [
-    WidgetCase("01_episodes.ipynb", "EpisodeBrowser(", "classes: 0=", button="next seed", status_changes=True),
+    WidgetCase("01_episodes.ipynb", "EpisodeBrowser(", "classes: 0=", button="next seed", status_changes=True,
+               what="click 'next seed'"),
     WidgetCase("02_protonet.ipynb", "LatentExplorer(", "queries misclassified", seed_field="episode seed",
-               requires=("fslcourse/checkpoints/protonet-quick.pt",)),
+               requires=(CHECKPOINTS + "protonet-quick.pt",), drag="N (ways)", what="type a seed, Enter"),
+    WidgetCase("02_protonet.ipynb", "PredictionViewer(", "episode", button="Next", status_changes=True,
+               requires=(CHECKPOINTS + "protonet-quick.pt",), what="click 'Next'"),
+    WidgetCase("03_finetune_baseline.ipynb", "PredictionViewer(", "episode", button="Next", status_changes=True,
+               requires=(CHECKPOINTS + "protonet-quick.pt", CHECKPOINTS + "finetune-quick.pt"), what="click 'Next'"),
+    WidgetCase("04_maml.ipynb", "AdaptationStepper(", None, button="New task",
+               requires=(CHECKPOINTS + "sinusoid-quick.pt",), what="click 'New task'"),
+    WidgetCase("04_maml.ipynb", "PredictionViewer(", "episode", button="Next", status_changes=True,
+               requires=(CHECKPOINTS + "maml-quick.pt",), what="click 'Next'",
+               setup='models = {"maml": load_or_train("maml", profile, data=data, device=course.device)[0]}'),
+    WidgetCase("05_mtl.ipynb", "ScaleShiftViewer(", None, dropdown="layer",
+               requires=(CHECKPOINTS + "mtl-quick.pt",), what="choose a layer",
+               setup='models = {"mtl": load_or_train("mtl", profile, data=data, device=course.device)[0]}'),
+    WidgetCase("06_vae_augmentation.ipynb", "VAEExplorer(", "generated", button="generate for this support set",
+               status_changes=False, requires=(CHECKPOINTS + "protonet-quick.pt", CHECKPOINTS + "vae-quick.pt"),
+               drag="direction 1 (sd)", what="click 'generate'"),
+    WidgetCase("07_gan_augmentation.ipynb", "GANExplorer(", "generated", seed_field="z seed",
+               requires=(CHECKPOINTS + "protonet-quick.pt", CHECKPOINTS + "gan-quick.pt"), drag="z[0]",
+               what="type a z seed, Enter"),
+    WidgetCase("08_diffusion_augmentation.ipynb", "DiffusionExplorer(", "support drawings", dropdown="character",
+               status_changes=True, requires=(CHECKPOINTS + "protonet-quick.pt", CHECKPOINTS + "diffusion-quick.pt"),
+               drag="t (T", what="choose a character (a new diffusion run)"),
 ]
 
 
@@ -76,17 +115,21 @@ def _load_editions():
     return module
 
 
-def widget_notebook(path: Path, marker: str):
-    """A copy of the notebook reduced to what its widget cell needs, with no outputs or widget state."""
+def widget_notebook(path: Path, marker: str, setup: str = ""):
+    """A copy of the notebook reduced to what its widget cell needs, with no outputs or widget state.
+
+    ``setup`` is a cell put just before the widget cell, for what the program slice cannot find (a dict filled
+    in a loop); the slice then also gathers what ``setup`` needs.
+    """
     editions = _load_editions()
     nb = nbformat.read(path, as_version=4)
     index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and marker in c.source)
     cell = nb.cells[index]
-    sources, unresolved = editions.program_slice(nb, editions.needed_names(cell.source), index)
+    sources, unresolved = editions.program_slice(nb, editions.needed_names(f"{setup}\n{cell.source}"), index)
     assert not unresolved, f"{path.name}: the widget cell needs {unresolved}, which no earlier cell defines"
     out = nbformat.v4.new_notebook(metadata={k: v for k, v in nb.metadata.items() if k != "widgets"})
     out.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    out.cells = [nbformat.v4.new_code_cell(s) for s in sources] + [nbformat.v4.new_code_cell(cell.source)]
+    out.cells = [nbformat.v4.new_code_cell(s) for s in sources + ([setup] if setup else []) + [cell.source]]
     return out
 
 
@@ -167,21 +210,29 @@ class Lab:
         self.log.close()
 
 
-@pytest.fixture(scope="module")
-def browser_ready():
-    """Chromium and Playwright are installed (fails in CI when not, skips elsewhere)."""
+def missing_tools() -> str | None:
+    """Why the browser test cannot run here (no Chromium, Playwright or Omniglot), or ``None``."""
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        _unavailable(f"Chromium not found at {CHROMIUM}: {FIX}")
+        return f"Chromium not found at {CHROMIUM}: {FIX}"
     if importlib.util.find_spec("playwright") is None:
-        _unavailable(f"playwright is not installed in {sys.prefix}: {FIX}")
+        return f"playwright is not installed in {sys.prefix}: {FIX}"
     from fslcourse.data import find_omniglot
 
     if find_omniglot() is None:
-        _unavailable("Omniglot not found (the widgets draw it): set FSLCOURSE_DATA")
+        return "Omniglot not found (the widgets draw it): set FSLCOURSE_DATA"
+    return None
 
 
 @pytest.fixture(scope="module")
-def lab(browser_ready):
+def browser_ready():
+    """Chromium and Playwright are installed (fails in CI when not, skips elsewhere)."""
+    problem = missing_tools()
+    if problem:
+        _unavailable(problem)
+
+
+@contextlib.contextmanager
+def lab_server():
     """JupyterLab serving a temporary folder (the committed notebooks are never opened in place)."""
     with tempfile.TemporaryDirectory(prefix="fslcourse-lab-") as tmp:
         root, state = Path(tmp) / "notebooks", Path(tmp) / "state"
@@ -195,8 +246,9 @@ def lab(browser_ready):
             server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser(browser_ready):
+@contextlib.contextmanager
+def chromium():
+    """A headless Chromium context (a temporary profile) driven by Playwright."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p, tempfile.TemporaryDirectory(prefix="fslcourse-chromium-") as profile:
@@ -207,6 +259,18 @@ def browser(browser_ready):
             yield context
         finally:
             context.close()
+
+
+@pytest.fixture(scope="module")
+def lab(browser_ready):
+    with lab_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser(browser_ready):
+    with chromium() as context:
+        yield context
 
 
 def _only_loopback(context, lab: Lab, blocked: list[str]):
@@ -221,67 +285,129 @@ def _only_loopback(context, lab: Lab, blocked: list[str]):
     context.route("**/*", handle)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.notebook for c in CASES])
-def test_widget_renders_and_reacts_in_jupyterlab(case, lab, browser):
-    source = ROOT / "notebooks" / case.notebook
-    if not source.exists():
-        pytest.skip(f"{case.notebook} does not exist yet")
+def skip_reason(case: WidgetCase) -> str | None:
+    """Why ``case`` cannot run in this checkout (its notebook or a checkpoint it loads is missing), or ``None``."""
+    if not (ROOT / "notebooks" / case.notebook).exists():
+        return f"{case.notebook} does not exist yet"
     missing = [r for r in case.requires if not (ROOT / r).exists()]
     if missing:
-        pytest.skip(f"{case.notebook}: {', '.join(missing)} not committed yet (its widget cell would train)")
-    nbformat.write(widget_notebook(source, case.marker), lab.root / case.notebook)
+        return f"{case.notebook}: {', '.join(missing)} not committed yet (its widget cell would train)"
+    return None
 
+
+@contextlib.contextmanager
+def widget_page(case: WidgetCase, lab: Lab, browser):
+    """Open the reduced notebook of ``case`` in JupyterLab, run all cells and yield ``(page, cell)`` once it has drawn.
+
+    On an error the whole page is saved to build/browser/NAME-failure.png; the page and the kernel are closed after.
+    """
+    name = case.name.replace(":", "-")
+    notebook = f"{name}.ipynb"
+    nbformat.write(widget_notebook(ROOT / "notebooks" / case.notebook, case.marker, case.setup), lab.root / notebook)
     blocked: list[str] = []
     _only_loopback(browser, lab, blocked)
     page = browser.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
     try:
         # ?reset: a fresh workspace, so only this notebook (and its kernel) is open.
-        page.goto(f"{lab.url}/lab/tree/{case.notebook}?reset&token={lab.token}")
+        page.goto(f"{lab.url}/lab/tree/{notebook}?reset&token={lab.token}")
         # The kernel must be idle before cells are run, or the run is flaky.
         page.locator("#jp-main-statusbar").get_by_text("Python 3 (ipykernel) | Idle").wait_for()
         page.locator(".jp-Notebook .jp-Cell").first.wait_for()
         page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
         page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-
         cell = page.locator(".jp-Notebook .jp-CodeCell").last
-        status = cell.locator(".widget-html-content")
-        status.filter(has_text=case.status_contains).wait_for()
-        picture = cell.locator(".widget-output img").first
-        picture.wait_for()
-        before_status, before_src = status.inner_text(), picture.get_attribute("src")
-        assert before_src and before_src.startswith("data:image/png")
-
-        if case.button:
-            cell.locator("button", has_text=case.button).click()
-        else:
-            seed = cell.locator(".widget-text", has_text=case.seed_field).locator("input")
-            seed.fill("1")
-            seed.press("Enter")
-        page.wait_for_function(
-            """([cell, old]) => { const img = cell.querySelector('.widget-output img');
-                                  return img && img.src !== old; }""",
-            arg=[cell.element_handle(), before_src])
-        assert picture.get_attribute("src") != before_src
-        status.filter(has_text=case.status_contains).wait_for()
-        if case.status_changes:  # e.g. the episode browser lists the new episode's classes
-            page.wait_for_function("""([el, old]) => el.textContent !== old""",
-                                   arg=[status.element_handle(), before_status])
-        if case.button == "next seed":  # the seed field follows the button (0 -> 1)
-            assert cell.locator(".widget-text", has_text="seed").locator("input").input_value() == "1"
-        assert not [e for e in errors if "widget" in e.lower()], errors
-
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        cell.scroll_into_view_if_needed()
-        cell.screenshot(path=str(SCREENSHOTS / f"{Path(case.notebook).stem}.png"))
+        cell.locator(".widget-output img").first.wait_for(timeout=4 * TIMEOUT_MS)  # loading models takes a while
+        yield page, cell
     except Exception:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{Path(case.notebook).stem}-failure.png"), full_page=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-failure.png"), full_page=True)
         raise
     finally:
         page.close()
         browser.unroute("**/*")
         lab.stop_kernels()
-        print(f"{case.notebook}: aborted {len(blocked)} non-loopback requests {sorted(set(blocked))[:5]}")
+        print(f"{case.name}: aborted {len(blocked)} non-loopback requests {sorted(set(blocked))[:5]}")
+
+
+def action(case: WidgetCase, page, cell):
+    """The case's input as a function ``act(i)`` (``i`` = 0, 1, ...: each call changes the picture)."""
+    if case.button:
+        button = cell.locator("button", has_text=case.button).first
+        return lambda i: button.click()
+    if case.seed_field:
+        field = cell.locator(".widget-text", has_text=case.seed_field).locator("input").first
+        start = int(field.input_value())
+
+        def type_seed(i):
+            field.fill(str(start + i + 1))
+            field.press("Enter")
+        return type_seed
+    if case.dropdown:
+        select = cell.locator(".widget-dropdown", has_text=case.dropdown).locator("select").first
+        n_options = select.locator("option").count()
+        start = select.evaluate("s => s.selectedIndex")
+        return lambda i: select.select_option(index=(start + i + 1) % n_options)
+    if case.slider:
+        handle = cell.locator(".widget-slider", has_text=case.slider).locator(".noUi-handle").first
+
+        def step(i):
+            handle.focus()
+            handle.press("ArrowRight" if i % 2 == 0 else "ArrowLeft")
+        return step
+    raise ValueError(f"{case.name}: no input given; set button, seed_field, dropdown or slider")
+
+
+def exercise(case: WidgetCase, page, cell, repeats: int, drag: bool = True) -> dict:
+    """Check that the widget reacts, then time ``repeats`` inputs and drag its slider; returns the measurements.
+
+    Returns:
+        ``{"latency": [ms, ...], "drag": drag result or None}`` (see :func:`browser_latency.drag`).
+    """
+    status = cell.locator(".widget-html-content")
+    if case.status_contains:
+        status.filter(has_text=case.status_contains).first.wait_for()
+    picture = cell.locator(".widget-output img").first
+    before_src = picture.get_attribute("src")
+    before_status = status.filter(has_text=case.status_contains).first.inner_text() if case.status_contains else None
+    assert before_src and before_src.startswith("data:image/png")
+    latency.install(page, cell)
+    act = action(case, page, cell)
+    samples = [latency.one_latency(page, lambda: act(0))]
+    assert picture.get_attribute("src") != before_src
+    if case.status_contains:
+        status.filter(has_text=case.status_contains).first.wait_for()
+    if case.status_changes:  # e.g. the episode browser lists the new episode's classes
+        page.wait_for_function("""([cell, text, old]) => [...cell.querySelectorAll('.widget-html-content')]
+                                      .some(el => el.textContent.includes(text) && el.textContent !== old)""",
+                               arg=[cell.element_handle(), case.status_contains, before_status])
+    if case.button == "next seed":  # the seed field follows the button (0 -> 1)
+        assert cell.locator(".widget-text", has_text="seed").locator("input").input_value() == "1"
+    samples += [latency.one_latency(page, lambda i=i: act(i)) for i in range(1, repeats)]
+    dragged = None
+    if drag and case.drag:
+        slider = cell.locator(".widget-slider", has_text=case.drag).first
+        slider.scroll_into_view_if_needed()
+        dragged = latency.drag(page, slider)
+    assert not [e for e in page.errors if "widget" in e.lower()], page.errors
+    return {"latency": samples, "drag": dragged}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_widget_renders_and_reacts_in_jupyterlab(case, lab, browser):
+    reason = skip_reason(case)
+    if reason:
+        pytest.skip(reason)
+    with widget_page(case, lab, browser) as (page, cell):
+        result = exercise(case, page, cell, repeats=3)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        cell.scroll_into_view_if_needed()
+        cell.screenshot(path=str(SCREENSHOTS / f"{case.name.replace(':', '-')}.png"))
+    print(f"{case.name}: input to picture {latency.summary(result['latency'])}, drag {result['drag']}")
+    if result["drag"]:  # the picture settles on the last value, and stale values were dropped, not queued
+        d = result["drag"]
+        assert d["last_value_shown"], d
+        assert d["values"] >= 10, f"the drag passed only {d['values']} values; drag further"
+        assert 1 <= d["renders"] <= d["values"] // 2, d

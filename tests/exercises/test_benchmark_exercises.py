@@ -22,19 +22,3 @@ def test_mean_ci95_exercise(capsys):
     assert not check("mean_ci95", lambda v: _ci(v, sd=statistics.pstdev))  # ddof=0
     assert not check("mean_ci95", lambda v: (statistics.mean(v), 1.96 * statistics.stdev(v)))  # no sqrt(n)
     assert "case 1 of 4" in capsys.readouterr().out
-
-
-def test_predicted_weights_exercise(capsys):
-    import torch
-
-    def mine(z, y, n_way, psi):
-        return psi(torch.stack([z[y == k].mean(0) for k in range(n_way)]))
-
-    def predictor_first(z, y, n_way, psi):  # the usual slip: predict from each shot, then average
-        w = psi(z)
-        return torch.stack([w[y == k].mean(0) for k in range(n_way)])
-
-    assert check("predicted_weights", mine)
-    assert not check("predicted_weights", predictor_first)
-    assert not check("predicted_weights", lambda z, y, n, psi: torch.stack([z[y == k].mean(0) for k in range(n)]))
-    assert "values differ" in capsys.readouterr().out

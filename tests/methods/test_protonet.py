@@ -1,4 +1,6 @@
 """Prototypical Networks against direct formulas, from-scratch code and properties."""
+import dataclasses
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -93,3 +95,17 @@ def test_short_training_on_glyphs_beats_chance(glyphs):
                       device="cpu", progress=False)
     assert result.steps == 40 and result.log.val_step == [20, 40]
     assert result.best_val_accuracy > 60 and result.best_val_accuracy > before + 10
+
+
+@pytest.mark.parametrize("name,added", [("hallucinating-protonet", {"n_generated": 5}), ("metagan", {"n_fake": 1}),
+                                        ("parameter-prediction", {}), ("cosine-prototypes", {})])
+def test_methods_measured_against_protonet_train_on_its_recipes(name, added):
+    """Each is compared with ProtoNet at a matched budget: the same episodes, steps, schedule and seed."""
+    cls = get_method(name)
+    assert set(cls.RECIPES) == set(ProtoNet.RECIPES)
+    for recipe_name, r in ProtoNet.RECIPES.items():
+        mine = cls.RECIPES[recipe_name]
+        assert mine.model == {**r.model, **added}, recipe_name
+        same = {f.name for f in dataclasses.fields(r)} - {"model", "note"}
+        assert all(getattr(mine, k) == getattr(r, k) for k in same), recipe_name
+

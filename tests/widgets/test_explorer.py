@@ -105,3 +105,184 @@ def test_the_base_alone_does_not_draw():
 
     with pytest.raises(NotImplementedError):
         Empty([], figsize=(1, 1))
+
+
+# Coalescing: a control moved in the browser arrives as a comm message; its redraw is scheduled on the event loop.
+
+
+def _run(coroutine_fn, monkeypatch):
+    import asyncio
+
+    from fslcourse.widgets import base
+
+    async def main():
+        monkeypatch.setattr(base, "browser_event_loop", asyncio.get_running_loop)
+        return await coroutine_fn()
+
+    return asyncio.run(main())
+
+
+async def _settled(ex: Explorer, n: int, seconds: float = 20) -> None:
+    """Wait until the control shows ``n`` and no redraw is pending (slow machines take longer)."""
+    import asyncio
+
+    for _ in range(int(seconds / 0.01)):
+        if ex.n.value == n and ex._pending is None:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no redraw of n={n} within {seconds} s")
+
+
+def test_rapid_browser_changes_redraw_once_with_the_last_value(monkeypatch):
+    import asyncio
+
+    ex = Counter(n=2, limit=30)
+    first = _picture(ex)
+    assert ex.redraws == 1
+
+    async def drag():
+        for v in range(3, 20):  # one message per loop iteration, as the kernel handles them
+            ex.n.value = v
+            await asyncio.sleep(0)
+        assert ex.redraws == 1 and ex.shown == {"n": 2}  # nothing drawn yet: the redraw waits for the queue
+        await asyncio.sleep(0.2)
+
+    _run(drag, monkeypatch)
+    assert ex.redraws == 2 and ex.renders == 2 and ex.shown == {"n": 19} and ex.status.value == "n = 19"
+    assert _picture(ex) == ex.png() != first and ex.fig.axes[0].get_title() == "19 points"
+
+
+def test_changes_arriving_during_a_slow_redraw_are_coalesced_into_one_more(monkeypatch):
+    import asyncio
+    import time
+
+    class Slow(Counter):
+        def compute(self) -> dict:
+            time.sleep(0.05)  # a render that blocks the loop, as a real one does
+            return super().compute()
+
+    ex = Slow(n=1, limit=30)
+
+    async def drag():
+        loop = asyncio.get_running_loop()
+        for i, v in enumerate(range(2, 21)):  # a value every 5 ms for 90 ms: about two renders' worth
+            loop.call_later(0.005 * i, setattr, ex.n, "value", v)
+        await _settled(ex, n=20)
+
+    _run(drag, monkeypatch)
+    assert ex.shown == {"n": 20} and ex.fig.axes[0].get_title() == "20 points"
+    assert 2 <= ex.redraws <= 6, ex.redraws  # 19 values, a handful of renders (the first one plus one per slow render)
+
+
+def test_a_button_click_from_the_browser_is_deferred_too(monkeypatch):
+    import asyncio
+
+    ex = Counter(n=2)
+
+    async def click():
+        ex.bump.click()
+        ex.bump.click()  # the handler sets n: 3, then 4
+        await asyncio.sleep(0.1)
+
+    _run(click, monkeypatch)
+    assert ex.redraws == 2 and ex.shown == {"n": 4}
+
+
+def test_an_error_in_a_deferred_redraw_shows_in_the_status_line(monkeypatch, capsys):
+    import asyncio
+
+    class Broken(Counter):
+        def compute(self) -> dict:
+            if self.n.value == 7:
+                raise RuntimeError("the model is on another device")
+            return super().compute()
+
+    class Guarded(Counter):
+        error_title = "Cannot count"
+
+    broken, guarded = Broken(n=2), Guarded(n=2, limit=3)
+
+    async def change():
+        broken.n.value = 7
+        guarded.n.value = 5
+        await asyncio.sleep(0.1)
+
+    _run(change, monkeypatch)
+    assert broken.shown == {} and "Error in Broken:" in broken.status.value
+    assert "RuntimeError: the model is on another device" in broken.status.value
+    (output,) = broken.out.outputs  # no status line in the layout? the message is where the picture was
+    assert output["output_type"] == "stream" and "RuntimeError" in output["text"]
+    assert "RuntimeError" in capsys.readouterr().err  # the traceback goes to the log
+    assert guarded.shown == {} and guarded.out.outputs == () and "Cannot count:</b> n=5 is above 3" in guarded.status.value
+
+    async def recover():
+        broken.n.value = 3
+        await asyncio.sleep(0.1)
+
+    _run(recover, monkeypatch)
+    assert broken.shown == {"n": 3} and broken.status.value == "n = 3" and _picture(broken) == broken.png()
+
+
+def test_browser_event_loop_only_for_comm_messages_in_a_running_loop(monkeypatch):
+    import asyncio
+    from types import SimpleNamespace
+
+    from fslcourse.widgets import base
+
+    assert base.browser_event_loop() is None  # no loop, no kernel
+    parent = {"header": {"msg_type": "comm_msg"}}
+    kernel = SimpleNamespace(get_parent=lambda channel: parent if channel == "shell" else {})
+    monkeypatch.setattr(base, "get_ipython", lambda: SimpleNamespace(kernel=kernel))
+    assert base.browser_event_loop() is None  # a kernel but no running loop
+
+    async def inside():
+        loop = asyncio.get_running_loop()
+        assert base.browser_event_loop() is loop  # a comm message: the browser moved a control
+        parent["header"]["msg_type"] = "execute_request"
+        assert base.browser_event_loop() is None  # cell code: redraw at once
+        monkeypatch.setattr(base, "get_ipython", lambda: None)
+        assert base.browser_event_loop() is None  # a loop but no kernel (a script, a test)
+
+    asyncio.run(inside())
+
+
+def test_layout_is_kept_while_its_key_stays_and_the_png_is_one_rgb_picture():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    class Grid(Counter):
+        persistent_axes = True
+
+        def draw(self, fig, shown: dict) -> None:
+            self.made = getattr(self, "made", 0)
+            axes, new = self.layout(shown["n"] > 5, lambda fig: fig.subplots(1, 2))
+            self.made += new
+            axes[0].set_title(f"{shown['n']} points")
+
+    ex = Grid(n=2)
+    first = ex.fig.axes
+    ex.n.value = 3
+    assert ex.fig.axes == first and ex.made == 1 and first[0].get_title() == "3 points"
+    ex.n.value = 6  # a new key: the figure is emptied and laid out again
+    assert ex.made == 2 and len(ex.fig.axes) == 2 and all(ax not in first for ax in ex.fig.axes)
+    picture = Image.open(io.BytesIO(ex.png()))
+    assert picture.mode == "RGB" and picture.size == (3 * 72, 2 * 72)
+    ex.fig.savefig(buf := io.BytesIO(), format="png", dpi=ex.fig.dpi)  # the same pixels as matplotlib's own PNG
+    assert np.array_equal(np.asarray(picture), np.asarray(Image.open(buf).convert("RGB")))
+
+
+def test_show_image_on_kept_axes_replaces_the_pixels_and_the_title():
+    import torch
+
+    from fslcourse.widgets.plotting import show_image
+
+    ax = Figure().add_subplot(111)
+    show_image(ax, torch.zeros(1, 4, 4), title="first", colour="k")
+    image = ax.images[0]
+    show_image(ax, torch.ones(1, 4, 4))
+    assert list(ax.images) == [image] and (image.get_array() == 0).all() and ax.get_title() == ""  # ink 1: paper 0
+    assert not ax.spines["left"].get_visible()
+    show_image(ax, torch.zeros(1, 5, 5), title="bigger")  # another size: a new image replaces it
+    assert len(ax.images) == 1 and ax.images[0].get_array().shape == (5, 5) and ax.get_title() == "bigger"

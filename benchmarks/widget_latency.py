@@ -1,0 +1,138 @@
+"""Every widget in the browser: milliseconds from the input event to the new picture on screen, and slider drags.
+
+Usage (from the repository root, on a quiet machine: other work on the CPU makes every figure wrong;
+FSLCOURSE_DATA must point at the data; `make browser-deps` gives Chromium and Playwright):
+
+    OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu FSLCOURSE_DATA=../shared/data \\
+        .venv/bin/python benchmarks/widget_latency.py [--repeats 7] [--only 02_protonet] [--out results/widget_latency.json]
+
+For every widget cell of the notebooks (``CASES`` in tests/browser/test_widgets_browser.py) it opens the
+notebook reduced to that cell in JupyterLab, in headless Chromium, with a live kernel, exactly as the
+browser test does; then it repeats the widget's input (a click, a typed seed, a new dropdown choice) and
+times each, in the page, from the input event to the frame after the new picture is decoded
+(tests/browser/browser_latency.py). Where the widget has a slider with many values, it drags it across
+its track in one quick movement and counts the values the slider passed and the pictures drawn, and times
+the release to the last picture. Targets (issue 20, part 5): median <= 300 ms from input to picture; a drag
+leaves no queue (far fewer pictures than values: at most half; the last picture is the last value's).
+
+Writes ``results/widget_latency.json`` (per widget: median, max and every sample in ms, the drag's values,
+pictures and settle time, and the machine: CPU, load average at the start, versions) and prints a table.
+Exit status 1 if a target is missed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "browser"))
+
+import browser_latency as latency  # noqa: E402
+import test_widgets_browser as harness  # noqa: E402
+
+from fslcourse.io import atomic_write_json  # noqa: E402
+from fslcourse.results import versions  # noqa: E402
+
+TARGET_MS = 300.0
+
+
+def machine() -> dict:
+    """The CPU, its cores, the load average when the run starts (a busy machine gives wrong figures), versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        chromium = subprocess.run([harness.CHROMIUM, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        chromium = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "platform": platform.platform(),
+            "chromium": chromium, "versions": versions()}
+
+
+def verdict(entry: dict) -> bool:
+    """Whether one widget meets the targets (a median within 300 ms; a drag without a queue)."""
+    ok = entry["median_ms"] <= TARGET_MS
+    d = entry.get("drag")
+    if d:
+        ok &= d["last_value_shown"] and d["renders"] <= max(1, d["values"] // 2)
+    return ok
+
+
+def run_case(case, lab, browser, repeats: int) -> dict:
+    """Measure one widget: ``repeats`` inputs timed to the picture, and its drag if it has one."""
+    with harness.widget_page(case, lab, browser) as (page, cell):
+        result = harness.exercise(case, page, cell, repeats=repeats)
+    entry = {"input": case.what, **latency.summary(result["latency"]),
+             "latency_ms": [round(x, 1) for x in result["latency"]], "drag": result["drag"]}
+    if entry["drag"]:
+        entry["drag"]["slider"] = case.drag
+    entry["meets_targets"] = verdict(entry)
+    return entry
+
+
+def table(widgets: dict) -> str:
+    """The results as a text table, with the targets."""
+    lines = [f"{'widget':<44} {'input':<40} {'median':>8} {'max':>8}  {'drag: values -> pictures, settle':<34} ok",
+             f"{'target':<44} {'':<40} {'<=300ms':>8} {'':>8}  {'pictures <= values / 2, last value':<34}"]
+    for name, e in widgets.items():
+        if "skipped" in e:
+            lines.append(f"{name:<44} skipped: {e['skipped']}")
+            continue
+        d = e["drag"]
+        drag = (f"{d['values']} -> {d['renders']}, {d['settle_ms']:.0f} ms{'' if d['last_value_shown'] else ' WRONG'}"
+                if d else "-")
+        lines.append(f"{name:<44} {e['input'][:40]:<40} {e['median_ms']:>6.0f}ms {e['max_ms']:>6.0f}ms  {drag:<34} "
+                     f"{'OK' if e['meets_targets'] else 'MISSED'}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=7,
+                        help="inputs timed per widget (default 7: the diffusion explorer's 8 characters are each a new run)")
+    parser.add_argument("--only", default=None, help="only the widgets whose name contains this text")
+    parser.add_argument("--out", default=str(ROOT / "results" / "widget_latency.json"))
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats={args.repeats}; give at least 1")
+    problem = harness.missing_tools()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    cases = [c for c in harness.CASES if args.only is None or args.only in c.name]
+    if not cases:
+        parser.error(f"--only={args.only!r} matches no widget; names: {', '.join(c.name for c in harness.CASES)}")
+    info = machine()
+    if info["load_average_1min"] > 0.5 * (info["cores"] or 1):
+        print(f"warning: load average {info['load_average_1min']} on {info['cores']} cores: the machine is busy, "
+              "the figures will be too high", file=sys.stderr)
+    widgets, started = {}, time.time()
+    with harness.lab_server() as lab, harness.chromium() as browser:
+        for case in cases:
+            reason = harness.skip_reason(case)
+            if reason:
+                widgets[case.name] = {"skipped": reason}
+                continue
+            print(f"{case.name} ...", flush=True)
+            widgets[case.name] = run_case(case, lab, browser, args.repeats)
+    record = {"benchmark": "widget_latency", "targets": {"median_ms": TARGET_MS, "drag": "pictures <= values / 2, "
+                                                          "the settled picture is the last value's"},
+              "machine": info, "seconds": round(time.time() - started, 1), "widgets": widgets}
+    atomic_write_json(record, Path(args.out))
+    print(table(widgets))
+    print(f"written to {args.out}")
+    return 0 if all(e.get("meets_targets", True) for e in widgets.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
