@@ -55,6 +55,7 @@ def build_html(notebooks: list[Path], out: Path, title: str = "fslcourse: learn 
     items = []
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
+        web_assets.offline_widget_state(nb)  # no widget module from a CDN (the drawing board's canvases)
         heading = web_assets.first_heading(nb, path.stem)
         nb.metadata["title"] = heading
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})

@@ -38,6 +38,7 @@ def build_slides(notebooks: list[Path], out: Path) -> list[Path]:
     written = []
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
+        web_assets.offline_widget_state(nb)  # no widget module from a CDN (the drawing board's canvases)
         if not has_slides(nb):
             print(f"slides: skipped {path.name} (no cell has slideshow metadata; see docs/INSTRUCTORS.md)")
             continue

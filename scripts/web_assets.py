@@ -110,6 +110,50 @@ def offline_config(template: str) -> Config:
     return c
 
 
+# The widget modules the renderer in _static/html-manager holds; a saved model of any other module (ipycanvas,
+# the drawing board's canvases) would make the page fetch that module's JavaScript from a CDN.
+BUNDLED_WIDGET_MODULES = ("@jupyter-widgets/base", "@jupyter-widgets/controls", "@jupyter-widgets/output")
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+CANVAS_PLACEHOLDER = ("<div style='padding:6px;font-size:85%;line-height:1.3;color:#555'>"
+                      "a drawing canvas: run the notebook in Jupyter to draw here</div>")
+
+
+def offline_widget_state(nb) -> int:
+    """Replace the saved widget models the page could only render with JavaScript from a CDN; returns how many.
+
+    A model with a view (an ``ipycanvas`` canvas) becomes an HTML placeholder of the same layout (a saved
+    canvas is blank anyway: its pixels live in the browser); a model without a view (ipycanvas's canvas
+    manager) is dropped. ``nb`` is changed in place (its ``metadata.widgets``).
+    """
+    state = nb.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    replaced = 0
+    for model_id in list(state):
+        model = state[model_id]
+        if model.get("model_module") in BUNDLED_WIDGET_MODULES:
+            continue
+        replaced += 1
+        old = model.get("state", {})
+        if not old.get("_view_name"):
+            del state[model_id]
+            continue
+        style_id = f"{model_id}-style"
+        controls = {"_model_module": "@jupyter-widgets/controls", "_model_module_version": "2.0.0",
+                    "_view_count": None, "_view_module": "@jupyter-widgets/base", "_view_module_version": "2.0.0"}
+        state[style_id] = {"model_module": "@jupyter-widgets/controls", "model_module_version": "2.0.0",
+                           "model_name": "HTMLStyleModel",
+                           "state": {**controls, "_model_name": "HTMLStyleModel", "_view_name": "StyleView",
+                                     "background": None, "description_width": "", "font_size": None,
+                                     "text_color": None}}
+        state[model_id] = {"model_module": "@jupyter-widgets/controls", "model_module_version": "2.0.0",
+                           "model_name": "HTMLModel",
+                           "state": {**controls, "_model_name": "HTMLModel", "_view_module": "@jupyter-widgets/controls",
+                                     "_view_name": "HTMLView", "_dom_classes": [], "description": "",
+                                     "description_allow_html": False, "layout": old.get("layout"),
+                                     "placeholder": "", "style": f"IPY_MODEL_{style_id}", "tabbable": None,
+                                     "tooltip": None, "value": CANVAS_PLACEHOLDER}}
+    return replaced
+
+
 def first_heading(nb, default: str) -> str:
     """The text of the notebook's first Markdown heading (``# 01 · Episodes``), else ``default``."""
     for cell in nb.cells:

@@ -8,7 +8,7 @@ import torch
 
 from fslcourse import doctor
 
-NAMES = ["python", "torch", "torchvision", "learn2learn", "ipywidgets", "jupyterlab", "nbval",
+NAMES = ["python", "torch", "torchvision", "learn2learn", "ipywidgets", "ipycanvas", "jupyterlab", "nbval",
          "device", "profile", "omniglot", "cache"]
 
 
@@ -57,7 +57,7 @@ def test_report_has_every_check_in_order(fake_data):
 
 def test_installed_pieces_are_ok_with_their_versions(fake_data):
     checks = by_name(doctor.report())
-    for name in ("python", "torch", "torchvision", "learn2learn", "ipywidgets", "jupyterlab"):
+    for name in ("python", "torch", "torchvision", "learn2learn", "ipywidgets", "ipycanvas", "jupyterlab"):
         assert checks[name].status == "ok", checks[name]
     assert checks["torch"].detail == torch.__version__
     assert checks["python"].detail.startswith(".".join(map(str, sys.version_info[:3])))

@@ -80,6 +80,10 @@ def offline_problems(page: Path) -> list[str]:
     for ref in sorted(set(re.findall(r"_static/[\w./@-]+", text))):
         if not (page.parent / ref).exists():
             problems.append(f"{ref} is referenced but missing")
+    # a saved widget of a module the local renderer lacks would be fetched from a CDN when the page opens
+    modules = {m.replace("\\/", "/") for m in re.findall(r'"model_module":\s*"([^"]+)"', text)}  # JSON may write \/
+    for module in sorted(modules - set(web_assets.BUNDLED_WIDGET_MODULES)):
+        problems.append(f"a saved widget of {module!r} would load its JavaScript from a CDN")
     for tag, attr, url in tags.refs:
         css = page.parent / url.split("?")[0]
         if tag == "link" and css.suffix == ".css" and css.is_file():
@@ -110,6 +114,24 @@ def slides(assets, tmp_path_factory):
 def site(assets, tmp_path_factory):
     out = tmp_path_factory.mktemp("html")
     return build_html.build_html(NOTEBOOKS, out)
+
+
+def test_widgets_of_other_modules_become_placeholders():
+    canvas = {"model_module": "ipycanvas", "model_module_version": "^0.14", "model_name": "CanvasModel",
+              "state": {"_view_name": "CanvasView", "layout": "IPY_MODEL_lay", "_canvas_manager": "IPY_MODEL_mgr"}}
+    manager = {"model_module": "ipycanvas", "model_module_version": "^0.14", "model_name": "CanvasManagerModel",
+               "state": {"_view_name": None}}
+    box = {"model_module": "@jupyter-widgets/controls", "model_module_version": "2.0.0", "model_name": "HBoxModel",
+           "state": {"_view_name": "HBoxView", "children": ["IPY_MODEL_cv"]}}
+    nb = nbformat.v4.new_notebook(metadata={"widgets": {web_assets.WIDGET_STATE: {"state": {
+        "cv": canvas, "mgr": manager, "box": box}}}})
+    assert web_assets.offline_widget_state(nb) == 2
+    state = nb.metadata["widgets"][web_assets.WIDGET_STATE]["state"]
+    assert {m["model_module"] for m in state.values()} <= set(web_assets.BUNDLED_WIDGET_MODULES)
+    assert "mgr" not in state and state["box"] == box  # the box still shows its child, now a placeholder
+    assert state["cv"]["model_name"] == "HTMLModel" and state["cv"]["state"]["layout"] == "IPY_MODEL_lay"
+    assert state[state["cv"]["state"]["style"][len("IPY_MODEL_"):]]["model_name"] == "HTMLStyleModel"
+    assert web_assets.offline_widget_state(nb) == 0
 
 
 def test_checker_catches_nbconvert_defaults(tmp_path):

@@ -75,7 +75,7 @@ def find_omniglot() -> Path | None:
 
 
 def load_image(path: str | Path, image_size: int = IMAGE_SIZE) -> torch.Tensor:
-    """Turn one Omniglot-style PNG into the model's input.
+    """Turn one Omniglot-style PNG into the model's input (:func:`preprocess_image` on the file's pixels).
 
     Transparent pixels (an RGBA or LA image, or a palette or greyscale image with a
     transparent colour) are laid on white paper first. The image is then converted to
@@ -95,7 +95,46 @@ def load_image(path: str | Path, image_size: int = IMAGE_SIZE) -> torch.Tensor:
             message names the file.
     """
     image_size = _positive("image_size", image_size)
-    return torch.from_numpy(_png_to_uint8(path, image_size)).float().div_(255.0).unsqueeze(0)
+    return _as_input(_png_to_uint8(path, image_size))
+
+
+def preprocess_image(image, image_size: int = IMAGE_SIZE) -> torch.Tensor:
+    """Turn a picture already in memory into the model's input, exactly as :func:`load_image` does a file.
+
+    The drawing board of ``notebooks/02_protonet.ipynb`` feeds its canvases through this, so a drawing
+    saved as a PNG and read back with :func:`load_image` gives the same tensor.
+
+    Args:
+        image: a ``PIL.Image`` (any mode and size; dark ink on light or transparent paper), or a
+            ``uint8`` array of its pixels: ``(H, W)`` grey, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA
+            (e.g. an ``ipycanvas`` canvas's ``get_image_data()``: transparent paper counts as white).
+        image_size: output height and width.
+
+    Returns:
+        Float32 tensor ``(1, image_size, image_size)`` in ``[0, 1]``, ink = 1.
+
+    Raises:
+        ValueError: ``image`` is not a PIL image or a ``uint8`` array of one of those shapes.
+    """
+    image_size = _positive("image_size", image_size)
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise ValueError(f"image has dtype {image.dtype}; give uint8 pixels (0 = black ink, 255 = white paper) "
+                             "or a PIL image")
+        if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))):
+            raise ValueError(f"image has shape {tuple(image.shape)}; give (H, W) grey, (H, W, 3) RGB or "
+                             "(H, W, 4) RGBA pixels")
+        image = Image.fromarray(np.ascontiguousarray(image))
+    elif not isinstance(image, Image.Image):
+        raise ValueError(f"image is a {type(image).__name__}; give a PIL image or a uint8 array of its pixels")
+    return _as_input(_to_uint8(image, image_size))
+
+
+def _as_input(pixels: np.ndarray) -> torch.Tensor:
+    """``(H, W)`` uint8 (ink = 255) -> float32 ``(1, H, W)`` in ``[0, 1]``, ink = 1."""
+    return torch.from_numpy(pixels).float().div_(255.0).unsqueeze(0)  # (1, H, W)
 
 
 def _on_paper(im: Image.Image) -> Image.Image:
@@ -106,12 +145,20 @@ def _on_paper(im: Image.Image) -> Image.Image:
     return im
 
 
+def _to_uint8(im: Image.Image, image_size: int = IMAGE_SIZE) -> np.ndarray:
+    """``(image_size, image_size)`` uint8 array, ink = 255: paper under transparency, greyscale, Lanczos, inversion.
+
+    The one preprocessing step shared by every loader (:func:`load_image`, the cache, :func:`preprocess_image`).
+    """
+    im = _on_paper(im).convert("L").resize((image_size, image_size), Image.LANCZOS)
+    return 255 - np.asarray(im, dtype=np.uint8)
+
+
 def _png_to_uint8(path, image_size: int = IMAGE_SIZE) -> np.ndarray:
-    """``(H, W)`` uint8 array, ink = 255; the one preprocessing step shared by every loader."""
+    """``(H, W)`` uint8 array, ink = 255, of the image file ``path`` (:func:`_to_uint8`); unreadable files name themselves."""
     try:
         with Image.open(path) as im:
-            im = _on_paper(im).convert("L").resize((image_size, image_size), Image.LANCZOS)
-            return 255 - np.asarray(im, dtype=np.uint8)
+            return _to_uint8(im, image_size)
     except FileNotFoundError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError) as err:

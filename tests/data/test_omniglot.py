@@ -2,10 +2,12 @@
 folder: the content-keyed cache, corrupt and unwritable caches, bad drawings, transparent PNGs."""
 import re
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from fslcourse.data import load_image
+from fslcourse.data import load_image, preprocess_image
 from fslcourse.data.omniglot import VAL_ALPHABETS, cache_dir, data_roots, find_omniglot, load_omniglot
 
 
@@ -40,6 +42,31 @@ def test_load_image_convention(omniglot):
     idx = omniglot.test.base_names.index(f"{alpha}/{char}")
     pos = sorted(png.parent.glob("*.png")).index(png)
     assert torch.equal((x[0] * 255).round().to(torch.uint8), omniglot.test.images[idx, pos])
+
+
+def test_preprocess_image_is_load_image_on_the_pixels(omniglot):
+    # the same drawing as a file, as a PIL image, as its uint8 pixels (grey, RGB, RGBA): the same input
+    png = next((omniglot.root / "images_evaluation").rglob("*.png"))
+    x = load_image(png)
+    with Image.open(png) as im:
+        assert torch.equal(preprocess_image(im), x)
+        grey = np.asarray(im.convert("L"))
+    assert torch.equal(preprocess_image(grey), x)
+    assert torch.equal(preprocess_image(np.repeat(grey[..., None], 3, 2)), x)
+    rgba = np.zeros((*grey.shape, 4), np.uint8)  # black ink on fully transparent paper, as a canvas gives it
+    rgba[..., 3] = 255 - grey
+    assert torch.equal(preprocess_image(rgba), x)
+    assert preprocess_image(grey, image_size=14).shape == (1, 14, 14)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((8, 8), np.float32), "dtype float32"),
+    (np.zeros((8, 8, 2), np.uint8), r"shape \(8, 8, 2\)"),
+    ("drawing.png", "is a str; give a PIL image"),
+])
+def test_preprocess_image_refuses_what_it_cannot_read(bad, message):
+    with pytest.raises(ValueError, match=message):
+        preprocess_image(bad)
 
 
 def test_cache_roundtrip_gives_identical_tensors(omniglot, tmp_path, monkeypatch):
