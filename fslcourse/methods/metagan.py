@@ -14,16 +14,20 @@ c_k\\rVert^2` and a learned fake logit :math:`b` (a distance threshold),
 
 .. math:: p(\\text{fake} \\mid x) = \\frac{e^{b}}{e^{b} + \\sum_k e^{\\ell_k(x)}},\\qquad
           L_D = \\mathrm{CE}_{N+1}(x_q, y_q) - \\lambda\\,\\mathbb{E}_z \\log p(\\text{fake} \\mid G(c_k, z)),\\qquad
-          L_G = -\\mathbb{E}_z \\log\\big(1 - p(\\text{fake} \\mid G(c_k, z))\\big).
+          L_G = \\Big\\lVert \\mathbb{E}_{q} f(x_q) - \\mathbb{E}_z f\\big(G(c_k, z)\\big) \\Big\\rVert^2.
 
-The backbone and :math:`b` descend :math:`L_D`, the generator descends :math:`L_G` (the
-non-saturating loss; the paper's feature matching is another choice). At test time the fake class
+The backbone and :math:`b` descend :math:`L_D`, the generator descends :math:`L_G`, feature matching as in
+the paper (Salimans et al. 2016, arXiv:1606.03498: the mean embedding of the fakes matches the real
+queries'); ``generator_loss="non-saturating"`` uses :math:`-\\mathbb{E}_z \\log(1 - p(\\text{fake} \\mid G))`
+instead, which let the generator collapse to one drawing in our runs. At test time the fake class
 and the generator are dropped: ``predict`` is ProtoNet's, so any gain comes from training alone.
 Fakes are embedded with the batch-norm layers in evaluation mode, so they never enter the running
 statistics used at test time. The recipe is ProtoNet's quick recipe (same episodes, steps, schedule
 and seed): the committed ProtoNet is the matched baseline.
 """
 from __future__ import annotations
+
+import contextlib
 
 import torch
 import torch.nn.functional as F
@@ -32,10 +36,26 @@ from torch import nn
 from .base import prototypes, register
 from .protonet import ProtoNet, protonet_logits
 
+GENERATOR_LOSSES = ("feature-matching", "non-saturating")
+
 
 def with_fake_class(logits: torch.Tensor, fake_logit: torch.Tensor) -> torch.Tensor:
     """``(n, N)`` class logits -> ``(n, N + 1)``: the fake class's logit ``fake_logit`` appended last."""
     return torch.cat([logits, fake_logit.expand(len(logits), 1)], 1)
+
+
+@contextlib.contextmanager
+def running_statistics(module: nn.Module):
+    """Inside, ``module``'s batch-norm layers normalise with their running statistics and do not update them."""
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    modes = [m.training for m in bns]
+    for m in bns:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(bns, modes):
+            m.train(mode)
 
 
 class TaskGenerator(nn.Module):
@@ -64,15 +84,20 @@ class MetaGAN(ProtoNet):
         n_fake: m, generated drawings per class in each training episode.
         fake_weight: λ, the weight of the fake-class term of the classifier's loss.
         z_dim, hidden: the generator's noise size and width.
+        generator_loss: ``"feature-matching"`` (the paper's: the mean embedding of the fakes matches the real
+            queries', Salimans et al. 2016, arXiv:1606.03498) or ``"non-saturating"`` (:math:`L_G` above).
         backbone, backbone_kwargs, distance, scale: as for :class:`~fslcourse.methods.protonet.ProtoNet`.
     """
 
     def __init__(self, n_fake: int = 1, fake_weight: float = 1.0, z_dim: int = 16, hidden: int = 256,
-                 backbone: str = "conv4", backbone_kwargs: dict | None = None, distance: str = "euclidean",
-                 scale: float = 10.0):
+                 generator_loss: str = "feature-matching", backbone: str = "conv4",
+                 backbone_kwargs: dict | None = None, distance: str = "euclidean", scale: float = 10.0):
         super().__init__(backbone, backbone_kwargs, distance, scale)
         if isinstance(n_fake, bool) or not isinstance(n_fake, int) or n_fake < 1:
             raise ValueError(f"n_fake={n_fake!r} must be a whole number >= 1 (for no fakes, use protonet)")
+        if generator_loss not in GENERATOR_LOSSES:
+            raise ValueError(f"generator_loss={generator_loss!r} is not known; use one of {', '.join(GENERATOR_LOSSES)}")
+        self.generator_loss = generator_loss
         self.n_fake, self.fake_weight, self.z_dim, self.hidden = n_fake, float(fake_weight), z_dim, hidden
         self.generator = TaskGenerator(self.backbone.out_dim, z_dim, hidden)
         self.fake_logit = nn.Parameter(torch.zeros(1))
@@ -102,18 +127,18 @@ class MetaGAN(ProtoNet):
                                  self.fake_logit)  # (n_query, n_way + 1)
         noise = torch.randn(n_way * self.n_fake, self.z_dim).to(protos)  # torch's generator: saved by the loop
         fakes = self.generator(protos.detach().repeat_interleave(self.n_fake, 0), noise)  # (n_way * m, 1, 28, 28)
-        bn = [m for m in self.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        for m in bn:
-            m.eval()  # fakes are normalised with the running statistics and never update them
-        try:
-            fake_logits = with_fake_class(protonet_logits(self.embed(fakes), protos, self.distance, self.scale),
-                                          self.fake_logit)  # (n_way * m, n_way + 1)
-        finally:
-            for m in bn:
-                m.train(self.training)
+        with running_statistics(self.backbone):  # fakes never enter the running statistics used at test time
+            z_fake = self.embed(fakes)  # (n_way * m, D)
+            with torch.no_grad():
+                z_real = self.embed(episode.query_x)  # (n_query, D): the same normalisation as the fakes
+        fake_logits = with_fake_class(protonet_logits(z_fake, protos, self.distance, self.scale),
+                                      self.fake_logit)  # (n_way * m, n_way + 1)
         log_p_fake = F.log_softmax(fake_logits, 1)[:, -1]  # (n_way * m,)
         loss_d = F.cross_entropy(logits, episode.query_y) - self.fake_weight * log_p_fake.mean()
-        loss_g = -torch.log1p(-log_p_fake.exp().clamp(max=1 - 1e-6)).mean()
+        if self.generator_loss == "feature-matching":  # Salimans et al. 2016, as in MetaGAN
+            loss_g = (z_real.mean(0) - z_fake.mean(0)).pow(2).sum()
+        else:  # non-saturating: -log(1 - p(fake)) = -(logsumexp over the classes - logsumexp over all)
+            loss_g = (torch.logsumexp(fake_logits, 1) - torch.logsumexp(fake_logits[:, :-1], 1)).mean()
         accuracy = (logits[:, :n_way].argmax(1) == episode.query_y).float().mean()
         return loss_d, loss_g, accuracy
 
@@ -131,7 +156,7 @@ class MetaGAN(ProtoNet):
 
     def config(self) -> dict:
         return {**super().config(), "n_fake": self.n_fake, "fake_weight": self.fake_weight, "z_dim": self.z_dim,
-                "hidden": self.hidden}
+                "hidden": self.hidden, "generator_loss": self.generator_loss}
 
     RECIPES = {name: r.replace(model={"n_fake": 1}, note=r.note + "; MetaGAN: one generated drawing per class, "
                                "a fake class") for name, r in ProtoNet.RECIPES.items()}

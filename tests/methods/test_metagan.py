@@ -92,6 +92,32 @@ def test_fakes_and_their_probability_match_the_training_computation(random_episo
     torch.testing.assert_close(m.fake_probability(sx, sy, qx), want, atol=1e-5, rtol=1e-4)
 
 
+def test_the_generator_losses_against_their_formulas(random_episode):
+    torch.manual_seed(0)
+    ep = _episode(random_episode)
+    for kind in ("feature-matching", "non-saturating"):
+        m = MetaGAN(n_fake=2, generator_loss=kind, backbone_kwargs={"hidden": 8}).train()
+        before = {k: v.clone() for k, v in m.state_dict().items()}
+        torch.manual_seed(3)
+        _, loss_g, _ = m.discriminate(ep)
+        m.load_state_dict(before)  # the running statistics as they were
+        torch.manual_seed(3)
+        with torch.no_grad():
+            z = m.embed(torch.cat([ep.support_x, ep.query_x]))  # the same draws, in the same order
+            protos = torch.stack([z[:len(ep.support_x)][ep.support_y == k].mean(0) for k in range(4)])
+            fakes = m.generator(protos.repeat_interleave(2, 0), torch.randn(8, m.z_dim))
+            m.eval()
+            z_fake, z_real = m.embed(fakes), m.embed(ep.query_x)  # running statistics, as for the fakes
+            if kind == "feature-matching":
+                want = (z_real.mean(0) - z_fake.mean(0)).pow(2).sum()
+            else:
+                logits = with_fake_class(-torch.cdist(z_fake, protos).pow(2), m.fake_logit)
+                want = -torch.log(1 - torch.softmax(logits, 1)[:, -1]).mean()
+        torch.testing.assert_close(loss_g, want, rtol=1e-4, atol=1e-5)
+
+
 def test_bad_settings_name_the_fix():
     with pytest.raises(ValueError, match="n_fake=0 must be a whole number >= 1 .*use protonet"):
         MetaGAN(n_fake=0)
+    with pytest.raises(ValueError, match="generator_loss='wgan' is not known; use one of feature-matching"):
+        MetaGAN(generator_loss="wgan")
