@@ -1,6 +1,6 @@
 """The course-wide benchmark table, rebuilt from the result records in ``results/*.json``.
 
-Taught in ``notebooks/09_benchmark.ipynb``; ``python -m fslcourse report`` prints it.
+Taught in ``notebooks/10_benchmark.ipynb``; ``python -m fslcourse report`` prints it.
 
 Nothing is recomputed: every notebook (and ``benchmarks/course_benchmark.py``) writes
 records with :func:`fslcourse.results.save_results`; :func:`load_records` reads them,
@@ -18,7 +18,7 @@ from pathlib import Path
 from statistics import NormalDist
 
 MISSING = "—"
-BENCHMARK_FILE = "09_benchmark"
+BENCHMARK_FILE = "10_benchmark"
 PROTOCOLS = ("5w1s", "5w5s", "20w1s", "20w5s", "20w1s-alphabet")
 VINYALS = tuple(f"{p}-vinyals" for p in PROTOCOLS[:4])  # the papers' character split
 

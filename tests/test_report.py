@@ -39,12 +39,12 @@ def test_one_row_per_method_and_protocol_benchmark_wins(tmp_path):
     write(tmp_path, "02_protonet", [rec("protonet", acc=97.0), rec("protonet", 20, 5, acc=98.0)])
     write(tmp_path, "03_finetune_baseline", [rec("finetune", acc=70.0, variant="a"), rec("finetune", acc=75.0,
                                                                                          variant="b")])
-    write(tmp_path, "09_benchmark", [rec("protonet", acc=96.5, trainable_params=1234, train_seconds=10.0,
+    write(tmp_path, "10_benchmark", [rec("protonet", acc=96.5, trainable_params=1234, train_seconds=10.0,
                                          eval_seconds=4.0)])
     rows = {(r["method"], r["protocol"]): r for r in build_table(load_records(tmp_path))}
     assert set(rows) == {("protonet", "5w1s"), ("protonet", "20w5s"), ("finetune", "5w1s")}
     pn = rows[("protonet", "5w1s")]
-    assert (pn["accuracy"], pn["source"], pn["trainable_params"]) == (96.5, "09_benchmark", 1234)
+    assert (pn["accuracy"], pn["source"], pn["trainable_params"]) == (96.5, "10_benchmark", 1234)
     assert pn["test_seconds_per_episode"] == pytest.approx(4.0 / 200)
     assert rows[("finetune", "5w1s")]["variant"] == "a"  # equal standing: the file's first (headline) record
     assert rows[("protonet", "20w5s")]["source"] == "02_protonet"
@@ -123,7 +123,7 @@ def test_claims_are_decided_by_paired_intervals_at_matched_budgets(tmp_path):
     matched budget (steps and width); "unclear" when the interval contains the margin or budgets differ."""
     same = {"checkpoint": {"steps": 1000}, "config": {"backbone_kwargs": {"hidden": 32}}}
     base = [90.0, 80.0, 100.0, 70.0, 85.0, 95.0, 75.0, 90.0]
-    write(tmp_path, "09_benchmark", [
+    write(tmp_path, "10_benchmark", [
         rec("relation", acc=90.0, **same, **ep([a - 2 for a in base])),
         rec("matching", acc=92.0, **same, **ep(base)),
         rec("maml", acc=95.0, **same, **ep(base)),
@@ -153,14 +153,14 @@ def test_claims_are_decided_by_paired_intervals_at_matched_budgets(tmp_path):
 def test_the_joint_hallucination_claim_needs_the_same_recipe_and_reports_both_protocols(tmp_path):
     same = {"checkpoint": {"steps": 3000}, "config": {"backbone_kwargs": {"hidden": 32}}}
     base = [90.0, 80.0, 100.0, 70.0, 85.0, 95.0, 75.0, 90.0]
-    write(tmp_path, "09_benchmark", [
+    write(tmp_path, "10_benchmark", [
         rec("protonet", **same, **ep(base)), rec("hallucinating-protonet", **same, **ep([a + 1 for a in base])),
         rec("protonet", 20, 1, within=True, **same, **ep(base)),
         rec("hallucinating-protonet", 20, 1, within=True, **same, **ep([a - 3 for a in base]))])
     (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("A hallucinator")]
     assert claim["held"] == "yes" and "5-way 1-shot, same 8 episodes" in claim["measured"]
     assert "within-alphabet 20-way 1-shot, same 8 episodes" in claim["measured"] and "-3.0 ± 0.0" in claim["measured"]
-    write(tmp_path, "09_benchmark", [
+    write(tmp_path, "10_benchmark", [
         rec("protonet", **same, **ep(base)),
         rec("hallucinating-protonet", checkpoint={"steps": 6000}, config=same["config"], **ep([a + 1 for a in base]))])
     (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("A hallucinator")]
@@ -171,7 +171,7 @@ def test_the_task_synthesis_claim_compares_the_two_minimal_recipes_on_the_same_e
     same = {"checkpoint": {"steps": 3000}, "config": {"backbone_kwargs": {"hidden": 32}}}
     base = [90.0, 80.0, 100.0, 70.0, 85.0, 95.0, 75.0, 90.0]
     noisy = [a + d for a, d in zip(base, [5, -5, 0, 5, -5, 0, 5, -5])]  # mean 0: the interval contains 0
-    write(tmp_path, "09_benchmark", [])
+    write(tmp_path, "10_benchmark", [])
     write(tmp_path, "09_learning_to_generate", [
         rec("protonet", variant="minimal", **same, **ep(base)),
         rec("protonet", variant="minimal-synthetic", **same, **ep([a + 2 for a in base])),
@@ -189,12 +189,12 @@ def test_a_paired_interval_that_contains_the_margin_is_unclear(tmp_path):
     same = {"checkpoint": {"steps": 1000}, "config": {"hidden": 64}}
     base = [90.0, 80.0, 100.0, 70.0, 85.0, 95.0, 75.0, 90.0]
     noisy = [a + d for a, d in zip(base, (4, -4, 3, -3, 2, -2, 5, -4))]  # mean +0.125, wide interval
-    write(tmp_path, "09_benchmark", [rec("relation", **same, **ep(noisy)), rec("matching", **same, **ep(base)),
+    write(tmp_path, "10_benchmark", [rec("relation", **same, **ep(noisy)), rec("matching", **same, **ep(base)),
                                      rec("fomaml", **same, **ep([a - 1 for a in base])), rec("maml", **same, **ep(base))])
     claims = {c["claim"].split()[0]: c for c in check_claims(load_records(tmp_path))}
     assert claims["A"]["held"] == "unclear"
     assert claims["First-order"]["held"] == "yes"  # -1 ± 0 is above the -2 margin of "nearly as accurate"
-    write(tmp_path, "09_benchmark", [rec("relation", **same, **ep(base[:4])), rec("matching", **same, **ep(base))])
+    write(tmp_path, "10_benchmark", [rec("relation", **same, **ep(base[:4])), rec("matching", **same, **ep(base))])
     claims = {c["claim"].split()[0]: c for c in check_claims(load_records(tmp_path))}
     assert claims["A"]["held"] == "unclear" and "not measured on the same recorded episodes" in claims["A"]["measured"]
 
@@ -217,7 +217,7 @@ def test_pivot_one_line_per_method_with_published_and_skips(tmp_path):
     from fslcourse.report import VINYALS, format_pivot
 
     v = {"split_protocol": "vinyals"}
-    write(tmp_path, "09_benchmark", [
+    write(tmp_path, "10_benchmark", [
         rec("protonet", acc=97.25, ci=0.5, trainable_params=28000, train_seconds=177.0, eval_seconds=2.0, **v),
         rec("protonet", 20, 1, acc=93.0, **v),
         {**rec("maml", 20, 1, **v), "accuracy": None, "ci95": None, "skipped": "fixed n_way=5"},

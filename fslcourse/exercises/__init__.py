@@ -3,7 +3,7 @@
 One module per notebook registers its exercises; importing this package loads them all.
 """
 from . import (  # noqa: F401  (notebooks 02 and 03)
-    benchmark,  # noqa: F401  (notebook 09)
+    benchmark,  # noqa: F401  (notebook 10)
     diffusion,  # noqa: F401  (notebook 08)
     episodes,  # noqa: F401  (registers the notebook-01 exercises)
     finetune,

@@ -98,6 +98,9 @@ CASES = [
     WidgetCase("08_diffusion_augmentation.ipynb", "DiffusionExplorer(", "support drawings", dropdown="character",
                status_changes=True, requires=(CHECKPOINTS + "protonet-quick.pt", CHECKPOINTS + "diffusion-quick.pt"),
                drag="t (T", what="choose a character (a new diffusion run)"),
+    WidgetCase("09_learning_to_generate.ipynb", "PredictionViewer(", "episode", button="Next", status_changes=True,
+               requires=tuple(CHECKPOINTS + f"{m}-quick.pt" for m in ("protonet", "hallucinating-protonet", "metagan",
+                                                                     "parameter-prediction")), what="click 'Next'"),
 ]
 
 
