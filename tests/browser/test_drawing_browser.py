@@ -68,13 +68,7 @@ def test_drawing_with_the_mouse_gives_a_prediction_that_follows_the_query(lab, b
     page.on("pageerror", lambda e: errors.append(str(e)))
     shots = wb.SCREENSHOTS
     try:
-        page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}?reset&token={lab.token}")
-        page.locator("#jp-main-statusbar").get_by_text("Python 3 (ipykernel) | Idle").wait_for()
-        page.locator(".jp-Notebook .jp-Cell").first.wait_for()
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-
-        cell = page.locator(".jp-Notebook .jp-CodeCell").last
+        cell = wb.open_and_run_all(page, lab, NOTEBOOK)
         status = cell.locator(".widget-html-content").filter(has_text="at least two classes")
         status.wait_for()
         canvases = cell.locator("canvas")

@@ -276,6 +276,17 @@ def browser(browser_ready):
         yield context
 
 
+def open_and_run_all(page, lab, notebook: str):
+    """Open ``notebook`` in a fresh JupyterLab workspace, run all its cells; the locator of its last code cell."""
+    page.goto(f"{lab.url}/lab/tree/{notebook}?reset&token={lab.token}")  # ?reset: only this notebook is open
+    # The kernel must be idle before cells are run, or the run is flaky.
+    page.locator("#jp-main-statusbar").get_by_text("Python 3 (ipykernel) | Idle").wait_for()
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    return page.locator(".jp-Notebook .jp-CodeCell").last
+
+
 def _only_loopback(context, lab: Lab, blocked: list[str]):
     def handle(route):
         url = route.request.url
@@ -314,14 +325,7 @@ def widget_page(case: WidgetCase, lab: Lab, browser):
     page.errors = []
     page.on("pageerror", lambda e: page.errors.append(str(e)))
     try:
-        # ?reset: a fresh workspace, so only this notebook (and its kernel) is open.
-        page.goto(f"{lab.url}/lab/tree/{notebook}?reset&token={lab.token}")
-        # The kernel must be idle before cells are run, or the run is flaky.
-        page.locator("#jp-main-statusbar").get_by_text("Python 3 (ipykernel) | Idle").wait_for()
-        page.locator(".jp-Notebook .jp-Cell").first.wait_for()
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-        cell = page.locator(".jp-Notebook .jp-CodeCell").last
+        cell = open_and_run_all(page, lab, notebook)
         cell.locator(".widget-output img").first.wait_for(timeout=4 * TIMEOUT_MS)  # loading models takes a while
         yield page, cell
     except Exception:
