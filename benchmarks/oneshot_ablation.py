@@ -40,6 +40,7 @@ class Transductive(FewShotClassifier):
         super().__init__()
         self.method, self.name = method, method.name
         self.test_batch_norm = "batch"
+        self.checkpoint_source = getattr(method, "checkpoint_source", None)  # records name the file measured
 
     def predict(self, support_x, support_y, query_x):
         bns = [m for m in self.method.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
