@@ -14,7 +14,6 @@ Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread):
 from __future__ import annotations
 
 import argparse
-import contextlib
 
 import torch
 
@@ -45,13 +44,15 @@ class Transductive(FewShotClassifier):
     def predict(self, support_x, support_y, query_x):
         bns = [m for m in self.method.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         saved = [(m.momentum, m.training) for m in bns]
-        with contextlib.ExitStack() as stack:
-            stack.callback(lambda: [setattr(m, "momentum", mo) or m.train(t) for m, (mo, t) in zip(bns, saved)])
-            for m in bns:
-                m.momentum = 0.0  # batch statistics used, running statistics left unchanged
-                m.train()
+        for m in bns:
+            m.momentum = 0.0  # batch statistics used, running statistics left unchanged
+            m.train()
+        try:
             return self.method.predict(support_x, support_y, query_x)
-
+        finally:
+            for m, (momentum, training) in zip(bns, saved):
+                m.momentum = momentum
+                m.train(training)
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
