@@ -13,8 +13,8 @@ line change, and saves a screenshot to build/browser/NAME.png. Then it repeats t
 input a few times, timing each from the input event to the new picture on screen
 (browser_latency.py; printed, never asserted: benchmarks/widget_latency.py reports
 them), and, for a widget with a slider worth dragging, drags it across its track:
-the picture must settle on the last value with far fewer pictures than values (stale
-redraws dropped, no queue). Every request that is not to the loopback server is aborted.
+the picture must settle on the last value, with fewer pictures than values (stale
+redraws dropped) and within about one redraw of the release (no queue). Every request that is not to the loopback server is aborted.
 
 Needs `make browser-deps` (Debian's chromium, pip's playwright; never `playwright
 install`). Without them the test fails under CI=true and is skipped elsewhere.
@@ -417,4 +417,11 @@ def test_widget_renders_and_reacts_in_jupyterlab(case, lab, browser):
         d = result["drag"]
         assert d["last_value_shown"], d
         assert d["values"] >= 10, f"the drag passed only {d['values']} values; drag further"
-        assert 1 <= d["renders"] <= d["values"] // 2, d
+        # Stale values were dropped: fewer pictures than values. How many fewer depends on the machine's speed
+        # (2 cores here drew 26 of 62, CI's machine 32 of 62); the ratio target lives in benchmarks/widget_latency.py,
+        # and tests/widgets/test_explorer.py pins the coalescing itself without a clock.
+        assert 1 <= d["renders"] < d["values"], d
+        # Not queued: the last picture arrives within about one redraw of the release, not after a backlog of
+        # values (a queue of 62 values at ~70 ms a picture would take seconds to drain after the release).
+        bound = 2 * max(result["latency"]) + 250
+        assert d["settle_ms"] is not None and d["settle_ms"] <= bound, f"{d}: settled {d['settle_ms']} ms after the release, more than {bound:.0f} ms"
