@@ -20,7 +20,7 @@ from .methods.base import FewShotClassifier, get_method
 from .results import versions
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
-RECIPE_NAMES = ("quick", "full", "paper", "lake", "minimal", "minimal-synthetic")
+RECIPE_NAMES = ("quick", "full", "paper", "lake", "lake-d3", "minimal", "minimal-synthetic")
 CHECKPOINT_FORMAT = 2
 
 
