@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import PROFILE_NAMES
+from .config import RECIPE_NAMES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,8 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--episodes", type=int, default=1000)
     e.add_argument("--seed", type=int, default=0, help="seed of the test episodes")
     e.add_argument("--within-alphabet", action="store_true", help="all classes of an episode from one alphabet")
-    e.add_argument("--profile", choices=(*PROFILE_NAMES, "paper", "lake"), default="quick",
-                   help="which checkpoint to load: NAME-quick.pt, NAME-full.pt, NAME-paper.pt or NAME-lake.pt")
+    e.add_argument("--profile", choices=RECIPE_NAMES, default="quick",
+                   help="which recipe's checkpoint to load: NAME-quick.pt, NAME-paper.pt, NAME-lake.pt, ...")
     e.add_argument("--split", choices=("test", "val"), default="test",
                    help="meta-test or meta-validation classes (recorded in --json; report tables only test)")
     e.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps or auto (default: FSLCOURSE_DEVICE or auto)")
@@ -43,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--support", type=Path, required=True, help="a folder with one sub-folder of images (PNG/JPEG) per class")
     q.add_argument("--query", type=Path, nargs="+", required=True, help="query image files or folders of images")
     q.add_argument("--method", default=None, help="a method with a committed checkpoint (default: protonet)")
-    q.add_argument("--profile", choices=PROFILE_NAMES, default="quick", help="which checkpoint to load")
+    q.add_argument("--profile", choices=RECIPE_NAMES, default=None,
+                   help="which recipe's checkpoint to load (default: the method's best: lake for protonet, else quick)")
     q.add_argument("--out", type=Path, default=None,
                    help="folder for predictions.csv, predictions.json and contact_sheet.png (default: print only)")
     q.add_argument("--device", default=None)

@@ -22,7 +22,7 @@ from .io import atomic_write_bytes, atomic_write_json, check_writable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_PIXELS = 4096 * 4096  # larger images are refused: they are not drawings, and they cost memory
-DEFAULT_METHOD = "protonet"  # the course's best committed one-shot classifier
+DEFAULT_METHOD = "protonet"  # with its lake recipe (pretrained.BEST_RECIPES): the course's best one-shot classifier
 
 
 @dataclass
@@ -149,13 +149,15 @@ def contact_sheet(preds: list[Prediction], query_x: torch.Tensor, support_x, sup
 
 
 def predict_folders(support, query, method: str = DEFAULT_METHOD, out: str | Path | None = None,
-                    profile: str = "quick", device=None) -> list[Prediction]:
+                    profile: str | None = None, device=None) -> list[Prediction]:
     """Classify ``query`` images with ``method`` given the labelled ``support`` folder; write outputs to ``out``.
 
     Args:
         support: a folder with one sub-folder of images per class.
         query: an image file, a folder of images, or a list of them.
         method: a registered method with a committed checkpoint (default :data:`DEFAULT_METHOD`).
+        profile: the recipe whose checkpoint to load; ``None``: the method's best
+            (:func:`fslcourse.pretrained.default_recipe`: ``lake`` for ProtoNet, else ``quick``).
         out: a folder for ``predictions.csv``, ``predictions.json`` and ``contact_sheet.png`` (checked
             before any work); ``None`` writes nothing.
 
@@ -164,8 +166,9 @@ def predict_folders(support, query, method: str = DEFAULT_METHOD, out: str | Pat
     """
     from . import methods  # noqa: F401  (registers every method)
     from .config import get_device
-    from .pretrained import pretrained
+    from .pretrained import default_recipe, pretrained
 
+    profile = default_recipe(method) if profile is None else profile
     targets = None
     if out is not None:
         out = Path(out)

@@ -58,11 +58,12 @@ def test_probabilities_are_the_softmax_of_the_logits(folders):
 
 
 def test_predict_writes_csv_json_and_a_contact_sheet(folders, omniglot):
-    """With the committed ProtoNet, the drawings' own classes win, and the three files are written."""
+    """With the committed lake ProtoNet (the default), the drawings' own classes win, and the three files are written."""
     out = folders / "out"
     preds = predict_folders(folders / "support", [folders / "query"], out=out)
     assert [p.predicted for p in preds] == ["alpha", "beta", "gamma"]
     data = json.loads((out / "predictions.json").read_text())
+    assert (data["method"], data["profile"]) == ("protonet", "lake")  # the best one-shot model by default
     assert data["classes"] == ["alpha", "beta", "gamma"] and [p["predicted"] for p in data["predictions"]] == \
         ["alpha", "beta", "gamma"]
     assert (out / "predictions.csv").read_text().splitlines()[0] == "file,predicted,probability,top3"

@@ -12,6 +12,8 @@ training episode than at test time (60-way in the paper).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 
@@ -127,6 +129,13 @@ class ProtoNet(FewShotClassifier):
     RECIPES["lake-d3"] = RECIPES["lake"].replace(
         model={"backbone_kwargs": {"hidden": 64, "depth": 3}},
         note=RECIPES["lake"].note + "; three conv blocks (a 576-number embedding)")
+    # The training ablation of the lake recipe: each removes one of its changes, at the same 20,000 steps.
+    RECIPES["lake-no-augment"] = dataclasses.replace(
+        RECIPES["lake"], options={}, note=RECIPES["lake"].note + "; without the deformations")
+    RECIPES["lake-random-episodes"] = RECIPES["lake"].replace(
+        within_alphabet=False, note=RECIPES["lake"].note + "; random 20-way training episodes (any alphabets)")
+    RECIPES["lake-32"] = RECIPES["lake"].replace(
+        model={"backbone_kwargs": {"hidden": 32}}, note=RECIPES["lake"].note + "; 32 filters")
     # minimal / minimal-synthetic: the quick recipe meta-trained on Lake et al.'s "minimal" background set (the
     # five alphabets of images_background_small1, 136 characters), without and with 272 synthetic characters
     # made by recombining two real ones (fslcourse.generative.task_synthesis): does making tasks help when

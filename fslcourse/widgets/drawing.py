@@ -65,14 +65,20 @@ def rasterize(strokes, size: int = CANVAS_PX, pen: int = PEN_PX) -> Image.Image:
     return im
 
 
-def committed_methods(profile: str = "quick") -> list[str]:
-    """The methods a board can pick: the default first, then every method with a committed checkpoint (or no weights)."""
+def committed_methods(profile: str | None = None) -> list[str]:
+    """The methods a board can pick: the default first, then every method with a committed checkpoint (or no weights).
+
+    Args:
+        profile: the recipe of the checkpoints; ``None``: each method's best
+            (:func:`fslcourse.pretrained.default_recipe`: ProtoNet's ``lake``, else ``quick``).
+    """
     from .. import methods  # noqa: F401  (registers every method)
     from ..methods.base import METHODS
     from ..predict import DEFAULT_METHOD
-    from ..pretrained import checkpoint_path
+    from ..pretrained import checkpoint_path, default_recipe
 
-    names = [n for n, cls in sorted(METHODS.items()) if not cls.trainable or checkpoint_path(n, profile).exists()]
+    names = [n for n, cls in sorted(METHODS.items())
+             if not cls.trainable or checkpoint_path(n, profile or default_recipe(n)).exists()]
     return [DEFAULT_METHOD] + [n for n in names if n != DEFAULT_METHOD]
 
 
@@ -94,7 +100,8 @@ class DrawingBoard(Explorer):
             committed model, loaded from its checkpoint when first picked), a list of method names, or
             ``{label: model}`` of ready :class:`~fslcourse.methods.base.FewShotClassifier` s.
         n_way: classes (empty canvases) to start with; :meth:`add_class` adds more, up to :data:`MAX_CLASSES`.
-        profile: which committed checkpoints to load (``quick``, ``full``, ``paper``).
+        profile: the recipe of the checkpoints to load (``quick``, ``full``, ``paper``, ...); ``None``: each
+            method's best (:func:`fslcourse.pretrained.default_recipe`: ProtoNet's ``lake``, else ``quick``).
         device: where the models run (``None``: :func:`fslcourse.config.get_device`).
 
     Attributes:
@@ -113,7 +120,7 @@ class DrawingBoard(Explorer):
     error_title = "cannot predict"
     persistent_axes = True  # the panels are laid out once per board shape; a prediction only replaces pixels and bars
 
-    def __init__(self, models=None, n_way: int = 3, profile: str = "quick", device=None):
+    def __init__(self, models=None, n_way: int = 3, profile: str | None = None, device=None):
         if not 1 <= n_way <= MAX_CLASSES:
             raise ValueError(f"n_way={n_way}; start the board with 1 to {MAX_CLASSES} classes")
         self.profile, self.device = profile, get_device(device)
@@ -419,10 +426,12 @@ class DrawingBoard(Explorer):
         if self._models[label] is None:
             if label in self._load_errors:
                 raise ValueError(self._load_errors[label])
-            from ..pretrained import pretrained
+            from ..pretrained import default_recipe, pretrained
 
+            name = self._names[label]
             try:
-                self._models[label] = pretrained(self._names[label], profile=self.profile, device=self.device).eval()
+                self._models[label] = pretrained(name, profile=self.profile or default_recipe(name),
+                                                 device=self.device).eval()
             except (FileNotFoundError, ValueError) as err:
                 self._load_errors[label] = str(err).splitlines()[0]
                 raise ValueError(self._load_errors[label]) from None

@@ -268,10 +268,12 @@ def test_the_default_board_offers_the_default_model_first():
     board.add_stroke((0, 0), HORIZONTAL)
     board.add_stroke((1, 0), VERTICAL)
     board.add_stroke(QUERY, HORIZONTAL)
-    from fslcourse.pretrained import pretrained
+    from fslcourse.pretrained import default_recipe, pretrained
 
-    ref = pretrained(DEFAULT_METHOD)
+    assert default_recipe(DEFAULT_METHOD) == "lake"  # the course's best one-shot model, not the quick one
+    ref = pretrained(DEFAULT_METHOD, profile="lake")
     loaded = board._models[DEFAULT_METHOD]
+    assert loaded.checkpoint_source["file"] == "protonet-lake.pt", loaded.checkpoint_source
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), ref.state_dict().values()))
     with torch.no_grad():
         logits = ref.predict(board.shown["support_x"], board.shown["support_y"], board.shown["query_x"])
