@@ -31,7 +31,6 @@ NAME = "oneshot_ablation"
 TRAINED = [("protonet", "quick", "ProtoNet quick (32 filters, random 60-way episodes, 3000 steps)"),
            ("protonet", "lake", "lake: within-alphabet 20-way episodes, deformations, 64 filters"),
            # the training ablation: the lake recipe with one change, at the same 20,000 steps (rows once committed)
-           ("protonet", "lake-d3", "lake with three conv blocks (a 576-number embedding)"),
            ("protonet", "lake-no-augment", "lake without the deformations"),
            ("protonet", "lake-random-episodes", "lake with random 20-way training episodes"),
            ("protonet", "lake-32", "lake with 32 filters")]

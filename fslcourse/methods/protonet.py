@@ -123,12 +123,6 @@ class ProtoNet(FewShotClassifier):
                              options={"augment": {}},
                              note="Lake et al.'s within-alphabet 20-way 1-shot task: within-alphabet episodes, "
                                   "deformations, 64 filters")
-    # lake-d3: the lake recipe with three conv blocks instead of four, so the embedding keeps a 3×3 map of each
-    # drawing (64 × 3 × 3 = 576 numbers instead of 64): where a stroke is, not only whether it is there. A
-    # "wider embedding" entry of the one-shot ablation (benchmarks/oneshot_ablation.py).
-    RECIPES["lake-d3"] = RECIPES["lake"].replace(
-        model={"backbone_kwargs": {"hidden": 64, "depth": 3}},
-        note=RECIPES["lake"].note + "; three conv blocks (a 576-number embedding)")
     # The training ablation of the lake recipe: each removes one of its changes, at the same 20,000 steps.
     RECIPES["lake-no-augment"] = dataclasses.replace(
         RECIPES["lake"], options={}, note=RECIPES["lake"].note + "; without the deformations")
