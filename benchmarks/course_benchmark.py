@@ -13,7 +13,9 @@ class, 200 episodes, episode seed 0 (the quick profile's protocol): every method
 the same episodes. A run with ``--methods`` replaces only those methods' records in the file
 and keeps the others, so partial runs merge. ``--split vinyals`` runs the four protocols without the
 within-alphabet task on the Vinyals et al. test characters (the papers' test protocol); its records say
-``split_protocol: "vinyals"`` and the report sets the published figures beside them. Methods that cannot run a protocol (MAML's head
+``split_protocol: "vinyals"`` and the report sets the published figures beside them; ``--profile paper`` measures
+the paper recipes' checkpoints (trained on the Vinyals split: the like-for-like row, labelled "NAME (paper recipe)").
+Methods that cannot run a protocol (MAML's head
 is fixed at the ``n_way`` it was trained with) get a record with ``accuracy: null`` and the
 reason in ``skipped``. ``protonet``/``finetune`` are also run with the generators named by
 ``--augment`` (default ``vae,vae-feature``) whose committed checkpoint exists, with the paired
@@ -48,10 +50,11 @@ SPLIT_PROTOCOL = ["alphabet"]  # which split the run measures (set by --split)
 SKIP_METHODS = ("sinusoid",)  # regression on sine waves, not image classification
 
 
-def available_methods() -> list[str]:
-    """Registered image classifiers that need no checkpoint or have a committed quick checkpoint."""
+def available_methods(profile: str = "quick") -> list[str]:
+    """Registered image classifiers that need no checkpoint (quick only) or have a committed ``profile`` checkpoint."""
     return [name for name, cls in sorted(METHODS.items())
-            if name not in SKIP_METHODS and (not cls.trainable or checkpoint_path(name).exists())]
+            if name not in SKIP_METHODS and ((not cls.trainable and profile == "quick")
+                                             or (cls.trainable and checkpoint_path(name, profile).exists()))]
 
 
 def trainable_params(module) -> int:
@@ -67,28 +70,29 @@ def cannot_run(model, protocol: dict) -> str | None:
     return None
 
 
-def skipped_record(name, proto, why, n_query, seed, model, info) -> dict:
+def skipped_record(name, proto, why, n_query, seed, model, info, profile: str = "quick") -> dict:
     """A record for a protocol the method cannot run: no accuracy, the reason in ``skipped``."""
     return {"format": 1, "method": name, "accuracy": None, "ci95": None, "skipped": why,
             "protocol": {"n_query": n_query, "within_alphabet": False, "split": "test", "episode_seed": seed,
-                         "split_protocol": SPLIT_PROTOCOL[0], **proto}, "episodes": 0, "trainable_params": trainable_params(model), "profile": "quick",
+                         "split_protocol": SPLIT_PROTOCOL[0], **proto}, "episodes": 0, "trainable_params": trainable_params(model), "profile": profile,
             "train_seconds": info.get("train_seconds")}
 
 
-def run(names, data, episodes: int, n_query: int, seed: int, device, generators, protocols=None) -> list[dict]:
+def run(names, data, episodes: int, n_query: int, seed: int, device, generators, protocols=None,
+        profile: str = "quick") -> list[dict]:
     records = []
     protocols = PROTOCOLS if protocols is None else protocols
     for name in names:
-        model = pretrained(name, device=device)
-        info = checkpoint_info(name) if get_method(name).trainable else {}
+        model = pretrained(name, profile=profile, device=device)
+        info = checkpoint_info(name, profile) if get_method(name).trainable else {}
         common = dict(config=info.get("config", model.config()), seed=info.get("seed"), device=device,
-                      profile="quick", train_seconds=info.get("train_seconds"))
+                      profile=profile, train_seconds=info.get("train_seconds"))
         for proto in protocols:
             why = cannot_run(model, proto)
             label = f"{name} {protocol_key(proto)}"
             if why:
                 print(f"{label}: skipped ({why})", flush=True)
-                records.append(skipped_record(name, proto, why, n_query, seed, model, info))
+                records.append(skipped_record(name, proto, why, n_query, seed, model, info, profile))
                 continue
             seed_everything(seed)
             try:
@@ -97,11 +101,11 @@ def run(names, data, episodes: int, n_query: int, seed: int, device, generators,
             except ValueError as err:  # the method refuses this protocol: record why, go on
                 why = str(err)
                 print(f"{label}: skipped ({why})", flush=True)
-                records.append(skipped_record(name, proto, why, n_query, seed, model, info))
+                records.append(skipped_record(name, proto, why, n_query, seed, model, info, profile))
                 continue
             print(f"{label}: {res} [{res.seconds / episodes:.3f} s/episode]", flush=True)
             records.append(result_record(name, res, **common, extra={"trainable_params": trainable_params(model)}))
-            if name in AUGMENTED and not proto.get("within_alphabet"):
+            if name in AUGMENTED and not proto.get("within_alphabet") and profile == "quick":
                 records += run_augmented(name, model, res, data, common, generators, device)
     return records
 
@@ -155,11 +159,14 @@ def main(argv=None) -> int:
     p.add_argument("--split", choices=("alphabet", "vinyals"), default="alphabet",
                    help="the course's alphabet split, or the papers' Vinyals et al. test characters (no within-alphabet "
                         "task there; checkpoints trained on the alphabet split never saw a Vinyals test character)")
+    p.add_argument("--profile", choices=("quick", "paper"), default="quick",
+                   help="which checkpoints: the quick ones, or the paper recipes' (trained on the Vinyals split; "
+                        "use with --split vinyals, where the report sets the published figure beside them)")
     p.add_argument("--device", default=None)
     p.add_argument("--results", default=None, help="results folder (default: FSLCOURSE_RESULTS or results/)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    names = args.methods.split(",") if args.methods else available_methods()
+    names = args.methods.split(",") if args.methods else available_methods(args.profile)
     for name in names:
         get_method(name)  # unknown names fail before any work
     device = get_device(args.device)
@@ -174,7 +181,7 @@ def main(argv=None) -> int:
         if unknown:
             p.error(f"--protocols {','.join(unknown)} is not known; use some of {', '.join(keys)}")
         protocols = [keys[k] for k in args.protocols.split(",")]
-    new = run(names, data, args.episodes, args.n_query, args.seed, device, generators, protocols)
+    new = run(names, data, args.episodes, args.n_query, args.seed, device, generators, protocols, args.profile)
     path = results_dir(args.results) / f"{NAME}.json"
     old = json.loads(path.read_text())["records"] if path.exists() else []
     records = merge(old, new)

@@ -115,9 +115,11 @@ def load_records(directory=None, skipped: list | None = None) -> list[dict]:
 
 
 def method_label(record: dict) -> str:
-    """The row's method name: augmented methods also say how many examples were generated per class."""
+    """The row's method name: augmented methods also say how many examples were generated per class, and a
+    checkpoint of the paper's recipe (trained on the Vinyals split) is its own row, ``"NAME (paper recipe)"``."""
     n = record.get("n_generated")
-    return f"{record['method']} (+{n}/class)" if n else record["method"]
+    label = f"{record['method']} (+{n}/class)" if n else record["method"]
+    return label + " (paper recipe)" if record.get("profile") == "paper" else label
 
 
 def _priority(record: dict) -> tuple:

@@ -5,6 +5,7 @@ import pytest
 
 from fslcourse.cli import main
 from fslcourse.report import (
+    BENCHMARK_FILE,
     CLAIMS,
     MISSING,
     PUBLISHED,
@@ -296,3 +297,14 @@ def test_down_weighted_or_filtered_sweep_rows_never_stand_for_plain_augmentation
         rec("protonet+vae", acc=80.0, n_generated=5, weight=1.0, reject=False, variant="weight=1")])
     rows = [r for r in build_table(load_records(tmp_path)) if r["method"].startswith("protonet+vae")]
     assert [(r["method"], r["accuracy"]) for r in rows] == [("protonet+vae (+5/class)", 80.0)]
+
+
+def test_a_paper_recipe_checkpoint_is_its_own_row_beside_the_published_figure(tmp_path):
+    """The paper recipe's model (trained on the Vinyals split) and the quick one (trained on the alphabet split)
+    measured on the same Vinyals episodes are two rows, not one record hiding the other."""
+    write(tmp_path, BENCHMARK_FILE, [rec("protonet", split_protocol="vinyals", acc=97.0),
+                                     rec("protonet", split_protocol="vinyals", acc=99.1, profile="paper")])
+    rows = {(r["method"], r["protocol"]): r for r in build_table(load_records(tmp_path))}
+    assert rows[("protonet", "5w1s-vinyals")]["accuracy"] == 97.0
+    paper = rows[("protonet (paper recipe)", "5w1s-vinyals")]
+    assert (paper["accuracy"], paper["profile"], paper["published"]) == (99.1, "paper", 98.8)
