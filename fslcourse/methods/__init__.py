@@ -2,7 +2,8 @@
 
 Importing this package registers every method (one import per module below).
 """
-from . import (  # register hallucinating-protonet, maml, metagan, parameter-prediction, fomaml, matching, mtl*, ...
+from . import (  # register gnn, hallucinating-protonet, maml, metagan, parameter-prediction, fomaml, matching, mtl*, ...
+    gnn,
     hallucinating_protonet,
     maml,
     matching,
@@ -17,6 +18,6 @@ from .finetune import FineTune
 from .pixel import PixelPrototype
 from .protonet import ProtoNet
 
-__all__ = ["METHODS", "FewShotClassifier", "FineTune", "PixelPrototype", "ProtoNet", "get_method",
+__all__ = ["METHODS", "FewShotClassifier", "FineTune", "PixelPrototype", "ProtoNet", "get_method", "gnn",
            "hallucinating_protonet", "maml", "matching", "metagan", "mtl", "parameter_prediction", "prototypes", "register",
            "relation", "reptile"]
