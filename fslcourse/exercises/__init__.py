@@ -12,6 +12,7 @@ from . import (  # noqa: F401  (notebooks 02 and 03)
     maml,  # noqa: F401  (registers the notebook-04 exercises)
     mtl,  # noqa: F401  (notebook 05)
     protonet,
+    relation,  # noqa: F401  (notebook 03, the relation-based family)
     vae,  # noqa: F401  (notebook 06)
 )
 from .core import EXERCISES, check, exercise

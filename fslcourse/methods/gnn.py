@@ -31,6 +31,19 @@ from ..recipe import Recipe
 from .base import FewShotClassifier, register
 
 
+def edge_weights(scores: torch.Tensor) -> torch.Tensor:
+    """Edge scores to an adjacency: a softmax over each node's neighbours, the node itself left out.
+
+    Args:
+        scores: ``(B, N, N)`` scores, ``scores[b, i, j]`` for the edge from node ``i`` to node ``j``.
+
+    Returns:
+        ``(B, N, N)`` weights: every row sums to 1 over ``j != i``, the diagonal is 0.
+    """
+    eye = torch.eye(scores.shape[-1], dtype=torch.bool, device=scores.device)
+    return torch.softmax(scores.masked_fill(eye, float("-inf")), dim=-1)
+
+
 class EdgeModel(nn.Module):
     """The learned adjacency: ``A[b, i, j] = softmax_j φ(|h_i - h_j|)`` with the self-edge left out."""
 
@@ -42,9 +55,7 @@ class EdgeModel(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """Args: ``h`` ``(B, N, F)`` node features. Returns ``(B, N, N)`` rows that sum to 1, zero diagonal."""
         diff = (h[:, :, None] - h[:, None]).abs()  # (B, N, 1, F) - (B, 1, N, F) -> (B, N, N, F)
-        scores = self.mlp(diff).squeeze(-1)  # (B, N, N, 1) -> (B, N, N)
-        eye = torch.eye(h.shape[1], dtype=torch.bool, device=h.device)
-        return torch.softmax(scores.masked_fill(eye, float("-inf")), dim=-1)
+        return edge_weights(self.mlp(diff).squeeze(-1))  # (B, N, N, 1) -> (B, N, N)
 
 
 class GraphConv(nn.Module):
