@@ -1,6 +1,6 @@
 """Why plain augmentation hurts ProtoNet, measured: the λ sweep, rejection and two untrained controls.
 
-Writes ``results/06_augmentation_sweep.json`` (standard result records) that notebook 06 reads.
+Writes ``results/07_augmentation_sweep.json`` (standard result records) that notebook 07 reads.
 
 Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread):
 
@@ -37,7 +37,7 @@ from fslcourse.pretrained import CHECKPOINT_DIR, checkpoint_info, pretrained
 from fslcourse.report import protocol_key, results_dir
 from fslcourse.results import result_record, save_results
 
-NAME = "06_augmentation_sweep"
+NAME = "07_augmentation_sweep"
 PROTOCOLS = {"5w1s": dict(n_way=5, n_shot=1), "20w1s-alphabet": dict(n_way=20, n_shot=1, within_alphabet=True)}
 WEIGHTS = (0.1, 0.25, 0.5, 1.0)
 CONTROLS = {"deformation": Deformation, "copy-noise": CopyNoise}

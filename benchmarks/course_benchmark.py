@@ -1,7 +1,7 @@
 """Evaluate every method with a committed checkpoint on the same seeded Omniglot test episodes.
 
-Writes ``results/10_benchmark.json`` (the standard record format of :mod:`fslcourse.results`)
-that ``notebooks/10_benchmark.ipynb`` and ``python -m fslcourse report`` read.
+Writes ``results/11_benchmark.json`` (the standard record format of :mod:`fslcourse.results`)
+that ``notebooks/11_benchmark.ipynb`` and ``python -m fslcourse report`` read.
 
 Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread is enough):
 
@@ -42,7 +42,7 @@ from fslcourse.pretrained import CHECKPOINT_DIR, checkpoint_info, checkpoint_pat
 from fslcourse.report import method_label, protocol_key, results_dir
 from fslcourse.results import result_record, save_results
 
-NAME = "10_benchmark"
+NAME = "11_benchmark"
 PROTOCOLS = [dict(n_way=5, n_shot=1), dict(n_way=5, n_shot=5), dict(n_way=20, n_shot=1), dict(n_way=20, n_shot=5),
              dict(n_way=20, n_shot=1, within_alphabet=True)]
 AUGMENTED = ("protonet", "finetune")

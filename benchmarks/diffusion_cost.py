@@ -1,4 +1,4 @@
-"""Notebook 08's offline measurements: sampling cost, sample quality, recognisability and the augmentation table.
+"""Notebook 09's offline measurements: sampling cost, sample quality, recognisability and the augmentation table.
 
 Usage (from the repository root; FSLCOURSE_DATA must point at the data; one thread on the shared CPU):
 
@@ -10,11 +10,11 @@ Measures, on this machine and in one run (so the ratios are comparable):
   (two network calls per step), against the pixel VAE and the GAN (if its checkpoint exists);
 * **quality** at each setting: Fréchet distance to 15 held-out real drawings and diversity, in the
   ProtoNet backbone's space, over 10 meta-test characters with K = 5 support drawings (the protocol
-  of notebook 06), with the real-vs-real and different-class references;
+  of notebook 07), with the real-vs-real and different-class references;
 * **recognisability**: nearest-real-prototype accuracy of generated samples in 30 seeded 5-way episodes,
   for several guidance scales, next to chance and to real query drawings;
 * **augmentation**: ProtoNet with and without m generated examples per class on the same 80 seeded
-  5-way episodes as notebook 06 (paired differences with 95% CIs, 1-shot and 5-shot).
+  5-way episodes as notebook 07 (paired differences with 95% CIs, 1-shot and 5-shot).
 """
 from __future__ import annotations
 
@@ -86,9 +86,9 @@ def quality(gens: dict, encoder, split, n_cls=10, seed=0) -> dict:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default="results/08_diffusion_benchmark.json")
+    ap.add_argument("--out", default="results/09_diffusion_benchmark.json")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--episodes", type=int, default=80, help="augmentation episodes (80: notebook 06's quick protocol)")
+    ap.add_argument("--episodes", type=int, default=80, help="augmentation episodes (80: notebook 07's quick protocol)")
     ap.add_argument("--guidance", type=float, default=2.0)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -103,7 +103,7 @@ def main():
             for s, n in SETTINGS}
     others = other_generators(data, encoder, args.seed)
     usable = {k: v for k, v in others.items() if not isinstance(v, str)}
-    record = {"name": "08_diffusion_benchmark", "device": device_info(course.device), "versions": versions(),
+    record = {"name": "09_diffusion_benchmark", "device": device_info(course.device), "versions": versions(),
               "threads": torch.get_num_threads(), "guidance": args.guidance, "seed": args.seed,
               "checkpoint": {"config": ckpt["config"], "T": ckpt["T"], "schedule": ckpt["schedule"],
                              "steps": ckpt["history"]["steps"], "train_seconds": ckpt["train_seconds"],

@@ -1,6 +1,6 @@
 """Do the generators draw the right character? Recognisability, classifier score, Fréchet distance and speed.
 
-Writes ``results/generator_quality.json``, read by notebooks 06–08.
+Writes ``results/generator_quality.json``, read by notebooks 07–09.
 
 Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread, nothing else running for the timings):
 

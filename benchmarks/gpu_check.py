@@ -347,7 +347,7 @@ def build_widget(name: str, data, device):
     if name == "scale_shift_viewer":
         from fslcourse.widgets.scale_shift_viewer import ScaleShiftViewer
         return ScaleShiftViewer(data.test, pretrained("mtl", device=device), n_way=5, n_shot=1, n_query=5, seed=0)
-    if name == "adaptation_stepper":  # notebook 04 keeps the sinusoid regressors on the CPU; so does this check
+    if name == "adaptation_stepper":  # notebook 05 keeps the sinusoid regressors on the CPU; so does this check
         from fslcourse.training.sinusoid import load_or_train_sinusoid
         from fslcourse.widgets.adaptation_stepper import AdaptationStepper
         if not (G.CHECKPOINT_DIR / "sinusoid-quick.pt").exists():
@@ -388,7 +388,7 @@ def check_widget(name: str, data, device) -> dict:
             widget = build_widget(name, data, device)
             widget.render()
         entry["rendered"] = True
-        entry["model_device"] = "cpu (as in notebook 04)" if name == "adaptation_stepper" else str(device)
+        entry["model_device"] = "cpu (as in notebook 05)" if name == "adaptation_stepper" else str(device)
     except Exception as err:
         entry["error"] = error_of(err)
     finally:

@@ -1,4 +1,4 @@
-"""Train the MTL rows, then measure notebook 05's ablation table and learning curves into results JSON.
+"""Train the MTL rows, then measure notebook 06's ablation table and learning curves into results JSON.
 
     OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu python benchmarks/mtl_ablation.py --train      # the four checkpoints
     OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu python benchmarks/mtl_ablation.py --ablation   # the table
@@ -13,7 +13,7 @@ NAME [--n-way 20 --within-alphabet] --n-query 5 --episodes N`` computes it. ``--
 meta-trains MTL with HT, MTL without HT (both from the phase-1 backbone) and MAML (from
 scratch, the quick recipe's network and optimiser, constant learning rate) on 5-way
 1-shot tasks and measures 5-way 1-shot test accuracy against the number of
-meta-training tasks seen. Everything goes to ``results/05_mtl_ablation.json``.
+meta-training tasks seen. Everything goes to ``results/06_mtl_ablation.json``.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ from fslcourse.training import Hook, Hooks, fit  # noqa: E402
 from fslcourse.training import train as train_method  # noqa: E402
 from fslcourse.training.trainers import episodic, meta_transfer  # noqa: E402
 
-OUT = ROOT / "results" / "05_mtl_ablation.json"
+OUT = ROOT / "results" / "06_mtl_ablation.json"
 ROWS = ("mtl-theta-only", "mtl-ft", "mtl-no-ht", "mtl", "protonet", "maml")
 PROTOCOLS = {"5-way 1-shot": dict(n_way=5, within_alphabet=False),
              "within-alphabet 20-way 1-shot": dict(n_way=20, within_alphabet=True)}

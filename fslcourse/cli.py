@@ -118,7 +118,7 @@ def _train(args) -> int:
     from .training.api import recipe_for, train
     from .training.generators import FAMILIES, train_generator
 
-    if args.name == "sinusoid":  # the three regressors of notebook 04
+    if args.name == "sinusoid":  # the three regressors of notebook 05
         from .training.sinusoid import train_sinusoid_file
 
         if args.resume or args.state or args.steps or args.state_every:

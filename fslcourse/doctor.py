@@ -165,7 +165,7 @@ def report() -> list[Check]:
         check_package("learn2learn", "run `make setup` (it builds learn2learn from source: "
                                      "its PyPI sdist does not build on Python 3.11)"),
         check_package("ipywidgets"),
-        check_package("ipycanvas", "only the drawing board (notebooks 02 and 10) needs it: run `make setup` "
+        check_package("ipycanvas", "only the drawing board (notebooks 02 and 11) needs it: run `make setup` "
                                    "(pip install ipycanvas==0.14.3)", essential=False),
         check_package("jupyterlab"),
         check_package("nbval", "only `make test` needs it: pip install -e '.[dev]' (make setup does it)",

@@ -1,6 +1,6 @@
 """The course-wide benchmark table, rebuilt from the result records in ``results/*.json``.
 
-Taught in ``notebooks/10_benchmark.ipynb``; ``python -m fslcourse report`` prints it.
+Taught in ``notebooks/11_benchmark.ipynb``; ``python -m fslcourse report`` prints it.
 
 Nothing is recomputed: every notebook (and ``benchmarks/course_benchmark.py``) writes
 records with :func:`fslcourse.results.save_results`; :func:`load_records` reads them,
@@ -18,7 +18,7 @@ from pathlib import Path
 from statistics import NormalDist
 
 MISSING = "—"
-BENCHMARK_FILE = "10_benchmark"
+BENCHMARK_FILE = "11_benchmark"
 PROTOCOLS = ("5w1s", "5w5s", "20w1s", "20w5s", "20w1s-alphabet")
 VINYALS = tuple(f"{p}-vinyals" for p in PROTOCOLS[:4])  # the papers' character split
 
@@ -356,10 +356,10 @@ def _learning_curves(by_file) -> dict:
 
 
 def _mtl_fewer_tasks(by_file):
-    recs = [r for f in ("05_mtl", "05_mtl_ablation") for r in by_file.get(f, [])]
+    recs = [r for f in ("06_mtl", "06_mtl_ablation") for r in by_file.get(f, [])]
     mtl = [r for r in recs if r["method"].startswith("mtl") and "tasks_seen" in r]
     maml = [r for r in recs if r["method"] == "maml" and "tasks_seen" in r]
-    curves = _learning_curves({f: by_file[f] for f in ("05_mtl", "05_mtl_ablation") if f in by_file})
+    curves = _learning_curves({f: by_file[f] for f in ("06_mtl", "06_mtl_ablation") if f in by_file})
     if (not mtl or not maml) and "mtl" in curves and "maml" in curves:
         first = next(((t, a) for t, a in curves["mtl"] if t > 0), None)
         if first is None:
@@ -418,7 +418,7 @@ def _beats(method: str, baseline: str, label: str):
     return check
 
 
-SYNTHESIS_FILE = "09_learning_to_generate"
+SYNTHESIS_FILE = "10_learning_to_generate"
 
 
 def _synthesis_helps(by_file):
@@ -464,12 +464,12 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("First-order MAML is nearly as accurate as second-order MAML",
           "Finn et al. 2017, arXiv:1703.03400", (BENCHMARK_FILE,), _fomaml_close),
     Claim("MTL (scale & shift + hard tasks) needs far fewer meta-training tasks than MAML",
-          "Sun et al. 2019, arXiv:1812.02391", ("05_mtl", "05_mtl_ablation"), _mtl_fewer_tasks),
+          "Sun et al. 2019, arXiv:1812.02391", ("06_mtl", "06_mtl_ablation"), _mtl_fewer_tasks),
     Claim("Plain generative augmentation (generated support examples) helps 1-shot classification",
           "Antoniou et al. 2017, arXiv:1711.04340 (DAGAN)",
-          ("06_vae_augmentation", "06_augmentation_sweep", "07_gan_augmentation", "08_diffusion_augmentation"),
-          _augmentation_helps(("06_vae_augmentation", "06_augmentation_sweep", "07_gan_augmentation",
-                               "08_diffusion_augmentation"))),
+          ("07_vae_augmentation", "07_augmentation_sweep", "08_gan_augmentation", "09_diffusion_augmentation"),
+          _augmentation_helps(("07_vae_augmentation", "07_augmentation_sweep", "08_gan_augmentation",
+                               "09_diffusion_augmentation"))),
     Claim("A hallucinator trained jointly with the classifier, for the few-shot loss, helps 1-shot classification",
           "Wang et al. 2018, arXiv:1801.05401", (BENCHMARK_FILE,),
           _beats("hallucinating-protonet", "protonet", "gain (with − without the hallucinator)")),

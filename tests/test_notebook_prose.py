@@ -83,7 +83,7 @@ def unbacked(nb: dict, records: set = frozenset(), tables: str = "") -> list[str
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_every_number_in_the_prose_comes_from_an_output_or_a_record(path):
-    prefix = "" if path.stem.startswith("10") else path.stem.split("_")[0] + "_"
+    prefix = "" if path.stem.startswith("11") else path.stem.split("_")[0] + "_"
     missing = unbacked(json.loads(path.read_text()), record_numbers(prefix), TABLES if not prefix else "")
     assert not missing, f"{path.name}: numbers in the text that no output or record shows:\n" + "\n".join(missing)
 

@@ -38,14 +38,14 @@ def test_protocol_keys():
 
 def test_one_row_per_method_and_protocol_benchmark_wins(tmp_path):
     write(tmp_path, "02_protonet", [rec("protonet", acc=97.0), rec("protonet", 20, 5, acc=98.0)])
-    write(tmp_path, "03_finetune_baseline", [rec("finetune", acc=70.0, variant="a"), rec("finetune", acc=75.0,
+    write(tmp_path, "04_finetune_baseline", [rec("finetune", acc=70.0, variant="a"), rec("finetune", acc=75.0,
                                                                                          variant="b")])
-    write(tmp_path, "10_benchmark", [rec("protonet", acc=96.5, trainable_params=1234, train_seconds=10.0,
+    write(tmp_path, "11_benchmark", [rec("protonet", acc=96.5, trainable_params=1234, train_seconds=10.0,
                                          eval_seconds=4.0)])
     rows = {(r["method"], r["protocol"]): r for r in build_table(load_records(tmp_path))}
     assert set(rows) == {("protonet", "5w1s"), ("protonet", "20w5s"), ("finetune", "5w1s")}
     pn = rows[("protonet", "5w1s")]
-    assert (pn["accuracy"], pn["source"], pn["trainable_params"]) == (96.5, "10_benchmark", 1234)
+    assert (pn["accuracy"], pn["source"], pn["trainable_params"]) == (96.5, "11_benchmark", 1234)
     assert pn["test_seconds_per_episode"] == pytest.approx(4.0 / 200)
     assert rows[("finetune", "5w1s")]["variant"] == "a"  # equal standing: the file's first (headline) record
     assert rows[("protonet", "20w5s")]["source"] == "02_protonet"
@@ -98,10 +98,10 @@ def test_eval_seconds_zero_is_not_a_measurement(tmp_path):
                                              "method=3 .want a name.; episodes=2.5")])
 def test_malformed_file_is_named(tmp_path, content, match):
     write(tmp_path, "02_protonet", [rec("protonet")])
-    (tmp_path / "05_broken.json").write_text(content)
+    (tmp_path / "06_broken.json").write_text(content)
     with pytest.raises(ValueError, match=match) as err:
         load_records(tmp_path)
-    assert "05_broken.json" in str(err.value)
+    assert "06_broken.json" in str(err.value)
 
 
 def test_a_bad_report_out_fails_before_reading_anything(tmp_path):
@@ -124,14 +124,14 @@ def test_claims_are_decided_by_paired_intervals_at_matched_budgets(tmp_path):
     matched budget (steps and width); "unclear" when the interval contains the margin or budgets differ."""
     same = {"checkpoint": {"steps": 1000}, "config": {"backbone_kwargs": {"hidden": 32}}}
     base = [90.0, 80.0, 100.0, 70.0, 85.0, 95.0, 75.0, 90.0]
-    write(tmp_path, "10_benchmark", [
+    write(tmp_path, "11_benchmark", [
         rec("relation", acc=90.0, **same, **ep([a - 2 for a in base])),
         rec("matching", acc=92.0, **same, **ep(base)),
         rec("maml", acc=95.0, **same, **ep(base)),
         rec("fomaml", acc=94.0, checkpoint={"steps": 500}, config={"backbone_kwargs": {"hidden": 32}}, **ep(base)),
         rec("relation", 20, 1, acc=80.0), rec("relation", 20, 1, acc=60.0, within=True)])
-    write(tmp_path, "06_vae_augmentation", [rec("protonet+vae", paired_difference=2.0, paired_ci95=1.0)])
-    write(tmp_path, "06_augmentation_sweep", [  # down-weighted or filtered rows are not plain augmentation
+    write(tmp_path, "07_vae_augmentation", [rec("protonet+vae", paired_difference=2.0, paired_ci95=1.0)])
+    write(tmp_path, "07_augmentation_sweep", [  # down-weighted or filtered rows are not plain augmentation
         rec("protonet+gan", paired_difference=9.0, paired_ci95=1.0, weight=0.5, reject=False),
         rec("protonet+gan", paired_difference=8.0, paired_ci95=1.0, weight=1.0, reject=True)])
     claims = {c["claim"]: c for c in check_claims(load_records(tmp_path))}
@@ -154,14 +154,14 @@ def test_claims_are_decided_by_paired_intervals_at_matched_budgets(tmp_path):
 def test_the_joint_hallucination_claim_needs_the_same_recipe_and_reports_both_protocols(tmp_path):
     same = {"checkpoint": {"steps": 3000}, "config": {"backbone_kwargs": {"hidden": 32}}}
     base = [90.0, 80.0, 100.0, 70.0, 85.0, 95.0, 75.0, 90.0]
-    write(tmp_path, "10_benchmark", [
+    write(tmp_path, "11_benchmark", [
         rec("protonet", **same, **ep(base)), rec("hallucinating-protonet", **same, **ep([a + 1 for a in base])),
         rec("protonet", 20, 1, within=True, **same, **ep(base)),
         rec("hallucinating-protonet", 20, 1, within=True, **same, **ep([a - 3 for a in base]))])
     (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("A hallucinator")]
     assert claim["held"] == "yes" and "5-way 1-shot, same 8 episodes" in claim["measured"]
     assert "within-alphabet 20-way 1-shot, same 8 episodes" in claim["measured"] and "-3.0 ± 0.0" in claim["measured"]
-    write(tmp_path, "10_benchmark", [
+    write(tmp_path, "11_benchmark", [
         rec("protonet", **same, **ep(base)),
         rec("hallucinating-protonet", checkpoint={"steps": 6000}, config=same["config"], **ep([a + 1 for a in base]))])
     (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("A hallucinator")]
@@ -172,8 +172,8 @@ def test_the_task_synthesis_claim_compares_the_two_minimal_recipes_on_the_same_e
     same = {"checkpoint": {"steps": 3000}, "config": {"backbone_kwargs": {"hidden": 32}}}
     base = [90.0, 80.0, 100.0, 70.0, 85.0, 95.0, 75.0, 90.0]
     noisy = [a + d for a, d in zip(base, [5, -5, 0, 5, -5, 0, 5, -5])]  # mean 0: the interval contains 0
-    write(tmp_path, "10_benchmark", [])
-    write(tmp_path, "09_learning_to_generate", [
+    write(tmp_path, "11_benchmark", [])
+    write(tmp_path, "10_learning_to_generate", [
         rec("protonet", variant="minimal", **same, **ep(base)),
         rec("protonet", variant="minimal-synthetic", **same, **ep([a + 2 for a in base])),
         rec("protonet", 20, 1, within=True, variant="minimal", **same, **ep(base)),
@@ -181,7 +181,7 @@ def test_the_task_synthesis_claim_compares_the_two_minimal_recipes_on_the_same_e
     (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("When meta-training")]
     assert claim["held"] == "yes" and "paired gain (with − without) +2.0 ± 0.0 points" in claim["measured"]
     assert "within-alphabet 20-way 1-shot" in claim["measured"] and "+0.0 ±" in claim["measured"]
-    write(tmp_path, "09_learning_to_generate", [rec("protonet", variant="minimal", **same, **ep(base))])
+    write(tmp_path, "10_learning_to_generate", [rec("protonet", variant="minimal", **same, **ep(base))])
     (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("When meta-training")]
     assert claim["held"] == "unclear" and "no 5w1s records of both minimal recipes" in claim["measured"]
 
@@ -190,12 +190,12 @@ def test_a_paired_interval_that_contains_the_margin_is_unclear(tmp_path):
     same = {"checkpoint": {"steps": 1000}, "config": {"hidden": 64}}
     base = [90.0, 80.0, 100.0, 70.0, 85.0, 95.0, 75.0, 90.0]
     noisy = [a + d for a, d in zip(base, (4, -4, 3, -3, 2, -2, 5, -4))]  # mean +0.125, wide interval
-    write(tmp_path, "10_benchmark", [rec("relation", **same, **ep(noisy)), rec("matching", **same, **ep(base)),
+    write(tmp_path, "11_benchmark", [rec("relation", **same, **ep(noisy)), rec("matching", **same, **ep(base)),
                                      rec("fomaml", **same, **ep([a - 1 for a in base])), rec("maml", **same, **ep(base))])
     claims = {c["claim"].split()[0]: c for c in check_claims(load_records(tmp_path))}
     assert claims["A"]["held"] == "unclear"
     assert claims["First-order"]["held"] == "yes"  # -1 ± 0 is above the -2 margin of "nearly as accurate"
-    write(tmp_path, "10_benchmark", [rec("relation", **same, **ep(base[:4])), rec("matching", **same, **ep(base))])
+    write(tmp_path, "11_benchmark", [rec("relation", **same, **ep(base[:4])), rec("matching", **same, **ep(base))])
     claims = {c["claim"].split()[0]: c for c in check_claims(load_records(tmp_path))}
     assert claims["A"]["held"] == "unclear" and "not measured on the same recorded episodes" in claims["A"]["measured"]
 
@@ -218,7 +218,7 @@ def test_pivot_one_line_per_method_with_published_and_skips(tmp_path):
     from fslcourse.report import VINYALS, format_pivot
 
     v = {"split_protocol": "vinyals"}
-    write(tmp_path, "10_benchmark", [
+    write(tmp_path, "11_benchmark", [
         rec("protonet", acc=97.25, ci=0.5, trainable_params=28000, train_seconds=177.0, eval_seconds=2.0, **v),
         rec("protonet", 20, 1, acc=93.0, **v),
         {**rec("maml", 20, 1, **v), "accuracy": None, "ci95": None, "skipped": "fixed n_way=5"},
@@ -237,30 +237,30 @@ def test_pivot_one_line_per_method_with_published_and_skips(tmp_path):
 
 def test_json_without_records_is_left_out_and_named(tmp_path):
     write(tmp_path, "02_protonet", [rec("protonet")])
-    (tmp_path / "08_cost.json").write_text('{"name": "08_cost", "cost": {"ddpm": 1.0}}')
+    (tmp_path / "09_cost.json").write_text('{"name": "09_cost", "cost": {"ddpm": 1.0}}')
     skipped = []
     assert [r["_file"] for r in load_records(tmp_path, skipped)] == ["02_protonet"]
-    assert skipped == ["08_cost.json"]
-    assert report(tmp_path).endswith("Not record files (left out): 08_cost.json\n")
+    assert skipped == ["09_cost.json"]
+    assert report(tmp_path).endswith("Not record files (left out): 09_cost.json\n")
 
 
 def test_mtl_claim_reads_the_learning_curves(tmp_path):
     curves = {"mtl": {"points": [{"tasks": 0, "accuracy": 45.0}, {"tasks": 50, "accuracy": 76.0}]},
               "maml": {"points": [{"tasks": 0, "accuracy": 40.0}, {"tasks": 100, "accuracy": 70.0},
                                   {"tasks": 400, "accuracy": 77.0}]}}
-    (tmp_path / "05_mtl_ablation.json").write_text(json.dumps(
-        {"name": "05_mtl_ablation", "records": [rec("mtl")], "learning_curve": {"curves": curves}}))
+    (tmp_path / "06_mtl_ablation.json").write_text(json.dumps(
+        {"name": "06_mtl_ablation", "records": [rec("mtl")], "learning_curve": {"curves": curves}}))
     (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("MTL")]
     assert claim["held"] == "yes" and "MAML needed 400 tasks" in claim["measured"] and "(8x more)" in claim["measured"]
     curves["maml"]["points"][-1]["tasks"] = 150  # only 3x more: not "far fewer"
-    (tmp_path / "05_mtl_ablation.json").write_text(json.dumps(
-        {"name": "05_mtl_ablation", "records": [rec("mtl")], "learning_curve": {"curves": curves}}))
+    (tmp_path / "06_mtl_ablation.json").write_text(json.dumps(
+        {"name": "06_mtl_ablation", "records": [rec("mtl")], "learning_curve": {"curves": curves}}))
     (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("MTL")]
     assert claim["held"] == "no"
     curves["mtl"]["points"][0]["accuracy"] = 74.6  # a head start from phase 1
     curves["maml"]["points"][-1]["tasks"] = 400
-    (tmp_path / "05_mtl_ablation.json").write_text(json.dumps(
-        {"name": "05_mtl_ablation", "records": [rec("mtl")], "learning_curve": {"curves": curves}}))
+    (tmp_path / "06_mtl_ablation.json").write_text(json.dumps(
+        {"name": "06_mtl_ablation", "records": [rec("mtl")], "learning_curve": {"curves": curves}}))
     (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("MTL")]
     assert claim["held"] == "unclear" and "MTL starts at 74.6% after 0 tasks (MAML 40.0%)" in claim["measured"]
 
@@ -281,17 +281,17 @@ def test_meta_validation_records_stay_out_of_the_meta_test_table(tmp_path):
 
 def test_the_best_of_many_augmentation_settings_is_judged_with_a_corrected_interval(tmp_path):
     rows = [rec("protonet+vae", paired_difference=-1.0 - i, paired_ci95=0.5, n_generated=i + 1) for i in range(19)]
-    write(tmp_path, "06_augmentation_sweep", rows + [rec("protonet+gan", paired_difference=1.0, paired_ci95=0.9)])
+    write(tmp_path, "07_augmentation_sweep", rows + [rec("protonet+gan", paired_difference=1.0, paired_ci95=0.9)])
     (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("Plain")]
     # alone, +1.0 ± 0.9 excludes 0; as the best of 20, its interval widens by z(1 - 0.025/20) / z(0.975)
     assert claim["held"] == "unclear" and "the best of 20 settings tried; ± 1.4 once corrected" in claim["measured"]
-    write(tmp_path, "06_augmentation_sweep", [rec("protonet+gan", paired_difference=1.0, paired_ci95=0.9)])
+    write(tmp_path, "07_augmentation_sweep", [rec("protonet+gan", paired_difference=1.0, paired_ci95=0.9)])
     (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("Plain")]
     assert claim["held"] == "yes"
 
 
 def test_down_weighted_or_filtered_sweep_rows_never_stand_for_plain_augmentation(tmp_path):
-    write(tmp_path, "06_augmentation_sweep", [
+    write(tmp_path, "07_augmentation_sweep", [
         rec("protonet+vae", acc=97.0, n_generated=5, weight=0.1, reject=False, variant="weight=0.1"),
         rec("protonet+vae", acc=96.0, n_generated=5, weight=1.0, reject=True, variant="weight=1, rejection"),
         rec("protonet+vae", acc=80.0, n_generated=5, weight=1.0, reject=False, variant="weight=1")])

@@ -1,6 +1,6 @@
 """The same episodes through learn2learn's ``TaskDataset`` and task transforms.
 
-Taught in ``notebooks/01_episodes.ipynb`` (and used again in ``04_maml.ipynb``).
+Taught in ``notebooks/01_episodes.ipynb`` (and used again in ``05_maml.ipynb``).
 
 learn2learn describes a task, then transforms the description step by step:
 choose ``n_way`` classes (``NWays``), then ``n_shot + n_query`` examples of each

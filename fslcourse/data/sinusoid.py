@@ -1,6 +1,6 @@
 """The sinusoid regression task family of the MAML paper.
 
-Taught in ``notebooks/04_maml.ipynb``.
+Taught in ``notebooks/05_maml.ipynb``.
 
 Each task is ``y = A sin(x - φ)`` with amplitude ``A ~ U[0.1, 5]`` and phase
 ``φ ~ U[0, π]``; inputs are drawn from ``U[-5, 5]`` (Finn et al. 2017,

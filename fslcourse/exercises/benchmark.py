@@ -1,4 +1,4 @@
-"""Exercises of ``notebooks/10_benchmark.ipynb``: confidence intervals from per-episode accuracies."""
+"""Exercises of ``notebooks/11_benchmark.ipynb``: confidence intervals from per-episode accuracies."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""Exercises of ``notebooks/08_diffusion_augmentation.ipynb``: the forward process in closed form and one DDIM step."""
+"""Exercises of ``notebooks/09_diffusion_augmentation.ipynb``: the forward process in closed form and one DDIM step."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""Exercises of ``notebooks/03_finetune_baseline.ipynb``."""
+"""Exercises of ``notebooks/04_finetune_baseline.ipynb``."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""Exercises of ``notebooks/07_gan_augmentation.ipynb``: WGAN-GP's gradient penalty."""
+"""Exercises of ``notebooks/08_gan_augmentation.ipynb``: WGAN-GP's gradient penalty."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""Exercises of ``notebooks/09_learning_to_generate.ipynb``: predicted weights, MetaGAN's fake class, a recombined character."""
+"""Exercises of ``notebooks/10_learning_to_generate.ipynb``: predicted weights, MetaGAN's fake class, a recombined character."""
 from __future__ import annotations
 
 import torch

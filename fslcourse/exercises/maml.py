@@ -1,4 +1,4 @@
-"""Exercises of ``notebooks/04_maml.ipynb``: MAML's inner loop."""
+"""Exercises of ``notebooks/05_maml.ipynb``: MAML's inner loop."""
 from __future__ import annotations
 
 import torch

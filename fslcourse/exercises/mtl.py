@@ -1,4 +1,4 @@
-"""Exercises of ``notebooks/05_mtl.ipynb``."""
+"""Exercises of ``notebooks/06_mtl.ipynb``."""
 from __future__ import annotations
 
 import torch

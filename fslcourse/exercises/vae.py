@@ -1,4 +1,4 @@
-"""Exercises of ``notebooks/06_vae_augmentation.ipynb``."""
+"""Exercises of ``notebooks/07_vae_augmentation.ipynb``."""
 from __future__ import annotations
 
 import torch

@@ -1,6 +1,6 @@
 """Generative models that make extra support examples, and the protocol that measures whether they help.
 
-Taught in ``notebooks/06_vae_augmentation.ipynb`` (VAE), ``07`` (DAGAN, hallucinator) and ``08``
+Taught in ``notebooks/07_vae_augmentation.ipynb`` (VAE), ``08`` (DAGAN, hallucinator) and ``09``
 (diffusion). One module per algorithm; how they are trained, stored and built by name is in
 :mod:`fslcourse.training.generators` (this package never imports it).
 """

@@ -1,6 +1,6 @@
 """Does generated data help a few-shot classifier? A paired protocol shared by the generative notebooks.
 
-Taught in ``notebooks/06_vae_augmentation.ipynb``; the GAN and diffusion notebooks reuse it.
+Taught in ``notebooks/07_vae_augmentation.ipynb``; the GAN and diffusion notebooks reuse it.
 
 A *support generator* is trained on meta-train classes only. At test time it sees the
 support set of an episode (never its query set) and returns ``n_generated`` (m) extra

@@ -1,6 +1,6 @@
 """Two generators without learning, the controls of every augmentation table: deformations and copies with noise.
 
-Taught in ``notebooks/06_vae_augmentation.ipynb``.
+Taught in ``notebooks/07_vae_augmentation.ipynb``.
 
 A learned generator is worth something only if it beats what needs no training at all.
 

@@ -1,6 +1,6 @@
 """A VAE over deformations of the support drawing: new drawings of a character that keep its strokes.
 
-Taught in ``notebooks/06_vae_augmentation.ipynb``.
+Taught in ``notebooks/07_vae_augmentation.ipynb``.
 
 The conditional VAE of :mod:`.vae` decodes every pixel independently, so where a stroke may
 sit in several places it draws all of them faintly: a blur that a classifier does not

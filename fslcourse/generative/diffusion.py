@@ -1,6 +1,6 @@
 """A conditional denoising diffusion model: closed-form forward process, noise-prediction loss, DDPM and DDIM sampling.
 
-Taught in ``notebooks/08_diffusion_augmentation.ipynb``.
+Taught in ``notebooks/09_diffusion_augmentation.ipynb``.
 
 Ho, Jain & Abbeel (2020), "Denoising Diffusion Probabilistic Models", arXiv:2006.11239:
 the forward process adds Gaussian noise with variances :math:`\\beta_1..\\beta_T`, and in

@@ -1,6 +1,6 @@
 """A DAGAN-style conditional GAN: from one drawing of a character and noise, a new drawing of the same character.
 
-Taught in ``notebooks/07_gan_augmentation.ipynb``.
+Taught in ``notebooks/08_gan_augmentation.ipynb``.
 
 Antoniou, Storkey & Edwards (2017), "Data Augmentation Generative Adversarial Networks",
 arXiv:1711.04340. The generator :math:`G(x_s, z)` encodes a *source* drawing :math:`x_s` and,

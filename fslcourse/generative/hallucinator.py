@@ -1,6 +1,6 @@
 """A feature-space hallucinator: new backbone features of a novel class from one real feature and noise.
 
-Taught in ``notebooks/07_gan_augmentation.ipynb``.
+Taught in ``notebooks/08_gan_augmentation.ipynb``.
 
 Hariharan & Girshick (2017), "Low-shot Visual Recognition by Shrinking and Hallucinating
 Features", arXiv:1606.02819, and Wang, Girshick, Hebert & Hariharan (2018), "Low-Shot Learning

@@ -1,6 +1,6 @@
 """How good are generated examples? Recognisability, a classifier score, Fréchet distance and diversity.
 
-Taught in ``notebooks/06_vae_augmentation.ipynb``; the GAN and diffusion notebooks reuse it.
+Taught in ``notebooks/07_vae_augmentation.ipynb``; the GAN and diffusion notebooks reuse it.
 
 The Fréchet distance between Gaussians fitted to two sets of features (Dowson & Landau
 1982; as FID: Heusel et al. 2017, arXiv:1706.08500) is

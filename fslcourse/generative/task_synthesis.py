@@ -1,6 +1,6 @@
 """Task synthesis: new classes made from the few meta-training characters there are, so there are more tasks.
 
-Taught in ``notebooks/09_learning_to_generate.ipynb``.
+Taught in ``notebooks/10_learning_to_generate.ipynb``.
 
 Meta-learning learns from the *variety of tasks*; when only a few alphabets are available for
 meta-training (Lake et al.'s "minimal" setting: the five alphabets of ``images_background_small1``),

@@ -1,6 +1,6 @@
 """A conditional VAE that generates extra support examples of a new class (pixels or backbone features).
 
-Taught in ``notebooks/06_vae_augmentation.ipynb``.
+Taught in ``notebooks/07_vae_augmentation.ipynb``.
 
 Kingma & Welling (2013), "Auto-Encoding Variational Bayes", arXiv:1312.6114: an
 encoder :math:`q_\\phi(z\\mid x, c) = \\mathcal N(\\mu, \\mathrm{diag}\\,\\sigma^2)`, the

@@ -1,6 +1,6 @@
 """Why plain augmentation can hurt a prototype classifier, and two repairs: down-weighting and rejection.
 
-Taught in ``notebooks/06_vae_augmentation.ipynb``.
+Taught in ``notebooks/07_vae_augmentation.ipynb``.
 
 Adding m generated examples per class to K real ones moves the prototype of Prototypical
 Networks (Snell et al. 2017, arXiv:1703.05175) towards the generated mean, the *prototype

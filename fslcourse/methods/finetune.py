@@ -1,6 +1,6 @@
 """The fine-tuning baseline: pre-train a classifier, then fit a new head on each support set.
 
-Taught in ``notebooks/03_finetune_baseline.ipynb``.
+Taught in ``notebooks/04_finetune_baseline.ipynb``.
 
 Chen et al. (2019), "A Closer Look at Few-shot Classification", arXiv:1904.04232, and
 Dhillon et al. (2020), "A Baseline for Few-Shot Image Classification", arXiv:1909.02729.

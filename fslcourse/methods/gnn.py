@@ -1,5 +1,7 @@
 """A graph neural network few-shot classifier: the drawings of an episode are the nodes of a graph with learned edges.
 
+Taught in ``notebooks/03_relation_based.ipynb`` (the relation-based family).
+
 Garcia & Bruna (2018), "Few-Shot Learning with Graph Neural Networks", arXiv:1711.04043.
 Each query :math:`\\hat x` gets a graph of its own with ``n_way * n_shot + 1`` nodes: node :math:`i`
 starts as :math:`h_i^{(0)} = [f(x_i), e(y_i)]`, the backbone embedding and the one-hot code of the

@@ -1,6 +1,6 @@
 """A ProtoNet that learns to hallucinate: its generator is meta-trained *with* the classifier, for the few-shot loss.
 
-Taught in ``notebooks/09_learning_to_generate.ipynb``; measured in ``notebooks/10_benchmark.ipynb`` beside ProtoNet, its matched baseline.
+Taught in ``notebooks/10_learning_to_generate.ipynb``; measured in ``notebooks/11_benchmark.ipynb`` beside ProtoNet, its matched baseline.
 
 Wang, Girshick, Hebert & Hariharan (2018), "Low-Shot Learning from Imaginary Data",
 arXiv:1801.05401. A hallucinator :math:`G(f, z)` maps a support embedding :math:`f` and noise

@@ -1,6 +1,6 @@
 """MAML and first-order MAML: learn an initialisation that adapts in a few gradient steps.
 
-Taught in ``notebooks/04_maml.ipynb``.
+Taught in ``notebooks/05_maml.ipynb``.
 
 Finn, Abbeel and Levine 2017, "Model-Agnostic Meta-Learning for Fast Adaptation
 of Deep Networks", arXiv:1703.03400. For each task, the inner loop takes ``K``

@@ -1,6 +1,6 @@
 """MAML on sinusoid regression, and the "pretrain on all tasks, then fine-tune" baseline it beats.
 
-Taught in ``notebooks/04_maml.ipynb`` (Figure 2 of the MAML paper).
+Taught in ``notebooks/05_maml.ipynb`` (Figure 2 of the MAML paper).
 
 Finn et al. 2017, arXiv:1703.03400, Section 5.1: a 1-40-40-1 ReLU network;
 MAML meta-trains it with ``K`` support points per task, one inner step of

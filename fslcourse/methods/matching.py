@@ -1,6 +1,6 @@
 """Matching Networks: label a query by cosine attention over the whole support set.
 
-Taught in ``notebooks/10_benchmark.ipynb`` (the relation-based family).
+Taught in ``notebooks/03_relation_based.ipynb`` (the relation-based family).
 
 Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra (2016), "Matching Networks for
 One Shot Learning", arXiv:1606.04080. A backbone :math:`f` embeds every image; a

@@ -1,6 +1,6 @@
 """MetaGAN: a ProtoNet that also learns to call a generator's drawings "fake", an (N+1)-th class.
 
-Taught in ``notebooks/09_learning_to_generate.ipynb``; measured in ``notebooks/10_benchmark.ipynb`` beside ProtoNet, its matched baseline.
+Taught in ``notebooks/10_learning_to_generate.ipynb``; measured in ``notebooks/11_benchmark.ipynb`` beside ProtoNet, its matched baseline.
 
 Zhang, Che, Ghahramani, Bengio & Song (2018), "MetaGAN: An Adversarial Approach to Few-Shot
 Learning", NeurIPS 2018 (proceedings only, no arXiv version). The few-shot classifier is also the

@@ -1,6 +1,6 @@
 """Meta-Transfer Learning (MTL): scale and shift a frozen pre-trained backbone, with hard-task meta-batches.
 
-Taught in ``notebooks/05_mtl.ipynb``; :mod:`fslcourse.training` runs the recipes below
+Taught in ``notebooks/06_mtl.ipynb``; :mod:`fslcourse.training` runs the recipes below
 (phase 1: the ``pretrain`` trainer; phase 2: the ``meta-transfer`` trainer, with the hard-task hook).
 
 Sun, Liu, Chua & Schiele (2019), "Meta-Transfer Learning for Few-Shot Learning",

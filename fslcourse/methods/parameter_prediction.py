@@ -1,6 +1,6 @@
 """Parameter prediction: a small network maps each class's support embeddings to that class's classifier weights.
 
-Taught in ``notebooks/09_learning_to_generate.ipynb``; measured in ``notebooks/10_benchmark.ipynb`` beside ProtoNet, its matched baseline.
+Taught in ``notebooks/10_learning_to_generate.ipynb``; measured in ``notebooks/11_benchmark.ipynb`` beside ProtoNet, its matched baseline.
 
 Qiao, Liu, Shen & Yuille (2018), "Few-Shot Image Recognition by Predicting Parameters from
 Activations", arXiv:1706.03466; the same idea as the weight generator of Gidaris & Komodakis

@@ -1,6 +1,6 @@
 """The Relation Network: a learned module scores how well a query matches each class.
 
-Taught in ``notebooks/10_benchmark.ipynb`` (the relation-based family).
+Taught in ``notebooks/03_relation_based.ipynb`` (the relation-based family).
 
 Sung, Yang, Zhang, Xiang, Torr & Hospedales (2018), "Learning to Compare: Relation
 Network for Few-Shot Learning", arXiv:1711.06025. An embedding module :math:`f`

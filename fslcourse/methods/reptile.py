@@ -1,6 +1,6 @@
 """Reptile: move the initialisation towards the weights that SGD finds on each task.
 
-Taught in ``notebooks/04_maml.ipynb``.
+Taught in ``notebooks/05_maml.ipynb``.
 
 Nichol, Achiam and Schulman 2018, "On First-Order Meta-Learning Algorithms",
 arXiv:1803.02999. For each task of a meta-batch, run ``k`` steps of SGD from

@@ -1,6 +1,6 @@
 """The Conv-4 backbone of Prototypical Networks, MAML and Matching Networks.
 
-Taught in ``notebooks/02_protonet.ipynb``; ``notebooks/03_finetune_baseline.ipynb``
+Taught in ``notebooks/02_protonet.ipynb``; ``notebooks/04_finetune_baseline.ipynb``
 and the MAML notebook reuse it.
 
 Four blocks of [3×3 convolution with ``hidden`` filters, BatchNorm, ReLU, 2×2

@@ -1,6 +1,6 @@
 """The Conv-4 classifier of MAML: a network written for functional (``params``) calls.
 
-Taught in ``notebooks/04_maml.ipynb``.
+Taught in ``notebooks/05_maml.ipynb``.
 
 Four blocks of [3×3 convolution, BatchNorm, ReLU] then a linear head, as in
 Finn et al. 2017 (arXiv:1703.03400, Section 5.2). On Omniglot the paper uses

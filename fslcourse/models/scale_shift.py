@@ -1,6 +1,6 @@
 """Scale-and-shift (SS) convolutions: two learnable numbers per filter on a frozen convolution.
 
-Taught in ``notebooks/05_mtl.ipynb``; used by :mod:`fslcourse.methods.mtl`.
+Taught in ``notebooks/06_mtl.ipynb``; used by :mod:`fslcourse.methods.mtl`.
 
 Sun, Liu, Chua & Schiele (2019), "Meta-Transfer Learning for Few-Shot Learning",
 arXiv:1812.02391. A frozen convolution with weights ``W`` (``(C_out, C_in, k, k)``)

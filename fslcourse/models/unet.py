@@ -1,6 +1,6 @@
 """A small U-Net noise predictor for 28×28 images, with sinusoidal time embeddings and FiLM/AdaGN conditioning.
 
-Taught in ``notebooks/08_diffusion_augmentation.ipynb`` (the network behind
+Taught in ``notebooks/09_diffusion_augmentation.ipynb`` (the network behind
 :mod:`fslcourse.generative.diffusion`).
 
 Ronneberger et al. (2015), "U-Net", arXiv:1505.04597, as used for diffusion by Ho et al.

@@ -1,6 +1,6 @@
 """How the generators are trained, stored and built: the VAEs, the DAGAN, the hallucinator, the diffusion model.
 
-Taught in ``notebooks/06``–``08``. Every generator is trained by the one loop
+Taught in ``notebooks/07``–``09``. Every generator is trained by the one loop
 (:func:`~fslcourse.training.loop.fit`) with its recipe from its module's ``RECIPES``; its
 ``train_step`` is the model's own. Checkpoints: ``checkpoints/{vae,gan,diffusion}-RECIPE.pt``
 (a feature-space generator is stored per backbone fingerprint). ``get_generator(name)``

@@ -1,7 +1,7 @@
 """Classification pre-training: a backbone and a linear head over every meta-train class.
 
-Taught in ``notebooks/03_finetune_baseline.ipynb`` (the fine-tuning baseline's step 1)
-and ``notebooks/05_mtl.ipynb`` (MTL's phase 1); both use this one procedure.
+Taught in ``notebooks/04_finetune_baseline.ipynb`` (the fine-tuning baseline's step 1)
+and ``notebooks/06_mtl.ipynb`` (MTL's phase 1); both use this one procedure.
 
 Each step draws ``n_way`` random classes of the split and ``n_shot`` random images of
 each (a mini-batch of ``n_way * n_shot`` images labelled with their class ids in the

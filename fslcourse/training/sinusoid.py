@@ -1,4 +1,4 @@
-"""The three sinusoid regressors of ``notebooks/04_maml.ipynb``, trained by the one loop.
+"""The three sinusoid regressors of ``notebooks/05_maml.ipynb``, trained by the one loop.
 
 ``checkpoints/sinusoid-quick.pt`` holds MAML meta-trained with K = 5 and K = 10 points per task
 and the baseline fitted to all tasks at once (recipes in :mod:`fslcourse.methods.maml_regression`).

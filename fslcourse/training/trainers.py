@@ -1,6 +1,6 @@
 """How each kind of recipe is set up for :func:`~fslcourse.training.loop.fit`.
 
-Taught in ``notebooks/02_protonet.ipynb`` (episodic), ``03`` (pre-training) and ``05``
+Taught in ``notebooks/02_protonet.ipynb`` (episodic), ``04`` (pre-training) and ``06``
 (meta-transfer). A recipe names its trainer (``recipe.trainer``):
 
 * ``episodic``: meta-batches of episodes, the method's ``train_step`` (ProtoNet, Matching

@@ -1,6 +1,6 @@
 """Adaptation stepper: watch MAML and a pretrained baseline adapt to a new sine wave, step by step.
 
-Taught in ``notebooks/04_maml.ipynb`` (Figure 2 of Finn et al. 2017, arXiv:1703.03400).
+Taught in ``notebooks/05_maml.ipynb`` (Figure 2 of Finn et al. 2017, arXiv:1703.03400).
 
 A slider picks the number of inner gradient steps ``k`` (0..``max_steps``);
 "New task" draws another sinusoid, "New support points" redraws its ``K``

@@ -1,6 +1,6 @@
 """The explorers' base class: controls above a picture that is redrawn whenever a control changes.
 
-Every widget of the course (``notebooks/01_episodes.ipynb`` to ``08_diffusion_augmentation.ipynb``) is a subclass.
+Every widget of the course (``notebooks/01_episodes.ipynb`` to ``09_diffusion_augmentation.ipynb``) is a subclass.
 
 Redraws asked for by the browser are coalesced: a control moved in the browser reaches the kernel as a comm
 message, and its handler only marks the picture stale and schedules one redraw on the kernel's event loop a

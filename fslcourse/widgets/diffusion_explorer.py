@@ -1,6 +1,6 @@
 """Denoising-trajectory explorer: watch DDIM turn noise into a drawing of a new character.
 
-Taught in ``notebooks/08_diffusion_augmentation.ipynb``.
+Taught in ``notebooks/09_diffusion_augmentation.ipynb``.
 
 The support drawings of a chosen character (from the split, usually meta-test) give the
 condition ``c`` (their prototype in the conditioning backbone's space). A DDIM run of

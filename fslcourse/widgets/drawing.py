@@ -1,6 +1,6 @@
 """Draw your own characters: a support set and a query on small canvases, and a course model's live prediction.
 
-Taught in ``notebooks/02_protonet.ipynb`` (and the finale of ``notebooks/10_benchmark.ipynb``).
+Taught in ``notebooks/02_protonet.ipynb`` (and the finale of ``notebooks/11_benchmark.ipynb``).
 
 Omniglot asks a model to learn a new character from one example, as people do. Here the characters are
 the student's own: one canvas per class (``+ drawing`` adds a second drawing of a class), one for the

@@ -1,6 +1,6 @@
 """GAN explorer: pick a source character, drag noise sliders, interpolate between two z, or see a grid of samples.
 
-Taught in ``notebooks/07_gan_augmentation.ipynb``.
+Taught in ``notebooks/08_gan_augmentation.ipynb``.
 
 The DAGAN generator :math:`G(x_s, z)` (:class:`~fslcourse.generative.gan.DAGANGenerator`) turns one
 source drawing :math:`x_s` of a character into a new drawing for each noise vector :math:`z`.

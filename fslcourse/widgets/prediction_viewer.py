@@ -1,6 +1,6 @@
 """Support/query prediction viewer: what a method predicts for each query of an episode.
 
-Taught in ``notebooks/02_protonet.ipynb``; reused by ``03_finetune_baseline`` and the MAML notebook.
+Taught in ``notebooks/02_protonet.ipynb``; reused by ``04_finetune_baseline`` and the MAML notebook.
 
 The support set is shown one row per class, framed in the class's colour; then,
 for each method, the query images with a green (correct) or red (wrong) frame,

@@ -1,6 +1,6 @@
 """Scale-and-shift viewer: the learned Φ of every SS layer, and an episode's embedding with SS on or off.
 
-Taught in ``notebooks/05_mtl.ipynb``.
+Taught in ``notebooks/06_mtl.ipynb``.
 
 Left: the per-filter scales ``Φ_S1`` and shifts ``Φ_S2`` of the chosen layer
 (bars by filter, sorted by scale) or, for ``"all layers"``, their histograms

@@ -1,6 +1,6 @@
 """VAE latent-space explorer: a map of meta-test characters, latent walks, interpolations and generation.
 
-Taught in ``notebooks/06_vae_augmentation.ipynb``.
+Taught in ``notebooks/07_vae_augmentation.ipynb``.
 
 The map shows every drawing of a few meta-test characters at its code ``[c, mu]`` (class
 context and posterior mean of :class:`~fslcourse.generative.vae.ConditionalVAE`), projected on

@@ -1,4 +1,4 @@
-"""Exercises of notebook 10: the references pass, typical mistakes fail with a hint."""
+"""Exercises of notebook 11: the references pass, typical mistakes fail with a hint."""
 import math
 import statistics
 

@@ -1,4 +1,4 @@
-"""Exercises of notebook 09 (learning to generate): the reference passes, the typical mistakes fail."""
+"""Exercises of notebook 10 (learning to generate): the reference passes, the typical mistakes fail."""
 import torch
 
 from fslcourse.exercises import check

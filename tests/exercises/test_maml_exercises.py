@@ -1,4 +1,4 @@
-"""The notebook-04 exercise: its check passes the reference and catches wrong inner loops."""
+"""The notebook-05 exercise: its check passes the reference and catches wrong inner loops."""
 import torch
 import torch.nn.functional as F
 

@@ -1,4 +1,4 @@
-"""The notebook-05 exercise accepts a correct SS convolution and rejects the usual mistakes."""
+"""The notebook-06 exercise accepts a correct SS convolution and rejects the usual mistakes."""
 import torch.nn.functional as F
 
 from fslcourse.exercises import check

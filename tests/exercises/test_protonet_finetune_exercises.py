@@ -1,4 +1,4 @@
-"""Exercises of notebooks 02 and 03: the references pass, typical mistakes fail with a hint."""
+"""Exercises of notebooks 02 and 04: the references pass, typical mistakes fail with a hint."""
 import torch.nn.functional as F
 
 from fslcourse.exercises import check

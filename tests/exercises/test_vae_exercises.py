@@ -1,4 +1,4 @@
-"""Exercises of notebook 06: the references pass, the mistakes students make fail with a hint."""
+"""Exercises of notebook 07: the references pass, the mistakes students make fail with a hint."""
 import torch
 
 from fslcourse.exercises import check
