@@ -146,20 +146,26 @@ def test_checker_catches_nbconvert_defaults(tmp_path):
         assert any("names the CDN" in p for p in problems), problems
 
 
-def _slide_types(nb):
-    return [c.metadata.get("slideshow", {}).get("slide_type") for c in nb.cells]
+def test_every_notebook_has_a_deck(slides):
+    assert [p.name for p in slides] == [f"{p.stem}.slides.html" for p in NOTEBOOKS]
 
 
-def test_slides_are_built_for_every_notebook_with_slide_metadata(slides):
-    want = [p.stem for p in NOTEBOOKS if build_slides.has_slides(nbformat.read(p, as_version=4))]
-    assert "01_episodes" in want
-    assert [p.name for p in slides] == [f"{stem}.slides.html" for stem in want]
+def test_the_default_deck_opens_a_slide_per_section_and_skips_the_setup():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# 99 · Title"),
+        nbformat.v4.new_code_cell('profile = "quick"', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("course = fslcourse.setup(seed=seed, profile=profile)"),
+        nbformat.v4.new_markdown_cell("## 1. An idea"), nbformat.v4.new_code_cell("plot()"),
+        nbformat.v4.new_markdown_cell("More text"), nbformat.v4.new_markdown_cell("## 2. Another")])
+    assert build_slides.slide_types(nb) == ["slide", "skip", "skip", "slide", "subslide", "subslide", "slide"]
+    nb.cells[4].metadata["slideshow"] = {"slide_type": "fragment"}  # an author's metadata wins, all of it
+    assert build_slides.slide_types(nb) == [None, None, None, None, "fragment", None, None]
 
 
 def test_slides_follow_the_metadata(slides):
     for page in slides:
         nb = nbformat.read(ROOT / "notebooks" / page.name.replace(".slides.html", ".ipynb"), as_version=4)
-        types = _slide_types(nb)
+        types = build_slides.slide_types(nb)
         text = page.read_text(encoding="utf-8")
         # reveal.js nests subslides: each slide is <section><section>...</section>...</section>
         assert text.count("<section") == 2 * types.count("slide") + types.count("subslide"), page.name
