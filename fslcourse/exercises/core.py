@@ -27,6 +27,9 @@ class Exercise:
         cases: ``cases() -> list[tuple]``: argument tuples for both functions.
         description: one line naming what is being checked.
         atol, rtol: tolerances for comparing tensors.
+        concept: ``concept(fn) -> hint or None``, run once every value matches: checks the property the
+            exercise teaches (e.g. that MAML's adapted weights keep the graph back to θ), which equal values
+            alone cannot show, and names the concept when it fails.
     """
 
     name: str
@@ -35,14 +38,16 @@ class Exercise:
     description: str
     atol: float = 1e-5
     rtol: float = 1e-4
+    concept: Callable | None = None
 
 
-def exercise(name: str, description: str, cases: Callable[[], list], atol: float = 1e-5, rtol: float = 1e-4):
-    """Decorator that registers ``reference`` as the solution of exercise ``name``."""
+def exercise(name: str, description: str, cases: Callable[[], list], atol: float = 1e-5, rtol: float = 1e-4,
+             concept: Callable | None = None):
+    """Decorator that registers ``reference`` as the solution of exercise ``name`` (``concept``: see :class:`Exercise`)."""
     def wrap(reference):
         if name in EXERCISES:
             raise ValueError(f"exercise {name!r} is already registered")
-        EXERCISES[name] = Exercise(name, reference, cases, description, atol, rtol)
+        EXERCISES[name] = Exercise(name, reference, cases, description, atol, rtol, concept)
         return reference
     return wrap
 
@@ -145,6 +150,13 @@ def check(name: str, fn: Callable, verbose: bool = True, time_limit: float | Non
         hint = _compare(got, want, ex, "output")
         if hint:
             return _say(f"✘ {name}: case {i + 1} of {len(cases)}: {hint}", verbose, False)
+    if ex.concept is not None:
+        try:
+            hint = ex.concept(fn)
+        except Exception as err:  # the student's code failed on the concept's own case: report it
+            hint = f"{type(err).__name__}: {err}"
+        if hint:
+            return _say(f"✘ {name}: the values are right, but {hint}", verbose, False)
     return _say(f"✔ {name}: all {len(cases)} cases pass ({ex.description})", verbose, True)
 
 

@@ -26,8 +26,34 @@ def _penalty_cases():
     return cases
 
 
+def _penalty_trains_the_critic(fn) -> str | None:
+    """The penalty is a loss of the critic: it must backpropagate into the critic's weights, as the reference's does."""
+    g = torch.Generator().manual_seed(708)
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(2 * 5 * 5, 8), nn.Tanh(), nn.Linear(8, 1))  # a curved critic
+    with torch.no_grad():
+        for p in mlp.parameters():
+            p.copy_(0.5 * torch.randn(p.shape, generator=g))
+    params = list(mlp.parameters())
+
+    def critic(x):
+        return mlp(x).squeeze(1)
+
+    real, fake, eps = torch.rand(4, 2, 5, 5, generator=g), torch.rand(4, 2, 5, 5, generator=g), torch.rand(4, generator=g)
+    got = fn(critic, real, fake, eps)
+    if not (torch.is_tensor(got) and got.requires_grad):
+        return ("your penalty does not depend on the critic's weights (it carries no graph): the gradient "
+                "∇_x̂ D(x̂) must itself be differentiable, so pass create_graph=True to torch.autograd.grad")
+    params = params[:-1]  # the last bias shifts D, not its gradient: the penalty never depends on it
+    want = torch.autograd.grad(penalty_reference(critic, real, fake, eps), params)
+    mine = torch.autograd.grad(got, params, allow_unused=True)
+    if any(g is None or not torch.allclose(g, w, atol=1e-5, rtol=1e-4) for g, w in zip(mine, want)):
+        return ("the penalty's gradient with respect to the critic's weights is wrong: keep ∇_x̂ D(x̂) in the "
+                "graph (create_graph=True) so training the critic pushes its gradient norm towards 1")
+    return None
+
+
 @exercise("gan_gradient_penalty", "WGAN-GP: mean over examples of (||grad_xhat D(xhat)||_2 - 1)^2 at "
-          "xhat = eps * real + (1 - eps) * fake", _penalty_cases)
+          "xhat = eps * real + (1 - eps) * fake", _penalty_cases, concept=_penalty_trains_the_critic)
 def penalty_reference(critic, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """The scalar gradient penalty for critic inputs ``(n, ...)`` and weights ``eps`` ``(n,)``."""
     return gradient_penalty(critic, real, fake, eps)

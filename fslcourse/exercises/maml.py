@@ -26,7 +26,25 @@ def _inner_loop_cases():
     return cases
 
 
-@exercise("maml_inner_loop", "K gradient steps on the support MSE, keeping the graph", _inner_loop_cases)
+def _keeps_the_graph(fn) -> str | None:
+    """MAML's meta-gradient flows through the inner gradients: the student's must equal the reference's."""
+    forward, params, x, y, lr, steps = _inner_loop_cases()[1]
+    adapted = fn(forward, params, x, y, lr, steps)
+    if not all(torch.is_tensor(a) and a.requires_grad for a in adapted):
+        return ("your adapted weights carry no graph back to θ (they do not require grad): build them from θ with "
+                "torch operations, and pass create_graph=True to torch.autograd.grad")
+    query = torch.linspace(-5, 5, 7)[:, None]
+    want = torch.autograd.grad(F.mse_loss(forward(inner_loop_reference(forward, params, x, y, lr, steps), query),
+                                          torch.sin(query)), params)
+    got = torch.autograd.grad(F.mse_loss(forward(adapted, query), torch.sin(query)), params, allow_unused=True)
+    if any(g is None or not torch.allclose(g, w, atol=1e-5, rtol=1e-4) for g, w in zip(got, want)):
+        return ("the meta-gradient through your adapted weights misses the second-order term: the inner gradients "
+                "must stay in the graph (create_graph=True), or you have written first-order MAML")
+    return None
+
+
+@exercise("maml_inner_loop", "K gradient steps on the support MSE, keeping the graph", _inner_loop_cases,
+          concept=_keeps_the_graph)
 def inner_loop_reference(forward, params: list[torch.Tensor], support_x: torch.Tensor, support_y: torch.Tensor,
                          inner_lr: float, steps: int) -> list[torch.Tensor]:
     """MAML's inner loop: ``steps`` steps of ``φ ← φ − α ∇_φ MSE(forward(φ, support_x), support_y)`` from ``φ = θ``.

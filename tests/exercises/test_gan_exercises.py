@@ -1,0 +1,33 @@
+"""The notebook-08 exercise: WGAN-GP's gradient penalty, and the mistake that passes a value check."""
+import torch
+
+from fslcourse.exercises import check
+from fslcourse.exercises.gan import penalty_reference
+
+
+def _penalty(create_graph):
+    def penalty(critic, real, fake, eps):
+        x_hat = (eps.view(-1, *[1] * (real.dim() - 1)) * real + (1 - eps.view(-1, *[1] * (real.dim() - 1))) * fake)
+        x_hat.requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=create_graph)
+        return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    return penalty
+
+
+def test_the_reference_and_a_correct_solution_pass():
+    assert check("gan_gradient_penalty", penalty_reference, verbose=False)
+    assert check("gan_gradient_penalty", _penalty(create_graph=True), verbose=False)
+
+
+def test_a_penalty_without_create_graph_fails_with_a_hint_that_names_the_concept(capsys):
+    assert not check("gan_gradient_penalty", _penalty(create_graph=False))
+    out = capsys.readouterr().out
+    assert "the values are right" in out and "create_graph=True" in out and "critic's weights" in out
+
+
+def test_a_wrong_interpolation_fails_on_the_values(capsys):
+    def swapped(critic, real, fake, eps):
+        return _penalty(True)(critic, fake, real, eps)
+
+    assert not check("gan_gradient_penalty", swapped)
+    assert "values differ" in capsys.readouterr().out
