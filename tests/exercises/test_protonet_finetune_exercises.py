@@ -1,4 +1,5 @@
 """Exercises of notebooks 02 and 04: the references pass, typical mistakes fail with a hint."""
+import torch
 import torch.nn.functional as F
 
 from fslcourse.exercises import check
@@ -20,3 +21,28 @@ def test_entropy_exercise(capsys):
     naive = lambda l: -(l.softmax(1) * l.softmax(1).log()).sum(1).mean()  # noqa: E731  (fine until p underflows)
     assert not check("entropy_regulariser", naive)
     assert "expected shape ()" in capsys.readouterr().out
+
+
+def test_the_spot_the_bug_protonet_loss_catches_the_source_article_bugs(capsys):
+    """The loss of the source article groups the support by position and normalises over the wrong axis."""
+    def fixed(z_support, support_y, z_query, query_y, n_way):
+        protos = torch.stack([z_support[support_y == k].mean(0) for k in range(n_way)])
+        return F.cross_entropy(-torch.cdist(z_query, protos) ** 2, query_y)
+
+    def by_position(z_support, support_y, z_query, query_y, n_way):  # assumes the support is sorted by class
+        protos = z_support.view(n_way, -1, z_support.shape[1]).mean(1)
+        return F.cross_entropy(-torch.cdist(z_query, protos) ** 2, query_y)
+
+    def over_queries(z_support, support_y, z_query, query_y, n_way):  # softmax over the queries, not the classes
+        protos = torch.stack([z_support[support_y == k].mean(0) for k in range(n_way)])
+        log_p = torch.log_softmax(-torch.cdist(z_query, protos) ** 2, dim=0)
+        return -log_p[torch.arange(len(query_y)), query_y].mean()
+
+    def plain_distance(z_support, support_y, z_query, query_y, n_way):  # Euclidean, not squared
+        protos = torch.stack([z_support[support_y == k].mean(0) for k in range(n_way)])
+        return F.cross_entropy(-torch.cdist(z_query, protos), query_y)
+
+    assert check("protonet_loss", fixed)
+    for wrong in (by_position, over_queries, plain_distance):
+        assert not check("protonet_loss", wrong), wrong.__name__
+    assert "values differ" in capsys.readouterr().out
