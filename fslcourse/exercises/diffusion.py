@@ -1,9 +1,9 @@
-"""Exercises of ``notebooks/09_diffusion_augmentation.ipynb``: the forward process in closed form and one DDIM step."""
+"""Exercises of ``notebooks/09_diffusion_augmentation.ipynb``: the forward process, one DDIM step, guidance."""
 from __future__ import annotations
 
 import torch
 
-from ..generative.diffusion import beta_schedule, ddim_step, q_sample
+from ..generative.diffusion import beta_schedule, ddim_step, guide, q_sample
 from .core import exercise
 
 
@@ -47,3 +47,16 @@ def ddim_step_reference(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float
                         alpha_bar_prev: float) -> torch.Tensor:
     """``sqrt(ab_prev) x0_hat + sqrt(1 - ab_prev) eps``, ``x0_hat = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t)``."""
     return ddim_step(x_t, eps, alpha_bar_t, alpha_bar_prev)
+
+
+def _guidance_cases():
+    g = torch.Generator().manual_seed(809)
+    return [(torch.randn(n, 1, 28, 28, generator=g), torch.randn(n, 1, 28, 28, generator=g), w)
+            for n, w in ((1, 0.0), (2, 1.0), (3, 2.0), (2, 3.5), (1, 0.5))]
+
+
+@exercise("cfg_guidance", "classifier-free guidance: eps_u + w (eps_c - eps_u), w = 0 unconditional, w = 1 conditional",
+          _guidance_cases)
+def guidance_reference(eps_c: torch.Tensor, eps_u: torch.Tensor, w: float) -> torch.Tensor:
+    """The package's :func:`fslcourse.generative.diffusion.guide`."""
+    return guide(eps_c, eps_u, w)

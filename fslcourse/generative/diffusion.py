@@ -103,6 +103,16 @@ def diffusion_loss(model, x0: torch.Tensor, c: torch.Tensor | None, schedule: Sc
     return (noise - model(q_sample(x0, t, noise, schedule.alpha_bar), t, c, drop)).pow(2).mean()
 
 
+def guide(eps_c: torch.Tensor, eps_u: torch.Tensor, w: float) -> torch.Tensor:
+    """Classifier-free guidance's combination ``eps_u + w (eps_c - eps_u)`` (``w = 0``: unconditional, 1: conditional).
+
+    Args:
+        eps_c, eps_u: ``(n, C, H, W)`` noise predicted with and without the condition.
+        w: guidance scale (Ho & Salimans's ``w`` plus one: their ``(1 + w) eps_c - w eps_u``).
+    """
+    return eps_u + w * (eps_c - eps_u)
+
+
 def guided_eps(model, x_t: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None, w: float) -> torch.Tensor:
     """Classifier-free guidance ``eps_u + w (eps_c - eps_u)``, ``(n, C, H, W)`` (one network call when w is 0 or 1)."""
     if c is None or w == 0:
@@ -112,7 +122,7 @@ def guided_eps(model, x_t: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None
     both = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([c, c]),
                  torch.arange(2 * len(x_t), device=x_t.device) >= len(x_t))  # second half unconditional
     eps_c, eps_u = both.chunk(2)
-    return eps_u + w * (eps_c - eps_u)
+    return guide(eps_c, eps_u, w)
 
 
 def predict_x0(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t) -> torch.Tensor:
