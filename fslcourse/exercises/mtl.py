@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from ..methods.mtl import failure_classes
 from ..models.scale_shift import ss_conv2d
 from .core import exercise
 
@@ -23,3 +24,24 @@ def _ss_cases():
 def ss_conv_reference(x, weight, bias, scale, shift) -> torch.Tensor:
     """``(n, C_out, H, W)`` for ``x (n, C_in, H, W)``, ``weight (C_out, C_in, 3, 3)``, ``bias, scale, shift (C_out,)``."""
     return ss_conv2d(x, weight, bias, scale, shift, padding=1)
+
+
+def _failure_cases():
+    g = torch.Generator().manual_seed(2019)
+    cases = []
+    for n_way, n_query in ((3, 2), (5, 3), (5, 1), (4, 4)):
+        query_y = torch.arange(n_way).repeat_interleave(n_query)
+        logits = torch.randn(len(query_y), n_way, generator=g)
+        logits[torch.arange(len(query_y)), query_y] += 2.0  # mostly right: several classes tie at full accuracy
+        classes = torch.randperm(100, generator=g)[:n_way]  # ids in the split, not positions in the task
+        cases.append((logits, query_y, classes))
+    tie = torch.tensor([[3.0, 0.0], [0.0, 0.5], [2.0, 0.0], [0.0, 5.0]])  # both classes right once, wrong once
+    cases.append((tie, torch.tensor([0, 0, 1, 1]), torch.tensor([7, 9])))  # the loss decides
+    return cases
+
+
+@exercise("mtl_failure_class", "the id of a task's failure class: lowest query accuracy, ties broken by the higher "
+          "mean query loss", _failure_cases)
+def failure_class_reference(logits: torch.Tensor, query_y: torch.Tensor, classes: torch.Tensor) -> int:
+    """:func:`fslcourse.methods.mtl.failure_classes` as a Python int."""
+    return int(failure_classes(logits, query_y, classes))

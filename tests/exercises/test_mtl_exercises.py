@@ -1,4 +1,5 @@
 """The notebook-06 exercise accepts a correct SS convolution and rejects the usual mistakes."""
+import torch
 import torch.nn.functional as F
 
 from fslcourse.exercises import check
@@ -13,3 +14,29 @@ def test_ss_conv_exercise_accepts_a_correct_solution_and_rejects_mistakes():
     assert not check("ss_conv2d", lambda x, w, b, s, t: F.conv2d(x, w * s[:, None, None, None], b * s + t, padding=1),
                      verbose=False)  # the bias scaled too
     assert not check("ss_conv2d", lambda x, w, b, s, t: F.conv2d(x, w * s[:, None, None, None], b + t), verbose=False)
+
+
+def test_failure_class_exercise_needs_the_tie_break_and_the_class_id(capsys):
+    def per_class(logits, query_y, n_way):
+        hits = (logits.argmax(1) == query_y).float()
+        loss = F.cross_entropy(logits, query_y, reduction="none")
+        acc = torch.stack([hits[query_y == k].mean() for k in range(n_way)])
+        return acc, torch.stack([loss[query_y == k].mean() for k in range(n_way)])
+
+    def right(logits, query_y, classes):
+        acc, loss = per_class(logits, query_y, len(classes))
+        worst = min(range(len(classes)), key=lambda k: (acc[k].item(), -loss[k].item()))
+        return int(classes[worst])
+
+    def no_tie_break(logits, query_y, classes):
+        acc, _ = per_class(logits, query_y, len(classes))
+        return int(classes[acc.argmin()])
+
+    def position(logits, query_y, classes):  # the position in the task, not the class's id in the split
+        acc, loss = per_class(logits, query_y, len(classes))
+        return min(range(len(classes)), key=lambda k: (acc[k].item(), -loss[k].item()))
+
+    assert check("mtl_failure_class", right)
+    assert not check("mtl_failure_class", no_tie_break)
+    assert not check("mtl_failure_class", position)
+    assert "✘ mtl_failure_class" in capsys.readouterr().out
