@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..methods.finetune import entropy_regulariser
+from ..methods.finetune import FineTune, entropy_regulariser
 from .core import exercise
 
 
@@ -16,3 +16,21 @@ def _entropy_cases():
 def entropy_reference(logits: torch.Tensor) -> torch.Tensor:
     """Scalar tensor: mean over rows of ``-sum_k p_k log p_k`` with ``p = softmax(logits)``, logits ``(n, n_way)``."""
     return entropy_regulariser(logits)
+
+
+def _head_cases():
+    g = torch.Generator().manual_seed(2020)
+    cases = []
+    for n_way, n_shot, n_query, dim, steps, lr in ((2, 1, 3, 4, 1, 0.1), (5, 1, 4, 16, 10, 0.01), (3, 5, 2, 8, 25, 0.05)):
+        support_y = torch.arange(n_way).repeat_interleave(n_shot)
+        cases.append((torch.randn(len(support_y), dim, generator=g), support_y,
+                      torch.randn(n_way * n_query, dim, generator=g), n_way, steps, lr))
+    return cases
+
+
+@exercise("finetune_head", "the per-episode loop: a linear head from W = M, b = 0, `steps` Adam steps of the support "
+          "cross-entropy, then the query logits", _head_cases)
+def finetune_head_reference(z_support, support_y, z_query, n_way: int, steps: int, lr: float) -> torch.Tensor:
+    """:meth:`fslcourse.methods.finetune.FineTune.classify_embeddings` with a linear head at the class means."""
+    head = FineTune(n_classes=n_way, backbone_kwargs={"hidden": 1}, steps=steps, lr=lr, init="mean", cosine=False)
+    return head.classify_embeddings(z_support, support_y, z_query)

@@ -46,3 +46,24 @@ def test_the_spot_the_bug_protonet_loss_catches_the_source_article_bugs(capsys):
     for wrong in (by_position, over_queries, plain_distance):
         assert not check("protonet_loss", wrong), wrong.__name__
     assert "values differ" in capsys.readouterr().out
+
+
+def test_the_finetune_loop_exercise_catches_the_usual_slips(capsys):
+    def loop(z_support, support_y, z_query, n_way, steps, lr, zero_grad=True, init="mean", data="support"):
+        if init == "mean":
+            weight = torch.stack([z_support[support_y == k].mean(0) for k in range(n_way)]).requires_grad_()
+        else:
+            weight = torch.zeros(n_way, z_support.shape[1], requires_grad=True)
+        bias = torch.zeros(n_way, requires_grad=True)
+        opt = torch.optim.Adam([weight, bias], lr=lr)
+        for _ in range(steps):
+            if zero_grad:
+                opt.zero_grad()
+            F.cross_entropy(z_support @ weight.T + bias, support_y).backward()
+            opt.step()
+        return (z_query @ weight.T + bias).detach()
+
+    assert check("finetune_head", loop)
+    assert not check("finetune_head", lambda *a: loop(*a, zero_grad=False))  # gradients pile up across steps
+    assert not check("finetune_head", lambda *a: loop(*a, init="zeros"))  # not started at the class means
+    assert "values differ" in capsys.readouterr().out
