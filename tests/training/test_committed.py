@@ -34,5 +34,9 @@ def test_the_other_committed_recipes_are_found():
 @pytest.mark.parametrize("name,recipe_name", OTHER_RECIPES)
 def test_checkpoint_was_trained_by_its_recipe(name, recipe_name):
     info, recipe = checkpoint_info(name, recipe_name), METHODS[name].RECIPES[recipe_name]
-    assert info.get("recipe") == recipe.as_dict(), f"{name}-{recipe_name}.pt was not made by its current recipe"
+    # How often the resumable state was written (--state-every on a long run) does not shape the weights
+    # (tests/test_train_faults.py: a stopped and resumed run is bitwise the uninterrupted one); all else must match.
+    saved = {k: v for k, v in info.get("recipe", {}).items() if k != "state_every"}
+    want = {k: v for k, v in recipe.as_dict().items() if k != "state_every"}
+    assert saved == want, f"{name}-{recipe_name}.pt was not made by its current recipe"
     assert info.get("recipe_name") == recipe_name and info.get("steps") == recipe.steps
