@@ -130,6 +130,8 @@ class ProtoNet(FewShotClassifier):
         within_alphabet=False, note=RECIPES["lake"].note + "; random 20-way training episodes (any alphabets)")
     RECIPES["lake-32"] = RECIPES["lake"].replace(
         model={"backbone_kwargs": {"hidden": 32}}, note=RECIPES["lake"].note + "; 32 filters")
+    # a second lake model from another seed: the ensemble of the two is one of the test-time rows
+    RECIPES["lake-seed1"] = RECIPES["lake"].replace(seed=1, note=RECIPES["lake"].note + "; seed 1")
     # minimal / minimal-synthetic: the quick recipe meta-trained on Lake et al.'s "minimal" background set (the
     # five alphabets of images_background_small1, 136 characters), without and with 272 synthetic characters
     # made by recombining two real ones (fslcourse.generative.task_synthesis): does making tasks help when
