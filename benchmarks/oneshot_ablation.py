@@ -3,8 +3,11 @@ technique adds, on the same 600 within-alphabet meta-test episodes of the alphab
 
 Writes ``results/oneshot_ablation.json``. Rows: committed checkpoints (the quick ProtoNet, the ``lake`` recipe and
 any training ablation whose checkpoint exists), and test-time variants of the ``lake`` model: transductive batch
-normalisation (the test episode's own statistics) and test-time deformations (``m`` randomly deformed copies of
-each support drawing join the prototype). Every row is paired with the ``lake`` model on the same episodes.
+normalisation (the test episode's own statistics), test-time deformations (``m`` randomly deformed copies of each
+support drawing join the prototype), soft k-means refinement of the prototypes on the queries (Ren et al. 2018;
+its number of steps chosen on meta-validation episodes, never on the test), and an ensemble of two lake models
+trained from different seeds. Every row is paired with the ``lake`` model on the same episodes. The transductive
+rows are measured again with one query per class, as in Lake et al.'s own trials.
 
 Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread):
 
@@ -15,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 from fslcourse.config import get_device
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate, mean_ci95
 from fslcourse.generative.augment import AugmentedClassifier
 from fslcourse.generative.classical import Deformation
-from fslcourse.methods.base import FewShotClassifier
+from fslcourse.methods.ensemble import Ensemble
+from fslcourse.methods.transductive import BatchStatistics, SoftKMeans
 from fslcourse.pretrained import checkpoint_path, load_method, training_summary
 from fslcourse.report import results_dir
 from fslcourse.results import result_record, save_results
@@ -33,35 +35,33 @@ TRAINED = [("protonet", "quick", "ProtoNet quick (32 filters, random 60-way epis
            # the training ablation: the lake recipe with one change, at the same 20,000 steps (rows once committed)
            ("protonet", "lake-no-augment", "lake without the deformations"),
            ("protonet", "lake-random-episodes", "lake with random 20-way training episodes"),
-           ("protonet", "lake-32", "lake with 32 filters")]
+           ("protonet", "lake-32", "lake with 32 filters"),
+           ("protonet", "lake-seed1", "lake from seed 1")]
 
 
-class Transductive(FewShotClassifier):
-    """``method`` with batch normalisation from each test batch's own statistics; the running ones are kept."""
+def ensemble_training(ckpts) -> dict:
+    """How an ensemble's members were trained, summed: the record's ``training`` field."""
+    parts = [training_summary(c) for c in ckpts]
+    return {"steps": sum(p["steps"] for p in parts), "cpu_seconds": sum(p["cpu_seconds"] for p in parts),
+            "width": parts[0]["width"], "selection": parts[0]["selection"], "members": parts}
 
-    def __init__(self, method):
-        super().__init__()
-        self.method, self.name = method, method.name
-        self.test_batch_norm = "batch"
-        self.checkpoint_source = getattr(method, "checkpoint_source", None)  # records name the file measured
 
-    def predict(self, support_x, support_y, query_x):
-        bns = [m for m in self.method.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-        saved = [(m.momentum, m.training) for m in bns]
-        for m in bns:
-            m.momentum = 0.0  # batch statistics used, running statistics left unchanged
-            m.train()
-        try:
-            return self.method.predict(support_x, support_y, query_x)
-        finally:
-            for m, (momentum, training) in zip(bns, saved):
-                m.momentum = momentum
-                m.train(training)
+def choose_refine_steps(model, data, device, episodes: int, candidates=(1, 2, 3, 5)) -> tuple[int, dict]:
+    """Soft k-means steps with the best meta-validation accuracy (within-alphabet 20-way 1-shot); never the test."""
+    sweep = {}
+    for steps in candidates:
+        res = evaluate(SoftKMeans(model, steps=steps), data.val, device=device, n_way=20, n_shot=1, n_query=5,
+                       n_episodes=episodes, seed=0, within_alphabet=True)
+        sweep[steps] = res.accuracy
+        print(f"meta-validation, soft k-means {steps} step(s): {res.accuracy:.1f}%")
+    return max(sweep, key=sweep.get), sweep
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--episodes", type=int, default=600)
     p.add_argument("--n-query", type=int, default=5)
+    p.add_argument("--val-episodes", type=int, default=200, help="meta-validation episodes per soft k-means setting")
     p.add_argument("--copies", type=int, default=4, help="test-time deformed copies per support drawing")
     p.add_argument("--device", default=None)
     p.add_argument("--results", default=None)
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     out_dir = results_dir(args.results)
     data = load_omniglot(device=device)
     protocol = dict(n_way=20, n_shot=1, n_query=args.n_query, n_episodes=args.episodes, seed=0, within_alphabet=True)
-    rows, records, lake = [], [], None
+    records = []
     models = {}
     for name, recipe, label in TRAINED:
         path = checkpoint_path(name, recipe)
@@ -81,24 +81,44 @@ def main(argv=None) -> int:
     lake_label = TRAINED[1][2]
     if lake_label not in models:
         raise SystemExit(f"error: the ablation needs {checkpoint_path('protonet', 'lake').name}")
-    lake_model = models[lake_label][0]
-    variants = [(label, model, ckpt) for label, (model, ckpt) in models.items()]
-    variants += [("lake + transductive batch norm", Transductive(lake_model), models[lake_label][1]),
+    lake_model, lake_ckpt = models[lake_label]
+    steps, sweep = choose_refine_steps(BatchStatistics(lake_model), data, device, args.val_episodes)
+    skm = f"soft k-means ({steps} step{'s' if steps > 1 else ''}, chosen on meta-validation)"
+    variants = [(label, model, ckpt, "none") for label, (model, ckpt) in models.items()]
+    variants += [("lake + transductive batch norm", BatchStatistics(lake_model), lake_ckpt, "batch norm"),
                  (f"lake + {args.copies} test-time deformations per support drawing",
-                  AugmentedClassifier(lake_model, Deformation(), args.copies, seed=0), models[lake_label][1])]
-    for label, model, ckpt in variants:
-        res = evaluate(model, data.test, device=device, **protocol)
-        if label == lake_label:
-            lake = res
-        rows.append((label, res, ckpt))
-    for label, res, ckpt in rows:
-        diff, ci = mean_ci95([a - b for a, b in zip(res.episode_accuracies, lake.episode_accuracies)])
-        print(f"{label:<70} {res.accuracy:5.1f} ± {res.ci95:.1f}%  (error {100 - res.accuracy:4.1f}%)  "
-              f"paired vs lake {diff:+.1f} ± {ci:.1f}")
-        records.append(result_record("protonet", res, config=ckpt["config"], seed=ckpt["seed"], device=device,
-                                     profile=ckpt.get("profile"), train_seconds=ckpt.get("train_seconds"),
-                                     extra={"variant": label, "paired_vs_lake": diff, "paired_vs_lake_ci95": ci,
-                                            "training": training_summary(ckpt)}))
+                  AugmentedClassifier(lake_model, Deformation(), args.copies, seed=0), lake_ckpt, "none"),
+                 (f"lake + {skm}", SoftKMeans(lake_model, steps), lake_ckpt, "soft k-means"),
+                 (f"lake + transductive batch norm + {skm}", SoftKMeans(BatchStatistics(lake_model), steps),
+                  lake_ckpt, "batch norm + soft k-means")]
+    seed1 = models.get("lake from seed 1")
+    if seed1:
+        members = [lake_model, seed1[0]]
+        variants += [("ensemble of lake and lake from seed 1", Ensemble(members), [lake_ckpt, seed1[1]], "none"),
+                     (f"ensemble of lake and lake from seed 1 + transductive batch norm + {skm}",
+                      Ensemble([SoftKMeans(BatchStatistics(m), steps) for m in members]), [lake_ckpt, seed1[1]],
+                      "batch norm + soft k-means")]
+    # Lake et al.'s own trials have one query per class: transductive methods see 20 queries, not 100
+    lake_trials = [(label, model, ckpt, how) for label, model, ckpt, how in variants
+                   if label == lake_label or how != "none" and "deformations" not in label]
+    for n_query, todo in ((args.n_query, variants), (1, lake_trials)):
+        base, results = None, []
+        for label, model, ckpt, how in todo:
+            res = evaluate(model, data.test, device=device, **{**protocol, "n_query": n_query})
+            base = res if label == lake_label else base
+            results.append((label, res, ckpt, how))
+        for label, res, ckpt, how in results:
+            diff, ci = mean_ci95([a - b for a, b in zip(res.episode_accuracies, base.episode_accuracies)])
+            print(f"{label:<90} {n_query} q/class {res.accuracy:5.1f} ± {res.ci95:.1f}%  "
+                  f"(error {100 - res.accuracy:4.1f}%)  paired vs lake {diff:+.1f} ± {ci:.1f}")
+            one = ckpt[0] if isinstance(ckpt, list) else ckpt
+            training = ensemble_training(ckpt) if isinstance(ckpt, list) else training_summary(ckpt)
+            records.append(result_record("protonet", res, config=one["config"], seed=one["seed"], device=device,
+                                         profile=one.get("profile"), train_seconds=one.get("train_seconds"),
+                                         extra={"variant": label, "paired_vs_lake": diff, "paired_vs_lake_ci95": ci,
+                                                "transductive": how, "queries_per_class": n_query,
+                                                "refine_steps_val_sweep": sweep if "soft k-means" in how else None,
+                                                "training": training}))
     path = save_results(NAME, records, directory=out_dir)
     print(f"wrote {path}")
     return 0

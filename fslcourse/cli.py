@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="which recipe's checkpoint to load (default: the method's best: lake for protonet, else quick)")
     q.add_argument("--out", type=Path, default=None,
                    help="folder for predictions.csv, predictions.json and contact_sheet.png (default: print only)")
+    q.add_argument("--transductive", action="store_true",
+                   help="classify the queries together (batch statistics and soft k-means prototypes): more "
+                        "accurate when every query shows one of the classes, several per class")
     q.add_argument("--device", default=None)
     t = sub.add_parser("train", help="train a method, a generator (vae, gan, diffusion) or the sinusoid regressors "
                        "with one of its recipes and write its checkpoint")
@@ -169,7 +172,7 @@ def main(argv=None) -> int:
         if args.command == "predict":
             from .predict import DEFAULT_METHOD, predict_folders
             preds = predict_folders(args.support, args.query, args.method or DEFAULT_METHOD, out=args.out,
-                                    profile=args.profile, device=args.device)
+                                    profile=args.profile, device=args.device, transductive=args.transductive)
             for p in preds:
                 print(f"{p.file}: {p.predicted} ({p.probability:.1%}); top: "
                       + ", ".join(f"{c} {q:.1%}" for c, q in p.top))

@@ -149,7 +149,7 @@ def contact_sheet(preds: list[Prediction], query_x: torch.Tensor, support_x, sup
 
 
 def predict_folders(support, query, method: str = DEFAULT_METHOD, out: str | Path | None = None,
-                    profile: str | None = None, device=None) -> list[Prediction]:
+                    profile: str | None = None, device=None, transductive: bool = False) -> list[Prediction]:
     """Classify ``query`` images with ``method`` given the labelled ``support`` folder; write outputs to ``out``.
 
     Args:
@@ -160,6 +160,10 @@ def predict_folders(support, query, method: str = DEFAULT_METHOD, out: str | Pat
             (:func:`fslcourse.pretrained.default_recipe`: ``lake`` for ProtoNet, else ``quick``).
         out: a folder for ``predictions.csv``, ``predictions.json`` and ``contact_sheet.png`` (checked
             before any work); ``None`` writes nothing.
+        transductive: classify all the queries together: batch normalisation from their own statistics and
+            soft k-means prototypes (:mod:`fslcourse.methods.transductive`, the course's best on Lake et al.'s
+            task). It assumes every query shows one of the support classes; with several queries per class it
+            helps most. Needs a Euclidean prototype method (protonet).
 
     Returns:
         One :class:`Prediction` per query image, in the order read.
@@ -180,6 +184,13 @@ def predict_folders(support, query, method: str = DEFAULT_METHOD, out: str | Pat
     query_x, files = read_query(query)
     device = get_device(device)
     model = pretrained(method, profile=profile, device=device)
+    if transductive:
+        from .methods.transductive import REFINE_STEPS, BatchStatistics, SoftKMeans
+
+        if not callable(getattr(model, "embed", None)) or getattr(model, "distance", None) != "euclidean":
+            raise ValueError(f"--transductive refines Euclidean prototypes, which {method!r} has not; "
+                             "use --method protonet or leave out --transductive")
+        model = SoftKMeans(BatchStatistics(model), steps=REFINE_STEPS)
     preds = classify(model, support_x.to(device), support_y.to(device), query_x.to(device), class_names, files)
     if targets is not None:
         table = io.StringIO(newline="")
@@ -188,7 +199,8 @@ def predict_folders(support, query, method: str = DEFAULT_METHOD, out: str | Pat
         for p in preds:
             w.writerow([p.file, p.predicted, p.probability, "; ".join(f"{c} {q:.4f}" for c, q in p.top)])
         atomic_write_bytes(table.getvalue().encode("utf-8"), targets[0])
-        atomic_write_json({"method": method, "profile": profile, "classes": class_names,
+        atomic_write_json({"method": method, "profile": profile, "transductive": bool(transductive),
+                           "classes": class_names,
                            "predictions": [asdict(p) for p in preds]}, targets[1])
         png = contact_sheet(preds, query_x, support_x, support_y, class_names)
         atomic_write_bytes(png, targets[2])

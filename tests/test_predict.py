@@ -115,3 +115,30 @@ def test_cli_predict_and_its_errors(folders, omniglot, capsys):
                  "--out", str(folders / "out.txt")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is a file; give a folder" in err
+
+
+def test_transductive_predictions_match_soft_k_means_over_batch_statistics(folders, omniglot):
+    """--transductive is SoftKMeans(BatchStatistics(lake)) on all the queries at once; records say so."""
+    from fslcourse.methods.transductive import REFINE_STEPS, BatchStatistics, SoftKMeans
+    from fslcourse.pretrained import pretrained
+
+    out = folders / "out"
+    preds = predict_folders(folders / "support", [folders / "query"], out=out, transductive=True)
+    assert [p.predicted for p in preds] == ["alpha", "beta", "gamma"]
+    assert json.loads((out / "predictions.json").read_text())["transductive"] is True
+    support_x, support_y, names, _ = read_support(folders / "support")
+    query_x, files = read_query(folders / "query")
+    model = SoftKMeans(BatchStatistics(pretrained("protonet", profile="lake", device="cpu")), steps=REFINE_STEPS)
+    want = classify(model, support_x, support_y, query_x, names, files)
+    assert [p.probability for p in preds] == [p.probability for p in want]
+    inductive = predict_folders(folders / "support", [folders / "query"])
+    assert [p.probability for p in preds] != [p.probability for p in inductive]
+
+
+def test_transductive_needs_a_euclidean_prototype_method(folders, omniglot, capsys):
+    from fslcourse.cli import main
+
+    assert main(["predict", "--support", str(folders / "support"), "--query", str(folders / "query"),
+                 "--method", "matching", "--transductive"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--transductive refines Euclidean prototypes" in err
