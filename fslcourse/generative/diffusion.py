@@ -171,6 +171,28 @@ def sample(model, c: torch.Tensor | None, schedule: Schedule, n: int | None = No
     Returns:
         ``(n, 1, 28, 28)`` samples in ``[0, 1]`` (and the trajectory list when asked).
     """
+    steps = denoise_steps(model, c, schedule, n, sampler, n_steps, w, generator, clip, x_T, keep=trajectory)
+    path = list(tqdm(steps, disable=not progress, desc=sampler, leave=False,
+                     total=1 + (schedule.T if sampler == "ddpm" else len(ddim_timesteps(schedule.T, n_steps)))))
+    x = path.pop()[1]  # the final x_0, still on the model's device
+    out = ((x.clamp(-1, 1) + 1) / 2)
+    if trajectory:
+        path.append((-1, x.cpu(), x.cpu()))
+        return out, path
+    return out
+
+
+@torch.no_grad()
+def denoise_steps(model, c: torch.Tensor | None, schedule: Schedule, n: int | None = None, sampler: str = "ddim",
+                  n_steps: int = 20, w: float = 1.0, generator: torch.Generator | None = None, clip: bool = True,
+                  x_T: torch.Tensor | None = None, keep: bool = True):
+    """The reverse process one step at a time, as :func:`sample` runs it (same arguments).
+
+    Yields ``(t, x_t, x0_hat)`` for every step, ``x_t`` the input of the step at time ``t`` and ``x0_hat``
+    the clean drawing predicted there (CPU tensors in ``[-1, 1]``; ``None`` for both unless ``keep``), then
+    ``(-1, x_0, None)`` with the final samples on the model's device. Lazy: a viewer that shows step ``i``
+    computes steps ``0 .. i`` only (:class:`fslcourse.widgets.diffusion_explorer.DiffusionExplorer`).
+    """
     if sampler not in ("ddpm", "ddim"):
         raise ValueError(f"sampler={sampler!r} is not known; use 'ddpm' or 'ddim'")
     n = len(c) if c is not None else n
@@ -179,15 +201,13 @@ def sample(model, c: torch.Tensor | None, schedule: Schedule, n: int | None = No
     x = (_noise((n, model.in_channels, 28, 28), generator, device) if x_T is None else x_T).to(device, dtype)
     ab = schedule.alpha_bar.cpu().tolist()
     steps = list(range(schedule.T - 1, -1, -1)) if sampler == "ddpm" else ddim_timesteps(schedule.T, n_steps)
-    path = []
-    for i, t in enumerate(tqdm(steps, disable=not progress, desc=sampler, leave=False)):
+    for i, t in enumerate(steps):
         eps = guided_eps(model, x, torch.full((n,), t, device=device, dtype=torch.long), c, w)
         x0 = predict_x0(x, eps, ab[t])
         if clip:
             x0 = x0.clamp(-1, 1)
             eps = (x - ab[t] ** 0.5 * x0) / (1 - ab[t]) ** 0.5
-        if trajectory:
-            path.append((t, x.cpu(), x0.cpu()))
+        yield (t, x.cpu(), x0.cpu()) if keep else (t, None, None)
         if sampler == "ddim":
             prev = ab[steps[i + 1]] if i + 1 < len(steps) else 1.0
             x = ddim_step(x, eps, ab[t], prev, x0=x0)
@@ -198,11 +218,7 @@ def sample(model, c: torch.Tensor | None, schedule: Schedule, n: int | None = No
             if t > 0:  # the noise is drawn in float32 (the same draws in any dtype), none on the last step
                 mean = mean + ((1 - prev) / (1 - ab[t]) * beta) ** 0.5 * _noise(x.shape, generator, device).to(x.dtype)
             x = mean
-    out = ((x.clamp(-1, 1) + 1) / 2)
-    if trajectory:
-        path.append((-1, x.cpu(), x.cpu()))
-        return out, path
-    return out
+    yield -1, x, None
 
 
 def class_conditions(encoder, x: torch.Tensor, y: torch.Tensor, n_way: int) -> torch.Tensor:

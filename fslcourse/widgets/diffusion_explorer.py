@@ -6,14 +6,16 @@ The support drawings of a chosen character (from the split, usually meta-test) g
 condition ``c`` (their prototype in the conditioning backbone's space). A DDIM run of
 ``n_steps`` steps with guidance scale ``w`` starts from fixed seeded noise ``x_T``; the time
 slider moves along it from ``t = T`` (noise) down to ``t = 0`` and shows, for each sample, the
-current ``x_t`` and the model's prediction ``x0_hat`` of the clean drawing at that step.
+current ``x_t`` and the model's prediction ``x0_hat`` of the clean drawing at that step. A run is computed
+lazily: a new character shown at ``t = T`` costs one network call, and moving the slider towards 0 continues
+the same run from where it stopped (:func:`~fslcourse.generative.diffusion.denoise_steps`).
 """
 from __future__ import annotations
 
 import ipywidgets as W
 import torch
 
-from ..generative.diffusion import class_conditions, sample
+from ..generative.diffusion import class_conditions, ddim_timesteps, denoise_steps
 from .base import Explorer
 from .plotting import show_image
 
@@ -63,8 +65,8 @@ class DiffusionExplorer(Explorer):
         super().__init__([[self.t, self.guidance, self.n_steps], [self.character, self.n_shot], self.status],
                          figsize=(10, 4.2), dpi=80)
 
-    def trajectory(self) -> tuple[torch.Tensor, list]:
-        """The support drawings ``(K, 1, 28, 28)`` and the DDIM trajectory ``[(t, x_t, x0_hat), ...]`` (cached)."""
+    def run(self) -> dict:
+        """The current settings' DDIM run: its support drawings, step times and the steps computed so far (cached)."""
         key = (self.character.value, self.n_shot.value, self.guidance.value, self.n_steps.value)
         if key not in self._cache:
             k = self.character.value
@@ -72,19 +74,34 @@ class DiffusionExplorer(Explorer):
             support = self.split.get(self.classes[k:k + 1], ids)[0].to(self.device)  # (K, 1, 28, 28)
             c = class_conditions(self.encoder, support, torch.zeros(len(support), dtype=torch.long,
                                                                      device=self.device), 1)  # (1, D)
-            _, path = sample(self.model, c.expand(len(self.x_T), -1), self.schedule, sampler="ddim",
-                             n_steps=self.n_steps.value, w=self.guidance.value, x_T=self.x_T, trajectory=True)
+            steps = denoise_steps(self.model, c.expand(len(self.x_T), -1), self.schedule, sampler="ddim",
+                                  n_steps=self.n_steps.value, w=self.guidance.value, x_T=self.x_T)
             if len(self._cache) >= KEEP_RUNS:  # runs are small (a few hundred KB): keep the latest few
                 del self._cache[next(iter(self._cache))]
-            self._cache[key] = (support.cpu(), path)
+            # step times t_i in T-1 .. 0 (x_t before the step), then -1 (the final x_0)
+            times = ddim_timesteps(self.schedule.T, self.n_steps.value) + [-1]
+            self._cache[key] = {"support": support.cpu(), "times": times, "steps": steps, "path": []}
         return self._cache[key]
+
+    def trajectory(self, upto: int | None = None) -> tuple[torch.Tensor, list]:
+        """The support drawings ``(K, 1, 28, 28)`` and the DDIM trajectory ``[(t, x_t, x0_hat), ...]``.
+
+        Args:
+            upto: compute the run up to this step index only (``None``: to the end, the final ``x_0`` included).
+        """
+        run = self.run()
+        last = len(run["times"]) - 1 if upto is None else upto
+        while len(run["path"]) <= last:
+            t, x, x0 = next(run["steps"])
+            run["path"].append((t, x, x0) if t >= 0 else (t, x.cpu(), x.cpu()))
+        return run["support"], run["path"]
 
     def compute(self) -> dict:
         """The step of the trajectory nearest to the time slider (the slider's T is the start, x_T)."""
-        support, path = self.trajectory()
-        # path entries are at DDIM steps t_i in T-1 .. 0 (x_t before the step) and -1 (the final x_0)
-        times = torch.tensor([t + 1 for t, _, _ in path])  # slider units: T .. 0
+        run = self.run()
+        times = torch.tensor([t + 1 for t in run["times"]])  # slider units: T .. 0
         i = int((times - self.t.value).abs().argmin())
+        support, path = self.trajectory(upto=i)
         t, x_t, x0 = path[i]
         return {"t": t + 1, "step": i, "n_steps": self.n_steps.value, "guidance": self.guidance.value,
                 "character": self.character.value, "class_id": int(self.classes[self.character.value]),

@@ -3,20 +3,21 @@
 Used by ``test_widgets_browser.py`` (behaviour: the picture follows, a drag settles on its last value with far
 fewer pictures than values) and by ``benchmarks/widget_latency.py`` (the times). Every time is taken in the
 page with ``performance.now()``: a capturing listener stamps the first ``pointerdown``, ``keydown`` or
-``change`` after :func:`arm`, and a ``MutationObserver`` on the widget's cell stamps each new picture (the
-``src`` of its ``.widget-output img`` changes), then the frame after the image is decoded (``shown``): the
-picture is on screen. A latency is ``shown - input``.
+``change`` (or the events given to :func:`install`, e.g. ``pointerup``) after :func:`arm`, and a
+``MutationObserver`` on the widget's cell stamps each new picture (the ``src`` of its ``.widget-output img``
+changes), then the frame after the image is decoded (``shown``): the picture is on screen. A latency is
+``shown - input``.
 """
 from __future__ import annotations
 
 import statistics
 
-INSTALL = """([cell, index]) => {
+INSTALL = """([cell, index, types]) => {
   const w = window.__fsl = {inputs: [], pictures: [], values: [], armed: false, last: null, lastChange: 0};
   const picture = () => cell.querySelectorAll('.widget-output img')[index];
   w.last = picture() ? picture().src : null;
   const stamp = () => { if (w.armed) { w.armed = false; w.inputs.push(performance.now()); } };
-  for (const type of ['pointerdown', 'keydown', 'change']) window.addEventListener(type, stamp, true);
+  for (const type of types) window.addEventListener(type, stamp, true);
   new MutationObserver(() => {
     const img = picture();
     if (!img || !img.src || img.src === w.last) return;
@@ -37,9 +38,15 @@ WATCH_READOUT = """(readout) => {
 }"""
 
 
-def install(page, cell, picture: int = 0) -> None:
-    """Start stamping inputs and new pictures of the ``picture``-th output image of ``cell`` (a locator)."""
-    page.evaluate(INSTALL, [cell.element_handle(), picture])
+INPUTS = ("pointerdown", "keydown", "change")  # a click, a key, a new dropdown choice
+
+
+def install(page, cell, picture: int = 0, inputs: tuple[str, ...] = INPUTS) -> None:
+    """Start stamping inputs and new pictures of the ``picture``-th output image of ``cell`` (a locator).
+
+    ``inputs`` are the DOM events that count as the input (``("pointerup",)`` for a pen lifted off a canvas).
+    """
+    page.evaluate(INSTALL, [cell.element_handle(), picture, list(inputs)])
 
 
 def arm(page) -> int:

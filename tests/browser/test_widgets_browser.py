@@ -64,11 +64,13 @@ class WidgetCase:
     drag: str | None = None  # a slider to drag (many values: the picture must not queue behind it)
     setup: str = ""  # code run before the widget cell, for what the notebook's program slice cannot find
     what: str = ""  # the input, in words (for the benchmark's table)
+    before_display: str = ""  # code run in the widget cell just before it shows the widget (e.g. a slider moved)
+    label: str = ""  # told apart from another case of the same widget
 
     @property
     def name(self) -> str:
         """``notebook:Widget`` (a notebook may show several widgets)."""
-        return f"{Path(self.notebook).stem}:{self.marker.rstrip('(')}"
+        return f"{Path(self.notebook).stem}:{self.marker.rstrip('(')}{self.label}"
 
 
 CHECKPOINTS = "fslcourse/checkpoints/"
@@ -100,10 +102,20 @@ CASES = [
                what="type a z seed, Enter"),
     WidgetCase("09_diffusion_augmentation.ipynb", "DiffusionExplorer(", "support drawings", dropdown="character",
                status_changes=True, requires=(CHECKPOINTS + "protonet-quick.pt", CHECKPOINTS + "diffusion-quick.pt"),
-               drag="t (T", what="choose a character (a new diffusion run)"),
+               drag="t (T", what="choose a character (a new run, shown at t = T)"),
     WidgetCase("10_learning_to_generate.ipynb", "PredictionViewer(", "episode", button="Next", status_changes=True,
                requires=tuple(CHECKPOINTS + f"{m}-quick.pt" for m in ("protonet", "hallucinating-protonet", "metagan",
                                                                      "parameter-prediction")), what="click 'Next'"),
+]
+
+
+# Timed by benchmarks/widget_latency.py only: the diffusion explorer computes a run only as far as its time slider,
+# so a character chosen with the slider at t = 0 costs the whole DDIM run, its slowest input.
+BENCHMARK_ONLY = [
+    WidgetCase("09_diffusion_augmentation.ipynb", "DiffusionExplorer(", "support drawings", dropdown="character",
+               status_changes=True, requires=(CHECKPOINTS + "protonet-quick.pt", CHECKPOINTS + "diffusion-quick.pt"),
+               before_display="explorer.t.value = 0", label=" at t = 0",
+               what="choose a character at t = 0 (a whole run)"),
 ]
 
 
@@ -121,11 +133,12 @@ def _load_editions():
     return module
 
 
-def widget_notebook(path: Path, marker: str, setup: str = ""):
+def widget_notebook(path: Path, marker: str, setup: str = "", before_display: str = ""):
     """A copy of the notebook reduced to what its widget cell needs, with no outputs or widget state.
 
     ``setup`` is a cell put just before the widget cell, for what the program slice cannot find (a dict filled
-    in a loop); the slice then also gathers what ``setup`` needs.
+    in a loop); the slice then also gathers what ``setup`` needs. ``before_display`` is inserted in the widget
+    cell before its last line (the line that shows the widget).
     """
     editions = _load_editions()
     nb = nbformat.read(path, as_version=4)
@@ -135,7 +148,11 @@ def widget_notebook(path: Path, marker: str, setup: str = ""):
     assert not unresolved, f"{path.name}: the widget cell needs {unresolved}, which no earlier cell defines"
     out = nbformat.v4.new_notebook(metadata={k: v for k, v in nb.metadata.items() if k != "widgets"})
     out.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    out.cells = [nbformat.v4.new_code_cell(s) for s in sources + ([setup] if setup else []) + [cell.source]]
+    source = cell.source
+    if before_display:
+        head, _, last = source.rstrip().rpartition("\n")
+        source = f"{head}\n{before_display}\n{last}"
+    out.cells = [nbformat.v4.new_code_cell(s) for s in sources + ([setup] if setup else []) + [source]]
     return out
 
 
@@ -320,7 +337,7 @@ def widget_page(case: WidgetCase, lab: Lab, browser):
     """
     name = case.name.replace(":", "-")
     notebook = f"{name}.ipynb"
-    nbformat.write(widget_notebook(ROOT / "notebooks" / case.notebook, case.marker, case.setup), lab.root / notebook)
+    nbformat.write(widget_notebook(ROOT / "notebooks" / case.notebook, case.marker, case.setup, case.before_display), lab.root / notebook)
     blocked: list[str] = []
     _only_loopback(browser, lab, blocked)
     page = browser.new_page()

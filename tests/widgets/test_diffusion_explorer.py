@@ -56,3 +56,19 @@ def test_without_guidance_the_support_set_is_ignored(glyphs):
     a = ex.shown["x0_hat"].clone()
     ex.character.value = 1
     assert torch.equal(ex.shown["x0_hat"], a) and not torch.equal(ex.shown["support"], ex.trajectory()[0][:0])
+
+
+def test_a_run_is_computed_only_as_far_as_the_slider_and_continued_in_place(glyphs):
+    """A new character at t = T costs one step; moving towards 0 continues that run, equal to sample()'s path."""
+    net, sched, encoder, ex = _explorer(glyphs)
+    ex.character.value = 1
+    assert ex.shown["t"] == 20 and len(ex.run()["path"]) == 1  # x_T and the first x0_hat only
+    ex.t.value = 10
+    some = len(ex.run()["path"])
+    assert 1 < some < len(ex.run()["times"])
+    ex.t.value = 0
+    support, path = ex.trajectory()
+    c = class_conditions(encoder, support, torch.zeros(2, dtype=torch.long), 1).expand(3, -1)
+    _, want = sample(net, c, sched, sampler="ddim", n_steps=ex.n_steps.value, w=2.0, x_T=ex.x_T, trajectory=True)
+    assert [t for t, _, _ in path] == [t for t, _, _ in want]
+    assert all(torch.equal(a, b) and torch.equal(u, v) for (_, a, u), (_, b, v) in zip(path, want))
