@@ -111,6 +111,7 @@ def run_drawing(lab, browser, repeats: int) -> dict:
         status.filter(has_text="draw a query").wait_for()
         clear = cell.locator(".widget-vbox").filter(has_text="query").locator("button", has_text="clear").last
         latency.install(page, cell, inputs=("pointerup",))
+        latency.wait_quiet(page, 600)  # the support strokes' pictures have all arrived
         queries = ([(25, 75), (70, 72), (115, 68)], [(72, 25), (70, 70), (68, 115)])
         samples = []
         for i in range(repeats + 1):  # the first pen-up warms the kernel's path and is not counted
@@ -119,7 +120,7 @@ def run_drawing(lab, browser, repeats: int) -> dict:
                 status.filter(has_text="draw a query").wait_for()
                 latency.wait_quiet(page, 400)
             ms = latency.one_latency(page, lambda: drawing._stroke(page, boxes[3], queries[i % 2]))
-            status.filter(has_text=f"class {i % 2}").wait_for()  # the prediction is the query's class
+            status.filter(has_text="the query is").filter(has_text=f"class {i % 2}").wait_for()  # its own class
             if i:
                 samples.append(ms)
     finally:

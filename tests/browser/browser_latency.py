@@ -83,7 +83,7 @@ def one_latency(page, act, quiet_ms: float = 400, timeout_ms: float = 120_000) -
     stamps = page.evaluate("(n) => [window.__fsl.inputs, window.__fsl.pictures[n]]", before)
     assert len(stamps[0]) > inputs, "the input event was not seen (no pointerdown, keydown or change)"
     t_input, picture = stamps[0][-1], stamps[1]
-    assert picture["changed"] >= t_input, "the picture changed before the input event"
+    assert picture["changed"] >= t_input, f"the picture changed before the input event {stamps}"
     return picture["shown"] - t_input
 
 
