@@ -30,6 +30,8 @@ class Exercise:
         concept: ``concept(fn) -> hint or None``, run once every value matches: checks the property the
             exercise teaches (e.g. that MAML's adapted weights keep the graph back to θ), which equal values
             alone cannot show, and names the concept when it fails.
+        diagnose: ``diagnose(fn) -> hint or None``, run when a value differs: recognises a likely mistake
+            (e.g. a meta-gradient that ignores the query set) and names its concept, never the solution.
     """
 
     name: str
@@ -39,15 +41,17 @@ class Exercise:
     atol: float = 1e-5
     rtol: float = 1e-4
     concept: Callable | None = None
+    diagnose: Callable | None = None
 
 
 def exercise(name: str, description: str, cases: Callable[[], list], atol: float = 1e-5, rtol: float = 1e-4,
-             concept: Callable | None = None):
-    """Decorator that registers ``reference`` as the solution of exercise ``name`` (``concept``: see :class:`Exercise`)."""
+             concept: Callable | None = None, diagnose: Callable | None = None):
+    """Decorator that registers ``reference`` as the solution of exercise ``name`` (``concept``, ``diagnose``: see
+    :class:`Exercise`)."""
     def wrap(reference):
         if name in EXERCISES:
             raise ValueError(f"exercise {name!r} is already registered")
-        EXERCISES[name] = Exercise(name, reference, cases, description, atol, rtol, concept)
+        EXERCISES[name] = Exercise(name, reference, cases, description, atol, rtol, concept, diagnose)
         return reference
     return wrap
 
@@ -148,6 +152,12 @@ def check(name: str, fn: Callable, verbose: bool = True, time_limit: float | Non
         except Exception as err:  # the student's code failed: report it, do not hide it
             return _say(f"✘ {name}: case {i + 1} raised {type(err).__name__}: {err}", verbose, False)
         hint = _compare(got, want, ex, "output")
+        if hint and ex.diagnose is not None:
+            try:
+                mistake = ex.diagnose(fn)
+            except Exception:  # the diagnosis is a bonus: the value hint stands on its own
+                mistake = None
+            hint = f"{hint}; {mistake}" if mistake else hint
         if hint:
             return _say(f"✘ {name}: case {i + 1} of {len(cases)}: {hint}", verbose, False)
     if ex.concept is not None:

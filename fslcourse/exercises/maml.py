@@ -64,3 +64,69 @@ def inner_loop_reference(forward, params: list[torch.Tensor], support_x: torch.T
         grads = torch.autograd.grad(loss, params, create_graph=True)
         params = [p - inner_lr * g for p, g in zip(params, grads)]
     return list(params)
+
+
+def _meta_gradient_cases():
+    g = torch.Generator().manual_seed(2017)
+    cases = []
+    for hidden, n_tasks, k, lr, steps in ((4, 2, 5, 0.1, 1), (8, 3, 10, 0.05, 2), (16, 4, 5, 0.02, 3)):
+        params = [(torch.randn(1, hidden, generator=g) * 0.5).requires_grad_(),
+                  torch.zeros(hidden).requires_grad_(),
+                  (torch.randn(hidden, 1, generator=g) * 0.5).requires_grad_(),
+                  torch.zeros(1).requires_grad_()]
+        tasks = []
+        for _ in range(n_tasks):
+            amplitude, phase = 0.1 + 4.9 * torch.rand(1, generator=g), torch.pi * torch.rand(1, generator=g)
+            x = torch.rand(2 * k, 1, generator=g) * 10 - 5  # (2K, 1): K support points, then K query points
+            y = amplitude * torch.sin(x - phase)
+            tasks.append((x[:k], y[:k], x[k:], y[k:]))
+        cases.append((mlp_forward, params, tasks, lr, steps))
+    return cases
+
+
+def _diagnose_meta_gradient(fn) -> str | None:
+    """Name the tutorial's mistakes: θ changed in place, no query loss, or a first-order meta-gradient."""
+    forward, params, tasks, lr, steps = _meta_gradient_cases()[1]
+    before = [p.detach().clone() for p in params]
+    got = fn(forward, params, tasks, lr, steps)
+    if any(not torch.equal(p.detach(), b) for p, b in zip(params, before)):
+        return ("θ changed during your call: adapt a copy φ = θ − α∇L_support(θ) for each task and leave θ itself for "
+                "the outer update (an optimizer step inside the inner loop fine-tunes θ on one task after another)")
+    moved = [(sx, sy, qx, qy + 1.0) for sx, sy, qx, qy in tasks]
+    params = [b.clone().requires_grad_() for b in before]
+    if all(torch.allclose(a, b) for a, b in zip(got, fn(forward, params, moved, lr, steps))):
+        return ("your meta-gradient does not depend on the query set: MAML scores the adapted φ on each task's "
+                "queries, so that θ is trained to adapt well, not to fit the support sets")
+    first = []
+    for sx, sy, qx, qy in tasks:
+        phi = params
+        for _ in range(steps):
+            grads = torch.autograd.grad(F.mse_loss(forward(phi, sx), sy), phi)
+            phi = [p - lr * g for p, g in zip(phi, grads)]
+        first.append(torch.autograd.grad(F.mse_loss(forward(phi, qx), qy), params, allow_unused=True))
+    first = [sum(g[i] for g in first) / len(tasks) for i in range(len(params))]
+    if all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(got, first)):
+        return "this is first-order MAML: keep the inner gradients in the graph (create_graph=True)"
+    return None
+
+
+@exercise("maml_meta_gradient", "MAML's meta-gradient: adapt a copy of θ on each support set, score it on the "
+          "task's queries, average over the tasks, θ unchanged", _meta_gradient_cases, diagnose=_diagnose_meta_gradient)
+def meta_gradient_reference(forward, params: list[torch.Tensor], tasks, inner_lr: float,
+                            steps: int) -> list[torch.Tensor]:
+    """``∇_θ (1/B) Σ_b MSE(forward(φ_b, query_x_b), query_y_b)`` with ``φ_b`` the inner loop's weights on task ``b``.
+
+    Finn, Abbeel & Levine (2017), arXiv:1703.03400, Algorithm 2 (the gradient its outer step uses).
+
+    Args:
+        forward: ``forward(params, x) -> (n, 1)``.
+        params: ``θ``, tensors with ``requires_grad=True``; left unchanged.
+        tasks: ``[(support_x, support_y, query_x, query_y), ...]``, each ``(K, 1)``.
+        inner_lr, steps: the inner loop's ``α`` and number of steps.
+
+    Returns:
+        One gradient tensor per parameter, shaped like it.
+    """
+    losses = [F.mse_loss(forward(inner_loop_reference(forward, params, sx, sy, inner_lr, steps), qx), qy)
+              for sx, sy, qx, qy in tasks]
+    return list(torch.autograd.grad(torch.stack(losses).mean(), params))

@@ -48,3 +48,67 @@ def test_a_first_order_inner_loop_fails_with_a_hint_that_names_the_concept(capsy
     assert "the values are right" in out and "second-order term" in out and "create_graph=True" in out
     assert not check("maml_inner_loop", detached)
     assert "carry no graph back to θ" in capsys.readouterr().out
+
+
+def test_meta_gradient_reference_passes_and_matches_finite_differences():
+    from fslcourse.exercises.maml import meta_gradient_reference
+
+    assert check("maml_meta_gradient", meta_gradient_reference, verbose=False)
+    forward, params, tasks, lr, steps = EXERCISES["maml_meta_gradient"].cases()[0]
+    params = [p.detach().double().requires_grad_() for p in params]
+    tasks = [tuple(t.double() for t in task) for task in tasks]
+    grads = meta_gradient_reference(forward, params, tasks, lr, steps)
+
+    def meta_loss(ps):
+        from fslcourse.exercises.maml import inner_loop_reference
+        return torch.stack([F.mse_loss(forward(inner_loop_reference(forward, ps, sx, sy, lr, steps), qx), qy)
+                            for sx, sy, qx, qy in tasks]).mean()
+
+    eps = 1e-6
+    for i, j in ((0, 1), (2, 3), (3, 0)):
+        plus = [p.detach().clone().requires_grad_() for p in params]
+        minus = [p.detach().clone().requires_grad_() for p in params]
+        plus[i].data.view(-1)[j] += eps
+        minus[i].data.view(-1)[j] -= eps
+        numeric = (meta_loss(plus) - meta_loss(minus)).item() / (2 * eps)
+        assert abs(grads[i].view(-1)[j].item() - numeric) < 1e-6
+
+
+def _tutorial_maml(forward, params, tasks, lr, steps):
+    """The source article's MAML class, in this exercise's form: the optimizer steps θ itself on every support set."""
+    opt = torch.optim.SGD(params, lr=lr)
+    for sx, sy, qx, qy in tasks:
+        for _ in range(steps):
+            opt.zero_grad()
+            F.mse_loss(forward(params, sx), sy).backward()
+            opt.step()
+    return [p.grad.clone() for p in params]
+
+
+def test_the_tutorials_class_fails_and_the_hint_names_theta_changing(capsys):
+    assert not check("maml_meta_gradient", _tutorial_maml)
+    assert "θ changed during your call" in capsys.readouterr().out
+
+
+def test_support_only_and_first_order_meta_gradients_fail_with_their_concept(capsys):
+    from fslcourse.exercises.maml import inner_loop_reference
+
+    def support_only(forward, params, tasks, lr, steps):
+        losses = [F.mse_loss(forward(inner_loop_reference(forward, params, sx, sy, lr, steps), sx), sy)
+                  for sx, sy, qx, qy in tasks]
+        return list(torch.autograd.grad(torch.stack(losses).mean(), params))
+
+    def first_order(forward, params, tasks, lr, steps):
+        total = [torch.zeros_like(p) for p in params]
+        for sx, sy, qx, qy in tasks:
+            phi = params
+            for _ in range(steps):
+                grads = torch.autograd.grad(F.mse_loss(forward(phi, sx), sy), phi)
+                phi = [p - lr * g for p, g in zip(phi, grads)]
+            total = [t + g for t, g in zip(total, torch.autograd.grad(F.mse_loss(forward(phi, qx), qy), params))]
+        return [t / len(tasks) for t in total]
+
+    assert not check("maml_meta_gradient", support_only)
+    assert "does not depend on the query set" in capsys.readouterr().out
+    assert not check("maml_meta_gradient", first_order)
+    assert "first-order MAML" in capsys.readouterr().out
