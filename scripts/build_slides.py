@@ -5,8 +5,9 @@
 Every notebook becomes ``OUT/NAME.slides.html`` (nbconvert's ``--to slides``). A notebook whose
 cells carry ``slideshow.slide_type`` metadata is cut as its author marked it; one without any gets
 the default deck of :func:`default_slide_types` (a slide per section, a subslide per cell, the
-parameters and setup cells skipped), so every notebook has a lecture deck. A slide taller than the
-screen scrolls (``reveal_scroll``). The stored outputs are used as they are (the notebooks are
+parameters and setup cells skipped), so every notebook has a lecture deck. A slide taller than its
+frame scrolls inside it, and wide code scrolls sideways (the ``fslcourse_reveal`` template's style;
+tests/test_slides_html.py checks every slide in Chromium). The stored outputs are used as they are (the notebooks are
 committed executed). reveal.js, require.js, jQuery, MathJax and the widgets renderer
 are loaded from ``OUT/_static/`` (see scripts/web_assets.py), so the slides need no
 network: open the file in a browser, or serve the folder (``python -m http.server``)

@@ -106,7 +106,9 @@ def offline_config(template: str) -> Config:
     # "white" uses the fonts shipped in reveal.js/dist/theme/fonts; nbconvert's default "simple"
     # (like most reveal.js themes) @imports Google Fonts.
     c.SlidesExporter.reveal_theme = "white"
-    c.SlidesExporter.reveal_scroll = True  # a slide taller than the screen scrolls instead of overflowing
+    # a slide taller than the frame scrolls inside it: the template's own style (nbconvert's reveal_scroll missed the
+    # first slide and sized slides by the window, not the frame)
+    c.SlidesExporter.reveal_scroll = False
     return c
 
 

@@ -3,7 +3,10 @@
 Both are built from the committed notebooks into a temporary folder. Every script and
 style sheet a page loads must be a local file that exists (no http(s) URL, no CDN host),
 and the local style sheets must not @import anything remote. The checker is first shown
-to catch nbconvert's default, CDN-loading output, so it can fail.
+to catch nbconvert's default, CDN-loading output, so it can fail. In headless Chromium at a projector's
+1280x800, every slide of every deck must fit its frame or scroll inside it, with no code, table or
+picture cut off on the right (shown to fail when the template's style is undone); a screenshot of a
+title slide goes to build/browser/slides.png.
 """
 import html.parser
 import importlib.util
@@ -196,3 +199,91 @@ def test_index_links_every_notebook_by_its_first_heading(site):
         assert (site.parent / href).is_file()
     assert web_assets.first_heading(nbformat.read(NOTEBOOKS[0], as_version=4), "") == \
         "01 · Episodes: what few-shot learning is"
+
+
+# ---------------------------------------------------------------- every slide fits its frame, in a real browser
+
+FIT_JS = r"""() => {
+  // Every slide of the deck, one at a time: the slide's frame must lie inside the window, content taller than
+  // the frame must scroll inside it, and wide code, tables, pictures and outputs must either fit or sit in a
+  // box that scrolls sideways (nothing cut off with no way to reach it).
+  const R = require('_static/reveal.js/dist/reveal.js');
+  R.configure({transition: 'none', backgroundTransition: 'none'});
+  const reachable = (el, sec) => {
+    const r = el.getBoundingClientRect();
+    const scale = el.offsetWidth ? r.width / el.offsetWidth : 1;
+    const right = r.left + el.scrollWidth * scale;
+    for (let a = el; a && a !== sec.parentElement; a = a.parentElement) {
+      const o = getComputedStyle(a).overflowX;
+      if (o === 'auto' || o === 'scroll') return true;
+      if (o === 'hidden' || o === 'clip') return right <= a.getBoundingClientRect().right + 1;
+    }
+    return right <= window.innerWidth + 1;
+  };
+  const problems = [];
+  const stacks = R.getHorizontalSlides();
+  for (let h = 0; h < stacks.length; h++) {
+    const n = stacks[h].querySelectorAll(':scope > section').length || 1;
+    for (let v = 0; v < n; v++) {
+      R.slide(h, v);
+      R.layout();
+      const sec = R.getCurrentSlide();
+      const r = sec.getBoundingClientRect();
+      const where = `slide ${h}/${v} "${sec.innerText.trim().slice(0, 40).replace(/\s+/g, ' ')}"`;
+      if (r.bottom > window.innerHeight + 1 || r.right > window.innerWidth + 1)
+        problems.push(`${where}: its frame ends at (${Math.round(r.right)}, ${Math.round(r.bottom)}), outside the window`);
+      const scrolls = ['auto', 'scroll'].includes(getComputedStyle(sec).overflowY);
+      if (sec.scrollHeight > sec.clientHeight + 1 && !scrolls)
+        problems.push(`${where}: ${sec.scrollHeight} px of content in a ${sec.clientHeight} px frame that does not scroll`);
+      for (const el of sec.querySelectorAll('pre, table, img, svg, .jp-OutputArea-output'))
+        if (!reachable(el, sec)) { problems.push(`${where}: a ${el.tagName.toLowerCase()} is cut off on the right`); break; }
+    }
+  }
+  return {slides: stacks.length, problems};
+}"""
+
+
+@pytest.fixture(scope="module")
+def chromium_page():
+    """A headless Chromium page at a lecture-hall projector's 1280x800; fails in CI without it, skips elsewhere."""
+    sys.path.insert(0, str(ROOT / "tests" / "browser"))
+    try:
+        harness = importlib.import_module("test_widgets_browser")
+    finally:
+        sys.path.remove(str(ROOT / "tests" / "browser"))
+    if not (os.path.isfile(harness.CHROMIUM) and importlib.util.find_spec("playwright")):
+        message = f"Chromium or playwright missing: {harness.FIX}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with harness.chromium() as browser:
+        page = browser.new_page()
+        page.set_viewport_size({"width": 1280, "height": 800})
+        yield page
+
+
+def _fit_problems(page, deck: Path, style: str = "") -> list[str]:
+    page.goto(deck.as_uri())
+    page.wait_for_function("() => { try { return require('_static/reveal.js/dist/reveal.js').isReady(); } "
+                           "catch (e) { return false; } }", timeout=60_000)
+    if style:
+        page.add_style_tag(content=style)
+    return page.evaluate(FIT_JS)["problems"]
+
+
+def test_every_slide_fits_its_frame_or_scrolls(slides, chromium_page):
+    problems = {deck.name: _fit_problems(chromium_page, deck) for deck in slides}
+    assert not any(problems.values()), {k: v[:3] for k, v in problems.items() if v}
+    shot = ROOT / "build" / "browser" / "slides.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    chromium_page.goto(slides[1].as_uri() + "#/0")
+    chromium_page.screenshot(path=str(shot))
+
+
+def test_the_fit_check_catches_clipped_slides(slides, chromium_page):
+    """Without the template's style (slides as tall as their content, code boxes that clip), it reports problems."""
+    undo = ("html body .reveal .slides section { height: auto !important; overflow: visible !important; }"
+            "html body .reveal pre { overflow-x: hidden !important; }")
+    problems = _fit_problems(chromium_page, slides[0], style=undo)
+    assert any("outside the window" in p for p in problems), problems
+    assert any("cut off on the right" in p for p in problems), problems
