@@ -11,6 +11,8 @@ Three steps:
 2. per episode, freeze the backbone and build a new head on its features. Each
    trick can be switched off, so the notebook measures what it adds:
    ``init="mean"`` sets the weights to the class means (:math:`W = M, b = 0`),
+   ``init="prototype"`` to the linear form of the Euclidean nearest prototype
+   (:math:`W = 2M, b_k = -\lVert c_k \rVert^2`, notebook 02: the same argmax as ProtoNet),
    ``cosine=True`` uses logits :math:`s\\,\\cos(f(x), w_k) + b_k` with a learnable
    scale :math:`s`, and ``entropy_weight > 0`` adds the mean prediction entropy of
    the *query* images to the support cross-entropy (transductive);
@@ -43,6 +45,9 @@ def head_logits(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     return features @ weight.T + bias
 
 
+INITS = ("mean", "prototype", "random")
+
+
 @register("finetune")
 class FineTune(FewShotClassifier):
     """Pre-trained backbone + a head fine-tuned on each support set.
@@ -52,7 +57,8 @@ class FineTune(FewShotClassifier):
         backbone, backbone_kwargs: see :mod:`fslcourse.models`.
         steps: fine-tuning steps of the head per episode (0: use the initial head).
         lr: Adam learning rate of the head.
-        init: ``"mean"`` (W = class means, b = 0) or ``"random"`` (Kaiming-uniform, as nn.Linear).
+        init: ``"mean"`` (W = class means, b = 0), ``"prototype"`` (W = 2 x class means, b = -||c||^2: the
+            Euclidean nearest prototype as a linear layer) or ``"random"`` (Kaiming-uniform, as nn.Linear).
         cosine: cosine logits with a learnable scale (else a plain linear layer).
         scale: initial cosine scale.
         entropy_weight: weight of the query-entropy term (0: not transductive).
@@ -65,8 +71,8 @@ class FineTune(FewShotClassifier):
                  steps: int = 50, lr: float = 0.01, init: str = "mean", cosine: bool = True,
                  scale: float = 10.0, entropy_weight: float = 0.0, seed: int = 0):
         super().__init__()
-        if init not in ("mean", "random"):
-            raise ValueError(f"init={init!r} is not known; use 'mean' or 'random'")
+        if init not in INITS:
+            raise ValueError(f"init={init!r} is not known; use one of {', '.join(map(repr, INITS))}")
         if steps < 0:
             raise ValueError(f"steps={steps} must be >= 0")
         self.backbone_name, self.backbone_kwargs = backbone, dict(backbone_kwargs or {})
@@ -85,13 +91,17 @@ class FineTune(FewShotClassifier):
     def init_head(self, z_support: torch.Tensor, support_y: torch.Tensor, n_way: int):
         """``(weight (n_way, D), bias (n_way,), log_scale ())`` for the episode's head."""
         d = z_support.shape[1]
+        bias = torch.zeros(n_way, dtype=z_support.dtype, device=z_support.device)
         if self.init == "mean":
             weight = prototypes(z_support, support_y, n_way)  # W = M
+        elif self.init == "prototype":
+            protos = prototypes(z_support, support_y, n_way)  # (n_way, D)
+            # -||z - c||^2 = 2 c.z - ||c||^2 - ||z||^2, and ||z||^2 is the same for every class
+            weight, bias = 2 * protos, -protos.pow(2).sum(1)
         else:
             g = torch.Generator().manual_seed(self.seed)
             bound = 1 / math.sqrt(d)
             weight = (torch.rand(n_way, d, generator=g) * 2 - 1).mul_(bound).to(z_support)
-        bias = torch.zeros(n_way, dtype=z_support.dtype, device=z_support.device)
         log_scale = torch.tensor(math.log(self.scale), dtype=z_support.dtype, device=z_support.device)
         return weight, bias, log_scale
 

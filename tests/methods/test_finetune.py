@@ -96,3 +96,20 @@ def test_bad_arguments():
         FineTune(init="zeros")
     with pytest.raises(ValueError, match="steps=-1"):
         FineTune(steps=-1)
+
+
+def test_prototype_init_without_steps_is_protonet_on_the_same_features(glyphs):
+    """W = 2M, b = -||c||^2 is the Euclidean nearest prototype: logits differ from ProtoNet's by -||z||^2 per query."""
+    from fslcourse.methods import ProtoNet
+
+    torch.manual_seed(0)
+    ft = FineTune(n_classes=7, backbone_kwargs={"hidden": 16}, steps=0, init="prototype", cosine=False).eval()
+    proto = ProtoNet(backbone_kwargs={"hidden": 16}).eval()
+    proto.backbone.load_state_dict(ft.backbone.state_dict())
+    ep = EpisodeSampler(glyphs[2], 5, 2, 3, seed=0).sample()
+    with torch.no_grad():
+        got = ft.predict(ep.support_x, ep.support_y, ep.query_x)
+        want = proto.predict(ep.support_x, ep.support_y, ep.query_x)
+        z_query = ft.embed(ep.query_x)
+    assert torch.allclose(got - z_query.pow(2).sum(1, keepdim=True), want, rtol=1e-4, atol=1e-3)
+    assert torch.equal(got.argmax(1), want.argmax(1))
