@@ -21,7 +21,7 @@ from ..data.episodes import Episode, EpisodeSampler
 from ..methods.base import prototypes
 from ..methods.protonet import protonet_logits
 from .base import Explorer
-from .plotting import class_colour, principal_axes
+from .plotting import WRONG, class_colour, principal_axes
 
 
 def pca_2d(points: torch.Tensor) -> torch.Tensor:
@@ -154,7 +154,7 @@ class LatentExplorer(Explorer):
             dots = [ax.scatter([], [], marker="o", s=30, edgecolors="k", linewidths=0.4, label="support"),
                     ax.scatter([], [], marker="^", s=30, edgecolors="k", linewidths=0.4, label="query (true class)"),
                     ax.scatter([], [], marker="*", s=260, edgecolors="k", linewidths=1.0, label="prototype")]
-            wrong = ax.scatter([], [], facecolors="none", edgecolors="red", s=140, linewidths=1.8, label="misclassified")
+            wrong = ax.scatter([], [], facecolors="none", edgecolors=[WRONG], s=140, linewidths=1.8, label="misclassified")
             ax.set_xticks([])
             ax.set_yticks([])
             return ax, regions, dots, wrong

@@ -3,12 +3,20 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.colors import to_rgb
 
-CLASS_COLOURS = plt.get_cmap("tab20").colors
+# Right and wrong: a green and a red that no class colour comes near (tests/widgets/test_plotting.py).
+RIGHT, WRONG = to_rgb("#1a9641"), to_rgb("#d7191c")
+# Twenty class colours whose neighbours differ in hue (unlike tab20's dark/light pairs of one hue), none of them a
+# green or a red, so a class is never mistaken for "right" or "wrong"; the first eight are the strongest.
+CLASS_COLOURS = tuple(to_rgb(c) for c in (
+    "#1f77b4", "#ff7f0e", "#9467bd", "#bcbd22", "#e377c2", "#17becf", "#8c564b", "#7f7f7f",
+    "#393b79", "#e6ab02", "#7b4173", "#6baed6", "#fdae6b", "#b5cf6b", "#9e9ac8", "#de9ed6",
+    "#636363", "#8c6d31", "#6b6ecf", "#ce6dbd"))
 
 
 def class_colour(label: int):
-    """A stable colour for class label ``label``."""
+    """A stable colour for class label ``label`` (RGB in ``[0, 1]``)."""
     return CLASS_COLOURS[int(label) % len(CLASS_COLOURS)]
 
 

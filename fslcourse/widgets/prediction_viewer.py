@@ -20,9 +20,9 @@ import torch
 
 from ..data.episodes import Episode, EpisodeSampler
 from .base import Explorer
-from .plotting import class_colour
+from .plotting import RIGHT, WRONG, class_colour
 
-GREEN, RED = np.array([0.1, 0.6, 0.2]), np.array([0.85, 0.1, 0.1])
+GREEN, RED = np.array(RIGHT), np.array(WRONG)
 
 
 def _tile(images: np.ndarray, frames: np.ndarray, bars: np.ndarray | None, n_rows: int, n_cols: int,

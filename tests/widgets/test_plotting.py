@@ -1,0 +1,36 @@
+"""The class palette: neighbours tell apart, and no class looks like "right" or "wrong"."""
+import colorsys
+import itertools
+
+from fslcourse.widgets.plotting import CLASS_COLOURS, RIGHT, WRONG, class_colour
+
+
+def _distance(a, b) -> float:
+    """Euclidean distance in RGB (0..sqrt(3)); a crude but monotone stand-in for "looks different"."""
+    return sum((x - y) ** 2 for x, y in zip(a, b)) ** 0.5
+
+
+def neighbours_differ(a, b) -> bool:
+    """Far apart in RGB, and of other hues unless one of them is a grey (tab20's neighbours share a hue)."""
+    (ha, sa, _), (hb, sb, _) = colorsys.rgb_to_hsv(*a), colorsys.rgb_to_hsv(*b)
+    turn = abs(ha - hb) * 360
+    return _distance(a, b) > 0.25 and (min(turn, 360 - turn) > 20 or min(sa, sb) < 0.1)
+
+
+def test_twenty_distinct_colours_and_neighbours_differ():
+    assert len(CLASS_COLOURS) == 20 and len(set(CLASS_COLOURS)) == 20
+    bad = [(i, a, b) for i, (a, b) in enumerate(itertools.pairwise(CLASS_COLOURS)) if not neighbours_differ(a, b)]
+    assert not bad, bad
+    assert class_colour(20) == class_colour(0)
+
+
+def test_the_check_catches_tab20():
+    import matplotlib.pyplot as plt
+
+    tab20 = plt.get_cmap("tab20").colors
+    assert sum(not neighbours_differ(a, b) for a, b in itertools.pairwise(tab20)) >= 8
+
+
+def test_no_class_colour_is_mistaken_for_right_or_wrong():
+    for c in CLASS_COLOURS:
+        assert _distance(c, RIGHT) > 0.3 and _distance(c, WRONG) > 0.3, c
