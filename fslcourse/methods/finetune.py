@@ -12,7 +12,7 @@ Three steps:
    trick can be switched off, so the notebook measures what it adds:
    ``init="mean"`` sets the weights to the class means (:math:`W = M, b = 0`),
    ``init="prototype"`` to the linear form of the Euclidean nearest prototype
-   (:math:`W = 2M, b_k = -\\lVert c_k \rVert^2`, notebook 02: the same argmax as ProtoNet),
+   (:math:`W = 2M, b_k = -\\lVert c_k \\rVert^2`, notebook 02: the same argmax as ProtoNet),
    ``cosine=True`` uses logits :math:`s\\,\\cos(f(x), w_k) + b_k` with a learnable
    scale :math:`s`, and ``entropy_weight > 0`` adds the mean prediction entropy of
    the *query* images to the support cross-entropy (transductive);
