@@ -154,7 +154,9 @@ class LatentExplorer(Explorer):
             dots = [ax.scatter([], [], marker="o", s=30, edgecolors="k", linewidths=0.4, label="support"),
                     ax.scatter([], [], marker="^", s=30, edgecolors="k", linewidths=0.4, label="query (true class)"),
                     ax.scatter([], [], marker="*", s=260, edgecolors="k", linewidths=1.0, label="prototype")]
-            wrong = ax.scatter([], [], facecolors="none", edgecolors=[WRONG], s=140, linewidths=1.8, label="misclassified")
+            # a red square, a shape no other marker has (circles are support points)
+            wrong = ax.scatter([], [], marker="s", facecolors="none", edgecolors=[WRONG], s=160, linewidths=1.8,
+                               label="misclassified query")
             ax.set_xticks([])
             ax.set_yticks([])
             return ax, regions, dots, wrong
@@ -187,6 +189,6 @@ class LatentExplorer(Explorer):
 
     def describe(self, s: dict) -> str:
         """How many queries are misclassified, and what the markers mean."""
-        return (f"{int(s['wrong'].sum())} of {len(s['wrong'])} queries misclassified (red circles). "
+        return (f"{int(s['wrong'].sum())} of {len(s['wrong'])} queries misclassified (red squares). "
                 "Circles: support; triangles: queries (true class colour); stars: prototypes; "
                 "background: nearest projected prototype (PCA only).")
