@@ -32,6 +32,12 @@ def test_a_committed_record_names_the_committed_checkpoint(where, rec):
         return
     src = rec.get("checkpoint")
     assert src is not None, f"{where} does not name the checkpoint it measured; re-measure it"
+    if "members" in src:  # an ensemble (fslcourse.methods.ensemble): each member's file, as committed now
+        assert src["members"][0]["file"] == own, f"{where}: the first member is not {own}"
+        for member in src["members"]:
+            assert SOURCES.get(member["file"]) == member["sha256"], \
+                f"{where} measured another {member['file']}; re-measure it with the committed file"
+        return
     assert src["file"] == own and src["sha256"] == SOURCES[own], \
         f"{where} measured another {own} (sha256 {src['sha256'][:12]}); re-measure it with the committed file"
     if generator and generator not in CHECKPOINT_FAMILY:  # an untrained control (deformation, copy-noise)
@@ -42,3 +48,15 @@ def test_a_committed_record_names_the_committed_checkpoint(where, rec):
         family = f"{CHECKPOINT_FAMILY[generator]}-{rec.get('profile') or 'quick'}.pt"
         assert gen["file"] == family and gen["sha256"] == SOURCES[gen["file"]], \
             f"{where} used another {gen['file']}; re-measure it with the committed file"
+
+
+def test_predict_refines_with_the_steps_chosen_on_meta_validation():
+    """``predict --transductive`` uses the soft k-means steps the one-shot ablation chose on meta-validation."""
+    from fslcourse.methods.transductive import REFINE_STEPS
+
+    records = json.loads((REPO_RESULTS / "oneshot_ablation.json").read_text())["records"]
+    sweeps = [r["refine_steps_val_sweep"] for r in records if r.get("refine_steps_val_sweep")]
+    assert sweeps, "results/oneshot_ablation.json has no soft k-means row; run benchmarks/oneshot_ablation.py"
+    assert all(s == sweeps[0] for s in sweeps)
+    chosen = int(max(sweeps[0], key=sweeps[0].get))
+    assert REFINE_STEPS == chosen, f"REFINE_STEPS = {REFINE_STEPS}, but meta-validation chose {chosen}: {sweeps[0]}"
