@@ -23,6 +23,8 @@ def test_notebook_structure(path):
     assert any("check(" in "".join(c["source"]) for c in code), "an exercise with an automatic check"
     assert "Summary" in text or "summary" in text
     assert all(c.get("execution_count") for c in code), "executed and saved with outputs (nbval compares them)"
+    if any(".widget" in "".join(c["source"]) for c in code):  # a reader without a kernel sees no widget
+        assert "come alive" in "".join(nb["cells"][0]["source"]), "say at the top that widgets need their cell run"
     for c in code:
         src = "".join(c["source"])
         assert '"cuda"' not in src and ".cuda()" not in src, "never hard-code CUDA"
