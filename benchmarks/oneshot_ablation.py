@@ -118,6 +118,7 @@ def main(argv=None) -> int:
                                          extra={"variant": label, "paired_vs_lake": diff, "paired_vs_lake_ci95": ci,
                                                 "transductive": how, "queries_per_class": n_query,
                                                 "refine_steps_val_sweep": sweep if "soft k-means" in how else None,
+                                                "refine_steps_val_episodes": args.val_episodes,
                                                 "training": training}))
     path = save_results(NAME, records, directory=out_dir)
     print(f"wrote {path}")
