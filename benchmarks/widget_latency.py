@@ -115,9 +115,11 @@ def run_drawing(lab, browser, repeats: int) -> dict:
         queries = ([(25, 75), (70, 72), (115, 68)], [(72, 25), (70, 70), (68, 115)])
         samples = []
         for i in range(repeats + 1):  # the first pen-up warms the kernel's path and is not counted
-            if i:
+            if i:  # clear the query, and wait for the cleared board's picture (it comes after the status line)
+                before = page.evaluate("() => window.__fsl.pictures.length")
                 clear.click()
                 status.filter(has_text="draw a query").wait_for()
+                page.wait_for_function("(n) => window.__fsl.pictures.length > n", arg=before, timeout=drawing.TIMEOUT_MS)
                 latency.wait_quiet(page, 400)
             ms = latency.one_latency(page, lambda: drawing._stroke(page, boxes[3], queries[i % 2]))
             status.filter(has_text="the query is").filter(has_text=f"class {i % 2}").wait_for()  # its own class

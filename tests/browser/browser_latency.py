@@ -13,7 +13,8 @@ from __future__ import annotations
 import statistics
 
 INSTALL = """([cell, index, types]) => {
-  const w = window.__fsl = {inputs: [], pictures: [], values: [], armed: false, last: null, lastChange: 0};
+  const w = window.__fsl = {inputs: [], pictures: [], values: [], armed: false, last: null,
+                            lastChange: performance.now()};  // quiet is counted from the install
   const picture = () => cell.querySelectorAll('.widget-output img')[index];
   w.last = picture() ? picture().src : null;
   const stamp = () => { if (w.armed) { w.armed = false; w.inputs.push(performance.now()); } };
