@@ -30,7 +30,7 @@ from .protonet import protonet_logits
 
 # soft k-means steps used by ``predict --transductive``: the number chosen on meta-validation episodes by
 # benchmarks/oneshot_ablation.py (its records keep the sweep; tests/test_committed_results.py checks they agree)
-REFINE_STEPS = 1
+REFINE_STEPS = 5
 
 
 def refine_prototypes(protos: torch.Tensor, counts: torch.Tensor, z_query: torch.Tensor, steps: int = 1,
