@@ -36,7 +36,10 @@ TRAINED = [("protonet", "quick", "ProtoNet quick (32 filters, random 60-way epis
            ("protonet", "lake-no-augment", "lake without the deformations"),
            ("protonet", "lake-random-episodes", "lake with random 20-way training episodes"),
            ("protonet", "lake-32", "lake with 32 filters"),
-           ("protonet", "lake-seed1", "lake from seed 1")]
+           ("protonet", "lake-seed1", "lake from seed 1"),
+           # longer training: the same recipe and schedule shape, stopped at fewer steps
+           ("protonet", "lake-3000", "lake trained 3000 steps"),
+           ("protonet", "lake-8000", "lake trained 8000 steps")]
 
 
 def ensemble_training(ckpts) -> dict:

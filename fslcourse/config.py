@@ -20,7 +20,7 @@ PROFILE_NAMES = ("quick", "full")
 # Every recipe name a committed checkpoint may carry (NAME-RECIPE.pt): the profiles, the papers' recipes and
 # the method-specific ones (ProtoNet's lake and its ablation, minimal, minimal-synthetic).
 RECIPE_NAMES = (*PROFILE_NAMES, "paper", "lake", "lake-no-augment", "lake-random-episodes", "lake-32",
-                "lake-seed1", "minimal", "minimal-synthetic")
+                "lake-seed1", "lake-3000", "lake-8000", "minimal", "minimal-synthetic")
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,9 @@ class ProtoNet(FewShotClassifier):
         model={"backbone_kwargs": {"hidden": 32}}, note=RECIPES["lake"].note + "; 32 filters")
     # a second lake model from another seed: the ensemble of the two is one of the test-time rows
     RECIPES["lake-seed1"] = RECIPES["lake"].replace(seed=1, note=RECIPES["lake"].note + "; seed 1")
+    # shorter training: the lake recipe, its cosine schedule compressed into 3000 or 8000 steps
+    RECIPES["lake-3000"] = RECIPES["lake"].replace(steps=3000, note=RECIPES["lake"].note + "; 3000 steps")
+    RECIPES["lake-8000"] = RECIPES["lake"].replace(steps=8000, note=RECIPES["lake"].note + "; 8000 steps")
     # minimal / minimal-synthetic: the quick recipe meta-trained on Lake et al.'s "minimal" background set (the
     # five alphabets of images_background_small1, 136 characters), without and with 272 synthetic characters
     # made by recombining two real ones (fslcourse.generative.task_synthesis): does making tasks help when
