@@ -16,6 +16,7 @@ import torch
 from ..data.sinusoid import SinusoidTasks
 from ..methods.maml_regression import adapt, mse
 from .base import Explorer
+from .plotting import text_points
 
 
 class AdaptationStepper(Explorer):
@@ -100,6 +101,6 @@ class AdaptationStepper(Explorer):
         support.set_offsets(torch.stack([self.support_x.flatten(), self.support_y.flatten()], 1).numpy())  # (K, 2)
         support.set_label(f"K = {self.k_shot} support points")
         ax.set_title(f"A = {s['amplitude']:.2f}, φ = {s['phase']:.2f}; α = {self.inner_lr}")
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=text_points(self.fig), loc="lower right")
         if new:  # the margins do not change from one task or step to the next
             fig.tight_layout()

@@ -19,11 +19,14 @@ import traceback
 from functools import cached_property
 
 import ipywidgets as W
+import matplotlib
 import numpy as np
 import PIL.Image
 from IPython import get_ipython
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from .plotting import MIN_TEXT_PX, text_points
 
 COALESCE_S = 0.01  # a browser-driven redraw waits this long after the last change, so queued messages come first
 MAX_WAIT_S = 0.1  # ... but no longer than this after the first change (a long drag still shows pictures)
@@ -132,7 +135,11 @@ class Explorer:
         self.shown = self.compute()
         if not self.persistent_axes:
             clear_figure(self.fig)
-        self.draw(self.fig, self.shown)
+        # text drawn without a size of its own (ticks, labels, legends) is readable on a projector
+        with matplotlib.rc_context({"font.size": text_points(self.fig, MIN_TEXT_PX + 1)}):
+            self.draw(self.fig, self.shown)
+        for ax in self.fig.axes:  # tick labels are made when the figure is drawn, after the context
+            ax.tick_params(labelsize=text_points(self.fig, MIN_TEXT_PX + 1))
         return self.fig
 
     def layout(self, key, make):

@@ -17,7 +17,7 @@ import torch
 
 from ..generative.diffusion import class_conditions, ddim_timesteps, denoise_steps
 from .base import Explorer
-from .plotting import show_image
+from .plotting import show_image, text_points
 
 KEEP_RUNS = 16  # DDIM runs kept, so going back to a character or a guidance shows it at once
 
@@ -124,7 +124,7 @@ class DiffusionExplorer(Explorer):
         for j in range(k):
             show_image(row_support[j], s["support"][j], colour="k", title="support" if j == 0 else None)
         fig.suptitle(f"t = {s['t']} (step {s['step']} of {s['n_steps']} DDIM steps), guidance w = {s['guidance']:.1f}",
-                     fontsize=10)
+                     fontsize=text_points(self.fig))
 
     def describe(self, s: dict) -> str:
         """The chosen character, its support size and the time shown."""

@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw
 from ..config import get_device
 from ..data import preprocess_image
 from .base import Explorer
-from .plotting import class_colour
+from .plotting import class_colour, text_points
 from .prediction_viewer import _tile
 
 CANVAS_PX = 140  # a canvas's side in pixels: the drawing's resolution
@@ -526,14 +526,16 @@ class DrawingBoard(Explorer):
         fig = self.fig
         fig.clear()
         n_cols, n_rows = key
-        fig.set_size_inches(5.2 + 0.75 * max(n_cols, 2), 2.2 + 0.6 * (n_rows - 1))  # room for every class and drawing
-        gs = fig.add_gridspec(1, 4, width_ratios=[0.75 * max(n_cols, 2), 1, 1, 2.6], wspace=0.25,
-                              left=0.01, right=0.99, top=0.86, bottom=0.17)
+        height = 2.6 + 0.6 * (n_rows - 1)
+        fig.set_size_inches(6.0 + 0.75 * max(n_cols, 2), height)  # room for every class and drawing
+        # margins in pixels: two lines of titles above, tick labels and a two-line label below
+        gs = fig.add_gridspec(1, 4, width_ratios=[0.75 * max(n_cols, 2), 1.3, 1.3, 2.6], wspace=0.25, left=0.01,
+                              right=0.99, top=1 - 34 / (height * fig.dpi), bottom=38 / (height * fig.dpi))
         axes = [fig.add_subplot(gs[0, i]) for i in range(4)]
         h = 28 + 6
         self._support_im = axes[0].imshow(np.ones((n_rows * h, n_cols * h, 3)), interpolation="nearest")
-        axes[0].set_title("support: what the model sees (28×28)", fontsize=9)
-        axes[0].set_xticks([h * (k + 0.5) for k in range(n_cols)], [f"class {k}" for k in range(n_cols)], fontsize=7)
+        axes[0].set_title("support\nwhat the model sees (28×28)", fontsize=text_points(self.fig), loc="left")
+        axes[0].set_xticks([h * (k + 0.5) for k in range(n_cols)], [f"class {k}" for k in range(n_cols)], fontsize=text_points(self.fig))
         axes[0].set_yticks([])
         self._query_im = axes[1].imshow(np.ones((h, h, 3)), interpolation="nearest")
         self._nearest_im = axes[2].imshow(np.ones((h, h, 3)), interpolation="nearest")
@@ -543,10 +545,10 @@ class DrawingBoard(Explorer):
         # one bar per board class, made once: a prediction only sets heights and outlines (few artists, fast)
         self._bars = axes[3].bar(range(n_cols), np.zeros(n_cols), color=[class_colour(k) for k in range(n_cols)],
                                  linewidth=1.2)
-        axes[3].set_xticks(range(n_cols), [str(k) for k in range(n_cols)], fontsize=7)
-        axes[3].set_xlabel("class", fontsize=7, labelpad=1)
+        axes[3].set_xticks(range(n_cols), [str(k) for k in range(n_cols)], fontsize=text_points(self.fig))
+        axes[3].set_xlabel("class", fontsize=text_points(self.fig), labelpad=1)
         axes[3].set_ylim(0, 1)
-        axes[3].set_yticks([0, 0.5, 1], ["0", "0.5", "1"], fontsize=7)
+        axes[3].set_yticks([0, 0.5, 1], ["0", "0.5", "1"], fontsize=text_points(self.fig))
         self._axes, self._key = axes, key
 
     def draw(self, fig, shown: dict) -> None:
@@ -570,22 +572,22 @@ class DrawingBoard(Explorer):
         q_frame = class_colour(predicted)[:3] if predicted is not None else GREY
         q_image = query[0].numpy() if query is not None else np.zeros((1, 28, 28))
         self._query_im.set_data(_tile(q_image, np.array([q_frame]), None, 1, 1))
-        ax_q.set_title("query" + (f": class {predicted}?" if predicted is not None else ""), fontsize=9)
+        ax_q.set_title("query" + (f"\nclass {predicted}?" if predicted is not None else "\n"), fontsize=text_points(self.fig))
         if nearest is not None:
             k, j = nearest["target"]
             self._nearest_im.set_data(_tile(self.model_input((k, j)).numpy(), np.array([class_colour(k)[:3]]), None, 1, 1))
-            ax_n.set_title(f"nearest: class {k}", fontsize=9)
-            ax_n.set_xlabel(f"{nearest['space']} distance {nearest['distance']:.2f}", fontsize=7)
+            ax_n.set_title(f"nearest support\nclass {k}", fontsize=text_points(self.fig))
+            ax_n.set_xlabel(f"{nearest['space']}\ndistance {nearest['distance']:.2f}", fontsize=text_points(self.fig))
         else:
             self._nearest_im.set_data(np.ones((34, 34, 3)))
-            ax_n.set_title("nearest support", fontsize=9)
+            ax_n.set_title("nearest support\n", fontsize=text_points(self.fig))
             ax_n.set_xlabel("")
         probs = dict(zip(shown["classes"], shown["probs"].tolist())) if shown["probs"] is not None else {}
         for k, bar in enumerate(self._bars):
             bar.set_height(probs.get(k, 0.0))
             bar.set_edgecolor("black" if k == predicted else "none")
         ax_p.set_title(f"{shown['label']}: class probabilities" if probs else "class probabilities (none yet)",
-                       fontsize=9)
+                       fontsize=text_points(self.fig))
 
     def describe(self, shown: dict) -> str:
         """The status line: the prediction and the nearest drawing, or what to draw next."""
@@ -705,17 +707,17 @@ def session_figure(board: DrawingBoard, figsize: tuple[float, float] | None = No
     for c, (target, title, colour) in enumerate(columns):
         ax = fig.add_subplot(gs[0, c])
         ax.imshow(np.asarray(board.drawing_image(target)), cmap="gray", vmin=0, vmax=255)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=text_points(fig))
         ax.set_xticks([])
         ax.set_yticks([])
         if c == 0:
-            ax.set_ylabel("as drawn", fontsize=8)
+            ax.set_ylabel("as drawn", fontsize=text_points(fig))
         ax = fig.add_subplot(gs[1, c])
         ax.imshow(1 - board.model_input(target)[0].numpy(), cmap="gray", vmin=0, vmax=1)
         ax.set_xticks([])
         ax.set_yticks([])
         if c == 0:
-            ax.set_ylabel("model input\n(28×28)", fontsize=8)
+            ax.set_ylabel("model input\n(28×28)", fontsize=text_points(fig))
         for spine in ax.spines.values():
             spine.set_edgecolor(colour if colour is not None else "black")
             spine.set_linewidth(2)
@@ -724,18 +726,18 @@ def session_figure(board: DrawingBoard, figsize: tuple[float, float] | None = No
     if shown.get("probs") is not None:
         k, j = shown["nearest"]["target"]
         ax_n.imshow(1 - board.model_input((k, j))[0].numpy(), cmap="gray", vmin=0, vmax=1)
-        ax_n.set_title(f"nearest support\ndrawing: class {k}", fontsize=8)
+        ax_n.set_title(f"nearest support\ndrawing: class {k}", fontsize=text_points(fig))
         for spine in ax_n.spines.values():
             spine.set_edgecolor(class_colour(k))
             spine.set_linewidth(2)
         probs = shown["probs"].numpy()
         ax_p.bar(range(len(shown["classes"])), probs, color=[class_colour(c) for c in shown["classes"]],
                  edgecolor=["black" if c == predicted else "none" for c in shown["classes"]])
-        ax_p.set_xticks(range(len(shown["classes"])), [str(c) for c in shown["classes"]], fontsize=8)
-        ax_p.set_xlabel("class", fontsize=8)
-        ax_p.set_title(f"{shown['label']}: P(class | query)", fontsize=9)
+        ax_p.set_xticks(range(len(shown["classes"])), [str(c) for c in shown["classes"]], fontsize=text_points(fig))
+        ax_p.set_xlabel("class", fontsize=text_points(fig))
+        ax_p.set_title(f"{shown['label']}: P(class | query)", fontsize=text_points(fig))
     else:
-        ax_p.set_title(shown.get("message") or "no prediction", fontsize=8)
+        ax_p.set_title(shown.get("message") or "no prediction", fontsize=text_points(fig))
     ax_n.set_xticks([])
     ax_n.set_yticks([])
     ax_p.set_ylim(0, 1)

@@ -9,7 +9,7 @@ import torch
 
 from ..data.episodes import Episode, EpisodeSampler
 from .base import Explorer
-from .plotting import class_colour, show_image
+from .plotting import class_colour, show_image, text_points
 
 
 class EpisodeBrowser(Explorer):
@@ -75,7 +75,7 @@ class EpisodeBrowser(Explorer):
             fig.set_size_inches(1.0 * n_cols + 1.5, 1.0 * ep.n_way + 0.6)
             axes = fig.subplots(ep.n_way, n_cols, squeeze=False)
             for k in range(ep.n_way):
-                axes[k, 0].set_ylabel(f"label {k}", fontsize=8, rotation=0, ha="right", va="center")
+                axes[k, 0].set_ylabel(f"label {k}", fontsize=text_points(self.fig), rotation=0, ha="right", va="center")
             return axes
 
         axes, new = self.layout((ep.n_way, ep.n_shot, ep.n_query), make)
@@ -84,8 +84,8 @@ class EpisodeBrowser(Explorer):
                 show_image(axes[k, j], ep.support_x[k * ep.n_shot + j], colour=class_colour(k))
             for j in range(ep.n_query):
                 show_image(axes[k, ep.n_shot + j], ep.query_x[k * ep.n_query + j], colour="0.6")
-        axes[0, 0].set_title("support", fontsize=9, loc="left")
-        axes[0, ep.n_shot].set_title("query", fontsize=9, loc="left")
+        axes[0, 0].set_title("support", fontsize=text_points(self.fig), loc="left")
+        axes[0, ep.n_shot].set_title("query", fontsize=text_points(self.fig), loc="left")
         fig.suptitle(f"{shown['split'].name}: {ep.n_way}-way {ep.n_shot}-shot, {ep.n_query} queries per class")
         if new:  # the margins depend on the grid only
             fig.tight_layout()

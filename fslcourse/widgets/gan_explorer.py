@@ -16,7 +16,7 @@ import ipywidgets as W
 import torch
 
 from .base import Explorer
-from .plotting import show_image
+from .plotting import show_image, text_points
 
 VIEWS = ("single", "sample grid")
 
@@ -91,26 +91,30 @@ class GANExplorer(Explorer):
 
         def make(fig):
             if s["view"] == "single":
-                grid = fig.add_gridspec(2, self.n_steps)
-                return {"source": fig.add_subplot(grid[0, 0]), "images": [fig.add_subplot(grid[0, 1])] + [
-                    fig.add_subplot(grid[1, j]) for j in range(self.n_steps)], "text": fig.text(0.02, 0.47, "", fontsize=9)}
-            grid = fig.add_gridspec(n, n + 2)
+                grid = fig.add_gridspec(2, self.n_steps, left=0.02, right=0.98, top=0.84, bottom=0.1, hspace=0.55)
+                return {"source": fig.add_subplot(grid[0, 0]), "images": [fig.add_subplot(grid[0, 2])] + [
+                    fig.add_subplot(grid[1, j]) for j in range(self.n_steps)]}
+            grid = fig.add_gridspec(n, n + 2, left=0.02, right=0.98, top=0.9, bottom=0.02)
             return {"source": fig.add_subplot(grid[: min(2, n), :2]), "images": [
-                fig.add_subplot(grid[j // n, 2 + j % n]) for j in range(n * n)], "text": fig.text(0.3, 0.96, "", fontsize=9)}
+                fig.add_subplot(grid[j // n, 2 + j % n]) for j in range(n * n)]}
 
         axes, _ = self.layout((s["view"], n if s["view"] != "single" else None), make)
         show_image(axes["source"], s["source"], title="source", colour="k")
         if s["view"] == "single":
             z = s["z"]
             show_image(axes["images"][0], s["generated"][0],
-                       title=f"G(x, z), z[:3]=({z[0]:+.2f}, {z[1]:+.2f}, {z[2]:+.2f})")
-            for j in range(self.n_steps):
-                show_image(axes["images"][1 + j], s["interpolation"][j], title=f"t={j / max(1, self.n_steps - 1):.2f}")
-            axes["text"].set_text(f"interpolating z from seed {self.seed_a.value} to seed {self.seed_b.value}")
+                       title=f"G(x, z)\nz[:3] = ({z[0]:+.2f}, {z[1]:+.2f}, {z[2]:+.2f})")
+            row = axes["images"][1:]
+            for j, ax in enumerate(row):
+                show_image(ax, s["interpolation"][j])
+                ax.set_xlabel(f"t = {j / max(1, self.n_steps - 1):.2f}", fontsize=text_points(fig), labelpad=2)
+            row[0].set_title(f"interpolating z from seed {self.seed_a.value} (t = 0) to seed {self.seed_b.value} "
+                             "(t = 1)", fontsize=text_points(fig), loc="left")
         else:
             for j in range(n * n):
                 show_image(axes["images"][j], s["generated"][j])
-            axes["text"].set_text(f"{n * n} samples, one z each (z seed {self.z_seed.value})")
+            axes["images"][0].set_title(f"{n * n} samples, one z each (z seed {self.z_seed.value})",
+                                        fontsize=text_points(fig), loc="left")
 
     def describe(self, s: dict) -> str:
         """The chosen character and drawing, and how many drawings were generated."""

@@ -21,7 +21,7 @@ from ..data.episodes import Episode, EpisodeSampler
 from ..methods.base import prototypes
 from ..methods.protonet import protonet_logits
 from .base import Explorer
-from .plotting import WRONG, class_colour, principal_axes
+from .plotting import WRONG, class_colour, principal_axes, text_points
 
 
 def pca_2d(points: torch.Tensor) -> torch.Tensor:
@@ -185,7 +185,7 @@ class LatentExplorer(Explorer):
         ax.set_ylim(lo[1].item(), hi[1].item())
         ep = s["episode"]
         ax.set_title(f"{s['backbone']} backbone, {s['projection'].upper()}: {ep.n_way}-way {ep.n_shot}-shot, "
-                     f"query accuracy {s['accuracy']:.1f}%", fontsize=9)
+                     f"query accuracy {s['accuracy']:.1f}%", fontsize=text_points(self.fig))
 
     def describe(self, s: dict) -> str:
         """How many queries are misclassified, and what the markers mean."""

@@ -15,6 +15,56 @@ CLASS_COLOURS = tuple(to_rgb(c) for c in (
     "#636363", "#8c6d31", "#6b6ecf", "#ce6dbd"))
 
 
+# The smallest text a widget's picture may hold, in pixels at the picture's own size: about what a 1280×800
+# projector shows legibly at the back of a room (tests/widgets/test_readability.py measures every widget).
+MIN_TEXT_PX = 11
+TITLE_PX = 13  # titles, one step above the rest
+
+
+def text_points(where, px: float = MIN_TEXT_PX) -> float:
+    """The font size in points that is ``px`` pixels tall on ``where``, a figure or axes (a point is 1/72 inch)."""
+    return px * 72.0 / where.figure.dpi
+
+
+def drawn_text(fig) -> list:
+    """The visible, non-empty texts of ``fig`` that a draw shows (tick labels outside their axis's view are not)."""
+    from matplotlib.text import Text
+
+    hidden = set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            eps = 1e-9 * max(1.0, abs(hi - lo))
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if tick.get_loc() is None or not lo - eps <= tick.get_loc() <= hi + eps:
+                    hidden.update((id(tick.label1), id(tick.label2)))
+    return [t for t in fig.findobj(Text) if id(t) not in hidden and t.get_visible() and t.get_text().strip()
+            and (t.axes is None or t.axes.get_visible())]
+
+
+def small_text(fig, min_px: float = MIN_TEXT_PX) -> list[tuple[str, float]]:
+    """Every text ``fig`` shows that is smaller than ``min_px`` pixels, as ``(text, pixels)`` pairs."""
+    sizes = [(t.get_text(), t.get_fontsize() * fig.dpi / 72.0) for t in drawn_text(fig)]
+    return [(text, px) for text, px in sizes if px < min_px - 1e-6]
+
+
+def crowded_text(fig) -> list[str]:
+    """Texts ``fig`` shows that are cut off by its edge or overlap another text, one line each."""
+    fig.canvas.draw()  # legends, labels and ticks find their places only when drawn
+    renderer = fig.canvas.get_renderer()
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in drawn_text(fig)]
+    width, height = fig.bbox.width, fig.bbox.height
+    found = [f"{text!r} is cut off by the figure's edge" for text, b in boxes
+             if b.x0 < -1 or b.y0 < -1 or b.x1 > width + 1 or b.y1 > height + 1]
+    for i, (a, box_a) in enumerate(boxes):
+        for b, box_b in boxes[i + 1:]:
+            overlap_x = min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0)
+            overlap_y = min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0)
+            if overlap_x > 1 and overlap_y > 1:
+                found.append(f"{a!r} overlaps {b!r}")
+    return found
+
+
 def class_colour(label: int):
     """A stable colour for class label ``label`` (RGB in ``[0, 1]``)."""
     return CLASS_COLOURS[int(label) % len(CLASS_COLOURS)]
@@ -36,7 +86,7 @@ def show_image(ax, image: torch.Tensor, title: str | None = None, colour=None) -
         ax.set_xticks([])
         ax.set_yticks([])
     if title or ax.get_title():
-        ax.set_title(title or "", fontsize=8)
+        ax.set_title(title or "", fontsize=text_points(ax))
     for spine in ax.spines.values():
         spine.set_visible(colour is not None)
         if colour is not None:

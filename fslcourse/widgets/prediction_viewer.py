@@ -14,13 +14,15 @@ an update only replaces the pixels of a few images (no per-query text) and stays
 """
 from __future__ import annotations
 
+import textwrap
+
 import ipywidgets as W
 import numpy as np
 import torch
 
 from ..data.episodes import Episode, EpisodeSampler
 from .base import Explorer
-from .plotting import RIGHT, WRONG, class_colour
+from .plotting import MIN_TEXT_PX, RIGHT, WRONG, class_colour, text_points
 
 GREEN, RED = np.array(RIGHT), np.array(WRONG)
 
@@ -133,9 +135,9 @@ class PredictionViewer(Explorer):
         h, w = ep.support_x.shape[-2:]
         blank = np.ones((ep.n_way * (h + 6), ep.n_shot * (w + 6), 3))
         self._support_im = axes[0].imshow(blank, interpolation="nearest")
-        axes[0].set_title("support", fontsize=9)
+        axes[0].set_title("support", fontsize=text_points(self.fig))
         axes[0].set_yticks([(h + 6) * (k + 0.5) for k in range(ep.n_way)], [f"class {k}" for k in range(ep.n_way)],
-                           fontsize=8)
+                           fontsize=text_points(self.fig))
         axes[0].set_xticks([])
         cell_h, cell_w = h + 11, w + 6
         self._query_ims = {}
@@ -145,7 +147,12 @@ class PredictionViewer(Explorer):
             ax.set_xticks([])
             ax.set_yticks([])
         self._axes = axes
-        fig.subplots_adjust(left=0.1, right=0.99, top=0.86, bottom=0.02, wspace=0.08)
+        key = ("query frame: green right, red wrong; corner: predicted class (support frame colour); "
+               "bar: its probability")
+        self._key_lines = textwrap.wrap(key, int(fig.bbox.width / (0.6 * MIN_TEXT_PX)))  # what fits on a line
+        # room above the panels for the title's lines and the panel titles, in pixels
+        top = 1 - (14 * (1 + len(self._key_lines)) + 24) / fig.bbox.height
+        fig.subplots_adjust(left=0.1, right=0.99, top=top, bottom=0.02, wspace=0.08)
 
     def draw(self, fig, shown: dict) -> None:
         """Fill the support and query panels with the current episode and its predictions."""
@@ -163,9 +170,9 @@ class PredictionViewer(Explorer):
             swatches = np.array([class_colour(int(k)) for k in r["pred"]])
             self._query_ims[label].set_data(_tile(query, np.where(ok[:, None], GREEN, RED), bars, ep.n_way, ep.n_query,
                                                   swatches=swatches))
-            ax.set_title(f"{label}: {r['accuracy']:.1f}% correct", fontsize=9)
-        fig.suptitle(f"episode {shown['index']}: {ep.n_way}-way {ep.n_shot}-shot. Query frame: green right, red wrong; "
-                     "corner: predicted class (support frame colour); bar: its probability", fontsize=8)
+            ax.set_title(f"{label}: {r['accuracy']:.1f}% correct", fontsize=text_points(self.fig))
+        fig.suptitle("\n".join([f"episode {shown['index']}: {ep.n_way}-way {ep.n_shot}-shot", *self._key_lines]),
+                     fontsize=text_points(fig), linespacing=1.1)
 
     def describe(self, shown: dict) -> str:
         """The episode number and each method's accuracy on it."""

@@ -20,6 +20,7 @@ import torch
 from ..models.scale_shift import scale_shift_layers
 from .base import Explorer
 from .latent_explorer import LatentExplorer
+from .plotting import text_points
 
 ALL = "all layers"
 
@@ -99,6 +100,6 @@ class ScaleShiftViewer(Explorer):
             ax_s.set(xlabel="filter (sorted by scale)", ylabel="scale Φ_S1")
             ax_b.set(xlabel="filter (same order)", ylabel="shift Φ_S2")
         fig.suptitle(f"{s['layer']}: {len(scale)} filters, scale {scale.mean():.3f} ± {scale.std():.3f}, "
-                     f"shift {shift.mean():.3f} ± {shift.std():.3f}", fontsize=9)
+                     f"shift {shift.mean():.3f} ± {shift.std():.3f}", fontsize=text_points(self.fig))
         if new:  # margins for this kind of plot (histograms or bars), kept while it stays
             fig.tight_layout()

@@ -18,7 +18,7 @@ import torch
 
 from ..generative.vae import latent_code
 from .base import Explorer
-from .plotting import class_colour, principal_axes, show_image
+from .plotting import class_colour, principal_axes, show_image, text_points
 
 
 class VAEExplorer(Explorer):
@@ -107,18 +107,17 @@ class VAEExplorer(Explorer):
         n_int, n_s, n_g = len(s["interpolation"]), len(s["support"]), len(s["generated"])
 
         def make(fig):
-            grid = fig.add_gridspec(3, 12)
+            grid = fig.add_gridspec(3, 12, left=0.02, right=0.98, top=0.9, bottom=0.03, hspace=0.6, wspace=0.3)
             ax = fig.add_subplot(grid[:, :5])
             xy = s["map_xy"].numpy()
             others = ax.scatter(xy[:, 0], xy[:, 1], s=14, alpha=0.6)  # every point: sets the limits once
             chosen = ax.scatter(xy[:0, 0], xy[:0, 1], s=34, edgecolors="k", linewidths=0.8)
-            ax.set(xticks=[], yticks=[], title="latent map: PCA of [c, mu], one colour per character")
-            ax.title.set_fontsize(9)
+            ax.set(xticks=[], yticks=[])
+            ax.set_title("latent map: PCA of [c, μ]\none colour per character", fontsize=text_points(fig))
             interp, examples = grid[1, 5:].subgridspec(1, n_int), grid[2, 5:].subgridspec(1, n_s + n_g)
             return {"others": others, "chosen": chosen, "walk": fig.add_subplot(grid[0, 5:7]),
                     "interpolation": [fig.add_subplot(interp[0, j]) for j in range(n_int)],
-                    "examples": [fig.add_subplot(examples[0, j]) for j in range(n_s + n_g)],
-                    "interpolation_text": fig.text(0.43, 0.64, "", fontsize=8), "examples_text": fig.text(0.43, 0.33, "", fontsize=8)}
+                    "examples": [fig.add_subplot(examples[0, j]) for j in range(n_s + n_g)]}
 
         art, _ = self.layout((n_int, n_s, n_g), make)
         xy, labels = s["map_xy"].numpy(), s["labels"].numpy()
@@ -129,16 +128,18 @@ class VAEExplorer(Explorer):
         art["chosen"].set_offsets(xy[chosen])
         art["chosen"].set_facecolor(colours[chosen])
         show_image(art["walk"], s["walk_image"], colour=class_colour(s["character"]))
-        art["walk"].set_title(f"walk ({s['walk_steps'][0]:+.2f}, {s['walk_steps'][1]:+.2f}) sd", fontsize=8)
+        art["walk"].set_title(f"walk ({s['walk_steps'][0]:+.2f}, {s['walk_steps'][1]:+.2f}) sd",
+                              fontsize=text_points(fig), loc="left")
         for j, a in enumerate(art["interpolation"]):
             edge = class_colour(s["from"]) if j == 0 else class_colour(s["to"]) if j == n_int - 1 else None
             show_image(a, s["interpolation"][j], colour=edge)
-        art["interpolation_text"].set_text(f"interpolation {s['from']} -> {s['to']}")
+        art["interpolation"][0].set_title(f"interpolation from character {s['from']} to {s['to']}",
+                                          fontsize=text_points(fig), loc="left")
         for j, a in enumerate(art["examples"]):
             real = j < n_s
-            show_image(a, s["support"][j] if real else s["generated"][j - n_s], colour="k" if real else "0.6",
-                       title=("real" if real else "gen") if j in (0, n_s) else None)
-        art["examples_text"].set_text(f"{n_s} real support drawings, then {n_g} generated (prototype mode)")
+            show_image(a, s["support"][j] if real else s["generated"][j - n_s], colour="k" if real else "0.6")
+        art["examples"][0].set_title(f"{n_s} real support drawings (black), then {n_g} generated (grey; prototype mode)",
+                                     fontsize=text_points(fig), loc="left")
 
     def describe(self, s: dict) -> str:
         """The chosen character and how many drawings are real and generated."""

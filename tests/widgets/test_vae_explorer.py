@@ -47,7 +47,7 @@ def test_controls_change_what_is_shown(glyphs):
     walk0 = ex.shown["walk_image"].clone()
     ex.walk_1.value = 2.0
     assert ex.shown["walk_steps"].tolist() == [2.0, 0.0] and not torch.allclose(ex.shown["walk_image"], walk0)
-    assert "+2.00" in ex.fig.axes[1].get_title()
+    assert "+2.00" in ex.fig.axes[1].get_title(loc="left")
     ex.walk_1.value = 0.0
     assert torch.allclose(ex.shown["walk_image"], walk0)
     gen0, ids0 = ex.shown["generated"].clone(), ex.shown["support_ids"].clone()
