@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from .data.episodes import EpisodeSampler, _positive
 from .data.splits import ImageSplit
 from .methods.base import FewShotClassifier
+from .models import modes_kept
 
 Z95 = 1.959963984540054
 
@@ -137,13 +138,12 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
     n_episodes = _positive("n_episodes", n_episodes)
     if n_episodes < 2:
         raise ValueError(f"n_episodes={n_episodes} but a confidence interval needs at least 2 episodes")
-    was_training = getattr(method, "training", False)
-    if hasattr(method, "eval"):
-        method.eval()
     grad = getattr(method, "needs_grad_at_test", False)
     accs = []
     start = time.perf_counter()
-    try:
+    with modes_kept(method):  # afterwards every submodule is in the mode it had: a wrapped model stays in eval
+        if hasattr(method, "eval"):
+            method.eval()
         for i in tqdm(range(n_episodes), desc=f"{n_way}-way {n_shot}-shot", disable=not progress):
             ep = sampler.sample()
             if device is not None:
@@ -154,9 +154,6 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
                 logits = method.predict(ep.support_x, ep.support_y, ep.query_x)
             check_logits(logits, (len(ep.query_y), n_way), i)
             accs.append((logits.argmax(dim=1) == ep.query_y).float().mean().item() * 100.0)
-    finally:
-        if was_training and hasattr(method, "train"):
-            method.train()
     mean, ci = mean_ci95(accs)
     return EvalResult(mean, ci, n_episodes, n_way, n_shot, n_query, seed, within_alphabet,
                       time.perf_counter() - start, accs, split=split.name,

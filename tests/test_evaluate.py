@@ -137,3 +137,22 @@ def test_a_vinyals_checkpoint_is_never_evaluated_on_the_alphabet_split(glyphs):
     assert evaluate(model, as_split["vinyals"], 5, 1, 2, 3).split_protocol == "vinyals"
     model.checkpoint_source["split"] = "alphabet"  # the Vinyals test characters are all alphabet-split meta-test ones
     assert evaluate(model, as_split["vinyals"], 5, 1, 2, 3).n_episodes == 3
+
+
+def test_a_wrapped_model_in_eval_mode_stays_in_eval_mode(glyphs):
+    """A fresh wrapper (train mode) around an eval-mode ProtoNet: evaluating it must not switch the ProtoNet's
+    BatchNorm to batch statistics, which would silently change every later embedding of that model."""
+    from fslcourse.generative.augment import AugmentedClassifier
+    from fslcourse.generative.classical import CopyNoise
+    from fslcourse.methods import ProtoNet
+
+    torch.manual_seed(0)
+    protonet = ProtoNet(backbone_kwargs={"hidden": 8}).eval()
+    wrapped = AugmentedClassifier(protonet, CopyNoise(), 1, seed=0)
+    assert wrapped.training and not protonet.training
+    x = glyphs[2].get(torch.arange(4), torch.zeros(4, 1, dtype=torch.long)).flatten(0, 1)  # (4, 1, 28, 28)
+    before = protonet.embed(x)
+    evaluate(wrapped, glyphs[2], n_way=3, n_shot=1, n_query=1, n_episodes=2)
+    assert wrapped.training, "the wrapper's own mode is restored"
+    assert not any(m.training for m in protonet.modules()), "the wrapped ProtoNet was left in train mode"
+    assert torch.equal(protonet.embed(x), before)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..methods.base import n_way_of, round_robin
+from ..models import modes_kept
 from ..recipe import Recipe
 from .vae import kl_to_standard_normal, reparameterise
 
@@ -135,9 +136,8 @@ class DeformationVAE(nn.Module):
         labels = torch.arange(n_way, device=support_y.device).repeat_interleave(n_generated)  # (n_way * m,)
         sources = support_x[round_robin(support_y, n_generated)]  # (n_way * m, 1, 28, 28)
         z = torch.randn(len(sources), self.z_dim, generator=generator).to(sources)
-        was_training = self.training
-        out = self.eval().deform(sources, z)
-        self.train(was_training)
+        with modes_kept(self):
+            out = self.eval().deform(sources, z)
         return out.clamp(0, 1), labels
 
     def config(self) -> dict:

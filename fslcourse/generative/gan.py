@@ -31,6 +31,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ..methods.base import n_way_of, round_robin
 from ..methods.protonet import protonet_logits
+from ..models import modes_kept
 from ..recipe import Recipe
 from .deformation_vae import context_encoder, warp
 from .metrics import mean_pairwise_distance
@@ -75,10 +76,8 @@ class PairGenerator(nn.Module):
         labels = torch.arange(n_way, device=support_y.device).repeat_interleave(n_generated)  # (n_way * m,)
         sources = round_robin(support_y, n_generated)  # (n_way * m,): each class's drawings in turn
         z = torch.randn(n_way * n_generated, self.z_dim, generator=generator).to(support_x)
-        was_training = self.training
-        self.eval()
-        out = self(support_x[sources], z)
-        self.train(was_training)
+        with modes_kept(self):
+            out = self.eval()(support_x[sources], z)
         return out, labels
 
 

@@ -5,6 +5,8 @@ store ``{"backbone": "conv4", "backbone_kwargs": {...}}`` and rebuild it.
 """
 from __future__ import annotations
 
+import contextlib
+
 from torch import nn
 
 from .conv4 import Conv4, conv_block
@@ -20,4 +22,20 @@ def make_backbone(name: str = "conv4", **kwargs) -> nn.Module:
     return BACKBONES[name](**kwargs)
 
 
-__all__ = ["BACKBONES", "Conv4", "ResNetSmall", "ResidualBlock", "conv_block", "make_backbone"]
+@contextlib.contextmanager
+def modes_kept(module):
+    """Run a block, then give ``module`` and every submodule back the train/eval mode each had before.
+
+    ``module.train(was_training)`` is not enough: it sets every submodule to the wrapper's mode, so a model
+    in eval mode wrapped by a module in train mode would come back in train mode (BatchNorm then normalises
+    with each batch's statistics and overwrites its running ones). Objects without ``modules()`` pass through.
+    """
+    saved = [(m, m.training) for m in module.modules()] if hasattr(module, "modules") else []
+    try:
+        yield module
+    finally:
+        for m, training in saved:
+            m.training = training
+
+
+__all__ = ["BACKBONES", "Conv4", "ResNetSmall", "ResidualBlock", "conv_block", "make_backbone", "modes_kept"]

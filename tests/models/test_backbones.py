@@ -54,3 +54,18 @@ def test_make_backbone_round_trip():
     assert isinstance(make_backbone("conv4", **Conv4(hidden=5).config()), Conv4)
     with pytest.raises(ValueError, match="backbone='vgg' is not known"):
         make_backbone("vgg")
+
+
+def test_modes_kept_restores_each_submodule_not_the_parent_mode():
+    from fslcourse.models import modes_kept
+
+    outer = torch.nn.Sequential(Conv4(hidden=4), torch.nn.Linear(4, 2))
+    outer.train()
+    outer[0].eval()
+    with modes_kept(outer):
+        outer.eval()
+        assert not any(m.training for m in outer.modules())
+    assert outer.training and outer[1].training
+    assert not any(m.training for m in outer[0].modules())
+    outer.train(outer.training)  # what the old code did: the eval-mode backbone comes back in train mode
+    assert outer[0].training
