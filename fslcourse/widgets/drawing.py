@@ -700,7 +700,9 @@ def session_figure(board: DrawingBoard, figsize: tuple[float, float] | None = No
     classes = [k for k in range(board.n_classes) if board.strokes[(k, 0)]]
     n = len(classes) + 1
     fig = plt.figure(figsize=figsize or (1.5 * n + 4.8, 3.3))
-    gs = fig.add_gridspec(2, n + 2, width_ratios=[1] * n + [1.2, 2.6], wspace=0.35, hspace=0.35)
+    # an empty column keeps the probability axis's tick labels off the nearest drawing
+    gs = fig.add_gridspec(2, n + 3, width_ratios=[1] * n + [1.2, 0.3, 2.6], wspace=0.35, hspace=0.35,
+                          left=0.07, right=0.98, bottom=0.14, top=0.86)
     columns = [((k, 0), f"class {k}", class_colour(k)) for k in classes]
     predicted = shown.get("predicted")
     columns.append((QUERY, "query", class_colour(predicted) if predicted is not None else None))
@@ -722,7 +724,7 @@ def session_figure(board: DrawingBoard, figsize: tuple[float, float] | None = No
             spine.set_edgecolor(colour if colour is not None else "black")
             spine.set_linewidth(2)
     ax_n = fig.add_subplot(gs[1, n])
-    ax_p = fig.add_subplot(gs[:, n + 1])
+    ax_p = fig.add_subplot(gs[:, n + 2])
     if shown.get("probs") is not None:
         k, j = shown["nearest"]["target"]
         ax_n.imshow(1 - board.model_input((k, j))[0].numpy(), cmap="gray", vmin=0, vmax=1)
@@ -735,6 +737,7 @@ def session_figure(board: DrawingBoard, figsize: tuple[float, float] | None = No
                  edgecolor=["black" if c == predicted else "none" for c in shown["classes"]])
         ax_p.set_xticks(range(len(shown["classes"])), [str(c) for c in shown["classes"]], fontsize=text_points(fig))
         ax_p.set_xlabel("class", fontsize=text_points(fig))
+        ax_p.set_ylabel("probability", fontsize=text_points(fig))
         ax_p.set_title(f"{shown['label']}: P(class | query)", fontsize=text_points(fig))
     else:
         ax_p.set_title(shown.get("message") or "no prediction", fontsize=text_points(fig))

@@ -24,6 +24,7 @@ from fslcourse.widgets.drawing import (
     redraw,
     session_figure,
 )
+from fslcourse.widgets.plotting import crowded_text
 
 HORIZONTAL = [(20, 70), (120, 70)]
 VERTICAL = [(70, 20), (70, 120)]
@@ -292,6 +293,7 @@ def test_example_session_and_its_figure():
     assert len(fig.axes) == 2 * 5 + 2  # drawings and inputs of 4 classes and the query, nearest, probabilities
     heights = [p.get_height() for p in fig.axes[-1].patches]
     assert np.allclose(heights, board.shown["probs"].numpy())
+    assert crowded_text(fig) == [], "the static figure's texts overlap or are cut off"
     with pytest.raises(ValueError, match="already holds drawings"):
         example_session(board)
 
