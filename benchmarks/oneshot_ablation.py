@@ -13,10 +13,17 @@ Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread):
 
     OMP_NUM_THREADS=1 python benchmarks/oneshot_ablation.py                  # 600 episodes
     OMP_NUM_THREADS=1 python benchmarks/oneshot_ablation.py --episodes 100   # a quick look
+    OMP_NUM_THREADS=1 python benchmarks/oneshot_ablation.py --only-new       # add new training rows to the file
+
+``--only-new`` measures only the training rows (``TRAINED``) whose checkpoint exists but whose row the file does
+not hold yet, pairs them with the stored lake row's per-episode accuracies (the episodes are the same: seeded),
+and inserts them after the other training rows; every other record is kept as it is. A full run gives the same
+records, since evaluation is deterministic.
 """
 from __future__ import annotations
 
 import argparse
+import json
 
 from fslcourse.config import get_device
 from fslcourse.data import load_omniglot
@@ -60,6 +67,47 @@ def choose_refine_steps(model, data, device, episodes: int, candidates=(1, 2, 3,
     return max(sweep, key=sweep.get), sweep
 
 
+def training_record(label: str, res, ckpt, lake: dict, device) -> dict:
+    """The record of a training row ``label`` (inductive, as the lake row), paired with the stored ``lake`` record."""
+    diff, ci = mean_ci95([a - b for a, b in zip(res.episode_accuracies, lake["episode_accuracies"])])
+    print(f"{label:<90} {res.accuracy:5.1f} ± {res.ci95:.1f}%  paired vs lake {diff:+.1f} ± {ci:.1f}")
+    return result_record("protonet", res, config=ckpt["config"], seed=ckpt["seed"], device=device,
+                         profile=ckpt.get("profile"), train_seconds=ckpt.get("train_seconds"),
+                         extra={"variant": label, "paired_vs_lake": diff, "paired_vs_lake_ci95": ci,
+                                "transductive": "none", "queries_per_class": lake["queries_per_class"],
+                                "refine_steps_val_sweep": None,
+                                "refine_steps_val_episodes": lake["refine_steps_val_episodes"],
+                                "training": training_summary(ckpt)})
+
+
+def add_new_training_rows(data, device, protocol: dict, out_dir) -> int:
+    """``--only-new``: measure the training rows the results file lacks and insert them after the others."""
+    path = out_dir / f"{NAME}.json"
+    if not path.exists():
+        raise SystemExit(f"error: --only-new adds to {path}, which does not exist; run without --only-new first")
+    records = json.loads(path.read_text())["records"]
+    main_rows = [r for r in records if r["queries_per_class"] == protocol["n_query"]]
+    lake = next((r for r in main_rows if r["variant"] == TRAINED[1][2]), None)
+    if lake is None or lake["episodes"] != protocol["n_episodes"]:
+        raise SystemExit(f"error: {path} has no lake row on {protocol['n_episodes']} episodes with "
+                         f"{protocol['n_query']} queries per class to pair with; run without --only-new")
+    have = {r["variant"] for r in records}
+    new = []
+    for name, recipe, label in TRAINED:
+        path_ckpt = checkpoint_path(name, recipe)
+        if label in have or not path_ckpt.exists():
+            continue
+        model, ckpt = load_method(path_ckpt, device, expect=name)
+        new.append(training_record(label, evaluate(model, data.test, device=device, **protocol), ckpt, lake, device))
+    if not new:
+        print(f"{path} already holds every training row with a checkpoint")
+        return 0
+    labels = [label for _, _, label in TRAINED]
+    last = max(i for i, r in enumerate(records) if r["variant"] in labels and r["queries_per_class"] == lake["queries_per_class"])
+    print(f"wrote {save_results(NAME, records[:last + 1] + new + records[last + 1:], directory=out_dir)}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--episodes", type=int, default=600)
@@ -68,11 +116,15 @@ def main(argv=None) -> int:
     p.add_argument("--copies", type=int, default=4, help="test-time deformed copies per support drawing")
     p.add_argument("--device", default=None)
     p.add_argument("--results", default=None)
+    p.add_argument("--only-new", action="store_true",
+                   help="measure only training rows missing from the results file and add them to it")
     args = p.parse_args(argv)
     device = get_device(args.device)
     out_dir = results_dir(args.results)
     data = load_omniglot(device=device)
     protocol = dict(n_way=20, n_shot=1, n_query=args.n_query, n_episodes=args.episodes, seed=0, within_alphabet=True)
+    if args.only_new:
+        return add_new_training_rows(data, device, protocol, out_dir)
     records = []
     models = {}
     for name, recipe, label in TRAINED:
