@@ -52,3 +52,41 @@ def test_stored_self_checks_all_hold(path):
             found += [(i, m.group(0)) for m in CHECK_LINE.finditer(text)]
     failed = [f"cell {i}: {line}" for i, line in found if line.rstrip().endswith("False")]
     assert not failed, "a stored self-check failed:\n" + "\n".join(failed)
+
+
+WIDGET_CELL = re.compile(r"^\s*(\w+)\.widget\s*$")
+
+
+def widget_only_sections(nb: dict) -> list[str]:
+    """Widget cells with no static picture (an ``image/png`` output) after them in their section (``##``)."""
+    cells, found = nb["cells"], []
+    for i, c in enumerate(cells):
+        lines = [line for line in "".join(c["source"]).splitlines() if line.strip()]
+        if c["cell_type"] != "code" or not lines or not WIDGET_CELL.match(lines[-1]):
+            continue
+        for later in cells[i + 1:]:
+            if later["cell_type"] == "markdown" and "".join(later["source"]).lstrip().startswith("## "):
+                found.append(f"cell {i} ({lines[-1].strip()})")
+                break
+            if any("image/png" in out.get("data", {}) for out in later.get("outputs", [])):
+                break
+        else:
+            found.append(f"cell {i} ({lines[-1].strip()})")
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_every_widget_has_a_static_picture_in_its_section(path):
+    """A widget shows nothing on GitHub, in the HTML pages or on a slide: its section also holds a static figure."""
+    missing = widget_only_sections(json.loads(path.read_text()))
+    assert not missing, ("a widget with no static figure after it in its section (add e.g. `Image(explorer.png())`): "
+                         + ", ".join(missing))
+
+
+def test_the_widget_check_finds_a_widget_only_section():
+    md = {"cell_type": "markdown", "source": ["## 5. Explore\n"]}
+    widget = {"cell_type": "code", "source": ["ex = Explorer()\n", "ex.widget"], "outputs": []}
+    picture = {"cell_type": "code", "source": ["Image(ex.png())"], "outputs": [{"data": {"image/png": "..."}}]}
+    assert widget_only_sections({"cells": [md, widget, md]}) == ["cell 1 (ex.widget)"]
+    assert widget_only_sections({"cells": [md, widget]}) == ["cell 1 (ex.widget)"]
+    assert widget_only_sections({"cells": [md, widget, picture, md]}) == []
