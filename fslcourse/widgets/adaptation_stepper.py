@@ -53,7 +53,7 @@ class AdaptationStepper(Explorer):
         self.new_points.on_click(lambda _b: (self.draw_points(), self.update()))
         self.controls = {"steps": self.steps, "new_task": self.new_task, "new_points": self.new_points}
         self.draw_task()
-        super().__init__([[self.steps, self.new_task, self.new_points]], figsize=(7.0, 3.6))
+        super().__init__([[self.steps, self.new_task, self.new_points]], figsize=(7.0, 4.4))
 
     def draw_task(self) -> None:
         """A new sinusoid (amplitude, phase) with new support and query points."""
@@ -89,7 +89,7 @@ class AdaptationStepper(Explorer):
             ax = fig.subplots()
             truth = ax.plot(x, x, color="black", lw=2, label="true function")[0]
             curves = {label: ax.plot(x, x, lw=1.5, ls="--")[0] for label in self.models}
-            support = ax.scatter([], [], marker="^", s=50, color="tab:red", zorder=3)
+            support = ax.scatter([], [], marker="^", s=50, color="black", zorder=3)  # red means "wrong" in the course
             ax.set(xlabel="x", ylabel="y", xlim=(-5, 5), ylim=(-6, 6))
             return ax, truth, curves, support
 
@@ -101,6 +101,7 @@ class AdaptationStepper(Explorer):
         support.set_offsets(torch.stack([self.support_x.flatten(), self.support_y.flatten()], 1).numpy())  # (K, 2)
         support.set_label(f"K = {self.k_shot} support points")
         ax.set_title(f"A = {s['amplitude']:.2f}, φ = {s['phase']:.2f}; α = {self.inner_lr}")
-        ax.legend(fontsize=text_points(self.fig), loc="lower right")
+        # below the axes, where it hides no curve
+        ax.legend(fontsize=text_points(self.fig), loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
         if new:  # the margins do not change from one task or step to the next
             fig.tight_layout()

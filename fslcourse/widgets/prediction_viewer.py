@@ -147,11 +147,15 @@ class PredictionViewer(Explorer):
             ax.set_xticks([])
             ax.set_yticks([])
         self._axes = axes
+        # each method's name wrapped to what fits above its panel (its share of the width, in characters)
+        panel_px = fig.bbox.width * 0.89 / sum(widths) * ep.n_query
+        self._names = {label: textwrap.wrap(label, max(8, int(panel_px / (0.6 * MIN_TEXT_PX)))) for label in labels}
         key = ("query frame: green right, red wrong; corner: predicted class (support frame colour); "
                "bar: its probability")
         self._key_lines = textwrap.wrap(key, int(fig.bbox.width / (0.6 * MIN_TEXT_PX)))  # what fits on a line
         # room above the panels for the title's lines and the panel titles, in pixels
-        top = 1 - (14 * (1 + len(self._key_lines)) + 24) / fig.bbox.height
+        title_lines = 1 + max(len(lines) for lines in self._names.values())
+        top = 1 - (14 * (1 + len(self._key_lines)) + 14 * title_lines + 10) / fig.bbox.height
         fig.subplots_adjust(left=0.1, right=0.99, top=top, bottom=0.02, wspace=0.08)
 
     def draw(self, fig, shown: dict) -> None:
@@ -170,7 +174,7 @@ class PredictionViewer(Explorer):
             swatches = np.array([class_colour(int(k)) for k in r["pred"]])
             self._query_ims[label].set_data(_tile(query, np.where(ok[:, None], GREEN, RED), bars, ep.n_way, ep.n_query,
                                                   swatches=swatches))
-            ax.set_title(f"{label}: {r['accuracy']:.1f}% correct", fontsize=text_points(self.fig))
+            ax.set_title("\n".join([*self._names[label], f"{r['accuracy']:.1f}% correct"]), fontsize=text_points(self.fig))
         fig.suptitle("\n".join([f"episode {shown['index']}: {ep.n_way}-way {ep.n_shot}-shot", *self._key_lines]),
                      fontsize=text_points(fig), linespacing=1.1)
 

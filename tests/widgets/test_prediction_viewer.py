@@ -38,7 +38,7 @@ def test_methods_side_by_side(glyphs):
     torch.manual_seed(0)
     methods = {"pixels": PixelPrototype(), "random net": ProtoNet(backbone_kwargs={"hidden": 4}).eval()}
     v = PredictionViewer(methods, glyphs[2], n_way=3, n_shot=1, n_query=2, seed=0)
-    assert [ax.get_title().split(":")[0] for ax in v.fig.axes[1:]] == ["pixels", "random net"]
+    assert [ax.get_title().split("\n")[0] for ax in v.fig.axes[1:]] == ["pixels", "random net"]
     assert set(v.shown) >= {"pixels", "random net", "episode", "index"}
     assert v.shown["random net"]["probs"].shape == (6, 3)
 

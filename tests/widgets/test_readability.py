@@ -45,6 +45,14 @@ def prediction_viewer(glyphs):
                             n_shot=1, n_query=2, seed=0)
 
 
+def prediction_viewer_three_long_names(glyphs):
+    from fslcourse.methods.pixel import PixelPrototype
+    from fslcourse.widgets.prediction_viewer import PredictionViewer
+
+    names = ("ProtoNet (quick)", "fine-tune (cosine head)", "fine-tune (+ query entropy)")
+    return PredictionViewer(dict.fromkeys(names, PixelPrototype()), glyphs[2], n_way=5, n_shot=1, n_query=2, seed=0)
+
+
 def adaptation_stepper(glyphs):
     from fslcourse.methods.maml_regression import SinusoidMLP
     from fslcourse.widgets.adaptation_stepper import AdaptationStepper
@@ -107,7 +115,7 @@ def drawing_board(glyphs):
     return board
 
 
-WIDGETS = [episode_browser, latent_explorer, prediction_viewer, adaptation_stepper, scale_shift_viewer,
+WIDGETS = [episode_browser, latent_explorer, prediction_viewer, prediction_viewer_three_long_names, adaptation_stepper, scale_shift_viewer,
            vae_explorer, gan_explorer, gan_explorer_grid, diffusion_explorer, drawing_board]
 
 
