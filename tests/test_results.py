@@ -82,6 +82,13 @@ def test_saving_the_same_records_again_leaves_the_file_untouched(glyphs, tmp_pat
     again = record(res)
     again["eval_seconds"] += 1.0  # another run, another timing: the same measurement
     assert save_results("x", [again], tmp_path) == path and path.read_bytes() == before
+    noisy = record(res)
+    noisy["accuracy"] *= 1 + 1e-9  # another CPU's rounding in the last digits: the same measurement
+    assert save_results("x", [noisy], tmp_path) == path and path.read_bytes() == before
+    moved = record(res)
+    moved["accuracy"] += 0.02  # one query of 5000 answered differently: a new result, written
+    save_results("x", [moved], tmp_path)
+    assert json.loads(path.read_text())["records"][0]["accuracy"] == moved["accuracy"]
     changed = record(evaluate(PixelPrototype(), glyphs[2], 5, 1, 2, 3, seed=1))  # other episodes: a new result
     save_results("x", [changed], tmp_path)
     assert json.loads(path.read_text())["records"][0]["protocol"]["episode_seed"] == 1
