@@ -137,7 +137,7 @@ class DiffusionExplorer(Explorer):
             axes = [fig.add_subplot(grid[i, 0]) for i in range(3)]
             width = max(n, k)
             images = []
-            for ax, label, count in zip(axes, ("x_t", "predicted x̂_0", "support"), (n, n, k)):
+            for ax, label in zip(axes, ("x_t", "predicted x̂_0", "support")):
                 images.append(ax.imshow(np.ones((STRIP, width * STRIP)), cmap="gray", vmin=0, vmax=1,
                                         interpolation="nearest"))
                 ax.set_xticks([])

@@ -18,7 +18,6 @@ CLASS_COLOURS = tuple(to_rgb(c) for c in (
 # The smallest text a widget's picture may hold, in pixels at the picture's own size: about what a 1280×800
 # projector shows legibly at the back of a room (tests/widgets/test_readability.py measures every widget).
 MIN_TEXT_PX = 11
-TITLE_PX = 13  # titles, one step above the rest
 
 
 def text_points(where, px: float = MIN_TEXT_PX) -> float:
