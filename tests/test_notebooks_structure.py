@@ -90,3 +90,22 @@ def test_the_widget_check_finds_a_widget_only_section():
     assert widget_only_sections({"cells": [md, widget, md]}) == ["cell 1 (ex.widget)"]
     assert widget_only_sections({"cells": [md, widget]}) == ["cell 1 (ex.widget)"]
     assert widget_only_sections({"cells": [md, widget, picture, md]}) == []
+
+
+def stored_stderr(nb: dict) -> list[str]:
+    """Cells whose stored outputs include a stderr stream (a warning, a progress bar left behind)."""
+    return [f"cell {i}: {''.join(out.get('text', ''))[:120]!r}" for i, c in enumerate(nb["cells"])
+            for out in c.get("outputs", []) if out.get("output_type") == "stream" and out.get("name") == "stderr"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_no_stored_stderr(path):
+    """A stored warning carries this machine's paths and library versions; nbval then fails on any other machine."""
+    found = stored_stderr(json.loads(path.read_text()))
+    assert not found, "a stored stderr output (fix or avoid the warning, then re-execute):\n" + "\n".join(found)
+
+
+def test_the_stderr_check_finds_a_warning():
+    warning = {"output_type": "stream", "name": "stderr", "text": ["/home/me/.venv/torch/x.py:1: FutureWarning\n"]}
+    nb = {"cells": [{"cell_type": "code", "source": [], "outputs": [warning]}]}
+    assert stored_stderr(nb) and not stored_stderr({"cells": [{"cell_type": "code", "source": [], "outputs": []}]})
