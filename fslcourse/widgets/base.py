@@ -97,6 +97,7 @@ class Explorer:
     error_title: str | None = None  # if set, a ValueError from compute() is shown in the status line, not raised
     persistent_axes = False  # True: draw() keeps its axes from one render to the next (the figure is not cleared)
     png_compression = 1  # zlib level of the PNG (1: a little larger than the default 6, several times faster)
+    _background = None  # the figure drawn without its dynamic artists (see dynamic_artists), kept between renders
 
     def __init__(self, rows: list, figsize: tuple[float, float], dpi: int = 72, below: tuple = ()):
         self.fig = Figure(figsize=figsize, dpi=dpi)
@@ -142,6 +143,15 @@ class Explorer:
             ax.tick_params(labelsize=text_points(self.fig, MIN_TEXT_PX + 1))
         return self.fig
 
+    def dynamic_artists(self) -> list | None:
+        """The artists that change from one render to the next, for a subclass with ``persistent_axes = True``.
+
+        When it returns a list, :meth:`png` draws everything else once, keeps those pixels, and later draws only
+        these artists over them (blitting): the static text (keys, tick labels, panel titles) is rendered once,
+        not on every click. ``None`` (the default): the whole figure is drawn every time.
+        """
+        return None
+
     def layout(self, key, make):
         """The artists ``make(fig)`` returns, made once per ``key`` and kept while the key stays the same.
 
@@ -158,6 +168,7 @@ class Explorer:
         """
         if self._layout_key != key or self._kept_layout is None:
             clear_figure(self.fig)
+            self._background = None
             self._kept_layout, self._layout_key = make(self.fig), key
             return self._kept_layout, True
         return self._kept_layout, False
@@ -166,9 +177,22 @@ class Explorer:
         """The figure as PNG bytes (RGB; the figure is opaque): the picture the widget shows.
 
         One Agg draw, then Pillow: ``savefig`` would draw twice on a figure that once ran ``tight_layout``
-        (it leaves a layout engine behind) and encode the alpha channel too.
+        (it leaves a layout engine behind) and encode the alpha channel too. With :meth:`dynamic_artists`, only
+        those artists are drawn over the kept static pixels.
         """
-        self.fig.canvas.draw()
+        canvas, dynamic = self.fig.canvas, self.dynamic_artists()
+        if dynamic is None:
+            canvas.draw()
+        else:
+            if self._background is None:
+                for artist in dynamic:
+                    artist.set_animated(True)  # Figure.draw skips animated artists
+                canvas.draw()
+                self._background = canvas.copy_from_bbox(self.fig.bbox)
+            else:
+                canvas.restore_region(self._background)
+            for artist in dynamic:
+                self.fig.draw_artist(artist)
         rgba = np.asarray(self.fig.canvas.buffer_rgba())  # (H, W, 4)
         buf = io.BytesIO()
         PIL.Image.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=self.png_compression)

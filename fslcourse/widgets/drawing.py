@@ -525,6 +525,7 @@ class DrawingBoard(Explorer):
         """The panels for a board of this shape: support inputs, query input, nearest support drawing, probabilities."""
         fig = self.fig
         fig.clear()
+        self._background = None  # the kept static pixels were of the old shape
         n_cols, n_rows = key
         height = 2.6 + 0.6 * (n_rows - 1)
         fig.set_size_inches(6.0 + 0.75 * max(n_cols, 2), height)  # room for every class and drawing
@@ -542,6 +543,11 @@ class DrawingBoard(Explorer):
         for ax in axes[1:3]:
             ax.set_xticks([])
             ax.set_yticks([])
+        # under the nearest drawing: the space and the distance (a text of its own: an axis label is drawn with its
+        # axis, so it could not be redrawn alone; see dynamic_artists)
+        self._nearest_text = axes[2].annotate("", (0.5, 0), xycoords="axes fraction", xytext=(0, -3),
+                                              textcoords="offset points", ha="center", va="top",
+                                              fontsize=text_points(self.fig))
         # one bar per board class, made once: a prediction only sets heights and outlines (few artists, fast)
         self._bars = axes[3].bar(range(n_cols), np.zeros(n_cols), color=[class_colour(k) for k in range(n_cols)],
                                  linewidth=1.2)
@@ -577,17 +583,25 @@ class DrawingBoard(Explorer):
             k, j = nearest["target"]
             self._nearest_im.set_data(_tile(self.model_input((k, j)).numpy(), np.array([class_colour(k)[:3]]), None, 1, 1))
             ax_n.set_title(f"nearest support\nclass {k}", fontsize=text_points(self.fig))
-            ax_n.set_xlabel(f"{nearest['space']}\ndistance {nearest['distance']:.2f}", fontsize=text_points(self.fig))
+            self._nearest_text.set_text(f"{nearest['space']}\ndistance {nearest['distance']:.2f}")
         else:
             self._nearest_im.set_data(np.ones((34, 34, 3)))
             ax_n.set_title("nearest support\n", fontsize=text_points(self.fig))
-            ax_n.set_xlabel("")
+            self._nearest_text.set_text("")
         probs = dict(zip(shown["classes"], shown["probs"].tolist())) if shown["probs"] is not None else {}
         for k, bar in enumerate(self._bars):
             bar.set_height(probs.get(k, 0.0))
             bar.set_edgecolor("black" if k == predicted else "none")
         ax_p.set_title(f"{shown['label']}: class probabilities" if probs else "class probabilities (none yet)",
                        fontsize=text_points(self.fig))
+
+    def dynamic_artists(self) -> list | None:
+        """The pictures, the bars and the titles that name a class: what a new stroke can change."""
+        if not hasattr(self, "_axes"):
+            return None
+        _, ax_q, ax_n, ax_p = self._axes
+        return [self._support_im, self._query_im, self._nearest_im, *self._bars, ax_q.title, ax_n.title,
+                self._nearest_text, ax_p.title]
 
     def describe(self, shown: dict) -> str:
         """The status line: the prediction and the nearest drawing, or what to draw next."""

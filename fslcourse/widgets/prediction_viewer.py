@@ -10,7 +10,8 @@ episodes: episode ``i`` is the ``i``-th episode that
 :func:`fslcourse.evaluate.evaluate` draws with the same seed and sizes. Several
 methods (``{label: method}``) are shown side by side on the same episode, e.g.
 before and after adaptation. Images are composed into one array per panel so
-an update only replaces the pixels of a few images (no per-query text) and stays fast.
+an update only replaces the pixels of a few images (no per-query text), and only they and the few
+changing lines of text are drawn again over the kept static picture (see ``Explorer.dynamic_artists``).
 """
 from __future__ import annotations
 
@@ -147,15 +148,25 @@ class PredictionViewer(Explorer):
             ax.set_xticks([])
             ax.set_yticks([])
         self._axes = axes
-        # each method's name wrapped to what fits above its panel (its share of the width, in characters)
+        # each method's name wrapped to what fits above its panel (its share of the width, in characters), with
+        # its accuracy on a line of its own under it (the only text that changes: see dynamic_artists)
+        fs = text_points(fig)
         panel_px = fig.bbox.width * 0.89 / sum(widths) * ep.n_query
-        self._names = {label: textwrap.wrap(label, max(8, int(panel_px / (0.6 * MIN_TEXT_PX)))) for label in labels}
+        names = {label: textwrap.wrap(label, max(8, int(panel_px / (0.6 * MIN_TEXT_PX)))) for label in labels}
+        self._accuracy = {}
+        for ax, label in zip(axes[1:], labels):
+            ax.set_title("\n".join(names[label]), fontsize=fs, pad=6 + 1.4 * fs)
+            self._accuracy[label] = ax.annotate("", (0.5, 1), xycoords="axes fraction", xytext=(0, 3),
+                                                textcoords="offset points", ha="center", va="bottom", fontsize=fs)
         key = ("query frame: green right, red wrong; corner: predicted class (support frame colour); "
                "bar: its probability")
-        self._key_lines = textwrap.wrap(key, int(fig.bbox.width / (0.6 * MIN_TEXT_PX)))  # what fits on a line
+        key_lines = textwrap.wrap(key, int(fig.bbox.width / (0.6 * MIN_TEXT_PX)))  # what fits on a line
+        height = fig.bbox.height
+        self._episode_text = fig.text(0.5, 1 - 4 / height, "", ha="center", va="top", fontsize=fs)
+        fig.text(0.5, 1 - 19 / height, "\n".join(key_lines), ha="center", va="top", fontsize=fs, linespacing=1.1)
         # room above the panels for the title's lines and the panel titles, in pixels
-        title_lines = 1 + max(len(lines) for lines in self._names.values())
-        top = 1 - (14 * (1 + len(self._key_lines)) + 14 * title_lines + 10) / fig.bbox.height
+        title_lines = 1 + max(len(lines) for lines in names.values())
+        top = 1 - (14 * (1 + len(key_lines)) + 14 * title_lines + 10) / height
         fig.subplots_adjust(left=0.1, right=0.99, top=top, bottom=0.02, wspace=0.08)
 
     def draw(self, fig, shown: dict) -> None:
@@ -167,16 +178,21 @@ class PredictionViewer(Explorer):
         frames = np.array([class_colour(int(k)) for k in ep.support_y.cpu()])
         self._support_im.set_data(_tile(support, frames, None, ep.n_way, ep.n_shot))
         query = ep.query_x.cpu().squeeze(1).numpy()  # (n_way * n_query, H, W)
-        for ax, label in zip(self._axes[1:], self.methods):
+        for label in self.methods:
             r = shown[label]
             ok = r["correct"].numpy()
             bars = np.stack([r["prob"].numpy(), ok], 1)
             swatches = np.array([class_colour(int(k)) for k in r["pred"]])
             self._query_ims[label].set_data(_tile(query, np.where(ok[:, None], GREEN, RED), bars, ep.n_way, ep.n_query,
                                                   swatches=swatches))
-            ax.set_title("\n".join([*self._names[label], f"{r['accuracy']:.1f}% correct"]), fontsize=text_points(self.fig))
-        fig.suptitle("\n".join([f"episode {shown['index']}: {ep.n_way}-way {ep.n_shot}-shot", *self._key_lines]),
-                     fontsize=text_points(fig), linespacing=1.1)
+            self._accuracy[label].set_text(f"{r['accuracy']:.1f}% correct")
+        self._episode_text.set_text(f"episode {shown['index']}: {ep.n_way}-way {ep.n_shot}-shot")
+
+    def dynamic_artists(self) -> list | None:
+        """The pictures, the accuracies and the episode line: all that changes from one episode to the next."""
+        if not hasattr(self, "_axes"):
+            return None
+        return [self._support_im, *self._query_ims.values(), *self._accuracy.values(), self._episode_text]
 
     def describe(self, shown: dict) -> str:
         """The episode number and each method's accuracy on it."""

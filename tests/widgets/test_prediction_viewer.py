@@ -52,3 +52,28 @@ def test_tile_marks_frames_and_bars():
     assert (out[2:6, 2:6] == 1).all()  # blank image = white
     assert tuple(out[1, 1]) == (0.0, 1.0, 0.0) and tuple(out[1, 9]) == (1.0, 0.0, 0.0)
     assert out[9, 6, 1] > 0.5 and out[9, 14, 0] == 0.85  # full green bar vs empty bar
+
+
+def test_a_blitted_picture_equals_one_drawn_from_scratch(glyphs):
+    """Next redraws only the changing artists over the kept static pixels: the PNG is what a full draw gives."""
+    import io
+
+    from PIL import Image
+
+    def pixels(png: bytes) -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(png)))
+
+    methods = {"pixels": PixelPrototype(), "pixels, again with a long name": PixelPrototype()}
+    stepped = PredictionViewer(methods, glyphs[2], n_way=4, n_shot=1, n_query=2, seed=3)
+    first = pixels(stepped.png())
+    for _ in range(2):
+        stepped.next.click()
+    fresh = PredictionViewer(methods, glyphs[2], n_way=4, n_shot=1, n_query=2, seed=3)
+    for _ in range(2):
+        fresh.episode(fresh.index + 1)
+    fresh.index = 2
+    fresh._background = None  # the next png() draws the whole figure once more
+    fresh.render()
+    assert stepped._background is not None and "episode 2" in stepped._episode_text.get_text()
+    assert np.array_equal(pixels(stepped.png()), pixels(fresh.png()))
+    assert not np.array_equal(first, pixels(stepped.png()))  # the episode changed
