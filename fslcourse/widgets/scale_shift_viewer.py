@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 
 import ipywidgets as W
+import numpy as np
 import torch
 
 from ..models.scale_shift import scale_shift_layers
@@ -78,28 +79,31 @@ class ScaleShiftViewer(Explorer):
         return {"layer": self.layer.value, "scale": scale, "shift": shift}
 
     def draw(self, fig, s: dict) -> None:
-        """Bars per filter (one layer) or histograms (all layers) of the scales and shifts."""
+        """Bars per filter (one layer) or histograms (all layers) of the scales and shifts.
+
+        Each panel is one ``stairs`` artist (not a patch per bar or per bin) on axes laid out once with fixed
+        margins, so choosing another layer redraws quickly.
+        """
         scale, shift = s["scale"], s["shift"]
-        (ax_s, ax_b), new = self.layout(s["layer"] == ALL, lambda fig: fig.subplots(1, 2))
-        if not new:  # same kind of plot: keep the axes and their margins, redraw their contents
-            ax_s.cla()
-            ax_b.cla()
+        (ax_s, ax_b), new = self.layout("panels", lambda fig: fig.subplots(1, 2))
+        if new:
+            fig.subplots_adjust(left=0.08, right=0.99, bottom=0.2, top=0.84, wspace=0.32)
+        ax_s.cla()
+        ax_b.cla()
         if s["layer"] == ALL:
-            ax_s.hist(scale.numpy(), bins=30, color="tab:blue")
-            ax_b.hist(shift.numpy(), bins=30, color="tab:orange")
-            ax_s.axvline(1.0, ls="--", c="k")
-            ax_b.axvline(0.0, ls="--", c="k")
+            for ax, values, colour, start in ((ax_s, scale, "tab:blue", 1.0), (ax_b, shift, "tab:orange", 0.0)):
+                counts, edges = np.histogram(values.numpy(), bins=30)
+                ax.stairs(counts, edges, fill=True, color=colour)
+                ax.axvline(start, ls="--", c="k")
             ax_s.set(xlabel="scale Φ_S1", ylabel="filters")
             ax_b.set(xlabel="shift Φ_S2")
         else:
             order = torch.argsort(scale)
-            ax_s.bar(range(len(scale)), scale[order].numpy(), color="tab:blue")
-            ax_b.bar(range(len(shift)), shift[order].numpy(), color="tab:orange")
-            ax_s.axhline(1.0, ls="--", c="k")
-            ax_b.axhline(0.0, ls="--", c="k")
+            edges = np.arange(len(scale) + 1) - 0.5
+            for ax, values, colour, start in ((ax_s, scale, "tab:blue", 1.0), (ax_b, shift, "tab:orange", 0.0)):
+                ax.stairs(values[order].numpy(), edges, baseline=0.0, fill=True, color=colour)
+                ax.axhline(start, ls="--", c="k")
             ax_s.set(xlabel="filter (sorted by scale)", ylabel="scale Φ_S1")
             ax_b.set(xlabel="filter (same order)", ylabel="shift Φ_S2")
         fig.suptitle(f"{s['layer']}: {len(scale)} filters, scale {scale.mean():.3f} ± {scale.std():.3f}, "
                      f"shift {shift.mean():.3f} ± {shift.std():.3f}", fontsize=text_points(self.fig))
-        if new:  # margins for this kind of plot (histograms or bars), kept while it stays
-            fig.tight_layout()
