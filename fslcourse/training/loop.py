@@ -152,7 +152,7 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
         optimizer: a :class:`torch.optim.Optimizer`, or a dict of them (a GAN's two players).
         scheduler: ``None``, a scheduler, or a dict of them; stepped once per step.
         validate: ``callable(model) -> {"score": float, ...}`` (higher is better; the other
-            entries are logged), or ``None`` to keep the last weights.
+            entries are logged, with ``cpu_seconds``, what the validation cost), or ``None`` to keep the last weights.
         hook: per-step extra work and its saved run-state.
         streams: every random generator the batches and the step draw from, by name
             (their states are saved with the training state).
@@ -205,7 +205,9 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
 
     def run_validation():
         nonlocal best
+        cpu0 = time.process_time()
         metrics = dict(validate(model))
+        metrics["cpu_seconds"] = time.process_time() - cpu0  # what validating cost (a learning curve leaves it out)
         score = metrics.pop("score")
         log.add_val(step, metrics)
         model.train()
