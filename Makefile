@@ -12,6 +12,7 @@
 #   FSLCOURSE_DATA  folder holding omniglot/ for the notebooks and tests (default ../shared/data if it exists)
 #   TORCH_PIP_ARGS  extra pip options for the torch step only (e.g. an --index-url of CPU-only wheels)
 #   PYTEST_ARGS     extra pytest options for `make test` (e.g. -x, -k protonet)
+#   TEST_WORKERS    pytest-xdist processes for `make test` (default: the CPU cores, at most 4; 0 runs in one process)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -38,6 +39,9 @@ FSLCOURSE_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data))
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 NBVAL_SANITIZE := $(if $(wildcard tests/nbval_sanitize.cfg),--nbval-sanitize-with tests/nbval_sanitize.cfg)
 PYTEST_ARGS ?=
+# One worker per core (each test file, so each notebook, runs whole on one worker, in order: --dist loadfile).
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n > 4 ? 4 : n )))
+XDIST := $(if $(filter 0 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Targets `make test` needs besides setup; mk/course.mk may add to it (e.g. web-assets).
@@ -105,7 +109,7 @@ lab: setup
 test: setup $(TEST_DEPS)
 	"$(VENV)/bin/ruff" check .
 	env -u MPLBACKEND OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu FSLCOURSE_RESULTS="$(abspath build/results)" $(if $(FSLCOURSE_DATA),FSLCOURSE_DATA="$(FSLCOURSE_DATA)") \
-		"$(VPY)" -m pytest tests $(NOTEBOOKS) --nbval --nbval-current-env $(NBVAL_SANITIZE) \
+		"$(VPY)" -m pytest tests $(NOTEBOOKS) --nbval --nbval-current-env $(NBVAL_SANITIZE) $(XDIST) \
 		--durations=15 $(PYTEST_ARGS)
 
 clean:
