@@ -514,3 +514,99 @@ def format_claims(rows: list[dict]) -> str:
     lines = ["| claim | source | what we measured | held? |", "|---|---|---|---|"]
     lines += [f"| {r['claim']} | {r['source']} | {r['measured']} | {r['held']} |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Matched-budget learning curves on the papers' protocol (benchmarks/learning_curves.py).
+
+CURVES = "learning_curves"  # results/learning_curves/METHOD.json
+
+
+def load_curves(directory: str | Path | None = None) -> dict[str, dict]:
+    """``{method: record}`` of the matched-budget learning curves (``benchmarks/learning_curves.py``).
+
+    Args:
+        directory: the folder of ``METHOD.json`` files (default: the committed ``results/learning_curves``).
+
+    Raises:
+        ValueError: the folder does not exist (the message names it and the command that fills it).
+    """
+    folder = Path(directory) if directory is not None else REPO_RESULTS / CURVES
+    if not folder.is_dir():
+        raise ValueError(f"{folder} does not exist; run benchmarks/learning_curves.py --method NAME to fill it")
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json")) if p.stem != "pilot"}
+
+
+def curve_difference(curves: dict[str, dict], a: str, b: str) -> tuple[float, float] | None:
+    """``(mean, paired 95% half-width)`` of ``a − b`` in points on the curves' shared meta-test episodes, each
+    method at the end of its budget; ``None`` unless both were measured on the same episodes at the same budget."""
+    from .evaluate import mean_ci95
+
+    ra, rb = curves.get(a), curves.get(b)
+    if ra is None or rb is None or ra["budget_cpu_seconds"] != rb["budget_cpu_seconds"]:
+        return None
+    ta, tb = ra["test"], rb["test"]
+    if ta["protocol"] != tb["protocol"] or len(ta["episode_accuracies"]) != len(tb["episode_accuracies"]):
+        return None
+    return mean_ci95([x - y for x, y in zip(ta["episode_accuracies"], tb["episode_accuracies"])])
+
+
+# (claim, source, a, b, margin): "a − b > margin" at the matched CPU budget, decided by the paired interval
+CURVE_CLAIMS = (
+    ("Metric-based methods learn more per CPU-second than second-order MAML (ProtoNet > MAML at a matched budget)",
+     "Snell et al. 2017, arXiv:1703.05175; Finn et al. 2017, arXiv:1703.03400", "protonet", "maml", 0.0),
+    ("First-order MAML is nearly as accurate as second-order MAML (within 2 points)",
+     "Finn et al. 2017, arXiv:1703.03400", "fomaml", "maml", -2.0),
+    ("A learned relation module beats a fixed cosine metric (Relation Net > Matching Nets)",
+     "Sung et al. 2018, arXiv:1711.06025", "relation", "matching", 0.0),
+    ("Reptile is nearly as accurate as first-order MAML (within 2 points)",
+     "Nichol et al. 2018, arXiv:1803.02999", "reptile", "fomaml", -2.0),
+    ("Fine-tuning a pre-trained backbone is as good as meta-learning (within 1 point of ProtoNet)",
+     "Chen et al. 2019, arXiv:1904.04232", "finetune", "protonet", -1.0),
+)
+
+
+def curve_claims(curves: dict[str, dict], claims=CURVE_CLAIMS) -> list[dict]:
+    """Each claim of ``claims`` decided at the curves' matched CPU budget, in :func:`check_claims`'s row format.
+
+    ``held`` is ``"yes"`` when the paired interval of ``a − b`` lies above the margin, ``"no"`` when it lies below,
+    ``"unclear"`` when it contains the margin, and ``"not measured yet"`` when a curve is missing.
+    """
+    rows = []
+    for text, source, a, b, margin in claims:
+        d = curve_difference(curves, a, b)
+        if d is None:
+            rows.append({"claim": text, "source": source, "held": "not measured yet",
+                         "measured": f"no {a} and {b} curves at the same budget on the same episodes"})
+            continue
+        diff, ci = d
+        ra, rb = curves[a], curves[b]
+        proto = ra["test"]["protocol"]
+        held = "yes" if diff - ci > margin else ("no" if diff + ci < margin else "unclear")
+        measured = (f"{proto['n_way']}-way {proto['n_shot']}-shot, {proto['split']} split, same "
+                    f"{proto['n_episodes']} episodes, each after {ra['budget_cpu_seconds']:.0f} training CPU-s "
+                    f"({a} {ra['recipe']['steps']:,} steps, {b} {rb['recipe']['steps']:,}): {a} "
+                    f"{ra['test']['accuracy']:.1f}%, {b} {rb['test']['accuracy']:.1f}%, paired difference "
+                    f"{diff:+.1f} ± {ci:.1f} points")
+        rows.append({"claim": text, "source": source, "measured": measured, "held": held})
+    return rows
+
+
+def curves_figure(curves: dict[str, dict]):
+    """Meta-validation accuracy against training CPU-seconds (log axis), one line per method, with 95% intervals."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    for i, (name, rec) in enumerate(curves.items()):
+        c = rec["curve"]
+        ax.errorbar(c["train_cpu_seconds"], c["val_accuracy"], yerr=c["val_ci95"], fmt="o-", ms=3, capsize=2,
+                    color=f"C{i}", label=f"{name} ({rec['recipe']['steps']:,} steps)")
+    budget = {rec["budget_cpu_seconds"] for rec in curves.values()}
+    ax.set_xscale("log")
+    ax.set(xlabel="training CPU-seconds, one thread (log scale; validation left out)",
+           ylabel="meta-validation accuracy (%)",
+           title="5-way 1-shot, Vinyals split: what each method learns per CPU-second"
+                 + (f" (budget {budget.pop():.0f} s each)" if len(budget) == 1 else ""))
+    ax.legend(loc="lower right", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -308,3 +308,60 @@ def test_a_paper_recipe_checkpoint_is_its_own_row_beside_the_published_figure(tm
     assert rows[("protonet", "5w1s-vinyals")]["accuracy"] == 97.0
     paper = rows[("protonet (paper recipe)", "5w1s-vinyals")]
     assert (paper["accuracy"], paper["profile"], paper["published"]) == (99.1, "paper", 98.8)
+
+
+def curve(method, episode_accuracies, budget=300.0, steps=100, n_episodes=None):
+    n = n_episodes or len(episode_accuracies)
+    return {"method": method, "budget_cpu_seconds": budget, "recipe": {"steps": steps},
+            "curve": {"step": [10, 20], "train_cpu_seconds": [30.0, 60.0], "val_accuracy": [50.0, 60.0],
+                      "val_ci95": [2.0, 2.0]},
+            "test": {"protocol": {"split": "vinyals", "n_way": 5, "n_shot": 1, "n_query": 5, "n_episodes": n, "seed": 0},
+                     "accuracy": sum(episode_accuracies) / len(episode_accuracies), "episode_accuracies": episode_accuracies}}
+
+
+def test_curve_claims_are_decided_by_the_paired_interval_at_the_matched_budget(tmp_path):
+    from fslcourse.report import curve_claims, load_curves
+
+    base = [60.0, 80.0, 100.0, 40.0] * 25  # hard and easy episodes: a paired interval removes that spread
+    folder = tmp_path / "curves"
+    folder.mkdir()
+    for name, shift in (("protonet", 5.0), ("maml", 0.0), ("fomaml", -1.0), ("relation", 0.0), ("matching", 0.0)):
+        noise = [(-1.0) ** i * 0.5 for i in range(len(base))]
+        (folder / f"{name}.json").write_text(json.dumps(curve(name, [a + shift + e for a, e in zip(base, noise)])))
+    (folder / "pilot.json").write_text("{}")
+    curves = load_curves(folder)
+    assert set(curves) == {"protonet", "maml", "fomaml", "relation", "matching"}  # the pilot is no curve
+    held = {r["claim"].split(" (")[0]: r["held"] for r in curve_claims(curves)}
+    assert held["Metric-based methods learn more per CPU-second than second-order MAML"] == "yes"
+    assert held["First-order MAML is nearly as accurate as second-order MAML"] == "yes"  # -1 > -2
+    assert held["A learned relation module beats a fixed cosine metric"] == "unclear"  # +0.0 ± a little
+    assert held["Reptile is nearly as accurate as first-order MAML"] == "not measured yet"
+    # a claim against the margin: fomaml 3 points below maml is "no"
+    (folder / "fomaml.json").write_text(json.dumps(curve("fomaml", [a - 3.0 for a in base])))
+    rows = {r["claim"].split(" (")[0]: r for r in curve_claims(load_curves(folder))}
+    assert rows["First-order MAML is nearly as accurate as second-order MAML"]["held"] == "no"
+    assert "paired difference -3.0 ± 0.1" in rows["First-order MAML is nearly as accurate as second-order MAML"]["measured"]
+
+
+def test_curves_at_other_budgets_or_on_other_episodes_are_never_compared(tmp_path):
+    from fslcourse.report import curve_difference
+
+    acc = [50.0, 70.0] * 10
+    curves = {"protonet": curve("protonet", acc), "maml": curve("maml", acc, budget=600.0)}
+    assert curve_difference(curves, "protonet", "maml") is None
+    curves["maml"] = curve("maml", acc[:10])
+    assert curve_difference(curves, "protonet", "maml") is None
+    curves["maml"] = curve("maml", acc)
+    assert curve_difference(curves, "protonet", "maml") == (0.0, 0.0)
+
+
+def test_the_curves_figure_has_a_line_per_method_on_a_log_axis_and_a_missing_folder_is_named(tmp_path):
+    from fslcourse.report import curves_figure, load_curves
+
+    fig = curves_figure({"protonet": curve("protonet", [1.0, 2.0]), "maml": curve("maml", [1.0, 2.0])})
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "protonet (100 steps)", "maml (100 steps)"]
+    assert "budget 300 s each" in ax.get_title()
+    with pytest.raises(ValueError, match="learning_curves.py"):
+        load_curves(tmp_path / "nowhere")
