@@ -7,7 +7,9 @@ and validation every ``steps / 12`` steps on the same 100 fixed 5-way 1-shot met
 5 queries per class) for every method. Each method's number of steps is fixed in ``STEPS`` (data, so a run is
 the same on any machine) and was chosen from a pilot (``--pilot``) so that every method gets about the same
 training CPU time (``BUDGET_CPU_S``) on one thread of the course's 2-core CPU. The x-axis is the training CPU time
-only: what each validation cost is recorded by the loop and left out.
+only: what each validation cost is recorded by the loop and left out. The budget fixes the steps, not the time:
+two curves run at once on two cores cost more CPU per step than the pilot measured alone, so each record keeps
+its own measured training CPU time, and the figure's axis shows it.
 
 At the end of its budget, each method (its best meta-validation step, as the papers choose) is measured on 600
 fixed 5-way 1-shot meta-test episodes of the Vinyals split (seed 0, 5 queries per class), the same episodes for

@@ -584,8 +584,9 @@ def curve_claims(curves: dict[str, dict], claims=CURVE_CLAIMS) -> list[dict]:
         proto = ra["test"]["protocol"]
         held = "yes" if diff - ci > margin else ("no" if diff + ci < margin else "unclear")
         measured = (f"{proto['n_way']}-way {proto['n_shot']}-shot, {proto['split']} split, same "
-                    f"{proto['n_episodes']} episodes, each after {ra['budget_cpu_seconds']:.0f} training CPU-s "
-                    f"({a} {ra['recipe']['steps']:,} steps, {b} {rb['recipe']['steps']:,}): {a} "
+                    f"{proto['n_episodes']} episodes, a budget of {ra['budget_cpu_seconds']:.0f} training CPU-s each "
+                    f"({a} {ra['recipe']['steps']:,} steps, {ra['train_cpu_seconds']:.0f} s measured; {b} "
+                    f"{rb['recipe']['steps']:,} steps, {rb['train_cpu_seconds']:.0f} s): {a} "
                     f"{ra['test']['accuracy']:.1f}%, {b} {rb['test']['accuracy']:.1f}%, paired difference "
                     f"{diff:+.1f} ± {ci:.1f} points")
         rows.append({"claim": text, "source": source, "measured": measured, "held": held})
