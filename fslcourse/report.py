@@ -288,14 +288,26 @@ def _find(records, method, protocol, **fields):
 def paired(a: dict, b: dict) -> tuple[float, float] | None:
     """``a - b`` in points with its paired 95% half-width, when both records measured the same episodes
     (same protocol, episode seed and count, per-episode accuracies recorded); else ``None``."""
+    keys = ("n_way", "n_shot", "n_query", "within_alphabet", "split", "split_protocol", "episode_seed")
+    if any(a["protocol"].get(k) != b["protocol"].get(k) for k in keys):
+        return None
+    return paired_episodes(a.get("episode_accuracies"), b.get("episode_accuracies"))
+
+
+def paired_episodes(acc_a: list[float] | None, acc_b: list[float] | None) -> tuple[float, float] | None:
+    """``(mean, 95% half-width)`` of the per-episode differences ``acc_a − acc_b`` (two lists over the same
+    episodes, in the same order); ``None`` when either is missing, their lengths differ or there is one episode."""
     from .evaluate import mean_ci95
 
-    ea, eb = a.get("episode_accuracies"), b.get("episode_accuracies")
-    keys = ("n_way", "n_shot", "n_query", "within_alphabet", "split", "split_protocol", "episode_seed")
-    if not ea or not eb or len(ea) != len(eb) or len(ea) < 2 or \
-            any(a["protocol"].get(k) != b["protocol"].get(k) for k in keys):
+    if not acc_a or not acc_b or len(acc_a) != len(acc_b) or len(acc_a) < 2:
         return None
-    return mean_ci95([x - y for x, y in zip(ea, eb)])
+    return mean_ci95([x - y for x, y in zip(acc_a, acc_b)])
+
+
+def verdict(diff: float, ci: float, margin: float = 0.0) -> bool | None:
+    """The rule every claim uses: ``True`` when the interval ``diff ± ci`` lies above ``margin``, ``False`` when
+    it lies below, ``None`` ("unclear") when it contains the margin (an interval touching it contains it)."""
+    return True if diff - ci > margin else (False if diff + ci < margin else None)
 
 
 def budget(record: dict) -> tuple[int | None, int | None]:
@@ -335,7 +347,7 @@ def _decide(a: dict, b: dict, a_name: str, b_name: str, margin: float, label: st
             f"paired {label} {diff:+.1f} ± {ci:.1f} points")
     if budget(a) != budget(b) or None in budget(a):
         return text + f"; budgets differ ({_budget_text(a_name, a)}; {_budget_text(b_name, b)}), so no verdict", None
-    held = True if diff - ci > margin else (False if diff + ci < margin else None)
+    held = verdict(diff, ci, margin)
     return text + f" at a matched budget ({_budget_text('both', a)})", held
 
 
@@ -400,7 +412,7 @@ def _augmentation_helps(files):
         best = max(recs, key=lambda r: r["paired_difference"])
         widen = NormalDist().inv_cdf(1 - 0.025 / len(recs)) / NormalDist().inv_cdf(0.975)
         diff, ci = best["paired_difference"], best.get("paired_ci95", 0.0) * widen
-        held = True if diff - ci > 0 else (False if diff + ci <= 0 else None)  # None: the interval contains 0
+        held = verdict(diff, ci)
         return (f"best 5-way 1-shot gain: {diff:+.1f} ± {best.get('paired_ci95', 0.0):.1f} points "
                 f"({method_label(best)}, paired, the best of {len(recs)} settings tried; ± {ci:.1f} once "
                 f"corrected for picking the best of {len(recs)})"), held
@@ -488,6 +500,9 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
+VERDICT_WORDS = {True: "yes", False: "no", None: "unclear"}
+
+
 def check_claims(records: list[dict], claims=CLAIMS) -> list[dict]:
     """Each claim with ``measured`` (text) and ``held`` (``"yes"``, ``"no"``, ``"unclear"`` or ``"not measured yet"``).
 
@@ -501,11 +516,11 @@ def check_claims(records: list[dict], claims=CLAIMS) -> list[dict]:
     for claim in claims:
         if not any(f in by_file for f in claim.files):
             measured, held = f"not measured yet ({', '.join(f + '.json' for f in claim.files)} missing)", None
-            verdict = "not measured yet"
+            word = "not measured yet"
         else:
             measured, held = claim.check(by_file)
-            verdict = {True: "yes", False: "no", None: "unclear"}[held]
-        out.append({"claim": claim.text, "source": claim.source, "measured": measured, "held": verdict})
+            word = VERDICT_WORDS[held]
+        out.append({"claim": claim.text, "source": claim.source, "measured": measured, "held": word})
     return out
 
 
@@ -540,15 +555,11 @@ def load_curves(directory: str | Path | None = None) -> dict[str, dict]:
 def curve_difference(curves: dict[str, dict], a: str, b: str) -> tuple[float, float] | None:
     """``(mean, paired 95% half-width)`` of ``a − b`` in points on the curves' shared meta-test episodes, each
     method at the end of its budget; ``None`` unless both were measured on the same episodes at the same budget."""
-    from .evaluate import mean_ci95
-
     ra, rb = curves.get(a), curves.get(b)
-    if ra is None or rb is None or ra["budget_cpu_seconds"] != rb["budget_cpu_seconds"]:
+    if ra is None or rb is None or ra["budget_cpu_seconds"] != rb["budget_cpu_seconds"] or \
+            ra["test"]["protocol"] != rb["test"]["protocol"]:
         return None
-    ta, tb = ra["test"], rb["test"]
-    if ta["protocol"] != tb["protocol"] or len(ta["episode_accuracies"]) != len(tb["episode_accuracies"]):
-        return None
-    return mean_ci95([x - y for x, y in zip(ta["episode_accuracies"], tb["episode_accuracies"])])
+    return paired_episodes(ra["test"]["episode_accuracies"], rb["test"]["episode_accuracies"])
 
 
 # (claim, source, a, b, margin): "a − b > margin" at the matched CPU budget, decided by the paired interval
@@ -582,7 +593,7 @@ def curve_claims(curves: dict[str, dict], claims=CURVE_CLAIMS) -> list[dict]:
         diff, ci = d
         ra, rb = curves[a], curves[b]
         proto = ra["test"]["protocol"]
-        held = "yes" if diff - ci > margin else ("no" if diff + ci < margin else "unclear")
+        held = VERDICT_WORDS[verdict(diff, ci, margin)]
         measured = (f"{proto['n_way']}-way {proto['n_shot']}-shot, {proto['split']} split, same "
                     f"{proto['n_episodes']} episodes, a budget of {ra['budget_cpu_seconds']:.0f} training CPU-s each "
                     f"({a} {ra['recipe']['steps']:,} steps, {ra['train_cpu_seconds']:.0f} s measured; {b} "

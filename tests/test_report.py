@@ -13,8 +13,10 @@ from fslcourse.report import (
     check_claims,
     format_markdown,
     load_records,
+    paired_episodes,
     protocol_key,
     report,
+    verdict,
 )
 
 
@@ -365,3 +367,24 @@ def test_the_curves_figure_has_a_line_per_method_on_a_log_axis_and_a_missing_fol
     assert "budget 300 s each" in ax.get_title()
     with pytest.raises(ValueError, match="learning_curves.py"):
         load_curves(tmp_path / "nowhere")
+
+
+def test_one_verdict_rule_an_interval_touching_the_margin_is_unclear():
+    assert verdict(2.0, 1.0, 0.5) is True
+    assert verdict(-2.0, 1.0, 0.0) is False
+    assert verdict(1.0, 1.0, 0.0) is None  # the interval [0, 2] contains 0
+    assert verdict(-1.0, 1.0, 0.0) is None  # [-2, 0] contains 0 too (the old augmentation rule said "no")
+    assert verdict(-1.0, 0.5, -2.0) is True  # within 2 points: [-1.5, -0.5] lies above -2
+
+
+def test_paired_episodes_is_the_mean_and_interval_of_the_differences():
+    a, b = [1.0, 0.8, 0.6, 1.0], [0.8, 0.8, 0.4, 0.6]
+    diff, ci = paired_episodes(a, b)
+    d = [0.2, 0.0, 0.2, 0.4]
+    mean = sum(d) / 4
+    sd = (sum((x - mean) ** 2 for x in d) / 3) ** 0.5
+    assert diff == pytest.approx(mean)
+    assert ci == pytest.approx(1.959964 * sd / 2, rel=1e-4)
+    assert paired_episodes(a, b[:3]) is None
+    assert paired_episodes(a, None) is None
+    assert paired_episodes([1.0], [0.5]) is None

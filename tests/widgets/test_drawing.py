@@ -327,30 +327,22 @@ def test_logits_of_the_wrong_width_are_a_message():
     assert "cannot predict" in board.status.value and "shape (1, 4) for 3 classes" in board.status.value
 
 
-def _pixels(png: bytes) -> np.ndarray:
-    import io
-
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(png)))
-
-
-def _drawn_from_scratch(board: DrawingBoard) -> np.ndarray:
+def _drawn_from_scratch(board: DrawingBoard, pixels) -> np.ndarray:
     board._background = None  # the next png() draws the whole figure
     board.render()
-    return _pixels(board.png())
+    return pixels(board.png())
 
 
-def test_a_blitted_picture_equals_one_drawn_from_scratch():
+def test_a_blitted_picture_equals_one_drawn_from_scratch(png_pixels):
     """A stroke redraws only the changing artists over the kept static pixels: the PNG is what a full draw gives."""
     board = drawn_board({"pixel": PixelPrototype()})
     board.add_stroke(QUERY, [(25, 72), (115, 68)])
-    before = _pixels(board.png())
+    before = png_pixels(board.png())
     board.clear(QUERY)
     board.add_stroke(QUERY, [(72, 25), (68, 115)])  # another prediction, nearest drawing, bars and titles
     assert board._background is not None
-    blitted = _pixels(board.png())
-    assert not np.array_equal(before, blitted) and np.array_equal(blitted, _drawn_from_scratch(board))
+    blitted = png_pixels(board.png())
+    assert not np.array_equal(before, blitted) and np.array_equal(blitted, _drawn_from_scratch(board, png_pixels))
     board.add_class()  # a new shape: the static pixels are drawn again
     board.add_stroke((3, 0), [(20, 20), (120, 120)])
-    assert np.array_equal(_pixels(board.png()), _drawn_from_scratch(board))
+    assert np.array_equal(png_pixels(board.png()), _drawn_from_scratch(board, png_pixels))

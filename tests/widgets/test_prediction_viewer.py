@@ -54,15 +54,9 @@ def test_tile_marks_frames_and_bars():
     assert out[9, 6, 1] > 0.5 and out[9, 14, 0] == 0.85  # full green bar vs empty bar
 
 
-def test_a_blitted_picture_equals_one_drawn_from_scratch(glyphs):
+def test_a_blitted_picture_equals_one_drawn_from_scratch(glyphs, png_pixels):
     """Next redraws only the changing artists over the kept static pixels: the PNG is what a full draw gives."""
-    import io
-
-    from PIL import Image
-
-    def pixels(png: bytes) -> np.ndarray:
-        return np.asarray(Image.open(io.BytesIO(png)))
-
+    pixels = png_pixels
     methods = {"pixels": PixelPrototype(), "pixels, again with a long name": PixelPrototype()}
     stepped = PredictionViewer(methods, glyphs[2], n_way=4, n_shot=1, n_query=2, seed=3)
     first = pixels(stepped.png())
