@@ -20,6 +20,7 @@ Usage (from the repository root, one thread per run; two runs at once on two cor
 
     OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu FSLCOURSE_DATA=../shared/data \\
         .venv/bin/python benchmarks/learning_curves.py --pilot            # CPU-seconds per step, per method
+                                                              # (--pilot --method NAME: one method)
     OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu FSLCOURSE_DATA=../shared/data \\
         .venv/bin/python benchmarks/learning_curves.py --method protonet  # one curve
 
@@ -29,6 +30,7 @@ Writes ``results/learning_curves/METHOD.json``. A run that stops (Ctrl-C) leaves
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 import time
@@ -40,17 +42,35 @@ sys.path.insert(0, str(ROOT))
 from fslcourse.config import get_device  # noqa: E402
 from fslcourse.data import load_omniglot  # noqa: E402
 from fslcourse.evaluate import evaluate  # noqa: E402
-from fslcourse.io import atomic_write_json, check_writable  # noqa: E402
+from fslcourse.io import atomic_torch_save, atomic_write_json, check_writable  # noqa: E402
 from fslcourse.results import versions  # noqa: E402
 from fslcourse.training import train  # noqa: E402
 from fslcourse.training.api import recipe_for  # noqa: E402
 
-METHODS = ("protonet", "matching", "relation", "finetune", "maml", "fomaml", "reptile")
+METHODS = ("protonet", "matching", "relation", "finetune", "maml", "fomaml", "reptile", "mtl")
+# The zero-head confound: MAML and first-order MAML with a zero head (the zeroing trick, Kao et al. 2022,
+# arXiv:2106.15367: with it the first inner step changes only the head, so first-order MAML's meta-gradient
+# loses the path through the support images) and with 5 inner steps, on the same terms and budget as the
+# plain curves. Each variant is its method's curve recipe with these model changes.
+VARIANTS = {"maml-zero-head": ("maml", {"zero_head": True}), "fomaml-zero-head": ("fomaml", {"zero_head": True}),
+            "maml-5-steps": ("maml", {"inner_steps": 5, "test_inner_steps": 5}),
+            "fomaml-5-steps": ("fomaml", {"inner_steps": 5, "test_inner_steps": 5}),
+            "maml-zero-head-5-steps": ("maml", {"zero_head": True, "inner_steps": 5, "test_inner_steps": 5}),
+            "fomaml-zero-head-5-steps": ("fomaml", {"zero_head": True, "inner_steps": 5, "test_inner_steps": 5})}
+CURVES = METHODS + tuple(VARIANTS)
 BUDGET_CPU_S = 300.0  # training CPU-seconds per method (one thread)
 # steps per method: BUDGET_CPU_S / the pilot's CPU-seconds per step, rounded (--pilot, 2026-12-03, one thread of the
 # course's 2-core CPU: protonet 0.817, matching 0.233, relation 0.192, finetune 0.638, maml 3.955, fomaml 4.419,
-# reptile 1.229 CPU-s per step; results/learning_curves/pilot.json)
-STEPS = {"protonet": 367, "matching": 1285, "relation": 1565, "finetune": 470, "maml": 76, "fomaml": 68, "reptile": 244}
+# reptile 1.229 CPU-s per step; MTL's phase 2 and the zero-head variants, 2026-12-03 with --pilot --method NAME: mtl 0.986,
+# maml-zero-head 3.674, fomaml-zero-head 3.775, maml-5-steps 5.370, fomaml-5-steps 4.956, maml-zero-head-5-steps 7.301,
+# fomaml-zero-head-5-steps 5.249; results/learning_curves/pilot.json)
+STEPS = {"protonet": 367, "matching": 1285, "relation": 1565, "finetune": 470, "maml": 76, "fomaml": 68, "reptile": 244,
+         "mtl": 152, "maml-zero-head": 82, "fomaml-zero-head": 79, "maml-5-steps": 56,
+         "fomaml-5-steps": 61, "maml-zero-head-5-steps": 41, "fomaml-zero-head-5-steps": 57}
+# MTL has two phases on one Conv-4: phase 1 is the fine-tuning baseline's pre-training (same batches, rate and
+# width) for half of its steps, about half the budget; phase 2 (scale and shift + hard tasks) gets the rest.
+# Its curve counts both phases' CPU, so MTL is compared at the same total budget, its pre-training included.
+MTL_PHASE1_STEPS = STEPS["finetune"] // 2
 VALIDATIONS = 12
 VAL = dict(val_n_way=5, val_n_shot=1, val_n_query=5, val_episodes=100, val_within_alphabet=False)
 TEST = dict(n_way=5, n_shot=1, n_query=5, n_episodes=600, seed=0)
@@ -63,9 +83,16 @@ def width(recipe) -> int:
     return int(model.get("hidden", model.get("backbone_kwargs", {}).get("hidden", 64)))
 
 
+def method_of(name: str) -> str:
+    """The registered method a curve trains (a variant's base method)."""
+    return VARIANTS[name][0] if name in VARIANTS else name
+
+
 def curve_recipe(name: str, steps: int):
     """The method's paper recipe with the curves' changes: Vinyals split, constant rate, shared validation."""
-    _, paper = recipe_for(name, "paper")
+    _, paper = recipe_for(method_of(name), "paper")
+    if name in VARIANTS:
+        paper = paper.replace(model=VARIANTS[name][1])
     options = {**paper.options, "split": "vinyals"}
     if name == "finetune":  # validate the method as it is tested (it fine-tunes a head), not its features alone
         options["val_settings"] = {}
@@ -76,15 +103,79 @@ def curve_recipe(name: str, steps: int):
     return recipe
 
 
-def pilot(data, device, steps: int = 6) -> dict:
-    """CPU-seconds per training step of every method (the first step, which warms up, left out)."""
-    out = {}
-    for name in METHODS:
-        recipe = curve_recipe(name, steps).replace(val_every=0, state_every=0)
-        _, result = train(name, recipe, data=data, save=False, device=device, progress=False)
+def mtl_recipes(steps: int):
+    """MTL's two curve recipes on Conv-4 with 64 filters: phase 1 (``mtl-theta-only``: the fine-tuning baseline's
+    pre-training for ``MTL_PHASE1_STEPS``) and phase 2 (``mtl``: its paper recipe for ``steps``, constant rate)."""
+    pre = curve_recipe("finetune", MTL_PHASE1_STEPS)
+    conv4 = {"backbone": "conv4", "hidden": 64}
+    every1, every2 = max(1, MTL_PHASE1_STEPS // (VALIDATIONS // 2)), max(1, steps // (VALIDATIONS // 2))
+    _, p1 = recipe_for("mtl-theta-only", "paper")
+    phase1 = p1.replace(n_way=pre.n_way, n_shot=pre.n_shot, lr=pre.lr, steps=MTL_PHASE1_STEPS, schedule="constant",
+                        schedule_kwargs={}, model=conv4, options={"split": "vinyals"}, val_every=every1,
+                        state_every=every1, **VAL)
+    _, p2 = recipe_for("mtl", "paper")
+    phase2 = p2.replace(steps=steps, schedule="constant", schedule_kwargs={}, model=conv4,
+                        options={"split": "vinyals"}, val_every=every2, state_every=every2, **VAL)
+    return phase1, phase2
+
+
+def train_mtl(data, device, state_dir: Path, steps: int, progress: bool = True):
+    """Both phases of MTL's curve, resumable: phase 1's result is kept in ``state_dir`` until phase 2 is done.
+
+    Returns:
+        ``(model, phase-2 FitResult, phase-1 log or None (its result was kept from an earlier run), recipes,
+        phase-1 CPU-seconds)``.
+    """
+    import torch
+
+    r1, r2 = mtl_recipes(steps)
+    done1 = state_dir / "curve-mtl.phase1.pt"
+    if done1.exists():
+        kept = torch.load(done1, weights_only=True)
+        backbone, log1, cpu1 = kept["backbone"], kept["log"], kept["cpu_seconds"]
+    else:
+        state1 = state_dir / "curve-mtl-phase1.state.pt"
+        model1, res1 = train("mtl-theta-only", r1, data=data, save=False, state=state1, resume=state1.exists(),
+                             device=device, progress=progress)
+        if res1.stopped != "steps":
+            raise SystemExit(f"mtl phase 1: stopped at step {res1.steps} ({res1.stopped}); run the same command to resume")
+        backbone = {k: v.detach().cpu() for k, v in model1.backbone.state_dict().items()}
+        log1, cpu1 = res1.log.as_dict(), res1.log.cpu_seconds[-1]
+        atomic_torch_save({"backbone": backbone, "log": log1, "cpu_seconds": cpu1}, done1)
+        state1.unlink(missing_ok=True)
+    state2 = state_dir / "curve-mtl.state.pt"
+    model, result = train("mtl", r2, data=data, save=False, state=state2, resume=state2.exists(), device=device,
+                          phase1=backbone, progress=progress)
+    return model, result, log1, (r1, r2), cpu1
+
+
+def train_points(log: dict) -> tuple[list[int], list[float]]:
+    """Validation steps and the training CPU-seconds before each (what the validations cost left out)."""
+    val_cpu = log["val_cpu_seconds"]
+    return list(log["val_step"]), [log["cpu_seconds"][s - 1] - sum(val_cpu[:i]) for i, s in enumerate(log["val_step"])]
+
+
+def pilot(data, device, names=METHODS, known: dict | None = None, steps: int = 6) -> dict:
+    """CPU-seconds per training step of each of ``names`` (the first step, which warms up, left out).
+
+    ``known``: earlier pilot entries (MTL's phase-2 budget is what phase 1, the fine-tuning baseline's
+    pre-training for ``MTL_PHASE1_STEPS``, leaves of the budget).
+    """
+    out = dict(known or {})
+    for name in names:
+        if name == "mtl":  # phase 2's cost per step, from a backbone pre-trained for 2 steps
+            r1, r2 = (r.replace(val_every=0, state_every=0) for r in mtl_recipes(steps))
+            model1, _ = train("mtl-theta-only", r1.replace(steps=2), data=data, save=False, device=device,
+                              progress=False)
+            _, result = train(name, r2, data=data, save=False, device=device, progress=False,
+                              phase1=model1.backbone.state_dict())
+        else:
+            recipe = curve_recipe(name, steps).replace(val_every=0, state_every=0)
+            _, result = train(method_of(name), recipe, data=data, save=False, device=device, progress=False)
         cpu = result.log.cpu_seconds
         per_step = (cpu[-1] - cpu[0]) / (len(cpu) - 1)
-        out[name] = {"cpu_seconds_per_step": per_step, "steps_for_budget": max(VALIDATIONS, round(BUDGET_CPU_S / per_step))}
+        budget = BUDGET_CPU_S - (MTL_PHASE1_STEPS * out["finetune"]["cpu_seconds_per_step"] if name == "mtl" else 0)
+        out[name] = {"cpu_seconds_per_step": per_step, "steps_for_budget": max(VALIDATIONS, round(budget / per_step))}
         print(f"{name:10s} {per_step:7.3f} CPU-s per step -> {out[name]['steps_for_budget']} steps", flush=True)
     return out
 
@@ -96,21 +187,34 @@ def run_curve(name: str, data, device, state_dir: Path, out_dir: Path) -> dict:
         raise ValueError(f"STEPS[{name!r}] is {steps}: run --pilot and fill STEPS first")
     out = out_dir / f"{name}.json"
     check_writable(out)
-    recipe = curve_recipe(name, steps)
-    state = state_dir / f"curve-{name}.state.pt"
     state_dir.mkdir(parents=True, exist_ok=True)
-    model, result = train(name, recipe, data=data, save=False, state=state, resume=state.exists(), device=device)
+    state = state_dir / f"curve-{name}.state.pt"
+    phase1 = None
+    if name == "mtl":
+        model, result, log1, (recipe1, recipe), cpu1 = train_mtl(data, device, state_dir, steps)
+        step1, cpu_1 = train_points(log1)
+        phase1 = {"recipe": recipe1.as_dict(), "steps": recipe1.steps, "train_cpu_seconds": cpu_1[-1] if cpu_1 else None,
+                  "val_step": step1, "val_accuracy": log1["val_accuracy"], "cpu_seconds": cpu1}
+    else:
+        recipe = curve_recipe(name, steps)
+        model, result = train(method_of(name), recipe, data=data, save=False, state=state, resume=state.exists(),
+                              device=device)
     if result.stopped != "steps":
         raise SystemExit(f"{name}: stopped at step {result.steps} ({result.stopped}); run the same command to resume")
-    log = result.log
-    val_cpu = log.val["cpu_seconds"]
-    train_cpu = [log.cpu_seconds[s - 1] - sum(val_cpu[:i]) for i, s in enumerate(log.val_step)]
+    log = result.log.as_dict()
+    step, train_cpu = train_points(log)
+    val_cpu, acc, ci = log["val_cpu_seconds"], log["val_accuracy"], log["val_ci95"]
+    if phase1 is not None:  # one curve over both phases: phase 2's steps and CPU come after phase 1's
+        offset = phase1["cpu_seconds"] - sum(log1["val_cpu_seconds"])  # phase 1's training CPU, validations left out
+        step = phase1["val_step"] + [recipe1.steps + s for s in step]
+        train_cpu = train_points(log1)[1] + [offset + c for c in train_cpu]
+        val_cpu, acc, ci = (log1["val_cpu_seconds"] + val_cpu, log1["val_accuracy"] + acc, log1["val_ci95"] + ci)
     res = evaluate(model, data.test, TEST["n_way"], TEST["n_shot"], TEST["n_query"], TEST["n_episodes"],
                    seed=TEST["seed"], device=device)
     record = {
         "method": name, "recipe": recipe.as_dict(), "budget_cpu_seconds": BUDGET_CPU_S,
-        "curve": {"step": list(log.val_step), "train_cpu_seconds": train_cpu, "val_accuracy": log.val["accuracy"],
-                  "val_ci95": log.val["ci95"], "val_cpu_seconds": val_cpu},
+        "curve": {"step": step, "train_cpu_seconds": train_cpu, "val_accuracy": acc, "val_ci95": ci,
+                  "val_cpu_seconds": val_cpu},
         "best_step": result.best_step, "best_val_accuracy": result.best_score,
         "test": {"protocol": {"split": "vinyals", **TEST, "checkpoint": "best meta-validation step"},
                  "accuracy": res.accuracy, "ci95": res.ci95, "episode_accuracies": res.episode_accuracies},
@@ -118,8 +222,14 @@ def run_curve(name: str, data, device, state_dir: Path, out_dir: Path) -> dict:
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": 1}, "versions": versions(),
         "command": f"OMP_NUM_THREADS=1 python benchmarks/learning_curves.py --method {name}",
     }
+    if phase1 is not None:
+        record["phase1"] = {k: phase1[k] for k in ("recipe", "steps", "val_step", "val_accuracy")}
+        record["note"] = ("steps count phase 1 (pre-training, mtl-theta-only) then phase 2 (meta-transfer); the "
+                          "meta-test uses phase 2's best meta-validation step")
     atomic_write_json(record, out)
     state.unlink(missing_ok=True)
+    if name == "mtl":
+        (state_dir / "curve-mtl.phase1.pt").unlink(missing_ok=True)
     print(f"{name}: {steps} steps, {train_cpu[-1]:.0f} training CPU-s; best meta-val {result.best_score:.1f}% at step "
           f"{result.best_step}; meta-test {res.accuracy:.1f} ± {res.ci95:.1f}%  -> {out}", flush=True)
     return record
@@ -127,20 +237,24 @@ def run_curve(name: str, data, device, state_dir: Path, out_dir: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--method", choices=METHODS, help="train this method's curve")
-    parser.add_argument("--pilot", action="store_true", help="measure CPU-seconds per step of every method")
+    parser.add_argument("--method", choices=CURVES, help="train this method's (or variant's) curve")
+    parser.add_argument("--pilot", action="store_true",
+                        help="measure CPU-seconds per step of every method (or of --method's), into pilot.json")
     parser.add_argument("--state-dir", type=Path, default=ROOT / "build" / "curves", help="resumable training states")
     parser.add_argument("--out-dir", type=Path, default=OUT)
     args = parser.parse_args()
-    if args.pilot == (args.method is not None):
-        parser.error("give --pilot or --method NAME")
+    if not args.pilot and args.method is None:
+        parser.error("give --pilot (every method, or one with --method NAME) or --method NAME")
     device = get_device()
     started = time.time()
     data = load_omniglot(device=device, progress=False, split="vinyals")
     if args.pilot:
-        record = {"pilot": pilot(data, device), "budget_cpu_seconds": BUDGET_CPU_S, "versions": versions(),
-                  "machine": {"cpu": platform.processor() or platform.machine(), "threads": 1}}
-        atomic_write_json(record, args.out_dir / "pilot.json")
+        out = args.out_dir / "pilot.json"
+        old = json.loads(out.read_text()) if out.exists() else {}
+        names = [args.method] if args.method else METHODS
+        record = {**old, "pilot": pilot(data, device, names, old.get("pilot")), "budget_cpu_seconds": BUDGET_CPU_S,
+                  "versions": versions(), "machine": {"cpu": platform.processor() or platform.machine(), "threads": 1}}
+        atomic_write_json(record, out)
     else:
         run_curve(args.method, data, device, args.state_dir, args.out_dir)
     print(f"done in {time.time() - started:.0f} s")

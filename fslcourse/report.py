@@ -574,6 +574,15 @@ CURVE_CLAIMS = (
      "Nichol et al. 2018, arXiv:1803.02999", "reptile", "fomaml", -2.0),
     ("Fine-tuning a pre-trained backbone is as good as meta-learning (within 1 point of ProtoNet)",
      "Chen et al. 2019, arXiv:1904.04232", "finetune", "protonet", -1.0),
+    ("Meta-transfer beats spending the same CPU on pre-training alone (MTL > fine-tuning, pre-training counted)",
+     "Sun et al. 2019, arXiv:1812.02391", "mtl", "finetune", 0.0),
+    ("The zeroing trick helps MAML (a zero head beats a meta-learned one)",
+     "Kao et al. 2022, arXiv:2106.15367", "maml-zero-head", "maml", 0.0),
+    ("With a zero head, first-order MAML is still nearly as accurate as MAML (within 2 points)",
+     "Finn et al. 2017, arXiv:1703.03400; Kao et al. 2022, arXiv:2106.15367", "fomaml-zero-head", "maml-zero-head",
+     -2.0),
+    ("More inner steps help MAML at the same CPU budget (5 inner steps beat 1)",
+     "Finn et al. 2017, arXiv:1703.03400", "maml-5-steps", "maml", 0.0),
 )
 
 
@@ -604,21 +613,23 @@ def curve_claims(curves: dict[str, dict], claims=CURVE_CLAIMS) -> list[dict]:
     return rows
 
 
-def curves_figure(curves: dict[str, dict]):
-    """Meta-validation accuracy against training CPU-seconds (log axis), one line per method, with 95% intervals."""
+def curves_figure(curves: dict[str, dict], names=None, title: str | None = None):
+    """Meta-validation accuracy against training CPU-seconds (log axis), one line per method (those of ``names``,
+    default all), with 95% intervals."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.6))
-    for i, (name, rec) in enumerate(curves.items()):
+    chosen = [(n, curves[n]) for n in (names if names is not None else curves) if n in curves]
+    for i, (name, rec) in enumerate(chosen):
         c = rec["curve"]
         ax.errorbar(c["train_cpu_seconds"], c["val_accuracy"], yerr=c["val_ci95"], fmt="o-", ms=3, capsize=2,
                     color=f"C{i}", label=f"{name} ({rec['recipe']['steps']:,} steps)")
-    budget = {rec["budget_cpu_seconds"] for rec in curves.values()}
+    budget = {rec["budget_cpu_seconds"] for _, rec in chosen}
     ax.set_xscale("log")
     ax.set(xlabel="training CPU-seconds, one thread (log scale; validation left out)",
            ylabel="meta-validation accuracy (%)",
-           title="5-way 1-shot, Vinyals split: what each method learns per CPU-second"
-                 + (f" (budget {budget.pop():.0f} s each)" if len(budget) == 1 else ""))
+           title=(title or "5-way 1-shot, Vinyals split: what each method learns per CPU-second")
+           + (f" (budget {budget.pop():.0f} s each)" if len(budget) == 1 else ""))
     ax.legend(loc="lower right", fontsize=9)
     fig.tight_layout()
     return fig

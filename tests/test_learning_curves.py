@@ -12,22 +12,51 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import learning_curves as lc  # noqa: E402
 
 
-@pytest.mark.parametrize("name", lc.METHODS)
+@pytest.mark.parametrize("name", [m for m in lc.CURVES if m != "mtl"])
 def test_every_curve_recipe_is_the_paper_recipe_on_the_same_terms(name):
     recipe = lc.curve_recipe(name, lc.STEPS[name])
     assert recipe.options["split"] == "vinyals" and recipe.schedule == "constant" and lc.width(recipe) == 64
     assert (recipe.val_n_way, recipe.val_n_shot, recipe.val_n_query, recipe.val_episodes) == (5, 1, 5, 100)
     assert recipe.steps == lc.STEPS[name] and recipe.val_every == max(1, recipe.steps // lc.VALIDATIONS)
     assert recipe.options.get("val_settings", {}) == {}  # validated as it is tested
+    if name in lc.VARIANTS:  # the base method's curve recipe, with only the variant's model changes
+        base, changes = lc.VARIANTS[name]
+        plain = lc.curve_recipe(base, recipe.steps).as_dict()
+        mine = recipe.as_dict()
+        assert {k: v for k, v in mine["model"].items() if k not in changes} == \
+            {k: v for k, v in plain["model"].items() if k not in changes}
+        assert {k: v for k, v in mine.items() if k != "model"} == {k: v for k, v in plain.items() if k != "model"}
+        assert all(recipe.model[k] == v for k, v in changes.items())
 
 
 def test_the_steps_buy_the_same_budget_by_the_committed_pilot():
     pilot = json.loads((ROOT / "results" / "learning_curves" / "pilot.json").read_text())
     assert pilot["budget_cpu_seconds"] == lc.BUDGET_CPU_S
-    for name in lc.METHODS:
+    for name in lc.CURVES:
         per_step = pilot["pilot"][name]["cpu_seconds_per_step"]
         assert pilot["pilot"][name]["steps_for_budget"] == lc.STEPS[name], name
-        assert abs(lc.STEPS[name] * per_step - lc.BUDGET_CPU_S) <= per_step, name
+        phase1 = lc.MTL_PHASE1_STEPS * pilot["pilot"]["finetune"]["cpu_seconds_per_step"] if name == "mtl" else 0.0
+        assert abs(phase1 + lc.STEPS[name] * per_step - lc.BUDGET_CPU_S) <= per_step, name
+
+
+def test_mtl_is_pretrained_as_the_fine_tuning_baseline_then_meta_transferred_on_the_same_conv4():
+    phase1, phase2 = lc.mtl_recipes(lc.STEPS["mtl"])
+    finetune = lc.curve_recipe("finetune", lc.STEPS["finetune"])
+    assert (phase1.trainer, phase2.trainer) == ("pretrain", "meta-transfer")
+    assert (phase1.n_way, phase1.n_shot, phase1.lr, phase1.optimizer) == (
+        finetune.n_way, finetune.n_shot, finetune.lr, finetune.optimizer)
+    assert phase1.steps == lc.MTL_PHASE1_STEPS == lc.STEPS["finetune"] // 2 and phase2.steps == lc.STEPS["mtl"]
+    for r in (phase1, phase2):
+        assert r.model["backbone"] == "conv4" and r.model["hidden"] == 64 and r.schedule == "constant"
+        assert r.options["split"] == "vinyals"
+        assert (r.val_n_way, r.val_n_shot, r.val_n_query, r.val_episodes) == (5, 1, 5, 100)
+    assert phase2.options["hard_tasks"] > 0  # scale and shift with hard tasks, the paper's MTL
+    assert phase1.steps // phase1.val_every + phase2.steps // phase2.val_every == lc.VALIDATIONS
+
+
+def test_train_points_leave_the_validations_cpu_out():
+    log = {"val_step": [2, 4], "cpu_seconds": [1.0, 3.0, 4.0, 9.0], "val_cpu_seconds": [1.5, 4.0]}
+    assert lc.train_points(log) == ([2, 4], [3.0, 7.5])
 
 
 def test_a_width_other_than_64_is_refused(monkeypatch):

@@ -365,6 +365,10 @@ def test_the_curves_figure_has_a_line_per_method_on_a_log_axis_and_a_missing_fol
     assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_legend().get_texts()] == [
         "protonet (100 steps)", "maml (100 steps)"]
     assert "budget 300 s each" in ax.get_title()
+    only = curves_figure({"protonet": curve("protonet", [1.0, 2.0]), "maml": curve("maml", [1.0, 2.0])},
+                         names=["maml", "absent"], title="the zero head")
+    assert [t.get_text() for t in only.axes[0].get_legend().get_texts()] == ["maml (100 steps)"]
+    assert only.axes[0].get_title().startswith("the zero head")
     with pytest.raises(ValueError, match="learning_curves.py"):
         load_curves(tmp_path / "nowhere")
 

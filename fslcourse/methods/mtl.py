@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.episodes import Episode
-from ..models.resnet import ResNetSmall
+from ..models import make_backbone
 from ..models.scale_shift import add_scale_shift, scale_shift_layers
 from ..recipe import Recipe
 from .base import FewShotClassifier, prototypes, register, register_preset
@@ -125,10 +125,13 @@ def hard_task_batch(split, failure_pool, n_way: int, n_shot: int, n_query: int, 
 
 @register("mtl")
 class MTL(FewShotClassifier):
-    """MTL on a frozen :class:`~fslcourse.models.ResNetSmall` (Sun et al. 2019, arXiv:1812.02391).
+    """MTL on a frozen pre-trained backbone (Sun et al. 2019, arXiv:1812.02391).
 
     Args:
-        widths: the backbone's stage widths.
+        widths: the stage widths of the default backbone, a :class:`~fslcourse.models.ResNetSmall`.
+        backbone: ``"resnet"`` (the paper's choice: a residual network) or ``"conv4"`` (the Conv-4 of the other
+            methods, with ``hidden`` filters), so MTL can be compared with them on an equal backbone.
+        hidden: Conv-4's filters (``backbone="conv4"`` only).
         mode: ``"ss"`` (learn Φ), ``"ft"`` (learn every weight of Θ) or ``"theta"`` (Θ stays as pre-trained).
         hard_tasks: train on hard-task meta-batches (used by the recipe's training loop).
         inner_lr, inner_steps: the head's inner loop during meta-training (plain gradient descent).
@@ -140,8 +143,11 @@ class MTL(FewShotClassifier):
     RECIPES = PHASE2
 
     def __init__(self, widths=(16, 32, 64), mode: str = "ss", hard_tasks: bool = True,
-                 inner_lr: float = 0.5, inner_steps: int = 5, test_inner_steps: int = 10, scale: float = 10.0):
+                 inner_lr: float = 0.5, inner_steps: int = 5, test_inner_steps: int = 10, scale: float = 10.0,
+                 backbone: str = "resnet", hidden: int = 64):
         super().__init__()
+        if backbone not in ("resnet", "conv4"):
+            raise ValueError(f"backbone={backbone!r} is not known; use 'resnet' or 'conv4'")
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is not known; use one of {', '.join(MODES)}")
         if inner_steps < 0 or test_inner_steps < 0:
@@ -149,7 +155,9 @@ class MTL(FewShotClassifier):
         self.widths, self.mode = [int(w) for w in widths], mode
         self.hard_tasks = bool(hard_tasks)
         self.inner_lr, self.inner_steps, self.test_inner_steps = inner_lr, inner_steps, test_inner_steps
-        self.backbone = ResNetSmall(1, self.widths)
+        self.backbone_name, self.hidden = backbone, int(hidden)
+        self.backbone = (make_backbone("resnet", in_channels=1, widths=self.widths) if backbone == "resnet"
+                         else make_backbone("conv4", in_channels=1, hidden=self.hidden))
         if mode == "ss":
             add_scale_shift(self.backbone)  # Θ frozen; only Φ is trainable in the backbone
         elif mode == "theta":
@@ -159,10 +167,10 @@ class MTL(FewShotClassifier):
     def config(self) -> dict:
         return dict(widths=self.widths, mode=self.mode, hard_tasks=self.hard_tasks, inner_lr=self.inner_lr,
                     inner_steps=self.inner_steps, test_inner_steps=self.test_inner_steps,
-                    scale=math.exp(self.log_scale.item()))
+                    scale=math.exp(self.log_scale.item()), backbone=self.backbone_name, hidden=self.hidden)
 
     def load_backbone(self, state: dict) -> None:
-        """Load a plain (phase-1) :class:`ResNetSmall` state dict into Θ, whatever the mode."""
+        """Load a plain (phase-1) backbone's state dict into Θ, whatever the mode."""
         renamed = dict(state)
         for name in scale_shift_layers(self.backbone):
             for key in ("weight", "bias"):
@@ -170,7 +178,8 @@ class MTL(FewShotClassifier):
                     renamed[f"{name}.conv.{key}"] = renamed.pop(f"{name}.{key}")
         missing, unexpected = self.backbone.load_state_dict(renamed, strict=False)
         if unexpected or any(not k.endswith((".scale", ".shift")) for k in missing):
-            raise ValueError(f"the state dict does not match ResNetSmall(widths={self.widths}): "
+            arch = f"ResNetSmall(widths={self.widths})" if self.backbone_name == "resnet" else f"Conv4({self.hidden})"
+            raise ValueError(f"the state dict does not match {arch}: "
                              f"missing {missing}, unexpected {unexpected}")
 
     def train(self, mode: bool = True):
@@ -180,7 +189,7 @@ class MTL(FewShotClassifier):
         return self
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """``(n, 1, 28, 28) -> (n, widths[-1])`` features of the (scaled and shifted) backbone."""
+        """``(n, 1, 28, 28) -> (n, D)`` features of the (scaled and shifted) backbone (``widths[-1]`` or ``hidden``)."""
         return self.backbone(x)
 
     def head_logits(self, z: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

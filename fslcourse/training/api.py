@@ -66,9 +66,12 @@ def test_protocol(recipe_name: str, n_episodes: int | None = None) -> dict:
 
 
 def _phase1_state(name: str, recipe_name: str, recipe: Recipe, data, device, progress,
-                  phase1: Recipe | None = None) -> tuple[dict, dict]:
-    """MTL's phase-1 backbone: the committed checkpoint named by ``recipe.options["phase1"]``, else trained
-    (with ``phase1`` if given, else that method's recipe of the same name)."""
+                  phase1: Recipe | dict | None = None) -> tuple[dict, dict]:
+    """MTL's phase-1 backbone: ``phase1`` if it is a backbone's state dict, else the committed checkpoint named by
+    ``recipe.options["phase1"]``, else trained (with ``phase1`` if it is a recipe, else that method's recipe of
+    the same name)."""
+    if isinstance(phase1, dict):
+        return phase1, {"phase1": "given by the caller", "phase1_seconds": 0.0}
     source = recipe.options["phase1"]
     path = checkpoint_path(source, recipe_name if recipe_name in RECIPE_NAMES else "quick")
     if phase1 is None and path.exists():
@@ -82,7 +85,7 @@ def _phase1_state(name: str, recipe_name: str, recipe: Recipe, data, device, pro
 
 def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Path | None = None,
           state: str | Path | None = None, resume: bool = False, overwrite: bool = False, save: bool = True,
-          device=None, progress: bool = True, eval_episodes: int | None = None, phase1: Recipe | None = None,
+          device=None, progress: bool = True, eval_episodes: int | None = None, phase1: Recipe | dict | None = None,
           **changes):
     """Train method ``name`` with its recipe and (``save``) write its checkpoint.
 
@@ -96,7 +99,8 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
         resume: continue the run saved in ``state``.
         device: where to train.
         eval_episodes: meta-test episodes behind the recorded accuracy (default: the profile's).
-        phase1: for MTL's phase 2, train the phase-1 backbone with this recipe instead of loading it.
+        phase1: for MTL's phase 2, train the phase-1 backbone with this recipe instead of loading it, or
+            start from this backbone state dict (its phase-1 time is then not counted in the checkpoint).
         changes: recipe fields to change (``steps=100``).
 
     Returns:

@@ -213,3 +213,29 @@ def test_checkpoint_reproduces_recorded_accuracy(name, omniglot):
                    device="cpu")
     want, _ = mean_ci95(recorded[:n])
     assert abs(res.accuracy - want) <= 0.5, f"first {n} episodes: {res.accuracy:.2f}% now, {want:.2f}% recorded"
+
+
+def test_on_a_conv4_backbone_only_scale_and_shift_train_and_a_plain_conv4_loads():
+    """``backbone="conv4"`` puts MTL on the other methods' Conv-4 (the learning curves' equal backbone): two
+    numbers per filter train, a plain Conv-4's weights load as Θ, SS starts as the identity, and a ResNet's fail."""
+    from fslcourse.models import Conv4
+
+    torch.manual_seed(0)
+    plain = Conv4(hidden=6).eval()
+    with torch.no_grad():
+        for m in plain.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    model = MTL(backbone="conv4", hidden=6).eval()
+    ss = {k for k, p in model.named_parameters() if p.requires_grad} - {"log_scale"}
+    assert ss and all(k.endswith((".scale", ".shift")) for k in ss)
+    assert sum(model.get_parameter(k).numel() for k in ss) == 2 * 4 * 6  # 4 convolutions of 6 filters
+    model.load_backbone(plain.state_dict())
+    x = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(model.embed(x), plain(x))
+    assert MTL(**model.config()).config() == model.config()
+    with pytest.raises(ValueError, match=r"does not match Conv4\(6\)"):
+        model.load_backbone(ResNetSmall(widths=WIDTHS).state_dict())
+    with pytest.raises(ValueError, match="backbone='vgg' is not known"):
+        MTL(backbone="vgg")
