@@ -47,7 +47,7 @@ class Reptile(FewShotClassifier):
                                schedule="cosine", steps=1500, val_every=250, val_episodes=100,
                                model=dict(n_way=5, hidden=32, inner_lr=0.2, inner_steps=5, test_inner_steps=10,
                                           zero_head=True)),
-               "full": _PAPER, "paper": _PAPER}
+               "full": _PAPER, "paper": _PAPER.replace(options={"split": "vinyals"})}  # paper: the papers' split
 
     def __init__(self, n_way: int = 5, hidden: int = 64, inner_lr: float = 0.4, inner_steps: int = 1,
                  test_inner_steps: int = 3, stride: int = 2, zero_head: bool = False):
