@@ -552,14 +552,28 @@ def load_curves(directory: str | Path | None = None) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json")) if p.stem != "pilot"}
 
 
-def curve_difference(curves: dict[str, dict], a: str, b: str) -> tuple[float, float] | None:
+def _names(side: str | tuple[str, str]) -> tuple[str, ...]:
+    return (side,) if isinstance(side, str) else tuple(side)
+
+
+def _side_episodes(curves: dict[str, dict], side: str | tuple[str, str]) -> list[float]:
+    """A claim side's per-episode accuracies: one curve's, or ``x − y`` episode by episode for a pair ``(x, y)``."""
+    eps = [curves[n]["test"]["episode_accuracies"] for n in _names(side)]
+    return eps[0] if len(eps) == 1 else [x - y for x, y in zip(*eps)]
+
+
+def curve_difference(curves: dict[str, dict], a, b) -> tuple[float, float] | None:
     """``(mean, paired 95% half-width)`` of ``a − b`` in points on the curves' shared meta-test episodes, each
-    method at the end of its budget; ``None`` unless both were measured on the same episodes at the same budget."""
-    ra, rb = curves.get(a), curves.get(b)
-    if ra is None or rb is None or ra["budget_cpu_seconds"] != rb["budget_cpu_seconds"] or \
-            ra["test"]["protocol"] != rb["test"]["protocol"]:
+    method at the end of its budget; ``None`` unless all were measured on the same episodes at the same budget.
+
+    ``a`` and ``b`` name a curve, or a pair ``(x, y)`` that stands for ``x − y`` episode by episode (a gap
+    between two methods, so a claim can compare two gaps)."""
+    recs = [curves.get(n) for n in _names(a) + _names(b)]
+    if any(r is None for r in recs) or len({r["budget_cpu_seconds"] for r in recs}) > 1 or \
+            any(r["test"]["protocol"] != recs[0]["test"]["protocol"] for r in recs) or \
+            len({len(r["test"]["episode_accuracies"]) for r in recs}) > 1:
         return None
-    return paired_episodes(ra["test"]["episode_accuracies"], rb["test"]["episode_accuracies"])
+    return paired_episodes(_side_episodes(curves, a), _side_episodes(curves, b))
 
 
 # (claim, source, a, b, margin): "a − b > margin" at the matched CPU budget, decided by the paired interval
@@ -583,6 +597,9 @@ CURVE_CLAIMS = (
      -2.0),
     ("More inner steps help MAML at the same CPU budget (5 inner steps beat 1)",
      "Finn et al. 2017, arXiv:1703.03400", "maml-5-steps", "maml", 0.0),
+    ("A zero head widens first-order MAML's gap to MAML: its first inner step leaves the body unchanged, so "
+     "first-order MAML loses the path through the support images ((MAML − FOMAML) with a zero head > without)",
+     "notebook 05 (the zero head's first inner step)", ("maml-zero-head", "fomaml-zero-head"), ("maml", "fomaml"), 0.0),
 )
 
 
@@ -595,21 +612,20 @@ def curve_claims(curves: dict[str, dict], claims=CURVE_CLAIMS) -> list[dict]:
     rows = []
     for text, source, a, b, margin in claims:
         d = curve_difference(curves, a, b)
+        label = {side: side if isinstance(side, str) else f"({side[0]} − {side[1]})" for side in (a, b)}
         if d is None:
             rows.append({"claim": text, "source": source, "held": "not measured yet",
-                         "measured": f"no {a} and {b} curves at the same budget on the same episodes"})
+                         "measured": f"no {label[a]} and {label[b]} curves at the same budget on the same episodes"})
             continue
         diff, ci = d
-        ra, rb = curves[a], curves[b]
-        proto = ra["test"]["protocol"]
-        held = VERDICT_WORDS[verdict(diff, ci, margin)]
-        measured = (f"{proto['n_way']}-way {proto['n_shot']}-shot, {proto['split']} split, same "
-                    f"{proto['n_episodes']} episodes, a budget of {ra['budget_cpu_seconds']:.0f} training CPU-s each "
-                    f"({a} {ra['recipe']['steps']:,} steps, {ra['train_cpu_seconds']:.0f} s measured; {b} "
-                    f"{rb['recipe']['steps']:,} steps, {rb['train_cpu_seconds']:.0f} s): {a} "
-                    f"{ra['test']['accuracy']:.1f}%, {b} {rb['test']['accuracy']:.1f}%, paired difference "
-                    f"{diff:+.1f} ± {ci:.1f} points")
-        rows.append({"claim": text, "source": source, "measured": measured, "held": held})
+        names = list(dict.fromkeys(_names(a) + _names(b)))
+        proto, budget = curves[names[0]]["test"]["protocol"], curves[names[0]]["budget_cpu_seconds"]
+        each = "; ".join(f"{n} {curves[n]['test']['accuracy']:.1f}% ({curves[n]['recipe']['steps']:,} steps, "
+                         f"{curves[n]['train_cpu_seconds']:.0f} s measured)" for n in names)
+        measured = (f"{proto['n_way']}-way {proto['n_shot']}-shot, {proto['split']} split, same {proto['n_episodes']} "
+                    f"episodes, a budget of {budget:.0f} training CPU-s each: {each}; paired difference "
+                    f"{label[a]} − {label[b]} {diff:+.1f} ± {ci:.1f} points")
+        rows.append({"claim": text, "source": source, "measured": measured, "held": VERDICT_WORDS[verdict(diff, ci, margin)]})
     return rows
 
 

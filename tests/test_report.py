@@ -342,7 +342,7 @@ def test_curve_claims_are_decided_by_the_paired_interval_at_the_matched_budget(t
     (folder / "fomaml.json").write_text(json.dumps(curve("fomaml", [a - 3.0 for a in base])))
     rows = {r["claim"].split(" (")[0]: r for r in curve_claims(load_curves(folder))}
     assert rows["First-order MAML is nearly as accurate as second-order MAML"]["held"] == "no"
-    assert "paired difference -3.0 ± 0.1" in rows["First-order MAML is nearly as accurate as second-order MAML"]["measured"]
+    assert "paired difference fomaml − maml -3.0 ± 0.1" in rows["First-order MAML is nearly as accurate as second-order MAML"]["measured"]
 
 
 def test_curves_at_other_budgets_or_on_other_episodes_are_never_compared(tmp_path):
@@ -355,6 +355,27 @@ def test_curves_at_other_budgets_or_on_other_episodes_are_never_compared(tmp_pat
     assert curve_difference(curves, "protonet", "maml") is None
     curves["maml"] = curve("maml", acc)
     assert curve_difference(curves, "protonet", "maml") == (0.0, 0.0)
+
+
+def test_a_claim_can_compare_two_gaps_episode_by_episode(tmp_path):
+    """(maml − fomaml) with a zero head against without it: a difference of paired differences, per episode."""
+    from fslcourse.report import curve_claims, curve_difference
+
+    base = [60.0, 80.0, 100.0, 40.0] * 25
+    noise = [(-1.0) ** i * 0.5 for i in range(len(base))]
+    curves = {name: curve(name, [x + shift + e * k for x, e in zip(base, noise)])
+              for name, shift, k in (("maml", 0.0, 0), ("fomaml", -2.0, 1), ("maml-zero-head", 5.0, 0),
+                                     ("fomaml-zero-head", -3.0, 0))}
+    diff, ci = curve_difference(curves, ("maml-zero-head", "fomaml-zero-head"), ("maml", "fomaml"))
+    assert diff == pytest.approx(8.0 - 2.0) and ci == pytest.approx(1.96 * 0.5 * (100 / 99) ** 0.5 / 10, rel=1e-3)
+    row = next(r for r in curve_claims(curves) if r["claim"].startswith("A zero head widens"))
+    assert row["held"] == "yes" and "(maml-zero-head − fomaml-zero-head) − (maml − fomaml) +6.0" in row["measured"]
+    assert all(n in row["measured"] for n in curves)
+    curves["fomaml"] = curve("fomaml", base[:50])  # another episode count: no comparison
+    assert curve_difference(curves, ("maml-zero-head", "fomaml-zero-head"), ("maml", "fomaml")) is None
+    del curves["fomaml"]
+    row = next(r for r in curve_claims(curves) if r["claim"].startswith("A zero head widens"))
+    assert row["held"] == "not measured yet"
 
 
 def test_the_curves_figure_has_a_line_per_method_on_a_log_axis_and_a_missing_folder_is_named(tmp_path):
