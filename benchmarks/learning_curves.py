@@ -24,6 +24,9 @@ Usage (from the repository root, one thread per run; two runs at once on two cor
     OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu FSLCOURSE_DATA=../shared/data \\
         .venv/bin/python benchmarks/learning_curves.py --method protonet  # one curve
 
+Each record also keeps the training CPU-seconds per 1,000 training episodes and the process's peak resident memory
+(records written before these two fields existed lack them).
+
 Writes ``results/learning_curves/METHOD.json``. A run that stops (Ctrl-C) leaves its training state in
 ``--state-dir`` and the same command resumes it bit for bit.
 """
@@ -32,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import sys
 import time
 from pathlib import Path
@@ -149,6 +153,14 @@ def train_mtl(data, device, state_dir: Path, steps: int, progress: bool = True):
     return model, result, log1, (r1, r2), cpu1
 
 
+def episodes_seen(recipe, model, phase1=None) -> int:
+    """Training episodes a curve's run saw: ``steps × meta_batch`` (MTL: its recorded tasks, hard tasks included,
+    plus one per phase-1 batch; a pre-training batch counts as one episode)."""
+    if hasattr(model, "tasks_seen"):
+        return model.tasks_seen + (phase1.steps if phase1 is not None else 0)
+    return recipe.steps * recipe.meta_batch
+
+
 def train_points(log: dict) -> tuple[list[int], list[float]]:
     """Validation steps and the training CPU-seconds before each (what the validations cost left out)."""
     val_cpu = log["val_cpu_seconds"]
@@ -219,6 +231,9 @@ def run_curve(name: str, data, device, state_dir: Path, out_dir: Path) -> dict:
         "test": {"protocol": {"split": "vinyals", **TEST, "checkpoint": "best meta-validation step"},
                  "accuracy": res.accuracy, "ci95": res.ci95, "episode_accuracies": res.episode_accuracies},
         "train_cpu_seconds": train_cpu[-1], "resumed": result.log.step[0] != 1,
+        # training episodes (tasks) per step: a meta-batch's, plus MTL's hard tasks; pre-training batches count one
+        "cpu_seconds_per_1000_episodes": 1000 * train_cpu[-1] / episodes_seen(recipe, model, recipe1 if phase1 else None),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # the whole process, data included
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": 1}, "versions": versions(),
         "command": f"OMP_NUM_THREADS=1 python benchmarks/learning_curves.py --method {name}",
     }

@@ -66,3 +66,14 @@ def test_a_width_other_than_64_is_refused(monkeypatch):
     monkeypatch.setattr(lc, "recipe_for", lambda name, recipe: (recipe, narrow))
     with pytest.raises(ValueError, match="64 filters"):
         lc.curve_recipe("protonet", 10)
+
+
+def test_episodes_seen_counts_meta_batches_and_mtl_tasks():
+    from types import SimpleNamespace
+
+    from fslcourse.recipe import Recipe
+
+    recipe = Recipe(steps=10, lr=1e-3, meta_batch=4)
+    assert lc.episodes_seen(recipe, SimpleNamespace()) == 40
+    mtl = SimpleNamespace(tasks_seen=37)  # ordinary and hard tasks, as MTL's hook counts them
+    assert lc.episodes_seen(recipe, mtl, phase1=Recipe(steps=5, lr=1e-3)) == 42
