@@ -127,8 +127,8 @@ def train_mtl(data, device, state_dir: Path, steps: int, progress: bool = True):
     """Both phases of MTL's curve, resumable: phase 1's result is kept in ``state_dir`` until phase 2 is done.
 
     Returns:
-        ``(model, phase-2 FitResult, phase-1 log or None (its result was kept from an earlier run), recipes,
-        phase-1 CPU-seconds)``.
+        ``(model, phase-2 FitResult, phase-1 log (as a dict), (phase-1 recipe, phase-2 recipe), phase-1 CPU-seconds
+        with its validations)``.
     """
     import torch
 
@@ -167,7 +167,7 @@ def train_points(log: dict) -> tuple[list[int], list[float]]:
     return list(log["val_step"]), [log["cpu_seconds"][s - 1] - sum(val_cpu[:i]) for i, s in enumerate(log["val_step"])]
 
 
-def pilot(data, device, names=METHODS, known: dict | None = None, steps: int = 6) -> dict:
+def pilot(data, device, names=CURVES, known: dict | None = None, steps: int = 6) -> dict:
     """CPU-seconds per training step of each of ``names`` (the first step, which warms up, left out).
 
     ``known``: earlier pilot entries (MTL's phase-2 budget is what phase 1, the fine-tuning baseline's
@@ -204,9 +204,8 @@ def run_curve(name: str, data, device, state_dir: Path, out_dir: Path) -> dict:
     phase1 = None
     if name == "mtl":
         model, result, log1, (recipe1, recipe), cpu1 = train_mtl(data, device, state_dir, steps)
-        step1, cpu_1 = train_points(log1)
-        phase1 = {"recipe": recipe1.as_dict(), "steps": recipe1.steps, "train_cpu_seconds": cpu_1[-1] if cpu_1 else None,
-                  "val_step": step1, "val_accuracy": log1["val_accuracy"], "cpu_seconds": cpu1}
+        phase1 = {"recipe": recipe1.as_dict(), "steps": recipe1.steps, "val_step": list(log1["val_step"]),
+                  "val_accuracy": log1["val_accuracy"], "cpu_seconds": cpu1}
     else:
         recipe = curve_recipe(name, steps)
         model, result = train(method_of(name), recipe, data=data, save=False, state=state, resume=state.exists(),
@@ -239,8 +238,9 @@ def run_curve(name: str, data, device, state_dir: Path, out_dir: Path) -> dict:
     }
     if phase1 is not None:
         record["phase1"] = {k: phase1[k] for k in ("recipe", "steps", "val_step", "val_accuracy")}
-        record["note"] = ("steps count phase 1 (pre-training, mtl-theta-only) then phase 2 (meta-transfer); the "
-                          "meta-test uses phase 2's best meta-validation step")
+        record["note"] = ("the curve's steps count phase 1 (pre-training, mtl-theta-only) then phase 2 (meta-transfer); "
+                          "recipe, steps and best_step are phase 2's; the meta-test uses phase 2's best meta-validation "
+                          "step")
     atomic_write_json(record, out)
     state.unlink(missing_ok=True)
     if name == "mtl":
@@ -266,7 +266,7 @@ def main() -> None:
     if args.pilot:
         out = args.out_dir / "pilot.json"
         old = json.loads(out.read_text()) if out.exists() else {}
-        names = [args.method] if args.method else METHODS
+        names = [args.method] if args.method else CURVES
         record = {**old, "pilot": pilot(data, device, names, old.get("pilot")), "budget_cpu_seconds": BUDGET_CPU_S,
                   "versions": versions(), "machine": {"cpu": platform.processor() or platform.machine(), "threads": 1}}
         atomic_write_json(record, out)
