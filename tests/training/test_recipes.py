@@ -87,3 +87,22 @@ def test_train_sinusoid_command_writes_the_checkpoint_and_refuses_to_overwrite(t
     assert main(["train", "sinusoid", "--out", str(out)]) == 2  # exists: refused before any work
     assert "exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
     assert main(["train", "sinusoid", "--steps", "5", "--out", str(tmp_path / "b.pt")]) == 2
+
+
+def test_mtl_phase_two_starts_from_a_given_conv4_backbone(data):
+    """``train("mtl", ..., phase1=state_dict)``: phase 2 on the caller's backbone (the learning curves' MTL on Conv-4);
+    Θ is exactly the given weights, only Φ and θ's temperature change, and a ResNet's weights are refused."""
+    from fslcourse.models import Conv4, ResNetSmall
+
+    torch.manual_seed(0)
+    given = {k: v.clone() for k, v in Conv4(hidden=8).state_dict().items()}
+    recipe = METHODS["mtl"].RECIPES["quick"].replace(model={"backbone": "conv4", "hidden": 8}, **TWO_STEPS)
+    model, result = train("mtl", recipe, data=data, save=False, progress=False, device="cpu", phase1=given)
+    assert result.stopped == "steps"
+    theta = {k.replace(".conv.", "."): v for k, v in model.backbone.state_dict().items()
+             if not k.endswith((".scale", ".shift"))}
+    assert theta.keys() == given.keys() and all(torch.equal(theta[k], given[k]) for k in given)
+    assert any(not torch.equal(p, torch.ones_like(p)) for n, p in model.backbone.named_parameters() if n.endswith("scale"))
+    with pytest.raises(ValueError, match=r"does not match Conv4\(8\)"):
+        train("mtl", recipe, data=data, save=False, progress=False, device="cpu",
+              phase1=ResNetSmall(widths=(4, 6, 8)).state_dict())
