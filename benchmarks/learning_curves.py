@@ -137,6 +137,9 @@ def train_mtl(data, device, state_dir: Path, steps: int, progress: bool = True):
     if done1.exists():
         kept = torch.load(done1, weights_only=True)
         backbone, log1, cpu1 = kept["backbone"], kept["log"], kept["cpu_seconds"]
+        if log1["step"][-1] != r1.steps:
+            raise SystemExit(f"{done1} holds a phase 1 of {log1['step'][-1]} steps but MTL_PHASE1_STEPS is {r1.steps}; "
+                             "delete it to train phase 1 again")
     else:
         state1 = state_dir / "curve-mtl-phase1.state.pt"
         model1, res1 = train("mtl-theta-only", r1, data=data, save=False, state=state1, resume=state1.exists(),
