@@ -47,11 +47,12 @@ from fslcourse.config import get_device  # noqa: E402
 from fslcourse.data import load_omniglot  # noqa: E402
 from fslcourse.evaluate import evaluate  # noqa: E402
 from fslcourse.io import atomic_torch_save, atomic_write_json, check_writable  # noqa: E402
+from fslcourse.report import CURVE_METHODS  # noqa: E402
 from fslcourse.results import versions  # noqa: E402
 from fslcourse.training import train  # noqa: E402
 from fslcourse.training.api import recipe_for  # noqa: E402
 
-METHODS = ("protonet", "matching", "relation", "finetune", "maml", "fomaml", "reptile", "mtl")
+METHODS = CURVE_METHODS
 # The zero-head confound: MAML and first-order MAML with a zero head (the zeroing trick, Kao et al. 2022,
 # arXiv:2106.15367: with it the first inner step changes only the head, so first-order MAML's meta-gradient
 # loses the path through the support images) and with 5 inner steps, on the same terms and budget as the
@@ -127,8 +128,7 @@ def train_mtl(data, device, state_dir: Path, steps: int, progress: bool = True):
     """Both phases of MTL's curve, resumable: phase 1's result is kept in ``state_dir`` until phase 2 is done.
 
     Returns:
-        ``(model, phase-2 FitResult, phase-1 log (as a dict), (phase-1 recipe, phase-2 recipe), phase-1 CPU-seconds
-        with its validations)``.
+        ``(model, phase-2 FitResult, phase-1 log (as a dict), (phase-1 recipe, phase-2 recipe))``.
     """
     import torch
 
@@ -136,7 +136,7 @@ def train_mtl(data, device, state_dir: Path, steps: int, progress: bool = True):
     done1 = state_dir / "curve-mtl.phase1.pt"
     if done1.exists():
         kept = torch.load(done1, weights_only=True)
-        backbone, log1, cpu1 = kept["backbone"], kept["log"], kept["cpu_seconds"]
+        backbone, log1 = kept["backbone"], kept["log"]
         if log1["step"][-1] != r1.steps:
             raise SystemExit(f"{done1} holds a phase 1 of {log1['step'][-1]} steps but MTL_PHASE1_STEPS is {r1.steps}; "
                              "delete it to train phase 1 again")
@@ -147,13 +147,13 @@ def train_mtl(data, device, state_dir: Path, steps: int, progress: bool = True):
         if res1.stopped != "steps":
             raise SystemExit(f"mtl phase 1: stopped at step {res1.steps} ({res1.stopped}); run the same command to resume")
         backbone = {k: v.detach().cpu() for k, v in model1.backbone.state_dict().items()}
-        log1, cpu1 = res1.log.as_dict(), res1.log.cpu_seconds[-1]
-        atomic_torch_save({"backbone": backbone, "log": log1, "cpu_seconds": cpu1}, done1)
+        log1 = res1.log.as_dict()
+        atomic_torch_save({"backbone": backbone, "log": log1}, done1)
         state1.unlink(missing_ok=True)
     state2 = state_dir / "curve-mtl.state.pt"
     model, result = train("mtl", r2, data=data, save=False, state=state2, resume=state2.exists(), device=device,
                           phase1=backbone, progress=progress)
-    return model, result, log1, (r1, r2), cpu1
+    return model, result, log1, (r1, r2)
 
 
 def episodes_seen(recipe, model, phase1=None) -> int:
@@ -204,11 +204,9 @@ def run_curve(name: str, data, device, state_dir: Path, out_dir: Path) -> dict:
     check_writable(out)
     state_dir.mkdir(parents=True, exist_ok=True)
     state = state_dir / f"curve-{name}.state.pt"
-    phase1 = None
+    log1 = recipe1 = None
     if name == "mtl":
-        model, result, log1, (recipe1, recipe), cpu1 = train_mtl(data, device, state_dir, steps)
-        phase1 = {"recipe": recipe1.as_dict(), "steps": recipe1.steps, "val_step": list(log1["val_step"]),
-                  "val_accuracy": log1["val_accuracy"], "cpu_seconds": cpu1}
+        model, result, log1, (recipe1, recipe) = train_mtl(data, device, state_dir, steps)
     else:
         recipe = curve_recipe(name, steps)
         model, result = train(method_of(name), recipe, data=data, save=False, state=state, resume=state.exists(),
@@ -218,9 +216,9 @@ def run_curve(name: str, data, device, state_dir: Path, out_dir: Path) -> dict:
     log = result.log.as_dict()
     step, train_cpu = train_points(log)
     val_cpu, acc, ci = log["val_cpu_seconds"], log["val_accuracy"], log["val_ci95"]
-    if phase1 is not None:  # one curve over both phases: phase 2's steps and CPU come after phase 1's
-        offset = phase1["cpu_seconds"] - sum(log1["val_cpu_seconds"])  # phase 1's training CPU, validations left out
-        step = phase1["val_step"] + [recipe1.steps + s for s in step]
+    if log1 is not None:  # one curve over both phases: phase 2's steps and CPU come after phase 1's
+        offset = log1["cpu_seconds"][-1] - sum(log1["val_cpu_seconds"])  # phase 1's training CPU, validations left out
+        step = list(log1["val_step"]) + [recipe1.steps + s for s in step]
         train_cpu = train_points(log1)[1] + [offset + c for c in train_cpu]
         val_cpu, acc, ci = (log1["val_cpu_seconds"] + val_cpu, log1["val_accuracy"] + acc, log1["val_ci95"] + ci)
     res = evaluate(model, data.test, TEST["n_way"], TEST["n_shot"], TEST["n_query"], TEST["n_episodes"],
@@ -234,13 +232,14 @@ def run_curve(name: str, data, device, state_dir: Path, out_dir: Path) -> dict:
                  "accuracy": res.accuracy, "ci95": res.ci95, "episode_accuracies": res.episode_accuracies},
         "train_cpu_seconds": train_cpu[-1], "resumed": result.log.step[0] != 1,
         # training episodes (tasks) per step: a meta-batch's, plus MTL's hard tasks; pre-training batches count one
-        "cpu_seconds_per_1000_episodes": 1000 * train_cpu[-1] / episodes_seen(recipe, model, recipe1 if phase1 else None),
+        "cpu_seconds_per_1000_episodes": 1000 * train_cpu[-1] / episodes_seen(recipe, model, recipe1),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # the whole process, data included
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": 1}, "versions": versions(),
         "command": f"OMP_NUM_THREADS=1 python benchmarks/learning_curves.py --method {name}",
     }
-    if phase1 is not None:
-        record["phase1"] = {k: phase1[k] for k in ("recipe", "steps", "val_step", "val_accuracy")}
+    if log1 is not None:
+        record["phase1"] = {"recipe": recipe1.as_dict(), "steps": recipe1.steps, "val_step": list(log1["val_step"]),
+                            "val_accuracy": log1["val_accuracy"]}
         record["note"] = ("the curve's steps count phase 1 (pre-training, mtl-theta-only) then phase 2 (meta-transfer); "
                           "recipe, steps and best_step are phase 2's; the meta-test uses phase 2's best meta-validation "
                           "step")

@@ -535,6 +535,7 @@ def format_claims(rows: list[dict]) -> str:
 # Matched-budget learning curves on the papers' protocol (benchmarks/learning_curves.py).
 
 CURVES = "learning_curves"  # results/learning_curves/METHOD.json
+CURVE_METHODS = ("protonet", "matching", "relation", "finetune", "maml", "fomaml", "reptile", "mtl")  # one curve each
 
 
 def load_curves(directory: str | Path | None = None) -> dict[str, dict]:
@@ -633,7 +634,8 @@ def curves_figure(curves: dict[str, dict], names=None, title: str | None = None)
     """Meta-validation accuracy against training CPU-seconds (log axis), one line per method (those of ``names``,
     default all), with 95% intervals."""
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter
+
+    from .widgets.plotting import log_axis
 
     fig, ax = plt.subplots(figsize=(10, 4.6))
     chosen = [(n, curves[n]) for n in (names if names is not None else curves) if n in curves]
@@ -642,11 +644,9 @@ def curves_figure(curves: dict[str, dict], names=None, title: str | None = None)
         ax.errorbar(c["train_cpu_seconds"], c["val_accuracy"], yerr=c["val_ci95"], fmt="o-", ms=3, capsize=2,
                     color=f"C{i}", label=f"{name} ({rec['recipe']['steps']:,} steps)")
     budget = {rec["budget_cpu_seconds"] for _, rec in chosen}
-    ax.set_xscale("log")
     xs = [x for _, rec in chosen for x in rec["curve"]["train_cpu_seconds"]]
-    ticks = [t for t in (10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000, 5000, 10_000) if xs and min(xs) <= t <= max(xs)]
-    ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    log_axis(ax, [t for t in (10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000, 5000, 10_000)
+                  if xs and min(xs) <= t <= max(xs)])
     ax.set(xlabel="training CPU-seconds, one thread (log scale; validation left out)",
            ylabel="meta-validation accuracy (%)",
            title=(title or "5-way 1-shot, Vinyals split: what each method learns per CPU-second")

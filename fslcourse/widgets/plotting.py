@@ -4,6 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.colors import to_rgb
+from matplotlib.ticker import NullFormatter
 
 # Right and wrong: a green and a red that no class colour comes near (tests/widgets/test_plotting.py).
 RIGHT, WRONG = to_rgb("#1a9641"), to_rgb("#d7191c")
@@ -62,6 +63,13 @@ def crowded_text(fig) -> list[str]:
             if overlap_x > 1 and overlap_y > 1:
                 found.append(f"{a!r} overlaps {b!r}")
     return found
+
+
+def log_axis(ax, ticks, axis: str = "x") -> None:
+    """Put ``axis`` of ``ax`` on a log scale labelled only at ``ticks``, written plainly (``300``, not ``3×10²``)."""
+    getattr(ax, f"set_{axis}scale")("log")
+    getattr(ax, f"set_{axis}ticks")(ticks, [f"{t:,g}" for t in ticks])
+    getattr(ax, f"{axis}axis").set_minor_formatter(NullFormatter())
 
 
 def class_colour(label: int):

@@ -34,3 +34,20 @@ def test_the_check_catches_tab20():
 def test_no_class_colour_is_mistaken_for_right_or_wrong():
     for c in CLASS_COLOURS:
         assert _distance(c, RIGHT) > 0.3 and _distance(c, WRONG) > 0.3, c
+
+
+def test_log_axis_labels_only_the_given_ticks_plainly():
+    import matplotlib.pyplot as plt
+
+    from fslcourse.widgets.plotting import log_axis
+
+    fig, ax = plt.subplots()
+    ax.plot([20, 400], [1, 2])
+    log_axis(ax, [30, 100, 1000])
+    fig.canvas.draw()
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["30", "100", "1,000"]
+    assert all(t.get_text() == "" for t in ax.get_xticklabels(minor=True))
+    log_axis(ax, [0.01, 0.1], axis="y")
+    assert ax.get_yscale() == "log" and [t.get_text() for t in ax.get_yticklabels()] == ["0.01", "0.1"]
+    plt.close(fig)
