@@ -20,7 +20,7 @@ Usage (from the repository root, one thread per run; two runs at once on two cor
 
     OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu FSLCOURSE_DATA=../shared/data \\
         .venv/bin/python benchmarks/learning_curves.py --pilot            # CPU-seconds per step, per method
-                                                              # (--pilot --method NAME: one method)
+                                                              # (--pilot --method A --method B: those only)
     OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu FSLCOURSE_DATA=../shared/data \\
         .venv/bin/python benchmarks/learning_curves.py --method protonet  # one curve
 
@@ -64,14 +64,15 @@ VARIANTS = {"maml-zero-head": ("maml", {"zero_head": True}), "fomaml-zero-head":
             "fomaml-zero-head-5-steps": ("fomaml", {"zero_head": True, "inner_steps": 5, "test_inner_steps": 5})}
 CURVES = METHODS + tuple(VARIANTS)
 BUDGET_CPU_S = 300.0  # training CPU-seconds per method (one thread)
-# steps per method: BUDGET_CPU_S / the pilot's CPU-seconds per step, rounded (--pilot, 2026-12-03, one thread of the
-# course's 2-core CPU: protonet 0.817, matching 0.233, relation 0.192, finetune 0.638, maml 3.955, fomaml 4.419,
-# reptile 1.229 CPU-s per step; MTL's phase 2 and the zero-head variants, 2026-12-03 with --pilot --method NAME: mtl 0.986,
-# maml-zero-head 3.674, fomaml-zero-head 3.775, maml-5-steps 5.370, fomaml-5-steps 4.956, maml-zero-head-5-steps 7.301,
-# fomaml-zero-head-5-steps 5.249; results/learning_curves/pilot.json)
-STEPS = {"protonet": 367, "matching": 1285, "relation": 1565, "finetune": 470, "maml": 76, "fomaml": 68, "reptile": 244,
-         "mtl": 152, "maml-zero-head": 82, "fomaml-zero-head": 79, "maml-5-steps": 56,
-         "fomaml-5-steps": 61, "maml-zero-head-5-steps": 41, "fomaml-zero-head-5-steps": 57}
+# steps per method: BUDGET_CPU_S / the pilot's CPU-seconds per step, rounded (--pilot, one thread of the course's
+# 2-core CPU, nothing else running; results/learning_curves/pilot.json): protonet 0.817, matching 0.233, relation
+# 0.192, finetune 0.638, reptile 1.229, mtl 0.986 (MTL's phase 2) CPU-s per step. The MAML family was piloted
+# again (2026-12-03) when its paper recipe took the paper code's one query per class (it had 15): maml 0.709,
+# fomaml 0.446, maml-zero-head 0.706, fomaml-zero-head 0.364, maml-5-steps 3.377, fomaml-5-steps 1.443,
+# maml-zero-head-5-steps 3.547, fomaml-zero-head-5-steps 1.562.
+STEPS = {"protonet": 367, "matching": 1285, "relation": 1565, "finetune": 470, "maml": 423, "fomaml": 673,
+         "reptile": 244, "mtl": 152, "maml-zero-head": 425, "fomaml-zero-head": 823, "maml-5-steps": 89,
+         "fomaml-5-steps": 208, "maml-zero-head-5-steps": 85, "fomaml-zero-head-5-steps": 192}
 # MTL has two phases on one Conv-4: phase 1 is the fine-tuning baseline's pre-training (same batches, rate and
 # width) for half of its steps, about half the budget; phase 2 (scale and shift + hard tasks) gets the rest.
 # Its curve counts both phases' CPU, so MTL is compared at the same total budget, its pre-training included.
@@ -254,26 +255,29 @@ def run_curve(name: str, data, device, state_dir: Path, out_dir: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--method", choices=CURVES, help="train this method's (or variant's) curve")
+    parser.add_argument("--method", choices=CURVES, action="append",
+                        help="train this method's (or variant's) curve; with --pilot, may be given several times")
     parser.add_argument("--pilot", action="store_true",
                         help="measure CPU-seconds per step of every method (or of --method's), into pilot.json")
     parser.add_argument("--state-dir", type=Path, default=ROOT / "build" / "curves", help="resumable training states")
     parser.add_argument("--out-dir", type=Path, default=OUT)
     args = parser.parse_args()
     if not args.pilot and args.method is None:
-        parser.error("give --pilot (every method, or one with --method NAME) or --method NAME")
+        parser.error("give --pilot (every method, or those of --method NAME ...) or --method NAME")
+    if not args.pilot and len(args.method) > 1:
+        parser.error(f"one curve per run: --method was given {len(args.method)} times ({', '.join(args.method)})")
     device = get_device()
     started = time.time()
     data = load_omniglot(device=device, progress=False, split="vinyals")
     if args.pilot:
         out = args.out_dir / "pilot.json"
         old = json.loads(out.read_text()) if out.exists() else {}
-        names = [args.method] if args.method else CURVES
+        names = args.method or CURVES
         record = {**old, "pilot": pilot(data, device, names, old.get("pilot")), "budget_cpu_seconds": BUDGET_CPU_S,
                   "versions": versions(), "machine": {"cpu": platform.processor() or platform.machine(), "threads": 1}}
         atomic_write_json(record, out)
     else:
-        run_curve(args.method, data, device, args.state_dir, args.out_dir)
+        run_curve(args.method[0], data, device, args.state_dir, args.out_dir)
     print(f"done in {time.time() - started:.0f} s")
 
 
