@@ -1,8 +1,9 @@
-"""MAML meta-training throughput and peak memory: ours (torch.func vmap / autograd loop) vs learn2learn.
+"""MAML meta-training throughput and peak memory: ours (batched / torch.func vmap / autograd loop) vs learn2learn.
 
 Usage (from the repository root):
 
-    python benchmarks/maml_vs_l2l.py [--hidden 64] [--meta-batch 8] [--n-query 5] [--rounds 3]
+    python benchmarks/maml_vs_l2l.py [--hidden 64] [--meta-batch 8] [--n-query 5] [--rounds 3] \
+        [--threads 1] [--out results/maml_vs_l2l.json]
 
 Every implementation trains the same MAMLConv4 (5-way 1-shot, stride-2 Conv-4 with
 batch-statistics BatchNorm) from the same initial weights on the same Omniglot-sized
@@ -20,21 +21,24 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from fslcourse.data import EpisodeSampler, glyph_splits
+from fslcourse.io import atomic_write_json, check_writable
 from fslcourse.methods.maml import FOMAML, MAML
 
-IMPLS = ["ours-vmap", "ours-loop", "learn2learn"]
+IMPLS = ["ours-batched", "ours-vmap", "ours-loop", "learn2learn"]
 
 
 def make_step(impl: str, first_order: bool, args):
     """A ``step(batch)`` closure doing one meta-update with ``impl``."""
     torch.manual_seed(0)
     cls = FOMAML if first_order else MAML
-    model = cls(hidden=args.hidden, inner_lr=0.4, inner_steps=1, backend="loop" if impl == "ours-loop" else "vmap")
+    model = cls(hidden=args.hidden, inner_lr=0.4, inner_steps=1,
+                backend=impl.removeprefix("ours-") if impl != "learn2learn" else "vmap")
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     if impl != "learn2learn":
         return lambda batch: model.train_step(batch, opt)
@@ -91,10 +95,13 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=2, help="meta-steps per implementation per round")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--out", type=Path, default=None, help="also write the results as JSON here (atomically)")
     ap.add_argument("--memory-of", nargs=2, help=argparse.SUPPRESS)  # internal: IMPL ORDER in a subprocess
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.out:
+        check_writable(args.out)
     if args.memory_of:
         print(peak_memory(args.memory_of[0], args.memory_of[1] == "first", args))
         return
@@ -127,6 +134,8 @@ def main():
                   f"vs learn2learn   peak RSS +{r['peak_rss_growth_mib']:.0f} MiB "
                   f"x{r['memory_ratio_vs_l2l']:.2f}", flush=True)
     print(json.dumps(out, indent=1))
+    if args.out:
+        atomic_write_json(out, args.out)
 
 
 if __name__ == "__main__":

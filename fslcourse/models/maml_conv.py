@@ -12,7 +12,9 @@ statistics, i.e. transductively.
 
 ``forward(x, params)`` takes an optional ``{name: tensor}`` dict (the names of
 ``named_parameters()``), so the MAML inner loop can run the same network with
-adapted weights without copying modules.
+adapted weights without copying modules. ``forward_tasks(x, params)`` runs a batch
+of tasks, each with its own weights, as one network: the tasks' channels side by
+side and grouped convolutions, so one autograd graph holds every task.
 """
 from __future__ import annotations
 
@@ -73,3 +75,31 @@ class MAMLConv4(nn.Module):
             if self.stride == 1:
                 x = F.max_pool2d(x, 2)
         return F.linear(x.flatten(1), p["head.weight"], p["head.bias"])  # flatten: (n, hidden*side*side)
+
+    def forward_tasks(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits of ``B`` tasks at once, task ``b``'s images through task ``b``'s weights.
+
+        The tasks' channels sit side by side, ``(n, B * C, H, W)``: a convolution with ``groups=B`` is each
+        task's convolution, and BatchNorm over ``B * hidden`` channels is each task's own batch statistics.
+        For plain autograd (its double backward is autograd's own); under ``torch.func``, use :meth:`forward`.
+
+        Args:
+            x: ``(B, n, C, H, W)``, the same ``n`` images per task.
+            params: ``{name: (B, *param.shape)}``, one set of weights per task.
+
+        Returns:
+            ``(B, n, n_way)`` logits.
+        """
+        n_tasks, n = x.shape[:2]
+        h = x.transpose(0, 1).reshape(n, -1, *x.shape[3:])  # (n, B*C, H, W)
+        for i in range(self.depth):
+            w = params[f"convs.{i}.weight"]
+            h = F.conv2d(h, w.flatten(0, 1), params[f"convs.{i}.bias"].flatten(), stride=self.stride,
+                         padding=1, groups=n_tasks)  # flatten: (B*hidden, C_in, 3, 3); h: (n, B*hidden, H', W')
+            h = F.batch_norm(h, None, None, params[f"norms.{i}.weight"].flatten(), params[f"norms.{i}.bias"].flatten(),
+                             training=True)
+            h = F.relu(h)
+            if self.stride == 1:
+                h = F.max_pool2d(h, 2)
+        features = h.reshape(n, n_tasks, -1).transpose(0, 1)  # (B, n, hidden*side*side)
+        return torch.baddbmm(params["head.bias"].unsqueeze(1), features, params["head.weight"].transpose(1, 2))

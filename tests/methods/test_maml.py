@@ -46,7 +46,7 @@ def _learn2learn(model, batch, first_order):
     return torch.autograd.grad(torch.stack(losses).mean(), list(net.parameters()))
 
 
-@pytest.mark.parametrize("backend", ["vmap", "loop"])
+@pytest.mark.parametrize("backend", ["vmap", "batched", "loop"])
 @pytest.mark.parametrize("cls", [MAML, FOMAML])
 def test_meta_gradient_matches_learn2learn(batch, cls, backend):
     model = _tiny(cls, backend)
@@ -111,7 +111,7 @@ def test_registered_and_config_rebuilds():
     assert clone.config() == model.config() and clone.needs_grad_at_test
 
 
-@pytest.mark.parametrize("backend", ["vmap", "loop"])
+@pytest.mark.parametrize("backend", ["vmap", "batched", "loop"])
 @pytest.mark.parametrize("cls", [MAML, FOMAML])
 def test_zero_head_meta_gradient_matches_learn2learn_with_a_zeroed_head(batch, cls, backend):
     torch.manual_seed(0)

@@ -12,12 +12,12 @@ from fslcourse.methods.reptile import Reptile
 from fslcourse.pretrained import load_method, save_method
 
 
-def _setup(steps=3, seed=0):
+def _setup(steps=3, seed=0, backend="vmap"):
     train, _, _ = glyph_splits()
     batch = EpisodeSampler(train, n_way=3, n_shot=1, n_query=2, seed=5).sample_batch(2)
     batch.support_x, batch.query_x = batch.support_x.double(), batch.query_x.double()
     torch.manual_seed(seed)
-    return Reptile(n_way=3, hidden=4, inner_lr=0.1, inner_steps=steps).double(), batch
+    return Reptile(n_way=3, hidden=4, inner_lr=0.1, inner_steps=steps, backend=backend).double(), batch
 
 
 def _sgd_by_hand(model, ep, steps, lr):
@@ -33,8 +33,9 @@ def _sgd_by_hand(model, ep, steps, lr):
     return dict(net.named_parameters())
 
 
-def test_update_equals_formula():
-    model, batch = _setup()
+@pytest.mark.parametrize("backend", ["vmap", "batched"])
+def test_update_equals_formula(backend):
+    model, batch = _setup(backend=backend)
     eps = 0.25
     theta = {k: v.detach().clone() for k, v in model.net.named_parameters()}
     phis = [_sgd_by_hand(model, ep, model.inner_steps, model.inner_lr) for ep in batch]
@@ -65,9 +66,11 @@ def test_registered():
 
 
 def test_takes_none_of_maml_s_unused_arguments_but_loads_checkpoints_that_record_them(tmp_path):
-    """Reptile once subclassed MAML: its checkpoints record ``backend`` (and ``first_order``); they still load."""
-    with pytest.raises(TypeError, match="backend"):
-        Reptile(backend="vmap")
+    """Reptile once subclassed MAML: its checkpoints record ``first_order``; they still load."""
+    with pytest.raises(TypeError, match="first_order"):
+        Reptile(first_order=True)
+    with pytest.raises(ValueError, match="backend='loop'.*'vmap' or 'batched'"):
+        Reptile(backend="loop")
     model = Reptile(n_way=3, hidden=4, inner_steps=2, test_inner_steps=7, zero_head=True)
     assert Reptile(**model.config()).config() == model.config()
     ckpt = torch.load(save_method(model, tmp_path / "new.pt", seed=0, profile="quick", train_seconds=0.0),
@@ -78,14 +81,15 @@ def test_takes_none_of_maml_s_unused_arguments_but_loads_checkpoints_that_record
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
 
 
-def test_zero_head_update_equals_formula_and_leaves_head():
+@pytest.mark.parametrize("backend", ["vmap", "batched"])
+def test_zero_head_update_equals_formula_and_leaves_head(backend):
     """With ``zero_head`` every task starts from a zero head: the body follows the formula from a
     copy whose head is zeroed, and the stored head is not meta-learned (it does not move)."""
     train, _, _ = glyph_splits()
     batch = EpisodeSampler(train, n_way=4, n_shot=1, n_query=2, seed=7).sample_batch(2)  # 4-way: head has 3 rows
     batch.support_x, batch.query_x = batch.support_x.double(), batch.query_x.double()
     torch.manual_seed(0)
-    model = Reptile(n_way=3, hidden=4, inner_lr=0.1, inner_steps=3, zero_head=True).double()
+    model = Reptile(n_way=3, hidden=4, inner_lr=0.1, inner_steps=3, zero_head=True, backend=backend).double()
     head_before = model.net.head.weight.detach().clone()
     zeroed = copy.deepcopy(model)
     zeroed.net.head = torch.nn.Linear(zeroed.net.head.in_features, 4).double()
