@@ -65,14 +65,15 @@ VARIANTS = {"maml-zero-head": ("maml", {"zero_head": True}), "fomaml-zero-head":
 CURVES = METHODS + tuple(VARIANTS)
 BUDGET_CPU_S = 300.0  # training CPU-seconds per method (one thread)
 # steps per method: BUDGET_CPU_S / the pilot's CPU-seconds per step, rounded (--pilot, one thread of the course's
-# 2-core CPU, nothing else running; results/learning_curves/pilot.json): protonet 0.817, matching 0.233, relation
-# 0.192, finetune 0.638, reptile 1.229, mtl 0.986 (MTL's phase 2) CPU-s per step. The MAML family was piloted
-# again (2026-12-03) when its paper recipe took the paper code's one query per class (it had 15): maml 0.709,
-# fomaml 0.446, maml-zero-head 0.706, fomaml-zero-head 0.364, maml-5-steps 3.377, fomaml-5-steps 1.443,
-# maml-zero-head-5-steps 3.547, fomaml-zero-head-5-steps 1.562.
-STEPS = {"protonet": 367, "matching": 1285, "relation": 1565, "finetune": 470, "maml": 423, "fomaml": 673,
-         "reptile": 244, "mtl": 152, "maml-zero-head": 425, "fomaml-zero-head": 823, "maml-5-steps": 89,
-         "fomaml-5-steps": 208, "maml-zero-head-5-steps": 85, "fomaml-zero-head-5-steps": 192}
+# 2-core CPU, nothing else running; results/learning_curves/pilot.json): protonet 0.817, matching 0.233,
+# relation 0.192, finetune 0.638, mtl 0.986 (MTL's phase 2) CPU-s per step. The MAML family and Reptile
+# were piloted again (2026-12-03) when their paper recipes took the paper code's one query per class (MAML had
+# 15) and the batched back-end: maml 0.892, fomaml 0.281, reptile 0.883, maml-zero-head 0.738,
+# fomaml-zero-head 0.321, maml-5-steps 3.738, fomaml-5-steps 1.008, maml-zero-head-5-steps 4.268,
+# fomaml-zero-head-5-steps 1.017.
+STEPS = {"protonet": 367, "matching": 1285, "relation": 1565, "finetune": 470, "maml": 336, "fomaml": 1069,
+         "reptile": 340, "mtl": 152, "maml-zero-head": 407, "fomaml-zero-head": 934, "maml-5-steps": 80,
+         "fomaml-5-steps": 298, "maml-zero-head-5-steps": 70, "fomaml-zero-head-5-steps": 295}
 # MTL has two phases on one Conv-4: phase 1 is the fine-tuning baseline's pre-training (same batches, rate and
 # width) for half of its steps, about half the budget; phase 2 (scale and shift + hard tasks) gets the rest.
 # Its curve counts both phases' CPU, so MTL is compared at the same total budget, its pre-training included.

@@ -106,7 +106,8 @@ def main():
         print(peak_memory(args.memory_of[0], args.memory_of[1] == "first", args))
         return
     data = batches(args, args.steps)
-    out = {"config": vars(args), "torch": torch.__version__, "threads": torch.get_num_threads(), "results": {}}
+    config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    out = {"config": config, "torch": torch.__version__, "threads": torch.get_num_threads(), "results": {}}
     for order in ("second", "first"):
         steps = {impl: make_step(impl, order == "first", args) for impl in IMPLS}
         for impl in IMPLS:  # warm-up
