@@ -200,14 +200,6 @@ class MAML(FewShotClassifier):
         """
         params = dict(self.net.named_parameters())
         n_way = batch.n_way if self.zero_head else None
-        if self.backend == "batched":  # every task in one graph, plain autograd
-            phi = inner_loop_tasks(self.net, params, batch.support_x, batch.support_y, self.inner_lr,
-                                   self.inner_steps, n_way, self.first_order)
-            logits = self.net.forward_tasks(batch.query_x, phi)  # (B, n_query_total, n_way)
-            loss = F.cross_entropy(logits.flatten(0, 1), batch.query_y.flatten())  # flatten: (B*n_query_total, ...)
-            grads = torch.autograd.grad(loss, list(params.values()), allow_unused=self.zero_head)
-            grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params.values(), grads)]
-            return dict(zip(params, grads)), loss.detach(), (logits.argmax(dim=-1) == batch.query_y).float().mean()
         if self.backend == "vmap":  # torch.func all the way: grad of (vmap over tasks of (grad inside))
             def task_query_loss(p, support_x, support_y, query_x, query_y):
                 logits = self.net(query_x, inner_loop(self.net, p, support_x, support_y, self.inner_lr,
@@ -220,20 +212,28 @@ class MAML(FewShotClassifier):
                 return losses.mean(), (losses.mean(), accs.mean())
             grads, (loss, acc) = grad(mean_query_loss, has_aux=True)(params)
             return grads, loss.detach(), acc
-        losses, accs = [], []
-        for ep in batch:  # task by task with torch.autograd.grad(create_graph=True), as learn2learn does
-            phi = params if n_way is None else zero_head(params, n_way)
-            for _ in range(self.inner_steps):
-                g = torch.autograd.grad(F.cross_entropy(self.net(ep.support_x, phi), ep.support_y), list(phi.values()),
-                                        create_graph=not self.first_order)
-                phi = {k: p - self.inner_lr * gk for (k, p), gk in zip(phi.items(), g)}
-            logits = self.net(ep.query_x, phi)
-            losses.append(F.cross_entropy(logits, ep.query_y))
-            accs.append((logits.argmax(dim=1) == ep.query_y).float().mean())
-        loss = torch.stack(losses).mean()
+        if self.backend == "batched":  # every task in one graph, plain autograd
+            phi = inner_loop_tasks(self.net, params, batch.support_x, batch.support_y, self.inner_lr,
+                                   self.inner_steps, n_way, self.first_order)
+            logits = self.net.forward_tasks(batch.query_x, phi)  # (B, n_query_total, n_way)
+            loss = F.cross_entropy(logits.flatten(0, 1), batch.query_y.flatten())  # flatten: (B*n_query_total, ...)
+            acc = (logits.argmax(dim=-1) == batch.query_y).float().mean()
+        else:
+            losses, accs = [], []
+            for ep in batch:  # task by task with torch.autograd.grad(create_graph=True), as learn2learn does
+                phi = params if n_way is None else zero_head(params, n_way)
+                for _ in range(self.inner_steps):
+                    g = torch.autograd.grad(F.cross_entropy(self.net(ep.support_x, phi), ep.support_y),
+                                            list(phi.values()), create_graph=not self.first_order)
+                    phi = {k: p - self.inner_lr * gk for (k, p), gk in zip(phi.items(), g)}
+                logits = self.net(ep.query_x, phi)
+                losses.append(F.cross_entropy(logits, ep.query_y))
+                accs.append((logits.argmax(dim=1) == ep.query_y).float().mean())
+            loss, acc = torch.stack(losses).mean(), torch.stack(accs).mean()
+        # with a zero head, θ's head gets no gradient: zeros
         grads = torch.autograd.grad(loss, list(params.values()), allow_unused=self.zero_head)
         grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params.values(), grads)]
-        return dict(zip(params, grads)), loss.detach(), torch.stack(accs).mean()
+        return dict(zip(params, grads)), loss.detach(), acc
 
     def train_step(self, batch, optimizer):
         """One meta-update: :meth:`meta_gradient` into ``.grad``, then ``optimizer.step()``."""
