@@ -74,7 +74,8 @@ class EvalResult:
     (``{"file", "sha256"}``, set by :func:`fslcourse.pretrained.load_method`), ``None`` for a model
     that was not loaded from a file. ``split_protocol`` is how the classes were split
     (``"alphabet"`` or ``"vinyals"``, see :func:`fslcourse.data.load_omniglot`); ``batch_norm`` the
-    method's ``test_batch_norm`` (``"batch"``: transductive, ``"running"``, ``"none"``).
+    method's ``test_batch_norm`` (``"batch"``: transductive, ``"support+query"``: each query with the support
+    set, one at a time, ``"running"``, ``"none"``).
     """
 
     accuracy: float

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("constant", "cosine", "cosine-closed", "step", "warmup-cosine")
+SCHEDULES = ("constant", "cosine", "cosine-closed", "linear", "step", "warmup-cosine")
 TRAINERS = ("episodic", "pretrain", "meta-transfer", "regression", "vae", "gan", "hallucinator", "diffusion")
 
 

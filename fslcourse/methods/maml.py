@@ -116,6 +116,16 @@ def zero_head(theta: dict[str, torch.Tensor], n_way: int) -> dict[str, torch.Ten
             "head.bias": w.new_zeros(n_way, requires_grad=True)}
 
 
+def check_head(net: MAMLConv4, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor,
+               zero_head: bool) -> int:
+    """The episode's ``n_way`` (:meth:`FewShotClassifier.check_support`), which the head must have unless it is zero."""
+    n_way = FewShotClassifier.check_support(support_x, support_y, query_x)
+    if n_way != net.n_way and not zero_head:
+        raise ValueError(f"the support set has n_way={n_way} but this network's head has {net.n_way} outputs; use "
+                         f"episodes with n_way={net.n_way}, build the method with n_way={n_way} or use zero_head=True")
+    return n_way
+
+
 def adapted_logits(net: MAMLConv4, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor,
                    inner_lr: float, steps: int, zero_head: bool) -> torch.Tensor:
     """Test-time adaptation of MAML and Reptile: :func:`inner_loop` on the support set, then the query logits.
@@ -128,10 +138,7 @@ def adapted_logits(net: MAMLConv4, support_x: torch.Tensor, support_y: torch.Ten
     Returns:
         ``(n_query_total, n_way)`` logits (no graph attached).
     """
-    n_way = FewShotClassifier.check_support(support_x, support_y, query_x)
-    if n_way != net.n_way and not zero_head:
-        raise ValueError(f"the support set has n_way={n_way} but this network's head has {net.n_way} outputs; use "
-                         f"episodes with n_way={net.n_way}, build the method with n_way={n_way} or use zero_head=True")
+    n_way = check_head(net, support_x, support_y, query_x, zero_head)
     phi = inner_loop(net, dict(net.named_parameters()), support_x, support_y, inner_lr, steps,
                      n_way if zero_head else None, first_order=True)
     with torch.no_grad():

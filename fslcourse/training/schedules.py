@@ -7,7 +7,8 @@ torch's :class:`~torch.optim.lr_scheduler.CosineAnnealingLR` (its recursive form
 ``cosine-closed``: the same curve from its closed form
 :math:`\\eta_t = \\eta(f + (1 - f)\\tfrac12(1 + \\cos(\\pi t / T)))` (two forms kept because
 committed checkpoints were trained with each and a schedule must reproduce them bit for
-bit); ``step``: multiply by ``gamma`` every ``every`` steps (the ProtoNet paper);
+bit); ``linear``: from ``lr`` straight down to 0 at the last step (Reptile's meta step size);
+``step``: multiply by ``gamma`` every ``every`` steps (the ProtoNet paper);
 ``warmup-cosine``: a linear warm-up over ``warmup`` steps times a cosine to 0 (the
 diffusion model). Every scheduler is resumable through its ``state_dict``.
 """
@@ -41,6 +42,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe):
     if name == "cosine-closed":
         floor = kw.get("floor", 0.0)
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: closed_cosine(t, steps, floor))
+    if name == "linear":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: 1.0 - min(t, steps) / steps)
     if name == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, kw["every"], gamma=kw.get("gamma", 0.5))
     if name == "warmup-cosine":

@@ -91,6 +91,8 @@ def episodic(name: str, recipe: Recipe, data, device) -> Run:
     sampler = EpisodeSampler(train.to(device), recipe.n_way, recipe.n_shot, recipe.n_query, seed=recipe.seed,
                              within_alphabet=recipe.within_alphabet)
     streams = {"episodes": sampler.generator}
+    if isinstance(getattr(model, "generator", None), torch.Generator):  # the method's own draws (Reptile's batches)
+        streams["method"] = model.generator.manual_seed(recipe.seed + 2)
     batches = functools.partial(sampler.sample_batch, recipe.meta_batch)
     if "augment" in recipe.options:
         batches = deformed(batches, Deformation(**recipe.options["augment"]), streams, recipe.seed)

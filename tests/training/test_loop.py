@@ -239,3 +239,29 @@ def test_an_interrupted_generator_run_saves_nothing(glyphs, tmp_path, monkeypatc
     with pytest.raises(TrainingStopped, match="stopped at step 2 .interrupted.; no generator checkpoint was written"):
         load_or_train_diffusion(data, encoder, path=tmp_path / "d.pt", progress=False, recipe=tiny)
     assert not (tmp_path / "d.pt").exists() and DIFFUSION["quick"].steps == 10_000
+
+
+def test_reptile_with_adam_and_mini_batches_resumes_bitwise(glyphs, tmp_path, monkeypatch):
+    """Reptile's paper recipe carries state outside its weights: Adam's moments (buffers) and the stream its
+    mini-batches are drawn from (``streams["method"]``); an interrupted run resumes to the same weights."""
+    from fslcourse.methods.reptile import Reptile
+    data, out = _data(glyphs), tmp_path / "reptile.pt"
+    recipe = Reptile.RECIPES["paper"].replace(steps=6, val_every=0, val_episodes=2, state_every=0, options={},
+                                              model={**Reptile.RECIPES["paper"].model, "hidden": 4,
+                                                     "test_inner_steps": 2})
+    original, calls = Reptile.train_step, {"n": 0}
+
+    def step_then_ctrl_c(self, batch, optimizer):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, batch, optimizer)
+
+    monkeypatch.setattr(Reptile, "train_step", step_then_ctrl_c)
+    _, stopped = train("reptile", recipe, data=data, out=out, progress=False, eval_episodes=2)
+    monkeypatch.setattr(Reptile, "train_step", original)
+    assert stopped.stopped == "interrupted" and (tmp_path / "reptile.state.pt").exists()
+    resumed, _ = train("reptile", recipe, data=data, out=out, resume=True, progress=False, eval_episodes=2)
+    straight, _ = train("reptile", recipe, data=data, save=False, progress=False)
+    assert int(straight.inner_t) == 6 * 5 * 5 and straight.inner_sq.abs().sum() > 0
+    assert all(torch.equal(v, straight.state_dict()[k]) for k, v in resumed.state_dict().items())

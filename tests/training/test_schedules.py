@@ -1,0 +1,34 @@
+"""Every schedule against its closed form, step by step (step counts only, never the wall clock)."""
+import math
+
+import pytest
+import torch
+
+from fslcourse.recipe import SCHEDULES, Recipe
+from fslcourse.training.schedules import closed_cosine, make_scheduler, warmup_cosine
+
+T = 40
+CLOSED = {"constant": lambda t: 1.0, "cosine": lambda t: closed_cosine(t, T, 0.1),
+          "cosine-closed": lambda t: closed_cosine(t, T, 0.1), "linear": lambda t: 1 - t / T,
+          "step": lambda t: 0.5 ** (t // 7), "warmup-cosine": lambda t: warmup_cosine(t, T, 5)}
+
+
+def test_every_schedule_has_a_closed_form_here():
+    assert set(CLOSED) == set(SCHEDULES)
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_schedule_follows_its_closed_form(name):
+    recipe = Recipe(steps=T, lr=2.0, schedule=name, schedule_kwargs={"cosine": {"floor": 0.1},
+                    "cosine-closed": {"floor": 0.1}, "step": {"every": 7}, "warmup-cosine": {"warmup": 5}}.get(name, {}))
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=recipe.lr)
+    sched = make_scheduler(opt, recipe)
+    for t in range(T + 1):
+        assert opt.param_groups[0]["lr"] == pytest.approx(2.0 * CLOSED[name](t), abs=1e-9), (name, t)
+        opt.step()
+        if sched is not None:
+            sched.step()
+
+
+def test_linear_ends_at_zero_as_reptile_anneals_its_meta_step():
+    assert CLOSED["linear"](T) == 0 and math.isclose(CLOSED["linear"](T // 2), 0.5)
