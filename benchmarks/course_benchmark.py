@@ -14,7 +14,9 @@ the same episodes. A run with ``--methods`` replaces only those methods' records
 and keeps the others, so partial runs merge. ``--split vinyals`` runs the four protocols without the
 within-alphabet task on the Vinyals et al. test characters (the papers' test protocol); its records say
 ``split_protocol: "vinyals"`` and the report sets the published figures beside them; ``--profile paper`` measures
-the paper recipes' checkpoints (trained on the Vinyals split: the like-for-like row, labelled "NAME (paper recipe)").
+the paper recipes' checkpoints (trained on the Vinyals split: the like-for-like row, labelled "NAME (paper recipe)");
+a method that can classify each query with the support set alone (Reptile) is measured that way too, as
+``NAME-inductive`` (the Reptile paper's non-transductive column).
 Methods that cannot run a protocol (MAML's head
 is fixed at the ``n_way`` it was trained with) get a record with ``accuracy: null`` and the
 reason in ``skipped``. ``protonet``/``finetune`` are also run with the generators named by
@@ -26,6 +28,7 @@ test seconds (``eval_seconds``; divide by ``episodes``), measured on a shared ma
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -87,7 +90,12 @@ def run(names, data, episodes: int, n_query: int, seed: int, device, generators,
         info = checkpoint_info(name, profile) if get_method(name).trainable else {}
         common = dict(config=info.get("config", model.config()), seed=info.get("seed"), device=device,
                       profile=profile, train_seconds=info.get("train_seconds"))
-        for proto in protocols:
+        variants = [(name, True)]
+        if profile == "paper" and getattr(model, "transductive", None) is True:  # Reptile: the paper's other column
+            variants.append((f"{name}-inductive", False))
+        for (name, transductive), proto in itertools.product(variants, protocols):
+            if hasattr(model, "transductive"):
+                model.transductive = transductive
             why = cannot_run(model, proto)
             label = f"{name} {protocol_key(proto)}"
             if why:
@@ -107,6 +115,8 @@ def run(names, data, episodes: int, n_query: int, seed: int, device, generators,
             records.append(result_record(name, res, **common, extra={"trainable_params": trainable_params(model)}))
             if name in AUGMENTED and not proto.get("within_alphabet") and profile == "quick":
                 records += run_augmented(name, model, res, data, common, generators, device)
+        if len(variants) > 1:
+            model.transductive = True  # as loaded
     return records
 
 

@@ -31,6 +31,7 @@ PUBLISHED: dict[str, tuple[tuple[float, float, float, float], str]] = {
     "maml": ((98.7, 99.9, 95.8, 98.9), "Finn et al. 2017, arXiv:1703.03400, Table 1"),
     "fomaml": ((98.3, 99.2, 89.4, 97.9), "Nichol et al. 2018, arXiv:1803.02999"),
     "reptile": ((97.68, 99.48, 89.43, 97.12), "Nichol et al. 2018, arXiv:1803.02999 (transductive)"),
+    "reptile-inductive": ((95.39, 98.90, 88.14, 96.65), "Nichol et al. 2018, arXiv:1803.02999 (non-transductive)"),
     "matching": ((98.1, 98.9, 93.8, 98.5), "Vinyals et al. 2016, arXiv:1606.04080 (as in Snell et al. 2017, Table 1)"),
     "relation": ((99.6, 99.8, 97.6, 99.1), "Sung et al. 2018, arXiv:1711.06025"),
 }

@@ -57,12 +57,14 @@ def test_published_figures_sit_only_beside_the_papers_split(tmp_path):
     """The papers measured on the Vinyals split: their figures sit beside our Vinyals rows only,
     never beside the course's alphabet split (another protocol) or within-alphabet episodes."""
     cells = ((5, 1), (5, 5), (20, 1), (20, 5))
-    write(tmp_path, "x", [rec(m, n_way, n_shot, split_protocol=sp) for m in ("protonet", "maml", "matching", "relation", "pixel")
+    write(tmp_path, "x", [rec(m, n_way, n_shot, split_protocol=sp) for m in ("protonet", "maml", "matching", "relation", "pixel",
+                                                                         "reptile", "reptile-inductive")
                           for n_way, n_shot in cells for sp in ("alphabet", "vinyals")]
           + [rec("relation", 20, 1, within=True)])
     rows = {(r["method"], r["protocol"]): r for r in build_table(load_records(tmp_path))}
     want = {"protonet": (98.8, 99.7, 96.0, 98.9), "maml": (98.7, 99.9, 95.8, 98.9),
-            "matching": (98.1, 98.9, 93.8, 98.5), "relation": (99.6, 99.8, 97.6, 99.1)}
+            "matching": (98.1, 98.9, 93.8, 98.5), "relation": (99.6, 99.8, 97.6, 99.1),
+            "reptile": (97.68, 99.48, 89.43, 97.12), "reptile-inductive": (95.39, 98.90, 88.14, 96.65)}
     for method, figures in want.items():
         assert [rows[(method, p + "-vinyals")]["published"] for p in ("5w1s", "5w5s", "20w1s", "20w5s")] == list(figures)
         assert [rows[(method, p)]["published"] for p in ("5w1s", "5w5s", "20w1s", "20w5s")] == [None] * 4

@@ -84,11 +84,15 @@ class Reptile(FewShotClassifier):
         self.n_way, self.hidden, self.stride, self.zero_head, self.backend = n_way, hidden, stride, zero_head, backend
         self.inner_lr, self.inner_steps, self.test_inner_steps = inner_lr, inner_steps, test_inner_steps
         self.inner_optimizer, self.inner_batch, self.transductive = inner_optimizer, inner_batch, transductive
-        self.test_batch_norm = "batch" if transductive else "support+query"  # "batch": transductive
         self.generator = torch.Generator().manual_seed(0)  # the inner mini-batches; training seeds it
         if inner_optimizer == "adam":  # Adam's second moments of every parameter, flat, and its step count
             self.register_buffer("inner_sq", torch.zeros(sum(p.numel() for p in self.net.parameters())))
             self.register_buffer("inner_t", torch.zeros((), dtype=torch.long))
+
+    @property
+    def test_batch_norm(self) -> str:
+        """Whose statistics normalise a query: ``"batch"`` (the queries', transductive) or ``"support+query"``."""
+        return "batch" if self.transductive else "support+query"
 
     def config(self) -> dict:
         return dict(n_way=self.n_way, hidden=self.hidden, inner_lr=self.inner_lr, inner_steps=self.inner_steps,
