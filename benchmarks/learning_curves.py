@@ -70,9 +70,10 @@ BUDGET_CPU_S = 300.0  # training CPU-seconds per method (one thread)
 # were piloted again (2026-12-03) when their paper recipes took the paper code's one query per class (MAML had
 # 15) and the batched back-end: maml 0.892, fomaml 0.281, reptile 0.883, maml-zero-head 0.738,
 # fomaml-zero-head 0.321, maml-5-steps 3.738, fomaml-5-steps 1.008, maml-zero-head-5-steps 4.268,
-# fomaml-zero-head-5-steps 1.017.
+# fomaml-zero-head-5-steps 1.017. Reptile again (2026-12-03) when its paper recipe took the paper's inner Adam on
+# mini-batches of 10 (it had 5 full-batch SGD steps on all 50 images): 0.379.
 STEPS = {"protonet": 367, "matching": 1285, "relation": 1565, "finetune": 470, "maml": 336, "fomaml": 1069,
-         "reptile": 340, "mtl": 152, "maml-zero-head": 407, "fomaml-zero-head": 934, "maml-5-steps": 80,
+         "reptile": 791, "mtl": 152, "maml-zero-head": 407, "fomaml-zero-head": 934, "maml-5-steps": 80,
          "fomaml-5-steps": 298, "maml-zero-head-5-steps": 70, "fomaml-zero-head-5-steps": 295}
 # MTL has two phases on one Conv-4: phase 1 is the fine-tuning baseline's pre-training (same batches, rate and
 # width) for half of its steps, about half the budget; phase 2 (scale and shift + hard tasks) gets the rest.
