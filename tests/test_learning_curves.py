@@ -77,3 +77,17 @@ def test_episodes_seen_counts_meta_batches_and_mtl_tasks():
     assert lc.episodes_seen(recipe, SimpleNamespace()) == 40
     mtl = SimpleNamespace(tasks_seen=37)  # ordinary and hard tasks, as MTL's hook counts them
     assert lc.episodes_seen(recipe, mtl, phase1=Recipe(steps=5, lr=1e-3)) == 42
+
+
+@pytest.mark.parametrize("name", lc.CURVES)
+def test_every_committed_curve_was_made_by_its_current_curve_recipe(name):
+    """A recipe change (Reptile's inner Adam, MAML's query count) makes its committed curve stale: re-run it."""
+    path = lc.OUT / f"{name}.json"
+    if not path.exists():
+        pytest.skip(f"no committed curve for {name}")
+    record = json.loads(path.read_text())
+    want = lc.mtl_recipes(lc.STEPS[name])[1] if name == "mtl" else lc.curve_recipe(name, lc.STEPS[name])
+    def shaping(recipe: dict) -> dict:  # the note is prose about the recipe: it does not shape the run
+        return {k: v for k, v in recipe.items() if k != "note"}
+    assert shaping(record["recipe"]) == shaping(json.loads(json.dumps(want.as_dict()))), \
+        f"results/learning_curves/{name}.json is stale: run benchmarks/learning_curves.py --method {name}"
