@@ -93,14 +93,16 @@ def run(names, data, episodes: int, n_query: int, seed: int, device, generators,
         variants = [(name, True)]
         if profile == "paper" and getattr(model, "transductive", None) is True:  # Reptile: the paper's other column
             variants.append((f"{name}-inductive", False))
-        for (name, transductive), proto in itertools.product(variants, protocols):
-            if hasattr(model, "transductive"):
+        for (row, transductive), proto in itertools.product(variants, protocols):
+            row_common = common
+            if len(variants) > 1:  # only a model whose flag is a plain True/False is switched
                 model.transductive = transductive
+                row_common = {**common, "config": {**common["config"], "transductive": transductive}}
             why = cannot_run(model, proto)
-            label = f"{name} {protocol_key(proto)}"
+            label = f"{row} {protocol_key(proto)}"
             if why:
                 print(f"{label}: skipped ({why})", flush=True)
-                records.append(skipped_record(name, proto, why, n_query, seed, model, info, profile))
+                records.append(skipped_record(row, proto, why, n_query, seed, model, info, profile))
                 continue
             seed_everything(seed)
             try:
@@ -109,11 +111,11 @@ def run(names, data, episodes: int, n_query: int, seed: int, device, generators,
             except ValueError as err:  # the method refuses this protocol: record why, go on
                 why = str(err)
                 print(f"{label}: skipped ({why})", flush=True)
-                records.append(skipped_record(name, proto, why, n_query, seed, model, info, profile))
+                records.append(skipped_record(row, proto, why, n_query, seed, model, info, profile))
                 continue
             print(f"{label}: {res} [{res.seconds / episodes:.3f} s/episode]", flush=True)
-            records.append(result_record(name, res, **common, extra={"trainable_params": trainable_params(model)}))
-            if name in AUGMENTED and not proto.get("within_alphabet") and profile == "quick":
+            records.append(result_record(row, res, **row_common, extra={"trainable_params": trainable_params(model)}))
+            if row in AUGMENTED and not proto.get("within_alphabet") and profile == "quick":
                 records += run_augmented(name, model, res, data, common, generators, device)
         if len(variants) > 1:
             model.transductive = True  # as loaded

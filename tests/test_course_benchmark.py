@@ -24,6 +24,7 @@ def test_reptile_paper_rows_are_transductive_and_inductive(monkeypatch):
                                    device="cpu", generators=(), protocols=[dict(n_way=5, n_shot=1)], profile="paper")
     assert [r["method"] for r in records] == ["reptile", "reptile-inductive"]
     assert [r["protocol"]["batch_norm"] for r in records] == ["batch", "support+query"]
+    assert [r["config"]["transductive"] for r in records] == [True, False]  # each row's config says how it ran
     assert records[0]["protocol"] == {**records[1]["protocol"], "batch_norm": "batch"}  # the same episodes
     assert model.transductive  # the model is left as it was loaded
     quick = course_benchmark.run(["reptile"], SimpleNamespace(test=test), episodes=2, n_query=2, seed=0,

@@ -121,14 +121,14 @@ class Reptile(FewShotClassifier):
         """
         theta = {k: v.detach() for k, v in self.net.named_parameters()}
         params = zero_head(theta, n_way_of(y)) if self.zero_head else theta
+        batches = [None] * steps  # None: the whole task
         if batch_size and batch_size < len(x):
             passes = -(-steps * batch_size // len(x))
             order = torch.cat([torch.randperm(len(x), generator=self.generator) for _ in range(passes)])
             batches = order[:steps * batch_size].view(steps, batch_size).to(x.device)  # view: (steps, batch_size)
-        sq, t = moments if moments is not None else (None, 0)
-        sq = dict(sq) if sq is not None else None
-        for s in range(steps):
-            xb, yb = (x[batches[s]], y[batches[s]]) if batch_size and batch_size < len(x) else (x, y)
+        sq, t = (dict(moments[0]), moments[1]) if moments is not None else (None, 0)
+        for idx in batches:
+            xb, yb = (x, y) if idx is None else (x[idx], y[idx])
             params = {k: p.detach().requires_grad_() for k, p in params.items()}
             with torch.enable_grad():
                 logits = self.net.forward_tasks(xb[None], {k: p[None] for k, p in params.items()})[0]  # fused BatchNorm

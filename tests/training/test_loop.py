@@ -1,4 +1,5 @@
 """The one training loop: it learns, keeps the best model, survives Ctrl-C, resumes bit for bit."""
+import contextlib
 import os
 import signal
 from types import SimpleNamespace
@@ -57,6 +58,22 @@ class SigintAt(Hook):
     def after_step(self, model, step, stats):
         if step == self.at:
             os.kill(os.getpid(), signal.SIGINT)
+
+
+@contextlib.contextmanager
+def ctrl_c_after_step(cls, n: int, monkeypatch):
+    """While inside: ``cls.train_step`` sends this process SIGINT as its ``n``-th call starts (Ctrl-C mid-run)."""
+    original, calls = cls.train_step, {"n": 0}
+
+    def step_then_ctrl_c(self, batch, optimizer):
+        calls["n"] += 1
+        if calls["n"] == n:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, batch, optimizer)
+
+    monkeypatch.setattr(cls, "train_step", step_then_ctrl_c)
+    yield
+    monkeypatch.setattr(cls, "train_step", original)
 
 
 def _data(glyphs):
@@ -157,19 +174,9 @@ def test_interrupted_train_writes_no_checkpoint_and_resumes(glyphs, tmp_path, mo
     save_method(TinyProtoNet(dim=16), out, seed=0, profile="quick", train_seconds=1.0)
     before = out.read_bytes()
     recipe = TinyProtoNet.RECIPES["quick"].replace(steps=40, options=options)
-    calls = {"n": 0}
-    original = TinyProtoNet.train_step
-
-    def step_then_ctrl_c(self, batch, optimizer):
-        calls["n"] += 1
-        if calls["n"] == 25:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(self, batch, optimizer)
-
-    monkeypatch.setattr(TinyProtoNet, "train_step", step_then_ctrl_c)
-    _, stopped = train("test-tiny-protonet", recipe, data=data, out=out, overwrite=True, progress=False,
-                       eval_episodes=5)
-    monkeypatch.setattr(TinyProtoNet, "train_step", original)
+    with ctrl_c_after_step(TinyProtoNet, 25, monkeypatch):
+        _, stopped = train("test-tiny-protonet", recipe, data=data, out=out, overwrite=True, progress=False,
+                           eval_episodes=5)
     assert stopped.stopped == "interrupted" and out.read_bytes() == before
     assert (tmp_path / "tiny.state.pt").exists()
     resumed, result = train("test-tiny-protonet", recipe, data=data, out=out, overwrite=True, resume=True,
@@ -249,17 +256,8 @@ def test_reptile_with_adam_and_mini_batches_resumes_bitwise(glyphs, tmp_path, mo
     recipe = Reptile.RECIPES["paper"].replace(steps=6, val_every=0, val_episodes=2, state_every=0, options={},
                                               model={**Reptile.RECIPES["paper"].model, "hidden": 4,
                                                      "test_inner_steps": 2})
-    original, calls = Reptile.train_step, {"n": 0}
-
-    def step_then_ctrl_c(self, batch, optimizer):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(self, batch, optimizer)
-
-    monkeypatch.setattr(Reptile, "train_step", step_then_ctrl_c)
-    _, stopped = train("reptile", recipe, data=data, out=out, progress=False, eval_episodes=2)
-    monkeypatch.setattr(Reptile, "train_step", original)
+    with ctrl_c_after_step(Reptile, 3, monkeypatch):
+        _, stopped = train("reptile", recipe, data=data, out=out, progress=False, eval_episodes=2)
     assert stopped.stopped == "interrupted" and (tmp_path / "reptile.state.pt").exists()
     resumed, _ = train("reptile", recipe, data=data, out=out, resume=True, progress=False, eval_episodes=2)
     straight, _ = train("reptile", recipe, data=data, save=False, progress=False)
