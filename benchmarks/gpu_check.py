@@ -222,12 +222,12 @@ def train_generator(name: str, steps: int, data, device) -> tuple[dict, object]:
         recipe = G.GAN["full"]
         r = recipe.replace(**short)
         torch.manual_seed(r.seed)
-        hist = G.train_gan(G.DAGAN(G.DAGANGenerator(), G.PairCritic()).to(device), data.train, r, progress=False)
+        hist = G.train_gan(G.make_dagan(r).to(device), data.train, r, progress=False)
     elif name == "deformation-gan":
         recipe = G.DEFORMING_GAN["full"]
         r = recipe.replace(**short)
         torch.manual_seed(r.seed)
-        hist = G.train_gan(G.DAGAN(G.DeformingGenerator(), G.PairCritic()).to(device), data.train, r, progress=False)
+        hist = G.train_gan(G.make_dagan(r).to(device), data.train, r, progress=False)
     elif name == "hallucinator":
         recipe = G.HALLUCINATOR["full"]
         r = recipe.replace(**short)

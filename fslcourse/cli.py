@@ -131,11 +131,11 @@ def _train(args) -> int:
         print(f"sinusoid: trained and saved {out}")
         return 0
     if args.name in FAMILIES:
-        if args.resume or args.state or args.steps or args.state_every:
-            raise ValueError(f"--resume, --state, --steps and --state-every are for methods; a generator family ({args.name}) "
-                             "trains its whole recipe in one sitting")
+        if args.state or args.steps or args.state_every:
+            raise ValueError(f"--state, --steps and --state-every are for methods; a generator family ({args.name}) "
+                             "trains its whole recipe (the gan family's state is beside --out)")
         out = train_generator(args.name, args.recipe, out=args.out, overwrite=args.overwrite,
-                              seed=args.seed or 0, device=args.device)
+                              seed=args.seed or 0, device=args.device, resume=args.resume)
         print(f"{args.name}: trained and saved {out}")
         return 0
 

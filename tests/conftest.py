@@ -65,3 +65,27 @@ def random_episode():
         return sx, torch.arange(n_way).repeat_interleave(n_shot), qx, torch.arange(n_way).repeat_interleave(n_query)
 
     return make
+
+
+@pytest.fixture
+def ctrl_c_after_step(monkeypatch):
+    """``with ctrl_c_after_step(cls, n):`` while inside, ``cls.train_step`` sends this process SIGINT as its
+    ``n``-th call starts (Ctrl-C in the middle of a run)."""
+    import contextlib
+    import signal
+
+    @contextlib.contextmanager
+    def interrupt(cls, n: int):
+        original, calls = cls.train_step, {"n": 0}
+
+        def step_then_ctrl_c(self, batch, optimizer):
+            calls["n"] += 1
+            if calls["n"] == n:
+                os.kill(os.getpid(), signal.SIGINT)
+            return original(self, batch, optimizer)
+
+        monkeypatch.setattr(cls, "train_step", step_then_ctrl_c)
+        yield
+        monkeypatch.setattr(cls, "train_step", original)
+
+    return interrupt

@@ -20,11 +20,12 @@ from ..generative.deformation_vae import DeformationVAE
 from ..generative.deformation_vae import heldout_elbo as deformation_elbo
 from ..generative.diffusion import RECIPES as DIFFUSION
 from ..generative.diffusion import DiffusionGenerator, DiffusionTrainer, Schedule, heldout_loss
-from ..generative.gan import DAGAN, DAGANGenerator, DeformingGenerator, PairCritic, quality
+from ..generative.gan import DAGAN, LOSSES, DAGANGenerator, DeformingGenerator, PairCritic, quality, rotate_pairs
 from ..generative.gan import RECIPES as GAN
 from ..generative.gan import RECIPES_DEFORMING as DEFORMING_GAN
 from ..generative.hallucinator import RECIPES as HALLUCINATOR
 from ..generative.hallucinator import FeatureHallucinator
+from ..generative.uresnet import DenseCritic, UResNetGenerator
 from ..generative.vae import RECIPES as VAE
 from ..generative.vae import ConditionalVAE, FeatureVAE, heldout_elbo
 from ..io import atomic_torch_save, file_source, load_checkpoint
@@ -63,15 +64,16 @@ class SeenClasses(Hook):
         self.seen = state["seen"].clone()
 
 
-def _history(result, split, seen: SeenClasses | None = None) -> dict:
+def _history(result, split, seen: SeenClasses | None = None, state=None) -> dict:
     """The run's log as a flat dict plus ``steps``, ``split``, ``total_seconds`` and the classes seen.
 
     Raises:
         TrainingStopped: the run did not finish its steps, so its model must not be stored as finished.
     """
     if result.stopped != "steps":
+        kept = f"; its training state is kept in {state}: continue with --resume" if state is not None else ""
         raise TrainingStopped(f"training stopped at step {result.steps} "
-                              f"({result.stopped}); no generator checkpoint was written")
+                              f"({result.stopped}); no generator checkpoint was written{kept}")
     return {**result.log.as_dict(), "steps": result.steps, "split": split.name, "total_seconds": result.seconds,
             "cpu_seconds_total": result.cpu_seconds, **({"seen_classes": seen.ids()} if seen is not None else {})}
 
@@ -246,13 +248,39 @@ class DivergenceGuard(Hook):
                               step, good or None)
 
 
+PAIR_GENERATORS = {"course": DAGANGenerator, "deformation": DeformingGenerator, "uresnet": UResNetGenerator}
+PAIR_CRITICS = {"pair": PairCritic, "dense": DenseCritic}
+
+
+def make_dagan(recipe: Recipe) -> DAGAN:
+    """The two players a DAGAN recipe names, built with ``recipe.model["generator"]`` and ``["critic"]``.
+
+    ``recipe.options["generator"]``: ``"course"`` (:class:`~fslcourse.generative.gan.DAGANGenerator`, the
+    default), ``"deformation"`` or ``"uresnet"`` (the paper's); ``options["critic"]``: ``"pair"`` (the default)
+    or ``"dense"`` (the paper's).
+    """
+    o, m = recipe.options, recipe.model
+    for key, table, default in (("generator", PAIR_GENERATORS, "course"), ("critic", PAIR_CRITICS, "pair")):
+        if o.get(key, default) not in table:
+            raise ValueError(f"recipe option {key}={o[key]!r} is not a DAGAN {key}; use one of {', '.join(table)}")
+    return DAGAN(PAIR_GENERATORS[o.get("generator", "course")](**m.get("generator", {})),
+                 PAIR_CRITICS[o.get("critic", "pair")](**m.get("critic", {})))
+
+
+def pair_generator(entry: dict):
+    """The generator of a stored DAGAN entry (its recipe names the architecture), with its weights, on the CPU."""
+    gen = PAIR_GENERATORS[entry["recipe"]["options"].get("generator", "course")](**entry["config"])
+    gen.load_state_dict(entry["state_dict"])
+    return gen
+
+
 def train_gan(gan: DAGAN, train_split, recipe: Recipe, *, backbone=None, val_split=None, state_path=None,
-              hook: Hook | None = None, progress: bool = True) -> dict:
+              resume: bool = False, hook: Hook | None = None, progress: bool = True) -> dict:
     """Train a DAGAN on pairs of drawings of meta-train characters, refusing to train on through a NaN.
 
     Every ``recipe.val_every`` steps :func:`~fslcourse.generative.gan.quality` on ``val_split`` (given a
     ``backbone``) is logged. ``hook`` runs before the guard (tests inject a NaN with it), so a step whose
-    weights went NaN is never written to the training state.
+    weights went NaN is never written to the training state. ``resume`` continues the run saved in ``state_path``.
 
     Raises:
         GANDiverged: a loss is NaN/inf or diverges; the message names the step and the kept state.
@@ -264,8 +292,14 @@ def train_gan(gan: DAGAN, train_split, recipe: Recipe, *, backbone=None, val_spl
     g = torch.Generator().manual_seed(recipe.seed)
     opts = recipe.options
 
+    def episode():
+        ep = sampler.sample().to(dev)
+        if opts.get("rotate"):  # both drawings of a pair turned alike (the paper's augmentation)
+            ep.support_x, ep.query_x = rotate_pairs(ep.support_x, ep.query_x, g)
+        return ep
+
     def batches():
-        return {"episodes": [sampler.sample().to(dev) for _ in range(opts["n_critic"])], "generator": g,
+        return {"episodes": [episode() for _ in range(opts["n_critic"])], "generator": g,
                 "loss": opts["loss"], "gp_weight": opts.get("gp_weight", 10.0), "mismatch": opts.get("mismatch", False)}
 
     validate = None
@@ -278,9 +312,10 @@ def train_gan(gan: DAGAN, train_split, recipe: Recipe, *, backbone=None, val_spl
     result = fit(gan, batches, recipe, optimizer=optimizer, validate=validate,
                  hook=Hooks(hook, DivergenceGuard(recipe, state_path)), streams={"episodes": sampler.generator,
                                                                                  "noise": g},
-                 state_path=state_path, keep_best=False, label=f"DAGAN ({opts['loss']})", progress=progress)
+                 state_path=state_path, resume=resume, keep_best=False, label=f"DAGAN ({opts['loss']})",
+                 progress=progress)
     gan.eval()
-    return _history(result, train_split)
+    return _history(result, train_split, state=state_path)
 
 
 def load_or_train_deformation_gan(data, backbone=None, profile: str = "quick", seed: int = 0, device=None,
@@ -296,7 +331,7 @@ def load_or_train_deformation_gan(data, backbone=None, profile: str = "quick", s
     def train():
         r = DEFORMING_GAN[profile].replace(seed=seed)
         torch.manual_seed(r.seed)
-        gan = DAGAN(DeformingGenerator(), PairCritic()).to(device)
+        gan = make_dagan(r).to(device)
         hist = train_gan(gan, data.train, r, backbone=backbone, val_split=data.val, progress=progress)
         metrics = quality(gan.generator, backbone, data.test, seed=r.seed) if backbone is not None else {}
         return {"format": 1, "profile": profile, **_entry(gan.generator, hist, r), "critic_config": gan.critic.config(),
@@ -318,8 +353,13 @@ def train_hallucinator(model: FeatureHallucinator, feature_split, recipe: Recipe
 
 
 def load_or_train_gans(data, backbone=None, profile: str = "quick", seed: int = 0, device=None,
-                       progress: bool = True, path: str | Path | None = None, save: bool = True) -> dict:
+                       progress: bool = True, path: str | Path | None = None, save: bool = True,
+                       state: str | Path | None = None, resume: bool = False) -> dict:
     """The pixel DAGANs (``"wgan-gp"``, ``"standard"``) and, given a backbone, its hallucinator; trains what is missing.
+
+    The recipe's ``options["losses"]`` says which pixel DAGANs it has (the paper's: WGAN-GP only). Given
+    ``state`` (``NAME.state.pt``), each DAGAN's run writes its resumable state beside it (``NAME-LOSS.state.pt``),
+    and ``resume`` continues it.
 
     Returns:
         ``{"wgan-gp", "standard", "feature" (or None), "checkpoint", "trained", "fingerprint", "source"}``.
@@ -328,23 +368,22 @@ def load_or_train_gans(data, backbone=None, profile: str = "quick", seed: int = 
     path = Path(path) if path is not None else checkpoint_file("gan", profile)
     ckpt = load_checkpoint(path) if path.exists() else {"format": 1, "profile": profile, "pixel": {}}
     out, trained = {"feature": None, "fingerprint": None}, []
-    for loss in ("wgan-gp", "standard"):
+    for loss in GAN[profile].options.get("losses", LOSSES):
         if loss not in ckpt["pixel"]:
             r = GAN[profile].replace(seed=seed, options={"loss": loss})
             if loss == "standard":
                 r = r.replace(optimizer_kwargs={"betas": (0.5, 0.999)})
             torch.manual_seed(r.seed)
-            gan = DAGAN(DAGANGenerator(), PairCritic()).to(device)
-            hist = train_gan(gan, data.train, r, backbone=backbone, val_split=data.val, progress=progress)
+            gan = make_dagan(r).to(device)
+            st = None if state is None else Path(state).with_name(Path(state).name.replace(".state", f"-{loss}.state"))
+            hist = train_gan(gan, data.train, r, backbone=backbone, val_split=data.val, progress=progress,
+                             state_path=st, resume=resume)
             metrics = quality(gan.generator, backbone, data.test, seed=r.seed) if backbone is not None else {}
             ckpt["pixel"][loss] = {**_entry(gan.generator, hist, r), "critic_config": gan.critic.config(), "loss": loss,
                                    "metrics": metrics,
                                    "metrics_backbone": backbone_fingerprint(backbone) if backbone is not None else None}
             trained.append(loss)
-        entry = ckpt["pixel"][loss]
-        out[loss] = DAGANGenerator(**entry["config"])
-        out[loss].load_state_dict(entry["state_dict"])
-        out[loss] = out[loss].to(device).eval()
+        out[loss] = pair_generator(ckpt["pixel"][loss]).to(device).eval()
     if backbone is not None:
         fp = out["fingerprint"] = backbone_fingerprint(backbone)
         features = ckpt.setdefault("feature", {})
@@ -510,7 +549,8 @@ FAMILIES = ("vae", "deformation-vae", "gan", "deformation-gan", "diffusion")
 
 
 def train_generator(family: str, recipe: str = "quick", *, data=None, out: str | Path | None = None,
-                    overwrite: bool = False, seed: int = 0, device=None, progress: bool = True) -> Path:
+                    overwrite: bool = False, seed: int = 0, device=None, progress: bool = True,
+                    resume: bool = False) -> Path:
     """Train a generator family's checkpoint from scratch with its recipe and write it to ``out``.
 
     ``vae``: the pixel VAE and a feature VAE for each committed backbone (ProtoNet, fine-tuning baseline);
@@ -518,16 +558,25 @@ def train_generator(family: str, recipe: str = "quick", *, data=None, out: str |
     deforming generator (faithfulness logged in the ProtoNet backbone's space);
     ``gan``: the WGAN-GP and standard-loss DAGANs (quality measured in the ProtoNet backbone's space) and a
     hallucinator for each committed backbone; ``diffusion``: conditioned on the committed ProtoNet backbone.
+
+    ``gan`` runs are resumable: each DAGAN writes its training state beside ``out`` (``gan-RECIPE-LOSS.state.pt``,
+    removed once ``out`` is written), and ``resume`` continues it; the other families train in one sitting.
     """
     import tempfile
 
     from ..pretrained import pretrained
-    from .api import check_target
+    from .api import check_target, state_path_for
 
     if family not in FAMILIES:
         raise ValueError(f"{family!r} is not a generator family; use one of {', '.join(FAMILIES)}")
+    if resume and family != "gan":
+        raise ValueError(f"--resume is for the gan family; {family} trains its recipe in one sitting")
     out = Path(out) if out is not None else checkpoint_file(family, recipe)
     check_target(out, overwrite)
+    state = state_path_for(out)
+    states = sorted(out.parent.glob(state.name.replace(".state", "-*.state")))  # one per DAGAN loss
+    if resume and not states:
+        raise ValueError(f"nothing to resume: no training state beside {out}; start without --resume")
     device = get_device(device)
     if data is None:
         from ..data import load_omniglot
@@ -542,11 +591,16 @@ def train_generator(family: str, recipe: str = "quick", *, data=None, out: str |
             load_or_train_deformation_vae(data, recipe, seed, device, progress, path=path)
         elif family == "deformation-gan":
             load_or_train_deformation_gan(data, backbones[0], recipe, seed, device, progress, path=path)
-        else:
-            fn = load_or_train_vaes if family == "vae" else load_or_train_gans
+        elif family == "gan":
             for b in backbones:
-                fn(data, b, recipe, seed, device, progress, path=path)
-        return atomic_torch_save(load_checkpoint(path), out)
+                load_or_train_gans(data, b, recipe, seed, device, progress, path=path, state=state, resume=resume)
+        else:
+            for b in backbones:
+                load_or_train_vaes(data, b, recipe, seed, device, progress, path=path)
+        written = atomic_torch_save(load_checkpoint(path), out)
+    for st in out.parent.glob(state.name.replace(".state", "-*.state")):
+        st.unlink()  # the runs are finished and stored
+    return written
 
 
 # ---- command line: python -m fslcourse evaluate NAME --augment GEN --n-generated M ... ----------------------

@@ -1,5 +1,4 @@
 """The one training loop: it learns, keeps the best model, survives Ctrl-C, resumes bit for bit."""
-import contextlib
 import os
 import signal
 from types import SimpleNamespace
@@ -58,22 +57,6 @@ class SigintAt(Hook):
     def after_step(self, model, step, stats):
         if step == self.at:
             os.kill(os.getpid(), signal.SIGINT)
-
-
-@contextlib.contextmanager
-def ctrl_c_after_step(cls, n: int, monkeypatch):
-    """While inside: ``cls.train_step`` sends this process SIGINT as its ``n``-th call starts (Ctrl-C mid-run)."""
-    original, calls = cls.train_step, {"n": 0}
-
-    def step_then_ctrl_c(self, batch, optimizer):
-        calls["n"] += 1
-        if calls["n"] == n:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(self, batch, optimizer)
-
-    monkeypatch.setattr(cls, "train_step", step_then_ctrl_c)
-    yield
-    monkeypatch.setattr(cls, "train_step", original)
 
 
 def _data(glyphs):
@@ -167,14 +150,14 @@ def test_train_writes_a_checkpoint_and_never_overwrites(glyphs, tmp_path):
 
 
 @pytest.mark.parametrize("options", [{}, {"augment": {}}], ids=["plain", "deformed-episodes"])
-def test_interrupted_train_writes_no_checkpoint_and_resumes(glyphs, tmp_path, monkeypatch, options):
+def test_interrupted_train_writes_no_checkpoint_and_resumes(glyphs, tmp_path, ctrl_c_after_step, options):
     """An interrupted ``train`` keeps the previous file, leaves its state beside it, and resumes to the same end
     (with training augmentation too: its random deformations are a stream of the saved state)."""
     data, out = _data(glyphs), tmp_path / "tiny.pt"
     save_method(TinyProtoNet(dim=16), out, seed=0, profile="quick", train_seconds=1.0)
     before = out.read_bytes()
     recipe = TinyProtoNet.RECIPES["quick"].replace(steps=40, options=options)
-    with ctrl_c_after_step(TinyProtoNet, 25, monkeypatch):
+    with ctrl_c_after_step(TinyProtoNet, 25):
         _, stopped = train("test-tiny-protonet", recipe, data=data, out=out, overwrite=True, progress=False,
                            eval_episodes=5)
     assert stopped.stopped == "interrupted" and out.read_bytes() == before
@@ -248,7 +231,7 @@ def test_an_interrupted_generator_run_saves_nothing(glyphs, tmp_path, monkeypatc
     assert not (tmp_path / "d.pt").exists() and DIFFUSION["quick"].steps == 10_000
 
 
-def test_reptile_with_adam_and_mini_batches_resumes_bitwise(glyphs, tmp_path, monkeypatch):
+def test_reptile_with_adam_and_mini_batches_resumes_bitwise(glyphs, tmp_path, ctrl_c_after_step):
     """Reptile's paper recipe carries state outside its weights: Adam's moments (buffers) and the stream its
     mini-batches are drawn from (``streams["method"]``); an interrupted run resumes to the same weights."""
     from fslcourse.methods.reptile import Reptile
@@ -256,7 +239,7 @@ def test_reptile_with_adam_and_mini_batches_resumes_bitwise(glyphs, tmp_path, mo
     recipe = Reptile.RECIPES["paper"].replace(steps=6, val_every=0, val_episodes=2, state_every=0, options={},
                                               model={**Reptile.RECIPES["paper"].model, "hidden": 4,
                                                      "test_inner_steps": 2})
-    with ctrl_c_after_step(Reptile, 3, monkeypatch):
+    with ctrl_c_after_step(Reptile, 3):
         _, stopped = train("reptile", recipe, data=data, out=out, progress=False, eval_episodes=2)
     assert stopped.stopped == "interrupted" and (tmp_path / "reptile.state.pt").exists()
     resumed, _ = train("reptile", recipe, data=data, out=out, resume=True, progress=False, eval_episodes=2)
