@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="write the resumable training state every N steps (default: the recipe's)")
     t.add_argument("--device", default=None)
     t.add_argument("--out", type=Path, default=None, help="checkpoint path (default: the package's checkpoint)")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at the target")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at the target, or an unfinished run's training state")
     t.add_argument("--resume", action="store_true", help="continue the run whose training state is beside --out")
     t.add_argument("--state", type=Path, default=None, help="training state path (default: beside --out)")
     r = sub.add_parser("report", help="rebuild the benchmark table from results/*.json")

@@ -95,7 +95,8 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
         data: ``train``/``val``/``test`` splits (default: Omniglot).
         out: the checkpoint (default: the package's ``checkpoints/NAME-RECIPE.pt``); must not exist
             unless ``overwrite``.
-        state: the resumable training state (default: beside ``out``; ``None`` with ``save=False``).
+        state: the resumable training state (default: beside ``out``; ``None`` with ``save=False``); an
+            existing one is continued (``resume``) or replaced (``overwrite``), never silently.
         resume: continue the run saved in ``state``.
         device: where to train.
         eval_episodes: meta-test episodes behind the recorded accuracy (default: the profile's).
@@ -114,6 +115,9 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
     state = Path(state) if state is not None else (state_path_for(out) if save else None)
     if resume and (state is None or not state.exists()):
         raise ValueError(f"nothing to resume: no training state at {state}; start without --resume")
+    if not resume and not overwrite and state is not None and state.exists():
+        raise ValueError(f"{state} holds an unfinished run; continue it with --resume, or pass --overwrite to "
+                         "start again and replace it")
     if data is None:
         from ..data import load_omniglot
         data = load_omniglot(device=device, progress=progress, split=r.options.get("split", "alphabet"))

@@ -577,6 +577,9 @@ def train_generator(family: str, recipe: str = "quick", *, data=None, out: str |
     states = sorted(out.parent.glob(state.name.replace(".state", "-*.state")))  # one per DAGAN loss
     if resume and not states:
         raise ValueError(f"nothing to resume: no training state beside {out}; start without --resume")
+    if states and not resume and not overwrite:
+        raise ValueError(f"{states[0]} holds an unfinished run; continue it with --resume, or pass --overwrite to "
+                         "start again and replace it")
     device = get_device(device)
     if data is None:
         from ..data import load_omniglot

@@ -160,3 +160,10 @@ def test_resume_is_refused_for_a_family_that_trains_in_one_sitting(tmp_path):
         G.train_generator("vae", "quick", out=tmp_path / "v.pt", resume=True)
     with pytest.raises(ValueError, match="nothing to resume: no training state beside"):
         G.train_generator("gan", "paper", out=tmp_path / "g.pt", resume=True)
+
+
+def test_a_fresh_gan_run_never_replaces_an_unfinished_runs_state(tmp_path):
+    (tmp_path / "g-wgan-gp.state.pt").write_bytes(b"hours of work")
+    with pytest.raises(ValueError, match="g-wgan-gp.state.pt holds an unfinished run; continue it with --resume"):
+        G.train_generator("gan", "paper", out=tmp_path / "g.pt")
+    assert (tmp_path / "g-wgan-gp.state.pt").read_bytes() == b"hours of work"

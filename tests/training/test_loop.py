@@ -246,3 +246,20 @@ def test_reptile_with_adam_and_mini_batches_resumes_bitwise(glyphs, tmp_path, ct
     straight, _ = train("reptile", recipe, data=data, save=False, progress=False)
     assert int(straight.inner_t) == 6 * 5 * 5 and straight.inner_sq.abs().sum() > 0
     assert all(torch.equal(v, straight.state_dict()[k]) for k, v in resumed.state_dict().items())
+
+
+def test_a_fresh_start_never_replaces_an_unfinished_runs_state(glyphs, tmp_path, ctrl_c_after_step):
+    """A committed training state holds hours of work: starting again without --resume is refused, not obeyed."""
+    data, out = _data(glyphs), tmp_path / "tiny.pt"
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=40)
+    with ctrl_c_after_step(TinyProtoNet, 25):
+        train("test-tiny-protonet", recipe, data=data, out=out, progress=False, eval_episodes=5)
+    state = tmp_path / "tiny.state.pt"
+    before = state.read_bytes()
+    with pytest.raises(ValueError, match="tiny.state.pt holds an unfinished run; continue it with --resume, or pass "
+                                         "--overwrite"):
+        train("test-tiny-protonet", recipe, data=data, out=out, progress=False, eval_episodes=5)
+    assert state.read_bytes() == before
+    _, result = train("test-tiny-protonet", recipe, data=data, out=out, overwrite=True, progress=False,
+                      eval_episodes=5)
+    assert result.steps == 40 and not state.exists()
