@@ -58,6 +58,33 @@ class SupportGenerator(Protocol):
         """
 
 
+def check_request(support: torch.Tensor, support_y: torch.Tensor, n: int, space: str = "pixel",
+                  name: str = "n_per_class") -> None:
+    """Refuse, in one line, a generation request no support generator can serve.
+
+    Args:
+        support: ``(n_way * n_shot, 1, 28, 28)`` drawings (``space="pixel"``) or ``(n_way * n_shot, D)`` embeddings.
+        support_y: ``(n_way * n_shot,)`` integer labels ``0 .. n_way-1``, every class present.
+        n: examples asked for per class, a positive integer (called ``name`` in the message).
+
+    Raises:
+        ValueError: naming the bad value and what to pass instead.
+    """
+    if isinstance(n, bool) or not hasattr(n, "__index__") or operator.index(n) < 1:
+        raise ValueError(f"{name}={n!r}: ask for at least one generated example per class (a positive integer)")
+    if support_y.dim() != 1 or support_y.dtype.is_floating_point or not len(support_y):
+        raise ValueError(f"support_y has shape {tuple(support_y.shape)} and dtype {support_y.dtype}; pass one integer "
+                         "label per support example")
+    if support_y.min() < 0 or torch.bincount(support_y).min() == 0:
+        raise ValueError(f"support_y holds the labels {sorted(set(support_y.tolist()))}; use 0 .. n_way-1 with every "
+                         "class present")
+    pixel = space == "pixel"
+    if len(support) != len(support_y) or (support.shape[1:] != (1, 28, 28) if pixel else support.dim() != 2):
+        want = "drawings (n_way * n_shot, 1, 28, 28)" if pixel else "embeddings (n_way * n_shot, D)"
+        raise ValueError(f"support has shape {tuple(support.shape)} for {len(support_y)} labels; a {space} generator "
+                         f"takes {want} with one label each")
+
+
 def seeded(seed) -> torch.Generator:
     """The CPU ``torch.Generator`` a support generator draws its noise from (one per ``seed``, the same on every machine)."""
     if isinstance(seed, bool) or not isinstance(seed, int) and not hasattr(seed, "__index__"):
@@ -85,6 +112,7 @@ class ModelGenerator:
 
     def generate(self, support, support_y, n_per_class: int, seed: int):
         """``(generated (n_way * m, ...), labels (n_way * m,))`` from the support images or embeddings."""
+        check_request(support, support_y, n_per_class, self.space)
         return self.model.generate(support, support_y, n_per_class, seeded(seed), **self.options)
 
 

@@ -25,15 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..methods.base import n_way_of, round_robin
-from .augment import seeded
-
-
-def _check(support_x: torch.Tensor, support_y: torch.Tensor, n_per_class: int) -> None:
-    if support_x.dim() != 4 or len(support_x) != len(support_y):
-        raise ValueError(f"support_x has shape {tuple(support_x.shape)} for {len(support_y)} labels; pass images "
-                         "(n_way * n_shot, C, H, W) with one label each")
-    if isinstance(n_per_class, bool) or not isinstance(n_per_class, int) or n_per_class < 1:
-        raise ValueError(f"n_per_class={n_per_class!r}: ask for at least one generated example per class")
+from .augment import check_request, seeded
 
 
 def _sources(support_x, support_y, n_per_class):
@@ -78,7 +70,7 @@ class Deformation:
 
     def generate(self, support_x, support_y, n_per_class: int, seed: int):
         """``(generated (n_way * m, C, H, W) in [0, 1], labels (n_way * m,))``, class-major; noise seeded by ``seed``."""
-        _check(support_x, support_y, n_per_class)
+        check_request(support_x, support_y, n_per_class)
         x, labels = _sources(support_x, support_y, n_per_class)
         return self.deform(x, seeded(seed)), labels
 
@@ -122,7 +114,7 @@ class CopyNoise:
 
     def generate(self, support_x, support_y, n_per_class: int, seed: int):
         """``(generated (n_way * m, C, H, W) in [0, 1], labels (n_way * m,))``, class-major; noise seeded by ``seed``."""
-        _check(support_x, support_y, n_per_class)
+        check_request(support_x, support_y, n_per_class)
         x, labels = _sources(support_x, support_y, n_per_class)
         eps = torch.randn(x.shape, generator=seeded(seed)).to(x)
         return (x + self.noise * eps).clamp(0, 1), labels

@@ -28,6 +28,7 @@ from torch import nn
 from ..methods.base import n_way_of, round_robin
 from ..models import modes_kept
 from ..recipe import Recipe
+from .augment import check_request
 from .vae import kl_to_standard_normal, reparameterise
 
 # The ``vae`` trainer: each step draws ``n_way`` meta-train characters, one source and ``n_query`` targets
@@ -127,11 +128,7 @@ class DeformationVAE(nn.Module):
         Returns:
             ``(generated (n_way * n_generated, 1, 28, 28) in [0, 1], labels (n_way * n_generated,))``, class-major.
         """
-        if support_x.dim() != 4 or support_x.shape[1:] != (1, 28, 28) or len(support_x) != len(support_y):
-            raise ValueError(f"support_x has shape {tuple(support_x.shape)} for {len(support_y)} labels; the "
-                             "deformation VAE takes drawings (n_way * n_shot, 1, 28, 28) with one label each")
-        if isinstance(n_generated, bool) or not isinstance(n_generated, int) or n_generated < 1:
-            raise ValueError(f"n_generated={n_generated!r}: ask for at least one drawing per class")
+        check_request(support_x, support_y, n_generated, name="n_generated")
         n_way = n_way_of(support_y)
         labels = torch.arange(n_way, device=support_y.device).repeat_interleave(n_generated)  # (n_way * m,)
         sources = support_x[round_robin(support_y, n_generated)]  # (n_way * m, 1, 28, 28)

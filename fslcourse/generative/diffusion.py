@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from ..methods.base import n_way_of, prototypes
 from ..recipe import Recipe
-from .augment import seeded
+from .augment import check_request, seeded
 
 SCHEDULES = ("linear", "cosine")
 
@@ -304,6 +304,7 @@ class DiffusionGenerator:
 
     def generate(self, support_x, support_y, n_per_class: int, seed: int):
         """``(generated (n_way * m, 1, 28, 28) in [0, 1], labels (n_way * m,))``, class-major; noise seeded by ``seed``."""
+        check_request(support_x, support_y, n_per_class)
         n_way = n_way_of(support_y)
         c = class_conditions(self.encoder, support_x, support_y, n_way)  # (n_way, D)
         labels = torch.arange(n_way, device=support_x.device).repeat_interleave(n_per_class)  # (n_way * m,)

@@ -45,6 +45,31 @@ def checkpoint_file(family: str, recipe: str = "quick") -> Path:
     return CHECKPOINT_DIR / f"{family}-{recipe}.pt"
 
 
+def family_of(ckpt: dict) -> str:
+    """Which generator family (or method) a loaded checkpoint holds: its ``family`` entry, else its layout."""
+    if "family" in ckpt:
+        return ckpt["family"]
+    if "method" in ckpt:
+        return f"method {ckpt['method']!r}"
+    if "schedule" in ckpt and "backbone_fingerprint" in ckpt:
+        return "diffusion"
+    if isinstance(ckpt.get("pixel"), dict):
+        return "vae" if "state_dict" in ckpt["pixel"] else "gan"
+    trainer = ckpt.get("recipe", {}).get("trainer") if isinstance(ckpt.get("recipe"), dict) else None
+    return {"vae": "deformation-vae", "gan": "deformation-gan"}.get(trainer, "unknown") if "state_dict" in ckpt \
+        else "unknown"
+
+
+def load_family(path: Path, family: str) -> dict:
+    """Load a generator checkpoint, refusing (one line) a file that holds another family or a method."""
+    ckpt = load_checkpoint(path)
+    found = family_of(ckpt)
+    if found != family:
+        raise ValueError(f"{path} holds a {found} checkpoint, not a {family} one; pass a {family} checkpoint "
+                         f"(python -m fslcourse train {family} writes one) or another path")
+    return ckpt
+
+
 class SeenClasses(Hook):
     """Records every class id a generator trained on (the record shows the meta-test split was never read)."""
 
@@ -141,7 +166,7 @@ def load_or_train_vaes(data, backbone=None, profile: str = "quick", seed: int = 
     """
     device = get_device(device)
     path = Path(path) if path is not None else checkpoint_file("vae", profile)
-    ckpt = load_checkpoint(path) if path.exists() else {"format": 1, "profile": profile}
+    ckpt = load_family(path, "vae") if path.exists() else {"format": 1, "family": "vae", "profile": profile}
     changes, trained, fp = recipe or {}, [], None
     if "pixel" not in ckpt:
         r = VAE[profile]["pixel"].replace(seed=seed, **changes.get("pixel", {}))
@@ -180,11 +205,11 @@ def load_or_train_vaes(data, backbone=None, profile: str = "quick", seed: int = 
             "fingerprint": fp, "source": file_source(path) if path.exists() else None}
 
 
-def _single(path: Path, build, train, device, save: bool) -> dict:
+def _single(path: Path, family: str, build, train, device, save: bool) -> dict:
     """A checkpoint holding one model: loaded if ``path`` exists, else ``train() -> checkpoint`` (saved if
     ``save``); ``build(**config)`` makes the empty model. Returns ``{"model", "checkpoint", "trained", "source"}``."""
     trained = not path.exists()
-    ckpt = train() if trained else load_checkpoint(path)
+    ckpt = {"family": family, **train()} if trained else load_family(path, family)
     if trained and save:
         atomic_torch_save(ckpt, path)
     model = build(**ckpt["config"])
@@ -209,7 +234,7 @@ def load_or_train_deformation_vae(data, profile: str = "quick", seed: int = 0, d
         hist = train_vae(model, data.train, r, val_split=data.val, progress=progress)
         return {"format": 1, "profile": profile, **_entry(model, hist, r), "versions": versions()}
     path = Path(path) if path is not None else checkpoint_file("deformation-vae", profile)
-    return _single(path, DeformationVAE, train, device, save)
+    return _single(path, "deformation-vae", DeformationVAE, train, device, save)
 
 
 # ---- DAGAN and the hallucinator ---------------------------------------------------------------------------
@@ -337,7 +362,7 @@ def load_or_train_deformation_gan(data, backbone=None, profile: str = "quick", s
         return {"format": 1, "profile": profile, **_entry(gan.generator, hist, r), "critic_config": gan.critic.config(),
                 "metrics": metrics, "versions": versions()}
     path = Path(path) if path is not None else checkpoint_file("deformation-gan", profile)
-    return _single(path, DeformingGenerator, train, device, save)
+    return _single(path, "deformation-gan", DeformingGenerator, train, device, save)
 
 
 def train_hallucinator(model: FeatureHallucinator, feature_split, recipe: Recipe, progress: bool = True) -> dict:
@@ -366,7 +391,8 @@ def load_or_train_gans(data, backbone=None, profile: str = "quick", seed: int = 
     """
     device = get_device(device)
     path = Path(path) if path is not None else checkpoint_file("gan", profile)
-    ckpt = load_checkpoint(path) if path.exists() else {"format": 1, "profile": profile, "pixel": {}}
+    ckpt = load_family(path, "gan") if path.exists() else {"format": 1, "family": "gan", "profile": profile,
+                                                             "pixel": {}}
     out, trained = {"feature": None, "fingerprint": None}, []
     for loss in GAN[profile].options.get("losses", LOSSES):
         if loss not in ckpt["pixel"]:
@@ -451,7 +477,7 @@ def load_or_train_diffusion(data, encoder, profile: str = "quick", seed: int = 0
     fp = backbone_fingerprint(encoder)
     trained = False
     if path.exists():
-        ckpt = load_checkpoint(path)
+        ckpt = load_family(path, "diffusion")
         if ckpt["backbone_fingerprint"] != fp:
             raise ValueError(f"{path.name} was trained with conditioning backbone {ckpt['backbone_fingerprint']}, "
                              f"but this backbone is {fp}; pass the ProtoNet backbone it was trained with, or delete "
@@ -462,7 +488,8 @@ def load_or_train_diffusion(data, encoder, profile: str = "quick", seed: int = 0
         schedule = Schedule(r.options["noise_schedule"], r.options["T"], device)
         model = UNet(cond_dim=encoder(torch.zeros(1, 1, 28, 28, device=device)).shape[1], **r.model).to(device)
         model, hist = train_diffusion(model, encoder, data.train, schedule, r, val_split=data.val, progress=progress)
-        ckpt = {"format": 1, "profile": profile, "config": model.config(), "schedule": schedule.kind, "T": schedule.T,
+        ckpt = {"format": 1, "family": "diffusion", "profile": profile, "config": model.config(),
+                "schedule": schedule.kind, "T": schedule.T,
                 "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "seed": r.seed,
                 "recipe": r.as_dict(), "train_seconds": hist["total_seconds"], "history": hist,
                 "backbone_fingerprint": fp, "device": str(device), "versions": versions(),

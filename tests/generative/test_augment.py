@@ -1,6 +1,7 @@
 """The augmentation protocol: paired CI, query isolation, feature space, no meta-test leakage, registry, CLI."""
 import argparse
 import json
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -147,11 +148,36 @@ def test_support_generators_take_an_integer_seed():
         def generate(self, support, support_y, m, generator):
             return torch.rand(len(support) * m, 3, generator=generator), support_y.repeat_interleave(m)
 
-    gen, x, y = ModelGenerator(Noise()), torch.zeros(4, 3), torch.arange(4)
+    gen, x, y = ModelGenerator(Noise(), space="feature"), torch.zeros(4, 3), torch.arange(4)
     assert torch.equal(gen.generate(x, y, 2, 5)[0], gen.generate(x, y, 2, 5)[0])
     assert not torch.equal(gen.generate(x, y, 2, 5)[0], gen.generate(x, y, 2, 6)[0])
     with pytest.raises(TypeError, match="takes an integer seed, not a Generator"):
         seeded(torch.Generator())
+
+
+@pytest.mark.parametrize("space", ["pixel", "feature"])
+def test_a_bad_request_is_one_clear_error_before_the_model_runs(space):
+    from fslcourse.generative.augment import ModelGenerator
+
+    class Untouchable(torch.nn.Module):
+        def generate(self, *args, **kwargs):
+            raise AssertionError("the model ran on a bad request")
+
+    gen = ModelGenerator(Untouchable(), space=space)
+    x = torch.rand(6, 1, 28, 28) if space == "pixel" else torch.rand(6, 8)
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    for bad in (0, -2, 2.5, True, "3"):
+        with pytest.raises(ValueError, match=f"n_per_class={bad!r}: ask for at least one generated example per class"):
+            gen.generate(x, y, bad, 0)
+    with pytest.raises(ValueError, match="support_y has shape .6,. and dtype torch.float32; pass one integer label"):
+        gen.generate(x, y.float(), 1, 0)
+    with pytest.raises(ValueError, match=r"support_y holds the labels \[0, 2\]; use 0 .. n_way-1 with every class"):
+        gen.generate(x[:4], torch.tensor([0, 0, 2, 2]), 1, 0)
+    wrong = x.flatten(1) if space == "pixel" else x[:, :, None]
+    with pytest.raises(ValueError, match=re.escape(f"support has shape {tuple(wrong.shape)} for 6 labels; a {space} gen")):
+        gen.generate(wrong, y, 1, 0)
+    with pytest.raises(ValueError, match="support has shape .5, .* for 6 labels"):
+        gen.generate(x[:5], y, 1, 0)
 
 
 def test_augmented_evaluation_is_reproducible_and_m0_is_the_baseline(glyphs):

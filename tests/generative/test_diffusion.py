@@ -240,7 +240,7 @@ class Tripwire:
 def test_load_or_train_trains_on_meta_train_once_and_checks_the_backbone(glyphs, tmp_path):
     from fslcourse.generative.diffusion import DiffusionGenerator
     from fslcourse.methods.protonet import ProtoNet
-    from fslcourse.training.generators import load_or_train_diffusion
+    from fslcourse.training.generators import load_or_train_diffusion, load_or_train_gans
 
     torch.manual_seed(0)
     encoder = ProtoNet(backbone_kwargs={"hidden": 8}).backbone
@@ -259,6 +259,10 @@ def test_load_or_train_trains_on_meta_train_once_and_checks_the_backbone(glyphs,
     support = glyphs[2].get(torch.tensor([0, 1, 2]), torch.tensor([[0, 1]] * 3)).flatten(0, 1)  # (6, 1, 28, 28)
     x, y = gen.generate(support, torch.tensor([0, 0, 1, 1, 2, 2]), 2, 0)
     assert x.shape == (6, 1, 28, 28) and y.tolist() == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="n_per_class=0: ask for at least one"):
+        gen.generate(support, torch.tensor([0, 0, 1, 1, 2, 2]), 0, 0)
+    with pytest.raises(ValueError, match="holds a diffusion checkpoint, not a gan one"):
+        load_or_train_gans(data, None, path=tmp_path / "d.pt", progress=False)
 
 
 def test_exercises_pass_the_reference_and_catch_mistakes():
