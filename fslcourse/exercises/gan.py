@@ -1,10 +1,10 @@
-"""Exercises of ``notebooks/08_gan_augmentation.ipynb``: WGAN-GP's gradient penalty."""
+"""Exercises of ``notebooks/08_gan_augmentation.ipynb``: WGAN-GP's gradient penalty, the critic's mismatched pairs."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..generative.gan import gradient_penalty
+from ..generative.gan import gradient_penalty, make_pair
 from .core import exercise
 
 
@@ -57,3 +57,17 @@ def _penalty_trains_the_critic(fn) -> str | None:
 def penalty_reference(critic, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """The scalar gradient penalty for critic inputs ``(n, ...)`` and weights ``eps`` ``(n,)``."""
     return gradient_penalty(critic, real, fake, eps)
+
+
+def _pairs_cases():
+    g = torch.Generator().manual_seed(709)
+    return [(torch.rand(n, 1, 28, 28, generator=g), torch.rand(n, 1, 28, 28, generator=g)) for n in (2, 3, 8)]
+
+
+@exercise("critic_pairs", "the critic's pairs: (source, its partner) is real; (source, another character's "
+          "partner) is fake, each source paired with the previous source's partner", _pairs_cases)
+def critic_pairs_reference(source: torch.Tensor, partner: torch.Tensor):
+    """``source``, ``partner``: ``(n, 1, 28, 28)``, drawing ``i`` of each of character ``i``. Returns ``(real, mismatched)``,
+    both ``(n, 2, 28, 28)``: ``real[i]`` pairs source ``i`` with partner ``i``, ``mismatched[i]`` with partner ``i - 1``
+    (the first with the last), as :meth:`~fslcourse.generative.gan.DAGAN.train_step` shows the critic."""
+    return make_pair(source, partner), make_pair(source, partner.roll(1, 0))

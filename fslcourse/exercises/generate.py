@@ -1,12 +1,65 @@
-"""Exercises of ``notebooks/10_learning_to_generate.ipynb``: predicted weights, MetaGAN's fake class, a recombined character."""
+"""Exercises of ``notebooks/10_learning_to_generate.ipynb``: the hallucinator's few-shot loss, predicted weights,
+MetaGAN's fake class, a recombined character."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from ..methods.base import prototypes
+from ..methods.base import n_way_of, prototypes, round_robin
+from ..methods.protonet import protonet_logits
 from ..methods.metagan import with_fake_class
 from ..methods.parameter_prediction import ParameterPredictor
 from .core import exercise
+
+
+class _LinearHallucinator(torch.nn.Module):
+    """A stand-in hallucinator for the checks: ``hallucinate(z, y, m)`` maps each class's support embeddings, in
+    turn, through one linear layer (no noise, so every call gives the same features)."""
+
+    def __init__(self, dim: int, g: torch.Generator):
+        super().__init__()
+        self.map = torch.nn.Linear(dim, dim)
+        with torch.no_grad():
+            self.map.weight.copy_(torch.eye(dim) + 0.5 * torch.randn(dim, dim, generator=g))
+            self.map.bias.copy_(torch.randn(dim, generator=g))
+
+    def forward(self, z_support, support_y, m):
+        """``(generated (n_way * m, D), labels (n_way * m,))``, class-major."""
+        n_way = n_way_of(support_y)
+        return self.map(z_support[round_robin(support_y, m)]), torch.arange(n_way).repeat_interleave(m)
+
+
+def _joint_cases(seed=914):
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for n_way, k, q, m, dim in ((3, 1, 2, 2, 4), (5, 2, 3, 5, 8), (2, 3, 1, 1, 6)):
+        z_s, z_q = torch.randn(n_way * k, dim, generator=g), torch.randn(n_way * q, dim, generator=g)
+        y_s, y_q = torch.arange(n_way).repeat_interleave(k), torch.arange(n_way).repeat_interleave(q)
+        cases.append((z_s, y_s, z_q, y_q, _LinearHallucinator(dim, g), m))
+    return cases
+
+
+def _loss_trains_the_hallucinator(fn) -> str | None:
+    """The query loss is the hallucinator's only training signal: its gradient must reach the hallucinator."""
+    z_s, y_s, z_q, y_q, hallucinate, m = _joint_cases(seed=915)[1]
+    loss = fn(z_s, y_s, z_q, y_q, hallucinate, m)
+    grads = torch.autograd.grad(loss, list(hallucinate.parameters()), allow_unused=True) if loss.requires_grad \
+        else (None,)
+    if any(g is None or not g.abs().sum() > 0 for g in grads):
+        return ("no gradient reaches the hallucinator: its features are treated as fixed data (detached, or made "
+                "under no_grad), so joint training could never teach it; keep them in the graph")
+    return None
+
+
+@exercise("hallucinator_loss", "the jointly trained hallucinator's loss: cross-entropy of the queries against "
+          "prototypes of the real and the hallucinated support embeddings", _joint_cases,
+          concept=_loss_trains_the_hallucinator)
+def hallucinator_loss_reference(z_support, support_y, z_query, query_y, hallucinate, n_generated):
+    """Scalar loss: ``hallucinate(z_support, support_y, m)`` gives ``(n_way * m, D)`` features and their labels;
+    prototypes ``(n_way, D)`` pool them with the real ones; ProtoNet's logits (``protonet_logits``) of the queries."""
+    gen, gen_y = hallucinate(z_support, support_y, n_generated)  # (n_way * m, D), (n_way * m,)
+    protos = prototypes(torch.cat([z_support, gen]), torch.cat([support_y, gen_y]), n_way_of(support_y))
+    return F.cross_entropy(protonet_logits(z_query, protos), query_y)
 
 
 def _weights_cases():

@@ -31,3 +31,13 @@ def test_a_wrong_interpolation_fails_on_the_values(capsys):
 
     assert not check("gan_gradient_penalty", swapped)
     assert "values differ" in capsys.readouterr().out
+
+
+def test_critic_pairs_exercise():
+    def mine(source, partner):
+        return torch.cat([source, partner], 1), torch.cat([source, torch.cat([partner[-1:], partner[:-1]])], 1)
+
+    assert check("critic_pairs", mine)
+    # the usual slip: both drawings moved together, so every "mismatched" pair is still one character's
+    assert not check("critic_pairs", lambda s, p: (torch.cat([s, p], 1), torch.cat([s, p], 1).roll(1, 0)))
+    assert not check("critic_pairs", lambda s, p: (torch.cat([s, p], 1), torch.cat([p, s], 1)))  # swapped roles

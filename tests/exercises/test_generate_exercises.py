@@ -31,3 +31,34 @@ def test_recombined_character_exercise():
     # adding the two drawings overflows uint8 where strokes cross; averaging fades each stroke to half ink
     assert not check("recombined_character", lambda a, b: a + b)
     assert not check("recombined_character", lambda a, b: ((a.float() + b.float()) / 2).to(torch.uint8))
+
+
+def test_hallucinator_loss_exercise(capsys):
+    import torch.nn.functional as F
+
+    from fslcourse.methods.base import prototypes
+    from fslcourse.methods.protonet import protonet_logits
+
+    def mine(z_s, y_s, z_q, y_q, hallucinate, m):
+        gen, gen_y = hallucinate(z_s, y_s, m)
+        n_way = int(y_s.max()) + 1
+        protos = prototypes(torch.cat([z_s, gen]), torch.cat([y_s, gen_y]), n_way)
+        return F.cross_entropy(protonet_logits(z_q, protos), y_q)
+
+    def detached(z_s, y_s, z_q, y_q, hallucinate, m):  # the usual slip: generated features treated as data
+        gen, gen_y = hallucinate(z_s, y_s, m)
+        return mine(z_s, y_s, z_q, y_q, lambda *a: (gen.detach(), gen_y), m)
+
+    def two_means(z_s, y_s, z_q, y_q, hallucinate, m):  # real and generated means weighted equally
+        gen, gen_y = hallucinate(z_s, y_s, m)
+        n_way = int(y_s.max()) + 1
+        protos = (prototypes(z_s, y_s, n_way) + prototypes(gen, gen_y, n_way)) / 2
+        return F.cross_entropy(protonet_logits(z_q, protos), y_q)
+
+    assert check("hallucinator_loss", mine)
+    assert not check("hallucinator_loss", detached)
+    assert "no gradient reaches the hallucinator" in capsys.readouterr().out
+    assert not check("hallucinator_loss", two_means)
+    real_only = lambda z_s, y_s, z_q, y_q, h, m: F.cross_entropy(  # noqa: E731  (the hallucinations left out)
+        protonet_logits(z_q, prototypes(z_s, y_s, int(y_s.max()) + 1)), y_q)
+    assert not check("hallucinator_loss", real_only)

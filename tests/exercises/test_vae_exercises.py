@@ -32,3 +32,27 @@ def test_weighted_prototypes_exercise(capsys):
     assert not check("weighted_prototypes", lambda z_r, y_r, z_g, y_g, n, w: prototypes(
         torch.cat([z_r, z_g]), torch.cat([y_r, y_g]), n))
     assert "values differ" in capsys.readouterr().out
+
+
+def test_displace_exercise(capsys):
+    import torch.nn.functional as F
+
+    def mine(source, field):
+        n, _, h, w = source.shape
+        ys, xs = torch.meshgrid((torch.arange(h) + 0.5) / h * 2 - 1, (torch.arange(w) + 0.5) / w * 2 - 1, indexing="ij")
+        grid = torch.stack([xs, ys], -1).expand(n, h, w, 2)  # (n, H, W, 2): x first, as grid_sample reads it
+        return F.grid_sample(source, grid + field.permute(0, 2, 3, 1), align_corners=False)
+
+    def no_identity(source, field):  # the usual slip: the field taken as the positions themselves
+        return F.grid_sample(source, field.permute(0, 2, 3, 1), align_corners=False)
+
+    def reshaped(source, field):  # (n, 2, H, W) -> (n, H, W, 2) by view instead of a permute scrambles the field
+        n, _, h, w = source.shape
+        identity = F.affine_grid(torch.eye(2, 3).expand(n, 2, 3), list(source.shape), align_corners=False)
+        return F.grid_sample(source, identity + field.reshape(n, h, w, 2), align_corners=False)
+
+    assert check("displace", mine)
+    assert not check("displace", no_identity)
+    assert "a zero field does not give back the drawing" in capsys.readouterr().out
+    assert not check("displace", reshaped)
+    assert not check("displace", lambda s, f: mine(s, f.flip(1)))  # x and y swapped
