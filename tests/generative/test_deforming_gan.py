@@ -27,6 +27,34 @@ def test_a_new_generator_copies_its_source():
     torch.testing.assert_close(out, x[[0, 0, 1, 1, 2, 2]], atol=1e-5, rtol=0)
 
 
+def test_a_decoded_translation_moves_the_drawing_by_whole_pixels():
+    """Closed form: an affine offset of 2/28 in grid_sample's [-1, 1] coordinates reads each pixel from its right
+    neighbour, so the drawing moves one pixel left, for any z."""
+    gen = DeformingGenerator()
+    with torch.no_grad():
+        gen.decoder[-1].bias[2] = (2 / 28) / 0.1  # theta[0, 2] (scaled by 0.1 in warp)
+    x = drawings(2)
+    out = gen(x, torch.randn(2, gen.z_dim))
+    shifted = torch.zeros_like(x)
+    shifted[..., :-1] = x[..., 1:]
+    torch.testing.assert_close(out, shifted, atol=1e-5, rtol=0)
+
+
+def test_the_generator_can_only_move_ink():
+    """Whatever its weights, a deforming generator resamples its source: a blank source stays blank, and every
+    output pixel lies between the source's darkest and brightest (bilinear reads never add ink)."""
+    torch.manual_seed(0)
+    gen = DeformingGenerator()
+    with torch.no_grad():
+        for p in gen.decoder.parameters():
+            p.normal_(0, 0.3)
+    z = torch.randn(3, gen.z_dim)
+    assert torch.equal(gen(torch.zeros(3, 1, 28, 28), z), torch.zeros(3, 1, 28, 28))
+    grey = 0.25 + 0.5 * drawings(3)  # ink 0.75 on a 0.25 background
+    out = gen(grey, z)
+    assert out.max() <= 0.75 + 1e-6 and not torch.equal(out, grey)
+
+
 def test_samples_are_seeded_and_in_range():
     torch.manual_seed(0)
     gen = DeformingGenerator()
