@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from ..methods.base import n_way_of, prototypes, round_robin
-from ..methods.protonet import protonet_logits
 from ..methods.metagan import with_fake_class
 from ..methods.parameter_prediction import ParameterPredictor
+from ..methods.protonet import protonet_logits
 from .core import exercise
 
 
