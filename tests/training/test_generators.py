@@ -21,11 +21,9 @@ def test_the_committed_checkpoints_are_recognised(family):
     assert G.family_of(load_checkpoint(CHECKPOINT_DIR / "protonet-quick.pt")) == "method 'protonet'"
 
 
-@pytest.mark.parametrize("family", sorted(LOADERS))
-@pytest.mark.parametrize("other", ["vae", "gan", "deformation-gan", "diffusion", "protonet"])
+@pytest.mark.parametrize("family, other", [(f, o) for f in sorted(LOADERS)
+                                           for o in ("vae", "gan", "deformation-gan", "diffusion", "protonet") if o != f])
 def test_a_checkpoint_of_another_family_is_refused_and_left_alone(family, other, tmp_path):
-    if other == family:
-        pytest.skip("the same family")
     path = tmp_path / "foreign.pt"
     shutil.copy(CHECKPOINT_DIR / f"{other}-quick.pt", path)
     before = path.read_bytes()
