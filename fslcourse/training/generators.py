@@ -55,9 +55,10 @@ def family_of(ckpt: dict) -> str:
         return "diffusion"
     if isinstance(ckpt.get("pixel"), dict):
         return "vae" if "state_dict" in ckpt["pixel"] else "gan"
-    trainer = ckpt.get("recipe", {}).get("trainer") if isinstance(ckpt.get("recipe"), dict) else None
-    return {"vae": "deformation-vae", "gan": "deformation-gan"}.get(trainer, "unknown") if "state_dict" in ckpt \
-        else "unknown"
+    trainer = ckpt["recipe"].get("trainer") if isinstance(ckpt.get("recipe"), dict) else None
+    if "state_dict" in ckpt and trainer in ("vae", "gan"):
+        return f"deformation-{trainer}"  # one model at the top level: the deformation VAE or the deforming DAGAN
+    return "unknown"
 
 
 def load_family(path: Path, family: str) -> dict:
@@ -65,7 +66,8 @@ def load_family(path: Path, family: str) -> dict:
     ckpt = load_checkpoint(path)
     found = family_of(ckpt)
     if found != family:
-        raise ValueError(f"{path} holds a {found} checkpoint, not a {family} one; pass a {family} checkpoint "
+        what = "an unrecognised" if found == "unknown" else f"a {found}"
+        raise ValueError(f"{path} holds {what} checkpoint, not a {family} one; pass a {family} checkpoint "
                          f"(python -m fslcourse train {family} writes one) or another path")
     return ckpt
 

@@ -32,3 +32,12 @@ def test_a_checkpoint_of_another_family_is_refused_and_left_alone(family, other,
                                          f"{family} checkpoint"):
         LOADERS[family](path)
     assert path.read_bytes() == before  # never trained into, never rewritten
+
+
+def test_a_file_of_no_known_layout_is_refused(tmp_path):
+    import torch
+
+    path = tmp_path / "odd.pt"
+    torch.save({"weights": torch.zeros(3)}, path)
+    with pytest.raises(ValueError, match="odd.pt holds an unrecognised checkpoint, not a gan one"):
+        LOADERS["gan"](path)
