@@ -81,6 +81,8 @@ def main(argv=None) -> int:
     for name in LEARNED:
         if (CHECKPOINT_DIR / f"{CHECKPOINT_FAMILY[name]}-quick.pt").exists():
             gens[name] = get_generator(name)(data, backbone=encoder, profile="quick", device=device, progress=False)
+    if (CHECKPOINT_DIR / "gan-paper.pt").exists():  # the DAGAN paper's networks and schedule (a GPU run)
+        gens["gan, paper recipe"] = get_generator("gan")(data, profile="paper", device=device, progress=False)
     d = load_or_train_diffusion(data, encoder, "quick", device=device, progress=False) \
         if (CHECKPOINT_DIR / "diffusion-quick.pt").exists() else None
     chosen = None
