@@ -79,7 +79,8 @@ class UResNetGenerator(PairGenerator):
 
     def forward(self, source: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``source`` ``(n, 1, 28, 28)`` in ``[0, 1]`` and ``z`` ``(n, z_dim)`` -> ``(n, 1, 28, 28)`` in ``[0, 1]``."""
-        skips = [self.stem(2 * source - 1)]  # [(n, w0, 14, 14)]; the paper's images are in [-1, 1]
+        signed = 2 * source - 1  # (n, 1, 28, 28): the paper's images are in [-1, 1]
+        skips = [self.stem(signed)]  # [(n, w0, 14, 14)]
         for dense, down in zip(self.down_dense, self.down):
             skips.append(down(dense(skips[-1])))  # (n, w_i, 7 | 4 | 2, ...)
         x = skips.pop()  # (n, w3, 2, 2)
@@ -89,7 +90,7 @@ class UResNetGenerator(PairGenerator):
                 s = x.shape[-1]
                 x = torch.cat([x, self.z_maps[level](z).view(len(z), Z_CHANNELS[level], s, s)], 1)  # (n, c+z_c, s, s)
             x = up(nn.functional.interpolate(dense(x), size=targets[level], mode="nearest"))  # (n, w, 2s or so, ...)
-            x = torch.cat([x, skips.pop() if skips else 2 * source - 1], 1)  # the skip of this resolution
+            x = torch.cat([x, skips.pop() if skips else signed], 1)  # the skip of this resolution
         return torch.sigmoid(self.head(x))  # (n, 1, 28, 28)
 
     def config(self) -> dict:

@@ -603,7 +603,8 @@ def train_generator(family: str, recipe: str = "quick", *, data=None, out: str |
     out = Path(out) if out is not None else checkpoint_file(family, recipe)
     check_target(out, overwrite)
     state = state_path_for(out)
-    states = sorted(out.parent.glob(state.name.replace(".state", "-*.state")))  # one per DAGAN loss
+    pattern = state.name.replace(".state", "-*.state")  # one state per DAGAN loss: NAME-LOSS.state.pt
+    states = sorted(out.parent.glob(pattern))
     if resume and not states:
         raise ValueError(f"nothing to resume: no training state beside {out}; start without --resume")
     if states and not resume and not overwrite:
@@ -630,7 +631,7 @@ def train_generator(family: str, recipe: str = "quick", *, data=None, out: str |
             for b in backbones:
                 load_or_train_vaes(data, b, recipe, seed, device, progress, path=path)
         written = atomic_torch_save(load_checkpoint(path), out)
-    for st in out.parent.glob(state.name.replace(".state", "-*.state")):
+    for st in out.parent.glob(pattern):
         st.unlink()  # the runs are finished and stored
     return written
 
