@@ -5,9 +5,11 @@ Taught in ``notebooks/02_protonet.ipynb``; every method and generator module kee
 its algorithm, and :mod:`fslcourse.training` is the one place that runs them.
 
 A recipe is frozen: ``recipe.replace(steps=100)`` gives a changed copy, checked as
-it is built. Budgets are step counts, so the same recipe and seed give the same
-weights on any machine; ``max_seconds`` (optional) may stop a run early, and the
-run records that it did, but it never shapes the schedule.
+it is built. Budgets are step counts, so the same recipe and seed run the same steps
+on any machine, and give the same weights bit for bit on the same machine (another
+CPU's kernels may round differently; checkpoints record the CPU);
+``max_seconds`` (optional) may stop a run early, and the run records that it did,
+but it never shapes the schedule.
 """
 from __future__ import annotations
 

@@ -7,20 +7,39 @@ from __future__ import annotations
 
 import platform
 from importlib import metadata
+from pathlib import Path
 
 import torch
 
 PACKAGES = ("fslcourse", "torch", "torchvision", "learn2learn", "numpy")
 
 
+def cpu_name() -> str:
+    """The CPU's model name and the vector instructions torch uses on it, e.g. ``"Intel(R) Xeon(R), AVX512"``.
+
+    Recorded because CPU kernels round differently on different processors: the same recipe and seed give
+    the same weights bit for bit on one machine, not on every machine.
+    """
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {torch.backends.cpu.get_cpu_capability()}"
+
+
 def versions() -> dict:
-    """Installed versions of the packages that shape the results (``None`` if absent)."""
+    """Installed versions of the packages that shape the results (``None`` if absent), and the CPU."""
     out = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = None
+    out["cpu"] = cpu_name()
     return out
 
 
@@ -93,11 +112,15 @@ VOLATILE = ("eval_seconds",)  # timings: they differ on every run, so they alone
 
 
 def _steady(records) -> list:
-    """``records`` as JSON would store them, without the :data:`VOLATILE` fields."""
+    """``records`` as JSON would store them, without the :data:`VOLATILE` fields and the CPU's name."""
     import json
 
-    return [{k: v for k, v in r.items() if k not in VOLATILE} if isinstance(r, dict) else r
-            for r in json.loads(json.dumps(records))]
+    out = [{k: v for k, v in r.items() if k not in VOLATILE} if isinstance(r, dict) else r
+           for r in json.loads(json.dumps(records))]
+    for r in out:
+        if isinstance(r, dict) and isinstance(r.get("versions"), dict):
+            r["versions"].pop("cpu", None)  # another machine alone is not a new result
+    return out
 
 
 FLOAT_NOISE = 1e-6  # relative: another CPU's rounding moves float results in their last digits, not a new result
@@ -121,8 +144,8 @@ def save_results(name: str, records: list[dict], directory=None):
 
     ``$FSLCOURSE_RESULTS`` redirects the folder; ``make test`` points it at ``build/results`` so that
     running the notebooks under nbval never rewrites the committed records. A file whose records
-    differ from ``records`` only in timings (:data:`VOLATILE`) or in float rounding (:data:`FLOAT_NOISE`, as
-    between two CPU models) is left as it is, so re-running a notebook on the committed checkpoints leaves
+    differ from ``records`` only in timings (:data:`VOLATILE`), in the CPU's name or in float rounding
+    (:data:`FLOAT_NOISE`, as between two CPU models) is left as it is, so re-running a notebook on the committed checkpoints leaves
     ``git status`` clean.
     """
     import json

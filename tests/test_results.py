@@ -85,6 +85,13 @@ def test_saving_the_same_records_again_leaves_the_file_untouched(glyphs, tmp_pat
     noisy = record(res)
     noisy["accuracy"] *= 1 + 1e-9  # another CPU's rounding in the last digits: the same measurement
     assert save_results("x", [noisy], tmp_path) == path and path.read_bytes() == before
+    elsewhere = record(res)
+    assert elsewhere["versions"]["cpu"]  # the record says which CPU measured it ...
+    elsewhere["versions"]["cpu"] = "Another CPU, AVX2"  # ... and another machine alone is the same measurement
+    assert save_results("x", [elsewhere], tmp_path) == path and path.read_bytes() == before
+    old_record = record(res)
+    del old_record["versions"]["cpu"]  # a record written before the CPU was recorded
+    assert save_results("x", [old_record], tmp_path) == path and path.read_bytes() == before
     moved = record(res)
     moved["accuracy"] += 0.02  # one query of 5000 answered differently: a new result, written
     save_results("x", [moved], tmp_path)
@@ -92,3 +99,13 @@ def test_saving_the_same_records_again_leaves_the_file_untouched(glyphs, tmp_pat
     changed = record(evaluate(PixelPrototype(), glyphs[2], 5, 1, 2, 3, seed=1))  # other episodes: a new result
     save_results("x", [changed], tmp_path)
     assert json.loads(path.read_text())["records"][0]["protocol"]["episode_seed"] == 1
+
+
+def test_cpu_name_says_the_processor_and_the_vector_instructions():
+    import torch
+
+    from fslcourse.results import cpu_name, versions
+
+    name = cpu_name()
+    assert name.endswith(", " + torch.backends.cpu.get_cpu_capability()) and len(name) > len(", AVX2")
+    assert versions()["cpu"] == name
