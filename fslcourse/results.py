@@ -44,13 +44,13 @@ def versions() -> dict:
 
 
 def device_info(device) -> dict:
-    """The device type, and the GPU name on CUDA."""
+    """The device type and name: the GPU's on CUDA, else :func:`cpu_name`."""
     device = torch.device(device)
     info = {"type": device.type}
     if device.type == "cuda":  # cuda-ok: reads the device type, chooses nothing
         info["name"] = torch.cuda.get_device_name(device)
     else:
-        info["name"] = platform.processor() or platform.machine()
+        info["name"] = cpu_name()
     return info
 
 
@@ -108,18 +108,24 @@ def result_record(method: str, result, *, config: dict, seed: int, device, profi
     return record
 
 
-VOLATILE = ("eval_seconds",)  # timings: they differ on every run, so they alone never rewrite a file
+# Fields (dotted paths) that alone never rewrite a file: timings differ on every run, and another machine's
+# name alone is not a new result.
+VOLATILE = ("eval_seconds", "versions.cpu", "device.name")
 
 
 def _steady(records) -> list:
-    """``records`` as JSON would store them, without the :data:`VOLATILE` fields and the CPU's name."""
+    """``records`` as JSON would store them, without the :data:`VOLATILE` fields."""
     import json
 
-    out = [{k: v for k, v in r.items() if k not in VOLATILE} if isinstance(r, dict) else r
-           for r in json.loads(json.dumps(records))]
-    for r in out:
-        if isinstance(r, dict) and isinstance(r.get("versions"), dict):
-            r["versions"].pop("cpu", None)  # another machine alone is not a new result
+    out = json.loads(json.dumps(records))
+    for record in out:
+        for path in VOLATILE:
+            *parents, key = path.split(".")
+            node = record
+            for p in parents:
+                node = node.get(p) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node.pop(key, None)
     return out
 
 
@@ -144,7 +150,7 @@ def save_results(name: str, records: list[dict], directory=None):
 
     ``$FSLCOURSE_RESULTS`` redirects the folder; ``make test`` points it at ``build/results`` so that
     running the notebooks under nbval never rewrites the committed records. A file whose records
-    differ from ``records`` only in timings (:data:`VOLATILE`), in the CPU's name or in float rounding
+    differ from ``records`` only in :data:`VOLATILE` fields (timings, the machine's name) or in float rounding
     (:data:`FLOAT_NOISE`, as between two CPU models) is left as it is, so re-running a notebook on the committed checkpoints leaves
     ``git status`` clean.
     """

@@ -74,7 +74,7 @@ def test_saving_the_same_records_again_leaves_the_file_untouched(glyphs, tmp_pat
     """Re-running a notebook rewrites its result file only when a result changed, not for a new timing."""
     import json
 
-    from fslcourse.results import save_results
+    from fslcourse.results import cpu_name, save_results
 
     res = evaluate(PixelPrototype(), glyphs[2], 5, 1, 2, 3, seed=0)
     path = save_results("x", [record(res)], tmp_path)
@@ -88,6 +88,9 @@ def test_saving_the_same_records_again_leaves_the_file_untouched(glyphs, tmp_pat
     elsewhere = record(res)
     assert elsewhere["versions"]["cpu"]  # the record says which CPU measured it ...
     elsewhere["versions"]["cpu"] = "Another CPU, AVX2"  # ... and another machine alone is the same measurement
+    assert save_results("x", [elsewhere], tmp_path) == path and path.read_bytes() == before
+    assert elsewhere["device"]["name"] == cpu_name()  # the device names the CPU too ...
+    elsewhere["device"]["name"] = "x86_64"  # ... as the records written before did not: the same measurement
     assert save_results("x", [elsewhere], tmp_path) == path and path.read_bytes() == before
     old_record = record(res)
     del old_record["versions"]["cpu"]  # a record written before the CPU was recorded
