@@ -339,10 +339,11 @@ def train_gan(gan: DAGAN, train_split, recipe: Recipe, *, backbone=None, val_spl
     result = fit(gan, batches, recipe, optimizer=optimizer, validate=validate,
                  hook=Hooks(hook, DivergenceGuard(recipe, state_path)), streams={"episodes": sampler.generator,
                                                                                  "noise": g},
-                 state_path=state_path, resume=resume, keep_best=False, label=f"DAGAN ({opts['loss']})",
-                 progress=progress)
+                 state_path=state_path, resume=resume, keep_best=validate is not None and opts.get("keep") == "best",
+                 label=f"DAGAN ({opts['loss']})", progress=progress)
     gan.eval()
-    return _history(result, train_split, state=state_path)
+    return {**_history(result, train_split, state=state_path),
+            "kept_step": result.best_step if validate is not None and opts.get("keep") == "best" else result.steps}
 
 
 def load_or_train_deformation_gan(data, backbone=None, profile: str = "quick", seed: int = 0, device=None,
@@ -399,8 +400,8 @@ def load_or_train_gans(data, backbone=None, profile: str = "quick", seed: int = 
     for loss in GAN[profile].options.get("losses", LOSSES):
         if loss not in ckpt["pixel"]:
             r = GAN[profile].replace(seed=seed, options={"loss": loss})
-            if loss == "standard":
-                r = r.replace(optimizer_kwargs={"betas": (0.5, 0.999)})
+            if loss == "standard":  # kept at its last step: notebook 08 shows where this loss ends up
+                r = r.replace(optimizer_kwargs={"betas": (0.5, 0.999)}, options={"keep": "last"})
             torch.manual_seed(r.seed)
             gan = make_dagan(r).to(device)
             st = None if state is None else Path(state).with_name(Path(state).name.replace(".state", f"-{loss}.state"))

@@ -218,3 +218,34 @@ def test_mismatch_shows_the_critic_other_characters_as_fake(glyphs, monkeypatch)
     assert real.shape == fake.shape == (8, 2, 28, 28) and torch.equal(real[:4], real[4:])
     sources, others = real[:4, :1], real[:4, 1:]  # (source, another drawing of its character)
     assert torch.equal(fake[:4, :1], sources) and torch.equal(fake[4:], make_pair(sources, others.roll(1, 0)))
+
+
+def test_keep_best_returns_the_weights_of_the_best_validation_step(glyphs):
+    # keep="best": the generator is the one of the step that drew the validation characters best, i.e. exactly
+    # the weights a run stopped at that step has; keep="last" (the standard-loss DAGAN's) ends at the last step
+    torch.set_num_threads(1)
+    train, val, _ = glyphs
+    backbone = nn.Flatten()
+    recipe = _r(12, 4, lr=1e-2).replace(val_every=3, val_n_way=8)  # this rate loses the character by step 12
+    best_gan = _tiny(glyphs)
+    hist = train_gan(best_gan, train, recipe.replace(options={"keep": "best"}), backbone=backbone, val_split=val,
+                     progress=False)
+    scores = hist["val_faithful"]
+    assert hist["val_step"] == [3, 6, 9, 12]
+    assert hist["kept_step"] == hist["val_step"][scores.index(max(scores))] < 12 and scores[-1] < max(scores)
+    stopped_there = _tiny(glyphs)
+    train_gan(stopped_there, train, recipe.replace(steps=hist["kept_step"], options={"keep": "last"}),
+              backbone=backbone, val_split=val, progress=False)
+    for k, v in stopped_there.generator.state_dict().items():
+        assert torch.equal(best_gan.generator.state_dict()[k], v), k
+    last = _tiny(glyphs)
+    assert train_gan(last, train, recipe.replace(options={"keep": "last"}), backbone=backbone, val_split=val,
+                     progress=False)["kept_step"] == 12
+    assert any(not torch.equal(best_gan.generator.state_dict()[k], v) for k, v in last.generator.state_dict().items())
+
+
+def test_the_quick_wgan_keeps_its_best_step_and_the_deforming_dagan_its_last():
+    from fslcourse.generative.gan import RECIPES_DEFORMING
+
+    assert RECIPES["quick"].options["keep"] == "best" and RECIPES["quick"].val_n_way == 40
+    assert RECIPES_DEFORMING["quick"].options["keep"] == "last"
