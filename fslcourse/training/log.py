@@ -28,6 +28,9 @@ class TrainLog:
         val_step: steps at which validation ran; ``val``: ``{metric: [value per validation]}``.
         stopped: ``"steps"`` (the budget), ``"max_seconds"`` (the optional wall-clock cap) or
             ``"interrupted"`` (Ctrl-C).
+        sittings: one entry per start or resume of the run, ``{"from_step", "cpu", "device", "torch"}``: a run
+            is bit for bit reproducible only on the same machine, so a run resumed elsewhere says where each
+            stretch of steps ran (``"cpu": "not recorded"`` for a stretch from before sittings were logged).
     """
 
     step: list[int] = field(default_factory=list)
@@ -37,6 +40,15 @@ class TrainLog:
     val_step: list[int] = field(default_factory=list)
     val: dict[str, list[float]] = field(default_factory=dict)
     stopped: str = ""
+    sittings: list[dict] = field(default_factory=list)
+
+    def add_sitting(self, step: int, cpu: str, device: str) -> None:
+        """Record that the run (re)started at ``step`` on this ``cpu`` and ``device``; an older log that has
+        steps but no sitting gets a first one, from step 0, marked as not recorded."""
+        if not self.sittings and step > 0:
+            self.sittings.append({"from_step": 0, "cpu": "not recorded", "device": "not recorded",
+                                  "torch": "not recorded"})
+        self.sittings.append({"from_step": step, "cpu": cpu, "device": device, "torch": str(torch.__version__)})
 
     def add_step(self, step: int, seconds: float, cpu_seconds: float, stats: dict) -> None:
         self.step.append(step)
@@ -61,9 +73,9 @@ class TrainLog:
 
     def as_dict(self) -> dict:
         """One flat dict of lists: ``step``, ``seconds``, ``cpu_seconds``, every training metric, ``val_step`` and
-        ``val_<metric>``, plus ``stopped``."""
+        ``val_<metric>``, plus ``stopped`` and ``sittings``."""
         out = {"step": list(self.step), "seconds": list(self.seconds), "cpu_seconds": list(self.cpu_seconds),
-               "val_step": list(self.val_step), "stopped": self.stopped}
+               "val_step": list(self.val_step), "stopped": self.stopped, "sittings": [dict(s) for s in self.sittings]}
         out.update({k: list(v) for k, v in self.train.items()})
         out.update({f"val_{k}": list(v) for k, v in self.val.items()})
         return out
@@ -71,9 +83,9 @@ class TrainLog:
     @classmethod
     def from_dict(cls, d: dict) -> TrainLog:
         """Inverse of :meth:`as_dict`."""
-        fixed = {"step", "seconds", "cpu_seconds", "val_step", "stopped"}
+        fixed = {"step", "seconds", "cpu_seconds", "val_step", "stopped", "sittings"}
         log = cls(list(d["step"]), list(d["seconds"]), list(d.get("cpu_seconds", [])), val_step=list(d["val_step"]),
-                  stopped=d.get("stopped", ""))
+                  stopped=d.get("stopped", ""), sittings=[dict(s) for s in d.get("sittings", [])])
         for key, value in d.items():
             if key in fixed:
                 continue

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ..io import atomic_torch_save, load_checkpoint
 from ..recipe import Recipe
+from ..results import cpu_name
 from .log import TrainLog
 
 STATE_FORMAT = 1
@@ -189,6 +190,7 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
         log, step = TrainLog.from_dict(st["log"]), st["step"]
         best = (st["best_score"], st["best_step"], st["best_state"])
         wall0, cpu0 = st["seconds"], st["cpu_seconds"]
+    log.add_sitting(step, cpu_name(), str(next(model.parameters(), torch.empty(0)).device))
     start, cpu_start = time.perf_counter() - wall0, time.process_time() - cpu0
 
     def write_state():

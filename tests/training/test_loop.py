@@ -113,6 +113,28 @@ def test_sigint_stops_after_the_step_and_resume_is_bitwise(glyphs, tmp_path):
         _fit(TinyProtoNet(), glyphs, recipe.replace(steps=60), state_path=state, resume=True)
 
 
+def test_a_run_resumed_on_another_machine_says_where_each_stretch_ran(glyphs, tmp_path, monkeypatch):
+    # bit for bit holds on one machine only, so the log names the CPU of every sitting and the step it began at
+    import fslcourse.training.loop as loop
+    from fslcourse.training.log import TrainLog
+
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=30, val_every=10, state_every=10)
+    state = tmp_path / "run.state.pt"
+    monkeypatch.setattr(loop, "cpu_name", lambda: "machine A")
+    torch.manual_seed(0)
+    first = _fit(TinyProtoNet(), glyphs, recipe, state_path=state, hook=SigintAt(14))
+    assert first.stopped == "interrupted"
+    assert [(s["from_step"], s["cpu"], s["device"]) for s in first.log.sittings] == [(0, "machine A", "cpu")]
+    saved_at = torch.load(state, weights_only=True)["step"]
+    monkeypatch.setattr(loop, "cpu_name", lambda: "machine B")
+    resumed = _fit(TinyProtoNet(), glyphs, recipe, state_path=state, resume=True)
+    assert [(s["from_step"], s["cpu"]) for s in resumed.log.sittings] == [(0, "machine A"), (saved_at, "machine B")]
+    assert TrainLog.from_dict(resumed.log.as_dict()).sittings == resumed.log.sittings  # stored with the log
+    old = TrainLog(step=[1, 2], seconds=[0.1, 0.2])  # a log written before sittings were recorded
+    old.add_sitting(2, "machine C", "cpu")
+    assert [s["cpu"] for s in old.sittings] == ["not recorded", "machine C"]
+
+
 def test_max_seconds_stops_early_and_is_recorded(glyphs, tmp_path):
     result = _fit(TinyProtoNet(), glyphs, TinyProtoNet.RECIPES["quick"].replace(max_seconds=1e-9),
                   state_path=tmp_path / "s.pt")
