@@ -44,13 +44,14 @@ LOSSES = ("wgan-gp", "standard")
 # and then wanders, so the run keeps the step that drew the meta-validation characters best (``keep="best"``,
 # scored on 40 of them: 10 were too few to tell steps apart). The standard-loss DAGAN keeps its last step, so
 # notebook 08 shows where that loss ends (its mode collapse).
-_OPTIONS = {"loss": "wgan-gp", "n_critic": 2, "gp_weight": 10.0, "mismatch": True, "divergence": 1e4,
-            "keep": "best"}
-RECIPES = {"quick": Recipe(trainer="gan", steps=600, lr=3e-4, n_way=32, n_shot=1, n_query=1, val_every=50,
-                           val_episodes=1, val_n_way=40, optimizer_kwargs={"betas": (0.5, 0.9)}, options=_OPTIONS),
-           "full": Recipe(trainer="gan", steps=20_000, lr=1e-4, n_way=64, n_shot=1, n_query=1, val_every=500,
-                          val_episodes=1, val_n_way=40, optimizer_kwargs={"betas": (0.5, 0.9)},
-                          options={**_OPTIONS, "n_critic": 5, "mismatch": False})}
+_OPTIONS = {"loss": "wgan-gp", "n_critic": 2, "gp_weight": 10.0, "mismatch": True, "divergence": 1e4}
+_QUICK = Recipe(trainer="gan", steps=600, lr=3e-4, n_way=32, n_shot=1, n_query=1, val_every=50, val_episodes=1,
+                val_n_way=10, optimizer_kwargs={"betas": (0.5, 0.9)}, options=_OPTIONS)
+_FULL = Recipe(trainer="gan", steps=20_000, lr=1e-4, n_way=64, n_shot=1, n_query=1, val_every=500, val_episodes=1,
+               val_n_way=10, optimizer_kwargs={"betas": (0.5, 0.9)},
+               options={**_OPTIONS, "n_critic": 5, "mismatch": False})
+RECIPES = {"quick": _QUICK.replace(val_n_way=40, options={"keep": "best"}),
+           "full": _FULL.replace(val_n_way=40, options={"keep": "best"})}
 # The paper's own Omniglot run (its code's train_omniglot_dagan.py with 3 inner generator layers, 5 inner critic
 # layers, z of 100, dropout 0.5): its UResNet generator and densely connected critic (generative/uresnet.py), 32
 # pairs a batch, 5 critic steps per generator step, Adam 1e-4 with betas (0, 0.9), pairs turned by equal quarter
@@ -66,9 +67,9 @@ RECIPES["paper"] = Recipe(trainer="gan", steps=112_400, lr=1e-4, n_way=32, n_sho
                                    "generator": "uresnet", "critic": "dense", "losses": ("wgan-gp",)})
 # The DAGAN with a deforming generator: its decoder starts as the identity (a copy of the source), so it needs a
 # higher rate and more steps to learn to move strokes; each step is cheap (a small decoder). quick: ~7 CPU-minutes.
-RECIPES_DEFORMING = {"quick": RECIPES["quick"].replace(steps=2000, lr=1e-3, val_every=250, val_n_way=10,
-                                                       options={"generator": "deformation", "keep": "last"}),
-                     "full": RECIPES["full"].replace(val_n_way=10, options={"generator": "deformation", "keep": "last"})}
+# It keeps its last step (no ``keep``): a generator that only moves strokes stays faithful as it trains.
+RECIPES_DEFORMING = {"quick": _QUICK.replace(steps=2000, lr=1e-3, val_every=250, options={"generator": "deformation"}),
+                     "full": _FULL.replace(options={"generator": "deformation"})}
 RECIPES_DEFORMING["paper"] = RECIPES_DEFORMING["full"]
 
 

@@ -244,8 +244,14 @@ def test_keep_best_returns_the_weights_of_the_best_validation_step(glyphs):
     assert any(not torch.equal(best_gan.generator.state_dict()[k], v) for k, v in last.generator.state_dict().items())
 
 
-def test_the_quick_wgan_keeps_its_best_step_and_the_deforming_dagan_its_last():
+def test_the_quick_wgan_keeps_its_best_step_and_the_committed_dagans_record_their_recipes():
     from fslcourse.generative.gan import RECIPES_DEFORMING
 
     assert RECIPES["quick"].options["keep"] == "best" and RECIPES["quick"].val_n_way == 40
-    assert RECIPES_DEFORMING["quick"].options["keep"] == "last"
+    assert RECIPES_DEFORMING["quick"].options.get("keep", "last") == "last"
+    # each committed file was made by the recipe the package holds now (python -m fslcourse train NAME)
+    gan = load_checkpoint(checkpoint_file("gan", "quick"))["pixel"]
+    assert gan["wgan-gp"]["recipe"] == RECIPES["quick"].replace(options={"loss": "wgan-gp"}).as_dict()
+    assert gan["standard"]["recipe"]["options"]["keep"] == "last"
+    deforming = load_checkpoint(checkpoint_file("deformation-gan", "quick"))
+    assert deforming["recipe"] == RECIPES_DEFORMING["quick"].as_dict()
