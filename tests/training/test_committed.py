@@ -40,3 +40,33 @@ def test_checkpoint_was_trained_by_its_recipe(name, recipe_name):
     want = {k: v for k, v in recipe.as_dict().items() if k != "state_every"}
     assert saved == want, f"{name}-{recipe_name}.pt was not made by its current recipe"
     assert info.get("recipe_name") == recipe_name and info.get("steps") == recipe.steps
+
+
+def test_every_committed_generator_records_the_recipe_its_loader_trains_now():
+    """Each generator checkpoint (``python -m fslcourse train FAMILY``) was made by the recipe the package holds:
+    a recipe edited without retraining would leave a file that the same command no longer reproduces."""
+    from fslcourse.generative.deformation_vae import RECIPES as DEFORMATION_VAE
+    from fslcourse.generative.diffusion import RECIPES as DIFFUSION
+    from fslcourse.generative.gan import RECIPES as GAN
+    from fslcourse.generative.gan import RECIPES_DEFORMING
+    from fslcourse.generative.hallucinator import RECIPES as HALLUCINATOR
+    from fslcourse.generative.vae import RECIPES as VAE
+    from fslcourse.io import load_checkpoint
+    from fslcourse.training.generators import checkpoint_file
+
+    def recipe_of(family, *keys):
+        entry = load_checkpoint(checkpoint_file(family, "quick"))
+        for key in keys:
+            entry = entry[key]
+        return entry["recipe"]
+
+    want = {("vae", "pixel"): VAE["quick"]["pixel"], ("deformation-vae",): DEFORMATION_VAE["quick"],
+            ("diffusion",): DIFFUSION["quick"], ("deformation-gan",): RECIPES_DEFORMING["quick"],
+            ("gan", "pixel", "wgan-gp"): GAN["quick"].replace(options={"loss": "wgan-gp"}),
+            ("gan", "pixel", "standard"): GAN["quick"].replace(optimizer_kwargs={"betas": (0.5, 0.999)},
+                                                               options={"loss": "standard", "keep": "last"})}
+    for (family, *keys), recipe in want.items():
+        assert recipe_of(family, *keys) == recipe.as_dict(), f"{family} {'/'.join(keys)}: not its current recipe"
+    for family, r in (("vae", VAE["quick"]["feature"]), ("gan", HALLUCINATOR["quick"])):
+        for fp, entry in load_checkpoint(checkpoint_file(family, "quick"))["feature"].items():
+            assert entry["recipe"] == r.as_dict(), f"{family} feature {fp}: not its current recipe"
