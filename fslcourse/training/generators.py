@@ -336,14 +336,15 @@ def train_gan(gan: DAGAN, train_split, recipe: Recipe, *, backbone=None, val_spl
             return {"score": q["faithful"], **q}
     optimizer = {"generator": make_optimizer(gan.generator.parameters(), recipe),
                  "critic": make_optimizer(gan.critic.parameters(), recipe)}
+    keep_best = validate is not None and opts.get("keep") == "best"  # else the last step's generator
     result = fit(gan, batches, recipe, optimizer=optimizer, validate=validate,
                  hook=Hooks(hook, DivergenceGuard(recipe, state_path)), streams={"episodes": sampler.generator,
                                                                                  "noise": g},
-                 state_path=state_path, resume=resume, keep_best=validate is not None and opts.get("keep") == "best",
-                 label=f"DAGAN ({opts['loss']})", progress=progress)
+                 state_path=state_path, resume=resume, keep_best=keep_best, label=f"DAGAN ({opts['loss']})",
+                 progress=progress)
     gan.eval()
     return {**_history(result, train_split, state=state_path),
-            "kept_step": result.best_step if validate is not None and opts.get("keep") == "best" else result.steps}
+            "kept_step": result.best_step if keep_best else result.steps}
 
 
 def load_or_train_deformation_gan(data, backbone=None, profile: str = "quick", seed: int = 0, device=None,
