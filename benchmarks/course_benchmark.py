@@ -18,7 +18,8 @@ the paper recipes' checkpoints (trained on the Vinyals split: the like-for-like 
 a method that can classify each query with the support set alone (Reptile) is measured that way too, as
 ``NAME-inductive`` (the Reptile paper's non-transductive column).
 Methods that cannot run a protocol (MAML's head
-is fixed at the ``n_way`` it was trained with) get a record with ``accuracy: null`` and the
+is fixed at the ``n_way`` it was trained with; the paper Relation Network sums its support maps, so it runs only
+at the ``n_shot`` it was trained with) get a record with ``accuracy: null`` and the
 reason in ``skipped``. ``protonet``/``finetune`` are also run with the generators named by
 ``--augment`` (default ``vae,vae-feature``) whose committed checkpoint exists, with the paired
 difference against no augmentation.
@@ -40,7 +41,7 @@ from fslcourse.config import get_device, seed_everything
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate
 from fslcourse.methods import METHODS, get_method
-from fslcourse.methods.base import fixed_n_way
+from fslcourse.methods.base import fixed_n_shot, fixed_n_way
 from fslcourse.pretrained import CHECKPOINT_DIR, checkpoint_info, checkpoint_path, pretrained
 from fslcourse.report import method_label, protocol_key, results_dir
 from fslcourse.results import result_record, save_results
@@ -64,12 +65,16 @@ def trainable_params(module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def cannot_run(model, protocol: dict) -> str | None:
-    """Why ``model`` cannot run ``protocol`` (``None`` if it can)."""
+def cannot_run(model, protocol: dict, trained_n_shot: int | None = None) -> str | None:
+    """Why ``model`` (trained with ``trained_n_shot``) cannot run ``protocol`` (``None`` if it can)."""
     fixed = fixed_n_way(model)
     if fixed is not None and fixed != protocol["n_way"]:
         return (f"the head has a fixed n_way={fixed} (trained {fixed}-way), so it cannot run "
                 f"{protocol['n_way']}-way episodes without retraining")
+    shots = fixed_n_shot(model, trained_n_shot)
+    if shots is not None and shots != protocol["n_shot"]:
+        return (f"trained {shots}-shot with summed support maps, whose scale grows with n_shot, so it cannot run "
+                f"{protocol['n_shot']}-shot episodes without a model trained {protocol['n_shot']}-shot (as the paper does)")
     return None
 
 
@@ -98,7 +103,7 @@ def run(names, data, episodes: int, n_query: int, seed: int, device, generators,
             if len(variants) > 1:  # only a model whose flag is a plain True/False is switched
                 model.transductive = transductive
                 row_common = {**common, "config": {**common["config"], "transductive": transductive}}
-            why = cannot_run(model, proto)
+            why = cannot_run(model, proto, info.get("recipe", {}).get("n_shot"))
             label = f"{row} {protocol_key(proto)}"
             if why:
                 print(f"{label}: skipped ({why})", flush=True)

@@ -30,3 +30,31 @@ def test_reptile_paper_rows_are_transductive_and_inductive(monkeypatch):
     quick = course_benchmark.run(["reptile"], SimpleNamespace(test=test), episodes=2, n_query=2, seed=0,
                                  device="cpu", generators=(), protocols=[dict(n_way=5, n_shot=1)], profile="quick")
     assert [r["method"] for r in quick] == ["reptile"]  # the quick table keeps one row per method
+
+
+def test_a_relation_net_summing_its_support_maps_runs_only_at_its_training_n_shot():
+    from fslcourse.methods.relation import RelationNet
+
+    summed, mean = RelationNet(hidden=4, aggregate="sum"), RelationNet(hidden=4, aggregate="mean")
+    five_shot, one_shot = dict(n_way=5, n_shot=5), dict(n_way=20, n_shot=1)
+    why = course_benchmark.cannot_run(summed, five_shot, trained_n_shot=1)
+    assert "trained 1-shot" in why and "5-shot" in why
+    assert course_benchmark.cannot_run(summed, one_shot, trained_n_shot=1) is None  # any n_way: scores are per pair
+    assert course_benchmark.cannot_run(mean, five_shot, trained_n_shot=1) is None  # a mean keeps its scale
+    assert course_benchmark.cannot_run(summed, five_shot, trained_n_shot=None) is None  # not trained: no record
+
+
+def test_the_benchmark_records_why_it_skips_a_protocol(monkeypatch):
+    from fslcourse.methods.relation import RelationNet
+
+    torch.manual_seed(0)
+    model = RelationNet(hidden=4, aggregate="sum")
+    monkeypatch.setattr(course_benchmark, "pretrained", lambda name, profile, device: model)
+    monkeypatch.setattr(course_benchmark, "checkpoint_info",
+                        lambda name, profile: {"config": model.config(), "recipe": {"n_shot": 1}})
+    train, val, test = glyph_splits()
+    records = course_benchmark.run(["relation"], SimpleNamespace(test=test), episodes=2, n_query=2, seed=0,
+                                   device="cpu", generators=(),
+                                   protocols=[dict(n_way=5, n_shot=1), dict(n_way=5, n_shot=5)], profile="paper")
+    assert records[0]["accuracy"] is not None and "skipped" not in records[0]
+    assert records[1]["accuracy"] is None and "summed support maps" in records[1]["skipped"]

@@ -84,6 +84,15 @@ def fixed_n_way(model) -> int | None:
     return fixed if isinstance(fixed, int) and not getattr(model, "zero_head", False) else None
 
 
+def fixed_n_shot(model, trained_n_shot: int | None) -> int | None:
+    """The ``n_shot`` a model only runs at (``trained_n_shot``), or ``None`` when it runs any ``n_shot``.
+
+    A model whose ``shot_dependent`` is true has learned the scale of its input at the training ``n_shot`` (a
+    relation module fed the *sum* of a class's support maps), so other ``n_shot`` would be out of distribution.
+    """
+    return trained_n_shot if getattr(model, "shot_dependent", False) else None
+
+
 def n_way_of(labels: torch.Tensor) -> int:
     """Number of classes of labels ``0 .. n_way-1``."""
     return int(labels.max()) + 1

@@ -90,6 +90,11 @@ class RelationNet(FewShotClassifier):
         class_maps = class_maps.view(n_way, *s_maps.shape[1:])  # (n_way, hidden, h, w)
         return self.relation_scores(class_maps, q_maps)
 
+    @property
+    def shot_dependent(self) -> bool:
+        """Summed support maps grow with ``n_shot``: such a model runs only at the ``n_shot`` it was trained with."""
+        return self.aggregate == "sum"
+
     def loss(self, episode) -> tuple[torch.Tensor, torch.Tensor]:
         """MSE between the relation scores and the one-hot query labels (the paper's loss), and accuracy."""
         scores = self.predict(episode.support_x, episode.support_y, episode.query_x)
