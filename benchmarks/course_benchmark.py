@@ -65,13 +65,13 @@ def trainable_params(module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def cannot_run(model, protocol: dict, trained_n_shot: int | None = None) -> str | None:
-    """Why ``model`` (trained with ``trained_n_shot``) cannot run ``protocol`` (``None`` if it can)."""
+def cannot_run(model, protocol: dict) -> str | None:
+    """Why ``model`` cannot run ``protocol`` (``None`` if it can)."""
     fixed = fixed_n_way(model)
     if fixed is not None and fixed != protocol["n_way"]:
         return (f"the head has a fixed n_way={fixed} (trained {fixed}-way), so it cannot run "
                 f"{protocol['n_way']}-way episodes without retraining")
-    shots = fixed_n_shot(model, trained_n_shot)
+    shots = fixed_n_shot(model)
     if shots is not None and shots != protocol["n_shot"]:
         return (f"trained {shots}-shot with summed support maps, whose scale grows with n_shot, so it cannot run "
                 f"{protocol['n_shot']}-shot episodes without a model trained {protocol['n_shot']}-shot (as the paper does)")
@@ -103,7 +103,7 @@ def run(names, data, episodes: int, n_query: int, seed: int, device, generators,
             if len(variants) > 1:  # only a model whose flag is a plain True/False is switched
                 model.transductive = transductive
                 row_common = {**common, "config": {**common["config"], "transductive": transductive}}
-            why = cannot_run(model, proto, info.get("recipe", {}).get("n_shot"))
+            why = cannot_run(model, proto)
             label = f"{row} {protocol_key(proto)}"
             if why:
                 print(f"{label}: skipped ({why})", flush=True)

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -32,26 +33,34 @@ def test_reptile_paper_rows_are_transductive_and_inductive(monkeypatch):
     assert [r["method"] for r in quick] == ["reptile"]  # the quick table keeps one row per method
 
 
+def _loaded(model, n_shot):
+    model.checkpoint_source = {"train_episodes": {"n_way": 5, "n_shot": n_shot}}  # as load_method sets it
+    return model
+
+
 def test_a_relation_net_summing_its_support_maps_runs_only_at_its_training_n_shot():
     from fslcourse.methods.relation import RelationNet
 
-    summed, mean = RelationNet(hidden=4, aggregate="sum"), RelationNet(hidden=4, aggregate="mean")
+    summed, mean = _loaded(RelationNet(hidden=4, aggregate="sum"), 1), _loaded(RelationNet(hidden=4, aggregate="mean"), 1)
     five_shot, one_shot = dict(n_way=5, n_shot=5), dict(n_way=20, n_shot=1)
-    why = course_benchmark.cannot_run(summed, five_shot, trained_n_shot=1)
+    why = course_benchmark.cannot_run(summed, five_shot)
     assert "trained 1-shot" in why and "5-shot" in why
-    assert course_benchmark.cannot_run(summed, one_shot, trained_n_shot=1) is None  # any n_way: scores are per pair
-    assert course_benchmark.cannot_run(mean, five_shot, trained_n_shot=1) is None  # a mean keeps its scale
-    assert course_benchmark.cannot_run(summed, five_shot, trained_n_shot=None) is None  # not trained: no record
+    assert course_benchmark.cannot_run(summed, one_shot) is None  # any n_way: scores are per pair
+    assert course_benchmark.cannot_run(mean, five_shot) is None  # a mean keeps its scale
+    assert course_benchmark.cannot_run(RelationNet(hidden=4, aggregate="sum"), five_shot) is None  # not loaded
+    x = torch.rand(10, 1, 28, 28)
+    with pytest.raises(ValueError, match="trained 1-shot and sums a class's support maps.*give it 1 support"):
+        summed.predict(x, torch.arange(5).repeat(2), x)  # the model itself refuses, wherever it is used
+    assert summed.predict(x[:5], torch.arange(5), x).shape == (10, 5)
 
 
 def test_the_benchmark_records_why_it_skips_a_protocol(monkeypatch):
     from fslcourse.methods.relation import RelationNet
 
     torch.manual_seed(0)
-    model = RelationNet(hidden=4, aggregate="sum")
+    model = _loaded(RelationNet(hidden=4, aggregate="sum"), 1)
     monkeypatch.setattr(course_benchmark, "pretrained", lambda name, profile, device: model)
-    monkeypatch.setattr(course_benchmark, "checkpoint_info",
-                        lambda name, profile: {"config": model.config(), "recipe": {"n_shot": 1}})
+    monkeypatch.setattr(course_benchmark, "checkpoint_info", lambda name, profile: {"config": model.config()})
     train, val, test = glyph_splits()
     records = course_benchmark.run(["relation"], SimpleNamespace(test=test), episodes=2, n_query=2, seed=0,
                                    device="cpu", generators=(),

@@ -84,13 +84,16 @@ def fixed_n_way(model) -> int | None:
     return fixed if isinstance(fixed, int) and not getattr(model, "zero_head", False) else None
 
 
-def fixed_n_shot(model, trained_n_shot: int | None) -> int | None:
-    """The ``n_shot`` a model only runs at (``trained_n_shot``), or ``None`` when it runs any ``n_shot``.
+def fixed_n_shot(model) -> int | None:
+    """The ``n_shot`` a loaded model only runs at (the one it was trained with), or ``None`` for any ``n_shot``.
 
     A model whose ``shot_dependent`` is true has learned the scale of its input at the training ``n_shot`` (a
-    relation module fed the *sum* of a class's support maps), so other ``n_shot`` would be out of distribution.
+    relation module fed the *sum* of a class's support maps), so another ``n_shot`` would be out of
+    distribution; the training ``n_shot`` is read from the checkpoint the model was loaded from.
     """
-    return trained_n_shot if getattr(model, "shot_dependent", False) else None
+    if not getattr(model, "shot_dependent", False):
+        return None
+    return ((getattr(model, "checkpoint_source", None) or {}).get("train_episodes") or {}).get("n_shot")
 
 
 def n_way_of(labels: torch.Tensor) -> int:
