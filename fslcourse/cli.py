@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at the target, or an unfinished run's training state")
     t.add_argument("--resume", action="store_true", help="continue the run whose training state is beside --out")
     t.add_argument("--state", type=Path, default=None, help="training state path (default: beside --out)")
+    t.add_argument("--numerics", choices=("native", "portable"), default=None,
+                   help="native (fastest here) or portable (the same weights on any x86-64 CPU, slower); "
+                        "default FSLCOURSE_NUMERICS, else native")
     r = sub.add_parser("report", help="rebuild the benchmark table from results/*.json")
     r.add_argument("--results", type=Path, default=None, help="folder of result files (default: FSLCOURSE_RESULTS "
                    "or the repository's results/)")
@@ -118,6 +121,9 @@ def _evaluate(args) -> int:
 
 
 def _train(args) -> int:
+    from .numerics import use_numerics
+
+    use_numerics(args.numerics)  # before anything computes
     from .training.api import recipe_for, train
     from .training.generators import FAMILIES, train_generator
 

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from .numerics import use_numerics
+
 PROFILE_NAMES = ("quick", "full")
 # Every recipe name a committed checkpoint may carry (NAME-RECIPE.pt): the profiles, the papers' recipes and
 # the method-specific ones (ProtoNet's lake and its ablation, minimal, minimal-synthetic).
@@ -57,9 +59,11 @@ class Course:
     seed: int
     device: torch.device
     profile: Profile
+    numerics: str = "native"
 
     def __str__(self) -> str:
-        return f"fslcourse: seed={self.seed}, device={self.device.type}, profile={self.profile.name}"
+        portable = ", numerics=portable" if self.numerics == "portable" else ""
+        return f"fslcourse: seed={self.seed}, device={self.device.type}, profile={self.profile.name}{portable}"
 
 
 def get_profile(name: str) -> Profile:
@@ -130,7 +134,8 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def setup(seed: int = 0, profile: str = "quick", device: str | None = None, quiet: bool = False) -> Course:
+def setup(seed: int = 0, profile: str = "quick", device: str | None = None, quiet: bool = False,
+          numerics: str | None = None) -> Course:
     """Seed everything, choose the device and the profile; call it in every notebook's first cells.
 
     Args:
@@ -138,11 +143,14 @@ def setup(seed: int = 0, profile: str = "quick", device: str | None = None, quie
         profile: ``"quick"`` (2-core CPU, minutes) or ``"full"`` (paper-sized, GPU).
         device: force a device; default ``FSLCOURSE_DEVICE`` or CUDA when available, else CPU.
         quiet: do not print the one-line summary.
+        numerics: ``"native"`` or ``"portable"`` (the same weights on any x86-64 CPU, see
+            :mod:`fslcourse.numerics`); default ``FSLCOURSE_NUMERICS``, else native.
 
     Returns:
         A :class:`Course` with ``seed``, ``device`` and ``profile``.
     """
-    course = Course(seed=seed, device=get_device(device), profile=get_profile(profile))
+    numerics = use_numerics(numerics)  # first: portable numerics must be chosen before torch computes
+    course = Course(seed=seed, device=get_device(device), profile=get_profile(profile), numerics=numerics)
     seed_everything(seed)
     if not quiet:
         print(course)

@@ -7,7 +7,8 @@ its algorithm, and :mod:`fslcourse.training` is the one place that runs them.
 A recipe is frozen: ``recipe.replace(steps=100)`` gives a changed copy, checked as
 it is built. Budgets are step counts, so the same recipe and seed run the same steps
 on any machine, and give the same weights bit for bit on the same machine (another
-CPU's kernels may round differently; checkpoints record the CPU);
+CPU's kernels may round differently; checkpoints record the CPU), or on any x86-64 CPU with
+portable numerics (:mod:`fslcourse.numerics`);
 ``max_seconds`` (optional) may stop a run early, and the run records that it did,
 but it never shapes the schedule.
 """

@@ -18,7 +18,8 @@ def cpu_name() -> str:
     """The CPU's model name and the vector instructions torch uses on it, e.g. ``"Intel(R) Xeon(R), AVX512"``.
 
     Recorded because CPU kernels round differently on different processors: the same recipe and seed give
-    the same weights bit for bit on one machine, not on every machine.
+    the same weights bit for bit on one machine, not on every machine (unless trained with portable numerics,
+    :mod:`fslcourse.numerics`, when the capability reads ``DEFAULT``).
     """
     name = platform.processor() or platform.machine()
     try:

@@ -61,7 +61,7 @@ def test_impossible_protocol(omniglot):
     assert p.returncode == 2 and "n_way=5000 but the 'test' split has 2636 classes" in p.stderr
 
 
-def test_train_writes_a_checkpoint_with_its_measured_accuracy(omniglot, tmp_path, capsys):
+def test_train_writes_a_checkpoint_with_its_measured_accuracy(omniglot, tmp_path, capsys, monkeypatch):
     """`train NAME --recipe quick` runs the method's recipe and saves a checkpoint that records its meta-test
     accuracy; it refuses to overwrite the file without --overwrite, before any work."""
     import torch
@@ -105,6 +105,13 @@ def test_train_writes_a_checkpoint_with_its_measured_accuracy(omniglot, tmp_path
     assert main(["train", "test-cli-tiny", "--recipe", "paper", "--out", str(tmp_path / "x.pt")]) == 2
     assert "has no recipe 'paper'; use one of quick" in capsys.readouterr().err
     assert len(metrics["test_episode_accuracies"]) == 200 and 0 < metrics["test_accuracy"] < 100
+    assert [s["numerics"] for s in ckpt["log"]["sittings"]] == ["native"]  # how it rounded, for a resume
+    import fslcourse.numerics
+
+    chosen = []  # --numerics reaches use_numerics before any work (a real switch needs a fresh process)
+    monkeypatch.setattr(fslcourse.numerics, "use_numerics", lambda numerics: chosen.append(numerics) or "native")
+    assert main(["train", "test-cli-tiny", "--numerics", "portable", "--out", str(out)]) == 2  # out exists
+    assert chosen == ["portable"]
 
 
 def test_evaluate_val_records_the_split_and_the_alphabets_left_out(omniglot, tmp_path, capsys):

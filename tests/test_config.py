@@ -16,6 +16,18 @@ def test_setup_seeds_everything(capsys):
     assert course.profile is PROFILES["quick"]
 
 
+def test_setup_chooses_the_numerics_and_says_so_only_when_portable(monkeypatch, capsys):
+    from fslcourse.config import Course
+
+    assert setup(seed=0, device="cpu").numerics == "native"
+    assert "numerics" not in capsys.readouterr().out  # the notebooks' first output is unchanged
+    portable = Course(seed=0, device=torch.device("cpu"), profile=PROFILES["quick"], numerics="portable")
+    assert str(portable).endswith("profile=quick, numerics=portable")
+    monkeypatch.setenv("FSLCOURSE_NUMERICS", "fast")
+    with pytest.raises(ValueError, match="numerics='fast' is not known; use one of native, portable"):
+        setup(seed=0)
+
+
 def test_env_forces_device(monkeypatch):
     monkeypatch.setenv("FSLCOURSE_DEVICE", "cpu")
     assert get_device() == torch.device("cpu")

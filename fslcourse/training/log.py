@@ -28,9 +28,10 @@ class TrainLog:
         val_step: steps at which validation ran; ``val``: ``{metric: [value per validation]}``.
         stopped: ``"steps"`` (the budget), ``"max_seconds"`` (the optional wall-clock cap) or
             ``"interrupted"`` (Ctrl-C).
-        sittings: one entry per start or resume of the run, ``{"from_step", "cpu", "device", "torch"}``: a run
-            is bit for bit reproducible only on the same machine, so a run resumed elsewhere says where each
-            stretch of steps ran (``"cpu": "not recorded"`` for a stretch from before sittings were logged).
+        sittings: one entry per start or resume of the run, ``{"from_step", "cpu", "device", "torch",
+            "numerics"}``: with native numerics a run is bit for bit reproducible only on the same machine, so a
+            run resumed elsewhere says where each stretch of steps ran (``"cpu": "not recorded"`` for a stretch
+            from before sittings were logged; no ``numerics`` for one from before they were: native).
     """
 
     step: list[int] = field(default_factory=list)
@@ -42,13 +43,20 @@ class TrainLog:
     stopped: str = ""
     sittings: list[dict] = field(default_factory=list)
 
-    def add_sitting(self, step: int, cpu: str, device: str) -> None:
-        """Record that the run (re)started at ``step`` on this ``cpu`` and ``device``; an older log that has
-        steps but no sitting gets a first one, from step 0, marked as not recorded."""
+    def add_sitting(self, step: int, cpu: str, device: str, numerics: str = "native") -> None:
+        """Record that the run (re)started at ``step`` on this ``cpu`` and ``device`` with these ``numerics``
+        (:mod:`fslcourse.numerics`); an older log that has steps but no sitting gets a first one, from step 0,
+        marked as not recorded."""
         if not self.sittings and step > 0:
             self.sittings.append({"from_step": 0, "cpu": "not recorded", "device": "not recorded",
                                   "torch": "not recorded"})
-        self.sittings.append({"from_step": step, "cpu": cpu, "device": device, "torch": str(torch.__version__)})
+        self.sittings.append({"from_step": step, "cpu": cpu, "device": device, "torch": str(torch.__version__),
+                              "numerics": numerics})
+
+    @property
+    def numerics(self) -> str:
+        """The numerics of the last sitting (``"native"`` for a log from before they were recorded)."""
+        return self.sittings[-1].get("numerics", "native") if self.sittings else "native"
 
     def add_step(self, step: int, seconds: float, cpu_seconds: float, stats: dict) -> None:
         self.step.append(step)

@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..io import atomic_torch_save, load_checkpoint
+from ..numerics import current_numerics
 from ..recipe import Recipe
 from ..results import cpu_name
 from .log import TrainLog
@@ -190,7 +191,12 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
         log, step = TrainLog.from_dict(st["log"]), st["step"]
         best = (st["best_score"], st["best_step"], st["best_state"])
         wall0, cpu0 = st["seconds"], st["cpu_seconds"]
-    log.add_sitting(step, cpu_name(), str(next(model.parameters(), torch.empty(0)).device))
+    numerics = current_numerics()
+    if step and log.numerics != numerics:  # the other numerics round differently: the resumed run would drift
+        raise ValueError(f"the training state {state_path} was written with {log.numerics} numerics and this "
+                         f"process has {numerics} ones; resume with FSLCOURSE_NUMERICS={log.numerics} (or "
+                         f"--numerics {log.numerics}) so that the run stays bit for bit")
+    log.add_sitting(step, cpu_name(), str(next(model.parameters(), torch.empty(0)).device), numerics)
     start, cpu_start = time.perf_counter() - wall0, time.process_time() - cpu0
 
     def write_state():

@@ -133,6 +133,25 @@ def test_a_run_resumed_on_another_machine_says_where_each_stretch_ran(glyphs, tm
     old = TrainLog(step=[1, 2], seconds=[0.1, 0.2])  # a log written before sittings were recorded
     old.add_sitting(2, "machine C", "cpu")
     assert [s["cpu"] for s in old.sittings] == ["not recorded", "machine C"]
+    assert TrainLog(sittings=[{"from_step": 0, "cpu": "machine D"}]).numerics == "native"  # before numerics were recorded
+
+
+def test_a_run_is_resumed_only_with_the_numerics_it_was_started_with(glyphs, tmp_path, monkeypatch):
+    # portable and native numerics round differently: mixing them would silently break bit for bit
+    import fslcourse.training.loop as loop
+
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=30, val_every=10, state_every=10)
+    state = tmp_path / "run.state.pt"
+    monkeypatch.setattr(loop, "current_numerics", lambda: "portable")
+    torch.manual_seed(0)
+    first = _fit(TinyProtoNet(), glyphs, recipe, state_path=state, hook=SigintAt(14))
+    assert first.log.sittings[0]["numerics"] == "portable" and first.log.numerics == "portable"
+    monkeypatch.setattr(loop, "current_numerics", lambda: "native")
+    with pytest.raises(ValueError, match="written with portable numerics .* FSLCOURSE_NUMERICS=portable"):
+        _fit(TinyProtoNet(), glyphs, recipe, state_path=state, resume=True)
+    monkeypatch.setattr(loop, "current_numerics", lambda: "portable")
+    resumed = _fit(TinyProtoNet(), glyphs, recipe, state_path=state, resume=True)
+    assert resumed.stopped == "steps" and [s["numerics"] for s in resumed.log.sittings] == ["portable"] * 2
 
 
 def test_max_seconds_stops_early_and_is_recorded(glyphs, tmp_path):
