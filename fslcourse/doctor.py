@@ -103,6 +103,22 @@ def check_profile() -> Check:
     return Check("profile", True, f"{name} ({source})")
 
 
+def check_numerics() -> Check:
+    """``FSLCOURSE_NUMERICS``: native (torch's fastest kernels here) or portable (the same weights on any x86-64 CPU)."""
+    try:
+        from .numerics import NUMERICS
+    except Exception as exc:
+        return Check("numerics", False, _error(exc), SETUP_FIX)
+    name = os.environ.get("FSLCOURSE_NUMERICS") or "native"
+    if name not in NUMERICS:
+        return Check("numerics", False, f"FSLCOURSE_NUMERICS={name!r} is not known",
+                     f"set FSLCOURSE_NUMERICS to one of {', '.join(NUMERICS)} (or unset it)")
+    if name == "portable":
+        return Check("numerics", True, "portable (FSLCOURSE_NUMERICS): the same weights on any x86-64 CPU, slower")
+    return Check("numerics", True, "native (default; FSLCOURSE_NUMERICS=portable trains the same weights on any "
+                                   "x86-64 CPU, slower)")
+
+
 def check_omniglot() -> Check:
     try:
         from .data import omniglot  # lazy: imports torch and PIL
@@ -172,6 +188,7 @@ def report() -> list[Check]:
                       essential=False),
         check_device(),
         check_profile(),
+        check_numerics(),
         check_omniglot(),
         check_cache(),
     ]

@@ -9,7 +9,7 @@ import torch
 from fslcourse import doctor
 
 NAMES = ["python", "torch", "torchvision", "learn2learn", "ipywidgets", "ipycanvas", "jupyterlab", "nbval",
-         "device", "profile", "omniglot", "cache"]
+         "device", "profile", "numerics", "omniglot", "cache"]
 
 
 @pytest.fixture
@@ -96,6 +96,16 @@ def test_missing_optional_package_only_warns(fake_data, monkeypatch):
     check = by_name(doctor.report())["nbval"]
     assert check.status == "warn" and check.fix
     assert doctor.main([]) == 0
+
+
+def test_numerics_are_named_and_a_bad_value_fails_with_the_fix(fake_data, monkeypatch):
+    monkeypatch.delenv("FSLCOURSE_NUMERICS", raising=False)
+    assert by_name(doctor.report())["numerics"].detail.startswith("native (default")
+    monkeypatch.setenv("FSLCOURSE_NUMERICS", "portable")
+    assert by_name(doctor.report())["numerics"].detail.startswith("portable (FSLCOURSE_NUMERICS)")
+    monkeypatch.setenv("FSLCOURSE_NUMERICS", "exact")
+    check = by_name(doctor.report())["numerics"]
+    assert check.status == "FAIL" and "'exact' is not known" in check.detail and "native, portable" in check.fix
 
 
 def test_unknown_profile_fails(fake_data, monkeypatch):
