@@ -16,7 +16,9 @@ within-alphabet task on the Vinyals et al. test characters (the papers' test pro
 ``split_protocol: "vinyals"`` and the report sets the published figures beside them; ``--profile paper`` measures
 the paper recipes' checkpoints (trained on the Vinyals split: the like-for-like row, labelled "NAME (paper recipe)");
 a method that can classify each query with the support set alone (Reptile) is measured that way too, as
-``NAME-inductive`` (the Reptile paper's non-transductive column).
+``NAME-inductive`` (the Reptile paper's non-transductive column); a method whose paper's code tests with each
+test batch's BatchNorm statistics (``paper_test_batch_norm = "batch"``: the Relation Network's) is measured that
+way too, as ``NAME-batch-stats``, on the same episodes.
 Methods that cannot run a protocol (MAML's head
 is fixed at the ``n_way`` it was trained with; the paper Relation Network sums its support maps, so it runs only
 at the ``n_shot`` it was trained with) get a record with ``accuracy: null`` and the
@@ -42,8 +44,9 @@ from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate
 from fslcourse.methods import METHODS, get_method
 from fslcourse.methods.base import fixed_n_shot, fixed_n_way
+from fslcourse.methods.transductive import BatchStatistics
 from fslcourse.pretrained import CHECKPOINT_DIR, checkpoint_info, checkpoint_path, pretrained
-from fslcourse.report import method_label, protocol_key, results_dir
+from fslcourse.report import TEST_VARIANTS, method_label, protocol_key, results_dir
 from fslcourse.results import result_record, save_results
 
 NAME = "11_benchmark"
@@ -95,12 +98,14 @@ def run(names, data, episodes: int, n_query: int, seed: int, device, generators,
         info = checkpoint_info(name, profile) if get_method(name).trainable else {}
         common = dict(config=info.get("config", model.config()), seed=info.get("seed"), device=device,
                       profile=profile, train_seconds=info.get("train_seconds"))
-        variants = [(name, True)]
-        if profile == "paper" and getattr(model, "transductive", None) is True:  # Reptile: the paper's other column
-            variants.append((f"{name}-inductive", False))
-        for (row, transductive), proto in itertools.product(variants, protocols):
+        switch = profile == "paper" and getattr(model, "transductive", None) is True  # Reptile: both paper columns
+        inductive, batch_stats = TEST_VARIANTS  # the rows' suffixes, known to the report
+        variants = [(name, model, True if switch else None)] + ([(name + inductive, model, False)] if switch else [])
+        if profile == "paper" and getattr(model, "paper_test_batch_norm", "running") == "batch":
+            variants.append((name + batch_stats, BatchStatistics(model), None))  # as the paper's code tests
+        for (row, row_model, transductive), proto in itertools.product(variants, protocols):
             row_common = common
-            if len(variants) > 1:  # only a model whose flag is a plain True/False is switched
+            if transductive is not None:  # only a model whose flag is a plain True/False is switched
                 model.transductive = transductive
                 row_common = {**common, "config": {**common["config"], "transductive": transductive}}
             why = cannot_run(model, proto)
@@ -111,7 +116,7 @@ def run(names, data, episodes: int, n_query: int, seed: int, device, generators,
                 continue
             seed_everything(seed)
             try:
-                res = evaluate(model, data.test, proto["n_way"], proto["n_shot"], n_query, episodes, seed=seed,
+                res = evaluate(row_model, data.test, proto["n_way"], proto["n_shot"], n_query, episodes, seed=seed,
                                within_alphabet=proto.get("within_alphabet", False), device=device)
             except ValueError as err:  # the method refuses this protocol: record why, go on
                 why = str(err)
@@ -122,7 +127,7 @@ def run(names, data, episodes: int, n_query: int, seed: int, device, generators,
             records.append(result_record(row, res, **row_common, extra={"trainable_params": trainable_params(model)}))
             if row in AUGMENTED and not proto.get("within_alphabet") and profile == "quick":
                 records += run_augmented(name, model, res, data, common, generators, device)
-        if len(variants) > 1:
+        if switch:
             model.transductive = True  # as loaded
     return records
 

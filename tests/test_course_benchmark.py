@@ -58,12 +58,19 @@ def test_the_benchmark_records_why_it_skips_a_protocol(monkeypatch):
     from fslcourse.methods.relation import RelationNet
 
     torch.manual_seed(0)
-    model = _loaded(RelationNet(hidden=4, aggregate="sum"), 1)
+    model = _loaded(RelationNet(hidden=4, aggregate="sum"), 1).eval()
     monkeypatch.setattr(course_benchmark, "pretrained", lambda name, profile, device: model)
     monkeypatch.setattr(course_benchmark, "checkpoint_info", lambda name, profile: {"config": model.config()})
     train, val, test = glyph_splits()
     records = course_benchmark.run(["relation"], SimpleNamespace(test=test), episodes=2, n_query=2, seed=0,
                                    device="cpu", generators=(),
                                    protocols=[dict(n_way=5, n_shot=1), dict(n_way=5, n_shot=5)], profile="paper")
+    assert [r["method"] for r in records] == ["relation"] * 2 + ["relation-batch-stats"] * 2
     assert records[0]["accuracy"] is not None and "skipped" not in records[0]
     assert records[1]["accuracy"] is None and "summed support maps" in records[1]["skipped"]
+    # the paper's code tests with batch statistics: a second row, on the same episodes, that says so
+    assert records[0]["protocol"]["batch_norm"] == "running" and records[2]["protocol"]["batch_norm"] == "batch"
+    assert {**records[2]["protocol"], "batch_norm": "running"} == records[0]["protocol"]
+    assert records[2]["episode_accuracies"] != records[0]["episode_accuracies"]  # the statistics change predictions
+    assert records[3]["accuracy"] is None and "summed support maps" in records[3]["skipped"]
+    assert all(not m.training for m in model.modules())  # the model is left in eval mode, as loaded

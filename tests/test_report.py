@@ -58,21 +58,24 @@ def test_published_figures_sit_only_beside_the_papers_split(tmp_path):
     never beside the course's alphabet split (another protocol) or within-alphabet episodes."""
     cells = ((5, 1), (5, 5), (20, 1), (20, 5))
     write(tmp_path, "x", [rec(m, n_way, n_shot, split_protocol=sp) for m in ("protonet", "maml", "matching", "relation", "pixel",
-                                                                         "reptile", "reptile-inductive")
+                                                                         "reptile", "reptile-inductive",
+                                                                         "relation-batch-stats")
                           for n_way, n_shot in cells for sp in ("alphabet", "vinyals")]
           + [rec("relation", 20, 1, within=True)])
     rows = {(r["method"], r["protocol"]): r for r in build_table(load_records(tmp_path))}
     want = {"protonet": (98.8, 99.7, 96.0, 98.9), "maml": (98.7, 99.9, 95.8, 98.9),
-            "matching": (98.1, 98.9, 93.8, 98.5), "relation": (99.6, 99.8, 97.6, 99.1),
+            "matching": (98.1, 98.9, 93.8, 98.5), "relation-batch-stats": (99.6, 99.8, 97.6, 99.1),
             "reptile": (97.68, 99.48, 89.43, 97.12), "reptile-inductive": (95.39, 98.90, 88.14, 96.65)}
     for method, figures in want.items():
         assert [rows[(method, p + "-vinyals")]["published"] for p in ("5w1s", "5w5s", "20w1s", "20w5s")] == list(figures)
         assert [rows[(method, p)]["published"] for p in ("5w1s", "5w5s", "20w1s", "20w5s")] == [None] * 4
         assert rows[(method, "5w1s-vinyals")]["published_source"] == PUBLISHED[method][1]
     assert rows[("pixel", "5w1s-vinyals")]["published"] is None
+    assert rows[("relation", "5w1s-vinyals")]["published"] is None  # running statistics: not the paper's test
     assert rows[("relation", "20w1s-alphabet")]["published"] is None  # no published within-alphabet figure
     text = format_markdown(build_table(load_records(tmp_path)))
-    assert "| relation | 5w1s-vinyals | 90.0 ± 1.0 | 99.6 (Sung et al. 2018" in text
+    assert "| relation-batch-stats | 5w1s-vinyals | 90.0 ± 1.0 | 99.6 (Sung et al. 2018" in text
+    assert "| relation | 5w1s-vinyals | 90.0 ± 1.0 | — |" in text
     assert "| relation | 5w1s | 90.0 ± 1.0 | — |" in text
 
 
@@ -415,3 +418,10 @@ def test_paired_episodes_is_the_mean_and_interval_of_the_differences():
     assert paired_episodes(a, b[:3]) is None
     assert paired_episodes(a, None) is None
     assert paired_episodes([1.0], [0.5]) is None
+
+
+def test_a_test_variant_row_names_the_checkpoint_it_measured():
+    from fslcourse.report import checkpoint_method
+
+    assert [checkpoint_method(m) for m in ("reptile-inductive", "relation-batch-stats", "relation", "protonet+vae")] \
+        == ["reptile", "relation", "relation", "protonet+vae"]

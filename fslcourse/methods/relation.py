@@ -120,6 +120,9 @@ class RelationNet(FewShotClassifier):
                        schedule_kwargs={"floor": 0.05}, val_every=1000, val_episodes=600,
                        model={"hidden": 64, "aggregate": "sum"}),
     }
+    # the paper's code never switches its networks to eval mode, so BatchNorm tests with each batch's statistics
+    # (transductive); benchmarks/course_benchmark.py --profile paper measures that way too, as relation-batch-stats
+    paper_test_batch_norm = "batch"
     RECIPES["paper"] = RECIPES["full"].replace(  # full keeps the course's alphabet split
         options={"split": "vinyals"}, note="Sung et al. 2018 (arXiv:1711.06025), Omniglot 5-way 1-shot, 19 queries, on "
         "the Vinyals et al. split; 100,000 episodes (the paper: 1,000,000)")
