@@ -7,9 +7,10 @@ according to the code path they take: ATen's vectorised kernels (AVX2 on one pro
 code path MKL picks for the processor, oneDNN's convolutions (blocked by vector width and cache size), and how
 work is split between threads. ``"native"`` numerics (the default) lets torch choose, fastest on each machine;
 ``"portable"`` pins all four: ATen's baseline kernels (``ATEN_CPU_CAPABILITY=default``), MKL's conditional
-numerical reproducibility (``MKL_CBWR=COMPATIBLE``), convolutions without oneDNN, and one thread. It is slower
-(1.5 to 2.6 times for ProtoNet, MAML and the Relation Network on one CPU thread). It concerns the CPU only (a
-GPU's kernels are another matter), and x86-64 only (an Arm CPU has other libraries).
+numerical reproducibility (``MKL_CBWR=COMPATIBLE``), convolutions without oneDNN, and one thread. It is slower:
+1.8 to 2.6 times the training CPU-seconds per step of the quick recipes on one thread (``results/numerics_cost.json``,
+``benchmarks/numerics_cost.py``). It concerns the CPU only (a GPU's kernels are another matter), and x86-64 only
+(an Arm CPU has other libraries).
 
 Choose it before torch computes anything: ``FSLCOURSE_NUMERICS=portable`` in the environment (``setup()`` and
 ``python -m fslcourse train`` read it), ``--numerics portable`` on the command line, or
