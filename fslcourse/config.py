@@ -54,7 +54,7 @@ PROFILES = {
 
 @dataclass(frozen=True)
 class Course:
-    """What :func:`setup` returns: the seed, device and profile of this run."""
+    """What :func:`setup` returns: the seed, device, profile and numerics (:mod:`fslcourse.numerics`) of this run."""
 
     seed: int
     device: torch.device
@@ -147,7 +147,7 @@ def setup(seed: int = 0, profile: str = "quick", device: str | None = None, quie
             :mod:`fslcourse.numerics`); default ``FSLCOURSE_NUMERICS``, else native.
 
     Returns:
-        A :class:`Course` with ``seed``, ``device`` and ``profile``.
+        A :class:`Course` with ``seed``, ``device``, ``profile`` and ``numerics``.
     """
     numerics = use_numerics(numerics)  # first: portable numerics must be chosen before torch computes
     course = Course(seed=seed, device=get_device(device), profile=get_profile(profile), numerics=numerics)
