@@ -113,16 +113,21 @@ def test_sigint_stops_after_the_step_and_resume_is_bitwise(glyphs, tmp_path):
         _fit(TinyProtoNet(), glyphs, recipe.replace(steps=60), state_path=state, resume=True)
 
 
+def _stopped_at_14(glyphs, tmp_path):
+    """A 30-step run stopped by Ctrl-C after step 14: ``(recipe, state path, FitResult)``."""
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=30, val_every=10, state_every=10)
+    state = tmp_path / "run.state.pt"
+    torch.manual_seed(0)
+    return recipe, state, _fit(TinyProtoNet(), glyphs, recipe, state_path=state, hook=SigintAt(14))
+
+
 def test_a_run_resumed_on_another_machine_says_where_each_stretch_ran(glyphs, tmp_path, monkeypatch):
     # bit for bit holds on one machine only, so the log names the CPU of every sitting and the step it began at
     import fslcourse.training.loop as loop
     from fslcourse.training.log import TrainLog
 
-    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=30, val_every=10, state_every=10)
-    state = tmp_path / "run.state.pt"
     monkeypatch.setattr(loop, "cpu_name", lambda: "machine A")
-    torch.manual_seed(0)
-    first = _fit(TinyProtoNet(), glyphs, recipe, state_path=state, hook=SigintAt(14))
+    recipe, state, first = _stopped_at_14(glyphs, tmp_path)
     assert first.stopped == "interrupted"
     assert [(s["from_step"], s["cpu"], s["device"]) for s in first.log.sittings] == [(0, "machine A", "cpu")]
     saved_at = torch.load(state, weights_only=True)["step"]
@@ -140,11 +145,8 @@ def test_a_run_is_resumed_only_with_the_numerics_it_was_started_with(glyphs, tmp
     # portable and native numerics round differently: mixing them would silently break bit for bit
     import fslcourse.training.loop as loop
 
-    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=30, val_every=10, state_every=10)
-    state = tmp_path / "run.state.pt"
     monkeypatch.setattr(loop, "current_numerics", lambda: "portable")
-    torch.manual_seed(0)
-    first = _fit(TinyProtoNet(), glyphs, recipe, state_path=state, hook=SigintAt(14))
+    recipe, state, first = _stopped_at_14(glyphs, tmp_path)
     assert first.log.sittings[0]["numerics"] == "portable" and first.log.numerics == "portable"
     monkeypatch.setattr(loop, "current_numerics", lambda: "native")
     with pytest.raises(ValueError, match="written with portable numerics .* FSLCOURSE_NUMERICS=portable"):
