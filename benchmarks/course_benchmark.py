@@ -43,7 +43,7 @@ from fslcourse.config import get_device, seed_everything
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate
 from fslcourse.methods import METHODS, get_method
-from fslcourse.methods.base import fixed_n_shot, fixed_n_way
+from fslcourse.methods.base import fixed_n_way, n_shot_refusal
 from fslcourse.methods.transductive import BatchStatistics
 from fslcourse.pretrained import CHECKPOINT_DIR, checkpoint_info, checkpoint_path, pretrained
 from fslcourse.report import TEST_VARIANTS, method_label, protocol_key, results_dir
@@ -74,11 +74,7 @@ def cannot_run(model, protocol: dict) -> str | None:
     if fixed is not None and fixed != protocol["n_way"]:
         return (f"the head has a fixed n_way={fixed} (trained {fixed}-way), so it cannot run "
                 f"{protocol['n_way']}-way episodes without retraining")
-    shots = fixed_n_shot(model)
-    if shots is not None and shots != protocol["n_shot"]:
-        return (f"trained {shots}-shot with summed support maps, whose scale grows with n_shot, so it cannot run "
-                f"{protocol['n_shot']}-shot episodes without a model trained {protocol['n_shot']}-shot (as the paper does)")
-    return None
+    return n_shot_refusal(model, protocol["n_shot"])  # the refusal predict would raise
 
 
 def skipped_record(name, proto, why, n_query, seed, model, info, profile: str = "quick") -> dict:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from .config import RECIPE_NAMES
+from .numerics import NUMERICS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at the target, or an unfinished run's training state")
     t.add_argument("--resume", action="store_true", help="continue the run whose training state is beside --out")
     t.add_argument("--state", type=Path, default=None, help="training state path (default: beside --out)")
-    t.add_argument("--numerics", choices=("native", "portable"), default=None,
+    t.add_argument("--numerics", choices=NUMERICS, default=None,
                    help="native (fastest here) or portable (the same weights on any x86-64 CPU, slower); "
                         "default FSLCOURSE_NUMERICS, else native")
     r = sub.add_parser("report", help="rebuild the benchmark table from results/*.json")

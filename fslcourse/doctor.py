@@ -106,13 +106,14 @@ def check_profile() -> Check:
 def check_numerics() -> Check:
     """``FSLCOURSE_NUMERICS``: native (torch's fastest kernels here) or portable (the same weights on any x86-64 CPU)."""
     try:
-        from .numerics import NUMERICS
+        from .numerics import NUMERICS, requested_numerics
+
+        name = requested_numerics()
+    except ValueError as exc:  # an unknown name
+        return Check("numerics", False, _error(exc), f"set FSLCOURSE_NUMERICS to one of {', '.join(NUMERICS)} "
+                                                     "(or unset it)")
     except Exception as exc:
         return Check("numerics", False, _error(exc), SETUP_FIX)
-    name = os.environ.get("FSLCOURSE_NUMERICS") or "native"
-    if name not in NUMERICS:
-        return Check("numerics", False, f"FSLCOURSE_NUMERICS={name!r} is not known",
-                     f"set FSLCOURSE_NUMERICS to one of {', '.join(NUMERICS)} (or unset it)")
     if name == "portable":
         return Check("numerics", True, "portable (FSLCOURSE_NUMERICS): the same weights on any x86-64 CPU, slower")
     return Check("numerics", True, "native (default; FSLCOURSE_NUMERICS=portable trains the same weights on any "

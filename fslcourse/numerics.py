@@ -45,6 +45,15 @@ def current_numerics() -> str:
     return "portable" if pinned else "native"
 
 
+def requested_numerics(numerics: str | None = None) -> str:
+    """``numerics``, else ``FSLCOURSE_NUMERICS``, else ``"native"``, checked against :data:`NUMERICS`."""
+    numerics = numerics or os.environ.get("FSLCOURSE_NUMERICS") or "native"
+    if numerics not in NUMERICS:
+        raise ValueError(f"numerics={numerics!r} is not known; use one of {', '.join(NUMERICS)} "
+                         "(FSLCOURSE_NUMERICS or --numerics)")
+    return numerics
+
+
 def use_numerics(numerics: str | None = None) -> str:
     """Choose this process's numerics: ``"native"`` (torch's fastest) or ``"portable"`` (see the module).
 
@@ -58,10 +67,7 @@ def use_numerics(numerics: str | None = None) -> str:
         ValueError: an unknown name, or ``"portable"`` asked for after torch has already computed with its
             native kernels (they cannot be switched in a running process).
     """
-    numerics = numerics or os.environ.get("FSLCOURSE_NUMERICS") or "native"
-    if numerics not in NUMERICS:
-        raise ValueError(f"numerics={numerics!r} is not known; use one of {', '.join(NUMERICS)} "
-                         "(FSLCOURSE_NUMERICS or --numerics)")
+    numerics = requested_numerics(numerics)
     if numerics == "native":
         return current_numerics()
     before = {k: os.environ.get(k) for k in PORTABLE_ENV}

@@ -96,6 +96,16 @@ def fixed_n_shot(model) -> int | None:
     return ((getattr(model, "checkpoint_source", None) or {}).get("train_episodes") or {}).get("n_shot")
 
 
+def n_shot_refusal(model, n_shot: int) -> str | None:
+    """Why ``model`` refuses episodes of ``n_shot`` support examples per class (:func:`fixed_n_shot`), or ``None``."""
+    shots = fixed_n_shot(model)
+    if shots is None or shots == n_shot:
+        return None
+    return (f"this model was trained {shots}-shot and sums a class's support maps, whose scale grows with n_shot: "
+            f"summed support maps learned at {shots}-shot do not fit {n_shot}-shot episodes; give it {shots} support "
+            f"examples per class, or train a {n_shot}-shot model (the paper trains one model per n_shot)")
+
+
 def n_way_of(labels: torch.Tensor) -> int:
     """Number of classes of labels ``0 .. n_way-1``."""
     return int(labels.max()) + 1

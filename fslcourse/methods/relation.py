@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..recipe import Recipe
-from .base import FewShotClassifier, fixed_n_shot, prototypes, register
+from .base import FewShotClassifier, n_shot_refusal, prototypes, register
 
 
 def _block(c_in: int, c_out: int, padding: int, pool: bool) -> nn.Sequential:
@@ -82,11 +82,10 @@ class RelationNet(FewShotClassifier):
             ``(n_query_total, n_way)`` scores in ``[0, 1]`` (used as logits for the argmax).
         """
         n_way = self.check_support(support_x, support_y, query_x)
-        shots = fixed_n_shot(self)
-        if shots is not None and not bool((torch.bincount(support_y) == shots).all()):
-            raise ValueError(f"this Relation Network was trained {shots}-shot and sums a class's support maps, whose "
-                             f"scale grows with n_shot; give it {shots} support examples per class, or train one at "
-                             "this n_shot (the paper trains one model per n_shot)")
+        counts = torch.bincount(support_y)  # (n_way,): support examples per class
+        why = n_shot_refusal(self, int(counts.max())) or n_shot_refusal(self, int(counts.min()))
+        if why:
+            raise ValueError(why)
         maps = self.backbone(torch.cat([support_x, query_x]))  # (n_support + n_query_total, hidden, h, w)
         s_maps, q_maps = maps[: len(support_x)], maps[len(support_x):]
         class_maps = prototypes(s_maps.flatten(1), support_y, n_way)  # (n_way, hidden*h*w): class means
