@@ -31,7 +31,8 @@ from fslcourse.generative.diffusion import DiffusionGenerator
 from fslcourse.generative.metrics import frechet_distance, mean_pairwise_distance, nearest_prototype_accuracy
 from fslcourse.io import atomic_write_json
 from fslcourse.results import device_info, versions
-from fslcourse.training.generators import get_generator, load_or_train_diffusion
+from fslcourse.training import load_or_train
+from fslcourse.training.generators import get_generator
 
 SETTINGS = [("ddpm", 200), ("ddim", 50), ("ddim", 20), ("ddim", 10)]  # (sampler, steps); DDPM uses all T
 
@@ -96,7 +97,8 @@ def main():
     data = load_omniglot(device=course.device, progress=False)
     protonet = fslcourse.pretrained("protonet", device=course.device)
     encoder = protonet.backbone.eval()
-    d = load_or_train_diffusion(data, encoder, "quick", args.seed, course.device, progress=False)
+    d = load_or_train("diffusion", "quick", data=data, backbone=encoder, seed=args.seed, device=course.device,
+                      progress=False)
     ckpt = d["checkpoint"]
     diff = {f"diffusion {s.upper()} {n}": DiffusionGenerator(d["model"], d["schedule"], encoder, sampler=s,
                                                               n_steps=n, guidance=args.guidance, source=d["source"])

@@ -36,7 +36,8 @@ from fslcourse.generative.metrics import frechet_distance, mean_pairwise_distanc
 from fslcourse.io import atomic_write_json
 from fslcourse.pretrained import CHECKPOINT_DIR, pretrained
 from fslcourse.results import device_info, versions
-from fslcourse.training.generators import CHECKPOINT_FAMILY, get_generator, load_or_train_diffusion
+from fslcourse.training import load_or_train
+from fslcourse.training.generators import CHECKPOINT_FAMILY, get_generator
 
 LEARNED = ("vae", "vae-prior", "deformation-vae", "gan", "deformation-gan")
 GRID = [(w, n) for n in (10, 50) for w in (2.0, 4.0, 6.0)]
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
             gens[name] = get_generator(name)(data, backbone=encoder, profile="quick", device=device, progress=False)
     if (CHECKPOINT_DIR / "gan-paper.pt").exists():  # the DAGAN paper's networks and schedule (a GPU run)
         gens["gan, paper recipe"] = get_generator("gan")(data, profile="paper", device=device, progress=False)
-    d = load_or_train_diffusion(data, encoder, "quick", device=device, progress=False) \
+    d = load_or_train("diffusion", "quick", data=data, backbone=encoder, device=device, progress=False) \
         if (CHECKPOINT_DIR / "diffusion-quick.pt").exists() else None
     chosen = None
     record = {"name": "generator_quality", "device": device_info(device), "versions": versions(),

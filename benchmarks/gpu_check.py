@@ -326,6 +326,7 @@ def build_widget(name: str, data, device):
     """The widget ``name`` built as its notebook builds it, with the committed models on ``device``."""
     from fslcourse.io import load_checkpoint
     from fslcourse.training import generators as G
+    from fslcourse.training import load_or_train
 
     if name == "episode_browser":
         from fslcourse.widgets.episode_browser import EpisodeBrowser
@@ -348,11 +349,10 @@ def build_widget(name: str, data, device):
         from fslcourse.widgets.scale_shift_viewer import ScaleShiftViewer
         return ScaleShiftViewer(data.test, pretrained("mtl", device=device), n_way=5, n_shot=1, n_query=5, seed=0)
     if name == "adaptation_stepper":  # notebook 05 keeps the sinusoid regressors on the CPU; so does this check
-        from fslcourse.training.sinusoid import load_or_train_sinusoid
         from fslcourse.widgets.adaptation_stepper import AdaptationStepper
         if not (G.CHECKPOINT_DIR / "sinusoid-quick.pt").exists():
             raise FileNotFoundError("no sinusoid-quick.pt checkpoint (never trained inside this check)")
-        models, _ = load_or_train_sinusoid(save=False)
+        models = load_or_train("sinusoid", save=False)["models"]
         return AdaptationStepper({"MAML": models["maml_k10"], "pretrained": models["pretrained"]}, k_shot=10,
                                  inner_lr=0.01, max_steps=10, seed=0)
     if name == "vae_explorer":
@@ -360,21 +360,22 @@ def build_widget(name: str, data, device):
         path = G.checkpoint_file("vae")
         if not path.exists() or "pixel" not in load_checkpoint(path):
             raise FileNotFoundError(f"no pixel VAE in {path.name} (never trained inside this check)")
-        vae = G.load_or_train_vaes(data, None, "quick", device=device, progress=False, save=False)["pixel"]
+        vae = load_or_train("vae", "quick", data=data, device=device, progress=False, save=False)["pixel"]
         return VAEExplorer(vae, data.test, n_classes=8, n_shot=1, n_generated=5, seed=0)
     if name == "gan_explorer":
         from fslcourse.widgets.gan_explorer import GANExplorer
         path = G.checkpoint_file("gan")
         if not path.exists() or not {"wgan-gp", "standard"} <= set(load_checkpoint(path).get("pixel", {})):
             raise FileNotFoundError(f"no pixel DAGANs in {path.name} (never trained inside this check)")
-        gans = G.load_or_train_gans(data, None, "quick", device=device, progress=False, save=False)
+        gans = load_or_train("gan", "quick", data=data, device=device, progress=False, save=False)
         return GANExplorer(gans["wgan-gp"], data.test, n_classes=8, seed=0)
     if name == "diffusion_explorer":
         from fslcourse.widgets.diffusion_explorer import DiffusionExplorer
         if not G.checkpoint_file("diffusion").exists():
             raise FileNotFoundError("no diffusion-quick.pt checkpoint (never trained inside this check)")
         encoder = protonet_backbone(device)
-        out = G.load_or_train_diffusion(data, encoder, "quick", device=device, progress=False, save=False)
+        out = load_or_train("diffusion", "quick", data=data, backbone=encoder, device=device, progress=False,
+                            save=False)
         return DiffusionExplorer(out["model"], out["schedule"], encoder, data.test, n_classes=8, n_shot=5,
                                  n_samples=4, seed=0)
     raise ValueError(f"{name!r} is not a widget; use one of {', '.join(WIDGETS)}")

@@ -126,31 +126,17 @@ def _train(args) -> int:
 
     use_numerics(args.numerics)  # before anything computes
     from .training.api import recipe_for, train
-    from .training.generators import FAMILIES, train_generator
-
-    if args.name == "sinusoid":  # the three regressors of notebook 05
-        from .training.sinusoid import train_sinusoid_file
-
-        if args.resume or args.state or args.steps or args.state_every:
-            raise ValueError("--resume, --state, --steps and --state-every are for methods; sinusoid trains its "
-                             "three small regressors in one sitting")
-        out = train_sinusoid_file(args.recipe, out=args.out, overwrite=args.overwrite, seed=args.seed or 0)
-        print(f"sinusoid: trained and saved {out}")
-        return 0
-    if args.name in FAMILIES:
-        if args.state or args.steps or args.state_every:
-            raise ValueError(f"--state, --steps and --state-every are for methods; a generator family ({args.name}) "
-                             "trains its whole recipe (the gan family's state is beside --out)")
-        out = train_generator(args.name, args.recipe, out=args.out, overwrite=args.overwrite,
-                              seed=args.seed or 0, device=args.device, resume=args.resume)
-        print(f"{args.name}: trained and saved {out}")
-        return 0
+    from .training.generators import FAMILIES
 
     changes = {k: v for k, v in (("seed", args.seed), ("steps", args.steps), ("state_every", args.state_every))
                if v is not None}
-    recipe_for(args.name, args.recipe, **changes)  # a bad name or recipe fails here, before any work
-    model, result = train(args.name, args.recipe, out=args.out, state=args.state, resume=args.resume,
-                          overwrite=args.overwrite, device=args.device, progress=True, **changes)
+    if args.name != "sinusoid" and args.name not in FAMILIES:
+        recipe_for(args.name, args.recipe, **changes)  # a bad name or recipe fails here, before any work
+    trained, result = train(args.name, args.recipe, out=args.out, state=args.state, resume=args.resume,
+                            overwrite=args.overwrite, device=args.device, progress=True, **changes)
+    if result is None:  # a generator family or sinusoid: a checkpoint of several models
+        print(f"{args.name}: trained and saved {trained}")
+        return 0
     if result.stopped != "steps":
         print(f"{args.name}: stopped at step {result.steps} ({result.stopped}); no checkpoint was written. "
               f"Continue with the same command and --resume.", file=sys.stderr)

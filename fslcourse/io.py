@@ -95,6 +95,20 @@ def check_writable(path: str | Path, what: str = "the output file") -> Path:
     return path
 
 
+def check_target(out: Path, overwrite: bool) -> None:
+    """Refuse, before any work, a checkpoint path that exists (without ``overwrite``) or cannot be written."""
+    if out.is_dir():
+        raise ValueError(f"the checkpoint {out} is a folder; give a file path, e.g. {out / 'model.pt'}")
+    if out.exists() and not overwrite:
+        raise ValueError(f"{out} exists; pass overwrite=True (--overwrite) to replace it, or choose another --out")
+    check_writable(out, "the checkpoint")
+
+
+def state_path_for(out: Path) -> Path:
+    """Where the resumable training state of a run that writes checkpoint ``out`` lives: beside it."""
+    return out.with_name(out.name.removesuffix(".pt") + ".state.pt")
+
+
 def save_traceback(err: BaseException) -> Path | None:
     """Write ``err``'s full traceback to a new file in the temporary folder; ``None`` if that fails."""
     import traceback

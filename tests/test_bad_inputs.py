@@ -18,13 +18,13 @@ from fslcourse.data import EpisodeSampler, ImageSplit, SinusoidTasks, load_image
 from fslcourse.evaluate import evaluate, mean_ci95
 from fslcourse.exercises import check
 from fslcourse.generative.classical import Deformation
-from fslcourse.io import atomic_write_json, check_writable, load_checkpoint
+from fslcourse.io import atomic_write_json, check_target, check_writable, load_checkpoint
 from fslcourse.methods import FewShotClassifier, PixelPrototype
 from fslcourse.pretrained import load_method
 from fslcourse.report import load_records, protocol_key, report
 from fslcourse.results import result_record
-from fslcourse.training.api import check_target, recipe_for, train
-from fslcourse.training.generators import get_generator, load_or_train_vaes
+from fslcourse.training import load_or_train, recipe_for, train
+from fslcourse.training.generators import get_generator
 
 SPLIT = make_glyph_split(n_classes=10, n_examples=4, seed=2, n_alphabets=4, name="test")  # styles of 3,3,2,2
 WORK = Path(tempfile.mkdtemp(prefix="fslcourse-bad-inputs-"))  # the bad files the catalogue reads
@@ -213,8 +213,9 @@ CATALOGUE = [
      ValueError, r"n_per_class=0: ask for at least one generated example per class \(a positive integer\)"),
     ("a support set of the wrong shape", lambda: Deformation().generate(torch.zeros(2, 784), torch.arange(2), 1, 0),
      ValueError, r"support has shape \(2, 784\) for 2 labels; a pixel generator takes drawings"),
-    ("a gan checkpoint given to the vae loader", lambda: load_or_train_vaes(None, path=_gan_copy(), progress=False),
-     ValueError, r"gan\.pt holds a gan checkpoint, not a vae one; pass a vae checkpoint"),
+    ("a gan checkpoint given to the vae loader",
+     lambda: load_or_train("vae", data=object(), path=_gan_copy(), progress=False), ValueError,
+     r"gan\.pt holds a gan checkpoint, not a vae one; pass a vae checkpoint"),
     ("an unknown exercise", lambda: check("nope", _good_prototypes), ValueError, r"exercise 'nope' is not known"),
     ("a time limit of -1 s", lambda: check("prototypes", _good_prototypes, time_limit=-1), ValueError,
      r"time_limit=-1 must be a positive number of seconds"),

@@ -1,6 +1,7 @@
 """``train(name, recipe)`` and ``load_or_train``: what ``python -m fslcourse train NAME --recipe R`` runs.
 
-Taught in ``notebooks/02_protonet.ipynb``.
+Taught in ``notebooks/02_protonet.ipynb``. Both take a method, a generator family (trained by
+:mod:`.generators`) or ``"sinusoid"`` (:mod:`.sinusoid`): one name for each kind of checkpoint.
 
 :func:`train` looks up the method's ``RECIPES[recipe]``, checks the output path before
 any work, sets the run up with the recipe's trainer (:mod:`.trainers`), runs the one
@@ -11,15 +12,17 @@ state stays beside the target, and ``resume=True`` continues it bit for bit.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ..config import PROFILES, get_device, get_profile
 from ..evaluate import evaluate
+from ..io import check_target, file_source, state_path_for
 from ..methods.base import get_method
 from ..pretrained import RECIPE_NAMES, checkpoint_path, load_method, save_method
 from ..recipe import Recipe
+from .generators import FAMILIES, LOADERS, train_generator
 from .loop import FitResult, fit
+from .sinusoid import _load_sinusoid, train_sinusoid_file
 from .trainers import TRAINERS, meta_transfer
 
 
@@ -39,23 +42,6 @@ def recipe_for(name: str, recipe: str | Recipe = "quick", **changes) -> tuple[st
     if recipe not in recipes:
         raise ValueError(f"method {name!r} has no recipe {recipe!r}; use one of {', '.join(recipes) or 'none'}")
     return recipe, recipes[recipe].replace(**changes) if changes else recipes[recipe]
-
-
-def state_path_for(out: Path) -> Path:
-    """Where the resumable training state of a run that writes ``out`` lives: beside it."""
-    return out.with_name(out.name.removesuffix(".pt") + ".state.pt")
-
-
-def check_target(out: Path, overwrite: bool) -> None:
-    """Refuse, before any work, a checkpoint path that exists (without ``overwrite``) or cannot be written."""
-    if out.exists() and not overwrite:
-        raise ValueError(f"{out} exists; pass overwrite=True (--overwrite) to replace it, or choose another "
-                         "--out")
-    parent = out.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK) or (out.exists() and out.is_dir()):
-        raise ValueError(f"cannot write {out}: {parent} is not writable or the target is a folder; choose another --out")
 
 
 def test_protocol(recipe_name: str, n_episodes: int | None = None) -> dict:
@@ -87,10 +73,12 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
           state: str | Path | None = None, resume: bool = False, overwrite: bool = False, save: bool = True,
           device=None, progress: bool = True, eval_episodes: int | None = None, phase1: Recipe | dict | None = None,
           **changes):
-    """Train method ``name`` with its recipe and (``save``) write its checkpoint.
+    """Train method ``name`` (or a generator family, or the sinusoid regressors) with its recipe and
+    (``save``) write its checkpoint: what ``python -m fslcourse train NAME --recipe R`` runs.
 
     Args:
-        name: a registered method.
+        name: a registered method, a generator family (:data:`~fslcourse.training.generators.FAMILIES`) or
+            ``"sinusoid"``.
         recipe: a recipe name of the method (``quick``, ``full``, ``paper``) or a :class:`Recipe`.
         data: ``train``/``val``/``test`` splits (default: Omniglot).
         out: the checkpoint (default: the package's ``checkpoints/NAME-RECIPE.pt``); must not exist
@@ -102,11 +90,17 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
         eval_episodes: meta-test episodes behind the recorded accuracy (default: the profile's).
         phase1: for MTL's phase 2, train the phase-1 backbone with this recipe instead of loading it, or
             start from this backbone state dict (its phase-1 time is then not counted in the checkpoint).
-        changes: recipe fields to change (``steps=100``).
+        changes: recipe fields to change (``steps=100``); a generator family or sinusoid takes ``seed`` only.
 
     Returns:
-        ``(model, FitResult)``; ``FitResult.stopped`` says whether the run finished (``"steps"``).
+        ``(model, FitResult)`` for a method; ``FitResult.stopped`` says whether the run finished (``"steps"``).
+        A generator family's or the sinusoid checkpoint holds several models, each with its own run and log:
+        ``(path of the written checkpoint, None)``; :func:`load_or_train` loads it.
     """
+    if name == "sinusoid" or name in FAMILIES:
+        return _train_collection(name, recipe, out=out, state=state, resume=resume, overwrite=overwrite, save=save,
+                                 device=device, progress=progress, data=data, phase1=phase1,
+                                 eval_episodes=eval_episodes, **changes), None
     recipe_name, r = recipe_for(name, recipe, **changes)
     device = get_device(device)
     out = Path(out) if out is not None else (checkpoint_path(name, recipe_name) if save else None)
@@ -162,15 +156,78 @@ def write_checkpoint(model, out: Path, *, name: str, recipe_name: str, recipe: R
                        split_protocol=getattr(data.train, "protocol", None))
 
 
-def load_or_train(name: str, recipe: str = "quick", *, data=None, device=None, progress: bool = True):
-    """The committed checkpoint of ``name`` for ``recipe`` if it exists, else :func:`train` it (and save it).
+def _train_collection(name: str, recipe, *, out, state, resume, overwrite, save, device, progress, data, phase1,
+                      eval_episodes, seed: int | None = None, **changes) -> Path:
+    """:func:`train` for a checkpoint of several models (a generator family, sinusoid): refuses, in one line,
+    what only a method's run takes."""
+    method_only = [opt for opt, given in (("--state", state), ("--steps/--state-every and other recipe changes",
+                                          changes), ("save=False", not save), ("phase1", phase1),
+                                          ("eval_episodes", eval_episodes)) if given]
+    if name == "sinusoid" and resume:
+        method_only.insert(0, "--resume")
+    if method_only or not isinstance(recipe, str):
+        what = ", ".join(method_only) or "a Recipe object (give its name)"
+        raise ValueError(f"{what}: for methods only; {name} trains its whole named recipe"
+                         + (" (the gan family's state is beside --out)" if name in FAMILIES else " in one sitting"))
+    if name == "sinusoid":
+        return train_sinusoid_file(recipe, out=out, overwrite=overwrite, seed=seed or 0, progress=progress)
+    return train_generator(name, recipe, data=data, out=out, overwrite=overwrite, seed=seed or 0, device=device,
+                           progress=progress, resume=resume)
+
+
+def load_or_train(name: str, recipe: str = "quick", *, data=None, device=None, progress: bool = True,
+                  seed: int | None = None, backbone=None, path: str | Path | None = None, save: bool = True,
+                  **options) -> dict:
+    """The committed checkpoint of ``name`` for ``recipe`` if it exists, else trained now (and saved if ``save``).
+
+    The notebooks' "load if present, else train", for every kind of checkpoint.
+
+    Args:
+        name: a registered method, a generator family (``vae``, ``deformation-vae``, ``gan``,
+            ``deformation-gan``, ``diffusion``) or ``"sinusoid"``.
+        recipe: the recipe name (``quick``, ``full``, ``paper``, or a method's own).
+        data: the splits to train on if nothing is stored (default: Omniglot); only ``data.train`` is trained on.
+        seed: the recipe's seed to train with (default: the recipe's; 0 for a generator or sinusoid).
+        backbone: a generator's backbone: the feature-space VAE and hallucinator are made for it (and stored
+            per backbone fingerprint), the DAGANs' quality is measured in its space, and the diffusion model is
+            conditioned on it (required there). Not used by methods.
+        path: the checkpoint file (default: the package's ``checkpoints/NAME-RECIPE.pt``).
+        options: a family's own: ``changes`` (recipe fields; VAE: per model, ``{"pixel": {...}}``) for ``vae``
+            and ``diffusion``; ``state`` and ``resume`` for ``gan``.
 
     Returns:
-        ``(model, checkpoint dict or None, FitResult or None)``.
+        A dict with ``"checkpoint"`` (what the file holds; ``None`` for an unsaved method run and for sinusoid
+        regressors trained now), ``"trained"`` (what was trained now: a bool, or
+        the names for ``vae`` and ``gan``), ``"source"`` (the file's name and sha256, ``None`` if nothing was
+        saved), and the model(s):
+
+        * a method: ``"model"``, and ``"result"``: the :class:`FitResult` of a run made now, else ``None``;
+        * ``vae``: ``"pixel"``, ``"feature"`` (``None`` without a backbone), ``"fingerprint"``;
+        * ``gan``: ``"wgan-gp"``, ``"standard"`` (if the recipe has it), ``"feature"`` (the hallucinator),
+          ``"fingerprint"``;
+        * ``deformation-vae``, ``deformation-gan``: ``"model"``; ``diffusion``: ``"model"``, ``"schedule"``;
+        * ``sinusoid``: ``"models"`` (``maml_k5``, ``maml_k10``, ``pretrained``) and ``"record"``.
     """
-    path = checkpoint_path(name, recipe)
-    if path.exists():
-        model, ckpt = load_method(path, device, expect=name)
-        return model, ckpt, None
-    model, result = train(name, recipe, data=data, device=device, progress=progress)
-    return model, None, result
+    if name == "sinusoid":
+        return _load_sinusoid(path, seed=seed or 0, save=save)
+    if name in FAMILIES:
+        device = get_device(device)
+        if data is None:
+            from ..data import load_omniglot
+            data = load_omniglot(device=device, progress=progress)
+        return LOADERS[name](data, recipe, backbone=backbone, seed=seed or 0, device=device, progress=progress,
+                             path=path, save=save, **options)
+    if options:
+        raise ValueError(f"{', '.join(options)}: not an option of a method's load_or_train; it takes data, device, "
+                         "progress, seed, path and save")
+    path = Path(path) if path is not None else checkpoint_path(name, recipe)
+    result = None
+    if not path.exists():
+        changes = {} if seed is None else {"seed": seed}
+        model, result = train(name, recipe, data=data, out=path, save=save, device=device, progress=progress,
+                              **changes)
+        if result.stopped != "steps" or not save:
+            return {"model": model, "checkpoint": None, "result": result, "trained": True, "source": None}
+    model, ckpt = load_method(path, device, expect=name)
+    return {"model": model, "checkpoint": ckpt, "result": result, "trained": result is not None,
+            "source": file_source(path)}

@@ -2,8 +2,9 @@
 
 Taught in ``notebooks/07``–``09``. Every generator is trained by the one loop
 (:func:`~fslcourse.training.loop.fit`) with its recipe from its module's ``RECIPES``; its
-``train_step`` is the model's own. Checkpoints: ``checkpoints/{vae,gan,diffusion}-RECIPE.pt``
-(a feature-space generator is stored per backbone fingerprint). ``get_generator(name)``
+``train_step`` is the model's own. Checkpoints: ``checkpoints/FAMILY-RECIPE.pt`` (a feature-space
+generator is stored per backbone fingerprint), loaded, or trained when missing, by
+``load_or_train(FAMILY, recipe, backbone=...)`` (:data:`LOADERS`). ``get_generator(name)``
 builds a registered support generator from its checkpoint, training what is missing.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ..generative.hallucinator import FeatureHallucinator
 from ..generative.uresnet import DenseCritic, UResNetGenerator
 from ..generative.vae import RECIPES as VAE
 from ..generative.vae import ConditionalVAE, FeatureVAE, heldout_elbo
-from ..io import atomic_torch_save, file_source, load_checkpoint
+from ..io import atomic_torch_save, check_target, file_source, load_checkpoint, state_path_for
 from ..models.unet import UNet
 from ..pretrained import CHECKPOINT_DIR, RECIPE_NAMES
 from ..recipe import Recipe
@@ -155,11 +156,11 @@ def _entry(model, hist, recipe: Recipe, **extra) -> dict:
             **extra}
 
 
-def load_or_train_vaes(data, backbone=None, profile: str = "quick", seed: int = 0, device=None, progress: bool = True,
-                       path: str | Path | None = None, save: bool = True, recipe: dict | None = None) -> dict:
+def _load_vae(data, profile: str = "quick", *, backbone=None, seed: int = 0, device=None, progress: bool = True,
+              path: str | Path | None = None, save: bool = True, changes: dict | None = None) -> dict:
     """The pixel VAE (and, given a backbone, its feature VAE) from the checkpoint, training what is missing.
 
-    Only ``data.train`` is trained on (``data.val`` is scored; ``data.test`` is never read). ``recipe``:
+    Only ``data.train`` is trained on (``data.val`` is scored; ``data.test`` is never read). ``changes``:
     ``{"pixel": {field: value}, "feature": {...}}`` changes to ``vae.RECIPES[profile]``.
 
     Returns:
@@ -169,7 +170,7 @@ def load_or_train_vaes(data, backbone=None, profile: str = "quick", seed: int = 
     device = get_device(device)
     path = Path(path) if path is not None else checkpoint_file("vae", profile)
     ckpt = load_family(path, "vae") if path.exists() else {"format": 1, "family": "vae", "profile": profile}
-    changes, trained, fp = recipe or {}, [], None
+    changes, trained, fp = changes or {}, [], None
     if "pixel" not in ckpt:
         r = VAE[profile]["pixel"].replace(seed=seed, **changes.get("pixel", {}))
         torch.manual_seed(r.seed)
@@ -220,9 +221,10 @@ def _single(path: Path, family: str, build, train, device, save: bool) -> dict:
             "source": file_source(path) if path.exists() else None}
 
 
-def load_or_train_deformation_vae(data, profile: str = "quick", seed: int = 0, device=None, progress: bool = True,
-                                  path: str | Path | None = None, save: bool = True) -> dict:
-    """The deformation VAE from its checkpoint, else trained on ``data.train`` only (``data.val`` is scored).
+def _load_deformation_vae(data, profile: str = "quick", *, backbone=None, seed: int = 0, device=None,
+                          progress: bool = True, path: str | Path | None = None, save: bool = True) -> dict:
+    """The deformation VAE from its checkpoint, else trained on ``data.train`` only (``data.val`` is scored;
+    it draws in pixels, so ``backbone`` is not used).
 
     Returns:
         ``{"model": DeformationVAE (eval), "checkpoint", "trained": bool, "source"}``.
@@ -347,8 +349,8 @@ def train_gan(gan: DAGAN, train_split, recipe: Recipe, *, backbone=None, val_spl
             "kept_step": result.best_step if keep_best else result.steps}
 
 
-def load_or_train_deformation_gan(data, backbone=None, profile: str = "quick", seed: int = 0, device=None,
-                                  progress: bool = True, path: str | Path | None = None, save: bool = True) -> dict:
+def _load_deformation_gan(data, profile: str = "quick", *, backbone=None, seed: int = 0, device=None,
+                          progress: bool = True, path: str | Path | None = None, save: bool = True) -> dict:
     """The DAGAN with a deforming generator from its checkpoint, else trained on ``data.train`` (WGAN-GP,
     ``gan.RECIPES_DEFORMING``). Given a ``backbone``, its validation faithfulness is logged and its quality measured.
 
@@ -381,9 +383,9 @@ def train_hallucinator(model: FeatureHallucinator, feature_split, recipe: Recipe
     return _history(result, feature_split)
 
 
-def load_or_train_gans(data, backbone=None, profile: str = "quick", seed: int = 0, device=None,
-                       progress: bool = True, path: str | Path | None = None, save: bool = True,
-                       state: str | Path | None = None, resume: bool = False) -> dict:
+def _load_gan(data, profile: str = "quick", *, backbone=None, seed: int = 0, device=None, progress: bool = True,
+              path: str | Path | None = None, save: bool = True, state: str | Path | None = None,
+              resume: bool = False) -> dict:
     """The pixel DAGANs (``"wgan-gp"``, ``"standard"``) and, given a backbone, its hallucinator; trains what is missing.
 
     The recipe's ``options["losses"]`` says which pixel DAGANs it has (the paper's: WGAN-GP only). Given
@@ -464,20 +466,23 @@ def train_diffusion(model, encoder, split, schedule: Schedule, recipe: Recipe, *
     return trainer.ema, _history(result, split, seen)
 
 
-def load_or_train_diffusion(data, encoder, profile: str = "quick", seed: int = 0, device=None, progress: bool = True,
-                            path: str | Path | None = None, save: bool = True, recipe: dict | None = None) -> dict:
-    """The model from the checkpoint if it exists for this encoder, else trained on ``data.train`` only.
+def _load_diffusion(data, profile: str = "quick", *, backbone=None, seed: int = 0, device=None, progress: bool = True,
+                    path: str | Path | None = None, save: bool = True, changes: dict | None = None) -> dict:
+    """The model from the checkpoint if it exists for this conditioning backbone, else trained on ``data.train`` only.
 
     Args:
-        encoder: the conditioning backbone (the ProtoNet backbone, frozen); its fingerprint is checked.
-        recipe: changes to ``diffusion.RECIPES[profile]`` (recipe fields).
+        backbone: the conditioning encoder (the ProtoNet backbone, frozen); its fingerprint is checked.
+        changes: changes to ``diffusion.RECIPES[profile]`` (recipe fields).
 
     Returns:
         ``{"model": UNet (eval), "schedule": Schedule, "checkpoint": dict, "trained": bool, "source"}``.
     """
+    if backbone is None:
+        raise ValueError("the diffusion model is conditioned on a backbone's prototypes; pass backbone= (the "
+                         "committed ProtoNet's: pretrained('protonet').backbone)")
     device = get_device(device)
     path = Path(path) if path is not None else checkpoint_file("diffusion", profile)
-    encoder = encoder.to(device).eval()
+    encoder = backbone.to(device).eval()
     fp = backbone_fingerprint(encoder)
     trained = False
     if path.exists():
@@ -487,7 +492,7 @@ def load_or_train_diffusion(data, encoder, profile: str = "quick", seed: int = 0
                              f"but this backbone is {fp}; pass the ProtoNet backbone it was trained with, or delete "
                              f"{path.name} to retrain it")
     else:
-        r = DIFFUSION[profile].replace(seed=seed, **(recipe or {}))
+        r = DIFFUSION[profile].replace(seed=seed, **(changes or {}))
         torch.manual_seed(r.seed)
         schedule = Schedule(r.options["noise_schedule"], r.options["T"], device)
         model = UNet(cond_dim=encoder(torch.zeros(1, 1, 28, 28, device=device)).shape[1], **r.model).to(device)
@@ -513,7 +518,8 @@ def _vae(space: str, mode: str):
         if space == "feature" and backbone is None:
             raise ValueError("the 'vae-feature' generator needs the method's backbone; use a method with .backbone "
                              "(protonet, finetune) or the pixel generator 'vae'")
-        vaes = load_or_train_vaes(data, backbone if space == "feature" else None, profile, seed, device, progress)
+        vaes = _load_vae(data, profile, backbone=backbone if space == "feature" else None, seed=seed, device=device,
+                         progress=progress)
         return ModelGenerator(vaes[space], space=space, backbone_fingerprint=vaes["fingerprint"],
                               options={"mode": mode}, source=vaes["source"])
     return build
@@ -522,20 +528,20 @@ def _vae(space: str, mode: str):
 def _deformation_vae(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0,
                     progress: bool = False):
     """The deformation VAE in pixel space (``backbone`` is not used)."""
-    out = load_or_train_deformation_vae(data, profile, seed, device, progress)
+    out = _load_deformation_vae(data, profile, seed=seed, device=device, progress=progress)
     return ModelGenerator(out["model"], source=out["source"])
 
 
 def _gan(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False):
     """The WGAN-GP DAGAN in pixel space."""
-    gans = load_or_train_gans(data, None, profile, seed, device, progress)
+    gans = _load_gan(data, profile, seed=seed, device=device, progress=progress)
     return ModelGenerator(gans["wgan-gp"], source=gans["source"])
 
 
 def _deformation_gan(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0,
                     progress: bool = False):
     """The DAGAN whose generator deforms the source drawing (pixels; ``backbone`` is not used)."""
-    out = load_or_train_deformation_gan(data, None, profile, seed, device, progress)
+    out = _load_deformation_gan(data, profile, seed=seed, device=device, progress=progress)
     return ModelGenerator(out["model"], source=out["source"])
 
 
@@ -544,7 +550,7 @@ def _hallucinator(data, *, backbone=None, profile: str = "quick", device=None, s
     if backbone is None:
         raise ValueError("the 'hallucinator' generator needs the method's backbone; use a method with .backbone "
                          "(protonet, finetune) or the pixel generator 'gan'")
-    gans = load_or_train_gans(data, backbone, profile, seed, device, progress)
+    gans = _load_gan(data, profile, backbone=backbone, seed=seed, device=device, progress=progress)
     return ModelGenerator(gans["feature"], space="feature", backbone_fingerprint=gans["fingerprint"],
                           source=gans["source"])
 
@@ -555,7 +561,7 @@ def _diffusion(data, *, backbone=None, profile: str = "quick", device=None, seed
     from ..pretrained import pretrained
 
     encoder = pretrained("protonet", profile=profile, device=device).backbone
-    out = load_or_train_diffusion(data, encoder, profile, seed, device, progress)
+    out = _load_diffusion(data, profile, backbone=encoder, seed=seed, device=device, progress=progress)
     return DiffusionGenerator(out["model"], out["schedule"], encoder, source=out["source"], **options)
 
 
@@ -576,7 +582,9 @@ def get_generator(name: str):
 
 
 # ---- python -m fslcourse train vae|gan|diffusion --recipe R ---------------------------------------------------
-FAMILIES = ("vae", "deformation-vae", "gan", "deformation-gan", "diffusion")
+LOADERS = {"vae": _load_vae, "deformation-vae": _load_deformation_vae, "gan": _load_gan,
+           "deformation-gan": _load_deformation_gan, "diffusion": _load_diffusion}  # load_or_train(FAMILY, ...)
+FAMILIES = tuple(LOADERS)
 
 
 def train_generator(family: str, recipe: str = "quick", *, data=None, out: str | Path | None = None,
@@ -596,7 +604,6 @@ def train_generator(family: str, recipe: str = "quick", *, data=None, out: str |
     import tempfile
 
     from ..pretrained import pretrained
-    from .api import check_target, state_path_for
 
     if family not in FAMILIES:
         raise ValueError(f"{family!r} is not a generator family; use one of {', '.join(FAMILIES)}")
@@ -620,18 +627,9 @@ def train_generator(family: str, recipe: str = "quick", *, data=None, out: str |
     backbones = [pretrained(n, profile="quick", device=device).backbone for n in names]
     with tempfile.TemporaryDirectory() as tmp:  # train into a fresh file, then replace atomically
         path = Path(tmp) / f"{family}.pt"
-        if family == "diffusion":
-            load_or_train_diffusion(data, backbones[0], recipe, seed, device, progress, path=path)
-        elif family == "deformation-vae":
-            load_or_train_deformation_vae(data, recipe, seed, device, progress, path=path)
-        elif family == "deformation-gan":
-            load_or_train_deformation_gan(data, backbones[0], recipe, seed, device, progress, path=path)
-        elif family == "gan":
-            for b in backbones:
-                load_or_train_gans(data, b, recipe, seed, device, progress, path=path, state=state, resume=resume)
-        else:
-            for b in backbones:
-                load_or_train_vaes(data, b, recipe, seed, device, progress, path=path)
+        extra = {"state": state, "resume": resume} if family == "gan" else {}
+        for b in backbones:
+            LOADERS[family](data, recipe, backbone=b, seed=seed, device=device, progress=progress, path=path, **extra)
         written = atomic_torch_save(load_checkpoint(path), out)
     for st in out.parent.glob(pattern):
         st.unlink()  # the runs are finished and stored

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import atomic_torch_save, load_checkpoint
+from ..io import atomic_torch_save, check_target, file_source, load_checkpoint
 from ..methods.maml_regression import RECIPES, SinusoidMAML, SinusoidMLP, SinusoidPretrained
 from ..pretrained import CHECKPOINT_DIR
 from ..results import versions
@@ -33,25 +33,29 @@ def train_sinusoid(recipe: str = "quick", seed: int = 0, progress: bool = False,
     return models, record
 
 
-def load_or_train_sinusoid(path: str | Path | None = None, seed: int = 0, save: bool = True) -> tuple[dict, dict]:
-    """The regressors from ``path`` (default the committed ``sinusoid-quick.pt``) if present, else trained (and saved).
+def _load_sinusoid(path: str | Path | None = None, seed: int = 0, save: bool = True) -> dict:
+    """The regressors from ``path`` (default the committed ``sinusoid-quick.pt``) if present, else trained (and
+    saved); what ``load_or_train("sinusoid")`` returns.
 
     Returns:
-        ``({"maml_k5": model, "maml_k10": model, "pretrained": model}, record)``; the record holds the seed,
-        the iterations and the training seconds of each model.
+        ``{"models": {"maml_k5", "maml_k10", "pretrained"}, "record", "checkpoint" (``None`` if trained now),
+        "trained": bool, "source"}``; the record holds the seed, the iterations and the training seconds of each
+        model.
     """
     path = Path(path) if path is not None else checkpoint_file()
-    if path.exists():
+    trained, ckpt = not path.exists(), None
+    if trained:
+        models, record = train_sinusoid("quick", seed)
+        if save:
+            _save(models, record, path)
+    else:
         ckpt = load_checkpoint(path)
-        models = {}
+        models, record = {}, ckpt["record"]
         for name, state in ckpt["state_dicts"].items():
             models[name] = SinusoidMLP()
             models[name].load_state_dict(state)
-        return models, ckpt["record"]
-    models, record = train_sinusoid("quick", seed)
-    if save:
-        _save(models, record, path)
-    return models, record
+    return {"models": {k: m.eval() for k, m in models.items()}, "record": record, "checkpoint": ckpt, "trained": trained,
+            "source": file_source(path) if path.exists() else None}
 
 
 def checkpoint_file(recipe: str = "quick") -> Path:
@@ -73,8 +77,6 @@ def train_sinusoid_file(recipe: str = "quick", *, out: str | Path | None = None,
     The target is checked before any work (an existing file needs ``overwrite``); the file is written
     atomically when all three are trained.
     """
-    from .api import check_target
-
     out = Path(out) if out is not None else checkpoint_file(recipe)
     check_target(out, overwrite)
     models, record = train_sinusoid(recipe, seed, progress=progress)

@@ -207,21 +207,21 @@ class Tripwire:
 
 def test_the_generators_never_see_a_meta_test_class(glyphs, tmp_path):
     from fslcourse.io import file_source
-    from fslcourse.training.generators import load_or_train_vaes
+    from fslcourse.training import load_or_train
 
     train, val, _ = glyphs
     data = SimpleNamespace(train=train, val=val, test=Tripwire())
     torch.manual_seed(0)
     backbone = ProtoNet(backbone_kwargs={"hidden": 8}).backbone
     tiny = {"steps": 3, "n_way": 4, "val_every": 2, "val_n_way": 4}
-    out = load_or_train_vaes(data, backbone, path=tmp_path / "vae.pt", progress=False,
-                             recipe={"pixel": {**tiny, "model": {"hidden": 4}}, "feature": tiny})
+    out = load_or_train("vae", data=data, backbone=backbone, path=tmp_path / "vae.pt", progress=False,
+                        changes={"pixel": {**tiny, "model": {"hidden": 4}}, "feature": tiny})
     assert sorted(out["trained"]) == ["feature", "pixel"]
     for entry in (out["checkpoint"]["pixel"], out["checkpoint"]["feature"][out["fingerprint"]]):
         hist = entry["history"]
         assert hist["split"] == "train"
         assert hist["seen_classes"] and max(hist["seen_classes"]) < train.n_classes
-    again = load_or_train_vaes(data, backbone, path=tmp_path / "vae.pt", progress=False)
+    again = load_or_train("vae", data=data, backbone=backbone, path=tmp_path / "vae.pt", progress=False)
     assert again["trained"] == []  # loaded, not retrained
     assert again["source"] == out["source"] == file_source(tmp_path / "vae.pt")  # records name the file's hash
 

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from fslcourse.data.procedural import make_glyph_split
 from fslcourse.generative.deformation_vae import RECIPES, DeformationVAE, heldout_elbo
 from fslcourse.generative.vae import kl_to_standard_normal
-from fslcourse.training.generators import get_generator, load_or_train_deformation_vae, train_vae
+from fslcourse.training import load_or_train
+from fslcourse.training.generators import get_generator, train_vae
 
 
 def strokes(n=4, seed=0):
@@ -110,10 +111,10 @@ def test_every_recipe_runs_two_steps_and_loads_back(recipe_name, data, tmp_path,
     short = {k: RECIPES[k].replace(steps=2, val_every=1, state_every=1) for k in RECIPES}
     monkeypatch.setattr(G, "DEFORMATION_VAE", short)
     path = tmp_path / "dv.pt"
-    out = load_or_train_deformation_vae(data, recipe_name, device="cpu", progress=False, path=path)
+    out = load_or_train("deformation-vae", recipe_name, data=data, device="cpu", progress=False, path=path)
     assert out["trained"] and path.exists() and out["checkpoint"]["history"]["steps"] == 2
     assert out["checkpoint"]["recipe"] == short[recipe_name].as_dict()
-    again = load_or_train_deformation_vae(data, recipe_name, device="cpu", progress=False, path=path)
+    again = load_or_train("deformation-vae", recipe_name, data=data, device="cpu", progress=False, path=path)
     assert not again["trained"] and again["source"]["sha256"] == out["source"]["sha256"]
     for a, b in zip(out["model"].state_dict().values(), again["model"].state_dict().values()):
         assert torch.equal(a, b)

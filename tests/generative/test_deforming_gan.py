@@ -77,16 +77,18 @@ def data():
 @pytest.mark.parametrize("recipe_name", ["quick", "full"])
 def test_every_recipe_runs_two_steps_and_loads_back(recipe_name, data, tmp_path, monkeypatch):
     import fslcourse.training.generators as G
+    from fslcourse.training import load_or_train
 
     short = {k: r.replace(steps=2, val_every=1, state_every=1, val_n_way=5) for k, r in RECIPES_DEFORMING.items()}
     monkeypatch.setattr(G, "DEFORMING_GAN", short)
     backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 8))
     path = tmp_path / "dgan.pt"
-    out = G.load_or_train_deformation_gan(data, backbone, recipe_name, device="cpu", progress=False, path=path)
+    out = load_or_train("deformation-gan", recipe_name, data=data, backbone=backbone, device="cpu", progress=False,
+                        path=path)
     ckpt = out["checkpoint"]
     assert out["trained"] and ckpt["history"]["steps"] == 2 and ckpt["recipe"]["options"]["generator"] == "deformation"
     assert 0 <= ckpt["metrics"]["faithful"] <= 100 and len(ckpt["history"]["val_faithful"]) == 2
-    again = G.load_or_train_deformation_gan(data, None, recipe_name, device="cpu", progress=False, path=path)
+    again = load_or_train("deformation-gan", recipe_name, data=data, device="cpu", progress=False, path=path)
     assert not again["trained"] and again["source"]["sha256"] == out["source"]["sha256"]
     for a, b in zip(out["model"].state_dict().values(), again["model"].state_dict().values()):
         assert torch.equal(a, b)

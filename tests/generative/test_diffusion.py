@@ -240,21 +240,22 @@ class Tripwire:
 def test_load_or_train_trains_on_meta_train_once_and_checks_the_backbone(glyphs, tmp_path):
     from fslcourse.generative.diffusion import DiffusionGenerator
     from fslcourse.methods.protonet import ProtoNet
-    from fslcourse.training.generators import load_or_train_diffusion, load_or_train_gans
+    from fslcourse.training import load_or_train
 
     torch.manual_seed(0)
     encoder = ProtoNet(backbone_kwargs={"hidden": 8}).backbone
     data = SimpleNamespace(train=glyphs[0], val=glyphs[1], test=Tripwire())
     tiny = {"steps": 3, "n_way": 4, "val_every": 2, "options": {"T": 20}, "model": {"channels": 8}}
-    out = load_or_train_diffusion(data, encoder, path=tmp_path / "d.pt", progress=False, recipe=tiny)
+    out = load_or_train("diffusion", data=data, backbone=encoder, path=tmp_path / "d.pt", progress=False, changes=tiny)
     ckpt = out["checkpoint"]
     assert out["trained"] and ckpt["history"]["split"] == "train" and ckpt["seed"] == 0 and ckpt["T"] == 20
     assert {"loss", "zero_noise"} <= set(ckpt["metrics"]) and ckpt["train_seconds"] > 0
-    again = load_or_train_diffusion(data, encoder, path=tmp_path / "d.pt", progress=False)
+    again = load_or_train("diffusion", data=data, backbone=encoder, path=tmp_path / "d.pt", progress=False)
     assert not again["trained"] and torch.equal(again["model"].inp.weight, out["model"].inp.weight)
     assert again["source"]["file"] == "d.pt" and again["source"] == out["source"]
     with pytest.raises(ValueError, match="trained with conditioning backbone"):
-        load_or_train_diffusion(data, ProtoNet(backbone_kwargs={"hidden": 8}).backbone, path=tmp_path / "d.pt")
+        load_or_train("diffusion", data=data, backbone=ProtoNet(backbone_kwargs={"hidden": 8}).backbone,
+                      path=tmp_path / "d.pt")
     gen = DiffusionGenerator(out["model"], out["schedule"], encoder.eval(), n_steps=4)
     support = glyphs[2].get(torch.tensor([0, 1, 2]), torch.tensor([[0, 1]] * 3)).flatten(0, 1)  # (6, 1, 28, 28)
     x, y = gen.generate(support, torch.tensor([0, 0, 1, 1, 2, 2]), 2, 0)
@@ -262,7 +263,7 @@ def test_load_or_train_trains_on_meta_train_once_and_checks_the_backbone(glyphs,
     with pytest.raises(ValueError, match="n_per_class=0: ask for at least one"):
         gen.generate(support, torch.tensor([0, 0, 1, 1, 2, 2]), 0, 0)
     with pytest.raises(ValueError, match="holds a diffusion checkpoint, not a gan one"):
-        load_or_train_gans(data, None, path=tmp_path / "d.pt", progress=False)
+        load_or_train("gan", data=data, path=tmp_path / "d.pt", progress=False)
 
 
 def test_exercises_pass_the_reference_and_catch_mistakes():
@@ -278,14 +279,16 @@ def test_exercises_pass_the_reference_and_catch_mistakes():
 def test_committed_checkpoint_reproduces_its_metric_and_saw_only_meta_train(omniglot):
     import fslcourse
     from fslcourse.generative.diffusion import heldout_loss
-    from fslcourse.training.generators import checkpoint_file, load_or_train_diffusion
+    from fslcourse.training import load_or_train
+    from fslcourse.training.generators import checkpoint_file
 
     path = checkpoint_file("diffusion", "quick")
     if not path.exists():
         pytest.fail(f"{path} is missing; train it with python -m fslcourse train diffusion --recipe quick")
     torch.set_num_threads(1)
     encoder = fslcourse.pretrained("protonet", device="cpu").backbone
-    out = load_or_train_diffusion(omniglot, encoder, device="cpu", progress=False, path=path, save=False)
+    out = load_or_train("diffusion", data=omniglot, backbone=encoder, device="cpu", progress=False, path=path,
+                        save=False)
     ckpt = out["checkpoint"]
     hist = ckpt["history"]
     assert not out["trained"] and ckpt["seed"] == 0 and ckpt["train_seconds"] > 0 and "config" in ckpt

@@ -164,14 +164,14 @@ def test_critic_steps_enforce_the_lipschitz_penalty(glyphs):
 @pytest.fixture(scope="module")
 def committed(omniglot):
     import fslcourse
-    from fslcourse.training.generators import load_or_train_gans
+    from fslcourse.training import load_or_train
 
     torch.set_num_threads(1)
     path = checkpoint_file("gan", "quick")
     if not path.exists():
         pytest.skip("gan-quick.pt is not committed yet")
     protonet = fslcourse.pretrained("protonet", device="cpu")
-    gans = load_or_train_gans(omniglot, None, "quick", device="cpu", progress=False, save=False)
+    gans = load_or_train("gan", "quick", data=omniglot, device="cpu", progress=False, save=False)
     assert gans["trained"] == []
     return gans, protonet, omniglot
 

@@ -10,6 +10,7 @@ import fslcourse.training.generators as G
 from fslcourse.generative.gan import DAGAN, RECIPES, rotate_pairs
 from fslcourse.generative.gan import RECIPES as GAN
 from fslcourse.generative.uresnet import DenseCritic, DenseLevel, UResNetGenerator
+from fslcourse.training import load_or_train, train
 from fslcourse.training.generators import make_dagan, train_gan
 from fslcourse.training.loop import TrainingStopped
 
@@ -131,10 +132,10 @@ def test_an_unknown_network_name_is_one_clear_error():
 def test_paper_recipe_runs_two_steps_and_loads_back(glyph_data, tmp_path, monkeypatch):
     monkeypatch.setitem(G.GAN, "paper", _paper(2))
     path = tmp_path / "gan-paper.pt"
-    out = G.load_or_train_gans(glyph_data, None, "paper", device="cpu", progress=False, path=path)
+    out = load_or_train("gan", "paper", data=glyph_data, device="cpu", progress=False, path=path)
     assert out["trained"] == ["wgan-gp"] and "standard" not in out  # the paper trains WGAN-GP only
     assert isinstance(out["wgan-gp"], UResNetGenerator) and out["checkpoint"]["pixel"]["wgan-gp"]["history"]["steps"] == 2
-    again = G.load_or_train_gans(glyph_data, None, "paper", device="cpu", progress=False, path=path)
+    again = load_or_train("gan", "paper", data=glyph_data, device="cpu", progress=False, path=path)
     assert again["trained"] == []
     src = torch.rand(3, 1, 28, 28)
     z = torch.randn(3, 100)
@@ -143,27 +144,27 @@ def test_paper_recipe_runs_two_steps_and_loads_back(glyph_data, tmp_path, monkey
 
 def test_an_interrupted_paper_run_resumes_to_the_same_weights(glyph_data, tmp_path, monkeypatch, ctrl_c_after_step):
     monkeypatch.setitem(G.GAN, "paper", _paper(4))
-    whole = G.load_or_train_gans(glyph_data, None, "paper", device="cpu", progress=False, path=tmp_path / "a.pt")
+    whole = load_or_train("gan", "paper", data=glyph_data, device="cpu", progress=False, path=tmp_path / "a.pt")
     state = tmp_path / "b.state.pt"
     with ctrl_c_after_step(DAGAN, 3), pytest.raises(TrainingStopped, match="continue with --resume"):
-        G.load_or_train_gans(glyph_data, None, "paper", device="cpu", progress=False, path=tmp_path / "b.pt",
-                             state=state)
+        load_or_train("gan", "paper", data=glyph_data, device="cpu", progress=False, path=tmp_path / "b.pt",
+                      state=state)
     assert (tmp_path / "b-wgan-gp.state.pt").exists() and not (tmp_path / "b.pt").exists()
-    resumed = G.load_or_train_gans(glyph_data, None, "paper", device="cpu", progress=False, path=tmp_path / "b.pt",
-                                   state=state, resume=True)
+    resumed = load_or_train("gan", "paper", data=glyph_data, device="cpu", progress=False, path=tmp_path / "b.pt",
+                            state=state, resume=True)
     for (k, a), b in zip(whole["wgan-gp"].state_dict().items(), resumed["wgan-gp"].state_dict().values()):
         assert torch.equal(a, b), k
 
 
 def test_resume_is_refused_for_a_family_that_trains_in_one_sitting(tmp_path):
     with pytest.raises(ValueError, match="--resume is for the gan family; vae trains"):
-        G.train_generator("vae", "quick", out=tmp_path / "v.pt", resume=True)
+        train("vae", "quick", out=tmp_path / "v.pt", resume=True)
     with pytest.raises(ValueError, match="nothing to resume: no training state beside"):
-        G.train_generator("gan", "paper", out=tmp_path / "g.pt", resume=True)
+        train("gan", "paper", out=tmp_path / "g.pt", resume=True)
 
 
 def test_a_fresh_gan_run_never_replaces_an_unfinished_runs_state(tmp_path):
     (tmp_path / "g-wgan-gp.state.pt").write_bytes(b"hours of work")
     with pytest.raises(ValueError, match="g-wgan-gp.state.pt holds an unfinished run; continue it with --resume"):
-        G.train_generator("gan", "paper", out=tmp_path / "g.pt")
+        train("gan", "paper", out=tmp_path / "g.pt")
     assert (tmp_path / "g-wgan-gp.state.pt").read_bytes() == b"hours of work"

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from fslcourse.data import SinusoidTasks
 from fslcourse.methods import maml_regression
-from fslcourse.training.sinusoid import load_or_train_sinusoid, train_sinusoid
+from fslcourse.training import load_or_train
+from fslcourse.training.sinusoid import train_sinusoid
 
 l2l = pytest.importorskip("learn2learn")
 
@@ -64,9 +65,10 @@ def test_committed_checkpoint_maml_beats_pretrained_after_10_steps():
 
     path = CHECKPOINT_DIR / "sinusoid-quick.pt"
     if not path.exists():
-        pytest.fail(f"{path} is missing; create it with "
-                    "`python -c 'from fslcourse.training.sinusoid import load_or_train_sinusoid as f; f()'`")
-    models, record = load_or_train_sinusoid(path)
+        pytest.fail(f"{path} is missing; create it with `python -m fslcourse train sinusoid`")
+    sinusoid = load_or_train("sinusoid", path=path)
+    models, record = sinusoid["models"], sinusoid["record"]
+    assert not sinusoid["trained"] and sinusoid["source"]["file"] == "sinusoid-quick.pt"
     assert set(models) == {"maml_k5", "maml_k10", "pretrained"} and record["seed"] == 0
     episode = SinusoidTasks(seed=1000).sample(100, 10, 100)  # 100 unseen test tasks, 100 query points each
     maml_mse, maml_ci = mean_ci95(maml_regression.adaptation_mse(models["maml_k10"], episode, lr=0.01, steps=10)[10])

@@ -6,13 +6,11 @@ import pytest
 import fslcourse.training.generators as G
 from fslcourse.io import load_checkpoint
 from fslcourse.pretrained import CHECKPOINT_DIR
+from fslcourse.training import load_or_train
 
-LOADERS = {
-    "vae": lambda path: G.load_or_train_vaes(None, None, path=path, progress=False),
-    "gan": lambda path: G.load_or_train_gans(None, None, path=path, progress=False),
-    "deformation-vae": lambda path: G.load_or_train_deformation_vae(None, path=path, progress=False),
-    "deformation-gan": lambda path: G.load_or_train_deformation_gan(None, path=path, progress=False),
-}
+# data=None would load Omniglot before training: a refused file must fail before that, so a stand-in is enough
+LOADERS = {family: (lambda path, family=family: load_or_train(family, data=object(), path=path, progress=False))
+           for family in ("vae", "gan", "deformation-vae", "deformation-gan")}
 
 
 @pytest.mark.parametrize("family", sorted(G.FAMILIES))
@@ -41,3 +39,42 @@ def test_a_file_of_no_known_layout_is_refused(tmp_path):
     torch.save({"weights": torch.zeros(3)}, path)
     with pytest.raises(ValueError, match="odd.pt holds an unrecognised checkpoint, not a gan one"):
         LOADERS["gan"](path)
+
+
+KEYS = {"vae": {"pixel", "feature", "fingerprint"}, "gan": {"wgan-gp", "standard", "feature", "fingerprint"},
+        "deformation-vae": {"model"}, "deformation-gan": {"model"}, "diffusion": {"model", "schedule"},
+        "sinusoid": {"models", "record"}, "protonet": {"model", "result"}}
+
+
+@pytest.mark.parametrize("name", sorted(KEYS))
+def test_one_load_or_train_for_every_kind_of_checkpoint(name):
+    """Methods, generator families and the sinusoid regressors all load through ``load_or_train(name)``; a
+    committed file is read, never trained into, so the data are never touched (a stand-in would fail if used)."""
+    import torch
+
+    from fslcourse import pretrained
+
+    assert set(G.FAMILIES) | {"sinusoid", "protonet"} == set(KEYS)
+    backbone = pretrained("protonet", device="cpu").backbone if name == "diffusion" else None
+    out = load_or_train(name, data=object(), device="cpu", backbone=backbone, progress=False, save=False)
+    assert set(out) == KEYS[name] | {"checkpoint", "trained", "source"}
+    assert not out["trained"] and out["source"]["file"] == f"{name}-quick.pt"
+    model = out["models"]["maml_k10"] if name == "sinusoid" else out.get("model", out.get("pixel", out.get("wgan-gp")))
+    assert isinstance(model, torch.nn.Module) and not model.training
+
+
+def test_method_only_options_are_refused_in_one_line_before_any_work(tmp_path):
+    from fslcourse.training import train
+
+    with pytest.raises(ValueError, match=r"--steps/--state-every and other recipe changes: for methods only; vae "
+                                         r"trains its whole named recipe"):
+        train("vae", out=tmp_path / "v.pt", steps=5)
+    with pytest.raises(ValueError, match=r"--resume: for methods only; sinusoid trains its whole named recipe in "
+                                         r"one sitting"):
+        train("sinusoid", out=tmp_path / "s.pt", resume=True)
+    with pytest.raises(ValueError, match=r"changes: not an option of a method's load_or_train"):
+        load_or_train("protonet", changes={"steps": 5})
+    with pytest.raises(ValueError, match=r"the diffusion model is conditioned on a backbone's prototypes; pass "
+                                         r"backbone="):
+        load_or_train("diffusion", data=object(), path=tmp_path / "d.pt")
+    assert not list(tmp_path.iterdir())

@@ -258,7 +258,8 @@ def test_an_interrupted_generator_run_saves_nothing(glyphs, tmp_path, monkeypatc
     import fslcourse.training.generators as generators
     from fslcourse.generative.diffusion import RECIPES as DIFFUSION
     from fslcourse.methods.protonet import ProtoNet
-    from fslcourse.training.generators import TrainingStopped, load_or_train_diffusion
+    from fslcourse.training import load_or_train
+    from fslcourse.training.generators import TrainingStopped
 
     def interrupted_fit(*args, **kwargs):
         kwargs["hook"] = SigintAt(2)
@@ -270,7 +271,7 @@ def test_an_interrupted_generator_run_saves_nothing(glyphs, tmp_path, monkeypatc
     data = _data(glyphs)
     tiny = {"steps": 5, "n_way": 4, "val_every": 0, "options": {"T": 20}, "model": {"channels": 8}}
     with pytest.raises(TrainingStopped, match="stopped at step 2 .interrupted.; no generator checkpoint was written"):
-        load_or_train_diffusion(data, encoder, path=tmp_path / "d.pt", progress=False, recipe=tiny)
+        load_or_train("diffusion", data=data, backbone=encoder, path=tmp_path / "d.pt", progress=False, changes=tiny)
     assert not (tmp_path / "d.pt").exists() and DIFFUSION["quick"].steps == 10_000
 
 

@@ -12,7 +12,7 @@ from fslcourse.methods.maml_regression import RECIPES as SINUSOID
 from fslcourse.methods.mtl import PHASE1
 from fslcourse.pretrained import RECIPE_NAMES, load_method
 from fslcourse.recipe import Recipe
-from fslcourse.training import train
+from fslcourse.training import load_or_train, train
 from fslcourse.training.sinusoid import train_sinusoid
 
 TWO_STEPS = dict(steps=2, val_every=1, val_episodes=2, state_every=1)
@@ -96,7 +96,8 @@ def test_train_sinusoid_command_writes_the_checkpoint_and_refuses_to_overwrite(t
     monkeypatch.setitem(ts.RECIPES, "quick", {k: r.replace(steps=2) for k, r in ts.RECIPES["quick"].items()})
     out = tmp_path / "sin.pt"
     assert main(["train", "sinusoid", "--out", str(out)]) == 0
-    models, record = ts.load_or_train_sinusoid(out)
+    loaded = load_or_train("sinusoid", path=out)
+    models, record = loaded["models"], loaded["record"]
     assert sorted(models) == ["maml_k10", "maml_k5", "pretrained"] and record["iterations"] == 2
     assert main(["train", "sinusoid", "--out", str(out)]) == 2  # exists: refused before any work
     assert "exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
@@ -120,3 +121,69 @@ def test_mtl_phase_two_starts_from_a_given_conv4_backbone(data):
     with pytest.raises(ValueError, match=r"does not match Conv4\(8\)"):
         train("mtl", recipe, data=data, save=False, progress=False, device="cpu",
               phase1=ResNetSmall(widths=(4, 6, 8)).state_dict())
+
+
+# Each generator family's recipe table, as its loader reads it (``fslcourse.training.generators``).
+GENERATOR_TABLES = {"vae": "VAE", "gan": "GAN", "diffusion": "DIFFUSION", "deformation-vae": "DEFORMATION_VAE",
+                    "deformation-gan": "DEFORMING_GAN"}
+# Run two steps elsewhere, with checks of their own: the DAGAN paper's UResNet run (on four characters a batch,
+# tests/generative/test_uresnet.py) and the deformation models (tests/generative/test_deformation_vae.py,
+# test_deforming_gan.py).
+ELSEWHERE = {("gan", "paper"), ("deformation-vae", "quick"), ("deformation-vae", "full"),
+             ("deformation-gan", "quick"), ("deformation-gan", "full")}
+
+
+def distinct_generator_recipes():
+    """``(family, recipe name)`` for every recipe object of every generator family (``paper`` often *is* ``full``)."""
+    import fslcourse.training.generators as G
+
+    out = []
+    for family, table in GENERATOR_TABLES.items():
+        seen = []
+        for rn, r in getattr(G, table).items():
+            if not any(r is s for s in seen):
+                out.append((family, rn))
+            seen.append(r)
+    return out
+
+
+def _two_steps(r):
+    return {k: _two_steps(v) for k, v in r.items()} if isinstance(r, dict) else r.replace(**TWO_STEPS)
+
+
+def test_every_generator_family_and_recipe_is_covered():
+    import fslcourse.training.generators as G
+
+    assert set(GENERATOR_TABLES) == set(G.FAMILIES)
+    assert ELSEWHERE <= set(distinct_generator_recipes())
+    assert {rn for table in GENERATOR_TABLES.values() for rn in getattr(G, table)} == {"quick", "full", "paper"}
+
+
+@pytest.mark.parametrize("family,recipe_name", [p for p in distinct_generator_recipes() if p not in ELSEWHERE])
+def test_generator_recipe_runs_two_steps_and_saves_a_loadable_checkpoint(family, recipe_name, data, tmp_path,
+                                                                         monkeypatch):
+    """Each generator recipe (quick, full, paper) trains two steps through ``load_or_train`` and loads back:
+    pixel and feature-space models alike (the VAE family's feature VAE, the GAN family's hallucinator)."""
+    import fslcourse.training.generators as G
+    from fslcourse.methods.protonet import ProtoNet
+
+    for table in (GENERATOR_TABLES[family], "HALLUCINATOR"):
+        monkeypatch.setattr(G, table, {k: _two_steps(v) for k, v in getattr(G, table).items()})
+    torch.manual_seed(0)
+    backbone = ProtoNet(backbone_kwargs={"hidden": 8}).backbone.eval()
+    path = tmp_path / f"{family}.pt"
+    out = load_or_train(family, recipe_name, data=data, backbone=backbone, device="cpu", progress=False, path=path)
+    assert out["trained"] and path.exists() and out["source"]["file"] == path.name
+    again = load_or_train(family, recipe_name, data=data, backbone=backbone, device="cpu", progress=False, path=path)
+    assert not again["trained"] and again["source"] == out["source"]
+    models = [k for k, v in out.items() if isinstance(v, torch.nn.Module)]
+    assert models and {"vae": {"pixel", "feature"}, "gan": {"wgan-gp", "standard", "feature"},
+                       "diffusion": {"model"}}[family] == set(models)
+    for k in models:
+        a, b = out[k].state_dict(), again[k].state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a), (family, k)
+        assert all(torch.isfinite(v).all() for v in a.values() if v.is_floating_point()), (family, k)
+    entries = {"vae": lambda c: [c["pixel"], *c["feature"].values()],
+               "gan": lambda c: [*c["pixel"].values(), *c["feature"].values()], "diffusion": lambda c: [c]}[family]
+    for entry in entries(out["checkpoint"]):
+        assert entry["history"]["steps"] == 2 and entry["recipe"]["steps"] == 2
