@@ -85,46 +85,82 @@ def skipped_record(name, proto, why, n_query, seed, model, info, profile: str = 
             "train_seconds": info.get("train_seconds")}
 
 
+def setting_recipes(name: str, protocols, profile: str = "quick") -> list[tuple[str, list[dict]]]:
+    """Which checkpoint measures which protocols, as ``[(recipe name, protocols)]``.
+
+    Under ``--profile paper``, a protocol that a separate paper recipe of the method was trained for (its ``n_way``
+    and ``n_shot``: ``paper-20way``, the papers' 20-way models) is measured with that recipe's checkpoint if it is
+    committed, as the paper measures it; every other protocol with ``profile``'s checkpoint.
+    """
+    if profile != "paper":
+        return [(profile, list(protocols))]
+    own = {(r.n_way, r.n_shot): rn for rn, r in getattr(get_method(name), "RECIPES", {}).items()
+           if rn.startswith("paper-") and checkpoint_path(name, rn).exists()}
+    groups: dict[str, list[dict]] = {}
+    for proto in protocols:
+        rn = None if proto.get("within_alphabet") else own.get((proto["n_way"], proto["n_shot"]))
+        groups.setdefault(rn or profile, []).append(proto)
+    return list(groups.items())
+
+
 def run(names, data, episodes: int, n_query: int, seed: int, device, generators, protocols=None,
         profile: str = "quick") -> list[dict]:
     records = []
     protocols = PROTOCOLS if protocols is None else protocols
     for name in names:
-        model = pretrained(name, profile=profile, device=device)
-        info = checkpoint_info(name, profile) if get_method(name).trainable else {}
-        common = dict(config=info.get("config", model.config()), seed=info.get("seed"), device=device,
-                      profile=profile, train_seconds=info.get("train_seconds"))
-        switch = profile == "paper" and getattr(model, "transductive", None) is True  # Reptile: both paper columns
-        inductive, batch_stats = TEST_VARIANTS  # the rows' suffixes, known to the report
-        variants = [(name, model, True if switch else None)] + ([(name + inductive, model, False)] if switch else [])
-        if profile == "paper" and getattr(model, "paper_test_batch_norm", "running") == "batch":
-            variants.append((name + batch_stats, BatchStatistics(model), None))  # as the paper's code tests
-        for (row, row_model, transductive), proto in itertools.product(variants, protocols):
-            row_common = common
-            if transductive is not None:  # only a model whose flag is a plain True/False is switched
-                model.transductive = transductive
-                row_common = {**common, "config": {**common["config"], "transductive": transductive}}
-            why = cannot_run(model, proto)
-            label = f"{row} {protocol_key(proto)}"
-            if why:
-                print(f"{label}: skipped ({why})", flush=True)
-                records.append(skipped_record(row, proto, why, n_query, seed, model, info, profile))
-                continue
-            seed_everything(seed)
-            try:
-                res = evaluate(row_model, data.test, proto["n_way"], proto["n_shot"], n_query, episodes, seed=seed,
-                               within_alphabet=proto.get("within_alphabet", False), device=device)
-            except ValueError as err:  # the method refuses this protocol: record why, go on
-                why = str(err)
-                print(f"{label}: skipped ({why})", flush=True)
-                records.append(skipped_record(row, proto, why, n_query, seed, model, info, profile))
-                continue
-            print(f"{label}: {res} [{res.seconds / episodes:.3f} s/episode]", flush=True)
-            records.append(result_record(row, res, **row_common, extra={"trainable_params": trainable_params(model)}))
-            if row in AUGMENTED and not proto.get("within_alphabet") and profile == "quick":
-                records += run_augmented(name, model, res, data, common, generators, device)
-        if switch:
-            model.transductive = True  # as loaded
+        for recipe, protos in setting_recipes(name, protocols, profile):
+            records += run_checkpoint(name, recipe, protos, data, episodes, n_query, seed, device, generators,
+                                      profile)
+    return records
+
+
+def run_checkpoint(name, recipe, protocols, data, episodes: int, n_query: int, seed: int, device, generators,
+                   profile: str) -> list[dict]:
+    """The rows of one checkpoint (``NAME-RECIPE.pt``) on ``protocols``; records carry ``profile`` (their row) and,
+    when the checkpoint is a separate recipe for those protocols, ``recipe``."""
+    records = []
+    model = pretrained(name, profile=recipe, device=device)
+    info = checkpoint_info(name, recipe) if get_method(name).trainable else {}
+    common = dict(config=info.get("config", model.config()), seed=info.get("seed"), device=device,
+                  profile=profile, train_seconds=info.get("train_seconds"))
+    own = {"recipe": recipe} if recipe != profile else {}
+    switch = profile == "paper" and getattr(model, "transductive", None) is True  # Reptile: both paper columns
+    inductive, batch_stats = TEST_VARIANTS  # the rows' suffixes, known to the report
+    variants = [(name, model, True if switch else None)] + ([(name + inductive, model, False)] if switch else [])
+    if profile == "paper" and getattr(model, "paper_test_batch_norm", "running") == "batch":
+        variants.append((name + batch_stats, BatchStatistics(model), None))  # as the paper's code tests
+    separate = [rn for rn, r in getattr(get_method(name), "RECIPES", {}).items() if rn.startswith("paper-")]
+    for (row, row_model, transductive), proto in itertools.product(variants, protocols):
+        row_common = common
+        if transductive is not None:  # only a model whose flag is a plain True/False is switched
+            model.transductive = transductive
+            row_common = {**common, "config": {**common["config"], "transductive": transductive}}
+        why = cannot_run(model, proto)
+        if why and profile == "paper":
+            fits = [rn for rn in separate if getattr(get_method(name), "RECIPES")[rn].n_way == proto["n_way"]]
+            if fits:  # no dead end: say which recipe makes the model this cell needs
+                why += f"; the paper's model for it: python -m fslcourse train {name} --recipe {fits[0]}"
+        label = f"{row} {protocol_key(proto)}"
+        if why:
+            print(f"{label}: skipped ({why})", flush=True)
+            records.append({**skipped_record(row, proto, why, n_query, seed, model, info, profile), **own})
+            continue
+        seed_everything(seed)
+        try:
+            res = evaluate(row_model, data.test, proto["n_way"], proto["n_shot"], n_query, episodes, seed=seed,
+                           within_alphabet=proto.get("within_alphabet", False), device=device)
+        except ValueError as err:  # the method refuses this protocol: record why, go on
+            why = str(err)
+            print(f"{label}: skipped ({why})", flush=True)
+            records.append({**skipped_record(row, proto, why, n_query, seed, model, info, profile), **own})
+            continue
+        print(f"{label}: {res} [{res.seconds / episodes:.3f} s/episode]", flush=True)
+        records.append(result_record(row, res, **row_common,
+                                     extra={"trainable_params": trainable_params(model), **own}))
+        if row in AUGMENTED and not proto.get("within_alphabet") and profile == "quick":
+            records += run_augmented(name, model, res, data, common, generators, device)
+    if switch:
+        model.transductive = True  # as loaded
     return records
 
 

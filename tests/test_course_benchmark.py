@@ -74,3 +74,35 @@ def test_the_benchmark_records_why_it_skips_a_protocol(monkeypatch):
     assert records[2]["episode_accuracies"] != records[0]["episode_accuracies"]  # the statistics change predictions
     assert records[3]["accuracy"] is None and "summed support maps" in records[3]["skipped"]
     assert all(not m.training for m in model.modules())  # the model is left in eval mode, as loaded
+
+
+def test_a_papers_20way_model_measures_the_20way_cells_when_it_is_committed(monkeypatch, tmp_path):
+    """MAML's paper trains a separate 20-way model: with ``maml-paper-20way.pt`` committed, the 20-way 1-shot cell is
+    its (recorded with ``recipe``); without it, the 5-way model's fixed head skips the cell and names the recipe."""
+    from fslcourse.methods.maml import MAML
+
+    protocols = [dict(n_way=5, n_shot=1), dict(n_way=20, n_shot=1), dict(n_way=20, n_shot=1, within_alphabet=True)]
+    assert course_benchmark.setting_recipes("maml", protocols, "quick") == [("quick", protocols)]
+    assert course_benchmark.setting_recipes("maml", protocols, "paper") == [("paper", protocols)]  # not committed
+    committed = {"paper": tmp_path / "maml-paper.pt", "paper-20way": tmp_path / "maml-paper-20way.pt"}
+    committed["paper-20way"].write_bytes(b"")
+    monkeypatch.setattr(course_benchmark, "checkpoint_path", lambda name, recipe: committed[recipe])
+    assert course_benchmark.setting_recipes("maml", protocols, "paper") == [
+        ("paper", [protocols[0], protocols[2]]), ("paper-20way", [protocols[1]])]  # Lake's task is not the paper's
+
+    torch.manual_seed(0)
+    models = {r: MAML(n_way=n, hidden=4, inner_lr=0.1, test_inner_steps=1).eval() for r, n in (("paper", 5),
+                                                                                               ("paper-20way", 20))}
+    monkeypatch.setattr(course_benchmark, "pretrained", lambda name, profile, device: models[profile])
+    monkeypatch.setattr(course_benchmark, "checkpoint_info", lambda name, profile: {"config": models[profile].config()})
+    train, val, test = glyph_splits()
+    run = lambda: course_benchmark.run(["maml"], SimpleNamespace(test=test), episodes=2, n_query=1, seed=0,  # noqa: E731
+                                       device="cpu", generators=(), protocols=protocols[:2], profile="paper")
+    records = run()
+    assert [(r["protocol"]["n_way"], r.get("recipe"), r["accuracy"] is not None) for r in records] == [
+        (5, None, True), (20, "paper-20way", True)]
+    assert all(r["profile"] == "paper" for r in records)  # one row: "maml (paper recipe)"
+    committed["paper-20way"].unlink()
+    records = run()
+    assert records[1]["accuracy"] is None and records[1]["skipped"].endswith(
+        "the paper's model for it: python -m fslcourse train maml --recipe paper-20way")

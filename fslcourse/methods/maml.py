@@ -52,6 +52,11 @@ _PAPER = Recipe(n_way=5, n_shot=1, n_query=1, meta_batch=32, lr=1e-3, steps=60_0
                 val_episodes=500, model=dict(n_way=5, hidden=64, inner_lr=0.4, inner_steps=1, test_inner_steps=3,
                            backend="batched"),
                 note="Finn et al. 2017, Section 5.2 (Omniglot, 5-way 1-shot)")
+# The paper trains a separate 20-way model (its code's README: meta-batch 16, α = 0.1, five inner steps); at test
+# time its code takes 10 inner steps on Omniglot (main.py, test_num_updates). Validated on 20-way episodes.
+_PAPER_20WAY = _PAPER.replace(n_way=20, meta_batch=16, val_n_way=20, options={"split": "vinyals"},
+                              model=dict(n_way=20, inner_lr=0.1, inner_steps=5, test_inner_steps=10),
+                              note="Finn et al. 2017, Section 5.2, and cbfinn/maml's README (Omniglot, 20-way 1-shot)")
 
 
 def inner_loop(net: MAMLConv4, theta: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, inner_lr: float,
@@ -166,7 +171,7 @@ class MAML(FewShotClassifier):
     needs_grad_at_test = True
     test_batch_norm = "batch"  # the paper's Conv-4 normalises with each batch's statistics (transductive)
     RECIPES = {"quick": _QUICK.replace(steps=10_000, val_every=500, model={"hidden": 64}),
-               "full": _PAPER, "paper": _PAPER.replace(options={"split": "vinyals"})}
+               "full": _PAPER, "paper": _PAPER.replace(options={"split": "vinyals"}), "paper-20way": _PAPER_20WAY}
 
     def __init__(self, n_way: int = 5, hidden: int = 64, inner_lr: float = 0.4, inner_steps: int = 1,
                  test_inner_steps: int = 3, stride: int = 2, backend: str = "vmap", zero_head: bool = False,
@@ -253,5 +258,5 @@ class MAML(FewShotClassifier):
 
 
 # First-order MAML is MAML with a flag (its quick recipe is the 5-minute one: 32 filters, 2400 steps).
-FOMAML = register_preset("fomaml", MAML, recipes={"quick": _QUICK, **{k: MAML.RECIPES[k] for k in ("full", "paper")}},
+FOMAML = register_preset("fomaml", MAML, recipes={"quick": _QUICK, **{k: MAML.RECIPES[k] for k in ("full", "paper", "paper-20way")}},
                          first_order=True)

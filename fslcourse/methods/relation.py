@@ -125,3 +125,6 @@ class RelationNet(FewShotClassifier):
     RECIPES["paper"] = RECIPES["full"].replace(  # full keeps the course's alphabet split
         options={"split": "vinyals"}, note="Sung et al. 2018 (arXiv:1711.06025), Omniglot 5-way 1-shot, 19 queries, on "
         "the Vinyals et al. split; 100,000 episodes (the paper: 1,000,000)")
+    RECIPES["paper-20way"] = RECIPES["paper"].replace(  # its code's README: -w 20 -s 1 -b 10
+        n_way=20, n_query=10, val_n_way=20, note="Sung et al. 2018 (arXiv:1711.06025), Omniglot 20-way 1-shot, 10 "
+        "queries, on the Vinyals et al. split; 100,000 episodes (the paper: 1,000,000)")

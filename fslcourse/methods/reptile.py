@@ -41,6 +41,12 @@ _PAPER = Recipe(n_way=5, n_shot=1, n_query=9, meta_batch=5, optimizer="sgd", lr=
                 model=dict(n_way=5, hidden=64, inner_lr=1e-3, inner_steps=5, test_inner_steps=50, backend="loop",
                            inner_optimizer="adam", inner_batch=10),
                 note="Nichol et al. 2018 (arXiv:1803.02999), Appendix A and its code's Omniglot 1-shot 5-way command")
+# The paper's 20-way 1-shot run (its code's README): 10 inner Adam steps (lr 5e-4) on mini-batches of 20,
+# 200,000 meta-steps; the same departures.
+_PAPER_20WAY = _PAPER.replace(n_way=20, steps=200_000, val_n_way=20, options={"split": "vinyals"},
+                              model=dict(n_way=20, inner_lr=5e-4, inner_steps=10, inner_batch=20),
+                              note="Nichol et al. 2018 (arXiv:1803.02999), Appendix A and its code's Omniglot "
+                                   "1-shot 20-way command")
 ADAM_BETA2, ADAM_EPS = 0.999, 1e-8  # TensorFlow's defaults, which the paper's code uses
 
 
@@ -65,7 +71,8 @@ class Reptile(FewShotClassifier):
                                schedule="cosine", steps=1500, val_every=250, val_episodes=100,
                                model=dict(n_way=5, hidden=32, inner_lr=0.2, inner_steps=5, test_inner_steps=10,
                                           zero_head=True)),
-               "full": _PAPER, "paper": _PAPER.replace(options={"split": "vinyals"})}  # paper: the papers' split
+               "full": _PAPER, "paper": _PAPER.replace(options={"split": "vinyals"}),  # paper: the papers' split
+               "paper-20way": _PAPER_20WAY}
 
     def __init__(self, n_way: int = 5, hidden: int = 64, inner_lr: float = 0.4, inner_steps: int = 1,
                  test_inner_steps: int = 3, stride: int = 2, zero_head: bool = False, backend: str = "vmap",

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..config import PROFILES, get_device, get_profile
 from ..evaluate import evaluate
 from ..io import check_target, file_source, state_path_for
-from ..methods.base import get_method
+from ..methods.base import fixed_n_way, get_method
 from ..pretrained import RECIPE_NAMES, checkpoint_path, load_method, save_method
 from ..recipe import Recipe
 from .generators import FAMILIES, LOADERS, train_generator
@@ -44,10 +44,11 @@ def recipe_for(name: str, recipe: str | Recipe = "quick", **changes) -> tuple[st
     return recipe, recipes[recipe].replace(**changes) if changes else recipes[recipe]
 
 
-def test_protocol(recipe_name: str, n_episodes: int | None = None) -> dict:
-    """The meta-test episodes a checkpoint is measured on: 5-way 1-shot, seed 0, the profile's size."""
+def test_protocol(recipe_name: str, n_episodes: int | None = None, n_way: int = 5) -> dict:
+    """The meta-test episodes a checkpoint is measured on: 1-shot, seed 0, the profile's size; 5-way unless the
+    model's head is fixed to another ``n_way`` (a paper's 20-way model)."""
     prof = get_profile(recipe_name if recipe_name in PROFILES else "full")
-    return {"split": "test", "n_way": 5, "n_shot": 1, "n_query": prof.n_query,
+    return {"split": "test", "n_way": n_way, "n_shot": 1, "n_query": prof.n_query,
             "n_episodes": n_episodes or prof.eval_episodes, "seed": 0}
 
 
@@ -143,7 +144,7 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
 def write_checkpoint(model, out: Path, *, name: str, recipe_name: str, recipe: Recipe, result: FitResult, data,
                      device, eval_episodes: int | None = None, extra: dict | None = None) -> Path:
     """Measure ``model`` on the fixed meta-test episodes and save it with its recipe, log and metrics."""
-    protocol = test_protocol(recipe_name, eval_episodes)
+    protocol = test_protocol(recipe_name, eval_episodes, n_way=fixed_n_way(model) or 5)
     res = evaluate(model, data.test, protocol["n_way"], protocol["n_shot"], protocol["n_query"],
                    protocol["n_episodes"], seed=protocol["seed"], device=device)
     metrics = {"test_accuracy": res.accuracy, "test_ci95": res.ci95, "protocol": protocol,

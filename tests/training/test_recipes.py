@@ -8,6 +8,7 @@ import torch
 from fslcourse.data import EpisodeSampler
 from fslcourse.data.procedural import make_glyph_split
 from fslcourse.methods import METHODS
+from fslcourse.methods.base import fixed_n_way
 from fslcourse.methods.maml_regression import RECIPES as SINUSOID
 from fslcourse.methods.mtl import PHASE1
 from fslcourse.pretrained import RECIPE_NAMES, load_method
@@ -74,7 +75,7 @@ def test_recipe_runs_two_steps_and_saves_a_loadable_checkpoint(name, recipe_name
     loaded, ckpt = load_method(out, "cpu", expect=name)
     assert ckpt["recipe"]["model"] == recipe.model and ckpt["steps"] == 2
     assert ckpt["split_protocol"] == "custom" and loaded.checkpoint_source["split"] == "custom"  # the glyph splits
-    ep = EpisodeSampler(data.test, 5, 1, 2, seed=0).sample()
+    ep = EpisodeSampler(data.test, fixed_n_way(model) or 5, 1, 2, seed=0).sample()  # a paper's 20-way model: 20
     grad = getattr(model, "needs_grad_at_test", False)
     with torch.set_grad_enabled(grad):
         a, b = (m.predict(ep.support_x, ep.support_y, ep.query_x) for m in (model, loaded))
