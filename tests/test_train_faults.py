@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-ARGS = ["train", "fomaml", "--recipe", "quick", "--steps", "120", "--state-every", "40"]
+ARGS = ["train", "fomaml", "--recipe", "quick", "--steps", "48", "--state-every", "16"]
 
 
 @pytest.fixture(scope="module")
