@@ -1,0 +1,36 @@
+"""CPU-seconds per training step of a method's recipe, on one thread: what a long run will cost here.
+
+Usage (nothing else may run on the machine while it measures)::
+
+    OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu python benchmarks/step_cost.py relation paper-20way 10
+
+It draws the recipe's batches from its own split (``options["split"]``, else the alphabet split), takes one
+warm-up step, then times ``K`` training steps with ``time.process_time`` (validation is not included).
+"""
+import sys
+import time
+
+import torch
+
+from fslcourse.data import load_omniglot
+from fslcourse.training.api import recipe_for
+from fslcourse.training.trainers import TRAINERS
+
+
+def main(argv=None) -> int:
+    name, recipe, k = (argv or sys.argv[1:])[:3]
+    torch.set_num_threads(1)
+    _, r = recipe_for(name, recipe)
+    data = load_omniglot(device="cpu", progress=False, split=r.options.get("split", "alphabet"))
+    run = TRAINERS[r.trainer](name, r, data, "cpu")
+    run.trained.train()
+    run.trained.train_step(run.batches(), run.optimizer)  # warm-up
+    start = time.process_time()
+    for _ in range(int(k)):
+        run.trained.train_step(run.batches(), run.optimizer)
+    print(f"{name} {recipe}: {(time.process_time() - start) / int(k):.3f} CPU-s/step over {k} steps", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
