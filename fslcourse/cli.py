@@ -125,13 +125,11 @@ def _train(args) -> int:
     from .numerics import use_numerics
 
     use_numerics(args.numerics)  # before anything computes
-    from .training.api import recipe_for, train
-    from .training.generators import FAMILIES
+    from .training.api import train
 
     changes = {k: v for k, v in (("seed", args.seed), ("steps", args.steps), ("state_every", args.state_every))
                if v is not None}
-    if args.name != "sinusoid" and args.name not in FAMILIES:
-        recipe_for(args.name, args.recipe, **changes)  # a bad name or recipe fails here, before any work
+    # train() checks the name, the recipe and the target before any work
     trained, result = train(args.name, args.recipe, out=args.out, state=args.state, resume=args.resume,
                             overwrite=args.overwrite, device=args.device, progress=True, **changes)
     if result is None:  # a generator family or sinusoid: a checkpoint of several models
