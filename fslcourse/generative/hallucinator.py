@@ -95,5 +95,18 @@ class FeatureHallucinator(nn.Module):
         return {"loss": loss.item(), "accuracy": 100 * (logits.argmax(1) == ep.query_y).float().mean().item(),
                 "accuracy_real": 100 * (real.argmax(1) == ep.query_y).float().mean().item()}
 
+    @torch.no_grad()
+    def query_accuracy(self, episode, n_generated: int, generator: torch.Generator | None = None) -> tuple[float, float]:
+        """Query accuracy (%) of an episode of features with and without ``n_generated`` hallucinated per class.
+
+        Returns:
+            ``(accuracy with hallucination, accuracy of the real support alone)``.
+        """
+        gen, gen_y = self.generate(episode.support_x, episode.support_y, n_generated, generator)
+        with_gen = prototypes(torch.cat([episode.support_x, gen]), torch.cat([episode.support_y, gen_y]), episode.n_way)
+        real = prototypes(episode.support_x, episode.support_y, episode.n_way)  # (n_way, D)
+        return tuple(100 * (protonet_logits(episode.query_x, p).argmax(1) == episode.query_y).float().mean().item()
+                     for p in (with_gen, real))
+
     def config(self) -> dict:
         return {"feature_dim": self.feature_dim, "z_dim": self.z_dim, "hidden": self.hidden}

@@ -15,6 +15,7 @@ import torch
 
 from ..config import get_device
 from ..data.episodes import EpisodeSampler
+from ..evaluate import mean_ci95
 from ..generative.augment import FeatureSplit, ModelGenerator, backbone_fingerprint, embed_split
 from ..generative.deformation_vae import RECIPES as DEFORMATION_VAE
 from ..generative.deformation_vae import DeformationVAE
@@ -150,6 +151,20 @@ def train_vae(model, train_split, recipe: Recipe, *, featurise=None, val_split=N
     return _history(result, train_split, seen)
 
 
+def _elbo_metrics(model, val_split, recipe: Recipe) -> dict:
+    """The metrics a VAE's checkpoint stores: its ELBO (nats per example) on a seeded meta-validation episode.
+
+    The episode (seed 1) is not the one the run's validation chose the kept step on (seed 0).
+    """
+    n_way = min(recipe.val_n_way, val_split.n_classes)
+    protocol = {"split": val_split.name, "n_way": n_way, "n_shot": recipe.val_n_shot, "n_query": recipe.val_n_query,
+                "seed": 1}
+    episode = EpisodeSampler(val_split, n_way, recipe.val_n_shot, recipe.val_n_query, seed=1).sample()
+    device = next(model.parameters()).device
+    elbo = (deformation_elbo if isinstance(model, DeformationVAE) else heldout_elbo)(model, episode.to(device))
+    return {"val_elbo": elbo["elbo"], "val_recon": elbo["recon"], "val_kl": elbo["kl"], "protocol": protocol}
+
+
 def _entry(model, hist, recipe: Recipe, **extra) -> dict:
     return {"config": model.config(), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "seed": recipe.seed, "train_seconds": hist["total_seconds"], "history": hist, "recipe": recipe.as_dict(),
@@ -175,7 +190,8 @@ def _load_vae(data, profile: str = "quick", *, backbone=None, seed: int = 0, dev
         r = VAE[profile]["pixel"].replace(seed=seed, **changes.get("pixel", {}))
         torch.manual_seed(r.seed)
         model = ConditionalVAE(**r.model).to(device)
-        ckpt["pixel"] = _entry(model, train_vae(model, data.train, r, val_split=data.val, progress=progress), r)
+        hist = train_vae(model, data.train, r, val_split=data.val, progress=progress)
+        ckpt["pixel"] = _entry(model, hist, r, metrics=_elbo_metrics(model, data.val, r))
         trained.append("pixel")
     pixel = ConditionalVAE(**ckpt["pixel"]["config"])
     pixel.load_state_dict(ckpt["pixel"]["state_dict"])
@@ -196,7 +212,7 @@ def _load_vae(data, profile: str = "quick", *, backbone=None, seed: int = 0, dev
             val = FeatureSplit("val", embed_split(backbone, data.val, val_ids))
             hist = train_vae(model, FeatureSplit(data.train.name, feats), r, val_split=val, progress=progress)
             hist["seen_classes"] = ids[hist["seen_classes"]].tolist()  # back to class ids of data.train
-            features[fp] = _entry(model, hist, r, backbone_fingerprint=fp)
+            features[fp] = _entry(model, hist, r, backbone_fingerprint=fp, metrics=_elbo_metrics(model, val, r))
             trained.append("feature")
         feature = FeatureVAE(**features[fp]["config"])
         feature.load_state_dict(features[fp]["state_dict"])
@@ -236,7 +252,8 @@ def _load_deformation_vae(data, profile: str = "quick", *, backbone=None, seed: 
         torch.manual_seed(r.seed)
         model = DeformationVAE(**r.model).to(device)
         hist = train_vae(model, data.train, r, val_split=data.val, progress=progress)
-        return {"format": 1, "profile": profile, **_entry(model, hist, r), "versions": versions()}
+        return {"format": 1, "profile": profile, **_entry(model, hist, r, metrics=_elbo_metrics(model, data.val, r)),
+                "versions": versions()}
     path = Path(path) if path is not None else checkpoint_file("deformation-vae", profile)
     return _single(path, "deformation-vae", DeformationVAE, train, device, save)
 
@@ -383,6 +400,25 @@ def train_hallucinator(model: FeatureHallucinator, feature_split, recipe: Recipe
     return _history(result, feature_split)
 
 
+def hallucinator_metrics(model: FeatureHallucinator, val_split, recipe: Recipe) -> dict:
+    """The metrics a hallucinator's checkpoint stores: meta-validation query accuracy with and without it.
+
+    ``recipe.val_episodes`` seeded episodes (seed 1) of ``val_split``'s features, ``recipe.val_n_way``-way
+    ``recipe.val_n_shot``-shot, ``options["n_generated"]`` hallucinated features per class; the paired
+    difference (with minus without) with its 95% interval.
+    """
+    n_way, m = min(recipe.val_n_way, val_split.n_classes), recipe.options["n_generated"]
+    sampler = EpisodeSampler(val_split, n_way, recipe.val_n_shot, recipe.val_n_query, seed=1)
+    g = torch.Generator().manual_seed(1)
+    pairs = [model.query_accuracy(sampler.sample(), m, g) for _ in range(recipe.val_episodes)]
+    (acc, ci), (real, real_ci) = (mean_ci95([p[k] for p in pairs]) for k in (0, 1))
+    diff, diff_ci = mean_ci95([a - b for a, b in pairs])
+    return {"val_accuracy": acc, "val_ci95": ci, "val_accuracy_real": real, "val_ci95_real": real_ci,
+            "val_gain": diff, "val_gain_ci95": diff_ci,
+            "protocol": {"split": val_split.name, "n_way": n_way, "n_shot": recipe.val_n_shot,
+                         "n_query": recipe.val_n_query, "n_episodes": recipe.val_episodes, "n_generated": m, "seed": 1}}
+
+
 def _load_gan(data, profile: str = "quick", *, backbone=None, seed: int = 0, device=None, progress: bool = True,
               path: str | Path | None = None, save: bool = True, state: str | Path | None = None,
               resume: bool = False) -> dict:
@@ -427,7 +463,9 @@ def _load_gan(data, profile: str = "quick", *, backbone=None, seed: int = 0, dev
             model = FeatureHallucinator(feature_dim=feats.shape[-1], **r.model).to(feats.device)
             model.scale.fill_(feats.pow(2).mean().sqrt().item())
             hist = train_hallucinator(model, FeatureSplit(data.train.name, feats), r, progress=progress)
-            features[fp] = _entry(model, hist, r)
+            val_ids = torch.randperm(data.val.n_classes, generator=torch.Generator().manual_seed(r.seed))[:64]
+            val = FeatureSplit("val", embed_split(backbone, data.val, val_ids))  # (64, 20, D)
+            features[fp] = _entry(model, hist, r, metrics=hallucinator_metrics(model, val, r))
             trained.append("feature")
         out["feature"] = FeatureHallucinator(**features[fp]["config"])
         out["feature"].load_state_dict(features[fp]["state_dict"])

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..data.sinusoid import SinusoidTasks
+from ..evaluate import mean_ci95
 from ..io import atomic_torch_save, check_target, file_source, load_checkpoint
-from ..methods.maml_regression import RECIPES, SinusoidMAML, SinusoidMLP, SinusoidPretrained
+from ..methods.maml_regression import RECIPES, SinusoidMAML, SinusoidMLP, SinusoidPretrained, adaptation_mse
 from ..pretrained import CHECKPOINT_DIR
 from ..results import versions
 from .loop import fit
@@ -30,7 +32,28 @@ def train_sinusoid(recipe: str = "quick", seed: int = 0, progress: bool = False,
         record["train_seconds"][name], record["cpu_seconds"][name] = result.seconds, result.cpu_seconds
         record["recipes"][name], record["logs"][name] = r.as_dict(), result.log.as_dict()
         record["iterations"] = r.steps
+    record["metrics"] = sinusoid_metrics(models, seed)
     return models, record
+
+
+def sinusoid_metrics(models: dict, seed: int = 0, n_tasks: int = 100, steps: int = 10, lr: float = 0.01) -> dict:
+    """What a sinusoid checkpoint stores as its metrics: each model's query MSE after 0..``steps`` steps.
+
+    ``n_tasks`` test tasks per K in (5, 10), drawn from ``SinusoidTasks(seed=1000 + seed)`` (tasks that
+    training never drew; notebook 05 plots the same curves), 100 query points each.
+
+    Returns:
+        ``{"protocol", "query_mse": {"K=5": {name: {"mean": [steps + 1], "ci95": [steps + 1]}}, "K=10": ...}}``.
+    """
+    tasks, out = SinusoidTasks(seed=1000 + seed), {}
+    for k in (5, 10):
+        episode = tasks.sample(n_tasks, k, 100)
+        out[f"K={k}"] = {}
+        for name, model in models.items():
+            stats = [mean_ci95(row) for row in adaptation_mse(model, episode, lr=lr, steps=steps)]  # (steps + 1,)
+            out[f"K={k}"][name] = {"mean": [m for m, _ in stats], "ci95": [c for _, c in stats]}
+    return {"protocol": {"n_tasks": n_tasks, "n_query": 100, "lr": lr, "steps": steps, "task_seed": 1000 + seed},
+            "query_mse": out}
 
 
 def _load_sinusoid(path: str | Path | None = None, seed: int = 0, save: bool = True) -> dict:

@@ -118,6 +118,9 @@ def test_every_recipe_runs_two_steps_and_loads_back(recipe_name, data, tmp_path,
     assert not again["trained"] and again["source"]["sha256"] == out["source"]["sha256"]
     for a, b in zip(out["model"].state_dict().values(), again["model"].state_dict().values()):
         assert torch.equal(a, b)
+    stored = out["checkpoint"]["metrics"]  # the held-out ELBO of the saved weights, on a meta-validation episode
+    assert stored["protocol"]["split"] == data.val.name
+    assert stored == G._elbo_metrics(again["model"], data.val, short[recipe_name])
 
 
 def test_it_is_registered_as_a_pixel_support_generator():

@@ -25,6 +25,30 @@ def test_zero_residual_copies_the_seeds_in_turn():
     assert torch.equal(gen, support[[0, 1, 0, 1, 2, 3, 4, 2]])
 
 
+def test_query_accuracy_against_prototypes_computed_by_hand():
+    """1-shot, m hallucinations per class: with a zero residual they copy the support, so both accuracies are the
+    nearest-support accuracy; with a constant residual b, class k's prototype is s_k + m / (m + 1) * b."""
+    from fslcourse.data.episodes import Episode
+
+    torch.manual_seed(0)
+    model = FeatureHallucinator(feature_dim=4, z_dim=3, hidden=8)
+    torch.nn.init.zeros_(model.net[-1].weight)
+    torch.nn.init.zeros_(model.net[-1].bias)
+    support = torch.eye(4)[:3] * 3  # (n_way * n_shot, D)
+    query = torch.tensor([[3.0, 0.2, 0, 0], [0, 2.5, 0, 0], [0.1, 0, 2.0, 0], [2.0, 0.1, 0, 0], [0, 0, 0.1, 0]])
+    query_y = torch.tensor([0, 1, 2, 1, 0])  # (n_query_total,)
+    ep = Episode(support_x=support, support_y=torch.arange(3), query_x=query, query_y=query_y,
+                 classes=torch.arange(3), n_way=3, n_shot=1, n_query=2)
+
+    def by_hand(protos):
+        return 100 * (torch.cdist(query, protos).argmin(1) == query_y).float().mean().item()
+    assert by_hand(support) == pytest.approx(60.0) and model.query_accuracy(ep, 5) == (by_hand(support),) * 2
+    b = torch.tensor([-60.0, 0, 0, 0])  # every prototype moves by -50 e_0: class 0 (at 3 e_0) becomes the nearest
+    model.net[-1].bias.data.copy_(b)
+    with_gen, real = model.query_accuracy(ep, 5, torch.Generator().manual_seed(0))
+    assert real == by_hand(support) and with_gen == pytest.approx(by_hand(support + 5 / 6 * b)) == pytest.approx(40.0)
+
+
 def test_seeded_noise_is_reproducible():
     torch.manual_seed(0)
     model = FeatureHallucinator(feature_dim=4, z_dim=3, hidden=8)

@@ -75,3 +75,21 @@ def test_committed_checkpoint_maml_beats_pretrained_after_10_steps():
     base_mse, base_ci = mean_ci95(maml_regression.adaptation_mse(models["pretrained"], episode, lr=0.01, steps=10)[10])
     assert maml_mse + maml_ci < base_mse - base_ci, (maml_mse, maml_ci, base_mse, base_ci)
     assert maml_mse < 0.5 * base_mse
+
+
+def test_sinusoid_metrics_start_from_the_unadapted_query_mse():
+    """Step 0 of the stored curves is each model's plain query MSE on the test tasks, computed here by hand; the
+    record of a run carries the curves of every model at K = 5 and K = 10."""
+    from fslcourse.training.sinusoid import sinusoid_metrics
+
+    models, record = train_sinusoid("quick", seed=0, steps=3)
+    assert record["metrics"] == sinusoid_metrics(models, seed=0)
+    tasks = SinusoidTasks(seed=1000)  # K = 5's tasks are drawn first, then K = 10's, as in notebook 05
+    for k in (5, 10):
+        episode = tasks.sample(100, k, 100)
+        for name, model in models.items():
+            with torch.no_grad():
+                by_hand = torch.stack([(model(episode.query_x[t]) - episode.query_y[t]).pow(2).mean()
+                                       for t in range(100)]).mean().item()
+            curve = record["metrics"]["query_mse"][f"K={k}"][name]
+            assert len(curve["mean"]) == 11 and curve["mean"][0] == pytest.approx(by_hand, rel=1e-5)

@@ -1,5 +1,6 @@
 """Every recipe of every method (quick, full, paper) runs two steps on procedural glyphs and saves a
 checkpoint that loads back into the same model, so ``--recipe full`` on a GPU cannot fail on a typo."""
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -188,3 +189,9 @@ def test_generator_recipe_runs_two_steps_and_saves_a_loadable_checkpoint(family,
                "gan": lambda c: [*c["pixel"].values(), *c["feature"].values()], "diffusion": lambda c: [c]}[family]
     for entry in entries(out["checkpoint"]):
         assert entry["history"]["steps"] == 2 and entry["recipe"]["steps"] == 2
+        # every model of the file records the metrics measured when it was saved
+        values = [v for v in entry["metrics"].values() if isinstance(v, float)]
+        assert values and all(math.isfinite(v) for v in values), (family, entry["metrics"])
+    if family == "vae":  # measured on the weights that were saved, not on others
+        measured = G._elbo_metrics(again["pixel"], data.val, G.VAE[recipe_name]["pixel"])
+        assert measured == out["checkpoint"]["pixel"]["metrics"]
