@@ -120,7 +120,6 @@ def train_vae(model, train_split, recipe: Recipe, *, featurise=None, val_split=N
         ``seen_classes``; the model is left in eval mode (a conditional VAE with its within-class spread estimated).
     """
     featurise = featurise or (lambda x: x)
-    deformation = isinstance(model, DeformationVAE)
     device = next(model.parameters()).device
     sampler = EpisodeSampler(train_split, recipe.n_way, recipe.n_shot, recipe.n_query, seed=recipe.seed)
     g, seen = torch.Generator().manual_seed(recipe.seed), SeenClasses(train_split.n_classes)
@@ -133,11 +132,10 @@ def train_vae(model, train_split, recipe: Recipe, *, featurise=None, val_split=N
 
     validate = None
     if val_split is not None and recipe.val_every:
-        val_batch = EpisodeSampler(val_split, min(recipe.val_n_way, val_split.n_classes), recipe.val_n_shot,
-                                   recipe.val_n_query, seed=0).sample()
+        val_batch = _val_episode(val_split, recipe, seed=0)
 
         def validate(m):
-            elbo = (deformation_elbo(m, val_batch) if deformation else heldout_elbo(m, val_batch, featurise))["elbo"]
+            elbo = _heldout_elbo(m, val_batch, featurise)["elbo"]
             return {"score": elbo, "elbo": elbo}
     optimizer = make_optimizer(model.parameters(), recipe)
     result = fit(model, batches, recipe, optimizer=optimizer, scheduler=make_scheduler(optimizer, recipe),
@@ -145,10 +143,28 @@ def train_vae(model, train_split, recipe: Recipe, *, featurise=None, val_split=N
                  state_path=state_path, keep_best=recipe.options.get("keep", "best") == "best", label="VAE",
                  progress=progress)
     model.eval()
-    if not deformation:
+    if not isinstance(model, DeformationVAE):  # a conditional VAE: estimate its within-class spread
         ep = EpisodeSampler(train_split, min(64, train_split.n_classes), recipe.n_shot, 1, seed=recipe.seed + 1).sample()
         model.estimate_spread(featurise(ep.support_x.to(device)), ep.support_y.to(device), ep.n_way)
     return _history(result, train_split, seen)
+
+
+def _val_episode(val_split, recipe: Recipe, seed: int):
+    """The recipe's seeded meta-validation episode (at most ``val_split``'s classes)."""
+    n_way = min(recipe.val_n_way, val_split.n_classes)
+    return EpisodeSampler(val_split, n_way, recipe.val_n_shot, recipe.val_n_query, seed=seed).sample()
+
+
+def _heldout_elbo(model, episode, featurise=None) -> dict:
+    """``heldout_elbo`` of a conditional VAE, or of the deformation VAE (which reads pixels: no ``featurise``)."""
+    return deformation_elbo(model, episode) if isinstance(model, DeformationVAE) else heldout_elbo(model, episode,
+                                                                                                   featurise)
+
+
+def _val_features(backbone, data, seed: int) -> FeatureSplit:
+    """The backbone's features of 64 seeded meta-validation characters: ``(64, n_examples, D)``."""
+    ids = torch.randperm(data.val.n_classes, generator=torch.Generator().manual_seed(seed))[:64]
+    return FeatureSplit("val", embed_split(backbone, data.val, ids))
 
 
 def _elbo_metrics(model, val_split, recipe: Recipe) -> dict:
@@ -156,13 +172,11 @@ def _elbo_metrics(model, val_split, recipe: Recipe) -> dict:
 
     The episode (seed 1) is not the one the run's validation chose the kept step on (seed 0).
     """
-    n_way = min(recipe.val_n_way, val_split.n_classes)
-    protocol = {"split": val_split.name, "n_way": n_way, "n_shot": recipe.val_n_shot, "n_query": recipe.val_n_query,
-                "seed": 1}
-    episode = EpisodeSampler(val_split, n_way, recipe.val_n_shot, recipe.val_n_query, seed=1).sample()
-    device = next(model.parameters()).device
-    elbo = (deformation_elbo if isinstance(model, DeformationVAE) else heldout_elbo)(model, episode.to(device))
-    return {"val_elbo": elbo["elbo"], "val_recon": elbo["recon"], "val_kl": elbo["kl"], "protocol": protocol}
+    episode = _val_episode(val_split, recipe, seed=1)
+    elbo = _heldout_elbo(model, episode.to(next(model.parameters()).device))
+    return {"val_elbo": elbo["elbo"], "val_recon": elbo["recon"], "val_kl": elbo["kl"],
+            "protocol": {"split": val_split.name, "n_way": episode.n_way, "n_shot": recipe.val_n_shot,
+                         "n_query": recipe.val_n_query, "seed": 1}}
 
 
 def _entry(model, hist, recipe: Recipe, **extra) -> dict:
@@ -208,8 +222,7 @@ def _load_vae(data, profile: str = "quick", *, backbone=None, seed: int = 0, dev
             torch.manual_seed(r.seed)
             model = FeatureVAE(feature_dim=feats.shape[-1], **r.model).to(feats.device)
             model.scale.fill_(feats.pow(2).mean().sqrt().item())
-            val_ids = torch.randperm(data.val.n_classes, generator=torch.Generator().manual_seed(r.seed))[:64]
-            val = FeatureSplit("val", embed_split(backbone, data.val, val_ids))
+            val = _val_features(backbone, data, r.seed)
             hist = train_vae(model, FeatureSplit(data.train.name, feats), r, val_split=val, progress=progress)
             hist["seen_classes"] = ids[hist["seen_classes"]].tolist()  # back to class ids of data.train
             features[fp] = _entry(model, hist, r, backbone_fingerprint=fp, metrics=_elbo_metrics(model, val, r))
@@ -463,9 +476,8 @@ def _load_gan(data, profile: str = "quick", *, backbone=None, seed: int = 0, dev
             model = FeatureHallucinator(feature_dim=feats.shape[-1], **r.model).to(feats.device)
             model.scale.fill_(feats.pow(2).mean().sqrt().item())
             hist = train_hallucinator(model, FeatureSplit(data.train.name, feats), r, progress=progress)
-            val_ids = torch.randperm(data.val.n_classes, generator=torch.Generator().manual_seed(r.seed))[:64]
-            val = FeatureSplit("val", embed_split(backbone, data.val, val_ids))  # (64, 20, D)
-            features[fp] = _entry(model, hist, r, metrics=hallucinator_metrics(model, val, r))
+            features[fp] = _entry(model, hist, r, metrics=hallucinator_metrics(model, _val_features(backbone, data, r.seed),
+                                                                               r))
             trained.append("feature")
         out["feature"] = FeatureHallucinator(**features[fp]["config"])
         out["feature"].load_state_dict(features[fp]["state_dict"])
