@@ -110,6 +110,7 @@ def main():
               "checkpoint": {"config": ckpt["config"], "T": ckpt["T"], "schedule": ckpt["schedule"],
                              "steps": ckpt["history"]["steps"], "train_seconds": ckpt["train_seconds"],
                              "metrics": ckpt["metrics"]},
+              "sources": {"diffusion": d["source"], **{k: getattr(v, "source", None) for k, v in usable.items()}},
               "not_available": {k: v for k, v in others.items() if isinstance(v, str)},
               "note": "one process, one thread, on a 2-core CPU shared with other work: times are noisy, ratios "
                       "between rows of one run are the meaningful figures"}

@@ -61,3 +61,29 @@ def test_predict_refines_with_the_steps_chosen_on_meta_validation():
     assert all(s == sweeps[0] for s in sweeps)
     chosen = int(max(sweeps[0], key=sweeps[0].get))
     assert REFINE_STEPS == chosen, f"REFINE_STEPS = {REFINE_STEPS}, but meta-validation chose {chosen}: {sweeps[0]}"
+
+
+def _named_checkpoints(obj, where: str):
+    """Every ``{"file": "NAME.pt", "sha256": ...}`` anywhere in a result file, with where it sits."""
+    if isinstance(obj, dict):
+        if isinstance(obj.get("file"), str) and obj["file"].endswith(".pt") and "sha256" in obj:
+            yield where, obj
+        for key, value in obj.items():
+            yield from _named_checkpoints(value, f"{where}/{key}")
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            yield from _named_checkpoints(value, f"{where}[{i}]")
+
+
+def test_every_checkpoint_a_result_file_names_is_the_committed_one():
+    """Beyond the records above: benchmark files (generator quality, diffusion cost) name each generator they
+    measured, and a retrained generator makes them stale too."""
+    named, stale = 0, []
+    for path in sorted(REPO_RESULTS.rglob("*.json")):
+        for where, src in _named_checkpoints(json.loads(path.read_text()), path.name):
+            if src["file"] in SOURCES:
+                named += 1
+                if src["sha256"] != SOURCES[src["file"]]:
+                    stale.append(f"{where}: {src['file']} {src['sha256'][:12]}")
+    assert named > 100, named
+    assert not stale, "these measured another file than the committed one; re-measure them:\n" + "\n".join(stale[:20])

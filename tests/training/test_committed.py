@@ -70,3 +70,67 @@ def test_every_committed_generator_records_the_recipe_its_loader_trains_now():
     for family, r in (("vae", VAE["quick"]["feature"]), ("gan", HALLUCINATOR["quick"])):
         for fp, entry in load_checkpoint(checkpoint_file(family, "quick"))["feature"].items():
             assert entry["recipe"] == r.as_dict(), f"{family} feature {fp}: not its current recipe"
+
+
+def _close(got, want, where: str) -> None:
+    """``got`` equals ``want`` key for key, floats to 1e-4 (another CPU may round a sum differently)."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and set(got) == set(want), f"{where}: keys {sorted(got)} != {sorted(want)}"
+        for k in want:
+            _close(got[k], want[k], f"{where}/{k}")
+    elif isinstance(want, (list, tuple)):
+        assert len(got) == len(want), where
+        for i, (g, w) in enumerate(zip(got, want)):
+            _close(g, w, f"{where}[{i}]")
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, rel=1e-4, abs=1e-4), where
+    else:
+        assert got == want, where
+
+
+def test_every_committed_generator_stores_the_metrics_of_its_weights(omniglot):
+    """The metrics a generator checkpoint stores are recomputed from its weights: the VAEs' held-out ELBO (pixels,
+    each backbone's features, the deformation VAE) and each hallucinator's paired meta-validation gain."""
+    import torch
+
+    import fslcourse
+    from fslcourse.generative.augment import backbone_fingerprint
+    from fslcourse.generative.deformation_vae import DeformationVAE
+    from fslcourse.generative.hallucinator import FeatureHallucinator
+    from fslcourse.generative.vae import ConditionalVAE, FeatureVAE
+    from fslcourse.io import load_checkpoint
+    from fslcourse.recipe import Recipe
+    from fslcourse.training.generators import _elbo_metrics, _val_features, checkpoint_file, hallucinator_metrics
+
+    torch.set_num_threads(1)
+    backbones = {backbone_fingerprint(b): b for b in
+                 (fslcourse.pretrained(n, device="cpu").backbone for n in ("protonet", "finetune"))}
+
+    def model(cls, entry):
+        m = cls(**entry["config"])
+        m.load_state_dict(entry["state_dict"])
+        return m.eval()
+
+    vae, checked = load_checkpoint(checkpoint_file("vae")), []
+    entries = [("vae pixel", ConditionalVAE, vae["pixel"], None, _elbo_metrics),
+               ("deformation-vae", DeformationVAE, load_checkpoint(checkpoint_file("deformation-vae")), None,
+                _elbo_metrics)]
+    entries += [(f"vae feature {fp}", FeatureVAE, e, fp, _elbo_metrics) for fp, e in vae["feature"].items()]
+    entries += [(f"hallucinator {fp}", FeatureHallucinator, e, fp, hallucinator_metrics)
+                for fp, e in load_checkpoint(checkpoint_file("gan"))["feature"].items()]
+    for where, cls, entry, fp, metrics in entries:
+        assert "metrics" in entry, f"{where}: no metrics; retrain it with python -m fslcourse train FAMILY --overwrite"
+        recipe = Recipe.from_dict(entry["recipe"])
+        val = omniglot.val if fp is None else _val_features(backbones[fp], omniglot, recipe.seed)
+        _close(metrics(model(cls, entry), val, recipe), entry["metrics"], where)
+        checked.append(where)
+    assert len(checked) == 6, checked  # pixel, deformation, and two backbones' feature VAE and hallucinator
+
+
+def test_the_committed_sinusoid_regressors_store_their_curves():
+    from fslcourse.training import load_or_train
+    from fslcourse.training.sinusoid import sinusoid_metrics
+
+    out = load_or_train("sinusoid", save=False)
+    assert not out["trained"] and "metrics" in out["record"], "retrain: python -m fslcourse train sinusoid --overwrite"
+    _close(sinusoid_metrics(out["models"], out["record"]["seed"]), out["record"]["metrics"], "sinusoid")
