@@ -10,8 +10,12 @@ Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread is enough):
 
 Protocols: 5-way 1/5-shot, 20-way 1/5-shot and within-alphabet 20-way 1-shot, 5 queries per
 class, 200 episodes, episode seed 0 (the quick profile's protocol): every method sees exactly
-the same episodes. A run with ``--methods`` replaces only those methods' records in the file
-and keeps the others, so partial runs merge. ``--split vinyals`` runs the four protocols without the
+the same episodes. On the Vinyals split, a method whose published figure depends on the number of queries (its
+paper's code normalises each test batch with its own statistics: MAML, first-order MAML, Reptile, the Relation
+Network's batch-statistics row) is tested with its paper's queries per class instead
+(``fslcourse.report.published_n_query``: as many as shots, or one for Reptile), all rows of its checkpoint alike.
+A run with ``--methods`` replaces only those methods' records in the file and keeps the others, so partial runs
+merge. ``--split vinyals`` runs the four protocols without the
 within-alphabet task on the Vinyals et al. test characters (the papers' test protocol); its records say
 ``split_protocol: "vinyals"`` and the report sets the published figures beside them; ``--profile paper`` measures
 the paper recipes' checkpoints (trained on the Vinyals split: the like-for-like row, labelled "NAME (paper recipe)");
@@ -46,7 +50,7 @@ from fslcourse.methods import METHODS, get_method
 from fslcourse.methods.base import fixed_n_way, n_shot_refusal
 from fslcourse.methods.transductive import BatchStatistics
 from fslcourse.pretrained import CHECKPOINT_DIR, checkpoint_info, checkpoint_path, pretrained
-from fslcourse.report import TEST_VARIANTS, method_label, protocol_key, results_dir
+from fslcourse.report import TEST_VARIANTS, method_label, protocol_key, published_n_query, results_dir
 from fslcourse.results import result_record, save_results
 
 NAME = "11_benchmark"
@@ -103,6 +107,16 @@ def setting_recipes(name: str, protocols, profile: str = "quick") -> list[tuple[
     return list(groups.items())
 
 
+def test_n_query(rows, proto: dict, default: int) -> int:
+    """Queries per class in one checkpoint's cell: on the Vinyals split, the paper's own where the published figure
+    of any of the checkpoint's ``rows`` depends on them (its rows share the episodes), else ``default``."""
+    if SPLIT_PROTOCOL[0] != "vinyals":
+        return default
+    own = {published_n_query(row, proto["n_shot"]) for row in rows} - {None}
+    assert len(own) <= 1, f"the rows {rows} of one checkpoint want different queries per class: {own}"
+    return own.pop() if own else default
+
+
 def run(names, data, episodes: int, n_query: int, seed: int, device, generators, protocols=None,
         profile: str = "quick") -> list[dict]:
     records = []
@@ -141,18 +155,19 @@ def run_checkpoint(name, recipe, protocols, data, episodes: int, n_query: int, s
             if fits:  # no dead end: say which recipe makes the model this cell needs
                 why += f"; the paper's model for it: python -m fslcourse train {name} --recipe {fits[0]}"
         label = f"{row} {protocol_key(proto)}"
+        nq = test_n_query([v[0] for v in variants], proto, n_query)
         if why:
             print(f"{label}: skipped ({why})", flush=True)
-            records.append({**skipped_record(row, proto, why, n_query, seed, model, info, profile), **own})
+            records.append({**skipped_record(row, proto, why, nq, seed, model, info, profile), **own})
             continue
         seed_everything(seed)
         try:
-            res = evaluate(row_model, data.test, proto["n_way"], proto["n_shot"], n_query, episodes, seed=seed,
+            res = evaluate(row_model, data.test, proto["n_way"], proto["n_shot"], nq, episodes, seed=seed,
                            within_alphabet=proto.get("within_alphabet", False), device=device)
         except ValueError as err:  # the method refuses this protocol: record why, go on
             why = str(err)
             print(f"{label}: skipped ({why})", flush=True)
-            records.append({**skipped_record(row, proto, why, n_query, seed, model, info, profile), **own})
+            records.append({**skipped_record(row, proto, why, nq, seed, model, info, profile), **own})
             continue
         print(f"{label}: {res} [{res.seconds / episodes:.3f} s/episode]", flush=True)
         records.append(result_record(row, res, **row_common,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,23 @@ PUBLISHED: dict[str, tuple[tuple[float, float, float, float], str]] = {
 }
 
 
+# Queries per class in the test episodes behind a published figure, where the figure depends on them. These papers'
+# codes normalise each test batch with its own BatchNorm statistics (transductive), so how many queries share the
+# batch changes the result: MAML's code (cbfinn/maml, main.py: 2K drawings per class, K to adapt on, K to test) and
+# the Relation Network's (floodsung/LearningToCompare_FSL, omniglot_test_one_shot.py and _few_shot.py) test with as
+# many queries per class as shots; Reptile's (openai/supervised-reptile, reptile.py, evaluate) with one. The other
+# published figures classify each query on its own, whatever the number of queries.
+PUBLISHED_N_QUERY: dict[str, int | str] = {"maml": "n_shot", "fomaml": "n_shot", "relation-batch-stats": "n_shot",
+                                           "reptile": 1, "reptile-inductive": 1}
+
+
+def published_n_query(method: str, n_shot: int) -> int | None:
+    """The queries per class of the paper's test behind ``method``'s published figure at ``n_shot`` shots, or
+    ``None`` when its figure does not depend on them (:data:`PUBLISHED_N_QUERY`)."""
+    rule = PUBLISHED_N_QUERY.get(method)
+    return int(n_shot) if rule == "n_shot" else rule
+
+
 # rows that measure one checkpoint another way at test time (benchmarks/course_benchmark.py --profile paper)
 TEST_VARIANTS = ("-inductive", "-batch-stats")
 
@@ -60,10 +78,14 @@ def protocol_key(protocol: dict) -> str:
         ("-vinyals" if protocol.get("split_protocol") == "vinyals" else "")
 
 
-def published(method: str, protocol: str) -> tuple[float | None, str | None]:
+def published(method: str, protocol: str, n_query: int | None = None) -> tuple[float | None, str | None]:
     """The published accuracy and its source for ``method`` on ``protocol`` (``(None, None)`` if none):
-    only on the Vinyals split, the one the papers used."""
+    only on the Vinyals split, the one the papers used, and, given a record's ``n_query``, only when its
+    test had the paper's queries per class where the figure depends on them (:func:`published_n_query`)."""
     if method not in PUBLISHED or protocol not in VINYALS:
+        return None, None
+    want = published_n_query(method, int(re.match(r"\d+w(\d+)s", protocol).group(1)))  # "20w5s-vinyals": 5 shots
+    if n_query is not None and want is not None and int(n_query) != want:
         return None, None
     figures, source = PUBLISHED[method]
     return figures[VINYALS.index(protocol)], source
@@ -173,7 +195,7 @@ def build_table(records: list[dict]) -> list[dict]:
     rows = []
     for (method, protocol), rec in best.items():
         eval_s, episodes = _number(rec.get("eval_seconds")), _number(rec.get("episodes"))
-        pub, pub_source = published(rec["method"], protocol)
+        pub, pub_source = published(rec["method"], protocol, rec["protocol"].get("n_query"))
         rows.append({
             "method": method, "protocol": protocol, "accuracy": _number(rec.get("accuracy")),
             "ci95": _number(rec.get("ci95")), "trainable_params": _number(rec.get("trainable_params")),

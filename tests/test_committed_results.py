@@ -89,21 +89,25 @@ def test_every_checkpoint_a_result_file_names_is_the_committed_one():
     assert not stale, "these measured another file than the committed one; re-measure them:\n" + "\n".join(stale[:20])
 
 
-def test_the_test_steps_sweep_measures_what_the_benchmark_measures():
-    """benchmarks/maml_test_steps.py: at the recipe's own test steps, each paper checkpoint scores episode for episode
-    what the course benchmark's Vinyals row recorded (same file, same episodes); other step counts differ."""
-    sweep = [r for r in json.loads((REPO_RESULTS / "maml_test_steps.json").read_text())["records"]]
+
+def test_the_test_protocol_sweeps_measure_what_the_benchmark_measures():
+    """benchmarks/maml_test_protocol.py: with the recipe's test steps and the paper's queries per class, each paper
+    checkpoint scores episode for episode what the course benchmark's Vinyals row recorded (same file, same episodes)."""
+    sweep = json.loads((REPO_RESULTS / "maml_test_protocol.json").read_text())["records"]
     bench = json.loads((REPO_RESULTS / "11_benchmark.json").read_text())["records"]
     for method in ("maml", "fomaml"):
-        rows = {r["test_inner_steps"]: r for r in sweep if r["method"] == method}
-        assert {0, 1, 3, 10} <= set(rows), f"results/maml_test_steps.json lacks {method}'s steps; re-run it"
-        own = rows[rows[3]["recipe_test_inner_steps"]]
+        steps = {r["test_inner_steps"]: r for r in sweep if r["method"] == method and r["sweep"] == "steps"}
+        queries = {r["protocol"]["n_query"]: r for r in sweep if r["method"] == method and r["sweep"] == "queries"}
+        assert {0, 1, 3, 10} <= set(steps) and {1, 5, 15} <= set(queries), \
+            f"results/maml_test_protocol.json lacks some of {method}'s settings; re-run it"
+        own = steps[steps[3]["recipe_test_inner_steps"]]
         ref = next(r for r in bench if r["method"] == method and r.get("profile") == "paper"
                    and r["protocol"].get("split_protocol") == "vinyals" and r["protocol"]["n_way"] == 5
                    and r["protocol"]["n_shot"] == 1)
         assert own["checkpoint"]["sha256"] == ref["checkpoint"]["sha256"]
-        assert (own["protocol"]["n_query"], own["episodes"]) == (ref["protocol"]["n_query"], ref["episodes"])
-        assert own["episode_accuracies"] == ref["episode_accuracies"] and own["paired_vs_recipe"] == 0.0
-        assert rows[0]["accuracy"] < own["accuracy"]  # the head of a 5-way model untouched by the support set
-        for k, r in rows.items():
+        assert own["protocol"] == ref["protocol"] and own["episodes"] == ref["episodes"]
+        assert own["episode_accuracies"] == ref["episode_accuracies"] and own["paired_vs_benchmark"] == 0.0
+        assert queries[own["protocol"]["n_query"]]["episode_accuracies"] == own["episode_accuracies"]
+        assert steps[0]["accuracy"] < own["accuracy"]  # the head of a 5-way model untouched by the support set
+        for k, r in steps.items():
             assert r["config"]["test_inner_steps"] == k and r["eval_seconds"] is None

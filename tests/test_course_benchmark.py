@@ -106,3 +106,32 @@ def test_a_papers_20way_model_measures_the_20way_cells_when_it_is_committed(monk
     records = run()
     assert records[1]["accuracy"] is None and records[1]["skipped"].endswith(
         "the paper's model for it: python -m fslcourse train maml --recipe paper-20way")
+
+
+def test_on_the_vinyals_split_each_checkpoint_is_tested_with_its_papers_queries_per_class(monkeypatch):
+    """The MAML, Reptile and Relation Network codes normalise each test batch with its own statistics, so the queries
+    per class are part of their protocol: as many as shots (MAML, the Relation Network) or one (Reptile), for every
+    row of the checkpoint (its rows stay paired); other methods keep ``--n-query``, and so does the alphabet split."""
+    from fslcourse.methods.protonet import ProtoNet
+    from fslcourse.methods.relation import RelationNet
+
+    monkeypatch.setattr(course_benchmark, "SPLIT_PROTOCOL", ["vinyals"])
+    torch.manual_seed(0)
+    models = {"reptile": Reptile(n_way=5, hidden=4, inner_lr=1e-3, test_inner_steps=1, backend="loop",
+                                 inner_optimizer="adam"),
+              "relation": _loaded(RelationNet(hidden=4, aggregate="mean"), 1).eval(),
+              "protonet": ProtoNet(backbone_kwargs={"hidden": 4}).eval()}
+    monkeypatch.setattr(course_benchmark, "pretrained", lambda name, profile, device: models[name])
+    monkeypatch.setattr(course_benchmark, "checkpoint_info", lambda name, profile: {"config": models[name].config()})
+    train, val, test = glyph_splits()
+    protocols = [dict(n_way=5, n_shot=1), dict(n_way=5, n_shot=2)]
+    records = course_benchmark.run(["reptile", "relation", "protonet"], SimpleNamespace(test=test), episodes=2,
+                                   n_query=3, seed=0, device="cpu", generators=(), protocols=protocols, profile="paper")
+    queries = {(r["method"], r["protocol"]["n_shot"]): r["protocol"]["n_query"] for r in records}
+    assert queries == {("reptile", 1): 1, ("reptile", 2): 1, ("reptile-inductive", 1): 1, ("reptile-inductive", 2): 1,
+                       ("relation", 1): 1, ("relation", 2): 2, ("relation-batch-stats", 1): 1,
+                       ("relation-batch-stats", 2): 2, ("protonet", 1): 3, ("protonet", 2): 3}
+    monkeypatch.setattr(course_benchmark, "SPLIT_PROTOCOL", ["alphabet"])
+    alphabet = course_benchmark.run(["reptile"], SimpleNamespace(test=test), episodes=2, n_query=3, seed=0,
+                                    device="cpu", generators=(), protocols=protocols[:1], profile="paper")
+    assert {r["protocol"]["n_query"] for r in alphabet} == {3}

@@ -15,6 +15,7 @@ from fslcourse.report import (
     load_records,
     paired_episodes,
     protocol_key,
+    published_n_query,
     report,
     verdict,
 )
@@ -24,6 +25,11 @@ def rec(method, n_way=5, n_shot=1, acc=90.0, ci=1.0, within=False, split_protoco
     return {"format": 1, "method": method, "accuracy": acc, "ci95": ci, "episodes": 200, "profile": "quick",
             "protocol": {"n_way": n_way, "n_shot": n_shot, "n_query": 5, "within_alphabet": within,
                          "split": "test", "split_protocol": split_protocol, "episode_seed": 0}, **extra}
+
+
+def one_query(record):
+    """``record`` tested with one query per class."""
+    return {**record, "protocol": {**record["protocol"], "n_query": 1}}
 
 
 def write(folder, name, records):
@@ -57,11 +63,12 @@ def test_published_figures_sit_only_beside_the_papers_split(tmp_path):
     """The papers measured on the Vinyals split: their figures sit beside our Vinyals rows only,
     never beside the course's alphabet split (another protocol) or within-alphabet episodes."""
     cells = ((5, 1), (5, 5), (20, 1), (20, 5))
-    write(tmp_path, "x", [rec(m, n_way, n_shot, split_protocol=sp) for m in ("protonet", "maml", "matching", "relation", "pixel",
-                                                                         "reptile", "reptile-inductive",
-                                                                         "relation-batch-stats")
-                          for n_way, n_shot in cells for sp in ("alphabet", "vinyals")]
-          + [rec("relation", 20, 1, within=True)])
+    records = [rec(m, n_way, n_shot, split_protocol=sp) for m in ("protonet", "maml", "matching", "relation", "pixel",
+                                                                  "reptile", "reptile-inductive", "relation-batch-stats")
+               for n_way, n_shot in cells for sp in ("alphabet", "vinyals")]
+    for r in records:  # each test with its paper's queries per class, where the figure depends on them
+        r["protocol"]["n_query"] = published_n_query(r["method"], r["protocol"]["n_shot"]) or 5
+    write(tmp_path, "x", records + [rec("relation", 20, 1, within=True)])
     rows = {(r["method"], r["protocol"]): r for r in build_table(load_records(tmp_path))}
     want = {"protonet": (98.8, 99.7, 96.0, 98.9), "maml": (98.7, 99.9, 95.8, 98.9),
             "matching": (98.1, 98.9, 93.8, 98.5), "relation-batch-stats": (99.6, 99.8, 97.6, 99.1),
@@ -228,8 +235,8 @@ def test_pivot_one_line_per_method_with_published_and_skips(tmp_path):
     write(tmp_path, "11_benchmark", [
         rec("protonet", acc=97.25, ci=0.5, trainable_params=28000, train_seconds=177.0, eval_seconds=2.0, **v),
         rec("protonet", 20, 1, acc=93.0, **v),
-        {**rec("maml", 20, 1, **v), "accuracy": None, "ci95": None, "skipped": "fixed n_way=5"},
-        rec("reptile", acc=50.0, **v), rec("reptile", acc=40.0)])
+        {**one_query(rec("maml", 20, 1, **v)), "accuracy": None, "ci95": None, "skipped": "fixed n_way=5"},
+        one_query(rec("reptile", acc=50.0, **v)), rec("reptile", acc=40.0)])  # as the papers' codes test
     rows = build_table(load_records(tmp_path))
     lines = format_pivot(rows, VINYALS).splitlines()
     assert len(lines) == 2 + 3
@@ -304,6 +311,22 @@ def test_down_weighted_or_filtered_sweep_rows_never_stand_for_plain_augmentation
         rec("protonet+vae", acc=80.0, n_generated=5, weight=1.0, reject=False, variant="weight=1")])
     rows = [r for r in build_table(load_records(tmp_path)) if r["method"].startswith("protonet+vae")]
     assert [(r["method"], r["accuracy"]) for r in rows] == [("protonet+vae (+5/class)", 80.0)]
+
+
+def test_a_transductive_figure_sits_only_beside_a_test_with_the_papers_queries_per_class(tmp_path):
+    """MAML's and the Relation Network's codes test with as many queries per class as shots, Reptile's with one, each
+    test batch normalised with its own statistics: a test with other queries per class is another protocol. A method
+    that classifies each query on its own (ProtoNet) keeps its figure whatever the queries."""
+    assert [published_n_query(m, 5) for m in ("maml", "fomaml", "relation-batch-stats", "reptile", "protonet")] == \
+        [5, 5, 5, 1, None]
+    write(tmp_path, "x", [rec(m, 5, 1, split_protocol="vinyals") for m in ("maml", "reptile", "relation-batch-stats",
+                                                                            "protonet")]
+          + [rec("maml", 5, 5, split_protocol="vinyals")])
+    rows = {(r["method"], r["protocol"]): r["published"] for r in build_table(load_records(tmp_path))}
+    assert rows[("maml", "5w1s-vinyals")] is None and rows[("reptile", "5w1s-vinyals")] is None
+    assert rows[("relation-batch-stats", "5w1s-vinyals")] is None
+    assert rows[("maml", "5w5s-vinyals")] == 99.9  # 5 queries per class at 5 shots: the paper's own test
+    assert rows[("protonet", "5w1s-vinyals")] == 98.8
 
 
 def test_a_paper_recipe_checkpoint_is_its_own_row_beside_the_published_figure(tmp_path):

@@ -1,0 +1,24 @@
+"""benchmarks/maml_test_protocol.py refuses bad arguments in one line, before loading any data."""
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import maml_test_protocol as mtp  # noqa: E402
+
+
+def test_counts_are_parsed_sorted_and_unique():
+    assert mtp.parse_counts("10,0,3,3", "--steps", 0) == (0, 3, 10)
+
+
+@pytest.mark.parametrize("argv, says", [(["--steps", "1,x"], "whole numbers"), (["--steps", "-1"], "below 0"),
+                                        (["--queries", "0,5"], "below 1"), (["--methods", "reptile"], "choose from"),
+                                        (["--episodes", "1"], "at least 2")])
+def test_bad_arguments_get_one_line(argv, says, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        mtp.main(argv + ["--results", str(tmp_path)])
+    message = str(exc.value)
+    assert message.startswith("error:") and says in message and "\n" not in message
+    assert not (tmp_path / "maml_test_protocol.json").exists()
