@@ -107,7 +107,7 @@ def setting_recipes(name: str, protocols, profile: str = "quick") -> list[tuple[
     return list(groups.items())
 
 
-def test_n_query(rows, proto: dict, default: int) -> int:
+def cell_n_query(rows, proto: dict, default: int) -> int:
     """Queries per class in one checkpoint's cell: on the Vinyals split, the paper's own where the published figure
     of any of the checkpoint's ``rows`` depends on them (its rows share the episodes), else ``default``."""
     if SPLIT_PROTOCOL[0] != "vinyals":
@@ -155,7 +155,7 @@ def run_checkpoint(name, recipe, protocols, data, episodes: int, n_query: int, s
             if fits:  # no dead end: say which recipe makes the model this cell needs
                 why += f"; the paper's model for it: python -m fslcourse train {name} --recipe {fits[0]}"
         label = f"{row} {protocol_key(proto)}"
-        nq = test_n_query([v[0] for v in variants], proto, n_query)
+        nq = cell_n_query([v[0] for v in variants], proto, n_query)
         if why:
             print(f"{label}: skipped ({why})", flush=True)
             records.append({**skipped_record(row, proto, why, nq, seed, model, info, profile), **own})
