@@ -169,7 +169,7 @@ def run_checkpoint(name, recipe, protocols, data, episodes: int, n_query: int, s
             print(f"{label}: skipped ({why})", flush=True)
             records.append({**skipped_record(row, proto, why, nq, seed, model, info, profile), **own})
             continue
-        print(f"{label}: {res} [{res.seconds / episodes:.3f} s/episode]", flush=True)
+        print(f"{label}: {res}, {nq} quer{'y' if nq == 1 else 'ies'} per class [{res.seconds / episodes:.3f} s/episode]", flush=True)
         records.append(result_record(row, res, **row_common,
                                      extra={"trainable_params": trainable_params(model), **own}))
         if row in AUGMENTED and not proto.get("within_alphabet") and profile == "quick":
