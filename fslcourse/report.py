@@ -183,7 +183,8 @@ def build_table(records: list[dict]) -> list[dict]:
     Row fields: ``method``, ``protocol``, ``accuracy``, ``ci95``, ``trainable_params``,
     ``train_seconds``, ``test_seconds_per_episode`` (``None`` when not recorded or
     recorded as 0), ``episodes``, ``profile``, ``published``, ``published_source``,
-    ``source`` (the result file), ``variant``, ``skipped`` (why a method could not run the protocol).
+    ``source`` (the result file), ``variant``, ``skipped`` (why a method could not run the protocol), ``recipe``
+    (a paper's separate recipe that measured this cell, e.g. ``paper-5way``; ``None`` for the row's own checkpoint).
     """
     best: dict[tuple[str, str], dict] = {}
     for rec in filter(is_meta_test, records):
@@ -203,7 +204,7 @@ def build_table(records: list[dict]) -> list[dict]:
             "test_seconds_per_episode": eval_s / episodes if eval_s and episodes else None,
             "episodes": episodes, "profile": rec.get("profile"), "published": pub,
             "published_source": pub_source, "source": rec["_file"], "variant": rec.get("variant"),
-            "skipped": rec.get("skipped"),
+            "skipped": rec.get("skipped"), "recipe": rec.get("recipe"),
         })
     order = {p: i for i, p in enumerate(PROTOCOLS + VINYALS)}
     return sorted(rows, key=lambda r: (order.get(r["protocol"], len(order)), r["protocol"], r["method"]))
@@ -228,7 +229,7 @@ def format_markdown(rows: list[dict]) -> str:
         acc = MISSING if r["accuracy"] is None else f"{r['accuracy']:.1f} ± {_fmt(r['ci95'], '.1f')}"
         acc = "skipped" if r["accuracy"] is None and r.get("skipped") else acc
         pub = MISSING if r["published"] is None else f"{_pub(r['published'])} ({r['published_source']})"
-        profile = r["profile"] or MISSING
+        profile = r.get("recipe") or r["profile"] or MISSING
         profile = f"{profile} (q)" if profile == "quick" else profile
         params = MISSING if r["trainable_params"] is None else f"{int(r['trainable_params']):,}"
         lines.append(f"| {r['method']} | {r['protocol']} | {acc} | {pub} | {params} | "
@@ -240,14 +241,16 @@ def format_markdown(rows: list[dict]) -> str:
 def format_pivot(rows: list[dict], protocols=PROTOCOLS) -> str:
     """One line per method, one column per protocol: ``ours ± CI (published)``, then parameters and costs.
 
-    The cost columns come from the method's row in the first protocol (train time is the same for every
-    protocol; the test time per episode is that protocol's). ``(q)`` marks the quick profile.
+    The cost columns come from the method's own checkpoint, in the first protocol it measured (train time is the
+    same for every protocol; the test time per episode is that protocol's). ``(q)`` marks the quick profile. A cell
+    measured with a paper's separate recipe (``paper-5way``, ``paper-20way``: the paper trains a model for that
+    setting) is marked ``†``, and a line under the table names that checkpoint and its train time.
     """
     by_method: dict[str, dict[str, dict]] = {}
     for r in rows:
         by_method.setdefault(r["method"], {})[r["protocol"]] = r
     head = ["method", *protocols, "trainable params", "train time (s)", f"test s/episode ({protocols[0]})", "profile"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines, notes = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)], []
     for method, cells in by_method.items():
         out = []
         for p in protocols:
@@ -257,15 +260,20 @@ def format_pivot(rows: list[dict], protocols=PROTOCOLS) -> str:
                 continue
             acc = ("skipped" if r.get("skipped") else MISSING) if r["accuracy"] is None else \
                 f"{r['accuracy']:.1f} ± {_fmt(r['ci95'], '.1f')}"
-            out.append(acc + ("" if r["published"] is None else f" ({_pub(r['published'])})"))
-        ref = cells.get(protocols[0]) or next(iter(cells.values()))
+            out.append(acc + ("" if r["published"] is None else f" ({_pub(r['published'])})")
+                       + (" †" if r.get("recipe") else ""))
+            if r.get("recipe"):
+                notes.append(f"† {method}, {p}: measured with its paper's separate model, recipe `{r['recipe']}` "
+                             f"(train time {_fmt(r['train_seconds'], '.0f')} s)")
+        own = [cells[p] for p in protocols if p in cells and not cells[p].get("recipe")]
+        ref = (own or [cells.get(protocols[0]) or next(iter(cells.values()))])[0]
         params = MISSING if ref["trainable_params"] is None else f"{int(ref['trainable_params']):,}"
         profile = ref["profile"] or MISSING
         test_cost = cells.get(protocols[0], {}).get("test_seconds_per_episode")
         out += [params, _fmt(ref["train_seconds"], ".0f"), _fmt(test_cost, ".3f"),
                 f"{profile} (q)" if profile == "quick" else profile]
         lines.append(f"| {method} | " + " | ".join(out) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + [part for note in notes for part in ("", note)]) + "\n"  # a paragraph per note
 
 
 def report(directory=None, fmt: str = "markdown", out=None) -> str:

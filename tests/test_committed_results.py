@@ -27,7 +27,8 @@ SOURCES = {p.name: file_source(p)["sha256"] for p in CHECKPOINT_DIR.glob("*.pt")
 def test_a_committed_record_names_the_committed_checkpoint(where, rec):
     method, _, generator = rec["method"].partition("+")
     method = checkpoint_method(method)  # reptile-inductive, relation-batch-stats: the same checkpoint tested another way
-    own = f"{method}-{rec.get('profile') or 'quick'}.pt"
+    # a separate paper recipe (paper-20way, paper-5way) measures some cells of a paper row: its record names it
+    own = f"{method}-{rec.get('recipe') or rec.get('profile') or 'quick'}.pt"
     if own not in SOURCES:  # a method without weights (pixel)
         assert rec.get("checkpoint") is None
         return
@@ -111,3 +112,26 @@ def test_the_test_protocol_sweeps_measure_what_the_benchmark_measures():
         assert steps[0]["accuracy"] < own["accuracy"]  # the head of a 5-way model untouched by the support set
         for k, r in steps.items():
             assert r["config"]["test_inner_steps"] == k and r["eval_seconds"] is None
+
+
+def test_matching_training_ways_measure_what_the_benchmark_measures():
+    """benchmarks/matching_training_ways.py: each Matching Networks paper checkpoint scores, episode for episode, what
+    the course benchmark's Vinyals row recorded for the cell it measures there (the 5-way-trained model's 5-way 1-shot
+    cell, the 20-way-trained model's 20-way 1-shot cell); the paired difference is the records' own."""
+    ways = json.loads((REPO_RESULTS / "matching_training_ways.json").read_text())["records"]
+    bench = json.loads((REPO_RESULTS / "11_benchmark.json").read_text())["records"]
+    mine = {(r["recipe"], r["protocol"]["n_way"]): r for r in ways}
+    assert set(mine) == {(rec, n) for rec in ("paper", "paper-5way") for n in (5, 20)}, \
+        "results/matching_training_ways.json lacks a setting; re-run benchmarks/matching_training_ways.py"
+    for recipe, n_way in (("paper-5way", 5), ("paper", 20)):
+        own = mine[recipe, n_way]
+        ref = next(r for r in bench if r["method"] == "matching" and r.get("profile") == "paper"
+                   and r["protocol"].get("split_protocol") == "vinyals" and r["protocol"]["n_way"] == n_way
+                   and r["protocol"]["n_shot"] == 1)
+        assert (ref.get("recipe") or "paper") == recipe, f"the benchmark's matching {n_way}w1s cell is not {recipe}'s"
+        assert own["checkpoint"]["sha256"] == ref["checkpoint"]["sha256"] and own["protocol"] == ref["protocol"]
+        assert own["episode_accuracies"] == ref["episode_accuracies"] and own["eval_seconds"] is None
+    for n_way in (5, 20):
+        a, b = mine["paper-5way", n_way], mine["paper", n_way]
+        diffs = [x - y for x, y in zip(a["episode_accuracies"], b["episode_accuracies"])]
+        assert a["paired_vs_20way"] == pytest.approx(sum(diffs) / len(diffs), abs=1e-3)

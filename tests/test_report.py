@@ -249,6 +249,29 @@ def test_pivot_one_line_per_method_with_published_and_skips(tmp_path):
     assert any(line.startswith("| reptile | 40.0 ± 1.0 | — |") for line in alphabet)
 
 
+def test_a_cell_from_a_papers_separate_model_is_marked_and_named(tmp_path):
+    """Matching Networks' paper trains a model per setting: its 5w1s cell comes from ``matching-paper-5way.pt``. The
+    pivot marks that cell, names its recipe and train time under the table, and takes the row's train time from the
+    row's own checkpoint; the long table shows the recipe in the cell's profile column."""
+    from fslcourse.report import VINYALS, format_pivot
+
+    v = {"split_protocol": "vinyals"}
+    write(tmp_path, "11_benchmark", [
+        {**rec("matching", acc=97.3, train_seconds=3096.0, **v), "profile": "paper", "recipe": "paper-5way"},
+        {**rec("matching", 20, 1, acc=91.8, train_seconds=16308.0, **v), "profile": "paper"}])
+    rows = build_table(load_records(tmp_path))
+    assert {r["protocol"]: r["recipe"] for r in rows} == {"5w1s-vinyals": "paper-5way", "20w1s-vinyals": None}
+    lines = format_pivot(rows, VINYALS).splitlines()
+    row = next(line for line in lines if line.startswith("| matching (paper recipe) |"))
+    assert "97.3 ± 1.0 (98.1) †" in row and "91.8 ± 1.0 (93.8) |" in row and "| 16308 |" in row
+    assert lines[-1] == ("† matching (paper recipe), 5w1s-vinyals: measured with its paper's separate model, "
+                         "recipe `paper-5way` (train time 3096 s)") and lines[-2] == ""
+    long = format_markdown(rows)
+    assert "| paper-5way | 11_benchmark |" in long and "| paper | 11_benchmark |" in long
+    plain = format_pivot([r | {"recipe": None} for r in rows], VINYALS)
+    assert "†" not in plain  # nothing marked when every cell is the row's own checkpoint
+
+
 def test_json_without_records_is_left_out_and_named(tmp_path):
     write(tmp_path, "02_protonet", [rec("protonet")])
     (tmp_path / "09_cost.json").write_text('{"name": "09_cost", "cost": {"ddpm": 1.0}}')

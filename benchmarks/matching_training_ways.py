@@ -1,0 +1,88 @@
+"""Matching Networks trained 5-way against 20-way, on the same Vinyals test episodes: do training ways matter?
+
+Vinyals et al. (2016, arXiv:1606.04080) match training to each test setting, so their 5-way 1-shot figure
+(98.1) comes from a model trained on 5-way episodes and their 20-way 1-shot figure (93.8) from one trained on
+20-way episodes. The course has both: ``matching-paper.pt`` (recipe ``paper``: 20-way 1-shot training) and
+``matching-paper-5way.pt`` (recipe ``paper-5way``: 5-way 1-shot training, otherwise the same recipe). Each is
+measured on the course benchmark's 1000 seeded Vinyals test episodes (episode seed 0, 5 queries per class) at
+5-way 1-shot and 20-way 1-shot, and the two models are paired episode by episode: the same support sets and queries.
+
+Writes ``results/matching_training_ways.json``: one record per checkpoint and setting, with ``variant`` naming
+the training episodes (so the benchmark table keeps the benchmark's own record for each cell) and, on the
+5-way-trained model's records, ``paired_vs_20way`` and its 95% interval (5-way-trained minus 20-way-trained,
+points). Accuracies only: ``eval_seconds`` is left out (``null``), since these are not timings.
+
+Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread; about 5 CPU-minutes):
+
+    OMP_NUM_THREADS=1 python benchmarks/matching_training_ways.py
+    OMP_NUM_THREADS=1 python benchmarks/matching_training_ways.py --episodes 100   # a look
+"""
+from __future__ import annotations
+
+import argparse
+
+from fslcourse.config import get_device
+from fslcourse.data import load_omniglot
+from fslcourse.evaluate import evaluate, mean_ci95
+from fslcourse.io import check_writable
+from fslcourse.pretrained import checkpoint_path, load_method
+from fslcourse.report import results_dir
+from fslcourse.results import result_record, save_results
+
+NAME = "matching_training_ways"
+RECIPES = {"paper": 20, "paper-5way": 5}  # recipe -> its training episodes' n_way
+SETTINGS = (5, 20)  # test n_way, 1-shot
+N_QUERY = 5  # the course benchmark's queries per class (Matching Networks use no test-batch statistics)
+
+
+def measure(data, device, episodes: int) -> list[dict]:
+    """Both checkpoints at each setting; the 5-way-trained model's records carry the paired difference."""
+    results, ckpts = {}, {}
+    for recipe in RECIPES:
+        model, ckpts[recipe] = load_method(checkpoint_path("matching", recipe), device, expect="matching")
+        for n_way in SETTINGS:
+            results[recipe, n_way] = evaluate(model, data.test, n_way=n_way, n_shot=1, n_query=N_QUERY,
+                                              n_episodes=episodes, seed=0, device=device)
+    records = []
+    for (recipe, n_way), res in results.items():
+        ckpt, trained = ckpts[recipe], RECIPES[recipe]
+        extra = {"variant": f"trained {trained}-way 1-shot", "recipe": recipe, "train_n_way": trained}
+        line = f"matching trained {trained:2d}-way, tested {n_way:2d}-way 1-shot: {res.accuracy:6.2f} ± {res.ci95:.2f}%"
+        if recipe != "paper":  # the same episodes as the 20-way-trained model's: a paired difference
+            base = results["paper", n_way]
+            diff, ci = mean_ci95([a - b for a, b in zip(res.episode_accuracies, base.episode_accuracies)])
+            extra.update(paired_vs_20way=diff, paired_vs_20way_ci95=ci)
+            line += f"   paired vs 20-way-trained {diff:+.2f} ± {ci:.2f}"
+        print(line)
+        rec = result_record("matching", res, config=ckpt["config"], seed=ckpt["seed"], device=device,
+                            profile=ckpt.get("profile"), train_seconds=ckpt.get("train_seconds"), extra=extra)
+        rec["eval_seconds"] = None  # accuracies only; see the module docstring
+        records.append(rec)
+    return records
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--episodes", type=int, default=1000)
+    p.add_argument("--device", default=None)
+    p.add_argument("--results", default=None, help="the results folder (default: results/)")
+    args = p.parse_args(argv)
+    if args.episodes < 2:
+        raise SystemExit(f"error: --episodes {args.episodes}: a confidence interval needs at least 2 episodes")
+    out_dir = results_dir(args.results)
+    try:  # refused before any work if it cannot be written
+        check_writable(out_dir / f"{NAME}.json", "the results file")
+    except ValueError as err:
+        raise SystemExit(f"error: {err}")
+    for recipe in RECIPES:
+        if not checkpoint_path("matching", recipe).exists():
+            raise SystemExit(f"error: no checkpoint {checkpoint_path('matching', recipe)}; "
+                             f"train it with python -m fslcourse train matching --recipe {recipe}")
+    device = get_device(args.device)
+    data = load_omniglot(split="vinyals", device=device)
+    print(f"wrote {save_results(NAME, measure(data, device, args.episodes), directory=out_dir)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
