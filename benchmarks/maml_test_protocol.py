@@ -30,7 +30,7 @@ from fslcourse.config import get_device
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate, mean_ci95
 from fslcourse.io import check_writable
-from fslcourse.pretrained import checkpoint_path, load_method
+from fslcourse.pretrained import checkpoint_path, existing_checkpoint, load_method
 from fslcourse.report import published_n_query, results_dir
 from fslcourse.results import result_record, save_results
 
@@ -102,14 +102,12 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: --episodes {args.episodes}: a confidence interval needs at least 2 episodes")
     steps, queries = parse_counts(args.steps, "--steps", 0), parse_counts(args.queries, "--queries", 1)
     out_dir = results_dir(args.results)
-    try:  # refused before any work if it cannot be written
+    try:  # refused before any work: a results file that cannot be written, a checkpoint not trained
         check_writable(out_dir / f"{NAME}.json", "the results file")
-    except ValueError as err:
+        for name in methods:
+            existing_checkpoint(name, "paper")
+    except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"error: {err}")
-    for name in methods:
-        if not checkpoint_path(name, "paper").exists():
-            raise SystemExit(f"error: no checkpoint {checkpoint_path(name, 'paper')}; "
-                             f"train it with python -m fslcourse train {name} --recipe paper")
     device = get_device(args.device)
     data = load_omniglot(split="vinyals", device=device)
     records = [rec for name in methods for rec in measure(name, data, device, steps, queries, args.episodes)]

@@ -25,7 +25,7 @@ from fslcourse.config import get_device
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate, mean_ci95
 from fslcourse.io import check_writable
-from fslcourse.pretrained import checkpoint_path, load_method
+from fslcourse.pretrained import checkpoint_path, existing_checkpoint, load_method
 from fslcourse.report import results_dir
 from fslcourse.results import result_record, save_results
 
@@ -70,14 +70,12 @@ def main(argv=None) -> int:
     if args.episodes < 2:
         raise SystemExit(f"error: --episodes {args.episodes}: a confidence interval needs at least 2 episodes")
     out_dir = results_dir(args.results)
-    try:  # refused before any work if it cannot be written
+    try:  # refused before any work: a results file that cannot be written, a checkpoint not trained
         check_writable(out_dir / f"{NAME}.json", "the results file")
-    except ValueError as err:
+        for recipe in RECIPES:
+            existing_checkpoint("matching", recipe)
+    except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"error: {err}")
-    for recipe in RECIPES:
-        if not checkpoint_path("matching", recipe).exists():
-            raise SystemExit(f"error: no checkpoint {checkpoint_path('matching', recipe)}; "
-                             f"train it with python -m fslcourse train matching --recipe {recipe}")
     device = get_device(args.device)
     data = load_omniglot(split="vinyals", device=device)
     print(f"wrote {save_results(NAME, measure(data, device, args.episodes), directory=out_dir)}")

@@ -39,6 +39,19 @@ def checkpoint_path(name: str, profile: str = "quick") -> Path:
     return CHECKPOINT_DIR / f"{name}-{profile}.pt"
 
 
+def existing_checkpoint(name: str, profile: str = "quick") -> Path:
+    """:func:`checkpoint_path`, checked to exist.
+
+    Raises:
+        FileNotFoundError: no such checkpoint, with the command that trains one.
+    """
+    path = checkpoint_path(name, profile)
+    if not path.exists():
+        raise FileNotFoundError(f"no {profile!r} checkpoint for {name!r} at {path}; "
+                                f"create it with `python -m fslcourse train {name} --recipe {profile}`")
+    return path
+
+
 def save_method(model: FewShotClassifier, path: str | Path, *, seed: int, profile: str,
                 train_seconds: float, metrics: dict | None = None, extra: dict | None = None,
                 **record) -> Path:
@@ -123,13 +136,7 @@ def pretrained(name: str, profile: str = "quick", device=None) -> FewShotClassif
     dev = get_device(device)
     if not cls.trainable:
         return cls().to(dev).eval()
-    path = checkpoint_path(name, profile)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no {profile!r} checkpoint for {name!r} at {path}; "
-            f"create it with `python -m fslcourse train {name} --recipe {profile}`"
-        )
-    model, _ = load_method(path, dev, expect=name)
+    model, _ = load_method(existing_checkpoint(name, profile), dev, expect=name)
     return model
 
 

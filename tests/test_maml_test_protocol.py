@@ -1,4 +1,5 @@
 """benchmarks/maml_test_protocol.py refuses bad arguments in one line, before loading any data."""
+import importlib
 import sys
 from pathlib import Path
 
@@ -21,4 +22,15 @@ def test_bad_arguments_get_one_line(argv, says, tmp_path):
         mtp.main(argv + ["--results", str(tmp_path)])
     message = str(exc.value)
     assert message.startswith("error:") and says in message and "\n" not in message
+    assert not (tmp_path / "maml_test_protocol.json").exists()
+
+
+def test_a_missing_checkpoint_names_the_command_that_trains_it(tmp_path, monkeypatch):
+    pre = importlib.import_module("fslcourse.pretrained")  # the module (the package exports a function of that name)
+    monkeypatch.setattr(pre, "CHECKPOINT_DIR", tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        mtp.main(["--methods", "fomaml", "--results", str(tmp_path)])
+    message = str(exc.value)
+    assert message.startswith("error: no 'paper' checkpoint for 'fomaml'") and "\n" not in message
+    assert "python -m fslcourse train fomaml --recipe paper" in message
     assert not (tmp_path / "maml_test_protocol.json").exists()
