@@ -93,8 +93,9 @@ def setting_recipes(name: str, protocols, profile: str = "quick") -> list[tuple[
     """Which checkpoint measures which protocols, as ``[(recipe name, protocols)]``.
 
     Under ``--profile paper``, a protocol that a separate paper recipe of the method was trained for (its ``n_way``
-    and ``n_shot``: ``paper-20way``, the papers' 20-way models; ``paper-5way``, Matching Networks' 5-way one) is measured with that recipe's checkpoint if it is
-    committed, as the paper measures it; every other protocol with ``profile``'s checkpoint.
+    and ``n_shot``: ``paper-20way``, the papers' 20-way models; ``paper-5way``, Matching Networks' 5-way one) is
+    measured with that recipe's checkpoint if it is committed, as the paper measures it; every other protocol with
+    ``profile``'s checkpoint.
     """
     if profile != "paper":
         return [(profile, list(protocols))]

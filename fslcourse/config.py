@@ -20,10 +20,10 @@ from .numerics import use_numerics
 
 PROFILE_NAMES = ("quick", "full")
 # Every recipe name a committed checkpoint may carry (NAME-RECIPE.pt): the profiles, the papers' recipes (paper-20way:
-# the papers that train a separate model for 20-way episodes; paper-5way: Matching Networks' 5-way model) and the method-specific ones (ProtoNet's lake and its
-# ablation, minimal, minimal-synthetic).
-RECIPE_NAMES = (*PROFILE_NAMES, "paper", "paper-20way", "paper-5way", "lake", "lake-no-augment", "lake-random-episodes", "lake-32",
-                "lake-seed1", "lake-3000", "lake-8000", "minimal", "minimal-synthetic")
+# the papers that train a separate model for 20-way episodes; paper-5way: Matching Networks' 5-way model) and the
+# method-specific ones (ProtoNet's lake and its ablation, minimal, minimal-synthetic).
+RECIPE_NAMES = (*PROFILE_NAMES, "paper", "paper-20way", "paper-5way", "lake", "lake-no-augment", "lake-random-episodes",
+                "lake-32", "lake-seed1", "lake-3000", "lake-8000", "minimal", "minimal-synthetic")
 
 
 @dataclass(frozen=True)
