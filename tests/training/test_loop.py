@@ -307,3 +307,18 @@ def test_a_fresh_start_never_replaces_an_unfinished_runs_state(glyphs, tmp_path,
     _, result = train("test-tiny-protonet", recipe, data=data, out=out, overwrite=True, progress=False,
                       eval_episodes=5)
     assert result.steps == 40 and not state.exists()
+
+
+def test_validation_draws_no_training_randomness(glyphs):
+    """Matching Networks' ``paper-20way`` recipe differs from ``paper`` only in its validation episodes and claims the
+    same training steps: validating (with any episodes, or not at all) leaves the training trajectory unchanged."""
+    from fslcourse.methods.matching import MatchingNet
+    paper, chosen_on_20way = MatchingNet.RECIPES["paper"], MatchingNet.RECIPES["paper-20way"]
+    assert paper.replace(val_n_way=20, note=chosen_on_20way.note) == chosen_on_20way
+    data = _data(glyphs)
+    base = paper.replace(n_way=5, steps=12, val_every=4, val_episodes=3, options={},
+                         model={**paper.model, "backbone_kwargs": {"hidden": 4}})
+    runs = [train("matching", base.replace(**change), data=data, save=False, progress=False, device="cpu")[1].log
+            for change in ({"val_n_way": 5}, {"val_n_way": 3}, {"val_every": 0})]
+    assert runs[0].val["accuracy"] != runs[1].val["accuracy"]  # the validations differ...
+    assert runs[0].train["loss"] == runs[1].train["loss"] == runs[2].train["loss"]  # ...the training steps do not
