@@ -105,7 +105,8 @@ class MatchingNet(FewShotClassifier):
         n_way=5, note="Vinyals et al. 2016 (arXiv:1606.04080), Omniglot 5-way 1-shot training episodes on their split, "
         "as the paper trains a model per test setting; without full context embeddings")
     # the paper recipe chooses its weights on 5-way validation episodes, though it serves the 20-way 1-shot cell; this
-    # one trains the same steps (validation draws no training randomness) and chooses on 20-way episodes, as that cell
+    # one trains the same steps on a given machine (validation draws no training randomness) and chooses on 20-way
+    # episodes, as a model for that cell would be chosen
     RECIPES["paper-20way"] = RECIPES["paper"].replace(
         val_n_way=20, note="Vinyals et al. 2016 (arXiv:1606.04080), Omniglot 20-way 1-shot training episodes on their "
         "split, weights chosen on 20-way 1-shot meta-validation, as the paper trains a model per test setting")
