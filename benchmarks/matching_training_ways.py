@@ -15,7 +15,7 @@ on the records of every recipe but ``paper``, ``paired_vs_paper`` and its 95% in
 ``matching-paper.pt``, points). Accuracies only: ``eval_seconds`` is left out (``null``), since these are not
 timings.
 
-Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread; about 8 CPU-minutes):
+Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread; about 6 CPU-minutes):
 
     OMP_NUM_THREADS=1 python benchmarks/matching_training_ways.py
     OMP_NUM_THREADS=1 python benchmarks/matching_training_ways.py --episodes 100   # a look
