@@ -173,6 +173,51 @@ def check_cache() -> Check:
                  essential=False)
 
 
+def _run_of(stem: str) -> tuple[str, str, dict] | None:
+    """``(method, recipe name, recipe as data)`` of a state file named ``METHOD-RECIPE.state.pt``; ``None``
+    when no registered method has such a recipe (a hyphen may sit in either part)."""
+    from .training.api import recipe_for
+
+    for i in (i for i, c in enumerate(stem) if c == "-"):
+        try:
+            return stem[:i], stem[i + 1:], recipe_for(stem[:i], stem[i + 1:])[1].as_dict()
+        except (KeyError, ValueError):
+            continue
+    return None
+
+
+def check_runs(folder=None) -> list[Check]:
+    """One line per unfinished training run whose resumable state lies in ``folder`` (default: the package's
+    checkpoints, where long runs commit theirs between sittings): how far it is and how to continue it."""
+    try:
+        from .io import load_checkpoint
+        from .pretrained import CHECKPOINT_DIR
+    except Exception:  # torch is missing: its own line says how to fix that
+        return []
+    checks = []
+    for path in sorted((folder or CHECKPOINT_DIR).glob("*.state.pt")):
+        stem = path.name.removesuffix(".state.pt")
+        try:
+            state, run = load_checkpoint(path), _run_of(stem)
+            step, steps, cpu_h = state["step"], state["recipe"]["steps"], state["cpu_seconds"] / 3600
+        except Exception as exc:
+            checks.append(Check("unfinished", False, f"{path} cannot be read ({_error(exc)})",
+                                f"restore it (git checkout -- {path.name}) or delete it", essential=False))
+            continue
+        best = ("no meta-validation yet" if state["best_step"] is None else
+                f"best meta-validation {state['best_score']:.1f} at step {state['best_step']:,}")
+        detail = (f"{stem}: step {step:,} of {steps:,} ({100 * step // steps}%), {cpu_h:.1f} CPU-hours so far, "
+                  f"{best}")
+        if run is None or run[2] != state["recipe"]:
+            checks.append(Check("unfinished", False, detail + "; no registered recipe matches it",
+                                "resume it with the train command that started it, adding --resume",
+                                essential=False))
+            continue
+        checks.append(Check("unfinished", True, f"{detail}; continue: python -m fslcourse train {run[0]} "
+                                                f"--recipe {run[1]} --resume", essential=False))
+    return checks
+
+
 def report() -> list[Check]:
     """Run every check, in the order they are printed."""
     return [
@@ -192,6 +237,7 @@ def report() -> list[Check]:
         check_numerics(),
         check_omniglot(),
         check_cache(),
+        *check_runs(),
     ]
 
 

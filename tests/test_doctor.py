@@ -48,8 +48,8 @@ def by_name(checks):
 
 
 def test_report_has_every_check_in_order(fake_data):
-    checks = doctor.report()
-    assert [check.name for check in checks] == NAMES
+    checks = doctor.report()  # then one line per committed unfinished run
+    assert [check.name for check in checks] == NAMES + ["unfinished"] * len(doctor.check_runs())
     for check in checks:
         assert check.status in {"ok", "FAIL", "warn"}
         assert check.ok == (check.fix == ""), check
@@ -183,3 +183,28 @@ def test_the_image_cache_is_checked(fake_data, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FSLCOURSE_CACHE", str(blocker))
     check = by_name(doctor.report())["cache"]
     assert check.status == "warn" and "FSLCOURSE_CACHE" in check.fix
+
+
+def test_an_unfinished_run_is_listed_with_the_command_that_continues_it(tmp_path, glyphs, ctrl_c_after_step):
+    """A real interrupted run's state: its progress and its resume command; a state no recipe matches is a warning."""
+    from types import SimpleNamespace
+
+    from fslcourse.methods.protonet import ProtoNet
+    from fslcourse.training import train
+
+    data = SimpleNamespace(train=glyphs[0], val=glyphs[1], test=glyphs[2])
+    with ctrl_c_after_step(ProtoNet, 3):
+        _, result = train("protonet", "quick", data=data, out=tmp_path / "protonet-quick.pt", progress=False)
+    assert result.stopped == "interrupted" and result.steps == 3
+    (tmp_path / "protonet-quick.state.pt").rename(tmp_path / "protonet-lake.state.pt")  # another recipe's name
+    (tmp_path / "protonet-quick.state.pt").write_bytes((tmp_path / "protonet-lake.state.pt").read_bytes())
+    (tmp_path / "broken.state.pt").write_bytes(b"not a state")
+    lines = {c.detail.split()[0].rstrip(":"): c for c in doctor.check_runs(tmp_path)}
+    assert sorted(lines) == [str(tmp_path / "broken.state.pt"), "protonet-lake", "protonet-quick"]
+    quick = lines["protonet-quick"]
+    assert quick.ok and quick.name == "unfinished" and not quick.essential
+    assert quick.detail.startswith("protonet-quick: step 3 of 3,000 (0%), 0.0 CPU-hours so far, no meta-validation")
+    assert quick.detail.endswith("; continue: python -m fslcourse train protonet --recipe quick --resume")
+    assert not lines["protonet-lake"].ok and "no registered recipe matches it" in lines["protonet-lake"].detail
+    assert not lines[str(tmp_path / "broken.state.pt")].ok and lines[str(tmp_path / "broken.state.pt")].fix
+    assert doctor.check_runs(tmp_path / "nothing-here") == []
