@@ -91,6 +91,39 @@ def published(method: str, protocol: str, n_query: int | None = None) -> tuple[f
     return figures[VINYALS.index(protocol)], source
 
 
+# How far below its published figure a paper-recipe row may land at 5-way and at 20-way 1-shot, in points (the
+# course's targets for its paper checkpoints); ProtoNet and MAML are held closer, every other method to DEFAULT_TARGET.
+PAPER_TARGETS = {"protonet": (0.5, 1.0), "maml": (0.5, 1.0)}
+DEFAULT_TARGET = (1.0, 2.0)
+TARGET_PROTOCOLS = ("5w1s-vinyals", "20w1s-vinyals")
+
+
+def paper_gaps(rows: list[dict]) -> list[dict]:
+    """Each paper-recipe row's 1-shot Vinyals cells set against their published figures and targets.
+
+    Args:
+        rows: :func:`build_table`'s rows; only ``profile == "paper"`` cells of :data:`TARGET_PROTOCOLS` that have
+            a published figure count.
+
+    Returns:
+        One dict per such cell, in the rows' order: ``method``, ``protocol``, ``accuracy`` and ``ci95`` (``None``
+        when the cell was skipped), ``published``, ``target`` (points allowed below it), ``gap`` (ours minus
+        published, points, ``None`` when skipped) and ``status``: ``"within"`` (``gap >= -target``), ``"miss"``
+        or ``"not measured"``.
+    """
+    out = []
+    for r in rows:
+        if r["profile"] != "paper" or r["protocol"] not in TARGET_PROTOCOLS or r["published"] is None:
+            continue
+        method = checkpoint_method(r["method"].removesuffix(" (paper recipe)"))
+        target = PAPER_TARGETS.get(method, DEFAULT_TARGET)[TARGET_PROTOCOLS.index(r["protocol"])]
+        gap = None if r["accuracy"] is None else r["accuracy"] - r["published"]
+        status = "not measured" if gap is None else "within" if gap >= -target else "miss"
+        out.append({"method": r["method"], "protocol": r["protocol"], "accuracy": r["accuracy"], "ci95": r["ci95"],
+                    "published": r["published"], "target": target, "gap": gap, "status": status})
+    return out
+
+
 REPO_RESULTS = Path(__file__).resolve().parent.parent / "results"  # the committed records
 
 

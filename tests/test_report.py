@@ -14,6 +14,7 @@ from fslcourse.report import (
     format_markdown,
     load_records,
     paired_episodes,
+    paper_gaps,
     protocol_key,
     published_n_query,
     report,
@@ -471,3 +472,27 @@ def test_a_test_variant_row_names_the_checkpoint_it_measured():
 
     assert [checkpoint_method(m) for m in ("reptile-inductive", "relation-batch-stats", "relation", "protonet+vae")] \
         == ["reptile", "relation", "relation", "protonet+vae"]
+
+
+def test_paper_gaps_hold_each_paper_row_to_its_target(tmp_path):
+    """Within, a miss under ProtoNet's closer target, a test variant held to its method's target, a skipped cell;
+    a quick row, a 5-shot cell and a row without a published figure are left out."""
+    v = {"split_protocol": "vinyals", "profile": "paper", "episodes": 1000}
+    write(tmp_path, BENCHMARK_FILE, [
+        rec("protonet", acc=98.2, **v),  # published 98.8: -0.6, past ProtoNet's 0.5
+        rec("matching", 20, 1, acc=91.9, **v),  # 93.8: -1.9, inside the 2.0 allowed at 20-way
+        one_query(rec("reptile-inductive", acc=94.5, **v)),  # 95.39: -0.89, inside Reptile's 1.0
+        one_query(rec("maml", 20, 1, acc=None, ci=None, skipped="a 5-way head", **v)),
+        rec("protonet", 20, 1, acc=90.0, split_protocol="vinyals"),  # the quick profile
+        rec("protonet", 5, 5, acc=99.0, **v),  # no target at 5 shots
+        rec("relation", acc=98.0, **v),  # running statistics: no published figure beside it
+    ])
+    gaps = paper_gaps(build_table(load_records(tmp_path)))
+    gaps = {(g["method"].removesuffix(" (paper recipe)"), g["protocol"]): g for g in gaps}
+    assert sorted(gaps) == [("maml", "20w1s-vinyals"), ("matching", "20w1s-vinyals"),
+                            ("protonet", "5w1s-vinyals"), ("reptile-inductive", "5w1s-vinyals")]
+    assert [(gaps[k]["target"], gaps[k]["status"]) for k in sorted(gaps)] == [
+        (1.0, "not measured"), (2.0, "within"), (0.5, "miss"), (1.0, "within")]
+    assert gaps[("protonet", "5w1s-vinyals")]["gap"] == pytest.approx(-0.6)
+    assert gaps[("reptile-inductive", "5w1s-vinyals")]["gap"] == pytest.approx(94.5 - 95.39)
+    assert gaps[("maml", "20w1s-vinyals")]["gap"] is None and gaps[("maml", "20w1s-vinyals")]["published"] == 95.8
