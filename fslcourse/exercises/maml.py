@@ -29,7 +29,11 @@ def _inner_loop_cases():
 def _keeps_the_graph(fn) -> str | None:
     """MAML's meta-gradient flows through the inner gradients: the student's must equal the reference's."""
     forward, params, x, y, lr, steps = _inner_loop_cases()[1]
+    before = [p.detach().clone() for p in params]
     adapted = fn(forward, params, x, y, lr, steps)
+    if any(not torch.equal(p.detach(), b) for p, b in zip(params, before)):
+        return ("θ changed during your call: an in-place update (p.sub_, p -= ..., p.data) overwrites θ and cuts the "
+                "path from θ to φ; build new tensors instead, φ = [p - inner_lr * g for p, g in zip(params, grads)]")
     if not all(torch.is_tensor(a) and a.requires_grad for a in adapted):
         return ("your adapted weights carry no graph back to θ (they do not require grad): build them from θ with "
                 "torch operations, and pass create_graph=True to torch.autograd.grad")
@@ -43,7 +47,7 @@ def _keeps_the_graph(fn) -> str | None:
     return None
 
 
-@exercise("maml_inner_loop", "K gradient steps on the support MSE, keeping the graph", _inner_loop_cases,
+@exercise("maml_inner_loop", "a few gradient steps on the support MSE, keeping the graph", _inner_loop_cases,
           concept=_keeps_the_graph)
 def inner_loop_reference(forward, params: list[torch.Tensor], support_x: torch.Tensor, support_y: torch.Tensor,
                          inner_lr: float, steps: int) -> list[torch.Tensor]:

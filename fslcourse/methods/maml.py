@@ -3,18 +3,22 @@
 Taught in ``notebooks/05_maml.ipynb``.
 
 Finn, Abbeel and Levine 2017, "Model-Agnostic Meta-Learning for Fast Adaptation
-of Deep Networks", arXiv:1703.03400. For each task, the inner loop takes ``K``
+of Deep Networks", arXiv:1703.03400. For each task, the inner loop takes a few
 steps of gradient descent on the support loss, ``φ = θ - α ∇_θ L_support(θ)``;
 the outer loop minimises the query loss of the adapted weights, ``L_query(φ)``,
 averaged over a meta-batch of tasks. Second-order MAML differentiates through
 the inner gradients; first-order MAML (FOMAML) treats them as constants, so
 ``∇_θ L_query(φ) ≈ ∇_φ L_query(φ)``.
 
-Two interchangeable back-ends compute the same meta-gradient: ``"vmap"`` runs
+Three interchangeable back-ends compute the same meta-gradient: ``"vmap"`` runs
 every task of a meta-batch at once with ``torch.func`` (:func:`inner_loop`, which
-Reptile and test-time adaptation share, inside ``vmap``), ``"loop"`` runs one task
-at a time with ``torch.autograd.grad(create_graph=True)``. ``benchmarks/maml_vs_l2l.py``
-measures both against learn2learn; ``vmap`` is the faster one on CPU, so it is the default.
+Reptile and test-time adaptation share, inside ``vmap``); ``"batched"`` stacks the
+tasks' weights and runs them as one network in one autograd graph
+(:func:`inner_loop_tasks`, ``MAMLConv4.forward_tasks``), the fastest on a CPU, which the
+``full`` and ``paper`` recipes use; ``"loop"`` runs one task at a time with
+``torch.autograd.grad(create_graph=True)``. ``benchmarks/maml_vs_l2l.py`` measures them
+against learn2learn. ``vmap`` stays the default because it made the committed quick
+checkpoints, which their recipes reproduce bit for bit.
 
 ``zero_head=True`` is the *zeroing trick* of Kao, Chiu and Chen 2022, "MAML is a
 Noisy Contrastive Learner in Classification", arXiv:2106.15367: the linear head
@@ -37,7 +41,7 @@ from .base import FewShotClassifier, register, register_preset
 # Quick recipes (a 2-core CPU): a fixed number of steps, small meta-batches and queries, a larger meta
 # learning rate annealed to zero (cosine), the zeroing trick and 20-way training episodes (2 per
 # meta-batch: as many images per step as 8 five-way episodes), which a zero head allows; tested 5-way.
-# MAML's quick recipe has the paper's 64 filters and 10,000 meta-steps (about 2200 CPU-seconds on one
+# MAML's quick recipe has the paper's 64 filters and 10,000 meta-steps (about 1600 CPU-seconds on one
 # thread); first-order MAML's is the 5-minute one (32 filters, 2400 steps). Full and paper: the paper
 # (Finn et al. 2017, Section 5.2: 64 filters, α = 0.4, one inner step, meta-batch 32, Adam 1e-3); paper also
 # takes the paper's split (Vinyals et al.), full keeps the course's alphabet split. One query per class: the

@@ -112,3 +112,19 @@ def test_support_only_and_first_order_meta_gradients_fail_with_their_concept(cap
     assert "does not depend on the query set" in capsys.readouterr().out
     assert not check("maml_meta_gradient", first_order)
     assert "first-order MAML" in capsys.readouterr().out
+
+
+def test_an_inner_loop_that_updates_theta_in_place_is_named(capsys):
+    """The values can come out right (the case's θ is a list the check does not copy), so the diagnosis must name
+    the in-place update rather than send the student to create_graph=True."""
+    def in_place(forward, params, support_x, support_y, inner_lr, steps):
+        for _ in range(steps):
+            grads = torch.autograd.grad(F.mse_loss(forward(params, support_x), support_y), params, create_graph=True)
+            with torch.no_grad():
+                for p, g in zip(params, grads):
+                    p.sub_(inner_lr * g)
+        return params
+
+    assert not check("maml_inner_loop", in_place)
+    out = capsys.readouterr().out
+    assert "θ changed during your call" in out and "in-place" in out
