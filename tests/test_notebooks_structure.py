@@ -109,3 +109,30 @@ def test_the_stderr_check_finds_a_warning():
     warning = {"output_type": "stream", "name": "stderr", "text": ["/home/me/.venv/torch/x.py:1: FutureWarning\n"]}
     nb = {"cells": [{"cell_type": "code", "source": [], "outputs": [warning]}]}
     assert stored_stderr(nb) and not stored_stderr({"cells": [{"cell_type": "code", "source": [], "outputs": []}]})
+
+
+def untagged_solutions(nb: dict) -> list[str]:
+    """Functions handed to ``check("name", fn)`` that are not defined in a cell tagged ``solution``: the student
+    edition (scripts/editions.py) stubs only tagged cells, so such a function ships with its answer."""
+    cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    problems = []
+    for c in cells:
+        for name, fn in re.findall(r"check\(\s*\"(\w+)\",\s*(\w+)", "".join(c["source"])):
+            home = [d for d in cells if re.search(rf"^def {fn}\(", "".join(d["source"]), re.M)]
+            if not home or any("solution" not in d.get("metadata", {}).get("tags", []) for d in home):
+                problems.append(f"check({name!r}, {fn}): {fn} is not defined in a cell tagged 'solution'")
+    return problems
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_every_checked_exercise_is_a_tagged_solution(path):
+    problems = untagged_solutions(json.loads(path.read_text()))
+    assert not problems, "\n".join(problems) + "\n(put the answer alone in a cell tagged 'solution', the check after it)"
+
+
+def test_the_solution_check_finds_an_answer_left_in_the_check_cell():
+    both = {"cell_type": "code", "metadata": {}, "source": ["def my_f(x):\n", "    return x\n", "check(\"f\", my_f)"]}
+    answer = {"cell_type": "code", "metadata": {"tags": ["solution"]}, "source": ["def my_f(x):\n", "    return x"]}
+    call = {"cell_type": "code", "metadata": {}, "source": ["check(\"f\", my_f)"]}
+    assert untagged_solutions({"cells": [both]}) == ["check('f', my_f): my_f is not defined in a cell tagged 'solution'"]
+    assert untagged_solutions({"cells": [call]}) and not untagged_solutions({"cells": [answer, call]})
