@@ -286,7 +286,7 @@ class DAGAN(nn.Module):
             z = torch.randn(n, gen.z_dim, generator=g).to(ep.support_x.device)
             fake = gen(ep.support_x, z).detach()  # (n, 1, 28, 28)
             real, fake = make_pair(ep.support_x, ep.query_x), make_pair(ep.support_x, fake)  # (n, 2, 28, 28)
-            if batch["mismatch"]:  # (source, a drawing of the next character) is fake too
+            if batch["mismatch"]:  # (source, a drawing of the previous character: roll(1)) is fake too
                 real = torch.cat([real, real])  # (2n, 2, 28, 28)
                 fake = torch.cat([fake, make_pair(ep.support_x, ep.query_x.roll(1, 0))])
             loss_d, stats = critic_loss(self.critic, real, fake, loss_name, batch["gp_weight"], g)
