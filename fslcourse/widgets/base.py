@@ -98,6 +98,7 @@ class Explorer:
     persistent_axes = False  # True: draw() keeps its axes from one render to the next (the figure is not cleared)
     png_compression = 1  # zlib level of the PNG (1: a little larger than the default 6, several times faster)
     _background = None  # the figure drawn without its dynamic artists (see dynamic_artists), kept between renders
+    _background_size = None  # the canvas size in pixels the kept background was drawn at
 
     def __init__(self, rows: list, figsize: tuple[float, float], dpi: int = 72, below: tuple = ()):
         self.fig = Figure(figsize=figsize, dpi=dpi)
@@ -184,11 +185,12 @@ class Explorer:
         if dynamic is None:
             canvas.draw()
         else:
-            if self._background is None:
+            size = canvas.get_width_height()  # a new dpi or figure size leaves the kept pixels the wrong size
+            if self._background is None or self._background_size != size:
                 for artist in dynamic:
                     artist.set_animated(True)  # Figure.draw skips animated artists
                 canvas.draw()
-                self._background = canvas.copy_from_bbox(self.fig.bbox)
+                self._background, self._background_size = canvas.copy_from_bbox(self.fig.bbox), size
             else:
                 canvas.restore_region(self._background)
             for artist in dynamic:
