@@ -107,8 +107,8 @@ def read_query(paths) -> tuple[torch.Tensor, list[str]]:
 
 
 def classify(model, support_x, support_y, query_x, class_names: list[str], files: list[str]) -> list[Prediction]:
-    """Predictions of ``model`` for every query image (softmax of its logits)."""
-    from .methods.base import fixed_n_way
+    """Predictions of ``model`` for every query image (softmax of its logits; a score model's scores as they are)."""
+    from .methods.base import class_confidences, fixed_n_way
 
     n_way = len(class_names)
     fixed = fixed_n_way(model)
@@ -118,7 +118,7 @@ def classify(model, support_x, support_y, query_x, class_names: list[str], files
     model.eval()
     with torch.set_grad_enabled(getattr(model, "needs_grad_at_test", False)):
         logits = model.predict(support_x, support_y, query_x)  # (m, n_way)
-    probs = torch.softmax(logits.detach().double(), dim=1)
+    probs = class_confidences(model, logits.detach().double())  # (m, n_way)
     top_p, top_i = probs.topk(min(3, n_way), dim=1)
     return [Prediction(f, class_names[int(i[0])], round(float(p[0]), 4),
                        [[class_names[int(k)], round(float(q), 4)] for q, k in zip(p, i)])
@@ -170,6 +170,7 @@ def predict_folders(support, query, method: str = DEFAULT_METHOD, out: str | Pat
     """
     from . import methods  # noqa: F401  (registers every method)
     from .config import get_device
+    from .methods.base import confidence_name
     from .pretrained import default_recipe, pretrained
 
     profile = default_recipe(method) if profile is None else profile
@@ -195,11 +196,12 @@ def predict_folders(support, query, method: str = DEFAULT_METHOD, out: str | Pat
     if targets is not None:
         table = io.StringIO(newline="")
         w = csv.writer(table)
-        w.writerow(["file", "predicted", "probability", "top3"])
+        w.writerow(["file", "predicted", confidence_name(model), "top3"])  # "probability", or a relation score
         for p in preds:
             w.writerow([p.file, p.predicted, p.probability, "; ".join(f"{c} {q:.4f}" for c, q in p.top)])
         atomic_write_bytes(table.getvalue().encode("utf-8"), targets[0])
         atomic_write_json({"method": method, "profile": profile, "transductive": bool(transductive),
+                           "measure": confidence_name(model),
                            "classes": class_names,
                            "predictions": [asdict(p) for p in preds]}, targets[1])
         png = contact_sheet(preds, query_x, support_x, support_y, class_names)

@@ -106,6 +106,28 @@ def n_shot_refusal(model, n_shot: int) -> str | None:
             f"examples per class, or train a {n_shot}-shot model (the paper trains one model per n_shot)")
 
 
+def class_confidences(model, outputs: torch.Tensor) -> torch.Tensor:
+    """What ``model``'s ``predict`` outputs say of each class, in ``[0, 1]``, for a display (bars, percentages).
+
+    Args:
+        model: a :class:`FewShotClassifier` (its ``outputs`` says what ``predict`` returns).
+        outputs: ``(n_query_total, n_way)``, the output of its ``predict``.
+
+    Returns:
+        ``(n_query_total, n_way)``: the softmax of logits (probabilities, summing to 1 per query), or a score
+        model's scores as they are (the Relation Network's relation scores: a softmax over them would be a
+        number the model never produced, near ``1 / n_way`` whatever its confidence).
+    """
+    if getattr(model, "outputs", "logits") == "scores":
+        return outputs.clamp(0, 1)
+    return torch.softmax(outputs, dim=1)
+
+
+def confidence_name(model) -> str:
+    """``"probability"`` for a model with logits, ``"relation score"`` for one with scores (see :func:`class_confidences`)."""
+    return "relation score" if getattr(model, "outputs", "logits") == "scores" else "probability"
+
+
 def n_way_of(labels: torch.Tensor) -> int:
     """Number of classes of labels ``0 .. n_way-1``."""
     return int(labels.max()) + 1
@@ -132,6 +154,9 @@ class FewShotClassifier(nn.Module):
     # i.e. transductive: the queries' statistics shape every prediction); "none" without BatchNorm
     test_batch_norm: ClassVar[str] = "running"
     retired_config: ClassVar[tuple[str, ...]] = ()  # config keys of older checkpoints that loading drops
+    # what predict returns: "logits" (a softmax makes them probabilities) or "scores" in [0, 1] that need not sum
+    # to 1 (the Relation Network's relation scores); class_confidences turns either into what a display shows
+    outputs: ClassVar[str] = "logits"
 
     def predict(self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor) -> torch.Tensor:
         """Logits for the query set.

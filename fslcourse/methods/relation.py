@@ -43,6 +43,8 @@ class RelationNet(FewShotClassifier):
         aggregate: ``"sum"`` (the paper) or ``"mean"`` of a class's support feature maps.
     """
 
+    outputs = "scores"  # predict returns relation scores in [0, 1], not logits
+
     def __init__(self, hidden: int = 64, relation_hidden: int = 8, aggregate: str = "sum"):
         super().__init__()
         if aggregate not in ("sum", "mean"):

@@ -74,6 +74,7 @@ class BatchStatistics(FewShotClassifier):
         self.method, self.name = method, method.name
         self.checkpoint_source = getattr(method, "checkpoint_source", None)  # records name the file measured
         self.transductive = getattr(method, "transductive", None)
+        self.outputs = getattr(method, "outputs", "logits")  # a wrapped relation model still returns scores
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """``(n, C, H, W) -> (n, D)`` embeddings normalised with the statistics of ``x`` itself."""

@@ -30,6 +30,7 @@ from PIL import Image, ImageDraw
 
 from ..config import get_device
 from ..data import preprocess_image
+from ..methods.base import class_confidences, confidence_name
 from .base import Explorer
 from .plotting import class_colour, text_points
 from .prediction_viewer import _tile
@@ -472,7 +473,7 @@ class DrawingBoard(Explorer):
             return shown
         probs, distances, space = self._classify(model, label, support_x, support_y, shown["query_x"], targets)
         i = int(distances.argmin())
-        shown.update(probs=probs, predicted=classes[int(probs.argmax())],
+        shown.update(probs=probs, predicted=classes[int(probs.argmax())], measure=confidence_name(model),
                      nearest={"target": targets[i], "index": i, "distance": float(distances[i]), "space": space},
                      left_out=empty)
         return shown
@@ -507,7 +508,7 @@ class DrawingBoard(Explorer):
         if tuple(logits.shape) != (1, n_way):
             raise ValueError(f"{label} returned logits of shape {tuple(logits.shape)} for {n_way} classes and one query; "
                              f"the board needs (1, {n_way}): pick another model")
-        probs = torch.softmax(logits.detach().double().cpu(), dim=1)[0]  # (n_way,)
+        probs = class_confidences(model, logits.detach().double().cpu())[0]  # (n_way,): probabilities, or scores
         if embeds:
             distances, space = torch.cdist(z_q.double(), z_s.double())[0].cpu(), "embedding"  # (n_support,)
         else:
@@ -592,7 +593,8 @@ class DrawingBoard(Explorer):
         for k, bar in enumerate(self._bars):
             bar.set_height(probs.get(k, 0.0))
             bar.set_edgecolor("black" if k == predicted else "none")
-        ax_p.set_title(f"{shown['label']}: class probabilities" if probs else "class probabilities (none yet)",
+        ax_p.set_title(f"{shown['label']}: class {shown.get('measure', 'probability')}s" if probs
+                       else "class probabilities (none yet)",
                        fontsize=text_points(self.fig))
 
     def dynamic_artists(self) -> list | None:
@@ -751,8 +753,10 @@ def session_figure(board: DrawingBoard, figsize: tuple[float, float] | None = No
                  edgecolor=["black" if c == predicted else "none" for c in shown["classes"]])
         ax_p.set_xticks(range(len(shown["classes"])), [str(c) for c in shown["classes"]], fontsize=text_points(fig))
         ax_p.set_xlabel("class", fontsize=text_points(fig))
-        ax_p.set_ylabel("probability", fontsize=text_points(fig))
-        ax_p.set_title(f"{shown['label']}: P(class | query)", fontsize=text_points(fig))
+        measure = shown.get("measure", "probability")
+        ax_p.set_ylabel(measure, fontsize=text_points(fig))
+        ax_p.set_title(f"{shown['label']}: " + ("P(class | query)" if measure == "probability" else f"{measure} per class"),
+                       fontsize=text_points(fig))
     else:
         ax_p.set_title(shown.get("message") or "no prediction", fontsize=text_points(fig))
     ax_n.set_xticks([])

@@ -5,7 +5,7 @@ Taught in ``notebooks/02_protonet.ipynb``; reused by ``04_finetune_baseline`` an
 The support set is shown one row per class, framed in the class's colour; then,
 for each method, the query images with a green (correct) or red (wrong) frame,
 the predicted class as a square of that class's colour in the corner, and its
-softmax probability as a bar under the image. Next/Prev step through the
+probability (a relation score for the Relation Network) as a bar under the image. Next/Prev step through the
 episodes: episode ``i`` is the ``i``-th episode that
 :func:`fslcourse.evaluate.evaluate` draws with the same seed and sizes. Several
 methods (``{label: method}``) are shown side by side on the same episode, e.g.
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..data.episodes import Episode, EpisodeSampler
+from ..methods.base import class_confidences, confidence_name
 from .base import Explorer
 from .plotting import MIN_TEXT_PX, RIGHT, WRONG, class_colour, text_points
 
@@ -120,7 +121,7 @@ class PredictionViewer(Explorer):
             device = next(m.parameters()).device if any(True for _ in m.parameters()) else ep.query_x.device
             with torch.set_grad_enabled(getattr(m, "needs_grad_at_test", False)):
                 logits = m.predict(ep.support_x.to(device), ep.support_y.to(device), ep.query_x.to(device))
-            probs = torch.softmax(logits.detach().float().cpu(), 1)  # (n_query_total, n_way)
+            probs = class_confidences(m, logits.detach().float().cpu())  # (n_query_total, n_way)
             prob, pred = probs.max(1)
             correct = pred == ep.query_y.cpu()
             shown[label] = {"pred": pred, "prob": prob, "probs": probs, "correct": correct,
@@ -158,8 +159,9 @@ class PredictionViewer(Explorer):
             ax.set_title("\n".join(names[label]), fontsize=fs, pad=6 + 1.4 * fs)
             self._accuracy[label] = ax.annotate("", (0.5, 1), xycoords="axes fraction", xytext=(0, 3),
                                                 textcoords="offset points", ha="center", va="bottom", fontsize=fs)
+        scored = [label for label, m in self.methods.items() if confidence_name(m) != "probability"]
         key = ("query frame: green right, red wrong; corner: predicted class (support frame colour); "
-               "bar: its probability")
+               "bar: its probability" + (f" ({', '.join(scored)}: its relation score)" if scored else ""))
         key_lines = textwrap.wrap(key, int(fig.bbox.width / (0.6 * MIN_TEXT_PX)))  # what fits on a line
         height = fig.bbox.height
         self._episode_text = fig.text(0.5, 1 - 4 / height, "", ha="center", va="top", fontsize=fs)

@@ -105,3 +105,22 @@ def test_a_few_training_steps_beat_chance(glyphs):
     _, result = train("relation", "quick", data=data, save=False, device="cpu", progress=False, steps=80,
                       val_every=40, val_episodes=20, n_way=5, n_query=3, model={"hidden": 8, "aggregate": "mean"})
     assert result.steps == 80 and result.best_val_accuracy > 40.0
+
+
+def test_a_display_shows_relation_scores_as_they_are_not_their_softmax(random_episode):
+    """A softmax over scores in [0, 1] sits near 1 / n_way whatever the model thinks (notebook 11 once showed a
+    right answer at 40%); displays take the scores themselves, and a logits model still gets its softmax."""
+    from fslcourse.methods.base import class_confidences, confidence_name
+    from fslcourse.methods.protonet import ProtoNet
+    from fslcourse.methods.transductive import BatchStatistics
+
+    torch.manual_seed(0)
+    sx, sy, qx, _ = random_episode(n_way=5, n_shot=1, n_query=2)
+    relation = RelationNet(hidden=8, relation_hidden=4).eval()
+    with torch.no_grad():
+        scores = relation.predict(sx, sy, qx)
+    assert torch.equal(class_confidences(relation, scores), scores)
+    assert torch.equal(class_confidences(BatchStatistics(relation), scores), scores)  # a wrapped model too
+    assert confidence_name(relation) == "relation score" and confidence_name(ProtoNet()) == "probability"
+    logits = torch.randn(4, 5)
+    assert torch.allclose(class_confidences(ProtoNet(), logits), logits.softmax(1))
