@@ -299,7 +299,8 @@ def format_pivot(rows: list[dict], protocols=PROTOCOLS) -> str:
                 notes.append(f"† {method}, {p}: measured with its paper's separate model, recipe `{r['recipe']}` "
                              f"(train time {_fmt(r['train_seconds'], '.0f')} s)")
         own = [cells[p] for p in protocols if p in cells and not cells[p].get("recipe")]
-        ref = (own or [cells.get(protocols[0]) or next(iter(cells.values()))])[0]
+        elsewhere = [c for c in cells.values() if not c.get("recipe")]  # its own model, measured on other protocols
+        ref = (own or elsewhere or [cells.get(protocols[0]) or next(iter(cells.values()))])[0]
         params = MISSING if ref["trainable_params"] is None else f"{int(ref['trainable_params']):,}"
         profile = ref["profile"] or MISSING
         test_cost = cells.get(protocols[0], {}).get("test_seconds_per_episode")

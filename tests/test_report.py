@@ -271,6 +271,8 @@ def test_a_cell_from_a_papers_separate_model_is_marked_and_named(tmp_path):
     assert "| paper-5way | 11_benchmark |" in long and "| paper | 11_benchmark |" in long
     plain = format_pivot([r | {"recipe": None} for r in rows], VINYALS)
     assert "†" not in plain  # nothing marked when every cell is the row's own checkpoint
+    alphabet = format_pivot(rows).splitlines()  # no cell of its own on these protocols: the cost is still its own
+    assert "| 16308 |" in next(line for line in alphabet if line.startswith("| matching (paper recipe) |"))
 
 
 def test_json_without_records_is_left_out_and_named(tmp_path):

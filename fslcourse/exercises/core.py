@@ -82,6 +82,9 @@ def _compare(got, want, ex: Exercise, where: str) -> str | None:
             return f"{where}: {wrong} of {want.numel()} entries differ from the expected ones"
         return None
     if isinstance(want, float):
+        if not isinstance(got, (int, float)) and hasattr(got, "item") and getattr(got, "ndim", None) == 0:
+            return (f"{where}: expected a Python float, got a {type(got).__module__.split('.')[0]} scalar "
+                    f"{got.item()!r}: return float(...) of it")
         ok = isinstance(got, (int, float)) and abs(got - want) <= ex.atol + ex.rtol * abs(want)
         return None if ok else f"{where}: expected a number close to the right value, got {got!r}"
     return None if got == want else f"{where}: expected {type(want).__name__} {want!r}, got {got!r}"

@@ -22,3 +22,12 @@ def test_mean_ci95_exercise(capsys):
     assert not check("mean_ci95", lambda v: _ci(v, sd=statistics.pstdev))  # ddof=0
     assert not check("mean_ci95", lambda v: (statistics.mean(v), 1.96 * statistics.stdev(v)))  # no sqrt(n)
     assert "case 1 of 4" in capsys.readouterr().out
+
+
+def test_a_right_answer_as_a_numpy_scalar_is_told_to_be_a_float(capsys):
+    """The values are right, so 'expected a number close to the right value, got np.float32(20.0)' would mislead."""
+    import numpy as np
+
+    assert not check("paired_ci95", lambda a, b: tuple(np.float32(v) for v in _ci([x - y for x, y in zip(a, b)])))
+    out = capsys.readouterr().out
+    assert "expected a Python float, got a numpy scalar" in out and "float(" in out
