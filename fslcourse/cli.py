@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="meta-test or meta-validation classes (recorded in --json; report tables only test)")
     e.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps or auto (default: FSLCOURSE_DEVICE or auto)")
     e.add_argument("--json", type=Path, default=None, help="write the result record here")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     from .training.generators import add_augment_arguments
     add_augment_arguments(e)  # --augment GENERATOR --n-generated M [M ...] --generation-seed S
     q = sub.add_parser("predict", help="classify your own images with a course model")
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="which recipe's checkpoint to load (default: the method's best: lake for protonet, else quick)")
     q.add_argument("--out", type=Path, default=None,
                    help="folder for predictions.csv, predictions.json and contact_sheet.png (default: print only)")
+    q.add_argument("--overwrite", action="store_true", help="replace the files an earlier --out left in the folder")
     q.add_argument("--transductive", action="store_true",
                    help="classify the queries together (batch statistics and soft k-means prototypes): more "
                         "accurate when every query shows one of the classes, several per class")
@@ -74,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
                    "or the repository's results/)")
     r.add_argument("--format", choices=("markdown", "json"), default="markdown")
     r.add_argument("--out", type=Path, default=None, help="also write the table here (atomic)")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     return p
 
 
@@ -82,6 +85,8 @@ def _evaluate(args) -> int:
 
     if args.json is not None:  # before any work: a bad path fails now, not after the evaluation
         check_writable(args.json, "--json")
+        if args.json.exists() and not args.overwrite:
+            raise ValueError(f"--json {args.json} exists; pass --overwrite to replace it, or choose another path")
     if args.augment:  # paired evaluation with and without generated support examples
         from .training.generators import evaluate_augmented
         evaluate_augmented(args)
@@ -163,7 +168,8 @@ def main(argv=None) -> int:
         if args.command == "predict":
             from .predict import DEFAULT_METHOD, predict_folders
             preds = predict_folders(args.support, args.query, args.method or DEFAULT_METHOD, out=args.out,
-                                    profile=args.profile, device=args.device, transductive=args.transductive)
+                                    profile=args.profile, device=args.device, transductive=args.transductive,
+                                    overwrite=args.overwrite)
             for p in preds:
                 print(f"{p.file}: {p.predicted} ({p.probability:.1%}); top: "
                       + ", ".join(f"{c} {q:.1%}" for c, q in p.top))
@@ -172,6 +178,8 @@ def main(argv=None) -> int:
             return 0
         if args.command == "report":
             from .report import report
+            if args.out is not None and Path(args.out).exists() and not args.overwrite:
+                raise ValueError(f"--out {args.out} exists; pass --overwrite to replace it, or choose another path")
             print(report(args.results, args.format, args.out), end="")
             return 0
     except (ValueError, OSError) as err:

@@ -77,7 +77,8 @@ def _atomic(path: str | Path, write) -> Path:
 
 def check_writable(path: str | Path, what: str = "the output file") -> Path:
     """Check, before any long work, that ``path`` could be written: not a folder, and its folder exists
-    (or can be created) and is writable. Creates nothing.
+    (or can be created) and takes a new file (tried with a temporary file, removed at once). Creates nothing
+    that stays.
 
     Raises:
         ValueError: naming ``path`` and the fix.
@@ -92,6 +93,13 @@ def check_writable(path: str | Path, what: str = "the output file") -> Path:
         raise ValueError(f"{what} {path} cannot be created: {folder} is a file, not a folder; choose another path")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ValueError(f"{what} {path} cannot be written: {folder} is not writable; choose another path")
+    try:  # permission bits do not tell everything (root, /proc, a read-only mount): try a file there
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".fslcourse-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(f"{what} {path} cannot be written: {folder} refuses new files ({err.strerror}); "
+                         "choose another path") from None
     return path
 
 
@@ -107,6 +115,32 @@ def check_target(out: Path, overwrite: bool) -> None:
 def state_path_for(out: Path) -> Path:
     """Where the resumable training state of a run that writes checkpoint ``out`` lives: beside it."""
     return out.with_name(out.name.removesuffix(".pt") + ".state.pt")
+
+
+STATE_KEYS = frozenset({"recipe", "step", "model", "optimizer", "streams"})  # what every training state holds
+
+
+def check_state_path(state: Path, out: Path | None) -> None:
+    """Refuse, before any work, a training-state path that a run would wrongly write or delete: the checkpoint
+    itself (the finished run deletes its state), a folder, an unwritable place, or an existing file that is not
+    a training state (``--overwrite`` replaces a state and a finished run deletes it, so anything else there
+    would be lost).
+
+    Raises:
+        ValueError: naming ``state`` and the fix.
+    """
+    if out is not None and state.resolve() == Path(out).resolve():
+        raise ValueError(f"--state {state} is the checkpoint itself; leave --state out (default: "
+                         f"{state_path_for(Path(out)).name} beside it) or choose another file")
+    check_writable(state, "the training state (--state)")
+    if state.exists():
+        try:
+            held = load_checkpoint(state)
+        except ValueError:
+            held = None
+        if not isinstance(held, dict) or not STATE_KEYS <= held.keys():
+            raise ValueError(f"--state {state} exists and is not a training state written by `train`; give another "
+                             "path (nothing was changed)")
 
 
 def save_traceback(err: BaseException) -> Path | None:

@@ -149,7 +149,8 @@ def contact_sheet(preds: list[Prediction], query_x: torch.Tensor, support_x, sup
 
 
 def predict_folders(support, query, method: str = DEFAULT_METHOD, out: str | Path | None = None,
-                    profile: str | None = None, device=None, transductive: bool = False) -> list[Prediction]:
+                    profile: str | None = None, device=None, transductive: bool = False,
+                    overwrite: bool = False) -> list[Prediction]:
     """Classify ``query`` images with ``method`` given the labelled ``support`` folder; write outputs to ``out``.
 
     Args:
@@ -159,7 +160,8 @@ def predict_folders(support, query, method: str = DEFAULT_METHOD, out: str | Pat
         profile: the recipe whose checkpoint to load; ``None``: the method's best
             (:func:`fslcourse.pretrained.default_recipe`: ``lake`` for ProtoNet, else ``quick``).
         out: a folder for ``predictions.csv``, ``predictions.json`` and ``contact_sheet.png`` (checked
-            before any work); ``None`` writes nothing.
+            before any work; files an earlier run left there are replaced only with ``overwrite``); ``None``
+            writes nothing.
         transductive: classify all the queries together: batch normalisation from their own statistics and
             soft k-means prototypes (:mod:`fslcourse.methods.transductive`, the course's best on Lake et al.'s
             task). It assumes every query shows one of the support classes; with several queries per class it
@@ -181,6 +183,10 @@ def predict_folders(support, query, method: str = DEFAULT_METHOD, out: str | Pat
             raise ValueError(f"--out {out} is a file; give a folder for the predictions")
         targets = [check_writable(out / name, "--out") for name in ("predictions.csv", "predictions.json",
                                                                       "contact_sheet.png")]
+        there = [t.name for t in targets if t.exists()]
+        if there and not overwrite:
+            raise ValueError(f"--out {out} already holds {', '.join(there)}; pass --overwrite to replace them, "
+                             "or choose another folder")
     support_x, support_y, class_names, _ = read_support(support)
     query_x, files = read_query(query)
     device = get_device(device)

@@ -203,3 +203,40 @@ def test_evaluate_uses_the_split_a_checkpoint_was_trained_on(omniglot, tmp_path,
     assert main(["evaluate", "protonet", "--profile", "paper", "--episodes", "2", "--n-query", "1", "--json", str(out)]) == 0
     rec = json.loads(out.read_text())
     assert rec["protocol"]["split_protocol"] == "vinyals" and rec["checkpoint"]["split"] == "vinyals"
+
+
+def test_an_existing_result_file_is_replaced_only_with_overwrite(tmp_path, capsys, monkeypatch):
+    """evaluate --json and report --out never replace an existing file unasked (a notebook's multi-record file
+    became one 2-episode record); the refusal comes before any work."""
+    import importlib
+
+    from fslcourse.cli import main
+
+    def must_not_run(*args, **kw):
+        raise AssertionError("the evaluation ran before the --json path was checked")
+
+    kept = tmp_path / "02_protonet.json"
+    kept.write_text('{"name": "02_protonet", "records": []}')
+    monkeypatch.setattr(importlib.import_module("fslcourse.evaluate"), "evaluate", must_not_run)
+    assert main(["evaluate", "pixel", "--episodes", "2", "--json", str(kept)]) == 2
+    assert f"--json {kept} exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["report", "--results", str(tmp_path), "--out", str(kept)]) == 2
+    assert f"--out {kept} exists; pass --overwrite" in capsys.readouterr().err
+    assert kept.read_text() == '{"name": "02_protonet", "records": []}'
+    assert main(["report", "--results", str(tmp_path), "--out", str(kept), "--overwrite"]) == 0
+    assert kept.read_text() != '{"name": "02_protonet", "records": []}'
+
+
+@pytest.mark.parametrize("family", ["vae", "gan", "diffusion", "sinusoid"])
+def test_an_unknown_generator_recipe_is_a_one_line_error(family, tmp_path, capsys, monkeypatch):
+    import importlib
+
+    from fslcourse.cli import main
+
+    def must_not_run(*args, **kw):
+        raise AssertionError("data loaded before the recipe was checked")
+
+    monkeypatch.setattr(importlib.import_module("fslcourse.data"), "load_omniglot", must_not_run)
+    assert main(["train", family, "--recipe", "bogus", "--out", str(tmp_path / "g.pt")]) == 2
+    err = capsys.readouterr().err
+    assert f"{family} has no recipe 'bogus'; use one of quick" in err and len(err.strip().splitlines()) == 1

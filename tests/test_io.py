@@ -69,3 +69,13 @@ def test_save_traceback_writes_the_whole_traceback(tmp_path, monkeypatch):
     except RuntimeError as err:
         path = save_traceback(err)
     assert path.parent == tmp_path and "Traceback" in path.read_text() and "RuntimeError: boom" in path.read_text()
+
+
+def test_a_folder_that_refuses_files_is_caught_even_when_permission_bits_say_yes():
+    """As root every permission bit says yes; /proc still refuses a new file, after the work would have run."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("/proc is Linux's")
+    with pytest.raises(ValueError, match=r"/proc/x\.pt cannot be written: /proc refuses new files"):
+        check_writable("/proc/x.pt", "the checkpoint")

@@ -142,3 +142,15 @@ def test_transductive_needs_a_euclidean_prototype_method(folders, omniglot, caps
                  "--method", "matching", "--transductive"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--transductive refines Euclidean prototypes" in err
+
+
+def test_an_earlier_runs_files_are_replaced_only_with_overwrite(folders, omniglot):
+    out = folders / "out"
+    predict_folders(folders / "support", [folders / "query"], out=out)
+    before = (out / "predictions.json").read_bytes()
+    with pytest.raises(ValueError, match=r"already holds predictions\.csv, predictions\.json, contact_sheet\.png; "
+                                         "pass --overwrite"):
+        predict_folders(folders / "support", [folders / "query"], out=out, transductive=True)
+    assert (out / "predictions.json").read_bytes() == before
+    predict_folders(folders / "support", [folders / "query"], out=out, transductive=True, overwrite=True)
+    assert json.loads((out / "predictions.json").read_text())["transductive"] is True

@@ -70,3 +70,25 @@ def test_resume_without_a_state_is_refused_before_any_work(env, tmp_path):
     proc = _start([*ARGS, "--out", str(tmp_path / "x.pt"), "--resume"], env)
     assert proc.wait(120) == 2
     assert "nothing to resume: no training state at" in proc.communicate()[1]
+
+
+@pytest.mark.parametrize("what", ["the checkpoint itself", "a text file", "a finished checkpoint"])
+def test_a_state_path_that_a_run_would_delete_is_refused_before_any_work(what, env, tmp_path):
+    """A finished run deletes its state and --overwrite replaces it: --state must name a training state or a new
+    file, never the checkpoint (it was deleted after 'saved its checkpoint') or a file that is something else."""
+    out = tmp_path / "run.pt"
+    state = {"the checkpoint itself": out, "a text file": tmp_path / "notes.txt",
+             "a finished checkpoint": tmp_path / "other.pt"}[what]
+    if what == "a text file":
+        state.write_text("my notes")
+    elif what == "a finished checkpoint":
+        from fslcourse.pretrained import checkpoint_path
+        state.write_bytes(checkpoint_path("fomaml").read_bytes())
+    before = state.read_bytes() if state.exists() else None
+    proc = _start([*ARGS, "--out", str(out), "--state", str(state), "--overwrite"], env)
+    assert proc.wait(120) == 2
+    err = proc.communicate()[1]
+    expected = "is the checkpoint itself" if state == out else "is not a training state written by `train`"
+    assert expected in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists() or state != out
+    assert (state.read_bytes() if state.exists() else None) == before  # nothing deleted or changed

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..config import PROFILES, get_device, get_profile
 from ..evaluate import evaluate
-from ..io import check_target, file_source, state_path_for
+from ..io import check_state_path, check_target, file_source, state_path_for
 from ..methods.base import fixed_n_way, get_method
 from ..pretrained import RECIPE_NAMES, checkpoint_path, load_method, save_method
 from ..recipe import Recipe
@@ -108,6 +108,8 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
     if save:
         check_target(out, overwrite)
     state = Path(state) if state is not None else (state_path_for(out) if save else None)
+    if state is not None:
+        check_state_path(state, out)
     if resume and (state is None or not state.exists()):
         raise ValueError(f"nothing to resume: no training state at {state}; start without --resume")
     if not resume and not overwrite and state is not None and state.exists():

@@ -635,6 +635,8 @@ def get_generator(name: str):
 LOADERS = {"vae": _load_vae, "deformation-vae": _load_deformation_vae, "gan": _load_gan,
            "deformation-gan": _load_deformation_gan, "diffusion": _load_diffusion}  # load_or_train(FAMILY, ...)
 FAMILIES = tuple(LOADERS)
+FAMILY_RECIPES = {"vae": VAE, "deformation-vae": DEFORMATION_VAE, "gan": GAN, "deformation-gan": DEFORMING_GAN,
+                  "diffusion": DIFFUSION}  # the recipes each family's checkpoint can be trained with
 
 
 def train_generator(family: str, recipe: str = "quick", *, data=None, out: str | Path | None = None,
@@ -657,6 +659,8 @@ def train_generator(family: str, recipe: str = "quick", *, data=None, out: str |
 
     if family not in FAMILIES:
         raise ValueError(f"{family!r} is not a generator family; use one of {', '.join(FAMILIES)}")
+    if recipe not in FAMILY_RECIPES[family]:
+        raise ValueError(f"{family} has no recipe {recipe!r}; use one of {', '.join(FAMILY_RECIPES[family])}")
     if resume and family != "gan":
         raise ValueError(f"--resume is for the gan family; {family} trains its recipe in one sitting")
     out = Path(out) if out is not None else checkpoint_file(family, recipe)

@@ -100,6 +100,8 @@ def train_sinusoid_file(recipe: str = "quick", *, out: str | Path | None = None,
     The target is checked before any work (an existing file needs ``overwrite``); the file is written
     atomically when all three are trained.
     """
+    if recipe not in RECIPES:
+        raise ValueError(f"sinusoid has no recipe {recipe!r}; use one of {', '.join(RECIPES)}")
     out = Path(out) if out is not None else checkpoint_file(recipe)
     check_target(out, overwrite)
     models, record = train_sinusoid(recipe, seed, progress=progress)
