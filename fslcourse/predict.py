@@ -39,7 +39,8 @@ def load_picture(path: str | Path) -> torch.Tensor:
     """One PNG or JPEG as a model input ``(1, 28, 28)`` (ink = 1); one-line errors for anything else.
 
     Raises:
-        ValueError: not a PNG/JPEG name, unreadable, or larger than :data:`MAX_PIXELS`; names the file.
+        ValueError: not a PNG/JPEG name, unreadable, larger than :data:`MAX_PIXELS`, blank, or mostly ink (light
+            strokes on a dark background, which the models would read as a black blot); names the file.
     """
     path = Path(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -51,7 +52,14 @@ def load_picture(path: str | Path) -> torch.Tensor:
         raise ValueError(f"{path} is not a readable image ({type(err).__name__}); replace or remove it") from None
     if width * height > MAX_PIXELS:
         raise ValueError(f"{path} is {width}×{height} pixels, more than {MAX_PIXELS:,}; shrink it (it becomes 28×28)")
-    return load_image(path)
+    x = load_image(path)  # (1, 28, 28), ink = 1
+    ink = float((x > 0.5).float().mean())
+    if ink == 0:
+        raise ValueError(f"{path} holds no ink (a blank image): draw dark strokes on a light background")
+    if ink > 0.5:
+        raise ValueError(f"{path} is mostly ink ({ink:.0%} of its pixels): the course reads dark strokes on a light "
+                         "background; invert the image")
+    return x
 
 
 def _images_in(folder: Path) -> list[Path]:

@@ -154,3 +154,13 @@ def test_an_earlier_runs_files_are_replaced_only_with_overwrite(folders, omniglo
     assert (out / "predictions.json").read_bytes() == before
     predict_folders(folders / "support", [folders / "query"], out=out, transductive=True, overwrite=True)
     assert json.loads((out / "predictions.json").read_text())["transductive"] is True
+
+
+def test_a_blank_or_inverted_picture_is_refused_not_classified(glyphs, tmp_path):
+    """A blank page got 'b (68.0%)' and white strokes on black 'b (99.5%)': confident answers about nothing."""
+    x = glyphs[2].get(torch.tensor([0]), torch.tensor([[0]]))[0, 0]  # (1, 28, 28) ink = 1
+    assert torch.equal(load_picture(save(tmp_path / "ok.png", x)), load_image(tmp_path / "ok.png"))
+    with pytest.raises(ValueError, match=r"blank\.png holds no ink \(a blank image\)"):
+        load_picture(save(tmp_path / "blank.png", torch.zeros_like(x)))
+    with pytest.raises(ValueError, match=r"inverted\.png is mostly ink \(\d+% of its pixels\).*invert the image"):
+        load_picture(save(tmp_path / "inverted.png", 1 - x))

@@ -155,10 +155,12 @@ def download_omniglot(root: str | Path, parts=("images_background", "images_eval
         The ``omniglot`` directory holding ``images_background/`` and ``images_evaluation/``.
     """
     md5s = OMNIGLOT_MD5 if md5s is None else md5s
+    if Path(root).exists() and not Path(root).is_dir():
+        raise ValueError(f"the data folder {root} is a file; give a folder (--root DIR)")
     out = Path(root) / "omniglot"
     for name in parts:
-        if (out / name).is_dir():
-            continue
+        if (out / name).is_dir() and next((out / name).rglob("*.png"), None) is not None:
+            continue  # already there (an empty folder is downloaded again)
         archive = download_file(url_template.format(name=name), out / "downloads" / f"{name}.zip",
                                 md5s[name], progress=progress)
         safe_extract_zip(archive, out)

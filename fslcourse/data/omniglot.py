@@ -379,6 +379,11 @@ def load_omniglot(image_size: int = IMAGE_SIZE, rotations: bool = True, download
                 f"Omniglot was not found (looked in {looked}); set FSLCOURSE_DATA to a folder holding "
                 "omniglot/images_background and omniglot/images_evaluation, or pass download=True"
             )
+        if os.environ.get("FSLCOURSE_DATA"):  # the user said where the data is: never download elsewhere instead
+            raise FileNotFoundError(
+                f"FSLCOURSE_DATA={os.environ['FSLCOURSE_DATA']} holds no omniglot/images_background and "
+                "omniglot/images_evaluation; fix the path, fetch it there with `python -m fslcourse download`, or "
+                "unset FSLCOURSE_DATA to use the cache")
         root = download_omniglot(data_roots()[-1], progress=progress)
     image_size = _positive("image_size", image_size)
     chars = _scan(root)

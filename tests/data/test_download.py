@@ -66,3 +66,21 @@ def test_extract_places_members(tmp_path):
     assert safe_extract_zip(archive, tmp_path / "t") == ["top"]
     assert (tmp_path / "t" / "top" / "a" / "b.txt").read_text() == "b"
     assert [p.name for p in (tmp_path / "t").iterdir()] == ["top"]
+
+
+def test_a_file_as_the_data_folder_and_empty_part_folders(tmp_path, monkeypatch):
+    """--root naming a file is one line; an empty images_* folder (an interrupted extraction) is fetched again,
+    a filled one is not."""
+    import fslcourse.data.download as download
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match=r"the data folder .*afile is a file; give a folder"):
+        download_omniglot(tmp_path / "afile")
+    fetched = []
+    monkeypatch.setattr(download, "download_file", lambda url, dest, md5, progress=True: fetched.append(dest.stem) or dest)
+    monkeypatch.setattr(download, "safe_extract_zip", lambda archive, out: None)
+    out = tmp_path / "data" / "omniglot"
+    (out / "images_background").mkdir(parents=True)
+    (out / "images_evaluation" / "Alphabet" / "character01").mkdir(parents=True)
+    (out / "images_evaluation" / "Alphabet" / "character01" / "1.png").write_bytes(b"png")
+    assert download_omniglot(tmp_path / "data", progress=False) == out and fetched == ["images_background"]

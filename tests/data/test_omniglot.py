@@ -237,3 +237,16 @@ def test_transparent_paper_is_paper_not_ink(tmp_path):
     la.save(tmp_path / "la.png")
     y = load_image(tmp_path / "la.png")[0]
     assert y[0, 0] == 0.0 and 0.3 < y[14, 11] < 0.7
+
+
+def test_a_wrong_fslcourse_data_is_named_instead_of_downloading_elsewhere(tmp_path, monkeypatch):
+    """The user said where the data is: a download into the cache (with a 'check the internet' error offline)
+    would answer another question; the message names the variable and the fixes."""
+    import fslcourse.data.omniglot as omniglot
+
+    monkeypatch.setenv("FSLCOURSE_DATA", str(tmp_path / "typo"))
+    monkeypatch.setenv("FSLCOURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(omniglot, "download_omniglot", lambda *a, **k: pytest.fail("downloaded"))
+    with pytest.raises(FileNotFoundError, match=r"FSLCOURSE_DATA=.*typo holds no omniglot/images_background.*unset"):
+        load_omniglot()
+    assert not (tmp_path / "cache").exists()
