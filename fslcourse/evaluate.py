@@ -135,6 +135,9 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
                          "load_omniglot(split='vinyals'), the split it was made for")
     sampler = EpisodeSampler(split, n_way, n_shot, n_query, seed=seed, within_alphabet=within_alphabet)
     n_way, n_shot, n_query = sampler.n_way, sampler.n_shot, sampler.n_query  # Python ints (numpy ones are fine)
+    if n_way < 2:
+        raise ValueError(f"n_way={n_way} (--n-way): a 1-way episode has one possible answer, so every method scores "
+                         "100%; use 2 ways or more")
     seed, within_alphabet = operator.index(seed), bool(within_alphabet)  # so a record can be written as JSON
     n_episodes = _positive("n_episodes", n_episodes)
     if n_episodes < 2:

@@ -145,9 +145,14 @@ def load_records(directory=None, skipped: list | None = None) -> list[dict]:
             ``method``, ``protocol`` or ``accuracy``; the message names the file and the fix.
     """
     directory = results_dir(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"results directory {directory} is a file; pass the folder that holds the result files")
     if not directory.is_dir():
         raise ValueError(f"results directory {directory} does not exist; run the notebooks or "
                          f"benchmarks/course_benchmark.py first, or pass the right folder")
+    if not any(directory.glob("*.json")):
+        raise ValueError(f"results directory {directory} holds no result files (*.json); run the notebooks or "
+                         "benchmarks/course_benchmark.py first, or pass the right folder")
     records = []
     for path in sorted(directory.glob("*.json")):
         try:

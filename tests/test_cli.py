@@ -240,3 +240,19 @@ def test_an_unknown_generator_recipe_is_a_one_line_error(family, tmp_path, capsy
     assert main(["train", family, "--recipe", "bogus", "--out", str(tmp_path / "g.pt")]) == 2
     err = capsys.readouterr().err
     assert f"{family} has no recipe 'bogus'; use one of quick" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_meaningless_evaluation_is_refused(tmp_path, capsys):
+    """1-way episodes score 100% for every method; --n-generated without --augment was silently ignored; an
+    empty results folder gave a table of headers."""
+    from fslcourse.cli import main
+
+    assert main(["evaluate", "pixel", "--n-way", "1", "--episodes", "2"]) == 2
+    assert "n_way=1 (--n-way): a 1-way episode has one possible answer" in capsys.readouterr().err
+    assert main(["evaluate", "pixel", "--episodes", "2", "--n-generated", "50"]) == 2
+    assert "--n-generated sets how many generated examples --augment adds" in capsys.readouterr().err
+    assert main(["report", "--results", str(tmp_path)]) == 2
+    assert "holds no result files" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert main(["report", "--results", str(tmp_path / "afile")]) == 2
+    assert "is a file; pass the folder" in capsys.readouterr().err
