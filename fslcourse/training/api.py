@@ -12,6 +12,7 @@ state stays beside the target, and ``resume=True`` continues it bit for bit.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..config import PROFILES, get_device, get_profile
@@ -65,7 +66,12 @@ def _phase1_state(name: str, recipe_name: str, recipe: Recipe, data, device, pro
         model, ckpt = load_method(path, "cpu", expect=source)
         if ckpt["seed"] == recipe.seed:
             return model.backbone.state_dict(), {"phase1": str(path.name), "phase1_seconds": ckpt["train_seconds"]}
-    model, result = train(source, phase1 or recipe_name, data=data, save=False, device=device, progress=progress)
+    how = phase1 or recipe_name
+    changes = {} if isinstance(phase1, Recipe) else {"seed": recipe.seed}  # phase 1 from the seed asked for
+    if progress:
+        print(f"{name}: phase 1 is not committed at seed {recipe.seed} ({path.name}); training {source} with its "
+              f"{'given' if isinstance(how, Recipe) else repr(how)} recipe first", file=sys.stderr)
+    model, result = train(source, how, data=data, save=False, device=device, progress=progress, **changes)
     return ({k: v.cpu() for k, v in model.backbone.state_dict().items()},
             {"phase1": f"trained: {source} {recipe_name}", "phase1_seconds": result.seconds})
 

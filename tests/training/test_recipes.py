@@ -195,3 +195,27 @@ def test_generator_recipe_runs_two_steps_and_saves_a_loadable_checkpoint(family,
     if family == "vae":  # measured on the weights that were saved, not on others
         measured = G._elbo_metrics(again["pixel"], data.val, G.VAE[recipe_name]["pixel"])
         assert measured == out["checkpoint"]["pixel"]["metrics"]
+
+
+def test_mtl_phase1_at_another_seed_is_trained_from_that_seed_and_said(monkeypatch, capsys):
+    """`train mtl --seed 5` finds the committed phase 1 at seed 0: it trains phase 1 again, from seed 5 (it used to
+    train it from the recipe's seed 0, the very file it had refused) and says so before the long step."""
+    import fslcourse.training.api as api
+    from fslcourse.methods import get_method
+
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(name, recipe, **kw):
+        calls.append((name, recipe, kw.get("seed")))
+        raise Stop
+
+    monkeypatch.setattr(api, "train", fake_train)
+    recipe = get_method("mtl").RECIPES["quick"].replace(seed=5)
+    with pytest.raises(Stop):
+        api._phase1_state("mtl", "quick", recipe, data=None, device="cpu", progress=True)
+    assert calls == [("mtl-theta-only", "quick", 5)]
+    assert "mtl: phase 1 is not committed at seed 5 (mtl-theta-only-quick.pt); training mtl-theta-only" in \
+        capsys.readouterr().err
