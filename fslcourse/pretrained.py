@@ -47,6 +47,13 @@ def existing_checkpoint(name: str, profile: str = "quick") -> Path:
     """
     path = checkpoint_path(name, profile)
     if not path.exists():
+        try:
+            recipes = getattr(get_method(name), "RECIPES", None)
+        except ValueError:  # not a registered method: the plain message below
+            recipes = None
+        if recipes is not None and profile not in recipes:
+            raise FileNotFoundError(f"{name!r} has no {profile!r} recipe, so no {path.name}; use one of "
+                                    f"{', '.join(recipes)} (--profile)")
         raise FileNotFoundError(f"no {profile!r} checkpoint for {name!r} at {path}; "
                                 f"create it with `python -m fslcourse train {name} --recipe {profile}`")
     return path

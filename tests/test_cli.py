@@ -256,3 +256,12 @@ def test_a_meaningless_evaluation_is_refused(tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     assert main(["report", "--results", str(tmp_path / "afile")]) == 2
     assert "is a file; pass the folder" in capsys.readouterr().err
+
+
+def test_a_recipe_the_method_does_not_have_is_named_not_sent_to_train(capsys):
+    """`--profile lake` for maml said 'create it with train maml --recipe lake', a command that fails too."""
+    from fslcourse.cli import main
+
+    assert main(["evaluate", "maml", "--profile", "lake", "--episodes", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "'maml' has no 'lake' recipe, so no maml-lake.pt; use one of quick" in err and "train maml" not in err
