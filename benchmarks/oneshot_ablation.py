@@ -14,6 +14,15 @@ Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread):
     OMP_NUM_THREADS=1 python benchmarks/oneshot_ablation.py                  # 600 episodes
     OMP_NUM_THREADS=1 python benchmarks/oneshot_ablation.py --episodes 100   # a quick look
     OMP_NUM_THREADS=1 python benchmarks/oneshot_ablation.py --only-new       # add new training rows to the file
+    OMP_NUM_THREADS=1 python benchmarks/oneshot_ablation.py --upright        # add the upright-characters rows
+
+``--upright`` measures the lake model, the two-seed ensemble and the best transductive row again on episodes of
+**upright characters only**: the course's split counts each character's four rotations as classes, so its
+within-alphabet episodes draw from an alphabet's characters and their rotations, where Lake et al.'s runs hold
+20 upright characters. Alphabets with fewer than 20 characters cannot make such an episode and are left out
+(named in each record). Soft k-means takes the steps chosen on meta-validation for the main rows
+(``REFINE_STEPS``). The rows (``characters: "upright"``) replace any earlier upright rows; the others are kept
+(a full run rewrites the file without them: run ``--upright`` again after it).
 
 ``--only-new`` measures only the training rows (``TRAINED``) whose checkpoint exists but whose row the file does
 not hold yet, pairs them with the stored lake row's per-episode accuracies (the episodes are the same: seeded),
@@ -31,7 +40,7 @@ from fslcourse.evaluate import evaluate, mean_ci95
 from fslcourse.generative.augment import AugmentedClassifier
 from fslcourse.generative.classical import Deformation
 from fslcourse.methods.ensemble import Ensemble
-from fslcourse.methods.transductive import BatchStatistics, SoftKMeans
+from fslcourse.methods.transductive import REFINE_STEPS, BatchStatistics, SoftKMeans
 from fslcourse.pretrained import checkpoint_path, load_method, training_summary
 from fslcourse.report import results_dir
 from fslcourse.results import result_record, save_results
@@ -86,7 +95,7 @@ def add_new_training_rows(data, device, protocol: dict, out_dir) -> int:
     if not path.exists():
         raise SystemExit(f"error: --only-new adds to {path}, which does not exist; run without --only-new first")
     records = json.loads(path.read_text())["records"]
-    main_rows = [r for r in records if r["queries_per_class"] == protocol["n_query"]]
+    main_rows = [r for r in records if r["queries_per_class"] == protocol["n_query"] and not r.get("characters")]
     lake = next((r for r in main_rows if r["variant"] == TRAINED[1][2]), None)
     if lake is None or lake["episodes"] != protocol["n_episodes"]:
         raise SystemExit(f"error: {path} has no lake row on {protocol['n_episodes']} episodes with "
@@ -103,8 +112,52 @@ def add_new_training_rows(data, device, protocol: dict, out_dir) -> int:
         print(f"{path} already holds every training row with a checkpoint")
         return 0
     labels = [label for _, _, label in TRAINED]
-    last = max(i for i, r in enumerate(records) if r["variant"] in labels and r["queries_per_class"] == lake["queries_per_class"])
+    last = max(i for i, r in enumerate(records) if r["variant"] in labels and not r.get("characters")
+               and r["queries_per_class"] == lake["queries_per_class"])
     print(f"wrote {save_results(NAME, records[:last + 1] + new + records[last + 1:], directory=out_dir)}")
+    return 0
+
+
+UPRIGHT = "upright"  # the records' "characters" field for the --upright rows (the others have none: all rotations)
+
+
+def add_upright_rows(device, protocol: dict, out_dir) -> int:
+    """``--upright``: the lake model, the ensemble and the best transductive row on upright characters only."""
+    path = out_dir / f"{NAME}.json"
+    if not path.exists():
+        raise SystemExit(f"error: --upright adds to {path}, which does not exist; run without --upright first")
+    records = [r for r in json.loads(path.read_text())["records"] if r.get("characters") != UPRIGHT]
+    data = load_omniglot(device=device, rotations=False)
+    lake_path, seed1_path = checkpoint_path("protonet", "lake"), checkpoint_path("protonet", "lake-seed1")
+    for needed in (lake_path, seed1_path):
+        if not needed.exists():
+            raise SystemExit(f"error: --upright needs {needed.name}; train it with python -m fslcourse train protonet "
+                             f"--recipe {needed.stem.removeprefix('protonet-')}")
+    lake, lake_ckpt = load_method(lake_path, device, expect="protonet")
+    seed1, seed1_ckpt = load_method(seed1_path, device, expect="protonet")
+    skm = f"soft k-means ({REFINE_STEPS} steps, chosen on meta-validation)"
+    rows = [(TRAINED[1][2], lake, lake_ckpt, "none"),
+            ("ensemble of lake and lake from seed 1", Ensemble([lake, seed1]), [lake_ckpt, seed1_ckpt], "none"),
+            (f"ensemble of lake and lake from seed 1 + transductive batch norm + {skm}",
+             Ensemble([SoftKMeans(BatchStatistics(m), REFINE_STEPS) for m in (lake, seed1)]), [lake_ckpt, seed1_ckpt],
+             "batch norm + soft k-means")]
+    for n_query in (protocol["n_query"], 1):
+        results = [(label, evaluate(model, data.test, device=device, **{**protocol, "n_query": n_query}), ckpt, how)
+                   for label, model, ckpt, how in rows]
+        base = results[0][1]
+        for label, res, ckpt, how in results:
+            diff, ci = mean_ci95([a - b for a, b in zip(res.episode_accuracies, base.episode_accuracies)])
+            print(f"upright: {label:<90} {n_query} q/class {res.accuracy:5.1f} ± {res.ci95:.1f}%  paired vs lake "
+                  f"{diff:+.1f} ± {ci:.1f}; left out: {', '.join(res.alphabets_left_out) or 'none'}")
+            one = ckpt[0] if isinstance(ckpt, list) else ckpt
+            training = ensemble_training(ckpt) if isinstance(ckpt, list) else training_summary(ckpt)
+            records.append(result_record("protonet", res, config=one["config"], seed=one["seed"], device=device,
+                                         profile=one.get("profile"), train_seconds=one.get("train_seconds"),
+                                         extra={"variant": label, "characters": UPRIGHT, "paired_vs_lake": diff,
+                                                "paired_vs_lake_ci95": ci, "transductive": how,
+                                                "queries_per_class": n_query, "refine_steps_val_sweep": None,
+                                                "refine_steps_val_episodes": None, "training": training}))
+    print(f"wrote {save_results(NAME, records, directory=out_dir)}")
     return 0
 
 
@@ -118,11 +171,15 @@ def main(argv=None) -> int:
     p.add_argument("--results", default=None)
     p.add_argument("--only-new", action="store_true",
                    help="measure only training rows missing from the results file and add them to it")
+    p.add_argument("--upright", action="store_true",
+                   help="add rows measured on upright characters only (no rotations), Lake et al.'s episode shape")
     args = p.parse_args(argv)
     device = get_device(args.device)
     out_dir = results_dir(args.results)
-    data = load_omniglot(device=device)
     protocol = dict(n_way=20, n_shot=1, n_query=args.n_query, n_episodes=args.episodes, seed=0, within_alphabet=True)
+    if args.upright:
+        return add_upright_rows(device, protocol, out_dir)
+    data = load_omniglot(device=device)
     if args.only_new:
         return add_new_training_rows(data, device, protocol, out_dir)
     records = []
