@@ -118,6 +118,20 @@ def add_new_training_rows(data, device, protocol: dict, out_dir) -> int:
     return 0
 
 
+def variant_record(label: str, res, ckpt, how: str, n_query: int, base, device, **extra) -> dict:
+    """The record of a row ``label`` measured as ``res`` (``ckpt``: its checkpoint, or an ensemble's list), paired
+    with the lake model's ``base`` result on the same episodes; ``extra`` adds fields."""
+    diff, ci = mean_ci95([a - b for a, b in zip(res.episode_accuracies, base.episode_accuracies)])
+    print(f"{label:<90} {n_query} q/class {res.accuracy:5.1f} ± {res.ci95:.1f}%  (error {100 - res.accuracy:4.1f}%)  "
+          f"paired vs lake {diff:+.1f} ± {ci:.1f}")
+    one = ckpt[0] if isinstance(ckpt, list) else ckpt
+    training = ensemble_training(ckpt) if isinstance(ckpt, list) else training_summary(ckpt)
+    return result_record("protonet", res, config=one["config"], seed=one["seed"], device=device,
+                         profile=one.get("profile"), train_seconds=one.get("train_seconds"),
+                         extra={"variant": label, "paired_vs_lake": diff, "paired_vs_lake_ci95": ci, "transductive": how,
+                                "queries_per_class": n_query, "training": training, **extra})
+
+
 UPRIGHT = "upright"  # the records' "characters" field for the --upright rows (the others have none: all rotations)
 
 
@@ -144,19 +158,10 @@ def add_upright_rows(device, protocol: dict, out_dir) -> int:
     for n_query in (protocol["n_query"], 1):
         results = [(label, evaluate(model, data.test, device=device, **{**protocol, "n_query": n_query}), ckpt, how)
                    for label, model, ckpt, how in rows]
-        base = results[0][1]
-        for label, res, ckpt, how in results:
-            diff, ci = mean_ci95([a - b for a, b in zip(res.episode_accuracies, base.episode_accuracies)])
-            print(f"upright: {label:<90} {n_query} q/class {res.accuracy:5.1f} ± {res.ci95:.1f}%  paired vs lake "
-                  f"{diff:+.1f} ± {ci:.1f}; left out: {', '.join(res.alphabets_left_out) or 'none'}")
-            one = ckpt[0] if isinstance(ckpt, list) else ckpt
-            training = ensemble_training(ckpt) if isinstance(ckpt, list) else training_summary(ckpt)
-            records.append(result_record("protonet", res, config=one["config"], seed=one["seed"], device=device,
-                                         profile=one.get("profile"), train_seconds=one.get("train_seconds"),
-                                         extra={"variant": label, "characters": UPRIGHT, "paired_vs_lake": diff,
-                                                "paired_vs_lake_ci95": ci, "transductive": how,
-                                                "queries_per_class": n_query, "refine_steps_val_sweep": None,
-                                                "refine_steps_val_episodes": None, "training": training}))
+        records += [variant_record(label, res, ckpt, how, n_query, results[0][1], device, characters=UPRIGHT,
+                                   refine_steps_val_sweep=None, refine_steps_val_episodes=None)
+                    for label, res, ckpt, how in results]
+        print(f"(upright characters; alphabets left out: {', '.join(results[0][1].alphabets_left_out) or 'none'})")
     print(f"wrote {save_results(NAME, records, directory=out_dir)}")
     return 0
 
@@ -219,19 +224,10 @@ def main(argv=None) -> int:
             res = evaluate(model, data.test, device=device, **{**protocol, "n_query": n_query})
             base = res if label == lake_label else base
             results.append((label, res, ckpt, how))
-        for label, res, ckpt, how in results:
-            diff, ci = mean_ci95([a - b for a, b in zip(res.episode_accuracies, base.episode_accuracies)])
-            print(f"{label:<90} {n_query} q/class {res.accuracy:5.1f} ± {res.ci95:.1f}%  "
-                  f"(error {100 - res.accuracy:4.1f}%)  paired vs lake {diff:+.1f} ± {ci:.1f}")
-            one = ckpt[0] if isinstance(ckpt, list) else ckpt
-            training = ensemble_training(ckpt) if isinstance(ckpt, list) else training_summary(ckpt)
-            records.append(result_record("protonet", res, config=one["config"], seed=one["seed"], device=device,
-                                         profile=one.get("profile"), train_seconds=one.get("train_seconds"),
-                                         extra={"variant": label, "paired_vs_lake": diff, "paired_vs_lake_ci95": ci,
-                                                "transductive": how, "queries_per_class": n_query,
-                                                "refine_steps_val_sweep": sweep if "soft k-means" in how else None,
-                                                "refine_steps_val_episodes": args.val_episodes,
-                                                "training": training}))
+        records += [variant_record(label, res, ckpt, how, n_query, base, device,
+                                   refine_steps_val_sweep=sweep if "soft k-means" in how else None,
+                                   refine_steps_val_episodes=args.val_episodes)
+                    for label, res, ckpt, how in results]
     path = save_results(NAME, records, directory=out_dir)
     print(f"wrote {path}")
     return 0
