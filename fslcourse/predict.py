@@ -104,6 +104,10 @@ def read_query(paths) -> tuple[torch.Tensor, list[str]]:
     files = []
     for p in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
         if p.is_dir():
+            inner = sorted(d.name for d in p.iterdir() if d.is_dir() and not d.name.startswith("."))
+            if inner:  # their images would be left out without a word
+                raise ValueError(f"--query {p} holds sub-folders ({', '.join(inner)}) whose images would be skipped; "
+                                 "give those folders too, or move their images up")
             files += _images_in(p)
         elif p.is_file():
             files.append(p)

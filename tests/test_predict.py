@@ -164,3 +164,13 @@ def test_a_blank_or_inverted_picture_is_refused_not_classified(glyphs, tmp_path)
         load_picture(save(tmp_path / "blank.png", torch.zeros_like(x)))
     with pytest.raises(ValueError, match=r"inverted\.png is mostly ink \(\d+% of its pixels\).*invert the image"):
         load_picture(save(tmp_path / "inverted.png", 1 - x))
+
+
+def test_a_query_folder_with_sub_folders_is_refused_not_half_read(folders):
+    """Images in a sub-folder of --query were skipped without a word."""
+    stroke = torch.zeros(1, 28, 28)
+    stroke[0, 6:22, 12:15] = 1  # a vertical bar: ink on a light background
+    save(folders / "query" / "more" / "q9.png", stroke)
+    with pytest.raises(ValueError, match=r"holds sub-folders \(more\) whose images would be skipped"):
+        read_query(folders / "query")
+    assert len(read_query([folders / "query" / "q0.png", folders / "query" / "more"])[1]) == 2
