@@ -20,6 +20,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..io import check_writable
+
 OMNIGLOT_URL = "https://github.com/brendenlake/omniglot/raw/master/python/{name}.zip"
 # md5s of the official zips (brendenlake/omniglot); see shared/data/omniglot/MANIFEST.md.
 OMNIGLOT_MD5 = {
@@ -161,6 +163,7 @@ def download_omniglot(root: str | Path, parts=("images_background", "images_eval
     for name in parts:
         if (out / name).is_dir() and next((out / name).rglob("*.png"), None) is not None:
             continue  # already there (an empty folder is downloaded again)
+        check_writable(out / "downloads" / f"{name}.zip", "the download")  # a bad --root fails here, in one line
         archive = download_file(url_template.format(name=name), out / "downloads" / f"{name}.zip",
                                 md5s[name], progress=progress)
         safe_extract_zip(archive, out)

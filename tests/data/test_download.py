@@ -1,5 +1,6 @@
 """Checked downloads and safe extraction, on the real official small zips in ../shared."""
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -76,6 +77,9 @@ def test_a_file_as_the_data_folder_and_empty_part_folders(tmp_path, monkeypatch)
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ValueError, match=r"the data folder .*afile is a file; give a folder"):
         download_omniglot(tmp_path / "afile")
+    if Path("/proc").is_dir():  # a folder that refuses files: one line, before any download (was a raw [Errno 2])
+        with pytest.raises(ValueError, match=r"the download /proc/x/omniglot/downloads/images_background\.zip cannot be"):
+            download_omniglot("/proc/x")
     fetched = []
     monkeypatch.setattr(download, "download_file", lambda url, dest, md5, progress=True: fetched.append(dest.stem) or dest)
     monkeypatch.setattr(download, "safe_extract_zip", lambda archive, out: None)
