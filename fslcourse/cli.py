@@ -18,6 +18,21 @@ from .config import RECIPE_NAMES
 from .numerics import NUMERICS
 
 
+def whole(minimum: int):
+    """An argparse type: a whole number >= ``minimum``, refused with the option's name and the fix."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}; give {minimum} or more")
+        return value
+
+    parse.__name__ = "whole number"  # what argparse names in its message
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m fslcourse", description="fslcourse command line")
     sub = p.add_subparsers(dest="command", required=True)
@@ -26,11 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--root", type=Path, default=None, help="data directory (default: FSLCOURSE_DATA or the cache)")
     e = sub.add_parser("evaluate", help="evaluate a method on meta-test episodes")
     e.add_argument("name", help="registered method name, e.g. pixel, protonet, maml")
-    e.add_argument("--n-way", type=int, default=5)
-    e.add_argument("--n-shot", type=int, default=1)
-    e.add_argument("--n-query", type=int, default=15)
-    e.add_argument("--episodes", type=int, default=1000)
-    e.add_argument("--seed", type=int, default=0, help="seed of the test episodes")
+    e.add_argument("--n-way", type=whole(1), default=5)
+    e.add_argument("--n-shot", type=whole(1), default=1)
+    e.add_argument("--n-query", type=whole(1), default=15)
+    e.add_argument("--episodes", type=whole(1), default=1000)
+    e.add_argument("--seed", type=whole(0), default=0, help="seed of the test episodes")
     e.add_argument("--within-alphabet", action="store_true", help="all classes of an episode from one alphabet")
     e.add_argument("--profile", choices=RECIPE_NAMES, default="quick",
                    help="which recipe's checkpoint to load: NAME-quick.pt, NAME-paper.pt, NAME-lake.pt, ...")
@@ -40,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", type=Path, default=None, help="write the result record here")
     e.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     from .training.generators import add_augment_arguments
-    add_augment_arguments(e)  # --augment GENERATOR --n-generated M [M ...] --generation-seed S
+    add_augment_arguments(e, whole)  # --augment GENERATOR --n-generated M [M ...] --generation-seed S
     q = sub.add_parser("predict", help="classify your own images with a course model")
     q.add_argument("--support", type=Path, required=True, help="a folder with one sub-folder of images (PNG/JPEG) per class")
     q.add_argument("--query", type=Path, nargs="+", required=True, help="query image files or folders of images")
@@ -59,9 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("name", help="a registered method, a generator family (vae, gan, diffusion), or sinusoid")
     t.add_argument("--recipe", "--profile", dest="recipe", default="quick",
                    help="the method's recipe: quick, full, paper or one of its own, e.g. lake (default quick)")
-    t.add_argument("--seed", type=int, default=None, help="change the recipe's seed (default: the recipe's, 0)")
-    t.add_argument("--steps", type=int, default=None, help="change the recipe's number of steps")
-    t.add_argument("--state-every", type=int, default=None,
+    t.add_argument("--seed", type=whole(0), default=None, help="change the recipe's seed (default: the recipe's, 0)")
+    t.add_argument("--steps", type=whole(1), default=None, help="change the recipe's number of steps")
+    t.add_argument("--state-every", type=whole(1), default=None,
                    help="write the resumable training state every N steps (default: the recipe's)")
     t.add_argument("--device", default=None)
     t.add_argument("--out", type=Path, default=None, help="checkpoint path (default: the package's checkpoint)")

@@ -265,3 +265,20 @@ def test_a_recipe_the_method_does_not_have_is_named_not_sent_to_train(capsys):
     assert main(["evaluate", "maml", "--profile", "lake", "--episodes", "2"]) == 2
     err = capsys.readouterr().err
     assert "'maml' has no 'lake' recipe, so no maml-lake.pt; use one of quick" in err and "train maml" not in err
+
+
+@pytest.mark.parametrize("argv, option, says", [
+    (["evaluate", "pixel", "--episodes", "0"], "--episodes", "0 is below 1; give 1 or more"),
+    (["evaluate", "pixel", "--seed", "-1"], "--seed", "-1 is below 0; give 0 or more"),
+    (["evaluate", "pixel", "--augment", "vae", "--generation-seed", "-3"], "--generation-seed", "-3 is below 0"),
+    (["evaluate", "pixel", "--n-query", "two"], "--n-query", "'two' is not a whole number"),
+    (["train", "protonet", "--steps", "0"], "--steps", "0 is below 1")])
+def test_numbers_on_the_command_line_are_checked_by_their_option(argv, option, says, capsys):
+    """The message names the option the user typed (it named the library's parameter, n_episodes=0), and a
+    negative seed is refused for evaluate as it was for train."""
+    from fslcourse.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    assert f"argument {option}: {says}" in capsys.readouterr().err
