@@ -117,6 +117,8 @@ def _evaluate(args) -> int:
     from .pretrained import checkpoint_path, load_method, pretrained
     from .results import result_record
 
+    if not get_method(args.name).trainable and args.profile != "quick":  # its record would name a recipe it never had
+        raise ValueError(f"{args.name} has no trained weights, so --profile {args.profile} does not apply; leave it out")
     device = get_device(args.device)
     path = checkpoint_path(args.name, args.profile)
     if get_method(args.name).trainable and path.exists():  # the file is read once: the model and its record

@@ -282,3 +282,11 @@ def test_numbers_on_the_command_line_are_checked_by_their_option(argv, option, s
         main(argv)
     assert stop.value.code == 2
     assert f"argument {option}: {says}" in capsys.readouterr().err
+
+
+def test_a_profile_for_a_method_without_weights_is_refused(capsys):
+    """evaluate pixel --profile lake recorded a 'lake' profile for a method that has no weights."""
+    from fslcourse.cli import main
+
+    assert main(["evaluate", "pixel", "--profile", "lake", "--episodes", "2"]) == 2
+    assert "pixel has no trained weights, so --profile lake does not apply" in capsys.readouterr().err
