@@ -174,3 +174,12 @@ def test_a_query_folder_with_sub_folders_is_refused_not_half_read(folders):
     with pytest.raises(ValueError, match=r"holds sub-folders \(more\) whose images would be skipped"):
         read_query(folders / "query")
     assert len(read_query([folders / "query" / "q0.png", folders / "query" / "more"])[1]) == 2
+
+
+def test_a_truncated_picture_of_yours_is_not_sent_to_re_download_omniglot(folders):
+    whole = (folders / "query" / "q0.png").read_bytes()
+    broken = folders / "broken.png"
+    broken.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=r"broken\.png is not a readable image .*replace or remove it") as err:
+        load_picture(broken)
+    assert "Omniglot" not in str(err.value)
