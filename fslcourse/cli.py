@@ -102,7 +102,7 @@ def _evaluate(args) -> int:
         check_writable(args.json, "--json")
         if args.json.exists() and not args.overwrite:
             raise ValueError(f"--json {args.json} exists; pass --overwrite to replace it, or choose another path")
-    if not args.augment and args.n_generated != [5]:
+    if not args.augment and args.n_generated is not None:
         raise ValueError("--n-generated sets how many generated examples --augment adds; give --augment GENERATOR "
                          "too, or leave --n-generated out")
     if args.augment:  # paired evaluation with and without generated support examples

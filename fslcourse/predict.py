@@ -54,9 +54,8 @@ def load_picture(path: str | Path) -> torch.Tensor:
         raise ValueError(f"{path} is {width}×{height} pixels, more than {MAX_PIXELS:,}; shrink it (it becomes 28×28)")
     try:
         x = load_image(path)  # (1, 28, 28), ink = 1
-    except ValueError as err:  # a truncated file: the loader's advice is about Omniglot's own images
-        raise ValueError(f"{path} is not a readable image ({str(err).split('(', 1)[-1].split(')')[0]}); "
-                         "replace or remove it") from None
+    except ValueError:  # a damaged file: the loader's advice is about Omniglot's own images, not the user's
+        raise ValueError(f"{path} is not a readable image (damaged or truncated); replace or remove it") from None
     ink = float((x > 0.5).float().mean())
     if ink == 0:
         raise ValueError(f"{path} holds no ink (a blank image): draw dark strokes on a light background")

@@ -697,7 +697,7 @@ def add_augment_arguments(parser, whole=lambda minimum: int) -> None:
     parser.add_argument("--augment", default=None, metavar="GENERATOR",
                         help="add generated support examples (vae, vae-prior, vae-feature; gan, diffusion once "
                              "they exist) and report the paired difference against no augmentation")
-    parser.add_argument("--n-generated", type=whole(1), nargs="+", default=[5], metavar="M",
+    parser.add_argument("--n-generated", type=whole(1), nargs="+", default=None, metavar="M",
                         help="generated examples per class; several values give several rows (default 5)")
     parser.add_argument("--generation-seed", type=whole(0), default=0, help="seed of the generator's noise")
 
@@ -717,7 +717,7 @@ def evaluate_augmented(args) -> dict:
     data = load_omniglot(device=device, progress=False)
     gen = builder(data, backbone=getattr(method, "backbone", None), profile=args.profile, device=device,
                   seed=args.generation_seed, progress=False)
-    results = evaluate_paired(method, gen, data.split(args.split), args.n_way, args.n_shot, args.n_generated,
+    results = evaluate_paired(method, gen, data.split(args.split), args.n_way, args.n_shot, args.n_generated or [5],
                               args.n_query, args.episodes, seed=args.seed, generation_seed=args.generation_seed,
                               method_name=args.name, generator_name=args.augment, device=device)
     for r in results:

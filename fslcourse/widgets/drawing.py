@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 
 from ..config import get_device
 from ..data import preprocess_image
-from ..methods.base import class_confidences, confidence_name
+from ..methods.base import class_confidences, confidence_name, fixed_n_way
 from .base import Explorer
 from .plotting import class_colour, text_points
 from .prediction_viewer import _tile
@@ -166,8 +166,6 @@ class DrawingBoard(Explorer):
             model = self._model(label)
         except ValueError:
             return  # the reason shows in the status line when a prediction is asked for
-        from ..methods.base import fixed_n_way
-
         n_way = fixed_n_way(model) or 2
         blank = torch.zeros(n_way + 1, 1, 28, 28, device=_device_of(model))  # (n_way + 1, 1, 28, 28)
         try:
@@ -464,8 +462,6 @@ class DrawingBoard(Explorer):
             shown["message"] = "now draw a query in the last box: a new drawing of one of your characters"
             return shown
         model = self._model(label)
-        from ..methods.base import fixed_n_way
-
         fixed = fixed_n_way(model)
         if fixed is not None and fixed != len(classes):
             shown["message"] = (f"{label} has a fixed {fixed}-way head and {len(classes)} classes are drawn; draw "
