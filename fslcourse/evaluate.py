@@ -27,7 +27,7 @@ Z95 = 1.959963984540054
 
 def mean_ci95(values) -> tuple[float, float]:
     """Mean and 95% half-width ``1.96 * std(ddof=1) / sqrt(n)`` of a 1-D sequence (n >= 2)."""
-    v = torch.as_tensor(values, dtype=torch.float64).flatten()
+    v = torch.as_tensor(values, dtype=torch.float64).flatten()  # (n,)
     if v.numel() < 2:
         raise ValueError(f"a confidence interval needs at least 2 values, got {v.numel()}")
     return float(v.mean()), float(Z95 * v.std(unbiased=True) / math.sqrt(v.numel()))

@@ -118,7 +118,7 @@ def read_query(paths) -> tuple[torch.Tensor, list[str]]:
             raise ValueError(f"--query {p} does not exist; give image files or a folder of images")
     if not files:
         raise ValueError("--query names no image; give image files or a folder that holds some")
-    return torch.stack([load_picture(f) for f in files]), [str(f) for f in files]
+    return torch.stack([load_picture(f) for f in files]), [str(f) for f in files]  # (n_pictures, 1, 28, 28)
 
 
 def classify(model, support_x, support_y, query_x, class_names: list[str], files: list[str]) -> list[Prediction]:

@@ -128,7 +128,7 @@ class EpisodeSampler:
             )
         if within_alphabet:
             counts = torch.bincount(split.class_alphabet, minlength=len(split.alphabet_names))
-            self._alphabets = torch.nonzero(counts >= n_way).flatten()
+            self._alphabets = torch.nonzero(counts >= n_way).flatten()  # (n_alphabets_kept,) alphabet ids
             keep = set(self._alphabets.tolist())
             names = split.alphabet_names
             self.alphabets_used = [a for i, a in enumerate(names) if i in keep]
@@ -155,7 +155,7 @@ class EpisodeSampler:
         if not self.within_alphabet:
             return torch.randperm(self.split.n_classes, generator=g)[: self.n_way]
         alpha = self._alphabets[torch.randint(len(self._alphabets), (1,), generator=g)]
-        members = torch.nonzero(self.split.class_alphabet == alpha).flatten()
+        members = torch.nonzero(self.split.class_alphabet == alpha).flatten()  # (n_members,) the alphabet's class ids
         return members[torch.randperm(len(members), generator=g)[: self.n_way]]
 
     def sample(self) -> Episode:
@@ -179,7 +179,7 @@ class EpisodeSampler:
         """Draw ``n_episodes`` episodes stacked along a new leading dimension."""
         n_episodes = _positive("n_episodes", n_episodes)
         eps = [self.sample() for _ in range(n_episodes)]
-        return Episode(*(torch.stack([getattr(e, f) for e in eps])
+        return Episode(*(torch.stack([getattr(e, f) for e in eps])  # each (n_episodes, *one episode's shape)
                          for f in ("support_x", "support_y", "query_x", "query_y", "classes")),
                        n_way=self.n_way, n_shot=self.n_shot, n_query=self.n_query)
 

@@ -169,7 +169,7 @@ def _png_to_uint8(path, image_size: int = IMAGE_SIZE) -> np.ndarray:
 
 def _load_character(args) -> np.ndarray:
     files, image_size = args
-    return np.stack([_png_to_uint8(f, image_size) for f in files])
+    return np.stack([_png_to_uint8(f, image_size) for f in files])  # (n_drawings, H, W) uint8
 
 
 @dataclass(frozen=True)
@@ -241,7 +241,7 @@ def _read_folders(root: Path, image_size: int, progress: bool, chars: list[_Char
     with ProcessPoolExecutor(max_workers=workers) as pool:
         arrays = list(tqdm(pool.map(_load_character, jobs, chunksize=16),
                            total=len(jobs), desc="Preprocessing Omniglot", disable=not progress))
-    return {"images": torch.from_numpy(np.stack(arrays)), "names": [f"{c.alphabet}/{c.folder.name}" for c in chars],
+    return {"images": torch.from_numpy(np.stack(arrays)), "names": [f"{c.alphabet}/{c.folder.name}" for c in chars],  # images: (n_characters, 20, H, W) uint8
             "alphabets": [c.alphabet for c in chars], "background": [c.part == "images_background" for c in chars],
             "version": CACHE_VERSION}
 

@@ -43,7 +43,7 @@ def _class_strokes(rng: np.random.Generator, n_strokes: int, curvature: float) -
     for _ in range(n_strokes):
         ends = rng.uniform(0.15, 0.85, size=(2, 2))
         mid = ends.mean(axis=0) + rng.normal(0.0, curvature, size=2)
-        strokes.append(np.stack([ends[0], np.clip(mid, 0.05, 0.95), ends[1]]))
+        strokes.append(np.stack([ends[0], np.clip(mid, 0.05, 0.95), ends[1]]))  # (3, 2): start, bend and end points
     return strokes
 
 

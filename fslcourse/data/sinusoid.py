@@ -64,7 +64,7 @@ class SinusoidTasks:
     @staticmethod
     def function(x: torch.Tensor, amplitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
         """``A sin(x - φ)`` with ``amplitude``/``phase`` broadcast over ``x`` of shape ``(n_tasks, n, 1)``."""
-        return amplitude.view(-1, 1, 1) * torch.sin(x - phase.view(-1, 1, 1))
+        return amplitude.view(-1, 1, 1) * torch.sin(x - phase.view(-1, 1, 1))  # (n_tasks,) -> (n_tasks, 1, 1), broadcast over x
 
     def _uniform(self, lo: float, hi: float, *shape: int) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(*shape, generator=self.generator)

@@ -133,4 +133,4 @@ def meta_gradient_reference(forward, params: list[torch.Tensor], tasks, inner_lr
     """
     losses = [F.mse_loss(forward(inner_loop_reference(forward, params, sx, sy, inner_lr, steps), qx), qy)
               for sx, sy, qx, qy in tasks]
-    return list(torch.autograd.grad(torch.stack(losses).mean(), params))
+    return list(torch.autograd.grad(torch.stack(losses).mean(), params))  # (n_tasks,) -> scalar

@@ -140,7 +140,7 @@ def embed_split(backbone: torch.nn.Module, split, class_ids: torch.Tensor | None
     for start in range(0, len(class_ids), per_chunk):
         ids = class_ids[start:start + per_chunk]
         x = split.get(ids, examples.expand(len(ids), -1)).flatten(0, 1)  # (n*k, 1, 28, 28)
-        out.append(backbone(x.to(next(backbone.parameters()).device)).unflatten(0, (len(ids), split.n_examples)))
+        out.append(backbone(x.to(next(backbone.parameters()).device)).unflatten(0, (len(ids), split.n_examples)))  # (n, n_examples, D)
     return torch.cat(out)  # (n_classes, n_examples, D)
 
 
@@ -217,8 +217,8 @@ class AugmentedClassifier(FewShotClassifier):
 
 def paired_difference(baseline, augmented) -> tuple[float, float]:
     """Mean and 95% CI half-width of ``augmented - baseline``, paired episode by episode (both 1-D, same length)."""
-    b = torch.as_tensor(baseline, dtype=torch.float64).flatten()
-    a = torch.as_tensor(augmented, dtype=torch.float64).flatten()
+    b = torch.as_tensor(baseline, dtype=torch.float64).flatten()  # (n_episodes,)
+    a = torch.as_tensor(augmented, dtype=torch.float64).flatten()  # (n_episodes,)
     if b.shape != a.shape:
         raise ValueError(f"paired accuracies need the same episodes: {b.numel()} baseline and {a.numel()} augmented "
                          "values; evaluate both with the same n_episodes and seed")

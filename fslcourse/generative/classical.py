@@ -42,8 +42,8 @@ def gaussian_blur(field: torch.Tensor, sigma: float) -> torch.Tensor:
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     k = k / k.sum()
     c = field.shape[1]
-    field = F.conv2d(field, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)  # along W
-    return F.conv2d(field, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)  # along H
+    field = F.conv2d(field, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)  # kernel (c, 1, 1, 2r+1): along W
+    return F.conv2d(field, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)  # kernel (c, 1, 2r+1, 1): along H
 
 
 class Deformation:
@@ -90,7 +90,7 @@ class Deformation:
                              torch.stack([sin, cos, 2 * uniform(self.shift)], 1)], 1)  # (n, 2, 3): output -> input
         grid = F.affine_grid(theta, (n, 1, h, w), align_corners=False)  # (n, H, W, 2) in [-1, 1]
         field = gaussian_blur(2 * torch.rand(n, 2, h, w, generator=g) - 1, self.sigma)  # (n, 2, H, W)
-        field = field / field.flatten(1).abs().amax(1).clamp_min(1e-8)[:, None, None, None]  # peak 1 per image
+        field = field / field.flatten(1).abs().amax(1).clamp_min(1e-8)[:, None, None, None]  # (n, 2*H*W) -> (n, 1, 1, 1): peak 1 per image
         pixels = torch.tensor([2 / w, 2 / h])  # one pixel in grid units, (x, y)
         grid = grid + self.alpha * field.permute(0, 2, 3, 1) * pixels  # (n, 2, H, W) -> (n, H, W, 2)
         out = F.grid_sample(x.cpu(), grid, align_corners=False, padding_mode="zeros")

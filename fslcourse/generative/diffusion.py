@@ -279,7 +279,7 @@ class DiffusionTrainer(nn.Module):
         c = class_conditions(self.encoder, x[:, :k].flatten(0, 1), torch.arange(n_classes, device=x.device)
                              .repeat_interleave(k), n_classes).repeat_interleave(n_target, 0)  # (n_classes*n_target, D)
         loss = diffusion_loss(self.model, 2 * x[:, k:].flatten(0, 1) - 1, c, self.schedule, self.p_uncond,
-                              batch["generator"])  # targets in [-1, 1]
+                              batch["generator"])  # (n_classes*n_target, 1, 28, 28) targets in [-1, 1]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -202,7 +202,7 @@ def rotate_pairs(source: torch.Tensor, x: torch.Tensor, generator: torch.Generat
     """
     turn = torch.rand(len(source), generator=generator) < 0.5
     k = torch.randint(0, 4, (len(source),), generator=generator) * turn  # (n,): quarter turns, 0 when not turned
-    out = [torch.stack([torch.rot90(im, int(q), (1, 2)) for im, q in zip(t, k)]) for t in (source, x)]
+    out = [torch.stack([torch.rot90(im, int(q), (1, 2)) for im, q in zip(t, k)]) for t in (source, x)]  # each (n, C, H, W)
     return out[0], out[1]
 
 

@@ -10,6 +10,8 @@ resolution, the noise ``z`` projected to a small map at the three coarsest resol
 end the source drawing itself. Generator units are convolution, leaky ReLU, batch norm (dropout
 after each change of resolution); the critic uses layer norm instead, because WGAN-GP's gradient
 penalty is per example. Images are 28 x 28, resolutions 28 -> 14 -> 7 -> 4 -> 2 and back.
+
+Taught in ``notebooks/08_gan_augmentation.ipynb`` (the paper's own networks, beside the course's small GAN).
 """
 from __future__ import annotations
 

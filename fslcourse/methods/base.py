@@ -193,10 +193,10 @@ class FewShotClassifier(nn.Module):
         """
         optimizer.zero_grad(set_to_none=True)
         losses, accs = zip(*(self.loss(ep) for ep in batch))
-        loss = torch.stack(losses).mean()
+        loss = torch.stack(losses).mean()  # (meta_batch,) -> scalar
         loss.backward()
         optimizer.step()
-        return {"loss": loss.item(), "accuracy": torch.stack(accs).mean().item()}
+        return {"loss": loss.item(), "accuracy": torch.stack(accs).mean().item()}  # (meta_batch,) -> scalar
 
     def config(self) -> dict:
         """Constructor arguments that rebuild this method (saved in checkpoints)."""
@@ -219,7 +219,7 @@ class FewShotClassifier(nn.Module):
         n_way = FewShotClassifier.n_way_of(support_y)
         present = torch.bincount(support_y, minlength=n_way)
         if (present == 0).any():
-            missing = torch.nonzero(present == 0).flatten().tolist()
+            missing = torch.nonzero(present == 0).flatten().tolist()  # (n_missing,) labels
             raise ValueError(f"support_y must use every label 0..{n_way - 1}; labels {missing} are missing")
         return n_way
 
@@ -234,8 +234,8 @@ def round_robin(labels: torch.Tensor, n_per_class: int) -> torch.Tensor:
     Returns:
         ``(n_way * n_per_class,)`` indices into ``labels``: the ``i``-th of class ``k`` is its ``(i mod K)``-th example.
     """
-    by_class = [torch.nonzero(labels == k).flatten() for k in range(n_way_of(labels))]
-    return torch.stack([idx[i % len(idx)] for idx in by_class for i in range(n_per_class)])
+    by_class = [torch.nonzero(labels == k).flatten() for k in range(n_way_of(labels))]  # each (n_k,): the indices of class k
+    return torch.stack([idx[i % len(idx)] for idx in by_class for i in range(n_per_class)])  # (n_way * n_per_class,)
 
 
 def prototypes(features: torch.Tensor, labels: torch.Tensor, n_way: int) -> torch.Tensor:

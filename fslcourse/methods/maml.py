@@ -112,7 +112,7 @@ def inner_loop_tasks(net: MAMLConv4, theta: dict[str, torch.Tensor], x: torch.Te
         params["head.bias"] = w.new_zeros(n_tasks, n_way, requires_grad=True)
     for _ in range(steps):
         logits = net.forward_tasks(x, params)  # (B, n, n_way)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum") / y.shape[1]  # Σ_b mean_b
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum") / y.shape[1]  # (B*n, n_way) against (B*n,); Σ_b mean_b
         g = torch.autograd.grad(loss, list(params.values()), create_graph=not first_order)
         params = {k: p - inner_lr * gk for (k, p), gk in zip(params.items(), g)}
     return params
@@ -245,7 +245,7 @@ class MAML(FewShotClassifier):
                 logits = self.net(ep.query_x, phi)
                 losses.append(F.cross_entropy(logits, ep.query_y))
                 accs.append((logits.argmax(dim=1) == ep.query_y).float().mean())
-            loss, acc = torch.stack(losses).mean(), torch.stack(accs).mean()
+            loss, acc = torch.stack(losses).mean(), torch.stack(accs).mean()  # (meta_batch,) -> scalars
         # with a zero head, θ's head gets no gradient: zeros
         grads = torch.autograd.grad(loss, list(params.values()), allow_unused=self.zero_head)
         grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params.values(), grads)]

@@ -145,7 +145,7 @@ class MetaGAN(ProtoNet):
     def train_step(self, batch, optimizer) -> dict:
         """One step: the classifier (backbone, fake logit) descends ``L_D``, the generator ``L_G``; one optimizer."""
         optimizer.zero_grad(set_to_none=True)
-        loss_d, loss_g, accs = (torch.stack(v).mean() for v in zip(*(self.discriminate(ep) for ep in batch)))
+        loss_d, loss_g, accs = (torch.stack(v).mean() for v in zip(*(self.discriminate(ep) for ep in batch)))  # each (meta_batch,) -> scalar
         disc = [p for n, p in self.named_parameters() if not n.startswith("generator.")]
         gen = list(self.generator.parameters())
         for p, g in zip(disc + gen, torch.autograd.grad(loss_d, disc, retain_graph=True)

@@ -185,7 +185,7 @@ class Reptile(FewShotClassifier):
                     if moments[0][k].shape == v.shape:
                         v.copy_(moments[0][k])
                 self.inner_t.fill_(moments[1])
-            return {k: torch.stack([phi[k] for phi in phis]) for k in phis[0]}
+            return {k: torch.stack([phi[k] for phi in phis]) for k in phis[0]}  # each (n_tasks, *shape): the tasks' adapted weights
         if self.backend == "batched":  # every task in one autograd graph (MAML's fast back-end), first order
             phi = inner_loop_tasks(self.net, dict(self.net.named_parameters()), x, y, self.inner_lr,
                                    self.inner_steps, n_way, first_order=True)

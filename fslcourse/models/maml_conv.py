@@ -33,7 +33,7 @@ def batch_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: f
     """
     mean = x.mean(dim=(0, 2, 3), keepdim=True)  # (1, C, 1, 1)
     var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)  # (1, C, 1, 1)
-    return (x - mean) * torch.rsqrt(var + eps) * weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
+    return (x - mean) * torch.rsqrt(var + eps) * weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)  # weight, bias (C,) -> (1, C, 1, 1)
 
 
 class MAMLConv4(nn.Module):
@@ -97,7 +97,7 @@ class MAMLConv4(nn.Module):
             h = F.conv2d(h, w.flatten(0, 1), params[f"convs.{i}.bias"].flatten(), stride=self.stride,
                          padding=1, groups=n_tasks)  # flatten: (B*hidden, C_in, 3, 3); h: (n, B*hidden, H', W')
             h = F.batch_norm(h, None, None, params[f"norms.{i}.weight"].flatten(), params[f"norms.{i}.bias"].flatten(),
-                             training=True)
+                             training=True)  # weight, bias (B, hidden) -> (B*hidden,)
             h = F.relu(h)
             if self.stride == 1:
                 h = F.max_pool2d(h, 2)

@@ -84,7 +84,7 @@ class SeenClasses(Hook):
         self.seen[ids.cpu()] = True
 
     def ids(self) -> list[int]:
-        return torch.nonzero(self.seen).flatten().tolist()
+        return torch.nonzero(self.seen).flatten().tolist()  # (n_seen,) ids
 
     def state_dict(self) -> dict:
         return {"seen": self.seen.clone()}

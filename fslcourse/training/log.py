@@ -14,7 +14,7 @@ def smooth(values, k: int) -> list[float]:
     """Moving average over windows of ``k`` values (``len(values) - k + 1`` of them)."""
     k = max(1, min(k, len(values)))
     kernel = torch.ones(1, 1, k, dtype=torch.float64) / k
-    return torch.conv1d(torch.tensor(values, dtype=torch.float64)[None, None], kernel).flatten().tolist()
+    return torch.conv1d(torch.tensor(values, dtype=torch.float64)[None, None], kernel).flatten().tolist()  # (1, 1, n) -> (n - k + 1,)
 
 
 @dataclass

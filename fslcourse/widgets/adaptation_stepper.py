@@ -73,11 +73,11 @@ class AdaptationStepper(Explorer):
         """Adapt every model for ``k`` steps on the support points; its curve and its query MSE."""
         k = self.steps.value
         shown = {"steps": k, "amplitude": float(self.amplitude), "phase": float(self.phase),
-                 "support_x": self.support_x.flatten().tolist()}
+                 "support_x": self.support_x.flatten().tolist()}  # (K, 1) -> (K,)
         for label, model in self.models.items():
             params = adapt(model, self.support_x, self.support_y, self.inner_lr, k)[-1]
             with torch.no_grad():
-                shown[label] = {"curve": model(self.grid, params).flatten(),
+                shown[label] = {"curve": model(self.grid, params).flatten(),  # (n_grid, 1) -> (n_grid,)
                                 "mse": mse(model, params, self.query_x, self.query_y).item()}
         return shown
 

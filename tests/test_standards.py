@@ -1,0 +1,108 @@
+"""The rules of STYLE.md that a machine can check, checked over the package, the benchmarks and the scripts.
+
+Each rule names the file and line that breaks it, so a failure says what to fix.
+"""
+import ast
+import io
+import re
+import tokenize
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = sorted((ROOT / "fslcourse").rglob("*.py"))
+EVERYWHERE = PACKAGE + sorted((ROOT / "benchmarks").rglob("*.py")) + sorted((ROOT / "scripts").rglob("*.py"))
+ALGORITHMS = [p for folder in ("methods", "generative", "models") for p in sorted((ROOT / "fslcourse" / folder).glob("*.py"))
+              if p.name not in ("__init__.py", "base.py", "augment.py")]  # augment: the protocol, not an algorithm
+
+RESHAPE = re.compile(r"\.(view|reshape|flatten|unflatten|stack)\(")
+SHAPE_COMMENT = re.compile(r"\(.*\)|->|scalar")
+SAMPLERS = {"rand", "randn", "randint", "randperm", "multinomial", "normal", "bernoulli", "poisson"}
+
+
+def statements(path: Path):
+    """``(first line, last line, code with every string as '', comments)`` of each logical line of ``path``."""
+    code, comments, start, end = [], [], None, None
+    for tok in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+        if tok.type == tokenize.COMMENT:
+            comments.append(tok.string)
+        elif tok.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
+            if start is not None:
+                yield start, end, "".join(code), comments
+            code, comments, start = [], [], None
+        elif tok.type not in (tokenize.NL, tokenize.INDENT, tokenize.DEDENT):
+            start, end = tok.start[0] if start is None else start, tok.end[0]
+            code.append("''" if tok.type == tokenize.STRING else tok.string)
+
+
+def where(path: Path, line: int, root: Path = ROOT) -> str:
+    return f"{path.relative_to(root)}:{line}"
+
+
+def breaking_reshape_rule(path: Path, root: Path = ROOT) -> list[str]:
+    return [where(path, line, root) for line, _, code, comments in statements(path)
+            if RESHAPE.search(code) and not any(SHAPE_COMMENT.search(c) for c in comments)]
+
+
+def test_every_reshape_view_flatten_or_stack_has_a_shape_comment():
+    bad = [w for p in PACKAGE for w in breaking_reshape_rule(p)]
+    assert not bad, "add a shape comment, e.g. `# (n, C*H*W)`, to: " + ", ".join(bad)
+
+
+def test_the_reshape_rule_can_fail(tmp_path):
+    src = tmp_path / "x.py"
+    src.write_text("a = x.flatten(1)\nb = x.view(2, -1)  # (2, n)\nc = torch.stack(v,\n    0)  # here\nd = f('.view(')\n")
+    assert [int(w.rsplit(":", 1)[1]) for w in breaking_reshape_rule(src, tmp_path)] == [1, 3]
+
+
+def calls(path: Path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            yield node
+
+
+def test_every_torch_load_is_weights_only():
+    bad = [where(p, c.lineno) for p in EVERYWHERE + sorted((ROOT / "tests").rglob("*.py")) for c in calls(p)
+           if isinstance(c.func, ast.Attribute) and c.func.attr == "load" and ast.unparse(c.func.value) == "torch"
+           and not any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                       for k in c.keywords)]
+    assert not bad, "load checkpoints with torch.load(..., weights_only=True): " + ", ".join(bad)
+
+
+def test_no_hard_coded_cuda_and_no_num_workers():
+    """Devices come from ``config.get_device()``; a line that only reads the chosen device says so (``# cuda-ok:``)."""
+    bad = []
+    for p in EVERYWHERE:
+        if p.name == "config.py" and p.parent.name == "fslcourse":  # the one place that parses device names
+            continue
+        for line, last, code, comments in statements(p):
+            src = "".join(p.read_text().splitlines(keepends=True)[line - 1:last])
+            if re.search(r"[\"']cuda|\.cuda\(", src) and not any("cuda-ok:" in c for c in comments):
+                bad.append(where(p, line))
+            if "num_workers" in code:
+                bad.append(where(p, line))
+    assert not bad, "use fslcourse.config.get_device(), never 'cuda' or num_workers: " + ", ".join(bad)
+
+
+def test_torch_samplers_take_a_generator():
+    """A draw from torch's global generator is allowed only where a comment says who seeds and saves it."""
+    notes = {(p, line): comments for p in PACKAGE for line, _, _, comments in statements(p)}
+    bad = []
+    for p in PACKAGE:
+        starts = sorted(line for q, line in notes if q == p)
+        for c in calls(p):
+            if (isinstance(c.func, ast.Attribute) and c.func.attr in SAMPLERS and ast.unparse(c.func.value) == "torch"
+                    and not any(k.arg == "generator" for k in c.keywords)):
+                stmt = max(s for s in starts if s <= c.lineno)
+                if not any("generator" in n for n in notes[(p, stmt)]):
+                    bad.append(where(p, c.lineno))
+    assert not bad, "pass generator=... (a seeded torch.Generator) to: " + ", ".join(bad)
+
+
+@pytest.mark.parametrize("path", ALGORITHMS, ids=lambda p: str(p.relative_to(ROOT / "fslcourse")))
+def test_algorithm_modules_cite_their_paper_and_notebook(path):
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    assert doc, f"{path.name}: add a module docstring (a one-line summary, the paper, the notebook that teaches it)"
+    assert re.search(r"\b(19|20)\d\d\b", doc), f"{path.name}: the docstring names no paper (authors, year, arXiv id)"
+    assert re.search(r"notebooks/\d\d_\w+\.ipynb", doc), f"{path.name}: the docstring names no notebook that teaches it"
