@@ -4,6 +4,7 @@ Each rule names the file and line that breaks it, so a failure says what to fix.
 """
 import ast
 import io
+import json
 import re
 import tokenize
 from pathlib import Path
@@ -106,3 +107,37 @@ def test_algorithm_modules_cite_their_paper_and_notebook(path):
     assert doc, f"{path.name}: add a module docstring (a one-line summary, the paper, the notebook that teaches it)"
     assert re.search(r"\b(19|20)\d\d\b", doc), f"{path.name}: the docstring names no paper (authors, year, arXiv id)"
     assert re.search(r"notebooks/\d\d_\w+\.ipynb", doc), f"{path.name}: the docstring names no notebook that teaches it"
+
+
+def package_names() -> set[str]:
+    """Top-level functions and classes of the package (public ones)."""
+    return {n.name for p in PACKAGE for n in ast.parse(p.read_text()).body
+            if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not n.name.startswith("_")}
+
+
+def redefinitions(notebook: Path, names: set[str]) -> list[str]:
+    """``cell N: name`` for each function or class a notebook defines under a name the package already uses."""
+    found = []
+    for i, cell in enumerate(json.loads(notebook.read_text())["cells"]):
+        if cell["cell_type"] == "code":
+            src = "\n".join(line for line in "".join(cell["source"]).splitlines() if not line.lstrip().startswith(("%", "!")))
+            found += [f"cell {i}: {n.name}" for n in ast.parse(src).body
+                      if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in names]
+    return found
+
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebooks_import_never_redefine(path):
+    """A from-scratch version gets its own name (``my_…``, ``…_from_scratch``), so the package's stays reachable."""
+    bad = redefinitions(path, package_names())
+    assert not bad, f"{path.name} redefines package names; import them, or name your own version my_NAME: {bad}"
+
+
+def test_the_redefinition_check_finds_one(tmp_path):
+    nb = tmp_path / "00_x.ipynb"
+    nb.write_text(json.dumps({"cells": [{"cell_type": "code", "source": ["%matplotlib inline\n", "def verdict(d, ci):\n",
+                                                                         "    return d > ci\n", "def mine(): pass\n"]}]}))
+    assert redefinitions(nb, package_names()) == ["cell 0: verdict"]
