@@ -34,7 +34,20 @@ def test_notebook_structure(path):
             assert lines[i + 1].startswith("# (why:"), "say why a cell's output is not compared"
 
 
-CHECK_LINE = re.compile(r"(match|agree|equal)\w*\b[^\n]*:\s*(True|False)\s*$", re.I | re.M)
+# a printed self-check: "<what is checked>: True" anywhere in a line (several may share one); dict reprs
+# (a recipe's {'flag': False}) are settings, not checks
+CHECK_LINE = re.compile(r"^[^{\n]*:\s*(?:True|False)\b[^\n]*$", re.M)
+FAILED_CHECK = re.compile(r":\s*False\b")
+
+
+def stored_checks(nb: dict) -> list[tuple[int, str]]:
+    """``(cell, line)`` of every self-check line in the notebook's stored text outputs."""
+    found = []
+    for i, c in enumerate(nb["cells"]):
+        for out in c.get("outputs", []):
+            text = "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/plain", ""))
+            found += [(i, m.group(0)) for m in CHECK_LINE.finditer(text)]
+    return found
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
@@ -44,14 +57,18 @@ def test_stored_self_checks_all_hold(path):
     nbval only compares stored outputs with new ones, so a check that failed when the notebook
     was saved would pass nbval forever; this reads the stored outputs themselves.
     """
-    nb = json.loads(path.read_text())
-    found = []
-    for i, c in enumerate(nb["cells"]):
-        for out in c.get("outputs", []):
-            text = "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/plain", ""))
-            found += [(i, m.group(0)) for m in CHECK_LINE.finditer(text)]
-    failed = [f"cell {i}: {line}" for i, line in found if line.rstrip().endswith("False")]
+    failed = [f"cell {i}: {line}" for i, line in stored_checks(json.loads(path.read_text())) if FAILED_CHECK.search(line)]
     assert not failed, "a stored self-check failed:\n" + "\n".join(failed)
+
+
+def test_the_self_check_scan_finds_a_failed_check_anywhere_in_a_line():
+    text = ("same shape: True\nfrom scratch == package: False (largest difference below 1e-5: True)\n"
+            "recipe {'zero_head': False}\nrows sum to 1:   False\n")
+    nb = {"cells": [{"cell_type": "code", "outputs": [{"output_type": "stream", "text": text}]}]}
+    checks = stored_checks(nb)
+    assert len(checks) == 3 and [line for _, line in checks if FAILED_CHECK.search(line)] == [
+        "from scratch == package: False (largest difference below 1e-5: True)", "rows sum to 1:   False"]
+    assert len(stored_checks(json.loads(NOTEBOOKS[0].read_text()))) >= 5  # notebook 01 prints its checks
 
 
 WIDGET_CELL = re.compile(r"^\s*(\w+)\.widget\s*$")

@@ -59,9 +59,13 @@ def test_a_stopped_train_keeps_the_committed_file_and_resumes_bitwise(sig, env, 
     else:
         assert rc == -signal.SIGKILL
     assert out.read_bytes() == b"the committed checkpoint" and state.exists()
+    saved_at = torch.load(state, weights_only=True)["step"]
     proc = _start([*ARGS, "--out", str(out), "--overwrite", "--resume"], env)
     assert proc.wait(600) == 0, proc.communicate()
     resumed = _weights(out)
+    # a fresh start from the same seed would give the same weights too: the log proves the state was loaded
+    sittings = torch.load(out, weights_only=True)["log"]["sittings"]
+    assert saved_at > 0 and [s["from_step"] for s in sittings] == [0, saved_at], (saved_at, sittings)
     assert resumed.keys() == straight.keys() and all(torch.equal(resumed[k], straight[k]) for k in straight)
     assert not state.exists()
 

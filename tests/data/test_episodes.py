@@ -52,10 +52,18 @@ def test_same_seed_same_episodes_and_batches():
 
 
 def test_generator_is_used():
-    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
-    e1 = EpisodeSampler(SPLIT, 3, 1, 1, generator=g1).sample()
-    e2 = EpisodeSampler(SPLIT, 3, 1, 1, generator=g2).sample()
-    assert torch.equal(e1.classes, e2.classes)
+    """A passed generator replaces the default seed 0: its own seed decides the episodes, and it advances."""
+    def classes(seed, n=4):
+        g = torch.Generator().manual_seed(seed)
+        sampler = EpisodeSampler(SPLIT, 3, 1, 1, generator=g)
+        before = g.get_state().clone()
+        drawn = [sampler.sample().classes for _ in range(n)]
+        assert not torch.equal(g.get_state(), before)  # the sampler draws from the generator it was given
+        return torch.stack(drawn)  # (n, n_way)
+
+    by_seed = EpisodeSampler(SPLIT, 3, 1, 1, seed=1)
+    assert torch.equal(classes(1), torch.stack([by_seed.sample().classes for _ in range(4)]))
+    assert not torch.equal(classes(1), classes(2))  # an ignored generator would leave both at the default seed
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -150,8 +150,11 @@ def test_an_interrupted_paper_run_resumes_to_the_same_weights(glyph_data, tmp_pa
         load_or_train("gan", "paper", data=glyph_data, device="cpu", progress=False, path=tmp_path / "b.pt",
                       state=state)
     assert (tmp_path / "b-wgan-gp.state.pt").exists() and not (tmp_path / "b.pt").exists()
+    saved_at = torch.load(tmp_path / "b-wgan-gp.state.pt", weights_only=True)["step"]
     resumed = load_or_train("gan", "paper", data=glyph_data, device="cpu", progress=False, path=tmp_path / "b.pt",
                             state=state, resume=True)
+    sittings = resumed["checkpoint"]["pixel"]["wgan-gp"]["history"]["sittings"]
+    assert saved_at == 3 and [s["from_step"] for s in sittings] == [0, 3]  # resumed from the state, not restarted
     for (k, a), b in zip(whole["wgan-gp"].state_dict().items(), resumed["wgan-gp"].state_dict().values()):
         assert torch.equal(a, b), k
 

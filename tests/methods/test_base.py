@@ -33,3 +33,28 @@ def test_a_preset_is_its_class_with_defaults_and_its_own_name():
     with pytest.raises(ValueError, match="a method is already registered as 'fomaml'"):
         register_preset("fomaml", MAML, first_order=True)
     assert "fomaml" in METHODS
+
+
+SEAM_METHODS = sorted(name for name, cls in METHODS.items() if cls().has_embedding_seam)
+
+
+@pytest.mark.parametrize("name", SEAM_METHODS)
+def test_predict_is_embed_then_classify_embeddings(name, glyphs):
+    """The documented seam: ``predict(s, y, q) == classify_embeddings(embed(s), y, embed(q))`` in eval mode,
+    which feature-space augmentation relies on; a method whose predict takes another path fails here."""
+    from fslcourse.data import EpisodeSampler
+
+    torch.manual_seed(0)
+    model = METHODS[name]().eval()
+    ep = EpisodeSampler(glyphs[2], 5, 2, 3, seed=0).sample()
+    with torch.no_grad():
+        torch.manual_seed(1)  # a method that draws (a new head's start) draws the same in both paths
+        direct = model.predict(ep.support_x, ep.support_y, ep.query_x)
+        torch.manual_seed(1)
+        seam = model.classify_embeddings(model.embed(ep.support_x), ep.support_y, model.embed(ep.query_x))
+    assert direct.shape == (15, 5)
+    torch.testing.assert_close(direct, seam, rtol=1e-4, atol=1e-4)
+
+
+def test_the_seam_list_holds_the_embedding_methods():
+    assert {"protonet", "finetune", "parameter-prediction", "hallucinating-protonet"} <= set(SEAM_METHODS)

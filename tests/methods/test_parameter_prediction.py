@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from fslcourse.methods import ProtoNet, get_method, prototypes
-from fslcourse.methods.parameter_prediction import ParameterPrediction, ParameterPredictor, cosine_logits
+from fslcourse.methods.parameter_prediction import ParameterPrediction, cosine_logits
 
 
 def test_at_initialisation_it_is_the_cosine_prototype_classifier(random_episode):
@@ -40,10 +40,17 @@ def test_weights_depend_on_the_class_mean_only_and_classes_are_permutation_equiv
     with torch.no_grad():
         m.predictor.down.weight.normal_(0, 0.3)
     check_support_permutation(m, seed=1, n_way=4, n_shot=3, atol=1e-5)
-    z = torch.randn(6, 5)
-    psi = ParameterPredictor(5, 8)
-    torch.testing.assert_close(psi(prototypes(z, torch.tensor([0, 0, 0, 1, 1, 1]), 2)),
-                               psi(torch.stack([z[:3].mean(0), z[3:].mean(0)])))
+    # the logits see a class only through its mean: a spread with zero mean within each class changes nothing,
+    # a shift of one class's mean changes its logits (averaging psi over the examples would fail the first)
+    y = torch.tensor([0, 0, 0, 1, 1, 1])
+    z_s, z_q = torch.randn(6, 8), torch.randn(4, 8)
+    spread = torch.randn(6, 8)
+    spread -= prototypes(spread, y, 2)[y]  # (6, 8): zero mean within each class
+    with torch.no_grad():
+        base = m.classify_embeddings(z_s, y, z_q)
+        torch.testing.assert_close(m.classify_embeddings(z_s + 3 * spread, y, z_q), base, rtol=1e-5, atol=1e-5)
+        moved = m.classify_embeddings(z_s + torch.tensor([[1.0] * 8] * 3 + [[0.0] * 8] * 3), y, z_q)
+    assert not torch.allclose(moved[:, 0], base[:, 0], atol=1e-3)
 
 
 def test_gradients_reach_the_backbone_the_predictor_and_the_scale(random_episode):
@@ -63,7 +70,7 @@ def test_cosine_logits_are_scaled_cosines():
 
 @pytest.mark.parametrize("bad", [{"backbone": "nope"}])
 def test_a_bad_backbone_is_refused(bad):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^backbone='nope' is not known; use one of conv4, resnet\w*$"):
         ParameterPrediction(**bad)
 
 

@@ -32,5 +32,10 @@ def test_checkpoint_reproduces_recorded_accuracy(name, omniglot):
     res = evaluate(model, omniglot.test, proto["n_way"], proto["n_shot"], proto["n_query"], n, seed=proto["seed"],
                    device="cpu")
     want, _ = mean_ci95(recorded[:n])
-    assert abs(res.accuracy - want) <= 0.5, f"first {n} episodes: {res.accuracy:.2f}% now, {want:.2f}% recorded"
+    # episode by episode, so that opposite flips cannot cancel: another CPU's rounding may flip a near-tie
+    # query or two, nothing more (one query of 5-way with n_query queries per class moves an episode 100/(5 n_query))
+    one_query = 100 / (proto["n_way"] * proto["n_query"])
+    moved = sum(abs(a - b) for a, b in zip(res.episode_accuracies, recorded[:n]))
+    assert moved <= 2 * one_query + 0.01, (f"first {n} episodes: {res.accuracy:.2f}% now, {want:.2f}% recorded; "
+                                           f"{moved / one_query:.0f} queries answered differently")
     assert abs(res.accuracy - m["test_accuracy"]) <= max(m["test_ci95"] * (len(recorded) / n) ** 0.5, 1.0)

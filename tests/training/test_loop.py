@@ -205,9 +205,11 @@ def test_interrupted_train_writes_no_checkpoint_and_resumes(glyphs, tmp_path, ct
                            eval_episodes=5)
     assert stopped.stopped == "interrupted" and out.read_bytes() == before
     assert (tmp_path / "tiny.state.pt").exists()
+    saved_at = torch.load(tmp_path / "tiny.state.pt", weights_only=True)["step"]
     resumed, result = train("test-tiny-protonet", recipe, data=data, out=out, overwrite=True, resume=True,
                             progress=False, eval_episodes=5)
     straight, _ = train("test-tiny-protonet", recipe, data=data, save=False, progress=False)
+    assert saved_at == 25 and [s["from_step"] for s in result.log.sittings] == [0, 25]  # resumed, not restarted
     assert result.steps == 40 and not (tmp_path / "tiny.state.pt").exists() and out.read_bytes() != before
     assert all(torch.equal(v, straight.state_dict()[k]) for k, v in resumed.state_dict().items())
 
@@ -286,7 +288,8 @@ def test_reptile_with_adam_and_mini_batches_resumes_bitwise(glyphs, tmp_path, ct
     with ctrl_c_after_step(Reptile, 3):
         _, stopped = train("reptile", recipe, data=data, out=out, progress=False, eval_episodes=2)
     assert stopped.stopped == "interrupted" and (tmp_path / "reptile.state.pt").exists()
-    resumed, _ = train("reptile", recipe, data=data, out=out, resume=True, progress=False, eval_episodes=2)
+    resumed, result = train("reptile", recipe, data=data, out=out, resume=True, progress=False, eval_episodes=2)
+    assert [s["from_step"] for s in result.log.sittings] == [0, 3]  # resumed from the state, not restarted
     straight, _ = train("reptile", recipe, data=data, save=False, progress=False)
     assert int(straight.inner_t) == 6 * 5 * 5 and straight.inner_sq.abs().sum() > 0
     assert all(torch.equal(v, straight.state_dict()[k]) for k, v in resumed.state_dict().items())

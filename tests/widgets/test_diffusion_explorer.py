@@ -57,9 +57,14 @@ def test_without_guidance_the_support_set_is_ignored(glyphs):
     _, _, _, ex = _explorer(glyphs)
     ex.guidance.value = 0.0
     ex.t.value = 0
-    a = ex.shown["x0_hat"].clone()
+    a, support = ex.shown["x0_hat"].clone(), ex.shown["support"].clone()
     ex.character.value = 1
-    assert torch.equal(ex.shown["x0_hat"], a) and not torch.equal(ex.shown["support"], ex.trajectory()[0][:0])
+    assert ex.shown["class_id"] == int(ex.classes[1]) and not torch.equal(ex.shown["support"], support)
+    assert torch.equal(ex.shown["x0_hat"], a)  # another support set, the same drawing
+    ex.guidance.value = 2.0  # control: with guidance the character matters
+    b = ex.shown["x0_hat"].clone()
+    ex.character.value = 0
+    assert not torch.equal(ex.shown["x0_hat"], b)
 
 
 def test_a_run_is_computed_only_as_far_as_the_slider_and_continued_in_place(glyphs):
