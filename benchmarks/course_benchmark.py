@@ -15,7 +15,9 @@ paper's code normalises each test batch with its own statistics: MAML, first-ord
 Network's batch-statistics row) is tested with its paper's queries per class instead
 (``fslcourse.report.published_n_query``: as many as shots, or one for Reptile), all rows of its checkpoint alike.
 A run with ``--methods`` replaces only those methods' records in the file and keeps the others, so partial runs
-merge. ``--split vinyals`` runs the four protocols without the
+merge; a run on other episodes (``--episodes``, ``--seed``) than the file's rows of the same split and profile is
+refused before any work, because the table would then compare rows on different episodes (``--results DIR`` writes
+elsewhere, ``--overwrite`` replaces). ``--split vinyals`` runs the four protocols without the
 within-alphabet task on the Vinyals et al. test characters (the papers' test protocol); its records say
 ``split_protocol: "vinyals"`` and the report sets the published figures beside them; ``--profile paper`` measures
 the paper recipes' checkpoints (trained on the Vinyals split: the like-for-like row, labelled "NAME (paper recipe)");
@@ -162,14 +164,10 @@ def run_checkpoint(name, recipe, protocols, data, episodes: int, n_query: int, s
             records.append({**skipped_record(row, proto, why, nq, seed, model, info, profile), **own})
             continue
         seed_everything(seed)
-        try:
-            res = evaluate(row_model, data.test, proto["n_way"], proto["n_shot"], nq, episodes, seed=seed,
-                           within_alphabet=proto.get("within_alphabet", False), device=device)
-        except ValueError as err:  # the method refuses this protocol: record why, go on
-            why = str(err)
-            print(f"{label}: skipped ({why})", flush=True)
-            records.append({**skipped_record(row, proto, why, nq, seed, model, info, profile), **own})
-            continue
+        # a protocol the method cannot run was skipped above (cannot_run); any other error stops the run, so a broken
+        # checkpoint or a bad option is never recorded as a "skipped" row that replaces a measured one
+        res = evaluate(row_model, data.test, proto["n_way"], proto["n_shot"], nq, episodes, seed=seed,
+                       within_alphabet=proto.get("within_alphabet", False), device=device)
         print(f"{label}: {res}, {nq} quer{'y' if nq == 1 else 'ies'} per class [{res.seconds / episodes:.3f} s/episode]", flush=True)
         records.append(result_record(row, res, **row_common,
                                      extra={"trainable_params": trainable_params(model), **own}))
@@ -183,7 +181,7 @@ def run_checkpoint(name, recipe, protocols, data, episodes: int, n_query: int, s
 def run_augmented(name, model, baseline, data, common, generators, device, n_generated: int = 5) -> list[dict]:
     """The same episodes with ``n_generated`` generated support examples per class, for each generator."""
     from fslcourse.generative.augment import evaluate_paired
-    from fslcourse.training.generators import CHECKPOINT_FAMILY, get_generator
+    from fslcourse.training.generators import CHECKPOINT_FAMILY, committed_only, get_generator
 
     out = []
     for gen_name in generators:
@@ -192,8 +190,9 @@ def run_augmented(name, model, baseline, data, common, generators, device, n_gen
             print(f"{name}+{gen_name}: skipped (no committed {stem}-quick.pt; this script never trains)", flush=True)
             continue
         try:
-            gen = get_generator(gen_name)(data, backbone=getattr(model, "backbone", None), profile="quick",
-                                          device=device, seed=0, progress=False)
+            with committed_only():  # an entry missing for this backbone is named, never trained and saved here
+                gen = get_generator(gen_name)(data, backbone=getattr(model, "backbone", None), profile="quick",
+                                              device=device, seed=0, progress=False)
         except (ValueError, FileNotFoundError) as err:  # e.g. its checkpoint is not committed yet: say so, go on
             print(f"{name}+{gen_name}: skipped ({err})", flush=True)
             continue
@@ -215,17 +214,24 @@ def merge(old: list[dict], new: list[dict]) -> list[dict]:
 
 
 def main(argv=None) -> int:
+    from fslcourse.cli import whole
+    from fslcourse.io import check_writable
+    from fslcourse.results import check_same_episodes
+    from fslcourse.training.generators import CHECKPOINT_FAMILY
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--methods", default=None, help="comma-separated method names (default: all available)")
     p.add_argument("--augment", default="vae,vae-feature",
                    help="generators tried with protonet/finetune (comma-separated; '' for none), e.g. "
                         "vae,vae-feature,gan,hallucinator,diffusion once their checkpoints cover both backbones "
-                        "(a generator whose checkpoint lacks an entry trains and saves it)")
-    p.add_argument("--episodes", type=int, default=200)
-    p.add_argument("--n-query", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0, help="seed of the test episodes")
+                        "(this script never trains: a generator whose checkpoint lacks an entry is skipped, "
+                        "naming the command that trains it)")
+    p.add_argument("--episodes", type=whole(2), default=200)
+    p.add_argument("--n-query", type=whole(1), default=5)
+    p.add_argument("--seed", type=whole(0), default=0, help="seed of the test episodes")
     p.add_argument("--protocols", default=None,
-                   help=f"comma-separated subset of {', '.join(protocol_key(q) for q in PROTOCOLS)} (default: all)")
+                   help=f"comma-separated subset of {', '.join(protocol_key(q) for q in PROTOCOLS)} (default: all "
+                        "the split has)")
     p.add_argument("--split", choices=("alphabet", "vinyals"), default="alphabet",
                    help="the course's alphabet split, or the papers' Vinyals et al. test characters (no within-alphabet "
                         "task there; checkpoints trained on the alphabet split never saw a Vinyals test character)")
@@ -234,25 +240,45 @@ def main(argv=None) -> int:
                         "use with --split vinyals, where the report sets the published figure beside them)")
     p.add_argument("--device", default=None)
     p.add_argument("--results", default=None, help="results folder (default: FSLCOURSE_RESULTS or results/)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace this split's rows of a results file measured on other episodes (default: refused)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    # everything is checked before Omniglot is loaded: a typo costs a line, not a half-written table
+    if args.profile == "paper" and args.split != "vinyals":
+        p.error("--profile paper measures checkpoints trained on the Vinyals split; add --split vinyals")
     names = args.methods.split(",") if args.methods else available_methods(args.profile)
     for name in names:
-        get_method(name)  # unknown names fail before any work
+        if name not in METHODS:
+            p.error(f"--methods {name} is not a method; use some of {', '.join(sorted(METHODS))}")
+        if METHODS[name].trainable and not checkpoint_path(name, args.profile).exists():
+            p.error(f"--methods {name}: {checkpoint_path(name, args.profile).name} is not there; train it with "
+                    f"python -m fslcourse train {name} --recipe {args.profile}")
+    generators = [g for g in args.augment.split(",") if g]
+    unknown = [g for g in generators if g not in CHECKPOINT_FAMILY]
+    if unknown:
+        p.error(f"--augment {','.join(unknown)} is not a generator; use some of {', '.join(CHECKPOINT_FAMILY)}")
+    protocols = PROTOCOLS if args.split == "alphabet" else [q for q in PROTOCOLS if not q.get("within_alphabet")]
+    if args.protocols:
+        keys = {protocol_key(q): q for q in protocols}
+        unknown = [k for k in args.protocols.split(",") if k not in keys]
+        if unknown:
+            p.error(f"--protocols {','.join(unknown)} is not a protocol of the {args.split} split; use some of "
+                    f"{', '.join(keys)}")
+        protocols = [keys[k] for k in args.protocols.split(",")]
+    path = results_dir(args.results) / f"{NAME}.json"
+    try:
+        check_writable(path, "the results file")
+        check_same_episodes(path, args.episodes, args.seed, overwrite=args.overwrite,
+                            which=lambda r: ((r.get("protocol") or {}).get("split_protocol", "alphabet"), r.get("profile"))
+                            == (args.split, args.profile))  # the rows this run's rows sit beside
+    except ValueError as err:
+        p.error(str(err))
     device = get_device(args.device)
     data = load_omniglot(device=device, progress=False, split=args.split)
     SPLIT_PROTOCOL[0] = args.split
     start = time.perf_counter()
-    generators = [g for g in args.augment.split(",") if g]
-    protocols = PROTOCOLS if args.split == "alphabet" else [q for q in PROTOCOLS if not q.get("within_alphabet")]
-    if args.protocols:
-        keys = {protocol_key(q): q for q in PROTOCOLS}
-        unknown = [k for k in args.protocols.split(",") if k not in keys]
-        if unknown:
-            p.error(f"--protocols {','.join(unknown)} is not known; use some of {', '.join(keys)}")
-        protocols = [keys[k] for k in args.protocols.split(",")]
     new = run(names, data, args.episodes, args.n_query, args.seed, device, generators, protocols, args.profile)
-    path = results_dir(args.results) / f"{NAME}.json"
     old = json.loads(path.read_text())["records"] if path.exists() else []
     records = merge(old, new)
     save_results(NAME, records, directory=results_dir(args.results))

@@ -32,7 +32,7 @@ from fslcourse.generative.metrics import frechet_distance, mean_pairwise_distanc
 from fslcourse.io import atomic_write_json
 from fslcourse.results import device_info, versions
 from fslcourse.training import load_or_train
-from fslcourse.training.generators import get_generator
+from fslcourse.training.generators import committed_only, get_generator
 
 SETTINGS = [("ddpm", 200), ("ddim", 50), ("ddim", 20), ("ddim", 10)]  # (sampler, steps); DDPM uses all T
 
@@ -47,7 +47,8 @@ def other_generators(data, backbone, seed):
             out[name] = f"not available: no {name}-quick.pt checkpoint"
             continue
         try:
-            out[name] = get_generator(name)(data, backbone=backbone, profile="quick", seed=seed, progress=False)
+            with committed_only():
+                out[name] = get_generator(name)(data, backbone=backbone, profile="quick", seed=seed, progress=False)
         except (ValueError, FileNotFoundError, ImportError, KeyError) as err:
             out[name] = f"not available: {err}"
     return out
@@ -97,8 +98,8 @@ def main():
     data = load_omniglot(device=course.device, progress=False)
     protonet = fslcourse.pretrained("protonet", device=course.device)
     encoder = protonet.backbone.eval()
-    d = load_or_train("diffusion", "quick", data=data, backbone=encoder, seed=args.seed, device=course.device,
-                      progress=False)
+    with committed_only():  # measures the committed model; a missing one is named with its train command
+        d = load_or_train("diffusion", "quick", data=data, backbone=encoder, device=course.device, progress=False)
     ckpt = d["checkpoint"]
     diff = {f"diffusion {s.upper()} {n}": DiffusionGenerator(d["model"], d["schedule"], encoder, sampler=s,
                                                               n_steps=n, guidance=args.guidance, source=d["source"])

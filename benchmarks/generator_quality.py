@@ -37,7 +37,7 @@ from fslcourse.io import atomic_write_json
 from fslcourse.pretrained import CHECKPOINT_DIR, pretrained
 from fslcourse.results import device_info, versions
 from fslcourse.training import load_or_train
-from fslcourse.training.generators import CHECKPOINT_FAMILY, get_generator
+from fslcourse.training.generators import CHECKPOINT_FAMILY, committed_only, get_generator
 
 LEARNED = ("vae", "vae-prior", "deformation-vae", "gan", "deformation-gan")
 GRID = [(w, n) for n in (10, 50) for w in (2.0, 4.0, 6.0)]
@@ -79,13 +79,14 @@ def main(argv=None) -> int:
     data = load_omniglot(device=device, progress=False)
     encoder = pretrained("protonet", device=device).backbone.eval()
     gens = {"deformation (untrained control)": Deformation(), "copy + noise (untrained control)": CopyNoise()}
-    for name in LEARNED:
-        if (CHECKPOINT_DIR / f"{CHECKPOINT_FAMILY[name]}-quick.pt").exists():
-            gens[name] = get_generator(name)(data, backbone=encoder, profile="quick", device=device, progress=False)
-    if (CHECKPOINT_DIR / "gan-paper.pt").exists():  # the DAGAN paper's networks and schedule (a GPU run)
-        gens["gan, paper recipe"] = get_generator("gan")(data, profile="paper", device=device, progress=False)
-    d = load_or_train("diffusion", "quick", data=data, backbone=encoder, device=device, progress=False) \
-        if (CHECKPOINT_DIR / "diffusion-quick.pt").exists() else None
+    with committed_only():  # the script never trains: a part missing from a committed file is an error
+        for name in LEARNED:
+            if (CHECKPOINT_DIR / f"{CHECKPOINT_FAMILY[name]}-quick.pt").exists():
+                gens[name] = get_generator(name)(data, backbone=encoder, profile="quick", device=device, progress=False)
+        if (CHECKPOINT_DIR / "gan-paper.pt").exists():  # the DAGAN paper's networks and schedule (a GPU run)
+            gens["gan, paper recipe"] = get_generator("gan")(data, profile="paper", device=device, progress=False)
+        d = load_or_train("diffusion", "quick", data=data, backbone=encoder, device=device, progress=False) \
+            if (CHECKPOINT_DIR / "diffusion-quick.pt").exists() else None
     chosen = None
     record = {"name": "generator_quality", "device": device_info(device), "versions": versions(),
               "threads": torch.get_num_threads(), "episodes": args.episodes, "rows": [], "selection": []}

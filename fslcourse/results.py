@@ -171,3 +171,31 @@ def save_results(name: str, records: list[dict], directory=None):
     except (OSError, ValueError, AttributeError):  # missing or unreadable: write it
         pass
     return atomic_write_json({"name": name, "records": records}, path)
+
+
+def check_same_episodes(path, episodes: int, seed: int, *, overwrite: bool = False, which=None) -> None:
+    """Refuse, before any work, to write a run's records into a results file measured on other test episodes.
+
+    A quick look (``--episodes 100``) merged into a committed 1000-episode file would replace some rows and
+    leave the rest, so the table would compare rows on different episodes. ``which(record)`` picks the
+    records this run would sit beside (default: all); skipped records (no episodes) never count.
+
+    Raises:
+        ValueError: naming the file, what it holds and the two ways out (``--results DIR``, ``--overwrite``).
+    """
+    import json
+
+    path = Path(path)
+    if overwrite or not path.exists():
+        return
+    try:
+        records = json.loads(path.read_text())["records"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"{path} exists but is not a results file; move it away, or replace it with --overwrite") from None
+    held = sorted({(r.get("episodes"), (r.get("protocol") or {}).get("episode_seed")) for r in records
+                   if isinstance(r, dict) and r.get("episodes") and (which is None or which(r))}, key=str)
+    if held and held != [(episodes, seed)]:
+        kinds = ", ".join(f"{n} episodes (seed {s})" for n, s in held)
+        raise ValueError(f"{path} holds records measured on {kinds}; this run measures {episodes} episodes "
+                         f"(seed {seed}), and mixing them would compare rows on different episodes: write to "
+                         "another folder with --results DIR, or replace the file's rows with --overwrite")

@@ -13,6 +13,7 @@ import course_benchmark  # noqa: E402
 
 from fslcourse.data import glyph_splits  # noqa: E402
 from fslcourse.methods.reptile import Reptile  # noqa: E402
+from fslcourse.report import REPO_RESULTS  # noqa: E402
 
 
 def test_reptile_paper_rows_are_transductive_and_inductive(monkeypatch):
@@ -135,3 +136,46 @@ def test_on_the_vinyals_split_each_checkpoint_is_tested_with_its_papers_queries_
     alphabet = course_benchmark.run(["reptile"], SimpleNamespace(test=test), episodes=2, n_query=3, seed=0,
                                     device="cpu", generators=(), protocols=protocols[:1], profile="paper")
     assert {r["protocol"]["n_query"] for r in alphabet} == {3}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--episodes", "1"], "argument --episodes: 1 is below 2; give 2 or more"),
+    (["--n-query", "0"], "argument --n-query: 0 is below 1; give 1 or more"),
+    (["--profile", "paper"], "--profile paper measures checkpoints trained on the Vinyals split; add --split vinyals"),
+    (["--methods", "protonet,nope"], "--methods nope is not a method; use some of"),
+    (["--methods", "gnn", "--profile", "paper", "--split", "vinyals"],
+     "--methods gnn: gnn-paper.pt is not there; train it with python -m fslcourse train gnn --recipe paper"),
+    (["--augment", "vae,vea"], "--augment vea is not a generator; use some of"),
+    (["--split", "vinyals", "--protocols", "20w1s-alphabet"], "--protocols 20w1s-alphabet is not a protocol of the "
+                                                                "vinyals split"),
+    (["--episodes", "50"], "11_benchmark.json holds records measured on 200 episodes (seed 0); this run measures 50"),
+])
+def test_bad_options_are_refused_before_omniglot_is_loaded(argv, message, monkeypatch, capsys):
+    """A typo, or a quick look that would mix other episodes into the committed table, costs one line, not a run."""
+    def no_data(*a, **k):
+        raise AssertionError("Omniglot was loaded before the options were checked")
+    monkeypatch.setattr(course_benchmark, "load_omniglot", no_data)
+    with pytest.raises(SystemExit) as exit_:
+        course_benchmark.main(argv + ["--results", str(REPO_RESULTS)])  # the committed table
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_unexpected_error_stops_the_run_instead_of_becoming_a_skipped_row(monkeypatch):
+    def broken(*a, **k):
+        raise ValueError("the model returned NaN logits")
+    monkeypatch.setattr(course_benchmark, "evaluate", broken)
+    data = SimpleNamespace(test=glyph_splits(seed=0)[2])
+    with pytest.raises(ValueError, match="NaN logits"):
+        course_benchmark.run(["pixel"], data, 2, 1, 0, "cpu", [], [dict(n_way=5, n_shot=1)], "quick")
+
+
+def test_the_paper_rows_are_compared_with_the_paper_rows_only(monkeypatch, capsys):
+    """The committed table holds quick rows on 200 Vinyals episodes and paper rows on 1000: each run sits beside its own."""
+    monkeypatch.setattr(course_benchmark, "load_omniglot", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("loaded")))
+    for argv in (["--profile", "paper", "--episodes", "1000"], ["--episodes", "200"]):
+        with pytest.raises(RuntimeError, match="loaded"):  # the checks passed; the data would load next
+            course_benchmark.main(argv + ["--split", "vinyals", "--methods", "protonet", "--results", str(REPO_RESULTS)])
+    with pytest.raises(SystemExit):
+        course_benchmark.main(["--profile", "paper", "--episodes", "200", "--split", "vinyals", "--methods", "protonet",
+                               "--results", str(REPO_RESULTS)])
+    assert "holds records measured on 1000 episodes (seed 0); this run measures 200" in capsys.readouterr().err

@@ -112,3 +112,25 @@ def test_cpu_name_says_the_processor_and_the_vector_instructions():
     name = cpu_name()
     assert name.endswith(", " + torch.backends.cpu.get_cpu_capability()) and len(name) > len(", AVX2")
     assert versions()["cpu"] == name
+
+
+def test_a_run_on_other_episodes_is_refused_before_it_mixes_into_a_results_file(tmp_path):
+    import json
+
+    from fslcourse.results import check_same_episodes
+
+    path = tmp_path / "r.json"
+    check_same_episodes(path, 100, 0)  # no file yet: nothing to mix with
+    rec = lambda n, seed=0, split="alphabet": {"episodes": n, "protocol": {"episode_seed": seed, "split_protocol": split}}
+    path.write_text(json.dumps({"name": "r", "records": [rec(1000), rec(0), rec(200, split="vinyals")]}))
+    check_same_episodes(path, 1000, 0, which=lambda r: r["protocol"]["split_protocol"] == "alphabet")
+    with pytest.raises(ValueError, match=r"r.json holds records measured on 1000 episodes \(seed 0\); this run "
+                                         r"measures 100 episodes \(seed 0\).*--results DIR.*--overwrite$"):
+        check_same_episodes(path, 100, 0, which=lambda r: r["protocol"]["split_protocol"] == "alphabet")
+    with pytest.raises(ValueError, match="1000 episodes .seed 0., 200 episodes .seed 0.; this run measures 1000 "
+                                         "episodes .seed 1."):
+        check_same_episodes(path, 1000, 1)
+    check_same_episodes(path, 100, 0, overwrite=True)
+    path.write_text("not json")
+    with pytest.raises(ValueError, match="exists but is not a results file"):
+        check_same_episodes(path, 100, 0)

@@ -5,10 +5,13 @@ Taught in ``notebooks/07``–``09``. Every generator is trained by the one loop
 ``train_step`` is the model's own. Checkpoints: ``checkpoints/FAMILY-RECIPE.pt`` (a feature-space
 generator is stored per backbone fingerprint), loaded, or trained when missing, by
 ``load_or_train(FAMILY, recipe, backbone=...)`` (:data:`LOADERS`). ``get_generator(name)``
-builds a registered support generator from its checkpoint, training what is missing.
+builds a registered support generator from its checkpoint, training what is missing; inside
+``with committed_only():`` (the benchmarks: they measure, never train) a missing part is an error instead.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from pathlib import Path
 
 import torch
@@ -38,6 +41,28 @@ from ..results import versions
 from .loop import Hook, TrainingStopped, fit
 from .schedules import make_scheduler
 from .trainers import make_optimizer
+
+_COMMITTED_ONLY = contextvars.ContextVar("committed_only", default=False)
+
+
+@contextlib.contextmanager
+def committed_only():
+    """Inside, a generator whose checkpoint lacks what is asked for raises instead of training and saving it."""
+    token = _COMMITTED_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _COMMITTED_ONLY.reset(token)
+
+
+def _about_to_train(what: str | None, path: Path, family: str, profile: str) -> None:
+    """Raise inside :func:`committed_only`: ``path`` lacks ``what`` (``None``: the file is missing), and this run
+    may not train it."""
+    if _COMMITTED_ONLY.get():
+        exists = what is not None and path.exists()
+        lacks = f"{path.name} has no {what}" if exists else f"{path.name} does not exist"
+        raise ValueError(f"{lacks}, and this run only measures committed generators; train it first with: "
+                         f"python -m fslcourse train {family} --recipe {profile}" + (" --overwrite" if exists else ""))
 
 
 def checkpoint_file(family: str, recipe: str = "quick") -> Path:
@@ -201,6 +226,7 @@ def _load_vae(data, profile: str = "quick", *, backbone=None, seed: int = 0, dev
     ckpt = load_family(path, "vae") if path.exists() else {"format": 1, "family": "vae", "profile": profile}
     changes, trained, fp = changes or {}, [], None
     if "pixel" not in ckpt:
+        _about_to_train("pixel VAE", path, "vae", profile)
         r = VAE[profile]["pixel"].replace(seed=seed, **changes.get("pixel", {}))
         torch.manual_seed(r.seed)
         model = ConditionalVAE(**r.model).to(device)
@@ -214,6 +240,7 @@ def _load_vae(data, profile: str = "quick", *, backbone=None, seed: int = 0, dev
         fp = backbone_fingerprint(backbone)
         features = ckpt.setdefault("feature", {})  # one feature VAE per backbone fingerprint
         if fp not in features:
+            _about_to_train(f"feature VAE for backbone {fp}", path, "vae", profile)
             r = VAE[profile]["feature"].replace(seed=seed, **changes.get("feature", {}))
             n_train = data.train.n_classes
             ids = torch.randperm(n_train, generator=torch.Generator().manual_seed(r.seed))[
@@ -237,10 +264,12 @@ def _load_vae(data, profile: str = "quick", *, backbone=None, seed: int = 0, dev
             "fingerprint": fp, "source": file_source(path) if path.exists() else None}
 
 
-def _single(path: Path, family: str, build, train, device, save: bool) -> dict:
+def _single(path: Path, family: str, profile: str, build, train, device, save: bool) -> dict:
     """A checkpoint holding one model: loaded if ``path`` exists, else ``train() -> checkpoint`` (saved if
     ``save``); ``build(**config)`` makes the empty model. Returns ``{"model", "checkpoint", "trained", "source"}``."""
     trained = not path.exists()
+    if trained:
+        _about_to_train(None, path, family, profile)
     ckpt = {"family": family, **train()} if trained else load_family(path, family)
     if trained and save:
         atomic_torch_save(ckpt, path)
@@ -268,7 +297,7 @@ def _load_deformation_vae(data, profile: str = "quick", *, backbone=None, seed: 
         return {"format": 1, "profile": profile, **_entry(model, hist, r, metrics=_elbo_metrics(model, data.val, r)),
                 "versions": versions()}
     path = Path(path) if path is not None else checkpoint_file("deformation-vae", profile)
-    return _single(path, "deformation-vae", DeformationVAE, train, device, save)
+    return _single(path, "deformation-vae", profile, DeformationVAE, train, device, save)
 
 
 # ---- DAGAN and the hallucinator ---------------------------------------------------------------------------
@@ -398,7 +427,7 @@ def _load_deformation_gan(data, profile: str = "quick", *, backbone=None, seed: 
         return {"format": 1, "profile": profile, **_entry(gan.generator, hist, r), "critic_config": gan.critic.config(),
                 "metrics": metrics, "versions": versions()}
     path = Path(path) if path is not None else checkpoint_file("deformation-gan", profile)
-    return _single(path, "deformation-gan", DeformingGenerator, train, device, save)
+    return _single(path, "deformation-gan", profile, DeformingGenerator, train, device, save)
 
 
 def train_hallucinator(model: FeatureHallucinator, feature_split, recipe: Recipe, progress: bool = True) -> dict:
@@ -451,6 +480,7 @@ def _load_gan(data, profile: str = "quick", *, backbone=None, seed: int = 0, dev
     out, trained = {"feature": None, "fingerprint": None}, []
     for loss in GAN[profile].options.get("losses", LOSSES):
         if loss not in ckpt["pixel"]:
+            _about_to_train(f"{loss} DAGAN", path, "gan", profile)
             r = GAN[profile].replace(seed=seed, options={"loss": loss})
             if loss == "standard":  # kept at its last step: notebook 08 shows where this loss ends up
                 r = r.replace(optimizer_kwargs={"betas": (0.5, 0.999)}, options={"keep": "last"})
@@ -469,6 +499,7 @@ def _load_gan(data, profile: str = "quick", *, backbone=None, seed: int = 0, dev
         fp = out["fingerprint"] = backbone_fingerprint(backbone)
         features = ckpt.setdefault("feature", {})
         if fp not in features:
+            _about_to_train(f"hallucinator for backbone {fp}", path, "gan", profile)
             r = HALLUCINATOR[profile].replace(seed=seed)
             ids = torch.randperm(data.train.n_classes, generator=torch.Generator().manual_seed(r.seed))
             feats = embed_split(backbone, data.train, ids[:r.options["max_classes"]])  # (n_classes, 20, D)
@@ -542,6 +573,7 @@ def _load_diffusion(data, profile: str = "quick", *, backbone=None, seed: int = 
                              f"but this backbone is {fp}; pass the ProtoNet backbone it was trained with, or delete "
                              f"{path.name} to retrain it")
     else:
+        _about_to_train(None, path, "diffusion", profile)
         r = DIFFUSION[profile].replace(seed=seed, **(changes or {}))
         torch.manual_seed(r.seed)
         schedule = Schedule(r.options["noise_schedule"], r.options["T"], device)

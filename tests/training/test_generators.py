@@ -2,6 +2,7 @@
 import shutil
 
 import pytest
+import torch
 
 import fslcourse.training.generators as G
 from fslcourse.io import load_checkpoint
@@ -78,3 +79,27 @@ def test_method_only_options_are_refused_in_one_line_before_any_work(tmp_path):
                                          r"backbone="):
         load_or_train("diffusion", data=object(), path=tmp_path / "d.pt")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("family", sorted(G.FAMILIES))
+def test_committed_only_refuses_to_train_a_missing_generator(family, tmp_path):
+    """What the benchmarks use: a missing checkpoint is one line naming the train command, and nothing is written."""
+    with G.committed_only(), pytest.raises(ValueError, match=rf"^missing.pt does not exist, and this run only "
+                                                             rf"measures committed generators; train it first with: "
+                                                             rf"python -m fslcourse train {family} --recipe quick$"):
+        load_or_train(family, data=object(), path=tmp_path / "missing.pt", progress=False,
+                      **({"backbone": torch.nn.Flatten()} if family == "diffusion" else {}))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_committed_only_refuses_a_feature_entry_for_a_new_backbone(tmp_path):
+    path = tmp_path / "vae.pt"
+    shutil.copy(CHECKPOINT_DIR / "vae-quick.pt", path)
+    before = path.read_bytes()
+    backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 3))  # a backbone no entry was trained for
+    with G.committed_only(), pytest.raises(ValueError, match=r"^vae.pt has no feature VAE for backbone \w+, .*"
+                                                             r"python -m fslcourse train vae --recipe quick --overwrite$"):
+        load_or_train("vae", data=object(), backbone=backbone, path=path, progress=False)
+    assert path.read_bytes() == before
+    out = load_or_train("vae", data=object(), path=path, progress=False)  # outside, the pixel VAE loads as before
+    assert out["trained"] == [] and out["pixel"] is not None
