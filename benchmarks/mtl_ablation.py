@@ -48,8 +48,8 @@ PROTOCOLS = {"5-way 1-shot": dict(n_way=5, within_alphabet=False),
 CURVE_AT = (0, 50, 100, 200, 400, 800, 1600)
 
 
-def _load() -> dict:
-    return json.loads(OUT.read_text()) if OUT.exists() else {"name": OUT.stem, "records": []}
+def _load(out: Path = OUT) -> dict:
+    return json.loads(out.read_text()) if out.exists() else {"name": out.stem, "records": []}
 
 
 def train(device):
@@ -66,7 +66,7 @@ def train(device):
                           "recipe": info["recipe"]}, default=str))
 
 
-def ablation(device, episodes: int):
+def ablation(device, episodes: int, out_path: Path = OUT):
     data = load_omniglot(device=device)
     records = []
     for label, proto in PROTOCOLS.items():
@@ -86,30 +86,31 @@ def ablation(device, episodes: int):
                        "meta_trained": trainable.get(name, "reference"), "protocol_label": label,
                        **({} if name.startswith("mtl") else {"variant": "reference run in the MTL ablation"})}))
             print(f"{name:15s} {res}")
-    out = _load()
+    out = _load(out_path)
     out["records"] = records
-    atomic_write_json(out, OUT)
-    print(f"wrote {OUT}")
+    atomic_write_json(out, out_path)
+    print(f"wrote {out_path}")
 
 
 class CurveProbe(Hook):
-    """Measures 5-way 1-shot test accuracy whenever the tasks seen pass the next of ``CURVE_AT``."""
+    """Measures 5-way 1-shot test accuracy whenever the tasks seen pass the next of ``at``."""
 
-    def __init__(self, name, measure, tasks):
-        self.name, self.measure, self.tasks, self.points = name, measure, tasks, []
+    def __init__(self, name, measure, tasks, at=CURVE_AT):
+        self.name, self.measure, self.tasks, self.points, self.at = name, measure, tasks, [], at
 
     def after_step(self, model, step, stats):
         tasks = self.tasks(model, step)
-        if len(self.points) < len(CURVE_AT) and tasks >= CURVE_AT[len(self.points)]:
+        if len(self.points) < len(self.at) and tasks >= self.at[len(self.points)]:
             self.points.append({"tasks": tasks, "accuracy": self.measure(model)})
             print(f"{self.name}: {tasks} tasks, {self.points[-1]['accuracy']:.1f}%", flush=True)
             model.train()
 
 
-def curve(device, eval_episodes: int = 100, seed: int = 0):
-    data = load_omniglot(device=device)
+def curve(device, eval_episodes: int = 100, seed: int = 0, *, data=None, at=CURVE_AT, out_path: Path = OUT):
+    """MTL with and without hard tasks, and MAML, against meta-training tasks seen; written to ``out_path``."""
+    data = load_omniglot(device=device) if data is None else data
     state = load_method(checkpoint_path("mtl-theta-only"), "cpu", expect="mtl-theta-only")[0].backbone.state_dict()
-    curves, max_tasks = {}, CURVE_AT[-1]
+    curves, max_tasks = {}, at[-1]
 
     def measure(model):
         return evaluate(model, data.test, 5, 1, 5, eval_episodes, seed=0, device=device).accuracy
@@ -117,7 +118,7 @@ def curve(device, eval_episodes: int = 100, seed: int = 0):
     for name in ("mtl", "mtl-no-ht"):  # 5-way tasks from any alphabets, at the quick recipe's rate and batches
         r = PHASE2["quick"].replace(n_way=5, within_alphabet=False, steps=max_tasks // 2, val_every=0, seed=seed)
         run = meta_transfer(name, r, data, device, state)
-        probe = CurveProbe(name, measure, lambda m, step: m.tasks_seen)
+        probe = CurveProbe(name, measure, lambda m, step: m.tasks_seen, at)
         probe.points.append({"tasks": 0, "accuracy": measure(run.method)})
         start = time.perf_counter()
         fit(run.trained, run.batches, r, optimizer=run.optimizer, hook=Hooks(run.hook, probe), streams=run.streams,
@@ -128,7 +129,7 @@ def curve(device, eval_episodes: int = 100, seed: int = 0):
     r = Recipe(n_way=5, n_shot=q.n_shot, n_query=q.n_query, meta_batch=q.meta_batch, lr=q.lr,
                steps=max_tasks // q.meta_batch, val_every=0, model=q.model, seed=seed)
     run = episodic("maml", r, data, device)
-    probe = CurveProbe("maml", measure, lambda m, step: step * r.meta_batch)
+    probe = CurveProbe("maml", measure, lambda m, step: step * r.meta_batch, at)
     probe.points.append({"tasks": 0, "accuracy": measure(run.method)})
     start = time.perf_counter()
     fit(run.trained, run.batches, r, optimizer=run.optimizer, hook=probe, streams=run.streams, progress=False)
@@ -139,34 +140,52 @@ def curve(device, eval_episodes: int = 100, seed: int = 0):
                    "note": f"the committed maml-quick checkpoint ({ckpt['config']['hidden']} filters, "
                            f"{ckpt['recipe']['n_way']}-way tasks, {ckpt['recipe']['schedule']} schedule)"})
     curves["maml"] = {"points": points, "seconds": time.perf_counter() - start}
-    out = _load()
+    out = _load(out_path)
     out["learning_curve"] = {"protocol": {"n_way": 5, "n_shot": 1, "n_query": 5, "episodes": eval_episodes,
                                           "split": "test", "episode_seed": 0},
                              "training": "5-way 1-shot tasks, 3 queries per class; MTL: 2 tasks per step "
                                          "(+2 hard tasks per hard batch), Adam 2e-3, from the phase-1 "
-                                         f"backbone; MAML: the quick recipe's network ({r['model']['hidden']} filters, "
-                                         f"{r['meta_batch']} tasks per step, 5-way), constant lr",
+                                         f"backbone; MAML: the quick recipe's network ({r.model['hidden']} filters, "
+                                         f"{r.meta_batch} tasks per step, 5-way), constant lr",
                              "curves": curves}
-    atomic_write_json(out, OUT)
-    print(f"wrote {OUT}")
+    atomic_write_json(out, out_path)
+    print(f"wrote {out_path}")
 
 
 def main(argv=None):
+    from fslcourse.cli import whole
+    from fslcourse.io import check_writable
+    from fslcourse.report import results_dir
+    from fslcourse.results import check_same_episodes
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--train", action="store_true")
     p.add_argument("--ablation", action="store_true")
     p.add_argument("--curve", action="store_true")
-    p.add_argument("--episodes", type=int, default=600, help="test episodes per ablation cell")
+    p.add_argument("--episodes", type=whole(2), default=600, help="test episodes per ablation cell")
     p.add_argument("--device", default=None)
+    p.add_argument("--results", default=None, help="results folder (default: FSLCOURSE_RESULTS or results/)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let --ablation replace a table measured on other episodes (default: refused)")
     args = p.parse_args(argv)
+    if not (args.train or args.ablation or args.curve):
+        p.error("say what to do: --train, --ablation and/or --curve")
+    out_path = results_dir(args.results) / OUT.name
+    try:  # before any work: a results file that cannot be written, or a table on other episodes
+        if args.ablation or args.curve:
+            check_writable(out_path, "the results file")
+        if args.ablation:
+            check_same_episodes(out_path, args.episodes, 0, overwrite=args.overwrite)
+    except ValueError as err:
+        p.error(str(err))
     torch.set_num_threads(1)
     device = get_device(args.device)
     if args.train:
         train(device)
     if args.ablation:
-        ablation(device, args.episodes)
+        ablation(device, args.episodes, out_path)
     if args.curve:
-        curve(device)
+        curve(device, out_path=out_path)
 
 
 if __name__ == "__main__":
