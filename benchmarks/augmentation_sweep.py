@@ -27,15 +27,17 @@ import time
 
 import torch
 
+from fslcourse.cli import whole
 from fslcourse.config import get_device
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate
 from fslcourse.generative.augment import paired_difference
 from fslcourse.generative.classical import CopyNoise, Deformation
 from fslcourse.generative.weighted_prototypes import WeightedAugmentation
+from fslcourse.io import check_writable
 from fslcourse.pretrained import CHECKPOINT_DIR, checkpoint_info, pretrained
 from fslcourse.report import protocol_key, results_dir
-from fslcourse.results import result_record, save_results
+from fslcourse.results import check_same_episodes, result_record, save_results
 
 NAME = "07_augmentation_sweep"
 PROTOCOLS = {"5w1s": dict(n_way=5, n_shot=1), "20w1s-alphabet": dict(n_way=20, n_shot=1, within_alphabet=True)}
@@ -80,17 +82,31 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--generators", default=",".join(LEARNED + tuple(CONTROLS)))
     p.add_argument("--protocols", default=",".join(PROTOCOLS))
-    p.add_argument("--n-generated", type=int, default=5)
-    p.add_argument("--episodes", type=int, default=200)
-    p.add_argument("--n-query", type=int, default=5)
+    p.add_argument("--n-generated", type=whole(1), default=5)
+    p.add_argument("--episodes", type=whole(2), default=200)
+    p.add_argument("--n-query", type=whole(1), default=5)
     p.add_argument("--device", default=None)
     p.add_argument("--results", default=None, help="results folder (default: FSLCOURSE_RESULTS or results/)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a results file measured on other episodes or settings (default: refused)")
     args = p.parse_args(argv)
     names, protos = args.generators.split(","), args.protocols.split(",")
     bad = [n for n in names if n not in LEARNED + tuple(CONTROLS)] + [q for q in protos if q not in PROTOCOLS]
     if bad:
         p.error(f"{', '.join(bad)} is not known; generators: {', '.join(LEARNED + tuple(CONTROLS))}; "
                 f"protocols: {', '.join(PROTOCOLS)}")
+    path = results_dir(args.results) / f"{NAME}.json"
+    try:  # before any work: the rows a partial run replaces must share the others' episodes, queries and m
+        check_writable(path, "the results file")
+        check_same_episodes(path, args.episodes, 0, overwrite=args.overwrite)
+        held = {(r["protocol"]["n_query"], r.get("n_generated")) for r in json.loads(path.read_text())["records"]
+                if r.get("n_generated") is not None} if path.exists() and not args.overwrite else set()
+        if held and held != {(args.n_query, args.n_generated)}:
+            raise ValueError(f"{path} holds rows with (queries per class, generated per class) "
+                             f"{', '.join(map(str, sorted(held)))}; this run measures {(args.n_query, args.n_generated)}"
+                             ": write to another folder with --results DIR, or replace the file with --overwrite")
+    except ValueError as err:
+        p.error(str(err))
     torch.set_num_threads(1)
     device = get_device(args.device)
     data = load_omniglot(device=device, progress=False)
@@ -125,8 +141,7 @@ def main(argv=None) -> int:
                         "variant": variant, "n_generated": m, "weight": weight, "reject": reject,
                         "kept_percent": kept, "baseline_accuracy": base.accuracy, "paired_difference": diff,
                         "paired_ci95": ci, "augment": {"generator": name, "space": gen.space, "generation_seed": 0}}))
-    path = results_dir(args.results) / f"{NAME}.json"
-    old = json.loads(path.read_text())["records"] if path.exists() else []
+    old = json.loads(path.read_text())["records"] if path.exists() and not args.overwrite else []
     fresh = {key_of(r) for r in records}
     merged = [r for r in old if key_of(r) not in fresh] + records  # a partial run replaces only its own rows
     save_results(NAME, merged, directory=results_dir(args.results))

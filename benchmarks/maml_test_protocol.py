@@ -20,7 +20,7 @@ benchmark table keeps the benchmark's own record for each cell). Accuracies only
 Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread; about 10 CPU-minutes):
 
     OMP_NUM_THREADS=1 python benchmarks/maml_test_protocol.py
-    OMP_NUM_THREADS=1 python benchmarks/maml_test_protocol.py --episodes 100 --steps 0,3 --queries 1,5   # a look
+    OMP_NUM_THREADS=1 python benchmarks/maml_test_protocol.py --episodes 100 --steps 0,3 --queries 1,5 --results /tmp/look   # a look
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from fslcourse.evaluate import evaluate, mean_ci95
 from fslcourse.io import check_writable
 from fslcourse.pretrained import checkpoint_path, existing_checkpoint, load_method
 from fslcourse.report import published_n_query, results_dir
-from fslcourse.results import result_record, save_results
+from fslcourse.results import check_same_episodes, result_record, save_results
 
 NAME = "maml_test_protocol"
 METHODS = ("maml", "fomaml")
@@ -93,6 +93,8 @@ def main(argv=None) -> int:
     p.add_argument("--episodes", type=int, default=1000)
     p.add_argument("--device", default=None)
     p.add_argument("--results", default=None, help="the results folder (default: results/)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a results file measured on other episodes or settings (default: refused)")
     args = p.parse_args(argv)
     methods = [m for m in args.methods.split(",") if m]
     unknown = [m for m in methods if m not in METHODS]
@@ -104,6 +106,12 @@ def main(argv=None) -> int:
     out_dir = results_dir(args.results)
     try:  # refused before any work: a results file that cannot be written, a checkpoint not trained
         check_writable(out_dir / f"{NAME}.json", "the results file")
+        check_same_episodes(out_dir / f"{NAME}.json", args.episodes, 0, overwrite=args.overwrite)
+        if (out_dir / f"{NAME}.json").exists() and not args.overwrite and (
+                methods != list(METHODS) or sorted(steps) != sorted(STEPS) or sorted(queries) != sorted(QUERIES)):
+            raise ValueError(f"{out_dir / f'{NAME}.json'} holds every method, step count and query count; this run "
+                             "measures only some, and the file would lose the rest: write to another folder with "
+                             "--results DIR, or replace it with --overwrite")
         for name in methods:
             existing_checkpoint(name, "paper")
     except (ValueError, FileNotFoundError) as err:

@@ -18,7 +18,7 @@ timings.
 Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread; about 6 CPU-minutes):
 
     OMP_NUM_THREADS=1 python benchmarks/matching_training_ways.py
-    OMP_NUM_THREADS=1 python benchmarks/matching_training_ways.py --episodes 100   # a look
+    OMP_NUM_THREADS=1 python benchmarks/matching_training_ways.py --episodes 100 --results /tmp/look   # a look
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from fslcourse.evaluate import evaluate, mean_ci95
 from fslcourse.io import check_writable
 from fslcourse.pretrained import checkpoint_path, existing_checkpoint, load_method
 from fslcourse.report import results_dir
-from fslcourse.results import result_record, save_results
+from fslcourse.results import check_same_episodes, result_record, save_results
 
 NAME = "matching_training_ways"
 RECIPES = ("paper", "paper-5way", "paper-20way")  # each checkpoint's own recipe says its training and validation ways
@@ -72,12 +72,15 @@ def main(argv=None) -> int:
     p.add_argument("--episodes", type=int, default=1000)
     p.add_argument("--device", default=None)
     p.add_argument("--results", default=None, help="the results folder (default: results/)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a results file measured on other episodes or settings (default: refused)")
     args = p.parse_args(argv)
     if args.episodes < 2:
         raise SystemExit(f"error: --episodes {args.episodes}: a confidence interval needs at least 2 episodes")
     out_dir = results_dir(args.results)
     try:  # refused before any work: a results file that cannot be written, a checkpoint not trained
         check_writable(out_dir / f"{NAME}.json", "the results file")
+        check_same_episodes(out_dir / f"{NAME}.json", args.episodes, 0, overwrite=args.overwrite)
         for recipe in RECIPES:
             existing_checkpoint("matching", recipe)
     except (ValueError, FileNotFoundError) as err:

@@ -12,7 +12,7 @@ rows are measured again with one query per class, as in Lake et al.'s own trials
 Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread):
 
     OMP_NUM_THREADS=1 python benchmarks/oneshot_ablation.py                  # 600 episodes
-    OMP_NUM_THREADS=1 python benchmarks/oneshot_ablation.py --episodes 100   # a quick look
+    OMP_NUM_THREADS=1 python benchmarks/oneshot_ablation.py --episodes 100 --results /tmp/look   # a quick look
     OMP_NUM_THREADS=1 python benchmarks/oneshot_ablation.py --only-new       # add new training rows to the file
     OMP_NUM_THREADS=1 python benchmarks/oneshot_ablation.py --upright        # add the upright-characters rows
 
@@ -34,16 +34,18 @@ from __future__ import annotations
 import argparse
 import json
 
+from fslcourse.cli import whole
 from fslcourse.config import get_device
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate, mean_ci95
 from fslcourse.generative.augment import AugmentedClassifier
 from fslcourse.generative.classical import Deformation
+from fslcourse.io import check_writable
 from fslcourse.methods.ensemble import Ensemble
 from fslcourse.methods.transductive import REFINE_STEPS, BatchStatistics, SoftKMeans
 from fslcourse.pretrained import checkpoint_path, load_method, training_summary
 from fslcourse.report import results_dir
-from fslcourse.results import result_record, save_results
+from fslcourse.results import check_same_episodes, result_record, save_results
 
 NAME = "oneshot_ablation"
 TRAINED = [("protonet", "quick", "ProtoNet quick (32 filters, random 60-way episodes, 3000 steps)"),
@@ -168,19 +170,26 @@ def add_upright_rows(device, protocol: dict, out_dir) -> int:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--episodes", type=int, default=600)
-    p.add_argument("--n-query", type=int, default=5)
-    p.add_argument("--val-episodes", type=int, default=200, help="meta-validation episodes per soft k-means setting")
-    p.add_argument("--copies", type=int, default=4, help="test-time deformed copies per support drawing")
+    p.add_argument("--episodes", type=whole(2), default=600)
+    p.add_argument("--n-query", type=whole(1), default=5)
+    p.add_argument("--val-episodes", type=whole(2), default=200, help="meta-validation episodes per soft k-means setting")
+    p.add_argument("--copies", type=whole(1), default=4, help="test-time deformed copies per support drawing")
     p.add_argument("--device", default=None)
     p.add_argument("--results", default=None)
     p.add_argument("--only-new", action="store_true",
                    help="measure only training rows missing from the results file and add them to it")
     p.add_argument("--upright", action="store_true",
                    help="add rows measured on upright characters only (no rotations), Lake et al.'s episode shape")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a results file measured on other episodes (default: refused)")
     args = p.parse_args(argv)
-    device = get_device(args.device)
     out_dir = results_dir(args.results)
+    try:  # before any work: an unwritable file, or a table on other episodes (a quick look would replace it)
+        check_writable(out_dir / f"{NAME}.json", "the results file")
+        check_same_episodes(out_dir / f"{NAME}.json", args.episodes, 0, overwrite=args.overwrite)
+    except ValueError as err:
+        p.error(str(err))
+    device = get_device(args.device)
     protocol = dict(n_way=20, n_shot=1, n_query=args.n_query, n_episodes=args.episodes, seed=0, within_alphabet=True)
     if args.upright:
         return add_upright_rows(device, protocol, out_dir)
