@@ -86,13 +86,20 @@ def quality(gens: dict, encoder, split, n_cls=10, seed=0) -> dict:
             "diversity": {k: sum(v) / len(v) for k, v in div.items()}, "n_classes": n_cls}
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def main(argv=None):
+    from fslcourse.cli import whole
+    from fslcourse.io import check_writable
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="results/09_diffusion_benchmark.json")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--episodes", type=int, default=80, help="augmentation episodes (80: notebook 07's quick protocol)")
+    ap.add_argument("--seed", type=whole(0), default=0)
+    ap.add_argument("--episodes", type=whole(2), default=80, help="augmentation episodes (80: notebook 07's quick protocol)")
     ap.add_argument("--guidance", type=float, default=2.0)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    try:  # before the hour of sampling, not after it
+        check_writable(args.out, "--out")
+    except ValueError as err:
+        ap.error(str(err))
     torch.set_num_threads(1)
     course = fslcourse.setup(seed=args.seed, profile="quick")
     data = load_omniglot(device=course.device, progress=False)

@@ -180,6 +180,9 @@ def pilot(data, device, names=CURVES, known: dict | None = None, steps: int = 6)
     pre-training for ``MTL_PHASE1_STEPS``, leaves of the budget).
     """
     out = dict(known or {})
+    if "mtl" in names and "finetune" not in out and "finetune" not in names[:names.index("mtl")]:
+        raise ValueError("MTL's budget leaves out its phase-1 pre-training, priced at the fine-tuning baseline's cost "
+                         "per step: measure it first, or with it (--pilot --method finetune --method mtl)")
     for name in names:
         if name == "mtl":  # phase 2's cost per step, from a backbone pre-trained for 2 steps
             r1, r2 = (r.replace(val_every=0, state_every=0) for r in mtl_recipes(steps))
@@ -255,7 +258,7 @@ def run_curve(name: str, data, device, state_dir: Path, out_dir: Path) -> dict:
     return record
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--method", choices=CURVES, action="append",
                         help="train this method's (or variant's) curve; with --pilot, may be given several times")
@@ -263,11 +266,15 @@ def main() -> None:
                         help="measure CPU-seconds per step of every method (or of --method's), into pilot.json")
     parser.add_argument("--state-dir", type=Path, default=ROOT / "build" / "curves", help="resumable training states")
     parser.add_argument("--out-dir", type=Path, default=OUT)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not args.pilot and args.method is None:
         parser.error("give --pilot (every method, or those of --method NAME ...) or --method NAME")
     if not args.pilot and len(args.method) > 1:
         parser.error(f"one curve per run: --method was given {len(args.method)} times ({', '.join(args.method)})")
+    try:  # before the hours of training: the record's file, and the pilot that --method --pilot extends
+        check_writable(args.out_dir / ("pilot.json" if args.pilot else f"{args.method[0]}.json"), "the record")
+    except ValueError as err:
+        parser.error(str(err))
     device = get_device()
     started = time.time()
     data = load_omniglot(device=device, progress=False, split="vinyals")
@@ -275,7 +282,11 @@ def main() -> None:
         out = args.out_dir / "pilot.json"
         old = json.loads(out.read_text()) if out.exists() else {}
         names = args.method or CURVES
-        record = {**old, "pilot": pilot(data, device, names, old.get("pilot")), "budget_cpu_seconds": BUDGET_CPU_S,
+        try:
+            pilot_runs = pilot(data, device, names, old.get("pilot"))
+        except ValueError as err:
+            parser.error(str(err))
+        record = {**old, "pilot": pilot_runs, "budget_cpu_seconds": BUDGET_CPU_S,
                   "versions": versions(), "machine": {"cpu": platform.processor() or platform.machine(), "threads": 1}}
         atomic_write_json(record, out)
     else:

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from fslcourse.cli import whole
 from fslcourse.data import EpisodeSampler, glyph_splits
 from fslcourse.io import atomic_write_json, check_writable
 from fslcourse.methods.maml import FOMAML, MAML
@@ -87,21 +88,24 @@ def peak_memory(impl: str, first_order: bool, args) -> float:
     return (_status_kib("VmHWM") - before) / 1024
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--meta-batch", type=int, default=8)
-    ap.add_argument("--n-query", type=int, default=5, help="query examples per class")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=2, help="meta-steps per implementation per round")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--hidden", type=whole(1), default=64)
+    ap.add_argument("--meta-batch", type=whole(1), default=8)
+    ap.add_argument("--n-query", type=whole(1), default=5, help="query examples per class")
+    ap.add_argument("--rounds", type=whole(1), default=3)
+    ap.add_argument("--steps", type=whole(1), default=2, help="meta-steps per implementation per round")
+    ap.add_argument("--threads", type=whole(1), default=None, help="torch threads (default: torch's)")
     ap.add_argument("--out", type=Path, default=None, help="also write the results as JSON here (atomically)")
     ap.add_argument("--memory-of", nargs=2, help=argparse.SUPPRESS)  # internal: IMPL ORDER in a subprocess
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.out:
-        check_writable(args.out)
+        try:
+            check_writable(args.out, "--out")
+        except ValueError as err:
+            ap.error(str(err))
     if args.memory_of:
         print(peak_memory(args.memory_of[0], args.memory_of[1] == "first", args))
         return

@@ -57,7 +57,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.steps < 2:
         p.error(f"--steps {args.steps} is too few; use at least 2 (the first step is left out of the timing)")
-    check_writable(args.out, "--out")
+    try:
+        check_writable(args.out, "--out")
+    except ValueError as err:
+        p.error(str(err))
     rows = []
     for method in args.methods.split(","):
         native, portable = measure(method, "native", args.steps), measure(method, "portable", args.steps)

@@ -88,12 +88,14 @@ def train_l2l(model, split, recipe, seed: int):
     return steps, time.perf_counter() - start
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1000, help="training steps of each run")
-    parser.add_argument("--episodes", type=int, default=200, help="5-way 1-shot test episodes")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    from fslcourse.cli import whole
+
+    parser.add_argument("--steps", type=whole(1), default=1000, help="training steps of each run")
+    parser.add_argument("--episodes", type=whole(2), default=200, help="5-way 1-shot test episodes")
+    parser.add_argument("--seed", type=whole(0), default=0)
+    args = parser.parse_args(argv)
 
     from fslcourse.config import seed_everything
     from fslcourse.data import load_omniglot

@@ -37,7 +37,7 @@ import browser_latency as latency  # noqa: E402
 import test_drawing_browser as drawing  # noqa: E402
 import test_widgets_browser as harness  # noqa: E402
 
-from fslcourse.io import atomic_write_json  # noqa: E402
+from fslcourse.io import atomic_write_json, check_writable  # noqa: E402
 from fslcourse.results import versions  # noqa: E402
 
 TARGET_MS = 300.0
@@ -156,10 +156,19 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=7,
                         help="inputs timed per widget (default 7: the diffusion explorer's 8 characters are each a new run)")
     parser.add_argument("--only", default=None, help="only the widgets whose name contains this text")
-    parser.add_argument("--out", default=str(ROOT / "results" / "widget_latency.json"))
+    parser.add_argument("--out", default=None,
+                        help="the record (default: results/widget_latency.json; with --only, give one: a record of some "
+                             "widgets must not replace the committed record of all)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats={args.repeats}; give at least 1")
+    if args.only and args.out is None:
+        parser.error("--only measures some widgets; give --out PATH, so that the committed record of all is kept")
+    args.out = args.out or str(ROOT / "results" / "widget_latency.json")
+    try:
+        check_writable(args.out, "--out")
+    except ValueError as err:
+        parser.error(str(err))
     problem = harness.missing_tools()
     if problem:
         print(f"error: {problem}", file=sys.stderr)

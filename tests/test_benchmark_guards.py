@@ -34,3 +34,36 @@ def test_a_quick_look_cannot_replace_the_committed_results(script, argv, message
         module.main(argv + ["--results", str(REPO_RESULTS)])
     out = capsys.readouterr().err + str(exit_.value.code)
     assert message in out and ("--results DIR" in out or "below" in out), out
+
+
+LATE_CHECKS = [
+    ("diffusion_cost", ["--out", "{dir}"], "--out {dir} is a folder"),
+    ("diffusion_cost", ["--episodes", "1"], "argument --episodes: 1 is below 2"),
+    ("generator_quality", ["--out", "{dir}"], "--out {dir} is a folder"),
+    ("widget_latency", ["--only", "02_protonet"], "--only measures some widgets; give --out PATH"),
+    ("widget_latency", ["--out", "{dir}"], "--out {dir} is a folder"),
+    ("maml_vs_l2l", ["--rounds", "0"], "argument --rounds: 0 is below 1"),
+    ("maml_vs_l2l", ["--out", "{dir}"], "--out {dir} is a folder"),
+    ("numerics_cost", ["--out", "{dir}"], "--out {dir} is a folder"),
+    ("protonet_vs_l2l", ["--episodes", "1"], "argument --episodes: 1 is below 2"),
+    ("learning_curves", ["--method", "protonet", "--out-dir", "{file}"], "cannot be created"),
+    ("step_cost", ["relation", "paper-20way", "0"], "argument k: 0 is below 1"),
+    ("step_cost", ["relation", "nope", "3"], "method 'relation' has no recipe 'nope'"),
+    ("step_cost", [], "the following arguments are required: name, recipe, k"),
+]
+
+
+@pytest.mark.parametrize("script, argv, message", LATE_CHECKS, ids=[f"{s} {' '.join(a)}" for s, a, _ in LATE_CHECKS])
+def test_bad_options_and_unwritable_outputs_are_refused_before_the_work(script, argv, message, tmp_path, monkeypatch,
+                                                                         capsys):
+    """Before: an unwritable --out failed with a raw traceback after the hour of work, a bad count part-way."""
+    module = importlib.import_module(script)
+    for work in ("load_omniglot", "get_device", "harness"):
+        if hasattr(module, work):
+            monkeypatch.setattr(module, work, None)  # calling it would fail loudly: the work must not start
+    monkeypatch.setattr("fslcourse.setup", None)
+    (tmp_path / "a-file").write_text("")
+    fill = {"dir": str(tmp_path), "file": str(tmp_path / "a-file")}
+    with pytest.raises(SystemExit) as exit_:
+        module.main([a.format(**fill) for a in argv])
+    assert exit_.value.code == 2 and message.format(**fill) in capsys.readouterr().err
