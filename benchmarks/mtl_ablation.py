@@ -32,6 +32,7 @@ from fslcourse.config import get_device  # noqa: E402
 from fslcourse.data import load_omniglot  # noqa: E402
 from fslcourse.evaluate import evaluate  # noqa: E402
 from fslcourse.io import atomic_write_json  # noqa: E402
+from fslcourse.methods import get_method  # noqa: E402
 from fslcourse.methods.maml import FOMAML  # noqa: E402
 from fslcourse.methods.mtl import PHASE2  # noqa: E402
 from fslcourse.pretrained import checkpoint_info, checkpoint_path, load_method, pretrained  # noqa: E402
@@ -142,7 +143,10 @@ def curve(device, eval_episodes: int = 100, seed: int = 0, *, data=None, at=CURV
     curves["maml"] = {"points": points, "seconds": time.perf_counter() - start}
     out = _load(out_path)
     out["learning_curve"] = {"protocol": {"n_way": 5, "n_shot": 1, "n_query": 5, "episodes": eval_episodes,
-                                          "split": "test", "episode_seed": 0},
+                                          "split": "test", "episode_seed": 0,
+                                          "checkpoint": "each point's weights as they stand (no selection)",
+                                          "batch_norm": {name: get_method(name).test_batch_norm
+                                                         for name in ("mtl", "mtl-no-ht", "maml")}},
                              "training": "5-way 1-shot tasks, 3 queries per class; MTL: 2 tasks per step "
                                          "(+2 hard tasks per hard batch), Adam 2e-3, from the phase-1 "
                                          f"backbone; MAML: the quick recipe's network ({r.model['hidden']} filters, "

@@ -14,12 +14,15 @@ the same episode sizes, optimiser and learning-rate schedule, for the same numbe
   sort by label, support/query masks, prototype mean, negative squared distances.
 
 Both models are then evaluated with :func:`fslcourse.evaluate.evaluate` on the
-same fixed 5-way 1-shot meta-test episodes (seed 0). Printed: steps, steps per
-second, accuracy ± 95% CI, and the ratios fslcourse / learn2learn.
+same fixed 5-way 1-shot meta-test episodes (seed 0). Neither loop validates (both keep their last weights).
+Printed: steps per second of each run in interleaved rounds (the order alternates) and the median ratio
+fslcourse / learn2learn; accuracy ± 95% CI; and the paired difference on the same episodes, "unclear" when its
+interval contains 0.
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -95,34 +98,49 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=whole(1), default=1000, help="training steps of each run")
     parser.add_argument("--episodes", type=whole(2), default=200, help="5-way 1-shot test episodes")
     parser.add_argument("--seed", type=whole(0), default=0)
+    parser.add_argument("--rounds", type=whole(1), default=3, help="interleaved timing rounds (the median ratio)")
     args = parser.parse_args(argv)
 
     from fslcourse.config import seed_everything
     from fslcourse.data import load_omniglot
     from fslcourse.evaluate import evaluate
     from fslcourse.methods import ProtoNet
+    from fslcourse.report import paired_episodes, verdict
     from fslcourse.training import train
 
     data = load_omniglot(progress=False, device="cpu")
-    recipe = ProtoNet.RECIPES["quick"].replace(steps=args.steps, seed=args.seed)
-    print(f"{args.steps} steps per run, torch threads {torch.get_num_threads()}, recipe {recipe.summary()}")
+    # like for like: no meta-validation in either loop, so both keep their last weights and time only training
+    recipe = ProtoNet.RECIPES["quick"].replace(steps=args.steps, seed=args.seed, val_every=0)
+    print(f"{args.steps} steps per run, {args.rounds} interleaved rounds, torch threads {torch.get_num_threads()}, "
+          f"recipe {recipe.summary()}")
 
-    model_ours, fit = train("protonet", recipe, data=data, save=False, device="cpu", progress=False)
-    seed_everything(args.seed)
-    model_l2l = ProtoNet(**recipe.model)
-    steps_l2l, secs_l2l = train_l2l(model_l2l, data.train, recipe, args.seed)
+    def ours():
+        model, fit = train("protonet", recipe, data=data, save=False, device="cpu", progress=False)
+        return model, fit.steps, fit.seconds
 
-    rows = {}
-    for name, model, steps, secs in (("fslcourse", model_ours, fit.steps, fit.seconds),
-                                     ("learn2learn", model_l2l, steps_l2l, secs_l2l)):
-        res = evaluate(model, data.test, 5, 1, n_query=5, n_episodes=args.episodes, seed=0)
-        rows[name] = (steps, secs, res)
-        print(f"{name:>12}: {steps:5d} steps in {secs:5.1f} s ({steps / secs:5.2f} steps/s) -> "
-              f"5-way 1-shot {res.accuracy:5.1f}% ± {res.ci95:.1f}% ({args.episodes} episodes, seed 0)")
-    (s1, t1, r1), (s2, t2, r2) = rows["fslcourse"], rows["learn2learn"]
-    print(f"ratio fslcourse/learn2learn: steps per second {(s1 / t1) / (s2 / t2):.2f}, "
-          f"accuracy {r1.accuracy / r2.accuracy:.3f} ({r1.accuracy - r2.accuracy:+.1f} points)")
-    print("note: fslcourse's time includes its periodic meta-validation; learn2learn's loop validates nothing")
+    def theirs():
+        seed_everything(args.seed)
+        model = ProtoNet(**recipe.model)
+        return (model, *train_l2l(model, data.train, recipe, args.seed))
+
+    ratios, models = [], {}
+    for i in range(args.rounds):  # alternate who goes first, so that a drift of the machine's speed favours neither
+        order = [("fslcourse", ours), ("learn2learn", theirs)][:: 1 if i % 2 == 0 else -1]
+        runs = {name: run() for name, run in order}
+        (_, s1, t1), (_, s2, t2) = runs["fslcourse"], runs["learn2learn"]
+        ratios.append((s1 / t1) / (s2 / t2))
+        print(f"round {i + 1}: fslcourse {s1 / t1:5.2f} steps/s, learn2learn {s2 / t2:5.2f} steps/s, "
+              f"ratio {ratios[-1]:.2f}", flush=True)
+        models = {name: run[0] for name, run in runs.items()}  # the same seed every round: the same weights
+    results = {name: evaluate(model, data.test, 5, 1, n_query=5, n_episodes=args.episodes, seed=0)
+               for name, model in models.items()}
+    for name, res in results.items():
+        print(f"{name:>12}: 5-way 1-shot {res.accuracy:5.1f}% ± {res.ci95:.1f}% ({args.episodes} episodes, seed 0)")
+    diff, ci = paired_episodes(results["fslcourse"].episode_accuracies, results["learn2learn"].episode_accuracies)
+    word = {True: "fslcourse higher", False: "learn2learn higher", None: "unclear (the interval contains 0)"}
+    print(f"steps per second, fslcourse / learn2learn: median {statistics.median(ratios):.2f} over {args.rounds} "
+          f"rounds ({', '.join(f'{r:.2f}' for r in ratios)})")
+    print(f"accuracy, paired on the same episodes: {diff:+.1f} ± {ci:.1f} points -> {word[verdict(diff, ci)]}")
 
 
 if __name__ == "__main__":
