@@ -132,3 +132,30 @@ def test_checkpoint_agreement_cpu_against_cpu_on_omniglot(tmp_path):
     (e,) = agreement["entries"]
     assert e["name"] == "protonet" and e["error"] is None and e["queries"] == 2 * 5 * 5
     assert e["max_abs_diff"] == 0 and e["argmax_agrees"] and e["within_tolerance"] and e["tolerance"] == 1e-3
+
+
+def test_the_agreement_check_sees_a_device_that_disagrees(monkeypatch):
+    """CI has no GPU, so its CPU-against-CPU run always agrees: here the 'device' model is off by 2e-3 of the logit
+    scale on every logit and swaps one query's answer, and the check must say both."""
+    import torch
+
+    class Fixed:  # a model whose logits are given, so that the two sides can be made to differ
+        needs_grad_at_test = False
+
+        def __init__(self, logits):
+            self.logits = logits
+
+        def predict(self, support_x, support_y, query_x):
+            return self.logits.clone()
+
+    base = torch.tensor([[5.0, 1.0, 0.0], [0.0, 4.0, 1.0], [1.0, 0.0, 3.0]])
+    moved = base + 2e-3 * 5.0
+    moved[2] = torch.tensor([3.5, 0.0, 3.0])  # this query's answer changes: class 0 instead of 2
+    from fslcourse.data import glyph_splits
+
+    made = iter([Fixed(base), Fixed(moved)])  # check_agreement loads the CPU model first, then the device's
+    monkeypatch.setattr(gpu_check, "pretrained", lambda name, device: next(made))
+    ep = gpu_check.EpisodeSampler(glyph_splits(seed=0)[2], 3, 1, 1, seed=0).sample()
+    entry = gpu_check.check_agreement("protonet", [ep], torch.device("cpu"), tolerance=1e-3)
+    assert entry["error"] is None and entry["within_tolerance"] is False and entry["argmax_disagreements"] == 1
+    assert entry["max_abs_diff"] > 1e-3 * entry["logit_scale"] and not entry["argmax_agrees"]

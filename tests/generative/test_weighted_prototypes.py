@@ -4,6 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fslcourse.data import EpisodeSampler
 from fslcourse.evaluate import evaluate
 from fslcourse.generative.augment import AugmentedClassifier
 from fslcourse.generative.classical import Deformation
@@ -82,6 +83,15 @@ def test_at_weight_one_it_is_plain_augmentation_and_at_weight_zero_it_is_protone
     alone = evaluate(net, test, 4, 1, 2, 6, seed=1)
     zero = evaluate(WeightedAugmentation(net, gen, 3, weight=0.0), test, 4, 1, 2, 6, seed=1)
     assert zero.episode_accuracies == pytest.approx(alone.episode_accuracies)
+    # accuracies are coarse (8 queries an episode): the logits themselves, with a control that augmentation moves them
+    ep = EpisodeSampler(test, 4, 1, 2, seed=1).sample()
+    logits = {name: m.predict(ep.support_x, ep.support_y, ep.query_x) for name, m in (
+        ("plain", AugmentedClassifier(net, gen, 3, seed=0)), ("one", WeightedAugmentation(net, gen, 3, weight=1.0, seed=0)),
+        ("alone", net), ("zero", WeightedAugmentation(net, gen, 3, weight=0.0, seed=0)))}
+    scale = logits["alone"].abs().max()  # an untrained net's squared distances are small: compare relative to them
+    torch.testing.assert_close(logits["one"] / scale, logits["plain"] / scale, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(logits["zero"] / scale, logits["alone"] / scale, rtol=1e-4, atol=1e-5)
+    assert (logits["plain"] - logits["alone"]).abs().max() > 0.05 * scale  # control: the generated samples count
 
 
 def test_rejection_undoes_a_generator_that_draws_the_wrong_class(glyphs):
