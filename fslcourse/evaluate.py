@@ -128,11 +128,17 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
             (:func:`check_images`); logits that are not finite or not ``(n_way * n_query, n_way)``
             (:func:`check_logits`): a NaN model would otherwise score chance, not fail.
     """
-    trained_on = (getattr(method, "checkpoint_source", None) or {}).get("split")
-    if trained_on == "vinyals" and getattr(split, "protocol", None) == "alphabet":
+    source = getattr(method, "checkpoint_source", None) or {}
+    # every checkpoint behind the model (an ensemble's members too); a file from before the field: the alphabet split
+    trained_on = {s.get("split") or "alphabet" for s in (source.get("members") or [source]) if s}
+    if "vinyals" in trained_on and getattr(split, "protocol", None) == "alphabet":
         raise ValueError(f"this checkpoint was trained on the Vinyals split, whose meta-train classes include 236 "
                          f"characters of the alphabet split's {split.name!r} split; evaluate it on "
                          "load_omniglot(split='vinyals'), the split it was made for")
+    if "alphabet" in trained_on and getattr(split, "protocol", None) == "vinyals" and split.name != "test":
+        raise ValueError(f"this checkpoint was trained on the alphabet split, whose meta-train alphabets hold most "
+                         f"of the Vinyals {split.name!r} characters; measure it on the Vinyals test split, or "
+                         "on its own split")
     sampler = EpisodeSampler(split, n_way, n_shot, n_query, seed=seed, within_alphabet=within_alphabet)
     n_way, n_shot, n_query = sampler.n_way, sampler.n_shot, sampler.n_query  # Python ints (numpy ones are fine)
     if n_way < 2:

@@ -20,6 +20,8 @@ from typing import Any
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "cosine-closed", "linear", "step", "warmup-cosine")
+SCHEDULE_KWARGS = {"constant": (), "cosine": ("floor",), "cosine-closed": ("floor",), "linear": (),
+                   "step": ("every", "gamma"), "warmup-cosine": ("warmup",)}  # what each schedule reads
 TRAINERS = ("episodic", "pretrain", "meta-transfer", "regression", "vae", "gan", "hallucinator", "diffusion")
 
 
@@ -87,19 +89,43 @@ class Recipe:
             _positive_int(name, getattr(self, name))
         for name in ("n_query", "val_every", "val_episodes", "seed", "state_every"):
             _positive_int(name, getattr(self, name), allow_zero=True)
-        if not (isinstance(self.lr, (int, float)) and self.lr >= 0):
-            raise ValueError(f"recipe lr={self.lr!r} must be a non-negative number")
+        if not (isinstance(self.lr, (int, float)) and 0 <= self.lr < float("inf")):
+            raise ValueError(f"recipe lr={self.lr!r} must be a finite non-negative number")
+        for name in ("within_alphabet", "val_within_alphabet"):
+            if not isinstance(getattr(self, name, False), bool):
+                raise ValueError(f"recipe {name}={getattr(self, name)!r} must be True or False")
+        for name in ("model", "options", "schedule_kwargs", "optimizer_kwargs"):
+            if not isinstance(getattr(self, name, {}), dict):
+                raise ValueError(f"recipe {name}={getattr(self, name)!r} must be a dict")
         if self.trainer not in TRAINERS:
             raise ValueError(f"recipe trainer={self.trainer!r} is not known; use one of {', '.join(TRAINERS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"recipe optimizer={self.optimizer!r} is not known; use one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"recipe schedule={self.schedule!r} is not known; use one of {', '.join(SCHEDULES)}")
+        self._check_schedule_kwargs()
         if self.val_every and self.val_episodes < 1:
             raise ValueError(f"recipe val_episodes={self.val_episodes} but validation needs episodes; "
                              "raise it or set val_every=0")
-        if self.max_seconds is not None and not self.max_seconds > 0:
-            raise ValueError(f"recipe max_seconds={self.max_seconds!r} must be positive or None")
+        if self.max_seconds is not None and not (isinstance(self.max_seconds, (int, float)) and self.max_seconds > 0):
+            raise ValueError(f"recipe max_seconds={self.max_seconds!r} must be a positive number of seconds or None")
+
+    def _check_schedule_kwargs(self) -> None:
+        """Each schedule's settings: only the ones it reads, in their range (a typo would be silently ignored)."""
+        kw, allowed = self.schedule_kwargs, SCHEDULE_KWARGS[self.schedule]
+        unknown = sorted(set(kw) - set(allowed))
+        if unknown:
+            raise ValueError(f"recipe schedule_kwargs {', '.join(map(repr, unknown))} mean nothing to schedule="
+                             f"{self.schedule!r}; it reads {', '.join(map(repr, allowed)) or 'no settings'}")
+        if self.schedule == "step" and not (isinstance(kw.get("every"), int) and kw["every"] >= 1):
+            raise ValueError(f"recipe schedule='step' needs schedule_kwargs every= a whole number of steps >= 1, "
+                             f"got {kw.get('every')!r}")
+        checks = {"floor": lambda v: 0 <= v <= 1, "gamma": lambda v: 0 < v < float("inf"),
+                  "warmup": lambda v: isinstance(v, int) and v >= 1}
+        for key, ok in checks.items():
+            if key in kw and not (isinstance(kw[key], (int, float)) and ok(kw[key])):
+                raise ValueError(f"recipe schedule_kwargs {key}={kw[key]!r} is out of range: floor in [0, 1], "
+                                 "gamma > 0, warmup a whole number >= 1")
 
     def replace(self, **changes: Any) -> Recipe:
         """A copy with ``changes`` (checked); ``model``/``options`` given as dicts are merged into the old ones.

@@ -78,7 +78,11 @@ def result_record(method: str, result, *, config: dict, seed: int, device, profi
     Raises:
         ValueError: the split is unknown: neither given nor recorded by the result.
     """
-    split = split if split is not None else getattr(result, "split", None)
+    measured = getattr(result, "split", None)
+    if split is not None and measured is not None and split != measured:
+        raise ValueError(f"split={split!r} but the result measured the {measured!r} split; leave split= out (the "
+                         "result carries it) so that a validation figure never becomes a test row")
+    split = split if split is not None else measured
     if not isinstance(split, str) or not split:
         raise ValueError(f"split={split!r}: a result record must say which split it measured; "
                          f"pass split= one of {', '.join(SPLITS)} (evaluate() results carry it)")

@@ -116,6 +116,44 @@ def _good_prototypes(f, y, n):
     return torch.stack([f[y == k].mean(0) for k in range(n)])
 
 
+def _episode(**change):
+    """A 3-way 1-shot glyph episode as float images, with ``change`` applied to its tensors."""
+    ep = EpisodeSampler(SPLIT, 3, 1, 2, seed=0).sample()
+    parts = {"support_x": ep.support_x, "support_y": ep.support_y, "query_x": ep.query_x, **change}
+    return parts["support_x"], parts["support_y"], parts["query_x"]
+
+
+def _tiny_protonet():
+    from fslcourse.methods import ProtoNet
+    return ProtoNet(backbone_kwargs={"hidden": 4}).eval()
+
+
+def _from_file(model, split: str):
+    """``model`` as if loaded from a checkpoint trained on ``split``."""
+    model.checkpoint_source = {"file": f"x-{split}.pt", "sha256": "0", "split": split}
+    return model
+
+
+def _vinyals_val():
+    val = make_glyph_split(n_classes=10, n_examples=4, seed=3, name="val")
+    val.protocol = "vinyals"
+    return val
+
+
+def _paired_with_a_val_baseline():
+    from fslcourse.generative.augment import evaluate_paired
+    from fslcourse.generative.classical import CopyNoise
+    val = make_glyph_split(n_classes=10, n_examples=4, seed=3, name="val")
+    base = evaluate(_tiny_protonet(), val, 3, 1, 1, 2, seed=0)
+    return evaluate_paired(_tiny_protonet(), CopyNoise(0.0), SPLIT, 3, 1, [1], 1, 2, seed=0, baseline=base)
+
+
+def _record_of_val_as_test():
+    val = make_glyph_split(n_classes=10, n_examples=4, seed=3, name="val")
+    res = evaluate(_tiny_protonet(), val, 3, 1, 1, 2, seed=0)
+    return result_record("protonet", res, config={}, seed=0, device="cpu", profile="quick", split="test")
+
+
 CATALOGUE = [
     # episodes (fslcourse/data/episodes.py)
     ("n_way of 0", lambda: EpisodeSampler(SPLIT, 0, 1, 1), ValueError, r"n_way=0 must be a positive integer"),
@@ -219,6 +257,61 @@ CATALOGUE = [
     ("an unknown exercise", lambda: check("nope", _good_prototypes), ValueError, r"exercise 'nope' is not known"),
     ("a time limit of -1 s", lambda: check("prototypes", _good_prototypes, time_limit=-1), ValueError,
      r"time_limit=-1 must be a positive number of seconds"),
+    # an episode's images (methods/base.py: check_support), and models that would answer wrongly
+    ("uint8 query images", lambda: _tiny_protonet().predict(*_episode(query_x=(_episode()[2] * 255).to(torch.uint8))),
+     ValueError, r"^query_x is torch.uint8, not float images in \[0, 1\] \(ink = 1\); e.g. x.float\(\) / 255"),
+    ("0-255 float images", lambda: _tiny_protonet().predict(*_episode(support_x=_episode()[0] * 255)), ValueError,
+     r"^the episode's pixels lie in \[0, 255\], not \[0, 1\]; .* divide by 255"),
+    ("query images of another size", lambda: _tiny_protonet().predict(*_episode(query_x=torch.zeros(6, 1, 27, 27))),
+     ValueError, r"^support_x images are \(1, 28, 28\) but query_x images are \(1, 27, 27\)"),
+    ("prototype init beside a cosine head", lambda: __import__("fslcourse.methods", fromlist=["FineTune"]).FineTune(
+        init="prototype", cosine=True), ValueError, r"init='prototype' .* needs cosine=False; with cosine=True use"),
+    ("a learn2learn task of other sizes", lambda: __import__("fslcourse.data.l2l_bridge", fromlist=["x"])
+     .task_to_episode(torch.zeros(30, 1, 4, 4), torch.arange(5).repeat_interleave(6), 6, 1, 4), ValueError,
+     r"the task's labels hold counts \[6, 6, 6, 6, 6\], not 6 classes of n_shot \+ n_query = 5"),
+    ("a repeated rotation", lambda: ImageSplit("x", SPLIT.images, SPLIT.base_names, SPLIT.alphabets, (0, 0)),
+     ValueError, r"rotations=\(0, 0\): use distinct quarter turns"),
+    ("an ensemble with relation scores", lambda: __import__("fslcourse.methods.ensemble", fromlist=["x"]).Ensemble(
+        [_tiny_protonet(), __import__("fslcourse.methods", fromlist=["x"]).get_method("relation")()]), ValueError,
+     r"RelationNet returns scores, not logits"),
+    ("soft k-means on a learned head", lambda: __import__("fslcourse.methods.transductive", fromlist=["x"]).SoftKMeans(
+        __import__("fslcourse.methods", fromlist=["FineTune"]).FineTune()), ValueError,
+     r"FineTune classifies with a learned head, not prototypes"),
+    ("an ensemble with a Vinyals member on the alphabet split", lambda: evaluate(
+        __import__("fslcourse.methods.ensemble", fromlist=["x"]).Ensemble(
+            [_from_file(_tiny_protonet(), "vinyals"), _from_file(_tiny_protonet(), "alphabet")]),
+        ImageSplit("test", SPLIT.images, SPLIT.base_names, SPLIT.alphabets, (0,), "alphabet"), 3, 1, 1, 2),
+     ValueError, r"trained on the Vinyals split, whose meta-train classes include 236"),
+    ("an alphabet checkpoint on Vinyals validation", lambda: evaluate(_from_file(_tiny_protonet(), "alphabet"),
+                                                                      _vinyals_val(), 3, 1, 1, 2), ValueError,
+     r"trained on the alphabet split, whose meta-train alphabets hold most of the Vinyals 'val' characters"),
+    ("a paired baseline from another split", _paired_with_a_val_baseline, ValueError,
+     r"baseline was measured on the 'val' split, but these episodes come from 'test'"),
+    ("a validation result recorded as test", _record_of_val_as_test, ValueError,
+     r"split='test' but the result measured the 'val' split"),
+    ("an infinite weight of generated examples", lambda: __import__(
+        "fslcourse.generative.weighted_prototypes", fromlist=["x"]).weighted_prototypes(
+        torch.zeros(2, 3), torch.tensor([0, 1]), torch.zeros(2, 3), torch.tensor([0, 1]), 2, float("inf")), ValueError,
+     r"weight=inf: the weight of generated examples must be a finite number >= 0"),
+    ("a GAN recipe with a schedule its trainer ignores", lambda: __import__(
+        "fslcourse.training.generators", fromlist=["x"]).train_gan(None, SPLIT, __import__(
+        "fslcourse.generative.gan", fromlist=["x"]).RECIPES["quick"].replace(schedule="cosine", meta_batch=4)),
+     ValueError, r"the DAGAN's trainer draws one batch a step from any alphabet, at a constant learning rate, so "
+                 r"meta_batch=4, schedule='cosine' would describe another run"),
+    ("a misspelt schedule setting", lambda: __import__("fslcourse.recipe", fromlist=["Recipe"]).Recipe(
+        steps=10, lr=1e-3, schedule="cosine", schedule_kwargs={"flor": 0.5}), ValueError,
+     r"recipe schedule_kwargs 'flor' mean nothing to schedule='cosine'; it reads 'floor'"),
+    ("a step schedule without its interval", lambda: __import__("fslcourse.recipe", fromlist=["Recipe"]).Recipe(
+        steps=10, lr=1e-3, schedule="step"), ValueError, r"schedule='step' needs schedule_kwargs every= a whole number of steps >= 1"),
+    ("a warm-up of 0 steps", lambda: __import__("fslcourse.recipe", fromlist=["Recipe"]).Recipe(
+        steps=10, lr=1e-3, schedule="warmup-cosine", schedule_kwargs={"warmup": 0}), ValueError, r"warmup=0 is out of range"),
+    ("within_alphabet as a string", lambda: __import__("fslcourse.recipe", fromlist=["Recipe"]).Recipe(
+        steps=10, lr=1e-3, within_alphabet="False"), ValueError, r"recipe within_alphabet='False' must be True or False"),
+    ("an infinite learning rate", lambda: __import__("fslcourse.recipe", fromlist=["Recipe"]).Recipe(
+        steps=10, lr=float("inf")), ValueError, r"recipe lr=inf must be a finite non-negative number"),
+    ("max_seconds as text", lambda: __import__("fslcourse.recipe", fromlist=["Recipe"]).Recipe(steps=10, lr=1e-3,
+                                                                                               max_seconds="5"),
+     ValueError, r"recipe max_seconds='5' must be a positive number of seconds or None"),
 ]
 if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
     CATALOGUE.append(("mps on a machine without it", lambda: get_device("mps"), ValueError,

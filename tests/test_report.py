@@ -498,3 +498,22 @@ def test_paper_gaps_hold_each_paper_row_to_its_target(tmp_path):
     assert gaps[("protonet", "5w1s-vinyals")]["gap"] == pytest.approx(-0.6)
     assert gaps[("reptile-inductive", "5w1s-vinyals")]["gap"] == pytest.approx(94.5 - 95.39)
     assert gaps[("maml", "20w1s-vinyals")]["gap"] is None and gaps[("maml", "20w1s-vinyals")]["published"] == 95.8
+
+
+def test_a_difference_without_its_interval_decides_no_augmentation_claim(tmp_path):
+    write(tmp_path, "07_augmentation_sweep", [rec("protonet+gan", paired_difference=0.05)])  # no paired_ci95
+    (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("Plain")]
+    assert claim["held"] != "yes"
+
+
+def test_the_within_alphabet_claim_can_be_contradicted(tmp_path):
+    """90 ± 0.5 within an alphabet against 70 ± 0.5 at random: within is easier, beyond both intervals -> no."""
+    easier = [rec("protonet", 20, acc=90.0, ci=0.5, within=True), rec("protonet", 20, acc=70.0, ci=0.5)]
+    harder = [rec("protonet", 20, acc=70.0, ci=0.5, within=True), rec("protonet", 20, acc=90.0, ci=0.5)]
+    close = [rec("protonet", 20, acc=80.0, ci=0.5, within=True), rec("protonet", 20, acc=80.5, ci=0.5)]
+    held = {}
+    for name, rows in (("easier", easier), ("harder", harder), ("close", close)):
+        write(tmp_path, "11_benchmark", rows)
+        (claim,) = [c for c in check_claims(load_records(tmp_path)) if "within" in c["claim"].lower()]
+        held[name] = claim["held"]
+    assert held == {"easier": "no", "harder": "yes", "close": "unclear"}

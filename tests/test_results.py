@@ -15,7 +15,9 @@ def test_the_record_says_which_split_it_measured(glyphs):
     test = evaluate(PixelPrototype(), glyphs[2], 5, 1, 2, 3, seed=0)
     assert record(val)["protocol"]["split"] == "val"
     assert record(test)["protocol"]["split"] == "test"
-    assert record(test, split="val")["protocol"]["split"] == "val"  # an explicit split wins
+    assert record(test, split="test")["protocol"]["split"] == "test"  # an explicit split that agrees
+    with pytest.raises(ValueError, match="split='val' but the result measured the 'test' split; leave split= out"):
+        record(test, split="val")  # a test figure is never recorded as another split, nor the other way round
     assert "alphabets_left_out" not in record(test)
 
 

@@ -41,10 +41,12 @@ def l2l_taskset(split: ImageSplit, n_way: int, n_shot: int, n_query: int, num_ta
         split: the split to draw from.
         n_way, n_shot, n_query: the episode sizes.
         num_tasks: how many task descriptions to cache (-1: a new one every time).
-        seed: seeds Python's ``random`` module, which learn2learn's transforms use.
+        seed: seeds the Python ``random`` state that learn2learn's transforms draw from; the taskset keeps
+            its own copy of that state, so other uses of ``random`` (or a second taskset) never move its tasks.
 
     Returns:
-        A ``learn2learn.data.TaskDataset``; ``sample()`` gives ``(images, labels)``.
+        A ``learn2learn.data.TaskDataset`` with its own random state (:class:`OwnRandom`); ``sample()`` gives
+        ``(images, labels)``.
     """
     from ..l2l import import_learn2learn
 
@@ -54,6 +56,9 @@ def l2l_taskset(split: ImageSplit, n_way: int, n_shot: int, n_query: int, num_ta
         raise ValueError(f"n_way={n_way} but the '{split.name}' split has {split.n_classes} classes; lower n_way")
     if n_shot + n_query > split.n_examples:
         raise ValueError(f"n_shot + n_query = {n_shot + n_query} but classes have {split.n_examples} examples")
+    if min(n_way, n_shot) < 1 or n_query < 0:
+        raise ValueError(f"n_way={n_way}, n_shot={n_shot}, n_query={n_query}: give n_way and n_shot >= 1, n_query >= 0")
+    outer = random.getstate()
     random.seed(seed)
     n = split.n_examples
     labels_to_indices = {c: list(range(c * n, (c + 1) * n)) for c in range(split.n_classes)}
@@ -67,7 +72,28 @@ def l2l_taskset(split: ImageSplit, n_way: int, n_shot: int, n_query: int, num_ta
         l2l.data.transforms.RemapLabels(meta),
         l2l.data.transforms.ConsecutiveLabels(meta),
     ]
-    return l2l.data.TaskDataset(meta, task_transforms=transforms, num_tasks=num_tasks)
+    taskset = OwnRandom(l2l.data.TaskDataset(meta, task_transforms=transforms, num_tasks=num_tasks), random.getstate())
+    random.setstate(outer)  # the caller's random state, as it was
+    return taskset
+
+
+class OwnRandom:
+    """A learn2learn taskset that draws from its own Python ``random`` state: ``sample()`` swaps it in and out."""
+
+    def __init__(self, taskset, state):
+        self.taskset, self.state = taskset, state
+
+    def sample(self):
+        outer = random.getstate()
+        random.setstate(self.state)
+        try:
+            return self.taskset.sample()
+        finally:
+            self.state = random.getstate()
+            random.setstate(outer)
+
+    def __getattr__(self, name):  # everything else is the taskset's
+        return getattr(self.taskset, name)
 
 
 def task_to_episode(images: torch.Tensor, labels: torch.Tensor, n_way: int, n_shot: int, n_query: int) -> Episode:
@@ -81,6 +107,10 @@ def task_to_episode(images: torch.Tensor, labels: torch.Tensor, n_way: int, n_sh
         An episode in the course's class-major order; ``classes`` is ``arange(n_way)``
         because learn2learn's remapped task no longer carries the original ids.
     """
+    per_class = n_shot + n_query
+    if labels.numel() != n_way * per_class or torch.bincount(labels, minlength=n_way).tolist() != [per_class] * n_way:
+        raise ValueError(f"the task's labels hold counts {torch.bincount(labels).tolist()}, not {n_way} classes of "
+                         f"n_shot + n_query = {per_class}; pass the n_way, n_shot and n_query the taskset was made with")
     order = torch.argsort(labels, stable=True)
     shape = images.shape[1:]
     grouped = images[order].reshape(n_way, n_shot + n_query, *shape)  # (n_way, n_shot+n_query, C, H, W)

@@ -49,6 +49,9 @@ class ImageSplit:
             )
         if not self.rotations or any(r not in (0, 1, 2, 3) for r in self.rotations):
             raise ValueError(f"rotations={self.rotations!r}: use quarter turns from (0, 1, 2, 3)")
+        if len(set(self.rotations)) != len(self.rotations):
+            raise ValueError(f"rotations={self.rotations!r}: use distinct quarter turns (a repeated one would make two "
+                             "identical classes)")
         names = sorted(set(self.alphabets))
         index = {a: i for i, a in enumerate(names)}
         self.alphabet_names = names

@@ -273,6 +273,10 @@ def evaluate_paired(method: FewShotClassifier, generator, split, n_way: int = 5,
     """
     name = method_name or getattr(method, "name", type(method).__name__)
     if baseline is not None:
+        if getattr(baseline, "split", split.name) != split.name or getattr(baseline, "within_alphabet", False):
+            raise ValueError(f"baseline was measured on the {getattr(baseline, 'split', '?')!r} split"
+                             f"{' within alphabets' if getattr(baseline, 'within_alphabet', False) else ''}, but "
+                             f"these episodes come from {split.name!r}: pass baseline=None, or one measured here")
         got = (baseline.n_way, baseline.n_shot, baseline.n_query, baseline.n_episodes, baseline.seed)
         if got != (n_way, n_shot, n_query, n_episodes, seed):
             raise ValueError(f"baseline has (n_way, n_shot, n_query, n_episodes, seed) = {got} but this protocol is "

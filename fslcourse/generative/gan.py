@@ -309,7 +309,15 @@ def quality(gen: DAGANGenerator, backbone, split, n_classes: int = 10, n_generat
     ``diversity_generated`` / ``diversity_real`` (mean over classes of the mean pairwise feature distance
     of the generated drawings / of the class's real drawings), their ``diversity_ratio``, and
     ``faithful``: % of generated drawings whose nearest real-class prototype is their source's class.
+    The backbone measures in eval mode (its running statistics; its mode is given back afterwards), so that
+    measuring never rewrites the batch-norm statistics of the method it belongs to.
     """
+    with modes_kept(backbone):
+        backbone.eval()
+        return _quality(gen, backbone, split, n_classes, n_generated, seed)
+
+
+def _quality(gen, backbone, split, n_classes: int, n_generated: int, seed: int) -> dict:
     g = torch.Generator().manual_seed(seed)
     classes = torch.randperm(split.n_classes, generator=g)[:n_classes]
     real = split.get(classes, torch.arange(split.n_examples)[None].expand(n_classes, -1))  # (n_cls, n_ex, 1, 28, 28)

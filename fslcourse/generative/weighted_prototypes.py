@@ -34,8 +34,8 @@ def weighted_prototypes(z_real: torch.Tensor, y_real: torch.Tensor, z_gen: torch
     Returns:
         ``(n_way, D)`` prototypes.
     """
-    if not weight >= 0:  # also refuses NaN
-        raise ValueError(f"weight={weight!r}: the weight of generated examples must be >= 0")
+    if not 0 <= weight < float("inf"):  # also refuses NaN
+        raise ValueError(f"weight={weight!r}: the weight of generated examples must be a finite number >= 0")
     sums = torch.zeros(n_way, z_real.shape[1], dtype=z_real.dtype, device=z_real.device)
     sums.index_add_(0, y_real, z_real).index_add_(0, y_gen, weight * z_gen)
     counts = torch.bincount(y_real, minlength=n_way) + weight * torch.bincount(y_gen, minlength=n_way)
@@ -81,8 +81,8 @@ class WeightedAugmentation(FewShotClassifier):
                              "prototypes need a ProtoNet")
         if isinstance(n_generated, bool) or not isinstance(n_generated, int) or n_generated < 1:
             raise ValueError(f"n_generated={n_generated!r}: generate at least one example per class")
-        if not weight >= 0:  # also refuses NaN, before any episode
-            raise ValueError(f"weight={weight!r}: the weight of generated examples must be >= 0")
+        if not 0 <= weight < float("inf"):  # also refuses NaN, before any episode
+            raise ValueError(f"weight={weight!r}: the weight of generated examples must be a finite number >= 0")
         self.method, self.generator, self.n_generated = method, generator, n_generated
         self.weight, self.reject, self.seed, self.episode_index = float(weight), reject, seed, 0
         self.test_batch_norm = getattr(method, "test_batch_norm", None)

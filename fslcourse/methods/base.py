@@ -212,6 +212,18 @@ class FewShotClassifier(nn.Module):
                 f"support_x and query_x must be (n, C, H, W); got {tuple(support_x.shape)} and "
                 f"{tuple(query_x.shape)} (for a batch of episodes, call predict once per episode)"
             )
+        for name, x in (("support_x", support_x), ("query_x", query_x)):
+            if not x.dtype.is_floating_point:
+                raise ValueError(f"{name} is {x.dtype}, not float images in [0, 1] (ink = 1); e.g. x.float() / 255, "
+                                 "or take images from fslcourse.data (load_image, an ImageSplit)")
+        if support_x.shape[1:] != query_x.shape[1:]:
+            raise ValueError(f"support_x images are {tuple(support_x.shape[1:])} but query_x images are "
+                             f"{tuple(query_x.shape[1:])}; give both at the same (C, H, W), as fslcourse.data does")
+        low, high = min(x.min().item() for x in (support_x, query_x) if x.numel()), \
+            max(x.max().item() for x in (support_x, query_x) if x.numel())
+        if not (0.0 <= low and high <= 1.0):  # also refuses NaN
+            raise ValueError(f"the episode's pixels lie in [{low:.3g}, {high:.3g}], not [0, 1]; images must be ink = 1 "
+                             "on paper = 0 (fslcourse.data.load_image; 0-255 pixels: divide by 255)")
         if support_y.dim() != 1 or support_y.shape[0] != support_x.shape[0]:
             raise ValueError(
                 f"support_y must be ({support_x.shape[0]},) to match support_x, got {tuple(support_y.shape)}"

@@ -29,6 +29,10 @@ class Ensemble(FewShotClassifier):
         members = list(members)
         if len(members) < 2:
             raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}; pass a list of models")
+        scores = [type(m).__name__ for m in members if getattr(m, "outputs", "logits") != "logits"]
+        if scores:
+            raise ValueError(f"{', '.join(scores)} returns scores, not logits, and a softmax of scores in [0, 1] is "
+                             "nearly flat, so it would hardly count; ensemble methods that return logits")
         self.members = torch.nn.ModuleList(members)
         self.name = "+".join(dict.fromkeys(m.name for m in members))
         self.needs_grad_at_test = any(getattr(m, "needs_grad_at_test", False) for m in members)

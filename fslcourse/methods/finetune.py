@@ -75,6 +75,9 @@ class FineTune(FewShotClassifier):
             raise ValueError(f"init={init!r} is not known; use one of {', '.join(map(repr, INITS))}")
         if steps < 0:
             raise ValueError(f"steps={steps} must be >= 0")
+        if init == "prototype" and cosine:  # the bias -||c_k||^2 only makes sense beside a dot product
+            raise ValueError("init='prototype' writes the Euclidean nearest prototype as a linear layer and needs "
+                             "cosine=False; with cosine=True use init='mean'")
         self.backbone_name, self.backbone_kwargs = backbone, dict(backbone_kwargs or {})
         self.backbone = make_backbone(backbone, **self.backbone_kwargs)
         self.classifier = nn.Linear(self.backbone.out_dim, n_classes)  # pre-training head

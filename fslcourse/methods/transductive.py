@@ -120,6 +120,9 @@ class SoftKMeans(FewShotClassifier):
             raise ValueError(f"{type(method).__name__} has no embed(x); soft k-means refines prototypes of "
                              "embeddings: wrap ProtoNet (or BatchStatistics(ProtoNet))")
         inner = getattr(method, "method", method)  # BatchStatistics wraps the model it normalises
+        if not hasattr(inner, "distance"):  # fine-tuning, MTL: a learned head, not prototypes
+            raise ValueError(f"{type(inner).__name__} classifies with a learned head, not prototypes; soft k-means "
+                             "refines Euclidean prototypes: wrap ProtoNet (or BatchStatistics(ProtoNet))")
         if getattr(inner, "distance", "euclidean") != "euclidean":
             raise ValueError(f"soft k-means needs Euclidean prototypes; this model uses distance="
                              f"{inner.distance!r}: use a ProtoNet trained with distance='euclidean'")

@@ -238,5 +238,8 @@ def load_or_train(name: str, recipe: str = "quick", *, data=None, device=None, p
         if result.stopped != "steps" or not save:
             return {"model": model, "checkpoint": None, "result": result, "trained": True, "source": None}
     model, ckpt = load_method(path, device, expect=name)
+    if result is None and seed is not None and ckpt.get("seed") != seed:
+        raise ValueError(f"{path.name} was trained with seed {ckpt.get('seed')}, not the seed={seed} asked for; leave "
+                         "seed out to load it, or give path= a new file to train that seed")
     return {"model": model, "checkpoint": ckpt, "result": result, "trained": result is not None,
             "source": file_source(path)}

@@ -65,6 +65,18 @@ def _about_to_train(what: str | None, path: Path, family: str, profile: str) -> 
                          f"python -m fslcourse train {family} --recipe {profile}" + (" --overwrite" if exists else ""))
 
 
+def _draws_one_batch_a_step(recipe: Recipe, who: str, schedules: tuple[str, ...] | None = None) -> None:
+    """Refuse recipe fields a generator's trainer does not use, so that a recipe never describes another run."""
+    unused = [f"{k}={v!r}" for k, v, default in (("meta_batch", recipe.meta_batch, 1),
+                                                  ("within_alphabet", recipe.within_alphabet, False)) if v != default]
+    if schedules is not None and recipe.schedule not in schedules:
+        unused.append(f"schedule={recipe.schedule!r}")
+    if unused:
+        rate = ", at a constant learning rate" if schedules == ("constant",) else ""
+        raise ValueError(f"{who} draws one batch a step from any alphabet{rate}, so {', '.join(unused)} would "
+                         "describe another run than the one trained; leave them at their defaults")
+
+
 def checkpoint_file(family: str, recipe: str = "quick") -> Path:
     """``checkpoints/{family}-{recipe}.pt`` (``family``: one of :data:`FAMILIES`)."""
     if recipe not in RECIPE_NAMES:
@@ -144,6 +156,7 @@ def train_vae(model, train_split, recipe: Recipe, *, featurise=None, val_split=N
         The history: the log (``loss``, ``recon``, ``kl``, ``elbo``, ``val_elbo``), ``steps``, ``split``,
         ``seen_classes``; the model is left in eval mode (a conditional VAE with its within-class spread estimated).
     """
+    _draws_one_batch_a_step(recipe, "the VAE's trainer")
     featurise = featurise or (lambda x: x)
     device = next(model.parameters()).device
     sampler = EpisodeSampler(train_split, recipe.n_way, recipe.n_shot, recipe.n_query, seed=recipe.seed)
@@ -375,6 +388,7 @@ def train_gan(gan: DAGAN, train_split, recipe: Recipe, *, backbone=None, val_spl
     """
     from .loop import Hooks
 
+    _draws_one_batch_a_step(recipe, "the DAGAN's trainer", schedules=("constant",))  # two optimisers, no scheduler
     dev = next(gan.parameters()).device
     sampler = EpisodeSampler(train_split, recipe.n_way, 1, 1, seed=recipe.seed)
     g = torch.Generator().manual_seed(recipe.seed)
@@ -432,6 +446,7 @@ def _load_deformation_gan(data, profile: str = "quick", *, backbone=None, seed: 
 
 def train_hallucinator(model: FeatureHallucinator, feature_split, recipe: Recipe, progress: bool = True) -> dict:
     """Meta-train the hallucinator on episodes of meta-train backbone features (the few-shot loss)."""
+    _draws_one_batch_a_step(recipe, "the hallucinator's trainer")
     sampler = EpisodeSampler(feature_split, recipe.n_way, recipe.n_shot, recipe.n_query, seed=recipe.seed)
     g = torch.Generator().manual_seed(recipe.seed)
     m = recipe.options["n_generated"]
@@ -523,6 +538,7 @@ def _load_gan(data, profile: str = "quick", *, backbone=None, seed: int = 0, dev
 def train_diffusion(model, encoder, split, schedule: Schedule, recipe: Recipe, *, val_split=None,
                     progress: bool = True, state_path=None):
     """Train ε_θ on ``split`` (meta-train) with ``recipe``; returns ``(ema_model, history)``."""
+    _draws_one_batch_a_step(recipe, "the diffusion trainer")
     device = next(model.parameters()).device
     o = recipe.options
     trainer = DiffusionTrainer(model, encoder, schedule, o["p_uncond"], o["ema"])

@@ -13,14 +13,19 @@ from ..io import atomic_torch_save, check_target, file_source, load_checkpoint
 from ..methods.maml_regression import RECIPES, SinusoidMAML, SinusoidMLP, SinusoidPretrained, adaptation_mse
 from ..pretrained import CHECKPOINT_DIR
 from ..results import versions
-from .loop import fit
+from .loop import TrainingStopped, fit
 from .trainers import regression
 
 CLASSES = {"maml": SinusoidMAML, "pretrain": SinusoidPretrained}
 
 
 def train_sinusoid(recipe: str = "quick", seed: int = 0, progress: bool = False, **changes) -> tuple[dict, dict]:
-    """Train the three regressors of ``RECIPES[recipe]``; returns ``({name: model}, record)``."""
+    """Train the three regressors of ``RECIPES[recipe]``; returns ``({name: model}, record)``.
+
+    Raises:
+        TrainingStopped: a regressor stopped before its last step (Ctrl-C, ``max_seconds``): no record of a
+            finished run is made from it, and the regressors after it are not trained.
+    """
     models, record = {}, {"seed": seed, "recipe_name": recipe, "train_seconds": {}, "cpu_seconds": {},
                           "recipes": {}, "logs": {}}
     for name, r in RECIPES[recipe].items():
@@ -28,6 +33,9 @@ def train_sinusoid(recipe: str = "quick", seed: int = 0, progress: bool = False,
         run = regression(CLASSES[r.options["objective"]], r)
         result = fit(run.trained, run.batches, r, optimizer=run.optimizer, scheduler=run.scheduler,
                      streams=run.streams, label=f"sinusoid {name}", progress=progress)
+        if result.stopped != "steps":
+            raise TrainingStopped(f"sinusoid {name} stopped at step {result.steps} of {r.steps} ({result.stopped}); "
+                                  "no checkpoint was written: run it again to the end")
         models[name] = result.model
         record["train_seconds"][name], record["cpu_seconds"][name] = result.seconds, result.cpu_seconds
         record["recipes"][name], record["logs"][name] = r.as_dict(), result.log.as_dict()

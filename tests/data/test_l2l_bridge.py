@@ -24,3 +24,18 @@ def test_l2l_episodes_match_ours_in_structure(glyphs):
             owners = {int(torch.nonzero((flat == x).all(-1))[0, 0]) for x in xs}
             assert len(owners) == 1, "a learn2learn class mixes images of two classes"
             assert len({tuple(x.tolist()) for x in xs}) == 5
+
+
+def test_a_taskset_draws_from_its_own_random_state(glyphs):
+    """Other uses of Python's random, or a second taskset, used to change a seeded taskset's tasks."""
+    import random
+
+    def classes(taskset, n=3):
+        return [task_to_episode(*taskset.sample(), 5, 2, 3).support_x.sum().item() for _ in range(n)]
+
+    alone = classes(l2l_taskset(glyphs[2], 5, 2, 3, seed=0))
+    first = l2l_taskset(glyphs[2], 5, 2, 3, seed=0)
+    random.random()
+    l2l_taskset(glyphs[2], 5, 2, 3, seed=1).sample()
+    assert classes(first) == alone
+    assert classes(l2l_taskset(glyphs[2], 5, 2, 3, seed=1)) != alone

@@ -255,3 +255,16 @@ def test_the_quick_wgan_keeps_its_best_step_and_the_committed_dagans_record_thei
     assert gan["standard"]["recipe"]["options"]["keep"] == "last"
     deforming = load_checkpoint(checkpoint_file("deformation-gan", "quick"))
     assert deforming["recipe"] == RECIPES_DEFORMING["quick"].as_dict()
+
+
+def test_quality_measures_in_eval_mode_and_leaves_the_backbone_as_it_was(glyphs):
+    """A backbone in train mode would normalise with each batch and overwrite its running statistics."""
+    from fslcourse.methods import ProtoNet
+
+    torch.manual_seed(0)
+    backbone = ProtoNet(backbone_kwargs={"hidden": 4}).backbone.train()
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    gen = DAGANGenerator()
+    got = quality(gen, backbone, glyphs[2], n_classes=4, n_generated=3)
+    assert backbone.training and all(torch.equal(v, before[k]) for k, v in backbone.state_dict().items())
+    assert got == quality(gen, backbone.eval(), glyphs[2], n_classes=4, n_generated=3)  # the eval-mode figures

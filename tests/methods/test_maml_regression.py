@@ -92,3 +92,12 @@ def test_sinusoid_metrics_start_from_the_unadapted_query_mse():
                                        for t in range(100)]).mean().item()
             curve = record["metrics"]["query_mse"][f"K={k}"][name]
             assert len(curve["mean"]) == 11 and curve["mean"][0] == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_a_sinusoid_run_stopped_early_is_not_recorded_as_finished():
+    """It used to record 'iterations 2000' for regressors that had run one step each."""
+    from fslcourse.training.loop import TrainingStopped
+
+    with pytest.raises(TrainingStopped, match=r"^sinusoid maml_k5 stopped at step \d+ of 2000 \(max_seconds\); no "
+                                              r"checkpoint was written"):
+        train_sinusoid("quick", seed=0, steps=2000, max_seconds=1e-6)

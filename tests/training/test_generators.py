@@ -103,3 +103,11 @@ def test_committed_only_refuses_a_feature_entry_for_a_new_backbone(tmp_path):
     assert path.read_bytes() == before
     out = load_or_train("vae", data=object(), path=path, progress=False)  # outside, the pixel VAE loads as before
     assert out["trained"] == [] and out["pixel"] is not None
+
+
+def test_a_method_checkpoint_of_another_seed_is_not_handed_out_as_the_seed_asked_for():
+    """load_or_train('protonet', seed=5) used to return the committed seed-0 model without a word."""
+    assert load_or_train("protonet", seed=0, data=object(), device="cpu")["trained"] is False  # the seed it holds
+    with pytest.raises(ValueError, match=r"^protonet-quick.pt was trained with seed 0, not the seed=5 asked for; "
+                                         r"leave seed out to load it, or give path= a new file"):
+        load_or_train("protonet", seed=5, data=object(), device="cpu")
