@@ -140,6 +140,7 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
                          f"of the Vinyals {split.name!r} characters; measure it on the Vinyals test split, or "
                          "on its own split")
     sampler = EpisodeSampler(split, n_way, n_shot, n_query, seed=seed, within_alphabet=within_alphabet)
+    getattr(method, "start_episodes", lambda: None)()  # episode-numbered generation restarts: same episodes, same draws
     n_way, n_shot, n_query = sampler.n_way, sampler.n_shot, sampler.n_query  # Python ints (numpy ones are fine)
     if n_way < 2:
         raise ValueError(f"n_way={n_way} (--n-way): a 1-way episode has one possible answer, so every method scores "

@@ -195,6 +195,9 @@ class AugmentedClassifier(FewShotClassifier):
             self.checkpoint_source = {**source, "generator": getattr(generator, "source", None)}
         self.last = {}  # what the last predict used (tests look at it)
 
+    def start_episodes(self) -> None:
+        self.episode_index = 0
+
     def predict(self, support_x, support_y, query_x):
         """Logits of ``method`` with the augmented support; ``(n_query_total, n_way)``."""
         self.check_support(support_x, support_y, query_x)

@@ -174,6 +174,11 @@ class FewShotClassifier(nn.Module):
     def forward(self, support_x, support_y, query_x):
         return self.predict(support_x, support_y, query_x)
 
+    def start_episodes(self) -> None:
+        """Called by :func:`~fslcourse.evaluate.evaluate` before its first episode: a model that numbers its
+        episodes (an augmenting wrapper seeds each episode's generation by its number) starts again at 0, so that
+        a second pass over the same episodes draws the same samples."""
+
     @property
     def has_embedding_seam(self) -> bool:
         """Whether this method's class defines ``embed(x) -> (n, D)`` and ``classify_embeddings(z_support, support_y, z_query)``."""

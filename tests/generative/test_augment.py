@@ -277,3 +277,16 @@ def test_every_registered_generator_names_its_checkpoint_family():
     from fslcourse.training.generators import CHECKPOINT_FAMILY, FAMILIES, GENERATORS
 
     assert set(CHECKPOINT_FAMILY) == set(GENERATORS) and set(CHECKPOINT_FAMILY.values()) == set(FAMILIES)
+
+
+def test_a_reused_augmenting_wrapper_draws_the_same_samples_on_the_same_episodes(glyphs):
+    """Its episode counter was never reset, so a second evaluate of the same wrapper drew other samples."""
+    from fslcourse.generative.classical import Deformation
+    from fslcourse.generative.weighted_prototypes import WeightedAugmentation
+
+    torch.manual_seed(0)
+    net = ProtoNet(backbone_kwargs={"hidden": 8}).eval()
+    for wrapper in (AugmentedClassifier(net, Deformation(alpha=6.0, rotation=40), 3, seed=0),
+                    WeightedAugmentation(net, Deformation(alpha=6.0, rotation=40), 3, weight=0.5, seed=0)):
+        first = evaluate(wrapper, glyphs[2], 5, 1, 3, 6, seed=0).episode_accuracies
+        assert evaluate(wrapper, glyphs[2], 5, 1, 3, 6, seed=0).episode_accuracies == first
