@@ -54,7 +54,8 @@ class Recipe:
         seed: seeds the initial weights and every training random stream.
         state_every: write the resumable training state every this many steps (0: only at the end
             or on interruption).
-        max_seconds: optional wall-clock cap; stopping early is recorded, the schedule ignores it.
+        max_seconds: optional wall-clock cap on each sitting (a resumed run gets it again); stopping early is
+            recorded, the schedule ignores it.
         options: algorithm-specific settings of the training step (``hard_tasks``, ``n_critic``, ...).
         note: where the recipe comes from and how it departs from the paper.
     """

@@ -198,6 +198,7 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
                          f"--numerics {log.numerics}) so that the run stays bit for bit")
     log.add_sitting(step, cpu_name(), str(next(model.parameters(), torch.empty(0)).device), numerics)
     start, cpu_start = time.perf_counter() - wall0, time.process_time() - cpu0
+    sitting_start = time.perf_counter()  # max_seconds caps each sitting: a resumed run gets its time again
 
     def write_state():
         if state_path is None:
@@ -245,7 +246,7 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
                 if stop.requested:
                     stopped = "interrupted"
                     break
-                if recipe.max_seconds is not None and time.perf_counter() - start > recipe.max_seconds:
+                if recipe.max_seconds is not None and time.perf_counter() - sitting_start > recipe.max_seconds:
                     stopped = "max_seconds"
                     break
         except KeyboardInterrupt:  # raised inside a step: its weights may be half-updated; keep the last state file

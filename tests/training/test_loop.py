@@ -325,3 +325,27 @@ def test_validation_draws_no_training_randomness(glyphs):
             for change in ({"val_n_way": 5}, {"val_n_way": 3}, {"val_every": 0})]
     assert runs[0].val["accuracy"] != runs[1].val["accuracy"]  # the validations differ...
     assert runs[0].train["loss"] == runs[1].train["loss"] == runs[2].train["loss"]  # ...the training steps do not
+
+
+def test_max_seconds_caps_each_sitting_so_a_resumed_run_goes_on(glyphs, tmp_path, monkeypatch):
+    """The elapsed time used to carry over into the resumed sitting, so each resume ran one step and stopped."""
+    import fslcourse.training.loop as loop
+
+    class Clock:  # one second passes at every look at the wall clock
+        now = 0.0
+
+        def perf_counter(self):
+            self.now += 1.0
+            return self.now
+
+        def __getattr__(self, name):
+            return getattr(time_module, name)
+
+    import time as time_module
+    monkeypatch.setattr(loop, "time", Clock())
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=40, max_seconds=6.5, val_every=0)
+    state = tmp_path / "s.pt"
+    first = _fit(TinyProtoNet(), glyphs, recipe, state_path=state)
+    assert first.stopped == "max_seconds" and 1 < first.steps < 40
+    resumed = _fit(TinyProtoNet(), glyphs, recipe, state_path=state, resume=True)
+    assert resumed.stopped == "max_seconds" and resumed.steps - first.steps == first.steps  # the same time again
