@@ -129,7 +129,8 @@ class Recipe:
                                  "gamma > 0, warmup a whole number >= 1")
 
     def replace(self, **changes: Any) -> Recipe:
-        """A copy with ``changes`` (checked); ``model``/``options`` given as dicts are merged into the old ones.
+        """A copy with ``changes`` (checked); ``model``/``options`` given as dicts are merged into the old ones; a new
+        ``schedule`` without ``schedule_kwargs`` keeps only the old settings it reads.
 
         Raises:
             ValueError: a name that is not a recipe field, with the list of fields.
@@ -141,6 +142,9 @@ class Recipe:
         for key in ("model", "options"):
             if key in changes:
                 changes[key] = {**getattr(self, key), **changes[key]}
+        if "schedule" in changes and "schedule_kwargs" not in changes:  # the old settings the new one reads
+            changes["schedule_kwargs"] = {k: v for k, v in self.schedule_kwargs.items()
+                                          if k in SCHEDULE_KWARGS.get(changes["schedule"], ())}
         return dataclasses.replace(self, **changes)
 
     def summary(self) -> str:

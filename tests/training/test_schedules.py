@@ -32,3 +32,13 @@ def test_schedule_follows_its_closed_form(name):
 
 def test_linear_ends_at_zero_as_reptile_anneals_its_meta_step():
     assert CLOSED["linear"](T) == 0 and math.isclose(CLOSED["linear"](T // 2), 0.5)
+
+
+def test_a_new_schedule_keeps_only_the_settings_it_reads():
+    from fslcourse.recipe import Recipe
+
+    cosine = Recipe(steps=10, lr=1e-3, schedule="cosine", schedule_kwargs={"floor": 0.05})
+    assert cosine.replace(schedule="constant").schedule_kwargs == {}
+    assert cosine.replace(schedule="cosine-closed").schedule_kwargs == {"floor": 0.05}
+    with pytest.raises(ValueError, match="'floor' mean nothing to schedule='constant'"):
+        cosine.replace(schedule="constant", schedule_kwargs={"floor": 0.05})  # said outright: refused
