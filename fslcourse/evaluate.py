@@ -128,9 +128,12 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
             (:func:`check_images`); logits that are not finite or not ``(n_way * n_query, n_way)``
             (:func:`check_logits`): a NaN model would otherwise score chance, not fail.
     """
-    source = getattr(method, "checkpoint_source", None) or {}
-    # every checkpoint behind the model (an ensemble's members too); a file from before the field: the alphabet split
-    trained_on = {s.get("split") or "alphabet" for s in (source.get("members") or [source]) if s}
+    def files(source: dict) -> list[dict]:  # every checkpoint file behind the model, through nested ensembles
+        return [f for m in source["members"] for f in files(m or {})] if source.get("members") else \
+            ([source] if source.get("file") else [])
+
+    # a file from before the field was trained on the alphabet split
+    trained_on = {f.get("split") or "alphabet" for f in files(getattr(method, "checkpoint_source", None) or {})}
     if "vinyals" in trained_on and getattr(split, "protocol", None) == "alphabet":
         raise ValueError(f"this checkpoint was trained on the Vinyals split, whose meta-train classes include 236 "
                          f"characters of the alphabet split's {split.name!r} split; evaluate it on "

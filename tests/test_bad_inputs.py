@@ -154,6 +154,31 @@ def _record_of_val_as_test():
     return result_record("protonet", res, config={}, seed=0, device="cpu", profile="quick", split="test")
 
 
+def _paired_with_an_alphabet_baseline_on_vinyals():
+    from fslcourse.generative.augment import evaluate_paired
+    from fslcourse.generative.classical import CopyNoise
+    alphabet = ImageSplit("test", SPLIT.images, SPLIT.base_names, SPLIT.alphabets, (0,), "alphabet")
+    vinyals = ImageSplit("test", SPLIT.images, SPLIT.base_names, SPLIT.alphabets, (0,), "vinyals")
+    base = evaluate(_tiny_protonet(), alphabet, 3, 1, 1, 2, seed=0)
+    return evaluate_paired(_tiny_protonet(), CopyNoise(0.0), vinyals, 3, 1, [1], 1, 2, seed=0, baseline=base)
+
+
+def _nested_ensemble_with_a_vinyals_member():
+    from fslcourse.methods.ensemble import Ensemble
+    inner = Ensemble([_from_file(_tiny_protonet(), "vinyals"), _from_file(_tiny_protonet(), "alphabet")])
+    outer = Ensemble([inner, _from_file(_tiny_protonet(), "alphabet")])
+    alphabet = ImageSplit("test", SPLIT.images, SPLIT.base_names, SPLIT.alphabets, (0,), "alphabet")
+    return evaluate(outer, alphabet, 3, 1, 1, 2)
+
+
+def _ensemble_with_wrapped_scores():
+    from fslcourse.generative.augment import AugmentedClassifier
+    from fslcourse.generative.classical import CopyNoise
+    from fslcourse.methods import get_method
+    from fslcourse.methods.ensemble import Ensemble
+    return Ensemble([_tiny_protonet(), AugmentedClassifier(get_method("relation")(), CopyNoise(0.0), 2)])
+
+
 CATALOGUE = [
     # episodes (fslcourse/data/episodes.py)
     ("n_way of 0", lambda: EpisodeSampler(SPLIT, 0, 1, 1), ValueError, r"n_way=0 must be a positive integer"),
@@ -261,7 +286,9 @@ CATALOGUE = [
     ("uint8 query images", lambda: _tiny_protonet().predict(*_episode(query_x=(_episode()[2] * 255).to(torch.uint8))),
      ValueError, r"^query_x is torch.uint8, not float images in \[0, 1\] \(ink = 1\); e.g. x.float\(\) / 255"),
     ("0-255 float images", lambda: _tiny_protonet().predict(*_episode(support_x=_episode()[0] * 255)), ValueError,
-     r"^the episode's pixels lie in \[0, 255\], not \[0, 1\]; .* divide by 255"),
+     r"^support_x's pixels lie in \[0, 255\], not \[0, 1\]; .* divide by 255"),
+    ("a NaN pixel in the query", lambda: _tiny_protonet().predict(*_episode(query_x=_episode()[2].index_fill(
+        0, torch.tensor([1]), float("nan")))), ValueError, r"^query_x holds NaN pixels; rebuild the images"),
     ("query images of another size", lambda: _tiny_protonet().predict(*_episode(query_x=torch.zeros(6, 1, 27, 27))),
      ValueError, r"^support_x images are \(1, 28, 28\) but query_x images are \(1, 27, 27\)"),
     ("prototype init beside a cosine head", lambda: __import__("fslcourse.methods", fromlist=["FineTune"]).FineTune(
@@ -286,7 +313,7 @@ CATALOGUE = [
                                                                       _vinyals_val(), 3, 1, 1, 2), ValueError,
      r"trained on the alphabet split, whose meta-train alphabets hold most of the Vinyals 'val' characters"),
     ("a paired baseline from another split", _paired_with_a_val_baseline, ValueError,
-     r"baseline was measured on the 'val' split, but these episodes come from 'test'"),
+     r"baseline was measured on the 'val' split \(custom protocol\), but these episodes come from 'test' \(custom"),
     ("a validation result recorded as test", _record_of_val_as_test, ValueError,
      r"split='test' but the result measured the 'val' split"),
     ("an infinite weight of generated examples", lambda: __import__(
@@ -312,6 +339,13 @@ CATALOGUE = [
     ("max_seconds as text", lambda: __import__("fslcourse.recipe", fromlist=["Recipe"]).Recipe(steps=10, lr=1e-3,
                                                                                                max_seconds="5"),
      ValueError, r"recipe max_seconds='5' must be a positive number of seconds or None"),
+    ("an alphabet-split baseline for Vinyals episodes", _paired_with_an_alphabet_baseline_on_vinyals, ValueError,
+     r"baseline was measured on the 'test' split \(alphabet protocol\), but these episodes come from 'test' "
+     r"\(vinyals protocol\)"),
+    ("a Vinyals member inside a nested ensemble", _nested_ensemble_with_a_vinyals_member, ValueError,
+     r"trained on the Vinyals split, whose meta-train classes include 236"),
+    ("an ensemble with wrapped relation scores", _ensemble_with_wrapped_scores, ValueError,
+     r"AugmentedClassifier returns scores, not logits"),
 ]
 if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
     CATALOGUE.append(("mps on a machine without it", lambda: get_device("mps"), ValueError,

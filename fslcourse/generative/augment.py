@@ -189,6 +189,7 @@ class AugmentedClassifier(FewShotClassifier):
         self.method, self.generator, self.n_generated, self.seed = method, generator, n_generated, seed
         self.needs_grad_at_test = method.needs_grad_at_test
         self.test_batch_norm = getattr(method, "test_batch_norm", None)
+        self.outputs = getattr(method, "outputs", "logits")  # scores stay scores (an ensemble refuses them)
         self.episode_index = 0
         source = getattr(method, "checkpoint_source", None)  # results name the method's and the generator's files
         if source is not None:
@@ -276,10 +277,13 @@ def evaluate_paired(method: FewShotClassifier, generator, split, n_way: int = 5,
     """
     name = method_name or getattr(method, "name", type(method).__name__)
     if baseline is not None:
-        if getattr(baseline, "split", split.name) != split.name or getattr(baseline, "within_alphabet", False):
-            raise ValueError(f"baseline was measured on the {getattr(baseline, 'split', '?')!r} split"
+        measured = (getattr(baseline, "split", None), getattr(baseline, "split_protocol", None))
+        here = (split.name, getattr(split, "protocol", None))
+        if (measured[0] is not None and measured != here) or getattr(baseline, "within_alphabet", False):
+            raise ValueError(f"baseline was measured on the {measured[0]!r} split ({measured[1]} protocol)"
                              f"{' within alphabets' if getattr(baseline, 'within_alphabet', False) else ''}, but "
-                             f"these episodes come from {split.name!r}: pass baseline=None, or one measured here")
+                             f"these episodes come from {here[0]!r} ({here[1]} protocol): pass baseline=None, or one "
+                             "measured here")
         got = (baseline.n_way, baseline.n_shot, baseline.n_query, baseline.n_episodes, baseline.seed)
         if got != (n_way, n_shot, n_query, n_episodes, seed):
             raise ValueError(f"baseline has (n_way, n_shot, n_query, n_episodes, seed) = {got} but this protocol is "

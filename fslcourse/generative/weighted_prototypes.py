@@ -91,10 +91,10 @@ class WeightedAugmentation(FewShotClassifier):
             self.checkpoint_source = {**source, "generator": getattr(generator, "source", None)}
         self.kept = []  # per episode: the fraction of generated examples kept (1.0 without rejection)
 
-    @torch.no_grad()
     def start_episodes(self) -> None:
         self.episode_index = 0
 
+    @torch.no_grad()
     def predict(self, support_x, support_y, query_x):
         """Logits ``(n_query_total, n_way)`` against the weighted prototypes."""
         self.check_support(support_x, support_y, query_x)

@@ -224,11 +224,13 @@ class FewShotClassifier(nn.Module):
         if support_x.shape[1:] != query_x.shape[1:]:
             raise ValueError(f"support_x images are {tuple(support_x.shape[1:])} but query_x images are "
                              f"{tuple(query_x.shape[1:])}; give both at the same (C, H, W), as fslcourse.data does")
-        low, high = min(x.min().item() for x in (support_x, query_x) if x.numel()), \
-            max(x.max().item() for x in (support_x, query_x) if x.numel())
-        if not (0.0 <= low and high <= 1.0):  # also refuses NaN
-            raise ValueError(f"the episode's pixels lie in [{low:.3g}, {high:.3g}], not [0, 1]; images must be ink = 1 "
-                             "on paper = 0 (fslcourse.data.load_image; 0-255 pixels: divide by 255)")
+        for name, x in (("support_x", support_x), ("query_x", query_x)):
+            if x.numel() and not bool(((x >= 0) & (x <= 1)).all()):  # a NaN compares False: refused too
+                low, high = torch.aminmax(x.nan_to_num(nan=float("inf")))
+                if torch.isnan(x).any():
+                    raise ValueError(f"{name} holds NaN pixels; rebuild the images (fslcourse.data.load_image)")
+                raise ValueError(f"{name}'s pixels lie in [{low.item():.3g}, {high.item():.3g}], not [0, 1]; images "
+                                 "must be ink = 1 on paper = 0 (fslcourse.data.load_image; 0-255 pixels: divide by 255)")
         if support_y.dim() != 1 or support_y.shape[0] != support_x.shape[0]:
             raise ValueError(
                 f"support_y must be ({support_x.shape[0]},) to match support_x, got {tuple(support_y.shape)}"

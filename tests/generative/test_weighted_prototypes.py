@@ -88,6 +88,7 @@ def test_at_weight_one_it_is_plain_augmentation_and_at_weight_zero_it_is_protone
     logits = {name: m.predict(ep.support_x, ep.support_y, ep.query_x) for name, m in (
         ("plain", AugmentedClassifier(net, gen, 3, seed=0)), ("one", WeightedAugmentation(net, gen, 3, weight=1.0, seed=0)),
         ("alone", net), ("zero", WeightedAugmentation(net, gen, 3, weight=0.0, seed=0)))}
+    assert not logits["one"].requires_grad and not logits["zero"].requires_grad  # predict runs without autograd
     scale = logits["alone"].abs().max()  # an untrained net's squared distances are small: compare relative to them
     torch.testing.assert_close(logits["one"] / scale, logits["plain"] / scale, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(logits["zero"] / scale, logits["alone"] / scale, rtol=1e-4, atol=1e-5)

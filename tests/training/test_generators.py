@@ -112,18 +112,3 @@ def test_a_method_checkpoint_of_another_seed_is_not_handed_out_as_the_seed_asked
                                          r"leave seed out to load it, or give path= a new file"):
         load_or_train("protonet", seed=5, data=object(), device="cpu")
 
-
-@pytest.mark.parametrize("family", sorted(G.FAMILIES))
-def test_a_generator_checkpoint_of_another_seed_is_not_handed_out_as_the_seed_asked_for(family):
-    from fslcourse.pretrained import pretrained
-
-    backbone = pretrained("protonet", device="cpu").backbone if family == "diffusion" else None  # what it was made for
-    with pytest.raises(ValueError, match=rf"^{family}'s checkpoint holds models trained with seed 0, not the seed=3 "
-                                         r"asked for"), G.committed_only():
-        load_or_train(family, data=object(), seed=3, progress=False, device="cpu", backbone=backbone)
-
-
-def test_the_sinusoid_checkpoint_of_another_seed_is_refused():
-    assert load_or_train("sinusoid", seed=0)["trained"] is False
-    with pytest.raises(ValueError, match="^the sinusoid checkpoint was trained with seed 0, not the seed=2 asked for"):
-        load_or_train("sinusoid", seed=2)
