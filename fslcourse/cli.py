@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--n-way", type=whole(1), default=5)
     e.add_argument("--n-shot", type=whole(1), default=1)
     e.add_argument("--n-query", type=whole(1), default=15)
-    e.add_argument("--episodes", type=whole(1), default=1000)
+    e.add_argument("--episodes", type=whole(2), default=1000, help="test episodes (2 or more: the 95%% interval "
+                   "needs two)")
     e.add_argument("--seed", type=whole(0), default=0, help="seed of the test episodes")
     e.add_argument("--within-alphabet", action="store_true", help="all classes of an episode from one alphabet")
     e.add_argument("--profile", choices=RECIPE_NAMES, default="quick",
@@ -69,9 +70,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="classify the queries together (batch statistics and soft k-means prototypes): more "
                         "accurate when every query shows one of the classes, several per class")
     q.add_argument("--device", default=None)
-    t = sub.add_parser("train", help="train a method, a generator (vae, gan, diffusion) or the sinusoid regressors "
+    families = "vae, deformation-vae, gan, deformation-gan, diffusion"  # training.generators.FAMILIES (tested)
+    t = sub.add_parser("train", help=f"train a method, a generator family ({families}) or the sinusoid regressors "
                        "with one of its recipes and write its checkpoint")
-    t.add_argument("name", help="a registered method, a generator family (vae, gan, diffusion), or sinusoid")
+    t.add_argument("name", help=f"a registered method, a generator family ({families}), or sinusoid")
     t.add_argument("--recipe", "--profile", dest="recipe", default="quick",
                    help="the method's recipe: quick, full, paper or one of its own, e.g. lake (default quick)")
     t.add_argument("--seed", type=whole(0), default=None, help="change the recipe's seed (default: the recipe's, 0)")

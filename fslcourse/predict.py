@@ -187,9 +187,11 @@ def predict_folders(support, query, method: str = DEFAULT_METHOD, out: str | Pat
     """
     from . import methods  # noqa: F401  (registers every method)
     from .config import get_device
-    from .methods.base import confidence_name
+    from .methods.base import confidence_name, get_method
     from .pretrained import default_recipe, pretrained
 
+    if profile not in (None, "quick") and not get_method(method).trainable:  # as evaluate: no recipe to name
+        raise ValueError(f"{method} has no trained weights, so --profile {profile} does not apply; leave it out")
     profile = default_recipe(method) if profile is None else profile
     targets = None
     if out is not None:

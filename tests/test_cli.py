@@ -268,7 +268,7 @@ def test_a_recipe_the_method_does_not_have_is_named_not_sent_to_train(capsys):
 
 
 @pytest.mark.parametrize("argv, option, says", [
-    (["evaluate", "pixel", "--episodes", "0"], "--episodes", "0 is below 1; give 1 or more"),
+    (["evaluate", "pixel", "--episodes", "1"], "--episodes", "1 is below 2; give 2 or more"),
     (["evaluate", "pixel", "--seed", "-1"], "--seed", "-1 is below 0; give 0 or more"),
     (["evaluate", "pixel", "--augment", "vae", "--generation-seed", "-3"], "--generation-seed", "-3 is below 0"),
     (["evaluate", "pixel", "--n-query", "two"], "--n-query", "'two' is not a whole number"),
@@ -290,3 +290,67 @@ def test_a_profile_for_a_method_without_weights_is_refused(capsys):
 
     assert main(["evaluate", "pixel", "--profile", "lake", "--episodes", "2"]) == 2
     assert "pixel has no trained weights, so --profile lake does not apply" in capsys.readouterr().err
+
+
+def test_evaluate_augment_never_trains_a_generator(tmp_path, capsys, monkeypatch):
+    """evaluate matching --augment vae-feature trained a feature VAE for matching's backbone and saved it over the
+    committed vae-quick.pt; a profile no generator family has was a KeyError after loading model and data."""
+    import importlib
+
+    from fslcourse.cli import main
+    from fslcourse.pretrained import CHECKPOINT_DIR
+
+    committed = {p.name: p.read_bytes() for p in CHECKPOINT_DIR.glob("vae-*.pt")}
+
+    def no_training(*args, **kw):
+        raise AssertionError("evaluate --augment started training a generator")
+
+    vae = importlib.import_module("fslcourse.generative.vae")
+    monkeypatch.setattr(importlib.import_module("fslcourse.training.generators"), "train_vae", no_training)
+    monkeypatch.setattr(vae.FeatureVAE, "__init__", no_training)
+    assert main(["evaluate", "matching", "--augment", "vae-feature", "--episodes", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "has no feature VAE for backbone" in err and "augment protonet or finetune" in err
+    assert {p.name: p.read_bytes() for p in CHECKPOINT_DIR.glob("vae-*.pt")} == committed
+
+    def must_not_load(*args, **kw):
+        raise AssertionError("model or data loaded before the generator's recipe was checked")
+
+    monkeypatch.setattr(importlib.import_module("fslcourse.pretrained"), "pretrained", must_not_load)
+    monkeypatch.setattr(importlib.import_module("fslcourse.data"), "load_omniglot", must_not_load)
+    assert main(["evaluate", "protonet", "--profile", "lake", "--augment", "vae", "--episodes", "2"]) == 2
+    assert "--augment vae has no 'lake' generator (vae recipes: quick, full, paper)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["evaluate", "protonet", "--augment", "nosuch"])
+    assert "invalid choice: 'nosuch' (choose from 'deformation-gan'" in capsys.readouterr().err
+
+
+def test_train_names_everything_it_can_train(capsys, monkeypatch):
+    """An unknown name listed methods only (not vae, gan, diffusion, sinusoid); train sinusoid --device was ignored;
+    the help named three of the five generator families."""
+    import importlib
+
+    from fslcourse.cli import _parser, main
+    from fslcourse.training.generators import FAMILIES
+
+    def must_not_load(*args, **kw):
+        raise AssertionError("data loaded before the name was checked")
+
+    monkeypatch.setattr(importlib.import_module("fslcourse.data"), "load_omniglot", must_not_load)
+    assert main(["train", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert "'nosuch' is neither a registered method nor a generator family" in err
+    assert f"protonet, relation, reptile; {', '.join(FAMILIES)}; sinusoid" in err
+    assert main(["train", "sinusoid", "--device", "cpu"]) == 2
+    assert "--device: for methods only; sinusoid trains its whole named recipe on the CPU" in capsys.readouterr().err
+    train_help = next(a for a in _parser()._subparsers._group_actions[0].choices["train"]._actions
+                      if a.dest == "name").help
+    assert f"({', '.join(FAMILIES)})" in train_help
+
+
+def test_predict_refuses_a_profile_for_a_method_without_weights(tmp_path):
+    """predict --method pixel --profile lake ran and ignored --profile; evaluate refused the same."""
+    from fslcourse.predict import predict_folders
+
+    with pytest.raises(ValueError, match="^pixel has no trained weights, so --profile lake does not apply"):
+        predict_folders(tmp_path, [tmp_path], "pixel", profile="lake")

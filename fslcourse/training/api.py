@@ -18,7 +18,7 @@ from pathlib import Path
 from ..config import PROFILES, get_device, get_profile
 from ..evaluate import evaluate
 from ..io import check_state_path, check_target, file_source, state_path_for
-from ..methods.base import fixed_n_way, get_method
+from ..methods.base import METHODS, fixed_n_way, get_method
 from ..pretrained import RECIPE_NAMES, checkpoint_path, load_method, save_method
 from ..recipe import Recipe
 from .generators import FAMILIES, LOADERS, train_generator
@@ -108,6 +108,10 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
         return _train_collection(name, recipe, out=out, state=state, resume=resume, overwrite=overwrite, save=save,
                                  device=device, progress=progress, data=data, phase1=phase1,
                                  eval_episodes=eval_episodes, **changes), None
+    if name not in METHODS:  # get_method's list names methods only; train takes more
+        raise ValueError(f"{name!r} is neither a registered method nor a generator family; train one of: "
+                         f"{', '.join(sorted(n for n, c in METHODS.items() if c.trainable))}; "
+                         f"{', '.join(FAMILIES)}; sinusoid")
     recipe_name, r = recipe_for(name, recipe, **changes)
     device = get_device(device)
     out = Path(out) if out is not None else (checkpoint_path(name, recipe_name) if save else None)
@@ -172,12 +176,12 @@ def _train_collection(name: str, recipe, *, out, state, resume, overwrite, save,
     method_only = [opt for opt, given in (("--state", state), ("--steps/--state-every and other recipe changes",
                                           changes), ("save=False", not save), ("phase1", phase1),
                                           ("eval_episodes", eval_episodes)) if given]
-    if name == "sinusoid" and resume:
-        method_only.insert(0, "--resume")
+    if name == "sinusoid":  # trained on the CPU, in one sitting
+        method_only[:0] = [opt for opt, given in (("--resume", resume), ("--device", device)) if given]
     if method_only or not isinstance(recipe, str):
         what = ", ".join(method_only) or "a Recipe object (give its name)"
         raise ValueError(f"{what}: for methods only; {name} trains its whole named recipe"
-                         + (" (the gan family's state is beside --out)" if name in FAMILIES else " in one sitting"))
+                         + (" (the gan family's state is beside --out)" if name in FAMILIES else " on the CPU, in one sitting"))
     if name == "sinusoid":
         return train_sinusoid_file(recipe, out=out, overwrite=overwrite, seed=seed or 0, progress=progress)
     return train_generator(name, recipe, data=data, out=out, overwrite=overwrite, seed=seed or 0, device=device,

@@ -61,6 +61,10 @@ def _about_to_train(what: str | None, path: Path, family: str, profile: str) -> 
     if _COMMITTED_ONLY.get():
         exists = what is not None and path.exists()
         lacks = f"{path.name} has no {what}" if exists else f"{path.name} does not exist"
+        if exists and "backbone" in what:  # training the family again makes entries for these backbones only
+            raise ValueError(f"{lacks}: feature-space generators are trained for the quick ProtoNet and "
+                             "fine-tuning backbones only, and this run only measures committed generators; "
+                             "augment protonet or finetune, or use a pixel-space generator (vae, gan, diffusion)")
         raise ValueError(f"{lacks}, and this run only measures committed generators; train it first with: "
                          f"python -m fslcourse train {family} --recipe {profile}" + (" --overwrite" if exists else ""))
 
@@ -742,9 +746,9 @@ def train_generator(family: str, recipe: str = "quick", *, data=None, out: str |
 def add_augment_arguments(parser, whole=lambda minimum: int) -> None:
     """Add ``--augment``, ``--n-generated`` and ``--generation-seed`` to the ``evaluate`` sub-parser; ``whole(m)``
     is the command line's type for a whole number of at least ``m`` (``cli.whole``)."""
-    parser.add_argument("--augment", default=None, metavar="GENERATOR",
-                        help="add generated support examples (vae, vae-prior, vae-feature; gan, diffusion once "
-                             "they exist) and report the paired difference against no augmentation")
+    parser.add_argument("--augment", default=None, metavar="GENERATOR", choices=sorted(GENERATORS),
+                        help=f"add generated support examples from a committed generator ({', '.join(sorted(GENERATORS))}) "
+                             "and report the paired difference against no augmentation")
     parser.add_argument("--n-generated", type=whole(1), nargs="+", default=None, metavar="M",
                         help="generated examples per class; several values give several rows (default 5)")
     parser.add_argument("--generation-seed", type=whole(0), default=0, help="seed of the generator's noise")
@@ -759,12 +763,17 @@ def evaluate_augmented(args) -> dict:
     from ..pretrained import checkpoint_info, pretrained
     from ..results import result_record
 
-    builder = get_generator(args.augment)  # fail on an unknown name before loading anything
+    builder = get_generator(args.augment)  # fail on an unknown name or recipe before loading anything
+    family = CHECKPOINT_FAMILY[args.augment]
+    if args.profile not in FAMILY_RECIPES[family]:
+        raise ValueError(f"--augment {args.augment} has no {args.profile!r} generator ({family} recipes: "
+                         f"{', '.join(FAMILY_RECIPES[family])}); give --profile one of them")
     device = get_device(args.device)
     method = pretrained(args.name, profile=args.profile, device=device)
     data = load_omniglot(device=device, progress=False)
-    gen = builder(data, backbone=getattr(method, "backbone", None), profile=args.profile, device=device,
-                  seed=args.generation_seed, progress=False)
+    with committed_only():  # evaluating never trains a generator, nor overwrites a committed checkpoint
+        gen = builder(data, backbone=getattr(method, "backbone", None), profile=args.profile, device=device,
+                      seed=args.generation_seed, progress=False)
     results = evaluate_paired(method, gen, data.split(args.split), args.n_way, args.n_shot, args.n_generated or [5],
                               args.n_query, args.episodes, seed=args.seed, generation_seed=args.generation_seed,
                               method_name=args.name, generator_name=args.augment, device=device)
