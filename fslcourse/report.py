@@ -26,7 +26,7 @@ VINYALS = tuple(f"{p}-vinyals" for p in PROTOCOLS[:4])  # the papers' character 
 # Published Omniglot figures (5w1s / 5w5s / 20w1s / 20w5s, percent), transcribed with their sources
 # from the course's reference notes (../shared/reference/README.md), which cite the papers' tables.
 # They were measured on the Vinyals et al. split, so they sit only beside records of that split
-# ("5w1s-vinyals"); the course's alphabet split ("5w1s") is another, harder protocol.
+# ("5w1s-vinyals"); the course's alphabet split ("5w1s") is another protocol (other test characters).
 PUBLISHED: dict[str, tuple[tuple[float, float, float, float], str]] = {
     "protonet": ((98.8, 99.7, 96.0, 98.9), "Snell et al. 2017, arXiv:1703.05175"),
     "maml": ((98.7, 99.9, 95.8, 98.9), "Finn et al. 2017, arXiv:1703.03400, Table 1"),

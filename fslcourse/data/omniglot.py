@@ -4,13 +4,15 @@ Taught in ``notebooks/01_episodes.ipynb``.
 
 Two protocols (``load_omniglot(split=...)``):
 
-* ``"alphabet"`` (the course's default, and its harder protocol): meta-train is the 30 background
+* ``"alphabet"`` (the course's default): meta-train is the 30 background
   alphabets minus four held out for meta-validation (:data:`VAL_ALPHABETS`); meta-test is the 20
   evaluation alphabets, so every test character comes from an alphabet never seen in training;
 * ``"vinyals"``: the character split of Vinyals et al. (2016), arXiv:1606.04080, used by the
   published figures of Matching Networks, ProtoNet, MAML, Reptile and the Relation Network: both
   official sets pooled, 1,028 / 172 / 423 characters for train / val / test (4,112 / 688 / 1,692
-  classes with rotations), read from the lists shipped in ``fslcourse/data/vinyals/``.
+  classes with rotations), read from the lists shipped in ``fslcourse/data/vinyals/``. The lists run
+  alphabet by alphabet: the test characters come from 13 alphabets, only one of which (Gurmukhi) also
+  has training characters.
 
 In both, no character appears in two splits, and a character's rotations stay with it.
 The data is looked for in ``$FSLCOURSE_DATA/omniglot`` first, then in the user

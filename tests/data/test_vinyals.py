@@ -26,6 +26,13 @@ def test_list_counts_and_no_character_in_two_splits():
     assert not sets[0] & sets[1] and not sets[0] & sets[2] and not sets[1] & sets[2]
 
 
+def test_what_notebook_01_says_of_the_test_alphabets():
+    """Notebook 01 said a Vinyals test character 'usually shares its alphabet with training characters'; the
+    lists run alphabet by alphabet, so the test characters' 13 alphabets meet training in one (Gurmukhi)."""
+    alphabets = {n: {c.split("/")[0] for c in vinyals_characters(n)} for n in ("train", "test")}
+    assert len(alphabets["test"]) == 13 and alphabets["test"] & alphabets["train"] == {"Gurmukhi"}
+
+
 @pytest.fixture(scope="module")
 def vinyals(omniglot):
     return load_omniglot(progress=False, split="vinyals")
