@@ -18,6 +18,9 @@ def test_notebook_structure(path):
     assert re.search(r'^profile = "quick"$', first, re.M) and re.search(r"^seed = \d+$", first, re.M)
     assert "fslcourse.setup(seed=seed, profile=profile)" in "".join(code[1]["source"])
     assert "Learning goals" in text and "Runtime" in text
+    header = "".join(nb["cells"][0]["source"])  # STYLE.md: goals, runtime, prerequisites and modules at the top
+    for part in ("Learning goals", "Runtime", "Prerequisites", "Modules"):
+        assert f"**{part}" in header, f"the first cell names no {part} (README: each notebook lists them at the top)"
     assert "$" in text, "the maths is written in LaTeX"
     assert any("solution" in c.get("metadata", {}).get("tags", []) for c in code), "an exercise solution cell"
     assert any("check(" in "".join(c["source"]) for c in code), "an exercise with an automatic check"
