@@ -78,6 +78,27 @@ def protocol_key(protocol: dict) -> str:
         ("-vinyals" if protocol.get("split_protocol") == "vinyals" else "")
 
 
+def separate_paper_recipe(method: str, protocol: str) -> str | None:
+    """The recipe (``paper-20way``, ``paper-5way``) of ``method`` trained for ``protocol``'s ways and shots when its
+    paper trains a separate model for that setting, so that its published figure describes that model; else ``None``."""
+    from . import methods  # noqa: F401  (registers every method)
+    from .methods.base import METHODS
+
+    ways, shots = (int(x) for x in re.match(r"(\d+)w(\d+)s", protocol).groups())
+    recipes = getattr(METHODS.get(checkpoint_method(method)), "RECIPES", {})
+    return next((rn for rn, r in recipes.items() if rn.startswith("paper-") and (r.n_way, r.n_shot) == (ways, shots)),
+                None)
+
+
+def trained_for(method: str, recipe: str | None, protocol: str) -> bool:
+    """Whether ``method``'s recipe ``recipe`` trains with ``protocol``'s ways and shots."""
+    from . import methods  # noqa: F401  (registers every method)
+    from .methods.base import METHODS
+
+    r = getattr(METHODS.get(checkpoint_method(method)), "RECIPES", {}).get(recipe)
+    return r is not None and (r.n_way, r.n_shot) == tuple(int(x) for x in re.match(r"(\d+)w(\d+)s", protocol).groups())
+
+
 def published(method: str, protocol: str, n_query: int | None = None) -> tuple[float | None, str | None]:
     """The published accuracy and its source for ``method`` on ``protocol`` (``(None, None)`` if none):
     only on the Vinyals split, the one the papers used, and, given a record's ``n_query``, only when its
@@ -103,24 +124,30 @@ def paper_gaps(rows: list[dict]) -> list[dict]:
 
     Args:
         rows: :func:`build_table`'s rows; only ``profile == "paper"`` cells of :data:`TARGET_PROTOCOLS` that have
-            a published figure count.
+            a published figure count (also one withheld from the table, ``published_withheld``: such a cell was measured
+        with a model trained for another setting, so it is "not measured").
 
     Returns:
         One dict per such cell, in the rows' order: ``method``, ``protocol``, ``accuracy`` and ``ci95`` (``None``
         when the cell was skipped), ``published``, ``target`` (points allowed below it), ``gap`` (ours minus
-        published, points, ``None`` when skipped) and ``status``: ``"within"`` (``gap >= -target``), ``"miss"``
-        or ``"not measured"``.
+        published, points, ``None`` when skipped) and ``status``, by the rule every claim uses (:func:`verdict`):
+        ``"within"`` (the 95% interval of ``gap`` lies above ``-target``), ``"miss"`` (below it), ``"unclear"``
+        (it contains ``-target``, or the cell has no interval) or ``"not measured"``.
     """
     out = []
     for r in rows:
-        if r["profile"] != "paper" or r["protocol"] not in TARGET_PROTOCOLS or r["published"] is None:
+        figure = r["published"] if r["published"] is not None else r.get("published_withheld")
+        if r["profile"] != "paper" or r["protocol"] not in TARGET_PROTOCOLS or figure is None:
             continue
         method = checkpoint_method(r["method"].removesuffix(" (paper recipe)"))
         target = PAPER_TARGETS.get(method, DEFAULT_TARGET)[TARGET_PROTOCOLS.index(r["protocol"])]
-        gap = None if r["accuracy"] is None else r["accuracy"] - r["published"]
-        status = "not measured" if gap is None else "within" if gap >= -target else "miss"
-        out.append({"method": r["method"], "protocol": r["protocol"], "accuracy": r["accuracy"], "ci95": r["ci95"],
-                    "published": r["published"], "target": target, "gap": gap, "status": status})
+        # a cell measured with a model trained for another setting than the paper's figure is no measurement of it
+        gap = None if r["accuracy"] is None or r["published"] is None else r["accuracy"] - r["published"]
+        status = "not measured" if gap is None else "unclear" if r["ci95"] is None else \
+            {True: "within", False: "miss", None: "unclear"}[verdict(gap, r["ci95"], -target)]
+        out.append({"method": r["method"], "protocol": r["protocol"], "accuracy": None if gap is None else r["accuracy"],
+                    "ci95": None if gap is None else r["ci95"], "published": figure, "target": target, "gap": gap,
+                    "status": status})
     return out
 
 
@@ -222,7 +249,9 @@ def build_table(records: list[dict]) -> list[dict]:
     ``train_seconds``, ``test_seconds_per_episode`` (``None`` when not recorded or
     recorded as 0), ``episodes``, ``profile``, ``published``, ``published_source``,
     ``source`` (the result file), ``variant``, ``skipped`` (why a method could not run the protocol), ``recipe``
-    (a paper's separate recipe that measured this cell, e.g. ``paper-5way``; ``None`` for the row's own checkpoint).
+    (a paper's separate recipe that measured this cell, e.g. ``paper-5way``; ``None`` for the row's own checkpoint),
+    ``published_withheld`` (the published figure left out because the paper made it with a model trained for this
+    setting, e.g. a separate 20-way model, and this cell's checkpoint was trained for another; else ``None``).
     """
     best: dict[tuple[str, str], dict] = {}
     for rec in filter(is_meta_test, records):
@@ -235,6 +264,10 @@ def build_table(records: list[dict]) -> list[dict]:
     for (method, protocol), rec in best.items():
         eval_s, episodes = _number(rec.get("eval_seconds")), _number(rec.get("episodes"))
         pub, pub_source = published(rec["method"], protocol, rec["protocol"].get("n_query"))
+        base, withheld = rec["method"].split("+")[0], None
+        if pub is not None and separate_paper_recipe(base, protocol) is not None and \
+                not trained_for(base, rec.get("recipe") or rec.get("profile"), protocol):
+            withheld, pub, pub_source = pub, None, None  # the figure is of a model trained for this setting; ours was not
         rows.append({
             "method": method, "protocol": protocol, "accuracy": _number(rec.get("accuracy")),
             "ci95": _number(rec.get("ci95")), "trainable_params": _number(rec.get("trainable_params")),
@@ -242,7 +275,7 @@ def build_table(records: list[dict]) -> list[dict]:
             "test_seconds_per_episode": eval_s / episodes if eval_s and episodes else None,
             "episodes": episodes, "profile": rec.get("profile"), "published": pub,
             "published_source": pub_source, "source": rec["_file"], "variant": rec.get("variant"),
-            "skipped": rec.get("skipped"), "recipe": rec.get("recipe"),
+            "skipped": rec.get("skipped"), "recipe": rec.get("recipe"), "published_withheld": withheld,
         })
     order = {p: i for i, p in enumerate(PROTOCOLS + VINYALS)}
     return sorted(rows, key=lambda r: (order.get(r["protocol"], len(order)), r["protocol"], r["method"]))
@@ -462,22 +495,23 @@ def _mtl_fewer_tasks(by_file):
         reached = [t for t, a in curves["maml"] if a >= first[1]]
         if not reached:
             best = max(curves["maml"], key=lambda p: p[1])
-            text, held = (f"MTL: {first[1]:.1f}% after {first[0]} tasks; MAML never reached it on its curve "
-                          f"(best {best[1]:.1f}% after {best[0]} tasks)"), True
+            text = (f"MTL: {first[1]:.1f}% after {first[0]} tasks; MAML never reached it on its curve "
+                    f"(best {best[1]:.1f}% after {best[0]} tasks)")
         else:
-            text, held = (f"MTL: {first[1]:.1f}% after {first[0]} tasks; MAML needed {reached[0]} tasks to reach it "
-                          f"({reached[0] / first[0]:.0f}x more)"), reached[0] >= 4 * first[0]
+            text = (f"MTL: {first[1]:.1f}% after {first[0]} tasks; MAML needed {reached[0]} tasks to reach it "
+                    f"({reached[0] / first[0]:.0f}x more)")
         if start["mtl"] is not None and start["maml"] is not None and start["mtl"] > start["maml"] + 10:
             # a head start bought by phase-1 pre-training, which counting meta-training tasks leaves out
             return (text + f"; but MTL starts at {start['mtl']:.1f}% after 0 tasks (MAML {start['maml']:.1f}%): "
                     "its phase-1 pre-training is not counted, so the budgets are not matched and there is no verdict"), None
-        return text, held
+        # points of a curve carry no per-episode accuracies: no paired interval, so no verdict either way
+        return text + "; the curves' points have no paired intervals, so there is no verdict", None
     if not mtl or not maml:
         return "the records do not say how many meta-training tasks MTL and MAML saw ('tasks_seen')", None
     a, b = max(mtl, key=lambda r: r["accuracy"]), max(maml, key=lambda r: r["accuracy"])
-    held = a["tasks_seen"] < b["tasks_seen"] and a["accuracy"] >= b["accuracy"] - (a["ci95"] + b["ci95"])
+    # the best of each is a selection, and fewer tasks at a lower accuracy is no matched budget: no verdict
     return (f"MTL {a['accuracy']:.1f}% after {a['tasks_seen']} tasks vs MAML {b['accuracy']:.1f}% "
-            f"after {b['tasks_seen']} tasks"), held
+            f"after {b['tasks_seen']} tasks; not a paired comparison at a matched budget, so no verdict"), None
 
 
 def _augmentation_helps(files):
@@ -495,7 +529,8 @@ def _augmentation_helps(files):
         best = max(recs, key=lambda r: r["paired_difference"])
         widen = NormalDist().inv_cdf(1 - 0.025 / len(recs)) / NormalDist().inv_cdf(0.975)
         diff, ci = best["paired_difference"], best["paired_ci95"] * widen
-        held = verdict(diff, ci)
+        held = True if verdict(diff, ci) else (  # "no" only if no setting's corrected interval reaches 0
+            False if all(verdict(r["paired_difference"], r["paired_ci95"] * widen) is False for r in recs) else None)
         return (f"best 5-way 1-shot gain: {diff:+.1f} ± {best['paired_ci95']:.1f} points "
                 f"({method_label(best)}, paired, the best of {len(recs)} settings tried; ± {ci:.1f} once "
                 f"corrected for picking the best of {len(recs)})"), held
@@ -545,10 +580,12 @@ def _within_alphabet_harder(by_file):
     pairs = [(a, b) for a, b in pairs if b is not None]
     if not pairs:
         return "the benchmark has no method with both 20-way 1-shot protocols", None
+    if any(r.get("ci95") is None for pair in pairs for r in pair):
+        return "a 20-way 1-shot record has no interval, so the drops cannot be judged", None
     drops = [b["accuracy"] - a["accuracy"] for a, b in pairs]
-    margins = [b["accuracy"] - a["accuracy"] - (a.get("ci95") or 0.0) - (b.get("ci95") or 0.0) for a, b in pairs]
+    margins = [b["accuracy"] - a["accuracy"] - a["ci95"] - b["ci95"] for a, b in pairs]
     # the other way round: every method scores higher within an alphabet, beyond both intervals
-    against = [a["accuracy"] - b["accuracy"] - (a.get("ci95") or 0.0) - (b.get("ci95") or 0.0) for a, b in pairs]
+    against = [a["accuracy"] - b["accuracy"] - a["ci95"] - b["ci95"] for a, b in pairs]
     held = True if min(margins) > 0 else (False if min(against) > 0 else None)
     return (f"20-way 1-shot within an alphabet is {min(drops):.1f} to {max(drops):.1f} points lower than "
             f"random 20-way ({len(pairs)} methods; different episodes, so unpaired: every drop exceeds "
@@ -581,7 +618,7 @@ CLAIMS: tuple[Claim, ...] = (
           "Lake et al. 2015, Science 350(6266) (the minimal setting)", (SYNTHESIS_FILE,), _synthesis_helps),
     Claim("A learned relation module beats a fixed cosine metric (Relation Net > Matching Nets)",
           "Sung et al. 2018, arXiv:1711.06025", (BENCHMARK_FILE,), _relation_beats_matching),
-    Claim("Within-alphabet 20-way 1-shot is much harder than random 20-way 1-shot",
+    Claim("Within-alphabet 20-way 1-shot is harder than random 20-way 1-shot",
           "Lake et al. 2015, Science 350(6266)", (BENCHMARK_FILE,), _within_alphabet_harder),
 )
 
@@ -649,6 +686,9 @@ def _side_episodes(curves: dict[str, dict], side: str | tuple[str, str]) -> list
     return eps[0] if len(eps) == 1 else [x - y for x, y in zip(*eps)]
 
 
+CURVE_EPISODES = ("split", "n_way", "n_shot", "n_query", "n_episodes", "seed", "checkpoint")  # what makes two tests pair
+
+
 def curve_difference(curves: dict[str, dict], a, b) -> tuple[float, float] | None:
     """``(mean, paired 95% half-width)`` of ``a − b`` in points on the curves' shared meta-test episodes, each
     method at the end of its budget; ``None`` unless all were measured on the same episodes at the same budget.
@@ -657,7 +697,7 @@ def curve_difference(curves: dict[str, dict], a, b) -> tuple[float, float] | Non
     between two methods, so a claim can compare two gaps)."""
     recs = [curves.get(n) for n in _names(a) + _names(b)]
     if any(r is None for r in recs) or len({r["budget_cpu_seconds"] for r in recs}) > 1 or \
-            any(r["test"]["protocol"] != recs[0]["test"]["protocol"] for r in recs) or \
+            len({tuple(r["test"]["protocol"].get(k) for k in CURVE_EPISODES) for r in recs}) > 1 or \
             len({len(r["test"]["episode_accuracies"]) for r in recs}) > 1:
         return None
     return paired_episodes(_side_episodes(curves, a), _side_episodes(curves, b))
@@ -710,7 +750,8 @@ def curve_claims(curves: dict[str, dict], claims=CURVE_CLAIMS) -> list[dict]:
         each = "; ".join(f"{n} {curves[n]['test']['accuracy']:.1f}% ({curves[n]['recipe']['steps']:,} steps, "
                          f"{curves[n]['train_cpu_seconds']:.0f} s measured)" for n in names)
         measured = (f"{proto['n_way']}-way {proto['n_shot']}-shot, {proto['split']} split, same {proto['n_episodes']} "
-                    f"episodes, a budget of {budget:.0f} training CPU-s each: {each}; paired difference "
+                    f"episodes, each given the steps {budget:.0f} training CPU-s buy at its pilot's cost per step: "
+                    f"{each}; paired difference "
                     f"{label[a]} − {label[b]} {diff:+.1f} ± {ci:.1f} points")
         rows.append({"claim": text, "source": source, "measured": measured, "held": VERDICT_WORDS[verdict(diff, ci, margin)]})
     return rows
