@@ -439,6 +439,7 @@ def _budget_text(name: str, record: dict) -> str:
 
 
 PROTOCOL_NAMES = {"5w1s": "5-way 1-shot", "20w1s-alphabet": "within-alphabet 20-way 1-shot"}
+NOT_MEASURED = "not measured yet"  # a claim check's verdict when the records it needs are missing: not "unclear"
 
 
 def _compare(by_file, a_name: str, b_name: str, margin: float, label: str, protocol: str = "5w1s"):
@@ -448,7 +449,7 @@ def _compare(by_file, a_name: str, b_name: str, margin: float, label: str, proto
     recs, name = by_file[BENCHMARK_FILE], PROTOCOL_NAMES.get(protocol, protocol)
     a, b = _find(recs, a_name, protocol), _find(recs, b_name, protocol)
     if a is None or b is None:
-        return f"the benchmark has no {name} {a_name} and {b_name} records", None
+        return f"the benchmark has no {name} {a_name} and {b_name} records", NOT_MEASURED
     return _decide(a, b, a_name, b_name, margin, label, name)
 
 
@@ -507,7 +508,7 @@ def _mtl_fewer_tasks(by_file):
         # points of a curve carry no per-episode accuracies: no paired interval, so no verdict either way
         return text + "; the curves' points have no paired intervals, so there is no verdict", None
     if not mtl or not maml:
-        return "the records do not say how many meta-training tasks MTL and MAML saw ('tasks_seen')", None
+        return "the records do not say how many meta-training tasks MTL and MAML saw ('tasks_seen')", NOT_MEASURED
     a, b = max(mtl, key=lambda r: r["accuracy"]), max(maml, key=lambda r: r["accuracy"])
     # the best of each is a selection, and fewer tasks at a lower accuracy is no matched budget: no verdict
     return (f"MTL {a['accuracy']:.1f}% after {a['tasks_seen']} tasks vs MAML {b['accuracy']:.1f}% "
@@ -525,7 +526,7 @@ def _augmentation_helps(files):
                 and r.get("paired_ci95") is not None  # a difference without its interval decides nothing
                 and protocol_key(r["protocol"]) == "5w1s" and r.get("weight", 1) == 1 and not r.get("reject")]
         if not recs:
-            return "no paired 5-way 1-shot augmentation records", None
+            return "no paired 5-way 1-shot augmentation records", NOT_MEASURED
         best = max(recs, key=lambda r: r["paired_difference"])
         widen = NormalDist().inv_cdf(1 - 0.025 / len(recs)) / NormalDist().inv_cdf(0.975)
         diff, ci = best["paired_difference"], best["paired_ci95"] * widen
@@ -558,7 +559,7 @@ def _synthesis_helps(by_file):
     for protocol in ("5w1s", "20w1s-alphabet"):
         a, b = (_find(recs, "protonet", protocol, variant=v) for v in ("minimal-synthetic", "minimal"))
         if a is None or b is None:
-            return f"{SYNTHESIS_FILE} has no {protocol} records of both minimal recipes", None
+            return f"{SYNTHESIS_FILE} has no {protocol} records of both minimal recipes", NOT_MEASURED
         out.append(_decide(a, b, "with synthetic classes", "without", 0.0, "gain (with − without)",
                            PROTOCOL_NAMES.get(protocol, protocol)))
     return f"{out[0][0]}; {out[1][0]}", out[0][1]
@@ -579,7 +580,7 @@ def _within_alphabet_harder(by_file):
              if protocol_key(r["protocol"]) == "20w1s-alphabet" and r.get("accuracy") is not None]
     pairs = [(a, b) for a, b in pairs if b is not None]
     if not pairs:
-        return "the benchmark has no method with both 20-way 1-shot protocols", None
+        return "the benchmark has no method with both 20-way 1-shot protocols", NOT_MEASURED
     if any(r.get("ci95") is None for pair in pairs for r in pair):
         return "a 20-way 1-shot record has no interval, so the drops cannot be judged", None
     drops = [b["accuracy"] - a["accuracy"] for a, b in pairs]
@@ -623,13 +624,14 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
-VERDICT_WORDS = {True: "yes", False: "no", None: "unclear"}
+VERDICT_WORDS = {True: "yes", False: "no", None: "unclear"}  # and NOT_MEASURED, when the records are missing
 
 
 def check_claims(records: list[dict], claims=CLAIMS) -> list[dict]:
     """Each claim with ``measured`` (text) and ``held`` (``"yes"``, ``"no"``, ``"unclear"`` or ``"not measured yet"``).
 
-    A claim is "not measured yet" when none of its result files exists; a claim over several
+    A claim is "not measured yet" when none of its result files exists, or they lack the records it needs
+    (never "unclear", which says the records exist and their interval holds the margin); a claim over several
     files is checked on those that exist.
     """
     by_file: dict[str, list[dict]] = {}
@@ -642,7 +644,7 @@ def check_claims(records: list[dict], claims=CLAIMS) -> list[dict]:
             word = "not measured yet"
         else:
             measured, held = claim.check(by_file)
-            word = VERDICT_WORDS[held]
+            word = held if held == NOT_MEASURED else VERDICT_WORDS[held]
         out.append({"claim": claim.text, "source": claim.source, "measured": measured, "held": word})
     return out
 
