@@ -322,7 +322,8 @@ def test_evaluate_augment_never_trains_a_generator(tmp_path, capsys, monkeypatch
     assert "--augment vae has no 'lake' generator (vae recipes: quick, full, paper)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["evaluate", "protonet", "--augment", "nosuch"])
-    assert "invalid choice: 'nosuch' (choose from 'deformation-gan'" in capsys.readouterr().err
+    err = capsys.readouterr().err  # argparse's own wording, which Python versions quote differently
+    assert "invalid choice" in err and "nosuch" in err and "deformation-gan" in err and "vae-feature" in err
 
 
 def test_train_names_everything_it_can_train(capsys, monkeypatch):
@@ -340,7 +341,7 @@ def test_train_names_everything_it_can_train(capsys, monkeypatch):
     assert main(["train", "nosuch"]) == 2
     err = capsys.readouterr().err
     assert "'nosuch' is neither a registered method nor a generator family" in err
-    assert f"protonet, relation, reptile; {', '.join(FAMILIES)}; sinusoid" in err
+    assert "protonet, relation, reptile" in err and f"; {', '.join(FAMILIES)}; sinusoid" in err  # tests may add methods
     assert main(["train", "sinusoid", "--device", "cpu"]) == 2
     assert "--device: for methods only; sinusoid trains its whole named recipe on the CPU" in capsys.readouterr().err
     train_help = next(a for a in _parser()._subparsers._group_actions[0].choices["train"]._actions

@@ -64,7 +64,8 @@ def _about_to_train(what: str | None, path: Path, family: str, profile: str) -> 
         if exists and "backbone" in what:  # training the family again makes entries for these backbones only
             raise ValueError(f"{lacks}: feature-space generators are trained for the quick ProtoNet and "
                              "fine-tuning backbones only, and this run only measures committed generators; "
-                             "augment protonet or finetune, or use a pixel-space generator (vae, gan, diffusion)")
+                             "augment protonet or finetune with --profile quick, or use a pixel-space generator "
+                             "(vae, vae-prior, deformation-vae, gan, deformation-gan, diffusion)")
         raise ValueError(f"{lacks}, and this run only measures committed generators; train it first with: "
                          f"python -m fslcourse train {family} --recipe {profile}" + (" --overwrite" if exists else ""))
 

@@ -70,8 +70,8 @@ def test_method_only_options_are_refused_in_one_line_before_any_work(tmp_path):
     with pytest.raises(ValueError, match=r"--steps/--state-every and other recipe changes: for methods only; vae "
                                          r"trains its whole named recipe"):
         train("vae", out=tmp_path / "v.pt", steps=5)
-    with pytest.raises(ValueError, match=r"--resume: for methods only; sinusoid trains its whole named recipe in "
-                                         r"one sitting"):
+    with pytest.raises(ValueError, match=r"--resume: for methods only; sinusoid trains its whole named recipe on "
+                                         r"the CPU, in one sitting"):
         train("sinusoid", out=tmp_path / "s.pt", resume=True)
     with pytest.raises(ValueError, match=r"changes: not an option of a method's load_or_train"):
         load_or_train("protonet", changes={"steps": 5})
@@ -101,7 +101,8 @@ def test_committed_only_refuses_a_feature_entry_for_a_new_backbone(tmp_path):
     with G.committed_only(), pytest.raises(ValueError, match=r"^vae.pt has no feature VAE for backbone \w+: "
                                                              r"feature-space generators are trained for the quick "
                                                              r"ProtoNet and fine-tuning backbones only, .* augment "
-                                                             r"protonet or finetune, or use a pixel-space generator"):
+                                                             r"protonet or finetune with --profile quick, or use a "
+                                                             r"pixel-space generator"):
         load_or_train("vae", data=object(), backbone=backbone, path=path, progress=False)
     assert path.read_bytes() == before
     out = load_or_train("vae", data=object(), path=path, progress=False)  # outside, the pixel VAE loads as before
