@@ -387,13 +387,14 @@ def report(directory=None, fmt: str = "markdown", out=None) -> str:
 class Claim:
     """A claim, where it comes from, the result files it needs and how to check it.
 
-    ``check(records_by_file) -> (what we measured, held)`` with ``held`` True, False or None (unclear).
+    ``check(records_by_file) -> (what we measured, held)`` with ``held`` True, False, None (unclear) or
+    :data:`NOT_MEASURED` (the files exist but lack the records the claim needs).
     """
 
     text: str
     source: str
     files: tuple[str, ...]
-    check: Callable[[dict], tuple[str, bool | None]]
+    check: Callable[[dict], tuple[str, bool | None | str]]
 
 
 def _find(records, method, protocol, **fields):
