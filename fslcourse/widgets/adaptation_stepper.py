@@ -42,6 +42,9 @@ class AdaptationStepper(Explorer):
                  n_query: int = 100, seed: int = 0):
         if not models:
             raise ValueError("models is empty; give at least one {label: SinusoidMLP}")
+        for arg, value, least in (("k_shot", k_shot, 1), ("max_steps", max_steps, 0), ("n_query", n_query, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{arg}={value!r}: give a whole number of at least {least}")
         self.models, self.k_shot, self.inner_lr, self.n_query = dict(models), k_shot, inner_lr, n_query
         self.tasks = SinusoidTasks(seed=seed)
         self.points = torch.Generator().manual_seed(seed + 1)
@@ -49,11 +52,13 @@ class AdaptationStepper(Explorer):
         self.steps = W.IntSlider(value=0, min=0, max=max_steps, description="inner steps k")
         self.new_task = W.Button(description="New task", icon="refresh")
         self.new_points = W.Button(description="New support points", icon="random")
-        self.new_task.on_click(lambda _b: (self.draw_task(), self.update()))
-        self.new_points.on_click(lambda _b: (self.draw_points(), self.update()))
+        self.new_task.on_click(lambda _b: self.draw_task())
+        self.new_points.on_click(lambda _b: self.draw_points())
         self.controls = {"steps": self.steps, "new_task": self.new_task, "new_points": self.new_points}
+        self._ready = False  # the first task is drawn before there is a figure to redraw
         self.draw_task()
         super().__init__([[self.steps, self.new_task, self.new_points]], figsize=(7.0, 4.4))
+        self._ready = True
 
     def draw_task(self) -> None:
         """A new sinusoid (amplitude, phase) with new support and query points."""
@@ -68,6 +73,8 @@ class AdaptationStepper(Explorer):
         x = lo + (hi - lo) * torch.rand(1, self.k_shot, 1, generator=self.points)  # (1, K, 1)
         self.support_x = x[0]
         self.support_y = SinusoidTasks.function(x, self.amplitude, self.phase)[0]  # (K, 1)
+        if self._ready:  # a call from a button or from code redraws at once, as a slider move does
+            self.update()
 
     def compute(self) -> dict:
         """Adapt every model for ``k`` steps on the support points; its curve and its query MSE."""
@@ -75,10 +82,11 @@ class AdaptationStepper(Explorer):
         shown = {"steps": k, "amplitude": float(self.amplitude), "phase": float(self.phase),
                  "support_x": self.support_x.flatten().tolist()}  # (K, 1) -> (K,)
         for label, model in self.models.items():
-            params = adapt(model, self.support_x, self.support_y, self.inner_lr, k)[-1]
+            dev = next(model.parameters()).device  # the points live on the CPU; each model adapts on its device
+            params = adapt(model, self.support_x.to(dev), self.support_y.to(dev), self.inner_lr, k)[-1]
             with torch.no_grad():
-                shown[label] = {"curve": model(self.grid, params).flatten(),  # (n_grid, 1) -> (n_grid,)
-                                "mse": mse(model, params, self.query_x, self.query_y).item()}
+                shown[label] = {"curve": model(self.grid.to(dev), params).flatten().cpu(),  # (n_grid, 1) -> (n_grid,)
+                                "mse": mse(model, params, self.query_x.to(dev), self.query_y.to(dev)).item()}
         return shown
 
     def draw(self, fig, s: dict) -> None:

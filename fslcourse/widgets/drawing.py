@@ -89,6 +89,16 @@ def _swatch(k: int) -> str:
     return f"<span style='color:rgb({r},{g},{b})'>&#9632;</span>&nbsp;<b>class {k}</b>"
 
 
+def _measure_title(measure: str) -> str:
+    """The bar chart's title: "class probabilities", or "relation scores" (scores in [0, 1] that need not sum to 1)."""
+    return "class probabilities" if measure == "probability" else f"{measure}s per class"
+
+
+def _confidence(value: float, measure: str | None) -> str:
+    """``97.0%`` for a probability; ``relation score 0.97`` for a score, which is no probability."""
+    return f"{100 * value:.1f}%" if measure in (None, "probability") else f"{measure} {value:.2f}"
+
+
 def _device_of(model) -> torch.device:
     return next((p.device for p in model.parameters()), torch.device("cpu"))
 
@@ -431,7 +441,9 @@ class DrawingBoard(Explorer):
             try:
                 self._models[label] = pretrained(name, profile=self.profile or default_recipe(name),
                                                  device=self.device).eval()
-            except (FileNotFoundError, ValueError) as err:
+            except FileNotFoundError as err:  # not remembered: once trained, picking the model again loads it
+                raise ValueError(str(err).splitlines()[0]) from None
+            except ValueError as err:  # a file that cannot serve this board stays so
                 self._load_errors[label] = str(err).splitlines()[0]
                 raise ValueError(self._load_errors[label]) from None
         return self._models[label]
@@ -589,7 +601,7 @@ class DrawingBoard(Explorer):
         for k, bar in enumerate(self._bars):
             bar.set_height(probs.get(k, 0.0))
             bar.set_edgecolor("black" if k == predicted else "none")
-        ax_p.set_title(f"{shown['label']}: class {shown.get('measure', 'probability')}s" if probs
+        ax_p.set_title(f"{shown['label']}: {_measure_title(shown.get('measure', 'probability'))}" if probs
                        else "class probabilities (none yet)",
                        fontsize=text_points(self.fig))
 
@@ -607,7 +619,7 @@ class DrawingBoard(Explorer):
             return shown["message"]
         k, p = shown["predicted"], float(shown["probs"].max())
         nk, nj = shown["nearest"]["target"]
-        text = (f"<b>{shown['label']}</b>: the query is {_swatch(k)} ({100 * p:.1f}%); "
+        text = (f"<b>{shown['label']}</b>: the query is {_swatch(k)} ({_confidence(p, shown.get('measure'))}); "
                 f"nearest support drawing: class {nk}, drawing {nj + 1}")
         if shown.get("left_out"):
             left = shown["left_out"]
@@ -619,7 +631,8 @@ class DrawingBoard(Explorer):
         shown = self.shown
         if not shown or shown["message"]:
             return shown.get("message") or "nothing shown"
-        probs = ", ".join(f"class {k} {100 * float(p):.1f}%" for k, p in zip(shown["classes"], shown["probs"]))
+        probs = ", ".join(f"class {k} {_confidence(float(p), shown.get('measure'))}"
+                          for k, p in zip(shown["classes"], shown["probs"]))
         nk, nj = shown["nearest"]["target"]
         return (f"{shown['label']}: query -> class {shown['predicted']} ({probs}); "
                 f"nearest support drawing: class {nk}, drawing {nj + 1}")
@@ -709,13 +722,16 @@ def session_figure(board: DrawingBoard, figsize: tuple[float, float] | None = No
     import matplotlib.pyplot as plt
 
     shown = board.shown
-    classes = [k for k in range(board.n_classes) if board.strokes[(k, 0)]]
+    first = {k: next((t for t in sorted(t for t in board.strokes if t != QUERY) if t[0] == k and board.strokes[t]),
+                     None)
+             for k in range(board.n_classes)}  # a class's first drawing that has strokes (one may have been cleared)
+    classes = [k for k in range(board.n_classes) if first[k] is not None]
     n = len(classes) + 1
     fig = plt.figure(figsize=figsize or (1.5 * n + 4.8, 3.3))
     # an empty column keeps the probability axis's tick labels off the nearest drawing
     gs = fig.add_gridspec(2, n + 3, width_ratios=[1] * n + [1.2, 0.3, 2.6], wspace=0.35, hspace=0.35,
                           left=0.07, right=0.98, bottom=0.14, top=0.86)
-    columns = [((k, 0), f"class {k}", class_colour(k)) for k in classes]
+    columns = [(first[k], f"class {k}", class_colour(k)) for k in classes]
     predicted = shown.get("predicted")
     columns.append((QUERY, "query", class_colour(predicted) if predicted is not None else None))
     for c, (target, title, colour) in enumerate(columns):

@@ -37,3 +37,21 @@ def test_buttons_draw_new_task_and_points(stepper):
 def test_empty_models_rejected():
     with pytest.raises(ValueError, match="models is empty"):
         AdaptationStepper({})
+
+
+def test_drawing_a_task_from_code_redraws_at_once(stepper):
+    """draw_task() and draw_points() changed the task but left the picture and `shown` on the old one."""
+    amp = stepper.shown["amplitude"]
+    stepper.draw_task()
+    assert stepper.shown["amplitude"] == pytest.approx(float(stepper.amplitude)) != amp
+    points = stepper.shown["support_x"]
+    stepper.draw_points()
+    assert stepper.shown["support_x"] == stepper.support_x.flatten().tolist() != points
+
+
+@pytest.mark.parametrize("kwargs, says", [({"max_steps": -1}, "max_steps=-1"), ({"k_shot": 0}, "k_shot=0"),
+                                          ({"n_query": 2.5}, "n_query=2.5")])
+def test_bad_arguments_are_one_line_errors(kwargs, says):
+    """max_steps=-1 was a TraitError from the slider; k_shot=0 failed later."""
+    with pytest.raises(ValueError, match=f"^{says}: give a whole number of at least"):
+        AdaptationStepper({"a": SinusoidMLP()}, **kwargs)

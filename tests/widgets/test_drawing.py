@@ -346,3 +346,60 @@ def test_a_blitted_picture_equals_one_drawn_from_scratch(png_pixels):
     board.add_class()  # a new shape: the static pixels are drawn again
     board.add_stroke((3, 0), [(20, 20), (120, 120)])
     assert np.array_equal(png_pixels(board.png()), _drawn_from_scratch(board, png_pixels))
+
+
+class Scores(PixelPrototype):
+    """A model whose outputs are relation-like scores in [0, 1] that do not sum to 1."""
+
+    outputs = "scores"
+
+    def predict(self, support_x, support_y, query_x):
+        n_way = int(support_y.max()) + 1
+        return torch.linspace(0.9, 0.1, n_way).expand(len(query_x), n_way).clone()
+
+
+def test_relation_scores_are_never_written_as_percentages():
+    """The status line said 'class 0 (90.0%)' for a relation score, and the bars' title read 'class probabilitys'."""
+    board = drawn_board({"scores": Scores()})
+    board.add_stroke(QUERY, CIRCLE)
+    assert "(relation score 0.90)" in board.status.value and "%" not in board.status.value
+    assert "class 0 relation score 0.90, class 1 relation score 0.50" in board.summary()
+    assert board._axes[3].get_title() == "scores: relation scores per class"
+    board = drawn_board({"pixel": PixelPrototype()})
+    board.add_stroke(QUERY, CIRCLE)
+    assert board._axes[3].get_title() == "pixel: class probabilities" and "%)" in board.status.value
+
+
+def test_a_missing_checkpoint_is_loaded_once_it_exists(monkeypatch):
+    """The board kept 'no checkpoint, create it with train ...' after the student had trained it."""
+    import importlib
+
+    pretrained = importlib.import_module("fslcourse.pretrained")
+    real, trained = pretrained.pretrained, []
+
+    def missing_until_trained(name, **kw):
+        if not trained:
+            raise FileNotFoundError(f"no 'quick' checkpoint for {name!r}; create it with `python -m fslcourse train`")
+        return real("pixel", **kw)
+
+    monkeypatch.setattr(pretrained, "pretrained", missing_until_trained)
+    board = DrawingBoard(["pixel"], n_way=2)
+    board.add_stroke((0, 0), HORIZONTAL)
+    board.add_stroke((1, 0), VERTICAL)
+    board.add_stroke(QUERY, VERTICAL)
+    assert "cannot predict" in board.status.value and "no 'quick' checkpoint" in board.status.value
+    trained.append(True)  # the student trains it in a terminal
+    board.add_stroke(QUERY, HORIZONTAL)  # the next change asks again
+    assert board.shown["probs"] is not None
+
+
+def test_the_static_figure_shows_every_class_the_prediction_used():
+    """A class whose first drawing was cleared, predicted from its second, was missing from the static figure."""
+    board = drawn_board({"pixel": PixelPrototype()})
+    board.add_stroke(board.add_drawing(1), VERTICAL)
+    board.clear((1, 0))
+    board.add_stroke(QUERY, VERTICAL)
+    assert board.shown["classes"] == [0, 1, 2]
+    fig = session_figure(board)
+    titles = [ax.get_title() for ax in fig.axes[:8]]
+    assert "class 1" in titles and len(fig.axes) == 2 * 4 + 2
