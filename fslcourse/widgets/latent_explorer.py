@@ -185,10 +185,12 @@ class LatentExplorer(Explorer):
         ax.set_ylim(lo[1].item(), hi[1].item())
         ep = s["episode"]
         ax.set_title(f"{s['backbone']} backbone, {s['projection'].upper()}: {ep.n_way}-way {ep.n_shot}-shot, "
-                     f"query accuracy {s['accuracy']:.1f}%", fontsize=text_points(self.fig))
+                     f"nearest-prototype accuracy {s['accuracy']:.1f}%", fontsize=text_points(self.fig))
 
     def describe(self, s: dict) -> str:
         """How many queries are misclassified, and what the markers mean."""
-        return (f"{int(s['wrong'].sum())} of {len(s['wrong'])} queries misclassified (red squares). "
+        # the picture's rule, which a model that adapts a head per episode (MTL) does not follow exactly
+        return (f"{int(s['wrong'].sum())} of {len(s['wrong'])} queries misclassified by the nearest prototype "
+                "in this space (red squares). "
                 "Circles: support; triangles: queries (true class colour); stars: prototypes; "
                 "background: nearest projected prototype (PCA only).")
