@@ -71,9 +71,13 @@ def _compare(got, want, ex: Exercise, where: str) -> str | None:
             return f"{where}: expected a tensor, got {type(got).__name__}"
         if tuple(got.shape) != tuple(want.shape):
             return f"{where}: expected shape {tuple(want.shape)}, got {tuple(got.shape)}"
-        if got.dtype.is_floating_point != want.dtype.is_floating_point:
+        if got.dtype.is_floating_point != want.dtype.is_floating_point or \
+                (not want.dtype.is_floating_point and got.dtype != want.dtype):  # uint8 pixels are not int64 or bool
             return f"{where}: expected dtype {want.dtype}, got {got.dtype}"
         if want.dtype.is_floating_point:
+            if bool((~torch.isfinite(got) & torch.isfinite(want)).any()):
+                return (f"{where}: NaN or inf where the expected values are finite: an exp() that overflows or a 0/0 "
+                        "on large inputs; compute it in a numerically stable way")
             if not torch.allclose(got.to(want.dtype), want, atol=ex.atol, rtol=ex.rtol):
                 err = (got.to(want.dtype) - want).abs().max().item()
                 return f"{where}: values differ from the expected ones (largest difference {err:.3g})"
@@ -87,7 +91,11 @@ def _compare(got, want, ex: Exercise, where: str) -> str | None:
                     f"{got.item()!r}: return float(...) of it")
         ok = isinstance(got, (int, float)) and abs(got - want) <= ex.atol + ex.rtol * abs(want)
         return None if ok else f"{where}: expected a number close to the right value, got {got!r}"
-    return None if got == want else f"{where}: expected {type(want).__name__} {want!r}, got {got!r}"
+    if torch.is_tensor(got) or hasattr(got, "ndim"):  # `tensor([61]) == 61` is a tensor, not an answer
+        shape = tuple(getattr(got, "shape", ()))
+        return (f"{where}: expected a Python {type(want).__name__}, got a tensor of shape {shape}"
+                + (f": return {type(want).__name__}(...) of it" if shape in ((), (1,)) else ": one value is asked for"))
+    return None if got == want else f"{where}: {got!r} is not the expected {type(want).__name__}"
 
 
 TIME_LIMIT = 60.0  # seconds one case may take before the check gives up on it
@@ -143,8 +151,9 @@ def check(name: str, fn: Callable, verbose: bool = True, time_limit: float | Non
         start = time.perf_counter()
         want = ex.reference(*args)
         case_limit = max(limit, 10 * (time.perf_counter() - start))  # a slow case gets 10x the reference's time
+        given = [a.clone() if torch.is_tensor(a) else a for a in args]  # the student's copies: watched for changes
         try:
-            got = _call_with_limit(fn, [a.clone() if torch.is_tensor(a) else a for a in args], case_limit)
+            got = _call_with_limit(fn, given, case_limit)
         except _TimedOut:
             msg = (f"✘ {name}: case {i + 1}: your function did not return within {case_limit:.3g} s; look for a loop "
                    f"that never ends (it may still be running: restart the kernel if the notebook is slow)")
@@ -154,6 +163,11 @@ def check(name: str, fn: Callable, verbose: bool = True, time_limit: float | Non
             return _say(msg, verbose, False)
         except Exception as err:  # the student's code failed: report it, do not hide it
             return _say(f"✘ {name}: case {i + 1} raised {type(err).__name__}: {err}", verbose, False)
+        changed = [k + 1 for k, (a, g) in enumerate(zip(args, given)) if torch.is_tensor(a) and not _unchanged(a, g)]
+        if changed:  # e.g. a frozen pretrained weight rescaled in place by `w *= scale`
+            return _say(f"✘ {name}: case {i + 1}: your function changed its argument {changed[0]} in place (an "
+                        "in-place operation such as `x *= s` or `x.add_(...)`); compute a new tensor instead, so "
+                        "that the caller's tensors stay as they were", verbose, False)
         hint = _compare(got, want, ex, "output")
         if hint and ex.diagnose is not None:
             try:
@@ -171,6 +185,15 @@ def check(name: str, fn: Callable, verbose: bool = True, time_limit: float | Non
         if hint:
             return _say(f"✘ {name}: the values are right, but {hint}", verbose, False)
     return _say(f"✔ {name}: all {len(cases)} cases pass ({ex.description})", verbose, True)
+
+
+def _unchanged(before: torch.Tensor, after: torch.Tensor) -> bool:
+    """Whether the copy handed to the student still holds the case's values (NaN where NaN was)."""
+    if after.shape != before.shape or after.dtype != before.dtype:
+        return False
+    before, after = before.detach(), after.detach()
+    return torch.equal(before, after) or (before.dtype.is_floating_point and
+                                          torch.allclose(before, after, rtol=0, atol=0, equal_nan=True))
 
 
 def _say(msg: str, verbose: bool, ok: bool) -> bool:

@@ -12,7 +12,22 @@ def _entropy_cases():
     return [(torch.zeros(1, 2),), (torch.randn(10, 5, generator=g) * 3,), (torch.randn(4, 20, generator=g) * 30,)]
 
 
-@exercise("entropy_regulariser", "mean entropy of the softmax predictions (nats)", _entropy_cases)
+def _entropy_has_gradient(fn) -> str | None:
+    """The regulariser is added to a loss: a value without the entropy's gradient in the logits does nothing."""
+    logits = (3 * torch.randn(6, 5, generator=torch.Generator().manual_seed(7))).requires_grad_()
+    out = fn(logits)
+    if not torch.is_tensor(out) or not out.requires_grad:
+        return ("your value carries no gradient, so as a loss term it would change nothing: keep it a tensor "
+                "computed from the logits (no torch.no_grad(), no float(...))")
+    (got,) = torch.autograd.grad(out, logits)
+    (want,) = torch.autograd.grad(entropy_regulariser(logits), logits)
+    if not torch.allclose(got, want, atol=1e-5):
+        return "its gradient in the logits is not the entropy's (a detached softmax or log-probability?)"
+    return None
+
+
+@exercise("entropy_regulariser", "mean entropy of the softmax predictions (nats)", _entropy_cases,
+          concept=_entropy_has_gradient)
 def entropy_reference(logits: torch.Tensor) -> torch.Tensor:
     """Scalar tensor: mean over rows of ``-sum_k p_k log p_k`` with ``p = softmax(logits)``, logits ``(n, n_way)``."""
     return entropy_regulariser(logits)
@@ -23,6 +38,7 @@ def _head_cases():
     cases = []
     for n_way, n_shot, n_query, dim, steps, lr in ((2, 1, 3, 4, 1, 0.1), (5, 1, 4, 16, 10, 0.01), (3, 5, 2, 8, 25, 0.05)):
         support_y = torch.arange(n_way).repeat_interleave(n_shot)
+        support_y = support_y[torch.randperm(len(support_y), generator=g)]  # not sorted by class: no reshape trick
         cases.append((torch.randn(len(support_y), dim, generator=g), support_y,
                       torch.randn(n_way * n_query, dim, generator=g), n_way, steps, lr))
     return cases

@@ -71,7 +71,8 @@ def _weights_cases():
             for p in predictor.parameters():
                 p.copy_(torch.randn(p.shape, generator=g))
         z = torch.randn(n_way * k, dim, generator=g)
-        cases.append((z, torch.arange(n_way).repeat_interleave(k), n_way, predictor))
+        order = torch.randperm(n_way * k, generator=g)  # not sorted by class: a reshape into (n_way, k, D) fails
+        cases.append((z[order], torch.arange(n_way).repeat_interleave(k)[order], n_way, predictor))
     return cases
 
 
@@ -84,8 +85,10 @@ def predicted_weights_reference(z_support, support_y, n_way, predictor):
 
 def _fake_cases():
     g = torch.Generator().manual_seed(912)
-    return [(-10 * torch.rand(n, n_way, generator=g), torch.randn(1, generator=g))
-            for n, n_way in ((3, 2), (6, 5), (4, 20))]
+    cases = [(-10 * torch.rand(n, n_way, generator=g), torch.randn(1, generator=g)) for n, n_way in ((3, 2), (6, 5), (4, 20))]
+    # ProtoNet's logits are minus squared distances, often hundreds: exp() of them underflows to 0 / 0
+    cases.append((-1000 * torch.rand(4, 5, generator=g) - 300, torch.tensor([-250.0])))
+    return cases
 
 
 @exercise("fake_probability", "p(fake | x) from ProtoNet's class logits (n, n_way) and the fake logit b (shape (1,))",

@@ -33,7 +33,7 @@ def _keeps_the_graph(fn) -> str | None:
     adapted = fn(forward, params, x, y, lr, steps)
     if any(not torch.equal(p.detach(), b) for p, b in zip(params, before)):
         return ("θ changed during your call: an in-place update (p.sub_, p -= ..., p.data) overwrites θ and cuts the "
-                "path from θ to φ; build new tensors instead, φ = [p - inner_lr * g for p, g in zip(params, grads)]")
+                "path from θ to φ; build each adapted weight as a new tensor computed from θ instead")
     if not all(torch.is_tensor(a) and a.requires_grad for a in adapted):
         return ("your adapted weights carry no graph back to θ (they do not require grad): build them from θ with "
                 "torch operations, and pass create_graph=True to torch.autograd.grad")

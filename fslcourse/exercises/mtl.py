@@ -37,6 +37,11 @@ def _failure_cases():
         cases.append((logits, query_y, classes))
     tie = torch.tensor([[3.0, 0.0], [0.0, 0.5], [2.0, 0.0], [0.0, 5.0]])  # both classes right once, wrong once
     cases.append((tie, torch.tensor([0, 0, 1, 1]), torch.tensor([7, 9])))  # the loss decides
+    # the same tie mirrored: the answer is the first class, so "the last of the tied" fails one of the two
+    cases.append((tie.flip(1), torch.tensor([1, 1, 0, 0]), torch.tensor([7, 9])))
+    # accuracy first: class 7 is half wrong with a small loss, class 9 all right with a larger one
+    cases.append((torch.tensor([[5.0, 0.0], [0.0, 0.1], [0.0, 0.1], [0.0, 0.1]]), torch.tensor([0, 0, 1, 1]),
+                  torch.tensor([7, 9])))
     return cases
 
 

@@ -20,7 +20,10 @@ def test_predicted_weights_exercise(capsys):
 
 
 def test_fake_probability_exercise():
-    assert check("fake_probability", lambda l, b: torch.exp(b) / (torch.exp(b) + torch.exp(l).sum(1)))
+    assert check("fake_probability", lambda l, b: torch.softmax(torch.cat([l, b.expand(len(l), 1)], 1), 1)[:, -1])
+    assert check("fake_probability", lambda l, b: torch.sigmoid(b - torch.logsumexp(l, 1)))
+    # the textbook formula as written: exp() of ProtoNet-sized logits underflows to 0 / 0
+    assert not check("fake_probability", lambda l, b: torch.exp(b) / (torch.exp(b) + torch.exp(l).sum(1)))
     # the usual slips: the fake logit left out of the denominator, or a sigmoid of b alone
     assert not check("fake_probability", lambda l, b: torch.exp(b) / torch.exp(l).sum(1))
     assert not check("fake_probability", lambda l, b: torch.sigmoid(b).expand(len(l)))
@@ -62,3 +65,9 @@ def test_hallucinator_loss_exercise(capsys):
     real_only = lambda z_s, y_s, z_q, y_q, h, m: F.cross_entropy(  # noqa: E731  (the hallucinations left out)
         protonet_logits(z_q, prototypes(z_s, y_s, int(y_s.max()) + 1)), y_q)
     assert not check("hallucinator_loss", real_only)
+
+
+def test_recombined_character_needs_uint8(capsys):
+    """An int64 or bool result passed (only float against non-float was told apart)."""
+    assert not check("recombined_character", lambda a, b: torch.maximum(a.long(), b.long()))
+    assert "expected dtype torch.uint8, got torch.int64" in capsys.readouterr().out

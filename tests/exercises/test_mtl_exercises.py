@@ -40,3 +40,34 @@ def test_failure_class_exercise_needs_the_tie_break_and_the_class_id(capsys):
     assert not check("mtl_failure_class", no_tie_break)
     assert not check("mtl_failure_class", position)
     assert "✘ mtl_failure_class" in capsys.readouterr().out
+
+
+def test_in_place_edits_of_an_argument_fail_the_check(capsys):
+    """`w *= scale` passed, and notebook 06 hands the student the frozen pretrained weight: it was rescaled."""
+    def in_place(x, weight, bias, scale, shift):
+        weight *= scale[:, None, None, None]
+        return F.conv2d(x, weight, bias + shift, padding=1)
+
+    assert not check("ss_conv2d", in_place)
+    assert "changed its argument 2 in place" in capsys.readouterr().out
+
+
+def test_failure_class_holes_are_closed(capsys):
+    """Ranking by loss alone, breaking ties towards the last class, and a tensor of every tied id all passed (the
+    last crashed the check with 'Boolean value of Tensor ... is ambiguous')."""
+    def by_loss_only(logits, y, classes):
+        loss = F.cross_entropy(logits, y, reduction="none")
+        return int(classes[torch.stack([loss[y == k].mean() for k in range(len(classes))]).argmax()])
+
+    def ties_to_last(logits, y, classes):
+        acc = [(logits.argmax(1)[y == k] == k).float().mean().item() for k in range(len(classes))]
+        return int(classes[max(range(len(classes)), key=lambda k: (-acc[k], k))])
+
+    def every_tied(logits, y, classes):
+        acc = torch.stack([(logits.argmax(1)[y == k] == k).float().mean() for k in range(len(classes))])
+        return classes[acc == acc.min()]
+
+    for wrong in (by_loss_only, ties_to_last):
+        assert not check("mtl_failure_class", wrong)
+    assert not check("mtl_failure_class", every_tied)
+    assert "expected a Python int, got a tensor of shape" in capsys.readouterr().out

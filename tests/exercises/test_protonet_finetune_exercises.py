@@ -67,3 +67,26 @@ def test_the_finetune_loop_exercise_catches_the_usual_slips(capsys):
     assert not check("finetune_head", lambda *a: loop(*a, zero_grad=False))  # gradients pile up across steps
     assert not check("finetune_head", lambda *a: loop(*a, init="zeros"))  # not started at the class means
     assert "values differ" in capsys.readouterr().out
+
+
+def test_entropy_without_a_gradient_fails(capsys):
+    """A regulariser computed under no_grad has the right value and does nothing in training: it passed."""
+    def no_grad(logits):
+        with torch.no_grad():
+            return -(logits.softmax(1) * logits.log_softmax(1)).sum(1).mean()
+
+    assert not check("entropy_regulariser", no_grad)
+    assert "carries no gradient" in capsys.readouterr().out
+
+
+def test_class_means_by_reshape_fail_on_an_unsorted_support_set():
+    """`z.reshape(n_way, -1, D).mean(1)` passed: every case's support set was sorted by class."""
+    from fslcourse.exercises.finetune import finetune_head_reference
+
+    def reshape_means(z_support, support_y, z_query, n_way, steps, lr):
+        order = torch.arange(len(support_y))  # ignores the labels: assumes class-major order
+        return finetune_head_reference(z_support[order], torch.arange(n_way).repeat_interleave(len(order) // n_way),
+                                       z_query, n_way, steps, lr)
+
+    assert not check("finetune_head", reshape_means)
+    assert not check("predicted_weights", lambda z, y, n, psi: psi(z.reshape(n, -1, z.shape[1]).mean(1)))
