@@ -53,6 +53,22 @@ def browser_event_loop() -> asyncio.AbstractEventLoop | None:
     return loop if (parent or {}).get("header", {}).get("msg_type") == "comm_msg" else None
 
 
+def check_whole(**limits: tuple) -> None:
+    """Refuse, in one line, a constructor argument a control would silently clamp or break on.
+
+    Args:
+        limits: ``name=(value, least, most)``; ``most`` may be ``None`` (no upper bound).
+
+    Raises:
+        ValueError: naming the first argument that is not a whole number in its range, and the range.
+    """
+    for name, (value, least, most) in limits.items():
+        whole = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        if not whole or value < least or (most is not None and value > most):
+            span = f"from {least} to {most}" if most is not None else f"of at least {least}"
+            raise ValueError(f"{name}={value!r}: give a whole number {span}")
+
+
 def clear_figure(fig) -> None:
     """Empty ``fig`` like ``fig.clear()``, without first clearing every axes one by one (most of its cost)."""
     for ax in list(fig.axes):

@@ -8,7 +8,7 @@ import ipywidgets as W
 import torch
 
 from ..data.episodes import Episode, EpisodeSampler
-from .base import Explorer
+from .base import Explorer, check_whole
 from .plotting import class_colour, show_image, text_points
 
 
@@ -29,6 +29,7 @@ class EpisodeBrowser(Explorer):
     persistent_axes = True  # the grid of axes is kept while N, K and Q stay the same (a new seed only changes pixels)
 
     def __init__(self, splits: dict, n_way: int = 5, n_shot: int = 1, n_query: int = 2, seed: int = 0):
+        check_whole(n_way=(n_way, 1, 20), n_shot=(n_shot, 1, 20), n_query=(n_query, 1, 20))  # the sliders' ranges
         self.splits = splits
         self.split_box = W.Dropdown(options=list(splits), description="split")
         # K and Q reach 20 each, so K + Q > 20 (more drawings than a character has) can be tried and its error

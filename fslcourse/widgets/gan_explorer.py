@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipywidgets as W
 import torch
 
-from .base import Explorer
+from .base import Explorer, check_whole
 from .plotting import show_image, text_points
 
 VIEWS = ("single", "sample grid")
@@ -40,6 +40,7 @@ class GANExplorer(Explorer):
     persistent_axes = True  # the axes are kept while the view (and the grid size) stay the same
 
     def __init__(self, generator, split, n_classes: int = 8, n_steps: int = 7, seed: int = 0):
+        check_whole(n_steps=(n_steps, 1, None))
         if n_classes < 1 or n_classes > split.n_classes:
             raise ValueError(f"n_classes={n_classes} must be between 1 and the split's {split.n_classes} classes")
         self.gen, self.split, self.n_steps = generator.eval(), split, n_steps

@@ -20,7 +20,7 @@ import torch
 from ..data.episodes import Episode, EpisodeSampler
 from ..methods.base import prototypes
 from ..methods.protonet import protonet_logits
-from .base import Explorer
+from .base import Explorer, check_whole
 from .plotting import WRONG, class_colour, principal_axes, text_points
 
 
@@ -88,6 +88,7 @@ class LatentExplorer(Explorer):
 
     def __init__(self, split, trained, untrained=None, n_way: int = 5, n_shot: int = 5, n_query: int = 5,
                  seed: int = 0, projection: str = "pca", distance: str | None = None):
+        check_whole(n_way=(n_way, 2, 20), n_shot=(n_shot, 1, 10), n_query=(n_query, 1, None))  # the sliders' ranges
         self.split, self.n_query = split, n_query
         self.models = {"trained": trained} if untrained is None else {"untrained": untrained, "trained": trained}
         self.distance = distance or getattr(trained, "distance", "euclidean")
@@ -184,8 +185,8 @@ class LatentExplorer(Explorer):
         ax.set_xlim(lo[0].item(), hi[0].item())
         ax.set_ylim(lo[1].item(), hi[1].item())
         ep = s["episode"]
-        ax.set_title(f"{s['backbone']} backbone, {s['projection'].upper()}: {ep.n_way}-way {ep.n_shot}-shot, "
-                     f"nearest-prototype accuracy {s['accuracy']:.1f}%", fontsize=text_points(self.fig))
+        ax.set_title(f"{s['backbone']} backbone, {s['projection'].upper()}: {ep.n_way}-way {ep.n_shot}-shot"
+                     f"\nnearest-prototype accuracy {s['accuracy']:.1f}%", fontsize=text_points(self.fig))
 
     def describe(self, s: dict) -> str:
         """How many queries are misclassified, and what the markers mean."""

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..generative.vae import latent_code
-from .base import Explorer
+from .base import Explorer, check_whole
 from .plotting import class_colour, principal_axes, show_image, text_points
 
 
@@ -42,6 +42,7 @@ class VAEExplorer(Explorer):
 
     def __init__(self, vae, split, n_classes: int = 8, n_shot: int = 1, n_generated: int = 5, n_steps: int = 7,
                  seed: int = 0):
+        check_whole(n_shot=(n_shot, 1, 10), n_generated=(n_generated, 1, 10), n_steps=(n_steps, 1, None))
         if n_classes < 2 or n_classes > split.n_classes:
             raise ValueError(f"n_classes={n_classes} must be between 2 and the split's {split.n_classes} classes")
         self.vae, self.split, self.n_steps = vae.eval(), split, n_steps

@@ -286,3 +286,30 @@ def test_show_image_on_kept_axes_replaces_the_pixels_and_the_title():
     assert not ax.spines["left"].get_visible()
     show_image(ax, torch.zeros(1, 5, 5), title="bigger")  # another size: a new image replaces it
     assert len(ax.images) == 1 and ax.images[0].get_array().shape == (5, 5) and ax.get_title() == "bigger"
+
+
+@pytest.mark.parametrize("kwargs, says", [
+    ({"a": (25, 2, 20)}, "a=25: give a whole number from 2 to 20"),
+    ({"b": (0, 1, None)}, "b=0: give a whole number of at least 1"),
+    ({"c": (2.5, 1, 10)}, "c=2.5: give a whole number from 1 to 10"),
+    ({"d": (True, 0, None)}, "d=True: give a whole number of at least 0")])
+def test_arguments_a_slider_would_clamp_are_refused(kwargs, says):
+    from fslcourse.widgets.base import check_whole
+
+    with pytest.raises(ValueError, match=f"^{says}$"):
+        check_whole(**kwargs)
+    check_whole(e=(20, 2, 20), f=(1, 1, None))  # the ends of a range are fine
+
+
+def test_explorers_refuse_what_their_sliders_would_change_silently():
+    """LatentExplorer(n_way=25) showed a 20-way episode, EpisodeBrowser(n_shot=0) a 1-shot one, without a word."""
+    from fslcourse.data import glyph_splits
+    from fslcourse.methods import PixelPrototype
+    from fslcourse.widgets.episode_browser import EpisodeBrowser
+    from fslcourse.widgets.latent_explorer import LatentExplorer
+
+    _, _, test = glyph_splits(seed=0)
+    with pytest.raises(ValueError, match="^n_way=25: give a whole number from 2 to 20$"):
+        LatentExplorer(test, PixelPrototype(), n_way=25)
+    with pytest.raises(ValueError, match="^n_shot=0: give a whole number from 1 to 20$"):
+        EpisodeBrowser({"test": test}, n_shot=0)
