@@ -59,8 +59,17 @@ class GANExplorer(Explorer):
         self.controls = {"character": self.character, "source": self.source, "z_1": self.z_1, "z_2": self.z_2,
                          "z_3": self.z_3, "z_seed": self.z_seed, "seed_a": self.seed_a, "seed_b": self.seed_b,
                          "view": self.view, "n_grid": self.n_grid}
+        self.view.observe(lambda _change: self._enable_for_view(), names="value")
+        self._enable_for_view()
         super().__init__([[self.character, self.source, self.view], [self.z_1, self.z_2, self.z_3],
                           [self.z_seed, self.seed_a, self.seed_b], self.n_grid, self.status], figsize=(9, 4), dpi=80)
+
+    def _enable_for_view(self) -> None:
+        """Grey out the controls the current view does not use (moving z[0] changed nothing in the sample grid)."""
+        grid = self.view.value != "single"
+        for control in (self.z_1, self.z_2, self.z_3, self.seed_a, self.seed_b):
+            control.disabled = grid
+        self.n_grid.disabled = not grid
 
     def noise(self, seed: int, n: int = 1) -> torch.Tensor:
         """``(n, z_dim)`` standard normal noise from ``torch.Generator().manual_seed(seed)``."""

@@ -62,3 +62,14 @@ def test_sample_grid_view_uses_one_z_per_image(glyphs):
     first = s["generated"].clone()
     ex.z_seed.value = 5
     assert not torch.allclose(ex.shown["generated"], first)
+
+
+def test_controls_a_view_does_not_use_are_greyed_out(glyphs):
+    """In the sample grid, z[0..2] and the interpolation seeds redrew identical images: now they are disabled."""
+    _, ex = _explorer(glyphs)
+    unused_in_grid = (ex.z_1, ex.z_2, ex.z_3, ex.seed_a, ex.seed_b)
+    assert not any(c.disabled for c in unused_in_grid) and ex.n_grid.disabled
+    ex.view.value = next(v for v in ex.view.options if v != "single")
+    assert all(c.disabled for c in unused_in_grid) and not ex.n_grid.disabled
+    ex.view.value = "single"
+    assert not any(c.disabled for c in unused_in_grid)
