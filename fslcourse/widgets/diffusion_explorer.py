@@ -94,7 +94,7 @@ class DiffusionExplorer(Explorer):
                                                                      device=self.device), 1)  # (1, D)
             steps = denoise_steps(self.model, c.expand(len(self.x_T), -1), self.schedule, sampler="ddim",
                                   n_steps=self.n_steps.value, w=self.guidance.value, x_T=self.x_T)
-            if len(self._cache) >= KEEP_RUNS:  # runs are small (a few hundred KB): keep the latest few
+            if len(self._cache) >= KEEP_RUNS:  # a run keeps every step: about 5 MB at 200 steps; the latest few
                 del self._cache[next(iter(self._cache))]
             # step times t_i in T-1 .. 0 (x_t before the step), then -1 (the final x_0)
             times = ddim_timesteps(self.schedule.T, self.n_steps.value) + [-1]
