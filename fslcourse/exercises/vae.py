@@ -63,7 +63,8 @@ def _zero_field_is_the_identity(fn) -> str | None:
     got = fn(source, torch.zeros(2, 2, 28, 28))
     if not (torch.is_tensor(got) and got.shape == source.shape and torch.allclose(got, source, atol=1e-5)):
         return ("a zero field does not give back the drawing: each output pixel must be read at its *own* "
-                "position plus its displacement (start from the identity grid)")
+                "position plus its displacement (start from the identity grid, in the same align_corners "
+                "convention as the grid_sample that reads it)")
     return None
 
 
