@@ -52,7 +52,14 @@ from fslcourse.methods import METHODS, get_method
 from fslcourse.methods.base import fixed_n_way, n_shot_refusal
 from fslcourse.methods.transductive import BatchStatistics
 from fslcourse.pretrained import CHECKPOINT_DIR, checkpoint_info, checkpoint_path, pretrained
-from fslcourse.report import TEST_VARIANTS, method_label, protocol_key, published_n_query, results_dir
+from fslcourse.report import (
+    TEST_VARIANTS,
+    checkpoint_method,
+    method_label,
+    protocol_key,
+    published_n_query,
+    results_dir,
+)
 from fslcourse.results import result_record, save_results
 
 NAME = "11_benchmark"
@@ -118,6 +125,33 @@ def cell_n_query(rows, proto: dict, default: int) -> int:
     own = {published_n_query(row, proto["n_shot"]) for row in rows} - {None}
     assert len(own) <= 1, f"the rows {rows} of one checkpoint want different queries per class: {own}"
     return own.pop() if own else default
+
+
+def check_same_queries(path, n_query: int, split: str, which) -> None:
+    """Refuse, before any work, a run whose queries per class differ from those of the rows it would sit beside.
+
+    Each row is tested with ``--n-query`` queries per class, except a Vinyals cell whose published figure depends on
+    them (:func:`cell_n_query`): a run with another ``--n-query`` would merge rows on other episodes into the file.
+
+    Raises:
+        ValueError: naming the file, the queries it holds and the way out.
+    """
+    if not path.exists():
+        return
+    SPLIT_PROTOCOL[0] = split  # cell_n_query's rule depends on the split
+    held = set()
+    for r in json.loads(path.read_text())["records"]:
+        if not isinstance(r, dict) or not r.get("episodes") or not which(r):
+            continue
+        base = checkpoint_method(r["method"].split("+")[0])
+        rows = [base] + ([base + v for v in TEST_VARIANTS] if r.get("profile") == "paper" else [])  # as run_checkpoint
+        if cell_n_query(rows, r["protocol"], n_query) != r["protocol"].get("n_query"):
+            held.add(r["protocol"].get("n_query"))
+    if held:
+        raise ValueError(f"{path} holds rows tested with {', '.join(map(str, sorted(held, key=str)))} queries per "
+                         f"class where this run would use {n_query} (--n-query): mixing them would compare rows on "
+                         "different episodes; write to another folder with --results DIR, or replace the file's rows "
+                         "with --overwrite")
 
 
 def run(names, data, episodes: int, n_query: int, seed: int, device, generators, protocols=None,
@@ -272,6 +306,10 @@ def main(argv=None) -> int:
         check_same_episodes(path, args.episodes, args.seed, overwrite=args.overwrite,
                             which=lambda r: ((r.get("protocol") or {}).get("split_protocol", "alphabet"), r.get("profile"))
                             == (args.split, args.profile))  # the rows this run's rows sit beside
+        if not args.overwrite:
+            check_same_queries(path, args.n_query, args.split,
+                               lambda r: ((r.get("protocol") or {}).get("split_protocol", "alphabet"), r.get("profile"))
+                               == (args.split, args.profile))
     except ValueError as err:
         p.error(str(err))
     device = get_device(args.device)

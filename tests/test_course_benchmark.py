@@ -149,6 +149,8 @@ def test_on_the_vinyals_split_each_checkpoint_is_tested_with_its_papers_queries_
     (["--split", "vinyals", "--protocols", "20w1s-alphabet"], "--protocols 20w1s-alphabet is not a protocol of the "
                                                                 "vinyals split"),
     (["--episodes", "50"], "11_benchmark.json holds records measured on 200 episodes (seed 0); this run measures 50"),
+    (["--n-query", "15"], "11_benchmark.json holds rows tested with 5 queries per class where this run would use 15"),
+    (["--split", "vinyals", "--n-query", "15"], "holds rows tested with 5 queries per class where this run would use 15"),
 ])
 def test_bad_options_are_refused_before_omniglot_is_loaded(argv, message, monkeypatch, capsys):
     """A typo, or a quick look that would mix other episodes into the committed table, costs one line, not a run."""
