@@ -315,9 +315,16 @@ class DrawingBoard(Explorer):
             target: ``"query"`` or ``(class, drawing)``.
             points: ``(n, 2)`` canvas pixels ``(x, y)``, ``n >= 1``.
         """
-        points = [tuple(map(float, p)) for p in points]
-        if not points:
-            raise ValueError("points is empty; a stroke needs at least one (x, y) point")
+        try:
+            points = np.asarray(points, dtype=float)
+        except (TypeError, ValueError):
+            points = None
+        if points is None or points.ndim != 2 or points.shape[1] != 2 or not len(points):
+            raise ValueError("points must be (x, y) pairs in canvas pixels, e.g. [(20, 70), (120, 70)]: a list of "
+                             "at least one pair")
+        if not np.isfinite(points).all():
+            raise ValueError("points holds NaN or inf; give finite canvas pixels (x, y)")
+        points = [tuple(p) for p in points.tolist()]
         self.pen_down(target, *points[0])
         target = self._check_target(target)
         for x, y in points[1:]:

@@ -211,8 +211,12 @@ def test_limits_are_messages():
         board.add_drawing(0)
     with pytest.raises(ValueError, match="n_way=0"):
         DrawingBoard({"pixel": PixelPrototype()}, n_way=0)
-    with pytest.raises(ValueError, match="points is empty"):
-        board.add_stroke(QUERY, [])
+    # an empty stroke, a flat list, triples and a NaN point: one line each (a flat list was a TypeError)
+    for bad in ([], [10, 20], [(1, 2, 3)], "ab"):
+        with pytest.raises(ValueError, match=r"^points must be \(x, y\) pairs in canvas pixels"):
+            board.add_stroke(QUERY, bad)
+    with pytest.raises(ValueError, match="^points holds NaN or inf"):
+        board.add_stroke(QUERY, [(10, 10), (float("nan"), 20)])
 
 
 def test_impossible_states_are_one_line_messages():
