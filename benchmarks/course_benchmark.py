@@ -141,7 +141,7 @@ def check_same_queries(path, n_query: int, split: str, which) -> None:
     SPLIT_PROTOCOL[0] = split  # cell_n_query's rule depends on the split
     held = set()
     for r in json.loads(path.read_text())["records"]:
-        if not isinstance(r, dict) or not r.get("episodes") or not which(r):
+        if not isinstance(r, dict) or not r.get("episodes") or not isinstance(r.get("protocol"), dict) or not which(r):
             continue
         base = checkpoint_method(r["method"].split("+")[0])
         rows = [base] + ([base + v for v in TEST_VARIANTS] if r.get("profile") == "paper" else [])  # as run_checkpoint

@@ -91,11 +91,13 @@ def _compare(got, want, ex: Exercise, where: str) -> str | None:
                     f"{got.item()!r}: return float(...) of it")
         ok = isinstance(got, (int, float)) and abs(got - want) <= ex.atol + ex.rtol * abs(want)
         return None if ok else f"{where}: expected a number close to the right value, got {got!r}"
-    if torch.is_tensor(got) or hasattr(got, "ndim"):  # `tensor([61]) == 61` is a tensor, not an answer
-        shape = tuple(getattr(got, "shape", ()))
-        return (f"{where}: expected a Python {type(want).__name__}, got a tensor of shape {shape}"
-                + (f": return {type(want).__name__}(...) of it" if shape in ((), (1,)) else ": one value is asked for"))
-    return None if got == want else f"{where}: {got!r} is not the expected {type(want).__name__}"
+    if torch.is_tensor(got) or hasattr(got, "ndim"):  # a tensor or numpy value: `tensor([61, 7]) == 61` is no answer
+        n_values = got.numel() if torch.is_tensor(got) else got.size  # numpy: .size is the number of values
+        if n_values != 1:
+            return (f"{where}: expected one {type(want).__name__}, got an array of shape {tuple(got.shape)}: "
+                    "one value is asked for")
+        got = got.item()  # a one-element tensor or a numpy scalar holds one answer
+    return None if got == want else f"{where}: {got!r} is not the expected value"
 
 
 TIME_LIMIT = 60.0  # seconds one case may take before the check gives up on it

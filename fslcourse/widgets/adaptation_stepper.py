@@ -15,7 +15,7 @@ import torch
 
 from ..data.sinusoid import SinusoidTasks
 from ..methods.maml_regression import adapt, mse
-from .base import Explorer
+from .base import Explorer, check_whole
 from .plotting import text_points
 
 
@@ -42,9 +42,7 @@ class AdaptationStepper(Explorer):
                  n_query: int = 100, seed: int = 0):
         if not models:
             raise ValueError("models is empty; give at least one {label: SinusoidMLP}")
-        for arg, value, least in (("k_shot", k_shot, 1), ("max_steps", max_steps, 0), ("n_query", n_query, 1)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < least:
-                raise ValueError(f"{arg}={value!r}: give a whole number of at least {least}")
+        check_whole(k_shot=(k_shot, 1, None), max_steps=(max_steps, 0, None), n_query=(n_query, 1, None))
         self.models, self.k_shot, self.inner_lr, self.n_query = dict(models), k_shot, inner_lr, n_query
         self.tasks = SinusoidTasks(seed=seed)
         self.points = torch.Generator().manual_seed(seed + 1)

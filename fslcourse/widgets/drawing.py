@@ -316,7 +316,7 @@ class DrawingBoard(Explorer):
             points: ``(n, 2)`` canvas pixels ``(x, y)``, ``n >= 1``.
         """
         try:
-            points = np.asarray(points, dtype=float)
+            points = np.asarray(list(points), dtype=float)  # list(): zip(xs, ys) and generators are pairs too
         except (TypeError, ValueError):
             points = None
         if points is None or points.ndim != 2 or points.shape[1] != 2 or not len(points):

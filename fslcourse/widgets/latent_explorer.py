@@ -192,6 +192,6 @@ class LatentExplorer(Explorer):
         """How many queries are misclassified, and what the markers mean."""
         # the picture's rule, which a model that adapts a head per episode (MTL) does not follow exactly
         return (f"{int(s['wrong'].sum())} of {len(s['wrong'])} queries misclassified by the nearest prototype "
-                "in this space (red squares). "
+                "in the embedding (red squares). "
                 "Circles: support; triangles: queries (true class colour); stars: prototypes; "
                 "background: nearest projected prototype (PCA only).")

@@ -55,3 +55,9 @@ def test_bad_arguments_are_one_line_errors(kwargs, says):
     """max_steps=-1 was a TraitError from the slider; k_shot=0 failed later."""
     with pytest.raises(ValueError, match=f"^{says}: give a whole number of at least"):
         AdaptationStepper({"a": SinusoidMLP()}, **kwargs)
+
+
+def test_numpy_whole_numbers_are_whole_numbers():
+    import numpy as np
+
+    assert AdaptationStepper({"a": SinusoidMLP()}, k_shot=np.int64(5), max_steps=np.int64(3)).shown["steps"] == 0

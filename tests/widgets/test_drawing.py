@@ -215,6 +215,7 @@ def test_limits_are_messages():
     for bad in ([], [10, 20], [(1, 2, 3)], "ab"):
         with pytest.raises(ValueError, match=r"^points must be \(x, y\) pairs in canvas pixels"):
             board.add_stroke(QUERY, bad)
+    board.add_stroke(QUERY, zip([20, 120], [70, 70]))  # pairs from zip(xs, ys) are points too
     with pytest.raises(ValueError, match="^points holds NaN or inf"):
         board.add_stroke(QUERY, [(10, 10), (float("nan"), 20)])
 
