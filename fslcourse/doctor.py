@@ -15,6 +15,7 @@ import io
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 SETUP_FIX = "run `make setup` in the course folder (it installs everything into .venv)"
 DEVICE_FIX = ("unset FSLCOURSE_DEVICE (auto: CUDA if present, else CPU) or set it to one of cpu, cuda, cuda:N, "
@@ -200,12 +201,16 @@ def check_runs(folder=None) -> list[Check]:
         try:
             state, run = load_checkpoint(path), _run_of(stem)
             step, steps, cpu_h = state["step"], state["recipe"]["steps"], state["cpu_seconds"] / 3600
-        except Exception as exc:
-            checks.append(Check("unfinished", False, f"{path} cannot be read ({_error(exc)})",
-                                f"restore it (git checkout -- {path.name}) or delete it", essential=False))
+            best = ("no meta-validation yet" if state.get("best_step") is None else
+                    f"best meta-validation {state['best_score']:.1f} at step {state['best_step']:,}")
+        except Exception as exc:  # one odd file is one line, never the whole report
+            try:  # the path git knows it by, from the repository root
+                shown = path.resolve().relative_to(Path(__file__).resolve().parent.parent)
+            except ValueError:
+                shown = path
+            checks.append(Check("unfinished", False, f"{path.name} cannot be read ({type(exc).__name__})",
+                                f"restore it (git checkout -- {shown}) or delete it", essential=False))
             continue
-        best = ("no meta-validation yet" if state["best_step"] is None else
-                f"best meta-validation {state['best_score']:.1f} at step {state['best_step']:,}")
         detail = (f"{stem}: step {step:,} of {steps:,} ({100 * step // steps}%), {cpu_h:.1f} CPU-hours so far, "
                   f"{best}")
         if run is None or run[2] != state["recipe"]:

@@ -92,6 +92,10 @@ def read_support(folder: str | Path) -> tuple[torch.Tensor, torch.Tensor, list[s
         raise ValueError(f"--support {folder} has {len(classes)} class folder(s); a classifier needs at least two")
     xs, ys, files = [], [], []
     for label, cls in enumerate(classes):
+        inner = sorted(d.name for d in cls.iterdir() if d.is_dir() and not d.name.startswith("."))
+        if inner:  # their images would be left out of the class without a word (as --query refuses too)
+            raise ValueError(f"class folder {cls} holds sub-folders ({', '.join(inner)}) whose images would be "
+                             "skipped; move their images up into the class folder")
         images = _images_in(cls)
         if not images:
             raise ValueError(f"class folder {cls} has no images; add at least one PNG or JPEG, or remove the folder")
@@ -150,12 +154,12 @@ def contact_sheet(preds: list[Prediction], query_x: torch.Tensor, support_x, sup
     for k, name in enumerate(class_names):
         ax = fig.add_subplot(rows, cols, k + 1)
         ax.imshow(support_x[support_y == k][0, 0].cpu().numpy(), cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(f"class: {name}", fontsize=8)
+        ax.set_title(f"class: {name}", fontsize=8, parse_math=False)  # a folder name is text, "$x$" too
         ax.axis("off")
     for j, (pred, x) in enumerate(zip(preds, query_x)):
         ax = fig.add_subplot(rows, cols, cols + j + 1)
         ax.imshow(x[0].cpu().numpy(), cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(f"{pred.predicted} ({pred.probability:.0%})", fontsize=8)
+        ax.set_title(f"{pred.predicted} ({pred.probability:.0%})", fontsize=8, parse_math=False)
         ax.axis("off")
     fig.tight_layout()
     buf = io.BytesIO()
@@ -217,6 +221,7 @@ def predict_folders(support, query, method: str = DEFAULT_METHOD, out: str | Pat
         model = SoftKMeans(BatchStatistics(model), steps=REFINE_STEPS)
     preds = classify(model, support_x.to(device), support_y.to(device), query_x.to(device), class_names, files)
     if targets is not None:
+        png = contact_sheet(preds, query_x, support_x, support_y, class_names)  # first: a failure writes nothing
         table = io.StringIO(newline="")
         w = csv.writer(table)
         w.writerow(["file", "predicted", confidence_name(model), "top3"])  # "probability", or a relation score
@@ -227,6 +232,5 @@ def predict_folders(support, query, method: str = DEFAULT_METHOD, out: str | Pat
                            "measure": confidence_name(model),
                            "classes": class_names,
                            "predictions": [asdict(p) for p in preds]}, targets[1])
-        png = contact_sheet(preds, query_x, support_x, support_y, class_names)
         atomic_write_bytes(png, targets[2])
     return preds

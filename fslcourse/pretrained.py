@@ -143,7 +143,12 @@ def pretrained(name: str, profile: str = "quick", device=None) -> FewShotClassif
     dev = get_device(device)
     if not cls.trainable:
         return cls().to(dev).eval()
-    model, _ = load_method(existing_checkpoint(name, profile), dev, expect=name)
+    path = existing_checkpoint(name, profile)
+    model, ckpt = load_method(path, dev, expect=name)
+    held = ckpt.get("recipe_name") or ckpt.get("profile")
+    if held is not None and held != profile:  # a file copied or renamed: its record says what it is
+        raise ValueError(f"{path} holds {name} trained with recipe {held!r}, not {profile!r}; retrain it with "
+                         f"`python -m fslcourse train {name} --recipe {profile} --overwrite`")
     return model
 
 

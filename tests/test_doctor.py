@@ -199,12 +199,25 @@ def test_an_unfinished_run_is_listed_with_the_command_that_continues_it(tmp_path
     (tmp_path / "protonet-quick.state.pt").rename(tmp_path / "protonet-lake.state.pt")  # another recipe's name
     (tmp_path / "protonet-quick.state.pt").write_bytes((tmp_path / "protonet-lake.state.pt").read_bytes())
     (tmp_path / "broken.state.pt").write_bytes(b"not a state")
+    import torch  # a state without best_step: its KeyError emptied the whole doctor report
+    torch.save({"step": 1, "recipe": {"steps": 2}, "cpu_seconds": 1.0}, tmp_path / "odd.state.pt")
     lines = {c.detail.split()[0].rstrip(":"): c for c in doctor.check_runs(tmp_path)}
-    assert sorted(lines) == [str(tmp_path / "broken.state.pt"), "protonet-lake", "protonet-quick"]
+    assert sorted(lines) == ["broken.state.pt", "odd", "protonet-lake", "protonet-quick"]
+    assert lines["odd"].detail.startswith("odd: step 1 of 2 (50%), 0.0 CPU-hours so far, no meta-validation yet")
     quick = lines["protonet-quick"]
     assert quick.ok and quick.name == "unfinished" and not quick.essential
     assert quick.detail.startswith("protonet-quick: step 3 of 3,000 (0%), 0.0 CPU-hours so far, no meta-validation")
     assert quick.detail.endswith("; continue: python -m fslcourse train protonet --recipe quick --resume")
     assert not lines["protonet-lake"].ok and "no registered recipe matches it" in lines["protonet-lake"].detail
-    assert not lines[str(tmp_path / "broken.state.pt")].ok and lines[str(tmp_path / "broken.state.pt")].fix
+    assert not lines["broken.state.pt"].ok and lines["broken.state.pt"].fix.startswith("restore it (git checkout -- ")
     assert doctor.check_runs(tmp_path / "nothing-here") == []
+
+
+def test_a_committed_state_is_restored_by_its_path_from_the_repository_root(tmp_path, monkeypatch):
+    """The fix said `git checkout -- NAME.state.pt`, a path git does not know from the repository root."""
+    folder = tmp_path / "fslcourse" / "checkpoints"  # a stand-in repository: the real folder is never touched
+    folder.mkdir(parents=True)
+    (folder / "broken.state.pt").write_bytes(b"not a state")
+    monkeypatch.setattr(doctor, "__file__", str(tmp_path / "fslcourse" / "doctor.py"))
+    (check,) = doctor.check_runs(folder)
+    assert check.fix == "restore it (git checkout -- fslcourse/checkpoints/broken.state.pt) or delete it"

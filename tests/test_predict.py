@@ -183,3 +183,45 @@ def test_a_truncated_picture_of_yours_is_not_sent_to_re_download_omniglot(folder
     with pytest.raises(ValueError, match=r"broken\.png is not a readable image .*replace or remove it") as err:
         load_picture(broken)
     assert "Omniglot" not in str(err.value)
+
+
+def test_a_support_class_with_sub_folders_is_refused_not_half_read(folders):
+    """Images in a sub-folder of a support class were skipped without a word (--query refused the same layout)."""
+    stroke = torch.zeros(1, 28, 28)
+    stroke[0, 6:22, 12:15] = 1
+    save(folders / "support" / "beta" / "more" / "b9.png", stroke)
+    with pytest.raises(ValueError, match=r"class folder .*beta holds sub-folders \(more\) whose images would be"):
+        read_support(folders / "support")
+
+
+def test_a_photo_is_read_the_way_it_is_shown(folders):
+    """A JPEG whose EXIF says 'rotate 90°' (a phone photo) was read on its side: a rotation is another class."""
+    stroke = torch.zeros(1, 28, 28)
+    stroke[0, 4:24, 12:15] = 1  # a vertical bar, as the viewer shows it
+    upright = save(folders / "upright.png", stroke)
+    with Image.open(upright) as im:
+        exif = Image.Exif()
+        exif[0x0112] = 6  # Orientation: the stored pixels are to be turned 90° clockwise to be shown
+        im.transpose(Image.Transpose.ROTATE_90).save(folders / "photo.jpg", exif=exif.tobytes(), quality=100)
+    assert (load_picture(folders / "photo.jpg") - load_picture(upright)).abs().mean() < 0.02
+
+
+def test_a_checkpoint_of_another_recipe_is_refused(tmp_path, monkeypatch):
+    """A copy of protonet-quick.pt named protonet-lake.pt loaded as the lake model, and predict recorded 'lake'."""
+    import importlib
+    import shutil
+
+    store = importlib.import_module("fslcourse.pretrained")  # the module: fslcourse.pretrained is also a function
+    shutil.copy(store.CHECKPOINT_DIR / "protonet-quick.pt", tmp_path / "protonet-lake.pt")
+    monkeypatch.setattr(store, "CHECKPOINT_DIR", tmp_path)
+    with pytest.raises(ValueError, match=r"protonet-lake\.pt holds protonet trained with recipe 'quick', not 'lake'"):
+        store.pretrained("protonet", profile="lake")
+
+
+def test_class_names_are_text_on_the_contact_sheet(folders, omniglot):
+    """A class folder named '$^$' made matplotlib's formula parser fail after two of the three files were written."""
+    (folders / "support" / "beta").rename(folders / "support" / "$^$")
+    out = folders / "out"
+    preds = predict_folders(folders / "support", [folders / "query"], "pixel", out=out)
+    assert len(preds) == 3 and sorted(p.name for p in out.iterdir()) == ["contact_sheet.png", "predictions.csv",
+                                                                         "predictions.json"]

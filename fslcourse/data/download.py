@@ -76,9 +76,17 @@ def download_file(url: str, dest: str | Path, md5: str, progress: bool = True) -
         with os.fdopen(fd, "wb") as out, response:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
-                for block in iter(lambda: response.read(1 << 16), b""):
-                    out.write(block)
-                    bar.update(len(block))
+                done = 0
+                try:
+                    for block in iter(lambda: response.read(1 << 16), b""):
+                        out.write(block)
+                        bar.update(len(block))
+                        done += len(block)
+                except (urllib.error.URLError, ConnectionError, TimeoutError) as err:  # the link broke part-way
+                    raise ConnectionError(
+                        f"the download of {url} broke off after {done:,} bytes ({err}); run the same command "
+                        "again (nothing partial is kept), or put an extracted copy in $FSLCOURSE_DATA/omniglot"
+                    ) from err
         actual = md5sum(tmp)
         if actual != md5:
             raise ValueError(

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..io import atomic_torch_save
 from .download import download_omniglot
@@ -159,8 +159,8 @@ def _to_uint8(im: Image.Image, image_size: int = IMAGE_SIZE) -> np.ndarray:
 def _png_to_uint8(path, image_size: int = IMAGE_SIZE) -> np.ndarray:
     """``(H, W)`` uint8 array, ink = 255, of the image file ``path`` (:func:`_to_uint8`); unreadable files name themselves."""
     try:
-        with Image.open(path) as im:
-            return _to_uint8(im, image_size)
+        with Image.open(path) as im:  # a phone photo stores its rotation apart: apply it (a rotation is a class)
+            return _to_uint8(ImageOps.exif_transpose(im), image_size)
     except FileNotFoundError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError) as err:

@@ -47,6 +47,27 @@ def test_missing_file_is_a_clear_connection_error(tmp_path):
         download_file((tmp_path / "nope.zip").as_uri(), tmp_path / "x.zip", "0" * 32, progress=False)
 
 
+@pytest.mark.parametrize("error", [ConnectionResetError(104, "Connection reset by peer"), TimeoutError("timed out")])
+def test_a_download_that_breaks_off_is_one_clear_line_and_leaves_nothing(tmp_path, monkeypatch, error):
+    """A reset or a timeout after the first bytes escaped raw ('error: timed out': no URL, no fix)."""
+    import io
+    import urllib.request
+
+    class Breaking(io.BytesIO):
+        headers = {"Content-Length": "200000"}
+
+        def read(self, n=-1):
+            if self.tell() >= 65536:
+                raise error
+            return super().read(n)
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Breaking(b"x" * 200000))
+    with pytest.raises(ConnectionError, match=r"^the download of https://example.org/a.zip broke off after 65,536 "
+                                              r"bytes .*run the same command again"):
+        download_file("https://example.org/a.zip", tmp_path / "a.zip", "0" * 32, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("member", ["../evil.txt", "a/../../evil.txt", "/abs/evil.txt"])
 def test_extract_rejects_escaping_members(tmp_path, member):
     archive = tmp_path / "evil.zip"
