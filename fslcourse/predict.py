@@ -58,7 +58,8 @@ def load_picture(path: str | Path) -> torch.Tensor:
         raise ValueError(f"{path} is not a readable image (damaged or truncated); replace or remove it") from None
     ink = float((x > 0.5).float().mean())
     if ink == 0:
-        raise ValueError(f"{path} holds no ink (a blank image): draw dark strokes on a light background")
+        raise ValueError(f"{path} holds no ink at 28×28 pixels (a blank image, or strokes too thin or light to "
+                         "survive the shrink): draw dark, thick strokes on a light background, or crop closer")
     if ink > 0.5:
         raise ValueError(f"{path} is mostly ink ({ink:.0%} of its pixels): the course reads dark strokes on a light "
                          "background; invert the image")

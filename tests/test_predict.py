@@ -160,7 +160,7 @@ def test_a_blank_or_inverted_picture_is_refused_not_classified(glyphs, tmp_path)
     """A blank page got 'b (68.0%)' and white strokes on black 'b (99.5%)': confident answers about nothing."""
     x = glyphs[2].get(torch.tensor([0]), torch.tensor([[0]]))[0, 0]  # (1, 28, 28) ink = 1
     assert torch.equal(load_picture(save(tmp_path / "ok.png", x)), load_image(tmp_path / "ok.png"))
-    with pytest.raises(ValueError, match=r"blank\.png holds no ink \(a blank image\)"):
+    with pytest.raises(ValueError, match=r"blank\.png holds no ink at 28×28 pixels \(a blank image, or strokes too thin"):
         load_picture(save(tmp_path / "blank.png", torch.zeros_like(x)))
     with pytest.raises(ValueError, match=r"inverted\.png is mostly ink \(\d+% of its pixels\).*invert the image"):
         load_picture(save(tmp_path / "inverted.png", 1 - x))
@@ -225,3 +225,18 @@ def test_class_names_are_text_on_the_contact_sheet(folders, omniglot):
     preds = predict_folders(folders / "support", [folders / "query"], "pixel", out=out)
     assert len(preds) == 3 and sorted(p.name for p in out.iterdir()) == ["contact_sheet.png", "predictions.csv",
                                                                          "predictions.json"]
+
+
+def test_a_16_bit_drawing_keeps_its_grey_ink(folders):
+    """Pillow's convert('L') clips 16-bit values: dark-grey ink (8000 of 65535) became white, and the drawing
+    was refused as blank."""
+    stroke = torch.zeros(1, 28, 28)
+    stroke[0, 4:24, 11:17] = 1
+    eight = save(folders / "eight.png", stroke)
+    with Image.open(eight) as im:
+        grey = np.asarray(im.convert("L"), dtype=np.float64)
+    sixteen = (grey / 255 * 65535).astype(np.uint16)  # the same picture, 16 bits deep
+    sixteen[sixteen < 30000] = 8000  # its ink dark grey, not black
+    Image.fromarray(sixteen).save(folders / "sixteen.png")
+    got = load_picture(folders / "sixteen.png")
+    assert (got > 0.5).float().mean() > 0.1 and (got - load_picture(eight)).abs().mean() < 0.05

@@ -152,6 +152,10 @@ def _to_uint8(im: Image.Image, image_size: int = IMAGE_SIZE) -> np.ndarray:
 
     The one preprocessing step shared by every loader (:func:`load_image`, the cache, :func:`preprocess_image`).
     """
+    if im.mode.startswith("I;16") or im.mode == "I":  # 16-bit grey: convert("L") clips every value above 255
+        values = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or values.max() > 255 else 255.0
+        im = Image.fromarray(np.clip(np.rint(values / top * 255), 0, 255).astype(np.uint8), "L")
     im = _on_paper(im).convert("L").resize((image_size, image_size), Image.LANCZOS)
     return 255 - np.asarray(im, dtype=np.uint8)
 
