@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import stat
 import tempfile
 import zipfile
@@ -198,10 +199,13 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}; train one with `python -m fslcourse train NAME`")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the checkpoint file inside it (NAME-RECIPE.pt)")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError, AttributeError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        # torch's message may colour a word: the escape codes go, so a cut never leaves the terminal bold
+        first = re.sub(r"\x1b\[[0-9;]*m", "", (str(err).strip().splitlines() or [type(err).__name__])[0])[:200]
         raise ValueError(f"{path} is not a loadable checkpoint ({type(err).__name__}: {first}); it is truncated, "
                          "corrupt or holds more than tensors and plain data: restore it (git checkout -- FILE) or "
                          "retrain it with `python -m fslcourse train NAME --overwrite`") from None

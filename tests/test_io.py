@@ -79,3 +79,18 @@ def test_a_folder_that_refuses_files_is_caught_even_when_permission_bits_say_yes
         pytest.skip("/proc is Linux's")
     with pytest.raises(ValueError, match=r"/proc/x\.pt cannot be written: /proc refuses new files"):
         check_writable("/proc/x.pt", "the checkpoint")
+
+
+def test_a_folder_or_a_pickled_object_is_a_clear_load_error(tmp_path):
+    """A folder was a raw IsADirectoryError; torch's refusal of a pickled object was cut after a bold escape code,
+    leaving the terminal bold."""
+    import pickle
+
+    from fslcourse.io import load_checkpoint
+
+    with pytest.raises(ValueError, match="is a folder; give the checkpoint file inside it"):
+        load_checkpoint(tmp_path)
+    torch.save({"f": pickle.loads(pickle.dumps(os.path.join))}, tmp_path / "odd.pt")  # an object weights_only refuses
+    with pytest.raises(ValueError, match="odd.pt is not a loadable checkpoint") as err:
+        load_checkpoint(tmp_path / "odd.pt")
+    assert "\x1b[" not in str(err.value)
