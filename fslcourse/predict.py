@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -46,9 +47,13 @@ def load_picture(path: str | Path) -> torch.Tensor:
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise ValueError(f"{path} is not an image (expected {', '.join(IMAGE_SUFFIXES)}); move it out of the folder")
     try:
-        with Image.open(path) as im:
-            width, height = im.size
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        with warnings.catch_warnings():  # a huge image: our one line below says so, not Pillow's two-line warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+    except Image.DecompressionBombError:
+        raise ValueError(f"{path} is larger than {MAX_PIXELS:,} pixels; shrink it (it becomes 28×28)") from None
+    except (OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"{path} is not a readable image ({type(err).__name__}); replace or remove it") from None
     if width * height > MAX_PIXELS:
         raise ValueError(f"{path} is {width}×{height} pixels, more than {MAX_PIXELS:,}; shrink it (it becomes 28×28)")
@@ -63,6 +68,10 @@ def load_picture(path: str | Path) -> torch.Tensor:
     if ink > 0.5:
         raise ValueError(f"{path} is mostly ink ({ink:.0%} of its pixels): the course reads dark strokes on a light "
                          "background; invert the image")
+    paper = float(x.median())  # most pixels are paper: on white paper their ink level is about 0
+    if paper > 0.2:
+        raise ValueError(f"{path} has grey paper (it reads as {paper:.0%} ink where nothing is drawn): raise the "
+                         "contrast or crop to the drawing, so that the paper is white")
     return x
 
 

@@ -240,3 +240,25 @@ def test_a_16_bit_drawing_keeps_its_grey_ink(folders):
     Image.fromarray(sixteen).save(folders / "sixteen.png")
     got = load_picture(folders / "sixteen.png")
     assert (got > 0.5).float().mean() > 0.1 and (got - load_picture(eight)).abs().mean() < 0.05
+
+
+def test_grey_paper_is_refused_with_the_right_advice(folders):
+    """Paper at grey 150 was read as 41% ink on every pixel and classified without a word."""
+    stroke = torch.zeros(1, 28, 28)
+    stroke[0, 4:24, 12:16] = 1
+    grey = (150 - stroke[0].numpy() * 150).astype(np.uint8)  # ink black, paper grey 150
+    Image.fromarray(grey).resize((105, 105)).save(folders / "grey.png")
+    with pytest.raises(ValueError, match=r"grey\.png has grey paper .*raise the contrast or crop"):
+        load_picture(folders / "grey.png")
+    load_picture(save(folders / "white.png", stroke))  # the same drawing on white paper is read
+
+
+def test_a_huge_picture_is_one_line_about_its_size(folders, recwarn):
+    """A 10000x10000 header printed Pillow's two-line warning first; past Pillow's own limit the refusal said
+    'not a readable image'."""
+    from fslcourse.predict import MAX_PIXELS
+
+    Image.new("L", (10000, 10000), 255).save(folders / "huge.png")
+    with pytest.raises(ValueError, match=rf"huge\.png is 10000×10000 pixels, more than {MAX_PIXELS:,}"):
+        load_picture(folders / "huge.png")
+    assert not [w for w in recwarn if "DecompressionBomb" in type(w.message).__name__]
