@@ -193,8 +193,8 @@ def main(argv=None) -> int:
                                     profile=args.profile, device=args.device, transductive=args.transductive,
                                     overwrite=args.overwrite)
             for p in preds:
-                print(f"{p.file}: {p.predicted} ({p.probability:.1%}); top: "
-                      + ", ".join(f"{c} {q:.1%}" for c, q in p.top))
+                print(f"{p.file}: {p.predicted} ({p.confidence(p.probability)}); top: "
+                      + ", ".join(f"{c} {p.confidence(q)}" for c, q in p.top))
             if args.out is not None:
                 print(f"wrote predictions.csv, predictions.json and contact_sheet.png to {args.out}")
             return 0

@@ -34,6 +34,11 @@ class Prediction:
     predicted: str
     probability: float
     top: list
+    measure: str = "probability"  # or "relation score": a score in [0, 1], not a probability
+
+    def confidence(self, value: float) -> str:
+        """``97.0%`` for a probability, ``relation score 0.97`` for a score (never shown as a percentage)."""
+        return f"{value:.1%}" if self.measure == "probability" else f"{self.measure} {value:.2f}"
 
 
 def load_picture(path: str | Path) -> torch.Tensor:
@@ -137,7 +142,7 @@ def read_query(paths) -> tuple[torch.Tensor, list[str]]:
 
 def classify(model, support_x, support_y, query_x, class_names: list[str], files: list[str]) -> list[Prediction]:
     """Predictions of ``model`` for every query image (softmax of its logits; a score model's scores as they are)."""
-    from .methods.base import class_confidences, fixed_n_way
+    from .methods.base import class_confidences, confidence_name, fixed_n_way
 
     n_way = len(class_names)
     fixed = fixed_n_way(model)
@@ -150,7 +155,7 @@ def classify(model, support_x, support_y, query_x, class_names: list[str], files
     probs = class_confidences(model, logits.detach().double())  # (m, n_way)
     top_p, top_i = probs.topk(min(3, n_way), dim=1)
     return [Prediction(f, class_names[int(i[0])], round(float(p[0]), 4),
-                       [[class_names[int(k)], round(float(q), 4)] for q, k in zip(p, i)])
+                       [[class_names[int(k)], round(float(q), 4)] for q, k in zip(p, i)], confidence_name(model))
             for f, p, i in zip(files, top_p, top_i)]
 
 

@@ -262,3 +262,16 @@ def test_a_huge_picture_is_one_line_about_its_size(folders, recwarn):
     with pytest.raises(ValueError, match=rf"huge\.png is 10000×10000 pixels, more than {MAX_PIXELS:,}"):
         load_picture(folders / "huge.png")
     assert not [w for w in recwarn if "DecompressionBomb" in type(w.message).__name__]
+
+
+def test_relation_scores_are_printed_as_scores(folders, omniglot, capsys):
+    """The CLI printed 'gamma (98.4%)' for a relation score, a number that is no probability."""
+    from fslcourse.cli import main
+
+    assert main(["predict", "--support", str(folders / "support"), "--query", str(folders / "query" / "q2.png"),
+                 "--method", "relation"]) == 0
+    out = capsys.readouterr().out
+    assert "(relation score 0." in out and "%" not in out
+    assert main(["predict", "--support", str(folders / "support"), "--query", str(folders / "query" / "q2.png"),
+                 "--method", "pixel"]) == 0
+    assert "%)" in capsys.readouterr().out
