@@ -207,9 +207,10 @@ def predict_folders(support, query, method: str = DEFAULT_METHOD, out: str | Pat
     from . import methods  # noqa: F401  (registers every method)
     from .config import get_device
     from .methods.base import confidence_name, get_method
-    from .pretrained import default_recipe, pretrained
+    from .pretrained import default_recipe, existing_checkpoint, pretrained
 
-    if profile not in (None, "quick") and not get_method(method).trainable:  # as evaluate: no recipe to name
+    cls = get_method(method)  # an unknown name fails before any image is read
+    if profile not in (None, "quick") and not cls.trainable:  # as evaluate: no recipe to name
         raise ValueError(f"{method} has no trained weights, so --profile {profile} does not apply; leave it out")
     profile = default_recipe(method) if profile is None else profile
     targets = None
@@ -223,9 +224,11 @@ def predict_folders(support, query, method: str = DEFAULT_METHOD, out: str | Pat
         if there and not overwrite:
             raise ValueError(f"--out {out} already holds {', '.join(there)}; pass --overwrite to replace them, "
                              "or choose another folder")
+    device = get_device(device)  # a bad device, like a missing checkpoint, fails before the images are read
+    if cls.trainable:
+        existing_checkpoint(method, profile)
     support_x, support_y, class_names, _ = read_support(support)
     query_x, files = read_query(query)
-    device = get_device(device)
     model = pretrained(method, profile=profile, device=device)
     if transductive:
         from .methods.transductive import REFINE_STEPS, BatchStatistics, SoftKMeans

@@ -275,3 +275,19 @@ def test_relation_scores_are_printed_as_scores(folders, omniglot, capsys):
     assert main(["predict", "--support", str(folders / "support"), "--query", str(folders / "query" / "q2.png"),
                  "--method", "pixel"]) == 0
     assert "%)" in capsys.readouterr().out
+
+
+def test_the_method_and_its_checkpoint_are_checked_before_the_images(folders, monkeypatch):
+    """An unknown --method, a missing checkpoint or a bad --device was reported only after every image was read."""
+    import fslcourse.predict as predict
+
+    def no_reading(*args, **kw):
+        raise AssertionError("images were read before the method was checked")
+
+    monkeypatch.setattr(predict, "read_support", no_reading)
+    with pytest.raises(ValueError, match="method 'nosuch' is not registered"):
+        predict_folders(folders / "support", [folders / "query"], "nosuch")
+    with pytest.raises(FileNotFoundError, match="'gnn' has no 'lake' recipe|no 'lake' checkpoint"):
+        predict_folders(folders / "support", [folders / "query"], "gnn", profile="lake")
+    with pytest.raises(ValueError, match="nosuchdevice"):
+        predict_folders(folders / "support", [folders / "query"], "pixel", device="nosuchdevice")
