@@ -218,6 +218,11 @@ def predict_folders(support, query, method: str = DEFAULT_METHOD, out: str | Pat
         out = Path(out)
         if out.exists() and not out.is_dir():
             raise ValueError(f"--out {out} is a file; give a folder for the predictions")
+        inputs = [Path(support)] + [Path(q) for q in ([query] if isinstance(query, (str, Path)) else query)]
+        for folder in (f for f in inputs if f.is_dir()):  # its CSV and PNG would be read as images next time
+            if out.resolve() == folder.resolve() or folder.resolve() in out.resolve().parents:
+                raise ValueError(f"--out {out} is inside the input folder {folder}; the next run would read the "
+                                 "predictions as images: choose a folder outside it")
         targets = [check_writable(out / name, "--out") for name in ("predictions.csv", "predictions.json",
                                                                       "contact_sheet.png")]
         there = [t.name for t in targets if t.exists()]

@@ -291,3 +291,10 @@ def test_the_method_and_its_checkpoint_are_checked_before_the_images(folders, mo
         predict_folders(folders / "support", [folders / "query"], "gnn", profile="lake")
     with pytest.raises(ValueError, match="nosuchdevice"):
         predict_folders(folders / "support", [folders / "query"], "pixel", device="nosuchdevice")
+
+
+def test_out_inside_an_input_folder_is_refused(folders):
+    """--out set to the query folder was accepted; the next run failed on 'predictions.csv is not an image'."""
+    for out in (folders / "query", folders / "support" / "alpha" / "out"):
+        with pytest.raises(ValueError, match="is inside the input folder .*choose a folder outside it"):
+            predict_folders(folders / "support", [folders / "query"], "pixel", out=out)
