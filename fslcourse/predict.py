@@ -38,7 +38,9 @@ class Prediction:
 
     def confidence(self, value: float) -> str:
         """``97.0%`` for a probability, ``relation score 0.97`` for a score (never shown as a percentage)."""
-        return f"{value:.1%}" if self.measure == "probability" else f"{self.measure} {value:.2f}"
+        from .methods.base import format_confidence
+
+        return format_confidence(value, self.measure)
 
 
 def load_picture(path: str | Path) -> torch.Tensor:

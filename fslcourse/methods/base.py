@@ -128,6 +128,12 @@ def confidence_name(model) -> str:
     return "relation score" if getattr(model, "outputs", "logits") == "scores" else "probability"
 
 
+def format_confidence(value: float, measure: str | None = "probability") -> str:
+    """How a display writes one confidence: ``97.0%`` for a probability, ``relation score 0.97`` for a score
+    (:func:`confidence_name`), which is no probability and never a percentage."""
+    return f"{100 * value:.1f}%" if measure in (None, "probability") else f"{measure} {value:.2f}"
+
+
 def n_way_of(labels: torch.Tensor) -> int:
     """Number of classes of labels ``0 .. n_way-1``."""
     return int(labels.max()) + 1

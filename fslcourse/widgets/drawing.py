@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 
 from ..config import get_device
 from ..data import preprocess_image
-from ..methods.base import class_confidences, confidence_name, fixed_n_way
+from ..methods.base import class_confidences, confidence_name, fixed_n_way, format_confidence
 from .base import Explorer
 from .plotting import class_colour, text_points
 from .prediction_viewer import _tile
@@ -92,11 +92,6 @@ def _swatch(k: int) -> str:
 def _measure_title(measure: str) -> str:
     """The bar chart's title: "class probabilities", or "relation scores" (scores in [0, 1] that need not sum to 1)."""
     return "class probabilities" if measure == "probability" else f"{measure}s per class"
-
-
-def _confidence(value: float, measure: str | None) -> str:
-    """``97.0%`` for a probability; ``relation score 0.97`` for a score, which is no probability."""
-    return f"{100 * value:.1f}%" if measure in (None, "probability") else f"{measure} {value:.2f}"
 
 
 def _device_of(model) -> torch.device:
@@ -626,7 +621,7 @@ class DrawingBoard(Explorer):
             return shown["message"]
         k, p = shown["predicted"], float(shown["probs"].max())
         nk, nj = shown["nearest"]["target"]
-        text = (f"<b>{shown['label']}</b>: the query is {_swatch(k)} ({_confidence(p, shown.get('measure'))}); "
+        text = (f"<b>{shown['label']}</b>: the query is {_swatch(k)} ({format_confidence(p, shown.get('measure'))}); "
                 f"nearest support drawing: class {nk}, drawing {nj + 1}")
         if shown.get("left_out"):
             left = shown["left_out"]
@@ -638,7 +633,7 @@ class DrawingBoard(Explorer):
         shown = self.shown
         if not shown or shown["message"]:
             return shown.get("message") or "nothing shown"
-        probs = ", ".join(f"class {k} {_confidence(float(p), shown.get('measure'))}"
+        probs = ", ".join(f"class {k} {format_confidence(float(p), shown.get('measure'))}"
                           for k, p in zip(shown["classes"], shown["probs"]))
         nk, nj = shown["nearest"]["target"]
         return (f"{shown['label']}: query -> class {shown['predicted']} ({probs}); "
