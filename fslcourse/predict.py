@@ -23,6 +23,7 @@ from .io import atomic_write_bytes, atomic_write_json, check_writable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_PIXELS = 4096 * 4096  # larger images are refused: they are not drawings, and they cost memory
+SHEET_QUERIES = 48  # the contact sheet shows this many queries at most; the CSV and JSON have them all
 DEFAULT_METHOD = "protonet"  # with its lake recipe (pretrained.BEST_RECIPES): the course's best one-shot classifier
 
 
@@ -161,26 +162,35 @@ def classify(model, support_x, support_y, query_x, class_names: list[str], files
             for f, p, i in zip(files, top_p, top_i)]
 
 
-def contact_sheet(preds: list[Prediction], query_x: torch.Tensor, support_x, support_y, class_names) -> bytes:
-    """A PNG: one support example per class on top, then every query with its prediction."""
+def sheet_figure(preds: list[Prediction], query_x: torch.Tensor, support_x, support_y, class_names):
+    """A matplotlib Figure: one support example per class on top, then the first :data:`SHEET_QUERIES` queries,
+    each titled with its prediction and confidence (a relation score as a score, never a percentage)."""
     from matplotlib.figure import Figure
 
-    cols = max(len(class_names), min(len(preds), 8))
-    rows = 1 + -(-len(preds) // cols)
-    fig = Figure(figsize=(1.3 * cols, 1.5 * rows), dpi=100)
+    shown = preds[:SHEET_QUERIES]  # a thousand queries would make a picture nobody can read, or none at all
+    cols = max(len(class_names), min(len(shown), 8))
+    rows = 1 + -(-len(shown) // cols)
+    fig = Figure(figsize=(1.3 * cols, 1.6 * rows + 0.4), dpi=100)
     for k, name in enumerate(class_names):
         ax = fig.add_subplot(rows, cols, k + 1)
         ax.imshow(support_x[support_y == k][0, 0].cpu().numpy(), cmap="gray_r", vmin=0, vmax=1)
         ax.set_title(f"class: {name}", fontsize=8, parse_math=False)  # a folder name is text, "$x$" too
         ax.axis("off")
-    for j, (pred, x) in enumerate(zip(preds, query_x)):
+    for j, (pred, x) in enumerate(zip(shown, query_x)):
         ax = fig.add_subplot(rows, cols, cols + j + 1)
         ax.imshow(x[0].cpu().numpy(), cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(f"{pred.predicted} ({pred.probability:.0%})", fontsize=8, parse_math=False)
+        ax.set_title(f"{pred.predicted}\n{pred.confidence(pred.probability)}", fontsize=7, parse_math=False)
         ax.axis("off")
+    if len(preds) > len(shown):
+        fig.suptitle(f"the first {len(shown)} of {len(preds)} queries; predictions.csv has them all", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def contact_sheet(preds: list[Prediction], query_x: torch.Tensor, support_x, support_y, class_names) -> bytes:
+    """:func:`sheet_figure` as PNG bytes."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    sheet_figure(preds, query_x, support_x, support_y, class_names).savefig(buf, format="png")
     return buf.getvalue()
 
 

@@ -298,3 +298,19 @@ def test_out_inside_an_input_folder_is_refused(folders):
     for out in (folders / "query", folders / "support" / "alpha" / "out"):
         with pytest.raises(ValueError, match="is inside the input folder .*choose a folder outside it"):
             predict_folders(folders / "support", [folders / "query"], "pixel", out=out)
+
+
+def test_the_contact_sheet_shows_scores_as_scores_and_at_most_sheet_queries():
+    """It titled a relation score 0.97 as '97%', and drew every query: a thousand made an unreadable picture."""
+    from fslcourse.predict import SHEET_QUERIES, Prediction, sheet_figure
+
+    support_x, support_y = torch.rand(2, 1, 28, 28), torch.tensor([0, 1])
+    n = SHEET_QUERIES + 5
+    preds = [Prediction(f"q{i}.png", "a", 0.97, [["a", 0.97], ["b", 0.4]], "relation score") for i in range(n)]
+    fig = sheet_figure(preds, torch.rand(n, 1, 28, 28), support_x, support_y, ["a", "b"])
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(titles) == 2 + SHEET_QUERIES and titles[2] == "a\nrelation score 0.97"
+    assert not any("%" in t for t in titles)
+    assert fig._suptitle.get_text() == f"the first {SHEET_QUERIES} of {n} queries; predictions.csv has them all"
+    few = sheet_figure(preds[:3], torch.rand(3, 1, 28, 28), support_x, support_y, ["a", "b"])
+    assert few._suptitle is None and [ax.get_title() for ax in few.axes][2] == "a\nrelation score 0.97"
