@@ -140,6 +140,10 @@ def read_query(paths) -> tuple[torch.Tensor, list[str]]:
             raise ValueError(f"--query {p} does not exist; give image files or a folder of images")
     if not files:
         raise ValueError("--query names no image; give image files or a folder that holds some")
+    unique = {}
+    for f in files:  # a file named twice (alone and in its folder) is read once, where it first came
+        unique.setdefault(f.resolve(), f)
+    files = list(unique.values())
     return torch.stack([load_picture(f) for f in files]), [str(f) for f in files]  # (n_pictures, 1, 28, 28)
 
 

@@ -314,3 +314,9 @@ def test_the_contact_sheet_shows_scores_as_scores_and_at_most_sheet_queries():
     assert fig._suptitle.get_text() == f"the first {SHEET_QUERIES} of {n} queries; predictions.csv has them all"
     few = sheet_figure(preds[:3], torch.rand(3, 1, 28, 28), support_x, support_y, ["a", "b"])
     assert few._suptitle is None and [ax.get_title() for ax in few.axes][2] == "a\nrelation score 0.97"
+
+
+def test_a_query_named_twice_is_classified_once(folders):
+    """A folder and one of its files both given: that file had two rows in predictions.csv."""
+    query_x, files = read_query([folders / "query" / "q2.png", folders / "query", "./" / folders / "query" / "q0.png"])
+    assert [f.split("/")[-1] for f in files] == ["q2.png", "q0.png", "q1.jpg"] and query_x.shape == (3, 1, 28, 28)
