@@ -615,6 +615,9 @@ def _load_diffusion(data, profile: str = "quick", *, backbone=None, seed: int = 
             "checkpoint": ckpt, "trained": trained, "source": file_source(path) if path.exists() else None}
 
 
+BACKBONE_RECIPE = "quick"  # generators are trained for, and conditioned on, these checkpoints' backbones
+
+
 # ---- the registry of support generators -----------------------------------------------------------------------
 def _vae(space: str, mode: str):
     def build(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False):
@@ -660,10 +663,11 @@ def _hallucinator(data, *, backbone=None, profile: str = "quick", device=None, s
 
 def _diffusion(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False,
                **options) -> DiffusionGenerator:
-    """DDIM samples conditioned on the committed ProtoNet backbone's prototypes (``backbone`` is not used)."""
+    """DDIM samples conditioned on the prototypes of the backbone ``train diffusion`` used: the quick ProtoNet's,
+    whatever ``profile`` (it picks the diffusion checkpoint) and ``backbone`` (the classifier's; not used) are."""
     from ..pretrained import pretrained
 
-    encoder = pretrained("protonet", profile=profile, device=device).backbone
+    encoder = pretrained("protonet", profile=BACKBONE_RECIPE, device=device).backbone
     out = _load_diffusion(data, profile, backbone=encoder, seed=seed, device=device, progress=progress)
     return DiffusionGenerator(out["model"], out["schedule"], encoder, source=out["source"], **options)
 
@@ -731,7 +735,7 @@ def train_generator(family: str, recipe: str = "quick", *, data=None, out: str |
         from ..data import load_omniglot
         data = load_omniglot(device=device, progress=progress)
     names = ("protonet", "finetune") if family in ("vae", "gan") else ("protonet",)
-    backbones = [pretrained(n, profile="quick", device=device).backbone for n in names]
+    backbones = [pretrained(n, profile=BACKBONE_RECIPE, device=device).backbone for n in names]
     with tempfile.TemporaryDirectory() as tmp:  # train into a fresh file, then replace atomically
         path = Path(tmp) / f"{family}.pt"
         extra = {"state": state, "resume": resume} if family == "gan" else {}

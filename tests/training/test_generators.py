@@ -116,3 +116,24 @@ def test_a_method_checkpoint_of_another_seed_is_not_handed_out_as_the_seed_asked
                                          r"leave seed out to load it, or give path= a new file"):
         load_or_train("protonet", seed=5, data=object(), device="cpu")
 
+
+
+def test_the_diffusion_builder_conditions_on_the_backbone_train_diffusion_used(monkeypatch):
+    """With profile 'paper' it loaded the paper ProtoNet's backbone (64-d) for a model trained on the quick one's
+    (32-d): the fingerprint check failed, and retraining as the message said trained the same mismatch again."""
+    import importlib
+
+    store = importlib.import_module("fslcourse.pretrained")  # the module: the package exports a function of that name
+    asked, got = [], {}
+
+    class Stub:
+        backbone = torch.nn.Flatten()
+
+    monkeypatch.setattr(store, "pretrained", lambda name, profile, device=None: asked.append(
+        (name, profile)) or Stub())
+    monkeypatch.setattr(G, "_load_diffusion", lambda data, profile, backbone, **kw: got.update(
+        profile=profile, backbone=backbone) or {"model": None, "schedule": None, "source": None})
+    monkeypatch.setattr(G, "DiffusionGenerator", lambda *a, **kw: "built")
+    assert G.get_generator("diffusion")(object(), backbone=torch.nn.Identity(), profile="paper") == "built"
+    assert asked == [("protonet", G.BACKBONE_RECIPE)] and G.BACKBONE_RECIPE == "quick"
+    assert got["profile"] == "paper" and isinstance(got["backbone"], torch.nn.Flatten)
