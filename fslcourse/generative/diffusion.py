@@ -195,6 +195,8 @@ def denoise_steps(model, c: torch.Tensor | None, schedule: Schedule, n: int | No
     """
     if sampler not in ("ddpm", "ddim"):
         raise ValueError(f"sampler={sampler!r} is not known; use 'ddpm' or 'ddim'")
+    if c is None and n is None:
+        raise ValueError("c=None and n=None: pass conditions c (n, D), or n for n unconditional samples")
     n = len(c) if c is not None else n
     weight = next(model.parameters())
     device, dtype = weight.device, weight.dtype  # float64 for round-off checks

@@ -296,3 +296,34 @@ def test_committed_checkpoint_reproduces_its_metric_and_saw_only_meta_train(omni
     got = heldout_loss(out["model"], encoder, omniglot.val, out["schedule"], seed=ckpt["seed"])
     assert got["loss"] == pytest.approx(ckpt["metrics"]["loss"], rel=1e-3)
     assert got["loss"] < 0.5 * got["zero_noise"]  # far better than predicting zero noise
+
+
+class ClassOracle(Oracle):
+    """The ideal noise predictor when class ``c`` is one flat image of grey ``c[:, 0]``: its samples show their class."""
+
+    def forward(self, x, t, c=None, drop=None):
+        self.x0 = (2 * c[:, :1] - 1)[:, :, None, None].expand_as(x)  # (n, 1, 28, 28): grey level c0 in [-1, 1]
+        return super().forward(x, t, c, drop)
+
+
+@pytest.mark.parametrize("guidance", [1.0, 2.0])
+def test_each_generated_drawing_is_conditioned_on_its_own_class(guidance):
+    """Conditions must follow the class-major labels: c[labels], not c.repeat(m, 1) (sample i on class i mod n_way)."""
+    from fslcourse.generative.diffusion import DiffusionGenerator
+
+    schedule = Schedule("linear", 50)
+    greys = torch.tensor([0.1, 0.5, 0.9])
+    support_y = torch.tensor([0, 0, 1, 1, 2, 2])
+    support_x = greys[support_y][:, None, None, None].expand(6, 1, 28, 28)  # class k: flat images of grey k
+    gen = DiffusionGenerator(ClassOracle(None, schedule.alpha_bar), schedule, torch.nn.Flatten(), n_steps=5,
+                             guidance=guidance)
+    x, y = gen.generate(support_x, support_y, 4, seed=0)
+    assert y.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert torch.allclose(x, greys[y][:, None, None, None].expand_as(x), atol=1e-5)
+
+
+def test_sampling_with_neither_conditions_nor_a_count_is_one_line():
+    schedule = Schedule("linear", 20)
+    with pytest.raises(ValueError, match=r"^c=None and n=None: pass conditions c \(n, D\), or n for n "
+                                         r"unconditional samples$"):
+        sample(Oracle(torch.zeros(1, 1, 28, 28), schedule.alpha_bar), None, schedule)
