@@ -243,7 +243,8 @@ def _read_folders(root: Path, image_size: int, progress: bool, chars: list[_Char
     chars = _scan(root) if chars is None else chars
     _check_folders(root, chars)
     jobs = [([c.folder / name for name, _, _ in c.files], image_size) for c in chars]
-    workers = max(1, min(len(os.sched_getaffinity(0)), 8))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # Linux only
+    workers = max(1, min(cores or 1, 8))
     with ProcessPoolExecutor(max_workers=workers) as pool:
         arrays = list(tqdm(pool.map(_load_character, jobs, chunksize=16),
                            total=len(jobs), desc="Preprocessing Omniglot", disable=not progress))

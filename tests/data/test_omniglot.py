@@ -250,3 +250,11 @@ def test_a_wrong_fslcourse_data_is_named_instead_of_downloading_elsewhere(tmp_pa
     with pytest.raises(FileNotFoundError, match=r"FSLCOURSE_DATA=.*typo holds no omniglot/images_background.*unset"):
         load_omniglot()
     assert not (tmp_path / "cache").exists()
+
+
+def test_the_first_load_works_where_os_has_no_sched_getaffinity(tiny, monkeypatch):
+    """macOS and Windows have no os.sched_getaffinity: the first load (the cache build) failed there."""
+    import os
+
+    monkeypatch.delattr(os, "sched_getaffinity")
+    assert _load().test.images.shape[0] == 2
