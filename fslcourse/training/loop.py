@@ -174,8 +174,7 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
     log, best, step = TrainLog(), (None, None, None), 0
     wall0, cpu0 = 0.0, 0.0
     if resume and state_path is not None and state_path.exists():
-        device = next(model.parameters()).device
-        st = load_checkpoint(state_path, map_location=device)
+        st = load_checkpoint(state_path, map_location="cpu")  # RNG states must stay on the CPU; load_state_dict moves the rest
         if st.get("format") != STATE_FORMAT or st["recipe"] != recipe.as_dict():
             diff = sorted(k for k in recipe.as_dict() if st.get("recipe", {}).get(k) != recipe.as_dict()[k])
             raise ValueError(f"the training state {state_path} was written by another recipe (differs in "

@@ -36,6 +36,14 @@ class TinyProtoNet(FewShotClassifier):
         return -torch.cdist(self.embed(query_x), prototypes(self.embed(support_x), support_y, n_way)).pow(2)
 
 
+class NoisyTinyProtoNet(TinyProtoNet):
+    """Jitters its training embeddings with torch's global generator, as dropout or MetaGAN's noise do."""
+
+    def predict(self, support_x, support_y, query_x):
+        logits = super().predict(support_x, support_y, query_x)  # (n_query_total, n_way)
+        return logits + torch.randn_like(logits) if self.training else logits  # a global-generator draw
+
+
 class Interrupting(TinyProtoNet):
     """Raises KeyboardInterrupt inside step ``stop_at`` (a second Ctrl-C: the step is abandoned)."""
 
@@ -94,17 +102,20 @@ def test_interrupt_inside_a_step_keeps_best_and_says_so(glyphs, capsys):
     assert "Training interrupted at step 6; kept the best model so far" in capsys.readouterr().out
 
 
-def test_sigint_stops_after_the_step_and_resume_is_bitwise(glyphs, tmp_path):
-    """Ctrl-C at step 23, then resume: the same weights, log and best step as a run never interrupted."""
-    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=50, val_every=10, state_every=20)
+@pytest.mark.parametrize("model", [TinyProtoNet, NoisyTinyProtoNet])
+def test_sigint_stops_after_the_step_and_resume_is_bitwise(glyphs, tmp_path, model):
+    """Ctrl-C at step 23, then resume: the same weights, log and best step as a run never interrupted (with
+    draws from torch's global generator too: its state is saved and restored)."""
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=50, val_every=25, state_every=20)
     torch.manual_seed(0)
-    full = _fit(TinyProtoNet(), glyphs, recipe)
+    full = _fit(model(), glyphs, recipe)
     torch.manual_seed(0)
     state = tmp_path / "run.state.pt"
-    first = _fit(TinyProtoNet(), glyphs, recipe, state_path=state, hook=SigintAt(23))
+    first = _fit(model(), glyphs, recipe, state_path=state, hook=SigintAt(23))
     assert first.stopped == "interrupted" and first.steps == 23 and state.exists()
-    torch.manual_seed(1)  # a fresh model with other weights: resuming must replace them
-    resumed = _fit(TinyProtoNet(dim=16), glyphs, recipe, state_path=state, resume=True)
+    assert full.best_step > 23  # so the weights compared below were trained after the resume
+    torch.manual_seed(1)  # a fresh model with other weights, the global generator elsewhere: resuming restores both
+    resumed = _fit(model(dim=16), glyphs, recipe, state_path=state, resume=True)
     assert resumed.steps == 50 and resumed.stopped == "steps"
     for k, v in full.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
@@ -199,7 +210,7 @@ def test_interrupted_train_writes_no_checkpoint_and_resumes(glyphs, tmp_path, ct
     data, out = _data(glyphs), tmp_path / "tiny.pt"
     save_method(TinyProtoNet(dim=16), out, seed=0, profile="quick", train_seconds=1.0)
     before = out.read_bytes()
-    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=40, options=options)
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=40, val_every=0, options=options)  # keeps step 40's weights
     with ctrl_c_after_step(TinyProtoNet, 25):
         _, stopped = train("test-tiny-protonet", recipe, data=data, out=out, overwrite=True, progress=False,
                            eval_episodes=5)
@@ -349,3 +360,16 @@ def test_max_seconds_caps_each_sitting_so_a_resumed_run_goes_on(glyphs, tmp_path
     assert first.stopped == "max_seconds" and 1 < first.steps < 40
     resumed = _fit(TinyProtoNet(), glyphs, recipe, state_path=state, resume=True)
     assert resumed.stopped == "max_seconds" and resumed.steps - first.steps == first.steps  # the same time again
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.py's machine)")
+def test_a_run_resumes_on_a_gpu(glyphs, tmp_path, ctrl_c_after_step):
+    """The state was loaded onto the model's device, RNG states too, which must stay on the CPU: resume on a GPU
+    stopped with 'RNG state must be a torch.ByteTensor'."""
+    data, out = _data(glyphs), tmp_path / "tiny.pt"
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=40, val_every=0)
+    with ctrl_c_after_step(TinyProtoNet, 25):
+        train("test-tiny-protonet", recipe, data=data, out=out, progress=False, eval_episodes=5, device="cuda")
+    _, result = train("test-tiny-protonet", recipe, data=data, out=out, resume=True, progress=False,
+                      eval_episodes=5, device="cuda")
+    assert [s["from_step"] for s in result.log.sittings] == [0, 25] and result.steps == 40
