@@ -180,6 +180,9 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
             raise ValueError(f"the training state {state_path} was written by another recipe (differs in "
                              f"{', '.join(diff) or 'its format'}); resume with the recipe it was started with, "
                              f"or delete {state_path} to start again")
+        if st.get("label", label) != label:  # maml and fomaml share their recipes; an older state has no label
+            raise ValueError(f"the training state {state_path} was written by a run of {st['label']}, not "
+                             f"{label}; resume it with {st['label']}, or give {label} another state file")
         model.load_state_dict(st["model"])
         _load_states(optimizer, st["optimizer"])
         _load_states(scheduler, st["scheduler"])
@@ -203,7 +206,7 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
         if state_path is None:
             return
         atomic_torch_save({
-            "format": STATE_FORMAT, "recipe": recipe.as_dict(), "step": step,
+            "format": STATE_FORMAT, "recipe": recipe.as_dict(), "label": label, "step": step,
             "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
             "optimizer": _states(optimizer), "scheduler": _states(scheduler),
             "streams": {k: g.get_state() for k, g in streams.items()}, "torch_rng": torch.get_rng_state(),

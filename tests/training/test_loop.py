@@ -373,3 +373,18 @@ def test_a_run_resumes_on_a_gpu(glyphs, tmp_path, ctrl_c_after_step):
     _, result = train("test-tiny-protonet", recipe, data=data, out=out, resume=True, progress=False,
                       eval_episodes=5, device="cuda")
     assert [s["from_step"] for s in result.log.sittings] == [0, 25] and result.steps == 40
+
+
+def test_a_state_resumes_only_the_method_that_wrote_it(glyphs, tmp_path):
+    """maml and fomaml share their recipes: fomaml's 42,000-step state resumed as maml without a word."""
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=30, val_every=0, state_every=10)
+    state = tmp_path / "run.state.pt"
+    _fit(TinyProtoNet(), glyphs, recipe, state_path=state, hook=SigintAt(12), label="fomaml")
+    with pytest.raises(ValueError, match=r"^the training state .*run.state.pt was written by a run of fomaml, not "
+                                         r"maml; resume it with fomaml, or give maml another state file$"):
+        _fit(TinyProtoNet(), glyphs, recipe, state_path=state, resume=True, label="maml")
+    older = torch.load(state, weights_only=True)
+    assert _fit(TinyProtoNet(), glyphs, recipe, state_path=state, resume=True, label="fomaml").steps == 30
+    del older["label"]  # a state written before states were labelled (the committed paper-20way ones) still resumes
+    torch.save(older, state)
+    assert _fit(TinyProtoNet(), glyphs, recipe, state_path=state, resume=True, label="maml").steps == 30
