@@ -255,8 +255,8 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
             stopped = "interrupted-in-step"
         finally:
             bar.close()
-    if stopped in ("interrupted", "max_seconds"):
-        write_state()
+    if stopped in ("interrupted", "max_seconds") or (stopped == "steps" and recipe.state_every):
+        write_state()  # at the last step too: Ctrl-C in the final validation or test leaves every step saved
     log.stopped = "interrupted" if stopped.startswith("interrupted") else stopped
     if validate is not None and log.stopped == "steps" and (not log.val_step or log.val_step[-1] != step):
         run_validation()

@@ -388,3 +388,24 @@ def test_a_state_resumes_only_the_method_that_wrote_it(glyphs, tmp_path):
     del older["label"]  # a state written before states were labelled (the committed paper-20way ones) still resumes
     torch.save(older, state)
     assert _fit(TinyProtoNet(), glyphs, recipe, state_path=state, resume=True, label="maml").steps == 30
+
+
+def test_ctrl_c_in_the_final_validation_keeps_every_step(glyphs, tmp_path):
+    """The state was written only before the last step: Ctrl-C in the final validation (or in the test evaluation
+    after it) lost up to state_every steps, and the whole run when steps <= state_every."""
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=30, val_every=0, state_every=20)
+    state = tmp_path / "run.state.pt"
+    sampler = EpisodeSampler(glyphs[0], recipe.n_way, recipe.n_shot, recipe.n_query, seed=recipe.seed)
+    model = TinyProtoNet()
+
+    def validate(_model):
+        raise KeyboardInterrupt  # the second Ctrl-C of an impatient user, in the final validation
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, lambda: sampler.sample_batch(1), recipe, optimizer=torch.optim.Adam(model.parameters()),
+            validate=validate, streams={"episodes": sampler.generator}, state_path=state, progress=False)
+    assert torch.load(state, weights_only=True)["step"] == 30
+    steps = []
+    resumed = _fit(TinyProtoNet(), glyphs, recipe, state_path=state, resume=True,
+                   hook=type("Count", (Hook,), {"after_step": lambda self, m, step, s: steps.append(step)})())
+    assert resumed.steps == 30 and steps == [] and resumed.log.val_step == [30]  # straight to the validation
