@@ -64,6 +64,9 @@ def make_validate(method, split, recipe: Recipe, device):
     ``recipe.options["val_settings"]`` are attributes of ``method`` changed while it is validated
     (the fine-tuning baseline validates its features with ``steps=0``: no fine-tuning, cheap).
     """
+    if recipe.val_episodes < 2:  # checked before any step: the final validation runs even with val_every=0
+        raise ValueError(f"recipe val_episodes={recipe.val_episodes}, but a method is validated at the end of its "
+                         "run (and every val_every steps) on at least 2 episodes; raise val_episodes")
     settings = dict(recipe.options.get("val_settings", {}))
 
     def validate(_model):

@@ -409,3 +409,13 @@ def test_ctrl_c_in_the_final_validation_keeps_every_step(glyphs, tmp_path):
     resumed = _fit(TinyProtoNet(), glyphs, recipe, state_path=state, resume=True,
                    hook=type("Count", (Hook,), {"after_step": lambda self, m, step, s: steps.append(step)})())
     assert resumed.steps == 30 and steps == [] and resumed.log.val_step == [30]  # straight to the validation
+
+
+@pytest.mark.parametrize("changes", [{"val_every": 0, "val_episodes": 0}, {"val_episodes": 1}])
+def test_too_few_validation_episodes_fail_before_the_first_step(glyphs, tmp_path, changes):
+    """Accepted by Recipe, they failed at the final validation: after the whole run, with nothing saved."""
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=40, **changes)
+    with pytest.raises(ValueError, match=rf"^recipe val_episodes={changes['val_episodes']}, but a method is "
+                                         r"validated at the end of its run .* raise val_episodes$"):
+        train("test-tiny-protonet", recipe, data=_data(glyphs), out=tmp_path / "t.pt", progress=False)
+    assert list(tmp_path.iterdir()) == []
