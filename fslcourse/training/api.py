@@ -204,7 +204,8 @@ def load_or_train(name: str, recipe: str = "quick", *, data=None, device=None, p
         backbone: a generator's backbone: the feature-space VAE and hallucinator are made for it (and stored
             per backbone fingerprint), the DAGANs' quality is measured in its space, and the diffusion model is
             conditioned on it (required there). Not used by methods.
-        path: the checkpoint file (default: the package's ``checkpoints/NAME-RECIPE.pt``).
+        path: the checkpoint file (default: the package's ``checkpoints/NAME-RECIPE.pt``). A method's run that
+            was interrupted (its training state beside ``path``) is continued, as ``train --resume`` would.
         options: a family's own: ``changes`` (recipe fields; VAE: per model, ``{"pixel": {...}}``) for ``vae``
             and ``diffusion``; ``state`` and ``resume`` for ``gan``.
 
@@ -238,8 +239,9 @@ def load_or_train(name: str, recipe: str = "quick", *, data=None, device=None, p
     result = None
     if not path.exists():
         changes = {} if seed is None else {"seed": seed}
+        interrupted = save and state_path_for(path).exists()  # a notebook cell stopped earlier: continue its run
         model, result = train(name, recipe, data=data, out=path, save=save, device=device, progress=progress,
-                              **changes)
+                              resume=interrupted, **changes)
         if result.stopped != "steps" or not save:
             return {"model": model, "checkpoint": None, "result": result, "trained": True, "source": None}
     model, ckpt = load_method(path, device, expect=name)

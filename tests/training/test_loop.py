@@ -419,3 +419,17 @@ def test_too_few_validation_episodes_fail_before_the_first_step(glyphs, tmp_path
                                          r"validated at the end of its run .* raise val_episodes$"):
         train("test-tiny-protonet", recipe, data=_data(glyphs), out=tmp_path / "t.pt", progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_notebook_cell_stopped_mid_run_continues_when_run_again(glyphs, tmp_path, ctrl_c_after_step):
+    """load_or_train left the state beside the checkpoint; running the cell again was refused ('continue it with
+    --resume, or pass --overwrite'), and load_or_train takes neither for a method: no way on but deleting files."""
+    from fslcourse.training import load_or_train
+
+    path = tmp_path / "tiny.pt"
+    with ctrl_c_after_step(TinyProtoNet, 25):
+        first = load_or_train("test-tiny-protonet", data=_data(glyphs), path=path, progress=False, device="cpu")
+    assert first["result"].stopped == "interrupted" and (tmp_path / "tiny.state.pt").exists() and not path.exists()
+    again = load_or_train("test-tiny-protonet", data=_data(glyphs), path=path, progress=False, device="cpu")
+    assert [s["from_step"] for s in again["result"].log.sittings] == [0, 25] and again["result"].steps == 60
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.pt"] and again["checkpoint"]["steps"] == 60
