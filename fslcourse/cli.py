@@ -163,8 +163,10 @@ def _train(args) -> int:
         print(f"{args.name}: trained and saved {trained}")
         return 0
     if result.stopped != "steps":
-        print(f"{args.name}: stopped at step {result.steps} ({result.stopped}); no checkpoint was written. "
-              f"Continue with the same command and --resume.", file=sys.stderr)
+        then = (f"Continue from step {result.state_step} with the same command and --resume."
+                if result.state_step is not None else "No training state was written: the same command starts again.")
+        print(f"{args.name}: stopped at step {result.steps} ({result.stopped}); no checkpoint was written. {then}",
+              file=sys.stderr)
         return 3
     print(f"{args.name}: trained {result.steps} steps in {result.seconds:.0f} s ({result.cpu_seconds:.0f} CPU-s); "
           f"saved its checkpoint (its meta-test accuracy is recorded in its metrics)")

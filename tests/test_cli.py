@@ -355,3 +355,20 @@ def test_predict_refuses_a_profile_for_a_method_without_weights(tmp_path):
 
     with pytest.raises(ValueError, match="^pixel has no trained weights, so --profile lake does not apply"):
         predict_folders(tmp_path, [tmp_path], "pixel", profile="lake")
+
+
+@pytest.mark.parametrize("state_step, then", [
+    (1200, "Continue from step 1200 with the same command and --resume."),
+    (None, "No training state was written: the same command starts again.")])
+def test_an_interrupted_train_says_whether_resume_can_continue_it(monkeypatch, capsys, tmp_path, state_step, then):
+    """It always said 'Continue with the same command and --resume', which fails when no state was written."""
+    from types import SimpleNamespace
+
+    import fslcourse.training.api as api
+    from fslcourse.cli import main
+
+    monkeypatch.setattr(api, "train", lambda *a, **k: (None, SimpleNamespace(
+        stopped="interrupted", steps=1234, state_step=state_step)))
+    assert main(["train", "protonet", "--out", str(tmp_path / "p.pt")]) == 3
+    assert capsys.readouterr().err.strip() == ("protonet: stopped at step 1234 (interrupted); no checkpoint was "
+                                               f"written. {then}")

@@ -142,7 +142,8 @@ def _history(result, split, seen: SeenClasses | None = None, state=None) -> dict
         TrainingStopped: the run did not finish its steps, so its model must not be stored as finished.
     """
     if result.stopped != "steps":
-        kept = f"; its training state is kept in {state}: continue with --resume" if state is not None else ""
+        kept = (f"; its training state of step {result.state_step} is kept in {state}: continue with --resume"
+                if state is not None and result.state_step is not None else "")
         raise TrainingStopped(f"training stopped at step {result.steps} "
                               f"({result.stopped}); no generator checkpoint was written{kept}")
     return {**result.log.as_dict(), "steps": result.steps, "split": split.name, "total_seconds": result.seconds,

@@ -80,6 +80,7 @@ class FitResult:
     seconds: float
     cpu_seconds: float
     stopped: str
+    state_step: int | None = None  # the step of the training state on disk (None: none was written)
 
     @property
     def interrupted(self) -> bool:
@@ -171,7 +172,7 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
     streams = dict(streams or {})
     hook = hook or Hook()
     state_path = Path(state_path) if state_path is not None else None
-    log, best, step = TrainLog(), (None, None, None), 0
+    log, best, step, saved = TrainLog(), (None, None, None), 0, None
     wall0, cpu0 = 0.0, 0.0
     if resume and state_path is not None and state_path.exists():
         st = load_checkpoint(state_path, map_location="cpu")  # RNG states must stay on the CPU; load_state_dict moves the rest
@@ -191,6 +192,7 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
         torch.set_rng_state(st["torch_rng"])
         hook.load_state_dict(st["hook"])
         log, step = TrainLog.from_dict(st["log"]), st["step"]
+        saved = step
         best = (st["best_score"], st["best_step"], st["best_state"])
         wall0, cpu0 = st["seconds"], st["cpu_seconds"]
     numerics = current_numerics()
@@ -203,8 +205,10 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
     sitting_start = time.perf_counter()  # max_seconds caps each sitting: a resumed run gets its time again
 
     def write_state():
+        nonlocal saved
         if state_path is None:
             return
+        saved = step
         atomic_torch_save({
             "format": STATE_FORMAT, "recipe": recipe.as_dict(), "label": label, "step": step,
             "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
@@ -265,8 +269,10 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
     if log.stopped == "interrupted":
         kept = (f"the best model so far (validation score {best[0]:.1f} at step {best[1]})"
                 if best[0] is not None else "the current weights (no validation had run yet)")
-        where = f"; the training state is in {state_path} (resume with --resume)" if state_path else ""
+        where = (f"; the training state of step {saved} is in {state_path} (resume with --resume)"
+                 if saved is not None else "; no training state was written (a new run starts again)"
+                 if state_path else "")
         print(f"Training interrupted at step {step}; kept {kept}{where}.")
     model.eval()
     return FitResult(model, log, best[0], best[1], step, time.perf_counter() - start,
-                     time.process_time() - cpu_start, log.stopped)
+                     time.process_time() - cpu_start, log.stopped, saved)

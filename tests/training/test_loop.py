@@ -433,3 +433,19 @@ def test_a_notebook_cell_stopped_mid_run_continues_when_run_again(glyphs, tmp_pa
     again = load_or_train("test-tiny-protonet", data=_data(glyphs), path=path, progress=False, device="cpu")
     assert [s["from_step"] for s in again["result"].log.sittings] == [0, 25] and again["result"].steps == 60
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.pt"] and again["checkpoint"]["steps"] == 60
+
+
+def test_the_interruption_message_names_the_state_on_disk(glyphs, tmp_path, capsys):
+    """A second Ctrl-C abandons the step and writes nothing: the message still said 'the training state is in X
+    (resume with --resume)' when X did not exist, or held an earlier step than the one printed."""
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=30, val_every=0, state_every=5)
+    state = tmp_path / "run.state.pt"
+    first = _fit(Interrupting(), glyphs, recipe, state_path=state)  # KeyboardInterrupt inside step 7
+    assert first.stopped == "interrupted" and first.steps == 6 and first.state_step == 5
+    assert torch.load(state, weights_only=True)["step"] == 5
+    assert f"the training state of step 5 is in {state} (resume with --resume)" in capsys.readouterr().out
+    state.unlink()
+    none = _fit(Interrupting(), glyphs, recipe.replace(state_every=20), state_path=state)
+    assert none.state_step is None and not state.exists()
+    assert "no training state was written (a new run starts again)" in capsys.readouterr().out
+    assert _fit(TinyProtoNet(), glyphs, recipe, state_path=state, hook=SigintAt(12)).state_step == 12
