@@ -78,7 +78,8 @@ class FeatureHallucinator(nn.Module):
         """One step of the ProtoNet query loss with hallucinated support features (Wang et al. 2018).
 
         ``batch``: ``episode`` (of features), ``n_generated`` (m) and ``generator`` (the noise). Returns
-        ``loss``, ``accuracy`` (query accuracy with hallucination, %) and ``accuracy_real`` (without, %).
+        ``loss``, ``accuracy`` (query accuracy with hallucination, a fraction, as every training log) and
+        ``accuracy_real`` (without).
         """
         ep, g = batch["episode"], batch["generator"]
         gen, gen_y = self.hallucinate(ep.support_x, ep.support_y, batch["n_generated"], g)
@@ -92,8 +93,8 @@ class FeatureHallucinator(nn.Module):
         optimizer.step()
         with torch.no_grad():
             real = protonet_logits(ep.query_x, prototypes(ep.support_x, ep.support_y, ep.n_way))
-        return {"loss": loss.item(), "accuracy": 100 * (logits.argmax(1) == ep.query_y).float().mean().item(),
-                "accuracy_real": 100 * (real.argmax(1) == ep.query_y).float().mean().item()}
+        return {"loss": loss.item(), "accuracy": (logits.argmax(1) == ep.query_y).float().mean().item(),
+                "accuracy_real": (real.argmax(1) == ep.query_y).float().mean().item()}  # fractions, as every log
 
     @torch.no_grad()
     def query_accuracy(self, episode, n_generated: int, generator: torch.Generator | None = None) -> tuple[float, float]:

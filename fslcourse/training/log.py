@@ -111,7 +111,8 @@ class TrainLog:
         fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.2), squeeze=False)
         for ax, name in zip(axes[0], names):
             values = self.train.get(name, [])
-            scale = 100 if name == "accuracy" else 1
+            percent = name.startswith("accuracy")  # logged as a fraction; a file logged in percent is left as it is
+            scale = 100 if percent and max(values, default=0) <= 1 else 1
             if values:
                 k = max(1, min(smooth_over, len(values)))
                 ax.plot(self.step[k - 1:], [scale * v for v in smooth(values, k)], label="training (smoothed)")
@@ -119,7 +120,7 @@ class TrainLog:
                 err = self.val.get("ci95")
                 ax.errorbar(self.val_step, self.val[name], yerr=err if name == "accuracy" else None, fmt="o-", ms=3,
                             label="validation" + (" (95% CI)" if err and name == "accuracy" else ""))
-            ax.set(xlabel="step", ylabel=f"{name} (%)" if scale == 100 else name, title=name)
+            ax.set(xlabel="step", ylabel=f"{name} (%)" if percent else name, title=name)
             ax.legend(loc="best")
         if title:
             fig.suptitle(title)

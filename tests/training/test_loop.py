@@ -449,3 +449,29 @@ def test_the_interruption_message_names_the_state_on_disk(glyphs, tmp_path, caps
     assert none.state_step is None and not state.exists()
     assert "no training state was written (a new run starts again)" in capsys.readouterr().out
     assert _fit(TinyProtoNet(), glyphs, recipe, state_path=state, hook=SigintAt(12)).state_step == 12
+
+
+def test_the_log_plots_accuracies_in_percent_once():
+    """The hallucinator logged percent and plot() multiplied by 100 again: gan-quick.pt's history showed 9820 %."""
+    import matplotlib
+
+    from fslcourse.training.log import TrainLog
+
+    matplotlib.use("Agg")
+    fraction = TrainLog(step=[1, 2], train={"loss": [1.0, 0.5], "accuracy": [0.5, 0.75], "accuracy_real": [0.25, 0.5]})
+    percent = TrainLog(step=[1, 2], train={"accuracy": [50.0, 75.0]})  # as the committed gan-quick.pt holds it
+    for log, top in ((fraction, 75.0), (percent, 75.0)):
+        for ax in log.plot(smooth_over=1).axes:
+            if ax.get_title().startswith("accuracy"):
+                assert ax.get_ylabel().endswith("(%)") and max(ax.lines[0].get_ydata()) <= top
+    assert max(fraction.plot(smooth_over=1).axes[2].lines[0].get_ydata()) == 50.0  # accuracy_real in percent too
+    from fslcourse.data.episodes import Episode
+    from fslcourse.generative.hallucinator import FeatureHallucinator
+
+    torch.manual_seed(0)
+    model = FeatureHallucinator(feature_dim=4, z_dim=2, hidden=8)
+    y = torch.arange(3).repeat_interleave(2)  # (6,)
+    ep = Episode(torch.randn(6, 4), y, torch.randn(6, 4), y, torch.arange(3), 3, 2, 2)
+    stats = model.train_step({"episode": ep, "n_generated": 2, "generator": torch.Generator().manual_seed(0)},
+                             torch.optim.SGD(model.parameters(), lr=0.0))
+    assert 0 <= stats["accuracy"] <= 1 and 0 <= stats["accuracy_real"] <= 1  # fractions, as plot() expects
