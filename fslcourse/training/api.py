@@ -113,6 +113,9 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
                          f"{', '.join(sorted(n for n, c in METHODS.items() if c.trainable))}; "
                          f"{', '.join(FAMILIES)}; sinusoid")
     recipe_name, r = recipe_for(name, recipe, **changes)
+    if save and out is None and isinstance(recipe, Recipe):
+        raise ValueError(f"a Recipe object has no checkpoint of its own in the package; give out= a file for "
+                         f"this {name} run, or save=False")
     device = get_device(device)
     out = Path(out) if out is not None else (checkpoint_path(name, recipe_name) if save else None)
     if save:
@@ -245,6 +248,10 @@ def load_or_train(name: str, recipe: str = "quick", *, data=None, device=None, p
         if result.stopped != "steps" or not save:
             return {"model": model, "checkpoint": None, "result": result, "trained": True, "source": None}
     model, ckpt = load_method(path, device, expect=name)
+    held = ckpt.get("recipe_name") or ckpt.get("profile")
+    if result is None and held is not None and held != recipe:  # as pretrained(): a file copied or renamed
+        raise ValueError(f"{path} holds {name} trained with recipe {held!r}, not {recipe!r}; ask for recipe "
+                         f"{held!r}, or retrain with `python -m fslcourse train {name} --recipe {recipe} --overwrite`")
     if result is None and seed is not None and ckpt.get("seed") != seed:
         raise ValueError(f"{path.name} was trained with seed {ckpt.get('seed')}, not the seed={seed} asked for; leave "
                          "seed out to load it, or give path= a new file to train that seed")

@@ -475,3 +475,17 @@ def test_the_log_plots_accuracies_in_percent_once():
     stats = model.train_step({"episode": ep, "n_generated": 2, "generator": torch.Generator().manual_seed(0)},
                              torch.optim.SGD(model.parameters(), lr=0.0))
     assert 0 <= stats["accuracy"] <= 1 and 0 <= stats["accuracy_real"] <= 1  # fractions, as plot() expects
+
+
+def test_a_recipe_object_needs_out_and_a_loaded_file_must_hold_the_recipe_asked_for(glyphs, tmp_path):
+    from fslcourse.training import load_or_train
+
+    with pytest.raises(ValueError, match=r"^a Recipe object has no checkpoint of its own in the package; give out= "
+                                         r"a file for this test-tiny-protonet run, or save=False$"):
+        train("test-tiny-protonet", TinyProtoNet.RECIPES["quick"].replace(steps=5), data=_data(glyphs))
+    path = tmp_path / "tiny.pt"
+    save_method(TinyProtoNet(), path, seed=0, profile="quick", train_seconds=1.0)
+    assert load_or_train("test-tiny-protonet", "quick", path=path, data=object())["trained"] is False
+    with pytest.raises(ValueError, match=r"tiny.pt holds test-tiny-protonet trained with recipe 'quick', not "
+                                         r"'full'; ask for recipe 'quick', or retrain"):
+        load_or_train("test-tiny-protonet", "full", path=path, data=object())
