@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 
 from .base import FewShotClassifier, prototypes
-from .protonet import protonet_logits
+from .protonet import ProtoNet, protonet_logits
 
 # soft k-means steps used by ``predict --transductive``: the number chosen on meta-validation episodes by
 # benchmarks/oneshot_ablation.py (its records keep the sweep; tests/test_committed_results.py checks they agree)
@@ -126,6 +126,9 @@ class SoftKMeans(FewShotClassifier):
         if getattr(inner, "distance", "euclidean") != "euclidean":
             raise ValueError(f"soft k-means needs Euclidean prototypes; this model uses distance="
                              f"{inner.distance!r}: use a ProtoNet trained with distance='euclidean'")
+        if getattr(type(inner), "classify_embeddings", None) is not ProtoNet.classify_embeddings:
+            raise ValueError(f"{type(inner).__name__} builds its prototypes its own way (hallucinated embeddings "
+                             "too), which soft k-means would drop: wrap ProtoNet (or BatchStatistics(ProtoNet))")
         refine_prototypes(torch.zeros(1, 1), torch.ones(1), torch.zeros(1, 1), steps, temperature)  # check the args
         self.method, self.name = method, method.name
         self.steps, self.temperature = int(steps), float(temperature)

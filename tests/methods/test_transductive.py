@@ -100,3 +100,16 @@ def test_cosine_and_embedding_free_models_are_refused():
         SoftKMeans(ProtoNet(backbone_kwargs={"hidden": 8}, distance="cosine"))
     with pytest.raises(ValueError, match="no embed"):
         SoftKMeans(torch.nn.Linear(2, 2))
+
+
+def test_a_model_with_its_own_prototypes_is_refused():
+    """HallucinatingProtoNet adds hallucinated embeddings to its prototypes; soft k-means rebuilt them from the
+    support alone, so predict --method hallucinating-protonet --transductive ran another model without a word."""
+    from fslcourse.methods.hallucinating_protonet import HallucinatingProtoNet
+    from fslcourse.methods.metagan import MetaGAN
+    from fslcourse.methods.transductive import BatchStatistics
+
+    for wrapped in (lambda m: m, BatchStatistics):
+        with pytest.raises(ValueError, match=r"^HallucinatingProtoNet builds its prototypes its own way"):
+            SoftKMeans(wrapped(HallucinatingProtoNet()))
+    assert SoftKMeans(MetaGAN()).steps == 1  # its classifier is ProtoNet's: accepted, as before
