@@ -20,7 +20,8 @@ with every support drawing *and* the support drawings with one another.
 
 Departures from the paper (said so in the recipes): the backbone is the course's Conv-4
 (:mod:`fslcourse.models.conv4`) instead of the paper's Omniglot embedding, and the edge MLP has no
-batch norm (so each query's graph is computed on its own, in training as in testing).
+batch norm, so at test time (running statistics) each query's graph is computed on its own; in training
+the graph layers' batch norm pools the nodes of all the episode's graphs, as the backbone's does.
 """
 from __future__ import annotations
 

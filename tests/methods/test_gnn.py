@@ -127,3 +127,25 @@ def test_a_few_steps_fit_one_episode():
         loss.backward()
         opt.step()
     assert loss.item() < 0.2 * first
+
+
+def test_a_graph_layer_is_its_formula_written_out():
+    """h'_i = BN(W [h_i, sum_j A_ij h_j]) on a non-symmetric adjacency: messages along A^T passed every other test."""
+    from fslcourse.methods.gnn import GraphConv
+
+    torch.manual_seed(0)
+    layer = GraphConv(3, 4).eval()
+    layer.norm.running_mean.uniform_(-1, 1)
+    layer.norm.running_var.uniform_(0.5, 2)
+    h = torch.randn(2, 5, 3)  # (B, N, F)
+    adjacency = torch.softmax(torch.randn(2, 5, 5), dim=-1)  # rows sum to 1; A != A^T
+    assert not torch.allclose(adjacency, adjacency.transpose(1, 2))
+    want = torch.empty(2, 5, 4)
+    for b in range(2):
+        for i in range(5):
+            message = sum(adjacency[b, i, j] * h[b, j] for j in range(5))  # (F,)
+            pre = layer.linear.weight @ torch.cat([h[b, i], message]) + layer.linear.bias  # (out,)
+            bn = layer.norm
+            want[b, i] = (pre - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
+    with torch.no_grad():
+        assert torch.allclose(layer(h, adjacency), want, atol=1e-5)
