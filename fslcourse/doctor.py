@@ -181,13 +181,13 @@ def check_cache() -> Check:
 
 
 def _run_of(stem: str) -> tuple[str, str, dict] | None:
-    """``(method, recipe name, recipe as data)`` of a state file named ``METHOD-RECIPE.state.pt``; ``None``
+    """``(method, recipe name, Recipe)`` of a state file named ``METHOD-RECIPE.state.pt``; ``None``
     when no registered method has such a recipe (a hyphen may sit in either part)."""
     from .training.api import recipe_for
 
     for i in (i for i, c in enumerate(stem) if c == "-"):
         try:
-            return stem[:i], stem[i + 1:], recipe_for(stem[:i], stem[i + 1:])[1].as_dict()
+            return stem[:i], stem[i + 1:], recipe_for(stem[:i], stem[i + 1:])[1]
         except (KeyError, ValueError):
             continue
     return None
@@ -219,7 +219,7 @@ def check_runs(folder=None) -> list[Check]:
             continue
         detail = (f"{stem}: step {step:,} of {steps:,} ({100 * step // steps}%), {cpu_h:.1f} CPU-hours so far, "
                   f"{best}")
-        if run is None or run[2] != state["recipe"]:
+        if run is None or run[2].differs_from(state["recipe"]):
             checks.append(Check("unfinished", False, detail + "; no registered recipe matches it",
                                 "resume it with the train command that started it, adding --resume",
                                 essential=False))

@@ -160,6 +160,12 @@ class Recipe:
         """Plain Python values (saved in checkpoints and loadable with ``weights_only=True``)."""
         return dataclasses.asdict(self)
 
+    def differs_from(self, saved: dict) -> list[str]:
+        """The fields in which a recipe saved with :meth:`as_dict` trains otherwise than this one (``note``,
+        where the recipe comes from, is documentation and never counts)."""
+        mine = self.as_dict()
+        return sorted(k for k in mine.keys() | saved.keys() if k != "note" and mine.get(k) != saved.get(k))
+
     @classmethod
     def from_dict(cls, d: dict) -> Recipe:
         """The recipe :meth:`as_dict` wrote (unknown keys are an error)."""

@@ -176,8 +176,8 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
     wall0, cpu0 = 0.0, 0.0
     if resume and state_path is not None and state_path.exists():
         st = load_checkpoint(state_path, map_location="cpu")  # RNG states must stay on the CPU; load_state_dict moves the rest
-        if st.get("format") != STATE_FORMAT or st["recipe"] != recipe.as_dict():
-            diff = sorted(k for k in recipe.as_dict() if st.get("recipe", {}).get(k) != recipe.as_dict()[k])
+        if st.get("format") != STATE_FORMAT or recipe.differs_from(st.get("recipe", {})):
+            diff = recipe.differs_from(st.get("recipe", {}))
             raise ValueError(f"the training state {state_path} was written by another recipe (differs in "
                              f"{', '.join(diff) or 'its format'}); resume with the recipe it was started with, "
                              f"or delete {state_path} to start again")

@@ -219,3 +219,12 @@ def test_mtl_phase1_at_another_seed_is_trained_from_that_seed_and_said(monkeypat
     assert calls == [("mtl-theta-only", "quick", 5)]
     assert "mtl: phase 1 is not committed at seed 5 (mtl-theta-only-quick.pt); training mtl-theta-only" in \
         capsys.readouterr().err
+
+
+def test_a_recipe_differs_from_a_saved_one_in_what_trains_not_in_its_note():
+    from fslcourse.recipe import Recipe
+
+    r = Recipe(steps=10, lr=1e-3, note="the paper")
+    assert r.differs_from(r.as_dict()) == [] and r.differs_from(r.replace(note="the paper, departures").as_dict()) == []
+    assert r.differs_from(r.replace(steps=20, lr=2e-3).as_dict()) == ["lr", "steps"]
+    assert r.differs_from({**r.as_dict(), "unknown": 1}) == ["unknown"]
