@@ -55,12 +55,14 @@ _QUICK = Recipe(n_way=20, n_shot=1, n_query=3, meta_batch=2, lr=5e-3, schedule="
 _PAPER = Recipe(n_way=5, n_shot=1, n_query=1, meta_batch=32, lr=1e-3, steps=60_000, val_every=1000,
                 val_episodes=500, model=dict(n_way=5, hidden=64, inner_lr=0.4, inner_steps=1, test_inner_steps=3,
                            backend="batched"),
-                note="Finn et al. 2017, Section 5.2 (Omniglot, 5-way 1-shot)")
+                note="Finn et al. 2017, Section 5.2 (Omniglot, 5-way 1-shot); 3 inner steps at test time, as the "
+                     "paper's text (its code: 10)")
 # The paper trains a separate 20-way model (its code's README: meta-batch 16, α = 0.1, five inner steps); at test
 # time its code takes 10 inner steps on Omniglot (main.py, test_num_updates). Validated on 20-way episodes.
 _PAPER_20WAY = _PAPER.replace(n_way=20, meta_batch=16, val_n_way=20, options={"split": "vinyals"},
                               model=dict(n_way=20, inner_lr=0.1, inner_steps=5, test_inner_steps=10),
-                              note="Finn et al. 2017, Section 5.2, and cbfinn/maml's README (Omniglot, 20-way 1-shot)")
+                              note="Finn et al. 2017, Section 5.2, and cbfinn/maml's README (Omniglot, 20-way 1-shot); "
+                                   "10 inner steps at test time, as its code (main.py; the paper's text: 5)")
 
 
 def inner_loop(net: MAMLConv4, theta: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, inner_lr: float,

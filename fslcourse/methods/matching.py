@@ -98,15 +98,18 @@ class MatchingNet(FewShotClassifier):
     }
     RECIPES["paper"] = RECIPES["full"].replace(  # full keeps the course's alphabet split
         options={"split": "vinyals"}, note="Vinyals et al. 2016 (arXiv:1606.04080), Omniglot 20-way 1-shot training "
-        "episodes on their split; without full context embeddings, which the paper does not use on Omniglot")
+        "episodes on their split; without full context embeddings, which the paper does not use on Omniglot; cosine "
+        "attention scaled by 10 (the paper: unscaled)")
     # the paper matches training to each test setting ("test and train conditions must match"), so its 5-way 1-shot
     # figure comes from a model trained 5-way; benchmarks/course_benchmark.py measures that cell with this one
     RECIPES["paper-5way"] = RECIPES["paper"].replace(
         n_way=5, note="Vinyals et al. 2016 (arXiv:1606.04080), Omniglot 5-way 1-shot training episodes on their split, "
-        "as the paper trains a model per test setting; without full context embeddings")
+        "as the paper trains a model per test setting; without full context embeddings; cosine attention scaled by 10 "
+        "(the paper: unscaled)")
     # the paper recipe chooses its weights on 5-way validation episodes, though it serves the 20-way 1-shot cell; this
     # one trains the same steps on a given machine (validation draws no training randomness) and chooses on 20-way
     # episodes, as a model for that cell would be chosen
     RECIPES["paper-20way"] = RECIPES["paper"].replace(
         val_n_way=20, note="Vinyals et al. 2016 (arXiv:1606.04080), Omniglot 20-way 1-shot training episodes on their "
-        "split, weights chosen on 20-way 1-shot meta-validation, as the paper trains a model per test setting")
+        "split, weights chosen on 20-way 1-shot meta-validation, as the paper trains a model per test setting; cosine "
+        "attention scaled by 10 (the paper: unscaled)")

@@ -46,7 +46,8 @@ _PAPER = Recipe(n_way=5, n_shot=1, n_query=9, meta_batch=5, optimizer="sgd", lr=
 _PAPER_20WAY = _PAPER.replace(n_way=20, steps=200_000, val_n_way=20, options={"split": "vinyals"},
                               model=dict(n_way=20, inner_lr=5e-4, inner_steps=10, inner_batch=20),
                               note="Nichol et al. 2018 (arXiv:1803.02999), Appendix A and its code's Omniglot "
-                                   "1-shot 20-way command")
+                                   "1-shot 20-way command; tested transductively, beside the paper's transductive "
+                                   "figure (the README's command is not; training is the same)")
 ADAM_BETA2, ADAM_EPS = 0.999, 1e-8  # TensorFlow's defaults, which the paper's code uses
 
 
