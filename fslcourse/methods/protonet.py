@@ -97,7 +97,7 @@ class ProtoNet(FewShotClassifier):
     # quick: a 2-core CPU in about 3 minutes; full: the paper's schedule (Snell et al. 2017, Section 3.1:
     # 60-way episodes, Adam 1e-3 halved every 2000 episodes), for a GPU; paper: the paper's Omniglot 1-shot
     # model on the papers' Vinyals split (60-way 1-shot, 5 queries per class, matching the test shot as the
-    # paper does). The paper stops on meta-validation; we fix 20 000 steps (ten halvings of the learning rate)
+    # paper does). The paper stops on meta-validation; we fix 20 000 steps (nine halvings of the learning rate)
     # and keep the best meta-validation step. Hours on one CPU thread: resumable (--resume).
     RECIPES = {
         "quick": Recipe(n_way=60, n_shot=1, n_query=1, lr=3e-3, steps=3000, schedule="cosine",
