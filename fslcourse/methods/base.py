@@ -44,6 +44,8 @@ class Preset:
         return model
 
     def __getattr__(self, attr: str):
+        if attr.startswith("__") or attr in ("name", "cls", "defaults"):  # copy and pickle probe a blank instance
+            raise AttributeError(attr)
         return getattr(self.cls, attr)
 
     def __repr__(self) -> str:

@@ -7,7 +7,8 @@ MAML meta-trains it with ``K`` support points per task, one inner step of
 ``α = 0.01`` and Adam on the query MSE; the baseline trains the same network to
 regress *all* tasks at once (so it learns their average, about zero), and both
 are then adapted to a new task with ``k`` plain gradient steps of size ``α`` on
-its ``K`` points. The network is written for ``params`` dicts, so
+its ``K`` points (the paper tunes the baseline's step size; the course gives both MAML's ``α``, so the
+baseline's curve is not the paper's). The network is written for ``params`` dicts, so
 ``torch.func.vmap`` trains a whole meta-batch of tasks at once.
 """
 from __future__ import annotations

@@ -58,3 +58,15 @@ def test_predict_is_embed_then_classify_embeddings(name, glyphs):
 
 def test_the_seam_list_holds_the_embedding_methods():
     assert {"protonet", "finetune", "parameter-prediction", "hallucinating-protonet"} <= set(SEAM_METHODS)
+
+
+def test_a_preset_can_be_copied_and_pickled_like_the_class_it_stands_for():
+    """copy.copy, copy.deepcopy and pickle hit __getattr__('cls') on a blank instance: RecursionError."""
+    import copy
+    import pickle
+
+    from fslcourse.methods import get_method
+
+    fomaml = get_method("fomaml")
+    for twin in (copy.copy(fomaml), copy.deepcopy(fomaml), pickle.loads(pickle.dumps(fomaml))):
+        assert twin.name == "fomaml" and twin.RECIPES == fomaml.RECIPES and twin().first_order
