@@ -153,6 +153,21 @@ def backbone_fingerprint(backbone: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+def check_generator_for(method, generator) -> None:
+    """Refuse a generator whose ``space`` is neither pixels nor features, or a feature-space one that cannot reach
+    ``method``'s embeddings or was trained on another backbone (its samples would live in another space)."""
+    if getattr(generator, "space", None) not in SPACES:
+        raise ValueError(f"generator.space={getattr(generator, 'space', None)!r}; use one of {', '.join(SPACES)}")
+    if generator.space == "feature" and not getattr(method, "has_embedding_seam", False):
+        raise ValueError(f"{type(method).__name__} has no embedding seam (embed, classify_embeddings), so "
+                         "feature-space augmentation cannot reach its embeddings; use a pixel-space generator")
+    wanted = getattr(generator, "backbone_fingerprint", None)
+    if generator.space == "feature" and wanted is not None and wanted != backbone_fingerprint(method.backbone):
+        raise ValueError(f"this feature-space generator was trained on backbone {wanted}, but the method's "
+                         f"backbone is {backbone_fingerprint(method.backbone)}; build the generator with "
+                         "backbone=method.backbone")
+
+
 class AugmentedClassifier(FewShotClassifier):
     """``method`` whose support set is extended by ``n_generated`` generated examples per class.
 
@@ -174,18 +189,9 @@ class AugmentedClassifier(FewShotClassifier):
 
     def __init__(self, method: FewShotClassifier, generator, n_generated: int, seed: int = 0):
         super().__init__()
-        if getattr(generator, "space", None) not in SPACES:
-            raise ValueError(f"generator.space={getattr(generator, 'space', None)!r}; use one of {', '.join(SPACES)}")
         if n_generated < 0:
             raise ValueError(f"n_generated={n_generated} must be >= 0")
-        if generator.space == "feature" and not method.has_embedding_seam:
-            raise ValueError(f"{type(method).__name__} has no embedding seam (embed, classify_embeddings), so "
-                             "feature-space augmentation cannot reach its embeddings; use a pixel-space generator")
-        wanted = getattr(generator, "backbone_fingerprint", None)
-        if generator.space == "feature" and wanted is not None and wanted != backbone_fingerprint(method.backbone):
-            raise ValueError(f"this feature-space generator was trained on backbone {wanted}, but the method's "
-                             f"backbone is {backbone_fingerprint(method.backbone)}; build the generator with "
-                             "backbone=method.backbone")
+        check_generator_for(method, generator)
         self.method, self.generator, self.n_generated, self.seed = method, generator, n_generated, seed
         self.needs_grad_at_test = method.needs_grad_at_test
         self.test_batch_norm = getattr(method, "test_batch_norm", None)

@@ -20,6 +20,7 @@ import torch
 
 from ..methods.base import FewShotClassifier, prototypes
 from ..methods.protonet import protonet_logits
+from .augment import check_generator_for
 
 
 def weighted_prototypes(z_real: torch.Tensor, y_real: torch.Tensor, z_gen: torch.Tensor, y_gen: torch.Tensor,
@@ -79,6 +80,7 @@ class WeightedAugmentation(FewShotClassifier):
         if not hasattr(method, "embed") or not hasattr(method, "distance"):
             raise ValueError(f"{type(method).__name__} does not classify by prototypes of embeddings; weighted "
                              "prototypes need a ProtoNet")
+        check_generator_for(method, generator)
         if isinstance(n_generated, bool) or not isinstance(n_generated, int) or n_generated < 1:
             raise ValueError(f"n_generated={n_generated!r}: generate at least one example per class")
         if not 0 <= weight < float("inf"):  # also refuses NaN, before any episode

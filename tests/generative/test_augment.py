@@ -268,9 +268,16 @@ def test_a_feature_generator_refuses_another_backbone(glyphs):
     a, b = ProtoNet(backbone_kwargs={"hidden": 8}), ProtoNet(backbone_kwargs={"hidden": 8})
     gen = CopyPrototype()
     gen.backbone_fingerprint = backbone_fingerprint(a.backbone)
-    AugmentedClassifier(a, gen, 2)  # its own backbone: fine
-    with pytest.raises(ValueError, match="trained on backbone .* build the generator with backbone=method.backbone"):
-        AugmentedClassifier(b, gen, 2)
+    from fslcourse.generative.weighted_prototypes import WeightedAugmentation
+
+    for wrapper in (AugmentedClassifier, WeightedAugmentation):  # the weighted one accepted it, and space="features"
+        wrapper(a, gen, 2)  # its own backbone: fine
+        with pytest.raises(ValueError, match="trained on backbone .* build the generator with backbone=method.backbone"):
+            wrapper(b, gen, 2)
+        gen.space = "features"
+        with pytest.raises(ValueError, match=r"generator.space='features'; use one of "):
+            wrapper(a, gen, 2)
+        gen.space = "feature"
 
 
 def test_every_registered_generator_names_its_checkpoint_family():
