@@ -141,7 +141,8 @@ class _CVAEBase(nn.Module):
 
     @torch.no_grad()
     def estimate_spread(self, x: torch.Tensor, y: torch.Tensor, n_way: int) -> float:
-        """Mean within-class std of the posterior means ``mu`` (sets ``within_class_std``)."""
+        """The within-class spread of the posterior means: the root mean square, over every example and latent
+        dimension, of ``mu`` minus its class's mean ``mu`` (sets ``within_class_std``, the prototype mode's ``s``)."""
         c = self.context(x, y, n_way)
         mu, _ = self.encode(x, c[y])
         centred = mu - prototypes(mu, y, n_way)[y]  # (n, z_dim)

@@ -1,4 +1,5 @@
 """The conditional VAE: closed-form KL, reparameterisation, seeded sampling, learning, prototype mode."""
+import pytest
 import torch
 
 from fslcourse.data import EpisodeSampler
@@ -95,3 +96,15 @@ def test_feature_vae_learns_and_generates_in_feature_space():
     # generated features land nearer their own class centre than the other one
     d = torch.cdist(gen, centres[:2, 0])  # (10, 2)
     assert (d.argmin(1) == y).float().mean() >= 0.9
+
+
+def test_the_spread_is_the_rms_of_the_posterior_means_about_their_class_means(monkeypatch):
+    """It sets the width of the default 'vae' generator's samples, and no test looked at it: forgetting to centre
+    on the class means, or a factor of 10, passed every test."""
+    model = ConditionalVAE(z_dim=2)
+    mu = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0], [0.0, 6.0]])  # class means (2, 0) and (0, 4)
+    monkeypatch.setattr(model, "encode", lambda x, c: (mu, torch.zeros_like(mu)))
+    y = torch.tensor([0, 0, 1, 1])
+    spread = model.estimate_spread(torch.zeros(4, 1, 28, 28), y, 2)
+    assert spread == pytest.approx((10 / 8) ** 0.5)  # deviations ±1 and ±2 in one dimension each, over 8 entries
+    assert model.within_class_std.item() == pytest.approx(spread)
