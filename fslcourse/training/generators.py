@@ -410,6 +410,10 @@ def train_gan(gan: DAGAN, train_split, recipe: Recipe, *, backbone=None, val_spl
         return {"episodes": [episode() for _ in range(opts["n_critic"])], "generator": g,
                 "loss": opts["loss"], "gp_weight": opts.get("gp_weight", 10.0), "mismatch": opts.get("mismatch", False)}
 
+    if opts.get("keep") == "best" and recipe.val_every and (backbone is None or val_split is None):
+        raise ValueError("this gan recipe keeps its best validation step, which needs backbone= (the quick ProtoNet's, "
+                         "whose space measures faithfulness) and val_split=; pass both, or train with `python -m "
+                         "fslcourse train gan`")
     validate = None
     if backbone is not None and val_split is not None and recipe.val_every:
         def validate(m):

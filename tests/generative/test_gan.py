@@ -182,6 +182,7 @@ def test_committed_checkpoint_reproduces_its_recorded_metrics(committed):
         entry = gans["checkpoint"]["pixel"][loss]
         assert entry["history"]["split"] == "train" and entry["history"]["steps"] == entry["recipe"]["steps"]
         got = quality(gans[loss], protonet.backbone, data.test, seed=entry["seed"])
+        assert set(entry["metrics"]) >= {"faithful"}, loss  # a file without metrics would pass the loop below
         for key, want in entry["metrics"].items():
             assert got[key] == pytest.approx(want, rel=1e-4, abs=1e-4), (loss, key)
 
@@ -268,3 +269,13 @@ def test_quality_measures_in_eval_mode_and_leaves_the_backbone_as_it_was(glyphs)
     got = quality(gen, backbone, glyphs[2], n_classes=4, n_generated=3)
     assert backbone.training and all(torch.equal(v, before[k]) for k, v in backbone.state_dict().items())
     assert got == quality(gen, backbone.eval(), glyphs[2], n_classes=4, n_generated=3)  # the eval-mode figures
+
+
+def test_a_recipe_that_keeps_its_best_step_needs_something_to_validate_with(glyphs):
+    """Without a backbone the run kept its last step, while the file recorded keep='best' and empty metrics."""
+    from fslcourse.training.generators import make_dagan
+
+    r = RECIPES["quick"]
+    assert r.options["keep"] == "best" and r.val_every
+    with pytest.raises(ValueError, match=r"^this gan recipe keeps its best validation step, which needs backbone="):
+        train_gan(make_dagan(r), glyphs[0], r, val_split=glyphs[1], progress=False)
