@@ -244,8 +244,10 @@ def heldout_elbo(model: _CVAEBase, episode, featurise=None, seed: int = 0) -> di
         featurise: as in :func:`train_vae`.
 
     Returns:
-        ``{"elbo", "recon", "kl"}`` in nats per example, and ``"mse"`` the mean squared error of the
-        reconstruction from the posterior mean (per pixel for images, per feature for features).
+        ``{"elbo", "recon", "kl"}`` per example: in nats for images (a Bernoulli decoder); for features, up
+        to constants (the Gaussian decoder's ``-D/2 log 2π`` and the ``-D log scale`` of the scaled units are
+        left out), so a feature VAE's figures compare only between runs on one backbone. ``"mse"``: the mean
+        squared error of the reconstruction from the posterior mean (per pixel for images, per feature for features).
     """
     featurise = featurise or (lambda x: x)
     model.eval()

@@ -212,7 +212,8 @@ def _val_features(backbone, data, seed: int) -> FeatureSplit:
 
 
 def _elbo_metrics(model, val_split, recipe: Recipe) -> dict:
-    """The metrics a VAE's checkpoint stores: its ELBO (nats per example) on a seeded meta-validation episode.
+    """The metrics a VAE's checkpoint stores: its ELBO per example (:func:`heldout_elbo`: nats for the pixel VAE,
+    up to constants for a feature VAE) on a seeded meta-validation episode.
 
     The episode (seed 1) is not the one the run's validation chose the kept step on (seed 0).
     """
