@@ -135,7 +135,7 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
     # a file from before the field was trained on the alphabet split
     trained_on = {f.get("split") or "alphabet" for f in files(getattr(method, "checkpoint_source", None) or {})}
     if "vinyals" in trained_on and getattr(split, "protocol", None) == "alphabet":
-        raise ValueError(f"this checkpoint was trained on the Vinyals split, whose meta-train classes include 236 "
+        raise ValueError(f"this checkpoint was trained on the Vinyals split, whose meta-train classes include "
                          f"characters of the alphabet split's {split.name!r} split; evaluate it on "
                          "load_omniglot(split='vinyals'), the split it was made for")
     if "alphabet" in trained_on and getattr(split, "protocol", None) == "vinyals" and split.name != "test":

@@ -52,12 +52,14 @@ def l2l_taskset(split: ImageSplit, n_way: int, n_shot: int, n_query: int, num_ta
 
     l2l = import_learn2learn()
 
+    for name, value, least in (("n_way", n_way, 1), ("n_shot", n_shot, 1), ("n_query", n_query, 0)):
+        if isinstance(value, bool) or not hasattr(value, "__index__") or value < least:
+            raise ValueError(f"{name}={value!r} must be a whole number >= {least}")  # 2.5 became 2 ways
     if n_way > split.n_classes:
         raise ValueError(f"n_way={n_way} but the '{split.name}' split has {split.n_classes} classes; lower n_way")
     if n_shot + n_query > split.n_examples:
-        raise ValueError(f"n_shot + n_query = {n_shot + n_query} but classes have {split.n_examples} examples")
-    if min(n_way, n_shot) < 1 or n_query < 0:
-        raise ValueError(f"n_way={n_way}, n_shot={n_shot}, n_query={n_query}: give n_way and n_shot >= 1, n_query >= 0")
+        raise ValueError(f"n_shot + n_query = {n_shot + n_query} but classes have {split.n_examples} examples; "
+                         "lower n_shot or n_query")
     outer = random.getstate()
     random.seed(seed)
     n = split.n_examples

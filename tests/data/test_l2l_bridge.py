@@ -1,4 +1,5 @@
 """Episodes through learn2learn's TaskDataset have the same structure as ours."""
+import pytest
 import torch
 
 from fslcourse.data import EpisodeSampler
@@ -39,3 +40,13 @@ def test_a_taskset_draws_from_its_own_random_state(glyphs):
     l2l_taskset(glyphs[2], 5, 2, 3, seed=1).sample()
     assert classes(first) == alone
     assert classes(l2l_taskset(glyphs[2], 5, 2, 3, seed=1)) != alone
+
+
+@pytest.mark.parametrize("args, message", [
+    ((2.5, 1, 1), r"^n_way=2.5 must be a whole number >= 1$"),  # it gave 2-way tasks without a word
+    ((5, 0, 1), r"^n_shot=0 must be a whole number >= 1$"),
+    ((5, 1, -1), r"^n_query=-1 must be a whole number >= 0$"),
+    ((5, 10, 20), r"n_shot \+ n_query = 30 but classes have \d+ examples; lower n_shot or n_query$")])
+def test_bad_sizes_are_one_line_naming_the_value(glyphs, args, message):
+    with pytest.raises(ValueError, match=message):
+        l2l_taskset(glyphs[2], *args, seed=0)
