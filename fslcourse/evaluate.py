@@ -9,6 +9,7 @@ episodes. The same seed draws the same episodes on any machine.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import operator
 import time
@@ -75,7 +76,9 @@ class EvalResult:
     that was not loaded from a file. ``split_protocol`` is how the classes were split
     (``"alphabet"`` or ``"vinyals"``, see :func:`fslcourse.data.load_omniglot`); ``batch_norm`` the
     method's ``test_batch_norm`` (``"batch"``: transductive, ``"support+query"``: each query with the support
-    set, one at a time, ``"running"``, ``"none"``).
+    set, one at a time, ``"running"``, ``"none"``). ``episodes_sha256`` is a digest of every episode's classes
+    and images: two results are paired only when theirs agree (the protocol alone misses, e.g., upright
+    characters against rotated ones, or another copy of the data).
     """
 
     accuracy: float
@@ -93,6 +96,7 @@ class EvalResult:
     checkpoint: dict | None = None
     split_protocol: str | None = None
     batch_norm: str | None = None
+    episodes_sha256: str | None = field(default=None, repr=False)  # of every episode's classes and images
 
     def __str__(self) -> str:
         proto = f"{self.n_way}-way {self.n_shot}-shot" + (" (within alphabet)" if self.within_alphabet else "")
@@ -153,13 +157,15 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
     if n_episodes < 2:
         raise ValueError(f"n_episodes={n_episodes} but a confidence interval needs at least 2 episodes")
     grad = getattr(method, "needs_grad_at_test", False)
-    accs = []
+    accs, digest = [], hashlib.sha256()
     start = time.perf_counter()
     with modes_kept(method):  # afterwards every submodule is in the mode it had: a wrapped model stays in eval
         if hasattr(method, "eval"):
             method.eval()
         for i in tqdm(range(n_episodes), desc=f"{n_way}-way {n_shot}-shot", disable=not progress):
             ep = sampler.sample()
+            for t in (ep.classes, ep.support_x, ep.query_x):  # two results pair only if they saw these episodes
+                digest.update(t.detach().cpu().contiguous().numpy().tobytes())
             if device is not None:
                 ep = ep.to(device)
             check_images(ep.support_x, "support_x", i)
@@ -173,4 +179,5 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
                       time.perf_counter() - start, accs, split=split.name,
                       alphabets_left_out=list(sampler.alphabets_left_out),
                       checkpoint=getattr(method, "checkpoint_source", None),
-                      split_protocol=getattr(split, "protocol", None), batch_norm=getattr(method, "test_batch_norm", None))
+                      split_protocol=getattr(split, "protocol", None), batch_norm=getattr(method, "test_batch_norm", None),
+                      episodes_sha256=digest.hexdigest())

@@ -407,10 +407,13 @@ def _find(records, method, protocol, **fields):
 
 def paired(a: dict, b: dict) -> tuple[float, float] | None:
     """``a - b`` in points with its paired 95% half-width, when both records measured the same episodes
-    (same protocol, episode seed and count, per-episode accuracies recorded); else ``None``."""
+    (same protocol, episode seed and count, per-episode accuracies recorded, and the same ``episodes_sha256``
+    where both have one); else ``None``."""
     keys = ("n_way", "n_shot", "n_query", "within_alphabet", "split", "split_protocol", "episode_seed")
     if any(a["protocol"].get(k) != b["protocol"].get(k) for k in keys):
         return None
+    if None not in (a.get("episodes_sha256"), b.get("episodes_sha256")) and a["episodes_sha256"] != b["episodes_sha256"]:
+        return None  # e.g. upright characters against rotated ones: the protocol is the same, the episodes are not
     return paired_episodes(a.get("episode_accuracies"), b.get("episode_accuracies"))
 
 

@@ -105,6 +105,7 @@ def result_record(method: str, result, *, config: dict, seed: int, device, profi
         "device": device_info(device),
         "checkpoint": getattr(result, "checkpoint", None),
         "episode_accuracies": [round(a, 3) for a in getattr(result, "episode_accuracies", None) or []],
+        "episodes_sha256": getattr(result, "episodes_sha256", None),  # paired() needs the same episodes
     }
     if result.within_alphabet:
         record["alphabets_left_out"] = list(getattr(result, "alphabets_left_out", None) or [])

@@ -578,3 +578,25 @@ def test_missing_records_are_not_measured_not_unclear(tmp_path):
     held = {c["claim"].split(" (")[0]: c["held"] for c in check_claims(load_records(tmp_path))}
     assert held["First-order MAML is nearly as accurate as second-order MAML"] == "not measured yet"
     assert held["Fine-tuning a pre-trained backbone is simpler and often as good as meta-learning"] == "not measured yet"
+
+
+def test_records_of_other_episodes_are_not_paired_though_their_protocols_agree(glyphs):
+    """Upright and rotated characters, seed 0: different episodes, identical protocol dicts, and paired() took
+    them for the same episodes. evaluate() now records a digest of the episodes it drew."""
+    from fslcourse.data import make_glyph_split
+    from fslcourse.data.splits import ImageSplit
+    from fslcourse.evaluate import evaluate
+    from fslcourse.methods import PixelPrototype
+    from fslcourse.report import paired
+    from fslcourse.results import result_record
+
+    upright = make_glyph_split(n_classes=12, n_examples=8, seed=3, n_alphabets=3, name="test")
+    rotated = ImageSplit("test", upright.images, upright.base_names, upright.alphabets, (0, 1, 2, 3), upright.protocol)
+    a, again, b = (result_record("pixel", evaluate(PixelPrototype(), s, 5, 1, 2, 10, seed=0), config={}, seed=0,
+                                 device="cpu", profile="quick")
+                   for s in (upright, upright, rotated))
+    assert a["protocol"] == b["protocol"] and a["episodes_sha256"] == again["episodes_sha256"]
+    assert a["episodes_sha256"] != b["episodes_sha256"] and paired(a, b) is None
+    assert paired(a, again) == (0.0, 0.0)
+    del b["episodes_sha256"]  # a record from before the digest: paired on its protocol, as before
+    assert paired(a, b) is not None

@@ -303,6 +303,9 @@ def evaluate_paired(method: FewShotClassifier, generator, split, n_way: int = 5,
         wrapped = AugmentedClassifier(method, generator, int(m), seed=generation_seed)
         aug = evaluate(wrapped, split, n_way, n_shot, n_query, n_episodes, seed=seed, device=device,
                        progress=progress)
+        if getattr(base, "episodes_sha256", None) not in (None, aug.episodes_sha256):
+            raise ValueError("baseline was measured on other episodes than these (same protocol, other data: e.g. "
+                             "upright characters against rotated ones); pass baseline=None to evaluate it here")
         diff, ci = paired_difference(base.episode_accuracies, aug.episode_accuracies)
         out.append(PairedResult(name, generator_name, int(m), base, aug, diff, ci))
     return out

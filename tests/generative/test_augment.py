@@ -297,3 +297,17 @@ def test_a_reused_augmenting_wrapper_draws_the_same_samples_on_the_same_episodes
                     WeightedAugmentation(net, Deformation(alpha=6.0, rotation=40), 3, weight=0.5, seed=0)):
         first = evaluate(wrapper, glyphs[2], 5, 1, 3, 6, seed=0).episode_accuracies
         assert evaluate(wrapper, glyphs[2], 5, 1, 3, 6, seed=0).episode_accuracies == first
+
+
+def test_a_baseline_measured_on_other_episodes_of_the_same_protocol_is_refused(glyphs):
+    from fslcourse.data.splits import ImageSplit
+
+    torch.manual_seed(0)
+    net = ProtoNet(backbone_kwargs={"hidden": 8}).eval()
+    test = glyphs[2]
+    rotated = ImageSplit(test.name, test.images, test.base_names, test.alphabets, (0, 1, 2, 3), test.protocol)
+    base = evaluate(net, rotated, 5, 1, 3, 5, seed=3)  # same split name, protocol and seed: other episodes
+    with pytest.raises(ValueError, match=r"^baseline was measured on other episodes than these"):
+        evaluate_paired(net, SpyGenerator(), test, 5, 1, (2,), 3, 5, seed=3, baseline=base)
+    same = evaluate(net, test, 5, 1, 3, 5, seed=3)
+    assert evaluate_paired(net, SpyGenerator(), test, 5, 1, (2,), 3, 5, seed=3, baseline=same)[0].baseline is same
