@@ -352,6 +352,27 @@ def format_pivot(rows: list[dict], protocols=PROTOCOLS) -> str:
     return "\n".join(lines + [part for note in notes for part in ("", note)]) + "\n"  # a paragraph per note
 
 
+def stale_records(records: list[dict], checkpoints=None) -> list[str]:
+    """``FILE[i] (NAME.pt)`` for each meta-test record that measured a checkpoint file since replaced in
+    ``checkpoints`` (default: the package's): its sha256 is not the file's now (retrained, say), so its row
+    shows the old model's figure until it is measured again."""
+    from .io import file_source
+    from .pretrained import CHECKPOINT_DIR
+
+    folder, now, out = Path(checkpoints or CHECKPOINT_DIR), {}, []
+
+    def files(source):  # every checkpoint behind a record, through an ensemble's members
+        return [f for m in source.get("members") or [] for f in files(m or {})] or \
+            ([source] if source.get("file") and source.get("sha256") else [])
+
+    for rec in filter(is_meta_test, records):
+        for src in files(rec.get("checkpoint") or {}):
+            path = folder / src["file"]
+            if path.is_file() and now.setdefault(path, file_source(path)["sha256"]) != src["sha256"]:
+                out.append(f"{rec['_file']}[{rec['_index']}] ({src['file']})")
+    return out
+
+
 def report(directory=None, fmt: str = "markdown", out=None) -> str:
     """Load the records, build the table and render it as ``"markdown"`` or ``"json"``; write ``out`` atomically."""
     if fmt not in ("markdown", "json"):
@@ -371,6 +392,10 @@ def report(directory=None, fmt: str = "markdown", out=None) -> str:
                     if not is_meta_test(r)]
         if not_test:
             text += f"\nNot meta-test records (left out): {', '.join(not_test)}\n"
+        stale = stale_records(records)
+        if stale:
+            text += (f"\nMeasured a checkpoint that has changed since (its row shows the old model; measure it "
+                     f"again): {', '.join(stale)}\n")
     else:
         text = json.dumps(rows, indent=1, ensure_ascii=False) + "\n"
     if out is not None:

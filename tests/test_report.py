@@ -600,3 +600,28 @@ def test_records_of_other_episodes_are_not_paired_though_their_protocols_agree(g
     assert paired(a, again) == (0.0, 0.0)
     del b["episodes_sha256"]  # a record from before the digest: paired on its protocol, as before
     assert paired(a, b) is not None
+
+
+def test_a_record_of_a_checkpoint_replaced_since_is_named_in_the_report(tmp_path, monkeypatch):
+    """After `train protonet` overwrote protonet-quick.pt, the report kept showing the old model's figure unmarked."""
+    import importlib
+
+    from fslcourse.io import file_source
+    from fslcourse.report import stale_records
+
+    ckpts = tmp_path / "checkpoints"
+    ckpts.mkdir()
+    (ckpts / "protonet-quick.pt").write_bytes(b"the model measured")
+    measured = file_source(ckpts / "protonet-quick.pt")
+    results = tmp_path / "results"
+    results.mkdir()
+    write(results, "02_protonet", [rec("protonet", checkpoint=measured),
+                                   rec("ensemble", checkpoint={"members": [measured]}), rec("pixel")])
+    records = load_records(results)
+    monkeypatch.setattr(importlib.import_module("fslcourse.pretrained"), "CHECKPOINT_DIR", ckpts)
+    assert stale_records(records) == [] and "changed since" not in report(results)
+    (ckpts / "protonet-quick.pt").write_bytes(b"retrained")
+    assert stale_records(records) == ["02_protonet[0] (protonet-quick.pt)", "02_protonet[1] (protonet-quick.pt)"]
+    assert report(results).endswith("Measured a checkpoint that has changed since (its row shows the old model; "
+                                    "measure it again): 02_protonet[0] (protonet-quick.pt), 02_protonet[1] "
+                                    "(protonet-quick.pt)\n")
