@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-PACKAGES = ("fslcourse", "torch", "torchvision", "learn2learn", "numpy")
+PACKAGES = ("fslcourse", "torch", "torchvision", "learn2learn", "numpy", "pillow")  # pillow resizes every drawing
 
 
 def cpu_name() -> str:
