@@ -70,11 +70,6 @@ class ImageSplit:
         return self.images.shape[1]
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """``(C, H, W)`` of one model input."""
-        return (1, self.images.shape[2], self.images.shape[3])
-
-    @property
     def device(self) -> torch.device:
         return self.images.device
 

@@ -637,24 +637,13 @@ def _vae(space: str, mode: str):
     return build
 
 
-def _deformation_vae(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0,
-                    progress: bool = False):
-    """The deformation VAE in pixel space (``backbone`` is not used)."""
-    out = _load_deformation_vae(data, profile, seed=seed, device=device, progress=progress)
-    return ModelGenerator(out["model"], source=out["source"])
-
-
-def _gan(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False):
-    """The WGAN-GP DAGAN in pixel space."""
-    gans = _load_gan(data, profile, seed=seed, device=device, progress=progress)
-    return ModelGenerator(gans["wgan-gp"], source=gans["source"])
-
-
-def _deformation_gan(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0,
-                    progress: bool = False):
-    """The DAGAN whose generator deforms the source drawing (pixels; ``backbone`` is not used)."""
-    out = _load_deformation_gan(data, profile, seed=seed, device=device, progress=progress)
-    return ModelGenerator(out["model"], source=out["source"])
+def _pixel(load, key: str):
+    """The builder of a pixel-space generator: ``load``'s model ``key`` (``backbone`` is not used): the
+    deformation VAE, the WGAN-GP DAGAN, the DAGAN whose generator deforms the source drawing."""
+    def build(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False):
+        out = load(data, profile, seed=seed, device=device, progress=progress)
+        return ModelGenerator(out[key], source=out["source"])
+    return build
 
 
 def _hallucinator(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False):
@@ -679,8 +668,9 @@ def _diffusion(data, *, backbone=None, profile: str = "quick", device=None, seed
 
 
 GENERATORS = {"vae": _vae("pixel", "prototype"), "vae-prior": _vae("pixel", "prior"),
-              "vae-feature": _vae("feature", "prior"), "deformation-vae": _deformation_vae, "gan": _gan,
-              "deformation-gan": _deformation_gan, "hallucinator": _hallucinator,
+              "vae-feature": _vae("feature", "prior"), "deformation-vae": _pixel(_load_deformation_vae, "model"),
+              "gan": _pixel(_load_gan, "wgan-gp"), "deformation-gan": _pixel(_load_deformation_gan, "model"),
+              "hallucinator": _hallucinator,
               "diffusion": _diffusion}
 CHECKPOINT_FAMILY = {"vae": "vae", "vae-prior": "vae", "vae-feature": "vae", "deformation-vae": "deformation-vae",
                      "gan": "gan", "deformation-gan": "deformation-gan", "hallucinator": "gan",

@@ -141,8 +141,7 @@ class DiffusionExplorer(Explorer):
             for ax, label in zip(axes, ("x_t", "predicted x̂_0", "support")):
                 images.append(ax.imshow(np.ones((STRIP, width * STRIP)), cmap="gray", vmin=0, vmax=1,
                                         interpolation="nearest"))
-                ax.set_xticks([])
-                ax.set_yticks([])
+                ax.set(xticks=[], yticks=[])
                 ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=text_points(fig))
                 for spine in ax.spines.values():
                     spine.set_visible(False)

@@ -552,8 +552,7 @@ class DrawingBoard(Explorer):
         self._query_im = axes[1].imshow(np.ones((h, h, 3)), interpolation="nearest")
         self._nearest_im = axes[2].imshow(np.ones((h, h, 3)), interpolation="nearest")
         for ax in axes[1:3]:
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.set(xticks=[], yticks=[])
         # under the nearest drawing: the space and the distance (a text of its own: an axis label is drawn with its
         # axis, so it could not be redrawn alone; see dynamic_artists)
         self._nearest_text = axes[2].annotate("", (0.5, 0), xycoords="axes fraction", xytext=(0, -3),
@@ -740,14 +739,12 @@ def session_figure(board: DrawingBoard, figsize: tuple[float, float] | None = No
         ax = fig.add_subplot(gs[0, c])
         ax.imshow(np.asarray(board.drawing_image(target)), cmap="gray", vmin=0, vmax=255)
         ax.set_title(title, fontsize=text_points(fig))
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set(xticks=[], yticks=[])
         if c == 0:
             ax.set_ylabel("as drawn", fontsize=text_points(fig))
         ax = fig.add_subplot(gs[1, c])
         ax.imshow(1 - board.model_input(target)[0].numpy(), cmap="gray", vmin=0, vmax=1)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set(xticks=[], yticks=[])
         if c == 0:
             ax.set_ylabel("model input\n(28×28)", fontsize=text_points(fig))
         for spine in ax.spines.values():
@@ -773,7 +770,6 @@ def session_figure(board: DrawingBoard, figsize: tuple[float, float] | None = No
                        fontsize=text_points(fig))
     else:
         ax_p.set_title(shown.get("message") or "no prediction", fontsize=text_points(fig))
-    ax_n.set_xticks([])
-    ax_n.set_yticks([])
+    ax_n.set(xticks=[], yticks=[])
     ax_p.set_ylim(0, 1)
     return fig

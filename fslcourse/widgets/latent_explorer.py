@@ -158,8 +158,7 @@ class LatentExplorer(Explorer):
             # a red square, a shape no other marker has (circles are support points)
             wrong = ax.scatter([], [], marker="s", facecolors="none", edgecolors=[WRONG], s=160, linewidths=1.8,
                                label="misclassified query")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.set(xticks=[], yticks=[])
             return ax, regions, dots, wrong
 
         (ax, regions, (support, query, protos), wrong), _ = self.layout(None, make)

@@ -90,8 +90,7 @@ def show_image(ax, image: torch.Tensor, title: str | None = None, colour=None) -
         for old in list(ax.images):  # another size: a new image replaces the old one
             old.remove()
         ax.imshow(pixels, cmap="gray", vmin=0.0, vmax=1.0)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set(xticks=[], yticks=[])
     if title or ax.get_title():
         ax.set_title(title or "", fontsize=text_points(ax))
     for spine in ax.spines.values():
@@ -148,8 +147,7 @@ def draw_prototype_drag(ax, drag: dict, title: str | None = None) -> None:
         ax.scatter([x0], [y0], s=140, facecolors="white", edgecolors=c, linewidths=2, zorder=4)
         ax.scatter([x1], [y1], s=140, color=c, edgecolors="black", linewidths=0.8, zorder=4)
         ax.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->", "color": c, "lw": 1.5}, zorder=5)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set(xticks=[], yticks=[])
     ax.set_xlabel("principal axis 1")
     ax.set_ylabel("principal axis 2")
     ax.set_title(title or f"queries right: {drag['accuracy_old']:.0f}% with real prototypes, "

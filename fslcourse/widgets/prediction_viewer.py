@@ -146,8 +146,7 @@ class PredictionViewer(Explorer):
         for ax, label in zip(axes[1:], labels):
             self._query_ims[label] = ax.imshow(np.ones((ep.n_way * cell_h, ep.n_query * cell_w, 3)),
                                                interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.set(xticks=[], yticks=[])
         self._axes = axes
         # each method's name wrapped to what fits above its panel (its share of the width, in characters), with
         # its accuracy on a line of its own under it (the only text that changes: see dynamic_artists)
