@@ -86,4 +86,6 @@ class ParameterPrediction(ProtoNet):
                for name, r in ProtoNet.RECIPES.items()}
 
 
-register_preset("cosine-prototypes", ParameterPrediction, predictor=False)  # the ablation: no predictor
+register_preset("cosine-prototypes", ParameterPrediction, predictor=False,  # the ablation: no predictor
+                recipes={name: r.replace(model={}, note=r.note + "; cosine prototypes, no parameter predictor (the "
+                                                             "ablation)") for name, r in ProtoNet.RECIPES.items()})

@@ -85,4 +85,6 @@ def test_the_ablation_without_a_predictor_uses_the_class_means_with_the_learned_
         z = m.backbone(torch.cat([sx, qx]))
         want = cosine_logits(z[len(sx):], prototypes(z[: len(sx)], sy, 4), torch.exp(torch.tensor(1.5)))
         torch.testing.assert_close(m.predict(sx, sy, qx), want)
-    assert get_method("cosine-prototypes").RECIPES is ParameterPrediction.RECIPES
+    own, parent = get_method("cosine-prototypes").RECIPES, ParameterPrediction.RECIPES
+    assert own.keys() == parent.keys() and all(own[k].differs_from(parent[k].as_dict()) == [] for k in own)
+    assert all("no parameter predictor" in r.note for r in own.values())  # the same training, its own note

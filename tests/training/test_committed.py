@@ -23,7 +23,8 @@ def test_the_committed_checkpoints_are_found():
 def test_checkpoint_was_trained_by_the_quick_recipe(name):
     info, recipe = checkpoint_info(name), METHODS[name].RECIPES["quick"]
     assert {k: _plain(v) for k, v in recipe.model.items()} == {k: _plain(info["config"][k]) for k in recipe.model}
-    assert info.get("recipe") == recipe.as_dict(), f"{name}-quick.pt was not made by its current quick recipe"
+    diff = recipe.differs_from(info.get("recipe", {}))  # its note is documentation, and may be made more exact
+    assert diff == [], f"{name}-quick.pt was not made by its current quick recipe (differs in {', '.join(diff)})"
     assert info.get("recipe_name") == "quick" and info.get("steps") == recipe.steps
 
 
