@@ -361,9 +361,10 @@ def stale_records(records: list[dict], checkpoints=None) -> list[str]:
 
     folder, now, out = Path(checkpoints or CHECKPOINT_DIR), {}, []
 
-    def files(source):  # every checkpoint behind a record, through an ensemble's members
-        return [f for m in source.get("members") or [] for f in files(m or {})] or \
+    def files(source):  # every checkpoint behind a record: an ensemble's members, an augmented row's generator
+        own = [f for m in source.get("members") or [] for f in files(m or {})] or \
             ([source] if source.get("file") and source.get("sha256") else [])
+        return own + files(source["generator"]) if isinstance(source.get("generator"), dict) else own
 
     for rec in filter(is_meta_test, records):
         for src in files(rec.get("checkpoint") or {}):

@@ -615,8 +615,11 @@ def test_a_record_of_a_checkpoint_replaced_since_is_named_in_the_report(tmp_path
     measured = file_source(ckpts / "protonet-quick.pt")
     results = tmp_path / "results"
     results.mkdir()
+    (ckpts / "vae-quick.pt").write_bytes(b"the generator used")
+    generator = file_source(ckpts / "vae-quick.pt")
     write(results, "02_protonet", [rec("protonet", checkpoint=measured),
-                                   rec("ensemble", checkpoint={"members": [measured]}), rec("pixel")])
+                                   rec("ensemble", checkpoint={"members": [measured]}), rec("pixel"),
+                                   rec("pixel+vae", checkpoint={"generator": generator})])
     records = load_records(results)
     monkeypatch.setattr(importlib.import_module("fslcourse.pretrained"), "CHECKPOINT_DIR", ckpts)
     assert stale_records(records) == [] and "changed since" not in report(results)
@@ -625,3 +628,5 @@ def test_a_record_of_a_checkpoint_replaced_since_is_named_in_the_report(tmp_path
     assert report(results).endswith("Measured a checkpoint that has changed since (its row shows the old model; "
                                     "measure it again): 02_protonet[0] (protonet-quick.pt), 02_protonet[1] "
                                     "(protonet-quick.pt)\n")
+    (ckpts / "vae-quick.pt").write_bytes(b"retrained too")  # an augmented row's generator counts as well
+    assert stale_records(records)[-1] == "02_protonet[3] (vae-quick.pt)"

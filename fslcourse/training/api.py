@@ -144,6 +144,9 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
         p.requires_grad_(False)
     model = run.method.eval()
     result.model = model
+    if result.stopped == "steps" and not save and state is not None:  # finished: its last-step state is spent
+        state.unlink(missing_ok=True)
+        result.state_step = None
     if result.stopped != "steps" or not save:
         return model, result
     for key in ("tasks_seen", "hard_batches"):
@@ -153,6 +156,7 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
                      device=device, eval_episodes=eval_episodes, extra=extra)
     if state is not None:
         state.unlink(missing_ok=True)
+        result.state_step = None
     return model, result
 
 

@@ -17,6 +17,12 @@ def smooth(values, k: int) -> list[float]:
     return torch.conv1d(torch.tensor(values, dtype=torch.float64)[None, None], kernel).flatten().tolist()  # (1, 1, n) -> (n - k + 1,)
 
 
+def in_percent(accuracies: list[float]) -> list[float]:
+    """Training accuracies in percent: logs hold fractions (0-1); a file logged in percent (the hallucinator's
+    history in ``gan-quick.pt``) is left as it is."""
+    return [100 * a for a in accuracies] if max(accuracies, default=0) <= 1 else list(accuracies)
+
+
 @dataclass
 class TrainLog:
     """What happened during training.
@@ -111,11 +117,12 @@ class TrainLog:
         fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.2), squeeze=False)
         for ax, name in zip(axes[0], names):
             values = self.train.get(name, [])
-            percent = name.startswith("accuracy")  # logged as a fraction; a file logged in percent is left as it is
-            scale = 100 if percent and max(values, default=0) <= 1 else 1
+            percent = name.startswith("accuracy")
+            if percent:
+                values = in_percent(values)
             if values:
                 k = max(1, min(smooth_over, len(values)))
-                ax.plot(self.step[k - 1:], [scale * v for v in smooth(values, k)], label="training (smoothed)")
+                ax.plot(self.step[k - 1:], smooth(values, k), label="training (smoothed)")
             if name in self.val:
                 err = self.val.get("ci95")
                 ax.errorbar(self.val_step, self.val[name], yerr=err if name == "accuracy" else None, fmt="o-", ms=3,

@@ -208,7 +208,6 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
         nonlocal saved
         if state_path is None:
             return
-        saved = step
         atomic_torch_save({
             "format": STATE_FORMAT, "recipe": recipe.as_dict(), "label": label, "step": step,
             "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
@@ -217,6 +216,7 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
             "hook": hook.state_dict(), "log": log.as_dict(), "best_score": best[0], "best_step": best[1],
             "best_state": best[2], "seconds": time.perf_counter() - start,
             "cpu_seconds": time.process_time() - cpu_start}, state_path)
+        saved = step  # only once it is on disk: a Ctrl-C during the write leaves the older state
 
     def run_validation():
         nonlocal best

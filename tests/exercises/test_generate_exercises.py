@@ -33,6 +33,8 @@ def test_recombined_character_exercise():
     assert check("recombined_character", lambda a, b: torch.where(a > b, a, b))
     # adding the two drawings overflows uint8 where strokes cross; averaging fades each stroke to half ink
     assert not check("recombined_character", lambda a, b: a + b)
+    assert not check("recombined_character", lambda a, b: (a.int() + b.int()).clamp(max=255).to(torch.uint8))
+    assert not check("recombined_character", lambda a, b: a | b)  # both passed on pure 0/255 pixels
     assert not check("recombined_character", lambda a, b: ((a.float() + b.float()) / 2).to(torch.uint8))
 
 

@@ -455,9 +455,10 @@ def test_the_log_plots_accuracies_in_percent_once():
     """The hallucinator logged percent and plot() multiplied by 100 again: gan-quick.pt's history showed 9820 %."""
     import matplotlib
 
-    from fslcourse.training.log import TrainLog
+    from fslcourse.training.log import TrainLog, in_percent
 
     matplotlib.use("Agg")
+    assert in_percent([0.5, 1.0]) == [50.0, 100.0] and in_percent([50.0, 100.0]) == [50.0, 100.0]
     fraction = TrainLog(step=[1, 2], train={"loss": [1.0, 0.5], "accuracy": [0.5, 0.75], "accuracy_real": [0.25, 0.5]})
     percent = TrainLog(step=[1, 2], train={"accuracy": [50.0, 75.0]})  # as the committed gan-quick.pt holds it
     for log, top in ((fraction, 75.0), (percent, 75.0)):
@@ -489,3 +490,35 @@ def test_a_recipe_object_needs_out_and_a_loaded_file_must_hold_the_recipe_asked_
     with pytest.raises(ValueError, match=r"tiny.pt holds test-tiny-protonet trained with recipe 'quick', not "
                                          r"'full'; ask for recipe 'quick', or retrain"):
         load_or_train("test-tiny-protonet", "full", path=path, data=object())
+
+
+def test_a_finished_run_leaves_no_state_behind(glyphs, tmp_path):
+    """With save=False and a state file, the last-step state stayed, and the same call again was refused as an
+    unfinished run; with save=True, result.state_step named the state train() had just deleted."""
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=10, val_every=0, state_every=5)
+    state = tmp_path / "run.state.pt"
+    for _ in range(2):
+        _, result = train("test-tiny-protonet", recipe, data=_data(glyphs), save=False, state=state, progress=False)
+        assert result.steps == 10 and result.state_step is None and not state.exists()
+    _, saved = train("test-tiny-protonet", recipe, data=_data(glyphs), out=tmp_path / "t.pt", progress=False,
+                     eval_episodes=5)
+    assert saved.state_step is None and sorted(p.name for p in tmp_path.iterdir()) == ["t.pt"]
+
+
+def test_ctrl_c_while_the_state_is_written_names_the_state_on_disk(glyphs, tmp_path, monkeypatch, capsys):
+    import fslcourse.training.loop as loop
+
+    real, calls = loop.atomic_torch_save, []
+
+    def second_write_interrupted(obj, path):
+        calls.append(obj["step"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the second Ctrl-C, during the write: the file keeps step 5
+        return real(obj, path)
+
+    monkeypatch.setattr(loop, "atomic_torch_save", second_write_interrupted)
+    state = tmp_path / "run.state.pt"
+    result = _fit(TinyProtoNet(), glyphs, TinyProtoNet.RECIPES["quick"].replace(steps=30, val_every=0, state_every=5),
+                  state_path=state)
+    assert calls == [5, 10] and result.state_step == 5 and torch.load(state, weights_only=True)["step"] == 5
+    assert "the training state of step 5 is in" in capsys.readouterr().out
