@@ -6,8 +6,8 @@ The interval is the normal approximation used by the papers the course
 compares against: ``1.96 * s / sqrt(n)`` with ``s`` the sample standard
 deviation (``ddof=1``) of the per-episode accuracies and ``n`` the number of
 episodes. It is exact enough at the papers' 600 or 1000 episodes; with few episodes it is narrower than the
-Student-t interval (by 0.6% at 200 episodes, 1.5% at 80, 4% at 30, 7% at 20), so a verdict drawn from a run of
-tens of episodes leans a little towards "clear". The same seed draws the same episodes on any machine.
+Student-t interval (by 0.6% at 200 episodes, 1.5% at 80, 4.2% at 30, 6.4% at 20), so a verdict drawn from a run
+of tens of episodes leans a little towards "clear". The same seed draws the same episodes on any machine.
 """
 from __future__ import annotations
 

@@ -52,8 +52,8 @@ class Recipe:
             (``val_every=0``: only once, when the run has finished, so the record has a validation score).
         val_n_way, val_n_shot, val_n_query, val_within_alphabet: the validation episodes.
         seed: seeds the initial weights and every training random stream.
-        state_every: write the resumable training state every this many steps (0: only at the end
-            or on interruption).
+        state_every: write the resumable training state every this many steps and at the last step (0: only
+            when a run stops early).
         max_seconds: optional wall-clock cap on each sitting (a resumed run gets it again); stopping early is
             recorded, the schedule ignores it.
         options: algorithm-specific settings of the training step (``hard_tasks``, ``n_critic``, ...).

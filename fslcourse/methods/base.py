@@ -44,7 +44,7 @@ class Preset:
         return model
 
     def __getattr__(self, attr: str):
-        if attr.startswith("__") or attr in ("name", "cls", "defaults"):  # copy and pickle probe a blank instance
+        if "cls" not in self.__dict__:  # copy and pickle probe a blank instance: nothing to delegate to yet
             raise AttributeError(attr)
         return getattr(self.cls, attr)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..config import PROFILES, get_device, get_profile
 from ..evaluate import evaluate
-from ..io import check_state_path, check_target, file_source, state_path_for
+from ..io import check_state_path, check_target, file_source, load_checkpoint, state_path_for
 from ..methods.base import METHODS, fixed_n_way, get_method
 from ..pretrained import RECIPE_NAMES, checkpoint_path, load_method, save_method
 from ..recipe import Recipe
@@ -125,6 +125,12 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
         check_state_path(state, out)
     if resume and (state is None or not state.exists()):
         raise ValueError(f"nothing to resume: no training state at {state}; start without --resume")
+    if resume and any(state.name == f"{m}-{recipe_name}.state.pt" for m in METHODS if m != name):
+        if load_checkpoint(state).get("label") is None:  # written before states named their method: its file does
+            other = state.name.removesuffix(f"-{recipe_name}.state.pt")
+            raise ValueError(f"{state} is the state of a {other} run (its file name says so); resume it with "
+                             f"`python -m fslcourse train {other} --recipe {recipe_name} --resume`, or give {name} "
+                             "another state file")
     if not resume and not overwrite and state is not None and state.exists():
         raise ValueError(f"{state} holds an unfinished run; continue it with --resume, or pass --overwrite to "
                          "start again and replace it")

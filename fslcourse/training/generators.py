@@ -412,9 +412,10 @@ def train_gan(gan: DAGAN, train_split, recipe: Recipe, *, backbone=None, val_spl
                 "loss": opts["loss"], "gp_weight": opts.get("gp_weight", 10.0), "mismatch": opts.get("mismatch", False)}
 
     if opts.get("keep") == "best" and recipe.val_every and (backbone is None or val_split is None):
-        raise ValueError("this gan recipe keeps its best validation step, which needs backbone= (the quick ProtoNet's, "
-                         "whose space measures faithfulness) and val_split=; pass both, or train with `python -m "
-                         "fslcourse train gan`")
+        raise ValueError(f"this gan recipe (keep='best', val_every={recipe.val_every}) keeps its best validation "
+                         "step, which needs backbone= (the quick ProtoNet's: faithfulness is measured in its space) "
+                         "and val_split=; pass both to train_gan or load_or_train('gan', backbone=...), or train "
+                         "the checkpoint with `python -m fslcourse train gan --recipe NAME`")
     validate = None
     if backbone is not None and val_split is not None and recipe.val_every:
         def validate(m):

@@ -5,9 +5,11 @@ Taught in ``notebooks/02_protonet.ipynb``.
 Each step draws a batch and calls the model's ``train_step(batch, optimizer)``; the
 scheduler steps once per step. Every ``recipe.val_every`` steps ``validate(model)``
 scores the model on fixed episodes and the best weights are kept. Every
-``recipe.state_every`` steps (and when the run stops early) the whole training state
-(weights, optimizer, scheduler, every random stream, the log and the best weights) is
-written atomically, so ``fit(..., resume=True)`` continues a run bit for bit.
+``recipe.state_every`` steps, at the last step (so a Ctrl-C in the final validation loses
+nothing) and when the run stops early, the whole training state (weights, optimizer,
+scheduler, every random stream, the log and the best weights) is written atomically, with
+the run's ``label``, so ``fit(..., resume=True)`` continues a run bit for bit, and refuses a
+state of another recipe or another label (maml and fomaml share their recipes).
 
 Ctrl-C (or the notebook's stop button) finishes the current step, writes the state,
 keeps the best weights and says so; a second Ctrl-C stops at once.

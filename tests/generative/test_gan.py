@@ -277,5 +277,5 @@ def test_a_recipe_that_keeps_its_best_step_needs_something_to_validate_with(glyp
 
     r = RECIPES["quick"]
     assert r.options["keep"] == "best" and r.val_every
-    with pytest.raises(ValueError, match=r"^this gan recipe keeps its best validation step, which needs backbone="):
+    with pytest.raises(ValueError, match=r"^this gan recipe \(keep=.best., val_every=50\) keeps its best validation step, which needs backbone="):
         train_gan(make_dagan(r), glyphs[0], r, val_split=glyphs[1], progress=False)

@@ -522,3 +522,19 @@ def test_ctrl_c_while_the_state_is_written_names_the_state_on_disk(glyphs, tmp_p
                   state_path=state)
     assert calls == [5, 10] and result.state_step == 5 and torch.load(state, weights_only=True)["step"] == 5
     assert "the training state of step 5 is in" in capsys.readouterr().out
+
+
+def test_an_unlabelled_state_named_after_another_method_is_not_resumed(glyphs, tmp_path, ctrl_c_after_step):
+    """States written before they named their method (the committed fomaml-paper-20way one, still being written
+    by a run started then) fall back to their file name: `train maml --state fomaml-....state.pt` is refused."""
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=40, val_every=0)
+    state = tmp_path / "protonet-custom.state.pt"  # as `train protonet` names a state of a Recipe-object run
+    with ctrl_c_after_step(TinyProtoNet, 5):
+        train("test-tiny-protonet", recipe, data=_data(glyphs), save=False, state=state, progress=False)
+    old = torch.load(state, weights_only=True)
+    del old["label"]
+    torch.save(old, state)
+    with pytest.raises(ValueError, match=r"protonet-custom.state.pt is the state of a protonet run \(its file name "
+                                         r"says so\); resume it with `python -m fslcourse train protonet --recipe "
+                                         r"custom --resume`, or give test-tiny-protonet another state file$"):
+        train("test-tiny-protonet", recipe, data=_data(glyphs), save=False, state=state, resume=True, progress=False)
