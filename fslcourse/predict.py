@@ -159,7 +159,7 @@ def classify(model, support_x, support_y, query_x, class_names: list[str], files
     model.eval()
     with torch.set_grad_enabled(getattr(model, "needs_grad_at_test", False)):
         logits = model.predict(support_x, support_y, query_x)  # (m, n_way)
-    probs = class_confidences(model, logits.detach().double())  # (m, n_way)
+    probs = class_confidences(model, logits.detach().cpu().double())  # (m, n_way); on the CPU: MPS has no float64
     top_p, top_i = probs.topk(min(3, n_way), dim=1)
     return [Prediction(f, class_names[int(i[0])], round(float(p[0]), 4),
                        [[class_names[int(k)], round(float(q), 4)] for q, k in zip(p, i)], confidence_name(model))

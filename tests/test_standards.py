@@ -86,6 +86,14 @@ def test_no_hard_coded_cuda_and_no_num_workers():
     assert not bad, "use fslcourse.config.get_device(), never 'cuda' or num_workers: " + ", ".join(bad)
 
 
+def test_float64_only_on_the_cpu():
+    """Apple's MPS has no float64: ``.double()`` on a tensor that may sit on the device failed there (predict, the
+    drawing board, the diffusion schedule). Move it first (``.cpu().double()``), or say why it is on the CPU."""
+    bad = [where(p, line) for p in PACKAGE for line, last, code, comments in statements(p)
+           if ".double()" in code and ".cpu().double()" not in code and not any("CPU" in c for c in comments)]
+    assert not bad, "float64 on the device fails on MPS; use .cpu().double(): " + ", ".join(bad)
+
+
 def test_torch_samplers_take_a_generator():
     """A draw from torch's global generator is allowed only where a comment says who seeds and saves it."""
     notes = {(p, line): comments for p in PACKAGE for line, _, _, comments in statements(p)}

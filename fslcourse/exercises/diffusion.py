@@ -8,7 +8,7 @@ from .core import exercise
 
 
 def _alpha_bar(kind: str, T: int) -> torch.Tensor:
-    return torch.cumprod(1 - beta_schedule(kind, T).double(), 0).float()
+    return torch.cumprod(1 - beta_schedule(kind, T).double(), 0).float()  # on the CPU, as beta_schedule gives it
 
 
 def _q_sample_cases():

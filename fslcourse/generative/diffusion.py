@@ -69,9 +69,9 @@ class Schedule:
 
     def __init__(self, kind: str = "cosine", T: int = 200, device=None):
         self.kind, self.T = kind, T
-        self.betas = beta_schedule(kind, T).to(device)
-        self.alphas = 1 - self.betas
-        self.alpha_bar = torch.cumprod(self.alphas.double(), 0).float()
+        betas = beta_schedule(kind, T)  # (T,) on the CPU: the product in float64 there (MPS has none), then moved
+        self.betas, self.alphas = betas.to(device), (1 - betas).to(device)
+        self.alpha_bar = torch.cumprod((1 - betas).double(), 0).float().to(device)  # CPU
 
 
 def q_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:

@@ -50,7 +50,7 @@ def frechet_distance(real: torch.Tensor, generated: torch.Tensor) -> float:
                          f"{tuple(generated.shape)}; flatten images or embed them first")
     if len(real) < 2 or len(generated) < 2:
         raise ValueError(f"a covariance needs at least 2 rows, got {len(real)} real and {len(generated)} generated")
-    r, g = real.double().cpu(), generated.double().cpu()
+    r, g = real.cpu().double(), generated.cpu().double()  # on the CPU first: MPS has no float64
     mu_r, mu_g = r.mean(0), g.mean(0)
     s_r, s_g = torch.cov(r.T).reshape(r.shape[1], -1), torch.cov(g.T).reshape(g.shape[1], -1)  # (D, D) each
     root_r = _sqrtm_psd(s_r)
@@ -63,7 +63,7 @@ def mean_pairwise_distance(features: torch.Tensor) -> float:
     """Diversity of a set: the mean Euclidean distance over all pairs of rows of ``(n, D)`` (n >= 2)."""
     if len(features) < 2:
         raise ValueError(f"diversity needs at least 2 examples, got {len(features)}")
-    f = features.double().cpu()
+    f = features.cpu().double()
     d = torch.cdist(f, f)  # (n, n)
     n = len(f)
     return float(d.sum() / (n * (n - 1)))
@@ -98,7 +98,7 @@ def per_class_quality(embed, real_x: torch.Tensor, real_y: torch.Tensor, gen_x: 
 def classifier_score(probs: torch.Tensor) -> float:
     """The Inception-Score analogue :math:`\\exp\\,\\mathbb E_x\\,\\mathrm{KL}(p(y\\mid x)\\,\\|\\,p(y))` of class
     posteriors ``probs`` ``(n, n_way)`` (rows sum to 1); between 1 and ``n_way``."""
-    p = probs.double().clamp_min(1e-12)
+    p = probs.cpu().double().clamp_min(1e-12)
     marginal = p.mean(0, keepdim=True)  # (1, n_way)
     return float((p * (p.log() - marginal.log())).sum(1).mean().exp())
 

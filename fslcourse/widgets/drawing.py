@@ -518,11 +518,11 @@ class DrawingBoard(Explorer):
         if tuple(logits.shape) != (1, n_way):
             raise ValueError(f"{label} returned logits of shape {tuple(logits.shape)} for {n_way} classes and one query; "
                              f"the board needs (1, {n_way}): pick another model")
-        probs = class_confidences(model, logits.detach().double().cpu())[0]  # (n_way,): probabilities, or scores
+        probs = class_confidences(model, logits.detach().cpu().double())[0]  # (n_way,): probabilities, or scores
         if embeds:
-            distances, space = torch.cdist(z_q.double(), z_s.double())[0].cpu(), "embedding"  # (n_support,)
+            distances, space = torch.cdist(z_q.cpu().double(), z_s.cpu().double())[0], "embedding"  # (n_support,)
         else:
-            distances = torch.cdist(query_x.flatten(1).double(), support_x.flatten(1).double())[0].cpu()  # (n_support,)
+            distances = torch.cdist(query_x.flatten(1).cpu().double(), support_x.flatten(1).cpu().double())[0]  # (n_support,)
             space = "pixel"
         return probs, distances, space
 

@@ -35,7 +35,7 @@ def pca_2d(points: torch.Tensor) -> torch.Tensor:
 def tsne_2d(points: torch.Tensor, perplexity: float = 10.0, steps: int = 300, seed: int = 0,
             learning_rate: float = 50.0) -> torch.Tensor:
     """Exact t-SNE of ``(n, D)`` points to ``(n, 2)`` (van der Maaten & Hinton 2008), for small ``n``."""
-    x = points.double()
+    x = points.cpu().double()  # on the CPU: MPS has no float64
     n = len(x)
     perplexity = min(perplexity, max(1.0, (n - 1) / 3))
     d2 = torch.cdist(x, x).pow(2)  # (n, n)

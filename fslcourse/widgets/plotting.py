@@ -118,7 +118,8 @@ def image_grid(images: torch.Tensor, n_rows: int, n_cols: int, titles=None, colo
 
 def principal_axes(points: torch.Tensor, k: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """PCA of ``(n, D)`` points: ``(coords (n, k), axes (k, D), std (k,))``, each axis's largest entry positive."""
-    centred = (points - points.mean(0, keepdim=True)).double()
+    points = points.cpu()  # float64 below: MPS has none
+    centred = (points - points.mean(0, keepdim=True)).double()  # on the CPU (above)
     _, s, vh = torch.linalg.svd(centred, full_matrices=False)  # vh: (min(n, D), D)
     axes = vh[:k]
     axes = axes * torch.sign(axes.gather(1, axes.abs().argmax(1, keepdim=True)))  # deterministic signs
