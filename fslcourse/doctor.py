@@ -92,16 +92,14 @@ def check_device() -> Check:
 
 
 def check_profile() -> Check:
-    name = os.environ.get("FSLCOURSE_PROFILE", "quick")
+    """Which profile suits this machine: each notebook's ``profile`` parameter picks one (papermill ``-p profile``)."""
     try:
-        from .config import PROFILE_NAMES
+        import torch
     except Exception as exc:
         return Check("profile", False, _error(exc), SETUP_FIX)
-    if name not in PROFILE_NAMES:
-        return Check("profile", False, f"FSLCOURSE_PROFILE={name!r} is not a profile",
-                     f"set FSLCOURSE_PROFILE to one of {', '.join(PROFILE_NAMES)} (or unset it)")
-    source = "FSLCOURSE_PROFILE" if "FSLCOURSE_PROFILE" in os.environ else "default"
-    return Check("profile", True, f"{name} ({source})")
+    if torch.cuda.is_available():
+        return Check("profile", True, "a GPU: the notebooks' full profile suits it (papermill -p profile full)")
+    return Check("profile", True, "no GPU: the notebooks' quick profile (their default) suits this machine")
 
 
 def check_numerics() -> Check:
