@@ -36,6 +36,8 @@ SETUP_HASH := $(shell cat $(SETUP_INPUTS) 2>/dev/null | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.fslcourse-setup-$(SETUP_HASH)
 
 FSLCOURSE_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data))
+# absolute: the notebooks run from notebooks/, where a path relative to here points elsewhere
+override FSLCOURSE_DATA := $(if $(FSLCOURSE_DATA),$(abspath $(FSLCOURSE_DATA)))
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 NBVAL_SANITIZE := $(if $(wildcard tests/nbval_sanitize.cfg),--nbval-sanitize-with tests/nbval_sanitize.cfg)
 PYTEST_ARGS ?=
