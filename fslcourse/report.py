@@ -161,7 +161,7 @@ def results_dir(directory=None) -> Path:
     """``directory``, else ``$FSLCOURSE_RESULTS``, else the repository's ``results/``."""
     if directory is None:
         directory = os.environ.get("FSLCOURSE_RESULTS") or REPO_RESULTS
-    return Path(directory)
+    return Path(directory).expanduser()  # "~/results" as a shell would read it
 
 
 def load_records(directory=None, skipped: list | None = None) -> list[dict]:

@@ -168,7 +168,7 @@ def save_results(name: str, records: list[dict], directory=None):
 
     if directory is None:
         directory = os.environ.get("FSLCOURSE_RESULTS") or Path(__file__).resolve().parent.parent / "results"
-    path = Path(directory) / f"{name}.json"
+    path = Path(directory).expanduser() / f"{name}.json"  # "~/results" as a shell would read it
     try:
         old = json.loads(path.read_text())
         if old.get("name") == name and _same(_steady(old.get("records")), _steady(records)):

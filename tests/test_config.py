@@ -96,3 +96,14 @@ def test_cuda_index_past_the_last_gpu(monkeypatch):
                                          r"cuda:0\); use one of those or use 'cpu', or leave it unset for auto$"):
         get_device("cuda:1")
     assert get_device("cuda:0") == torch.device("cuda:0")  # in range: chosen, nothing touched on a GPU
+
+
+def test_a_home_folder_in_the_environment_is_the_home_folder(monkeypatch, tmp_path):
+    """FSLCOURSE_DATA expanded '~', FSLCOURSE_CACHE and FSLCOURSE_RESULTS did not: a folder named '~' appeared."""
+    from fslcourse.data.omniglot import cache_dir
+    from fslcourse.report import results_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("FSLCOURSE_CACHE", "~/cache")
+    monkeypatch.setenv("FSLCOURSE_RESULTS", "~/results")
+    assert cache_dir() == tmp_path / "cache" and results_dir() == tmp_path / "results"

@@ -53,7 +53,7 @@ CACHE_VERSION = 2  # 2: keyed by the images' content; transparency laid on white
 def cache_dir() -> Path:
     """The user cache directory: ``$FSLCOURSE_CACHE``, else ``$XDG_CACHE_HOME/fslcourse``, else ``~/.cache/fslcourse``."""
     if os.environ.get("FSLCOURSE_CACHE"):
-        return Path(os.environ["FSLCOURSE_CACHE"])
+        return Path(os.environ["FSLCOURSE_CACHE"]).expanduser()  # as FSLCOURSE_DATA: "~/cache" is in the home
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "fslcourse"
 
