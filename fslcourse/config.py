@@ -9,6 +9,7 @@ stored notebook outputs match on every machine).
 """
 from __future__ import annotations
 
+import operator
 import os
 import random
 from dataclasses import asdict, dataclass, field
@@ -128,8 +129,9 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
 
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, NumPy and torch (CPU and CUDA)."""
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative integer")
+    if isinstance(seed, bool) or not hasattr(seed, "__index__") or not 0 <= operator.index(seed) < 2**63:
+        raise ValueError(f"seed={seed!r} must be a whole number from 0 to 2**63 - 1 (torch's limit); e.g. seed=0")
+    seed = operator.index(seed)  # a NumPy integer too
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

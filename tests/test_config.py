@@ -8,10 +8,14 @@ from fslcourse.config import PROFILES, get_device, get_profile, setup
 
 
 def test_setup_seeds_everything(capsys):
+    import numpy as np
+
     course = setup(seed=3, profile="quick", device="cpu")
-    a = (random.random(), torch.rand(1).item())
+    a = (random.random(), torch.rand(1).item(), np.random.rand())
     setup(seed=3, profile="quick", device="cpu", quiet=True)
-    assert (random.random(), torch.rand(1).item()) == a
+    assert (random.random(), torch.rand(1).item(), np.random.rand()) == a  # NumPy too
+    setup(seed=np.int64(3), profile="quick", device="cpu", quiet=True)  # a NumPy integer is a seed
+    assert (random.random(), torch.rand(1).item(), np.random.rand()) == a
     assert "seed=3, device=cpu, profile=quick" in capsys.readouterr().out
     assert course.profile is PROFILES["quick"]
 

@@ -41,3 +41,15 @@ def test_critic_pairs_exercise():
     # the usual slip: both drawings moved together, so every "mismatched" pair is still one character's
     assert not check("critic_pairs", lambda s, p: (torch.cat([s, p], 1), torch.cat([s, p], 1).roll(1, 0)))
     assert not check("critic_pairs", lambda s, p: (torch.cat([s, p], 1), torch.cat([p, s], 1)))  # swapped roles
+
+
+def test_checking_leaves_the_students_random_stream_alone():
+    """The check seeded torch's global generator (manual_seed(707)): a student's next draw was the same whatever
+    seed they had set."""
+    after = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        check("gan_gradient_penalty", penalty_reference, verbose=False)
+        after.append(torch.rand(3))
+    torch.manual_seed(1)
+    assert not torch.equal(after[0], after[1]) and torch.equal(after[0], torch.rand(3))
