@@ -175,6 +175,8 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
     hook = hook or Hook()
     state_path = Path(state_path) if state_path is not None else None
     log, best, step, saved = TrainLog(), (None, None, None), 0, None
+    device = next(model.parameters(), torch.empty(0)).device
+    on_gpu = device.type == "cuda"  # cuda-ok: only asks where the model is, to save that GPU's generator
     wall0, cpu0 = 0.0, 0.0
     if resume and state_path is not None and state_path.exists():
         st = load_checkpoint(state_path, map_location="cpu")  # RNG states must stay on the CPU; load_state_dict moves the rest
@@ -192,6 +194,8 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
         for name, g in streams.items():
             g.set_state(st["streams"][name])
         torch.set_rng_state(st["torch_rng"])
+        if st.get("gpu_rng") is not None and on_gpu:  # the GPU's own generator (dropout drawn there)
+            torch.cuda.set_rng_state(st["gpu_rng"], device)
         hook.load_state_dict(st["hook"])
         log, step = TrainLog.from_dict(st["log"]), st["step"]
         saved = step
@@ -202,7 +206,7 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
         raise ValueError(f"the training state {state_path} was written with {log.numerics} numerics and this "
                          f"process has {numerics} ones; resume with FSLCOURSE_NUMERICS={log.numerics} (or "
                          f"--numerics {log.numerics}) so that the run stays bit for bit")
-    log.add_sitting(step, cpu_name(), str(next(model.parameters(), torch.empty(0)).device), numerics)
+    log.add_sitting(step, cpu_name(), str(device), numerics)
     start, cpu_start = time.perf_counter() - wall0, time.process_time() - cpu0
     sitting_start = time.perf_counter()  # max_seconds caps each sitting: a resumed run gets its time again
 
@@ -215,6 +219,7 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
             "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
             "optimizer": _states(optimizer), "scheduler": _states(scheduler),
             "streams": {k: g.get_state() for k, g in streams.items()}, "torch_rng": torch.get_rng_state(),
+            "gpu_rng": torch.cuda.get_rng_state(device) if on_gpu else None,
             "hook": hook.state_dict(), "log": log.as_dict(), "best_score": best[0], "best_step": best[1],
             "best_state": best[2], "seconds": time.perf_counter() - start,
             "cpu_seconds": time.process_time() - cpu_start}, state_path)
