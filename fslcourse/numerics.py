@@ -81,8 +81,9 @@ def use_numerics(numerics: str | None = None) -> str:
                 del os.environ[k]
             else:
                 os.environ[k] = v
-        raise ValueError(f"portable numerics must be chosen before torch computes anything ({'; '.join(late)}); "
-                         "start a fresh Python with FSLCOURSE_NUMERICS=portable in its environment")
+        raise ValueError(f"portable numerics must be chosen before torch computes anything, or before an earlier "
+                         f"setup() or numerics check fixed its kernels ({'; '.join(late)}); start a fresh Python "
+                         "with FSLCOURSE_NUMERICS=portable in its environment")
     torch.backends.mkldnn.enabled = False
     torch.set_num_threads(1)
     return "portable"

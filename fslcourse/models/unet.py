@@ -77,6 +77,9 @@ class UNet(nn.Module):
 
     def __init__(self, in_channels: int = 1, channels: int = 32, cond_dim: int = 32):
         super().__init__()
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 8 or channels % 8:
+            raise ValueError(f"channels={channels!r}: the U-Net's group norms split channels into 8 groups; use a "
+                             "multiple of 8 (16, 32, 64)")
         self.in_channels, self.channels, self.cond_dim = in_channels, channels, cond_dim
         c1, c2, c3, emb = channels, 2 * channels, 4 * channels, 4 * channels
         self.time_mlp = nn.Sequential(nn.Linear(c1, emb), nn.SiLU(), nn.Linear(emb, emb))

@@ -327,3 +327,11 @@ def test_sampling_with_neither_conditions_nor_a_count_is_one_line():
     with pytest.raises(ValueError, match=r"^c=None and n=None: pass conditions c \(n, D\), or n for n "
                                          r"unconditional samples$"):
         sample(Oracle(torch.zeros(1, 1, 28, 28), schedule.alpha_bar), None, schedule)
+
+
+@pytest.mark.parametrize("channels", [12, 4, 0, 16.0])
+def test_a_unet_width_the_group_norms_cannot_split_is_one_line(channels):
+    """UNet(channels=12) raised torch's 'num_channels (12) must be divisible by num_groups (8)', naming neither."""
+    with pytest.raises(ValueError, match=rf"^channels={channels!r}: the U-Net's group norms split channels into 8 "
+                                         r"groups; use a multiple of 8"):
+        UNet(channels=channels)
