@@ -36,8 +36,9 @@ SETUP_HASH := $(shell cat $(SETUP_INPUTS) 2>/dev/null | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.fslcourse-setup-$(SETUP_HASH)
 
 FSLCOURSE_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data))
-# absolute: the notebooks run from notebooks/, where a path relative to here points elsewhere
-override FSLCOURSE_DATA := $(if $(FSLCOURSE_DATA),$(abspath $(FSLCOURSE_DATA)))
+# a relative folder is made absolute (the notebooks run from notebooks/, where it points elsewhere); an absolute
+# one, or one under ~ (the package expands it), is kept as given, spaces and all
+override FSLCOURSE_DATA := $(if $(filter /% ~%,$(firstword $(FSLCOURSE_DATA))),$(FSLCOURSE_DATA),$(if $(FSLCOURSE_DATA),$(CURDIR)/$(FSLCOURSE_DATA)))
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 NBVAL_SANITIZE := $(if $(wildcard tests/nbval_sanitize.cfg),--nbval-sanitize-with tests/nbval_sanitize.cfg)
 PYTEST_ARGS ?=

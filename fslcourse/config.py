@@ -127,11 +127,20 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
+def whole_seed(seed) -> int:
+    """``seed`` as a Python int (a NumPy integer too), or a one-line ValueError naming it and the range."""
+    try:
+        value = None if isinstance(seed, bool) else operator.index(seed)
+    except TypeError:
+        value = None
+    if value is None or not 0 <= value < 2**64:
+        raise ValueError(f"seed={seed!r} must be a whole number from 0 to 2**64 - 1 (torch's range); e.g. seed=0")
+    return value
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, NumPy and torch (CPU and CUDA)."""
-    if isinstance(seed, bool) or not hasattr(seed, "__index__") or not 0 <= operator.index(seed) < 2**63:
-        raise ValueError(f"seed={seed!r} must be a whole number from 0 to 2**63 - 1 (torch's limit); e.g. seed=0")
-    seed = operator.index(seed)  # a NumPy integer too
+    seed = whole_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -153,6 +162,7 @@ def setup(seed: int = 0, profile: str = "quick", device: str | None = None, quie
         A :class:`Course` with ``seed``, ``device``, ``profile`` and ``numerics``.
     """
     numerics = use_numerics(numerics)  # first: portable numerics must be chosen before torch computes
+    seed = whole_seed(seed)
     course = Course(seed=seed, device=get_device(device), profile=get_profile(profile), numerics=numerics)
     seed_everything(seed)
     if not quiet:

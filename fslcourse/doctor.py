@@ -92,14 +92,17 @@ def check_device() -> Check:
 
 
 def check_profile() -> Check:
-    """Which profile suits this machine: each notebook's ``profile`` parameter picks one (papermill ``-p profile``)."""
+    """Which profile suits the device the course will use (:func:`fslcourse.config.get_device`, as the device line):
+    each notebook's ``profile`` parameter picks one (papermill ``-p profile``)."""
     try:
-        import torch
-    except Exception as exc:
+        from .config import get_device
+
+        device = get_device()
+    except Exception as exc:  # the device line says what is wrong and how to fix it
         return Check("profile", False, _error(exc), SETUP_FIX)
-    if torch.cuda.is_available():
-        return Check("profile", True, "a GPU: the notebooks' full profile suits it (papermill -p profile full)")
-    return Check("profile", True, "no GPU: the notebooks' quick profile (their default) suits this machine")
+    if device.type == "cuda":  # cuda-ok: only reads the chosen device's type
+        return Check("profile", True, f"{device}: the notebooks' full profile suits it (papermill -p profile full)")
+    return Check("profile", True, f"{device}: the notebooks' quick profile (their default) suits it")
 
 
 def check_numerics() -> Check:

@@ -223,8 +223,9 @@ CATALOGUE = [
      r"FSLCOURSE_DEVICE='' is empty"),
     ("cuda with a non-number index", lambda: get_device("cuda:first"), ValueError, r"'cuda:first' is not a device"),
     ("an unknown profile", lambda: get_profile("fast"), ValueError, r"profile='fast' is not known; use one of quick"),
-    ("a negative seed", lambda: seed_everything(-1), ValueError, r"seed=-1 must be a whole number from 0 to 2\*\*63 - 1"),
+    ("a negative seed", lambda: seed_everything(-1), ValueError, r"seed=-1 must be a whole number from 0 to 2\*\*64 - 1"),
     ("a seed torch cannot hold", lambda: seed_everything(2**64), ValueError, r"seed=18446744073709551616 must be a whole"),
+    ("a tensor of seeds", lambda: seed_everything(torch.arange(3)), ValueError, r"seed=tensor\(\[0, 1, 2\]\) must be a whole"),
     ("True as a seed", lambda: seed_everything(True), ValueError, r"seed=True must be a whole number"),
     # evaluation (fslcourse/evaluate.py) and records (fslcourse/results.py)
     ("one episode", lambda: evaluate(PixelPrototype(), SPLIT, 3, 1, 1, 1), ValueError,

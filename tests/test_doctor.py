@@ -61,7 +61,7 @@ def test_installed_pieces_are_ok_with_their_versions(fake_data):
     assert checks["torch"].detail == torch.__version__
     assert checks["python"].detail.startswith(".".join(map(str, sys.version_info[:3])))
     assert checks["device"].detail.startswith("cpu")
-    assert checks["profile"].detail == "no GPU: the notebooks' quick profile (their default) suits this machine"
+    assert checks["profile"].detail == "cpu: the notebooks' quick profile (their default) suits it"
     assert checks["omniglot"].detail == str(fake_data)
 
 
@@ -113,6 +113,8 @@ def test_the_profile_check_reads_no_variable_nothing_else_reads(fake_data, monke
     monkeypatch.setenv("FSLCOURSE_PROFILE", "fastest")
     check = by_name(doctor.report())["profile"]
     assert check.ok and "FSLCOURSE_PROFILE" not in check.detail and "quick profile" in check.detail
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU machine with FSLCOURSE_DEVICE=cpu (make test)
+    assert by_name(doctor.report())["profile"].detail.startswith("cpu: the notebooks' quick profile")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -203,6 +203,8 @@ def test_make_lab_passes_the_data_folder_to_the_notebooks(tmp_path):
     lab = [line for line in out.stdout.splitlines() if "jupyter\" lab" in line or "jupyter lab" in line]
     assert lab and f'FSLCOURSE_DATA="{tmp_path}"' in lab[-1], out.stdout
     for target in ("lab", "test"):  # a relative folder is made absolute: the notebooks run from notebooks/
-        out = subprocess.run(["make", "-n", target, "FSLCOURSE_DATA=../shared/data"], cwd=root, capture_output=True,
-                             text=True)
-        assert f'FSLCOURSE_DATA="{(root / "../shared/data").resolve()}"' in out.stdout, out.stdout
+        for given, passed in (("../shared/data", f"{root}/../shared/data"), ("/tmp/my data", "/tmp/my data"),
+                              ("~/data", "~/data"), ("my data", f"{root}/my data")):
+            out = subprocess.run(["make", "-n", target, f"FSLCOURSE_DATA={given}"], cwd=root, capture_output=True,
+                                 text=True)
+            assert f'FSLCOURSE_DATA="{passed}"' in out.stdout, (given, out.stdout)

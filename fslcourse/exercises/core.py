@@ -140,8 +140,14 @@ def check(name: str, fn: Callable, verbose: bool = True, time_limit: float | Non
     returns whether every case passed. Exceptions raised by ``fn`` count as a
     failure and their type and message are shown; so does a case that does not
     return within ``time_limit`` seconds (default :data:`TIME_LIMIT`; a case whose reference
-    takes longer gets ten times the reference's time), e.g. an endless loop.
+    takes longer gets ten times the reference's time), e.g. an endless loop. The notebook's
+    global torch generator is left as it was: the cases draw, and may seed, within a fork of it.
     """
+    with torch.random.fork_rng(devices=[]):
+        return _check(name, fn, verbose, time_limit)
+
+
+def _check(name: str, fn: Callable, verbose: bool, time_limit: float | None) -> bool:
     if name not in EXERCISES:
         raise ValueError(f"exercise {name!r} is not known; known: {', '.join(sorted(EXERCISES))}")
     limit = TIME_LIMIT if time_limit is None else time_limit

@@ -9,11 +9,6 @@ from .core import exercise
 
 
 def _penalty_cases():
-    with torch.random.fork_rng(devices=[]):  # the student's global generator is left as it was
-        return _penalty_cases_drawn()
-
-
-def _penalty_cases_drawn():
     g = torch.Generator().manual_seed(707)
     cases = []
     linear = nn.Linear(6, 1)  # D(x) = w.x + b: the gradient is w everywhere, the penalty (||w|| - 1)^2
@@ -34,8 +29,7 @@ def _penalty_cases_drawn():
 def _penalty_trains_the_critic(fn) -> str | None:
     """The penalty is a loss of the critic: it must backpropagate into the critic's weights, as the reference's does."""
     g = torch.Generator().manual_seed(708)
-    with torch.random.fork_rng(devices=[]):  # its initial weights are replaced below: no draw from the student's
-        mlp = nn.Sequential(nn.Flatten(), nn.Linear(2 * 5 * 5, 8), nn.Tanh(), nn.Linear(8, 1))  # a curved critic
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(2 * 5 * 5, 8), nn.Tanh(), nn.Linear(8, 1))  # a curved critic
     with torch.no_grad():
         for p in mlp.parameters():
             p.copy_(0.5 * torch.randn(p.shape, generator=g))

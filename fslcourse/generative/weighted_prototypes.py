@@ -144,5 +144,6 @@ def prototype_drag(method, generator, episode, n_generated: int, seed: int = 0, 
         return 100 * (protonet_logits(z_q, protos, method.distance, method.scale).argmax(1) == qy).float().mean().item()
 
     return {"support": parts[0], "generated": parts[1], "query": parts[2], "old": parts[3], "new": parts[4],
-            "support_y": sy, "generated_y": gen_y, "query_y": qy, "recognised": keep_recognised(z_g, gen_y, old),
+            "support_y": sy.cpu(), "generated_y": gen_y.cpu(), "query_y": qy.cpu(),  # with the CPU points
+            "recognised": keep_recognised(z_g, gen_y, old).cpu(),
             "accuracy_old": accuracy(old), "accuracy_new": accuracy(new)}

@@ -48,6 +48,9 @@ class Preset:
             raise AttributeError(attr)
         return getattr(self.cls, attr)
 
+    def __instancecheck__(self, obj) -> bool:  # isinstance(model, get_method("fomaml")): built by this preset
+        return isinstance(obj, self.cls) and getattr(obj, "name", None) == self.name
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
         return f"Preset({self.name!r}: {self.cls.__name__}({args}))"

@@ -15,6 +15,7 @@ classifier-free guidance needs (Ho & Salimans 2022, arXiv:2207.12598).
 from __future__ import annotations
 
 import math
+import operator
 
 import torch
 import torch.nn.functional as F
@@ -77,9 +78,10 @@ class UNet(nn.Module):
 
     def __init__(self, in_channels: int = 1, channels: int = 32, cond_dim: int = 32):
         super().__init__()
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 8 or channels % 8:
+        if isinstance(channels, bool) or not hasattr(channels, "__index__") or channels < 8 or channels % 8:
             raise ValueError(f"channels={channels!r}: the U-Net's group norms split channels into 8 groups; use a "
                              "multiple of 8 (16, 32, 64)")
+        channels = operator.index(channels)  # a NumPy integer too: config() stays plain data
         self.in_channels, self.channels, self.cond_dim = in_channels, channels, cond_dim
         c1, c2, c3, emb = channels, 2 * channels, 4 * channels, 4 * channels
         self.time_mlp = nn.Sequential(nn.Linear(c1, emb), nn.SiLU(), nn.Linear(emb, emb))

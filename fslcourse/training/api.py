@@ -128,9 +128,10 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
     if resume and any(state.name == f"{m}-{recipe_name}.state.pt" for m in METHODS if m != name):
         if load_checkpoint(state).get("label") is None:  # written before states named their method: its file does
             other = state.name.removesuffix(f"-{recipe_name}.state.pt")
+            how = (f"`python -m fslcourse train {other} --recipe {recipe_name} --state {state} --resume`"
+                   if recipe_name != "custom" else f"train('{other}', <its Recipe>, state=..., resume=True)")
             raise ValueError(f"{state} is the state of a {other} run (its file name says so); resume it with "
-                             f"`python -m fslcourse train {other} --recipe {recipe_name} --resume`, or give {name} "
-                             "another state file")
+                             f"{how}, or give {name} another state file")
     if not resume and not overwrite and state is not None and state.exists():
         raise ValueError(f"{state} holds an unfinished run; continue it with --resume, or pass --overwrite to "
                          "start again and replace it")

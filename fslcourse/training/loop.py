@@ -144,6 +144,16 @@ class _StopRequest:
         return False
 
 
+def _accelerator_generator(device: torch.device):
+    """``(get_state, set_state)`` of the generator of the accelerator ``device`` (CUDA, MPS); ``None`` on the CPU,
+    whose generator the state saves apart."""
+    if device.type == "cuda":  # cuda-ok: only reads the model's device type
+        return (lambda: torch.cuda.get_rng_state(device)), (lambda s: torch.cuda.set_rng_state(s, device))
+    if device.type == "mps":
+        return torch.mps.get_rng_state, torch.mps.set_rng_state
+    return None
+
+
 def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler=None, validate=None,
         hook: Hook | None = None, streams: dict[str, torch.Generator] | None = None,
         state_path: str | Path | None = None, resume: bool = False, label: str | None = None,
@@ -176,7 +186,7 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
     state_path = Path(state_path) if state_path is not None else None
     log, best, step, saved = TrainLog(), (None, None, None), 0, None
     device = next(model.parameters(), torch.empty(0)).device
-    on_gpu = device.type == "cuda"  # cuda-ok: only asks where the model is, to save that GPU's generator
+    accelerator = _accelerator_generator(device)
     wall0, cpu0 = 0.0, 0.0
     if resume and state_path is not None and state_path.exists():
         st = load_checkpoint(state_path, map_location="cpu")  # RNG states must stay on the CPU; load_state_dict moves the rest
@@ -194,8 +204,8 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
         for name, g in streams.items():
             g.set_state(st["streams"][name])
         torch.set_rng_state(st["torch_rng"])
-        if st.get("gpu_rng") is not None and on_gpu:  # the GPU's own generator (dropout drawn there)
-            torch.cuda.set_rng_state(st["gpu_rng"], device)
+        if st.get("gpu_rng") is not None and accelerator is not None:  # the GPU's own generator (dropout there)
+            accelerator[1](st["gpu_rng"])
         hook.load_state_dict(st["hook"])
         log, step = TrainLog.from_dict(st["log"]), st["step"]
         saved = step
@@ -219,7 +229,7 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
             "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
             "optimizer": _states(optimizer), "scheduler": _states(scheduler),
             "streams": {k: g.get_state() for k, g in streams.items()}, "torch_rng": torch.get_rng_state(),
-            "gpu_rng": torch.cuda.get_rng_state(device) if on_gpu else None,
+            "gpu_rng": accelerator[0]() if accelerator is not None else None,
             "hook": hook.state_dict(), "log": log.as_dict(), "best_score": best[0], "best_step": best[1],
             "best_state": best[2], "seconds": time.perf_counter() - start,
             "cpu_seconds": time.process_time() - cpu_start}, state_path)

@@ -335,3 +335,9 @@ def test_a_unet_width_the_group_norms_cannot_split_is_one_line(channels):
     with pytest.raises(ValueError, match=rf"^channels={channels!r}: the U-Net's group norms split channels into 8 "
                                          r"groups; use a multiple of 8"):
         UNet(channels=channels)
+
+
+def test_a_numpy_width_is_a_width():
+    import numpy as np
+
+    assert UNet(channels=np.int64(16)).config()["channels"] == 16 and type(UNet(channels=np.int64(16)).channels) is int

@@ -71,3 +71,5 @@ def test_a_preset_can_be_copied_and_pickled_like_the_class_it_stands_for():
     for twin in (copy.copy(fomaml), copy.deepcopy(fomaml), pickle.loads(pickle.dumps(fomaml))):
         assert twin.name == "fomaml" and twin.RECIPES == fomaml.RECIPES and twin().first_order
     assert fomaml.__name__ == "MAML"  # the class's own attributes, dunders too, as before
+    maml = get_method("maml")
+    assert isinstance(fomaml(), fomaml) and not isinstance(maml(), fomaml) and isinstance(fomaml(), maml)

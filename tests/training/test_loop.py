@@ -535,6 +535,22 @@ def test_an_unlabelled_state_named_after_another_method_is_not_resumed(glyphs, t
     del old["label"]
     torch.save(old, state)
     with pytest.raises(ValueError, match=r"protonet-custom.state.pt is the state of a protonet run \(its file name "
-                                         r"says so\); resume it with `python -m fslcourse train protonet --recipe "
-                                         r"custom --resume`, or give test-tiny-protonet another state file$"):
+                                         r"says so\); resume it with train\('protonet', <its Recipe>, state=\.\.\., "
+                                         r"resume=True\), or give test-tiny-protonet another state file$"):
         train("test-tiny-protonet", recipe, data=_data(glyphs), save=False, state=state, resume=True, progress=False)
+
+
+def test_an_accelerators_generator_is_saved_and_restored(glyphs, tmp_path, monkeypatch):
+    """Dropout on a GPU draws from the GPU's generator, which the state did not hold (the CPU stands in here)."""
+    import fslcourse.training.loop as loop
+
+    assert loop._accelerator_generator(torch.device("cpu")) is None  # the CPU's generator is saved apart
+    restored = []
+    monkeypatch.setattr(loop, "_accelerator_generator", lambda device: (lambda: torch.tensor([7, 8], dtype=torch.uint8),
+                                                                        restored.append))
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=20, val_every=0, state_every=5)
+    state = tmp_path / "run.state.pt"
+    _fit(TinyProtoNet(), glyphs, recipe, state_path=state, hook=SigintAt(7))
+    assert torch.load(state, weights_only=True)["gpu_rng"].tolist() == [7, 8]
+    _fit(TinyProtoNet(), glyphs, recipe, state_path=state, resume=True)
+    assert [t.tolist() for t in restored] == [[7, 8]]
