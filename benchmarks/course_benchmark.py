@@ -188,7 +188,9 @@ def run_checkpoint(name, recipe, protocols, data, episodes: int, n_query: int, s
             row_common = {**common, "config": {**common["config"], "transductive": transductive}}
         why = cannot_run(model, proto)
         if why and profile == "paper":
-            fits = [rn for rn in separate if getattr(get_method(name), "RECIPES")[rn].n_way == proto["n_way"]]
+            recipes = getattr(get_method(name), "RECIPES")  # a recipe for this cell trains its ways and shots
+            fits = [rn for rn in separate if (recipes[rn].n_way, recipes[rn].n_shot) == (proto["n_way"],
+                                                                                          proto["n_shot"])]
             if fits:  # no dead end: say which recipe makes the model this cell needs
                 why += f"; the paper's model for it: python -m fslcourse train {name} --recipe {fits[0]}"
         label = f"{row} {protocol_key(proto)}"

@@ -104,9 +104,11 @@ def test_a_papers_20way_model_measures_the_20way_cells_when_it_is_committed(monk
         (5, None, True), (20, "paper-20way", True)]
     assert all(r["profile"] == "paper" for r in records)  # one row: "maml (paper recipe)"
     committed["paper-20way"].unlink()
-    records = run()
+    records = course_benchmark.run(["maml"], SimpleNamespace(test=test), episodes=2, n_query=1, seed=0, device="cpu",
+                                   generators=(), protocols=protocols[:2] + [dict(n_way=20, n_shot=5)], profile="paper")
     assert records[1]["accuracy"] is None and records[1]["skipped"].endswith(
         "the paper's model for it: python -m fslcourse train maml --recipe paper-20way")
+    assert records[2]["accuracy"] is None and "paper-20way" not in records[2]["skipped"]  # a 1-shot recipe: not 5-shot
 
 
 def test_on_the_vinyals_split_each_checkpoint_is_tested_with_its_papers_queries_per_class(monkeypatch):
