@@ -225,6 +225,10 @@ def check_runs(folder=None) -> list[Check]:
                                 "resume it with the train command that started it, adding --resume",
                                 essential=False))
             continue
+        if (path.parent / f"{stem}.pt").exists():  # the run finished and wrote its checkpoint: a leftover state
+            checks.append(Check("unfinished", False, f"{detail}; but {stem}.pt is there: the run has finished",
+                                f"remove the leftover state (git rm {path.name}, or delete it)", essential=False))
+            continue
         checks.append(Check("unfinished", True, f"{detail}; continue: python -m fslcourse train {run[0]} "
                                                 f"--recipe {run[1]} --resume", essential=False))
     return checks
