@@ -32,17 +32,69 @@ def _outputs(nb: dict) -> str:
     return "\n".join(texts)
 
 
+PAIR = re.compile(r"([+\-−]?\d+(?:\.\d+)?)\s*%?\s*(?:\\pm|±)\s*(\d+(?:\.\d+)?)")  # "a ± b", "$a \pm b$", "a% ± b"
+RECORD_FILE = re.compile(r"results/([\w.-]+\.json)")
+
+
+def _decimals(text: str) -> int:
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def _value(text: str) -> float:
+    return float(text.replace("−", "-").replace(",", ""))
+
+
+def _pair_shown(a: str, b: str, pairs: list) -> bool:
+    """Whether an output prints the pair ``a ± b``, at more decimals too; a signed ``a`` with the same sign (a gain is
+    no loss; "hurt by 12.0 ± 2.4" quotes a magnitude)."""
+    va, vb, signed = _value(a), _value(b), a[0] in "+-−"
+    return any(round(abs(x), _decimals(a)) == abs(va) and round(y, _decimals(b)) == vb
+               and (not signed or va == 0 or (x < 0) == (va < 0)) for x, y in pairs)
+
+
+def _record_numbers(names: list[str]) -> set:
+    """The numbers of the result files a cell names (``results/NAME.json``), at 0, 1 and 2 decimals."""
+    def walk(obj, out):
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if "episode_accuracies" not in k:
+                    walk(v, out)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v, out)
+        elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+            out.append(float(obj))
+        return out
+    values = [v for n in names if (ROOT / "results" / n).is_file()
+              for v in walk(json.loads((ROOT / "results" / n).read_text()), [])]
+    return {round(v, d) for v in values for d in (0, 1, 2)}
+
+
 def unbacked(nb: dict, records: set = frozenset(), tables: str = "") -> list[str]:
-    """The prose numbers of ``nb`` found in none of its outputs, not in ``tables`` and not in ``records``."""
+    """The prose numbers of ``nb`` that none of its outputs prints (nor ``tables``, nor ``records``, nor a result
+    file the same cell names); an ``a ± b`` must be printed as that pair (rounding allowed), not as two numbers
+    found apart."""
     shown = _outputs(nb) + "\n" + tables
+    pairs = [(_value(x), _value(y)) for x, y in PAIR.findall(shown)]
     missing = []
     for i, cell in enumerate(nb["cells"]):
         if cell["cell_type"] != "markdown":
             continue
-        for line in "".join(cell["source"]).splitlines():
+        source = "".join(cell["source"])
+        cited = records | _record_numbers(RECORD_FILE.findall(source))
+        for line in source.splitlines():
             if CITED.search(line) or line.lstrip().startswith("**Runtime"):
                 continue
+            backed = []  # the spans of pairs an output prints: their numbers need no other backing
+            for m in PAIR.finditer(line):
+                a, b = m.groups()
+                if _pair_shown(a, b, pairs):
+                    backed.append(m.span())
+                elif not {round(abs(_value(a)), _decimals(a)), _value(b)} <= cited:
+                    missing.append(f"cell {i}: the pair {m.group(0)!r} in {line.strip()[:100]!r}")
             for m in NUMBER.finditer(line):
+                if any(start <= m.start() < end for start, end in backed):
+                    continue
                 if re.match(r"\$?\s*(%|\\%)\s*(CI|confidence|interval)", line[m.end():], re.IGNORECASE):
                     continue  # "95% CI" names an interval, it reports nothing
                 text = next(g for g in m.groups() if g)
@@ -50,8 +102,7 @@ def unbacked(nb: dict, records: set = frozenset(), tables: str = "") -> list[str
                 if re.search(rf"(?<![\d.]){re.escape(text)}(?![\d])", shown) or \
                         re.search(rf"(?<![\d.]){re.escape(plain)}(?![\d])", shown):
                     continue
-                decimals = len(plain.split(".")[1]) if "." in plain else 0
-                if round(float(plain), decimals) in records:
+                if round(float(plain), _decimals(plain)) in cited:
                     continue
                 missing.append(f"cell {i}: {m.group(0)!r} in {line.strip()[:100]!r}")
     return missing
@@ -72,5 +123,21 @@ def test_the_check_catches_a_number_that_no_output_shows():
     assert unbacked(nb) == []
     line = r"it loses $-44.6 \pm 3.5$ points, with a 95% CI"  # LaTeX, and an interval's name
     nb["cells"][0]["source"] = [line]
-    assert unbacked(nb) == [f"cell 0: '44.6' in {line!r}", f"cell 0: '3.5' in {line!r}"]
+    pair = r"-44.6 \pm 3.5"
+    assert unbacked(nb) == [f"cell 0: the pair {pair!r} in {line!r}", f"cell 0: '44.6' in {line!r}",
+                            f"cell 0: '3.5' in {line!r}"]
     assert unbacked(nb, records={44.6, 3.5}) == []
+
+
+def test_a_pair_must_be_printed_as_a_pair_with_its_sign():
+    """Both numbers printed apart backed '-0.0 ± 0.2' before; now the output must print the pair (rounding allowed),
+    or the cell must name the result file that holds both."""
+    out = {"cell_type": "code", "source": [], "outputs": [{"text": ["gain -12.04 ± 2.36; other 0.2 and 3.5"]}]}
+    nb = {"cells": [{"cell_type": "markdown", "source": [r"it drops $-12.0 \pm 2.4$ points"]}, out]}
+    assert unbacked(nb) == []
+    nb["cells"][0]["source"] = [r"hurt by $12.0 \pm 2.4$ points"]  # a magnitude, no sign: backed
+    assert unbacked(nb) == []
+    nb["cells"][0]["source"] = [r"it gains $+12.0 \pm 2.4$ points"]  # the sign contradicts the output
+    assert unbacked(nb)[0].startswith("cell 0: the pair '+12.0 ")
+    nb["cells"][0]["source"] = [r"a change of $+3.5 \pm 0.2$ points"]  # both numbers shown, never together
+    assert len(unbacked(nb)) == 1 and unbacked(nb)[0].startswith("cell 0: the pair '+3.5 ")
