@@ -243,6 +243,13 @@ def run_augmented(name, model, baseline, data, common, generators, device, n_gen
     return out
 
 
+def drop_other_episodes(old: list[dict], episodes: int, seed: int, which) -> list[dict]:
+    """``old`` without the records ``which`` picks (this run's split and profile) that were measured on other
+    episodes (count or seed): what ``--overwrite`` replaces, so no row of the split is left on the old episodes."""
+    return [r for r in old if not (which(r) and r.get("episodes") and
+                                   (r["episodes"], (r.get("protocol") or {}).get("episode_seed")) != (episodes, seed))]
+
+
 def merge(old: list[dict], new: list[dict]) -> list[dict]:
     """Replace the old records of every (method, protocol) in ``new``; keep the rest."""
     fresh = {(method_label(r), protocol_key(r["protocol"])) for r in new}
@@ -303,15 +310,15 @@ def main(argv=None) -> int:
                     f"{', '.join(keys)}")
         protocols = [keys[k] for k in args.protocols.split(",")]
     path = results_dir(args.results) / f"{NAME}.json"
+
+    def beside(r):  # the rows this run's rows sit beside: its split and profile
+        return ((r.get("protocol") or {}).get("split_protocol", "alphabet"), r.get("profile")) == (args.split,
+                                                                                                   args.profile)
     try:
         check_writable(path, "the results file")
-        check_same_episodes(path, args.episodes, args.seed, overwrite=args.overwrite,
-                            which=lambda r: ((r.get("protocol") or {}).get("split_protocol", "alphabet"), r.get("profile"))
-                            == (args.split, args.profile))  # the rows this run's rows sit beside
+        check_same_episodes(path, args.episodes, args.seed, overwrite=args.overwrite, which=beside)
         if not args.overwrite:
-            check_same_queries(path, args.n_query, args.split,
-                               lambda r: ((r.get("protocol") or {}).get("split_protocol", "alphabet"), r.get("profile"))
-                               == (args.split, args.profile))
+            check_same_queries(path, args.n_query, args.split, beside)
     except ValueError as err:
         p.error(str(err))
     device = get_device(args.device)
@@ -320,6 +327,8 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     new = run(names, data, args.episodes, args.n_query, args.seed, device, generators, protocols, args.profile)
     old = json.loads(path.read_text())["records"] if path.exists() else []
+    if args.overwrite:  # the help's promise: the split's rows on other episodes go, not only this run's methods'
+        old = drop_other_episodes(old, args.episodes, args.seed, beside)
     records = merge(old, new)
     save_results(NAME, records, directory=results_dir(args.results))
     print(f"wrote {len(new)} records ({len(records)} in all) to {path} in {time.perf_counter() - start:.0f} s")
