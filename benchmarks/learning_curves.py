@@ -236,7 +236,8 @@ def run_curve(name: str, data, device, state_dir: Path, out_dir: Path) -> dict:
         "best_step": result.best_step, "best_val_accuracy": result.best_score,
         "test": {"protocol": {"split": "vinyals", **TEST, "checkpoint": "best meta-validation step",
                               "batch_norm": res.batch_norm},  # "batch": transductive, the queries shape each other
-                 "accuracy": res.accuracy, "ci95": res.ci95, "episode_accuracies": res.episode_accuracies},
+                 "accuracy": res.accuracy, "ci95": res.ci95, "episode_accuracies": res.episode_accuracies,
+                 "episodes_sha256": res.episodes_sha256},  # curves pair only on the same episodes
         "train_cpu_seconds": train_cpu[-1], "resumed": result.log.step[0] != 1,
         # training episodes (tasks) per step: a meta-batch's, plus MTL's hard tasks; pre-training batches count one
         "cpu_seconds_per_1000_episodes": 1000 * train_cpu[-1] / episodes_seen(recipe, model, recipe1),

@@ -734,7 +734,8 @@ def curve_difference(curves: dict[str, dict], a, b) -> tuple[float, float] | Non
     recs = [curves.get(n) for n in _names(a) + _names(b)]
     if any(r is None for r in recs) or len({r["budget_cpu_seconds"] for r in recs}) > 1 or \
             len({tuple(r["test"]["protocol"].get(k) for k in CURVE_EPISODES) for r in recs}) > 1 or \
-            len({len(r["test"]["episode_accuracies"]) for r in recs}) > 1:
+            len({len(r["test"]["episode_accuracies"]) for r in recs}) > 1 or \
+            len({r["test"].get("episodes_sha256") for r in recs} - {None}) > 1:  # digests, where recorded, agree
         return None
     return paired_episodes(_side_episodes(curves, a), _side_episodes(curves, b))
 

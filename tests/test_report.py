@@ -437,6 +437,11 @@ def test_curves_at_other_budgets_or_on_other_episodes_are_never_compared(tmp_pat
     assert curve_difference(curves, "protonet", "maml") == (0.0, 0.0)
     curves["maml"]["test"]["protocol"]["seed"] = 1  # other episodes
     assert curve_difference(curves, "protonet", "maml") is None
+    curves["maml"]["test"]["protocol"]["seed"] = 0
+    curves["maml"]["test"]["episodes_sha256"] = "a" * 64  # one digest: the other curve predates them, so they pair
+    assert curve_difference(curves, "protonet", "maml") == (0.0, 0.0)
+    curves["protonet"]["test"]["episodes_sha256"] = "b" * 64  # two digests that differ: other episodes (data, rotations)
+    assert curve_difference(curves, "protonet", "maml") is None
 
 
 def test_a_claim_can_compare_two_gaps_episode_by_episode(tmp_path):
