@@ -473,8 +473,11 @@ def parse_args(argv):
     args.part_list = [s.strip() for s in args.parts.split(",") if s.strip()]
     if not args.part_list or set(args.part_list) - set(PARTS):
         p.error(f"--parts {args.parts!r}: use some of {', '.join(PARTS)}")
-    if args.steps < 1 or args.episodes < 1 or not args.tolerance > 0:
-        p.error("--steps and --episodes must be positive integers and --tolerance a positive number")
+    for option, value in (("--steps", args.steps), ("--episodes", args.episodes)):
+        if value < 1:
+            p.error(f"{option} {value}: give 1 or more")
+    if not args.tolerance > 0:
+        p.error(f"--tolerance {args.tolerance}: give a positive number (a relative difference, e.g. 1e-4)")
     return p, args
 
 

@@ -238,7 +238,7 @@ def run_curve(name: str, data, device, state_dir: Path, out_dir: Path) -> dict:
                               "batch_norm": res.batch_norm},  # "batch": transductive, the queries shape each other
                  "accuracy": res.accuracy, "ci95": res.ci95, "episode_accuracies": res.episode_accuracies,
                  "episodes_sha256": res.episodes_sha256},  # curves pair only on the same episodes
-        "train_cpu_seconds": train_cpu[-1], "resumed": result.log.step[0] != 1,
+        "train_cpu_seconds": train_cpu[-1], "resumed": len(result.log.sittings) > 1,  # fit restores the whole log, so its steps start at 1
         # training episodes (tasks) per step: a meta-batch's, plus MTL's hard tasks; pre-training batches count one
         "cpu_seconds_per_1000_episodes": 1000 * train_cpu[-1] / episodes_seen(recipe, model, recipe1),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # the whole process, data included
@@ -269,6 +269,9 @@ def main(argv=None) -> None:
     parser.add_argument("--state-dir", type=Path, default=ROOT / "build" / "curves", help="resumable training states")
     parser.add_argument("--out-dir", type=Path, default=OUT)
     args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)  # the records say one thread, and CPU-seconds of several would add up
     if not args.pilot and args.method is None:
         parser.error("give --pilot (every method, or those of --method NAME ...) or --method NAME")
     if not args.pilot and len(args.method) > 1:

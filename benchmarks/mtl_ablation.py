@@ -10,8 +10,8 @@ from its backbone) with :func:`fslcourse.training.train`, the same path as
 MAML as references, on the same fixed test episodes (seed 0) of 5-way 1-shot and of
 within-alphabet 20-way 1-shot (Lake et al.), each cell as ``python -m fslcourse evaluate
 NAME [--n-way 20 --within-alphabet] --n-query 5 --episodes N`` computes it. ``--curve``
-meta-trains MTL with HT, MTL without HT (both from the phase-1 backbone) and MAML (from
-scratch, the quick recipe's network and optimiser, constant learning rate) on 5-way
+meta-trains MTL with HT, MTL without HT (both from the phase-1 backbone) and second-order MAML (from
+scratch, with first-order MAML's quick recipe's 32-filter network and optimiser, constant learning rate) on 5-way
 1-shot tasks and measures 5-way 1-shot test accuracy against the number of
 meta-training tasks seen. Everything goes to ``results/06_mtl_ablation.json``.
 """
@@ -180,6 +180,12 @@ def main(argv=None):
             check_writable(out_path, "the results file")
         if args.ablation:
             check_same_episodes(out_path, args.episodes, 0, overwrite=args.overwrite)
+        # the checkpoints each part reads: missing, it stopped with a traceback minutes into the work
+        needed = (ROWS if args.ablation else ()) + (("mtl-theta-only", "maml") if args.curve else ())
+        for name in dict.fromkeys(needed):
+            if not checkpoint_path(name, "quick").exists() and not (args.train and name.startswith("mtl")):
+                raise ValueError(f"{checkpoint_path(name, 'quick').name} is not there; train it first with python -m "
+                                 f"fslcourse train {name} --recipe quick (the mtl rows: this script's --train)")
     except ValueError as err:
         p.error(str(err))
     torch.set_num_threads(1)

@@ -45,6 +45,8 @@ LATE_CHECKS = [
     ("maml_vs_l2l", ["--rounds", "0"], "argument --rounds: 0 is below 1"),
     ("maml_vs_l2l", ["--out", "{dir}"], "--out {dir} is a folder"),
     ("numerics_cost", ["--out", "{dir}"], "--out {dir} is a folder"),
+    ("numerics_cost", ["--methods", "protonet,nope"], "--methods nope is not a trainable method"),
+    ("gpu_check", ["--steps", "0"], "--steps 0: give 1 or more"),
     ("protonet_vs_l2l", ["--episodes", "1"], "argument --episodes: 1 is below 2"),
     ("learning_curves", ["--method", "protonet", "--out-dir", "{file}"], "cannot be created"),
     ("step_cost", ["relation", "paper-20way", "0"], "argument k: 0 is below 1"),
@@ -58,7 +60,7 @@ def test_bad_options_and_unwritable_outputs_are_refused_before_the_work(script, 
                                                                          capsys):
     """Before: an unwritable --out failed with a raw traceback after the hour of work, a bad count part-way."""
     module = importlib.import_module(script)
-    for work in ("load_omniglot", "get_device", "harness"):
+    for work in ("load_omniglot", "get_device", "harness", "measure"):
         if hasattr(module, work):
             monkeypatch.setattr(module, work, None)  # calling it would fail loudly: the work must not start
     monkeypatch.setattr("fslcourse.setup", None)
@@ -67,3 +69,16 @@ def test_bad_options_and_unwritable_outputs_are_refused_before_the_work(script, 
     with pytest.raises(SystemExit) as exit_:
         module.main([a.format(**fill) for a in argv])
     assert exit_.value.code == 2 and message.format(**fill) in capsys.readouterr().err
+
+
+def test_mtl_ablation_names_a_missing_checkpoint_before_the_work(tmp_path, monkeypatch, capsys):
+    """--curve read maml-quick.pt after training three curves: a raw FileNotFoundError minutes in."""
+    store = importlib.import_module("fslcourse.pretrained")  # the module: the package exports a function so named
+    module = importlib.import_module("mtl_ablation")
+    (tmp_path / "mtl-theta-only-quick.pt").write_bytes(b"")
+    monkeypatch.setattr(store, "CHECKPOINT_DIR", tmp_path)
+    monkeypatch.setattr(module, "get_device", None)  # calling it would fail loudly: the work must not start
+    with pytest.raises(SystemExit) as exit_:
+        module.main(["--curve", "--results", str(tmp_path / "out")])
+    assert exit_.value.code == 2 and "maml-quick.pt is not there; train it first with python -m fslcourse train " \
+        "maml --recipe quick" in capsys.readouterr().err
