@@ -127,6 +127,16 @@ def cell_n_query(rows, proto: dict, default: int) -> int:
     return own.pop() if own else default
 
 
+def other_queries(r: dict, n_query: int) -> bool:
+    """Whether record ``r`` was tested with other queries per class than this run gives its cell
+    (:func:`cell_n_query`, under the split in ``SPLIT_PROTOCOL``)."""
+    if not isinstance(r.get("protocol"), dict):
+        return False
+    base = checkpoint_method(r["method"].split("+")[0])
+    rows = [base] + ([base + v for v in TEST_VARIANTS] if r.get("profile") == "paper" else [])  # as run_checkpoint
+    return cell_n_query(rows, r["protocol"], n_query) != r["protocol"].get("n_query")
+
+
 def check_same_queries(path, n_query: int, split: str, which) -> None:
     """Refuse, before any work, a run whose queries per class differ from those of the rows it would sit beside.
 
@@ -139,14 +149,8 @@ def check_same_queries(path, n_query: int, split: str, which) -> None:
     if not path.exists():
         return
     SPLIT_PROTOCOL[0] = split  # cell_n_query's rule depends on the split
-    held = set()
-    for r in json.loads(path.read_text())["records"]:
-        if not isinstance(r, dict) or not r.get("episodes") or not isinstance(r.get("protocol"), dict) or not which(r):
-            continue
-        base = checkpoint_method(r["method"].split("+")[0])
-        rows = [base] + ([base + v for v in TEST_VARIANTS] if r.get("profile") == "paper" else [])  # as run_checkpoint
-        if cell_n_query(rows, r["protocol"], n_query) != r["protocol"].get("n_query"):
-            held.add(r["protocol"].get("n_query"))
+    held = {r["protocol"].get("n_query") for r in json.loads(path.read_text())["records"]
+            if isinstance(r, dict) and r.get("episodes") and which(r) and other_queries(r, n_query)}
     if held:
         raise ValueError(f"{path} holds rows tested with {', '.join(map(str, sorted(held, key=str)))} queries per "
                          f"class where this run would use {n_query} (--n-query): mixing them would compare rows on "
@@ -243,11 +247,12 @@ def run_augmented(name, model, baseline, data, common, generators, device, n_gen
     return out
 
 
-def drop_other_episodes(old: list[dict], episodes: int, seed: int, which) -> list[dict]:
+def drop_other_episodes(old: list[dict], episodes: int, seed: int, n_query: int, which) -> list[dict]:
     """``old`` without the records ``which`` picks (this run's split and profile) that were measured on other
-    episodes (count or seed): what ``--overwrite`` replaces, so no row of the split is left on the old episodes."""
-    return [r for r in old if not (which(r) and r.get("episodes") and
-                                   (r["episodes"], (r.get("protocol") or {}).get("episode_seed")) != (episodes, seed))]
+    episodes (count, seed or queries per class): what ``--overwrite`` replaces, so no row of the split is left on the
+    old episodes."""
+    return [r for r in old if not (which(r) and r.get("episodes") and (
+        (r["episodes"], (r.get("protocol") or {}).get("episode_seed")) != (episodes, seed) or other_queries(r, n_query)))]
 
 
 def merge(old: list[dict], new: list[dict]) -> list[dict]:
@@ -328,7 +333,7 @@ def main(argv=None) -> int:
     new = run(names, data, args.episodes, args.n_query, args.seed, device, generators, protocols, args.profile)
     old = json.loads(path.read_text())["records"] if path.exists() else []
     if args.overwrite:  # the help's promise: the split's rows on other episodes go, not only this run's methods'
-        old = drop_other_episodes(old, args.episodes, args.seed, beside)
+        old = drop_other_episodes(old, args.episodes, args.seed, args.n_query, beside)
     records = merge(old, new)
     save_results(NAME, records, directory=results_dir(args.results))
     print(f"wrote {len(new)} records ({len(records)} in all) to {path} in {time.perf_counter() - start:.0f} s")

@@ -194,6 +194,14 @@ def _run_of(stem: str) -> tuple[str, str, dict] | None:
     return None
 
 
+def _shown(path: Path) -> Path:
+    """The path git knows a file by, from the repository root (the path itself outside it)."""
+    try:
+        return path.resolve().relative_to(Path(__file__).resolve().parent.parent)
+    except ValueError:
+        return path
+
+
 def check_runs(folder=None) -> list[Check]:
     """One line per unfinished training run whose resumable state lies in ``folder`` (default: the package's
     checkpoints, where long runs commit theirs between sittings): how far it is and how to continue it."""
@@ -211,12 +219,8 @@ def check_runs(folder=None) -> list[Check]:
             best = ("no meta-validation yet" if state.get("best_step") is None else
                     f"best meta-validation {state['best_score']:.1f} at step {state['best_step']:,}")
         except Exception as exc:  # one odd file is one line, never the whole report
-            try:  # the path git knows it by, from the repository root
-                shown = path.resolve().relative_to(Path(__file__).resolve().parent.parent)
-            except ValueError:
-                shown = path
             checks.append(Check("unfinished", False, f"{path.name} cannot be read ({type(exc).__name__})",
-                                f"restore it (git checkout -- {shown}) or delete it", essential=False))
+                                f"restore it (git checkout -- {_shown(path)}) or delete it", essential=False))
             continue
         detail = (f"{stem}: step {step:,} of {steps:,} ({100 * step // steps}%), {cpu_h:.1f} CPU-hours so far, "
                   f"{best}")
@@ -225,9 +229,15 @@ def check_runs(folder=None) -> list[Check]:
                                 "resume it with the train command that started it, adding --resume",
                                 essential=False))
             continue
-        if (path.parent / f"{stem}.pt").exists():  # the run finished and wrote its checkpoint: a leftover state
-            checks.append(Check("unfinished", False, f"{detail}; but {stem}.pt is there: the run has finished",
-                                f"remove the leftover state (git rm {path.name}, or delete it)", essential=False))
+        if (path.parent / f"{stem}.pt").exists():  # a checkpoint beside the state: resuming needs --overwrite
+            if step >= steps:  # every step done and the checkpoint written: the state is a leftover
+                checks.append(Check("unfinished", False, f"{detail}; {stem}.pt is there: the run has finished",
+                                    f"remove the leftover state (git rm {_shown(path)}, or delete it)",
+                                    essential=False))
+            else:  # a remake of a committed checkpoint, interrupted: continue it, replacing the file at the end
+                checks.append(Check("unfinished", True, f"{detail}; continue the remake of {stem}.pt: python -m "
+                                                        f"fslcourse train {run[0]} --recipe {run[1]} --resume "
+                                                        "--overwrite", essential=False))
             continue
         checks.append(Check("unfinished", True, f"{detail}; continue: python -m fslcourse train {run[0]} "
                                                 f"--recipe {run[1]} --resume", essential=False))

@@ -185,15 +185,16 @@ def test_the_paper_rows_are_compared_with_the_paper_rows_only(monkeypatch, capsy
     assert "holds records measured on 1000 episodes (seed 0); this run measures 200" in capsys.readouterr().err
 
 
-def test_overwrite_replaces_every_row_of_the_split_measured_on_other_episodes():
+def test_overwrite_replaces_every_row_of_the_split_measured_on_other_episodes(monkeypatch):
     """--overwrite switched the checks off and merged: a 100-episode run of protonet left matching's 200-episode rows
     beside it, and every later run was refused at both counts."""
-    def rec(method, episodes, split="alphabet", profile="quick"):
+    def rec(method, episodes, split="alphabet", profile="quick", n_query=5):
         return {"method": method, "episodes": episodes, "profile": profile,
-                "protocol": {"n_way": 5, "n_shot": 1, "split_protocol": split, "episode_seed": 0}}
+                "protocol": {"n_way": 5, "n_shot": 1, "n_query": n_query, "split_protocol": split, "episode_seed": 0}}
 
     old = [rec("protonet", 200), rec("matching", 200), rec("matching", 1000, "vinyals", "paper"),
-           {**rec("maml", None), "skipped": "cannot run"}, rec("relation", 100)]
+           {**rec("maml", None), "skipped": "cannot run"}, rec("relation", 100), rec("gnn", 100, n_query=15)]
     beside = lambda r: (r["protocol"]["split_protocol"], r["profile"]) == ("alphabet", "quick")  # noqa: E731
-    kept = course_benchmark.drop_other_episodes(old, 100, 0, beside)
+    monkeypatch.setattr(course_benchmark, "SPLIT_PROTOCOL", ["alphabet"])
+    kept = course_benchmark.drop_other_episodes(old, 100, 0, 5, beside)  # gnn's row had 15 queries per class: it goes
     assert [(r["method"], r["episodes"]) for r in kept] == [("matching", 1000), ("maml", None), ("relation", 100)]

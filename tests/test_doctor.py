@@ -214,10 +214,15 @@ def test_an_unfinished_run_is_listed_with_the_command_that_continues_it(tmp_path
     assert not lines["protonet-lake"].ok and "no registered recipe matches it" in lines["protonet-lake"].detail
     assert not lines["broken.state.pt"].ok and lines["broken.state.pt"].fix.startswith("restore it (git checkout -- ")
     assert doctor.check_runs(tmp_path / "nothing-here") == []
-    (tmp_path / "protonet-quick.pt").write_bytes(b"")  # the finished checkpoint beside its state: --resume would fail
+    (tmp_path / "protonet-quick.pt").write_bytes(b"")  # a committed checkpoint beside a remake's state (step 3)
+    remake = {c.detail.split()[0].rstrip(":"): c for c in doctor.check_runs(tmp_path)}["protonet-quick"]
+    assert remake.ok and remake.detail.endswith("; continue the remake of protonet-quick.pt: python -m fslcourse "
+                                                "train protonet --recipe quick --resume --overwrite")
+    state = torch.load(tmp_path / "protonet-quick.state.pt", weights_only=True)
+    torch.save({**state, "step": state["recipe"]["steps"]}, tmp_path / "protonet-quick.state.pt")  # every step done
     leftover = {c.detail.split()[0].rstrip(":"): c for c in doctor.check_runs(tmp_path)}["protonet-quick"]
-    assert not leftover.ok and leftover.detail.endswith("; but protonet-quick.pt is there: the run has finished")
-    assert leftover.fix == "remove the leftover state (git rm protonet-quick.state.pt, or delete it)"
+    assert not leftover.ok and leftover.detail.endswith("; protonet-quick.pt is there: the run has finished")
+    assert leftover.fix == f"remove the leftover state (git rm {tmp_path / 'protonet-quick.state.pt'}, or delete it)"
 
 
 def test_a_committed_state_is_restored_by_its_path_from_the_repository_root(tmp_path, monkeypatch):

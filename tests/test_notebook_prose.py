@@ -1,7 +1,8 @@
 """Prose never outruns the outputs: every percentage, point difference or duration written in a notebook's
-markdown must appear in that notebook's own stored outputs, as written. (Backing by any committed record was too
-loose: the benchmark notebook's 500 records held half of all one-decimal values from 0.0 to 100.0, so a stale
-sentence stayed "backed" by unrelated rows; a number worth writing is worth printing.)
+markdown must appear in that notebook's own stored outputs, as written, or in a result file the same cell names
+(``results/NAME.json``); an ``a ± b`` must be printed as that pair (more decimals allowed; a signed figure with
+its sign). Backing by any committed record was too loose: the benchmark notebook's 500 records held half of all
+one-decimal values from 0.0 to 100.0, so a stale sentence stayed "backed" by unrelated rows.
 
 Left out: a line that cites its source (``et al.``, ``arXiv``, ``published``: a published figure) and the
 notebook's ``**Runtime.**`` estimate at the top, which is a planning figure, not a result.
@@ -32,7 +33,8 @@ def _outputs(nb: dict) -> str:
     return "\n".join(texts)
 
 
-PAIR = re.compile(r"([+\-−]?\d+(?:\.\d+)?)\s*%?\s*(?:\\pm|±)\s*(\d+(?:\.\d+)?)")  # "a ± b", "$a \pm b$", "a% ± b"
+PAIR = re.compile(r"(?<![\w.,\\])([+\-−–]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)\s*%?\s*(?:\\pm|±)\s*"
+                  r"(\d+(?:\.\d+)?)")  # "a ± b", "$a \pm b$", "a% ± b"; not "$\mu_1 \pm ...$" nor "1,2|34 ± 5"
 RECORD_FILE = re.compile(r"results/([\w.-]+\.json)")
 
 
@@ -41,13 +43,13 @@ def _decimals(text: str) -> int:
 
 
 def _value(text: str) -> float:
-    return float(text.replace("−", "-").replace(",", ""))
+    return float(text.replace("−", "-").replace("–", "-").replace(",", ""))
 
 
 def _pair_shown(a: str, b: str, pairs: list) -> bool:
     """Whether an output prints the pair ``a ± b``, at more decimals too; a signed ``a`` with the same sign (a gain is
     no loss; "hurt by 12.0 ± 2.4" quotes a magnitude)."""
-    va, vb, signed = _value(a), _value(b), a[0] in "+-−"
+    va, vb, signed = _value(a), _value(b), a[0] in "+-−–"
     return any(round(abs(x), _decimals(a)) == abs(va) and round(y, _decimals(b)) == vb
                and (not signed or va == 0 or (x < 0) == (va < 0)) for x, y in pairs)
 
@@ -90,7 +92,8 @@ def unbacked(nb: dict, records: set = frozenset(), tables: str = "") -> list[str
                 a, b = m.groups()
                 if _pair_shown(a, b, pairs):
                     backed.append(m.span())
-                elif not {round(abs(_value(a)), _decimals(a)), _value(b)} <= cited:
+                elif not (_value(b) in cited and ({round(_value(a), _decimals(a))} if a[0] in "+-−–" else
+                                                  {abs(_value(a)), -abs(_value(a))}) & cited):  # a signed figure's sign
                     missing.append(f"cell {i}: the pair {m.group(0)!r} in {line.strip()[:100]!r}")
             for m in NUMBER.finditer(line):
                 if any(start <= m.start() < end for start, end in backed):
@@ -102,7 +105,8 @@ def unbacked(nb: dict, records: set = frozenset(), tables: str = "") -> list[str
                 if re.search(rf"(?<![\d.]){re.escape(text)}(?![\d])", shown) or \
                         re.search(rf"(?<![\d.]){re.escape(plain)}(?![\d])", shown):
                     continue
-                if round(float(plain), _decimals(plain)) in cited:
+                value = round(float(plain), _decimals(plain))
+                if value in cited or -value in cited:  # the number as written carries no sign here
                     continue
                 missing.append(f"cell {i}: {m.group(0)!r} in {line.strip()[:100]!r}")
     return missing
@@ -126,7 +130,7 @@ def test_the_check_catches_a_number_that_no_output_shows():
     pair = r"-44.6 \pm 3.5"
     assert unbacked(nb) == [f"cell 0: the pair {pair!r} in {line!r}", f"cell 0: '44.6' in {line!r}",
                             f"cell 0: '3.5' in {line!r}"]
-    assert unbacked(nb, records={44.6, 3.5}) == []
+    assert unbacked(nb, records={-44.6, 3.5}) == []
 
 
 def test_a_pair_must_be_printed_as_a_pair_with_its_sign():
@@ -141,3 +145,17 @@ def test_a_pair_must_be_printed_as_a_pair_with_its_sign():
     assert unbacked(nb)[0].startswith("cell 0: the pair '+12.0 ")
     nb["cells"][0]["source"] = [r"a change of $+3.5 \pm 0.2$ points"]  # both numbers shown, never together
     assert len(unbacked(nb)) == 1 and unbacked(nb)[0].startswith("cell 0: the pair '+3.5 ")
+
+
+def test_a_pair_is_read_only_where_it_stands():
+    """A formula's subscript is no pair, nor the tail of a thousands-separated number; a cited record backs a signed
+    figure only with its sign."""
+    nb = {"cells": [{"cell_type": "markdown", "source": [r"the interval $\mu_1 \pm 1.96\,\sigma$"]},
+                    {"cell_type": "code", "source": [], "outputs": [{"text": ["1,234 ± 56 s"]}]}]}
+    assert unbacked(nb) == []
+    nb["cells"][0]["source"] = ["it took 234 ± 56 s"]
+    assert unbacked(nb)[0].startswith("cell 0: the pair '234 ± 56'")
+    nb["cells"][0]["source"] = ["it took 1,234 ± 56 s"]
+    assert unbacked(nb) == []
+    nb["cells"][0]["source"] = [r"a loss of $-4.4 \pm 0.4$ points"]
+    assert unbacked(nb, records={-4.4, 0.4}) == [] and unbacked(nb, records={4.4, 0.4}) != []
