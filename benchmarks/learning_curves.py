@@ -238,7 +238,7 @@ def run_curve(name: str, data, device, state_dir: Path, out_dir: Path) -> dict:
                               "batch_norm": res.batch_norm},  # "batch": transductive, the queries shape each other
                  "accuracy": res.accuracy, "ci95": res.ci95, "episode_accuracies": res.episode_accuracies,
                  "episodes_sha256": res.episodes_sha256},  # curves pair only on the same episodes
-        "train_cpu_seconds": train_cpu[-1], "resumed": len(result.log.sittings) > 1,  # fit restores the whole log, so its steps start at 1
+        "train_cpu_seconds": train_cpu[-1], "resumed": len(result.log.sittings) > 1 or len((log1 or {}).get("sittings", [])) > 1,  # either phase
         # training episodes (tasks) per step: a meta-batch's, plus MTL's hard tasks; pre-training batches count one
         "cpu_seconds_per_1000_episodes": 1000 * train_cpu[-1] / episodes_seen(recipe, model, recipe1),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # the whole process, data included
