@@ -57,9 +57,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.steps < 2:
         p.error(f"--steps {args.steps} is too few; use at least 2 (the first step is left out of the timing)")
-    from fslcourse.methods import METHODS
+    from gpu_check import trainable_methods  # a sibling script: the registered methods with recipes
 
-    known = sorted(n for n, c in METHODS.items() if c.trainable and not n.startswith("test-"))
+    known = trainable_methods()
     unknown = [m for m in args.methods.split(",") if m not in known]
     if unknown:  # before the first child trains: a typo used to fail after the others had run
         p.error(f"--methods {','.join(unknown)} is not a trainable method; use some of {', '.join(known)}")

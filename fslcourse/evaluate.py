@@ -28,6 +28,12 @@ from .models import modes_kept
 Z95 = 1.959963984540054
 
 
+def same_episodes(*digests: str | None) -> bool:
+    """Whether results with these ``episodes_sha256`` may be paired: the digests recorded (not ``None``: a result
+    from before digests) all agree."""
+    return len(set(digests) - {None}) <= 1
+
+
 def mean_ci95(values) -> tuple[float, float]:
     """Mean and 95% half-width ``1.96 * std(ddof=1) / sqrt(n)`` of a 1-D sequence (n >= 2)."""
     v = torch.as_tensor(values, dtype=torch.float64).flatten()  # (n,)

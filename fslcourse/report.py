@@ -438,7 +438,9 @@ def paired(a: dict, b: dict) -> tuple[float, float] | None:
     keys = ("n_way", "n_shot", "n_query", "within_alphabet", "split", "split_protocol", "episode_seed")
     if any(a["protocol"].get(k) != b["protocol"].get(k) for k in keys):
         return None
-    if None not in (a.get("episodes_sha256"), b.get("episodes_sha256")) and a["episodes_sha256"] != b["episodes_sha256"]:
+    from .evaluate import same_episodes
+
+    if not same_episodes(a.get("episodes_sha256"), b.get("episodes_sha256")):
         return None  # e.g. upright characters against rotated ones: the protocol is the same, the episodes are not
     return paired_episodes(a.get("episode_accuracies"), b.get("episode_accuracies"))
 
@@ -731,11 +733,13 @@ def curve_difference(curves: dict[str, dict], a, b) -> tuple[float, float] | Non
 
     ``a`` and ``b`` name a curve, or a pair ``(x, y)`` that stands for ``x − y`` episode by episode (a gap
     between two methods, so a claim can compare two gaps)."""
+    from .evaluate import same_episodes
+
     recs = [curves.get(n) for n in _names(a) + _names(b)]
     if any(r is None for r in recs) or len({r["budget_cpu_seconds"] for r in recs}) > 1 or \
             len({tuple(r["test"]["protocol"].get(k) for k in CURVE_EPISODES) for r in recs}) > 1 or \
             len({len(r["test"]["episode_accuracies"]) for r in recs}) > 1 or \
-            len({r["test"].get("episodes_sha256") for r in recs} - {None}) > 1:  # digests, where recorded, agree
+            not same_episodes(*(r["test"].get("episodes_sha256") for r in recs)):
         return None
     return paired_episodes(_side_episodes(curves, a), _side_episodes(curves, b))
 

@@ -33,7 +33,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from ..evaluate import EvalResult, evaluate, mean_ci95
+from ..evaluate import EvalResult, evaluate, mean_ci95, same_episodes
 from ..methods.base import FewShotClassifier
 
 SPACES = ("pixel", "feature")
@@ -303,7 +303,7 @@ def evaluate_paired(method: FewShotClassifier, generator, split, n_way: int = 5,
         wrapped = AugmentedClassifier(method, generator, int(m), seed=generation_seed)
         aug = evaluate(wrapped, split, n_way, n_shot, n_query, n_episodes, seed=seed, device=device,
                        progress=progress)
-        if getattr(base, "episodes_sha256", None) not in (None, aug.episodes_sha256):
+        if not same_episodes(getattr(base, "episodes_sha256", None), aug.episodes_sha256):
             raise ValueError("baseline was measured on other episodes than these (same protocol, other data: e.g. "
                              "upright characters against rotated ones); pass baseline=None to evaluate it here")
         diff, ci = paired_difference(base.episode_accuracies, aug.episode_accuracies)
