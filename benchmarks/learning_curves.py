@@ -167,6 +167,14 @@ def episodes_seen(recipe, model, phase1=None) -> int:
     return recipe.steps * recipe.meta_batch
 
 
+def training_cpu(log: dict) -> float:
+    """Training CPU-seconds at the end of a run: its last logged step's, the validations before that step left out.
+
+    ``fit`` logs a step's CPU time before that step's validation, so a validation at the last step is not in it."""
+    last = len(log["cpu_seconds"])  # steps are logged one by one from step 1
+    return log["cpu_seconds"][-1] - sum(c for s, c in zip(log["val_step"], log["val_cpu_seconds"]) if s < last)
+
+
 def train_points(log: dict) -> tuple[list[int], list[float]]:
     """Validation steps and the training CPU-seconds before each (what the validations cost left out)."""
     val_cpu = log["val_cpu_seconds"]
@@ -223,7 +231,7 @@ def run_curve(name: str, data, device, state_dir: Path, out_dir: Path) -> dict:
     step, train_cpu = train_points(log)
     val_cpu, acc, ci = log["val_cpu_seconds"], log["val_accuracy"], log["val_ci95"]
     if log1 is not None:  # one curve over both phases: phase 2's steps and CPU come after phase 1's
-        offset = log1["cpu_seconds"][-1] - sum(log1["val_cpu_seconds"])  # phase 1's training CPU, validations left out
+        offset = training_cpu(log1)  # phase 1's training CPU, validations left out
         step = list(log1["val_step"]) + [recipe1.steps + s for s in step]
         train_cpu = train_points(log1)[1] + [offset + c for c in train_cpu]
         val_cpu, acc, ci = (log1["val_cpu_seconds"] + val_cpu, log1["val_accuracy"] + acc, log1["val_ci95"] + ci)

@@ -59,6 +59,14 @@ def test_train_points_leave_the_validations_cpu_out():
     assert lc.train_points(log) == ([2, 4], [3.0, 7.5])
 
 
+def test_phase_2_starts_where_phase_1_training_ended():
+    # the validation at the last step (4) is logged after that step's CPU time: only step 2's is left out
+    log = {"step": [1, 2, 3, 4], "val_step": [2, 4], "cpu_seconds": [1.0, 3.0, 4.0, 9.0], "val_cpu_seconds": [1.5, 4.0]}
+    assert lc.training_cpu(log) == 7.5 == lc.train_points(log)[1][-1]
+    log = {"step": [1, 2, 3], "val_step": [2], "cpu_seconds": [1.0, 3.0, 4.0], "val_cpu_seconds": [1.5]}
+    assert lc.training_cpu(log) == 2.5  # no validation at the last step: every earlier one is left out
+
+
 def test_a_width_other_than_64_is_refused(monkeypatch):
     from fslcourse.recipe import Recipe
 
