@@ -198,3 +198,24 @@ def test_overwrite_replaces_every_row_of_the_split_measured_on_other_episodes(mo
     monkeypatch.setattr(course_benchmark, "SPLIT_PROTOCOL", ["alphabet"])
     kept = course_benchmark.drop_other_episodes(old, 100, 0, 5, beside)  # gnn's row had 15 queries per class: it goes
     assert [(r["method"], r["episodes"]) for r in kept] == [("matching", 1000), ("maml", None), ("relation", 100)]
+
+
+def test_main_with_overwrite_drops_the_splits_rows_measured_on_other_episodes(monkeypatch, tmp_path):
+    """The helper is tested above; this checks that ``main --overwrite`` uses it, on its own split and profile only."""
+    import json
+
+    from fslcourse.results import save_results
+
+    def rec(method, episodes, split="alphabet", profile="quick"):
+        return {"method": method, "episodes": episodes, "profile": profile, "protocol": {
+            "n_way": 5, "n_shot": 1, "n_query": 5, "split_protocol": split, "episode_seed": 0}}
+
+    save_results(course_benchmark.NAME, [rec("matching", 200), rec("matching", 1000, "vinyals", "paper")],
+                 directory=tmp_path)
+    monkeypatch.setattr(course_benchmark, "load_omniglot", lambda *a, **k: SimpleNamespace(test=None))
+    monkeypatch.setattr(course_benchmark, "run", lambda *a, **k: [rec("pixel", 100)])
+    monkeypatch.setattr(course_benchmark, "SPLIT_PROTOCOL", ["alphabet"])
+    assert course_benchmark.main(["--methods", "pixel", "--episodes", "100", "--overwrite",
+                                  "--results", str(tmp_path)]) == 0
+    kept = json.loads((tmp_path / f"{course_benchmark.NAME}.json").read_text())["records"]
+    assert sorted((r["method"], r["episodes"]) for r in kept) == [("matching", 1000), ("pixel", 100)]

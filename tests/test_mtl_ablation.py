@@ -36,3 +36,23 @@ def test_bad_command_lines_are_refused_before_any_work(argv, message, monkeypatc
     with pytest.raises(SystemExit) as exit_:
         mtl_ablation.main(argv + ["--results", str(REPO_RESULTS)])
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("train, missing, refused", [
+    (False, "mtl-theta-only", True),   # --curve alone needs phase 1's checkpoint
+    (True, "mtl-theta-only", False),   # --train makes it first
+    (True, "maml", True),              # --train never makes maml's
+])
+def test_curve_needs_checkpoints_that_train_does_not_make(train, missing, refused, monkeypatch, tmp_path, capsys):
+    real = mtl_ablation.checkpoint_path
+    monkeypatch.setattr(mtl_ablation, "checkpoint_path",
+                        lambda name, profile="quick": tmp_path / "absent.pt" if name == missing else real(name, profile))
+    monkeypatch.setattr(mtl_ablation, "get_device", lambda *a: (_ for _ in ()).throw(RuntimeError("work began")))
+    argv = ["--curve", "--results", str(tmp_path)] + (["--train"] if train else [])
+    if refused:
+        with pytest.raises(SystemExit):
+            mtl_ablation.main(argv)
+        assert "absent.pt is not there; train it first" in capsys.readouterr().err
+    else:
+        with pytest.raises(RuntimeError, match="work began"):  # the checks passed
+            mtl_ablation.main(argv)
