@@ -2,19 +2,22 @@
 
 Usage (from the repository root; FSLCOURSE_DATA must point at the data; nothing else running on the CPU):
 
-    python benchmarks/numerics_cost.py [--methods protonet,maml,relation] [--steps 40] [--out PATH.json]
+    python benchmarks/numerics_cost.py [--methods protonet,maml,relation] [--steps 40] [--rounds 3] [--out PATH.json]
 
 Each (method, numerics) pair trains the method's quick recipe for ``--steps`` steps in a fresh Python (portable
 numerics can only be chosen before torch computes), one thread, on Omniglot, and reports the training loop's
-CPU-seconds per step (start-up, data loading and validation left out) and the weights' digest. The ratio
-portable/native is the figure quoted in ``fslcourse/numerics.py`` and ``docs/DEVELOPING.md``; it is written to
-``results/numerics_cost.json`` (default).
+CPU-seconds per step (start-up, data loading and validation left out) and the weights' digest. Each method runs
+``--rounds`` rounds, native first in one round and portable first in the next, so a drift of the machine falls on
+both sides; the figure quoted in ``fslcourse/numerics.py`` and ``docs/DEVELOPING.md`` is the median of the rounds'
+portable/native ratios. Every round of a side must give the same weights (the same recipe and seed). It is written
+to ``results/numerics_cost.json`` (default).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -53,10 +56,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--methods", default="protonet,maml,relation")
     p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per method; the median ratio is reported")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "results" / "numerics_cost.json")
     args = p.parse_args(argv)
     if args.steps < 2:
         p.error(f"--steps {args.steps} is too few; use at least 2 (the first step is left out of the timing)")
+    if args.rounds < 1:
+        p.error(f"--rounds {args.rounds} is too few; use 1 or more (3 gives a median)")
     from gpu_check import trainable_methods  # a sibling script: the registered methods with recipes
 
     known = trainable_methods()
@@ -69,15 +75,30 @@ def main(argv=None) -> int:
         p.error(str(err))
     rows = []
     for method in args.methods.split(","):
-        native, portable = measure(method, "native", args.steps), measure(method, "portable", args.steps)
-        if (native["numerics"], portable["numerics"]) != ("native", "portable"):
-            raise SystemExit(f"{method}: the children ran {native['numerics']} and {portable['numerics']} numerics")
-        ratio = portable["cpu_seconds_per_step"] / native["cpu_seconds_per_step"]
-        rows.append({"method": method, "steps": args.steps, "native": native, "portable": portable,
-                     "slowdown": ratio})
-        print(f"{method:9s} native {native['cpu_seconds_per_step']:.3f} CPU-s/step, portable "
-              f"{portable['cpu_seconds_per_step']:.3f}: {ratio:.2f}x", flush=True)
-    atomic_write_json({"format": 1, "what": "training CPU-seconds per step, quick recipes, one thread",
+        samples = []
+        for r in range(args.rounds):  # alternate which side runs first
+            order = ("native", "portable") if r % 2 == 0 else ("portable", "native")
+            got = {numerics: measure(method, numerics, args.steps) for numerics in order}
+            if {k: v["numerics"] for k, v in got.items()} != {"native": "native", "portable": "portable"}:
+                raise SystemExit(f"{method}: the children ran {got['native']['numerics']} and "
+                                 f"{got['portable']['numerics']} numerics")
+            samples.append(got)
+        for side in ("native", "portable"):
+            if len({s[side]["sha256"] for s in samples}) > 1:
+                raise SystemExit(f"{method}: the {args.rounds} {side} runs trained different weights from the same "
+                                 "recipe and seed; the timing compares unlike runs")
+        ratios = [s["portable"]["cpu_seconds_per_step"] / s["native"]["cpu_seconds_per_step"] for s in samples]
+        ratio = statistics.median(ratios)
+        native, portable = samples[0]["native"], samples[0]["portable"]
+        rows.append({"method": method, "steps": args.steps, "rounds": args.rounds, "native": native,
+                     "portable": portable, "slowdown": ratio, "slowdowns": ratios,
+                     "native_cpu_seconds_per_step": [s["native"]["cpu_seconds_per_step"] for s in samples],
+                     "portable_cpu_seconds_per_step": [s["portable"]["cpu_seconds_per_step"] for s in samples]})
+        print(f"{method:9s} native {statistics.median(rows[-1]['native_cpu_seconds_per_step']):.3f} CPU-s/step, "
+              f"portable {statistics.median(rows[-1]['portable_cpu_seconds_per_step']):.3f}: {ratio:.2f}x "
+              f"(median of {args.rounds}: {', '.join(f'{x:.2f}' for x in ratios)})", flush=True)
+    atomic_write_json({"format": 1, "what": "training CPU-seconds per step, quick recipes, one thread; slowdown: the median "
+                       "portable/native ratio of interleaved rounds",
                        "rows": rows, "versions": versions()}, args.out)
     print(f"wrote {args.out}")
     return 0
