@@ -8,8 +8,9 @@ Usage (from the repository root):
 Every implementation trains the same MAMLConv4 (5-way 1-shot, stride-2 Conv-4 with
 batch-statistics BatchNorm) from the same initial weights on the same Omniglot-sized
 glyph tasks, one inner step of α = 0.4, Adam. Throughput (tasks/s) is measured in
-one process with the implementations interleaved round by round (so a noisy, shared
-CPU slows them alike) and the median round is reported. Peak memory is the growth of
+one process with the implementations interleaved round by round, each round starting
+with the next implementation (so a noisy, shared CPU or a warming cache favours none),
+and the median round is reported. Peak memory is the growth of
 the peak resident set size during two meta-steps, each implementation in its own
 subprocess (peak resident set reset just before the steps). Ratios are ours / learn2learn.
 """
@@ -117,8 +118,8 @@ def main(argv=None):
         for impl in IMPLS:  # warm-up
             steps[impl](data[0])
         rates = {impl: [] for impl in IMPLS}
-        for _ in range(args.rounds):
-            for impl in IMPLS:
+        for r in range(args.rounds):
+            for impl in IMPLS[r % len(IMPLS):] + IMPLS[:r % len(IMPLS)]:  # each round starts with the next one
                 start = time.perf_counter()
                 for b in data:
                     steps[impl](b)
