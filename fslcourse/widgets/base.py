@@ -190,13 +190,26 @@ class Explorer:
             return self._kept_layout, True
         return self._kept_layout, False
 
-    def png(self) -> bytes:
+    def png(self, scale: float = 1) -> bytes:
         """The figure as PNG bytes (RGB; the figure is opaque): the picture the widget shows.
 
         One Agg draw, then Pillow: ``savefig`` would draw twice on a figure that once ran ``tight_layout``
         (it leaves a layout engine behind) and encode the alpha channel too. With :meth:`dynamic_artists`, only
         those artists are drawn over the kept static pixels.
+
+        Args:
+            scale: pixels per widget pixel; a static copy for GitHub or the HTML export reads better at 2 (the
+                widget's own picture is drawn at 1, its screen size).
         """
+        if not scale > 0:
+            raise ValueError(f"scale={scale} must be > 0; use 1 for the widget's size, 2 for a sharper static copy")
+        if scale != 1:
+            dpi = self.fig.get_dpi()
+            self.fig.set_dpi(dpi * scale)
+            try:
+                return self.png()
+            finally:
+                self.fig.set_dpi(dpi)
         canvas, dynamic = self.fig.canvas, self.dynamic_artists()
         if dynamic is None:
             canvas.draw()

@@ -72,6 +72,30 @@ def log_axis(ax, ticks, axis: str = "x") -> None:
     getattr(ax, f"{axis}axis").set_minor_formatter(NullFormatter())
 
 
+# One colour per generator in every figure of notebooks 07-10: a family shares a hue (the VAEs blue, the GANs orange,
+# diffusion purple, the feature-space generators brown and cyan, the untrained controls grey), none of them the
+# green or red of right and wrong.
+GENERATOR_COLOURS = {
+    "vae": "#1f77b4", "vae-prior": "#6baed6", "deformation-vae": "#08306b", "vae-feature": "#17becf",
+    "gan": "#ff7f0e", "deformation-gan": "#fdae6b", "hallucinator": "#8c564b", "diffusion": "#9467bd",
+    "deformation": "#4d4d4d", "copy-noise": "#a6a6a6"}
+
+
+def generator_colour(name: str):
+    """The colour of generator ``name`` (:data:`GENERATOR_COLOURS`), also for a described variant such as
+    ``"diffusion DDIM 50, w=6"`` or ``"copy + noise (untrained control)"`` (the longest name it starts with).
+
+    Raises:
+        ValueError: ``name`` starts with no generator's name (the message lists them).
+    """
+    plain = name.lower().replace(" + ", "-")
+    known = [k for k in GENERATOR_COLOURS if plain == k or plain.startswith((k + " ", k + ","))]
+    if not known:
+        raise ValueError(f"{name!r} is not a generator of GENERATOR_COLOURS; add it there or use one of "
+                         f"{', '.join(GENERATOR_COLOURS)}")
+    return GENERATOR_COLOURS[max(known, key=len)]
+
+
 def class_colour(label: int):
     """A stable colour for class label ``label`` (RGB in ``[0, 1]``)."""
     return CLASS_COLOURS[int(label) % len(CLASS_COLOURS)]

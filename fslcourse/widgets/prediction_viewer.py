@@ -141,6 +141,8 @@ class PredictionViewer(Explorer):
         axes[0].set_yticks([(h + 6) * (k + 0.5) for k in range(ep.n_way)], [f"class {k}" for k in range(ep.n_way)],
                            fontsize=text_points(self.fig))
         axes[0].set_xticks([])
+        for ax in axes:  # the frames around each image say all; an axes' own edges drew half a box
+            ax.spines[:].set_visible(False)
         cell_h, cell_w = h + 11, w + 6
         self._query_ims = {}
         for ax, label in zip(axes[1:], labels):

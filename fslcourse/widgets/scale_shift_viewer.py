@@ -95,15 +95,15 @@ class ScaleShiftViewer(Explorer):
                 counts, edges = np.histogram(values.numpy(), bins=30)
                 ax.stairs(counts, edges, fill=True, color=colour)
                 ax.axvline(start, ls="--", c="k")
-            ax_s.set(xlabel="scale Φ_S1", ylabel="filters")
-            ax_b.set(xlabel="shift Φ_S2")
+            ax_s.set(xlabel=r"scale $\Phi_{S_1}$", ylabel="filters")
+            ax_b.set(xlabel=r"shift $\Phi_{S_2}$")
         else:
             order = torch.argsort(scale)
             edges = np.arange(len(scale) + 1) - 0.5
             for ax, values, colour, start in ((ax_s, scale, "tab:blue", 1.0), (ax_b, shift, "tab:orange", 0.0)):
                 ax.stairs(values[order].numpy(), edges, baseline=0.0, fill=True, color=colour)
                 ax.axhline(start, ls="--", c="k")
-            ax_s.set(xlabel="filter (sorted by scale)", ylabel="scale Φ_S1")
-            ax_b.set(xlabel="filter (same order)", ylabel="shift Φ_S2")
+            ax_s.set(xlabel="filter (sorted by scale)", ylabel=r"scale $\Phi_{S_1}$")
+            ax_b.set(xlabel="filter (same order)", ylabel=r"shift $\Phi_{S_2}$")
         fig.suptitle(f"{s['layer']}: {len(scale)} filters, scale {scale.mean():.3f} ± {scale.std():.3f}, "
                      f"shift {shift.mean():.3f} ± {shift.std():.3f}", fontsize=text_points(self.fig))

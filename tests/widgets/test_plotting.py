@@ -2,6 +2,9 @@
 import colorsys
 import itertools
 
+import pytest
+from matplotlib.colors import to_rgb
+
 from fslcourse.widgets.plotting import CLASS_COLOURS, RIGHT, WRONG, class_colour
 
 
@@ -34,6 +37,20 @@ def test_the_check_catches_tab20():
 def test_no_class_colour_is_mistaken_for_right_or_wrong():
     for c in CLASS_COLOURS:
         assert _distance(c, RIGHT) > 0.3 and _distance(c, WRONG) > 0.3, c
+
+
+def test_each_generator_keeps_its_colour_and_none_is_right_or_wrong():
+    from fslcourse.widgets.plotting import GENERATOR_COLOURS, generator_colour
+
+    assert len(set(GENERATOR_COLOURS.values())) == len(GENERATOR_COLOURS)
+    for c in GENERATOR_COLOURS.values():
+        assert _distance(to_rgb(c), RIGHT) > 0.3 and _distance(to_rgb(c), WRONG) > 0.3, c
+    assert generator_colour("diffusion DDIM 50, w=6 (chosen on validation)") == GENERATOR_COLOURS["diffusion"]
+    assert generator_colour("copy + noise (untrained control)") == GENERATOR_COLOURS["copy-noise"]
+    assert generator_colour("deformation (untrained control)") == GENERATOR_COLOURS["deformation"]
+    assert generator_colour("deformation-vae") != generator_colour("deformation") != generator_colour("vae")
+    with pytest.raises(ValueError, match="'vaeish' is not a generator"):
+        generator_colour("vaeish")
 
 
 def test_log_axis_labels_only_the_given_ticks_plainly():

@@ -1,5 +1,6 @@
 """The prediction viewer: Next/Prev step through evaluate()'s episodes; what is shown matches predict()."""
 import numpy as np
+import pytest
 import torch
 
 from fslcourse.data import EpisodeSampler
@@ -74,19 +75,20 @@ def test_a_blitted_picture_equals_one_drawn_from_scratch(glyphs, png_pixels):
 
 
 def test_a_picture_at_another_dpi_is_drawn_whole(glyphs, png_pixels):
-    """png() at twice the dpi (notebook 10's static figure) must not paste the kept 1x background under the 2x
+    """png(scale=2) (the notebooks' static figures) must not paste the kept 1x background under the 2x
     artists: after a step through the episodes it equals a full draw at that dpi, and back at 1x the 1x picture."""
     methods = {"pixels": PixelPrototype(), "pixels, again": PixelPrototype()}
     viewer = PredictionViewer(methods, glyphs[2], n_way=4, n_shot=1, n_query=2, seed=3)
     viewer.next.click()  # a 1x background is kept for the next redraws
     small = png_pixels(viewer.png())
     dpi = viewer.fig.get_dpi()
-    viewer.fig.set_dpi(2 * dpi)
-    big = png_pixels(viewer.png())
+    big = png_pixels(viewer.png(scale=2))
+    assert viewer.fig.get_dpi() == dpi  # the widget keeps its own size
     fresh = PredictionViewer(methods, glyphs[2], n_way=4, n_shot=1, n_query=2, seed=3)
     fresh.next.click()
     fresh.fig.set_dpi(2 * dpi)
     fresh._background = None  # the next png() draws the whole figure
     assert big.shape[0] == 2 * small.shape[0] and np.array_equal(big, png_pixels(fresh.png()))
-    viewer.fig.set_dpi(dpi)
     assert np.array_equal(png_pixels(viewer.png()), small)
+    with pytest.raises(ValueError, match="scale=0 must be > 0"):
+        viewer.png(scale=0)
