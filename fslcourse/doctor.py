@@ -181,17 +181,21 @@ def check_cache() -> Check:
                  essential=False)
 
 
-def _run_of(stem: str) -> tuple[str, str, dict] | None:
-    """``(method, recipe name, Recipe)`` of a state file named ``METHOD-RECIPE.state.pt``; ``None``
-    when no registered method has such a recipe (a hyphen may sit in either part)."""
+def _run_of(stem: str) -> tuple[str, str, dict | None] | None:
+    """``(method, recipe name, Recipe)`` of a state file named ``METHOD-RECIPE.state.pt``, or ``("gan", recipe
+    name, None)`` for one of a DAGAN run (``gan-RECIPE-LOSS.state.pt``: one per loss, each a variant of the recipe,
+    resumed by ``train gan --recipe RECIPE --resume``); ``None`` when nothing registered has such a recipe (a
+    hyphen may sit in either part)."""
     from .training.api import recipe_for
+    from .training.generators import FAMILY_RECIPES
 
     for i in (i for i, c in enumerate(stem) if c == "-"):
         try:
             return stem[:i], stem[i + 1:], recipe_for(stem[:i], stem[i + 1:])[1]
         except (KeyError, ValueError):
             continue
-    return None
+    dagan = [r for r in FAMILY_RECIPES["gan"] if stem.startswith(f"gan-{r}-")]
+    return ("gan", max(dagan, key=len), None) if dagan else None
 
 
 def _shown(path: Path) -> Path:
@@ -224,18 +228,19 @@ def check_runs(folder=None) -> list[Check]:
             continue
         detail = (f"{stem}: step {step:,} of {steps:,} ({100 * step // steps}%), {cpu_h:.1f} CPU-hours so far, "
                   f"{best}")
-        if run is None or run[2].differs_from(state["recipe"]):
+        if run is None or (run[2] is not None and run[2].differs_from(state["recipe"])):
             checks.append(Check("unfinished", False, detail + "; no registered recipe matches it",
                                 "resume it with the train command that started it, adding --resume",
                                 essential=False))
             continue
-        if (path.parent / f"{stem}.pt").exists():  # a checkpoint beside the state: resuming needs --overwrite
+        target = f"{run[0]}-{run[1]}.pt"  # the file the run writes (a DAGAN's state holds one loss's run of it)
+        if (path.parent / target).exists():  # a checkpoint beside the state: resuming needs --overwrite
             if step >= steps:  # every step done and the checkpoint written: the state is a leftover
-                checks.append(Check("unfinished", False, f"{detail}; {stem}.pt is there: the run has finished",
+                checks.append(Check("unfinished", False, f"{detail}; {target} is there: the run has finished",
                                     f"remove the leftover state (git rm {_shown(path)}, or delete it)",
                                     essential=False))
             else:  # a remake of a committed checkpoint, interrupted: continue it, replacing the file at the end
-                checks.append(Check("unfinished", True, f"{detail}; continue the remake of {stem}.pt: python -m "
+                checks.append(Check("unfinished", True, f"{detail}; continue the remake of {target}: python -m "
                                                         f"fslcourse train {run[0]} --recipe {run[1]} --resume "
                                                         "--overwrite", essential=False))
             continue

@@ -225,6 +225,23 @@ def test_an_unfinished_run_is_listed_with_the_command_that_continues_it(tmp_path
     assert leftover.fix == f"remove the leftover state (git rm {tmp_path / 'protonet-quick.state.pt'}, or delete it)"
 
 
+def test_a_dagan_state_is_listed_with_the_gan_command_that_continues_it(tmp_path):
+    """gan-RECIPE-LOSS.state.pt (one per DAGAN loss) was "no registered recipe matches it": gan is no method."""
+    import torch
+
+    for stem in ("gan-paper-wgan-gp", "gan-lake-wgan-gp"):
+        torch.save({"step": 2500, "recipe": {"steps": 112_400}, "cpu_seconds": 36.0, "best_step": None},
+                   tmp_path / f"{stem}.state.pt")
+    lines = {c.detail.split()[0].rstrip(":"): c for c in doctor.check_runs(tmp_path)}
+    assert lines["gan-paper-wgan-gp"].ok and lines["gan-paper-wgan-gp"].detail.endswith(
+        "; continue: python -m fslcourse train gan --recipe paper --resume")
+    assert not lines["gan-lake-wgan-gp"].ok  # no gan recipe 'lake'
+    (tmp_path / "gan-paper.pt").write_bytes(b"")  # a committed gan-paper.pt: the run remakes it
+    lines = {c.detail.split()[0].rstrip(":"): c for c in doctor.check_runs(tmp_path)}
+    assert lines["gan-paper-wgan-gp"].detail.endswith("; continue the remake of gan-paper.pt: python -m fslcourse "
+                                                      "train gan --recipe paper --resume --overwrite")
+
+
 def test_a_committed_state_is_restored_by_its_path_from_the_repository_root(tmp_path, monkeypatch):
     """The fix said `git checkout -- NAME.state.pt`, a path git does not know from the repository root."""
     folder = tmp_path / "fslcourse" / "checkpoints"  # a stand-in repository: the real folder is never touched
