@@ -4,7 +4,7 @@ Usage (from the repository root, on a quiet machine: other work on the CPU makes
 FSLCOURSE_DATA must point at the data; `make browser-deps` gives Chromium and Playwright):
 
     OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu FSLCOURSE_DATA=../shared/data \\
-        .venv/bin/python benchmarks/widget_latency.py [--repeats 7] [--only 02_protonet] [--out results/widget_latency.json]
+        .venv/bin/python benchmarks/widget_latency.py [--repeats 7] [--only 02_protonet --out /tmp/some_widgets.json]
 
 For every widget cell of the notebooks (``CASES`` in tests/browser/test_widgets_browser.py) it opens the
 notebook reduced to that cell in JupyterLab, in headless Chromium, with a live kernel, exactly as the
@@ -162,9 +162,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats={args.repeats}; give at least 1")
-    if args.only and args.out is None:
-        parser.error("--only measures some widgets; give --out PATH, so that the committed record of all is kept")
-    args.out = args.out or str(ROOT / "results" / "widget_latency.json")
+    committed = ROOT / "results" / "widget_latency.json"
+    if args.only and (args.out is None or Path(args.out).resolve() == committed.resolve()):
+        parser.error("--only measures some widgets; give --out PATH elsewhere, so that the committed record of all "
+                     "is kept")
+    args.out = args.out or str(committed)
     try:
         check_writable(args.out, "--out")
     except ValueError as err:

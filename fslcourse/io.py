@@ -198,7 +198,8 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}; train one with `python -m fslcourse train NAME`")
+        raise FileNotFoundError(f"no checkpoint at {path}; train one with `python -m fslcourse train NAME --recipe "
+                                f"RECIPE` (a checkpoint is NAME-RECIPE.pt)")
     if path.is_dir():
         raise ValueError(f"{path} is a folder; give the checkpoint file inside it (NAME-RECIPE.pt)")
     try:
@@ -208,4 +209,5 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         first = re.sub(r"\x1b\[[0-9;]*m", "", (str(err).strip().splitlines() or [type(err).__name__])[0])[:200]
         raise ValueError(f"{path} is not a loadable checkpoint ({type(err).__name__}: {first}); it is truncated, "
                          "corrupt or holds more than tensors and plain data: restore it (git checkout -- FILE) or "
-                         "retrain it with `python -m fslcourse train NAME --overwrite`") from None
+                         "retrain it with `python -m fslcourse train NAME --recipe RECIPE --overwrite` (a checkpoint is "
+                         "NAME-RECIPE.pt)") from None

@@ -115,7 +115,8 @@ def load_method(path: str | Path, device=None, expect: str | None = None) -> tup
     ckpt = load_checkpoint(path)
     if not isinstance(ckpt, dict) or not {"method", "config", "state_dict"} <= set(ckpt):
         raise ValueError(f"{path} is not a method checkpoint (no method, config and state_dict); "
-                         "retrain it with `python -m fslcourse train NAME`")
+                         "retrain it with `python -m fslcourse train NAME --recipe RECIPE --overwrite` (a checkpoint is "
+                         "NAME-RECIPE.pt)")
     if expect is not None and ckpt["method"] != expect:
         raise ValueError(f"{path} holds method {ckpt['method']!r}, not {expect!r}; retrain it with "
                          f"`python -m fslcourse train {expect} --recipe {ckpt.get('profile', 'quick')} --overwrite`")
@@ -154,6 +155,7 @@ def pretrained(name: str, profile: str = "quick", device=None) -> FewShotClassif
 
 def checkpoint_info(name: str, profile: str = "quick") -> dict:
     """The checkpoint's record without the weights (config, seed, metrics, times)."""
-    ckpt = load_checkpoint(checkpoint_path(name, profile), map_location=torch.device("cpu"))
+    # existing_checkpoint: a missing file's message names the recipe that makes it
+    ckpt = load_checkpoint(existing_checkpoint(name, profile), map_location=torch.device("cpu"))
     ckpt.pop("state_dict", None)
     return ckpt

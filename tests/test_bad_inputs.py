@@ -20,7 +20,7 @@ from fslcourse.exercises import check
 from fslcourse.generative.classical import Deformation
 from fslcourse.io import atomic_write_json, check_target, check_writable, load_checkpoint
 from fslcourse.methods import FewShotClassifier, PixelPrototype
-from fslcourse.pretrained import load_method
+from fslcourse.pretrained import checkpoint_info, load_method
 from fslcourse.report import load_records, protocol_key, report
 from fslcourse.results import result_record
 from fslcourse.training import load_or_train, recipe_for, train
@@ -251,7 +251,10 @@ CATALOGUE = [
     ("a JSON file under a file", lambda: atomic_write_json({}, _file("plain", b"x") / "r.json"), OSError,
      r"could not write .*plain/r\.json: .*plain is a file, not a folder"),
     ("a checkpoint that does not exist", lambda: load_checkpoint(WORK / "none.pt"), FileNotFoundError,
-     r"no checkpoint at .*none\.pt; train one with `python -m fslcourse train NAME`"),
+     r"no checkpoint at .*none\.pt; train one with `python -m fslcourse train NAME --recipe RECIPE`"),
+    ("the record of a checkpoint not trained", lambda: checkpoint_info("protonet", "full"), FileNotFoundError,
+     r"no 'full' checkpoint for 'protonet' at .*protonet-full\.pt; create it with `python -m fslcourse train "
+     r"protonet --recipe full`"),
     ("a truncated checkpoint", lambda: load_checkpoint(_truncated_checkpoint()), ValueError,
      r"truncated\.pt is not a loadable checkpoint .*restore it .* or retrain it"),
     ("a checkpoint with a pickled object", lambda: load_checkpoint(_pickle_payload()), ValueError,

@@ -41,6 +41,8 @@ LATE_CHECKS = [
     ("diffusion_cost", ["--episodes", "1"], "argument --episodes: 1 is below 2"),
     ("generator_quality", ["--out", "{dir}"], "--out {dir} is a folder"),
     ("widget_latency", ["--only", "02_protonet"], "--only measures some widgets; give --out PATH"),
+    ("widget_latency", ["--only", "02_protonet", "--out", str(REPO_RESULTS / "widget_latency.json")],
+     "--only measures some widgets; give --out PATH elsewhere"),
     ("widget_latency", ["--out", "{dir}"], "--out {dir} is a folder"),
     ("maml_vs_l2l", ["--rounds", "0"], "argument --rounds: 0 is below 1"),
     ("maml_vs_l2l", ["--out", "{dir}"], "--out {dir} is a folder"),
