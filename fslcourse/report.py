@@ -803,14 +803,14 @@ def curves_figure(curves: dict[str, dict], names=None, title: str | None = None)
     default all), with 95% intervals."""
     import matplotlib.pyplot as plt
 
-    from .widgets.plotting import log_axis
+    from .widgets.plotting import class_colour, log_axis
 
     fig, ax = plt.subplots(figsize=(10, 4.6))
     chosen = [(n, curves[n]) for n in (names if names is not None else curves) if n in curves]
     for i, (name, rec) in enumerate(chosen):
         c = rec["curve"]
         ax.errorbar(c["train_cpu_seconds"], c["val_accuracy"], yerr=c["val_ci95"], fmt="o-", ms=3, capsize=2,
-                    color=f"C{i}", label=f"{name} ({rec['recipe']['steps']:,} steps)")
+                    color=class_colour(i), label=f"{name} ({rec['recipe']['steps']:,} steps)")  # never right/wrong
     budget = {rec["budget_cpu_seconds"] for _, rec in chosen}
     xs = [x for _, rec in chosen for x in rec["curve"]["train_cpu_seconds"]]
     log_axis(ax, [t for t in (10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000, 5000, 10_000)
