@@ -9,8 +9,9 @@ Every implementation trains the same MAMLConv4 (5-way 1-shot, stride-2 Conv-4 wi
 batch-statistics BatchNorm) from the same initial weights on the same Omniglot-sized
 glyph tasks, one inner step of α = 0.4, Adam. Throughput (tasks/s) is measured in
 one process with the implementations interleaved round by round, each round starting
-with the next implementation (so a noisy, shared CPU or a warming cache favours none),
-and the median round is reported. Peak memory is the growth of
+with the next implementation (so a drift of the machine falls on each in turn; with as
+many rounds as implementations, each takes every position once), and the median round
+is reported. Peak memory is the growth of
 the peak resident set size during two meta-steps, each implementation in its own
 subprocess (peak resident set reset just before the steps). Ratios are ours / learn2learn.
 """

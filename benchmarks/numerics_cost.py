@@ -9,7 +9,8 @@ numerics can only be chosen before torch computes), one thread, on Omniglot, and
 CPU-seconds per step (start-up, data loading and validation left out) and the weights' digest. Each method runs
 ``--rounds`` rounds, native first in one round and portable first in the next, so a drift of the machine falls on
 both sides; the figure quoted in ``fslcourse/numerics.py`` and ``docs/DEVELOPING.md`` is the median of the rounds'
-portable/native ratios. Every round of a side must give the same weights (the same recipe and seed). It is written
+portable/native ratios (the lower middle one for an even count), and the record's ``native`` and ``portable`` are
+that round's. Every round of a side must give the same weights (the same recipe and seed). It is written
 to ``results/numerics_cost.json`` (default).
 """
 from __future__ import annotations
@@ -88,14 +89,14 @@ def main(argv=None) -> int:
                 raise SystemExit(f"{method}: the {args.rounds} {side} runs trained different weights from the same "
                                  "recipe and seed; the timing compares unlike runs")
         ratios = [s["portable"]["cpu_seconds_per_step"] / s["native"]["cpu_seconds_per_step"] for s in samples]
-        ratio = statistics.median(ratios)
-        native, portable = samples[0]["native"], samples[0]["portable"]
+        ratio = statistics.median_low(ratios)  # a round's own ratio, so native and portable below divide to it
+        native, portable = next((s["native"], s["portable"]) for s, r in zip(samples, ratios) if r == ratio)
         rows.append({"method": method, "steps": args.steps, "rounds": args.rounds, "native": native,
                      "portable": portable, "slowdown": ratio, "slowdowns": ratios,
                      "native_cpu_seconds_per_step": [s["native"]["cpu_seconds_per_step"] for s in samples],
                      "portable_cpu_seconds_per_step": [s["portable"]["cpu_seconds_per_step"] for s in samples]})
-        print(f"{method:9s} native {statistics.median(rows[-1]['native_cpu_seconds_per_step']):.3f} CPU-s/step, "
-              f"portable {statistics.median(rows[-1]['portable_cpu_seconds_per_step']):.3f}: {ratio:.2f}x "
+        print(f"{method:9s} native {native['cpu_seconds_per_step']:.3f} CPU-s/step, "
+              f"portable {portable['cpu_seconds_per_step']:.3f}: {ratio:.2f}x "
               f"(median of {args.rounds}: {', '.join(f'{x:.2f}' for x in ratios)})", flush=True)
     atomic_write_json({"format": 1, "what": "training CPU-seconds per step, quick recipes, one thread; slowdown: the median "
                        "portable/native ratio of interleaved rounds",

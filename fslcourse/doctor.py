@@ -181,21 +181,22 @@ def check_cache() -> Check:
                  essential=False)
 
 
-def _run_of(stem: str) -> tuple[str, str, dict | None] | None:
+def _run_of(stem: str, seed: int = 0) -> tuple[str, str, object] | None:
     """``(method, recipe name, Recipe)`` of a state file named ``METHOD-RECIPE.state.pt``, or ``("gan", recipe
-    name, None)`` for one of a DAGAN run (``gan-RECIPE-LOSS.state.pt``: one per loss, each a variant of the recipe,
-    resumed by ``train gan --recipe RECIPE --resume``); ``None`` when nothing registered has such a recipe (a
-    hyphen may sit in either part)."""
+    name, Recipe)`` of one DAGAN's run of the ``gan`` family (``gan-RECIPE-LOSS.state.pt``: one per loss, resumed
+    by ``train gan --recipe RECIPE --resume``; ``seed`` is the run's); ``None`` when nothing registered has such a
+    recipe (a hyphen may sit in either part)."""
+    from .generative.gan import LOSSES
     from .training.api import recipe_for
-    from .training.generators import FAMILY_RECIPES
+    from .training.generators import FAMILY_RECIPES, dagan_recipe
 
     for i in (i for i, c in enumerate(stem) if c == "-"):
         try:
             return stem[:i], stem[i + 1:], recipe_for(stem[:i], stem[i + 1:])[1]
         except (KeyError, ValueError):
             continue
-    dagan = [r for r in FAMILY_RECIPES["gan"] if stem.startswith(f"gan-{r}-")]
-    return ("gan", max(dagan, key=len), None) if dagan else None
+    dagan = [(r, loss) for r in FAMILY_RECIPES["gan"] for loss in LOSSES if stem == f"gan-{r}-{loss}"]
+    return ("gan", dagan[0][0], dagan_recipe(*dagan[0], seed=seed)) if dagan else None
 
 
 def _shown(path: Path) -> Path:
@@ -218,7 +219,8 @@ def check_runs(folder=None) -> list[Check]:
     for path in sorted((folder or CHECKPOINT_DIR).glob("*.state.pt")):
         stem = path.name.removesuffix(".state.pt")
         try:
-            state, run = load_checkpoint(path), _run_of(stem)
+            state = load_checkpoint(path)
+            run = _run_of(stem, seed=state["recipe"].get("seed", 0))
             step, steps, cpu_h = state["step"], state["recipe"]["steps"], state["cpu_seconds"] / 3600
             best = ("no meta-validation yet" if state.get("best_step") is None else
                     f"best meta-validation {state['best_score']:.1f} at step {state['best_step']:,}")
@@ -228,14 +230,15 @@ def check_runs(folder=None) -> list[Check]:
             continue
         detail = (f"{stem}: step {step:,} of {steps:,} ({100 * step // steps}%), {cpu_h:.1f} CPU-hours so far, "
                   f"{best}")
-        if run is None or (run[2] is not None and run[2].differs_from(state["recipe"])):
+        if run is None or run[2].differs_from(state["recipe"]):
             checks.append(Check("unfinished", False, detail + "; no registered recipe matches it",
                                 "resume it with the train command that started it, adding --resume",
                                 essential=False))
             continue
         target = f"{run[0]}-{run[1]}.pt"  # the file the run writes (a DAGAN's state holds one loss's run of it)
         if (path.parent / target).exists():  # a checkpoint beside the state: resuming needs --overwrite
-            if step >= steps:  # every step done and the checkpoint written: the state is a leftover
+            if step >= steps and run[0] != "gan":  # every step done and the checkpoint written: a leftover (a
+                # finished DAGAN's state is not: the family's file is written once all its models are trained)
                 checks.append(Check("unfinished", False, f"{detail}; {target} is there: the run has finished",
                                     f"remove the leftover state (git rm {_shown(path)}, or delete it)",
                                     essential=False))

@@ -17,6 +17,10 @@ spans (and, in docstrings, the indented usage lines) that hold ``python -m fslco
 
 Placeholders (``NAME``, ``R``, ``<name>``, ``K``, ``FILE`` ...) are parsed with a stand-in value and skip the
 semantic checks; synopses (``a|b``, ``[--flag]``) are checked flag by flag and alternative by alternative.
+
+Not checked: whether a ``train`` command's file exists already (so that it would need ``--overwrite``). The docs
+say how each committed file was made ("made by ``train protonet --recipe paper``"), and those descriptions name
+existing files on purpose; an instruction to retrain one must add ``--overwrite`` by review, not by this test.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ import json
 import re
 import runpy
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,6 +175,19 @@ def _run_stopped(fn, *args):
     except (ValueError, FileNotFoundError, KeyError) as err:
         return f"{type(err).__name__}: {err}"
     return "finished without reaching a stop: nothing was patched there"
+
+
+@pytest.fixture(autouse=True)
+def leaves_no_trace(monkeypatch):
+    """Running scripts' top levels and the commands' checks must not change the process for later tests: the
+    import path (scripts insert their folders), matplotlib's settings and torch's global random stream (a script's
+    ``matplotlib.use("Agg")`` stays: the tests draw with Agg anyway)."""
+    import matplotlib
+    import torch
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # restored after the test
+    with matplotlib.rc_context(), torch.random.fork_rng(devices=[]):
+        yield
 
 
 @pytest.fixture

@@ -229,17 +229,27 @@ def test_a_dagan_state_is_listed_with_the_gan_command_that_continues_it(tmp_path
     """gan-RECIPE-LOSS.state.pt (one per DAGAN loss) was "no registered recipe matches it": gan is no method."""
     import torch
 
-    for stem in ("gan-paper-wgan-gp", "gan-lake-wgan-gp"):
-        torch.save({"step": 2500, "recipe": {"steps": 112_400}, "cpu_seconds": 36.0, "best_step": None},
+    from fslcourse.training.generators import dagan_recipe
+
+    def state(stem, recipe, step):
+        torch.save({"step": step, "recipe": recipe.as_dict(), "cpu_seconds": 36.0, "best_step": None},
                    tmp_path / f"{stem}.state.pt")
+
+    state("gan-paper-wgan-gp", dagan_recipe("paper", "wgan-gp"), 2500)
+    state("gan-lake-wgan-gp", dagan_recipe("paper", "wgan-gp"), 2500)  # no gan recipe 'lake'
+    state("gan-full-standard", dagan_recipe("full", "standard").replace(steps=50), 10)  # another recipe's run
     lines = {c.detail.split()[0].rstrip(":"): c for c in doctor.check_runs(tmp_path)}
     assert lines["gan-paper-wgan-gp"].ok and lines["gan-paper-wgan-gp"].detail.endswith(
         "; continue: python -m fslcourse train gan --recipe paper --resume")
-    assert not lines["gan-lake-wgan-gp"].ok  # no gan recipe 'lake'
-    (tmp_path / "gan-paper.pt").write_bytes(b"")  # a committed gan-paper.pt: the run remakes it
-    lines = {c.detail.split()[0].rstrip(":"): c for c in doctor.check_runs(tmp_path)}
-    assert lines["gan-paper-wgan-gp"].detail.endswith("; continue the remake of gan-paper.pt: python -m fslcourse "
-                                                      "train gan --recipe paper --resume --overwrite")
+    for other in ("gan-lake-wgan-gp", "gan-full-standard"):
+        assert not lines[other].ok and "no registered recipe matches it" in lines[other].detail
+    # a remake of gan-quick.pt stopped in its second DAGAN: the first one's finished state is still needed
+    quick = dagan_recipe("quick", "wgan-gp")
+    state("gan-quick-wgan-gp", quick, quick.steps)
+    (tmp_path / "gan-quick.pt").write_bytes(b"")
+    line = {c.detail.split()[0].rstrip(":"): c for c in doctor.check_runs(tmp_path)}["gan-quick-wgan-gp"]
+    assert line.ok and line.detail.endswith("; continue the remake of gan-quick.pt: python -m fslcourse train gan "
+                                            "--recipe quick --resume --overwrite")
 
 
 def test_a_committed_state_is_restored_by_its_path_from_the_repository_root(tmp_path, monkeypatch):

@@ -27,6 +27,7 @@ def test_rounds_alternate_and_the_median_ratio_is_reported(monkeypatch, tmp_path
     assert calls == ["native", "portable", "portable", "native", "native", "portable"]
     row = json.loads(out.read_text())["rows"][0]
     assert row["slowdowns"] == [2.0, 9.0, 2.5] and row["slowdown"] == 2.5 and row["rounds"] == 3
+    assert row["portable"]["cpu_seconds_per_step"] / row["native"]["cpu_seconds_per_step"] == row["slowdown"]
 
 
 def test_rounds_that_train_other_weights_are_refused(monkeypatch, tmp_path):

@@ -488,6 +488,15 @@ def hallucinator_metrics(model: FeatureHallucinator, val_split, recipe: Recipe) 
                          "n_query": recipe.val_n_query, "n_episodes": recipe.val_episodes, "n_generated": m, "seed": 1}}
 
 
+def dagan_recipe(profile: str, loss: str, seed: int = 0) -> Recipe:
+    """The recipe one pixel DAGAN of the ``gan`` family's ``profile`` trains with ``loss`` (the run that writes
+    ``gan-PROFILE-LOSS.state.pt``): the family's recipe with that loss, and the standard loss kept at its last step."""
+    r = GAN[profile].replace(seed=seed, options={"loss": loss})
+    if loss == "standard":  # kept at its last step: notebook 08 shows where this loss ends up
+        r = r.replace(optimizer_kwargs={"betas": (0.5, 0.999)}, options={"keep": "last"})
+    return r
+
+
 def _load_gan(data, profile: str = "quick", *, backbone=None, seed: int = 0, device=None, progress: bool = True,
               path: str | Path | None = None, save: bool = True, state: str | Path | None = None,
               resume: bool = False) -> dict:
@@ -508,9 +517,7 @@ def _load_gan(data, profile: str = "quick", *, backbone=None, seed: int = 0, dev
     for loss in GAN[profile].options.get("losses", LOSSES):
         if loss not in ckpt["pixel"]:
             _about_to_train(f"{loss} DAGAN", path, "gan", profile)
-            r = GAN[profile].replace(seed=seed, options={"loss": loss})
-            if loss == "standard":  # kept at its last step: notebook 08 shows where this loss ends up
-                r = r.replace(optimizer_kwargs={"betas": (0.5, 0.999)}, options={"keep": "last"})
+            r = dagan_recipe(profile, loss, seed)
             torch.manual_seed(r.seed)
             gan = make_dagan(r).to(device)
             st = None if state is None else Path(state).with_name(Path(state).name.replace(".state", f"-{loss}.state"))
