@@ -99,3 +99,30 @@ def test_every_committed_curve_was_made_by_its_current_curve_recipe(name):
         return {k: v for k, v in recipe.items() if k != "note"}
     assert shaping(record["recipe"]) == shaping(json.loads(json.dumps(want.as_dict()))), \
         f"results/learning_curves/{name}.json is stale: run benchmarks/learning_curves.py --method {name}"
+
+
+def test_mtls_curve_puts_phase_2_after_phase_1s_training_cpu(monkeypatch, tmp_path):
+    """run_curve("mtl") with both phases stubbed: phase 2's first point sits at phase 1's training CPU (7.5 s: its
+    last validation, at its last step, is not in its last logged CPU time) plus phase 2's own."""
+    from types import SimpleNamespace
+
+    from fslcourse.evaluate import EvalResult
+    from fslcourse.training.log import TrainLog
+
+    r1, r2 = lc.mtl_recipes(4)
+    log1 = {"step": [1, 2, 3, 4], "val_step": [2, 4], "cpu_seconds": [1.0, 3.0, 4.0, 9.0], "val_cpu_seconds": [1.5, 4.0],
+            "val_accuracy": [50.0, 60.0], "val_ci95": [1.0, 1.0], "sittings": [{}]}
+    log2 = TrainLog()
+    for s, cpu in ((1, 2.0), (2, 4.0)):
+        log2.add_step(s, cpu, cpu, {"loss": 1.0})
+    log2.add_val(2, {"accuracy": 70.0, "ci95": 1.0, "cpu_seconds": 0.5})
+    result = SimpleNamespace(stopped="steps", log=log2, best_step=2, best_score=70.0)
+    model = SimpleNamespace(tasks_seen=8)
+    monkeypatch.setattr(lc, "train_mtl", lambda *a, **k: (model, result, log1, (r1, r2)))
+    monkeypatch.setattr(lc, "evaluate", lambda *a, **k: EvalResult(
+        accuracy=70.0, ci95=1.0, n_episodes=2, n_way=5, n_shot=1, n_query=5, seed=0, within_alphabet=False,
+        seconds=0.1, episode_accuracies=[70.0, 70.0]))
+    monkeypatch.setitem(lc.STEPS, "mtl", 2)
+    record = lc.run_curve("mtl", SimpleNamespace(test=None), "cpu", tmp_path / "state", tmp_path)
+    assert record["curve"]["train_cpu_seconds"] == [3.0, 7.5, 7.5 + 4.0]
+    assert record["train_cpu_seconds"] == 11.5
