@@ -57,7 +57,8 @@ RECIPES = {"quick": _QUICK.replace(val_n_way=40, options={"keep": "best"}),
 # pairs a batch, 5 critic steps per generator step, Adam 1e-4 with betas (0, 0.9), pairs turned by equal quarter
 # turns, WGAN-GP only; 200 epochs of int(900 characters x 20 drawings / 32) = 562 batches: 112,400 generator steps.
 # Departures: the course's meta-train split; validation faithfulness logged every 2,500 steps. About 19 CPU-s a
-# step on one thread (measured: ~590 CPU-hours), so a GPU run; resumable (train gan --recipe paper --resume).
+# step on one thread (timed over a few steps, no stored record: ~590 CPU-hours), so a GPU run; resumable (train gan
+# --recipe paper --resume).
 _PAPER_WIDTHS = (64, 64, 128, 128)
 RECIPES["paper"] = Recipe(trainer="gan", steps=112_400, lr=1e-4, n_way=32, n_shot=1, n_query=1, val_every=2500,
                           val_episodes=1, val_n_way=10, optimizer_kwargs={"betas": (0.0, 0.9)},
