@@ -333,27 +333,27 @@ class DivergenceGuard(Hook):
     """Stops a GAN run when a loss is NaN/inf or its magnitude exceeds ``recipe.options["divergence"]``."""
 
     def __init__(self, recipe: Recipe, state_path):
-        self.recipe, self.state_path = recipe, state_path
+        self.recipe, self.state_path, self.saved = recipe, state_path, None
+
+    def state_on_disk(self, step: int) -> None:
+        self.saved = step  # the step the message names: the state fit wrote or resumed from, not a guess
+
+    def _stop(self, what: str, step: int, fix: str) -> None:
+        r = self.recipe
+        kept = (f"the last training state (step {self.saved}) is kept in {self.state_path}"
+                if self.saved is not None else "no training state was written")
+        raise GANDiverged(f"{what} ({r.options['loss']} loss, lr={r.lr}): training stopped; {kept}. Lower lr, "
+                          f"{fix}or use a spectral-normalised critic (spectral=True)", step, self.saved)
 
     def after_step(self, model, step: int, stats: dict) -> None:
         r = self.recipe
+        fix = "use loss='wgan-gp', " if r.options["loss"] != "wgan-gp" else ""
         for name, label in (("loss_d", "critic loss"), ("loss_g", "generator loss")):
             value = stats[name]
             if not abs(value) < r.options.get("divergence", 1e4):  # False for NaN and inf too
-                good = (step - 1) // r.state_every * r.state_every if r.state_every else 0
-                kept = (f"the last training state (step {good}) is kept in {self.state_path}"
-                        if self.state_path is not None and good else "no training state was written")
-                fix = "use loss='wgan-gp', " if r.options["loss"] != "wgan-gp" else ""
-                raise GANDiverged(f"{label} = {value} at step {step} ({r.options['loss']} loss, lr={r.lr}): training "
-                                  f"stopped; {kept}. Lower lr, {fix}or use a spectral-normalised critic "
-                                  "(spectral=True)", step, good or None)
+                self._stop(f"{label} = {value} at step {step}", step, fix)
         if not all(torch.isfinite(p).all() for p in model.parameters()):
-            good = (step - 1) // r.state_every * r.state_every if r.state_every else 0
-            kept = (f"the last training state (step {good}) is kept in {self.state_path}"
-                    if self.state_path is not None and good else "no training state was written")
-            raise GANDiverged(f"a weight is NaN/inf after step {step} ({r.options['loss']} loss, lr={r.lr}): training "
-                              f"stopped; {kept}. Lower lr or use a spectral-normalised critic (spectral=True)",
-                              step, good or None)
+            self._stop(f"a weight is NaN/inf after step {step}", step, "")
 
 
 PAIR_GENERATORS = {"course": DAGANGenerator, "deformation": DeformingGenerator, "uresnet": UResNetGenerator}

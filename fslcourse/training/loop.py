@@ -45,6 +45,9 @@ class Hook:
     def after_step(self, model, step: int, stats: dict) -> None:
         """Called after every training step (before validation)."""
 
+    def state_on_disk(self, step: int) -> None:
+        """Called when the training state of ``step`` is on disk (written, or the one a run resumed from)."""
+
     def state_dict(self) -> dict:
         return {}
 
@@ -61,6 +64,10 @@ class Hooks(Hook):
     def after_step(self, model, step: int, stats: dict) -> None:
         for h in self.hooks:
             h.after_step(model, step, stats)
+
+    def state_on_disk(self, step: int) -> None:
+        for h in self.hooks:
+            h.state_on_disk(step)
 
     def state_dict(self) -> dict:
         return {str(i): h.state_dict() for i, h in enumerate(self.hooks)}
@@ -209,6 +216,7 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
         hook.load_state_dict(st["hook"])
         log, step = TrainLog.from_dict(st["log"]), st["step"]
         saved = step
+        hook.state_on_disk(step)
         best = (st["best_score"], st["best_step"], st["best_state"])
         wall0, cpu0 = st["seconds"], st["cpu_seconds"]
     numerics = current_numerics()
@@ -234,6 +242,7 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
             "best_state": best[2], "seconds": time.perf_counter() - start,
             "cpu_seconds": time.process_time() - cpu_start}, state_path)
         saved = step  # only once it is on disk: a Ctrl-C during the write leaves the older state
+        hook.state_on_disk(step)
 
     def run_validation():
         nonlocal best

@@ -1,5 +1,8 @@
 """The DAGAN: gradient penalty against its definition, the two losses, spectral norm, seeded sampling,
 conditioning, the NaN/divergence guard, and the committed checkpoint."""
+import os
+import signal
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -21,6 +24,7 @@ from fslcourse.generative.gan import (
 from fslcourse.io import load_checkpoint
 from fslcourse.training import Hook
 from fslcourse.training.generators import GANDiverged, checkpoint_file, train_gan
+from fslcourse.training.loop import TrainingStopped
 
 
 def _r(steps, n_way, lr=2e-4, state_every=0, **options):
@@ -138,6 +142,25 @@ def test_nan_guard_stops_and_keeps_the_last_good_state(glyphs, tmp_path):
     # with a state every step, the step whose weights went NaN is not written either
     with pytest.raises(GANDiverged) as err:
         train_gan(_tiny(glyphs), glyphs[0], _r(20, 4, state_every=1), state_path=path, hook=InjectNaN(),
+                  progress=False)
+    assert err.value.last_good_step == 6 and load_checkpoint(path)["step"] == 6
+
+
+class SigintAt6(Hook):
+    def after_step(self, model, step, stats):
+        if step == 6:  # Ctrl-C: fit finishes the step and writes the state of step 6, between two state_every
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_nan_guard_names_the_state_on_disk_after_a_resume(glyphs, tmp_path):
+    path = tmp_path / "gan.state.pt"
+    with pytest.raises(TrainingStopped, match="stopped at step 6"):
+        train_gan(_tiny(glyphs), glyphs[0], _r(20, 4, state_every=5), state_path=path, hook=SigintAt6(),
+                  progress=False)
+    assert load_checkpoint(path)["step"] == 6
+    # resumed, the weights go NaN at step 7: the state kept is step 6's (a multiple of state_every would say 5)
+    with pytest.raises(GANDiverged, match=r"NaN/inf after step 7 .*last training state \(step 6\)") as err:
+        train_gan(_tiny(glyphs), glyphs[0], _r(20, 4, state_every=5), state_path=path, resume=True, hook=InjectNaN(),
                   progress=False)
     assert err.value.last_good_step == 6 and load_checkpoint(path)["step"] == 6
 
