@@ -35,9 +35,9 @@ class EpisodeBrowser(Explorer):
         # K and Q reach 20 each, so K + Q > 20 (more drawings than a character has) can be tried and its error
         # seen; sliders redraw when released, so a drag does not queue a redraw per step
         slider = dict(min=1, continuous_update=False)
-        self.n_way = W.IntSlider(value=n_way, max=20, description="N (ways)", **slider)
-        self.n_shot = W.IntSlider(value=n_shot, max=20, description="K (shots)", **slider)
-        self.n_query = W.IntSlider(value=n_query, max=20, description="Q (queries)", **slider)
+        self.n_way = W.IntSlider(value=n_way, max=20, description="N (n_way)", **slider)
+        self.n_shot = W.IntSlider(value=n_shot, max=20, description="K (n_shot)", **slider)
+        self.n_query = W.IntSlider(value=n_query, max=20, description="q (n_query)", **slider)
         self.seed = W.IntText(value=seed, description="seed")
         self.next = W.Button(description="next seed", icon="forward")
         self.next.on_click(lambda _b: setattr(self.seed, "value", self.seed.value + 1))

@@ -93,8 +93,8 @@ class LatentExplorer(Explorer):
         self.models = {"trained": trained} if untrained is None else {"untrained": untrained, "trained": trained}
         self.distance = distance or getattr(trained, "distance", "euclidean")
         self.seed = W.IntText(value=seed, description="episode seed")
-        self.n_way = W.IntSlider(value=n_way, min=2, max=20, description="N (ways)")
-        self.n_shot = W.IntSlider(value=n_shot, min=1, max=10, description="K (shots)")
+        self.n_way = W.IntSlider(value=n_way, min=2, max=20, description="N (n_way)")
+        self.n_shot = W.IntSlider(value=n_shot, min=1, max=10, description="K (n_shot)")
         self.backbone = W.ToggleButtons(options=list(self.models), value="trained", description="backbone")
         self.projection = W.ToggleButtons(options=["pca", "tsne"], value=projection, description="projection")
         self.controls = {"seed": self.seed, "n_way": self.n_way, "n_shot": self.n_shot,

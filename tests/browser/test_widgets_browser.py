@@ -78,7 +78,7 @@ CASES = [
     WidgetCase("01_episodes.ipynb", "EpisodeBrowser(", "classes: 0=", button="next seed", status_changes=True,
                what="click 'next seed'"),
     WidgetCase("02_protonet.ipynb", "LatentExplorer(", "queries misclassified", seed_field="episode seed",
-               requires=(CHECKPOINTS + "protonet-quick.pt",), drag="N (ways)", what="type a seed, Enter"),
+               requires=(CHECKPOINTS + "protonet-quick.pt",), drag="N (n_way)", what="type a seed, Enter"),
     WidgetCase("02_protonet.ipynb", "PredictionViewer(", "episode", button="Next", status_changes=True,
                requires=(CHECKPOINTS + "protonet-quick.pt",), what="click 'Next'"),
     WidgetCase("03_relation_based.ipynb", "PredictionViewer(", "episode", button="Next", status_changes=True,
