@@ -13,11 +13,11 @@ def _adjacency_cases():
     big = torch.randn(1, 5, 5, generator=g)
     big.diagonal(dim1=1, dim2=2).fill_(50.0)  # a node that scores itself highest must still not be its own neighbour
     cases.append((big,))
-    cases.append((torch.zeros(2, 4, 4),))  # equal scores: each node spreads 1/(N-1) over the others
+    cases.append((torch.zeros(2, 4, 4),))  # equal scores: each node spreads 1/(M-1) over the others
     return cases
 
 
-@exercise("gnn_adjacency", "edge scores (B, N, N) -> adjacency: softmax over each node's neighbours, no self-edge",
+@exercise("gnn_adjacency", "edge scores (B, M, M) -> adjacency: softmax over each node's neighbours, no self-edge",
           _adjacency_cases)
 def gnn_adjacency_reference(scores: torch.Tensor) -> torch.Tensor:
     """The package's :func:`fslcourse.methods.gnn.edge_weights`."""

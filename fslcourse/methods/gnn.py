@@ -3,7 +3,7 @@
 Taught in ``notebooks/03_relation_based.ipynb`` (the relation-based family).
 
 Garcia & Bruna (2018), "Few-Shot Learning with Graph Neural Networks", arXiv:1711.04043.
-Each query :math:`\\hat x` gets a graph of its own with ``n_way * n_shot + 1`` nodes: node :math:`i`
+Each query :math:`\\hat x` gets a graph of its own with :math:`M` = ``n_way * n_shot + 1`` nodes: node :math:`i`
 starts as :math:`h_i^{(0)} = [f(x_i), e(y_i)]`, the backbone embedding and the one-hot code of the
 label (all zeros for the query, whose label is unknown). A layer first *learns the edges*,
 
@@ -14,9 +14,10 @@ updates every node from itself and its neighbours' mean, keeping the old feature
 
 .. math:: h^{(l+1)} = \\big[h^{(l)},\\; \\rho\\big(\\mathrm{BN}(W_l\\,[h^{(l)}, A h^{(l)}])\\big)\\big].
 
-After two such layers a last adjacency and linear map give ``n_way`` scores per node; the query
-node's are the logits. Labels travel along the learned edges, so the network can compare a query
-with every support drawing *and* the support drawings with one another.
+After two such layers a last adjacency and graph convolution, batch-normalised and without the nonlinearity,
+:math:`\\mathrm{BN}(W_\\text{out}[h, A h])`, give ``n_way`` scores per node; the query node's are the
+logits. Labels travel along the learned edges, so the network can compare a query with every support
+drawing *and* the support drawings with one another.
 
 Departures from the paper (said so in the recipes): the backbone is the course's Conv-4
 (:mod:`fslcourse.models.conv4`) instead of the paper's Omniglot embedding, and the edge MLP has no
@@ -38,10 +39,10 @@ def edge_weights(scores: torch.Tensor) -> torch.Tensor:
     """Edge scores to an adjacency: a softmax over each node's neighbours, the node itself left out.
 
     Args:
-        scores: ``(B, N, N)`` scores, ``scores[b, i, j]`` for the edge from node ``i`` to node ``j``.
+        scores: ``(B, M, M)`` scores, ``scores[b, i, j]`` for the edge from node ``i`` to node ``j``.
 
     Returns:
-        ``(B, N, N)`` weights: every row sums to 1 over ``j != i``, the diagonal is 0.
+        ``(B, M, M)`` weights: every row sums to 1 over ``j != i``, the diagonal is 0.
     """
     eye = torch.eye(scores.shape[-1], dtype=torch.bool, device=scores.device)
     return torch.softmax(scores.masked_fill(eye, float("-inf")), dim=-1)
@@ -56,9 +57,9 @@ class EdgeModel(nn.Module):
                                  nn.Linear(2 * hidden, hidden), nn.LeakyReLU(0.01), nn.Linear(hidden, 1))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """Args: ``h`` ``(B, N, F)`` node features. Returns ``(B, N, N)`` rows that sum to 1, zero diagonal."""
-        diff = (h[:, :, None] - h[:, None]).abs()  # (B, N, 1, F) - (B, 1, N, F) -> (B, N, N, F)
-        return edge_weights(self.mlp(diff).squeeze(-1))  # (B, N, N, 1) -> (B, N, N)
+        """Args: ``h`` ``(B, M, F)`` node features. Returns ``(B, M, M)`` rows that sum to 1, zero diagonal."""
+        diff = (h[:, :, None] - h[:, None]).abs()  # (B, M, 1, F) - (B, 1, M, F) -> (B, M, M, F)
+        return edge_weights(self.mlp(diff).squeeze(-1))  # (B, M, M, 1) -> (B, M, M)
 
 
 class GraphConv(nn.Module):
@@ -70,9 +71,9 @@ class GraphConv(nn.Module):
         self.norm = nn.BatchNorm1d(out_features)
 
     def forward(self, h: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
-        """Args: ``h`` ``(B, N, F)``, ``adjacency`` ``(B, N, N)``. Returns ``(B, N, out_features)``."""
-        out = self.linear(torch.cat([h, adjacency @ h], dim=-1))  # (B, N, 2F) -> (B, N, out)
-        return self.norm(out.flatten(0, 1)).view_as(out)  # (B * N, out) for BatchNorm1d, then back
+        """Args: ``h`` ``(B, M, F)``, ``adjacency`` ``(B, M, M)``. Returns ``(B, M, out_features)``."""
+        out = self.linear(torch.cat([h, adjacency @ h], dim=-1))  # (B, M, 2F) -> (B, M, out)
+        return self.norm(out.flatten(0, 1)).view_as(out)  # (B * M, out) for BatchNorm1d, then back
 
 
 @register("gnn")
@@ -120,13 +121,13 @@ class GNN(FewShotClassifier):
         return torch.cat([query[:, None], support[None].expand(n_q, n_s, -1)], dim=1)  # (n_q, 1 + n_s, D + n_way)
 
     def forward_graphs(self, h: torch.Tensor, keep: list | None = None) -> torch.Tensor:
-        """Run the graph layers on ``h`` ``(B, N, F0)``; returns the ``(B, N, n_way)`` node scores.
+        """Run the graph layers on ``h`` ``(B, M, F0)``; returns the ``(B, M, n_way)`` node scores.
 
-        ``keep``: a list that receives each layer's ``(B, N, N)`` adjacency (for the notebook's figure).
+        ``keep``: a list that receives each layer's ``(B, M, M)`` adjacency (for the notebook's figure).
         """
         for edge, conv in zip(self.edges, self.convs):
             adjacency = edge(h)
-            h = torch.cat([h, F.leaky_relu(conv(h, adjacency), 0.01)], dim=-1)  # dense: (B, N, F + node_features)
+            h = torch.cat([h, F.leaky_relu(conv(h, adjacency), 0.01)], dim=-1)  # dense: (B, M, F + node_features)
             if keep is not None:
                 keep.append(adjacency)
         adjacency = self.edge_out(h)
@@ -150,7 +151,7 @@ class GNN(FewShotClassifier):
                              f"(its label code and output layer); train one with GNN(n_way={n_way})")
         z = self.backbone(torch.cat([support_x, query_x]))  # (n_s + n_q, D)
         h = self.graphs(z[: len(support_x)], support_y, z[len(support_x):])
-        return self.forward_graphs(h)[:, 0]  # (n_q, N, n_way) -> the query node's (n_q, n_way)
+        return self.forward_graphs(h)[:, 0]  # (n_q, M, n_way) -> the query node's (n_q, n_way)
 
     def config(self) -> dict:
         return {"n_way": self.n_way, "backbone": self.backbone_name, "backbone_kwargs": self.backbone_kwargs,

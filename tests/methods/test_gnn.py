@@ -137,7 +137,7 @@ def test_a_graph_layer_is_its_formula_written_out():
     layer = GraphConv(3, 4).eval()
     layer.norm.running_mean.uniform_(-1, 1)
     layer.norm.running_var.uniform_(0.5, 2)
-    h = torch.randn(2, 5, 3)  # (B, N, F)
+    h = torch.randn(2, 5, 3)  # (B, M, F)
     adjacency = torch.softmax(torch.randn(2, 5, 5), dim=-1)  # rows sum to 1; A != A^T
     assert not torch.allclose(adjacency, adjacency.transpose(1, 2))
     want = torch.empty(2, 5, 4)
