@@ -219,9 +219,16 @@ def _header_colon(node, tokens) -> tuple[int, int]:
 # Editions
 # --------------------------------------------------------------------------------------
 
+def stubbed_names(source: str) -> set[str]:
+    """Names a solution cell binds that its stub changes: its functions and classes, not its imports (the stub
+    keeps those, so a later cell that only uses an imported name does not depend on the solution)."""
+    table = symtable.symtable(python_source(source), "<cell>", "exec")
+    return {s.get_name() for s in table.get_symbols() if s.is_assigned()}
+
+
 def dependent_cells(nb, solution_index: int) -> list[int]:
-    """Later code cells that use a name the solution cell defines, directly or transitively."""
-    tainted = defined_names(nb.cells[solution_index].source)
+    """Later code cells that use a name the solution cell's stub changes, directly or transitively."""
+    tainted = stubbed_names(nb.cells[solution_index].source)
     out = []
     for i in range(solution_index + 1, len(nb.cells)):
         cell = nb.cells[i]
