@@ -338,12 +338,12 @@ class DivergenceGuard(Hook):
     def state_on_disk(self, step: int) -> None:
         self.saved = step  # the step the message names: the state fit wrote or resumed from, not a guess
 
-    def _stop(self, what: str, step: int, fix: str) -> None:
+    def _stop(self, what: str, step: int, advice: str) -> None:
         r = self.recipe
         kept = (f"the last training state (step {self.saved}) is kept in {self.state_path}"
                 if self.saved is not None else "no training state was written")
-        raise GANDiverged(f"{what} ({r.options['loss']} loss, lr={r.lr}): training stopped; {kept}. Lower lr, "
-                          f"{fix}or use a spectral-normalised critic (spectral=True)", step, self.saved)
+        raise GANDiverged(f"{what} ({r.options['loss']} loss, lr={r.lr}): training stopped; {kept}. {advice}",
+                          step, self.saved)
 
     def after_step(self, model, step: int, stats: dict) -> None:
         r = self.recipe
@@ -351,9 +351,11 @@ class DivergenceGuard(Hook):
         for name, label in (("loss_d", "critic loss"), ("loss_g", "generator loss")):
             value = stats[name]
             if not abs(value) < r.options.get("divergence", 1e4):  # False for NaN and inf too
-                self._stop(f"{label} = {value} at step {step}", step, fix)
+                self._stop(f"{label} = {value} at step {step}", step,
+                           f"Lower lr, {fix}or use a spectral-normalised critic (spectral=True)")
         if not all(torch.isfinite(p).all() for p in model.parameters()):
-            self._stop(f"a weight is NaN/inf after step {step}", step, "")
+            self._stop(f"a weight is NaN/inf after step {step}", step,
+                       "Lower lr or use a spectral-normalised critic (spectral=True)")
 
 
 PAIR_GENERATORS = {"course": DAGANGenerator, "deformation": DeformingGenerator, "uresnet": UResNetGenerator}
