@@ -56,13 +56,16 @@ _PAPER = Recipe(n_way=5, n_shot=1, n_query=1, meta_batch=32, lr=1e-3, steps=60_0
                 val_episodes=500, model=dict(n_way=5, hidden=64, inner_lr=0.4, inner_steps=1, test_inner_steps=3,
                            backend="batched"),
                 note="Finn et al. 2017, Section 5.2 (Omniglot, 5-way 1-shot); 3 inner steps at test time, as the "
-                     "paper's text (its code: 10)")
+                     "paper's text (its code: 10); the head reads the flattened 256 features and BatchNorm learns a "
+                     "scale (its code: their 2x2 mean, 64 features, and no scale; models/maml_conv.py)")
 # The paper trains a separate 20-way model (its code's README: meta-batch 16, α = 0.1, five inner steps); at test
 # time its code takes 10 inner steps on Omniglot (main.py, test_num_updates). Validated on 20-way episodes.
 _PAPER_20WAY = _PAPER.replace(n_way=20, meta_batch=16, val_n_way=20, options={"split": "vinyals"},
                               model=dict(n_way=20, inner_lr=0.1, inner_steps=5, test_inner_steps=10),
                               note="Finn et al. 2017, Section 5.2, and cbfinn/maml's README (Omniglot, 20-way 1-shot); "
-                                   "10 inner steps at test time, as its code (main.py; the paper's text: 5)")
+                                   "10 inner steps at test time, as its code (main.py; the paper's text: 5); the head "
+                                   "reads the flattened 256 features and BatchNorm learns a scale (its code: their 2x2 "
+                                   "mean, 64 features, and no scale; models/maml_conv.py)")
 
 
 def inner_loop(net: MAMLConv4, theta: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, inner_lr: float,
@@ -164,7 +167,7 @@ class MAML(FewShotClassifier):
         n_way: classes per episode (the head has ``n_way`` outputs).
         hidden: filters per convolution.
         inner_lr: the inner step size ``α``.
-        inner_steps: inner steps ``K`` during meta-training.
+        inner_steps: inner steps ``S`` during meta-training (``K`` is kept for the shots).
         test_inner_steps: inner steps at test time (usually more than ``inner_steps``).
         stride: 2 for the paper's strided Omniglot network, 1 for max-pooling.
         backend: ``"vmap"`` (torch.func, all tasks at once), ``"batched"`` (all tasks in one autograd graph,

@@ -3,7 +3,7 @@
 Taught in ``notebooks/05_maml.ipynb``.
 
 Nichol, Achiam and Schulman 2018, "On First-Order Meta-Learning Algorithms",
-arXiv:1803.02999. For each task of a meta-batch, run ``k`` steps of SGD from
+arXiv:1803.02999. For each task of a meta-batch, run ``S`` steps of SGD from
 ``θ`` on the task's examples to get ``φ̃``; then
 ``θ ← θ + ε (mean over tasks of φ̃ − θ)``. No second derivatives and no
 support/query split inside the update. The update is written as a gradient,
@@ -55,7 +55,7 @@ ADAM_BETA2, ADAM_EPS = 0.999, 1e-8  # TensorFlow's defaults, which the paper's c
 class Reptile(FewShotClassifier):
     """Reptile on MAML's Conv-4 (:class:`~fslcourse.models.maml_conv.MAMLConv4`).
 
-    Args: as :class:`~fslcourse.methods.maml.MAML`'s, less ``first_order``; ``inner_steps`` is ``k`` and
+    Args: as :class:`~fslcourse.methods.maml.MAML`'s, less ``first_order``; ``inner_steps`` is ``S`` and
     ``inner_lr`` the inner step size. With ``zero_head=True`` every task starts from a zero head
     (Kao et al. 2022, arXiv:2106.15367) and only the body is meta-learned.
         backend: ``"vmap"`` or ``"batched"`` (SGD, every task at once) or ``"loop"`` (task by task).

@@ -24,7 +24,7 @@ class AdaptationStepper(Explorer):
 
     Args:
         models: ``{label: SinusoidMLP}``, e.g. ``{"MAML": ..., "pretrained": ...}``.
-        k_shot: support points per task (``K``).
+        n_shot: support points per task (``K``).
         inner_lr: step size ``α`` of the adaptation.
         max_steps: the slider's range is ``0..max_steps``.
         n_query: fresh points of the task for the query MSE.
@@ -38,12 +38,12 @@ class AdaptationStepper(Explorer):
 
     persistent_axes = True  # the axes and lines are kept; a redraw changes their data
 
-    def __init__(self, models: dict, k_shot: int = 10, inner_lr: float = 0.01, max_steps: int = 10,
+    def __init__(self, models: dict, n_shot: int = 10, inner_lr: float = 0.01, max_steps: int = 10,
                  n_query: int = 100, seed: int = 0):
         if not models:
             raise ValueError("models is empty; give at least one {label: SinusoidMLP}")
-        check_whole(k_shot=(k_shot, 1, None), max_steps=(max_steps, 0, None), n_query=(n_query, 1, None))
-        self.models, self.k_shot, self.inner_lr, self.n_query = dict(models), k_shot, inner_lr, n_query
+        check_whole(n_shot=(n_shot, 1, None), max_steps=(max_steps, 0, None), n_query=(n_query, 1, None))
+        self.models, self.n_shot, self.inner_lr, self.n_query = dict(models), n_shot, inner_lr, n_query
         self.tasks = SinusoidTasks(seed=seed)
         self.points = torch.Generator().manual_seed(seed + 1)
         self.grid = torch.linspace(-5, 5, 200).view(-1, 1)  # (200, 1)
@@ -60,7 +60,7 @@ class AdaptationStepper(Explorer):
 
     def draw_task(self) -> None:
         """A new sinusoid (amplitude, phase) with new support and query points."""
-        ep = self.tasks.sample(1, self.k_shot, self.n_query)
+        ep = self.tasks.sample(1, self.n_shot, self.n_query)
         self.amplitude, self.phase = ep.amplitude, ep.phase
         self.query_x, self.query_y = ep.query_x[0], ep.query_y[0]  # (n_query, 1)
         self.draw_points()
@@ -68,7 +68,7 @@ class AdaptationStepper(Explorer):
     def draw_points(self) -> None:
         """New ``K`` support points of the current task."""
         lo, hi = self.tasks.x_range
-        x = lo + (hi - lo) * torch.rand(1, self.k_shot, 1, generator=self.points)  # (1, K, 1)
+        x = lo + (hi - lo) * torch.rand(1, self.n_shot, 1, generator=self.points)  # (1, K, 1)
         self.support_x = x[0]
         self.support_y = SinusoidTasks.function(x, self.amplitude, self.phase)[0]  # (K, 1)
         if self._ready:  # a call from a button or from code redraws at once, as a slider move does
@@ -105,7 +105,7 @@ class AdaptationStepper(Explorer):
             line.set_ydata(s[label]["curve"])
             line.set_label(f"{label} after {s['steps']} steps (MSE {s[label]['mse']:.2f})")
         support.set_offsets(torch.stack([self.support_x.flatten(), self.support_y.flatten()], 1).numpy())  # (K, 2)
-        support.set_label(f"K = {self.k_shot} support points")
+        support.set_label(f"K = {self.n_shot} support points")
         ax.set_title(f"A = {s['amplitude']:.2f}, φ = {s['phase']:.2f}; α = {self.inner_lr}")
         # below the axes, where it hides no curve
         ax.legend(fontsize=text_points(self.fig), loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)

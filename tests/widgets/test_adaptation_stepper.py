@@ -11,7 +11,7 @@ from fslcourse.widgets.adaptation_stepper import AdaptationStepper  # noqa: E402
 @pytest.fixture
 def stepper():
     torch.manual_seed(0)
-    return AdaptationStepper({"a": SinusoidMLP(), "b": SinusoidMLP()}, k_shot=5, inner_lr=0.02, max_steps=4)
+    return AdaptationStepper({"a": SinusoidMLP(), "b": SinusoidMLP()}, n_shot=5, inner_lr=0.02, max_steps=4)
 
 
 def test_steps_slider_changes_curves_and_mse_matches(stepper):
@@ -49,10 +49,10 @@ def test_drawing_a_task_from_code_redraws_at_once(stepper):
     assert stepper.shown["support_x"] == stepper.support_x.flatten().tolist() != points
 
 
-@pytest.mark.parametrize("kwargs, says", [({"max_steps": -1}, "max_steps=-1"), ({"k_shot": 0}, "k_shot=0"),
+@pytest.mark.parametrize("kwargs, says", [({"max_steps": -1}, "max_steps=-1"), ({"n_shot": 0}, "n_shot=0"),
                                           ({"n_query": 2.5}, "n_query=2.5")])
 def test_bad_arguments_are_one_line_errors(kwargs, says):
-    """max_steps=-1 was a TraitError from the slider; k_shot=0 failed later."""
+    """max_steps=-1 was a TraitError from the slider; n_shot=0 failed later."""
     with pytest.raises(ValueError, match=f"^{says}: give a whole number of at least"):
         AdaptationStepper({"a": SinusoidMLP()}, **kwargs)
 
@@ -60,4 +60,4 @@ def test_bad_arguments_are_one_line_errors(kwargs, says):
 def test_numpy_whole_numbers_are_whole_numbers():
     import numpy as np
 
-    assert AdaptationStepper({"a": SinusoidMLP()}, k_shot=np.int64(5), max_steps=np.int64(3)).shown["steps"] == 0
+    assert AdaptationStepper({"a": SinusoidMLP()}, n_shot=np.int64(5), max_steps=np.int64(3)).shown["steps"] == 0

@@ -58,7 +58,7 @@ def adaptation_stepper(glyphs):
     from fslcourse.widgets.adaptation_stepper import AdaptationStepper
 
     torch.manual_seed(0)
-    return AdaptationStepper({"MAML": SinusoidMLP(), "pre-trained": SinusoidMLP()}, k_shot=5, inner_lr=0.02,
+    return AdaptationStepper({"MAML": SinusoidMLP(), "pre-trained": SinusoidMLP()}, n_shot=5, inner_lr=0.02,
                              max_steps=4)
 
 
