@@ -788,7 +788,7 @@ def curve_claims(curves: dict[str, dict], claims=CURVE_CLAIMS) -> list[dict]:
         diff, ci = d
         names = list(dict.fromkeys(_names(a) + _names(b)))
         proto, budget = curves[names[0]]["test"]["protocol"], curves[names[0]]["budget_cpu_seconds"]
-        each = "; ".join(f"{n} {curves[n]['test']['accuracy']:.1f}% ({curves[n]['recipe']['steps']:,} steps, "
+        each = "; ".join(f"{n} {curves[n]['test']['accuracy']:.1f}% ({curve_steps(curves[n])}, "
                          f"{curves[n]['train_cpu_seconds']:.0f} s measured)" for n in names)
         measured = (f"{proto['n_way']}-way {proto['n_shot']}-shot, {proto['split']} split, same {proto['n_episodes']} "
                     f"episodes, each given the steps {budget:.0f} training CPU-s buy at its pilot's cost per step: "
@@ -796,6 +796,15 @@ def curve_claims(curves: dict[str, dict], claims=CURVE_CLAIMS) -> list[dict]:
                     f"{label[a]} − {label[b]} {diff:+.1f} ± {ci:.1f} points")
         rows.append({"claim": text, "source": source, "measured": measured, "held": VERDICT_WORDS[verdict(diff, ci, margin)]})
     return rows
+
+
+def curve_steps(record: dict) -> str:
+    """The training steps of a learning-curve record, MTL's phase 1 (its pre-training) counted: ``"235 + 152
+    steps"`` where the record has a ``phase1``, else ``"1,069 steps"``."""
+    steps = f"{record['recipe']['steps']:,}"
+    if record.get("phase1"):
+        return f"{record['phase1']['steps']:,} + {steps} steps (pre-training + meta-transfer)"
+    return f"{steps} steps"
 
 
 def curves_figure(curves: dict[str, dict], names=None, title: str | None = None):
@@ -810,7 +819,7 @@ def curves_figure(curves: dict[str, dict], names=None, title: str | None = None)
     for i, (name, rec) in enumerate(chosen):
         c = rec["curve"]
         ax.errorbar(c["train_cpu_seconds"], c["val_accuracy"], yerr=c["val_ci95"], fmt="o-", ms=3, capsize=2,
-                    color=class_colour(i), label=f"{name} ({rec['recipe']['steps']:,} steps)")  # never right/wrong
+                    color=class_colour(i), label=f"{name} ({curve_steps(rec)})")  # never right/wrong
     budget = {rec["budget_cpu_seconds"] for _, rec in chosen}
     xs = [x for _, rec in chosen for x in rec["curve"]["train_cpu_seconds"]]
     log_axis(ax, [t for t in (10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000, 5000, 10_000)

@@ -635,3 +635,15 @@ def test_a_record_of_a_checkpoint_replaced_since_is_named_in_the_report(tmp_path
                                     "(protonet-quick.pt)\n")
     (ckpts / "vae-quick.pt").write_bytes(b"retrained too")  # an augmented row's generator counts as well
     assert stale_records(records)[-1] == "02_protonet[3] (vae-quick.pt)"
+
+
+def test_curve_steps_counts_mtls_pre_training():
+    # a claim row set MTL's 152 meta-transfer steps beside fine-tuning's 470 without its 235 pre-training steps
+    from fslcourse.report import curve_claims, curve_steps, load_curves
+
+    assert curve_steps({"recipe": {"steps": 1069}}) == "1,069 steps"
+    assert curve_steps({"recipe": {"steps": 152}, "phase1": {"steps": 235}}) == \
+        "235 + 152 steps (pre-training + meta-transfer)"
+    rows = curve_claims(load_curves())
+    (mtl,) = [r for r in rows if r["claim"].startswith("Meta-transfer")]
+    assert "mtl 73.2% (235 + 152 steps" in mtl["measured"]
