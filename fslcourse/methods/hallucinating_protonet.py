@@ -7,7 +7,7 @@ arXiv:1801.05401. A hallucinator :math:`G(f, z)` maps a support embedding :math:
 :math:`z` to a new embedding of the same class; the prototypes take the real embeddings and
 :math:`m` hallucinated ones per class,
 
-.. math:: c_k = \\frac{1}{K + m}\\Big(\\sum_{i \\in S_k} f_\\phi(x_i) + \\sum_{j=1}^{m} G\\big(f_\\phi(x_{k, j \\bmod K}), z_j\\big)\\Big),
+.. math:: c_k = \\frac{1}{K + m}\\Big(\\sum_{i \\in S_k} f_\\phi(x_i) + \\sum_{j=0}^{m-1} G\\big(f_\\phi(x_{k, j \\bmod K}), z_j\\big)\\Big),
 
 and the only training signal is the queries' cross-entropy, back-propagated into both the backbone
 :math:`\\phi` and the hallucinator. So :math:`G` is never asked to draw realistic examples, only useful
