@@ -24,7 +24,8 @@ the paper recipes' checkpoints (trained on the Vinyals split: the like-for-like 
 a method that can classify each query with the support set alone (Reptile) is measured that way too, as
 ``NAME-inductive`` (the Reptile paper's non-transductive column); a method whose paper's code tests with each
 test batch's BatchNorm statistics (``paper_test_batch_norm = "batch"``: the Relation Network's) is measured that
-way too, as ``NAME-batch-stats``, on the same episodes.
+way too, as ``NAME-batch-stats``, on the same episodes (its support set and queries pooled in one batch, where the
+Relation Network's code normalises them in two passes; the recipe's note says so).
 Methods that cannot run a protocol (MAML's head
 is fixed at the ``n_way`` it was trained with; the paper Relation Network sums its support maps, so it runs only
 at the ``n_shot`` it was trained with) get a record with ``accuracy: null`` and the

@@ -37,7 +37,7 @@ RECIPES = {"quick": Recipe(trainer="vae", steps=3000, lr=1e-3, n_way=16, n_shot=
                            val_episodes=1, val_n_way=16, val_n_shot=1, val_n_query=5, options={"keep": "last"}),
            "full": Recipe(trainer="vae", steps=30_000, lr=5e-4, n_way=64, n_shot=1, n_query=5, val_every=1000,
                           val_episodes=1, val_n_way=64, val_n_shot=1, val_n_query=5, options={"keep": "last"})}
-RECIPES["paper"] = RECIPES["full"]
+RECIPES["paper"] = RECIPES["full"].replace(note="the course's own model, with no paper recipe: its full recipe")
 
 
 def warp(source: torch.Tensor, params: torch.Tensor, grid: int) -> torch.Tensor:

@@ -46,7 +46,10 @@ RECIPES = {
                    n_way=32, n_shot=5, n_query=4, val_every=1000, val_episodes=1, model={"channels": 64},
                    options={"p_uncond": 0.15, "ema": 0.999, "noise_schedule": "cosine", "T": 500, "keep": "last"}),
 }
-RECIPES["paper"] = RECIPES["full"]
+RECIPES["paper"] = RECIPES["full"].replace(note="the course's full recipe: Ho et al. 2020 (arXiv:2006.11239) train "
+                                           "unconditional models with T = 1000 and a linear schedule on other "
+                                           "datasets; here a model conditioned on a class's prototype, with classifier-free guidance, "
+                                           "T = 500 and the cosine schedule (Nichol & Dhariwal 2021)")
 
 
 def beta_schedule(kind: str, T: int) -> torch.Tensor:

@@ -56,7 +56,8 @@ RECIPES = {"quick": _QUICK.replace(val_n_way=40, options={"keep": "best"}),
 # layers, z of 100, dropout 0.5): its UResNet generator and densely connected critic (generative/uresnet.py), 32
 # pairs a batch, 5 critic steps per generator step, Adam 1e-4 with betas (0, 0.9), pairs turned by equal quarter
 # turns, WGAN-GP only; 200 epochs of int(900 characters x 20 drawings / 32) = 562 batches: 112,400 generator steps.
-# Departures: the course's meta-train split; validation faithfulness logged every 2,500 steps. About 19 CPU-s a
+# Departures: the course's meta-train split; validation faithfulness logged every 2,500 steps; the gradient penalty
+# is taken with respect to both drawings of a pair (its code: the generated one only). About 19 CPU-s a
 # step on one thread (timed over a few steps, no stored record: ~590 CPU-hours), so a GPU run; resumable (train gan
 # --recipe paper --resume).
 _PAPER_WIDTHS = (64, 64, 128, 128)
@@ -71,7 +72,8 @@ RECIPES["paper"] = Recipe(trainer="gan", steps=112_400, lr=1e-4, n_way=32, n_sho
 # It keeps its last step (no ``keep``): a generator that only moves strokes stays faithful as it trains.
 RECIPES_DEFORMING = {"quick": _QUICK.replace(steps=2000, lr=1e-3, val_every=250, options={"generator": "deformation"}),
                      "full": _FULL.replace(options={"generator": "deformation"})}
-RECIPES_DEFORMING["paper"] = RECIPES_DEFORMING["full"]
+RECIPES_DEFORMING["paper"] = RECIPES_DEFORMING["full"].replace(note="the course's own generator, with no paper "
+                                                               "recipe: its full recipe")
 
 
 class PairGenerator(nn.Module):

@@ -32,7 +32,8 @@ RECIPES = {"quick": Recipe(trainer="hallucinator", steps=1500, lr=1e-3, n_way=20
                            options={"n_generated": 5, "max_classes": 1024}),
            "full": Recipe(trainer="hallucinator", steps=10_000, lr=1e-3, n_way=20, n_shot=1, n_query=5, val_every=0,
                           options={"n_generated": 5, "max_classes": 4000})}
-RECIPES["paper"] = RECIPES["full"]
+RECIPES["paper"] = RECIPES["full"].replace(note="Hariharan & Girshick 2017 and Wang et al. 2018 train on ImageNet "
+                                           "features and give no Omniglot recipe: the course's full recipe")
 
 
 class FeatureHallucinator(nn.Module):

@@ -41,7 +41,9 @@ RECIPES = {
     "full": {"pixel": _PIXEL.replace(steps=20_000, lr=1e-3, n_way=64, val_n_way=64),
              "feature": _PIXEL.replace(steps=20_000, lr=1e-3, n_way=64, val_n_way=64)},
 }
-RECIPES["paper"] = RECIPES["full"]
+RECIPES["paper"] = {space: r.replace(note="Kingma & Welling 2014 (arXiv:1312.6114) give no few-shot Omniglot recipe: the "
+                                         "course's full recipe (a VAE conditioned on a class's drawings)")
+                    for space, r in RECIPES["full"].items()}
 
 
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -189,6 +191,7 @@ class ConditionalVAE(_CVAEBase):
 
     @staticmethod
     def mean_output(logits: torch.Tensor) -> torch.Tensor:
+        """The decoder's mean drawing ``(n, 1, 28, 28)``: the Bernoulli probabilities of its ``logits``."""
         return torch.sigmoid(logits)
 
     def config(self) -> dict:
@@ -217,6 +220,7 @@ class FeatureVAE(_CVAEBase):
         self.register_buffer("within_class_std", torch.tensor(1.0))
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """Hidden units ``(n, hidden)`` of features ``x`` ``(n, D)``, divided by their meta-train RMS first."""
         return self.trunk_mlp(x / self.scale)
 
     def decode(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -228,6 +232,7 @@ class FeatureVAE(_CVAEBase):
         return 0.5 * (x / self.scale - mean).pow(2).sum(1)
 
     def mean_output(self, mean: torch.Tensor) -> torch.Tensor:
+        """The decoder's mean ``(n, D)`` back in the backbone's units (times the RMS ``scale``)."""
         return mean * self.scale
 
     def config(self) -> dict:

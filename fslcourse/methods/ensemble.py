@@ -7,7 +7,8 @@ Ensembles", arXiv:1612.01474: networks trained from different random seeds make 
 averaging their predictive distributions is more accurate than any one of them. Here each member classifies the
 same episode; the ensemble's logits are the mean of the members' log-softmax outputs,
 :math:`\\log p(y \\mid x) \\propto \\frac{1}{M}\\sum_m \\log p_m(y \\mid x)` (a geometric mean of the members'
-probabilities), so members whose logits have different scales count equally.
+probabilities, where the paper averages the probabilities themselves), so members whose logits have different
+scales count equally.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .base import FewShotClassifier
 
 
 class Ensemble(FewShotClassifier):
-    """The mean log-probability of ``members`` (Lakshminarayanan et al. 2017, arXiv:1612.01474).
+    """The mean log-probability of ``members`` (after Lakshminarayanan et al. 2017, arXiv:1612.01474, who average probabilities).
 
     Args:
         members: two or more trained :class:`FewShotClassifier` (e.g. one recipe trained from two seeds),

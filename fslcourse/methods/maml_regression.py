@@ -30,6 +30,7 @@ class SinusoidMLP(nn.Module):
         self.layers = nn.ModuleList([nn.Linear(1, hidden), nn.Linear(hidden, hidden), nn.Linear(hidden, 1)])
 
     def forward(self, x: torch.Tensor, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Predictions ``(n, 1)`` for inputs ``x`` ``(n, 1)``, with the module's weights or with ``params``."""
         p = params if params is not None else dict(self.named_parameters())
         for i in range(3):
             x = F.linear(x, p[f"layers.{i}.weight"], p[f"layers.{i}.bias"])

@@ -72,6 +72,7 @@ class TaskGenerator(nn.Module):
                                  nn.Linear(hidden, side * side))
 
     def forward(self, protos: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Drawings ``(n, 1, side, side)`` in [0, 1] from prototypes ``(n, D)`` and noise ``(n, z_dim)``."""
         out = torch.sigmoid(self.net(torch.cat([protos, z], 1)))  # (n, side * side)
         return out.view(-1, 1, self.side, self.side)  # (n, side * side) -> (n, 1, side, side)
 
@@ -85,7 +86,8 @@ class MetaGAN(ProtoNet):
         fake_weight: λ, the weight of the fake-class term of the classifier's loss.
         z_dim, hidden: the generator's noise size and width.
         generator_loss: ``"feature-matching"`` (the paper's: the mean embedding of the fakes matches the real
-            queries', Salimans et al. 2016, arXiv:1606.03498) or ``"non-saturating"`` (:math:`L_G` above).
+            queries', Salimans et al. 2016, arXiv:1606.03498, :math:`L_G` above) or ``"non-saturating"``
+            (:math:`-\\mathbb{E}_z \\log(1 - p(\\text{fake} \\mid G))`, as the text above says).
         backbone, backbone_kwargs, distance, scale: as for :class:`~fslcourse.methods.protonet.ProtoNet`.
     """
 

@@ -43,6 +43,7 @@ class ParameterPredictor(nn.Module):
         nn.init.zeros_(self.down.bias)
 
     def forward(self, activations: torch.Tensor) -> torch.Tensor:
+        """``ψ(a) = a + V ReLU(U a + u) + v``: ``(n_way, D)`` class weights from ``(n_way, D)`` mean activations."""
         return activations + self.down(F.relu(self.up(activations)))
 
 

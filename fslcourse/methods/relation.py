@@ -122,13 +122,18 @@ class RelationNet(FewShotClassifier):
                        model={"hidden": 64, "aggregate": "sum"}),
     }
     # the paper's code never switches its networks to eval mode, so BatchNorm tests with each batch's statistics
-    # (transductive); benchmarks/course_benchmark.py --profile paper measures that way too, as relation-batch-stats
+    # (transductive); benchmarks/course_benchmark.py --profile paper measures that way too, as relation-batch-stats.
+    # One departure, in training and at test: predict embeds the support set and the queries in one batch, so their
+    # BatchNorm statistics are pooled; the paper's code embeds them in two passes, each with its own statistics
     paper_test_batch_norm = "batch"
     RECIPES["paper"] = RECIPES["full"].replace(  # full keeps the course's alphabet split
         options={"split": "vinyals"}, note="Sung et al. 2018 (arXiv:1711.06025), Omniglot 5-way 1-shot, 19 queries, on "
         "the Vinyals et al. split; 100,000 episodes (the paper: 1,000,000); the rate decays (cosine, to 5%) and gradients "
-        "are not clipped (its code: a constant 1e-3 over these episodes, gradient norms clipped at 0.5)")
+        "are not clipped (its code: a constant 1e-3 over these episodes, gradient norms clipped at 0.5); the support set "
+        "and the queries share one BatchNorm batch (its code embeds them in two passes, each with its own statistics)")
     RECIPES["paper-20way"] = RECIPES["paper"].replace(  # its code's README: -w 20 -s 1 -b 10
         n_way=20, n_query=10, val_n_way=20, note="Sung et al. 2018 (arXiv:1711.06025), Omniglot 20-way 1-shot, 10 "
         "queries, on the Vinyals et al. split; 100,000 episodes (the paper: 1,000,000); the rate decays (cosine, to 5%) "
-        "and gradients are not clipped (its code: a constant 1e-3 over these episodes, gradient norms clipped at 0.5)")
+        "and gradients are not clipped (its code: a constant 1e-3 over these episodes, gradient norms clipped at 0.5); the "
+        "support set and the queries share one BatchNorm batch (its code embeds them in two passes, each with its own "
+        "statistics)")

@@ -10,6 +10,11 @@ batch it sees (no running averages), in training *and* at test time, as in the
 paper's code: predictions on a query set are made from the query batch's
 statistics, i.e. transductively.
 
+Three departures from the paper's code (cbfinn/maml), kept by every committed MAML checkpoint: the head
+reads the flattened last map, 64 × 2 × 2 = 256 features, where that code averages it over its 2 × 2
+positions (64 features; Reptile's code flattens, as here); BatchNorm learns a scale γ (that code's has
+none); and the head starts from PyTorch's default initialisation (that code's from N(0, 1)).
+
 ``forward(x, params)`` takes an optional ``{name: tensor}`` dict (the names of
 ``named_parameters()``), so the MAML inner loop can run the same network with
 adapted weights without copying modules. ``forward_tasks(x, params)`` runs a batch
