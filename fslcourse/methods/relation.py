@@ -44,6 +44,11 @@ class RelationNet(FewShotClassifier):
     """
 
     outputs = "scores"  # predict returns relation scores in [0, 1], not logits
+    # "pooled": the support set and the queries go through the embedding in one batch (the course's training and
+    # test); "separate": in two, as the paper's code does. Only batch statistics tell them apart (BatchStatistics:
+    # benchmarks/relation_bn_passes.py measures both); with the running statistics every image is embedded alone.
+    EMBED_PASSES = ("pooled", "separate")
+    embed_passes = "pooled"
 
     def __init__(self, hidden: int = 64, relation_hidden: int = 8, aggregate: str = "sum"):
         super().__init__()
@@ -88,11 +93,16 @@ class RelationNet(FewShotClassifier):
         why = n_shot_refusal(self, int(counts.max())) or n_shot_refusal(self, int(counts.min()))
         if why:
             raise ValueError(why)
-        maps = self.backbone(torch.cat([support_x, query_x]))  # (n_support + n_query_total, hidden, h, w)
-        s_maps, q_maps = maps[: len(support_x)], maps[len(support_x):]
+        if self.embed_passes not in self.EMBED_PASSES:
+            raise ValueError(f"embed_passes={self.embed_passes!r} is not known; use one of {self.EMBED_PASSES}")
+        if self.embed_passes == "separate":  # each pass normalised with its own batch statistics (the paper's code)
+            s_maps, q_maps = self.backbone(support_x), self.backbone(query_x)  # (n_support, ...), (n_query_total, ...)
+        else:
+            maps = self.backbone(torch.cat([support_x, query_x]))  # (n_support + n_query_total, hidden, h, w)
+            s_maps, q_maps = maps[: len(support_x)], maps[len(support_x):]
         class_maps = prototypes(s_maps.flatten(1), support_y, n_way)  # (n_way, hidden*h*w): class means
         if self.aggregate == "sum":
-            class_maps = class_maps * torch.bincount(support_y, minlength=n_way)[:, None].to(maps.dtype)
+            class_maps = class_maps * torch.bincount(support_y, minlength=n_way)[:, None].to(s_maps.dtype)
         class_maps = class_maps.view(n_way, *s_maps.shape[1:])  # (n_way, hidden, h, w)
         return self.relation_scores(class_maps, q_maps)
 

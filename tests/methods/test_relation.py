@@ -124,3 +124,33 @@ def test_a_display_shows_relation_scores_as_they_are_not_their_softmax(random_ep
     assert confidence_name(relation) == "relation score" and confidence_name(ProtoNet()) == "probability"
     logits = torch.randn(4, 5)
     assert torch.allclose(class_confidences(ProtoNet(), logits), logits.softmax(1))
+
+
+def test_separate_embedding_passes_normalise_support_and_queries_apart(glyphs):
+    """With batch statistics, embed_passes="separate" is the paper's code: the support set and the queries each
+    through the embedding in its own batch; "pooled" (the course) normalises them together. With running statistics
+    the two are the same function."""
+    from fslcourse.methods.transductive import BatchStatistics
+
+    torch.manual_seed(0)
+    model = small(aggregate="sum").eval()
+    ep = EpisodeSampler(glyphs[2], 4, 1, 2, seed=3).sample()
+    with torch.no_grad():
+        pooled = BatchStatistics(model).predict(ep.support_x, ep.support_y, ep.query_x)
+        model.embed_passes = "separate"
+        separate = BatchStatistics(model).predict(ep.support_x, ep.support_y, ep.query_x)
+        for m in model.modules():  # the reference: two training-mode passes, as the paper's test code runs them
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.train()
+        s_maps, q_maps = model.backbone(ep.support_x), model.backbone(ep.query_x)
+        order = torch.argsort(ep.support_y)  # one support map per class (1-shot), in class order
+        want = model.relation_scores(s_maps[order], q_maps)
+        model.eval()
+        assert torch.allclose(separate, want, atol=1e-6)
+        assert not torch.allclose(pooled, separate, atol=1e-4)  # pooled statistics differ
+        running_sep = model.predict(ep.support_x, ep.support_y, ep.query_x)
+        model.embed_passes = "pooled"
+        assert torch.allclose(running_sep, model.predict(ep.support_x, ep.support_y, ep.query_x), atol=1e-6)
+        model.embed_passes = "both"
+        with pytest.raises(ValueError, match="embed_passes='both' is not known"):
+            model.predict(ep.support_x, ep.support_y, ep.query_x)

@@ -1,0 +1,100 @@
+"""The Relation Network's batch-statistics test: support and queries normalised together (ours) or apart (its code).
+
+The paper's code never switches its networks to evaluation mode, so every test batch is normalised with its own
+BatchNorm statistics, and it embeds an episode in two passes: the support set, then the queries
+(floodsung/LearningToCompare_FSL, ``omniglot_test_one_shot.py``). The course's ``relation-batch-stats`` row, and
+its training, embed both in one batch (``RelationNet.embed_passes = "pooled"``). This measures what that departure
+is worth: each committed paper checkpoint, wrapped in :class:`~fslcourse.methods.transductive.BatchStatistics`, on
+the same 1000 seeded Vinyals test episodes (episode seed 0, the course benchmark's) at the setting its recipe was
+trained for (``paper``: 5-way 1-shot; ``paper-20way``: 20-way 1-shot, once it is trained), with the paper's queries
+per class (``fslcourse.report.published_n_query``), both ways, paired.
+
+Writes ``results/relation_bn_passes.json``: one record per checkpoint and way of embedding (``variant`` names it;
+the ``separate`` record holds the paired difference ``separate - pooled``); a run of one recipe keeps the other's. Accuracies only: ``eval_seconds`` is
+left out (``null``), since these are not timings and may be measured beside a training run.
+
+Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread; a few CPU-minutes):
+
+    OMP_NUM_THREADS=1 python benchmarks/relation_bn_passes.py
+    OMP_NUM_THREADS=1 python benchmarks/relation_bn_passes.py --episodes 100 --results /tmp/look   # a look
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from fslcourse.config import get_device
+from fslcourse.data import load_omniglot
+from fslcourse.evaluate import evaluate, mean_ci95
+from fslcourse.io import check_writable
+from fslcourse.methods.transductive import BatchStatistics
+from fslcourse.pretrained import checkpoint_path, existing_checkpoint, load_method
+from fslcourse.report import published_n_query, results_dir
+from fslcourse.results import check_same_episodes, result_record, save_results
+
+NAME = "relation_bn_passes"
+RECIPES = {"paper": 5, "paper-20way": 20}  # the recipe and the n_way of the test it was trained for
+
+
+def measure(recipe: str, n_way: int, data, device, episodes: int) -> list[dict]:
+    """Records of ``relation-RECIPE.pt`` with batch statistics, its episode embedded in one pass and in two."""
+    model, ckpt = load_method(checkpoint_path("relation", recipe), device, expect="relation")
+    n_query = published_n_query("relation-batch-stats", 1)
+    measured = {}
+    for passes in model.EMBED_PASSES:
+        model.embed_passes = passes
+        measured[passes] = evaluate(BatchStatistics(model), data.test, n_way=n_way, n_shot=1, n_query=n_query,
+                                    n_episodes=episodes, seed=0, device=device)
+    model.embed_passes = "pooled"
+    diff, ci = mean_ci95([a - b for a, b in zip(measured["separate"].episode_accuracies,
+                                                measured["pooled"].episode_accuracies)])
+    records = []
+    for passes, res in measured.items():
+        extra = {"variant": f"{recipe}: batch statistics, support and queries embedded "
+                            + ("in one batch (the course)" if passes == "pooled" else "in two passes (the paper's code)"),
+                 "recipe": recipe, "embed_passes": passes}
+        line = f"relation ({recipe}) {n_way}-way 1-shot, {passes:8s}: {res.accuracy:6.2f} ± {res.ci95:.2f}%"
+        if passes == "separate":
+            extra.update(paired_vs_pooled=diff, paired_vs_pooled_ci95=ci)
+            line += f"   paired separate - pooled {diff:+.2f} ± {ci:.2f}"
+        print(line)
+        rec = result_record("relation-batch-stats", res, config=ckpt["config"], seed=ckpt["seed"], device=device,
+                            profile=ckpt.get("profile"), train_seconds=ckpt.get("train_seconds"), extra=extra)
+        rec["eval_seconds"] = None  # accuracies only; see the module docstring
+        records.append(rec)
+    return records
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--recipes", default="paper", help=f"comma-separated, from {', '.join(RECIPES)} (default: paper)")
+    p.add_argument("--episodes", type=int, default=1000)
+    p.add_argument("--device", default=None)
+    p.add_argument("--results", default=None, help="the results folder (default: results/)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a results file measured on other episodes (default: refused)")
+    args = p.parse_args(argv)
+    recipes = [r for r in args.recipes.split(",") if r]
+    if not recipes or any(r not in RECIPES for r in recipes):
+        raise SystemExit(f"error: --recipes {args.recipes!r}: choose from {', '.join(RECIPES)}")
+    if args.episodes < 2:
+        raise SystemExit(f"error: --episodes {args.episodes}: a confidence interval needs at least 2 episodes")
+    out = results_dir(args.results) / f"{NAME}.json"
+    try:  # refused before any work: a results file that cannot be written, a checkpoint not trained
+        check_writable(out, "the results file")
+        check_same_episodes(out, args.episodes, 0, overwrite=args.overwrite)
+        for recipe in recipes:
+            existing_checkpoint("relation", recipe)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"error: {err}")
+    device = get_device(args.device)
+    data = load_omniglot(split="vinyals", device=device)
+    records = [rec for recipe in recipes for rec in measure(recipe, RECIPES[recipe], data, device, args.episodes)]
+    if out.exists() and not args.overwrite:  # keep the other recipe's records (the same episodes: checked above)
+        records = [r for r in json.loads(out.read_text())["records"] if r.get("recipe") not in recipes] + records
+    print(f"wrote {save_results(NAME, records, directory=out.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
