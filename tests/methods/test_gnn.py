@@ -74,8 +74,14 @@ def test_learned_adjacency_rows_are_distributions_without_self_edges():
     a = edges(h)
     assert a.shape == (2, 6, 6) and (a >= 0).all()
     assert torch.allclose(a.sum(-1), torch.ones(2, 6)) and (a.diagonal(dim1=1, dim2=2) == 0).all()
-    # a function of |h_i - h_j| only: the same for translated features, symmetric scores
+    # a function of |h_i - h_j| only: the same for translated and for negated features (a signed difference
+    # would pass the first check alone), and the adjacency written out from the edge MLP
     assert torch.allclose(edges(h + 3.0), a, atol=1e-6)
+    assert torch.allclose(edges(-h), a, atol=1e-6)
+    scores = edges.mlp((h[:, :, None] - h[:, None]).abs()).squeeze(-1)  # (B, M, M): phi(|h_i - h_j|)
+    assert torch.allclose(scores, scores.transpose(1, 2), atol=1e-6)
+    eye = torch.eye(6, dtype=torch.bool)
+    assert torch.allclose(a, torch.softmax(scores.masked_fill(eye, float("-inf")), dim=-1), atol=1e-6)
 
 
 def test_the_graph_layers_keep_old_features_and_add_new_ones():

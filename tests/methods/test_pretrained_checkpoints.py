@@ -12,7 +12,8 @@ from fslcourse.evaluate import evaluate, mean_ci95
 from fslcourse.pretrained import checkpoint_info, checkpoint_path, pretrained
 
 N_EPISODES = {"protonet": 100, "finetune": 30, "maml": 40, "fomaml": 40, "reptile": 40, "matching": 100,
-              "relation": 100}
+              "relation": 100, "gnn": 40, "metagan": 40, "parameter-prediction": 40, "cosine-prototypes": 40,
+              "hallucinating-protonet": 40}  # MTL's four: tests/methods/test_mtl.py
 HOW_TO_TRAIN = {name: f"python -m fslcourse train {name} --recipe quick" for name in N_EPISODES}
 
 
