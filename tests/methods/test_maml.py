@@ -161,3 +161,28 @@ def test_zero_head_runs_episodes_of_any_n_way():
     logits = model.predict(ep.support_x, ep.support_y, ep.query_x)
     assert logits.shape == (14, 7)
     assert MAML(**model.config()).zero_head
+
+
+@pytest.mark.parametrize("zero", [False, True])
+def test_predict_takes_test_inner_steps_not_the_training_ones(zero):
+    """The paper recipes train with 1 inner step and test with 3 (20-way: 5 and 10): predict must adapt for
+    ``test_inner_steps``, checked against plain autograd steps written out here."""
+    torch.manual_seed(0)
+    model = MAML(n_way=3, hidden=4, inner_lr=0.3, inner_steps=1, test_inner_steps=3, zero_head=zero).double()
+    ep = EpisodeSampler(glyph_splits(seed=0)[2], 3, 2, 2, seed=1).sample()
+    sx, sy, qx = ep.support_x.double(), ep.support_y, ep.query_x.double()
+
+    def by_hand(steps):
+        phi = {k: v.detach().clone() for k, v in model.net.named_parameters()}
+        if zero:  # the zeroing trick: every task starts from a zero head
+            phi["head.weight"], phi["head.bias"] = torch.zeros_like(phi["head.weight"]), torch.zeros(3).double()
+        for _ in range(steps):
+            phi = {k: v.requires_grad_() for k, v in phi.items()}
+            g = torch.autograd.grad(F.cross_entropy(model.net(sx, phi), sy), list(phi.values()))
+            phi = {k: (v - 0.3 * gk).detach() for (k, v), gk in zip(phi.items(), g)}
+        with torch.no_grad():
+            return model.net(qx, phi)
+
+    got = model.predict(sx, sy, qx)
+    assert torch.allclose(got, by_hand(3), atol=1e-10)
+    assert not torch.allclose(got, by_hand(1), atol=1e-4)  # the control: one step gives other logits

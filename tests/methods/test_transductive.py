@@ -113,3 +113,28 @@ def test_a_model_with_its_own_prototypes_is_refused():
         with pytest.raises(ValueError, match=r"^HallucinatingProtoNet builds its prototypes its own way"):
             SoftKMeans(wrapped(HallucinatingProtoNet()))
     assert SoftKMeans(MetaGAN()).steps == 1  # its classifier is ProtoNet's: accepted, as before
+
+
+def test_soft_k_means_predict_is_ren_et_als_update_written_out(glyphs):
+    """SoftKMeans.predict against Ren et al.'s update by hand: each refined prototype is (support sum + the
+    query embeddings weighted by softmax_k(-d^2 / T)) over (n_k + the weights' sum), from the class means, twice,
+    at 2 shots (so the support counts matter) and a temperature that is not 1."""
+    torch.manual_seed(0)
+    model = ProtoNet(backbone_kwargs={"hidden": 8}).double().eval()
+    embed = model.embed
+    model.embed = lambda x: 100 * embed(x)  # an untrained net's embeddings are tiny: squared distances near 1
+    ep = EpisodeSampler(glyphs[2], 4, 2, 3, seed=2).sample()
+    ep.support_x, ep.query_x = ep.support_x.double(), ep.query_x.double()
+    with torch.no_grad():
+        got = SoftKMeans(model, steps=2, temperature=0.5).predict(ep.support_x, ep.support_y, ep.query_x)
+        zs, zq = model.embed(ep.support_x), model.embed(ep.query_x)
+        support_sum = torch.stack([zs[ep.support_y == k].sum(0) for k in range(4)])  # (4, D)
+        c = support_sum / 2
+        for _ in range(2):
+            w = torch.softmax(-torch.cdist(zq, c) ** 2 / 0.5, dim=1)  # (12, 4): each query over the classes
+            c = (support_sum + w.T @ zq) / (2 + w.sum(0))[:, None]
+        want = -torch.cdist(zq, c) ** 2
+    assert torch.allclose(got, want, atol=1e-9)
+    with torch.no_grad():  # the controls: counts of one, or temperature 1, give other logits
+        t1 = SoftKMeans(model, steps=2, temperature=1.0).predict(ep.support_x, ep.support_y, ep.query_x)
+    assert not torch.allclose(got, t1, atol=1e-3)
