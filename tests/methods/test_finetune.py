@@ -113,3 +113,29 @@ def test_prototype_init_without_steps_is_protonet_on_the_same_features(glyphs):
         z_query = ft.embed(ep.query_x)
     assert torch.allclose(got - z_query.pow(2).sum(1, keepdim=True), want, rtol=1e-4, atol=1e-3)
     assert torch.equal(got.argmax(1), want.argmax(1))
+
+
+def test_the_entropy_term_is_minimised_with_its_weight(glyphs):
+    """Transductive fine-tuning against its objective written out: Adam on CE(support) + w * the mean query
+    entropy, -sum p log p, for a few steps (maximising the entropy, a flipped sign, passed the other tests)."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    ep = _episode(glyphs[2], n_way=4, n_shot=2, n_query=3)
+    model = FineTune(n_classes=7, backbone_kwargs={"hidden": 16}, steps=5, lr=0.05, entropy_weight=0.7).eval()
+    got = model.predict(ep.support_x, ep.support_y, ep.query_x)
+    with torch.no_grad():
+        zs, zq = model.embed(ep.support_x), model.embed(ep.query_x)
+    params = [p.requires_grad_() for p in model.init_head(zs, ep.support_y, 4)]
+    opt = torch.optim.Adam(params, lr=0.05)  # the cosine head learns its scale too
+    for _ in range(5):
+        opt.zero_grad()
+        q = head_logits(zq, *params, True)
+        entropy = -(F.softmax(q, 1) * F.log_softmax(q, 1)).sum(1).mean()
+        (F.cross_entropy(head_logits(zs, *params, True), ep.support_y) + 0.7 * entropy).backward()
+        opt.step()
+    want = head_logits(zq, *[p.detach() for p in params], True)
+    assert torch.allclose(got, want, atol=1e-5)
+    inductive = FineTune(**{**model.config(), "entropy_weight": 0.0}).eval()
+    inductive.load_state_dict(model.state_dict())
+    assert not torch.allclose(got, inductive.predict(ep.support_x, ep.support_y, ep.query_x), atol=1e-4)

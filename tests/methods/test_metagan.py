@@ -96,10 +96,12 @@ def test_the_generator_losses_against_their_formulas(random_episode):
     torch.manual_seed(0)
     ep = _episode(random_episode)
     for kind in ("feature-matching", "non-saturating"):
-        m = MetaGAN(n_fake=2, generator_loss=kind, backbone_kwargs={"hidden": 8}).train()
+        m = MetaGAN(n_fake=2, fake_weight=0.5, generator_loss=kind, backbone_kwargs={"hidden": 8}).train()
+        with torch.no_grad():  # the fakes' class logits are near -10 here: with b = 0, p(fake) = 1 and log p = 0
+            m.fake_logit.fill_(-10.0)
         before = {k: v.clone() for k, v in m.state_dict().items()}
         torch.manual_seed(3)
-        _, loss_g, _ = m.discriminate(ep)
+        loss_d, loss_g, _ = m.discriminate(ep)
         m.load_state_dict(before)  # the running statistics as they were
         torch.manual_seed(3)
         with torch.no_grad():
@@ -108,12 +110,19 @@ def test_the_generator_losses_against_their_formulas(random_episode):
             fakes = m.generator(protos.repeat_interleave(2, 0), torch.randn(8, m.z_dim))
             m.eval()
             z_fake, z_real = m.embed(fakes), m.embed(ep.query_x)  # running statistics, as for the fakes
+            # L_D = CE over the n_way + 1 classes of the queries - lambda * mean log p(fake | G(c, z))
+            query_logits = with_fake_class(-torch.cdist(z[len(ep.support_x):], protos).pow(2), m.fake_logit)
+            fake_logits = with_fake_class(-torch.cdist(z_fake, protos).pow(2), m.fake_logit)
+            fake_term = torch.log_softmax(fake_logits, 1)[:, -1].mean()
+            assert fake_term < -0.1  # the term counts, so its sign and weight are tested
+            want_d = F.cross_entropy(query_logits, ep.query_y) - 0.5 * fake_term
             if kind == "feature-matching":
                 want = (z_real.mean(0) - z_fake.mean(0)).pow(2).sum()
             else:
                 logits = with_fake_class(-torch.cdist(z_fake, protos).pow(2), m.fake_logit)
                 want = -torch.log(1 - torch.softmax(logits, 1)[:, -1]).mean()
         torch.testing.assert_close(loss_g, want, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(loss_d, want_d, rtol=1e-4, atol=1e-5)
 
 
 def test_bad_settings_name_the_fix():
