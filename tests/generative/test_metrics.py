@@ -1,5 +1,6 @@
 """Fréchet distance and diversity against scipy and closed forms."""
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -59,3 +60,39 @@ def test_per_class_quality_separates_classes():
     q = per_class_quality(None, real, real_y, gen, gen_y, embedded=True)
     assert len(q["frechet"]) == 2 and q["frechet"][0] < q["frechet"][1]  # class 1's samples have collapsed
     assert q["diversity_generated"][1] < 0.2 * q["diversity_real"][1]
+
+
+def test_classifier_score_at_its_known_values():
+    from fslcourse.generative.metrics import classifier_score
+
+    assert classifier_score(torch.eye(4)) == pytest.approx(4.0)  # each sample confidently its own class: n_way
+    assert classifier_score(torch.full((6, 3), 1 / 3)) == pytest.approx(1.0)  # every sample ambiguous
+    assert classifier_score(torch.eye(3)[[0, 0, 0]]) == pytest.approx(1.0)  # confident, but all alike
+    p = torch.tensor([[0.9, 0.1], [0.1, 0.9]], dtype=torch.float64)  # the marginal is uniform: exp of the mean KL to it
+    kl = 0.9 * math.log(0.9 / 0.5) + 0.1 * math.log(0.1 / 0.5)
+    assert classifier_score(p) == pytest.approx(math.exp(kl), rel=1e-9)
+
+
+class _Copies:
+    """Generates, for each class, copies of a support drawing: of its own (``shift=0``) or the next class's."""
+
+    def __init__(self, shift):
+        self.shift = shift
+
+    def generate(self, support_x, support_y, n_per_class, seed):
+        n_way = int(support_y.max()) + 1
+        source = torch.stack([support_x[support_y == (k + self.shift) % n_way][0] for k in range(n_way)])
+        return source.repeat_interleave(n_per_class, 0), torch.arange(n_way).repeat_interleave(n_per_class)
+
+
+def test_nearest_prototype_accuracy_counts_generated_drawings_by_their_class(glyphs):
+    from fslcourse.generative.metrics import nearest_prototype_accuracy
+    from fslcourse.methods import ProtoNet
+
+    torch.manual_seed(0)
+    encoder = ProtoNet(backbone_kwargs={"hidden": 8}).backbone
+    own = nearest_prototype_accuracy(_Copies(0), encoder, glyphs[2], n_way=4, n_generated=3, n_episodes=4)
+    wrong = nearest_prototype_accuracy(_Copies(1), encoder, glyphs[2], n_way=4, n_generated=3, n_episodes=4)
+    assert own["generated"] == 100 and wrong["generated"] == 0  # a copy of a support drawing sits on its prototype
+    assert own["real"] == wrong["real"] and own["chance"] == 25 and own["episodes"] == 4
+    assert own["score"] >= 1 - 1e-9 and wrong["score"] >= 1 - 1e-9  # a classifier score is at least 1

@@ -108,3 +108,27 @@ def test_the_spread_is_the_rms_of_the_posterior_means_about_their_class_means(mo
     spread = model.estimate_spread(torch.zeros(4, 1, 28, 28), y, 2)
     assert spread == pytest.approx((10 / 8) ** 0.5)  # deviations ±1 and ±2 in one dimension each, over 8 entries
     assert model.within_class_std.item() == pytest.approx(spread)
+
+
+@pytest.mark.parametrize("space", ["pixel", "feature"])
+def test_the_loss_is_the_beta_weighted_negative_elbo_computed_by_hand(space):
+    """loss = mean(-log p(x|z, c) + beta KL) with beta = 0.5, and elbo = -mean(recon + KL), from one seeded z."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(1)
+    if space == "pixel":
+        model, x = ConditionalVAE(beta=0.5), torch.rand(4, 1, 28, 28)
+    else:
+        model, x = FeatureVAE(feature_dim=6, beta=0.5), torch.randn(4, 6)
+    c = model.context(x, torch.tensor([0, 0, 1, 1]), 2)[[0, 0, 1, 1]]  # (4, context_dim): each example's class
+    loss, stats = model.loss(x, c, torch.Generator().manual_seed(5))
+    mu, logvar = model.encode(x, c)
+    z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=torch.Generator().manual_seed(5))
+    out = model.decode(z, c)
+    if space == "pixel":  # Bernoulli logits, summed over the pixels
+        recon = F.binary_cross_entropy_with_logits(out, x, reduction="none").flatten(1).sum(1)
+    else:  # unit-variance Gaussian in the scaled units, up to its constant
+        recon = 0.5 * (x / model.scale - out).pow(2).sum(1)
+    kl = kl_to_standard_normal(mu, logvar)
+    torch.testing.assert_close(loss, (recon + 0.5 * kl).mean())
+    assert stats["elbo"] == pytest.approx(-(recon + kl).mean().item(), rel=1e-5)
