@@ -247,7 +247,7 @@ def test_cli_reports_paired_fields(omniglot, tmp_path):
     from fslcourse.training.generators import evaluate_augmented
 
     if not checkpoint_path("protonet").exists():
-        pytest.skip("no committed protonet checkpoint yet")
+        pytest.fail(f"{checkpoint_path('protonet')} is missing; create it with `python -m fslcourse train protonet --recipe quick`")
     parser = argparse.ArgumentParser()
     add_augment_arguments(parser)
     args = parser.parse_args(["--augment", "vae", "--n-generated", "2", "5"])

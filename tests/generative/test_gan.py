@@ -192,7 +192,7 @@ def committed(omniglot):
     torch.set_num_threads(1)
     path = checkpoint_file("gan", "quick")
     if not path.exists():
-        pytest.skip("gan-quick.pt is not committed yet")
+        pytest.fail(f"{path} is missing; create it with `python -m fslcourse train gan --recipe quick`")
     protonet = fslcourse.pretrained("protonet", device="cpu")
     gans = load_or_train("gan", "quick", data=omniglot, device="cpu", progress=False, save=False)
     assert gans["trained"] == []

@@ -204,6 +204,9 @@ def test_zero_head_adam_runs_any_n_way_and_keeps_the_body_moments():
     model, batch = _adam_setup(zero_head=True)
     model.train_step(batch, torch.optim.SGD(model.parameters(), lr=1.0))
     assert int(model.inner_t) == 15
+    sq, _ = model._moments()  # the body's second moments were kept for the next meta-step
+    body = [k for k in sq if not k.startswith("head.")]
+    assert body and all((sq[k] > 0).any() for k in body)
     train, _, _ = glyph_splits()
     ep = EpisodeSampler(train, n_way=4, n_shot=1, n_query=1, seed=1).sample()
     assert model.predict(ep.support_x.double(), ep.support_y, ep.query_x.double()).shape == (4, 4)

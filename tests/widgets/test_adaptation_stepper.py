@@ -2,10 +2,9 @@
 import pytest
 import torch
 
-pytest.importorskip("ipywidgets")
-from fslcourse.data.sinusoid import RegressionEpisode  # noqa: E402
-from fslcourse.methods.maml_regression import SinusoidMLP, adaptation_mse  # noqa: E402
-from fslcourse.widgets.adaptation_stepper import AdaptationStepper  # noqa: E402
+from fslcourse.data.sinusoid import RegressionEpisode
+from fslcourse.methods.maml_regression import SinusoidMLP, adaptation_mse
+from fslcourse.widgets.adaptation_stepper import AdaptationStepper
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ def _execute(kc, code: str, timeout: float = 120) -> str:
 
 @pytest.fixture(scope="module")
 def kernel():
-    jupyter_client = pytest.importorskip("jupyter_client")
+    import jupyter_client  # comes with jupyterlab, a declared dependency: missing, this fails, not skips
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "MPLBACKEND": "Agg", "FSLCOURSE_DEVICE": "cpu"}
     km = jupyter_client.KernelManager(kernel_name="python3")  # this Python's ipykernel (its native kernel spec)
