@@ -11,11 +11,22 @@ Commands:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
 from .config import RECIPE_NAMES
 from .numerics import NUMERICS
+
+
+@contextlib.contextmanager
+def one_line_errors(*kinds: type[Exception]):
+    """For the scripts in ``benchmarks/``: bad input met inside (a device that is not one, data not where
+    FSLCOURSE_DATA says) ends the run with one ``error: ...`` line, as this command line does, not a traceback."""
+    try:
+        yield
+    except kinds or (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 def whole(minimum: int):
@@ -124,7 +135,7 @@ def _evaluate(args) -> int:
     device = get_device(args.device)
     path = checkpoint_path(args.name, args.profile)
     if get_method(args.name).trainable and path.exists():  # the file is read once: the model and its record
-        model, ckpt = load_method(path, device, expect=args.name)
+        model, ckpt = load_method(path, device, expect=args.name, expect_recipe=args.profile)
     else:
         model, ckpt = pretrained(args.name, profile=args.profile, device=device), {}
     trained_on = (getattr(model, "checkpoint_source", None) or {}).get("split")

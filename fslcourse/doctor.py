@@ -143,15 +143,15 @@ def check_omniglot() -> Check:
         except ValueError as exc:
             return Check("omniglot", False, _error(exc), "restore the drawings, or re-download Omniglot with "
                          "`python -m fslcourse download`")
-        asked = os.environ.get("FSLCOURSE_DATA")
-        if asked and not path.resolve().is_relative_to(Path(asked).expanduser().resolve()):
-            # a typo in FSLCOURSE_DATA, silently replaced by another copy: said, so the user knows which is read
-            return Check("omniglot", False, f"{path} is used: FSLCOURSE_DATA={asked} holds no Omniglot",
-                         "correct FSLCOURSE_DATA (a folder holding omniglot/), or unset it to use this copy",
-                         essential=False)
         return Check("omniglot", True, str(path))
     roots = getattr(omniglot, "data_roots", lambda: [])()
     where = ", ".join(str(root / "omniglot") for root in roots) or "FSLCOURSE_DATA and the user cache"
+    asked = os.environ.get("FSLCOURSE_DATA")
+    cached = omniglot.cache_dir() / "data" / "omniglot"
+    if asked and all((cached / part).is_dir() for part in omniglot.PARTS):
+        # the loader reads FSLCOURSE_DATA only: a typo there is not replaced by the copy in the cache
+        return Check("omniglot", False, f"FSLCOURSE_DATA={asked} holds no Omniglot (a copy is in {cached})",
+                     "correct FSLCOURSE_DATA (a folder holding omniglot/), or unset it to use that copy")
     return Check("omniglot", False, f"not found (looked in {where})", DATA_FIX)
 
 

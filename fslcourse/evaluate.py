@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from .config import get_device
 from .data.episodes import EpisodeSampler, _positive
 from .data.splits import ImageSplit
 from .methods.base import FewShotClassifier
@@ -140,6 +141,13 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
             (:func:`check_images`); logits that are not finite or not ``(n_way * n_query, n_way)``
             (:func:`check_logits`): a NaN model would otherwise score chance, not fail.
     """
+    if isinstance(method, (str, type)):
+        name = method if isinstance(method, str) else method.__name__
+        raise ValueError(f"method={name!r} is a name or a class, not a trained model; pass one, e.g. "
+                         "fslcourse.pretrained('protonet')")
+    if device is not None:
+        device = get_device(device)
+
     def files(source: dict) -> list[dict]:  # every checkpoint file behind the model, through nested ensembles
         return [f for m in source["members"] for f in files(m or {})] if source.get("members") else \
             ([source] if source.get("file") else [])

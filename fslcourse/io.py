@@ -205,9 +205,14 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError, AttributeError) as err:
-        # torch's message may colour a word: the escape codes go, so a cut never leaves the terminal bold
-        first = re.sub(r"\x1b\[[0-9;]*m", "", (str(err).strip().splitlines() or [type(err).__name__])[0])[:200]
-        raise ValueError(f"{path} is not a loadable checkpoint ({type(err).__name__}: {first}); it is truncated, "
+        # torch's own text is not repeated: it may advise weights_only=False, which the course never does
+        if isinstance(err, pickle.UnpicklingError):
+            why = "it holds objects other than tensors and plain data, which weights_only=True refuses"
+        elif isinstance(err, (EOFError, zipfile.BadZipFile)) or "zip archive" in str(err) or "central directory" in str(err):
+            why = "it is not a complete torch file: empty or cut short"
+        else:
+            why = f"{type(err).__name__}: " + re.sub(r"\x1b\[[0-9;]*m", "", (str(err).strip().splitlines() or [""])[0])[:120]
+        raise ValueError(f"{path} is not a loadable checkpoint ({why}); it is truncated, "
                          "corrupt or holds more than tensors and plain data: restore it (git checkout -- FILE) or "
                          "retrain it with `python -m fslcourse train NAME --recipe RECIPE --overwrite` (a checkpoint is "
                          "NAME-RECIPE.pt)") from None

@@ -98,7 +98,8 @@ def training_summary(ckpt: dict) -> dict:
             "selection": selection, "width": width, "split": ckpt.get("split_protocol")}
 
 
-def load_method(path: str | Path, device=None, expect: str | None = None) -> tuple[FewShotClassifier, dict]:
+def load_method(path: str | Path, device=None, expect: str | None = None,
+                expect_recipe: str | None = None) -> tuple[FewShotClassifier, dict]:
     """Rebuild a method from a checkpoint file; returns ``(model, checkpoint)``.
 
     The model carries ``checkpoint_source``: the file's name and sha256 and :func:`training_summary`;
@@ -107,10 +108,12 @@ def load_method(path: str | Path, device=None, expect: str | None = None) -> tup
 
     Args:
         expect: the method name the file must hold (``None``: whatever it holds).
+        expect_recipe: the recipe the file must have been trained with (``None``: any; a file that records none,
+            from before checkpoints named their recipe, passes).
 
     Raises:
-        ValueError: the file holds another method, or weights that do not fit its config; the
-            message names the file.
+        ValueError: the file holds another method or recipe, a config the method does not take, or weights that
+            do not fit its config; the message names the file and the fix.
     """
     ckpt = load_checkpoint(path)
     if not isinstance(ckpt, dict) or not {"method", "config", "state_dict"} <= set(ckpt):
@@ -120,13 +123,24 @@ def load_method(path: str | Path, device=None, expect: str | None = None) -> tup
     if expect is not None and ckpt["method"] != expect:
         raise ValueError(f"{path} holds method {ckpt['method']!r}, not {expect!r}; retrain it with "
                          f"`python -m fslcourse train {expect} --recipe {ckpt.get('profile', 'quick')} --overwrite`")
+    held = ckpt.get("recipe_name") or ckpt.get("profile")
+    retrain = f"`python -m fslcourse train {ckpt['method']} --recipe {expect_recipe or held or 'quick'} --overwrite`"
+    if expect_recipe is not None and held is not None and held != expect_recipe:  # a file copied or renamed
+        raise ValueError(f"{path} holds {ckpt['method']} trained with recipe {held!r}, not {expect_recipe!r}; "
+                         f"retrain it with {retrain}")
     cls = get_method(ckpt["method"])
-    model = cls(**{k: v for k, v in ckpt["config"].items() if k not in cls.retired_config})
+    try:
+        model = cls(**{k: v for k, v in ckpt["config"].items() if k not in cls.retired_config})
+    except TypeError as err:  # a key this version's method does not take: a file from another version
+        raise ValueError(f"{path}: its config {ckpt['config']} does not fit this version's {ckpt['method']} "
+                         f"({err}); retrain it with {retrain}") from None
     try:
         model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        raise ValueError(f"{path}: the weights do not fit {ckpt['method']}({ckpt['config']}): {first}") from None
+    except RuntimeError as err:  # name the first tensor that does not fit, not only torch's header line
+        lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0]
+        raise ValueError(f"{path}: the weights do not fit {ckpt['method']}({ckpt['config']}): "
+                         f"{detail[:200]}; retrain it with {retrain}") from None
     model.checkpoint_source = {**file_source(path), **training_summary(ckpt)}
     return model.to(get_device(device)).eval(), ckpt
 
@@ -145,12 +159,7 @@ def pretrained(name: str, profile: str = "quick", device=None) -> FewShotClassif
     if not cls.trainable:
         return cls().to(dev).eval()
     path = existing_checkpoint(name, profile)
-    model, ckpt = load_method(path, dev, expect=name)
-    held = ckpt.get("recipe_name") or ckpt.get("profile")
-    if held is not None and held != profile:  # a file copied or renamed: its record says what it is
-        raise ValueError(f"{path} holds {name} trained with recipe {held!r}, not {profile!r}; retrain it with "
-                         f"`python -m fslcourse train {name} --recipe {profile} --overwrite`")
-    return model
+    return load_method(path, dev, expect=name, expect_recipe=profile)[0]
 
 
 def checkpoint_info(name: str, profile: str = "quick") -> dict:

@@ -84,3 +84,18 @@ def test_mtl_ablation_names_a_missing_checkpoint_before_the_work(tmp_path, monke
         module.main(["--curve", "--results", str(tmp_path / "out")])
     assert exit_.value.code == 2 and "maml-quick.pt is not there; train it first with python -m fslcourse train " \
         "maml --recipe quick" in capsys.readouterr().err
+
+
+BAD_DEVICE = [("maml_test_protocol", []), ("relation_bn_passes", []), ("matching_training_ways", []),
+              ("course_benchmark", ["--methods", "pixel"]), ("augmentation_sweep", []), ("generator_quality", [])]
+
+
+@pytest.mark.parametrize("script, argv", BAD_DEVICE, ids=[s for s, _ in BAD_DEVICE])
+def test_a_bad_device_ends_the_run_in_one_line(script, argv, tmp_path):
+    """A device that is not one was a traceback from every benchmark (the command line gave one line)."""
+    module = importlib.import_module(script)
+    out = ["--out", str(tmp_path / "r.json")] if script == "generator_quality" else ["--results", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_:
+        module.main(argv + out + ["--device", "gpu"])
+    message = str(exit_.value.code)
+    assert message.startswith("error: device='gpu' is not a device") and "\n" not in message

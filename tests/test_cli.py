@@ -205,6 +205,25 @@ def test_evaluate_uses_the_split_a_checkpoint_was_trained_on(omniglot, tmp_path,
     assert rec["protocol"]["split_protocol"] == "vinyals" and rec["checkpoint"]["split"] == "vinyals"
 
 
+def test_evaluate_refuses_a_checkpoint_of_another_recipe(tmp_path, monkeypatch, capsys):
+    """A lake model copied to protonet-quick.pt was measured and recorded as 'quick' (pretrained() refused it)."""
+    import importlib
+
+    from fslcourse.methods import ProtoNet
+    from fslcourse.pretrained import save_method
+
+    pre = importlib.import_module("fslcourse.pretrained")
+    monkeypatch.setattr(pre, "CHECKPOINT_DIR", tmp_path)
+    save_method(ProtoNet(backbone_kwargs={"hidden": 8}), tmp_path / "protonet-quick.pt", seed=0, profile="lake",
+                train_seconds=0.0)
+    from fslcourse.cli import main
+
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "protonet", "--episodes", "2", "--json", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert "holds protonet trained with recipe 'lake', not 'quick'" in err and not out.exists()
+
+
 def test_an_existing_result_file_is_replaced_only_with_overwrite(tmp_path, capsys, monkeypatch):
     """evaluate --json and report --out never replace an existing file unasked (a notebook's multi-record file
     became one 2-episode record); the refusal comes before any work."""

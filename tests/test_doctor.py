@@ -262,13 +262,14 @@ def test_a_committed_state_is_restored_by_its_path_from_the_repository_root(tmp_
     assert check.fix == "restore it (git checkout -- fslcourse/checkpoints/broken.state.pt) or delete it"
 
 
-def test_a_wrong_fslcourse_data_is_said_when_another_copy_is_used(fake_data, monkeypatch, tmp_path):
-    """FSLCOURSE_DATA=/typo with a copy in the cache said 'ok omniglot <cache>' and nothing about the setting."""
+def test_a_wrong_fslcourse_data_fails_and_names_the_copy_in_the_cache(fake_data, monkeypatch, tmp_path):
+    """FSLCOURSE_DATA=/typo with a copy in the cache: the loader reads FSLCOURSE_DATA only, so doctor fails and
+    names both the setting and the copy it could use instead."""
     cache_copy = tmp_path / "cache" / "fslcourse" / "data"
     cache_copy.parent.mkdir(parents=True)
     fake_data.parent.rename(cache_copy)  # the drawings now live in the user cache only
     monkeypatch.setenv("FSLCOURSE_DATA", str(tmp_path / "typo"))
     check = by_name(doctor.report())["omniglot"]
-    assert check.status == "warn" and "FSLCOURSE_DATA=" in check.detail and "holds no Omniglot" in check.detail
+    assert check.status == "FAIL" and "FSLCOURSE_DATA=" in check.detail and "holds no Omniglot" in check.detail
     assert str(cache_copy / "omniglot") in check.detail and "unset it" in check.fix
-    assert doctor.main([]) == 0  # the drawings are there: a warning, not a failure
+    assert doctor.main([]) != 0

@@ -173,3 +173,18 @@ def test_a_model_in_training_mode_is_evaluated_in_eval_mode_and_left_as_it_was(g
     b = evaluate(frozen, glyphs[2], 5, 1, 3, 10, seed=0)
     assert a.episode_accuracies == b.episode_accuracies and net.training and not frozen.training
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # running statistics untouched
+
+
+def test_a_name_a_class_or_the_whole_dataset_is_refused_in_one_line(glyphs):
+    from types import SimpleNamespace
+
+    model = PixelPrototype()
+    for method, says in (("protonet", "method='protonet' is a name or a class"),
+                         (PixelPrototype, "method='PixelPrototype' is a name or a class")):
+        with pytest.raises(ValueError, match=says):
+            evaluate(method, glyphs[2], 3, 1, 1, 2)
+    data = SimpleNamespace(train=glyphs[0], val=glyphs[1], test=glyphs[2])
+    with pytest.raises(ValueError, match="split must be one split of images, e.g. data.test .*got the SimpleNamespace"):
+        evaluate(model, data, 3, 1, 1, 2)
+    with pytest.raises(ValueError, match="device='gpu' is not a device"):
+        evaluate(model, glyphs[2], 3, 1, 1, 2, device="gpu")

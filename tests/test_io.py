@@ -94,3 +94,31 @@ def test_a_folder_or_a_pickled_object_is_a_clear_load_error(tmp_path):
     with pytest.raises(ValueError, match="odd.pt is not a loadable checkpoint") as err:
         load_checkpoint(tmp_path / "odd.pt")
     assert "\x1b[" not in str(err.value)
+
+
+def test_load_errors_say_what_is_wrong_and_never_advise_weights_only_false(tmp_path):
+    import pickle
+
+    from fslcourse.io import load_checkpoint
+    from fslcourse.methods import ProtoNet
+    from fslcourse.pretrained import load_method, save_method
+
+    torch.save({"f": pickle.loads(pickle.dumps(os.path.join))}, tmp_path / "odd.pt")
+    with pytest.raises(ValueError, match="holds objects other than tensors and plain data") as err:
+        load_checkpoint(tmp_path / "odd.pt")
+    assert "weights_only=False" not in str(err.value).replace(" ", "") and "weights_only` set to `False" not in str(err.value)
+    good = tmp_path / "protonet-quick.pt"
+    save_method(ProtoNet(backbone_kwargs={"hidden": 8}), good, seed=0, profile="quick", train_seconds=1.0)
+    (tmp_path / "cut.pt").write_bytes(good.read_bytes()[:300])
+    with pytest.raises(ValueError, match=r"cut\.pt is not a loadable checkpoint \(it is not a complete torch file"):
+        load_checkpoint(tmp_path / "cut.pt")
+    with pytest.raises(ValueError, match=r"holds protonet trained with recipe 'quick', not 'lake'; retrain it with "
+                                         r"`python -m fslcourse train protonet --recipe lake --overwrite`"):
+        load_method(good, expect="protonet", expect_recipe="lake")
+    ckpt = torch.load(good, weights_only=True)
+    torch.save({**ckpt, "config": {**ckpt["config"], "bogus": 1}}, tmp_path / "bogus.pt")
+    with pytest.raises(ValueError, match=r"bogus\.pt: its config .* does not fit this version's protonet .*bogus"):
+        load_method(tmp_path / "bogus.pt")
+    torch.save({**ckpt, "config": {**ckpt["config"], "backbone_kwargs": {"hidden": 16}}}, tmp_path / "wide.pt")
+    with pytest.raises(ValueError, match=r"the weights do not fit protonet.*: size mismatch for .*; retrain it"):
+        load_method(tmp_path / "wide.pt")

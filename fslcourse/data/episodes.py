@@ -114,6 +114,10 @@ class EpisodeSampler:
 
     def __init__(self, split: ImageSplit, n_way: int, n_shot: int, n_query: int, seed: int = 0,
                  generator: torch.Generator | None = None, within_alphabet: bool = False):
+        if not all(hasattr(split, a) for a in ("n_classes", "n_examples", "get")):  # images or features
+            what = repr(split) if isinstance(split, str) else f"the {type(split).__name__} object"
+            raise ValueError(f"split must be one split of images, e.g. data.test (or data.train, data.val) of "
+                             f"load_omniglot(); got {what}")
         self.split = split
         self.n_way = _positive("n_way", n_way)
         self.n_shot = _positive("n_shot", n_shot)

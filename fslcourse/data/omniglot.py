@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from ..config import get_device
 from ..io import atomic_torch_save
 from .download import download_omniglot
 from .episodes import _positive
@@ -59,12 +60,11 @@ def cache_dir() -> Path:
 
 
 def data_roots() -> list[Path]:
-    """Where the loader looks, in order: ``$FSLCOURSE_DATA``, then the user cache."""
-    roots = []
+    """Where the loader looks: ``$FSLCOURSE_DATA`` only, when it is set (the user said where the data is: a
+    copy elsewhere must not stand in for a mistyped path); else the user cache."""
     if os.environ.get("FSLCOURSE_DATA"):
-        roots.append(Path(os.environ["FSLCOURSE_DATA"]).expanduser())
-    roots.append(cache_dir() / "data")
-    return roots
+        return [Path(os.environ["FSLCOURSE_DATA"]).expanduser()]
+    return [cache_dir() / "data"]
 
 
 def find_omniglot() -> Path | None:
@@ -377,7 +377,11 @@ def load_omniglot(image_size: int = IMAGE_SIZE, rotations: bool = True, download
     cache is rebuilt (one warning line), and a cache that cannot be written is skipped (one warning).
     """
     if split not in PROTOCOLS:
-        raise ValueError(f"split={split!r} is not a known protocol; use 'alphabet' (the course's) or 'vinyals' (the papers')")
+        hint = f"; for its meta-{split} classes take .{split} of the result" if split in ("train", "val", "test") else ""
+        raise ValueError(f"split={split!r} is not a known protocol; use 'alphabet' (the course's) or 'vinyals' (the "
+                         f"papers'){hint}")
+    if device is not None:
+        device = get_device(device)  # checked before the images are read: one line for 'gpu' or a missing driver
     root = find_omniglot()
     if root is None:
         if not download:

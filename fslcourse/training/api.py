@@ -50,7 +50,7 @@ def test_protocol(recipe_name: str, n_episodes: int | None = None, n_way: int = 
     model's head is fixed to another ``n_way`` (a paper's 20-way model)."""
     prof = get_profile(recipe_name if recipe_name in PROFILES else "full")
     return {"split": "test", "n_way": n_way, "n_shot": 1, "n_query": prof.n_query,
-            "n_episodes": n_episodes or prof.eval_episodes, "seed": 0}
+            "n_episodes": prof.eval_episodes if n_episodes is None else n_episodes, "seed": 0}
 
 
 def _phase1_state(name: str, recipe_name: str, recipe: Recipe, data, device, progress,
@@ -104,6 +104,10 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
         A generator family's or the sinusoid checkpoint holds several models, each with its own run and log:
         ``(path of the written checkpoint, None)``; :func:`load_or_train` loads it.
     """
+    if eval_episodes is not None and (isinstance(eval_episodes, bool) or not isinstance(eval_episodes, int)
+                                      or eval_episodes < 2):  # checked before any step, not after the run
+        raise ValueError(f"eval_episodes={eval_episodes!r}: the recorded accuracy's interval needs a whole number "
+                         "of 2 or more meta-test episodes; give one, or leave it out (the profile's default)")
     if name == "sinusoid" or name in FAMILIES:
         return _train_collection(name, recipe, out=out, state=state, resume=resume, overwrite=overwrite, save=save,
                                  device=device, progress=progress, data=data, phase1=phase1,

@@ -197,14 +197,14 @@ def fit(model: torch.nn.Module, batches, recipe: Recipe, *, optimizer, scheduler
     wall0, cpu0 = 0.0, 0.0
     if resume and state_path is not None and state_path.exists():
         st = load_checkpoint(state_path, map_location="cpu")  # RNG states must stay on the CPU; load_state_dict moves the rest
+        if st.get("label", label) != label:  # first: another method's recipe differs too, but that is not the cause
+            raise ValueError(f"the training state {state_path} was written by a run of {st['label']}, not "
+                             f"{label}; resume it with {st['label']}, or give {label} another state file")
         if st.get("format") != STATE_FORMAT or recipe.differs_from(st.get("recipe", {})):
             diff = recipe.differs_from(st.get("recipe", {}))
             raise ValueError(f"the training state {state_path} was written by another recipe (differs in "
                              f"{', '.join(diff) or 'its format'}); resume with the recipe it was started with, "
-                             f"or delete {state_path} to start again")
-        if st.get("label", label) != label:  # maml and fomaml share their recipes; an older state has no label
-            raise ValueError(f"the training state {state_path} was written by a run of {st['label']}, not "
-                             f"{label}; resume it with {st['label']}, or give {label} another state file")
+                             f"or start again with --overwrite (train(..., overwrite=True)), which replaces {state_path}")
         model.load_state_dict(st["model"])
         _load_states(optimizer, st["optimizer"])
         _load_states(scheduler, st["scheduler"])

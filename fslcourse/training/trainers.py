@@ -26,7 +26,7 @@ from ..data.episodes import EpisodeSampler
 from ..evaluate import evaluate
 from ..generative.classical import Deformation
 from ..generative.task_synthesis import scarce_split
-from ..methods.base import get_method
+from ..methods.base import fixed_n_way, get_method
 from ..methods.mtl import hard_task_batch
 from ..recipe import Recipe
 from .loop import Hook
@@ -67,6 +67,17 @@ def make_validate(method, split, recipe: Recipe, device):
     if recipe.val_episodes < 2:  # checked before any step: the final validation runs even with val_every=0
         raise ValueError(f"recipe val_episodes={recipe.val_episodes}, but a method is validated at the end of its "
                          "run (and every val_every steps) on at least 2 episodes; raise val_episodes")
+    try:  # the validation episodes, checked before any step (they are first drawn val_every steps in)
+        EpisodeSampler(split, recipe.val_n_way, recipe.val_n_shot, recipe.val_n_query,
+                       within_alphabet=recipe.val_within_alphabet)
+    except ValueError as err:
+        raise ValueError(f"recipe val_n_way={recipe.val_n_way}, val_n_shot={recipe.val_n_shot}, val_n_query="
+                         f"{recipe.val_n_query}: the validation episodes cannot be drawn ({err}); change those "
+                         "val_ fields") from None
+    fixed = fixed_n_way(method)
+    if fixed is not None and fixed != recipe.val_n_way:
+        raise ValueError(f"recipe val_n_way={recipe.val_n_way}, but this {type(method).__name__}'s head is fixed at "
+                         f"{fixed} ways; set val_n_way={fixed}")
     settings = dict(recipe.options.get("val_settings", {}))
 
     def validate(_model):

@@ -258,3 +258,23 @@ def test_the_first_load_works_where_os_has_no_sched_getaffinity(tiny, monkeypatc
 
     monkeypatch.delattr(os, "sched_getaffinity")
     assert _load().test.images.shape[0] == 2
+
+
+def test_fslcourse_data_is_the_only_place_looked_when_set(tmp_path, monkeypatch):
+    # a mistyped FSLCOURSE_DATA fell through to a copy in the cache, without a word
+    for part in ("images_background", "images_evaluation"):
+        (tmp_path / "cache" / "data" / "omniglot" / part).mkdir(parents=True)
+    monkeypatch.setenv("FSLCOURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("FSLCOURSE_DATA", raising=False)
+    assert find_omniglot() == tmp_path / "cache" / "data" / "omniglot"
+    monkeypatch.setenv("FSLCOURSE_DATA", str(tmp_path / "typo"))
+    assert find_omniglot() is None and data_roots() == [tmp_path / "typo"]
+    with pytest.raises(FileNotFoundError, match="FSLCOURSE_DATA=.*typo holds no omniglot"):
+        load_omniglot()
+
+
+def test_a_bad_device_or_split_name_is_refused_in_one_line():
+    with pytest.raises(ValueError, match="device='gpu' is not a device"):
+        load_omniglot(device="gpu")
+    with pytest.raises(ValueError, match=r"split='test' is not a known protocol.*take \.test of the result"):
+        load_omniglot(split="test")

@@ -383,6 +383,9 @@ def test_a_state_resumes_only_the_method_that_wrote_it(glyphs, tmp_path):
     with pytest.raises(ValueError, match=r"^the training state .*run.state.pt was written by a run of fomaml, not "
                                          r"maml; resume it with fomaml, or give maml another state file$"):
         _fit(TinyProtoNet(), glyphs, recipe, state_path=state, resume=True, label="maml")
+    # another method's recipe differs as well: the message still names the method, the cause
+    with pytest.raises(ValueError, match=r"written by a run of fomaml, not protonet"):
+        _fit(TinyProtoNet(), glyphs, recipe.replace(lr=0.5), state_path=state, resume=True, label="protonet")
     older = torch.load(state, weights_only=True)
     assert _fit(TinyProtoNet(), glyphs, recipe, state_path=state, resume=True, label="fomaml").steps == 30
     del older["label"]  # a state written before states were labelled (the committed paper-20way ones) still resumes
@@ -554,3 +557,18 @@ def test_an_accelerators_generator_is_saved_and_restored(glyphs, tmp_path, monke
     assert torch.load(state, weights_only=True)["gpu_rng"].tolist() == [7, 8]
     _fit(TinyProtoNet(), glyphs, recipe, state_path=state, resume=True)
     assert [t.tolist() for t in restored] == [[7, 8]]
+
+
+@pytest.mark.parametrize("changes, says", [
+    ({"eval_episodes": 1}, "eval_episodes=1: .* 2 or more"), ({"eval_episodes": 0}, "eval_episodes=0"),
+    ({"eval_episodes": 2.5}, "eval_episodes=2.5"),
+    ({"val_n_shot": 15, "val_n_query": 15}, "val_n_shot=15, val_n_query=15: the validation episodes cannot be drawn"),
+    ({"val_n_way": 5000}, "val_n_way=5000")])
+def test_bad_test_and_validation_settings_are_refused_before_any_step(glyphs, tmp_path, monkeypatch, changes, says):
+    # they were found only after the run (eval_episodes) or at the first validation, val_every steps in
+    steps, step = [], TinyProtoNet.train_step
+    monkeypatch.setattr(TinyProtoNet, "train_step", lambda self, *a: steps.append(1) or step(self, *a))
+    with pytest.raises(ValueError, match=says):
+        train("test-tiny-protonet", "quick", data=_data(glyphs), out=tmp_path / "t.pt", progress=False, device="cpu",
+              **changes)
+    assert steps == [] and not (tmp_path / "t.pt").exists()
