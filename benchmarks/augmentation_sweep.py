@@ -27,7 +27,7 @@ import time
 
 import torch
 
-from fslcourse.cli import whole
+from fslcourse.cli import one_line_errors, whole
 from fslcourse.config import get_device
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate
@@ -108,8 +108,9 @@ def main(argv=None) -> int:
     except ValueError as err:
         p.error(str(err))
     torch.set_num_threads(1)
-    device = get_device(args.device)
-    data = load_omniglot(device=device, progress=False)
+    with one_line_errors():  # a bad --device or FSLCOURSE_DEVICE, data not found: one line
+        device = get_device(args.device)
+        data = load_omniglot(device=device, progress=False)
     protonet = pretrained("protonet", device=device)
     info = checkpoint_info("protonet")
     common = dict(config=info["config"], seed=info.get("seed"), device=device, profile="quick",

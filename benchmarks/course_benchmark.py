@@ -46,6 +46,7 @@ import time
 import torch
 
 from fslcourse import methods as _methods  # noqa: F401  (registers every method)
+from fslcourse.cli import one_line_errors
 from fslcourse.config import get_device, seed_everything
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate
@@ -327,8 +328,9 @@ def main(argv=None) -> int:
             check_same_queries(path, args.n_query, args.split, beside)
     except ValueError as err:
         p.error(str(err))
-    device = get_device(args.device)
-    data = load_omniglot(device=device, progress=False, split=args.split)
+    with one_line_errors():  # a bad --device or FSLCOURSE_DEVICE, data not found: one line
+        device = get_device(args.device)
+        data = load_omniglot(device=device, progress=False, split=args.split)
     SPLIT_PROTOCOL[0] = args.split
     start = time.perf_counter()
     new = run(names, data, args.episodes, args.n_query, args.seed, device, generators, protocols, args.profile)

@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from fslcourse.cli import whole
+from fslcourse.cli import one_line_errors, whole
 from fslcourse.config import get_device
 from fslcourse.data import EpisodeSampler, load_omniglot
 from fslcourse.generative.classical import CopyNoise, Deformation
@@ -80,8 +80,9 @@ def main(argv=None) -> int:
     except ValueError as err:
         p.error(str(err))
     torch.set_num_threads(1)
-    device = get_device(args.device)
-    data = load_omniglot(device=device, progress=False)
+    with one_line_errors():  # a bad --device or FSLCOURSE_DEVICE, data not found: one line
+        device = get_device(args.device)
+        data = load_omniglot(device=device, progress=False)
     encoder = pretrained("protonet", device=device).backbone.eval()
     gens = {"deformation (untrained control)": Deformation(), "copy + noise (untrained control)": CopyNoise()}
     with committed_only():  # the script never trains: a part missing from a committed file is an error

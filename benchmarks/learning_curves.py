@@ -43,6 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from fslcourse.cli import one_line_errors
 from fslcourse.config import get_device  # noqa: E402
 from fslcourse.data import load_omniglot  # noqa: E402
 from fslcourse.evaluate import evaluate  # noqa: E402
@@ -288,9 +289,10 @@ def main(argv=None) -> None:
         check_writable(args.out_dir / ("pilot.json" if args.pilot else f"{args.method[0]}.json"), "the record")
     except ValueError as err:
         parser.error(str(err))
-    device = get_device()
-    started = time.time()
-    data = load_omniglot(device=device, progress=False, split="vinyals")
+    with one_line_errors():  # a bad --device or FSLCOURSE_DEVICE, data not found: one line
+        device = get_device()
+        started = time.time()
+        data = load_omniglot(device=device, progress=False, split="vinyals")
     if args.pilot:
         out = args.out_dir / "pilot.json"
         old = json.loads(out.read_text()) if out.exists() else {}

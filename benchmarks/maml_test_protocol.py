@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 
+from fslcourse.cli import one_line_errors
 from fslcourse.config import get_device
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate, mean_ci95
@@ -116,8 +117,9 @@ def main(argv=None) -> int:
             existing_checkpoint(name, "paper")
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"error: {err}")
-    device = get_device(args.device)
-    data = load_omniglot(split="vinyals", device=device)
+    with one_line_errors():  # a bad --device or FSLCOURSE_DEVICE, data not found: one line
+        device = get_device(args.device)
+        data = load_omniglot(split="vinyals", device=device)
     records = [rec for name in methods for rec in measure(name, data, device, steps, queries, args.episodes)]
     print(f"wrote {save_results(NAME, records, directory=out_dir)}")
     return 0

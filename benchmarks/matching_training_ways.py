@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 
+from fslcourse.cli import one_line_errors
 from fslcourse.config import get_device
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate, mean_ci95
@@ -85,8 +86,9 @@ def main(argv=None) -> int:
             existing_checkpoint("matching", recipe)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"error: {err}")
-    device = get_device(args.device)
-    data = load_omniglot(split="vinyals", device=device)
+    with one_line_errors():  # a bad --device or FSLCOURSE_DEVICE, data not found: one line
+        device = get_device(args.device)
+        data = load_omniglot(split="vinyals", device=device)
     print(f"wrote {save_results(NAME, measure(data, device, args.episodes), directory=out_dir)}")
     return 0
 

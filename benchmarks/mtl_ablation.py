@@ -28,6 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from fslcourse.cli import one_line_errors
 from fslcourse.config import get_device  # noqa: E402
 from fslcourse.data import load_omniglot  # noqa: E402
 from fslcourse.evaluate import evaluate  # noqa: E402
@@ -189,7 +190,9 @@ def main(argv=None):
     except ValueError as err:
         p.error(str(err))
     torch.set_num_threads(1)
-    device = get_device(args.device)
+    with one_line_errors():
+        device = get_device(args.device)
+        load_omniglot(device="cpu", progress=False)  # found (or FSLCOURSE_DATA names where it is not) before any work
     if args.train:
         train(device)
     if args.ablation:

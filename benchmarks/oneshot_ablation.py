@@ -34,7 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from fslcourse.cli import whole
+from fslcourse.cli import one_line_errors, whole
 from fslcourse.config import get_device
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate, mean_ci95
@@ -189,11 +189,13 @@ def main(argv=None) -> int:
         check_same_episodes(out_dir / f"{NAME}.json", args.episodes, 0, overwrite=args.overwrite)
     except ValueError as err:
         p.error(str(err))
-    device = get_device(args.device)
+    with one_line_errors():
+        device = get_device(args.device)
     protocol = dict(n_way=20, n_shot=1, n_query=args.n_query, n_episodes=args.episodes, seed=0, within_alphabet=True)
     if args.upright:
         return add_upright_rows(device, protocol, out_dir)
-    data = load_omniglot(device=device)
+    with one_line_errors(FileNotFoundError):
+        data = load_omniglot(device=device)
     if args.only_new:
         return add_new_training_rows(data, device, protocol, out_dir)
     records = []

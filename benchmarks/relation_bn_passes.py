@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from fslcourse.cli import one_line_errors
 from fslcourse.config import get_device
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate, mean_ci95
@@ -87,8 +88,9 @@ def main(argv=None) -> int:
             existing_checkpoint("relation", recipe)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"error: {err}")
-    device = get_device(args.device)
-    data = load_omniglot(split="vinyals", device=device)
+    with one_line_errors():  # a bad --device or FSLCOURSE_DEVICE, data not found: one line
+        device = get_device(args.device)
+        data = load_omniglot(split="vinyals", device=device)
     records = [rec for recipe in recipes for rec in measure(recipe, RECIPES[recipe], data, device, args.episodes)]
     if out.exists() and not args.overwrite:  # keep the other recipe's records (the same episodes: checked above)
         records = [r for r in json.loads(out.read_text())["records"] if r.get("recipe") not in recipes] + records
