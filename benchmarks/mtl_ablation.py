@@ -118,7 +118,8 @@ def curve(device, eval_episodes: int = 100, seed: int = 0, *, data=None, at=CURV
         return evaluate(model, data.test, 5, 1, 5, eval_episodes, seed=0, device=device).accuracy
 
     for name in ("mtl", "mtl-no-ht"):  # 5-way tasks from any alphabets, at the quick recipe's rate and batches
-        r = PHASE2["quick"].replace(n_way=5, within_alphabet=False, steps=max_tasks // 2, val_every=0, seed=seed)
+        r = PHASE2["quick"].replace(n_way=5, within_alphabet=False, steps=max_tasks // 2, val_every=0, seed=seed,
+                                    val_n_way=5, val_within_alphabet=False)  # no validation here: the probe measures
         run = meta_transfer(name, r, data, device, state)
         probe = CurveProbe(name, measure, lambda m, step: m.tasks_seen, at)
         probe.points.append({"tasks": 0, "accuracy": measure(run.method)})
