@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 
@@ -88,16 +89,17 @@ def quality(gens: dict, encoder, split, n_cls=10, seed=0) -> dict:
 
 def main(argv=None):
     from fslcourse.cli import whole
-    from fslcourse.io import check_writable
+    from fslcourse.io import check_record_target
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="results/09_diffusion_benchmark.json")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "results" / "09_diffusion_benchmark.json"))
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --out (the committed record by default)")
     ap.add_argument("--seed", type=whole(0), default=0)
     ap.add_argument("--episodes", type=whole(2), default=80, help="augmentation episodes (80: notebook 07's quick protocol)")
     ap.add_argument("--guidance", type=float, default=2.0)
     args = ap.parse_args(argv)
     try:  # before the hour of sampling, not after it
-        check_writable(args.out, "--out")
+        check_record_target(args.out, args.overwrite)
     except ValueError as err:
         ap.error(str(err))
     torch.set_num_threads(1)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -34,7 +35,7 @@ from fslcourse.data import EpisodeSampler, load_omniglot
 from fslcourse.generative.classical import CopyNoise, Deformation
 from fslcourse.generative.diffusion import DiffusionGenerator
 from fslcourse.generative.metrics import frechet_distance, mean_pairwise_distance, nearest_prototype_accuracy
-from fslcourse.io import atomic_write_json, check_writable
+from fslcourse.io import atomic_write_json, check_record_target
 from fslcourse.pretrained import CHECKPOINT_DIR, pretrained
 from fslcourse.results import device_info, versions
 from fslcourse.training import load_or_train
@@ -71,12 +72,13 @@ def frechet(gen, encoder, split, n_cls: int = 10, seed: int = 0) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", default="results/generator_quality.json")
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "results" / "generator_quality.json"))
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (the committed record by default)")
     p.add_argument("--episodes", type=whole(2), default=30)
     p.add_argument("--device", default=None)
     args = p.parse_args(argv)
     try:  # before the work, not after it
-        check_writable(args.out, "--out")
+        check_record_target(args.out, args.overwrite)
     except ValueError as err:
         p.error(str(err))
     torch.set_num_threads(1)

@@ -47,7 +47,7 @@ from fslcourse.cli import one_line_errors
 from fslcourse.config import get_device  # noqa: E402
 from fslcourse.data import load_omniglot  # noqa: E402
 from fslcourse.evaluate import evaluate  # noqa: E402
-from fslcourse.io import atomic_torch_save, atomic_write_json, check_writable  # noqa: E402
+from fslcourse.io import atomic_torch_save, atomic_write_json, check_record_target, check_writable  # noqa: E402
 from fslcourse.report import CURVE_METHODS  # noqa: E402
 from fslcourse.results import versions  # noqa: E402
 from fslcourse.training import train  # noqa: E402
@@ -277,6 +277,7 @@ def main(argv=None) -> None:
                         help="measure CPU-seconds per step of every method (or of --method's), into pilot.json")
     parser.add_argument("--state-dir", type=Path, default=ROOT / "build" / "curves", help="resumable training states")
     parser.add_argument("--out-dir", type=Path, default=OUT)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing curve record (the pilot is extended)")
     args = parser.parse_args(argv)
     import torch
 
@@ -286,7 +287,10 @@ def main(argv=None) -> None:
     if not args.pilot and len(args.method) > 1:
         parser.error(f"one curve per run: --method was given {len(args.method)} times ({', '.join(args.method)})")
     try:  # before the hours of training: the record's file, and the pilot that --method --pilot extends
-        check_writable(args.out_dir / ("pilot.json" if args.pilot else f"{args.method[0]}.json"), "the record")
+        if args.pilot:  # --pilot extends pilot.json
+            check_writable(args.out_dir / "pilot.json", "the record")
+        else:
+            check_record_target(args.out_dir / f"{args.method[0]}.json", args.overwrite, "the record")
     except ValueError as err:
         parser.error(str(err))
     with one_line_errors():  # a bad --device or FSLCOURSE_DEVICE, data not found: one line

@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fslcourse.io import atomic_write_json, check_writable
+from fslcourse.io import atomic_write_json, check_record_target
 from fslcourse.numerics import PORTABLE_ENV
 from fslcourse.results import versions
 
@@ -59,6 +59,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per method; the median ratio is reported")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "results" / "numerics_cost.json")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (the committed record by default)")
     args = p.parse_args(argv)
     if args.steps < 2:
         p.error(f"--steps {args.steps} is too few; use at least 2 (the first step is left out of the timing)")
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
     if unknown:  # before the first child trains: a typo used to fail after the others had run
         p.error(f"--methods {','.join(unknown)} is not a trainable method; use some of {', '.join(known)}")
     try:
-        check_writable(args.out, "--out")
+        check_record_target(args.out, args.overwrite)
     except ValueError as err:
         p.error(str(err))
     rows = []

@@ -37,7 +37,7 @@ import browser_latency as latency  # noqa: E402
 import test_drawing_browser as drawing  # noqa: E402
 import test_widgets_browser as harness  # noqa: E402
 
-from fslcourse.io import atomic_write_json, check_writable  # noqa: E402
+from fslcourse.io import atomic_write_json, check_record_target  # noqa: E402
 from fslcourse.results import versions  # noqa: E402
 
 TARGET_MS = 300.0
@@ -159,6 +159,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None,
                         help="the record (default: results/widget_latency.json; with --only, give one: a record of some "
                              "widgets must not replace the committed record of all)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out (the committed record by default)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats={args.repeats}; give at least 1")
@@ -168,7 +169,7 @@ def main(argv=None) -> int:
                      "is kept")
     args.out = args.out or str(committed)
     try:
-        check_writable(args.out, "--out")
+        check_record_target(args.out, args.overwrite)
     except ValueError as err:
         parser.error(str(err))
     problem = harness.missing_tools()

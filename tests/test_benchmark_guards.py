@@ -99,3 +99,19 @@ def test_a_bad_device_ends_the_run_in_one_line(script, argv, tmp_path):
         module.main(argv + out + ["--device", "gpu"])
     message = str(exit_.value.code)
     assert message.startswith("error: device='gpu' is not a device") and "\n" not in message
+
+
+REPLACERS = [("generator_quality", []), ("diffusion_cost", []), ("numerics_cost", []), ("widget_latency", []),
+             ("learning_curves", ["--method", "protonet"])]
+
+
+@pytest.mark.parametrize("script, argv", REPLACERS, ids=[s for s, _ in REPLACERS])
+def test_the_committed_record_is_replaced_only_with_overwrite(script, argv, monkeypatch, capsys):
+    """These five replaced their committed record by default, where the others (and the CLI) refuse unasked."""
+    module = importlib.import_module(script)
+    for name in ("get_device", "load_omniglot", "harness"):
+        monkeypatch.setattr(module, name, None, raising=False)  # refused before any work: nothing of it is used
+    with pytest.raises(SystemExit):
+        module.main(argv)
+    out = capsys.readouterr().err
+    assert "exists; pass --overwrite to replace it" in out, out
