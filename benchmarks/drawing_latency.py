@@ -57,5 +57,18 @@ def main(repeats: int = 15, models: tuple[str, ...] | None = None) -> int:
     return 0 if ok else 1
 
 
+def cli(argv=None) -> int:
+    """``--help``, ``--repeats N`` and ``--models a,b``; anything else is refused before the timing starts."""
+    import argparse
+
+    from fslcourse.cli import whole
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--repeats", type=whole(1), default=15, help="pen-ups timed per model and stroke (default 15)")
+    p.add_argument("--models", default=None, help="comma-separated method names (default: the board's own)")
+    args = p.parse_args(argv)
+    return main(args.repeats, tuple(m for m in args.models.split(",") if m) if args.models else None)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli())

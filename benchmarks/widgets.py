@@ -85,5 +85,16 @@ def main(repeats: int = 10) -> int:
     return 0 if ok else 1
 
 
+def cli(argv=None) -> int:
+    """``--help`` and ``--repeats N``; anything else is refused before the timing starts."""
+    import argparse
+
+    from fslcourse.cli import whole
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--repeats", type=whole(1), default=10, help="renders timed per widget and control (default 10)")
+    return main(p.parse_args(argv).repeats)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

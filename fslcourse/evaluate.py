@@ -40,6 +40,10 @@ def mean_ci95(values) -> tuple[float, float]:
     v = torch.as_tensor(values, dtype=torch.float64).flatten()  # (n,)
     if v.numel() < 2:
         raise ValueError(f"a confidence interval needs at least 2 values, got {v.numel()}")
+    if not torch.isfinite(v).all():  # a NaN gave (nan, nan) without a word
+        bad = int((~torch.isfinite(v)).sum())
+        raise ValueError(f"{bad} of the {v.numel()} values are NaN or infinite; a confidence interval needs finite "
+                         "values (look at where they were computed)")
     return float(v.mean()), float(Z95 * v.std(unbiased=True) / math.sqrt(v.numel()))
 
 

@@ -115,3 +115,14 @@ def test_the_committed_record_is_replaced_only_with_overwrite(script, argv, monk
         module.main(argv)
     out = capsys.readouterr().err
     assert "exists; pass --overwrite to replace it" in out, out
+
+
+@pytest.mark.parametrize("script", ["drawing_latency", "widgets"])
+def test_help_and_unknown_arguments_never_start_the_timing(script, monkeypatch, capsys):
+    """--help ran the whole benchmark, and a misspelt option was ignored."""
+    module = importlib.import_module(script)
+    monkeypatch.setattr(module, "main", lambda *a, **k: (_ for _ in ()).throw(AssertionError("timing began")))
+    for argv, code in ((["--help"], 0), (["--bogus"], 2), (["--repeats", "0"], 2)):
+        with pytest.raises(SystemExit) as exit_:
+            module.cli(argv)
+        assert exit_.value.code == code

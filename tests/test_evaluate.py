@@ -188,3 +188,8 @@ def test_a_name_a_class_or_the_whole_dataset_is_refused_in_one_line(glyphs):
         evaluate(model, data, 3, 1, 1, 2)
     with pytest.raises(ValueError, match="device='gpu' is not a device"):
         evaluate(model, glyphs[2], 3, 1, 1, 2, device="gpu")
+
+
+def test_a_nan_is_refused_not_averaged():
+    with pytest.raises(ValueError, match="1 of the 3 values are NaN or infinite"):
+        mean_ci95([1.0, float("nan"), 0.5])

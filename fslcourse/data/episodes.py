@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from ..config import whole_seed
 from .splits import ImageSplit
 
 
@@ -147,9 +148,11 @@ class EpisodeSampler:
                 f"n_way={n_way} but the '{split.name}' split has {split.n_classes} classes; lower n_way"
             )
         if generator is None:
-            if isinstance(seed, bool) or not hasattr(seed, "__index__"):
-                raise ValueError(f"seed={seed!r} must be an integer (or pass a CPU torch.Generator)")
-            generator = torch.Generator().manual_seed(operator.index(seed))
+            try:
+                seed = whole_seed(seed)  # what setup and the command line take: -3 was wrapped, 2**70 overflowed
+            except ValueError as err:
+                raise ValueError(f"{err} (or pass a CPU torch.Generator)") from None
+            generator = torch.Generator().manual_seed(seed)
         if generator.device.type != "cpu":
             raise ValueError("the generator must be a CPU torch.Generator so episodes match on every machine")
         self.generator = generator

@@ -127,8 +127,8 @@ class DrawingBoard(Explorer):
     persistent_axes = True  # the panels are laid out once per board shape; a prediction only replaces pixels and bars
 
     def __init__(self, models=None, n_way: int = 3, profile: str | None = None, device=None):
-        if not 1 <= n_way <= MAX_CLASSES:
-            raise ValueError(f"n_way={n_way}; start the board with 1 to {MAX_CLASSES} classes")
+        if isinstance(n_way, bool) or not isinstance(n_way, int) or not 1 <= n_way <= MAX_CLASSES:
+            raise ValueError(f"n_way={n_way!r}; start the board with a whole number of 1 to {MAX_CLASSES} classes")
         self.profile, self.device = profile, get_device(device)
         if isinstance(models, dict):
             if not models:
@@ -138,6 +138,11 @@ class DrawingBoard(Explorer):
             names = committed_methods(profile) if models is None else [str(m) for m in models]
             if not names:
                 raise ValueError("models is an empty list; give at least one method name")
+            from ..methods.base import METHODS
+
+            unknown = [n for n in names if n not in METHODS]
+            if unknown:  # said now, not later in the status line
+                raise ValueError(f"models {unknown} are not methods; use some of {', '.join(sorted(METHODS))}")
             self._models, self._names = {n: None for n in names}, {n: n for n in names}
         self._load_errors: dict[str, str] = {}
         self.strokes: dict = {}

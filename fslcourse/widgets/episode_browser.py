@@ -30,6 +30,9 @@ class EpisodeBrowser(Explorer):
 
     def __init__(self, splits: dict, n_way: int = 5, n_shot: int = 1, n_query: int = 2, seed: int = 0):
         check_whole(n_way=(n_way, 1, 20), n_shot=(n_shot, 1, 20), n_query=(n_query, 1, 20))  # the sliders' ranges
+        if not isinstance(splits, dict) or not splits:
+            raise ValueError(f"splits is {type(splits).__name__ if splits else 'empty'}; give a dict of named splits, "
+                             "e.g. {'test': data.test}")
         self.splits = splits
         self.split_box = W.Dropdown(options=list(splits), description="split")
         # K and Q reach 20 each, so K + Q > 20 (more drawings than a character has) can be tried and its error

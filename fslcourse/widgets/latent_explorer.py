@@ -89,6 +89,8 @@ class LatentExplorer(Explorer):
     def __init__(self, split, trained, untrained=None, n_way: int = 5, n_shot: int = 5, n_query: int = 5,
                  seed: int = 0, projection: str = "pca", distance: str | None = None):
         check_whole(n_way=(n_way, 2, 20), n_shot=(n_shot, 1, 10), n_query=(n_query, 1, None))  # the sliders' ranges
+        if projection not in ("pca", "tsne"):
+            raise ValueError(f"projection={projection!r} is not known; use 'pca' or 'tsne'")
         self.split, self.n_query = split, n_query
         self.models = {"trained": trained} if untrained is None else {"untrained": untrained, "trained": trained}
         self.distance = distance or getattr(trained, "distance", "euclidean")

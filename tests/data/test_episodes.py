@@ -147,3 +147,10 @@ def test_a_seed_gives_these_episodes_on_every_machine():
     support, query = _drawers(ep, images)
     assert support == [[1], [0], [0], [0], [0]]
     assert query == [[7], [2], [3], [5], [7], [5], [1], [6], [1], [2]]
+
+
+@pytest.mark.parametrize("seed", [-3, 2**70, 1.5, True])
+def test_seeds_outside_torchs_range_are_refused_as_setup_refuses_them(glyphs, seed):
+    # -3 was wrapped to 2**64 - 3 and recorded as -3; 2**70 overflowed in torch's words
+    with pytest.raises(ValueError, match=r"seed=.* must be a whole number from 0 to 2\*\*64 - 1"):
+        EpisodeSampler(glyphs[2], 3, 1, 1, seed=seed)

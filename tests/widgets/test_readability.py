@@ -161,3 +161,22 @@ def test_crowded_text_finds_overlaps_and_text_cut_off_by_the_edge():
     fig.text(0.12, 0.5, "on top", fontsize=12)
     fig.text(0.95, 0.1, "off the edge", fontsize=12)
     assert crowded_text(fig) == ["'off the edge' is cut off by the figure's edge", "'left' overlaps 'on top'"]
+
+
+def test_widget_constructors_refuse_bad_arguments_in_one_line(glyphs):
+    """A traitlets TraitError, a KeyError, a TypeError or a deferred status-line error before."""
+    from fslcourse.methods import ProtoNet
+    from fslcourse.widgets.drawing import DrawingBoard
+    from fslcourse.widgets.episode_browser import EpisodeBrowser
+    from fslcourse.widgets.latent_explorer import LatentExplorer
+    from fslcourse.widgets.prediction_viewer import PredictionViewer
+
+    cases = [(lambda: LatentExplorer(glyphs[2], trained=ProtoNet(), projection="umap"), "projection='umap' is not known"),
+             (lambda: EpisodeBrowser(glyphs[2]), "give a dict of named splits"),
+             (lambda: EpisodeBrowser({}), "splits is empty"),
+             (lambda: DrawingBoard(["pixel"], n_way="3"), "n_way='3'; start the board with a whole number"),
+             (lambda: DrawingBoard(["nosuch"]), r"models \['nosuch'\] are not methods"),
+             (lambda: PredictionViewer("protonet", glyphs[2]), "is not a trained model")]
+    for make, says in cases:
+        with pytest.raises(ValueError, match=says):
+            make()
