@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 
-@dataclass
+@dataclass(repr=False)  # its own __repr__: the dataclass one printed every pixel and name (37,000 characters)
 class ImageSplit:
     """Images of one split (meta-train, meta-validation or meta-test).
 
@@ -35,6 +35,11 @@ class ImageSplit:
     alphabets: list[str]
     rotations: tuple[int, ...] = (0, 1, 2, 3)
     protocol: str = "custom"
+
+    def __repr__(self) -> str:
+        return (f"ImageSplit(name={self.name!r}, {self.n_classes} classes x {self.n_examples} drawings of "
+                f"{self.images.shape[-2]}x{self.images.shape[-1]}, {len(set(self.alphabets))} alphabets, "
+                f"rotations={self.rotations}, protocol={self.protocol!r})")
 
     def __post_init__(self) -> None:
         if self.images.dim() != 4 or self.images.dtype != torch.uint8:

@@ -108,6 +108,8 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
                                       or eval_episodes < 2):  # checked before any step, not after the run
         raise ValueError(f"eval_episodes={eval_episodes!r}: the recorded accuracy's interval needs a whole number "
                          "of 2 or more meta-test episodes; give one, or leave it out (the profile's default)")
+    if not save and out is not None:  # it was silently ignored: nothing written where the caller asked
+        raise ValueError(f"out={str(out)!r} with save=False: nothing would be written there; drop out, or save=True")
     if name == "sinusoid" or name in FAMILIES:
         return _train_collection(name, recipe, out=out, state=state, resume=resume, overwrite=overwrite, save=save,
                                  device=device, progress=progress, data=data, phase1=phase1,

@@ -154,3 +154,9 @@ def test_seeds_outside_torchs_range_are_refused_as_setup_refuses_them(glyphs, se
     # -3 was wrapped to 2**64 - 3 and recorded as -3; 2**70 overflowed in torch's words
     with pytest.raises(ValueError, match=r"seed=.* must be a whole number from 0 to 2\*\*64 - 1"):
         EpisodeSampler(glyphs[2], 3, 1, 1, seed=seed)
+
+
+def test_a_split_prints_as_a_summary_not_its_pixels(glyphs):
+    text = repr(glyphs[2])
+    assert text == ("ImageSplit(name='test', 30 classes x 20 drawings of 28x28, 4 alphabets, rotations=(0,), "
+                    "protocol='custom')") and len(text) < 200

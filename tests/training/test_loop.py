@@ -572,3 +572,8 @@ def test_bad_test_and_validation_settings_are_refused_before_any_step(glyphs, tm
         train("test-tiny-protonet", "quick", data=_data(glyphs), out=tmp_path / "t.pt", progress=False, device="cpu",
               **changes)
     assert steps == [] and not (tmp_path / "t.pt").exists()
+
+
+def test_out_with_save_false_is_refused(glyphs, tmp_path):
+    with pytest.raises(ValueError, match="with save=False: nothing would be written there"):
+        train("test-tiny-protonet", "quick", data=_data(glyphs), out=tmp_path / "t.pt", save=False, progress=False)
