@@ -22,6 +22,8 @@ from nbconvert import HTMLExporter
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import web_assets  # noqa: E402
 
+from fslcourse.io import atomic_write_bytes  # noqa: E402
+
 ROOT = web_assets.ROOT
 
 INDEX = """<!DOCTYPE html>
@@ -60,12 +62,12 @@ def build_html(notebooks: list[Path], out: Path, title: str = "fslcourse: learn 
         nb.metadata["title"] = heading
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
         target = out / f"{path.stem}.html"
-        target.write_text(body, encoding="utf-8")
+        atomic_write_bytes(body.encode("utf-8"), target)
         print(f"html: {target}")
         items.append(f'<li><a href="{html.escape(target.name)}">{html.escape(heading)}</a> '
                      f'<span class="file">{html.escape(path.name)}</span></li>')
     index = out / "index.html"
-    index.write_text(INDEX.format(title=html.escape(title), items="\n".join(items)), encoding="utf-8")
+    atomic_write_bytes(INDEX.format(title=html.escape(title), items="\n".join(items)).encode("utf-8"), index)
     print(f"html: {index} ({len(items)} notebooks)")
     return index
 
@@ -79,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     if not notebooks:
         print("ERROR: no notebooks found in notebooks/", file=sys.stderr)
         return 1
+    try:
+        web_assets.check_inputs(notebooks, args.out)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         build_html(notebooks, args.out)
     except FileNotFoundError as err:

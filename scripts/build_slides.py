@@ -25,6 +25,8 @@ from nbconvert import SlidesExporter
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import web_assets  # noqa: E402
 
+from fslcourse.io import atomic_write_bytes  # noqa: E402
+
 ROOT = web_assets.ROOT
 
 
@@ -73,7 +75,7 @@ def build_slides(notebooks: list[Path], out: Path) -> list[Path]:
         nb.metadata["title"] = web_assets.first_heading(nb, path.stem)
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
         target = out / f"{path.stem}.slides.html"
-        target.write_text(body, encoding="utf-8")
+        atomic_write_bytes(body.encode("utf-8"), target)
         print(f"slides: {target}")
         written.append(target)
     return written
@@ -85,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "slides")
     args = parser.parse_args(argv)
     notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    try:
+        web_assets.check_inputs(notebooks, args.out)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         written = build_slides(notebooks, args.out)
     except FileNotFoundError as err:

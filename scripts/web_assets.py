@@ -164,3 +164,20 @@ def first_heading(nb, default: str) -> str:
                 if line.startswith("#"):
                     return line.lstrip("#").strip()
     return default
+
+
+def check_inputs(notebooks: list[Path], out: Path) -> None:
+    """Refuse, before any folder is made, a missing or non-notebook input and an ``--out`` that is a file:
+    a ValueError whose one line names the path and the fix."""
+    import nbformat
+
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder (it is made if missing)")
+    for path in notebooks:
+        if not path.is_file():
+            raise ValueError(f"{path} does not exist; give the notebooks' paths, e.g. notebooks/02_protonet.ipynb")
+        try:
+            nbformat.read(path, as_version=4)
+        except Exception as err:  # nbformat raises anything from UnicodeDecodeError to its own validation errors
+            raise ValueError(f"{path} is not a notebook ({type(err).__name__}); give .ipynb files") from None
+

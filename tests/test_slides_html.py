@@ -287,3 +287,19 @@ def test_the_fit_check_catches_clipped_slides(slides, chromium_page):
     problems = _fit_problems(chromium_page, slides[0], style=undo)
     assert any("outside the window" in p for p in problems), problems
     assert any("cut off on the right" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("script", [build_html, build_slides], ids=["build_html", "build_slides"])
+def test_bad_inputs_are_refused_in_one_line_before_any_folder_is_made(script, tmp_path, capsys):
+    """A PNG given as a notebook was a UnicodeDecodeError traceback, --out at a file a FileExistsError, and the
+    output folder was made before the inputs were looked at."""
+    png, a_file = tmp_path / "q1.png", tmp_path / "plain"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n")
+    a_file.write_text("x")
+    for argv, says in (([str(png), "--out", str(tmp_path / "site")], "q1.png is not a notebook"),
+                       ([str(tmp_path / "none.ipynb"), "--out", str(tmp_path / "site")], "none.ipynb does not exist"),
+                       (["--out", str(a_file)], "is a file; give a folder")):
+        assert script.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and says in err and err.count("\n") == 1, err
+    assert not (tmp_path / "site").exists()
