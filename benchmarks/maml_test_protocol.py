@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import argparse
 
-from fslcourse.cli import one_line_errors
+from fslcourse.cli import add_episode_arguments, one_line_errors
 from fslcourse.config import get_device
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate, mean_ci95
 from fslcourse.io import check_writable
 from fslcourse.pretrained import checkpoint_path, existing_checkpoint, load_method
 from fslcourse.report import published_n_query, results_dir
-from fslcourse.results import check_same_episodes, result_record, save_results
+from fslcourse.results import accuracy_record, check_same_episodes, save_results
 
 NAME = "maml_test_protocol"
 METHODS = ("maml", "fomaml")
@@ -78,11 +78,7 @@ def measure(name: str, data, device, steps, queries, episodes: int) -> list[dict
             extra.update(paired_vs_benchmark=diff, paired_vs_benchmark_ci95=ci)
             line += f"   paired vs {recipe_k} steps {diff:+.2f} ± {ci:.2f}"
         print(line)
-        rec = result_record(name, res, config={**ckpt["config"], "test_inner_steps": k}, seed=ckpt["seed"],
-                            device=device, profile=ckpt.get("profile"), train_seconds=ckpt.get("train_seconds"),
-                            extra=extra)
-        rec["eval_seconds"] = None  # accuracies only; see the module docstring
-        records.append(rec)
+        records.append(accuracy_record(name, res, ckpt, device, extra, config={**ckpt["config"], "test_inner_steps": k}))
     return records
 
 
@@ -91,11 +87,7 @@ def main(argv=None) -> int:
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {', '.join(METHODS)}")
     p.add_argument("--steps", default=",".join(map(str, STEPS)), help="test-time inner steps to measure")
     p.add_argument("--queries", default=",".join(map(str, QUERIES)), help="queries per class to measure")
-    p.add_argument("--episodes", type=int, default=1000)
-    p.add_argument("--device", default=None)
-    p.add_argument("--results", default=None, help="the results folder (default: results/)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a results file measured on other episodes or settings (default: refused)")
+    add_episode_arguments(p)
     args = p.parse_args(argv)
     methods = [m for m in args.methods.split(",") if m]
     unknown = [m for m in methods if m not in METHODS]

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import argparse
 
-from fslcourse.cli import one_line_errors
+from fslcourse.cli import add_episode_arguments, one_line_errors
 from fslcourse.config import get_device
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate, mean_ci95
 from fslcourse.io import check_writable
 from fslcourse.pretrained import checkpoint_path, existing_checkpoint, load_method
 from fslcourse.report import results_dir
-from fslcourse.results import check_same_episodes, result_record, save_results
+from fslcourse.results import accuracy_record, check_same_episodes, save_results
 
 NAME = "matching_training_ways"
 RECIPES = ("paper", "paper-5way", "paper-20way")  # each checkpoint's own recipe says its training and validation ways
@@ -61,20 +61,13 @@ def measure(data, device, episodes: int) -> list[dict]:
             extra.update(paired_vs_paper=diff, paired_vs_paper_ci95=ci)
             line += f"   paired vs paper {diff:+.2f} ± {ci:.2f}"
         print(line)
-        rec = result_record("matching", res, config=ckpt["config"], seed=ckpt["seed"], device=device,
-                            profile=ckpt.get("profile"), train_seconds=ckpt.get("train_seconds"), extra=extra)
-        rec["eval_seconds"] = None  # accuracies only; see the module docstring
-        records.append(rec)
+        records.append(accuracy_record("matching", res, ckpt, device, extra))
     return records
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--episodes", type=int, default=1000)
-    p.add_argument("--device", default=None)
-    p.add_argument("--results", default=None, help="the results folder (default: results/)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a results file measured on other episodes or settings (default: refused)")
+    add_episode_arguments(p)
     args = p.parse_args(argv)
     if args.episodes < 2:
         raise SystemExit(f"error: --episodes {args.episodes}: a confidence interval needs at least 2 episodes")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from fslcourse.cli import one_line_errors
+from fslcourse.cli import add_episode_arguments, one_line_errors
 from fslcourse.config import get_device
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate, mean_ci95
@@ -31,7 +31,7 @@ from fslcourse.io import check_writable
 from fslcourse.methods.transductive import BatchStatistics
 from fslcourse.pretrained import checkpoint_path, existing_checkpoint, load_method
 from fslcourse.report import published_n_query, results_dir
-from fslcourse.results import check_same_episodes, result_record, save_results
+from fslcourse.results import accuracy_record, check_same_episodes, save_results
 
 NAME = "relation_bn_passes"
 RECIPES = {"paper": 5, "paper-20way": 20}  # the recipe and the n_way of the test it was trained for
@@ -59,21 +59,14 @@ def measure(recipe: str, n_way: int, data, device, episodes: int) -> list[dict]:
             extra.update(paired_vs_pooled=diff, paired_vs_pooled_ci95=ci)
             line += f"   paired separate - pooled {diff:+.2f} ± {ci:.2f}"
         print(line)
-        rec = result_record("relation-batch-stats", res, config=ckpt["config"], seed=ckpt["seed"], device=device,
-                            profile=ckpt.get("profile"), train_seconds=ckpt.get("train_seconds"), extra=extra)
-        rec["eval_seconds"] = None  # accuracies only; see the module docstring
-        records.append(rec)
+        records.append(accuracy_record("relation-batch-stats", res, ckpt, device, extra))
     return records
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--recipes", default="paper", help=f"comma-separated, from {', '.join(RECIPES)} (default: paper)")
-    p.add_argument("--episodes", type=int, default=1000)
-    p.add_argument("--device", default=None)
-    p.add_argument("--results", default=None, help="the results folder (default: results/)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a results file measured on other episodes (default: refused)")
+    add_episode_arguments(p)
     args = p.parse_args(argv)
     recipes = [r for r in args.recipes.split(",") if r]
     if not recipes or any(r not in RECIPES for r in recipes):

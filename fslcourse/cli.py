@@ -29,6 +29,15 @@ def one_line_errors(*kinds: type[Exception]):
         raise SystemExit(f"error: {err}") from None
 
 
+def add_episode_arguments(parser: argparse.ArgumentParser, episodes: int = 1000) -> None:
+    """The options the protocol benchmarks share: ``--episodes``, ``--device``, ``--results`` and ``--overwrite``."""
+    parser.add_argument("--episodes", type=int, default=episodes)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--results", default=None, help="the results folder (default: results/)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a results file measured on other episodes or settings (default: refused)")
+
+
 def whole(minimum: int):
     """An argparse type: a whole number >= ``minimum``, refused with the option's name and the fix."""
     def parse(text: str) -> int:

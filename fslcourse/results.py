@@ -119,6 +119,21 @@ def result_record(method: str, result, *, config: dict, seed: int, device, profi
 VOLATILE = ("eval_seconds", "versions.cpu", "device.name")
 
 
+def accuracy_record(method: str, result, ckpt: dict, device, extra: dict, config: dict | None = None) -> dict:
+    """:func:`result_record` of a committed checkpoint's accuracy only: ``eval_seconds`` is ``None`` (the protocol
+    benchmarks measure accuracies, not timings, and may run beside a training run).
+
+    Args:
+        method: the row's name; ``ckpt``: the checkpoint :func:`~fslcourse.pretrained.load_method` returned.
+        extra: the record's own fields (``variant`` names its setting); ``config``: ``ckpt["config"]`` if ``None``.
+    """
+    rec = result_record(method, result, config=ckpt["config"] if config is None else config, seed=ckpt["seed"],
+                        device=device, profile=ckpt.get("profile"), train_seconds=ckpt.get("train_seconds"),
+                        extra=extra)
+    rec["eval_seconds"] = None
+    return rec
+
+
 def _steady(records) -> list:
     """``records`` as JSON would store them, without the :data:`VOLATILE` fields."""
     import json

@@ -296,13 +296,33 @@ class Parsed(Exception):
 
 
 def _declared_arguments(path: Path) -> tuple[set[str], int]:
-    """The option strings of the script's ``add_argument`` calls, and how many such calls it has."""
+    """The option strings of the script's ``add_argument`` calls, and how many such calls it has; a call of a
+    shared ``fslcourse.cli.add_*_arguments(parser)`` helper counts as that helper's own calls."""
     flags, calls = set(), 0
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        helper = getattr(node.func, "id", None) if isinstance(node, ast.Call) else None
+        if helper and helper.startswith("add_") and helper.endswith("_arguments") and path != CLI:
+            more, n = _declared_arguments_of(helper)
+            flags, calls = flags | more, calls + n
         if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "add_argument":
             calls += 1
             flags |= {a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)
                       and a.value.startswith("-")}
+    return flags, calls
+
+
+CLI = ROOT / "fslcourse" / "cli.py"
+
+
+def _declared_arguments_of(helper: str) -> tuple[set[str], int]:
+    """The options that ``fslcourse.cli``'s function ``helper`` adds to a parser."""
+    (fn,) = [n for n in ast.parse(CLI.read_text(encoding="utf-8")).body
+             if isinstance(n, ast.FunctionDef) and n.name == helper]
+    flags, calls = set(), 0
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "add_argument":
+            calls += 1
+            flags |= {a.value for a in node.args if isinstance(a, ast.Constant) and a.value.startswith("-")}
     return flags, calls
 
 
