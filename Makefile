@@ -35,7 +35,7 @@ SETUP_INPUTS := pyproject.toml scripts/build_learn2learn.py
 SETUP_HASH := $(shell cat $(SETUP_INPUTS) 2>/dev/null | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.fslcourse-setup-$(SETUP_HASH)
 
-FSLCOURSE_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data))
+FSLCOURSE_DATA ?= $(if $(wildcard ../shared/data/omniglot),$(abspath ../shared/data))
 # a relative folder is made absolute (the notebooks run from notebooks/, where it points elsewhere); an absolute
 # one, or one under ~ (the package expands it), is kept as given, spaces and all
 override FSLCOURSE_DATA := $(if $(filter /% ~%,$(firstword $(FSLCOURSE_DATA))),$(FSLCOURSE_DATA),$(if $(FSLCOURSE_DATA),$(CURDIR)/$(FSLCOURSE_DATA)))

@@ -2,7 +2,7 @@
 
 Usage (from the repository root; FSLCOURSE_DATA must point at the data; one thread on the shared CPU):
 
-    OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu python benchmarks/diffusion_cost.py [--out PATH.json]
+    OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu python benchmarks/diffusion_cost.py [--out PATH.json] [--overwrite]
 
 Measures, on this machine and in one run (so the ratios are comparable):
 

@@ -4,7 +4,7 @@ Writes ``results/generator_quality.json``, read by notebooks 07–09.
 
 Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread, nothing else running for the timings):
 
-    OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu python benchmarks/generator_quality.py
+    OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu python benchmarks/generator_quality.py --overwrite   # replaces the committed record
 
 Every generator with a committed checkpoint (the script never trains), and the two untrained controls,
 measured in one run on the meta-test characters, in the committed ProtoNet backbone's space:

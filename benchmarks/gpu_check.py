@@ -353,7 +353,7 @@ def build_widget(name: str, data, device):
         if not (G.CHECKPOINT_DIR / "sinusoid-quick.pt").exists():
             raise FileNotFoundError("no sinusoid-quick.pt checkpoint (never trained inside this check)")
         models = load_or_train("sinusoid", save=False)["models"]
-        return AdaptationStepper({"MAML": models["maml_k10"], "pretrained": models["pretrained"]}, k_shot=10,
+        return AdaptationStepper({"MAML": models["maml_k10"], "pretrained": models["pretrained"]}, n_shot=10,
                                  inner_lr=0.01, max_steps=10, seed=0)
     if name == "vae_explorer":
         from fslcourse.widgets.vae_explorer import VAEExplorer

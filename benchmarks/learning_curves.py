@@ -22,7 +22,7 @@ Usage (from the repository root, one thread per run; two runs at once on two cor
         .venv/bin/python benchmarks/learning_curves.py --pilot            # CPU-seconds per step, per method
                                                               # (--pilot --method A --method B: those only)
     OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu FSLCOURSE_DATA=../shared/data \\
-        .venv/bin/python benchmarks/learning_curves.py --method protonet  # one curve
+        .venv/bin/python benchmarks/learning_curves.py --method protonet --overwrite  # one curve (replaces its record)
 
 Each record also keeps the training CPU-seconds per 1,000 training episodes and the process's peak resident memory
 (records written before these two fields existed lack them).
@@ -252,7 +252,7 @@ def run_curve(name: str, data, device, state_dir: Path, out_dir: Path) -> dict:
         "cpu_seconds_per_1000_episodes": 1000 * train_cpu[-1] / episodes_seen(recipe, model, recipe1),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # the whole process, data included
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": 1}, "versions": versions(),
-        "command": f"OMP_NUM_THREADS=1 python benchmarks/learning_curves.py --method {name}",
+        "command": f"OMP_NUM_THREADS=1 python benchmarks/learning_curves.py --method {name} --overwrite",
     }
     if log1 is not None:
         record["phase1"] = {"recipe": recipe1.as_dict(), "steps": recipe1.steps, "val_step": list(log1["val_step"]),
@@ -290,7 +290,8 @@ def main(argv=None) -> None:
         if args.pilot:  # --pilot extends pilot.json
             check_writable(args.out_dir / "pilot.json", "the record")
         else:
-            check_record_target(args.out_dir / f"{args.method[0]}.json", args.overwrite, "the record")
+            check_record_target(args.out_dir / f"{args.method[0]}.json", args.overwrite, "the record",
+                                "give --out-dir another folder")
     except ValueError as err:
         parser.error(str(err))
     with one_line_errors():  # a bad --device or FSLCOURSE_DEVICE, data not found: one line

@@ -2,7 +2,7 @@
 
 Usage (from the repository root; FSLCOURSE_DATA must point at the data; nothing else running on the CPU):
 
-    python benchmarks/numerics_cost.py [--methods protonet,maml,relation] [--steps 40] [--rounds 3] [--out PATH.json]
+    python benchmarks/numerics_cost.py [--methods protonet,maml,relation] [--steps 40] [--rounds 3] [--out PATH.json] [--overwrite]
 
 Each (method, numerics) pair trains the method's quick recipe for ``--steps`` steps in a fresh Python (portable
 numerics can only be chosen before torch computes), one thread, on Omniglot, and reports the training loop's

@@ -4,7 +4,7 @@ Usage (from the repository root, on a quiet machine: other work on the CPU makes
 FSLCOURSE_DATA must point at the data; `make browser-deps` gives Chromium and Playwright):
 
     OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu FSLCOURSE_DATA=../shared/data \\
-        .venv/bin/python benchmarks/widget_latency.py [--repeats 7] [--only 02_protonet --out /tmp/some_widgets.json]
+        .venv/bin/python benchmarks/widget_latency.py [--repeats 7] [--overwrite] [--only 02_protonet --out /tmp/some_widgets.json]
 
 For every widget cell of the notebooks (``CASES`` in tests/browser/test_widgets_browser.py) it opens the
 notebook reduced to that cell in JupyterLab, in headless Chromium, with a live kernel, exactly as the

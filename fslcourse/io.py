@@ -113,12 +113,13 @@ def check_target(out: Path, overwrite: bool) -> None:
     check_writable(out, "the checkpoint")
 
 
-def check_record_target(out: str | Path, overwrite: bool, flag: str = "--out") -> None:
+def check_record_target(out: str | Path, overwrite: bool, flag: str = "--out", elsewhere: str | None = None) -> None:
     """Refuse, before any work, a record file that exists (a committed one by default) unless ``overwrite``, a
     folder, or a place that cannot be written: a benchmark replaces a committed record only when asked."""
     out = Path(out)
     if out.exists() and not out.is_dir() and not overwrite:
-        raise ValueError(f"{flag} {out} exists; pass --overwrite to replace it, or give {flag} another path")
+        raise ValueError(f"{flag} {out} exists; pass --overwrite to replace it, or "
+                         f"{elsewhere or f'give {flag} another path'}")
     check_writable(out, flag)
 
 

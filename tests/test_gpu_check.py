@@ -159,3 +159,9 @@ def test_the_agreement_check_sees_a_device_that_disagrees(monkeypatch):
     entry = gpu_check.check_agreement("protonet", [ep], torch.device("cpu"), tolerance=1e-3)
     assert entry["error"] is None and entry["within_tolerance"] is False and entry["argmax_disagreements"] == 1
     assert entry["max_abs_diff"] > 1e-3 * entry["logit_scale"] and not entry["argmax_agrees"]
+
+
+def test_the_adaptation_stepper_check_renders_on_the_cpu():
+    """The GPU check built the stepper with k_shot, an argument renamed n_shot: it reported the widget broken."""
+    result = gpu_check.check_widget("adaptation_stepper", None, "cpu")
+    assert result["rendered"], result

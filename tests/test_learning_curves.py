@@ -98,7 +98,7 @@ def test_every_committed_curve_was_made_by_its_current_curve_recipe(name):
     def shaping(recipe: dict) -> dict:  # the note is prose about the recipe: it does not shape the run
         return {k: v for k, v in recipe.items() if k != "note"}
     assert shaping(record["recipe"]) == shaping(json.loads(json.dumps(want.as_dict()))), \
-        f"results/learning_curves/{name}.json is stale: run benchmarks/learning_curves.py --method {name}"
+        f"results/learning_curves/{name}.json is stale: run benchmarks/learning_curves.py --method {name} --overwrite"
 
 
 def test_mtls_curve_puts_phase_2_after_phase_1s_training_cpu(monkeypatch, tmp_path):

@@ -15,8 +15,8 @@ Two protocols (``load_omniglot(split=...)``):
   has training characters.
 
 In both, no character appears in two splits, and a character's rotations stay with it.
-The data is looked for in ``$FSLCOURSE_DATA/omniglot`` first, then in the user
-cache (``$XDG_CACHE_HOME/fslcourse`` or ``~/.cache/fslcourse``). After the first
+The data is looked for in ``$FSLCOURSE_DATA/omniglot`` when that is set (only there), else in the
+user cache (``$XDG_CACHE_HOME/fslcourse`` or ``~/.cache/fslcourse``). After the first
 load a preprocessed ``uint8`` tensor file in the cache makes later loads fast. The
 cache is keyed by the folders' content (every drawing's path, size and modification
 time), so an edited drawing or a new character rebuilds it; a corrupt cache file is

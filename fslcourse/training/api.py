@@ -104,7 +104,7 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
         A generator family's or the sinusoid checkpoint holds several models, each with its own run and log:
         ``(path of the written checkpoint, None)``; :func:`load_or_train` loads it.
     """
-    if eval_episodes is not None and (isinstance(eval_episodes, bool) or not isinstance(eval_episodes, int)
+    if eval_episodes is not None and (isinstance(eval_episodes, bool) or not hasattr(eval_episodes, "__index__")
                                       or eval_episodes < 2):  # checked before any step, not after the run
         raise ValueError(f"eval_episodes={eval_episodes!r}: the recorded accuracy's interval needs a whole number "
                          "of 2 or more meta-test episodes; give one, or leave it out (the profile's default)")
@@ -260,7 +260,8 @@ def load_or_train(name: str, recipe: str = "quick", *, data=None, device=None, p
     if not path.exists():
         changes = {} if seed is None else {"seed": seed}
         interrupted = save and state_path_for(path).exists()  # a notebook cell stopped earlier: continue its run
-        model, result = train(name, recipe, data=data, out=path, save=save, device=device, progress=progress,
+        model, result = train(name, recipe, data=data, out=path if save else None, save=save, device=device,
+                              progress=progress,
                               resume=interrupted, **changes)
         if result.stopped != "steps" or not save:
             return {"model": model, "checkpoint": None, "result": result, "trained": True, "source": None}

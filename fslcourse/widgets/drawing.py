@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw
 from ..config import get_device
 from ..data import preprocess_image
 from ..methods.base import class_confidences, confidence_name, fixed_n_way, format_confidence
-from .base import Explorer
+from .base import Explorer, check_whole
 from .plotting import class_colour, text_points
 from .prediction_viewer import _tile
 
@@ -127,8 +127,7 @@ class DrawingBoard(Explorer):
     persistent_axes = True  # the panels are laid out once per board shape; a prediction only replaces pixels and bars
 
     def __init__(self, models=None, n_way: int = 3, profile: str | None = None, device=None):
-        if isinstance(n_way, bool) or not isinstance(n_way, int) or not 1 <= n_way <= MAX_CLASSES:
-            raise ValueError(f"n_way={n_way!r}; start the board with a whole number of 1 to {MAX_CLASSES} classes")
+        check_whole(n_way=(n_way, 1, MAX_CLASSES))  # NumPy integers too, as the other widgets
         self.profile, self.device = profile, get_device(device)
         if isinstance(models, dict):
             if not models:

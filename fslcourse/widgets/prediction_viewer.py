@@ -85,7 +85,7 @@ class PredictionViewer(Explorer):
         if not self.methods:
             raise ValueError("methods is an empty dict; give at least one {label: method}")
         for label, m in self.methods.items():
-            if not callable(getattr(m, "predict", None)):
+            if isinstance(m, (str, type)) or not callable(getattr(m, "predict", None)):
                 raise ValueError(f"{label!r}: {m!r} is not a trained model; pass one, e.g. fslcourse.pretrained('protonet')")
         self.split, self.n_way, self.n_shot, self.n_query, self.seed = split, n_way, n_shot, n_query, seed
         self._sampler = EpisodeSampler(split, n_way, n_shot, n_query, seed=seed)

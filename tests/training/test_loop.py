@@ -577,3 +577,11 @@ def test_bad_test_and_validation_settings_are_refused_before_any_step(glyphs, tm
 def test_out_with_save_false_is_refused(glyphs, tmp_path):
     with pytest.raises(ValueError, match="with save=False: nothing would be written there"):
         train("test-tiny-protonet", "quick", data=_data(glyphs), out=tmp_path / "t.pt", save=False, progress=False)
+
+
+def test_load_or_train_without_saving_trains_and_writes_nothing(glyphs, tmp_path):
+    from fslcourse.training import load_or_train
+
+    out = load_or_train("test-tiny-protonet", data=_data(glyphs), device="cpu", progress=False, save=False,
+                        path=tmp_path / "x.pt")
+    assert out["trained"] and out["checkpoint"] is None and not (tmp_path / "x.pt").exists()

@@ -165,7 +165,7 @@ def test_crowded_text_finds_overlaps_and_text_cut_off_by_the_edge():
 
 def test_widget_constructors_refuse_bad_arguments_in_one_line(glyphs):
     """A traitlets TraitError, a KeyError, a TypeError or a deferred status-line error before."""
-    from fslcourse.methods import ProtoNet
+    from fslcourse.methods import PixelPrototype, ProtoNet
     from fslcourse.widgets.drawing import DrawingBoard
     from fslcourse.widgets.episode_browser import EpisodeBrowser
     from fslcourse.widgets.latent_explorer import LatentExplorer
@@ -174,7 +174,8 @@ def test_widget_constructors_refuse_bad_arguments_in_one_line(glyphs):
     cases = [(lambda: LatentExplorer(glyphs[2], trained=ProtoNet(), projection="umap"), "projection='umap' is not known"),
              (lambda: EpisodeBrowser(glyphs[2]), "give a dict of named splits"),
              (lambda: EpisodeBrowser({}), "splits is empty"),
-             (lambda: DrawingBoard(["pixel"], n_way="3"), "n_way='3'; start the board with a whole number"),
+             (lambda: DrawingBoard(["pixel"], n_way="3"), "n_way='3': give a whole number from 1 to"),
+             (lambda: PredictionViewer(PixelPrototype, glyphs[2]), "is not a trained model"),
              (lambda: DrawingBoard(["nosuch"]), r"models \['nosuch'\] are not methods"),
              (lambda: PredictionViewer("protonet", glyphs[2]), "is not a trained model")]
     for make, says in cases:
