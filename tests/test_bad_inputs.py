@@ -193,7 +193,7 @@ CATALOGUE = [
     ("within an alphabet, no alphabet large enough", lambda: EpisodeSampler(SPLIT, 4, 1, 1, within_alphabet=True),
      ValueError, r"n_way=4 but no alphabet of the 'test' split has that many classes \(the largest has 3\)"),
     ("a fractional episode seed", lambda: EpisodeSampler(SPLIT, 3, 1, 1, seed=1.5), ValueError,
-     r"seed=1.5 must be an integer"),
+     r"seed=1.5 must be a whole number from 0 to 2\*\*64 - 1"),
     ("a batch of 0 episodes", lambda: EpisodeSampler(SPLIT, 3, 1, 1).sample_batch(0), ValueError,
      r"n_episodes=0 must be a positive integer"),
     # splits and data (fslcourse/data)

@@ -68,8 +68,9 @@ def make_validate(method, split, recipe: Recipe, device):
         raise ValueError(f"recipe val_episodes={recipe.val_episodes}, but a method is validated at the end of its "
                          "run (and every val_every steps) on at least 2 episodes; raise val_episodes")
     try:  # the validation episodes, checked before any step (they are first drawn val_every steps in)
-        EpisodeSampler(split, recipe.val_n_way, recipe.val_n_shot, recipe.val_n_query,
-                       within_alphabet=recipe.val_within_alphabet)
+        if split is not None:  # None: a caller that never validates (fit without validate)
+            EpisodeSampler(split, recipe.val_n_way, recipe.val_n_shot, recipe.val_n_query,
+                           within_alphabet=recipe.val_within_alphabet)
     except ValueError as err:
         raise ValueError(f"recipe val_n_way={recipe.val_n_way}, val_n_shot={recipe.val_n_shot}, val_n_query="
                          f"{recipe.val_n_query}: the validation episodes cannot be drawn ({err}); change those "
