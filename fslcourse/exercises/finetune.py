@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ..methods.finetune import FineTune, entropy_regulariser
 from .core import exercise
@@ -44,8 +45,39 @@ def _head_cases():
     return cases
 
 
+def _head_loop(z_support, support_y, z_query, n_way, steps, lr, *, start_at_means=True, zero_grad=True,
+               reduction="mean"):
+    """The per-episode loop written out, with one of the usual slips switched on (for :func:`_diagnose_head`)."""
+    means = torch.stack([z_support[support_y == k].mean(0) for k in range(n_way)])  # (n_way, D)
+    weight = (means if start_at_means else torch.zeros_like(means)).clone().requires_grad_()
+    bias = torch.zeros(n_way, requires_grad=True)
+    optimizer = torch.optim.Adam([weight, bias], lr=lr)
+    for _ in range(steps):
+        if zero_grad:
+            optimizer.zero_grad()
+        F.cross_entropy(z_support @ weight.T + bias, support_y, reduction=reduction).backward()
+        optimizer.step()
+    return (z_query @ weight.T + bias).detach()
+
+
+def _diagnose_head(fn) -> str | None:
+    """Name the slips notebook 04 warns about: gradients never zeroed, a zero start, a summed loss."""
+    case = _head_cases()[1]  # ten steps: every slip shows
+    got = fn(*case)
+    slips = (({"zero_grad": False}, "the gradients add up from step to step: call optimizer.zero_grad() before each "
+                                    "backward()"),
+             ({"start_at_means": False}, "the head starts from zeros: start it at the class means, W = M (row k the "
+                                         "mean support feature of class k), b = 0"),
+             ({"reduction": "sum"}, "the loss is summed over the support set: take its mean (F.cross_entropy's "
+                                    "default), as the package does"))
+    for slip, hint in slips:
+        if torch.allclose(got, _head_loop(*case, **slip), atol=1e-5):
+            return hint
+    return None
+
+
 @exercise("finetune_head", "the per-episode loop: a linear head from W = M, b = 0, `steps` Adam steps of the support "
-          "cross-entropy, then the query logits", _head_cases)
+          "cross-entropy, then the query logits", _head_cases, diagnose=_diagnose_head)
 def finetune_head_reference(z_support, support_y, z_query, n_way: int, steps: int, lr: float) -> torch.Tensor:
     """:meth:`fslcourse.methods.finetune.FineTune.classify_embeddings` with a linear head at the class means."""
     head = FineTune(n_classes=n_way, backbone_kwargs={"hidden": 1}, steps=steps, lr=lr, init="mean", cosine=False)

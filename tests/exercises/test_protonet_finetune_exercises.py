@@ -64,9 +64,11 @@ def test_the_finetune_loop_exercise_catches_the_usual_slips(capsys):
         return (z_query @ weight.T + bias).detach()
 
     assert check("finetune_head", loop)
+    capsys.readouterr()
     assert not check("finetune_head", lambda *a: loop(*a, zero_grad=False))  # gradients pile up across steps
+    assert "values differ" in (out := capsys.readouterr().out) and "call optimizer.zero_grad()" in out  # named
     assert not check("finetune_head", lambda *a: loop(*a, init="zeros"))  # not started at the class means
-    assert "values differ" in capsys.readouterr().out
+    assert "start it at the class means" in capsys.readouterr().out
 
 
 def test_entropy_without_a_gradient_fails(capsys):
