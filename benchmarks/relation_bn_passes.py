@@ -26,11 +26,11 @@ import json
 from fslcourse.cli import add_episode_arguments, one_line_errors
 from fslcourse.config import get_device
 from fslcourse.data import load_omniglot
-from fslcourse.evaluate import evaluate, mean_ci95
+from fslcourse.evaluate import evaluate
 from fslcourse.io import check_writable
 from fslcourse.methods.transductive import BatchStatistics
 from fslcourse.pretrained import checkpoint_path, existing_checkpoint, load_method
-from fslcourse.report import published_n_query, results_dir
+from fslcourse.report import paired_episodes, published_n_query, results_dir
 from fslcourse.results import accuracy_record, check_same_episodes, save_results
 
 NAME = "relation_bn_passes"
@@ -47,8 +47,7 @@ def measure(recipe: str, n_way: int, data, device, episodes: int) -> list[dict]:
         measured[passes] = evaluate(BatchStatistics(model), data.test, n_way=n_way, n_shot=1, n_query=n_query,
                                     n_episodes=episodes, seed=0, device=device)
     model.embed_passes = "pooled"
-    diff, ci = mean_ci95([a - b for a, b in zip(measured["separate"].episode_accuracies,
-                                                measured["pooled"].episode_accuracies)])
+    diff, ci = paired_episodes(measured["separate"].episode_accuracies, measured["pooled"].episode_accuracies)
     records = []
     for passes, res in measured.items():
         extra = {"variant": f"{recipe}: batch statistics, support and queries embedded "

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from .config import get_device
 from .data.episodes import EpisodeSampler, _positive
 from .data.splits import ImageSplit
-from .methods.base import FewShotClassifier
+from .methods.base import FewShotClassifier, check_model
 from .models import modes_kept
 
 Z95 = 1.959963984540054
@@ -145,10 +145,7 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
             (:func:`check_images`); logits that are not finite or not ``(n_way * n_query, n_way)``
             (:func:`check_logits`): a NaN model would otherwise score chance, not fail.
     """
-    if isinstance(method, (str, type)):
-        name = method if isinstance(method, str) else method.__name__
-        raise ValueError(f"method={name!r} is a name or a class, not a trained model; pass one, e.g. "
-                         "fslcourse.pretrained('protonet')")
+    check_model(method)
     if device is not None:
         device = get_device(device)
 

@@ -139,6 +139,17 @@ def format_confidence(value: float, measure: str | None = "probability") -> str:
     return f"{100 * value:.1f}%" if measure in (None, "probability") else f"{measure} {value:.2f}"
 
 
+def check_model(method, label: str = "method") -> None:
+    """Refuse, in one line, a name, a class or anything without ``predict`` where a trained model belongs."""
+    if isinstance(method, (str, type)):
+        name = method if isinstance(method, str) else method.__name__
+        raise ValueError(f"{label}={name!r} is a name or a class: it is not a trained model; pass one, e.g. "
+                         "fslcourse.pretrained('protonet')")
+    if not callable(getattr(method, "predict", None)):
+        raise ValueError(f"{label}={method!r} is not a trained model (it has no predict); pass one, e.g. "
+                         "fslcourse.pretrained('protonet')")
+
+
 def n_way_of(labels: torch.Tensor) -> int:
     """Number of classes of labels ``0 .. n_way-1``."""
     return int(labels.max()) + 1

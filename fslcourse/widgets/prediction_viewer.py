@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..data.episodes import Episode, EpisodeSampler
-from ..methods.base import class_confidences, confidence_name
+from ..methods.base import check_model, class_confidences, confidence_name
 from .base import Explorer
 from .plotting import MIN_TEXT_PX, RIGHT, WRONG, class_colour, text_points
 
@@ -85,8 +85,7 @@ class PredictionViewer(Explorer):
         if not self.methods:
             raise ValueError("methods is an empty dict; give at least one {label: method}")
         for label, m in self.methods.items():
-            if isinstance(m, (str, type)) or not callable(getattr(m, "predict", None)):
-                raise ValueError(f"{label!r}: {m!r} is not a trained model; pass one, e.g. fslcourse.pretrained('protonet')")
+            check_model(m, f"method[{label!r}]" if isinstance(method, dict) else "method")
         self.split, self.n_way, self.n_shot, self.n_query, self.seed = split, n_way, n_shot, n_query, seed
         self._sampler = EpisodeSampler(split, n_way, n_shot, n_query, seed=seed)
         self._episodes: list[Episode] = []
