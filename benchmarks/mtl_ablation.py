@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from fslcourse.cli import one_line_errors
 from fslcourse.config import get_device  # noqa: E402
-from fslcourse.data import load_omniglot  # noqa: E402
+from fslcourse.data import find_omniglot, load_omniglot  # noqa: E402
 from fslcourse.evaluate import evaluate  # noqa: E402
 from fslcourse.io import atomic_write_json  # noqa: E402
 from fslcourse.methods import get_method  # noqa: E402
@@ -193,7 +193,8 @@ def main(argv=None):
     torch.set_num_threads(1)
     with one_line_errors():
         device = get_device(args.device)
-        load_omniglot(device="cpu", progress=False)  # found (or FSLCOURSE_DATA names where it is not) before any work
+        if find_omniglot() is None:  # missing: fetched (or FSLCOURSE_DATA's wrong path said) before any work, once
+            load_omniglot(device="cpu", progress=False)
     if args.train:
         train(device)
     if args.ablation:
