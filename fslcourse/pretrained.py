@@ -156,7 +156,8 @@ def pretrained(name: str, profile: str = "quick", device=None) -> FewShotClassif
     """
     cls = get_method(name)
     dev = get_device(device)
-    if not cls.trainable:
+    if not cls.trainable:  # no weights, so no recipe either; a mistyped one is still refused, not ignored
+        checkpoint_path(name, profile)
         return cls().to(dev).eval()
     path = existing_checkpoint(name, profile)
     return load_method(path, dev, expect=name, expect_recipe=profile)[0]

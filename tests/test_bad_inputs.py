@@ -20,7 +20,7 @@ from fslcourse.exercises import check
 from fslcourse.generative.classical import Deformation
 from fslcourse.io import atomic_write_json, check_target, check_writable, load_checkpoint
 from fslcourse.methods import FewShotClassifier, PixelPrototype
-from fslcourse.pretrained import checkpoint_info, load_method
+from fslcourse.pretrained import checkpoint_info, load_method, pretrained
 from fslcourse.report import load_records, protocol_key, report
 from fslcourse.results import result_record
 from fslcourse.training import load_or_train, recipe_for, train
@@ -252,6 +252,8 @@ CATALOGUE = [
      r"could not write .*plain/r\.json: .*plain is a file, not a folder"),
     ("a checkpoint that does not exist", lambda: load_checkpoint(WORK / "none.pt"), FileNotFoundError,
      r"no checkpoint at .*none\.pt; train one with `python -m fslcourse train NAME --recipe RECIPE`"),
+    ("a mistyped recipe for a method without weights", lambda: pretrained("pixel", profile="papr"), ValueError,
+     r"^recipe 'papr' is not known; use one of quick, "),
     ("the record of a checkpoint not trained", lambda: checkpoint_info("protonet", "full"), FileNotFoundError,
      r"no 'full' checkpoint for 'protonet' at .*protonet-full\.pt; create it with `python -m fslcourse train "
      r"protonet --recipe full`"),
