@@ -154,6 +154,65 @@ def paper_gaps(rows: list[dict]) -> list[dict]:
     return out
 
 
+PAPER_METHODS = ("protonet", "matching", "relation", "maml", "fomaml", "reptile")  # the methods PUBLISHED grades
+RUN_STATUS = {"finished": "finished", "training": "training across sittings", "not started": "not started"}
+
+
+def paper_runs(checkpoints=None) -> list[dict]:
+    """Where each paper-recipe run of :data:`PAPER_METHODS` stands, read from the committed files in
+    ``checkpoints`` (default: the package's): a finished run from its checkpoint, a run across sittings from its
+    committed training state (``NAME-RECIPE.state.pt``).
+
+    Returns:
+        one dict per (method, recipe starting with ``paper``): ``method``, ``recipe``, ``status`` (a key of
+        :data:`RUN_STATUS`), ``step`` of ``steps``, ``cpu_hours``, the best meta-validation score ``best`` at
+        ``best_step`` (``None`` before the first check) on ``val_n_way``-way episodes and the meta-validation curve ``val_step``,
+        ``val_accuracy`` (empty when not started).
+    """
+    from .io import load_checkpoint, state_path_for
+    from .methods import get_method
+    from .pretrained import CHECKPOINT_DIR
+
+    runs = []
+    for name in PAPER_METHODS:
+        for recipe, spec in get_method(name).RECIPES.items():
+            if not recipe.startswith("paper"):
+                continue
+            path = Path(checkpoints or CHECKPOINT_DIR) / f"{name}-{recipe}.pt"
+            run = {"method": name, "recipe": recipe, "status": "not started", "step": 0, "steps": spec.steps,
+                   "val_n_way": spec.val_n_way,
+                   "cpu_hours": 0.0, "best": None, "best_step": None, "val_step": [], "val_accuracy": []}
+            if path.exists():
+                ckpt = load_checkpoint(path, map_location="cpu")
+                run.update(status="finished", step=ckpt["steps"], best=ckpt["metrics"]["val_accuracy"],
+                           best_step=ckpt["metrics"]["best_step"], cpu_hours=ckpt["cpu_seconds"] / 3600)
+            elif state_path_for(path).exists():
+                ckpt = load_checkpoint(state_path_for(path), map_location="cpu")
+                run.update(status="training", step=ckpt["step"], best_step=ckpt.get("best_step"),
+                           best=ckpt.get("best_score") if ckpt.get("best_step") is not None else None,
+                           cpu_hours=ckpt["cpu_seconds"] / 3600)
+            else:
+                ckpt = {}
+            log = ckpt.get("log") or {}
+            run.update(val_step=list(log.get("val_step", [])), val_accuracy=list(log.get("val_accuracy", [])))
+            runs.append(run)
+    return runs
+
+
+def paper_runs_table(runs: list[dict] | None = None) -> str:
+    """:func:`paper_runs` as a markdown table, the one ``docs/INSTRUCTORS.md`` shows (a test keeps it current)."""
+    def spaced(n):  # 100 000, the docs' way
+        return f"{n:,}".replace(",", " ")
+
+    lines = ["| run | status | steps | CPU-hours | best meta-validation (ways) |", "|---|---|---|---|---|"]
+    for r in paper_runs() if runs is None else runs:
+        best = "none yet" if r["best_step"] is None else f"{r['best']:.1f}% at step {spaced(r['best_step'])}"
+        best += f" ({r['val_n_way']}-way)"
+        lines.append(f"| `{r['method']} --recipe {r['recipe']}` | {RUN_STATUS[r['status']]} | "
+                     f"{spaced(r['step'])} of {spaced(r['steps'])} | {r['cpu_hours']:.1f} | {best} |")
+    return "\n".join(lines) + "\n"
+
+
 REPO_RESULTS = Path(__file__).resolve().parent.parent / "results"  # the committed records
 
 

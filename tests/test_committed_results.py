@@ -139,3 +139,16 @@ def test_matching_training_ways_measure_what_the_benchmark_measures():
             assert a["protocol"] == b["protocol"] and a["checkpoint"]["sha256"] != b["checkpoint"]["sha256"]
             diffs = [x - y for x, y in zip(a["episode_accuracies"], b["episode_accuracies"])]
             assert a["paired_vs_paper"] == pytest.approx(sum(diffs) / len(diffs), abs=1e-3)
+
+
+def test_the_instructors_table_of_paper_runs_is_current():
+    """docs/INSTRUCTORS.md shows where each paper-recipe run stands: the table must be the one the committed
+    checkpoints and training states give now (re-print it after committing a state or a finished run)."""
+    from pathlib import Path
+
+    from fslcourse.report import paper_runs_table
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "INSTRUCTORS.md").read_text()
+    shown = text.split("<!-- paper-runs:", 1)[1].split("-->", 1)[1].split("<!-- /paper-runs -->", 1)[0]
+    assert shown.strip() == paper_runs_table().strip(), \
+        "docs/INSTRUCTORS.md's table of paper runs is out of date; paste the one paper_runs_table() prints"

@@ -8,6 +8,7 @@ from fslcourse.report import (
     BENCHMARK_FILE,
     CLAIMS,
     MISSING,
+    PAPER_METHODS,
     PUBLISHED,
     build_table,
     check_claims,
@@ -15,6 +16,8 @@ from fslcourse.report import (
     load_records,
     paired_episodes,
     paper_gaps,
+    paper_runs,
+    paper_runs_table,
     protocol_key,
     published_n_query,
     report,
@@ -647,3 +650,35 @@ def test_curve_steps_counts_mtls_pre_training():
     rows = curve_claims(load_curves())
     (mtl,) = [r for r in rows if r["claim"].startswith("Meta-transfer")]
     assert "mtl 73.2% (235 + 152 steps" in mtl["measured"]
+
+
+def test_paper_runs_read_finished_checkpoints_training_states_and_missing_runs(tmp_path):
+    import torch
+
+    from fslcourse.methods import get_method
+
+    log = {"val_step": [1000, 2000], "val_accuracy": [90.0, 93.5]}
+    torch.save({"steps": 20_000, "cpu_seconds": 7200.0, "metrics": {"val_accuracy": 93.5, "best_step": 2000},
+                "log": log}, tmp_path / "protonet-paper.pt")
+    torch.save({"step": 44_038, "cpu_seconds": 3600.0, "best_score": 97.25, "best_step": 43_000, "log": log},
+               tmp_path / "relation-paper-20way.state.pt")
+    torch.save({"step": 100, "cpu_seconds": 36.0, "best_score": None, "best_step": None, "log": {}},
+               tmp_path / "maml-paper-20way.state.pt")
+    runs = {(r["method"], r["recipe"]): r for r in paper_runs(tmp_path)}
+    # every paper recipe of every graded method has a row, and only those
+    assert set(runs) == {(m, k) for m in PAPER_METHODS for k in get_method(m).RECIPES if k.startswith("paper")}
+    assert set(PAPER_METHODS) == {m.removesuffix("-batch-stats").removesuffix("-inductive") for m in PUBLISHED}
+    done, going, started, waiting = (runs["protonet", "paper"], runs["relation", "paper-20way"],
+                                     runs["maml", "paper-20way"], runs["reptile", "paper-20way"])
+    assert (done["status"], done["step"], done["cpu_hours"], done["best"], done["best_step"]) == \
+        ("finished", 20_000, 2.0, 93.5, 2000)
+    assert done["val_accuracy"] == [90.0, 93.5] and done["val_n_way"] == 5
+    assert (going["status"], going["step"], going["steps"], going["best"], going["val_n_way"]) == \
+        ("training", 44_038, 100_000, 97.25, 20)
+    assert (started["status"], started["best"], started["val_step"]) == ("training", None, [])
+    assert (waiting["status"], waiting["step"], waiting["cpu_hours"], waiting["best"]) == ("not started", 0, 0.0, None)
+    table = paper_runs_table(list(runs.values()))
+    assert "| `relation --recipe paper-20way` | training across sittings | 44 038 of 100 000 | 1.0 | 97.2% at step " \
+           "43 000 (20-way) |" in table
+    assert "| `maml --recipe paper-20way` | training across sittings | 100 of 60 000 | 0.0 | none yet (20-way) |" in table
+    assert "| `reptile --recipe paper-20way` | not started | 0 of 200 000 | 0.0 | none yet (20-way) |" in table
