@@ -207,6 +207,20 @@ def _shown(path: Path) -> Path:
         return path
 
 
+def _goes_on_from(checkpoint: Path, state: dict) -> bool:
+    """Whether ``checkpoint`` was written by the run ``state`` is a stretch of: its training log begins with the
+    state's (the steps and their losses), as a run resumed from that state and finished leaves it."""
+    from .io import load_checkpoint
+
+    try:
+        log = load_checkpoint(checkpoint).get("log") or {}
+    except Exception:  # an unreadable file is no evidence: the remake line stays
+        return False
+    mine = state.get("log") or {}
+    n = len(mine.get("loss") or [])
+    return n > 0 and all(list(log.get(k) or [])[:n] == list(mine.get(k) or []) for k in ("step", "loss"))
+
+
 def check_runs(folder=None) -> list[Check]:
     """One line per unfinished training run whose resumable state lies in ``folder`` (default: the package's
     checkpoints, where long runs commit theirs between sittings): how far it is and how to continue it."""
@@ -237,8 +251,9 @@ def check_runs(folder=None) -> list[Check]:
             continue
         target = f"{run[0]}-{run[1]}.pt"  # the file the run writes (a DAGAN's state holds one loss's run of it)
         if (path.parent / target).exists():  # a checkpoint beside the state: resuming needs --overwrite
-            if step >= steps and run[0] != "gan":  # every step done and the checkpoint written: a leftover (a
-                # finished DAGAN's state is not: the family's file is written once all its models are trained)
+            # a leftover: every step done, or an earlier sitting's state of the run that wrote the file (its log
+            # goes on from the state's); not a DAGAN's: the family's file is written once all its models are trained
+            if run[0] != "gan" and (step >= steps or _goes_on_from(path.parent / target, state)):
                 checks.append(Check("unfinished", False, f"{detail}; {target} is there: the run has finished",
                                     f"remove the leftover state (git rm {_shown(path)}, or delete it)",
                                     essential=False))

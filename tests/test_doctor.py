@@ -223,6 +223,18 @@ def test_an_unfinished_run_is_listed_with_the_command_that_continues_it(tmp_path
     leftover = {c.detail.split()[0].rstrip(":"): c for c in doctor.check_runs(tmp_path)}["protonet-quick"]
     assert not leftover.ok and leftover.detail.endswith("; protonet-quick.pt is there: the run has finished")
     assert leftover.fix == f"remove the leftover state (git rm {tmp_path / 'protonet-quick.state.pt'}, or delete it)"
+    # an earlier sitting's state beside the file that the same run, resumed from it, finished: a leftover too
+    torch.save(state, tmp_path / "protonet-quick.state.pt")  # step 3 again
+    log = {k: list(v) for k, v in state["log"].items() if isinstance(v, list)}
+    finished = {"log": {**log, "step": log["step"] + [4, 5], "loss": log["loss"] + [0.5, 0.4]}}
+    torch.save(finished, tmp_path / "protonet-quick.pt")
+    earlier = {c.detail.split()[0].rstrip(":"): c for c in doctor.check_runs(tmp_path)}["protonet-quick"]
+    assert not earlier.ok and earlier.detail.endswith("; protonet-quick.pt is there: the run has finished")
+    # the same file from another run (its losses differ): the state is a remake's, as above
+    torch.save({"log": {**finished["log"], "loss": [x + 1 for x in finished["log"]["loss"]]}},
+               tmp_path / "protonet-quick.pt")
+    other = {c.detail.split()[0].rstrip(":"): c for c in doctor.check_runs(tmp_path)}["protonet-quick"]
+    assert other.ok and "continue the remake of protonet-quick.pt" in other.detail
 
 
 def test_a_dagan_state_is_listed_with_the_gan_command_that_continues_it(tmp_path):
