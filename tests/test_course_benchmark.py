@@ -103,6 +103,12 @@ def test_a_papers_20way_model_measures_the_20way_cells_when_it_is_committed(monk
     assert [(r["protocol"]["n_way"], r.get("recipe"), r["accuracy"] is not None) for r in records] == [
         (5, None, True), (20, "paper-20way", True)]
     assert all(r["profile"] == "paper" for r in records)  # one row: "maml (paper recipe)"
+    (five_shot,) = course_benchmark.run(["maml"], SimpleNamespace(test=test), episodes=2, n_query=1, seed=0,
+                                        device="cpu", generators=(), protocols=[dict(n_way=20, n_shot=5)],
+                                        profile="paper")  # the 20-way model is there, but trained 1-shot
+    assert five_shot["accuracy"] is None and five_shot.get("recipe") is None and five_shot["skipped"].endswith(
+        "; maml-paper-20way.pt has a 20-way head but was trained 1-shot, and the paper's 20w5s figure comes from a "
+        "model trained 5-shot, which no recipe here trains")
     committed["paper-20way"].unlink()
     records = course_benchmark.run(["maml"], SimpleNamespace(test=test), episodes=2, n_query=1, seed=0, device="cpu",
                                    generators=(), protocols=protocols[:2] + [dict(n_way=20, n_shot=5)], profile="paper")
