@@ -677,14 +677,15 @@ def _diffusion(data, *, backbone=None, profile: str = "quick", device=None, seed
     return DiffusionGenerator(out["model"], out["schedule"], encoder, source=out["source"], **options)
 
 
-GENERATORS = {"vae": _vae("pixel", "prototype"), "vae-prior": _vae("pixel", "prior"),
-              "vae-feature": _vae("feature", "prior"), "deformation-vae": _pixel(_load_deformation_vae, "model"),
-              "gan": _pixel(_load_gan, "wgan-gp"), "deformation-gan": _pixel(_load_deformation_gan, "model"),
-              "hallucinator": _hallucinator,
-              "diffusion": _diffusion}
-CHECKPOINT_FAMILY = {"vae": "vae", "vae-prior": "vae", "vae-feature": "vae", "deformation-vae": "deformation-vae",
-                     "gan": "gan", "deformation-gan": "deformation-gan", "hallucinator": "gan",
-                     "diffusion": "diffusion"}  # the checkpoint file (FAMILY-RECIPE.pt) each generator is stored in
+# each generator: its builder, and the family whose checkpoint (FAMILY-RECIPE.pt) holds its model
+GENERATOR_TABLE = {"vae": (_vae("pixel", "prototype"), "vae"), "vae-prior": (_vae("pixel", "prior"), "vae"),
+                   "vae-feature": (_vae("feature", "prior"), "vae"),
+                   "deformation-vae": (_pixel(_load_deformation_vae, "model"), "deformation-vae"),
+                   "gan": (_pixel(_load_gan, "wgan-gp"), "gan"),
+                   "deformation-gan": (_pixel(_load_deformation_gan, "model"), "deformation-gan"),
+                   "hallucinator": (_hallucinator, "gan"), "diffusion": (_diffusion, "diffusion")}
+GENERATORS = {name: build for name, (build, _) in GENERATOR_TABLE.items()}
+CHECKPOINT_FAMILY = {name: family for name, (_, family) in GENERATOR_TABLE.items()}
 
 
 def get_generator(name: str):
@@ -695,11 +696,14 @@ def get_generator(name: str):
 
 
 # ---- python -m fslcourse train vae|gan|diffusion --recipe R ---------------------------------------------------
-LOADERS = {"vae": _load_vae, "deformation-vae": _load_deformation_vae, "gan": _load_gan,
-           "deformation-gan": _load_deformation_gan, "diffusion": _load_diffusion}  # load_or_train(FAMILY, ...)
-FAMILIES = tuple(LOADERS)
-FAMILY_RECIPES = {"vae": VAE, "deformation-vae": DEFORMATION_VAE, "gan": GAN, "deformation-gan": DEFORMING_GAN,
-                  "diffusion": DIFFUSION}  # the recipes each family's checkpoint can be trained with
+# each generator family: its loader (load_or_train(FAMILY, ...) and train(FAMILY, ...) call it) and the recipes
+# its checkpoint can be trained with
+FAMILY_TABLE = {"vae": (_load_vae, VAE), "deformation-vae": (_load_deformation_vae, DEFORMATION_VAE),
+                "gan": (_load_gan, GAN), "deformation-gan": (_load_deformation_gan, DEFORMING_GAN),
+                "diffusion": (_load_diffusion, DIFFUSION)}
+LOADERS = {family: load for family, (load, _) in FAMILY_TABLE.items()}
+FAMILY_RECIPES = {family: recipes for family, (_, recipes) in FAMILY_TABLE.items()}
+FAMILIES = tuple(FAMILY_TABLE)
 
 
 def train_generator(family: str, recipe: str = "quick", *, data=None, out: str | Path | None = None,

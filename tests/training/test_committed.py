@@ -66,6 +66,8 @@ def test_every_committed_generator_records_the_recipe_its_loader_trains_now():
             ("gan", "pixel", "wgan-gp"): GAN["quick"].replace(options={"loss": "wgan-gp"}),
             ("gan", "pixel", "standard"): GAN["quick"].replace(optimizer_kwargs={"betas": (0.5, 0.999)},
                                                                options={"loss": "standard", "keep": "last"})}
+    from fslcourse.training.generators import FAMILIES
+    assert {family for family, *_ in want} == set(FAMILIES), "a generator family has no recipe check here: add it"
     for (family, *keys), recipe in want.items():
         assert recipe_of(family, *keys) == recipe.as_dict(), f"{family} {'/'.join(keys)}: not its current recipe"
     for family, r in (("vae", VAE["quick"]["feature"]), ("gan", HALLUCINATOR["quick"])):
