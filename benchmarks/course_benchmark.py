@@ -199,11 +199,12 @@ def run_checkpoint(name, recipe, protocols, data, episodes: int, n_query: int, s
                                                                                           proto["n_shot"])]
             if fits:  # no dead end: say which recipe makes the model this cell needs
                 why += f"; the paper's model for it: python -m fslcourse train {name} --recipe {fits[0]}"
-            ways = [rn for rn in separate if recipes[rn].n_way == proto["n_way"] and checkpoint_path(name, rn).exists()]
-            if not fits and ways:  # a model of these ways is committed, but it is not the one the paper measured
-                why += (f"; {name}-{ways[0]}.pt has a {proto['n_way']}-way head but was trained "
-                        f"{recipes[ways[0]].n_shot}-shot, and the paper's {protocol_key(proto).split('-')[0]} figure "
-                        f"comes from a model trained {proto['n_shot']}-shot, which no recipe here trains")
+            same_way = [rn for rn in separate if recipes[rn].n_way == proto["n_way"] and checkpoint_path(name, rn).exists()]
+            if not fits and same_way:  # a model of these ways is committed, but not the one the paper measured
+                rn = same_way[0]
+                why += (f"; {name}-{rn}.pt was trained {recipes[rn].n_way}-way {recipes[rn].n_shot}-shot, and the "
+                        f"paper's {protocol_key(proto).split('-')[0]} figure comes from a model trained "
+                        f"{proto['n_shot']}-shot, which no recipe here trains")
         label = f"{row} {protocol_key(proto)}"
         nq = cell_n_query([v[0] for v in variants], proto, n_query)
         if why:

@@ -208,17 +208,21 @@ def _shown(path: Path) -> Path:
 
 
 def _goes_on_from(checkpoint: Path, state: dict) -> bool:
-    """Whether ``checkpoint`` was written by the run ``state`` is a stretch of: its training log begins with the
-    state's (the steps and their losses), as a run resumed from that state and finished leaves it."""
+    """Whether ``checkpoint`` was written by the run ``state`` is a stretch of: the same recipe (its note aside),
+    run to its last step, and a training log that begins with the state's steps and losses, as a run resumed
+    from that state and finished leaves it (a remake after a change of recipe is not one)."""
     from .io import load_checkpoint
 
     try:
-        log = load_checkpoint(checkpoint).get("log") or {}
+        ckpt = load_checkpoint(checkpoint)
     except Exception:  # an unreadable file is no evidence: the remake line stays
         return False
-    mine = state.get("log") or {}
+    log, mine = ckpt.get("log") or {}, state.get("log") or {}
     n = len(mine.get("loss") or [])
-    return n > 0 and all(list(log.get(k) or [])[:n] == list(mine.get(k) or []) for k in ("step", "loss"))
+    same_recipe = {k: v for k, v in (ckpt.get("recipe") or {}).items() if k != "note"} == \
+        {k: v for k, v in (state.get("recipe") or {}).items() if k != "note"}
+    return (n > 0 and same_recipe and log.get("stopped") == "steps"
+            and all(list(log.get(k) or [])[:n] == list(mine.get(k) or []) for k in ("step", "loss")))
 
 
 def check_runs(folder=None) -> list[Check]:

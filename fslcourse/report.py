@@ -159,9 +159,13 @@ RUN_STATUS = {"finished": "finished", "training": "training across sittings", "n
 
 
 def paper_runs(checkpoints=None) -> list[dict]:
-    """Where each paper-recipe run of :data:`PAPER_METHODS` stands, read from the committed files in
-    ``checkpoints`` (default: the package's): a finished run from its checkpoint, a run across sittings from its
-    committed training state (``NAME-RECIPE.state.pt``).
+    """Where each paper-recipe run of :data:`PAPER_METHODS` stands, read from the committed files.
+
+    A finished run is read from its checkpoint, a run across sittings from its committed training state
+    (``NAME-RECIPE.state.pt``).
+
+    Args:
+        checkpoints: the folder holding them (default: the package's checkpoints).
 
     Returns:
         one dict per (method, recipe starting with ``paper``): ``method``, ``recipe``, ``status`` (a key of
@@ -200,7 +204,14 @@ def paper_runs(checkpoints=None) -> list[dict]:
 
 
 def paper_runs_table(runs: list[dict] | None = None) -> str:
-    """:func:`paper_runs` as a markdown table, the one ``docs/INSTRUCTORS.md`` shows (a test keeps it current)."""
+    """:func:`paper_runs` as a markdown table, the one ``docs/INSTRUCTORS.md`` shows (a test keeps it current).
+
+    Args:
+        runs: rows of :func:`paper_runs` (default: read them now).
+
+    Returns:
+        the table, one line per run, ending in a newline.
+    """
     def spaced(n):  # 100 000, the docs' way
         return f"{n:,}".replace(",", " ")
 

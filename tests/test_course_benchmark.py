@@ -75,6 +75,13 @@ def test_the_benchmark_records_why_it_skips_a_protocol(monkeypatch):
     assert records[2]["episode_accuracies"] != records[0]["episode_accuracies"]  # the statistics change predictions
     assert records[3]["accuracy"] is None and "summed support maps" in records[3]["skipped"]
     assert all(not m.training for m in model.modules())  # the model is left in eval mode, as loaded
+    # with its paper's separate 20-way model committed, a 20-way 5-shot cell says why that one is not used either
+    monkeypatch.setattr(course_benchmark, "checkpoint_path", lambda name, recipe: Path(__file__))  # "committed"
+    (relation, _) = course_benchmark.run_checkpoint("relation", "paper", [dict(n_way=20, n_shot=5)],
+                                                    SimpleNamespace(test=test), 2, 2, 0, "cpu", (), "paper")
+    assert relation["accuracy"] is None and relation["skipped"].endswith(
+        "; relation-paper-20way.pt was trained 20-way 1-shot, and the paper's 20w5s figure comes from a model trained "
+        "5-shot, which no recipe here trains")  # the Relation Network has no head: nothing says it has one
 
 
 def test_a_papers_20way_model_measures_the_20way_cells_when_it_is_committed(monkeypatch, tmp_path):
@@ -107,8 +114,8 @@ def test_a_papers_20way_model_measures_the_20way_cells_when_it_is_committed(monk
                                         device="cpu", generators=(), protocols=[dict(n_way=20, n_shot=5)],
                                         profile="paper")  # the 20-way model is there, but trained 1-shot
     assert five_shot["accuracy"] is None and five_shot.get("recipe") is None and five_shot["skipped"].endswith(
-        "; maml-paper-20way.pt has a 20-way head but was trained 1-shot, and the paper's 20w5s figure comes from a "
-        "model trained 5-shot, which no recipe here trains")
+        "; maml-paper-20way.pt was trained 20-way 1-shot, and the paper's 20w5s figure comes from a model trained "
+        "5-shot, which no recipe here trains")
     committed["paper-20way"].unlink()
     records = course_benchmark.run(["maml"], SimpleNamespace(test=test), episodes=2, n_query=1, seed=0, device="cpu",
                                    generators=(), protocols=protocols[:2] + [dict(n_way=20, n_shot=5)], profile="paper")

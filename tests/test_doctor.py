@@ -226,15 +226,19 @@ def test_an_unfinished_run_is_listed_with_the_command_that_continues_it(tmp_path
     # an earlier sitting's state beside the file that the same run, resumed from it, finished: a leftover too
     torch.save(state, tmp_path / "protonet-quick.state.pt")  # step 3 again
     log = {k: list(v) for k, v in state["log"].items() if isinstance(v, list)}
-    finished = {"log": {**log, "step": log["step"] + [4, 5], "loss": log["loss"] + [0.5, 0.4]}}
+    finished = {"recipe": {**state["recipe"], "note": "a note edited since"}, "log": {
+        **log, "step": log["step"] + [4, 5], "loss": log["loss"] + [0.5, 0.4], "stopped": "steps"}}
     torch.save(finished, tmp_path / "protonet-quick.pt")
     earlier = {c.detail.split()[0].rstrip(":"): c for c in doctor.check_runs(tmp_path)}["protonet-quick"]
     assert not earlier.ok and earlier.detail.endswith("; protonet-quick.pt is there: the run has finished")
-    # the same file from another run (its losses differ): the state is a remake's, as above
-    torch.save({"log": {**finished["log"], "loss": [x + 1 for x in finished["log"]["loss"]]}},
-               tmp_path / "protonet-quick.pt")
-    other = {c.detail.split()[0].rstrip(":"): c for c in doctor.check_runs(tmp_path)}["protonet-quick"]
-    assert other.ok and "continue the remake of protonet-quick.pt" in other.detail
+    # not the file this run went on to write: its losses differ, it records another recipe (a remake after a
+    # change that leaves the first losses alone), or it stopped early; the state is a remake's, as above
+    for other in ({**finished, "log": {**finished["log"], "loss": [x + 1 for x in finished["log"]["loss"]]}},
+                  {**finished, "recipe": {**finished["recipe"], "val_every": 2 * state["recipe"]["val_every"]}},
+                  {**finished, "log": {**finished["log"], "stopped": "max_seconds"}}):
+        torch.save(other, tmp_path / "protonet-quick.pt")
+        line = {c.detail.split()[0].rstrip(":"): c for c in doctor.check_runs(tmp_path)}["protonet-quick"]
+        assert line.ok and "continue the remake of protonet-quick.pt" in line.detail
 
 
 def test_a_dagan_state_is_listed_with_the_gan_command_that_continues_it(tmp_path):
