@@ -13,6 +13,7 @@
 #   TORCH_PIP_ARGS  extra pip options for the torch step only (e.g. an --index-url of CPU-only wheels)
 #   PYTEST_ARGS     extra pytest options for `make test` (e.g. -x, -k protonet)
 #   TEST_WORKERS    pytest-xdist processes for `make test` (default: the CPU cores, at most 4; 0 runs in one process)
+#   LAB_DIR         the folder `make lab` opens (default notebooks/; build/student for the student edition)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -100,8 +101,10 @@ $(STAMP):
 	@echo "$(SETUP_HASH) sha256 of $(SETUP_INPUTS), installed $$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$(STAMP)"
 	@echo "==> setup: done. Next: 'make lab' to open the notebooks, '$(VPY) -m fslcourse doctor' to check data and device."
 
+LAB_DIR ?= notebooks/
 lab: setup
-	$(if $(FSLCOURSE_DATA),FSLCOURSE_DATA="$(FSLCOURSE_DATA)") "$(VENV)/bin/jupyter" lab notebooks/ $(ALLOW_ROOT)
+	@test -d "$(LAB_DIR)" || { echo "LAB_DIR=$(LAB_DIR) is not a folder; for the student edition run 'make student' first"; exit 2; }
+	$(if $(FSLCOURSE_DATA),FSLCOURSE_DATA="$(FSLCOURSE_DATA)") "$(VENV)/bin/jupyter" lab "$(LAB_DIR)" $(ALLOW_ROOT)
 
 # FSLCOURSE_DEVICE=cpu and OMP_NUM_THREADS=1 keep stored notebook outputs identical on every
 # machine (a fixed thread count fixes the order of floating-point reductions);

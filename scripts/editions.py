@@ -15,6 +15,10 @@ With no NOTEBOOK, every ``notebooks/NN_*.ipynb`` is written.
   passing check and results computed with the solution are not shown). Markdown cells,
   the exercise text included, are kept as they are.
 
+In both, a link to the repository's docs (``../docs/GLOSSARY.md``) points at a copy written beside the
+notebooks (``OUT/docs/GLOSSARY.md``): a Jupyter server opened on the edition's folder
+(``make lab LAB_DIR=build/student``) cannot reach the files above it.
+
 A solution cell may hold only imports, functions, classes and comments: they are what a
 stub can keep. Anything else stops the build with a message naming the notebook, the
 cell and the line.
@@ -36,6 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from web_assets import carry_doc_links  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION_TAG = "solution"
@@ -284,6 +291,7 @@ def write_edition(edition: str, notebooks: list[Path], out_dir: Path) -> list[Pa
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         result = EDITIONS[edition](nb, name=path.name)
+        carry_doc_links(result, out_dir)
         target = out_dir / path.name
         tmp = target.with_suffix(".ipynb.tmp")
         nbformat.write(result, tmp)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -181,3 +182,17 @@ def check_inputs(notebooks: list[Path], out: Path) -> None:
         except Exception as err:  # nbformat raises anything from UnicodeDecodeError to its own validation errors
             raise ValueError(f"{path} is not a notebook ({type(err).__name__}); give .ipynb files") from None
 
+
+DOC_LINK = re.compile(r"\]\(\.\./(docs/[^)#\s]+)")  # a Markdown link from notebooks/ to the docs: ](../docs/X.md
+
+
+def carry_doc_links(nb, out_dir: Path) -> None:
+    """Point ``nb``'s links to the repository's docs at copies in ``out_dir/docs/``, and write the copies: a
+    Jupyter server opened on a built folder (``make lab LAB_DIR=build/student``), or a site copied elsewhere,
+    cannot reach the files above it (used by editions.py, build_html.py and build_slides.py)."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for rel in DOC_LINK.findall(cell.source):
+                (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(ROOT / rel, out_dir / rel)
+            cell.source = DOC_LINK.sub(r"](\1", cell.source)

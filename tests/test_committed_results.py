@@ -20,6 +20,7 @@ def committed_records():
     return out
 
 
+REMAKE = " (docs/INSTRUCTORS.md: the command that remakes each results file)"
 SOURCES = {p.name: file_source(p)["sha256"] for p in CHECKPOINT_DIR.glob("*.pt") if not p.name.endswith(".state.pt")}
 
 
@@ -38,10 +39,10 @@ def test_a_committed_record_names_the_committed_checkpoint(where, rec):
         assert src["members"][0]["file"] == own, f"{where}: the first member is not {own}"
         for member in src["members"]:
             assert SOURCES.get(member["file"]) == member["sha256"], \
-                f"{where} measured another {member['file']}; re-measure it with the committed file"
+                f"{where} measured another {member['file']}; re-measure it with the committed file{REMAKE}"
         return
     assert src["file"] == own and src["sha256"] == SOURCES[own], \
-        f"{where} measured another {own} (sha256 {src['sha256'][:12]}); re-measure it with the committed file"
+        f"{where} measured another {own} (sha256 {src['sha256'][:12]}); re-measure it with the committed file{REMAKE}"
     if generator and generator not in CHECKPOINT_FAMILY:  # an untrained control (deformation, copy-noise)
         assert src.get("generator") is None, f"{where}: {generator} has no checkpoint, yet the record names one"
     elif generator:
@@ -49,7 +50,7 @@ def test_a_committed_record_names_the_committed_checkpoint(where, rec):
         assert gen is not None, f"{where} does not name its generator's checkpoint; re-measure it"
         family = f"{CHECKPOINT_FAMILY[generator]}-{rec.get('profile') or 'quick'}.pt"
         assert gen["file"] == family and gen["sha256"] == SOURCES[gen["file"]], \
-            f"{where} used another {gen['file']}; re-measure it with the committed file"
+            f"{where} used another {gen['file']}; re-measure it with the committed file{REMAKE}"
 
 
 def test_predict_refines_with_the_steps_chosen_on_meta_validation():
@@ -87,7 +88,7 @@ def test_every_checkpoint_a_result_file_names_is_the_committed_one():
                 if src["sha256"] != SOURCES[src["file"]]:
                     stale.append(f"{where}: {src['file']} {src['sha256'][:12]}")
     assert named > 100, named
-    assert not stale, "these measured another file than the committed one; re-measure them:\n" + "\n".join(stale[:20])
+    assert not stale, f"these measured another file than the committed one; re-measure them{REMAKE}:\n" + "\n".join(stale[:20])
 
 
 
