@@ -1,7 +1,7 @@
 # fslcourse: set-up, notebooks and tests in a few commands.
 #
 #   make setup      create .venv (Python 3.11) and install everything; a no-op when up to date
-#   make lab        setup, then JupyterLab on notebooks/
+#   make lab        setup, then JupyterLab on notebooks/ (LAB_DIR=build/student: the student edition)
 #   make test       setup, then ruff (lint, import order), the unit tests and every notebook (nbval, CPU)
 #   make clean      remove build artefacts and caches (keeps .venv)
 #   make distclean  clean, and remove .venv and node_modules/ too
