@@ -54,7 +54,7 @@ TEST_DEPS :=
 # Course builds (student/instructor editions, slides, HTML): see docs/INSTRUCTORS.md.
 -include mk/course.mk
 
-.PHONY: help setup lab test clean distclean
+.PHONY: help setup lab lab-dir test clean distclean
 
 help:
 	@grep -h '^#   make ' Makefile $(wildcard mk/course.mk) | sed 's/^#   //'
@@ -102,9 +102,11 @@ $(STAMP):
 	@echo "==> setup: done. Next: 'make lab' to open the notebooks, '$(VPY) -m fslcourse doctor' to check data and device."
 
 LAB_DIR ?= notebooks/
-lab: setup
-	@test -d "$(LAB_DIR)" || { echo "LAB_DIR=$(LAB_DIR) is not a folder; for the student edition run 'make student' first"; exit 2; }
+lab: lab-dir setup
 	$(if $(FSLCOURSE_DATA),FSLCOURSE_DATA="$(FSLCOURSE_DATA)") "$(VENV)/bin/jupyter" lab "$(LAB_DIR)" $(ALLOW_ROOT)
+
+lab-dir:  # before set-up, which takes minutes on a fresh clone
+	@test -d "$(LAB_DIR)" || { echo "LAB_DIR=$(LAB_DIR) is not a folder; for the student edition run 'make student' first"; exit 2; }
 
 # FSLCOURSE_DEVICE=cpu and OMP_NUM_THREADS=1 keep stored notebook outputs identical on every
 # machine (a fixed thread count fixes the order of floating-point reductions);

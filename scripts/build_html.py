@@ -58,7 +58,7 @@ def build_html(notebooks: list[Path], out: Path, title: str = "fslcourse: learn 
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         web_assets.offline_widget_state(nb)  # no widget module from a CDN (the drawing board's canvases)
-        web_assets.carry_doc_links(nb, out)  # the glossary link points at a copy in the site
+        web_assets.carry_doc_links(nb, out, path.name)  # the glossary link points at a copy in the site
         heading = web_assets.first_heading(nb, path.stem)
         nb.metadata["title"] = heading
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         build_html(notebooks, args.out)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:  # a missing asset, a link to no doc
         print(f"ERROR: {err}", file=sys.stderr)
         return 1
     return 0

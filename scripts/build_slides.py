@@ -69,7 +69,7 @@ def build_slides(notebooks: list[Path], out: Path) -> list[Path]:
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         web_assets.offline_widget_state(nb)  # no widget module from a CDN (the drawing board's canvases)
-        web_assets.carry_doc_links(nb, out)  # the glossary link points at a copy in the site
+        web_assets.carry_doc_links(nb, out, path.name)  # the glossary link points at a copy in the site
         if not has_slides(nb):  # the default deck (the notebook file is not changed)
             for cell, kind in zip(nb.cells, default_slide_types(nb)):
                 cell.metadata.setdefault("slideshow", {})["slide_type"] = kind
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         written = build_slides(notebooks, args.out)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:  # a missing asset, a link to no doc
         print(f"ERROR: {err}", file=sys.stderr)
         return 1
     if not written:

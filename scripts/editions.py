@@ -5,7 +5,8 @@
 
 With no NOTEBOOK, every ``notebooks/NN_*.ipynb`` is written.
 
-* The **instructor** edition is the notebook as committed: solutions, outputs, everything.
+* The **instructor** edition is the notebook as committed: solutions, outputs, everything (the glossary
+  link aside: see below).
 * The **student** edition replaces every code cell tagged ``solution`` by a stub that keeps
   the imports, each function's (or method's) signature and docstring, and raises
   ``NotImplementedError``; ``fslcourse.exercises.check`` reports that as
@@ -291,7 +292,7 @@ def write_edition(edition: str, notebooks: list[Path], out_dir: Path) -> list[Pa
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         result = EDITIONS[edition](nb, name=path.name)
-        carry_doc_links(result, out_dir)
+        carry_doc_links(result, out_dir, path.name)
         target = out_dir / path.name
         tmp = target.with_suffix(".ipynb.tmp")
         nbformat.write(result, tmp)

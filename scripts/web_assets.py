@@ -186,12 +186,18 @@ def check_inputs(notebooks: list[Path], out: Path) -> None:
 DOC_LINK = re.compile(r"\]\(\.\./(docs/[^)#\s]+)")  # a Markdown link from notebooks/ to the docs: ](../docs/X.md
 
 
-def carry_doc_links(nb, out_dir: Path) -> None:
+def carry_doc_links(nb, out_dir: Path, name: str = "notebook") -> None:
     """Point ``nb``'s links to the repository's docs at copies in ``out_dir/docs/``, and write the copies: a
     Jupyter server opened on a built folder (``make lab LAB_DIR=build/student``), or a site copied elsewhere,
-    cannot reach the files above it (used by editions.py, build_html.py and build_slides.py)."""
+    cannot reach the files above it (used by editions.py, build_html.py and build_slides.py). A link to no
+    file of ``docs/`` is refused in one line naming ``name`` (the notebook) before anything is copied."""
+    docs = (ROOT / "docs").resolve()
     for cell in nb.cells:
         if cell.cell_type == "markdown":
+            for rel in DOC_LINK.findall(cell.source):
+                source = (ROOT / rel).resolve()
+                if not source.is_file() or not source.is_relative_to(docs):
+                    raise ValueError(f"{name}: its link ../{rel} names no file of docs/; link a file that is there")
             for rel in DOC_LINK.findall(cell.source):
                 (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(ROOT / rel, out_dir / rel)

@@ -34,7 +34,7 @@ def test_a_committed_record_names_the_committed_checkpoint(where, rec):
         assert rec.get("checkpoint") is None
         return
     src = rec.get("checkpoint")
-    assert src is not None, f"{where} does not name the checkpoint it measured; re-measure it"
+    assert src is not None, f"{where} does not name the checkpoint it measured; re-measure it{REMAKE}"
     if "members" in src:  # an ensemble (fslcourse.methods.ensemble): each member's file, as committed now
         assert src["members"][0]["file"] == own, f"{where}: the first member is not {own}"
         for member in src["members"]:
@@ -47,7 +47,7 @@ def test_a_committed_record_names_the_committed_checkpoint(where, rec):
         assert src.get("generator") is None, f"{where}: {generator} has no checkpoint, yet the record names one"
     elif generator:
         gen = src.get("generator")
-        assert gen is not None, f"{where} does not name its generator's checkpoint; re-measure it"
+        assert gen is not None, f"{where} does not name its generator's checkpoint; re-measure it{REMAKE}"
         family = f"{CHECKPOINT_FAMILY[generator]}-{rec.get('profile') or 'quick'}.pt"
         assert gen["file"] == family and gen["sha256"] == SOURCES[gen["file"]], \
             f"{where} used another {gen['file']}; re-measure it with the committed file{REMAKE}"

@@ -6,6 +6,7 @@ its check needs (parameters and setup cells, the imports and definitions the che
 uses, the stub or the solution, the check cell).
 """
 import ast
+import copy
 import importlib.util
 import inspect
 import json
@@ -227,6 +228,19 @@ def test_student_edition_of_notebook_10_keeps_the_results_its_exercise_does_not_
         assert cells, f"no output of notebook 10 says {text!r} any more; update this test"
         for i in cells:
             assert text in _output_text(student.cells[i]), f"cell {i}'s output is cleared in the student edition"
+
+
+def test_a_link_to_no_doc_is_refused_in_one_line_before_anything_is_copied(tmp_path, capsys):
+    nb = _read(NOTEBOOKS[0])
+    for target in ("../docs/NO_SUCH.md", "../docs/../../escape.md"):
+        broken = copy.deepcopy(nb)
+        broken.cells[0].source += f"\n[a link]({target})"
+        bad = tmp_path / "bad.ipynb"
+        nbformat.write(broken, bad)
+        assert E.main(["student", str(bad), "--out", str(tmp_path / "out")]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err == f"ERROR: bad.ipynb: its link {target} names no file of docs/; link a file that is there"
+        assert not (tmp_path / "out" / "docs").exists()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
