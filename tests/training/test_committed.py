@@ -1,5 +1,5 @@
 """Every committed method checkpoint was made by ``python -m fslcourse train NAME --recipe R``: it records its
-method's current recipe ``R``, exactly."""
+method's current recipe ``R``, exactly, and the code as it is now retraces the first steps of its run."""
 import pytest
 
 from fslcourse.methods import METHODS
@@ -140,3 +140,113 @@ def test_the_committed_sinusoid_regressors_store_their_curves():
     out = load_or_train("sinusoid", save=False)
     assert not out["trained"] and "metrics" in out["record"], "retrain: python -m fslcourse train sinusoid --overwrite"
     _close(sinusoid_metrics(out["models"], out["record"]["seed"]), out["record"]["metrics"], "sinusoid")
+
+
+# --- The code still trains what was committed --------------------------------------------------------------------
+# The checks above compare recipes: they cannot see a change to the code that trains (another draw order, another
+# initialisation, another loss or inner loop), after which `python -m fslcourse train NAME --recipe R` no longer makes
+# the committed file. Each checkpoint stores its run's per-step losses, and the code as it is now retraces its first
+# two steps. The first step's loss (initial weights, the first batch, the forward pass and, for MAML's family, the
+# whole inner loop) must agree to 1e-4; a machine other than the one that trained it rounds it differently by about
+# 1e-7. The second, after one optimizer update, to 1e-2 only: Adam's first update is about lr * sign(gradient), so a
+# gradient that rounds to the other sign moves its weight by a whole step, and the second loss differed by up to 1e-4
+# between this machine and the ones that trained the paper checkpoints (fomaml-paper-20way 9.7e-5,
+# matching-paper-5way 5.5e-5). So the second step catches a broken update, not a subtle one: a 20% larger learning
+# rate moves it by 1e-2 to 3e-2 for ProtoNet, Matching, Relation and Reptile but by 4e-4 to 2e-3 for MAML,
+# fine-tuning and MTL; a doubled one fails 13 of the 16 quick methods and both VAEs, not the GANs or diffusion.
+FIRST_STEPS = 2
+TOLERANCE = (1e-4, 1e-2)  # relative, for step 1 and step 2
+
+
+class _StopAfterFirstSteps:
+    """Stands in for the loop's Ctrl-C handler: asks to stop once ``FIRST_STEPS`` steps have run."""
+
+    def __init__(self):
+        self.asked = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @property
+    def requested(self) -> bool:  # the loop reads it once after each step
+        self.asked += 1
+        return self.asked >= FIRST_STEPS
+
+
+def _train_series(log: dict) -> dict:
+    """The per-step training series of a stored log (``TrainLog.as_dict()``, plus what a generator's loader adds):
+    the lists with a value a step that are neither a time nor a step count."""
+    return {k: v for k, v in log.items() if isinstance(v, list) and len(v) == len(log["step"])
+            and k not in ("step", "steps", "seconds", "cpu_seconds") and not k.startswith("val_")}
+
+
+def _assert_retraced(got: dict, stored: dict, where: str) -> None:
+    assert set(got) == set(_train_series(stored)), f"{where}: logs {sorted(got)}, the file {sorted(stored)}"
+    for key, values in got.items():
+        assert len(values) == FIRST_STEPS, f"{where}: {len(values)} steps ran"
+        for step, (now, then, rel) in enumerate(zip(values, stored[key], TOLERANCE), start=1):
+            assert now == pytest.approx(then, rel=rel, abs=1e-6), (
+                f"{where}: {key} at step {step} is {now} now and {then} in the file: the code no longer trains "
+                "what was committed; mend the change, or retrain the file (docs/DEVELOPING.md)")
+
+
+@pytest.fixture
+def first_steps_only(monkeypatch):
+    import fslcourse.training.loop as loop
+
+    monkeypatch.setattr(loop, "_StopRequest", _StopAfterFirstSteps)
+
+
+@pytest.mark.parametrize("name,recipe_name", [(n, "quick") for n in COMMITTED] + OTHER_RECIPES)
+def test_training_now_retraces_the_first_steps_of_the_committed_run(name, recipe_name, first_steps_only, capsys):
+    import torch
+
+    from fslcourse.training import train
+
+    info = checkpoint_info(name, recipe_name)
+    torch.set_num_threads(1)
+    _, result = train(name, recipe_name, save=False, progress=False, device="cpu")
+    assert result.stopped == "interrupted" and "interrupted at step" in capsys.readouterr().out
+    _assert_retraced(result.history.train, info["log"], f"{name}-{recipe_name}.pt")
+
+
+class _FirstRunDone(Exception):
+    pass
+
+
+@pytest.mark.parametrize("family", ["vae", "deformation-vae", "gan", "deformation-gan", "diffusion"])
+def test_training_now_retraces_the_first_steps_of_each_committed_generator(family, first_steps_only, monkeypatch,
+                                                                           omniglot, tmp_path):
+    """A generator family trains several models in turn; the first one's first steps are retraced, and matched
+    against whichever of the file's models it is."""
+    import torch
+
+    import fslcourse.training.generators as generators
+    from fslcourse.io import load_checkpoint
+
+    runs, real_fit = [], generators.fit
+
+    def fit_then_stop(*args, **kwargs):
+        runs.append(real_fit(*args, **dict(kwargs, progress=False)).history.train)
+        raise _FirstRunDone
+
+    def stored_logs(entry):
+        if isinstance(entry, dict):
+            if "history" in entry and "cpu_seconds" in entry["history"]:
+                yield entry["history"]
+            for value in entry.values():
+                yield from stored_logs(value)
+
+    monkeypatch.setattr(generators, "fit", fit_then_stop)
+    torch.set_num_threads(1)
+    with pytest.raises(_FirstRunDone):
+        generators.train_generator(family, data=omniglot, out=tmp_path / "g.pt", device="cpu",
+                                   progress=False)
+    logs = list(stored_logs(load_checkpoint(generators.checkpoint_file(family, "quick"))))
+    first = [log for log in logs if set(_train_series(log)) == set(runs[0])
+             and all(log[k][0] == pytest.approx(v[0], rel=TOLERANCE[0], abs=1e-6) for k, v in runs[0].items())]
+    assert len(first) == 1, f"{family}: the first run's first step matches {len(first)} of the file's {len(logs)} logs"
+    _assert_retraced(runs[0], first[0], f"{family}-quick.pt")
