@@ -2,12 +2,15 @@
 method's current recipe ``R``, exactly, and the code as it is now retraces the first steps of its run."""
 import pytest
 
+from fslcourse.io import load_checkpoint, state_path_for
 from fslcourse.methods import METHODS
 from fslcourse.pretrained import checkpoint_info, checkpoint_path
 
 COMMITTED = sorted(n for n, cls in METHODS.items() if cls.trainable and checkpoint_path(n).exists())
 OTHER_RECIPES = sorted((n, r) for n, cls in METHODS.items() if cls.trainable for r in getattr(cls, "RECIPES", {})
                        if r != "quick" and checkpoint_path(n, r).exists())
+IN_PROGRESS = sorted((n, r) for n, cls in METHODS.items() if cls.trainable for r in getattr(cls, "RECIPES", {})
+                     if state_path_for(checkpoint_path(n, r)).exists())  # committed states of runs across sittings
 
 
 def _plain(v):
@@ -30,6 +33,7 @@ def test_checkpoint_was_trained_by_the_quick_recipe(name):
 
 def test_the_other_committed_recipes_are_found():
     assert {("protonet", "minimal"), ("protonet", "minimal-synthetic")} <= set(OTHER_RECIPES)
+    assert set(IN_PROGRESS).isdisjoint(OTHER_RECIPES), "a finished run's state is left beside its checkpoint"
 
 
 @pytest.mark.parametrize("name,recipe_name", OTHER_RECIPES)
@@ -52,7 +56,6 @@ def test_every_committed_generator_records_the_recipe_its_loader_trains_now():
     from fslcourse.generative.gan import RECIPES_DEFORMING
     from fslcourse.generative.hallucinator import RECIPES as HALLUCINATOR
     from fslcourse.generative.vae import RECIPES as VAE
-    from fslcourse.io import load_checkpoint
     from fslcourse.training.generators import checkpoint_file
 
     def recipe_of(family, *keys):
@@ -101,7 +104,6 @@ def test_every_committed_generator_stores_the_metrics_of_its_weights(omniglot):
     from fslcourse.generative.deformation_vae import DeformationVAE
     from fslcourse.generative.hallucinator import FeatureHallucinator
     from fslcourse.generative.vae import ConditionalVAE, FeatureVAE
-    from fslcourse.io import load_checkpoint
     from fslcourse.recipe import Recipe
     from fslcourse.training.generators import _elbo_metrics, _val_features, checkpoint_file, hallucinator_metrics
 
@@ -200,13 +202,16 @@ def first_steps_only(monkeypatch):
     monkeypatch.setattr(loop, "_StopRequest", _StopAfterFirstSteps)
 
 
-@pytest.mark.parametrize("name,recipe_name", [(n, "quick") for n in COMMITTED] + OTHER_RECIPES)
+@pytest.mark.parametrize("name,recipe_name", [(n, "quick") for n in COMMITTED] + OTHER_RECIPES + IN_PROGRESS)
 def test_training_now_retraces_the_first_steps_of_the_committed_run(name, recipe_name, first_steps_only, capsys):
+    """Finished checkpoints, and the committed states of runs across sittings: a sitting that resumes one goes on
+    with the code as it is then, which must still be the code that made its first steps."""
     import torch
 
     from fslcourse.training import train
 
-    info = checkpoint_info(name, recipe_name)
+    path = checkpoint_path(name, recipe_name)
+    info = checkpoint_info(name, recipe_name) if path.exists() else load_checkpoint(state_path_for(path))
     torch.set_num_threads(1)
     _, result = train(name, recipe_name, save=False, progress=False, device="cpu")
     assert result.stopped == "interrupted" and "interrupted at step" in capsys.readouterr().out
@@ -225,7 +230,6 @@ def test_training_now_retraces_the_first_steps_of_each_committed_generator(famil
     import torch
 
     import fslcourse.training.generators as generators
-    from fslcourse.io import load_checkpoint
 
     runs, real_fit = [], generators.fit
 
