@@ -254,3 +254,21 @@ def test_training_now_retraces_the_first_steps_of_each_committed_generator(famil
              and all(log[k][0] == pytest.approx(v[0], rel=TOLERANCE[0], abs=1e-6) for k, v in runs[0].items())]
     assert len(first) == 1, f"{family}: the first run's first step matches {len(first)} of the file's {len(logs)} logs"
     _assert_retraced(runs[0], first[0], f"{family}-quick.pt")
+
+
+def test_training_now_retraces_the_first_steps_of_the_committed_sinusoid_regressors(first_steps_only, monkeypatch):
+    """The first regressor of ``sinusoid-quick.pt`` (notebook 05), as for a generator family."""
+    import fslcourse.training.sinusoid as sinusoid
+
+    runs, real_fit = [], sinusoid.fit
+
+    def fit_then_stop(*args, **kwargs):
+        runs.append((kwargs["label"], real_fit(*args, **kwargs).history.train))
+        raise _FirstRunDone
+
+    monkeypatch.setattr(sinusoid, "fit", fit_then_stop)
+    with pytest.raises(_FirstRunDone):
+        sinusoid.train_sinusoid("quick")
+    (label, got), = runs
+    logs = load_checkpoint(sinusoid.CHECKPOINT_DIR / "sinusoid-quick.pt")["record"]["logs"]
+    _assert_retraced(got, logs[label.removeprefix("sinusoid ")], f"sinusoid-quick.pt {label}")
