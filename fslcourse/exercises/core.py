@@ -76,8 +76,9 @@ def _compare(got, want, ex: Exercise, where: str) -> str | None:
             return f"{where}: expected dtype {want.dtype}, got {got.dtype}"
         if want.dtype.is_floating_point:
             if bool((~torch.isfinite(got) & torch.isfinite(want)).any()):
-                return (f"{where}: NaN or inf where the expected values are finite: an exp() that overflows or a 0/0 "
-                        "on large inputs; compute it in a numerically stable way")
+                return (f"{where}: NaN or inf where the expected values are finite: a 0/0 (a mean over an empty "
+                        "selection, such as a class with no examples?) or an exp() that overflows on large inputs "
+                        "(compute it in a numerically stable way)")
             if not torch.allclose(got.to(want.dtype), want, atol=ex.atol, rtol=ex.rtol):
                 err = (got.to(want.dtype) - want).abs().max().item()
                 return f"{where}: values differ from the expected ones (largest difference {err:.3g})"
@@ -89,6 +90,11 @@ def _compare(got, want, ex: Exercise, where: str) -> str | None:
         if not isinstance(got, (int, float)) and hasattr(got, "item") and getattr(got, "ndim", None) == 0:
             return (f"{where}: expected a Python float, got a {type(got).__module__.split('.')[0]} scalar "
                     f"{got.item()!r}: return float(...) of it")
+        if not isinstance(got, (int, float)) and hasattr(got, "ndim") and getattr(got, "size", None) is not None:
+            size = got.numel() if torch.is_tensor(got) else got.size  # numpy: .size is the number of values
+            if size == 1:
+                return (f"{where}: expected a Python float, got a {type(got).__module__.split('.')[0]} array of shape "
+                        f"{tuple(got.shape)} holding {got.item()!r}: return float(...) of its one value")
         ok = isinstance(got, (int, float)) and abs(got - want) <= ex.atol + ex.rtol * abs(want)
         return None if ok else f"{where}: expected a number close to the right value, got {got!r}"
     if torch.is_tensor(got) or hasattr(got, "ndim"):  # a tensor or numpy value: `tensor([61, 7]) == 61` is no answer
@@ -100,6 +106,7 @@ def _compare(got, want, ex: Exercise, where: str) -> str | None:
     return None if got == want else f"{where}: {got!r} is not the expected value"
 
 
+STUB_TEXT = "replace this line with your solution"  # after "NAME: " in a student-edition stub (scripts/editions.py)
 TIME_LIMIT = 60.0  # seconds one case may take before the check gives up on it
 
 
@@ -166,25 +173,19 @@ def _check(name: str, fn: Callable, verbose: bool, time_limit: float | None) -> 
             msg = (f"✘ {name}: case {i + 1}: your function did not return within {case_limit:.3g} s; look for a loop "
                    f"that never ends (it may still be running: restart the kernel if the notebook is slow)")
             return _say(msg, verbose, False)
-        except NotImplementedError:
-            msg = f"✘ {name}: not implemented yet; fill in the function and run this cell again"
-            return _say(msg, verbose, False)
+        except NotImplementedError as err:
+            return _say(_not_implemented(name, fn, err), verbose, False)
         except Exception as err:  # the student's code failed: report it, do not hide it
-            return _say(f"✘ {name}: case {i + 1} raised {type(err).__name__}: {err}", verbose, False)
+            hint = f"case {i + 1} raised {type(err).__name__}: {err}"
+            return _say(f"✘ {name}: {_with_diagnosis(hint, ex, fn)}", verbose, False)
         changed = [k + 1 for k, (a, g) in enumerate(zip(args, given)) if torch.is_tensor(a) and not _unchanged(a, g)]
         if changed:  # e.g. a frozen pretrained weight rescaled in place by `w *= scale`
             return _say(f"✘ {name}: case {i + 1}: your function changed its argument {changed[0]} in place (an "
                         "in-place operation such as `x *= s` or `x.add_(...)`); compute a new tensor instead, so "
                         "that the caller's tensors stay as they were", verbose, False)
         hint = _compare(got, want, ex, "output")
-        if hint and ex.diagnose is not None:
-            try:
-                mistake = ex.diagnose(fn)
-            except Exception:  # the diagnosis is a bonus: the value hint stands on its own
-                mistake = None
-            hint = f"{hint}; {mistake}" if mistake else hint
         if hint:
-            return _say(f"✘ {name}: case {i + 1} of {len(cases)}: {hint}", verbose, False)
+            return _say(f"✘ {name}: case {i + 1} of {len(cases)}: {_with_diagnosis(hint, ex, fn)}", verbose, False)
     if ex.concept is not None:
         try:
             hint = ex.concept(fn)
@@ -193,6 +194,28 @@ def _check(name: str, fn: Callable, verbose: bool, time_limit: float | None) -> 
         if hint:
             return _say(f"✘ {name}: the values are right, but {hint}", verbose, False)
     return _say(f"✔ {name}: all {len(cases)} cases pass ({ex.description})", verbose, True)
+
+
+def _with_diagnosis(hint: str, ex: Exercise, fn: Callable) -> str:
+    """``hint``, followed by the mistake ``ex.diagnose`` recognises in ``fn`` (a value that differs, or an error: a
+    meta-gradient that steps θ in place fails inside autograd, and the diagnosis names the cause)."""
+    if ex.diagnose is None:
+        return hint
+    try:
+        mistake = ex.diagnose(fn)
+    except Exception:  # the diagnosis is a bonus: the hint stands on its own
+        mistake = None
+    return f"{hint}; {mistake}" if mistake else hint
+
+
+def _not_implemented(name: str, fn: Callable, err: NotImplementedError) -> str:
+    """The line for a stub: the student's own, or one that their function calls (a stub of the student edition says
+    ``"my_inner_loop: replace this line with your solution"``), which the line then names."""
+    stub, _, rest = str(err).partition(":")
+    if rest.strip() == STUB_TEXT and stub != getattr(fn, "__name__", stub):
+        return (f"✘ {name}: {stub}, which your function calls, is not implemented yet; fill it in (its exercise "
+                "comes earlier), run its cell, then run this one again")
+    return f"✘ {name}: not implemented yet; fill in the function and run this cell again"
 
 
 def _unchanged(before: torch.Tensor, after: torch.Tensor) -> bool:

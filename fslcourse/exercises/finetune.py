@@ -61,9 +61,12 @@ def _head_loop(z_support, support_y, z_query, n_way, steps, lr, *, start_at_mean
 
 
 def _diagnose_head(fn) -> str | None:
-    """Name the slips notebook 04 warns about: gradients never zeroed, a zero start, a summed loss."""
+    """Name the slips notebook 04 warns about: a random start, gradients never zeroed, a zero start, a summed loss."""
     case = _head_cases()[1]  # ten steps: every slip shows
     got = fn(*case)
+    if not torch.equal(got, fn(*case)):  # the same episode twice, other logits: the head starts from noise
+        return ("your function gives other logits each time it runs on the same episode: the head starts from random "
+                "values; start it at the class means, W = M, b = 0")
     slips = (({"zero_grad": False}, "the gradients add up from step to step: call optimizer.zero_grad() before each "
                                     "backward()"),
              ({"start_at_means": False}, "the head starts from zeros: start it at the class means, W = M (row k the "
@@ -76,8 +79,16 @@ def _diagnose_head(fn) -> str | None:
     return None
 
 
+def _head_detached(fn) -> str | None:
+    """The exercise asks for the query logits detached: a graph kept per episode holds the head's memory."""
+    if fn(*_head_cases()[0]).requires_grad:
+        return ("your logits still carry the head's autograd graph: return them detached (.detach()), as the "
+                "exercise asks, so that no graph is kept from one episode to the next")
+    return None
+
+
 @exercise("finetune_head", "the per-episode loop: a linear head from W = M, b = 0, `steps` Adam steps of the support "
-          "cross-entropy, then the query logits", _head_cases, diagnose=_diagnose_head)
+          "cross-entropy, then the query logits", _head_cases, diagnose=_diagnose_head, concept=_head_detached)
 def finetune_head_reference(z_support, support_y, z_query, n_way: int, steps: int, lr: float) -> torch.Tensor:
     """:meth:`fslcourse.methods.finetune.FineTune.classify_embeddings` with a linear head at the class means."""
     head = FineTune(n_classes=n_way, backbone_kwargs={"hidden": 1}, steps=steps, lr=lr, init="mean", cosine=False)

@@ -32,8 +32,45 @@ def _loss_cases():
     return cases
 
 
+def _loss_with_slip(z_support, support_y, z_query, query_y, n_way, *, protos_from="support", by_label=True,
+                    softmax_dim=1, squared=True, sign=-1.0):
+    """The loss written out with one of the tutorial's bugs (notebook 02's "spot the bug") switched on."""
+    z, y = (z_support, support_y) if protos_from == "support" else (z_query, query_y)
+    if by_label:
+        protos = prototypes(z, y, n_way)  # (n_way, D)
+    else:  # assumes the batch sorted by class
+        protos = z.reshape(n_way, -1, z.shape[-1]).mean(1)  # (n_way * n_shot, D) -> (n_way, n_shot, D) -> (n_way, D)
+    d = ((z_query[:, None] - protos[None]) ** 2).sum(-1)  # (n_query_total, n_way)
+    log_p = (sign * (d if squared else d.sqrt())).log_softmax(dim=softmax_dim)
+    return -log_p[torch.arange(len(query_y)), query_y].mean()
+
+
+def _diagnose_loss(fn) -> str | None:
+    """Name the bugs the exercise asks about: a sorted-batch reshape, the softmax's axis, prototypes from the
+    queries; and two slips of the formula (distances not squared, their sign)."""
+    g = torch.Generator().manual_seed(5)
+    n_way, n_shot, n_query = 4, 3, 2
+    support_y = torch.arange(n_way).repeat_interleave(n_shot)[torch.randperm(n_way * n_shot, generator=g)]
+    query_y = torch.arange(n_way).repeat_interleave(n_query)[torch.randperm(n_way * n_query, generator=g)]
+    case = (torch.randn(len(support_y), 6, generator=g), support_y, torch.randn(len(query_y), 6, generator=g), query_y,
+            n_way)
+    got = fn(*case)
+    slips = (({"by_label": False}, "your prototypes assume the support set is sorted by class (a reshape); the check "
+                                   "shuffles it, so group the embeddings by their labels"),
+             ({"softmax_dim": 0}, "your softmax normalises over the queries; a query's probabilities are over the "
+                                  "classes"),
+             ({"protos_from": "query"}, "your prototypes come from the query set: they are made from the support set, "
+                                        "and the queries are classified against them"),
+             ({"squared": False}, "your distances are not squared: the loss uses the squared Euclidean distance"),
+             ({"sign": 1.0}, "a farther prototype gets a higher score: the logits are minus the distances"))
+    for slip, hint in slips:
+        if torch.is_tensor(got) and got.shape == () and torch.allclose(got, _loss_with_slip(*case, **slip), atol=1e-5):
+            return hint
+    return None
+
+
 @exercise("protonet_loss", "ProtoNet's loss: prototypes by label from the support set, softmax over the classes of "
-          "each query's negative squared distances, cross-entropy on the queries", _loss_cases)
+          "each query's negative squared distances, cross-entropy on the queries", _loss_cases, diagnose=_diagnose_loss)
 def protonet_loss_reference(z_support, support_y, z_query, query_y, n_way: int) -> torch.Tensor:
     """Mean cross-entropy of ``(n_query_total, D)`` query embeddings against prototypes of ``(n_support, D)``."""
     logits = protonet_logits(z_query, prototypes(z_support, support_y, n_way))  # (n_query_total, n_way)

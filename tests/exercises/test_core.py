@@ -61,3 +61,24 @@ def test_a_timed_check_still_reports_errors_and_keeps_the_grad_mode(capsys):
     assert "case 1 raised ZeroDivisionError" in capsys.readouterr().out
     with pytest.raises(ValueError, match="time_limit=0 must be a positive number"):
         check("prototypes", good, time_limit=0)
+
+
+def test_a_one_element_array_for_a_number_is_told_to_return_a_float(capsys):
+    import numpy as np
+
+    from fslcourse.exercises import EXERCISES
+
+    reference = EXERCISES["paired_ci95"].reference  # returns (mean, half-width), two Python floats
+    for wrap in (lambda v: torch.tensor([v]), lambda v: np.array([v])):
+        assert not check("paired_ci95", lambda a, b: tuple(wrap(v) for v in reference(a, b)))
+        out = capsys.readouterr().out
+        assert "array of shape (1,)" in out and "return float(...) of its one value" in out, out
+
+
+def test_a_mean_over_an_empty_class_is_named_in_the_nan_hint(capsys):
+    def with_an_empty_class(f, y, n):  # class k + 1's mean for class k, and class n has no examples: NaN
+        return torch.stack([f[y == (k + 1) % (n + 1)].mean(0) for k in range(n)])
+
+    assert not check("prototypes", with_an_empty_class)
+    out = capsys.readouterr().out
+    assert "NaN or inf" in out and "a mean over an empty selection" in out, out

@@ -42,10 +42,23 @@ def test_the_spot_the_bug_protonet_loss_catches_the_source_article_bugs(capsys):
         protos = torch.stack([z_support[support_y == k].mean(0) for k in range(n_way)])
         return F.cross_entropy(-torch.cdist(z_query, protos), query_y)
 
+    def from_the_queries(z_support, support_y, z_query, query_y, n_way):  # prototypes of the query set
+        protos = torch.stack([z_query[query_y == k].mean(0) for k in range(n_way)])
+        return F.cross_entropy(-torch.cdist(z_query, protos) ** 2, query_y)
+
+    def plus_distance(z_support, support_y, z_query, query_y, n_way):  # the sign: nearer scores lower
+        protos = torch.stack([z_support[support_y == k].mean(0) for k in range(n_way)])
+        return F.cross_entropy(torch.cdist(z_query, protos) ** 2, query_y)
+
     assert check("protonet_loss", fixed)
-    for wrong in (by_position, over_queries, plain_distance):
+    capsys.readouterr()
+    named = {by_position: "assume the support set is sorted by class", over_queries: "normalises over the queries",
+             plain_distance: "not squared", from_the_queries: "come from the query set",
+             plus_distance: "minus the distances"}
+    for wrong, hint in named.items():  # each bug fails, and is named (notebook 02 asks the student to find them)
         assert not check("protonet_loss", wrong), wrong.__name__
-    assert "values differ" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "values differ" in out and hint in out, (wrong.__name__, out)
 
 
 def test_the_finetune_loop_exercise_catches_the_usual_slips(capsys):
@@ -69,6 +82,25 @@ def test_the_finetune_loop_exercise_catches_the_usual_slips(capsys):
     assert "values differ" in (out := capsys.readouterr().out) and "call optimizer.zero_grad()" in out  # named
     assert not check("finetune_head", lambda *a: loop(*a, init="zeros"))  # not started at the class means
     assert "start it at the class means" in capsys.readouterr().out
+
+
+def test_the_finetune_loop_exercise_names_a_random_start_and_asks_for_detached_logits(capsys):
+    def loop(z_support, support_y, z_query, n_way, steps, lr, init="mean", detach=True):
+        weight = (torch.stack([z_support[support_y == k].mean(0) for k in range(n_way)]) if init == "mean"
+                  else torch.randn(n_way, z_support.shape[1])).requires_grad_()
+        bias = torch.zeros(n_way, requires_grad=True)
+        opt = torch.optim.Adam([weight, bias], lr=lr)
+        for _ in range(steps):
+            opt.zero_grad()
+            F.cross_entropy(z_support @ weight.T + bias, support_y).backward()
+            opt.step()
+        logits = z_query @ weight.T + bias
+        return logits.detach() if detach else logits
+
+    assert not check("finetune_head", lambda *a: loop(*a, init="noise"))
+    assert "starts from random values" in capsys.readouterr().out
+    assert not check("finetune_head", lambda *a: loop(*a, detach=False))
+    assert "the values are right, but your logits still carry" in capsys.readouterr().out
 
 
 def test_entropy_without_a_gradient_fails(capsys):
