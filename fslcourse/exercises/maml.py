@@ -92,10 +92,15 @@ def _diagnose_meta_gradient(fn) -> str | None:
     """Name the tutorial's mistakes: θ changed in place, no query loss, or a first-order meta-gradient."""
     forward, params, tasks, lr, steps = _meta_gradient_cases()[1]
     before = [p.detach().clone() for p in params]
-    got = fn(forward, params, tasks, lr, steps)
+    try:
+        got = fn(forward, params, tasks, lr, steps)
+    except Exception:  # e.g. autograd refusing a θ stepped in place: the cause is named below
+        got = None
     if any(not torch.equal(p.detach(), b) for p, b in zip(params, before)):
         return ("θ changed during your call: adapt a copy φ = θ − α∇L_support(θ) for each task and leave θ itself for "
                 "the outer update (an optimizer step inside the inner loop fine-tunes θ on one task after another)")
+    if got is None:
+        return None
     moved = [(sx, sy, qx, qy + 1.0) for sx, sy, qx, qy in tasks]
     params = [b.clone().requires_grad_() for b in before]
     if all(torch.allclose(a, b) for a, b in zip(got, fn(forward, params, moved, lr, steps))):

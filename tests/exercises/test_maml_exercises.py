@@ -128,3 +128,22 @@ def test_an_inner_loop_that_updates_theta_in_place_is_named(capsys):
     assert not check("maml_inner_loop", in_place)
     out = capsys.readouterr().out
     assert "θ changed during your call" in out and "in-place" in out
+
+
+def test_a_meta_gradient_that_crashes_on_a_theta_stepped_in_place_is_named(capsys):
+    """The tutorial's shape with autograd.grad of the mean query loss after the steps raises inside autograd; the
+    check showed only that RuntimeError, while the diagnosis names the cause (the mistake finder runs on errors too)."""
+    def steps_then_grad(forward, params, tasks, lr, steps):
+        opt = torch.optim.SGD(params, lr=lr)
+        losses = []
+        for sx, sy, qx, qy in tasks:
+            for _ in range(steps):
+                opt.zero_grad()
+                F.mse_loss(forward(params, sx), sy).backward()
+                opt.step()
+            losses.append(F.mse_loss(forward(params, qx), qy))
+        return list(torch.autograd.grad(torch.stack(losses).mean(), params))
+
+    assert not check("maml_meta_gradient", steps_then_grad)
+    out = capsys.readouterr().out
+    assert "raised RuntimeError" in out and "θ changed during your call" in out, out
