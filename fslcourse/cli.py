@@ -59,11 +59,16 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="check the installation, device and data")
     d = sub.add_parser("download", help="download and verify Omniglot")
     d.add_argument("--root", type=Path, default=None, help="data directory (default: FSLCOURSE_DATA or the cache)")
-    e = sub.add_parser("evaluate", help="evaluate a method on meta-test episodes")
-    e.add_argument("name", help="registered method name, e.g. pixel, protonet, maml")
-    e.add_argument("--n-way", type=whole(1), default=5)
-    e.add_argument("--n-shot", type=whole(1), default=1)
-    e.add_argument("--n-query", type=whole(1), default=15)
+    e = sub.add_parser("evaluate", help="evaluate a method on meta-test episodes",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    e.add_argument("name", help="registered method name, e.g. pixel, protonet, maml; NAME-batch-stats or "
+                   "NAME-inductive measures a paper checkpoint as its paper's other test does (relation-batch-stats, "
+                   "reptile-inductive)")
+    e.add_argument("--n-way", type=whole(1), default=5, help="classes per episode")
+    e.add_argument("--n-shot", type=whole(1), default=1, help="support examples per class")
+    e.add_argument("--n-query", type=whole(1), default=None,
+                   help="queries per class; None: 15, or for a paper checkpoint whose paper's test normalises each "
+                        "test batch with its own statistics, that test's (MAML: as many as shots; Reptile: one)")
     e.add_argument("--episodes", type=whole(2), default=1000, help="test episodes (2 or more: the 95%% interval "
                    "needs two)")
     e.add_argument("--seed", type=whole(0), default=0, help="seed of the test episodes")
@@ -137,25 +142,35 @@ def _evaluate(args) -> int:
     from .evaluate import evaluate
     from .methods.base import get_method
     from .pretrained import checkpoint_path, load_method, pretrained
+    from .report import checkpoint_method, published_n_query
     from .results import result_record
 
-    if not get_method(args.name).trainable and args.profile != "quick":  # its record would name a recipe it never had
-        raise ValueError(f"{args.name} has no trained weights, so --profile {args.profile} does not apply; leave it out")
+    name = checkpoint_method(args.name)  # "relation-batch-stats" measures relation's checkpoint
+    if not get_method(name).trainable and args.profile != "quick":  # its record would name a recipe it never had
+        raise ValueError(f"{name} has no trained weights, so --profile {args.profile} does not apply; leave it out")
     device = get_device(args.device)
-    path = checkpoint_path(args.name, args.profile)
-    if get_method(args.name).trainable and path.exists():  # the file is read once: the model and its record
-        model, ckpt = load_method(path, device, expect=args.name, expect_recipe=args.profile)
+    path = checkpoint_path(name, args.profile)
+    if get_method(name).trainable and path.exists():  # the file is read once: the model and its record
+        model, ckpt = load_method(path, device, expect=name, expect_recipe=args.profile)
     else:
-        model, ckpt = pretrained(args.name, profile=args.profile, device=device), {}
+        model, ckpt = pretrained(name, profile=args.profile, device=device), {}
+    model = _test_variant(args.name, name, model)
+    _check_episode_shape(name, args.profile, model, args.n_way, args.n_shot)
     trained_on = (getattr(model, "checkpoint_source", None) or {}).get("split")
     protocol = trained_on if trained_on in ("alphabet", "vinyals") else "alphabet"  # the split it was made for
+    if args.n_query is None:
+        paper = published_n_query(args.name, args.n_shot) if protocol == "vinyals" else None
+        args.n_query = paper or 15
+        if paper:
+            why = ("" if args.name.endswith("-inductive") else ": it normalises each test batch with its own "
+                   "statistics, so the queries per class change the accuracy")
+            print(f"{args.n_query} quer{'y' if paper == 1 else 'ies'} per class, as the paper's test of {args.name}"
+                  f"{why} (give --n-query to choose)", file=sys.stderr)
     split = load_omniglot(device=device, split=protocol).split(args.split)
-    if protocol != "alphabet":
-        print(f"{args.name} ({args.profile}) was trained on the {protocol} split: evaluating on its {args.split!r} classes",
-              file=sys.stderr)
     res = evaluate(model, split, args.n_way, args.n_shot, args.n_query, args.episodes, seed=args.seed,
                    within_alphabet=args.within_alphabet, device=device, progress=sys.stderr.isatty())
-    print(f"{args.name} ({args.split} split): {res}")
+    print(f"{args.name} ({args.profile} checkpoint; {protocol} split, {args.split} classes; {args.n_query} "
+          f"quer{'y' if args.n_query == 1 else 'ies'} per class): {res}; ± is the 95% CI over the episodes")
     if res.alphabets_left_out:
         print(f"left out {len(res.alphabets_left_out)} alphabet(s) with fewer than {args.n_way} classes: "
               f"{', '.join(res.alphabets_left_out)}", file=sys.stderr)
@@ -166,6 +181,45 @@ def _evaluate(args) -> int:
         atomic_write_json(record, args.json)
         print(f"wrote {args.json}")
     return 0
+
+
+def _test_variant(row: str, name: str, model):
+    """``model`` as row ``row`` measures it: ``NAME-batch-stats`` with each test batch's BatchNorm statistics (the
+    Relation Network's code), ``NAME-inductive`` one query at a time (the Reptile paper's other column)."""
+    from .methods.transductive import BatchStatistics
+
+    if row == name:
+        return model
+    if row.endswith("-batch-stats"):
+        if getattr(model, "paper_test_batch_norm", "running") != "batch":
+            raise ValueError(f"{row}: {name}'s paper does not test with batch statistics; evaluate {name}")
+        return BatchStatistics(model)
+    if not isinstance(getattr(model, "transductive", None), bool):
+        raise ValueError(f"{row}: {name} has no transductive switch (it classifies each query on its own already); "
+                         f"evaluate {name}")
+    model.transductive = False
+    return model
+
+
+def _check_episode_shape(name: str, profile: str, model, n_way: int, n_shot: int) -> None:
+    """Refuse, in one line with the way out, an episode the loaded model cannot run: a head fixed at another
+    ``n_way``, or a model that runs only its training ``n_shot``."""
+    from .methods.base import fixed_n_way, get_method, n_shot_refusal
+    from .pretrained import checkpoint_path
+
+    fixed = fixed_n_way(model)
+    why = n_shot_refusal(model, n_shot) if fixed in (None, n_way) else (
+        f"{name}-{profile}.pt's head has {fixed} outputs (trained {fixed}-way): evaluate --n-way {fixed}")
+    if why is None:
+        return
+    recipes = getattr(get_method(name), "RECIPES", {})
+    paper = profile.startswith("paper")  # the way out stays on the same split: a paper recipe for a paper model
+    fits = [rn for rn, r in recipes.items() if (r.n_way, r.n_shot) == (n_way, n_shot) and rn != profile
+            and rn.startswith("paper") == paper]
+    for rn in fits[:1]:  # no dead end: the recipe that makes a model for these episodes
+        why += (f", or the {n_way}-way {n_shot}-shot model: --profile {rn}" if checkpoint_path(name, rn).exists() else
+                f", or train the {n_way}-way {n_shot}-shot model first: python -m fslcourse train {name} --recipe {rn}")
+    raise ValueError(why)
 
 
 def _train(args) -> int:

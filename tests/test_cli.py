@@ -391,3 +391,48 @@ def test_an_interrupted_train_says_whether_resume_can_continue_it(monkeypatch, c
     assert main(["train", "protonet", "--out", str(tmp_path / "p.pt")]) == 3
     assert capsys.readouterr().err.strip() == ("protonet: stopped at step 1234 (interrupted); no checkpoint was "
                                                f"written. {then}")
+
+
+def test_evaluate_a_paper_checkpoint_tests_as_its_paper_and_says_the_protocol(omniglot, tmp_path, capsys):
+    """`evaluate maml --profile paper` printed 97.3 with 15 queries per class beside a table's 99.0 (the paper's test,
+    one query per class: MAML normalises each test batch with its own statistics), and did not say so."""
+    from fslcourse.cli import main
+
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "maml", "--profile", "paper", "--episodes", "2", "--json", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "1 query per class, as the paper's test of maml: it normalises each test batch" in captured.err
+    assert "maml (paper checkpoint; vinyals split, test classes; 1 query per class): 5-way 1-shot:" in captured.out
+    assert "± is the 95% CI" in captured.out and json.loads(out.read_text())["protocol"]["n_query"] == 1
+    assert main(["evaluate", "maml", "--profile", "paper", "--episodes", "2", "--n-query", "3"]) == 0  # asked: kept
+    captured = capsys.readouterr()
+    assert "3 queries per class" in captured.out and "paper's test" not in captured.err
+    assert main(["evaluate", "pixel", "--episodes", "2"]) == 0  # no paper test: 15, as before
+    assert "15 queries per class" in capsys.readouterr().out
+
+
+def test_evaluate_measures_the_papers_other_test_columns(omniglot, capsys):
+    """relation-batch-stats and reptile-inductive, rows of the papers' table, were 'not registered' for evaluate."""
+    from fslcourse.cli import main
+
+    for row in ("relation-batch-stats", "reptile-inductive"):
+        assert main(["evaluate", row, "--profile", "paper", "--episodes", "2"]) == 0, row
+        assert f"{row} (paper checkpoint; vinyals split" in capsys.readouterr().out
+    assert main(["evaluate", "protonet-inductive", "--episodes", "2"]) != 0
+    assert "protonet has no transductive switch" in capsys.readouterr().err
+
+
+def test_evaluate_a_head_of_other_ways_names_the_way_out(capsys):
+    """A 5-way head asked for 20-way episodes said 'build the method with n_way=20 or use zero_head=True'."""
+    from fslcourse.cli import main
+
+    assert main(["evaluate", "fomaml", "--profile", "paper", "--n-way", "20", "--episodes", "2"]) != 0
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0, err
+    assert "fomaml-paper.pt's head has 5 outputs (trained 5-way): evaluate --n-way 5" in err
+    assert "--profile paper-20way" in err  # committed: its profile; a recipe not trained yet: its train command
+
+
+def test_evaluate_help_shows_its_defaults():
+    p = run("evaluate", "--help")
+    assert p.returncode == 0 and "(default: 5)" in p.stdout and "(default: 1000)" in p.stdout

@@ -50,7 +50,7 @@ def test_a_relation_net_summing_its_support_maps_runs_only_at_its_training_n_sho
     assert course_benchmark.cannot_run(mean, five_shot) is None  # a mean keeps its scale
     assert course_benchmark.cannot_run(RelationNet(hidden=4, aggregate="sum"), five_shot) is None  # not loaded
     x = torch.rand(10, 1, 28, 28)
-    with pytest.raises(ValueError, match="trained 1-shot and sums a class's support maps.*give it 1 support"):
+    with pytest.raises(ValueError, match="trained 1-shot and sums a class's support maps.*give it 1 support example per class"):
         summed.predict(x, torch.arange(5).repeat(2), x)  # the model itself refuses, wherever it is used
     assert summed.predict(x[:5], torch.arange(5), x).shape == (10, 5)
 

@@ -108,7 +108,7 @@ def n_shot_refusal(model, n_shot: int) -> str | None:
         return None
     return (f"this model was trained {shots}-shot and sums a class's support maps, whose scale grows with n_shot: "
             f"summed support maps learned at {shots}-shot do not fit {n_shot}-shot episodes; give it {shots} support "
-            f"examples per class, or train a {n_shot}-shot model (the paper trains one model per n_shot)")
+            f"example{'s' if shots != 1 else ''} per class, or train a {n_shot}-shot model (the paper trains one model per n_shot)")
 
 
 def class_confidences(model, outputs: torch.Tensor) -> torch.Tensor:
