@@ -33,7 +33,8 @@ def add_episode_arguments(parser: argparse.ArgumentParser, episodes: int = 1000)
     """The options the protocol benchmarks share: ``--episodes``, ``--device``, ``--results`` and ``--overwrite``."""
     parser.add_argument("--episodes", type=int, default=episodes)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--results", default=None, help="the results folder (default: results/)")
+    parser.add_argument("--results", default=None,
+                        help="the results folder (default: FSLCOURSE_RESULTS if set, else the repository's results/)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a results file measured on other episodes or settings (default: refused)")
 

@@ -240,8 +240,11 @@ def check_runs(folder=None) -> list[Check]:
             state = load_checkpoint(path)
             run = _run_of(stem, seed=state["recipe"].get("seed", 0))
             step, steps, cpu_h = state["step"], state["recipe"]["steps"], state["cpu_seconds"] / 3600
+            method = run is not None and run[0] != "gan"  # a method's score is its accuracy; a DAGAN's is not
+            ways = f" ({state['recipe'].get('val_n_way', 5)}-way)" if method else ""
             best = ("no meta-validation yet" if state.get("best_step") is None else
-                    f"best meta-validation {state['best_score']:.1f} at step {state['best_step']:,}")
+                    f"best meta-validation {state['best_score']:.1f}{'%' if method else ''} at step "
+                    f"{state['best_step']:,}{ways}")
         except Exception as exc:  # one odd file is one line, never the whole report
             checks.append(Check("unfinished", False, f"{path.name} cannot be read ({type(exc).__name__})",
                                 f"restore it (git checkout -- {_shown(path)}) or delete it", essential=False))

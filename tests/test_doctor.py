@@ -289,3 +289,19 @@ def test_a_wrong_fslcourse_data_fails_and_names_the_copy_in_the_cache(fake_data,
     assert check.status == "FAIL" and "FSLCOURSE_DATA=" in check.detail and "holds no Omniglot" in check.detail
     assert str(cache_copy / "omniglot") in check.detail and "unset it" in check.fix
     assert doctor.main([]) != 0
+
+
+def test_an_unfinished_runs_best_score_is_a_percentage_on_its_validation_ways():
+    """doctor said 'best meta-validation 81.9 at step 1,000': no unit, and not the 20 ways it was measured on."""
+    from fslcourse.io import load_checkpoint
+    from fslcourse.pretrained import CHECKPOINT_DIR
+
+    shown = 0
+    for check in doctor.check_runs():
+        stem = check.detail.split(":")[0]
+        state = load_checkpoint(CHECKPOINT_DIR / f"{stem}.state.pt")
+        if state.get("best_step") is not None and not stem.startswith("gan-"):
+            assert (f"best meta-validation {state['best_score']:.1f}% at step {state['best_step']:,} "
+                    f"({state['recipe']['val_n_way']}-way)") in check.detail, check.detail
+            shown += 1
+    assert shown == len(list(CHECKPOINT_DIR.glob("*.state.pt"))), "every committed state here is a method's run"
