@@ -80,7 +80,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="meta-test or meta-validation classes (recorded in --json; report tables only test)")
     e.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps or auto (default: FSLCOURSE_DEVICE or auto)")
     e.add_argument("--json", type=Path, default=None, help="write the result record here")
-    e.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    e.add_argument("--append", action="store_true",
+                   help="add the record to the --json results file (created if missing) instead of writing one "
+                        "record: a file of several settings, one command each")
+    e.add_argument("--variant", default=None,
+                   help="the setting's name, kept in the record (report tables prefer records without one)")
+    e.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --json file (with --append: the record of the same measurement)")
     from .training.generators import add_augment_arguments
     add_augment_arguments(e, whole)  # --augment GENERATOR --n-generated M [M ...] --generation-seed S
     q = sub.add_parser("predict", help="classify your own images with a course model")
@@ -124,17 +130,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _evaluate(args) -> int:
-    from .io import atomic_write_json, check_writable
+    from .io import check_writable
+    from .results import check_append, check_not_recorded
 
+    if (args.append or args.variant is not None) and args.json is None:
+        raise ValueError(f"{'--append' if args.append else '--variant'} is for the record --json writes; give --json FILE")
     if args.json is not None:  # before any work: a bad path fails now, not after the evaluation
         check_writable(args.json, "--json")
-        if args.json.exists() and not args.overwrite:
-            raise ValueError(f"--json {args.json} exists; pass --overwrite to replace it, or choose another path")
+        if args.append:
+            check_append(args.json, args.json.stem)
+        elif args.json.exists() and not args.overwrite:
+            raise ValueError(f"--json {args.json} exists; pass --overwrite to replace it, --append to add to its "
+                             "records, or choose another path")
     if not args.augment and args.n_generated is not None:
         raise ValueError("--n-generated sets how many generated examples --augment adds; give --augment GENERATOR "
                          "too, or leave --n-generated out")
     if args.augment:  # paired evaluation with and without generated support examples
         from .training.generators import evaluate_augmented
+        args.n_query = 15 if args.n_query is None else args.n_query
+        check_not_recorded(args, f"{args.name}+{args.augment}")
         evaluate_augmented(args)
         return 0
     from . import methods  # noqa: F401  (registers every method)
@@ -144,7 +158,7 @@ def _evaluate(args) -> int:
     from .methods.base import get_method
     from .pretrained import checkpoint_path, load_method, pretrained
     from .report import checkpoint_method, published_n_query
-    from .results import result_record
+    from .results import result_record, write_record
 
     name = checkpoint_method(args.name)  # "relation-batch-stats" measures relation's checkpoint
     if not get_method(name).trainable and args.profile != "quick":  # its record would name a recipe it never had
@@ -167,6 +181,7 @@ def _evaluate(args) -> int:
                    "statistics, so the queries per class change the accuracy")
             print(f"{args.n_query} quer{'y' if paper == 1 else 'ies'} per class, as the paper's test of {args.name}"
                   f"{why} (give --n-query to choose)", file=sys.stderr)
+    check_not_recorded(args, args.name)
     split = load_omniglot(device=device, split=protocol).split(args.split)
     res = evaluate(model, split, args.n_way, args.n_shot, args.n_query, args.episodes, seed=args.seed,
                    within_alphabet=args.within_alphabet, device=device, progress=sys.stderr.isatty())
@@ -179,8 +194,7 @@ def _evaluate(args) -> int:
         record = result_record(args.name, res, config=ckpt.get("config", model.config()), seed=ckpt.get("seed"),
                                device=device, profile=args.profile, train_seconds=ckpt.get("train_seconds"),
                                split=args.split)
-        atomic_write_json(record, args.json)
-        print(f"wrote {args.json}")
+        write_record(record, args)
     return 0
 
 

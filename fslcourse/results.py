@@ -219,3 +219,83 @@ def check_same_episodes(path, episodes: int, seed: int, *, overwrite: bool = Fal
         raise ValueError(f"{path} holds records measured on {kinds}; this run measures {episodes} episodes "
                          f"(seed {seed}), and mixing them would compare rows on different episodes: write to "
                          "another folder with --results DIR, or replace the file's rows with --overwrite")
+
+
+def _record_key(record: dict) -> tuple:
+    """What makes two records the same measurement: the method, its setting (``variant``), the protocol, the
+    number of episodes."""
+    proto = record.get("protocol") or {}
+    return (record.get("method"), record.get("variant"), record.get("episodes"),
+            tuple(sorted((k, v) for k, v in proto.items() if not isinstance(v, (dict, list)))))
+
+
+def check_append(path, name: str) -> list[dict]:
+    """The records of the results file ``path`` that ``--append`` adds to (``[]`` if it does not exist yet).
+
+    Raises:
+        ValueError: ``path`` holds something other than a results file (``{"name", "records": [...]}``).
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        return []
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--append: {path} is not a results file ({err}); give a new file, or one "
+                         f"--append wrote") from None
+    if not isinstance(data, dict) or not isinstance(data.get("records"), list):
+        raise ValueError(f"--append: {path} holds no list of records (one record, written without --append?); "
+                         "give a new file, or replace it with --overwrite and no --append")
+    return data["records"]
+
+
+def check_not_recorded(args, method: str) -> None:
+    """Before the work: refuse an ``evaluate --json FILE --append`` whose measurement (``method``, ``--variant``,
+    ``--episodes`` and the protocol's ways, shots, queries, split and seed) FILE already holds, unless
+    ``--overwrite``."""
+    if not (args.json is not None and args.append) or args.overwrite:
+        return
+    want = {"n_way": args.n_way, "n_shot": args.n_shot, "n_query": args.n_query, "episode_seed": args.seed,
+            "split": args.split, "within_alphabet": bool(getattr(args, "within_alphabet", False))}
+    for i, r in enumerate(check_append(args.json, args.json.stem)):
+        proto = r.get("protocol") or {}
+        if (r.get("method"), r.get("variant"), r.get("episodes")) == (method, args.variant, args.episodes) and \
+                all(proto.get(k, v) == v for k, v in want.items()):
+            raise ValueError(f"--append: {args.json} already holds this measurement (record {i + 1}); pass "
+                             "--overwrite to replace it")
+
+
+def append_record(record: dict, path, overwrite: bool = False):
+    """Add ``record`` to the results file ``path`` (atomic; created as ``{"name": its stem, "records": [...]}``): the
+    file of several measurements that one command writes one at a time. A record there of the same measurement
+    (method, variant, protocol, episodes) is replaced only with ``overwrite``."""
+    from pathlib import Path
+
+    from .io import atomic_write_json
+
+    path = Path(path)
+    records = check_append(path, path.stem)
+    same = [i for i, r in enumerate(records) if _record_key(r) == _record_key(record)]
+    if same and not overwrite:
+        raise ValueError(f"--append: {path} already holds this measurement (record {same[0] + 1}); pass --overwrite "
+                         "to replace it")
+    records = [r for i, r in enumerate(records) if i not in same] + [record]
+    return atomic_write_json({"name": path.stem, "records": records}, path)
+
+
+def write_record(record: dict, args) -> None:
+    """``evaluate --json``: write ``record`` (with ``--variant``) to ``args.json``, or add it to that results file
+    (``--append``), and say so."""
+    from .io import atomic_write_json
+
+    if args.variant is not None:
+        record["variant"] = args.variant
+    if args.append:
+        append_record(record, args.json, overwrite=args.overwrite)
+        print(f"added the record to {args.json}")
+    else:
+        atomic_write_json(record, args.json)
+        print(f"wrote {args.json}")

@@ -436,3 +436,34 @@ def test_evaluate_a_head_of_other_ways_names_the_way_out(capsys):
 def test_evaluate_help_shows_its_defaults():
     p = run("evaluate", "--help")
     assert p.returncode == 0 and "(default: 5)" in p.stdout and "(default: 1000)" in p.stdout
+
+
+def test_evaluate_append_builds_a_results_file_one_setting_at_a_time(omniglot, tmp_path, capsys, monkeypatch):
+    """07_vae_augmentation_600.json holds two records (1-shot, 5-shot) that no command could put together."""
+    import importlib
+
+    from fslcourse.cli import main
+
+    evaluate_module = importlib.import_module("fslcourse.evaluate")  # the package exports a function of that name
+    out = tmp_path / "several.json"
+    base = ["evaluate", "pixel", "--episodes", "2", "--n-query", "1", "--json", str(out), "--append",
+            "--variant", "two episodes"]
+    for shots in ("1", "2"):
+        assert main(base + ["--n-shot", shots]) == 0
+    data = json.loads(out.read_text())
+    assert data["name"] == "several" and [r["protocol"]["n_shot"] for r in data["records"]] == [1, 2]
+    assert {r["variant"] for r in data["records"]} == {"two episodes"}
+    capsys.readouterr()
+    monkeypatch.setattr(evaluate_module, "evaluate", lambda *a, **k: pytest.fail("evaluated a refused measurement"))
+    assert main(base + ["--n-shot", "1"]) != 0  # refused before any work, the file as it was
+    assert "already holds this measurement (record 1); pass --overwrite" in capsys.readouterr().err
+    assert json.loads(out.read_text()) == data
+    monkeypatch.undo()
+    assert main(base + ["--n-shot", "1", "--overwrite"]) == 0
+    assert [r["protocol"]["n_shot"] for r in json.loads(out.read_text())["records"]] == [2, 1]
+    one = tmp_path / "one.json"
+    assert main(["evaluate", "pixel", "--episodes", "2", "--json", str(one)]) == 0
+    assert main(["evaluate", "pixel", "--episodes", "2", "--json", str(one), "--append"]) != 0
+    assert "holds no list of records" in capsys.readouterr().err
+    assert main(["evaluate", "pixel", "--episodes", "2", "--variant", "x"]) != 0
+    assert "--variant is for the record --json writes" in capsys.readouterr().err

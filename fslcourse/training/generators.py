@@ -774,9 +774,8 @@ def evaluate_augmented(args) -> dict:
     from .. import methods  # noqa: F401  (registers every method)
     from ..data import load_omniglot
     from ..generative.augment import evaluate_paired
-    from ..io import atomic_write_json
     from ..pretrained import checkpoint_info, pretrained
-    from ..results import result_record
+    from ..results import result_record, write_record
 
     builder = get_generator(args.augment)  # fail on an unknown name or recipe before loading anything
     family = CHECKPOINT_FAMILY[args.augment]
@@ -807,6 +806,5 @@ def evaluate_augmented(args) -> dict:
                                               "space": gen.space},
                                   "by_n_generated": [r.as_dict() for r in results]})
     if args.json:
-        atomic_write_json(record, args.json)
-        print(f"wrote {args.json}")
+        write_record(record, args)
     return record
