@@ -280,9 +280,16 @@ def main(argv=None) -> int:
             return _train(args)
         if args.command == "predict":
             from .predict import DEFAULT_METHOD, predict_folders
-            preds = predict_folders(args.support, args.query, args.method or DEFAULT_METHOD, out=args.out,
+            from .pretrained import default_recipe
+            method = args.method or DEFAULT_METHOD
+            preds = predict_folders(args.support, args.query, method, out=args.out,
                                     profile=args.profile, device=args.device, transductive=args.transductive,
                                     overwrite=args.overwrite)
+            from .methods.base import get_method
+            weights = f"{args.profile or default_recipe(method)} checkpoint" if get_method(method).trainable else "no weights"
+            print(f"{method} ({weights}), "
+                  + ("the queries classified together (--transductive):" if args.transductive else
+                     "one query at a time:"))
             for p in preds:
                 print(f"{p.file}: {p.predicted} ({p.confidence(p.probability)}); top: "
                       + ", ".join(f"{c} {p.confidence(q)}" for c, q in p.top))

@@ -166,6 +166,21 @@ def classify(model, support_x, support_y, query_x, class_names: list[str], files
             for f, p, i in zip(files, top_p, top_i)]
 
 
+def _wrapped(name: str, width: int = 15) -> str:
+    """A class name in lines of at most ``width`` characters, broken after ``_``, ``-`` or a space where it can be: a
+    column of the sheet is 1.3 inches wide, and Omniglot's names (``Angelic_character03``) ran into their neighbours'."""
+    import re
+
+    lines = [""]
+    for part in re.split(r"(?<=[_\s-])", name):  # "Angelic_", "character03"
+        while part:
+            if lines[-1] and len(lines[-1]) + len(part) > width:
+                lines.append("")
+            room = width - len(lines[-1])
+            lines[-1], part = lines[-1] + part[:room], part[room:]
+    return "\n".join(line.strip() for line in lines)
+
+
 def sheet_figure(preds: list[Prediction], query_x: torch.Tensor, support_x, support_y, class_names):
     """A matplotlib Figure: one support example per class on top, then the first :data:`SHEET_QUERIES` queries,
     each titled with its prediction and confidence (a relation score as a score, never a percentage)."""
@@ -178,12 +193,12 @@ def sheet_figure(preds: list[Prediction], query_x: torch.Tensor, support_x, supp
     for k, name in enumerate(class_names):
         ax = fig.add_subplot(rows, cols, k + 1)
         ax.imshow(support_x[support_y == k][0, 0].cpu().numpy(), cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(f"class: {name}", fontsize=8, parse_math=False)  # a folder name is text, "$x$" too
+        ax.set_title(f"class\n{_wrapped(name)}", fontsize=8, parse_math=False)  # a folder name is text, "$x$" too
         ax.axis("off")
     for j, (pred, x) in enumerate(zip(shown, query_x)):
         ax = fig.add_subplot(rows, cols, cols + j + 1)
         ax.imshow(x[0].cpu().numpy(), cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(f"{pred.predicted}\n{pred.confidence(pred.probability)}", fontsize=7, parse_math=False)
+        ax.set_title(f"{_wrapped(pred.predicted)}\n{pred.confidence(pred.probability)}", fontsize=7, parse_math=False)
         ax.axis("off")
     if len(preds) > len(shown):
         fig.suptitle(f"the first {len(shown)} of {len(preds)} queries; predictions.csv has them all", fontsize=9)

@@ -109,7 +109,12 @@ def test_cli_predict_and_its_errors(folders, omniglot, capsys):
     from fslcourse.cli import main
 
     assert main(["predict", "--support", str(folders / "support"), "--query", str(folders / "query" / "q2.png")]) == 0
-    assert "q2.png: gamma (" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "q2.png: gamma (" in out
+    assert out.startswith("protonet (lake checkpoint), one query at a time:\n")  # which model answered
+    assert main(["predict", "--support", str(folders / "support"), "--query", str(folders / "query" / "q2.png"),
+                 "--method", "pixel"]) == 0
+    assert capsys.readouterr().out.startswith("pixel (no weights), one query at a time:\n")
     (folders / "out.txt").write_text("")
     assert main(["predict", "--support", str(folders / "support"), "--query", str(folders / "query"),
                  "--out", str(folders / "out.txt")]) == 2
@@ -320,3 +325,13 @@ def test_a_query_named_twice_is_classified_once(folders):
     """A folder and one of its files both given: that file had two rows in predictions.csv."""
     query_x, files = read_query([folders / "query" / "q2.png", folders / "query", "./" / folders / "query" / "q0.png"])
     assert [f.split("/")[-1] for f in files] == ["q2.png", "q0.png", "q1.jpg"] and query_x.shape == (3, 1, 28, 28)
+
+
+def test_the_contact_sheets_class_names_are_wrapped_to_their_column():
+    """Omniglot's folder names (Angelic_character03) ran into their neighbours' titles on the sheet."""
+    from fslcourse.predict import _wrapped
+
+    assert _wrapped("Angelic_character03") == "Angelic_\ncharacter03"  # broken after the underscore
+    assert _wrapped("Japanese_(hiragana)_character12") == "Japanese_\n(hiragana)_\ncharacter12"
+    assert all(len(line) <= 15 for line in _wrapped("averyveryverylongnamewithoutanybreak").splitlines())
+    assert _wrapped("cat") == "cat"
