@@ -205,7 +205,8 @@ def run_checkpoint(name, recipe, protocols, data, episodes: int, n_query: int, s
                 why += (f"; {name}-{rn}.pt was trained {recipes[rn].n_way}-way {recipes[rn].n_shot}-shot, and the "
                         f"paper's {protocol_key(proto).split('-')[0]} figure comes from a model trained "
                         f"{proto['n_shot']}-shot, which no recipe here trains")
-        label = f"{row} {protocol_key(proto)}"
+        label = (f"{row}" + (f" ({recipe} recipe)" if recipe != "quick" else "")
+                 + f" {protocol_key({**proto, 'split_protocol': SPLIT_PROTOCOL[0]})}")  # e.g. "relation (paper recipe) 5w1s-vinyals"
         nq = cell_n_query([v[0] for v in variants], proto, n_query)
         if why:
             print(f"{label}: skipped ({why})", flush=True)
