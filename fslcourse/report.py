@@ -347,7 +347,8 @@ def build_table(records: list[dict]) -> list[dict]:
             "ci95": _number(rec.get("ci95")), "trainable_params": _number(rec.get("trainable_params")),
             "train_seconds": _number(rec.get("train_seconds")),
             "test_seconds_per_episode": eval_s / episodes if eval_s and episodes else None,
-            "episodes": episodes, "profile": rec.get("profile"), "published": pub,
+            "episodes": episodes, "n_query": rec["protocol"].get("n_query"), "profile": rec.get("profile"),
+            "published": pub,
             "published_source": pub_source, "source": rec["_file"], "variant": rec.get("variant"),
             "skipped": rec.get("skipped"), "recipe": rec.get("recipe"), "published_other_model": other_model,
         })
@@ -365,22 +366,30 @@ def _pub(value: float) -> str:
     return text + "0" if text.endswith(".") else text
 
 
+MARKDOWN_LEGEND = ("± is the 95% CI over the test episodes; test: episodes × queries per class; (q): the quick "
+                   "profile; ‡: the paper's figure comes from a model it trained for this setting, and this row's "
+                   "checkpoint was trained for another (the same test, so the figure stays beside it, ungraded)")
+
+
 def format_markdown(rows: list[dict]) -> str:
-    """The table as GitHub markdown; missing fields show as "—", quick-profile rows are marked (q)."""
-    head = ("| method | protocol | accuracy (%) | published (%) | trainable params | train time (s) "
+    """The table as GitHub markdown, with its legend below; missing fields show as "—", quick-profile rows are
+    marked (q), a published figure of another model ‡ (:data:`MARKDOWN_LEGEND`)."""
+    head = ("| method | protocol | accuracy (%) | test | published (%) | trainable params | train time (s) "
             "| test s/episode | profile | source |")
-    lines = [head, "|" + "---|" * 9]
+    lines = [head, "|" + "---|" * 10]
     for r in rows:
         acc = MISSING if r["accuracy"] is None else f"{r['accuracy']:.1f} ± {_fmt(r['ci95'], '.1f')}"
         acc = "skipped" if r["accuracy"] is None and r.get("skipped") else acc
+        test = f"{r['episodes']:.0f} × {r['n_query']}" if r.get("episodes") and r.get("n_query") else MISSING
         pub = MISSING if r["published"] is None else f"{_pub(r['published'])} ({r['published_source']})"
+        pub += " ‡" if r.get("published_other_model") and r["accuracy"] is not None else ""
         profile = r.get("recipe") or r["profile"] or MISSING
         profile = f"{profile} (q)" if profile == "quick" else profile
         params = MISSING if r["trainable_params"] is None else f"{int(r['trainable_params']):,}"
-        lines.append(f"| {r['method']} | {r['protocol']} | {acc} | {pub} | {params} | "
+        lines.append(f"| {r['method']} | {r['protocol']} | {acc} | {test} | {pub} | {params} | "
                      f"{_fmt(r['train_seconds'], '.0f')} | {_fmt(r['test_seconds_per_episode'], '.3f')} | "
                      f"{profile} | {r['source']} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + MARKDOWN_LEGEND + "\n"
 
 
 def format_pivot(rows: list[dict], protocols=PROTOCOLS) -> str:

@@ -12,6 +12,7 @@ from fslcourse.report import (
     PUBLISHED,
     build_table,
     check_claims,
+    MARKDOWN_LEGEND,
     format_markdown,
     load_records,
     paired_episodes,
@@ -89,9 +90,10 @@ def test_published_figures_sit_only_beside_the_papers_split(tmp_path):
     assert rows[("relation", "5w1s-vinyals")]["published"] is None  # running statistics: not the paper's test
     assert rows[("relation", "20w1s-alphabet")]["published"] is None  # no published within-alphabet figure
     text = format_markdown(build_table(load_records(tmp_path)))
-    assert "| relation-batch-stats | 5w1s-vinyals | 90.0 ± 1.0 | 99.6 (Sung et al. 2018" in text
-    assert "| relation | 5w1s-vinyals | 90.0 ± 1.0 | — |" in text
-    assert "| relation | 5w1s | 90.0 ± 1.0 | — |" in text
+    assert "| relation-batch-stats | 5w1s-vinyals | 90.0 ± 1.0 | 200 × 1 | 99.6 (Sung et al. 2018" in text
+    assert "| relation | 5w1s-vinyals | 90.0 ± 1.0 | 200 × 5 | — |" in text
+    assert "| relation | 5w1s | 90.0 ± 1.0 | 200 × 5 | — |" in text
+    assert text.endswith(MARKDOWN_LEGEND + "\n")  # what ±, test, (q) and ‡ mean
     # the papers of MAML, Reptile and the Relation Network train a separate 20-way model, Matching Networks one per
     # setting: their figure is that model's. Beside a cell measured with another checkpoint (the same test) it stays,
     # marked, and paper_gaps does not grade the cell against it
@@ -108,6 +110,10 @@ def test_published_figures_sit_only_beside_the_papers_split(tmp_path):
     assert other == {(m, "20w1s-vinyals") for m in ("maml", "relation-batch-stats", "reptile", "reptile-inductive")} | \
         {("matching", "5w1s-vinyals")}  # matching's `paper` model is itself trained 20-way 1-shot
     assert paper[("relation-batch-stats", "20w1s-vinyals")]["published"] == 97.6  # the same test: the figure stays
+    lines = format_markdown(list(rows.values())).splitlines()  # ... marked as another model's figure
+    line = next(x for x in lines if x.startswith("| relation-batch-stats (paper recipe) | 20w1s-vinyals |"))
+    assert "97.6 (Sung et al. 2018" in line and ") ‡ |" in line
+    assert "‡" not in next(x for x in lines if x.startswith("| protonet (paper recipe) | 20w1s-vinyals |"))
     assert not paper[("protonet", "20w1s-vinyals")]["published_other_model"]  # one ProtoNet for every setting
 
 
@@ -119,7 +125,7 @@ def test_missing_fields_show_a_dash(tmp_path):
     assert row["train_seconds"] is None and row["trainable_params"] is None and row["test_seconds_per_episode"] is None
     line = format_markdown([row]).splitlines()[2]
     dash = MISSING
-    assert line == f"| pixel | 5w1s | 90.0 ± {dash} | {dash} | {dash} | {dash} | {dash} | {dash} | 01 |"
+    assert line == f"| pixel | 5w1s | 90.0 ± {dash} | 200 × 5 | {dash} | {dash} | {dash} | {dash} | {dash} | 01 |"
 
 
 def test_eval_seconds_zero_is_not_a_measurement(tmp_path):
