@@ -60,19 +60,19 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="check the installation, device and data")
     d = sub.add_parser("download", help="download and verify Omniglot")
     d.add_argument("--root", type=Path, default=None, help="data directory (default: FSLCOURSE_DATA or the cache)")
-    e = sub.add_parser("evaluate", help="evaluate a method on meta-test episodes",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    e = sub.add_parser("evaluate", help="evaluate a method on meta-test episodes")
     e.add_argument("name", help="registered method name, e.g. pixel, protonet, maml; NAME-batch-stats or "
                    "NAME-inductive measures a paper checkpoint as its paper's other test does (relation-batch-stats, "
                    "reptile-inductive)")
-    e.add_argument("--n-way", type=whole(1), default=5, help="classes per episode")
-    e.add_argument("--n-shot", type=whole(1), default=1, help="support examples per class")
+    e.add_argument("--n-way", type=whole(1), default=5, help="classes per episode (default: 5)")
+    e.add_argument("--n-shot", type=whole(1), default=1, help="support examples per class (default: 1)")
     e.add_argument("--n-query", type=whole(1), default=None,
-                   help="queries per class; None: 15, or for a paper checkpoint whose paper's test normalises each "
-                        "test batch with its own statistics, that test's (MAML: as many as shots; Reptile: one)")
-    e.add_argument("--episodes", type=whole(2), default=1000, help="test episodes (2 or more: the 95%% interval "
-                   "needs two)")
-    e.add_argument("--seed", type=whole(0), default=0, help="seed of the test episodes")
+                   help="queries per class (default: 15; for a paper checkpoint whose paper tests each batch with "
+                        "its own BatchNorm statistics, that paper's: as many as shots for MAML and "
+                        "relation-batch-stats, one for Reptile)")
+    e.add_argument("--episodes", type=whole(2), default=1000, help="test episodes (default: 1000; 2 or more: the 95%% "
+                   "interval needs two)")
+    e.add_argument("--seed", type=whole(0), default=0, help="seed of the test episodes (default: 0)")
     e.add_argument("--within-alphabet", action="store_true", help="all classes of an episode from one alphabet")
     e.add_argument("--profile", choices=RECIPE_NAMES, default="quick",
                    help="which recipe's checkpoint to load: NAME-quick.pt, NAME-paper.pt, NAME-lake.pt, ...")
@@ -138,7 +138,7 @@ def _evaluate(args) -> int:
     if args.json is not None:  # before any work: a bad path fails now, not after the evaluation
         check_writable(args.json, "--json")
         if args.append:
-            check_append(args.json, args.json.stem)
+            check_append(args.json)
         elif args.json.exists() and not args.overwrite:
             raise ValueError(f"--json {args.json} exists; pass --overwrite to replace it, --append to add to its "
                              "records, or choose another path")
@@ -169,8 +169,8 @@ def _evaluate(args) -> int:
         model, ckpt = load_method(path, device, expect=name, expect_recipe=args.profile)
     else:
         model, ckpt = pretrained(name, profile=args.profile, device=device), {}
+    _check_episode_shape(name, args.profile, model, args.n_way, args.n_shot)  # the model itself, before a wrapper
     model = _test_variant(args.name, name, model)
-    _check_episode_shape(name, args.profile, model, args.n_way, args.n_shot)
     trained_on = (getattr(model, "checkpoint_source", None) or {}).get("split")
     protocol = trained_on if trained_on in ("alphabet", "vinyals") else "alphabet"  # the split it was made for
     if args.n_query is None:
@@ -181,11 +181,15 @@ def _evaluate(args) -> int:
                    "statistics, so the queries per class change the accuracy")
             print(f"{args.n_query} quer{'y' if paper == 1 else 'ies'} per class, as the paper's test of {args.name}"
                   f"{why} (give --n-query to choose)", file=sys.stderr)
+        elif args.name.endswith("-batch-stats"):
+            print(f"{args.name} normalises each test batch with its own statistics, so the queries per class change "
+                  f"its accuracy: 15 here (give --n-query to choose)", file=sys.stderr)
     check_not_recorded(args, args.name)
     split = load_omniglot(device=device, split=protocol).split(args.split)
     res = evaluate(model, split, args.n_way, args.n_shot, args.n_query, args.episodes, seed=args.seed,
                    within_alphabet=args.within_alphabet, device=device, progress=sys.stderr.isatty())
-    print(f"{args.name} ({args.profile} checkpoint; {protocol} split, {args.split} classes; {args.n_query} "
+    weights = f"{args.profile} checkpoint" if get_method(name).trainable else "no weights"
+    print(f"{args.name} ({weights}; {protocol} split, {args.split} classes; {args.n_query} "
           f"quer{'y' if args.n_query == 1 else 'ies'} per class): {res}; ± is the 95% CI over the episodes")
     if res.alphabets_left_out:
         print(f"left out {len(res.alphabets_left_out)} alphabet(s) with fewer than {args.n_way} classes: "
@@ -219,6 +223,7 @@ def _test_variant(row: str, name: str, model):
 def _check_episode_shape(name: str, profile: str, model, n_way: int, n_shot: int) -> None:
     """Refuse, in one line with the way out, an episode the loaded model cannot run: a head fixed at another
     ``n_way``, or a model that runs only its training ``n_shot``."""
+    from .io import state_path_for
     from .methods.base import fixed_n_way, get_method, n_shot_refusal
     from .pretrained import checkpoint_path
 
@@ -232,8 +237,13 @@ def _check_episode_shape(name: str, profile: str, model, n_way: int, n_shot: int
     fits = [rn for rn, r in recipes.items() if (r.n_way, r.n_shot) == (n_way, n_shot) and rn != profile
             and rn.startswith("paper") == paper]
     for rn in fits[:1]:  # no dead end: the recipe that makes a model for these episodes
-        why += (f", or the {n_way}-way {n_shot}-shot model: --profile {rn}" if checkpoint_path(name, rn).exists() else
-                f", or train the {n_way}-way {n_shot}-shot model first: python -m fslcourse train {name} --recipe {rn}")
+        model_of = f"the {n_way}-way {n_shot}-shot model"
+        if checkpoint_path(name, rn).exists():
+            why += f", or {model_of}: --profile {rn}"
+        elif state_path_for(checkpoint_path(name, rn)).exists():  # a run across sittings: it goes on, not again
+            why += f", or finish {model_of}, training across sittings: python -m fslcourse train {name} --recipe {rn} --resume"
+        else:
+            why += f", or train {model_of} first: python -m fslcourse train {name} --recipe {rn}"
     raise ValueError(why)
 
 

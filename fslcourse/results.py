@@ -221,15 +221,30 @@ def check_same_episodes(path, episodes: int, seed: int, *, overwrite: bool = Fal
                          "another folder with --results DIR, or replace the file's rows with --overwrite")
 
 
-def _record_key(record: dict) -> tuple:
-    """What makes two records the same measurement: the method, its setting (``variant``), the protocol, the
-    number of episodes."""
-    proto = record.get("protocol") or {}
-    return (record.get("method"), record.get("variant"), record.get("episodes"),
-            tuple(sorted((k, v) for k, v in proto.items() if not isinstance(v, (dict, list)))))
+MEASUREMENT = ("method", "profile", "variant", "episodes", "n_way", "n_shot", "n_query", "episode_seed", "split",
+               "within_alphabet", "generator", "generation_seed", "n_generated")
 
 
-def check_append(path, name: str) -> list[dict]:
+def _measurement(record: dict) -> tuple:
+    """What makes two records the same measurement (:data:`MEASUREMENT`): the method and the checkpoint's recipe,
+    the setting's name, the test (episodes, ways, shots, queries, seed, classes) and, for an augmented record, the
+    generator, its seed and the generated counts."""
+    proto, augment = record.get("protocol") or {}, record.get("augment") or {}
+    counts = tuple(r.get("n_generated") for r in record.get("by_n_generated") or []) or None
+    return (record.get("method"), record.get("profile"), record.get("variant"), record.get("episodes"),
+            *(proto.get(k) for k in ("n_way", "n_shot", "n_query", "episode_seed", "split")),
+            bool(proto.get("within_alphabet")), augment.get("generator"), augment.get("generation_seed"), counts)
+
+
+def _measurement_of(args, method: str) -> tuple:
+    """:func:`_measurement` of the record ``evaluate`` will write for ``args``, known before the work."""
+    augment = getattr(args, "augment", None)
+    return (method, args.profile, getattr(args, "variant", None), args.episodes, args.n_way, args.n_shot,
+            args.n_query, args.seed, args.split, bool(getattr(args, "within_alphabet", False)), augment,
+            args.generation_seed if augment else None, tuple(args.n_generated or [5]) if augment else None)
+
+
+def check_append(path) -> list[dict]:
     """The records of the results file ``path`` that ``--append`` adds to (``[]`` if it does not exist yet).
 
     Raises:
@@ -252,33 +267,32 @@ def check_append(path, name: str) -> list[dict]:
     return data["records"]
 
 
+def _held(records: list[dict], key: tuple) -> list[int]:
+    return [i for i, r in enumerate(records) if isinstance(r, dict) and _measurement(r) == key]
+
+
 def check_not_recorded(args, method: str) -> None:
-    """Before the work: refuse an ``evaluate --json FILE --append`` whose measurement (``method``, ``--variant``,
-    ``--episodes`` and the protocol's ways, shots, queries, split and seed) FILE already holds, unless
-    ``--overwrite``."""
-    if not (args.json is not None and args.append) or args.overwrite:
+    """Before the work: refuse an ``evaluate --json FILE --append`` whose measurement (:func:`_measurement`) FILE
+    already holds, unless ``--overwrite``."""
+    if getattr(args, "json", None) is None or not getattr(args, "append", False) or getattr(args, "overwrite", False):
         return
-    want = {"n_way": args.n_way, "n_shot": args.n_shot, "n_query": args.n_query, "episode_seed": args.seed,
-            "split": args.split, "within_alphabet": bool(getattr(args, "within_alphabet", False))}
-    for i, r in enumerate(check_append(args.json, args.json.stem)):
-        proto = r.get("protocol") or {}
-        if (r.get("method"), r.get("variant"), r.get("episodes")) == (method, args.variant, args.episodes) and \
-                all(proto.get(k, v) == v for k, v in want.items()):
-            raise ValueError(f"--append: {args.json} already holds this measurement (record {i + 1}); pass "
-                             "--overwrite to replace it")
+    same = _held(check_append(args.json), _measurement_of(args, method))
+    if same:
+        raise ValueError(f"--append: {args.json} already holds this measurement (record {same[0] + 1}); pass "
+                         "--overwrite to replace it")
 
 
 def append_record(record: dict, path, overwrite: bool = False):
     """Add ``record`` to the results file ``path`` (atomic; created as ``{"name": its stem, "records": [...]}``): the
     file of several measurements that one command writes one at a time. A record there of the same measurement
-    (method, variant, protocol, episodes) is replaced only with ``overwrite``."""
+    (:func:`_measurement`) is replaced only with ``overwrite``."""
     from pathlib import Path
 
     from .io import atomic_write_json
 
     path = Path(path)
-    records = check_append(path, path.stem)
-    same = [i for i, r in enumerate(records) if _record_key(r) == _record_key(record)]
+    records = check_append(path)
+    same = _held(records, _measurement(record))
     if same and not overwrite:
         raise ValueError(f"--append: {path} already holds this measurement (record {same[0] + 1}); pass --overwrite "
                          "to replace it")
@@ -291,10 +305,10 @@ def write_record(record: dict, args) -> None:
     (``--append``), and say so."""
     from .io import atomic_write_json
 
-    if args.variant is not None:
+    if getattr(args, "variant", None) is not None:
         record["variant"] = args.variant
-    if args.append:
-        append_record(record, args.json, overwrite=args.overwrite)
+    if getattr(args, "append", False):
+        append_record(record, args.json, overwrite=getattr(args, "overwrite", False))
         print(f"added the record to {args.json}")
     else:
         atomic_write_json(record, args.json)

@@ -435,7 +435,8 @@ def test_evaluate_a_head_of_other_ways_names_the_way_out(capsys):
 
 def test_evaluate_help_shows_its_defaults():
     p = run("evaluate", "--help")
-    assert p.returncode == 0 and "(default: 5)" in p.stdout and "(default: 1000)" in p.stdout
+    assert p.returncode == 0 and "(default: 5)" in p.stdout and "(default: 1000;" in p.stdout
+    assert "(default: None)" not in p.stdout  # a default the help states itself is not stated twice
 
 
 def test_evaluate_append_builds_a_results_file_one_setting_at_a_time(omniglot, tmp_path, capsys, monkeypatch):
@@ -467,3 +468,50 @@ def test_evaluate_append_builds_a_results_file_one_setting_at_a_time(omniglot, t
     assert "holds no list of records" in capsys.readouterr().err
     assert main(["evaluate", "pixel", "--episodes", "2", "--variant", "x"]) != 0
     assert "--variant is for the record --json writes" in capsys.readouterr().err
+
+
+def test_evaluate_append_keeps_other_checkpoints_and_generated_counts_apart(omniglot, tmp_path, capsys):
+    """The same test of another checkpoint (--profile), and an augmented run with other generated counts, are other
+    measurements: --append adds them (it refused them, and --overwrite replaced the wrong record)."""
+    from fslcourse.cli import main
+
+    out = tmp_path / "r.json"
+    base = ["evaluate", "protonet", "--episodes", "2", "--n-query", "2", "--json", str(out), "--append"]
+    assert main(base) == 0 and main(base + ["--profile", "lake"]) == 0
+    augment = base + ["--augment", "vae-feature"]
+    assert main(augment) == 0 and main(augment + ["--n-generated", "10"]) == 0
+    assert main(augment + ["--generation-seed", "1"]) == 0
+    records = json.loads(out.read_text())["records"]
+    assert [(r["method"], r["profile"], (r.get("augment") or {}).get("generation_seed"),
+             [x["n_generated"] for x in r.get("by_n_generated", [])]) for r in records] == [
+        ("protonet", "quick", None, []), ("protonet", "lake", None, []), ("protonet+vae-feature", "quick", 0, [5]),
+        ("protonet+vae-feature", "quick", 0, [10]), ("protonet+vae-feature", "quick", 1, [5])]
+    capsys.readouterr()
+    assert main(augment + ["--n-generated", "10"]) != 0  # the same measurement: refused before any work
+    assert "already holds this measurement (record 4)" in capsys.readouterr().err
+    assert main(base + ["--profile", "lake", "--overwrite"]) == 0  # replaces the lake record, not the quick one
+    assert [(r["method"], r["profile"]) for r in json.loads(out.read_text())["records"]][:2] == [
+        ("protonet", "quick"), ("protonet+vae-feature", "quick")]
+
+
+def test_evaluate_a_head_of_other_ways_says_whether_to_train_resume_or_load(tmp_path, monkeypatch, capsys):
+    """The way out names the 20-way model's profile once it is committed, its resume command while it trains
+    across sittings (a fresh `train` would be refused), and its train command before it starts."""
+    import importlib
+    import shutil
+
+    from fslcourse.cli import main
+    from fslcourse.pretrained import checkpoint_path
+
+    paper = checkpoint_path("fomaml", "paper")
+    pre = importlib.import_module("fslcourse.pretrained")
+    monkeypatch.setattr(pre, "CHECKPOINT_DIR", tmp_path)
+    shutil.copy(paper, tmp_path / paper.name)
+    argv = ["evaluate", "fomaml", "--profile", "paper", "--n-way", "20", "--episodes", "2"]
+    assert main(argv) != 0
+    assert "or train the 20-way 1-shot model first: python -m fslcourse train fomaml --recipe paper-20way" in \
+        capsys.readouterr().err
+    (tmp_path / "fomaml-paper-20way.state.pt").write_bytes(b"")
+    assert main(argv) != 0
+    assert ("or finish the 20-way 1-shot model, training across sittings: python -m fslcourse train fomaml --recipe "
+            "paper-20way --resume") in capsys.readouterr().err

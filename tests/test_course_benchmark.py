@@ -16,7 +16,7 @@ from fslcourse.methods.reptile import Reptile  # noqa: E402
 from fslcourse.report import REPO_RESULTS  # noqa: E402
 
 
-def test_reptile_paper_rows_are_transductive_and_inductive(monkeypatch):
+def test_reptile_paper_rows_are_transductive_and_inductive(monkeypatch, capsys):
     torch.manual_seed(0)
     model = Reptile(n_way=5, hidden=4, inner_lr=1e-3, test_inner_steps=2, backend="loop", inner_optimizer="adam")
     monkeypatch.setattr(course_benchmark, "pretrained", lambda name, profile, device: model)
@@ -32,6 +32,8 @@ def test_reptile_paper_rows_are_transductive_and_inductive(monkeypatch):
     quick = course_benchmark.run(["reptile"], SimpleNamespace(test=test), episodes=2, n_query=2, seed=0,
                                  device="cpu", generators=(), protocols=[dict(n_way=5, n_shot=1)], profile="quick")
     assert [r["method"] for r in quick] == ["reptile"]  # the quick table keeps one row per method
+    lines = [line.split(":")[0] for line in capsys.readouterr().out.splitlines() if "way" in line]
+    assert lines == ["reptile (paper recipe) 5w1s", "reptile-inductive (paper recipe) 5w1s", "reptile 5w1s"], lines
 
 
 def _loaded(model, n_shot):

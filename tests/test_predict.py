@@ -335,3 +335,14 @@ def test_the_contact_sheets_class_names_are_wrapped_to_their_column():
     assert _wrapped("Japanese_(hiragana)_character12") == "Japanese_\n(hiragana)_\ncharacter12"
     assert all(len(line) <= 15 for line in _wrapped("averyveryverylongnamewithoutanybreak").splitlines())
     assert _wrapped("cat") == "cat"
+
+
+def test_cli_predict_names_a_transductive_run_and_the_profile(folders, omniglot, capsys):
+    from fslcourse.cli import main
+
+    args = ["predict", "--support", str(folders / "support"), "--query", str(folders / "query")]
+    assert main(args + ["--transductive"]) == 0
+    assert capsys.readouterr().out.startswith("protonet (lake checkpoint), the queries classified together "
+                                              "(--transductive):\n")
+    assert main(args + ["--profile", "quick"]) == 0
+    assert capsys.readouterr().out.startswith("protonet (quick checkpoint), one query at a time:\n")

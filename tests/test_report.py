@@ -7,12 +7,12 @@ from fslcourse.cli import main
 from fslcourse.report import (
     BENCHMARK_FILE,
     CLAIMS,
+    MARKDOWN_LEGEND,
     MISSING,
     PAPER_METHODS,
     PUBLISHED,
     build_table,
     check_claims,
-    MARKDOWN_LEGEND,
     format_markdown,
     load_records,
     paired_episodes,

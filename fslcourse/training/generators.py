@@ -765,7 +765,7 @@ def add_augment_arguments(parser, whole=lambda minimum: int) -> None:
                         help=f"add generated support examples from a committed generator ({', '.join(sorted(GENERATORS))}) "
                              "and report the paired difference against no augmentation")
     parser.add_argument("--n-generated", type=whole(1), nargs="+", default=None, metavar="M",
-                        help="generated examples per class; several values give several rows (default 5)")
+                        help="generated examples per class; several values give several rows (default: 5)")
     parser.add_argument("--generation-seed", type=whole(0), default=0, help="seed of the generator's noise")
 
 
