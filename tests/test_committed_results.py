@@ -153,3 +153,27 @@ def test_the_instructors_table_of_paper_runs_is_current():
     shown = text.split("<!-- paper-runs:", 1)[1].split("-->", 1)[1].split("<!-- /paper-runs -->", 1)[0]
     assert shown.strip() == paper_runs_table().strip(), \
         "docs/INSTRUCTORS.md's table of paper runs is out of date; paste the one paper_runs_table() prints"
+
+
+def test_the_instructors_table_of_20_way_step_costs_is_the_record():
+    """The per-step CPU costs in docs/INSTRUCTORS.md, and what it derives from them (the runs' CPU-hours, the 20-way
+    to 5-way ratios, the total), come from results/step_cost.json (benchmarks/step_cost.py --json), not from a
+    figure typed in once."""
+    import re
+    from pathlib import Path
+
+    rows = {(r["method"], r["recipe"]): r for r in json.loads((REPO_RESULTS / "step_cost.json").read_text())["rows"]}
+    text = (Path(__file__).resolve().parent.parent / "docs" / "INSTRUCTORS.md").read_text()
+    table = re.findall(r"^\| (\w+) \| ([\d.]+) \| ([\d.]+) \| ([\d ]+) steps, about (\d+) CPU-hours \|$", text, re.M)
+    assert [m for m, *_ in table] == ["relation", "fomaml", "maml", "reptile"], table
+    hours, ratios = [], []
+    for method, paper, twenty, steps, about in table:
+        five, run = rows[method, "paper"], rows[method, "paper-20way"]
+        assert (paper, twenty) == (f"{five['cpu_seconds_per_step']:.3f}", f"{run['cpu_seconds_per_step']:.3f}"), method
+        assert int(steps.replace(" ", "")) == run["recipe_steps"]
+        hours.append(run["recipe_steps"] * run["cpu_seconds_per_step"] / 3600)
+        assert int(about) == round(hours[-1]), (method, about, hours[-1])
+        ratios.append(run["cpu_seconds_per_step"] / five["cpu_seconds_per_step"])
+    prose = " ".join(text.split())  # the sentences may break across lines
+    assert f"a 20-way step costs {min(ratios):.1f} to {max(ratios):.1f} times a 5-way one" in prose
+    assert f"Together the four runs are estimated at about {round(sum(hours))} CPU-hours" in prose
