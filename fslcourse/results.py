@@ -221,12 +221,8 @@ def check_same_episodes(path, episodes: int, seed: int, *, overwrite: bool = Fal
                          "another folder with --results DIR, or replace the file's rows with --overwrite")
 
 
-MEASUREMENT = ("method", "profile", "variant", "episodes", "n_way", "n_shot", "n_query", "episode_seed", "split",
-               "within_alphabet", "generator", "generation_seed", "n_generated")
-
-
 def _measurement(record: dict) -> tuple:
-    """What makes two records the same measurement (:data:`MEASUREMENT`): the method and the checkpoint's recipe,
+    """What makes two records the same measurement: the method and the checkpoint's recipe,
     the setting's name, the test (episodes, ways, shots, queries, seed, classes) and, for an augmented record, the
     generator, its seed and the generated counts."""
     proto, augment = record.get("protocol") or {}, record.get("augment") or {}
