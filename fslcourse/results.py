@@ -5,6 +5,8 @@ benchmark notebook reads them instead of recomputing.
 """
 from __future__ import annotations
 
+import json
+import os
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -47,12 +49,8 @@ def versions() -> dict:
 def device_info(device) -> dict:
     """The device type and name: the GPU's on CUDA, else :func:`cpu_name`."""
     device = torch.device(device)
-    info = {"type": device.type}
-    if device.type == "cuda":  # cuda-ok: reads the device type, chooses nothing
-        info["name"] = torch.cuda.get_device_name(device)
-    else:
-        info["name"] = cpu_name()
-    return info
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()  # cuda-ok: reads the device type, chooses nothing
+    return {"type": device.type, "name": name}
 
 
 SPLITS = ("train", "val", "test")
@@ -136,8 +134,6 @@ def accuracy_record(method: str, result, ckpt: dict, device, extra: dict, config
 
 def _steady(records) -> list:
     """``records`` as JSON would store them, without the :data:`VOLATILE` fields."""
-    import json
-
     out = json.loads(json.dumps(records))
     for record in out:
         for path in VOLATILE:
@@ -175,10 +171,6 @@ def save_results(name: str, records: list[dict], directory=None):
     (:data:`FLOAT_NOISE`, as between two CPU models) is left as it is, so re-running a notebook on the committed checkpoints leaves
     ``git status`` clean.
     """
-    import json
-    import os
-    from pathlib import Path
-
     from .io import atomic_write_json
 
     if directory is None:
@@ -203,8 +195,6 @@ def check_same_episodes(path, episodes: int, seed: int, *, overwrite: bool = Fal
     Raises:
         ValueError: naming the file, what it holds and the two ways out (``--results DIR``, ``--overwrite``).
     """
-    import json
-
     path = Path(path)
     if overwrite or not path.exists():
         return
@@ -246,9 +236,6 @@ def check_append(path) -> list[dict]:
     Raises:
         ValueError: ``path`` holds something other than a results file (``{"name", "records": [...]}``).
     """
-    import json
-    from pathlib import Path
-
     path = Path(path)
     if not path.exists():
         return []
@@ -263,8 +250,17 @@ def check_append(path) -> list[dict]:
     return data["records"]
 
 
-def _held(records: list[dict], key: tuple) -> list[int]:
-    return [i for i, r in enumerate(records) if isinstance(r, dict) and _measurement(r) == key]
+def _held(records: list[dict], key: tuple, path, overwrite: bool = False) -> list[int]:
+    """The indices of the records (of the results file ``path``) that are measurement ``key`` (:func:`_measurement`).
+
+    Raises:
+        ValueError: there is one and ``overwrite`` is false; the message names ``path`` and the record.
+    """
+    same = [i for i, r in enumerate(records) if isinstance(r, dict) and _measurement(r) == key]
+    if same and not overwrite:
+        raise ValueError(f"--append: {path} already holds this measurement (record {same[0] + 1}); pass --overwrite "
+                         "to replace it")
+    return same
 
 
 def check_not_recorded(args, method: str) -> None:
@@ -272,26 +268,18 @@ def check_not_recorded(args, method: str) -> None:
     already holds, unless ``--overwrite``."""
     if getattr(args, "json", None) is None or not getattr(args, "append", False) or getattr(args, "overwrite", False):
         return
-    same = _held(check_append(args.json), _measurement_of(args, method))
-    if same:
-        raise ValueError(f"--append: {args.json} already holds this measurement (record {same[0] + 1}); pass "
-                         "--overwrite to replace it")
+    _held(check_append(args.json), _measurement_of(args, method), args.json)
 
 
 def append_record(record: dict, path, overwrite: bool = False):
     """Add ``record`` to the results file ``path`` (atomic; created as ``{"name": its stem, "records": [...]}``): the
     file of several measurements that one command writes one at a time. A record there of the same measurement
     (:func:`_measurement`) is replaced only with ``overwrite``."""
-    from pathlib import Path
-
     from .io import atomic_write_json
 
     path = Path(path)
     records = check_append(path)
-    same = _held(records, _measurement(record))
-    if same and not overwrite:
-        raise ValueError(f"--append: {path} already holds this measurement (record {same[0] + 1}); pass --overwrite "
-                         "to replace it")
+    same = _held(records, _measurement(record), path, overwrite)
     records = [r for i, r in enumerate(records) if i not in same] + [record]
     return atomic_write_json({"name": path.stem, "records": records}, path)
 
