@@ -98,12 +98,9 @@ class Recipe:
         for name in ("model", "options", "schedule_kwargs", "optimizer_kwargs"):
             if not isinstance(getattr(self, name, {}), dict):
                 raise ValueError(f"recipe {name}={getattr(self, name)!r} must be a dict")
-        if self.trainer not in TRAINERS:
-            raise ValueError(f"recipe trainer={self.trainer!r} is not known; use one of {', '.join(TRAINERS)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"recipe optimizer={self.optimizer!r} is not known; use one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"recipe schedule={self.schedule!r} is not known; use one of {', '.join(SCHEDULES)}")
+        for name, known in (("trainer", TRAINERS), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+            if getattr(self, name) not in known:
+                raise ValueError(f"recipe {name}={getattr(self, name)!r} is not known; use one of {', '.join(known)}")
         self._check_schedule_kwargs()
         if self.val_every and self.val_episodes < 1:
             raise ValueError(f"recipe val_episodes={self.val_episodes} but validation needs episodes; "
