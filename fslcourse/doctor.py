@@ -15,6 +15,7 @@ import io
 import os
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 SETUP_FIX = "run `make setup` in the course folder (it installs everything into .venv)"
@@ -233,6 +234,7 @@ def check_runs(folder=None) -> list[Check]:
         from .pretrained import CHECKPOINT_DIR
     except Exception:  # torch is missing: its own line says how to fix that
         return []
+    unfinished = partial(Check, "unfinished", essential=False)  # a run's line never fails the report
     checks = []
     for path in sorted((folder or CHECKPOINT_DIR).glob("*.state.pt")):
         stem = path.name.removesuffix(".state.pt")
@@ -246,31 +248,27 @@ def check_runs(folder=None) -> list[Check]:
                     f"best meta-validation {state['best_score']:.1f}{'%' if method else ''} at step "
                     f"{state['best_step']:,}{ways}")
         except Exception as exc:  # one odd file is one line, never the whole report
-            checks.append(Check("unfinished", False, f"{path.name} cannot be read ({type(exc).__name__})",
-                                f"restore it (git checkout -- {_shown(path)}) or delete it", essential=False))
+            checks.append(unfinished(False, f"{path.name} cannot be read ({type(exc).__name__})",
+                                     f"restore it (git checkout -- {_shown(path)}) or delete it"))
             continue
         detail = (f"{stem}: step {step:,} of {steps:,} ({100 * step // steps}%), {cpu_h:.1f} CPU-hours so far, "
                   f"{best}")
         if run is None or run[2].differs_from(state["recipe"]):
-            checks.append(Check("unfinished", False, detail + "; no registered recipe matches it",
-                                "resume it with the train command that started it, adding --resume",
-                                essential=False))
+            checks.append(unfinished(False, detail + "; no registered recipe matches it",
+                                     "resume it with the train command that started it, adding --resume"))
             continue
         target = f"{run[0]}-{run[1]}.pt"  # the file the run writes (a DAGAN's state holds one loss's run of it)
+        resume = f"python -m fslcourse train {run[0]} --recipe {run[1]} --resume"
         if (path.parent / target).exists():  # a checkpoint beside the state: resuming needs --overwrite
             # a leftover: every step done, or an earlier sitting's state of the run that wrote the file (its log
             # goes on from the state's); not a DAGAN's: the family's file is written once all its models are trained
             if run[0] != "gan" and (step >= steps or _goes_on_from(path.parent / target, state)):
-                checks.append(Check("unfinished", False, f"{detail}; {target} is there: the run has finished",
-                                    f"remove the leftover state (git rm {_shown(path)}, or delete it)",
-                                    essential=False))
+                checks.append(unfinished(False, f"{detail}; {target} is there: the run has finished",
+                                         f"remove the leftover state (git rm {_shown(path)}, or delete it)"))
             else:  # a remake of a committed checkpoint, interrupted: continue it, replacing the file at the end
-                checks.append(Check("unfinished", True, f"{detail}; continue the remake of {target}: python -m "
-                                                        f"fslcourse train {run[0]} --recipe {run[1]} --resume "
-                                                        "--overwrite", essential=False))
+                checks.append(unfinished(True, f"{detail}; continue the remake of {target}: {resume} --overwrite"))
             continue
-        checks.append(Check("unfinished", True, f"{detail}; continue: python -m fslcourse train {run[0]} "
-                                                f"--recipe {run[1]} --resume", essential=False))
+        checks.append(unfinished(True, f"{detail}; continue: {resume}"))
     return checks
 
 
