@@ -247,12 +247,10 @@ def load_records(directory=None, skipped: list | None = None) -> list[dict]:
     directory = results_dir(directory)
     if directory.exists() and not directory.is_dir():
         raise ValueError(f"results directory {directory} is a file; pass the folder that holds the result files")
-    if not directory.is_dir():
-        raise ValueError(f"results directory {directory} does not exist; run the notebooks or "
-                         f"benchmarks/course_benchmark.py first, or pass the right folder")
-    if not any(directory.glob("*.json")):
-        raise ValueError(f"results directory {directory} holds no result files (*.json); run the notebooks or "
-                         "benchmarks/course_benchmark.py first, or pass the right folder")
+    if not directory.is_dir() or not any(directory.glob("*.json")):
+        what = "holds no result files (*.json)" if directory.is_dir() else "does not exist"
+        raise ValueError(f"results directory {directory} {what}; run the notebooks or benchmarks/course_benchmark.py "
+                         "first, or pass the right folder")
     records = []
     for path in sorted(directory.glob("*.json")):
         try:
@@ -366,6 +364,21 @@ def _pub(value: float) -> str:
     return text + "0" if text.endswith(".") else text
 
 
+def _accuracy(row: dict) -> str:
+    """A table cell's ``ours ± CI``; ``skipped`` when the method could not run the protocol, else "—"."""
+    return ("skipped" if row.get("skipped") else MISSING) if row["accuracy"] is None else \
+        f"{row['accuracy']:.1f} ± {_fmt(row['ci95'], '.1f')}"
+
+
+def _params(value) -> str:
+    return MISSING if value is None else f"{int(value):,}"
+
+
+def _profile(name: str | None) -> str:
+    """The profile column: its name, ``(q)`` marking the quick profile."""
+    return f"{name} (q)" if name == "quick" else name or MISSING
+
+
 MARKDOWN_LEGEND = ("± is the 95% CI over the test episodes; test: episodes × queries per class; (q): the quick "
                    "profile; ‡: the paper's figure comes from a model it trained for this setting, and this row's "
                    "checkpoint was trained for another (the same test, so the figure stays beside it, ungraded)")
@@ -378,17 +391,13 @@ def format_markdown(rows: list[dict]) -> str:
             "| test s/episode | profile | source |")
     lines = [head, "|" + "---|" * 10]
     for r in rows:
-        acc = MISSING if r["accuracy"] is None else f"{r['accuracy']:.1f} ± {_fmt(r['ci95'], '.1f')}"
-        acc = "skipped" if r["accuracy"] is None and r.get("skipped") else acc
         test = f"{r['episodes']:.0f} × {r['n_query']}" if r.get("episodes") and r.get("n_query") else MISSING
         pub = MISSING if r["published"] is None else f"{_pub(r['published'])} ({r['published_source']})"
         pub += " ‡" if r.get("published_other_model") and r["accuracy"] is not None else ""
-        profile = r.get("recipe") or r["profile"] or MISSING
-        profile = f"{profile} (q)" if profile == "quick" else profile
-        params = MISSING if r["trainable_params"] is None else f"{int(r['trainable_params']):,}"
-        lines.append(f"| {r['method']} | {r['protocol']} | {acc} | {test} | {pub} | {params} | "
-                     f"{_fmt(r['train_seconds'], '.0f')} | {_fmt(r['test_seconds_per_episode'], '.3f')} | "
-                     f"{profile} | {r['source']} |")
+        lines.append(f"| {r['method']} | {r['protocol']} | {_accuracy(r)} | {test} | {pub} | "
+                     f"{_params(r['trainable_params'])} | {_fmt(r['train_seconds'], '.0f')} | "
+                     f"{_fmt(r['test_seconds_per_episode'], '.3f')} | {_profile(r.get('recipe') or r['profile'])} | "
+                     f"{r['source']} |")
     return "\n".join(lines) + "\n\n" + MARKDOWN_LEGEND + "\n"
 
 
@@ -412,9 +421,7 @@ def format_pivot(rows: list[dict], protocols=PROTOCOLS) -> str:
             if r is None:
                 out.append(MISSING)
                 continue
-            acc = ("skipped" if r.get("skipped") else MISSING) if r["accuracy"] is None else \
-                f"{r['accuracy']:.1f} ± {_fmt(r['ci95'], '.1f')}"
-            out.append(acc + ("" if r["published"] is None else f" ({_pub(r['published'])})")
+            out.append(_accuracy(r) + ("" if r["published"] is None else f" ({_pub(r['published'])})")
                        + (" †" if r.get("recipe") else ""))
             if r.get("recipe"):
                 notes.append(f"† {method}, {p}: measured with its paper's separate model, recipe `{r['recipe']}` "
@@ -422,11 +429,9 @@ def format_pivot(rows: list[dict], protocols=PROTOCOLS) -> str:
         own = [cells[p] for p in protocols if p in cells and not cells[p].get("recipe")]
         elsewhere = [c for c in cells.values() if not c.get("recipe")]  # its own model, measured on other protocols
         ref = (own or elsewhere or [cells.get(protocols[0]) or next(iter(cells.values()))])[0]
-        params = MISSING if ref["trainable_params"] is None else f"{int(ref['trainable_params']):,}"
-        profile = ref["profile"] or MISSING
         test_cost = cells.get(protocols[0], {}).get("test_seconds_per_episode")
-        out += [params, _fmt(ref["train_seconds"], ".0f"), _fmt(test_cost, ".3f"),
-                f"{profile} (q)" if profile == "quick" else profile]
+        out += [_params(ref["trainable_params"]), _fmt(ref["train_seconds"], ".0f"), _fmt(test_cost, ".3f"),
+                _profile(ref["profile"])]
         lines.append(f"| {method} | " + " | ".join(out) + " |")
     return "\n".join(lines + [part for note in notes for part in ("", note)]) + "\n"  # a paragraph per note
 
@@ -582,9 +587,9 @@ def _decide(a: dict, b: dict, a_name: str, b_name: str, margin: float, label: st
     return text + f" at a matched budget ({_budget_text('both', a)})", held
 
 
-def _finetune_vs_meta(by_file):
-    """As good as ProtoNet: fine-tuning minus ProtoNet above -1 point."""
-    return _compare(by_file, "finetune", "protonet", -1.0, "difference (fine-tuning − ProtoNet; 'as good' = above −1)")
+def _difference(a_name: str, b_name: str, margin: float, label: str):
+    """The claim check "``a_name`` − ``b_name`` > ``margin``" on the benchmark's 5-way 1-shot episodes (:func:`_compare`)."""
+    return lambda by_file: _compare(by_file, a_name, b_name, margin, label)
 
 
 def _learning_curves(by_file) -> dict:
@@ -665,6 +670,7 @@ def _beats(method: str, baseline: str, label: str):
 
 
 SYNTHESIS_FILE = "10_learning_to_generate"
+AUGMENTATION_FILES = ("07_vae_augmentation", "07_augmentation_sweep", "08_gan_augmentation", "09_diffusion_augmentation")
 
 
 def _synthesis_helps(by_file):
@@ -678,15 +684,6 @@ def _synthesis_helps(by_file):
         out.append(_decide(a, b, "with synthetic classes", "without", 0.0, "gain (with − without)",
                            PROTOCOL_NAMES.get(protocol, protocol)))
     return f"{out[0][0]}; {out[1][0]}", out[0][1]
-
-
-def _fomaml_close(by_file):
-    """Nearly as accurate: first-order minus second-order MAML above -2 points."""
-    return _compare(by_file, "fomaml", "maml", -2.0, "difference (first-order − MAML; 'nearly' = above −2)")
-
-
-def _relation_beats_matching(by_file):
-    return _compare(by_file, "relation", "matching", 0.0, "difference (Relation − Matching)")
 
 
 def _within_alphabet_harder(by_file):
@@ -711,16 +708,15 @@ def _within_alphabet_harder(by_file):
 CLAIMS: tuple[Claim, ...] = (
     Claim("Fine-tuning a pre-trained backbone is simpler and often as good as meta-learning",
           "Chen et al. 2019, arXiv:1904.04232; Dhillon et al. 2020, arXiv:1909.02729",
-          (BENCHMARK_FILE,), _finetune_vs_meta),
-    Claim("First-order MAML is nearly as accurate as second-order MAML",
-          "Finn et al. 2017, arXiv:1703.03400", (BENCHMARK_FILE,), _fomaml_close),
+          (BENCHMARK_FILE,), _difference("finetune", "protonet", -1.0,  # as good as ProtoNet: above -1 point
+                                         "difference (fine-tuning − ProtoNet; 'as good' = above −1)")),
+    Claim("First-order MAML is nearly as accurate as second-order MAML", "Finn et al. 2017, arXiv:1703.03400",
+          (BENCHMARK_FILE,), _difference("fomaml", "maml", -2.0, "difference (first-order − MAML; 'nearly' = above −2)")),
     Claim("MTL (scale & shift + hard tasks) needs far fewer meta-training tasks than MAML",
           "Sun et al. 2019, arXiv:1812.02391", ("06_mtl", "06_mtl_ablation"), _mtl_fewer_tasks),
     Claim("Plain generative augmentation (generated support examples) helps 1-shot classification",
           "Antoniou et al. 2017, arXiv:1711.04340 (DAGAN)",
-          ("07_vae_augmentation", "07_augmentation_sweep", "08_gan_augmentation", "09_diffusion_augmentation"),
-          _augmentation_helps(("07_vae_augmentation", "07_augmentation_sweep", "08_gan_augmentation",
-                               "09_diffusion_augmentation"))),
+          AUGMENTATION_FILES, _augmentation_helps(AUGMENTATION_FILES)),
     Claim("A hallucinator trained jointly with the classifier, for the few-shot loss, helps 1-shot classification",
           "Wang et al. 2018, arXiv:1801.05401", (BENCHMARK_FILE,),
           _beats("hallucinating-protonet", "protonet", "gain (with − without the hallucinator)")),
@@ -733,7 +729,8 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("When meta-training data are scarce (five alphabets), synthetic classes help",
           "Lake et al. 2015, Science 350(6266) (the minimal setting)", (SYNTHESIS_FILE,), _synthesis_helps),
     Claim("A learned relation module beats a fixed cosine metric (Relation Net > Matching Nets)",
-          "Sung et al. 2018, arXiv:1711.06025", (BENCHMARK_FILE,), _relation_beats_matching),
+          "Sung et al. 2018, arXiv:1711.06025", (BENCHMARK_FILE,),
+          _difference("relation", "matching", 0.0, "difference (Relation − Matching)")),
     Claim("Within-alphabet 20-way 1-shot is harder than random 20-way 1-shot",
           "Lake et al. 2015, Science 350(6266)", (BENCHMARK_FILE,), _within_alphabet_harder),
 )
