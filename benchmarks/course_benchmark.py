@@ -61,6 +61,7 @@ from fslcourse.report import (
     protocol_key,
     published_n_query,
     results_dir,
+    separate_paper_recipe,
 )
 from fslcourse.results import result_record, save_results
 
@@ -194,13 +195,12 @@ def run_checkpoint(name, recipe, protocols, data, episodes: int, n_query: int, s
             row_common = {**common, "config": {**common["config"], "transductive": transductive}}
         why = cannot_run(model, proto)
         if why and profile == "paper":
-            recipes = getattr(get_method(name), "RECIPES")  # a recipe for this cell trains its ways and shots
-            fits = [rn for rn in separate if (recipes[rn].n_way, recipes[rn].n_shot) == (proto["n_way"],
-                                                                                          proto["n_shot"])]
-            if fits:  # no dead end: say which recipe makes the model this cell needs
-                why += f"; the paper's model for it: python -m fslcourse train {name} --recipe {fits[0]}"
+            recipes = getattr(get_method(name), "RECIPES")
+            fit = separate_paper_recipe(name, protocol_key(proto))  # a recipe for this cell trains its ways and shots
+            if fit:  # no dead end: say which recipe makes the model this cell needs
+                why += f"; the paper's model for it: python -m fslcourse train {name} --recipe {fit}"
             same_way = [rn for rn in separate if recipes[rn].n_way == proto["n_way"] and checkpoint_path(name, rn).exists()]
-            if not fits and same_way:  # a model of these ways is committed, but not the one the paper measured
+            if not fit and same_way:  # a model of these ways is committed, but not the one the paper measured
                 rn = same_way[0]
                 why += (f"; {name}-{rn}.pt was trained {recipes[rn].n_way}-way {recipes[rn].n_shot}-shot, and the "
                         f"paper's {protocol_key(proto).split('-')[0]} figure comes from a model trained "
