@@ -230,6 +230,40 @@ def _entry(model, hist, recipe: Recipe, **extra) -> dict:
             **extra}
 
 
+def _model(cls, entry: dict, device=None):
+    """The model a stored entry holds: ``cls(**entry["config"])`` with its weights, on ``device`` (``None``: the
+    CPU, left in its mode), else in eval mode."""
+    model = cls(**entry["config"])
+    model.load_state_dict(entry["state_dict"])
+    return model if device is None else model.to(device).eval()
+
+
+def _feature_model(cls, backbone, data, recipe: Recipe):
+    """A feature-space model to train for ``backbone`` (a feature VAE, a hallucinator), seeded by ``recipe``.
+
+    Returns:
+        ``(model, FeatureSplit of the backbone's features of at most options["max_classes"] seeded meta-train
+        characters (n_classes, 20, D), their class ids in data.train)``; the model's ``scale`` is their RMS.
+    """
+    n_train = data.train.n_classes
+    ids = torch.randperm(n_train, generator=torch.Generator().manual_seed(recipe.seed))[
+        :recipe.options.get("max_classes", n_train)]
+    feats = embed_split(backbone, data.train, ids)  # (n_classes, 20, D)
+    torch.manual_seed(recipe.seed)
+    model = cls(feature_dim=feats.shape[-1], **recipe.model).to(feats.device)
+    model.scale.fill_(feats.pow(2).mean().sqrt().item())
+    return model, FeatureSplit(data.train.name, feats), ids
+
+
+def _stored(ckpt: dict, path: Path, trained, save: bool) -> dict | None:
+    """Write ``ckpt``, with the package versions, to ``path`` if something was ``trained`` and ``save``; returns
+    the file's name and sha256 (``None``: no file)."""
+    if trained and save:
+        ckpt["versions"] = versions()
+        atomic_torch_save(ckpt, path)
+    return file_source(path) if path.exists() else None
+
+
 def _load_vae(data, profile: str = "quick", *, backbone=None, seed: int = 0, device=None, progress: bool = True,
               path: str | Path | None = None, save: bool = True, changes: dict | None = None) -> dict:
     """The pixel VAE (and, given a backbone, its feature VAE) from the checkpoint, training what is missing.
@@ -253,50 +287,35 @@ def _load_vae(data, profile: str = "quick", *, backbone=None, seed: int = 0, dev
         hist = train_vae(model, data.train, r, val_split=data.val, progress=progress)
         ckpt["pixel"] = _entry(model, hist, r, metrics=_elbo_metrics(model, data.val, r))
         trained.append("pixel")
-    pixel = ConditionalVAE(**ckpt["pixel"]["config"])
-    pixel.load_state_dict(ckpt["pixel"]["state_dict"])
-    feature = None
+    pixel, feature = _model(ConditionalVAE, ckpt["pixel"], device), None
     if backbone is not None:
         fp = backbone_fingerprint(backbone)
         features = ckpt.setdefault("feature", {})  # one feature VAE per backbone fingerprint
         if fp not in features:
             _about_to_train(f"feature VAE for backbone {fp}", path, "vae", profile)
             r = VAE[profile]["feature"].replace(seed=seed, **changes.get("feature", {}))
-            n_train = data.train.n_classes
-            ids = torch.randperm(n_train, generator=torch.Generator().manual_seed(r.seed))[
-                :r.options.get("max_classes", n_train)]
-            feats = embed_split(backbone, data.train, ids)  # (n_classes, 20, D)
-            torch.manual_seed(r.seed)
-            model = FeatureVAE(feature_dim=feats.shape[-1], **r.model).to(feats.device)
-            model.scale.fill_(feats.pow(2).mean().sqrt().item())
+            model, split, ids = _feature_model(FeatureVAE, backbone, data, r)
             val = _val_features(backbone, data, r.seed)
-            hist = train_vae(model, FeatureSplit(data.train.name, feats), r, val_split=val, progress=progress)
+            hist = train_vae(model, split, r, val_split=val, progress=progress)
             hist["seen_classes"] = ids[hist["seen_classes"]].tolist()  # back to class ids of data.train
             features[fp] = _entry(model, hist, r, backbone_fingerprint=fp, metrics=_elbo_metrics(model, val, r))
             trained.append("feature")
-        feature = FeatureVAE(**features[fp]["config"])
-        feature.load_state_dict(features[fp]["state_dict"])
-        feature = feature.to(device).eval()
-    if trained and save:
-        ckpt["versions"] = versions()
-        atomic_torch_save(ckpt, path)
-    return {"pixel": pixel.to(device).eval(), "feature": feature, "checkpoint": ckpt, "trained": trained,
-            "fingerprint": fp, "source": file_source(path) if path.exists() else None}
+        feature = _model(FeatureVAE, features[fp], device)
+    return {"pixel": pixel, "feature": feature, "checkpoint": ckpt, "trained": trained, "fingerprint": fp,
+            "source": _stored(ckpt, path, trained, save)}
 
 
-def _single(path: Path, family: str, profile: str, build, train, device, save: bool) -> dict:
-    """A checkpoint holding one model: loaded if ``path`` exists, else ``train() -> checkpoint`` (saved if
-    ``save``); ``build(**config)`` makes the empty model. Returns ``{"model", "checkpoint", "trained", "source"}``."""
+def _single(path: Path, family: str, profile: str, build, train, device, save: bool, check=lambda ckpt: None) -> dict:
+    """A checkpoint holding one model: loaded if ``path`` exists (``check(checkpoint)`` may refuse it), else
+    ``train() -> checkpoint`` (saved, with the package versions, if ``save``); ``build(**config)`` makes the empty
+    model. Returns ``{"model", "checkpoint", "trained", "source"}``."""
     trained = not path.exists()
     if trained:
         _about_to_train(None, path, family, profile)
     ckpt = {"family": family, **train()} if trained else load_family(path, family)
-    if trained and save:
-        atomic_torch_save(ckpt, path)
-    model = build(**ckpt["config"])
-    model.load_state_dict(ckpt["state_dict"])
-    return {"model": model.to(device).eval(), "checkpoint": ckpt, "trained": trained,
-            "source": file_source(path) if path.exists() else None}
+    check(ckpt)
+    source = _stored(ckpt, path, trained, save)
+    return {"model": _model(build, ckpt, device), "checkpoint": ckpt, "trained": trained, "source": source}
 
 
 def _load_deformation_vae(data, profile: str = "quick", *, backbone=None, seed: int = 0, device=None,
@@ -314,8 +333,7 @@ def _load_deformation_vae(data, profile: str = "quick", *, backbone=None, seed: 
         torch.manual_seed(r.seed)
         model = DeformationVAE(**r.model).to(device)
         hist = train_vae(model, data.train, r, val_split=data.val, progress=progress)
-        return {"format": 1, "profile": profile, **_entry(model, hist, r, metrics=_elbo_metrics(model, data.val, r)),
-                "versions": versions()}
+        return {"format": 1, "profile": profile, **_entry(model, hist, r, metrics=_elbo_metrics(model, data.val, r))}
     path = Path(path) if path is not None else checkpoint_file("deformation-vae", profile)
     return _single(path, "deformation-vae", profile, DeformationVAE, train, device, save)
 
@@ -379,9 +397,7 @@ def make_dagan(recipe: Recipe) -> DAGAN:
 
 def pair_generator(entry: dict):
     """The generator of a stored DAGAN entry (its recipe names the architecture), with its weights, on the CPU."""
-    gen = PAIR_GENERATORS[entry["recipe"]["options"].get("generator", "course")](**entry["config"])
-    gen.load_state_dict(entry["state_dict"])
-    return gen
+    return _model(PAIR_GENERATORS[entry["recipe"]["options"].get("generator", "course")], entry)
 
 
 def train_gan(gan: DAGAN, train_split, recipe: Recipe, *, backbone=None, val_split=None, state_path=None,
@@ -453,7 +469,7 @@ def _load_deformation_gan(data, profile: str = "quick", *, backbone=None, seed: 
         hist = train_gan(gan, data.train, r, backbone=backbone, val_split=data.val, progress=progress)
         metrics = quality(gan.generator, backbone, data.test, seed=r.seed) if backbone is not None else {}
         return {"format": 1, "profile": profile, **_entry(gan.generator, hist, r), "critic_config": gan.critic.config(),
-                "metrics": metrics, "versions": versions()}
+                "metrics": metrics}
     path = Path(path) if path is not None else checkpoint_file("deformation-gan", profile)
     return _single(path, "deformation-gan", profile, DeformingGenerator, train, device, save)
 
@@ -537,22 +553,13 @@ def _load_gan(data, profile: str = "quick", *, backbone=None, seed: int = 0, dev
         if fp not in features:
             _about_to_train(f"hallucinator for backbone {fp}", path, "gan", profile)
             r = HALLUCINATOR[profile].replace(seed=seed)
-            ids = torch.randperm(data.train.n_classes, generator=torch.Generator().manual_seed(r.seed))
-            feats = embed_split(backbone, data.train, ids[:r.options["max_classes"]])  # (n_classes, 20, D)
-            torch.manual_seed(r.seed)
-            model = FeatureHallucinator(feature_dim=feats.shape[-1], **r.model).to(feats.device)
-            model.scale.fill_(feats.pow(2).mean().sqrt().item())
-            hist = train_hallucinator(model, FeatureSplit(data.train.name, feats), r, progress=progress)
-            features[fp] = _entry(model, hist, r, metrics=hallucinator_metrics(model, _val_features(backbone, data, r.seed),
-                                                                               r))
+            model, split, _ = _feature_model(FeatureHallucinator, backbone, data, r)
+            hist = train_hallucinator(model, split, r, progress=progress)
+            val = _val_features(backbone, data, r.seed)
+            features[fp] = _entry(model, hist, r, metrics=hallucinator_metrics(model, val, r))
             trained.append("feature")
-        out["feature"] = FeatureHallucinator(**features[fp]["config"])
-        out["feature"].load_state_dict(features[fp]["state_dict"])
-        out["feature"] = out["feature"].to(device).eval()
-    if trained and save:
-        ckpt["versions"] = versions()
-        atomic_torch_save(ckpt, path)
-    return {**out, "checkpoint": ckpt, "trained": trained, "source": file_source(path) if path.exists() else None}
+        out["feature"] = _model(FeatureHallucinator, features[fp], device)
+    return {**out, "checkpoint": ckpt, "trained": trained, "source": _stored(ckpt, path, trained, save)}
 
 
 # ---- diffusion ---------------------------------------------------------------------------------------------
@@ -602,68 +609,45 @@ def _load_diffusion(data, profile: str = "quick", *, backbone=None, seed: int = 
     path = Path(path) if path is not None else checkpoint_file("diffusion", profile)
     encoder = backbone.to(device).eval()
     fp = backbone_fingerprint(encoder)
-    trained = False
-    if path.exists():
-        ckpt = load_family(path, "diffusion")
+
+    def check(ckpt):
         if ckpt["backbone_fingerprint"] != fp:
             raise ValueError(f"{path.name} was trained with conditioning backbone {ckpt['backbone_fingerprint']}, "
                              f"but this backbone is {fp}; pass the ProtoNet backbone it was trained with, or delete "
                              f"{path.name} to retrain it")
-    else:
-        _about_to_train(None, path, "diffusion", profile)
+
+    def train():
         r = DIFFUSION[profile].replace(seed=seed, **(changes or {}))
         torch.manual_seed(r.seed)
         schedule = Schedule(r.options["noise_schedule"], r.options["T"], device)
         model = UNet(cond_dim=encoder(torch.zeros(1, 1, 28, 28, device=device)).shape[1], **r.model).to(device)
         model, hist = train_diffusion(model, encoder, data.train, schedule, r, val_split=data.val, progress=progress)
-        ckpt = {"format": 1, "family": "diffusion", "profile": profile, "config": model.config(),
-                "schedule": schedule.kind, "T": schedule.T,
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "seed": r.seed,
-                "recipe": r.as_dict(), "train_seconds": hist["total_seconds"], "history": hist,
-                "backbone_fingerprint": fp, "device": str(device), "versions": versions(),
+        return {"format": 1, "profile": profile, **_entry(model, hist, r), "schedule": schedule.kind, "T": schedule.T,
+                "backbone_fingerprint": fp, "device": str(device),
                 "metrics": heldout_loss(model, encoder, data.val, schedule, seed=r.seed)}
-        trained = True
-        if save:
-            atomic_torch_save(ckpt, path)
-    model = UNet(**ckpt["config"])
-    model.load_state_dict(ckpt["state_dict"])
-    return {"model": model.to(device).eval(), "schedule": Schedule(ckpt["schedule"], ckpt["T"], device),
-            "checkpoint": ckpt, "trained": trained, "source": file_source(path) if path.exists() else None}
+    out = _single(path, "diffusion", profile, UNet, train, device, save, check)
+    return {**out, "schedule": Schedule(out["checkpoint"]["schedule"], out["checkpoint"]["T"], device)}
 
 
 BACKBONE_RECIPE = "quick"  # generators are trained for, and conditioned on, these checkpoints' backbones
 
 
 # ---- the registry of support generators -----------------------------------------------------------------------
-def _vae(space: str, mode: str):
+def _stored_model(load, key: str, options: dict | None = None, feature: tuple[str, str] | None = None):
+    """The builder of a generator that is ``load``'s model ``key`` (``options``: its ``generate``'s, a VAE's mode).
+
+    A pixel-space one (``backbone`` is not used): the pixel VAE, the deformation VAE, the WGAN-GP DAGAN, the
+    DAGAN whose generator deforms the source drawing. ``feature``: ``(its name, the pixel generator to use
+    instead)`` of a feature-space one, trained for ``backbone`` (the feature VAE, the hallucinator).
+    """
     def build(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False):
-        if space == "feature" and backbone is None:
-            raise ValueError("the 'vae-feature' generator needs the method's backbone; use a method with .backbone "
-                             "(protonet, finetune) or the pixel generator 'vae'")
-        vaes = _load_vae(data, profile, backbone=backbone if space == "feature" else None, seed=seed, device=device,
-                         progress=progress)
-        return ModelGenerator(vaes[space], space=space, backbone_fingerprint=vaes["fingerprint"],
-                              options={"mode": mode}, source=vaes["source"])
+        if feature and backbone is None:
+            raise ValueError(f"the {feature[0]!r} generator needs the method's backbone; use a method with .backbone "
+                             f"(protonet, finetune) or the pixel generator {feature[1]!r}")
+        out = load(data, profile, backbone=backbone if feature else None, seed=seed, device=device, progress=progress)
+        return ModelGenerator(out[key], space="feature" if feature else "pixel",
+                              backbone_fingerprint=out.get("fingerprint"), options=options or {}, source=out["source"])
     return build
-
-
-def _pixel(load, key: str):
-    """The builder of a pixel-space generator: ``load``'s model ``key`` (``backbone`` is not used): the
-    deformation VAE, the WGAN-GP DAGAN, the DAGAN whose generator deforms the source drawing."""
-    def build(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False):
-        out = load(data, profile, seed=seed, device=device, progress=progress)
-        return ModelGenerator(out[key], source=out["source"])
-    return build
-
-
-def _hallucinator(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False):
-    """The feature hallucinator trained for ``backbone``."""
-    if backbone is None:
-        raise ValueError("the 'hallucinator' generator needs the method's backbone; use a method with .backbone "
-                         "(protonet, finetune) or the pixel generator 'gan'")
-    gans = _load_gan(data, profile, backbone=backbone, seed=seed, device=device, progress=progress)
-    return ModelGenerator(gans["feature"], space="feature", backbone_fingerprint=gans["fingerprint"],
-                          source=gans["source"])
 
 
 def _diffusion(data, *, backbone=None, profile: str = "quick", device=None, seed: int = 0, progress: bool = False,
@@ -678,12 +662,14 @@ def _diffusion(data, *, backbone=None, profile: str = "quick", device=None, seed
 
 
 # each generator: its builder, and the family whose checkpoint (FAMILY-RECIPE.pt) holds its model
-GENERATOR_TABLE = {"vae": (_vae("pixel", "prototype"), "vae"), "vae-prior": (_vae("pixel", "prior"), "vae"),
-                   "vae-feature": (_vae("feature", "prior"), "vae"),
-                   "deformation-vae": (_pixel(_load_deformation_vae, "model"), "deformation-vae"),
-                   "gan": (_pixel(_load_gan, "wgan-gp"), "gan"),
-                   "deformation-gan": (_pixel(_load_deformation_gan, "model"), "deformation-gan"),
-                   "hallucinator": (_hallucinator, "gan"), "diffusion": (_diffusion, "diffusion")}
+GENERATOR_TABLE = {"vae": (_stored_model(_load_vae, "pixel", {"mode": "prototype"}), "vae"),
+                   "vae-prior": (_stored_model(_load_vae, "pixel", {"mode": "prior"}), "vae"),
+                   "vae-feature": (_stored_model(_load_vae, "feature", {"mode": "prior"}, ("vae-feature", "vae")), "vae"),
+                   "deformation-vae": (_stored_model(_load_deformation_vae, "model"), "deformation-vae"),
+                   "gan": (_stored_model(_load_gan, "wgan-gp"), "gan"),
+                   "deformation-gan": (_stored_model(_load_deformation_gan, "model"), "deformation-gan"),
+                   "hallucinator": (_stored_model(_load_gan, "feature", feature=("hallucinator", "gan")), "gan"),
+                   "diffusion": (_diffusion, "diffusion")}
 GENERATORS = {name: build for name, (build, _) in GENERATOR_TABLE.items()}
 CHECKPOINT_FAMILY = {name: family for name, (_, family) in GENERATOR_TABLE.items()}
 
