@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..evaluate import EvalResult, evaluate, mean_ci95, same_episodes
-from ..methods.base import FewShotClassifier
+from ..methods.base import FewShotClassifier, n_way_of, round_robin
 
 SPACES = ("pixel", "feature")
 
@@ -83,6 +83,19 @@ def check_request(support: torch.Tensor, support_y: torch.Tensor, n: int, space:
         want = "drawings (n_way * n_shot, 1, 28, 28)" if pixel else "embeddings (n_way * n_shot, D)"
         raise ValueError(f"support has shape {tuple(support.shape)} for {len(support_y)} labels; a {space} generator "
                          f"takes {want} with one label each")
+
+
+def sources_in_turn(support: torch.Tensor, support_y: torch.Tensor, n_per_class: int):
+    """Each class's support examples in turn, class-major: what a generator makes its ``n_per_class`` samples from.
+
+    Args:
+        support: ``(n_way * n_shot, ...)`` drawings or embeddings; support_y: ``(n_way * n_shot,)`` in ``0 .. n_way-1``.
+
+    Returns:
+        ``(sources (n_way * n_per_class, ...), labels (n_way * n_per_class,))``.
+    """
+    labels = torch.arange(n_way_of(support_y), device=support_y.device).repeat_interleave(n_per_class)  # (n_way * m,)
+    return support[round_robin(support_y, n_per_class)], labels
 
 
 def seeded(seed) -> torch.Generator:

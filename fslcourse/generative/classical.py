@@ -24,15 +24,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..methods.base import n_way_of, round_robin
-from .augment import check_request, seeded
-
-
-def _sources(support_x, support_y, n_per_class):
-    """Each class's support drawings in turn, class-major: ``(n_way * m, C, H, W)`` and labels ``(n_way * m,)``."""
-    n_way = n_way_of(support_y)
-    labels = torch.arange(n_way, device=support_y.device).repeat_interleave(n_per_class)  # (n_way * m,)
-    return support_x[round_robin(support_y, n_per_class)], labels
+from .augment import check_request, seeded, sources_in_turn
 
 
 def gaussian_blur(field: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -71,7 +63,7 @@ class Deformation:
     def generate(self, support_x, support_y, n_per_class: int, seed: int):
         """``(generated (n_way * m, C, H, W) in [0, 1], labels (n_way * m,))``, class-major; noise seeded by ``seed``."""
         check_request(support_x, support_y, n_per_class)
-        x, labels = _sources(support_x, support_y, n_per_class)
+        x, labels = sources_in_turn(support_x, support_y, n_per_class)
         return self.deform(x, seeded(seed)), labels
 
     def deform(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -115,6 +107,6 @@ class CopyNoise:
     def generate(self, support_x, support_y, n_per_class: int, seed: int):
         """``(generated (n_way * m, C, H, W) in [0, 1], labels (n_way * m,))``, class-major; noise seeded by ``seed``."""
         check_request(support_x, support_y, n_per_class)
-        x, labels = _sources(support_x, support_y, n_per_class)
+        x, labels = sources_in_turn(support_x, support_y, n_per_class)
         eps = torch.randn(x.shape, generator=seeded(seed)).to(x)
         return (x + self.noise * eps).clamp(0, 1), labels

@@ -25,10 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..methods.base import n_way_of, round_robin
 from ..models import modes_kept
 from ..recipe import Recipe
-from .augment import check_request
+from .augment import check_request, sources_in_turn
 from .vae import kl_to_standard_normal, reparameterise
 
 # The ``vae`` trainer: each step draws ``n_way`` meta-train characters, one source and ``n_query`` targets
@@ -129,9 +128,7 @@ class DeformationVAE(nn.Module):
             ``(generated (n_way * n_generated, 1, 28, 28) in [0, 1], labels (n_way * n_generated,))``, class-major.
         """
         check_request(support_x, support_y, n_generated, name="n_generated")
-        n_way = n_way_of(support_y)
-        labels = torch.arange(n_way, device=support_y.device).repeat_interleave(n_generated)  # (n_way * m,)
-        sources = support_x[round_robin(support_y, n_generated)]  # (n_way * m, 1, 28, 28)
+        sources, labels = sources_in_turn(support_x, support_y, n_generated)  # (n_way * m, 1, 28, 28), (n_way * m,)
         z = torch.randn(len(sources), self.z_dim, generator=generator).to(sources)
         with modes_kept(self):
             out = self.eval().deform(sources, z)

@@ -29,10 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ..methods.base import n_way_of, round_robin
 from ..methods.protonet import protonet_logits
 from ..models import modes_kept
 from ..recipe import Recipe
+from .augment import sources_in_turn
 from .deformation_vae import context_encoder, warp
 from .metrics import mean_pairwise_distance
 
@@ -93,12 +93,10 @@ class PairGenerator(nn.Module):
         Returns:
             ``(generated (n_way * n_generated, 1, 28, 28), labels (n_way * n_generated,))``, class-major.
         """
-        n_way = n_way_of(support_y)
-        labels = torch.arange(n_way, device=support_y.device).repeat_interleave(n_generated)  # (n_way * m,)
-        sources = round_robin(support_y, n_generated)  # (n_way * m,): each class's drawings in turn
-        z = torch.randn(n_way * n_generated, self.z_dim, generator=generator).to(support_x)
+        sources, labels = sources_in_turn(support_x, support_y, n_generated)  # (n_way * m, 1, 28, 28), (n_way * m,)
+        z = torch.randn(len(sources), self.z_dim, generator=generator).to(support_x)
         with modes_kept(self):
-            out = self.eval()(support_x[sources], z)
+            out = self.eval()(sources, z)
         return out, labels
 
 

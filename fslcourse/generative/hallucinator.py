@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..methods.base import n_way_of, prototypes, round_robin
+from ..methods.base import prototypes
 from ..methods.protonet import protonet_logits
 from ..recipe import Recipe
+from .augment import sources_in_turn
 
 # Meta-training (the ``hallucinator`` trainer): 20-way 1-shot 5-query episodes of meta-train backbone features,
 # m = 5 hallucinated features per class, Adam 1e-3; ``max_classes`` meta-train classes are embedded.
@@ -59,11 +60,9 @@ class FeatureHallucinator(nn.Module):
     def hallucinate(self, support: torch.Tensor, support_y: torch.Tensor, n_generated: int,
                     generator: torch.Generator | None = None):
         """Differentiable :meth:`generate`: seeds taken in turn from each class's support features."""
-        n_way = n_way_of(support_y)
-        labels = torch.arange(n_way, device=support_y.device).repeat_interleave(n_generated)  # (n_way * m,)
-        seeds = round_robin(support_y, n_generated)  # (n_way * m,): each class's features in turn
-        z = torch.randn(n_way * n_generated, self.z_dim, generator=generator).to(support)
-        return self(support[seeds], z), labels
+        seeds, labels = sources_in_turn(support, support_y, n_generated)  # (n_way * m, D), (n_way * m,)
+        z = torch.randn(len(seeds), self.z_dim, generator=generator).to(support)
+        return self(seeds, z), labels
 
     @torch.no_grad()
     def generate(self, support: torch.Tensor, support_y: torch.Tensor, n_generated: int,
