@@ -157,17 +157,15 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
         p.requires_grad_(False)
     model = run.method.eval()
     result.model = model
-    if result.stopped == "steps" and not save and state is not None:  # finished: its last-step state is spent
-        state.unlink(missing_ok=True)
-        result.state_step = None
-    if result.stopped != "steps" or not save:
+    if result.stopped != "steps":
         return model, result
-    for key in ("tasks_seen", "hard_batches"):
-        if hasattr(model, key):
-            extra[key] = getattr(model, key)
-    write_checkpoint(model, out, name=name, recipe_name=recipe_name, recipe=r, result=result, data=data,
-                     device=device, eval_episodes=eval_episodes, extra=extra)
-    if state is not None:
+    if save:
+        for key in ("tasks_seen", "hard_batches"):
+            if hasattr(model, key):
+                extra[key] = getattr(model, key)
+        write_checkpoint(model, out, name=name, recipe_name=recipe_name, recipe=r, result=result, data=data,
+                         device=device, eval_episodes=eval_episodes, extra=extra)
+    if state is not None:  # finished (and stored, if saved): its last-step state is spent
         state.unlink(missing_ok=True)
         result.state_step = None
     return model, result

@@ -305,10 +305,11 @@ def _load_vae(data, profile: str = "quick", *, backbone=None, seed: int = 0, dev
             "source": _stored(ckpt, path, trained, save)}
 
 
-def _single(path: Path, family: str, profile: str, build, train, device, save: bool, check=lambda ckpt: None) -> dict:
-    """A checkpoint holding one model: loaded if ``path`` exists (``check(checkpoint)`` may refuse it), else
-    ``train() -> checkpoint`` (saved, with the package versions, if ``save``); ``build(**config)`` makes the empty
-    model. Returns ``{"model", "checkpoint", "trained", "source"}``."""
+def _single(path, family: str, profile: str, build, train, device, save: bool, check=lambda ckpt: None) -> dict:
+    """A checkpoint holding one model: loaded if ``path`` (``None``: ``checkpoint_file(family, profile)``) exists
+    (``check(checkpoint)`` may refuse it), else ``train() -> checkpoint`` (saved, with the package versions, if
+    ``save``); ``build(**config)`` makes the empty model. Returns ``{"model", "checkpoint", "trained", "source"}``."""
+    path = Path(path) if path is not None else checkpoint_file(family, profile)
     trained = not path.exists()
     if trained:
         _about_to_train(None, path, family, profile)
@@ -334,7 +335,6 @@ def _load_deformation_vae(data, profile: str = "quick", *, backbone=None, seed: 
         model = DeformationVAE(**r.model).to(device)
         hist = train_vae(model, data.train, r, val_split=data.val, progress=progress)
         return {"format": 1, "profile": profile, **_entry(model, hist, r, metrics=_elbo_metrics(model, data.val, r))}
-    path = Path(path) if path is not None else checkpoint_file("deformation-vae", profile)
     return _single(path, "deformation-vae", profile, DeformationVAE, train, device, save)
 
 
@@ -470,7 +470,6 @@ def _load_deformation_gan(data, profile: str = "quick", *, backbone=None, seed: 
         metrics = quality(gan.generator, backbone, data.test, seed=r.seed) if backbone is not None else {}
         return {"format": 1, "profile": profile, **_entry(gan.generator, hist, r), "critic_config": gan.critic.config(),
                 "metrics": metrics}
-    path = Path(path) if path is not None else checkpoint_file("deformation-gan", profile)
     return _single(path, "deformation-gan", profile, DeformingGenerator, train, device, save)
 
 
