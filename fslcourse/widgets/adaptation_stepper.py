@@ -15,7 +15,7 @@ import torch
 
 from ..data.sinusoid import SinusoidTasks
 from ..methods.maml_regression import adapt, mse
-from .base import Explorer, check_whole
+from .base import Explorer, button, check_whole
 from .plotting import text_points
 
 
@@ -48,10 +48,8 @@ class AdaptationStepper(Explorer):
         self.points = torch.Generator().manual_seed(seed + 1)
         self.grid = torch.linspace(-5, 5, 200).view(-1, 1)  # (200, 1)
         self.steps = W.IntSlider(value=0, min=0, max=max_steps, description="inner steps k")
-        self.new_task = W.Button(description="New task", icon="refresh")
-        self.new_points = W.Button(description="New support points", icon="random")
-        self.new_task.on_click(lambda _b: self.draw_task())
-        self.new_points.on_click(lambda _b: self.draw_points())
+        self.new_task = button(self.draw_task, description="New task", icon="refresh")
+        self.new_points = button(self.draw_points, description="New support points", icon="random")
         self.controls = {"steps": self.steps, "new_task": self.new_task, "new_points": self.new_points}
         self._ready = False  # the first task is drawn before there is a figure to redraw
         self.draw_task()

@@ -16,6 +16,7 @@ import base64
 import html
 import io
 import traceback
+from collections.abc import Callable
 from functools import cached_property
 
 import ipywidgets as W
@@ -67,6 +68,13 @@ def check_whole(**limits: tuple) -> None:
         if not whole or value < least or (most is not None and value > most):
             span = f"from {least} to {most}" if most is not None else f"of at least {least}"
             raise ValueError(f"{name}={value!r}: give a whole number {span}")
+
+
+def button(action: Callable[[], object], **kwargs) -> W.Button:
+    """An ``ipywidgets.Button`` (``kwargs``: its description, icon, tooltip, layout) that runs ``action()`` when clicked."""
+    made = W.Button(**kwargs)
+    made.on_click(lambda _button: action())
+    return made
 
 
 def clear_figure(fig) -> None:

@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw
 from ..config import get_device
 from ..data import preprocess_image
 from ..methods.base import class_confidences, confidence_name, fixed_n_way, format_confidence
-from .base import Explorer, check_whole
+from .base import Explorer, button, check_whole
 from .plotting import class_colour, text_points
 from .prediction_viewer import _tile
 
@@ -153,12 +153,10 @@ class DrawingBoard(Explorer):
         self._support_z: dict = {}  # label -> (support version, targets, (n, D) support embeddings)
         self._columns: list = []
         self.model = W.Dropdown(options=list(self._models), description="model", layout=W.Layout(width="260px"))
-        self.undo_button = W.Button(description="undo", icon="undo", tooltip="undo the last stroke or clear")
-        self.add_class_button = W.Button(description="add a class", icon="plus")
-        self.clear_all_button = W.Button(description="clear all", icon="trash")
-        self.undo_button.on_click(lambda _b: self._safely(self.undo))
-        self.add_class_button.on_click(lambda _b: self._safely(self.add_class))
-        self.clear_all_button.on_click(lambda _b: self._safely(self.clear))
+        self.undo_button = button(lambda: self._safely(self.undo), description="undo", icon="undo",
+                                  tooltip="undo the last stroke or clear")
+        self.add_class_button = button(lambda: self._safely(self.add_class), description="add a class", icon="plus")
+        self.clear_all_button = button(lambda: self._safely(self.clear), description="clear all", icon="trash")
         self.controls = {"model": self.model}
         self.board = W.HBox(layout=W.Layout(flex_flow="row wrap"))
         self._query_column = self._make_column(QUERY)
@@ -227,18 +225,14 @@ class DrawingBoard(Explorer):
     def _make_column(self, key) -> W.VBox:
         """A column of the board: a label, the canvases, and its buttons (``key``: a class ``k`` or ``"query"``)."""
         if key == QUERY:
-            label = W.HTML("<b>query</b> (draw here)")
-            clear = W.Button(description="clear", icon="eraser", layout=W.Layout(width="80px"))
-            clear.on_click(lambda _b: self._safely(self.clear, QUERY))
-            return W.VBox([label, self._new_canvas(QUERY), W.HBox([clear])])
-        label = W.HTML(_swatch(key))
-        clear = W.Button(description="clear", icon="eraser", layout=W.Layout(width="80px"),
-                         tooltip=f"clear class {key}'s drawings")
-        more = W.Button(description="drawing", icon="plus", layout=W.Layout(width="90px"),
-                        tooltip=f"add another drawing of class {key}")
-        clear.on_click(lambda _b: self._safely(self.clear, key))
-        more.on_click(lambda _b: self._safely(self.add_drawing, key))
-        return W.VBox([label, self._new_canvas((key, 0)), W.HBox([clear, more])])
+            clear = button(lambda: self._safely(self.clear, QUERY), description="clear", icon="eraser",
+                           layout=W.Layout(width="80px"))
+            return W.VBox([W.HTML("<b>query</b> (draw here)"), self._new_canvas(QUERY), W.HBox([clear])])
+        clear = button(lambda: self._safely(self.clear, key), description="clear", icon="eraser",
+                       layout=W.Layout(width="80px"), tooltip=f"clear class {key}'s drawings")
+        more = button(lambda: self._safely(self.add_drawing, key), description="drawing", icon="plus",
+                      layout=W.Layout(width="90px"), tooltip=f"add another drawing of class {key}")
+        return W.VBox([W.HTML(_swatch(key)), self._new_canvas((key, 0)), W.HBox([clear, more])])
 
     def _new_class(self) -> None:
         self._columns.append(self._make_column(len(self._columns)))

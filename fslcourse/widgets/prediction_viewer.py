@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import textwrap
 
-import ipywidgets as W
 import numpy as np
 import torch
 
 from ..data.episodes import Episode, EpisodeSampler
 from ..methods.base import check_model, class_confidences, confidence_name
-from .base import Explorer
+from .base import Explorer, button
 from .plotting import MIN_TEXT_PX, RIGHT, WRONG, class_colour, text_points
 
 GREEN, RED = np.array(RIGHT), np.array(WRONG)
@@ -90,10 +89,8 @@ class PredictionViewer(Explorer):
         self._sampler = EpisodeSampler(split, n_way, n_shot, n_query, seed=seed)
         self._episodes: list[Episode] = []
         self.index = 0
-        self.prev = W.Button(description="Prev", icon="backward", disabled=True)
-        self.next = W.Button(description="Next", icon="forward")
-        self.prev.on_click(lambda _b: self.go(self.index - 1))
-        self.next.on_click(lambda _b: self.go(self.index + 1))
+        self.prev = button(lambda: self.go(self.index - 1), description="Prev", icon="backward", disabled=True)
+        self.next = button(lambda: self.go(self.index + 1), description="Next", icon="forward")
         self.controls = {"prev": self.prev, "next": self.next}
         self.label = self.status
         n_m = len(self.methods)
