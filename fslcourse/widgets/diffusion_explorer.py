@@ -18,7 +18,7 @@ import torch
 
 from ..generative.diffusion import class_conditions, ddim_timesteps, denoise_steps
 from .base import Explorer, check_whole
-from .plotting import text_points
+from .plotting import text_points, tile
 
 KEEP_RUNS = 16  # DDIM runs kept, so going back to a character or a guidance shows it at once
 
@@ -27,15 +27,14 @@ STRIP = 34  # pixels per drawing in a strip: 28, and a 3-pixel margin on each si
 
 
 def _strip(images: torch.Tensor, width: int, frame: bool = False) -> np.ndarray:
-    """``(n, 1, 28, 28)`` drawings (ink = 1) side by side as dark ink on white paper, ``width`` slots wide."""
-    strip = np.ones((STRIP, width * STRIP))
-    for j, image in enumerate(images):
-        x = j * STRIP
-        strip[3:31, x + 3:x + 31] = 1.0 - image.detach().cpu().squeeze(0).numpy()  # (28, 28)
-        if frame:  # a black frame around a real drawing
-            strip[1:33, x + 1:x + 3] = strip[1:33, x + 31:x + 33] = 0.0
-            strip[1:3, x + 1:x + 33] = strip[31:33, x + 1:x + 33] = 0.0
-    return strip
+    """``(n, 1, 28, 28)`` drawings (ink = 1) side by side as dark ink on white paper, ``width`` slots wide.
+
+    Returns:
+        ``(STRIP, width * STRIP)`` grey levels: :func:`~fslcourse.widgets.plotting.tile`'s cells, framed in black
+        around a real drawing (``frame``), else in white.
+    """
+    ink = images.detach().cpu().squeeze(1).numpy()  # (n, 1, 28, 28) -> (n, 28, 28)
+    return tile(ink, np.full((len(ink), 3), 0.0 if frame else 1.0), None, 1, width)[..., 0]  # (STRIP, width * STRIP)
 
 
 class DiffusionExplorer(Explorer):

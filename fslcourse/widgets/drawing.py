@@ -32,8 +32,7 @@ from ..config import get_device
 from ..data import preprocess_image
 from ..methods.base import class_confidences, confidence_name, fixed_n_way, format_confidence
 from .base import Explorer, button, check_whole
-from .plotting import class_colour, text_points
-from .prediction_viewer import _tile
+from .plotting import class_colour, text_points, tile
 
 CANVAS_PX = 140  # a canvas's side in pixels: the drawing's resolution
 PEN_PX = 5  # pen width: Omniglot's strokes are about 4 px wide in its 105-px drawings (140 / 105 * 4 ≈ 5)
@@ -580,16 +579,16 @@ class DrawingBoard(Explorer):
                 if self.strokes[(k, j)]:
                     images[i] = self.model_input((k, j))[0].numpy()
                     frames[i] = class_colour(k)[:3]
-        self._support_im.set_data(_tile(images, frames, None, n_rows, n_cols))
+        self._support_im.set_data(tile(images, frames, None, n_rows, n_cols))
         query = shown["query_x"]
         predicted, nearest = shown["predicted"], shown["nearest"]
         q_frame = class_colour(predicted)[:3] if predicted is not None else GREY
         q_image = query[0].numpy() if query is not None else np.zeros((1, 28, 28))
-        self._query_im.set_data(_tile(q_image, np.array([q_frame]), None, 1, 1))
+        self._query_im.set_data(tile(q_image, np.array([q_frame]), None, 1, 1))
         ax_q.set_title("query" + (f"\nclass {predicted}?" if predicted is not None else "\n"), fontsize=text_points(self.fig))
         if nearest is not None:
             k, j = nearest["target"]
-            self._nearest_im.set_data(_tile(self.model_input((k, j)).numpy(), np.array([class_colour(k)[:3]]), None, 1, 1))
+            self._nearest_im.set_data(tile(self.model_input((k, j)).numpy(), np.array([class_colour(k)[:3]]), None, 1, 1))
             ax_n.set_title(f"nearest support\nclass {k}", fontsize=text_points(self.fig))
             self._nearest_text.set_text(f"{nearest['space']}\ndistance {nearest['distance']:.2f}")
         else:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from matplotlib.colors import to_rgb
 from matplotlib.ticker import NullFormatter
@@ -138,6 +139,39 @@ def image_grid(images: torch.Tensor, n_rows: int, n_cols: int, titles=None, colo
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def tile(images: np.ndarray, frames: np.ndarray, bars: np.ndarray | None, n_rows: int, n_cols: int,
+          pad: int = 3, swatches: np.ndarray | None = None) -> np.ndarray:
+    """Compose ``(n, H, W)`` ink images into one RGB array with coloured frames and probability bars.
+
+    Args:
+        images: ``(n_rows * n_cols, H, W)`` in ``[0, 1]``, ink = 1.
+        frames: ``(n, 3)`` RGB frame colours.
+        bars: ``(n, 2)`` ``(probability, correct)`` per image, or ``None``.
+        swatches: ``(n, 3)`` RGB of a 6×6 square in each image's top-right corner (the predicted
+            class's colour, as in the support frames), or ``None``.
+
+    Returns:
+        ``(rows_px, cols_px, 3)`` float RGB array.
+    """
+    n, h, w = images.shape
+    bar_h = 5 if bars is not None else 0
+    cell_h, cell_w = h + 2 * pad + bar_h, w + 2 * pad
+    canvas = np.ones((n_rows * cell_h, n_cols * cell_w, 3))
+    for i in range(n):
+        r, c = divmod(i, n_cols)
+        y, x = r * cell_h, c * cell_w
+        canvas[y + 1:y + h + 2 * pad - 1, x + 1:x + w + 2 * pad - 1] = frames[i]  # frame
+        canvas[y + pad:y + pad + h, x + pad:x + pad + w] = (1 - images[i])[..., None]  # dark ink on white
+        if swatches is not None:
+            canvas[y + pad:y + pad + 6, x + pad + w - 6:x + pad + w] = swatches[i]
+        if bars is not None:
+            p, ok = bars[i]
+            by = y + h + 2 * pad
+            canvas[by + 1:by + bar_h - 1, x + 1:x + w + 2 * pad - 1] = 0.85  # bar background
+            canvas[by + 1:by + bar_h - 1, x + 1:x + 1 + int(round(p * (w + 2 * pad - 2)))] = RIGHT if ok else WRONG
+    return canvas
 
 
 def principal_axes(points: torch.Tensor, k: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

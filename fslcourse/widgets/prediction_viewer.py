@@ -23,42 +23,9 @@ import torch
 from ..data.episodes import Episode, EpisodeSampler
 from ..methods.base import check_model, class_confidences, confidence_name
 from .base import Explorer, button
-from .plotting import MIN_TEXT_PX, RIGHT, WRONG, class_colour, text_points
+from .plotting import MIN_TEXT_PX, RIGHT, WRONG, class_colour, text_points, tile
 
 GREEN, RED = np.array(RIGHT), np.array(WRONG)
-
-
-def _tile(images: np.ndarray, frames: np.ndarray, bars: np.ndarray | None, n_rows: int, n_cols: int,
-          pad: int = 3, swatches: np.ndarray | None = None) -> np.ndarray:
-    """Compose ``(n, H, W)`` ink images into one RGB array with coloured frames and probability bars.
-
-    Args:
-        images: ``(n_rows * n_cols, H, W)`` in ``[0, 1]``, ink = 1.
-        frames: ``(n, 3)`` RGB frame colours.
-        bars: ``(n, 2)`` ``(probability, correct)`` per image, or ``None``.
-        swatches: ``(n, 3)`` RGB of a 6×6 square in each image's top-right corner (the predicted
-            class's colour, as in the support frames), or ``None``.
-
-    Returns:
-        ``(rows_px, cols_px, 3)`` float RGB array.
-    """
-    n, h, w = images.shape
-    bar_h = 5 if bars is not None else 0
-    cell_h, cell_w = h + 2 * pad + bar_h, w + 2 * pad
-    canvas = np.ones((n_rows * cell_h, n_cols * cell_w, 3))
-    for i in range(n):
-        r, c = divmod(i, n_cols)
-        y, x = r * cell_h, c * cell_w
-        canvas[y + 1:y + h + 2 * pad - 1, x + 1:x + w + 2 * pad - 1] = frames[i]  # frame
-        canvas[y + pad:y + pad + h, x + pad:x + pad + w] = (1 - images[i])[..., None]  # dark ink on white
-        if swatches is not None:
-            canvas[y + pad:y + pad + 6, x + pad + w - 6:x + pad + w] = swatches[i]
-        if bars is not None:
-            p, ok = bars[i]
-            by = y + h + 2 * pad
-            canvas[by + 1:by + bar_h - 1, x + 1:x + w + 2 * pad - 1] = 0.85  # bar background
-            canvas[by + 1:by + bar_h - 1, x + 1:x + 1 + int(round(p * (w + 2 * pad - 2)))] = GREEN if ok else RED
-    return canvas
 
 
 class PredictionViewer(Explorer):
@@ -178,14 +145,14 @@ class PredictionViewer(Explorer):
             self._layout(ep)
         support = ep.support_x.cpu().squeeze(1).numpy()  # (n_way * n_shot, H, W)
         frames = np.array([class_colour(int(k)) for k in ep.support_y.cpu()])
-        self._support_im.set_data(_tile(support, frames, None, ep.n_way, ep.n_shot))
+        self._support_im.set_data(tile(support, frames, None, ep.n_way, ep.n_shot))
         query = ep.query_x.cpu().squeeze(1).numpy()  # (n_way * n_query, H, W)
         for label in self.methods:
             r = shown[label]
             ok = r["correct"].numpy()
             bars = np.stack([r["prob"].numpy(), ok], 1)  # (n_query, 2): probability, correct
             swatches = np.array([class_colour(int(k)) for k in r["pred"]])
-            self._query_ims[label].set_data(_tile(query, np.where(ok[:, None], GREEN, RED), bars, ep.n_way, ep.n_query,
+            self._query_ims[label].set_data(tile(query, np.where(ok[:, None], GREEN, RED), bars, ep.n_way, ep.n_query,
                                                   swatches=swatches))
             self._accuracy[label].set_text(f"{r['accuracy']:.1f}% correct")
         self._episode_text.set_text(f"episode {shown['index']}: {ep.n_way}-way {ep.n_shot}-shot")

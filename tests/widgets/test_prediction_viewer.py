@@ -5,7 +5,8 @@ import torch
 
 from fslcourse.data import EpisodeSampler
 from fslcourse.methods import PixelPrototype, ProtoNet
-from fslcourse.widgets.prediction_viewer import PredictionViewer, _tile
+from fslcourse.widgets.plotting import tile as _tile
+from fslcourse.widgets.prediction_viewer import PredictionViewer
 
 
 def test_next_prev_and_predictions(glyphs):
