@@ -93,6 +93,12 @@ def _measure_title(measure: str) -> str:
     return "class probabilities" if measure == "probability" else f"{measure}s per class"
 
 
+def _nearest(shown: dict) -> str:
+    """The status line's and :meth:`DrawingBoard.summary`'s words for ``shown``'s nearest support drawing."""
+    k, j = shown["nearest"]["target"]
+    return f"nearest support drawing: class {k}, drawing {j + 1}"
+
+
 def _device_of(model) -> torch.device:
     return next((p.device for p in model.parameters()), torch.device("cpu"))
 
@@ -529,12 +535,11 @@ class DrawingBoard(Explorer):
         """:meth:`predict` with the picked model."""
         return self.predict()
 
-    def _layout(self, key) -> None:
-        """The panels for a board of this shape: support inputs, query input, nearest support drawing, probabilities."""
-        fig = self.fig
-        fig.clear()
-        self._background = None  # the kept static pixels were of the old shape
-        n_cols, n_rows = key
+    def _layout(self, fig, n_cols: int, n_rows: int) -> list:
+        """The panels for a board of this shape: support inputs, query input, nearest support drawing, probabilities.
+
+        Made by :meth:`~fslcourse.widgets.base.Explorer.layout` (on an empty figure) when the shape changes.
+        """
         height = 2.6 + 0.6 * (n_rows - 1)
         fig.set_size_inches(6.0 + 0.75 * max(n_cols, 2), height)  # room for every class and drawing
         # margins in pixels: two lines of titles above, tick labels and a two-line label below
@@ -562,15 +567,14 @@ class DrawingBoard(Explorer):
         axes[3].set_xlabel("class", fontsize=text_points(self.fig), labelpad=1)
         axes[3].set_ylim(0, 1)
         axes[3].set_yticks([0, 0.5, 1], ["0", "0.5", "1"], fontsize=text_points(self.fig))
-        self._axes, self._key = axes, key
+        self._axes = axes
+        return axes
 
     def draw(self, fig, shown: dict) -> None:
         """Fill the panels: every drawing's model input framed in its class colour, the query's, the nearest, the bars."""
         n_cols = self.n_classes
         n_rows = max(len(self.drawings_of(k)) for k in range(n_cols))
-        if getattr(self, "_key", None) != (n_cols, n_rows):
-            self._layout((n_cols, n_rows))
-        ax_s, ax_q, ax_n, ax_p = self._axes
+        (ax_s, ax_q, ax_n, ax_p), _ = self.layout((n_cols, n_rows), lambda fig: self._layout(fig, n_cols, n_rows))
         images = np.zeros((n_rows * n_cols, 28, 28))
         frames = np.tile(GREY, (n_rows * n_cols, 1))
         for k in range(n_cols):
@@ -616,9 +620,7 @@ class DrawingBoard(Explorer):
         if shown["message"]:
             return shown["message"]
         k, p = shown["predicted"], float(shown["probs"].max())
-        nk, nj = shown["nearest"]["target"]
-        text = (f"<b>{shown['label']}</b>: the query is {_swatch(k)} ({format_confidence(p, shown.get('measure'))}); "
-                f"nearest support drawing: class {nk}, drawing {nj + 1}")
+        text = f"<b>{shown['label']}</b>: the query is {_swatch(k)} ({format_confidence(p, shown.get('measure'))}); {_nearest(shown)}"
         if shown.get("left_out"):
             left = shown["left_out"]
             text += f" ({'class' if len(left) == 1 else 'classes'} {', '.join(map(str, left))} not drawn yet: left out)"
@@ -631,9 +633,7 @@ class DrawingBoard(Explorer):
             return shown.get("message") or "nothing shown"
         probs = ", ".join(f"class {k} {format_confidence(float(p), shown.get('measure'))}"
                           for k, p in zip(shown["classes"], shown["probs"]))
-        nk, nj = shown["nearest"]["target"]
-        return (f"{shown['label']}: query -> class {shown['predicted']} ({probs}); "
-                f"nearest support drawing: class {nk}, drawing {nj + 1}")
+        return f"{shown['label']}: query -> class {shown['predicted']} ({probs}); {_nearest(shown)}"
 
 
 # ---------------------------------------------------------------------- a scripted session (the static figure)
@@ -703,11 +703,9 @@ def example_session(board: DrawingBoard, n_way: int = 4, query_of: int = 2, seed
     while board.n_classes < n_way:
         board.add_class()
     characters = list(EXAMPLE_CHARACTERS.values())
-    for k in range(n_way):
-        for stroke in characters[k]:
-            board.add_stroke((k, 0), [(CANVAS_PX * x, CANVAS_PX * y) for x, y in stroke])
-    for stroke in redraw(characters[query_of], seed):
-        board.add_stroke(QUERY, [(CANVAS_PX * x, CANVAS_PX * y) for x, y in stroke])
+    strokes = [((k, 0), stroke) for k in range(n_way) for stroke in characters[k]]
+    for target, stroke in strokes + [(QUERY, stroke) for stroke in redraw(characters[query_of], seed)]:
+        board.add_stroke(target, [(CANVAS_PX * x, CANVAS_PX * y) for x, y in stroke])
     return board
 
 
@@ -720,10 +718,9 @@ def session_figure(board: DrawingBoard, figsize: tuple[float, float] | None = No
     import matplotlib.pyplot as plt
 
     shown = board.shown
-    first = {k: next((t for t in sorted(t for t in board.strokes if t != QUERY) if t[0] == k and board.strokes[t]),
-                     None)
-             for k in range(board.n_classes)}  # a class's first drawing that has strokes (one may have been cleared)
-    classes = [k for k in range(board.n_classes) if first[k] is not None]
+    # each class's first drawing that has strokes (one may have been cleared); classes with none are left out
+    first = {k: (k, j) for k, j in reversed(board.support()[2])}
+    classes = sorted(first)
     n = len(classes) + 1
     fig = plt.figure(figsize=figsize or (1.5 * n + 4.8, 3.3))
     # an empty column keeps the probability axis's tick labels off the nearest drawing
@@ -744,18 +741,16 @@ def session_figure(board: DrawingBoard, figsize: tuple[float, float] | None = No
         ax.set(xticks=[], yticks=[])
         if c == 0:
             ax.set_ylabel("model input\n(28×28)", fontsize=text_points(fig))
-        for spine in ax.spines.values():
-            spine.set_edgecolor(colour if colour is not None else "black")
-            spine.set_linewidth(2)
+        ax.spines[:].set_edgecolor(colour if colour is not None else "black")
+        ax.spines[:].set_linewidth(2)
     ax_n = fig.add_subplot(gs[1, n])
     ax_p = fig.add_subplot(gs[:, n + 2])
     if shown.get("probs") is not None:
         k, j = shown["nearest"]["target"]
         ax_n.imshow(1 - board.model_input((k, j))[0].numpy(), cmap="gray", vmin=0, vmax=1)
         ax_n.set_title(f"nearest support\ndrawing: class {k}", fontsize=text_points(fig))
-        for spine in ax_n.spines.values():
-            spine.set_edgecolor(class_colour(k))
-            spine.set_linewidth(2)
+        ax_n.spines[:].set_edgecolor(class_colour(k))
+        ax_n.spines[:].set_linewidth(2)
         probs = shown["probs"].numpy()
         ax_p.bar(range(len(shown["classes"])), probs, color=[class_colour(c) for c in shown["classes"]],
                  edgecolor=["black" if c == predicted else "none" for c in shown["classes"]])
