@@ -142,8 +142,7 @@ class DiffusionExplorer(Explorer):
                                         interpolation="nearest"))
                 ax.set(xticks=[], yticks=[])
                 ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=text_points(fig))
-                for spine in ax.spines.values():
-                    spine.set_visible(False)
+                ax.spines[:].set_visible(False)
             return images
 
         images, _ = self.layout((n, k), make)

@@ -118,11 +118,10 @@ def show_image(ax, image: torch.Tensor, title: str | None = None, colour=None) -
         ax.set(xticks=[], yticks=[])
     if title or ax.get_title():
         ax.set_title(title or "", fontsize=text_points(ax))
-    for spine in ax.spines.values():
-        spine.set_visible(colour is not None)
-        if colour is not None:
-            spine.set_edgecolor(colour)
-            spine.set_linewidth(2.5)
+    ax.spines[:].set_visible(colour is not None)
+    if colour is not None:
+        ax.spines[:].set_edgecolor(colour)
+        ax.spines[:].set_linewidth(2.5)
 
 
 def image_grid(images: torch.Tensor, n_rows: int, n_cols: int, titles=None, colours=None,
