@@ -13,14 +13,17 @@ def mlp_forward(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     return torch.tanh(x @ w1 + b1) @ w2 + b2
 
 
+def _mlp_params(hidden: int, g: torch.Generator) -> list[torch.Tensor]:
+    """Initial weights ``θ = [w1 (1, hidden), b1 (hidden,), w2 (hidden, 1), b2 (1,)]`` of :func:`mlp_forward`."""
+    return [(torch.randn(1, hidden, generator=g) * 0.5).requires_grad_(), torch.zeros(hidden).requires_grad_(),
+            (torch.randn(hidden, 1, generator=g) * 0.5).requires_grad_(), torch.zeros(1).requires_grad_()]
+
+
 def _inner_loop_cases():
     g = torch.Generator().manual_seed(404)
     cases = []
     for hidden, n, lr, steps in ((3, 5, 0.1, 1), (8, 10, 0.05, 3), (16, 5, 0.01, 5)):
-        params = [(torch.randn(1, hidden, generator=g) * 0.5).requires_grad_(),
-                  torch.zeros(hidden).requires_grad_(),
-                  (torch.randn(hidden, 1, generator=g) * 0.5).requires_grad_(),
-                  torch.zeros(1).requires_grad_()]
+        params = _mlp_params(hidden, g)
         x = torch.rand(n, 1, generator=g) * 10 - 5
         cases.append((mlp_forward, params, x, 2.0 * torch.sin(x - 0.5), lr, steps))
     return cases
@@ -74,10 +77,7 @@ def _meta_gradient_cases():
     g = torch.Generator().manual_seed(2017)
     cases = []
     for hidden, n_tasks, k, lr, steps in ((4, 2, 5, 0.1, 1), (8, 3, 10, 0.05, 2), (16, 4, 5, 0.02, 3)):
-        params = [(torch.randn(1, hidden, generator=g) * 0.5).requires_grad_(),
-                  torch.zeros(hidden).requires_grad_(),
-                  (torch.randn(hidden, 1, generator=g) * 0.5).requires_grad_(),
-                  torch.zeros(1).requires_grad_()]
+        params = _mlp_params(hidden, g)
         tasks = []
         for _ in range(n_tasks):
             amplitude, phase = 0.1 + 4.9 * torch.rand(1, generator=g), torch.pi * torch.rand(1, generator=g)
