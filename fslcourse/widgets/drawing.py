@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 
 from ..config import get_device
 from ..data import preprocess_image
-from ..methods.base import class_confidences, confidence_name, fixed_n_way, format_confidence
+from ..methods.base import METHODS, class_confidences, confidence_name, fixed_n_way, format_confidence  # its package registers every method
 from .base import Explorer, button, check_whole
 from .plotting import class_colour, text_points, tile
 
@@ -72,8 +72,6 @@ def committed_methods(profile: str | None = None) -> list[str]:
         profile: the recipe of the checkpoints; ``None``: each method's best
             (:func:`fslcourse.pretrained.default_recipe`: ProtoNet's ``lake``, else ``quick``).
     """
-    from .. import methods  # noqa: F401  (registers every method)
-    from ..methods.base import METHODS
     from ..predict import DEFAULT_METHOD
     from ..pretrained import checkpoint_path, default_recipe
 
@@ -142,8 +140,6 @@ class DrawingBoard(Explorer):
             names = committed_methods(profile) if models is None else [str(m) for m in models]
             if not names:
                 raise ValueError("models is an empty list; give at least one method name")
-            from ..methods.base import METHODS
-
             unknown = [n for n in names if n not in METHODS]
             if unknown:  # said now, not later in the status line
                 raise ValueError(f"models {unknown} are not methods; use some of {', '.join(sorted(METHODS))}")
