@@ -208,6 +208,18 @@ def _with_diagnosis(hint: str, ex: Exercise, fn: Callable) -> str:
     return f"{hint}; {mistake}" if mistake else hint
 
 
+def matching_slip(got, slipped: Callable, slips) -> str | None:
+    """For a ``diagnose``: the hint of the first ``(slip, hint)`` of ``slips`` whose ``slipped(**slip)`` ``got`` equals.
+
+    ``slipped`` is the exercise written out with one of its usual mistakes switched on by keyword (``slip``); equal
+    means a tensor of the same shape, within ``atol=1e-5``. ``None``: no slip gives ``got``.
+    """
+    for slip, hint in slips:
+        if torch.is_tensor(got) and got.shape == (want := slipped(**slip)).shape and torch.allclose(got, want, atol=1e-5):
+            return hint
+    return None
+
+
 def _not_implemented(name: str, fn: Callable, err: NotImplementedError) -> str:
     """The line for a stub: the student's own, or one that their function calls (a stub of the student edition says
     ``"my_inner_loop: replace this line with your solution"``), which the line then names."""

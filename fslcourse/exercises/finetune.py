@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from ..methods.finetune import FineTune, entropy_regulariser
-from .core import exercise
+from .core import exercise, matching_slip
 
 
 def _entropy_cases():
@@ -73,10 +73,7 @@ def _diagnose_head(fn) -> str | None:
                                          "mean support feature of class k), b = 0"),
              ({"reduction": "sum"}, "the loss is summed over the support set: take its mean (F.cross_entropy's "
                                     "default), as the package does"))
-    for slip, hint in slips:
-        if torch.allclose(got, _head_loop(*case, **slip), atol=1e-5):
-            return hint
-    return None
+    return matching_slip(got, lambda **slip: _head_loop(*case, **slip), slips)
 
 
 def _head_detached(fn) -> str | None:

@@ -5,7 +5,7 @@ import torch
 
 from ..methods.base import prototypes
 from ..methods.protonet import protonet_logits
-from .core import exercise
+from .core import exercise, matching_slip
 
 
 def _logit_cases():
@@ -63,10 +63,7 @@ def _diagnose_loss(fn) -> str | None:
                                         "and the queries are classified against them"),
              ({"squared": False}, "your distances are not squared: the loss uses the squared Euclidean distance"),
              ({"sign": 1.0}, "a farther prototype gets a higher score: the logits are minus the distances"))
-    for slip, hint in slips:
-        if torch.is_tensor(got) and got.shape == () and torch.allclose(got, _loss_with_slip(*case, **slip), atol=1e-5):
-            return hint
-    return None
+    return matching_slip(got, lambda **slip: _loss_with_slip(*case, **slip), slips)
 
 
 @exercise("protonet_loss", "ProtoNet's loss: prototypes by label from the support set, softmax over the classes of "
