@@ -97,8 +97,10 @@ def test_train_writes_a_checkpoint_with_its_measured_accuracy(omniglot, tmp_path
     assert ckpt["recipe"] == Tiny.RECIPES["quick"].as_dict() and ckpt["steps"] == 3 and ckpt["cpu_seconds"] > 0
     assert metrics["protocol"] == {"split": "test", "n_way": 5, "n_shot": 1, "n_query": 5,
                                    "n_episodes": 200, "seed": 0}
+    said = capsys.readouterr().out  # the file written and the accuracy it records, not only "saved"
+    assert (f"saved {out}; its meta-test accuracy, recorded in it: {metrics['test_accuracy']:.1f} ± "
+            f"{metrics['test_ci95']:.1f}% (5-way 1-shot, 200 episodes, ± the 95% CI)") in said
     before = out.read_bytes()
-    capsys.readouterr()
     assert main(["train", "test-cli-tiny", "--out", str(out)]) == 2
     assert "tiny.pt exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
     assert out.read_bytes() == before
@@ -112,6 +114,30 @@ def test_train_writes_a_checkpoint_with_its_measured_accuracy(omniglot, tmp_path
     monkeypatch.setattr(fslcourse.numerics, "use_numerics", lambda numerics: chosen.append(numerics) or "native")
     assert main(["train", "test-cli-tiny", "--numerics", "portable", "--out", str(out)]) == 2  # out exists
     assert chosen == ["portable"]
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["train", "protonet", "--steps", "2"], "steps=2 changes protonet's quick recipe, so this run would not make "
+                                            "protonet-quick.pt"),
+    (["train", "relation", "--recipe", "paper", "--seed", "3", "--state-every", "5"],
+     "seed=3 changes relation's paper recipe"),
+    (["train", "vae", "--seed", "5"], "seed=5 changes vae's quick recipe, so this run would not make vae-quick.pt")])
+def test_a_changed_recipe_never_writes_the_recipes_own_checkpoint(argv, says, capsys, monkeypatch, tmp_path):
+    """`train NAME --steps 2` (a smoke test) wrote checkpoints/NAME-quick.pt, the file `train NAME --recipe quick`
+    makes, whenever it did not exist yet (a new method's), and only said "saved its checkpoint". It is refused
+    before any work, even with --overwrite, and names --out; --state-every alone changes nothing trained."""
+    import importlib
+
+    import fslcourse.training.generators as G
+    from fslcourse.cli import main
+
+    pre = importlib.import_module("fslcourse.pretrained")  # the module (the package exports a function of that name)
+    for module in (pre, G):  # an empty package folder: no "exists" refusal first, and nothing written there
+        monkeypatch.setattr(module, "CHECKPOINT_DIR", tmp_path)
+    assert main([*argv, "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "give --out PATH (out=) a file of its own" in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_evaluate_val_records_the_split_and_the_alphabets_left_out(omniglot, tmp_path, capsys):

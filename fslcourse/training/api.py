@@ -88,8 +88,8 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
             ``"sinusoid"``.
         recipe: a recipe name of the method (``quick``, ``full``, ``paper``) or a :class:`Recipe`.
         data: ``train``/``val``/``test`` splits (default: Omniglot).
-        out: the checkpoint (default: the package's ``checkpoints/NAME-RECIPE.pt``); must not exist
-            unless ``overwrite``.
+        out: the checkpoint (default: the package's ``checkpoints/NAME-RECIPE.pt``, only for the recipe
+            unchanged: ``changes`` other than ``state_every`` need ``out``); must not exist unless ``overwrite``.
         state: the resumable training state (default: beside ``out``; ``None`` with ``save=False``); an
             existing one is continued (``resume``) or replaced (``overwrite``), never silently.
         resume: continue the run saved in ``state``.
@@ -119,6 +119,9 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
                          f"{', '.join(sorted(n for n, c in METHODS.items() if c.trainable))}; "
                          f"{', '.join(FAMILIES)}; sinusoid")
     recipe_name, r = recipe_for(name, recipe, **changes)
+    if save and out is None and isinstance(recipe, str):
+        _check_unchanged(name, recipe_name, changes,
+                         [k for k in get_method(name).RECIPES[recipe].differs_from(r.as_dict()) if k != "state_every"])
     if save and out is None and isinstance(recipe, Recipe):
         raise ValueError(f"a Recipe object has no checkpoint of its own in the package; give out= a file for "
                          f"this {name} run, or save=False")
@@ -171,6 +174,16 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
     return model, result
 
 
+def _check_unchanged(name: str, recipe_name: str, changes: dict, changed: list[str]) -> None:
+    """Refuse to write the package's ``NAME-RECIPE.pt`` from a run whose recipe fields ``changed`` (a ``--steps`` or
+    ``--seed`` smoke test): that file is what ``train NAME --recipe RECIPE`` makes with the recipe unchanged."""
+    if changed:
+        what = ", ".join(f"{k}={changes[k]}" for k in changed)
+        raise ValueError(f"{what} changes {name}'s {recipe_name} recipe, so this run would not make "
+                         f"{checkpoint_path(name, recipe_name).name} (what `python -m fslcourse train {name} --recipe "
+                         f"{recipe_name}` makes, with the recipe unchanged); give --out PATH (out=) a file of its own")
+
+
 def write_checkpoint(model, out: Path, *, name: str, recipe_name: str, recipe: Recipe, result: FitResult, data,
                      device, eval_episodes: int | None = None, extra: dict | None = None) -> Path:
     """Measure ``model`` on the fixed meta-test episodes and save it with its recipe, log and metrics."""
@@ -200,6 +213,8 @@ def _train_collection(name: str, recipe, *, out, state, resume, overwrite, save,
         what = ", ".join(method_only) or "a Recipe object (give its name)"
         raise ValueError(f"{what}: for methods only; {name} trains its whole named recipe"
                          + (" (the gan family's state is beside --out)" if name in FAMILIES else " on the CPU, in one sitting"))
+    if out is None:
+        _check_unchanged(name, recipe, {"seed": seed}, ["seed"] if seed else [])
     if name == "sinusoid":
         return train_sinusoid_file(recipe, out=out, overwrite=overwrite, seed=seed or 0, progress=progress)
     return train_generator(name, recipe, data=data, out=out, overwrite=overwrite, seed=seed or 0, device=device,
