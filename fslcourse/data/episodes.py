@@ -70,6 +70,55 @@ class Episode:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         return Episode(**{k: v.to(device) if torch.is_tensor(v) else v for k, v in values.items()})
 
+    @classmethod
+    def from_grid(cls, images: torch.Tensor, classes: torch.Tensor, n_shot: int, n_query: int) -> Episode:
+        """The episode whose class ``i`` has the examples ``images[i]``: the first ``n_shot`` support, the rest queries.
+
+        Args:
+            images: ``(n_way, n_shot + n_query, C, H, W)``, row ``i`` the examples of class ``classes[i]``.
+            classes: ``(n_way,)`` the classes' ids in their split.
+            n_shot, n_query: support and query examples per class.
+
+        Returns:
+            An :class:`Episode` in class-major order, on ``images``' device.
+        """
+        n_way, shape = images.shape[0], images.shape[2:]
+        labels = torch.arange(n_way, device=images.device)
+        return cls(
+            support_x=images[:, :n_shot].reshape(n_way * n_shot, *shape),  # (n_way*n_shot, C, H, W)
+            support_y=labels.repeat_interleave(n_shot),
+            query_x=images[:, n_shot:].reshape(n_way * n_query, *shape),  # (n_way*n_query, C, H, W)
+            query_y=labels.repeat_interleave(n_query),
+            classes=classes.to(images.device),
+            n_way=n_way, n_shot=n_shot, n_query=n_query,
+        )
+
+    @classmethod
+    def collate(cls, episodes: list[Episode]) -> Episode:
+        """Episodes of the same sizes as one batch: every tensor gains a leading dimension ``B = len(episodes)``."""
+        first = episodes[0]
+        return cls(*(torch.stack([getattr(e, f) for e in episodes])  # each (B, *one episode's shape)
+                     for f in ("support_x", "support_y", "query_x", "query_y", "classes")),
+                   n_way=first.n_way, n_shot=first.n_shot, n_query=first.n_query)
+
+
+def draw_episode(split: ImageSplit, classes: torch.Tensor, n_shot: int, n_query: int,
+                 generator: torch.Generator) -> Episode:
+    """An episode of ``classes``: ``n_shot + n_query`` distinct examples of each, in an order drawn from ``generator``.
+
+    Args:
+        split: the split the classes belong to.
+        classes: ``(n_way,)`` class ids in ``split``.
+        n_shot, n_query: support and query examples per class.
+        generator: the CPU generator that orders each class's examples.
+
+    Returns:
+        An :class:`Episode` (see there for the shapes); label ``i`` is ``classes[i]``.
+    """
+    order = torch.rand(len(classes), split.n_examples, generator=generator).argsort(dim=1)
+    images = split.get(classes, order[:, : n_shot + n_query])  # (n_way, n_shot+n_query, C, H, W)
+    return Episode.from_grid(images, classes, n_shot, n_query)
+
 
 def _positive(name: str, value) -> int:
     """``value`` as a Python ``int`` if it is a positive integer (``numpy.int64(5)`` counts), else a ValueError."""
@@ -167,28 +216,12 @@ class EpisodeSampler:
 
     def sample(self) -> Episode:
         """Draw one episode (see :class:`Episode` for the shapes)."""
-        n_way, n_shot, n_query = self.n_way, self.n_shot, self.n_query
-        classes = self._draw_classes()  # (n_way,)
-        order = torch.rand(n_way, self.split.n_examples, generator=self.generator).argsort(dim=1)
-        images = self.split.get(classes, order[:, : n_shot + n_query])  # (n_way, n_shot+n_query, C, H, W)
-        shape = images.shape[2:]
-        labels = torch.arange(n_way, device=images.device)
-        return Episode(
-            support_x=images[:, :n_shot].reshape(n_way * n_shot, *shape),  # (n_way*n_shot, C, H, W)
-            support_y=labels.repeat_interleave(n_shot),
-            query_x=images[:, n_shot:].reshape(n_way * n_query, *shape),  # (n_way*n_query, C, H, W)
-            query_y=labels.repeat_interleave(n_query),
-            classes=classes.to(images.device),
-            n_way=n_way, n_shot=n_shot, n_query=n_query,
-        )
+        return draw_episode(self.split, self._draw_classes(), self.n_shot, self.n_query, self.generator)
 
     def sample_batch(self, n_episodes: int) -> Episode:
         """Draw ``n_episodes`` episodes stacked along a new leading dimension."""
         n_episodes = _positive("n_episodes", n_episodes)
-        eps = [self.sample() for _ in range(n_episodes)]
-        return Episode(*(torch.stack([getattr(e, f) for e in eps])  # each (n_episodes, *one episode's shape)
-                         for f in ("support_x", "support_y", "query_x", "query_y", "classes")),
-                       n_way=self.n_way, n_shot=self.n_shot, n_query=self.n_query)
+        return Episode.collate([self.sample() for _ in range(n_episodes)])
 
     def __iter__(self):
         """An endless stream of episodes."""

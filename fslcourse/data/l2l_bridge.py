@@ -114,13 +114,5 @@ def task_to_episode(images: torch.Tensor, labels: torch.Tensor, n_way: int, n_sh
         raise ValueError(f"the task's labels hold counts {torch.bincount(labels).tolist()}, not {n_way} classes of "
                          f"n_shot + n_query = {per_class}; pass the n_way, n_shot and n_query the taskset was made with")
     order = torch.argsort(labels, stable=True)
-    shape = images.shape[1:]
-    grouped = images[order].reshape(n_way, n_shot + n_query, *shape)  # (n_way, n_shot+n_query, C, H, W)
-    ys = torch.arange(n_way, device=images.device)
-    return Episode(
-        support_x=grouped[:, :n_shot].reshape(n_way * n_shot, *shape),  # (n_way*n_shot, C, H, W)
-        support_y=ys.repeat_interleave(n_shot),
-        query_x=grouped[:, n_shot:].reshape(n_way * n_query, *shape),  # (n_way*n_query, C, H, W)
-        query_y=ys.repeat_interleave(n_query),
-        classes=ys.clone(), n_way=n_way, n_shot=n_shot, n_query=n_query,
-    )
+    grouped = images[order].reshape(n_way, per_class, *images.shape[1:])  # (n_way, n_shot+n_query, C, H, W)
+    return Episode.from_grid(grouped, torch.arange(n_way), n_shot, n_query)

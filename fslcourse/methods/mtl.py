@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.episodes import Episode
+from ..data.episodes import Episode, draw_episode
 from ..models import make_backbone
 from ..models.scale_shift import add_scale_shift, scale_shift_layers
 from ..recipe import Recipe
@@ -108,20 +108,9 @@ def hard_task_batch(split, failure_pool, n_way: int, n_shot: int, n_query: int, 
     if len(pool) < n_way:
         raise ValueError(f"only {len(pool)} distinct failure classes recorded but a hard task needs n_way={n_way}; "
                          "record more ordinary meta-batches first")
-    episodes = []
-    for _ in range(n_tasks):
-        classes = pool[torch.randperm(len(pool), generator=generator)[:n_way]]  # (n_way,)
-        order = torch.rand(n_way, split.n_examples, generator=generator).argsort(dim=1)
-        images = split.get(classes, order[:, : n_shot + n_query])  # (n_way, n_shot + n_query, C, H, W)
-        labels = torch.arange(n_way, device=images.device)
-        episodes.append(Episode(images[:, :n_shot].flatten(0, 1),  # (n_way * n_shot, C, H, W)
-                                labels.repeat_interleave(n_shot),
-                                images[:, n_shot:].flatten(0, 1),  # (n_way * n_query, C, H, W)
-                                labels.repeat_interleave(n_query), classes.to(images.device),
-                                n_way, n_shot, n_query))
-    return Episode(*(torch.stack([getattr(e, f) for e in episodes])  # (n_tasks, ...)
-                     for f in ("support_x", "support_y", "query_x", "query_y", "classes")),
-                   n_way=n_way, n_shot=n_shot, n_query=n_query)
+    episodes = [draw_episode(split, pool[torch.randperm(len(pool), generator=generator)[:n_way]], n_shot, n_query,
+                             generator) for _ in range(n_tasks)]  # each task: n_way classes of the pool
+    return Episode.collate(episodes)
 
 
 @register("mtl")
