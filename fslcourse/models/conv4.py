@@ -42,9 +42,7 @@ class Conv4(nn.Module):
             raise ValueError(f"hidden={hidden} and depth={depth} must be positive integers")
         self.in_channels, self.hidden, self.depth = in_channels, hidden, depth
         self.blocks = nn.Sequential(*[conv_block(in_channels if i == 0 else hidden, hidden) for i in range(depth)])
-        side = 28
-        for _ in range(depth):
-            side //= 2
+        side = 28 // 2 ** depth  # every max-pool halves the side, rounding down: 28 -> 14 -> 7 -> 3 -> 1
         self.out_dim = hidden * side * side
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -61,9 +61,8 @@ class MAMLConv4(nn.Module):
         self.convs = nn.ModuleList(nn.Conv2d(in_channels if i == 0 else hidden, hidden, 3, stride, 1)
                                    for i in range(depth))
         self.norms = nn.ModuleList(nn.BatchNorm2d(hidden, track_running_stats=False) for _ in range(depth))
-        side = 28
-        for _ in range(depth):
-            side = (side + 1) // 2 if stride == 2 else side // 2
+        # every block halves the side: a stride-2 convolution rounds up (28 -> 14 -> 7 -> 4 -> 2), a max-pool down
+        side = -(-28 // 2 ** depth) if stride == 2 else 28 // 2 ** depth
         self.head = nn.Linear(hidden * side * side, n_way)
 
     def forward(self, x: torch.Tensor, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
