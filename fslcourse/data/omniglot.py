@@ -211,9 +211,8 @@ def _content_key(root: Path, chars: list[_Character], image_size: int) -> str:
     return h.hexdigest()[:16]
 
 
-def _cache_file(root: Path, image_size: int, chars: list[_Character] | None = None) -> Path:
-    """Cache path keyed by the content of the image folders (see :func:`_content_key`)."""
-    chars = _scan(root) if chars is None else chars
+def _cache_file(root: Path, image_size: int, chars: list[_Character]) -> Path:
+    """Cache path keyed by the content of the image folders ``chars`` (see :func:`_content_key`)."""
     return cache_dir() / f"omniglot-{image_size}px-{_content_key(root, chars, image_size)}.pt"
 
 
@@ -237,10 +236,9 @@ def _check_folders(root: Path, chars: list[_Character]) -> None:
                          f"restore or remove drawings")
 
 
-def _read_folders(root: Path, image_size: int, progress: bool, chars: list[_Character] | None = None) -> dict:
+def _read_folders(root: Path, image_size: int, progress: bool, chars: list[_Character]) -> dict:
     from tqdm.auto import tqdm
 
-    chars = _scan(root) if chars is None else chars
     _check_folders(root, chars)
     jobs = [([c.folder / name for name, _, _ in c.files], image_size) for c in chars]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # Linux only
