@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import prototypes, register, register_preset
-from .protonet import ProtoNet
+from .protonet import ProtoNet, protonet_logits
 
 
 class ParameterPredictor(nn.Module):
@@ -48,8 +48,9 @@ class ParameterPredictor(nn.Module):
 
 
 def cosine_logits(z_query: torch.Tensor, weights: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
-    """``scale * cos(z, w)``: ``(n_query_total, n_way)`` for ``z_query`` ``(n, D)`` and ``weights`` ``(n_way, D)``."""
-    return scale * F.normalize(z_query, dim=1) @ F.normalize(weights, dim=1).T
+    """``scale * cos(z, w)``: ``(n_query_total, n_way)`` for ``z_query`` ``(n, D)`` and ``weights`` ``(n_way, D)``
+    (ProtoNet's cosine logits, :func:`~fslcourse.methods.protonet.protonet_logits`, against the weights)."""
+    return protonet_logits(z_query, weights, "cosine", scale)
 
 
 @register("parameter-prediction")
