@@ -168,12 +168,10 @@ class EpisodeSampler:
             what = repr(split) if isinstance(split, str) else f"the {type(split).__name__} object"
             raise ValueError(f"split must be one split of images, e.g. data.test (or data.train, data.val) of "
                              f"load_omniglot(); got {what}")
-        self.split = split
-        self.n_way = _positive("n_way", n_way)
-        self.n_shot = _positive("n_shot", n_shot)
-        self.n_query = _positive("n_query", n_query)
+        n_way, n_shot, n_query = (_positive(arg, value) for arg, value in
+                                  (("n_way", n_way), ("n_shot", n_shot), ("n_query", n_query)))
+        self.split, self.n_way, self.n_shot, self.n_query = split, n_way, n_shot, n_query
         self.within_alphabet = within_alphabet
-        n_way, n_shot, n_query = self.n_way, self.n_shot, self.n_query
         self.alphabets_used, self.alphabets_left_out = list(getattr(split, "alphabet_names", [])), []  # feature splits have none
         if n_shot + n_query > split.n_examples:
             raise ValueError(
