@@ -32,7 +32,7 @@ from fslcourse.config import get_device
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate
 from fslcourse.generative.augment import paired_difference
-from fslcourse.generative.classical import CopyNoise, Deformation
+from fslcourse.generative.classical import CONTROLS
 from fslcourse.generative.weighted_prototypes import WeightedAugmentation
 from fslcourse.io import check_writable
 from fslcourse.pretrained import CHECKPOINT_DIR, checkpoint_info, pretrained
@@ -42,7 +42,6 @@ from fslcourse.results import check_same_episodes, result_record, save_results
 NAME = "07_augmentation_sweep"
 PROTOCOLS = {"5w1s": dict(n_way=5, n_shot=1), "20w1s-alphabet": dict(n_way=20, n_shot=1, within_alphabet=True)}
 WEIGHTS = (0.1, 0.25, 0.5, 1.0)
-CONTROLS = {"deformation": Deformation, "copy-noise": CopyNoise}
 LEARNED = ("vae", "deformation-vae", "gan", "deformation-gan", "diffusion", "hallucinator")
 
 

@@ -50,6 +50,7 @@ from fslcourse.cli import one_line_errors
 from fslcourse.config import get_device, seed_everything
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate
+from fslcourse.generative.classical import CONTROLS
 from fslcourse.methods import METHODS, get_method
 from fslcourse.methods.base import fixed_n_way, n_shot_refusal
 from fslcourse.methods.transductive import BatchStatistics
@@ -314,7 +315,10 @@ def main(argv=None) -> int:
     generators = [g for g in args.augment.split(",") if g]
     unknown = [g for g in generators if g not in CHECKPOINT_FAMILY]
     if unknown:
-        p.error(f"--augment {','.join(unknown)} is not a generator; use some of {', '.join(CHECKPOINT_FAMILY)}")
+        controls = [g for g in unknown if g in CONTROLS]
+        p.error(f"--augment {','.join(unknown)} is not a learned generator; use some of {', '.join(CHECKPOINT_FAMILY)}"
+                + (f" ({', '.join(controls)}: an untrained control, measured by benchmarks/augmentation_sweep.py "
+                   "--generators)" if controls else ""))
     protocols = PROTOCOLS if args.split == "alphabet" else [q for q in PROTOCOLS if not q.get("within_alphabet")]
     if args.protocols:
         keys = {protocol_key(q): q for q in protocols}

@@ -32,7 +32,7 @@ import torch
 from fslcourse.cli import one_line_errors, whole
 from fslcourse.config import get_device
 from fslcourse.data import EpisodeSampler, load_omniglot
-from fslcourse.generative.classical import CopyNoise, Deformation
+from fslcourse.generative.classical import CONTROLS
 from fslcourse.generative.diffusion import DiffusionGenerator
 from fslcourse.generative.metrics import frechet_distance, mean_pairwise_distance, nearest_prototype_accuracy
 from fslcourse.io import atomic_write_json, check_record_target
@@ -86,7 +86,8 @@ def main(argv=None) -> int:
         device = get_device(args.device)
         data = load_omniglot(device=device, progress=False)
     encoder = pretrained("protonet", device=device).backbone.eval()
-    gens = {"deformation (untrained control)": Deformation(), "copy + noise (untrained control)": CopyNoise()}
+    shown = {"copy-noise": "copy + noise"}  # the rows' names in the committed record
+    gens = {f"{shown.get(name, name)} (untrained control)": control() for name, control in CONTROLS.items()}
     with committed_only():  # the script never trains: a part missing from a committed file is an error
         for name in LEARNED:
             if (CHECKPOINT_DIR / f"{CHECKPOINT_FAMILY[name]}-quick.pt").exists():

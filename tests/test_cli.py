@@ -387,6 +387,7 @@ def test_train_names_everything_it_can_train(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "'nosuch' is neither a registered method nor a generator family" in err
     assert "protonet, relation, reptile" in err and f"; {', '.join(FAMILIES)}; sinusoid" in err  # tests may add methods
+    assert "registers once fslcourse/methods/__init__.py imports its module" in err  # where a new method is missing
     assert main(["train", "sinusoid", "--device", "cpu"]) == 2
     assert "--device: for methods only; sinusoid trains its whole named recipe on the CPU" in capsys.readouterr().err
     train_help = next(a for a in _parser()._subparsers._group_actions[0].choices["train"]._actions

@@ -162,7 +162,8 @@ def test_on_the_vinyals_split_each_checkpoint_is_tested_with_its_papers_queries_
     (["--methods", "protonet,nope"], "--methods nope is not a method; use some of"),
     (["--methods", "gnn", "--profile", "paper", "--split", "vinyals"],
      "--methods gnn: gnn-paper.pt is not there; train it with python -m fslcourse train gnn --recipe paper"),
-    (["--augment", "vae,vea"], "--augment vea is not a generator; use some of"),
+    (["--augment", "vae,vea"], "--augment vea is not a learned generator; use some of"),
+    (["--augment", "deformation"], "(deformation: an untrained control, measured by benchmarks/augmentation_sweep.py"),
     (["--split", "vinyals", "--protocols", "20w1s-alphabet"], "--protocols 20w1s-alphabet is not a protocol of the "
                                                                 "vinyals split"),
     (["--episodes", "50"], "11_benchmark.json holds records measured on 200 episodes (seed 0); this run measures 50"),

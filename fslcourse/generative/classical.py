@@ -110,3 +110,8 @@ class CopyNoise:
         x, labels = sources_in_turn(support_x, support_y, n_per_class)
         eps = torch.randn(x.shape, generator=seeded(seed)).to(x)
         return (x + self.noise * eps).clamp(0, 1), labels
+
+
+# the untrained controls by name (no weights, no checkpoint family): what the augmentation benchmarks measure
+# beside every learned generator; a new control joins here
+CONTROLS = {"deformation": Deformation, "copy-noise": CopyNoise}

@@ -117,7 +117,8 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
     if name not in METHODS:  # get_method's list names methods only; train takes more
         raise ValueError(f"{name!r} is neither a registered method nor a generator family; train one of: "
                          f"{', '.join(sorted(n for n, c in METHODS.items() if c.trainable))}; "
-                         f"{', '.join(FAMILIES)}; sinusoid")
+                         f"{', '.join(FAMILIES)}; sinusoid (a new method registers once fslcourse/methods/__init__.py "
+                         "imports its module)")
     recipe_name, r = recipe_for(name, recipe, **changes)
     if save and out is None and isinstance(recipe, str):
         _check_unchanged(name, recipe_name, changes,

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from fslcourse.generative.augment import SupportGenerator
-from fslcourse.generative.classical import CopyNoise, Deformation, gaussian_blur
+from fslcourse.generative.classical import CONTROLS, CopyNoise, Deformation, gaussian_blur
 
 
 def support(n_way=3, n_shot=2, seed=0):
@@ -67,8 +67,9 @@ def test_copy_noise_is_the_copy_plus_clipped_gaussian_noise():
     assert out.min() >= 0 and out.max() <= 1 and 0.02 < (out - x).abs().mean() < 0.1
 
 
-@pytest.mark.parametrize("gen", [Deformation(), CopyNoise()])
-def test_the_controls_are_support_generators_and_refuse_bad_requests(gen):
+@pytest.mark.parametrize("name", sorted(CONTROLS))  # every control, a new one too
+def test_the_controls_are_support_generators_and_refuse_bad_requests(name):
+    gen = CONTROLS[name]()
     assert isinstance(gen, SupportGenerator) and gen.space == "pixel" and gen.source is None
     x, y = support()
     for bad in (0, -1, 2.5, True):

@@ -73,3 +73,23 @@ def test_a_preset_can_be_copied_and_pickled_like_the_class_it_stands_for():
     assert fomaml.__name__ == "MAML"  # the class's own attributes, dunders too, as before
     maml = get_method("maml")
     assert isinstance(fomaml(), fomaml) and not isinstance(maml(), fomaml) and isinstance(fomaml(), maml)
+
+
+def test_importing_the_package_registers_every_method_module():
+    """A module of ``methods/`` with a ``@register`` that ``methods/__init__.py`` does not import registers nothing
+    for the command line (`train NAME` said only "neither a registered method ...") while its own test, which
+    imports it, passes: a fresh Python that imports only the package must have loaded every such module."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import fslcourse.methods as pkg
+
+    folder = Path(pkg.__file__).parent
+    registering = sorted(f"fslcourse.methods.{f.stem}" for f in folder.glob("*.py")
+                         if f.stem != "__init__" and "@register(" in f.read_text())
+    assert "fslcourse.methods.protonet" in registering  # the scan sees the modules it should
+    loaded = subprocess.run([sys.executable, "-c", "import sys, fslcourse.methods; print(' '.join(sys.modules))"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    missing = [m for m in registering if m not in loaded]
+    assert not missing, f"{missing}: add each to the `from . import (...)` list of fslcourse/methods/__init__.py"

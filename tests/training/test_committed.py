@@ -5,6 +5,7 @@ import pytest
 from fslcourse.io import load_checkpoint, state_path_for
 from fslcourse.methods import METHODS
 from fslcourse.pretrained import checkpoint_info, checkpoint_path
+from fslcourse.training.generators import FAMILIES
 
 COMMITTED = sorted(n for n, cls in METHODS.items() if cls.trainable and checkpoint_path(n).exists())
 OTHER_RECIPES = sorted((n, r) for n, cls in METHODS.items() if cls.trainable for r in getattr(cls, "RECIPES", {})
@@ -69,7 +70,6 @@ def test_every_committed_generator_records_the_recipe_its_loader_trains_now():
             ("gan", "pixel", "wgan-gp"): GAN["quick"].replace(options={"loss": "wgan-gp"}),
             ("gan", "pixel", "standard"): GAN["quick"].replace(optimizer_kwargs={"betas": (0.5, 0.999)},
                                                                options={"loss": "standard", "keep": "last"})}
-    from fslcourse.training.generators import FAMILIES
     assert {family for family, *_ in want} == set(FAMILIES), "a generator family has no recipe check here: add it"
     for (family, *keys), recipe in want.items():
         assert recipe_of(family, *keys) == recipe.as_dict(), f"{family} {'/'.join(keys)}: not its current recipe"
@@ -229,7 +229,7 @@ class _FirstRunDone(Exception):
     pass
 
 
-@pytest.mark.parametrize("family", ["vae", "deformation-vae", "gan", "deformation-gan", "diffusion"])
+@pytest.mark.parametrize("family", sorted(FAMILIES))  # every family, a new one too
 def test_training_now_retraces_the_first_steps_of_each_committed_generator(family, first_steps_only, monkeypatch,
                                                                            omniglot, tmp_path):
     """A generator family trains several models in turn; the first one's first steps are retraced, and matched
