@@ -1,4 +1,4 @@
-"""Why plain augmentation hurts ProtoNet, measured: the λ sweep, rejection and two untrained controls.
+"""Why plain augmentation hurts ProtoNet, measured: the λ sweep, rejection and the untrained controls.
 
 Writes ``results/07_augmentation_sweep.json`` (standard result records) that notebook 07 reads.
 
@@ -15,7 +15,7 @@ a record with its paired difference against no augmentation (95% CI). Each episo
 generated once and shared by every (λ, rejection) row, so the rows differ only in how the
 samples are used. Protocols: 5-way 1-shot, and within-alphabet 20-way 1-shot (more headroom).
 Generators: the committed VAE (pixel, prototype mode), deformation VAE, DAGAN, deforming DAGAN, diffusion model (DDIM 10, w=2) and
-feature hallucinator, and the untrained controls ``deformation`` (affine + elastic) and
+feature hallucinator, and the untrained controls of ``CONTROLS``: ``deformation`` (affine + elastic) and
 ``copy-noise``. The script never trains: a generator without its committed checkpoint is skipped.
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@ Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread, nothing els
 
     OMP_NUM_THREADS=1 FSLCOURSE_DEVICE=cpu python benchmarks/generator_quality.py --overwrite   # replaces the committed record
 
-Every generator with a committed checkpoint (the script never trains), and the two untrained controls,
+Every generator with a committed checkpoint (the script never trains), and the untrained controls (``CONTROLS``),
 measured in one run on the meta-test characters, in the committed ProtoNet backbone's space:
 
 * **recognisability**: % of samples (5 per class, generated from the support set) whose nearest real

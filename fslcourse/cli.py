@@ -108,12 +108,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("name", help=f"a registered method, a generator family ({families}), or sinusoid")
     t.add_argument("--recipe", "--profile", dest="recipe", default="quick",
                    help="the method's recipe: quick, full, paper or one of its own, e.g. lake (default quick)")
-    t.add_argument("--seed", type=whole(0), default=None, help="change the recipe's seed (default: the recipe's, 0)")
-    t.add_argument("--steps", type=whole(1), default=None, help="change the recipe's number of steps")
+    t.add_argument("--seed", type=whole(0), default=None, help="change the recipe's seed (default: the recipe's, 0; another needs --out)")
+    t.add_argument("--steps", type=whole(1), default=None, help="change the recipe's number of steps (needs --out: the package's file is the recipe's)")
     t.add_argument("--state-every", type=whole(1), default=None,
                    help="write the resumable training state every N steps (default: the recipe's)")
     t.add_argument("--device", default=None)
-    t.add_argument("--out", type=Path, default=None, help="checkpoint path (default: the package's checkpoint)")
+    t.add_argument("--out", type=Path, default=None, help="checkpoint path (default: the package's NAME-RECIPE.pt, for the recipe unchanged)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at the target, or an unfinished run's training state")
     t.add_argument("--resume", action="store_true", help="continue the run whose training state is beside --out")
     t.add_argument("--state", type=Path, default=None, help="training state path (default: beside --out)")

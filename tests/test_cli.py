@@ -128,12 +128,22 @@ def test_a_changed_recipe_never_writes_the_recipes_own_checkpoint(argv, says, ca
     before any work, even with --overwrite, and names --out; --state-every alone changes nothing trained."""
     import importlib
 
+    import fslcourse.training.api as api
     import fslcourse.training.generators as G
     from fslcourse.cli import main
 
     pre = importlib.import_module("fslcourse.pretrained")  # the module (the package exports a function of that name)
     for module in (pre, G):  # an empty package folder: no "exists" refusal first, and nothing written there
         monkeypatch.setattr(module, "CHECKPOINT_DIR", tmp_path)
+
+    assert main(["train", "gan", "--recipe", "lake", "--seed", "1"]) == 2  # a recipe the family lacks: that, first
+    assert "gan has no recipe 'lake'; use one of quick, full, paper" in capsys.readouterr().err
+
+    def no_work(*args, **kwargs):  # without the refusal the run would start (hours for a paper recipe): fail at once
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(importlib.import_module("fslcourse.data"), "load_omniglot", no_work)
+    monkeypatch.setattr(api, "train_generator", no_work)
     assert main([*argv, "--overwrite"]) == 2
     err = capsys.readouterr().err
     assert says in err and "give --out PATH (out=) a file of its own" in err

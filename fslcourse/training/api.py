@@ -21,10 +21,12 @@ from ..io import check_state_path, check_target, file_source, load_checkpoint, s
 from ..methods.base import METHODS, fixed_n_way, get_method
 from ..pretrained import RECIPE_NAMES, checkpoint_path, load_method, save_method
 from ..recipe import Recipe
-from .generators import FAMILIES, LOADERS, train_generator
+from .generators import FAMILIES, FAMILY_RECIPES, LOADERS, checkpoint_file, train_generator
 from .loop import FitResult, fit
+from .sinusoid import RECIPES as SINUSOID_RECIPES
 from .sinusoid import _load_sinusoid, train_sinusoid_file
-from .trainers import TRAINERS, meta_transfer
+from .sinusoid import checkpoint_file as sinusoid_file
+from .trainers import TRAINERS, check_hard_tasks, meta_transfer
 
 
 def recipe_for(name: str, recipe: str | Recipe = "quick", **changes) -> tuple[str, Recipe]:
@@ -150,6 +152,7 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
         data = load_omniglot(device=device, progress=progress, split=r.options.get("split", "alphabet"))
     extra = {}
     if r.trainer == "meta-transfer":
+        check_hard_tasks(r)
         state1, extra = _phase1_state(name, recipe_name, r, data, device, progress, phase1)
         run = meta_transfer(name, r, data, device, state1)
     else:
@@ -173,6 +176,18 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
         state.unlink(missing_ok=True)
         result.state_step = None
     return model, result
+
+
+def _not_into_package(name: str, recipe: str, seed: int, recipe_seed: int, say: bool) -> bool:
+    """``load_or_train``'s ``save`` for a run at ``seed`` into the package's file: ``True`` only at the recipe's own
+    seed (that file is what the recipe unchanged makes); otherwise what is trained is kept in memory, and (``say``)
+    said so."""
+    if seed == recipe_seed:
+        return True
+    if say:
+        print(f"{name}: seed={seed} is not the {recipe} recipe's ({recipe_seed}), so what is trained now is not "
+              f"saved to the package's {name}-{recipe}.pt; give path= a file to keep it", file=sys.stderr)
+    return False
 
 
 def _check_unchanged(name: str, recipe_name: str, changes: dict, changed: list[str]) -> None:
@@ -214,7 +229,8 @@ def _train_collection(name: str, recipe, *, out, state, resume, overwrite, save,
         what = ", ".join(method_only) or "a Recipe object (give its name)"
         raise ValueError(f"{what}: for methods only; {name} trains its whole named recipe"
                          + (" (the gan family's state is beside --out)" if name in FAMILIES else " on the CPU, in one sitting"))
-    if out is None:
+    known = FAMILY_RECIPES[name] if name in FAMILIES else SINUSOID_RECIPES  # an unknown recipe: named below
+    if out is None and recipe in known:
         _check_unchanged(name, recipe, {"seed": seed}, ["seed"] if seed else [])
     if name == "sinusoid":
         return train_sinusoid_file(recipe, out=out, overwrite=overwrite, seed=seed or 0, progress=progress)
@@ -234,7 +250,8 @@ def load_or_train(name: str, recipe: str = "quick", *, data=None, device=None, p
             ``deformation-gan``, ``diffusion``) or ``"sinusoid"``.
         recipe: the recipe name (``quick``, ``full``, ``paper``, or a method's own).
         data: the splits to train on if nothing is stored (default: Omniglot); only ``data.train`` is trained on.
-        seed: the recipe's seed to train with (default: the recipe's; 0 for a generator or sinusoid).
+        seed: the recipe's seed to train with (default: the recipe's; 0 for a generator or sinusoid). What is
+            trained at another seed is not saved to the package's file (that is the recipe's): give ``path``.
         backbone: a generator's backbone: the feature-space VAE and hallucinator are made for it (and stored
             per backbone fingerprint), the DAGANs' quality is measured in its space, and the diffusion model is
             conditioned on it (required there). Not used by methods.
@@ -256,6 +273,9 @@ def load_or_train(name: str, recipe: str = "quick", *, data=None, device=None, p
         * ``deformation-vae``, ``deformation-gan``: ``"model"``; ``diffusion``: ``"model"``, ``"schedule"``;
         * ``sinusoid``: ``"models"`` (``maml_k5``, ``maml_k10``, ``pretrained``) and ``"record"``.
     """
+    if path is None and save and seed and (name == "sinusoid" or name in FAMILIES):
+        package_file = sinusoid_file(recipe) if name == "sinusoid" else checkpoint_file(name, recipe)
+        save = _not_into_package(name, recipe, seed, 0, say=not package_file.exists())  # else: loaded, at seed 0
     if name == "sinusoid":
         return _load_sinusoid(path, seed=seed or 0, save=save)
     if name in FAMILIES:
@@ -269,6 +289,8 @@ def load_or_train(name: str, recipe: str = "quick", *, data=None, device=None, p
     if options:
         raise ValueError(f"{', '.join(options)}: not an option of a method's load_or_train; it takes data, device, "
                          "progress, seed, path and save")
+    if path is None and save and seed is not None and not checkpoint_path(name, recipe).exists():
+        save = _not_into_package(name, recipe, seed, recipe_for(name, recipe)[1].seed, say=True)
     path = Path(path) if path is not None else checkpoint_path(name, recipe)
     result = None
     if not path.exists():

@@ -188,6 +188,15 @@ class HardTasks(Hook):
         self.model.tasks_seen, self.model.hard_batches = state["tasks_seen"], state["hard_batches"]
 
 
+def check_hard_tasks(recipe: Recipe) -> None:
+    """Refuse, before phase 1 is trained, an MTL recipe whose hard-task batches could not be drawn (it failed at
+    the first hard batch, mid-run, inside ``torch.stack``)."""
+    n = recipe.options.get("hard_tasks")
+    if recipe.model.get("hard_tasks", True) and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"recipe options hard_tasks={n!r}: give the tasks of a hard-task batch, a whole number of 1 "
+                         "or more, or model hard_tasks=False to train without hard tasks")
+
+
 def meta_transfer(name: str, recipe: Recipe, data, device, phase1_state: dict) -> Run:
     """MTL's phase 2: Φ (or Θ for ``mode="ft"``) and θ's initialisation, on the phase-1 backbone."""
     model = get_method(name)(**recipe.model)

@@ -74,7 +74,7 @@ class VAEExplorer(Explorer):
         super().__init__([[self.character, self.walk_1, self.walk_2], [self.from_, self.to],
                           [self.n_shot, self.n_generated, self.generate], self.status], figsize=(10, 5.6), dpi=80)
 
-    def _on_generate(self, _button=None) -> None:
+    def _on_generate(self) -> None:
         self.generation += 1
         self.update()
 

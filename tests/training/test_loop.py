@@ -424,6 +424,36 @@ def test_too_few_validation_episodes_fail_before_the_first_step(glyphs, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+def test_load_or_train_at_another_seed_never_trains_into_the_packages_file(glyphs, tmp_path, monkeypatch, capsys):
+    """The package's NAME-RECIPE.pt is what the recipe unchanged makes: a notebook run at another seed (papermill
+    -p seed 1) on a machine without the file trained it at that seed and saved it there. It is trained and kept in
+    memory, and said; at the recipe's seed it is saved as before. A generator family or the sinusoid: the same."""
+    import importlib
+
+    import fslcourse.training.api as api
+    import fslcourse.training.generators as G
+    from fslcourse.training import load_or_train
+
+    pre = importlib.import_module("fslcourse.pretrained")  # the module (the package exports a function of that name)
+    for module in (pre, G):  # an empty package folder
+        monkeypatch.setattr(module, "CHECKPOINT_DIR", tmp_path)
+    out = load_or_train("test-tiny-protonet", data=_data(glyphs), seed=3, progress=False, device="cpu")
+    assert out["trained"] and out["checkpoint"] is None and out["result"].steps == 60
+    assert list(tmp_path.iterdir()) == []
+    assert ("test-tiny-protonet: seed=3 is not the quick recipe's (0), so what is trained now is not saved to the "
+            "package's test-tiny-protonet-quick.pt; give path= a file to keep it") in capsys.readouterr().err
+    load_or_train("test-tiny-protonet", data=_data(glyphs), seed=0, progress=False, device="cpu")
+    assert [p.name for p in tmp_path.iterdir()] == ["test-tiny-protonet-quick.pt"]
+
+    saved = []
+    monkeypatch.setitem(api.LOADERS, "vae", lambda data, recipe, **kw: saved.append(kw["save"]) or {})
+    load_or_train("vae", data=object(), seed=2)
+    assert saved == [False] and "vae: seed=2 is not the quick recipe's (0)" in capsys.readouterr().err
+    load_or_train("vae", data=object(), seed=0)
+    load_or_train("vae", data=object(), seed=2, path=tmp_path / "mine.pt")  # a file of the caller's: saved there
+    assert saved == [False, True, True]
+
+
 def test_a_notebook_cell_stopped_mid_run_continues_when_run_again(glyphs, tmp_path, ctrl_c_after_step):
     """load_or_train left the state beside the checkpoint; running the cell again was refused ('continue it with
     --resume, or pass --overwrite'), and load_or_train takes neither for a method: no way on but deleting files."""
@@ -585,3 +615,18 @@ def test_load_or_train_without_saving_trains_and_writes_nothing(glyphs, tmp_path
     out = load_or_train("test-tiny-protonet", data=_data(glyphs), device="cpu", progress=False, save=False,
                         path=tmp_path / "x.pt")
     assert out["trained"] and out["checkpoint"] is None and not (tmp_path / "x.pt").exists()
+
+
+@pytest.mark.parametrize("n", [0, -1, 1.5, True, None])
+def test_an_mtl_recipe_without_drawable_hard_tasks_is_refused_before_phase_1(n):
+    """options hard_tasks=0 trained phase 1 and the start of phase 2, then failed inside torch.stack at the first
+    hard-task batch; it is refused first, with the fix (and model hard_tasks=False is no refusal)."""
+    from fslcourse.methods import get_method
+    from fslcourse.training.trainers import check_hard_tasks
+
+    recipe = get_method("mtl").RECIPES["quick"]
+    recipe = recipe.replace(options={**recipe.options, "hard_tasks": n})
+    with pytest.raises(ValueError, match=rf"^recipe options hard_tasks={n!r}: give the tasks of a hard-task batch"):
+        train("mtl", recipe, data=object(), save=False, progress=False, device="cpu")
+    check_hard_tasks(recipe.replace(model={"hard_tasks": False}))
+    check_hard_tasks(get_method("mtl").RECIPES["quick"])
