@@ -381,6 +381,21 @@ def test_evaluate_augment_never_trains_a_generator(tmp_path, capsys, monkeypatch
     assert "invalid choice" in err and "nosuch" in err and "deformation-gan" in err and "vae-feature" in err
 
 
+def test_evaluate_augment_takes_an_untrained_control(tmp_path, capsys):
+    """The controls are what a learned generator must beat, and evaluate --augment refused them ('invalid choice');
+    a control needs no checkpoint, so any --profile of the method goes."""
+    from fslcourse.cli import main
+
+    out = tmp_path / "control.json"
+    assert main(["evaluate", "protonet", "--augment", "copy-noise", "--n-generated", "1", "--episodes", "3",
+                 "--json", str(out)]) == 0
+    said = capsys.readouterr().out
+    rec = json.loads(out.read_text())
+    assert rec["method"] == "protonet+copy-noise" and rec["augment"]["space"] == "pixel"
+    assert rec["augment"]["generator"] == "copy-noise" and len(rec["by_n_generated"]) == 1
+    assert "copy-noise" in said
+
+
 def test_train_names_everything_it_can_train(capsys, monkeypatch):
     """An unknown name listed methods only (not vae, gan, diffusion, sinusoid); train sinusoid --device was ignored;
     the help named three of the five generator families."""

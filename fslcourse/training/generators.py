@@ -20,6 +20,7 @@ from ..config import get_device
 from ..data.episodes import EpisodeSampler
 from ..evaluate import mean_ci95
 from ..generative.augment import FeatureSplit, ModelGenerator, backbone_fingerprint, embed_split
+from ..generative.classical import CONTROLS
 from ..generative.deformation_vae import RECIPES as DEFORMATION_VAE
 from ..generative.deformation_vae import DeformationVAE
 from ..generative.deformation_vae import heldout_elbo as deformation_elbo
@@ -746,9 +747,10 @@ def train_generator(family: str, recipe: str = "quick", *, data=None, out: str |
 def add_augment_arguments(parser, whole=lambda minimum: int) -> None:
     """Add ``--augment``, ``--n-generated`` and ``--generation-seed`` to the ``evaluate`` sub-parser; ``whole(m)``
     is the command line's type for a whole number of at least ``m`` (``cli.whole``)."""
-    parser.add_argument("--augment", default=None, metavar="GENERATOR", choices=sorted(GENERATORS),
+    parser.add_argument("--augment", default=None, metavar="GENERATOR", choices=sorted(GENERATORS) + sorted(CONTROLS),
                         help=f"add generated support examples from a committed generator ({', '.join(sorted(GENERATORS))}) "
-                             "and report the paired difference against no augmentation")
+                             f"or an untrained control ({', '.join(sorted(CONTROLS))}) and report the paired "
+                             "difference against no augmentation")
     parser.add_argument("--n-generated", type=whole(1), nargs="+", default=None, metavar="M",
                         help="generated examples per class; several values give several rows (default: 5)")
     parser.add_argument("--generation-seed", type=whole(0), default=0, help="seed of the generator's noise")
@@ -762,17 +764,22 @@ def evaluate_augmented(args) -> dict:
     from ..pretrained import checkpoint_info, pretrained
     from ..results import result_record, write_record
 
-    builder = get_generator(args.augment)  # fail on an unknown name or recipe before loading anything
-    family = CHECKPOINT_FAMILY[args.augment]
-    if args.profile not in FAMILY_RECIPES[family]:
-        raise ValueError(f"--augment {args.augment} has no {args.profile!r} generator ({family} recipes: "
-                         f"{', '.join(FAMILY_RECIPES[family])}); give --profile one of them")
+    control = CONTROLS.get(args.augment)  # an untrained control: no checkpoint, no recipe
+    if control is None:
+        builder = get_generator(args.augment)  # fail on an unknown name or recipe before loading anything
+        family = CHECKPOINT_FAMILY[args.augment]
+        if args.profile not in FAMILY_RECIPES[family]:
+            raise ValueError(f"--augment {args.augment} has no {args.profile!r} generator ({family} recipes: "
+                             f"{', '.join(FAMILY_RECIPES[family])}); give --profile one of them")
     device = get_device(args.device)
     method = pretrained(args.name, profile=args.profile, device=device)
     data = load_omniglot(device=device, progress=False)
-    with committed_only():  # evaluating never trains a generator, nor overwrites a committed checkpoint
-        gen = builder(data, backbone=getattr(method, "backbone", None), profile=args.profile, device=device,
-                      seed=args.generation_seed, progress=False)
+    if control is not None:
+        gen = control()
+    else:
+        with committed_only():  # evaluating never trains a generator, nor overwrites a committed checkpoint
+            gen = builder(data, backbone=getattr(method, "backbone", None), profile=args.profile, device=device,
+                          seed=args.generation_seed, progress=False)
     results = evaluate_paired(method, gen, data.split(args.split), args.n_way, args.n_shot, args.n_generated or [5],
                               args.n_query, args.episodes, seed=args.seed, generation_seed=args.generation_seed,
                               method_name=args.name, generator_name=args.augment, device=device)
