@@ -251,8 +251,6 @@ def _train(args) -> int:
     from .numerics import use_numerics
 
     use_numerics(args.numerics)  # before anything computes
-    from .io import load_checkpoint
-    from .pretrained import checkpoint_path
     from .training.api import train
 
     changes = {k: v for k, v in (("seed", args.seed), ("steps", args.steps), ("state_every", args.state_every))
@@ -269,11 +267,10 @@ def _train(args) -> int:
         print(f"{args.name}: stopped at step {result.steps} ({result.stopped}); no checkpoint was written. {then}",
               file=sys.stderr)
         return 3
-    out = args.out or checkpoint_path(args.name, args.recipe)
-    m = load_checkpoint(out)["metrics"]
+    m = result.metrics
     p = m["protocol"]
     print(f"{args.name}: trained {result.steps} steps in {result.seconds:.0f} s ({result.cpu_seconds:.0f} CPU-s); "
-          f"saved {out}; its meta-test accuracy, recorded in it: {m['test_accuracy']:.1f} ± {m['test_ci95']:.1f}% "
+          f"saved {result.checkpoint}; its meta-test accuracy, recorded in it: {m['test_accuracy']:.1f} ± {m['test_ci95']:.1f}% "
           f"({p['n_way']}-way {p['n_shot']}-shot, {p['n_episodes']} episodes, ± the 95% CI)")
     return 0
 

@@ -148,6 +148,9 @@ def test_a_changed_recipe_never_writes_the_recipes_own_checkpoint(argv, says, ca
     err = capsys.readouterr().err
     assert says in err and "give --out PATH (out=) a file of its own" in err
     assert list(tmp_path.iterdir()) == []
+    package_file = str(tmp_path / "protonet-quick.pt")  # --out naming the package's file itself: refused too
+    assert main(["train", "protonet", "--steps", "2", "--out", package_file, "--overwrite"]) == 2
+    assert "steps=2 changes protonet's quick recipe" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
 
 
 def test_evaluate_val_records_the_split_and_the_alphabets_left_out(omniglot, tmp_path, capsys):

@@ -90,8 +90,9 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
             ``"sinusoid"``.
         recipe: a recipe name of the method (``quick``, ``full``, ``paper``) or a :class:`Recipe`.
         data: ``train``/``val``/``test`` splits (default: Omniglot).
-        out: the checkpoint (default: the package's ``checkpoints/NAME-RECIPE.pt``, only for the recipe
-            unchanged: ``changes`` other than ``state_every`` need ``out``); must not exist unless ``overwrite``.
+        out: the checkpoint (default: the package's ``checkpoints/NAME-RECIPE.pt``, which only the recipe
+            unchanged writes: ``changes`` other than ``state_every`` need another ``out``); must not exist unless
+            ``overwrite``.
         state: the resumable training state (default: beside ``out``; ``None`` with ``save=False``); an
             existing one is continued (``resume``) or replaced (``overwrite``), never silently.
         resume: continue the run saved in ``state``.
@@ -122,7 +123,7 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
                          f"{', '.join(FAMILIES)}; sinusoid (a new method registers once fslcourse/methods/__init__.py "
                          "imports its module)")
     recipe_name, r = recipe_for(name, recipe, **changes)
-    if save and out is None and isinstance(recipe, str):
+    if save and isinstance(recipe, str) and _is_package_file(out, checkpoint_path(name, recipe_name)):
         _check_unchanged(name, recipe_name, changes,
                          [k for k in get_method(name).RECIPES[recipe].differs_from(r.as_dict()) if k != "state_every"])
     if save and out is None and isinstance(recipe, Recipe):
@@ -170,8 +171,8 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
         for key in ("tasks_seen", "hard_batches"):
             if hasattr(model, key):
                 extra[key] = getattr(model, key)
-        write_checkpoint(model, out, name=name, recipe_name=recipe_name, recipe=r, result=result, data=data,
-                         device=device, eval_episodes=eval_episodes, extra=extra)
+        result.checkpoint = write_checkpoint(model, out, name=name, recipe_name=recipe_name, recipe=r, result=result,
+                                             data=data, device=device, eval_episodes=eval_episodes, extra=extra)
     if state is not None:  # finished (and stored, if saved): its last-step state is spent
         state.unlink(missing_ok=True)
         result.state_step = None
@@ -188,6 +189,11 @@ def _not_into_package(name: str, recipe: str, seed: int, recipe_seed: int, say: 
         print(f"{name}: seed={seed} is not the {recipe} recipe's ({recipe_seed}), so what is trained now is not "
               f"saved to the package's {name}-{recipe}.pt; give path= a file to keep it", file=sys.stderr)
     return False
+
+
+def _is_package_file(out, package_file: Path) -> bool:
+    """Whether a run writing ``out`` (``None``: the default) writes the package's ``NAME-RECIPE.pt``."""
+    return out is None or Path(out).resolve() == package_file.resolve()
 
 
 def _check_unchanged(name: str, recipe_name: str, changes: dict, changed: list[str]) -> None:
@@ -209,6 +215,7 @@ def write_checkpoint(model, out: Path, *, name: str, recipe_name: str, recipe: R
     metrics = {"test_accuracy": res.accuracy, "test_ci95": res.ci95, "protocol": protocol,
                "test_episode_accuracies": res.episode_accuracies, "val_accuracy": result.best_score,
                "best_step": result.best_step, "steps": result.steps, "interrupted": result.interrupted}
+    result.metrics = metrics
     seconds = result.seconds + (extra or {}).get("phase1_seconds", 0.0)
     return save_method(model, out, seed=recipe.seed, profile=recipe_name, train_seconds=seconds, metrics=metrics,
                        recipe=recipe.as_dict(), recipe_name=recipe_name, steps=result.steps, run=dict(extra or {}),
@@ -230,7 +237,8 @@ def _train_collection(name: str, recipe, *, out, state, resume, overwrite, save,
         raise ValueError(f"{what}: for methods only; {name} trains its whole named recipe"
                          + (" (the gan family's state is beside --out)" if name in FAMILIES else " on the CPU, in one sitting"))
     known = FAMILY_RECIPES[name] if name in FAMILIES else SINUSOID_RECIPES  # an unknown recipe: named below
-    if out is None and recipe in known:
+    if recipe in known and _is_package_file(out, sinusoid_file(recipe) if name == "sinusoid"
+                                            else checkpoint_file(name, recipe)):
         _check_unchanged(name, recipe, {"seed": seed}, ["seed"] if seed else [])
     if name == "sinusoid":
         return train_sinusoid_file(recipe, out=out, overwrite=overwrite, seed=seed or 0, progress=progress)

@@ -90,6 +90,8 @@ class FitResult:
     cpu_seconds: float
     stopped: str
     state_step: int | None = None  # the step of the training state on disk (None: none was written)
+    checkpoint: Path | None = None  # the file train() wrote, and the metrics it measured for it (None: not saved)
+    metrics: dict | None = None
 
     @property
     def interrupted(self) -> bool:
