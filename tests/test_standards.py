@@ -17,8 +17,10 @@ EVERYWHERE = PACKAGE + sorted((ROOT / "benchmarks").rglob("*.py")) + sorted((ROO
 ALGORITHMS = [p for folder in ("methods", "generative", "models") for p in sorted((ROOT / "fslcourse" / folder).glob("*.py"))
               if p.name not in ("__init__.py", "base.py", "augment.py")]  # augment: the protocol, not an algorithm
 
-RESHAPE = re.compile(r"\.(view|reshape|flatten|unflatten|stack)\(")
-SHAPE_COMMENT = re.compile(r"\(.*\)|->|scalar")
+# calls that change a tensor's shape or the order of its axes
+RESHAPE = re.compile(r"\.(view|reshape|flatten|unflatten|stack|permute|transpose|movedim|expand|expand_as|view_as|reshape_as)\(")
+# a shape: parentheses holding a comma, e.g. `(n, C*H*W)` or `(n,)`, or `(*param.shape)`; an arrow; `scalar`
+SHAPE_COMMENT = re.compile(r"\((?:[^()]*,[^()]*|\*[\w.]+)\)|->|scalar")
 SAMPLERS = {"rand", "randn", "randint", "randperm", "multinomial", "normal", "bernoulli", "poisson"}
 
 
@@ -46,15 +48,16 @@ def breaking_reshape_rule(path: Path, root: Path = ROOT) -> list[str]:
             if RESHAPE.search(code) and not any(SHAPE_COMMENT.search(c) for c in comments)]
 
 
-def test_every_reshape_view_flatten_or_stack_has_a_shape_comment():
+def test_every_reshape_view_flatten_stack_permute_or_expand_has_a_shape_comment():
     bad = [w for p in PACKAGE for w in breaking_reshape_rule(p)]
     assert not bad, "add a shape comment, e.g. `# (n, C*H*W)`, to: " + ", ".join(bad)
 
 
 def test_the_reshape_rule_can_fail(tmp_path):
     src = tmp_path / "x.py"
-    src.write_text("a = x.flatten(1)\nb = x.view(2, -1)  # (2, n)\nc = torch.stack(v,\n    0)  # here\nd = f('.view(')\n")
-    assert [int(w.rsplit(":", 1)[1]) for w in breaking_reshape_rule(src, tmp_path)] == [1, 3]
+    src.write_text("a = x.flatten(1)\nb = x.view(2, -1)  # (2, n)\nc = torch.stack(v,\n    0)  # here\nd = f('.view(')\n"
+                   "e = x.permute(0, 2, 1)\nf = x.expand(4, -1)  # (4, n)\ng = x.view(2, -1)  # flatten (see above)\n")
+    assert [int(w.rsplit(":", 1)[1]) for w in breaking_reshape_rule(src, tmp_path)] == [1, 3, 6, 8]
 
 
 def calls(path: Path):
@@ -114,6 +117,8 @@ def test_algorithm_modules_cite_their_paper_and_notebook(path):
     doc = ast.get_docstring(ast.parse(path.read_text())) or ""
     assert doc, f"{path.name}: add a module docstring (a one-line summary, the paper, the notebook that teaches it)"
     assert re.search(r"\b(19|20)\d\d\b", doc), f"{path.name}: the docstring names no paper (authors, year, arXiv id)"
+    assert re.search(r"arXiv:\d{4}\.\d{4,5}|no arXiv version", doc), (
+        f"{path.name}: the docstring's paper has no arXiv id (arXiv:NNNN.NNNNN); a paper with none says 'no arXiv version'")
     assert re.search(r"notebooks/\d\d_\w+\.ipynb", doc), f"{path.name}: the docstring names no notebook that teaches it"
 
 

@@ -74,6 +74,6 @@ def _zero_field_is_the_identity(fn) -> str | None:
 def displace_reference(source: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
     """``source`` ``(n, 1, H, W)`` read at the identity grid plus ``field`` ``(n, 2, H, W)`` (``grid_sample``'s
     [-1, 1] coordinates, bilinear, ``align_corners=False``); returns ``(n, 1, H, W)``."""
-    identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).expand(len(source), 2, 3)
+    identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).expand(len(source), 2, 3)  # (n, 2, 3)
     coords = F.affine_grid(identity, list(source.shape), align_corners=False)  # (n, H, W, 2): (x, y) per pixel
-    return F.grid_sample(source, coords + field.permute(0, 2, 3, 1), align_corners=False)
+    return F.grid_sample(source, coords + field.permute(0, 2, 3, 1), align_corners=False)  # field: (n, H, W, 2)

@@ -8,7 +8,7 @@ A learned generator is worth something only if it beats what needs no training a
   (rotation, scale, shear, shift) composed with an elastic deformation, a random displacement
   field smoothed by a Gaussian of width :math:`\\sigma` and scaled by :math:`\\alpha` (Simard,
   Steinkraus & Platt 2003, "Best practices for convolutional neural networks applied to visual
-  document analysis", ICDAR). Every sample is the support drawing itself, moved: it is always the
+  document analysis", ICDAR; no arXiv version). Every sample is the support drawing itself, moved: it is always the
   right character.
 * :class:`CopyNoise` copies a support drawing and adds faint Gaussian pixel noise (std 0.05 by
   default, which the classifier still recognises as the drawing): a "generator" that adds no new

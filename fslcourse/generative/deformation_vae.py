@@ -51,7 +51,7 @@ def warp(source: torch.Tensor, params: torch.Tensor, grid: int) -> torch.Tensor:
     theta = identity + 0.1 * params[:, :6].view(n, 2, 3)  # (n, 6) -> (n, 2, 3): the affine part
     field = params[:, 6:].view(n, 2, grid, grid)  # (n, 2 * grid^2) -> (n, 2, grid, grid)
     field = F.interpolate(field, size=source.shape[-2:], mode="bicubic", align_corners=False)  # (n, 2, H, W)
-    coords = F.affine_grid(theta, list(source.shape), align_corners=False) + 0.1 * field.permute(0, 2, 3, 1)
+    coords = F.affine_grid(theta, list(source.shape), align_corners=False) + 0.1 * field.permute(0, 2, 3, 1)  # (n, H, W, 2)
     return F.grid_sample(source, coords, align_corners=False)  # coords: (n, H, W, 2)
 
 

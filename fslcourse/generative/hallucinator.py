@@ -10,7 +10,7 @@ As in Wang et al., it is trained end to end for the classifier that will use it:
 of meta-train classes, the prototypes are built from the real support features *and* the
 hallucinated ones, and the loss is the ProtoNet cross-entropy of the queries,
 
-.. math:: c_k = \\frac{1}{K + m}\\Big(\\sum_{i} f_{k,i} + \\sum_{j=1}^{m} G(f_{k, j \\bmod K}, z_j)\\Big),\\qquad
+.. math:: c_k = \\frac{1}{K + m}\\Big(\\sum_{i} f_{k,i} + \\sum_{j=0}^{m-1} G(f_{k, j \\bmod K}, z_j)\\Big),\\qquad
           L = -\\log \\operatorname{softmax}_k(-\\lVert \\phi(x_q) - c_k\\rVert^2)_{y_q}.
 
 Working on backbone features (32-d for the course's Conv-4) instead of 784 pixels makes it far cheaper than a pixel-space GAN

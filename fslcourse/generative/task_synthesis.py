@@ -12,7 +12,7 @@ pixelwise maximum of drawing :math:`j` of character :math:`a` and drawing :math:
 .. math:: x^{(a+b)}_j = \\max\\big(x^{(a)}_j,\\, x^{(b)}_j\\big),
 
 composition of parts being how Omniglot's characters are built (Lake, Salakhutdinov & Tenenbaum 2015,
-"Human-level concept learning through probabilistic program induction", Science 350). Every synthetic
+"Human-level concept learning through probabilistic program induction", Science 350; no arXiv version). Every synthetic
 class keeps twenty drawings by twenty hands, and the split's rotations (quarter turns as classes) apply to
 it too. The classes are new, but their strokes are the meta-training characters' own: nothing from the
 meta-test alphabets enters (a generator trained on the full background set would leak the other alphabets

@@ -41,7 +41,7 @@ RECIPES = {
     "full": {"pixel": _PIXEL.replace(steps=20_000, lr=1e-3, n_way=64, val_n_way=64),
              "feature": _PIXEL.replace(steps=20_000, lr=1e-3, n_way=64, val_n_way=64)},
 }
-RECIPES["paper"] = {space: r.replace(note="Kingma & Welling 2014 (arXiv:1312.6114) give no few-shot Omniglot recipe: the "
+RECIPES["paper"] = {space: r.replace(note="Kingma & Welling 2013 (arXiv:1312.6114) give no few-shot Omniglot recipe: the "
                                          "course's full recipe (a VAE conditioned on a class's drawings)")
                     for space, r in RECIPES["full"].items()}
 

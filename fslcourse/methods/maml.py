@@ -110,7 +110,7 @@ def inner_loop_tasks(net: MAMLConv4, theta: dict[str, torch.Tensor], x: torch.Te
         ``{name: (B, *param.shape)}``, each task's adapted weights ``φ_b``.
     """
     n_tasks = x.shape[0]
-    params = {k: v.expand(n_tasks, *v.shape) for k, v in theta.items()}  # every task starts at θ
+    params = {k: v.expand(n_tasks, *v.shape) for k, v in theta.items()}  # (B, *param.shape): every task starts at θ
     if n_way is not None:  # the zeroing trick: each task's head starts at zero (leaves of the graph)
         w = theta["head.weight"]
         params["head.weight"] = w.new_zeros(n_tasks, n_way, w.shape[1], requires_grad=True)

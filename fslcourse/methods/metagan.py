@@ -41,7 +41,7 @@ GENERATOR_LOSSES = ("feature-matching", "non-saturating")
 
 def with_fake_class(logits: torch.Tensor, fake_logit: torch.Tensor) -> torch.Tensor:
     """``(n, N)`` class logits -> ``(n, N + 1)``: the fake class's logit ``fake_logit`` appended last."""
-    return torch.cat([logits, fake_logit.expand(len(logits), 1)], 1)
+    return torch.cat([logits, fake_logit.expand(len(logits), 1)], 1)  # fake_logit: (n, 1)
 
 
 @contextlib.contextmanager

@@ -106,4 +106,4 @@ class MAMLConv4(nn.Module):
             if self.stride == 1:
                 h = F.max_pool2d(h, 2)
         features = h.reshape(n, n_tasks, -1).transpose(0, 1)  # (B, n, hidden*side*side)
-        return torch.baddbmm(params["head.bias"].unsqueeze(1), features, params["head.weight"].transpose(1, 2))
+        return torch.baddbmm(params["head.bias"].unsqueeze(1), features, params["head.weight"].transpose(1, 2))  # (B, n, n_way)

@@ -110,7 +110,7 @@ class UNet(nn.Module):
             return e + self.null_cond
         ce = self.cond_mlp(c)  # (n, emb)
         if drop is not None:
-            ce = torch.where(drop[:, None], self.null_cond.expand_as(ce), ce)
+            ce = torch.where(drop[:, None], self.null_cond.expand_as(ce), ce)  # (n, emb)
         return e + ce
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None,

@@ -91,7 +91,7 @@ class DiffusionExplorer(Explorer):
             support = self.split.get(self.classes[k:k + 1], ids)[0].to(self.device)  # (K, 1, 28, 28)
             c = class_conditions(self.encoder, support, torch.zeros(len(support), dtype=torch.long,
                                                                      device=self.device), 1)  # (1, D)
-            steps = denoise_steps(self.model, c.expand(len(self.x_T), -1), self.schedule, sampler="ddim",
+            steps = denoise_steps(self.model, c.expand(len(self.x_T), -1), self.schedule, sampler="ddim",  # c: (n, D)
                                   n_steps=self.n_steps.value, w=self.guidance.value, x_T=self.x_T)
             if len(self._cache) >= KEEP_RUNS:  # a run keeps every step: about 5 MB at 200 steps; the latest few
                 del self._cache[next(iter(self._cache))]

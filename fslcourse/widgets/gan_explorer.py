@@ -92,7 +92,7 @@ class GANExplorer(Explorer):
         else:
             n = self.n_grid.value ** 2
             z = self.noise(self.z_seed.value, n)  # (n_grid^2, z_dim)
-            s.update(z=z, generated=self.gen(source.expand(n, -1, -1, -1).to(self.device), z.to(self.device)).cpu())
+            s.update(z=z, generated=self.gen(source.expand(n, -1, -1, -1).to(self.device), z.to(self.device)).cpu())  # (n, 1, H, W)
         return s
 
     def draw(self, fig, s: dict) -> None:

@@ -49,7 +49,7 @@ class VAEExplorer(Explorer):
         self.device = next(vae.parameters()).device
         g = torch.Generator().manual_seed(seed)
         self.classes = torch.randperm(split.n_classes, generator=g)[:n_classes]  # (n_classes,) ids in the split
-        self.images = split.get(self.classes, torch.arange(split.n_examples)[None].expand(n_classes, -1))
+        self.images = split.get(self.classes, torch.arange(split.n_examples)[None].expand(n_classes, -1))  # ids: (n_classes, n_examples)
         self.labels = torch.arange(n_classes).repeat_interleave(split.n_examples)  # (n_classes * n_examples,)
         x = self.images.flatten(0, 1).to(self.device)  # (n_classes * n_examples, 1, 28, 28)
         codes = latent_code(vae, x, self.labels.to(self.device), n_classes).cpu()  # (n, context_dim + z_dim)
