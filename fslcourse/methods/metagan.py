@@ -19,7 +19,7 @@ c_k\\rVert^2` and a learned fake logit :math:`b` (a distance threshold),
 The backbone and :math:`b` descend :math:`L_D`, the generator descends :math:`L_G`, feature matching as in
 the paper (Salimans et al. 2016, arXiv:1606.03498: the mean embedding of the fakes matches the real
 queries'); ``generator_loss="non-saturating"`` uses :math:`-\\mathbb{E}_z \\log(1 - p(\\text{fake} \\mid G))`
-instead, which let the generator collapse to one drawing in our runs. At test time the fake class
+instead (not measured in the course's records). At test time the fake class
 and the generator are dropped: ``predict`` is ProtoNet's, so any gain comes from training alone.
 Fakes are embedded with the batch-norm layers in evaluation mode, so they never enter the running
 statistics used at test time. The recipe is ProtoNet's quick recipe (same episodes, steps, schedule

@@ -12,7 +12,7 @@ logits are scaled cosine similarities,
 .. math:: w_k = \\psi\\Big(\\frac1K \\sum_{i \\in S_k} f_\\phi(x_i)\\Big), \\qquad
           \\ell_k(x) = s \\cdot \\frac{f_\\phi(x)^\\top w_k}{\\lVert f_\\phi(x)\\rVert\\,\\lVert w_k\\rVert},
 
-with :math:`\\psi(a) = a + V\\,\\mathrm{ReLU}(U a)` (a residual MLP: at :math:`V = 0` it is the
+with :math:`\\psi(a) = a + V\\,\\mathrm{ReLU}(U a + u) + v` (a residual MLP: at :math:`V = 0, v = 0`, its start, it is the
 cosine prototype classifier) and a learned scale :math:`s`. The backbone, :math:`\\psi` and :math:`s` are
 meta-trained together on episodes, for the queries' cross-entropy. The recipe is ProtoNet's quick
 recipe (same episodes, steps, schedule and seed), so the committed ProtoNet is a matched baseline; the
@@ -30,7 +30,7 @@ from .protonet import ProtoNet, protonet_logits
 
 
 class ParameterPredictor(nn.Module):
-    """``psi(a) = a + V ReLU(U a)``: classifier weights ``(n_way, D)`` from mean activations ``(n_way, D)``.
+    """``psi(a) = a + V ReLU(U a + u) + v``: classifier weights ``(n_way, D)`` from mean activations ``(n_way, D)``.
 
     Args:
         dim: D, the embedding size; hidden: the width of ``U``.

@@ -11,7 +11,7 @@ initialised to 1) and shift ``Φ_S2`` (``(C_out,)``, initialised to 0):
 
 ``W`` and ``b`` are never written to: the wrapper builds the scaled weight on
 the fly, so fine-tuning touches ``2 * C_out`` numbers per layer instead of
-``C_out * (C_in * k * k + 1)``.
+``C_out * C_in * k * k`` (plus ``C_out`` for a convolution with a bias; the course's ResNet has none).
 """
 from __future__ import annotations
 
