@@ -66,7 +66,7 @@ def time_generation(gen, support, support_y, m, repeats=2):
 
 
 @torch.no_grad()
-def quality(gens: dict, encoder, split, n_cls=10, seed=0) -> dict:
+def quality(gens: dict, backbone, split, n_cls=10, seed=0) -> dict:
     """Mean Fréchet distance and diversity per generator over ``n_cls`` meta-test classes (K = 5, 15 generated)."""
     g = torch.Generator().manual_seed(seed)
     classes = torch.randperm(split.n_classes, generator=g)[:n_cls]
@@ -74,13 +74,13 @@ def quality(gens: dict, encoder, split, n_cls=10, seed=0) -> dict:
     rows = {"real vs other real drawings (same class)": [], "real vs a different class": []}
     div = {"real": []}
     for i in range(n_cls):
-        f_real = encoder(real[i])  # (20, D)
+        f_real = backbone(real[i])  # (20, D)
         rows["real vs other real drawings (same class)"].append(frechet_distance(f_real[5:], f_real[:5]))
-        rows["real vs a different class"].append(frechet_distance(f_real[5:], encoder(real[(i + 1) % n_cls])))
+        rows["real vs a different class"].append(frechet_distance(f_real[5:], backbone(real[(i + 1) % n_cls])))
         div["real"].append(mean_pairwise_distance(f_real[5:]))
         for name, gen in gens.items():
             x, _ = gen.generate(real[i, :5], torch.zeros(5, dtype=torch.long), 15, seed * 1_000_003 + i)
-            f_gen = encoder(x)  # (15, D)
+            f_gen = backbone(x)  # (15, D)
             rows.setdefault(name, []).append(frechet_distance(f_real[5:], f_gen))
             div.setdefault(name, []).append(mean_pairwise_distance(f_gen))
     return {"frechet": {k: sum(v) / len(v) for k, v in rows.items()},
@@ -106,14 +106,14 @@ def main(argv=None):
     course = fslcourse.setup(seed=args.seed, profile="quick")
     data = load_omniglot(device=course.device, progress=False)
     protonet = fslcourse.pretrained("protonet", device=course.device)
-    encoder = protonet.backbone.eval()
+    backbone = protonet.backbone.eval()
     with committed_only():  # measures the committed model; a missing one is named with its train command
-        d = load_or_train("diffusion", "quick", data=data, backbone=encoder, device=course.device, progress=False)
+        d = load_or_train("diffusion", "quick", data=data, backbone=backbone, device=course.device, progress=False)
     ckpt = d["checkpoint"]
-    diff = {f"diffusion {s.upper()} {n}": DiffusionGenerator(d["model"], d["schedule"], encoder, sampler=s,
+    diff = {f"diffusion {s.upper()} {n}": DiffusionGenerator(d["model"], d["schedule"], backbone, sampler=s,
                                                               n_steps=n, guidance=args.guidance, source=d["source"])
             for s, n in SETTINGS}
-    others = other_generators(data, encoder, args.seed)
+    others = other_generators(data, backbone, args.seed)
     usable = {k: v for k, v in others.items() if not isinstance(v, str)}
     record = {"name": "09_diffusion_benchmark", "device": device_info(course.device), "versions": versions(),
               "threads": torch.get_num_threads(), "guidance": args.guidance, "seed": args.seed,
@@ -136,18 +136,18 @@ def main(argv=None):
         print(f"  {name:24s} {1 / sec:8.1f} samples/s", flush=True)
     record["cost"] = cost
     print("quality ...", flush=True)
-    record["quality"] = quality({**diff, **usable}, encoder, data.test, seed=args.seed)
+    record["quality"] = quality({**diff, **usable}, backbone, data.test, seed=args.seed)
     print(record["quality"], flush=True)
     print("recognisability ...", flush=True)
     rec = []
     for w, n_shot in ((0.0, 1), (1.0, 1), (2.0, 1), (4.0, 1), (2.0, 5)):
-        gen = DiffusionGenerator(d["model"], d["schedule"], encoder, n_steps=10, guidance=w)
-        r = nearest_prototype_accuracy(gen, encoder, data.test, 5, n_shot, 5, n_episodes=30, seed=args.seed)
+        gen = DiffusionGenerator(d["model"], d["schedule"], backbone, n_steps=10, guidance=w)
+        r = nearest_prototype_accuracy(gen, backbone, data.test, 5, n_shot, 5, n_episodes=30, seed=args.seed)
         rec.append({"generator": f"diffusion DDIM 10, w={w:g}", "guidance": w, **r})
         print(f"  w={w:g} {n_shot}-shot: generated {r['generated']:.1f}% real {r['real']:.1f}%", flush=True)
     for name, gen in usable.items():
         for n_shot in (1, 5):
-            r = nearest_prototype_accuracy(gen, encoder, data.test, 5, n_shot, 5, n_episodes=30, seed=args.seed)
+            r = nearest_prototype_accuracy(gen, backbone, data.test, 5, n_shot, 5, n_episodes=30, seed=args.seed)
             rec.append({"generator": name, **r})
     record["recognisability"] = rec
     print("augmentation ...", flush=True)

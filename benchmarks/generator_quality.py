@@ -55,16 +55,16 @@ def seconds_per_sample(gen, episode, m: int = 5, repeats: int = 2) -> float:
 
 
 @torch.no_grad()
-def frechet(gen, encoder, split, n_cls: int = 10, seed: int = 0) -> dict:
+def frechet(gen, backbone, split, n_cls: int = 10, seed: int = 0) -> dict:
     """Mean per-class Fréchet distance and diversity of 15 samples from 5 support drawings, against 15 real ones."""
     classes = torch.randperm(split.n_classes, generator=torch.Generator().manual_seed(seed))[:n_cls]
     real = split.get(classes, torch.arange(20)[None].expand(n_cls, -1))  # (n_cls, 20, 1, 28, 28)
     d, div = [], []
     for i in range(n_cls):
-        f_real = encoder(real[i, 5:])  # (15, D)
+        f_real = backbone(real[i, 5:])  # (15, D)
         x = real[(i + 1) % n_cls] if gen == "other" else real[i, :5] if gen == "real" else \
             gen.generate(real[i, :5], torch.zeros(5, dtype=torch.long), 15, seed * 1_000_003 + i)[0]
-        f = encoder(x)
+        f = backbone(x)
         d.append(frechet_distance(f_real, f))
         div.append(mean_pairwise_distance(f))
     return {"frechet": sum(d) / n_cls, "diversity": sum(div) / n_cls, "classes": n_cls}
@@ -85,26 +85,26 @@ def main(argv=None) -> int:
     with one_line_errors():  # a bad --device or FSLCOURSE_DEVICE, data not found: one line
         device = get_device(args.device)
         data = load_omniglot(device=device, progress=False)
-    encoder = pretrained("protonet", device=device).backbone.eval()
+    backbone = pretrained("protonet", device=device).backbone.eval()
     shown = {"copy-noise": "copy + noise"}  # the rows' names in the committed record
     gens = {f"{shown.get(name, name)} (untrained control)": control() for name, control in CONTROLS.items()}
     with committed_only():  # the script never trains: a part missing from a committed file is an error
         for name in LEARNED:
             if (CHECKPOINT_DIR / f"{CHECKPOINT_FAMILY[name]}-quick.pt").exists():
-                gens[name] = get_generator(name)(data, backbone=encoder, profile="quick", device=device, progress=False)
+                gens[name] = get_generator(name)(data, backbone=backbone, profile="quick", device=device, progress=False)
         if (CHECKPOINT_DIR / "gan-paper.pt").exists():  # the DAGAN paper's networks and schedule (a GPU run)
             gens["gan, paper recipe"] = get_generator("gan")(data, profile="paper", device=device, progress=False)
-        d = load_or_train("diffusion", "quick", data=data, backbone=encoder, device=device, progress=False) \
+        d = load_or_train("diffusion", "quick", data=data, backbone=backbone, device=device, progress=False) \
             if (CHECKPOINT_DIR / "diffusion-quick.pt").exists() else None
     chosen = None
     record = {"name": "generator_quality", "device": device_info(device), "versions": versions(),
               "threads": torch.get_num_threads(), "episodes": args.episodes, "rows": [], "selection": []}
     if d is not None:
         def diffusion(w, n, sampler="ddim"):
-            return DiffusionGenerator(d["model"], d["schedule"], encoder, sampler=sampler, n_steps=n, guidance=w,
+            return DiffusionGenerator(d["model"], d["schedule"], backbone, sampler=sampler, n_steps=n, guidance=w,
                                       source=d["source"])
         for w, n in GRID:  # chosen on meta-validation characters
-            r = nearest_prototype_accuracy(diffusion(w, n), encoder, data.val, 5, 1, 5, args.episodes, seed=0)
+            r = nearest_prototype_accuracy(diffusion(w, n), backbone, data.val, 5, 1, 5, args.episodes, seed=0)
             record["selection"].append({"guidance": w, "ddim_steps": n, "val_recognisability": r["generated"],
                                         "val_ci95": r["generated_ci95"]})
             print(f"  val: diffusion DDIM {n} w={w:g}: {r['generated']:.1f}", flush=True)
@@ -115,13 +115,13 @@ def main(argv=None) -> int:
         ddpm = diffusion(chosen[0], d["schedule"].T, "ddpm")
     ep = EpisodeSampler(data.test, 5, 1, 1, seed=0).sample()
     for ref in ("real", "other"):
-        record[f"frechet_{ref}"] = frechet(ref, encoder, data.test)
+        record[f"frechet_{ref}"] = frechet(ref, backbone, data.test)
     for name, gen in gens.items():
         row = {"generator": name, "space": gen.space, "source": getattr(gen, "source", None)}
         for shot in (1, 5):
-            r = nearest_prototype_accuracy(gen, encoder, data.test, 5, shot, 5, args.episodes, seed=0)
+            r = nearest_prototype_accuracy(gen, backbone, data.test, 5, shot, 5, args.episodes, seed=0)
             row[f"{shot}shot"] = r
-        row.update(frechet(gen, encoder, data.test))
+        row.update(frechet(gen, backbone, data.test))
         row["samples_per_second"] = 1 / seconds_per_sample(gen, ep)
         print(f"{name:48s} recognised {row['1shot']['generated']:5.1f} ± {row['1shot']['generated_ci95']:.1f} (1-shot) "
               f"{row['5shot']['generated']:5.1f} (5-shot)  score {row['1shot']['score']:.2f}  Fréchet "

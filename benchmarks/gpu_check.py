@@ -242,13 +242,13 @@ def train_generator(name: str, steps: int, data, device) -> tuple[dict, object]:
     elif name == "diffusion":
         recipe = G.DIFFUSION["full"]
         r = recipe.replace(**short)
-        encoder = protonet_backbone(device)
+        backbone = protonet_backbone(device)
         torch.manual_seed(r.seed)
         schedule = G.Schedule(r.options["noise_schedule"], r.options["T"], device)
         with torch.no_grad():
-            cond_dim = encoder(torch.zeros(1, 1, 28, 28, device=device)).shape[1]
+            cond_dim = backbone(torch.zeros(1, 1, 28, 28, device=device)).shape[1]
         model = G.UNet(cond_dim=cond_dim, **r.model).to(device)
-        _, hist = G.train_diffusion(model, encoder, data.train, schedule, r, progress=False)
+        _, hist = G.train_diffusion(model, backbone, data.train, schedule, r, progress=False)
     else:
         raise ValueError(f"{name!r} is not a generator; use one of {', '.join(GENERATORS)}")
     hist = dict(hist)
@@ -373,10 +373,10 @@ def build_widget(name: str, data, device):
         from fslcourse.widgets.diffusion_explorer import DiffusionExplorer
         if not G.checkpoint_file("diffusion").exists():
             raise FileNotFoundError("no diffusion-quick.pt checkpoint (never trained inside this check)")
-        encoder = protonet_backbone(device)
-        out = load_or_train("diffusion", "quick", data=data, backbone=encoder, device=device, progress=False,
+        backbone = protonet_backbone(device)
+        out = load_or_train("diffusion", "quick", data=data, backbone=backbone, device=device, progress=False,
                             save=False)
-        return DiffusionExplorer(out["model"], out["schedule"], encoder, data.test, n_classes=8, n_shot=5,
+        return DiffusionExplorer(out["model"], out["schedule"], backbone, data.test, n_classes=8, n_shot=5,
                                  n_samples=4, seed=0)
     raise ValueError(f"{name!r} is not a widget; use one of {', '.join(WIDGETS)}")
 

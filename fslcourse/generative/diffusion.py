@@ -226,14 +226,14 @@ def denoise_steps(model, c: torch.Tensor | None, schedule: Schedule, n: int | No
     yield -1, x, None
 
 
-def class_conditions(encoder, x: torch.Tensor, y: torch.Tensor, n_way: int) -> torch.Tensor:
-    """Prototypes of the support set in the encoder's feature space: ``(n_way * n_shot, 1, 28, 28) -> (n_way, D)``."""
+def class_conditions(backbone, x: torch.Tensor, y: torch.Tensor, n_way: int) -> torch.Tensor:
+    """Prototypes of the support set in the backbone's feature space: ``(n_way * n_shot, 1, 28, 28) -> (n_way, D)``."""
     with torch.no_grad():
-        return prototypes(encoder(x), y, n_way)
+        return prototypes(backbone(x), y, n_way)
 
 
 @torch.no_grad()
-def heldout_loss(model, encoder, split, schedule: Schedule, n_classes: int = 16, n_shot: int = 5,
+def heldout_loss(model, backbone, split, schedule: Schedule, n_classes: int = 16, n_shot: int = 5,
                  n_target: int = 5, seed: int = 0) -> dict:
     """Conditional denoising loss on fixed seeded drawings of ``split``, and the loss of predicting zero noise.
 
@@ -245,7 +245,7 @@ def heldout_loss(model, encoder, split, schedule: Schedule, n_classes: int = 16,
     ex = torch.stack([torch.randperm(split.n_examples, generator=g) for _ in ids])  # (n_classes, n_examples)
     device = next(model.parameters()).device
     x = split.get(ids, ex[:, : n_shot + n_target]).to(device)  # (n_classes, n_shot + n_target, 1, 28, 28)
-    c = prototypes(encoder(x[:, :n_shot].flatten(0, 1)), torch.arange(n_classes, device=device).repeat_interleave(
+    c = prototypes(backbone(x[:, :n_shot].flatten(0, 1)), torch.arange(n_classes, device=device).repeat_interleave(
         n_shot), n_classes).repeat_interleave(n_target, 0)  # (n_classes * n_target, D)
     x0 = 2 * x[:, n_shot:].flatten(0, 1) - 1  # (n_classes * n_target, 1, 28, 28)
     t = torch.randint(0, schedule.T, (len(x0),), generator=g).to(device)
@@ -259,18 +259,18 @@ class DiffusionTrainer(nn.Module):
 
     Args:
         model: the noise predictor, called as ``model(x_t, t, c)``.
-        encoder: the frozen conditioning backbone (not a submodule: it is neither trained nor saved).
+        backbone: the frozen conditioning backbone (not a submodule: it is neither trained nor saved).
         schedule: the noise :class:`Schedule`.
         p_uncond: probability of dropping the condition (classifier-free guidance).
         ema: EMA decay; ``self.ema`` is the model that is sampled from and saved.
     """
 
-    def __init__(self, model: nn.Module, encoder: nn.Module, schedule: Schedule, p_uncond: float = 0.15,
+    def __init__(self, model: nn.Module, backbone: nn.Module, schedule: Schedule, p_uncond: float = 0.15,
                  ema: float = 0.995):
         super().__init__()
         self.model, self.schedule, self.p_uncond, self.decay = model, schedule, p_uncond, ema
         self.ema = copy.deepcopy(model).eval().requires_grad_(False)
-        object.__setattr__(self, "encoder", encoder.eval())
+        object.__setattr__(self, "backbone", backbone.eval())
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -281,7 +281,7 @@ class DiffusionTrainer(nn.Module):
         """One denoising step. ``batch``: ``x`` ``(n_way, k + n_target, 1, 28, 28)`` in [0, 1], ``k`` and ``generator``."""
         x, k = batch["x"], batch["k"]
         n_classes, n_target = x.shape[0], x.shape[1] - k
-        c = class_conditions(self.encoder, x[:, :k].flatten(0, 1), torch.arange(n_classes, device=x.device)
+        c = class_conditions(self.backbone, x[:, :k].flatten(0, 1), torch.arange(n_classes, device=x.device)
                              .repeat_interleave(k), n_classes).repeat_interleave(n_target, 0)  # (n_classes*n_target, D)
         loss = diffusion_loss(self.model, 2 * x[:, k:].flatten(0, 1) - 1, c, self.schedule, self.p_uncond,
                               batch["generator"])  # (n_classes*n_target, 1, 28, 28) targets in [-1, 1]
@@ -300,7 +300,7 @@ class DiffusionGenerator:
 
     model: torch.nn.Module
     schedule: Schedule
-    encoder: torch.nn.Module
+    backbone: torch.nn.Module
     sampler: str = "ddim"
     n_steps: int = 10
     guidance: float = 2.0
@@ -311,7 +311,7 @@ class DiffusionGenerator:
         """``(generated (n_way * m, 1, 28, 28) in [0, 1], labels (n_way * m,))``, class-major; noise seeded by ``seed``."""
         check_request(support_x, support_y, n_per_class)
         n_way = n_way_of(support_y)
-        c = class_conditions(self.encoder, support_x, support_y, n_way)  # (n_way, D)
+        c = class_conditions(self.backbone, support_x, support_y, n_way)  # (n_way, D)
         labels = torch.arange(n_way, device=support_x.device).repeat_interleave(n_per_class)  # (n_way * m,)
         x = sample(self.model, c[labels], self.schedule, sampler=self.sampler, n_steps=self.n_steps,
                    w=self.guidance, generator=seeded(seed))

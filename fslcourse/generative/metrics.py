@@ -104,9 +104,9 @@ def classifier_score(probs: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def nearest_prototype_accuracy(generator, encoder, split, n_way: int = 5, n_shot: int = 1, n_generated: int = 5,
+def nearest_prototype_accuracy(generator, backbone, split, n_way: int = 5, n_shot: int = 1, n_generated: int = 5,
                                n_episodes: int = 20, seed: int = 0) -> dict:
-    """Are generated samples recognisably their class? Nearest-real-prototype accuracy in the encoder's space.
+    """Are generated samples recognisably their class? Nearest-real-prototype accuracy in the backbone's space.
 
     For each seeded episode, the real support prototypes classify the ``n_generated`` samples per class
     generated from that support set, and (for reference) ``n_generated`` real query drawings per class.
@@ -116,16 +116,16 @@ def nearest_prototype_accuracy(generator, encoder, split, n_way: int = 5, n_shot
         the mean :func:`classifier_score` per episode of the generated (``"score"``) and real (``"score_real"``)
         drawings (the posterior: softmax of ProtoNet's negative squared distances).
     """
-    encoder.eval()
-    device = next(encoder.parameters()).device
+    backbone.eval()
+    device = next(backbone.parameters()).device
     sampler = EpisodeSampler(split, n_way, n_shot, n_generated, seed=seed)
     gen_acc, real_acc, gen_score, real_score = [], [], [], []
     for i in range(n_episodes):
         ep = sampler.sample()
         sx, sy = ep.support_x.to(device), ep.support_y.to(device)
-        protos = prototypes(encoder(sx), sy, n_way)  # (n_way, D)
+        protos = prototypes(backbone(sx), sy, n_way)  # (n_way, D)
         gx, gy = generator.generate(sx, sy, n_generated, seed * 1_000_003 + i)
-        logits_g, logits_r = (protonet_logits(encoder(x.to(device)), protos) for x in (gx, ep.query_x))
+        logits_g, logits_r = (protonet_logits(backbone(x.to(device)), protos) for x in (gx, ep.query_x))
         gen_acc.append((logits_g.argmax(1) == gy.to(device)).float().mean().item())
         real_acc.append((logits_r.argmax(1) == ep.query_y.to(device)).float().mean().item())
         gen_score.append(classifier_score(logits_g.softmax(1)))

@@ -563,13 +563,13 @@ def _load_gan(data, profile: str = "quick", *, backbone=None, seed: int = 0, dev
 
 
 # ---- diffusion ---------------------------------------------------------------------------------------------
-def train_diffusion(model, encoder, split, schedule: Schedule, recipe: Recipe, *, val_split=None,
+def train_diffusion(model, backbone, split, schedule: Schedule, recipe: Recipe, *, val_split=None,
                     progress: bool = True, state_path=None):
     """Train ε_θ on ``split`` (meta-train) with ``recipe``; returns ``(ema_model, history)``."""
     _draws_one_batch_a_step(recipe, "the diffusion trainer")
     device = next(model.parameters()).device
     o = recipe.options
-    trainer = DiffusionTrainer(model, encoder, schedule, o["p_uncond"], o["ema"])
+    trainer = DiffusionTrainer(model, backbone, schedule, o["p_uncond"], o["ema"])
     g, seen = torch.Generator().manual_seed(recipe.seed), SeenClasses(split.n_classes)
 
     def batches():
@@ -582,7 +582,7 @@ def train_diffusion(model, encoder, split, schedule: Schedule, recipe: Recipe, *
     validate = None
     if val_split is not None and recipe.val_every:
         def validate(t):
-            loss = heldout_loss(t.ema, encoder, val_split, schedule, seed=recipe.seed)["loss"]
+            loss = heldout_loss(t.ema, backbone, val_split, schedule, seed=recipe.seed)["loss"]
             return {"score": -loss, "loss": loss}
     optimizer = make_optimizer(model.parameters(), recipe)
     result = fit(trainer, batches, recipe, optimizer=optimizer, scheduler=make_scheduler(optimizer, recipe),
@@ -596,7 +596,7 @@ def _load_diffusion(data, profile: str = "quick", *, backbone=None, seed: int = 
     """The model from the checkpoint if it exists for this conditioning backbone, else trained on ``data.train`` only.
 
     Args:
-        backbone: the conditioning encoder (the ProtoNet backbone, frozen); its fingerprint is checked.
+        backbone: the conditioning backbone (the ProtoNet backbone, frozen); its fingerprint is checked.
         changes: changes to ``diffusion.RECIPES[profile]`` (recipe fields).
 
     Returns:
@@ -607,8 +607,8 @@ def _load_diffusion(data, profile: str = "quick", *, backbone=None, seed: int = 
                          "committed ProtoNet's: pretrained('protonet').backbone)")
     device = get_device(device)
     path = Path(path) if path is not None else checkpoint_file("diffusion", profile)
-    encoder = backbone.to(device).eval()
-    fp = backbone_fingerprint(encoder)
+    backbone = backbone.to(device).eval()
+    fp = backbone_fingerprint(backbone)
 
     def check(ckpt):
         if ckpt["backbone_fingerprint"] != fp:
@@ -620,11 +620,11 @@ def _load_diffusion(data, profile: str = "quick", *, backbone=None, seed: int = 
         r = DIFFUSION[profile].replace(seed=seed, **(changes or {}))
         torch.manual_seed(r.seed)
         schedule = Schedule(r.options["noise_schedule"], r.options["T"], device)
-        model = UNet(cond_dim=encoder(torch.zeros(1, 1, 28, 28, device=device)).shape[1], **r.model).to(device)
-        model, hist = train_diffusion(model, encoder, data.train, schedule, r, val_split=data.val, progress=progress)
+        model = UNet(cond_dim=backbone(torch.zeros(1, 1, 28, 28, device=device)).shape[1], **r.model).to(device)
+        model, hist = train_diffusion(model, backbone, data.train, schedule, r, val_split=data.val, progress=progress)
         return {"format": 1, "profile": profile, **_entry(model, hist, r), "schedule": schedule.kind, "T": schedule.T,
                 "backbone_fingerprint": fp, "device": str(device),
-                "metrics": heldout_loss(model, encoder, data.val, schedule, seed=r.seed)}
+                "metrics": heldout_loss(model, backbone, data.val, schedule, seed=r.seed)}
     out = _single(path, "diffusion", profile, UNet, train, device, save, check)
     return {**out, "schedule": Schedule(out["checkpoint"]["schedule"], out["checkpoint"]["T"], device)}
 
@@ -656,9 +656,9 @@ def _diffusion(data, *, backbone=None, profile: str = "quick", device=None, seed
     whatever ``profile`` (it picks the diffusion checkpoint) and ``backbone`` (the classifier's; not used) are."""
     from ..pretrained import pretrained
 
-    encoder = pretrained("protonet", profile=BACKBONE_RECIPE, device=device).backbone
-    out = _load_diffusion(data, profile, backbone=encoder, seed=seed, device=device, progress=progress)
-    return DiffusionGenerator(out["model"], out["schedule"], encoder, source=out["source"], **options)
+    backbone = pretrained("protonet", profile=BACKBONE_RECIPE, device=device).backbone
+    out = _load_diffusion(data, profile, backbone=backbone, seed=seed, device=device, progress=progress)
+    return DiffusionGenerator(out["model"], out["schedule"], backbone, source=out["source"], **options)
 
 
 # each generator: its builder, and the family whose checkpoint (FAMILY-RECIPE.pt) holds its model

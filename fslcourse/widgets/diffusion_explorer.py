@@ -42,7 +42,7 @@ class DiffusionExplorer(Explorer):
 
     Args:
         model, schedule: the trained ε_θ and its :class:`~fslcourse.generative.diffusion.Schedule`.
-        encoder: the conditioning backbone ``(n, 1, 28, 28) -> (n, D)``.
+        backbone: the conditioning backbone ``(n, 1, 28, 28) -> (n, D)``.
         split: where the characters come from (meta-test in the notebook).
         n_classes: characters to choose from (drawn with ``seed``).
         n_shot: initial number of support drawings (K).
@@ -56,12 +56,12 @@ class DiffusionExplorer(Explorer):
 
     persistent_axes = True  # the axes are kept while the number of samples and support drawings stay the same
 
-    def __init__(self, model, schedule, encoder, split, n_classes: int = 5, n_shot: int = 5, n_samples: int = 4,
+    def __init__(self, model, schedule, backbone, split, n_classes: int = 5, n_shot: int = 5, n_samples: int = 4,
                  seed: int = 0):
         check_whole(n_classes=(n_classes, 1, None), n_shot=(n_shot, 1, 10), n_samples=(n_samples, 1, None))
         if n_classes > split.n_classes:
             raise ValueError(f"n_classes={n_classes} but the split has {split.n_classes} classes; lower n_classes")
-        self.model, self.schedule, self.encoder, self.split = model.eval(), schedule, encoder.eval(), split
+        self.model, self.schedule, self.backbone, self.split = model.eval(), schedule, backbone.eval(), split
         self.device = next(model.parameters()).device
         g = torch.Generator().manual_seed(seed)
         self.classes = torch.randperm(split.n_classes, generator=g)[:n_classes]  # (n_classes,)
@@ -89,7 +89,7 @@ class DiffusionExplorer(Explorer):
             k = self.character.value
             ids = self.order[: self.n_shot.value][None]  # (1, K)
             support = self.split.get(self.classes[k:k + 1], ids)[0].to(self.device)  # (K, 1, 28, 28)
-            c = class_conditions(self.encoder, support, torch.zeros(len(support), dtype=torch.long,
+            c = class_conditions(self.backbone, support, torch.zeros(len(support), dtype=torch.long,
                                                                      device=self.device), 1)  # (1, D)
             steps = denoise_steps(self.model, c.expand(len(self.x_T), -1), self.schedule, sampler="ddim",  # c: (n, D)
                                   n_steps=self.n_steps.value, w=self.guidance.value, x_T=self.x_T)

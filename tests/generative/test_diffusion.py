@@ -218,13 +218,13 @@ def test_a_short_training_run_beats_predicting_zero_noise(glyphs):
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    encoder = ProtoNet(backbone_kwargs={"hidden": 8}).backbone.eval()
+    backbone = ProtoNet(backbone_kwargs={"hidden": 8}).backbone.eval()
     sched = Schedule("cosine", 50)
     net = UNet(channels=8, cond_dim=8)
-    before = heldout_loss(net, encoder, glyphs[2], sched, n_classes=8)
+    before = heldout_loss(net, backbone, glyphs[2], sched, n_classes=8)
     recipe = RECIPES["quick"].replace(steps=60, n_way=8, n_query=2, lr=5e-3, options={"ema": 0.8})
-    model, hist = train_diffusion(net, encoder, glyphs[0], sched, recipe, progress=False)
-    after = heldout_loss(model, encoder, glyphs[2], sched, n_classes=8)  # meta-test glyphs, never trained on
+    model, hist = train_diffusion(net, backbone, glyphs[0], sched, recipe, progress=False)
+    after = heldout_loss(model, backbone, glyphs[2], sched, n_classes=8)  # meta-test glyphs, never trained on
     assert before["loss"] == pytest.approx(before["zero_noise"], rel=1e-6)  # the output layer starts at zero
     assert after["loss"] < 0.7 * after["zero_noise"], (before, after)
     assert hist["split"] == "train" and len(hist["loss"]) == 60 and max(hist["seen_classes"]) < glyphs[0].n_classes
@@ -243,20 +243,20 @@ def test_load_or_train_trains_on_meta_train_once_and_checks_the_backbone(glyphs,
     from fslcourse.training import load_or_train
 
     torch.manual_seed(0)
-    encoder = ProtoNet(backbone_kwargs={"hidden": 8}).backbone
+    backbone = ProtoNet(backbone_kwargs={"hidden": 8}).backbone
     data = SimpleNamespace(train=glyphs[0], val=glyphs[1], test=Tripwire())
     tiny = {"steps": 3, "n_way": 4, "val_every": 2, "options": {"T": 20}, "model": {"channels": 8}}
-    out = load_or_train("diffusion", data=data, backbone=encoder, path=tmp_path / "d.pt", progress=False, changes=tiny)
+    out = load_or_train("diffusion", data=data, backbone=backbone, path=tmp_path / "d.pt", progress=False, changes=tiny)
     ckpt = out["checkpoint"]
     assert out["trained"] and ckpt["history"]["split"] == "train" and ckpt["seed"] == 0 and ckpt["T"] == 20
     assert {"loss", "zero_noise"} <= set(ckpt["metrics"]) and ckpt["train_seconds"] > 0
-    again = load_or_train("diffusion", data=data, backbone=encoder, path=tmp_path / "d.pt", progress=False)
+    again = load_or_train("diffusion", data=data, backbone=backbone, path=tmp_path / "d.pt", progress=False)
     assert not again["trained"] and torch.equal(again["model"].inp.weight, out["model"].inp.weight)
     assert again["source"]["file"] == "d.pt" and again["source"] == out["source"]
     with pytest.raises(ValueError, match="trained with conditioning backbone"):
         load_or_train("diffusion", data=data, backbone=ProtoNet(backbone_kwargs={"hidden": 8}).backbone,
                       path=tmp_path / "d.pt")
-    gen = DiffusionGenerator(out["model"], out["schedule"], encoder.eval(), n_steps=4)
+    gen = DiffusionGenerator(out["model"], out["schedule"], backbone.eval(), n_steps=4)
     support = glyphs[2].get(torch.tensor([0, 1, 2]), torch.tensor([[0, 1]] * 3)).flatten(0, 1)  # (6, 1, 28, 28)
     x, y = gen.generate(support, torch.tensor([0, 0, 1, 1, 2, 2]), 2, 0)
     assert x.shape == (6, 1, 28, 28) and y.tolist() == [0, 0, 1, 1, 2, 2]
@@ -286,14 +286,14 @@ def test_committed_checkpoint_reproduces_its_metric_and_saw_only_meta_train(omni
     if not path.exists():
         pytest.fail(f"{path} is missing; train it with python -m fslcourse train diffusion --recipe quick")
     torch.set_num_threads(1)
-    encoder = fslcourse.pretrained("protonet", device="cpu").backbone
-    out = load_or_train("diffusion", data=omniglot, backbone=encoder, device="cpu", progress=False, path=path,
+    backbone = fslcourse.pretrained("protonet", device="cpu").backbone
+    out = load_or_train("diffusion", data=omniglot, backbone=backbone, device="cpu", progress=False, path=path,
                         save=False)
     ckpt = out["checkpoint"]
     hist = ckpt["history"]
     assert not out["trained"] and ckpt["seed"] == 0 and ckpt["train_seconds"] > 0 and "config" in ckpt
     assert hist["split"] == "train" and max(hist["seen_classes"]) < omniglot.train.n_classes
-    got = heldout_loss(out["model"], encoder, omniglot.val, out["schedule"], seed=ckpt["seed"])
+    got = heldout_loss(out["model"], backbone, omniglot.val, out["schedule"], seed=ckpt["seed"])
     assert got["loss"] == pytest.approx(ckpt["metrics"]["loss"], rel=1e-3)
     assert got["loss"] < 0.5 * got["zero_noise"]  # far better than predicting zero noise
 

@@ -90,9 +90,9 @@ def test_nearest_prototype_accuracy_counts_generated_drawings_by_their_class(gly
     from fslcourse.methods import ProtoNet
 
     torch.manual_seed(0)
-    encoder = ProtoNet(backbone_kwargs={"hidden": 8}).backbone
-    own = nearest_prototype_accuracy(_Copies(0), encoder, glyphs[2], n_way=4, n_generated=3, n_episodes=4)
-    wrong = nearest_prototype_accuracy(_Copies(1), encoder, glyphs[2], n_way=4, n_generated=3, n_episodes=4)
+    backbone = ProtoNet(backbone_kwargs={"hidden": 8}).backbone
+    own = nearest_prototype_accuracy(_Copies(0), backbone, glyphs[2], n_way=4, n_generated=3, n_episodes=4)
+    wrong = nearest_prototype_accuracy(_Copies(1), backbone, glyphs[2], n_way=4, n_generated=3, n_episodes=4)
     assert own["generated"] == 100 and wrong["generated"] == 0  # a copy of a support drawing sits on its prototype
     assert own["real"] == wrong["real"] and own["chance"] == 25 and own["episodes"] == 4
     assert own["score"] >= 1 - 1e-9 and wrong["score"] >= 1 - 1e-9  # a classifier score is at least 1

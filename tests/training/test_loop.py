@@ -280,11 +280,11 @@ def test_an_interrupted_generator_run_saves_nothing(glyphs, tmp_path, monkeypatc
 
     monkeypatch.setattr(generators, "fit", interrupted_fit)
     torch.manual_seed(0)
-    encoder = ProtoNet(backbone_kwargs={"hidden": 8}).backbone
+    backbone = ProtoNet(backbone_kwargs={"hidden": 8}).backbone
     data = _data(glyphs)
     tiny = {"steps": 5, "n_way": 4, "val_every": 0, "options": {"T": 20}, "model": {"channels": 8}}
     with pytest.raises(TrainingStopped, match="stopped at step 2 .interrupted.; no generator checkpoint was written"):
-        load_or_train("diffusion", data=data, backbone=encoder, path=tmp_path / "d.pt", progress=False, changes=tiny)
+        load_or_train("diffusion", data=data, backbone=backbone, path=tmp_path / "d.pt", progress=False, changes=tiny)
     assert not (tmp_path / "d.pt").exists() and DIFFUSION["quick"].steps == 10_000
 
 

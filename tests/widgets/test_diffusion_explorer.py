@@ -14,13 +14,13 @@ def _explorer(glyphs):
     with torch.no_grad():  # a random but non-degenerate network (its output layer starts at zero)
         for p in net.parameters():
             p.add_(0.1 * torch.randn_like(p))
-    encoder = ProtoNet(backbone_kwargs={"hidden": 8}).backbone.eval()
+    backbone = ProtoNet(backbone_kwargs={"hidden": 8}).backbone.eval()
     sched = Schedule("cosine", 20)
-    return net, sched, encoder, DiffusionExplorer(net, sched, encoder, glyphs[2], n_classes=3, n_shot=2, n_samples=3)
+    return net, sched, backbone, DiffusionExplorer(net, sched, backbone, glyphs[2], n_classes=3, n_shot=2, n_samples=3)
 
 
 def test_the_ends_of_the_slider_are_the_noise_and_the_sample(glyphs):
-    net, sched, encoder, ex = _explorer(glyphs)
+    net, sched, backbone, ex = _explorer(glyphs)
     s = ex.shown
     assert s["t"] == 20 and s["step"] == 0 and torch.allclose(s["x_t"], (ex.x_T.clamp(-1, 1) + 1) / 2)
     assert s["support"].shape == (2, 1, 28, 28) and len(ex.fig.axes) == 3  # a strip per row: x_t, x0_hat, support
@@ -28,7 +28,7 @@ def test_the_ends_of_the_slider_are_the_noise_and_the_sample(glyphs):
     real = glyphs[2].get(ex.classes[:1], ex.order[:2][None])[0]
     assert torch.equal(s["support"], real)
     ex.t.value = 0
-    c = class_conditions(encoder, real, torch.zeros(2, dtype=torch.long), 1).expand(3, -1)
+    c = class_conditions(backbone, real, torch.zeros(2, dtype=torch.long), 1).expand(3, -1)
     want = sample(net, c, sched, sampler="ddim", n_steps=ex.n_steps.value, w=2.0, x_T=ex.x_T)
     assert ex.shown["t"] == 0 and torch.allclose(ex.shown["x0_hat"], want, atol=1e-5)
     assert np.allclose(ex.fig.axes[1].images[0].get_array(), _strip(ex.shown["x0_hat"], 3))  # what the picture shows
@@ -36,7 +36,7 @@ def test_the_ends_of_the_slider_are_the_noise_and_the_sample(glyphs):
 
 
 def test_controls_change_what_is_shown(glyphs):
-    net, sched, encoder, ex = _explorer(glyphs)
+    net, sched, backbone, ex = _explorer(glyphs)
     ex.t.value = 10
     mid = ex.shown
     assert 0 < mid["t"] < 20 and not torch.allclose(mid["x_t"], (ex.x_T.clamp(-1, 1) + 1) / 2)
@@ -69,7 +69,7 @@ def test_without_guidance_the_support_set_is_ignored(glyphs):
 
 def test_a_run_is_computed_only_as_far_as_the_slider_and_continued_in_place(glyphs):
     """A new character at t = T costs one step; moving towards 0 continues that run, equal to sample()'s path."""
-    net, sched, encoder, ex = _explorer(glyphs)
+    net, sched, backbone, ex = _explorer(glyphs)
     ex.character.value = 1
     assert ex.shown["t"] == 20 and len(ex.run()["path"]) == 1  # x_T and the first x0_hat only
     ex.t.value = 10
@@ -77,7 +77,7 @@ def test_a_run_is_computed_only_as_far_as_the_slider_and_continued_in_place(glyp
     assert 1 < some < len(ex.run()["times"])
     ex.t.value = 0
     support, path = ex.trajectory()
-    c = class_conditions(encoder, support, torch.zeros(2, dtype=torch.long), 1).expand(3, -1)
+    c = class_conditions(backbone, support, torch.zeros(2, dtype=torch.long), 1).expand(3, -1)
     _, want = sample(net, c, sched, sampler="ddim", n_steps=ex.n_steps.value, w=2.0, x_T=ex.x_T, trajectory=True)
     assert [t for t, _, _ in path] == [t for t, _, _ in want]
     assert all(torch.equal(a, b) and torch.equal(u, v) for (_, a, u), (_, b, v) in zip(path, want))

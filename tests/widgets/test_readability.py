@@ -98,8 +98,8 @@ def diffusion_explorer(glyphs):
     from fslcourse.widgets.diffusion_explorer import DiffusionExplorer
 
     net = _randomised(UNet(channels=8, cond_dim=8), 0.1)
-    encoder = ProtoNet(backbone_kwargs={"hidden": 8}).backbone.eval()
-    return DiffusionExplorer(net, Schedule("cosine", 20), encoder, glyphs[2], n_classes=3, n_shot=2, n_samples=3)
+    backbone = ProtoNet(backbone_kwargs={"hidden": 8}).backbone.eval()
+    return DiffusionExplorer(net, Schedule("cosine", 20), backbone, glyphs[2], n_classes=3, n_shot=2, n_samples=3)
 
 
 def drawing_board(glyphs):
