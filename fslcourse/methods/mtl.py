@@ -85,7 +85,8 @@ def failure_classes(logits: torch.Tensor, query_y: torch.Tensor, classes: torch.
     count = torch.bincount(query_y, minlength=n_way).clamp_min(1)
     acc = torch.zeros(n_way, device=hits.device).index_add_(0, query_y, hits) / count  # (n_way,)
     loss = losses.new_zeros(n_way).index_add_(0, query_y, losses) / count  # (n_way,)
-    return classes[torch.argmin(acc - 1e-3 * loss)]
+    worst = acc == acc.min()  # (n_way,) the classes of the lowest accuracy
+    return classes[torch.where(worst, loss, -1.0).argmax()]  # of those, the higher loss (losses are >= 0)
 
 
 def hard_task_batch(split, failure_pool, n_way: int, n_shot: int, n_query: int, n_tasks: int,

@@ -99,6 +99,29 @@ def test_failure_class_is_the_lowest_query_accuracy():
     assert int(failure_classes(logits, query_y, classes)) == 42
 
 
+def test_failure_class_ranks_accuracy_first_at_any_number_of_queries():
+    """Lowest accuracy first, loss only between equals, with 40 queries a class (accuracy steps of 1/40): a
+    rule that weighs the loss into one score (``acc - 1e-3 * loss``) picks class 0 here, at 20/40 right but with
+    confidently wrong misses, over class 1 at 19/40 right."""
+    n_query = 40
+    query_y = torch.arange(2).repeat_interleave(n_query)  # (2 * 40,)
+    logits = torch.zeros(2 * n_query, 2)
+    logits[:20, 0] = 1.0  # class 0: 20 right ...
+    logits[20:40, 1] = 100.0  # ... and 20 wrong by a margin of 100 (loss 100 each)
+    logits[40:61, 0] = 0.01  # class 1: 21 wrong by a hair (loss about 0.7) ...
+    logits[61:, 1] = 1.0  # ... and 19 right
+    assert int(failure_classes(logits, query_y, torch.tensor([7, 8]))) == 8
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):  # against the rule written out: min over (accuracy, -loss, position)
+        n_way, n_q = int(torch.randint(2, 6, (), generator=g)), int(torch.randint(1, 30, (), generator=g))
+        y = torch.arange(n_way).repeat_interleave(n_q)  # (n_way * n_q,)
+        lg = torch.randn(n_way * n_q, n_way, generator=g) * 3
+        acc = [(lg[y == c].argmax(1) == c).float().mean().item() for c in range(n_way)]
+        loss = [torch.nn.functional.cross_entropy(lg[y == c], y[y == c]).item() for c in range(n_way)]
+        want = min(range(n_way), key=lambda c: (acc[c], -loss[c], c))
+        assert int(failure_classes(lg, y, torch.arange(n_way) + 100)) == 100 + want
+
+
 def test_hard_batch_is_built_only_from_recorded_failure_classes(glyphs, monkeypatch):
     train, _, _ = glyphs
     pool = [3, 17, 17, 22, 40, 51, 8]
