@@ -237,6 +237,15 @@ def heldout_loss(model, backbone, split, schedule: Schedule, n_classes: int = 16
                  n_target: int = 5, seed: int = 0) -> dict:
     """Conditional denoising loss on fixed seeded drawings of ``split``, and the loss of predicting zero noise.
 
+    Args:
+        model: the noise predictor :math:`\\varepsilon_\\theta(x_t, t, c)`, called as ``model(x_t, t, c)``.
+        backbone: the frozen conditioning backbone ``(n, 1, 28, 28) -> (n, D)``.
+        split: the drawings (an :class:`~fslcourse.data.splits.ImageSplit`).
+        schedule: the noise schedule.
+        n_classes, n_shot, n_target: ``n_classes`` seeded characters, each with a prototype of ``n_shot`` drawings
+            and ``n_target`` other drawings to denoise: ``(n_classes * n_target, 1, 28, 28)`` targets.
+        seed: the characters, drawings, steps ``t`` and noise.
+
     Returns:
         ``{"loss": mean ||eps - eps_theta||^2, "zero_noise": mean ||eps||^2}`` per pixel (the same t and noise).
     """
@@ -296,7 +305,15 @@ class DiffusionTrainer(nn.Module):
 
 @dataclass
 class DiffusionGenerator:
-    """The diffusion model behind the augmentation interface: DDIM (or DDPM) samples conditioned on prototypes."""
+    """The diffusion model behind the augmentation interface: DDIM (or DDPM) samples conditioned on prototypes.
+
+    Args:
+        model: the noise predictor (:class:`~fslcourse.models.unet.UNet`); schedule: its noise schedule.
+        backbone: the frozen conditioning backbone ``(n, 1, 28, 28) -> (n, D)`` whose class means are ``c``.
+        sampler: ``"ddim"`` or ``"ddpm"``; n_steps: DDIM's steps (DDPM takes all ``T``).
+        guidance: the classifier-free guidance weight ``w``.
+        space: ``"pixel"`` (what it generates); source: the checkpoint it came from, ``{"file", "sha256"}``.
+    """
 
     model: torch.nn.Module
     schedule: Schedule

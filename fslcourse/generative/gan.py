@@ -233,7 +233,10 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, eps: torch.
 
 def critic_loss(critic, real: torch.Tensor, fake: torch.Tensor, loss: str = "wgan-gp", gp_weight: float = 10.0,
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
-    """The critic's (discriminator's) loss on real and fake pairs ``(n, 2, 28, 28)``; ``(loss, stats)``.
+    """The critic's (discriminator's) loss on real ``(n, 2, 28, 28)`` and fake ``(n', 2, 28, 28)`` pairs; ``(loss, stats)``.
+
+    ``loss`` is ``"wgan-gp"`` (``E[D(fake)] - E[D(real)] + gp_weight * GP``, the penalty's mixing drawn from
+    ``generator``; needs ``n' = n``) or ``"standard"`` (binary cross-entropy with logits); it is a scalar.
 
     ``stats`` has ``d_real`` and ``d_fake`` (mean scores) and, for WGAN-GP, ``gp`` and
     ``wasserstein`` (the critic's estimate ``E[D(real)] - E[D(fake)]``).
@@ -251,7 +254,8 @@ def critic_loss(critic, real: torch.Tensor, fake: torch.Tensor, loss: str = "wga
 
 
 def generator_loss(critic, fake: torch.Tensor, loss: str = "wgan-gp") -> torch.Tensor:
-    """``-E[D(fake)]`` (WGAN-GP) or the non-saturating ``-E[log sigmoid D(fake)]`` (standard)."""
+    """``-E[D(fake)]`` (WGAN-GP) or the non-saturating ``-E[log sigmoid D(fake)]`` (standard): a scalar, from fake
+    pairs ``(n, 2, 28, 28)``."""
     d_fake = critic(fake)
     if loss == "wgan-gp":
         return -d_fake.mean()

@@ -111,6 +111,13 @@ def nearest_prototype_accuracy(generator, backbone, split, n_way: int = 5, n_sho
     For each seeded episode, the real support prototypes classify the ``n_generated`` samples per class
     generated from that support set, and (for reference) ``n_generated`` real query drawings per class.
 
+    Args:
+        generator: a :class:`~fslcourse.generative.augment.SupportGenerator` of pixels.
+        backbone: the embedding ``(n, 1, 28, 28) -> (n, D)`` whose prototypes judge the samples.
+        split: the characters (an :class:`~fslcourse.data.splits.ImageSplit`); episodes of ``n_way`` classes and
+            ``n_shot`` support drawings, ``n_episodes`` of them, seeded by ``seed``.
+        n_generated: samples (and real queries) per class.
+
     Returns:
         ``{"generated", "generated_ci95", "real", "real_ci95", "chance"}`` in percent, ``"episodes"``, and
         the mean :func:`classifier_score` per episode of the generated (``"score"``) and real (``"score_real"``)

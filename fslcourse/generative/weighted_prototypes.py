@@ -55,7 +55,11 @@ def embedded_samples(method, generator, support_x, support_y, z_support, n_gener
 
 
 def keep_recognised(z_gen: torch.Tensor, y_gen: torch.Tensor, real_protos: torch.Tensor) -> torch.Tensor:
-    """Boolean mask ``(n_gen,)``: the generated examples whose nearest real prototype is their own class."""
+    """Boolean mask ``(n_gen,)``: the generated examples whose nearest real prototype is their own class.
+
+    Args:
+        z_gen: ``(n_gen, D)`` generated embeddings; y_gen: ``(n_gen,)`` their classes; real_protos: ``(n_way, D)``.
+    """
     return torch.cdist(z_gen, real_protos).argmin(1) == y_gen
 
 

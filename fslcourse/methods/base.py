@@ -194,6 +194,8 @@ class FewShotClassifier(nn.Module):
         raise NotImplementedError
 
     def forward(self, support_x, support_y, query_x):
+        """:meth:`predict`: ``(n_way * n_shot, C, H, W)``, ``(n_way * n_shot,)``, ``(n_query_total, C, H, W)`` ->
+        ``(n_query_total, n_way)`` logits."""
         return self.predict(support_x, support_y, query_x)
 
     def start_episodes(self) -> None:

@@ -39,7 +39,12 @@ def entropy_regulariser(logits: torch.Tensor) -> torch.Tensor:
 
 def head_logits(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, log_scale: torch.Tensor,
                 cosine: bool) -> torch.Tensor:
-    """``(n, D)`` features -> ``(n, n_way)`` logits: ``s cos(f, w) + b`` or ``f W^T + b``."""
+    """``(n, D)`` features -> ``(n, n_way)`` logits: ``s cos(f, w) + b`` or ``f W^T + b``.
+
+    Args:
+        features: ``(n, D)``; weight: ``(n_way, D)``; bias: ``(n_way,)``; log_scale: scalar, ``log s`` (cosine only).
+        cosine: the cosine head ``s cos(f, w) + b``; else the linear one.
+    """
     if cosine:
         return log_scale.exp() * F.normalize(features, dim=1) @ F.normalize(weight, dim=1).T + bias
     return features @ weight.T + bias

@@ -205,7 +205,15 @@ class MAML(FewShotClassifier):
         return not (self.zero_head and name.startswith("head."))
 
     def predict(self, support_x, support_y, query_x):
-        """``test_inner_steps`` steps of :func:`inner_loop` on the support set, then the query logits (:func:`adapted_logits`)."""
+        """``test_inner_steps`` steps of :func:`inner_loop` on the support set, then the query logits (:func:`adapted_logits`).
+
+        Args:
+            support_x, support_y: ``(n_way * n_shot, C, H, W)`` and ``(n_way * n_shot,)``.
+            query_x: ``(n_query_total, C, H, W)``, one batch (BatchNorm uses its statistics).
+
+        Returns:
+            ``(n_query_total, n_way)`` logits (no graph attached).
+        """
         return adapted_logits(self.net, support_x, support_y, query_x, self.inner_lr, self.test_inner_steps,
                               self.zero_head)
 
