@@ -154,3 +154,31 @@ def test_the_redefinition_check_finds_one(tmp_path):
     nb.write_text(json.dumps({"cells": [{"cell_type": "code", "source": ["%matplotlib inline\n", "def verdict(d, ci):\n",
                                                                          "    return d > ci\n", "def mine(): pass\n"]}]}))
     assert redefinitions(nb, package_names()) == ["cell 0: verdict"]
+
+
+ARXIV = re.compile(r"\[arXiv:(\d{4}\.\d{4,5})\]\(https://arxiv\.org/abs/(\d{4}\.\d{4,5})\)|arXiv:\d{4}\.\d{4,5}")
+
+
+def unlinked_arxiv(notebook: Path) -> list[str]:
+    """``cell N: arXiv:ID`` for each arXiv id in a markdown cell that is not a link to itself."""
+    bad = []
+    for i, cell in enumerate(json.loads(notebook.read_text())["cells"]):
+        if cell["cell_type"] == "markdown":
+            for m in ARXIV.finditer("".join(cell["source"])):
+                if m.group(1) is None or m.group(1) != m.group(2):
+                    bad.append(f"cell {i}: {m.group(0)}")
+    return bad
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebooks_link_their_papers(path):
+    bad = unlinked_arxiv(path)
+    assert not bad, f"{path.name}: write [arXiv:ID](https://arxiv.org/abs/ID): {bad}"
+
+
+def test_the_arxiv_link_check_can_fail(tmp_path):
+    nb = tmp_path / "00_x.ipynb"
+    nb.write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": [
+        "[arXiv:1703.05175](https://arxiv.org/abs/1703.05175), arXiv:1703.03400, "
+        "[arXiv:1703.05175](https://arxiv.org/abs/1703.03400)"]}]}))
+    assert unlinked_arxiv(nb) == ["cell 0: arXiv:1703.03400", "cell 0: [arXiv:1703.05175](https://arxiv.org/abs/1703.03400)"]
