@@ -90,6 +90,9 @@ def _bad_split(glyphs, transform):
     (lambda x: x * 2.0, r"episode 0: support_x has values in \[0, 2\], not \[0, 1\]"),
     (lambda x: x.masked_fill(x > 0.5, float("nan")), "episode 0: support_x holds NaN or inf pixels"),
     (lambda x: (x * 255).to(torch.uint8), "episode 0: support_x is torch.uint8, not float images in"),
+    (lambda x: x - 0.5, r"episode 0: support_x has values in \[-0.5, 0.5\], not \[0, 1\]"),  # zero-centred images
+    # grid (n_way, n_shot + n_query, ...): only the query columns out of range, so query_x's own check must fire
+    (lambda x: torch.cat([x[:, :1], x[:, 1:] * 2.0], 1), r"episode 0: query_x has values in \[0, 2\], not \[0, 1\]"),
 ])
 def test_episode_images_are_checked_before_predict(glyphs, transform, message):
     with pytest.raises(ValueError, match=message):
@@ -137,6 +140,20 @@ def test_a_vinyals_checkpoint_is_never_evaluated_on_the_alphabet_split(glyphs):
     assert evaluate(model, as_split["vinyals"], 5, 1, 2, 3).split_protocol == "vinyals"
     model.checkpoint_source["split"] = "alphabet"  # the Vinyals test characters are all alphabet-split meta-test ones
     assert evaluate(model, as_split["vinyals"], 5, 1, 2, 3).n_episodes == 3
+
+
+def test_a_checkpoint_from_before_the_split_field_counts_as_trained_on_the_alphabet_split(glyphs):
+    """A source without ``split`` (written before the field) was trained on the alphabet split: it is refused on
+    Vinyals validation episodes, whose characters its meta-train alphabets hold, as one that says so is."""
+    from fslcourse.data.splits import ImageSplit
+
+    s = glyphs[2]
+    vinyals_val = ImageSplit("val", s.images, s.base_names, s.alphabets, s.rotations, "vinyals")
+    model = PixelPrototype()
+    for source in ({"file": "x.pt", "sha256": "0" * 64}, {"file": "x.pt", "sha256": "0" * 64, "split": "alphabet"}):
+        model.checkpoint_source = source
+        with pytest.raises(ValueError, match="trained on the alphabet split, whose meta-train alphabets hold most"):
+            evaluate(model, vinyals_val, 5, 1, 2, 3)
 
 
 def test_a_wrapped_model_in_eval_mode_stays_in_eval_mode(glyphs):
@@ -193,3 +210,17 @@ def test_a_name_a_class_or_the_whole_dataset_is_refused_in_one_line(glyphs):
 def test_a_nan_is_refused_not_averaged():
     with pytest.raises(ValueError, match="1 of the 3 values are NaN or infinite"):
         mean_ci95([1.0, float("nan"), 0.5])
+
+
+def test_the_episode_digest_changes_with_the_images_not_only_the_classes(glyphs):
+    """Two copies of a split with the same classes and other images draw the same classes from the same seed; their
+    results must not pair, so the digest covers the images (a digest of the classes alone called them the same)."""
+    from fslcourse.data import EpisodeSampler, ImageSplit
+
+    s = glyphs[2]
+    other = ImageSplit(s.name, 255 - s.images, s.base_names, s.alphabets, s.rotations, s.protocol)  # ink inverted
+    a, b = (EpisodeSampler(split, 5, 1, 2, seed=0) for split in (s, other))
+    assert all(torch.equal(a.sample().classes, b.sample().classes) for _ in range(3))  # same classes drawn
+    digest = {name: evaluate(PixelPrototype(), split, 5, 1, 2, 3, seed=seed).episodes_sha256
+              for name, split, seed in (("s", s, 0), ("again", s, 0), ("other images", other, 0), ("seed 1", s, 1))}
+    assert digest["s"] == digest["again"] and len(set(digest.values())) == 3
