@@ -140,7 +140,9 @@ def test_eval_seconds_zero_is_not_a_measurement(tmp_path):
                                              '{"n_way": 5, "n_shot": 1}}]}', "accuracy='97%' .want a number"),
                                             ('{"records": [{"method": 3, "accuracy": 1.0, "protocol": '
                                              '{"n_way": 5, "n_shot": 1}, "episodes": 2.5}]}',
-                                             "method=3 .want a name.; episodes=2.5")])
+                                             "method=3 .want a name.; episodes=2.5"),
+                                            ('{"records": [{"method": "p", "accuracy": 1.0, "ci95": "0.5%", '
+                                             '"protocol": {"n_way": 5, "n_shot": 1}}]}', "ci95='0.5%' .want a number or null")])
 def test_malformed_file_is_named(tmp_path, content, match):
     write(tmp_path, "02_protonet", [rec("protonet")])
     (tmp_path / "06_broken.json").write_text(content)
@@ -688,3 +690,82 @@ def test_paper_runs_read_finished_checkpoints_training_states_and_missing_runs(t
            "43 000 (20-way) |" in table
     assert "| `maml --recipe paper-20way` | training across sittings | 100 of 60 000 | 0.0 | none yet (20-way) |" in table
     assert "| `reptile --recipe paper-20way` | not started | 0 of 200 000 | 0.0 | none yet (20-way) |" in table
+
+
+@pytest.mark.parametrize("field, other", [("episode_seed", 1), ("n_query", 15), ("split", "val"),
+                                          ("split_protocol", "vinyals"), ("within_alphabet", True), ("n_shot", 5)])
+def test_records_without_digests_pair_only_on_the_same_protocol(field, other):
+    """Records from before the episode digest pair on their protocol alone: any field of it that differs means other
+    episodes, so no paired difference (one of equal per-episode lists would read as a measured tie)."""
+    from fslcourse.report import paired
+
+    a = {**rec("protonet"), **ep([90.0, 80.0, 70.0])}
+    b = {**a, "protocol": {**a["protocol"], field: other}}
+    assert paired(a, a) == (0.0, 0.0)
+    assert paired(a, b) is None
+
+
+def test_a_paper_cell_without_an_interval_is_unclear_not_within(tmp_path):
+    """98.6 against ProtoNet's published 98.8 lies inside the 0.5 target as a point, but without a ci95 there is
+    no interval to decide it: "unclear", as the docstring says."""
+    v = {"split_protocol": "vinyals", "profile": "paper", "episodes": 1000}
+    write(tmp_path, BENCHMARK_FILE, [rec("protonet", acc=98.6, ci=None, **v)])
+    (gap,) = paper_gaps(build_table(load_records(tmp_path)))
+    assert gap["gap"] == pytest.approx(-0.2) and gap["target"] == 0.5 and gap["status"] == "unclear"
+
+
+def test_a_claim_between_records_of_unknown_budgets_has_no_verdict(tmp_path):
+    """Neither record says its steps or width: the budgets may differ, so no verdict, though every episode is 2
+    points lower (two unknown budgets compared equal and said "no")."""
+    base = [90.0, 80.0, 100.0, 70.0, 85.0, 95.0, 75.0, 90.0]
+    write(tmp_path, BENCHMARK_FILE, [rec("relation", **ep([a - 2 for a in base])), rec("matching", **ep(base))])
+    (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("A learned")]
+    assert claim["held"] == "unclear" and "budgets differ (relation ? steps × ? filters" in claim["measured"]
+
+
+def test_the_within_alphabet_claim_needs_every_method_beyond_both_intervals(tmp_path):
+    """ProtoNet drops 20 points, Matching 0.8 with two 0.5 intervals (less than their sum): not every drop exceeds
+    both intervals and none goes the other way, so "unclear" (the largest drop alone, or one interval, said "yes")."""
+    write(tmp_path, BENCHMARK_FILE, [
+        rec("protonet", 20, acc=70.0, ci=0.5, within=True), rec("protonet", 20, acc=90.0, ci=0.5),
+        rec("matching", 20, acc=79.2, ci=0.5, within=True), rec("matching", 20, acc=80.0, ci=0.5)])
+    (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("Within-alphabet")]
+    assert claim["held"] == "unclear" and "0.8 to 20.0 points lower" in claim["measured"]
+    assert "every drop exceeds both intervals: no" in claim["measured"]
+
+
+def test_meta_validation_records_decide_no_claim(tmp_path):
+    """Claims are about meta-test numbers: records of the 'val' split are left out, so the claim is not measured."""
+    base = [90.0, 80.0, 100.0, 70.0, 85.0, 95.0, 75.0, 90.0]
+    same = {"checkpoint": {"steps": 1000}, "config": {"backbone_kwargs": {"hidden": 32}}}
+    val = [rec("relation", **same, **ep([a - 2 for a in base])), rec("matching", **same, **ep(base))]
+    for r in val:
+        r["protocol"]["split"] = "val"
+    write(tmp_path, BENCHMARK_FILE, val + [rec("protonet")])
+    (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("A learned")]
+    assert claim["held"] == "not measured yet"
+
+
+def test_a_skipped_record_stands_for_no_method_in_a_claim(tmp_path):
+    """A skipped row (no accuracy) before the method's measured one: the claim is decided on the measured one."""
+    same = {"checkpoint": {"steps": 1000}, "config": {"backbone_kwargs": {"hidden": 32}}}
+    base = [90.0, 80.0, 100.0, 70.0, 85.0, 95.0, 75.0, 90.0]
+    write(tmp_path, BENCHMARK_FILE, [rec("relation", acc=None, ci=None, skipped="a 20-way head", **same),
+                                     rec("relation", **same, **ep([a - 2 for a in base])),
+                                     rec("matching", **same, **ep(base))])
+    (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("A learned")]
+    assert claim["held"] == "no" and "-2.0 ± 0.0 points at a matched budget" in claim["measured"]
+
+
+def test_the_augmentation_claim_reads_only_5way_1shot_gains(tmp_path):
+    """A 20-way gain is another protocol than the claim's 1-shot 5-way one: alone it decides nothing."""
+    write(tmp_path, "07_augmentation_sweep", [rec("protonet+vae", 20, 1, paired_difference=5.0, paired_ci95=0.3)])
+    (claim,) = [c for c in check_claims(load_records(tmp_path)) if c["claim"].startswith("Plain")]
+    assert claim["held"] == "not measured yet"
+
+
+def test_the_table_keeps_the_record_of_more_episodes(tmp_path):
+    """Two records of one cell in one file, equal otherwise: the 1000-episode one is the row, not a 200-episode look."""
+    write(tmp_path, "02_protonet", [rec("protonet", acc=90.0), rec("protonet", acc=95.0, episodes=1000)])
+    (row,) = build_table(load_records(tmp_path))
+    assert (row["accuracy"], row["episodes"]) == (95.0, 1000)
