@@ -136,3 +136,37 @@ def test_a_run_on_other_episodes_is_refused_before_it_mixes_into_a_results_file(
     path.write_text("not json")
     with pytest.raises(ValueError, match="exists but is not a results file"):
         check_same_episodes(path, 100, 0)
+
+
+def test_the_record_carries_the_results_numbers_field_by_field(glyphs):
+    """Accuracy, interval, episodes and protocol as the result has them (1 shot, 3 queries: a swap shows), and the
+    per-episode accuracies to 3 decimals (15 queries: thirds of a point, which 1 decimal would round)."""
+    res = evaluate(PixelPrototype(), glyphs[2], 5, 1, 3, 10, seed=0)
+    assert any(a != round(a, 1) for a in res.episode_accuracies)  # else the rounding check below checks nothing
+    rec = record(res)
+    assert (rec["accuracy"], rec["ci95"], rec["episodes"]) == (res.accuracy, res.ci95, 10) and res.ci95 > 0
+    assert {k: rec["protocol"][k] for k in ("n_way", "n_shot", "n_query", "episode_seed")} == \
+        {"n_way": 5, "n_shot": 1, "n_query": 3, "episode_seed": 0}
+    assert rec["episode_accuracies"] == [round(a, 3) for a in res.episode_accuracies]
+    assert rec["episodes_sha256"] == res.episodes_sha256
+
+
+def test_saving_other_records_rewrites_the_file(glyphs, tmp_path):
+    """A new record, a new field or other episodes (another digest, the same numbers) is a new file; another CPU's
+    rounding (relative 1e-7, above 1e-6 in absolute terms at ~50%) is not."""
+    import json
+
+    from fslcourse.results import save_results
+
+    first = record(evaluate(PixelPrototype(), glyphs[2], 5, 1, 2, 3, seed=0))
+    second = record(evaluate(PixelPrototype(), glyphs[2], 5, 1, 2, 3, seed=1))
+    path = save_results("x", [first], tmp_path)
+    before = path.read_bytes()
+    rounded = {**first, "accuracy": first["accuracy"] * (1 + 1e-7)}
+    assert abs(rounded["accuracy"] - first["accuracy"]) > 1e-6
+    save_results("x", [rounded], tmp_path)
+    assert path.read_bytes() == before
+    for records in ([first, second], [{**first, "variant": "b"}], [{**first, "episodes_sha256": "0" * 64}]):
+        save_results("x", [first], tmp_path)  # each change against the one-record file
+        save_results("x", records, tmp_path)
+        assert json.loads(path.read_text())["records"] == records
