@@ -160,3 +160,29 @@ def test_a_split_prints_as_a_summary_not_its_pixels(glyphs):
     text = repr(glyphs[2])
     assert text == ("ImageSplit(name='test', 30 classes x 20 drawings of 28x28, 4 alphabets, rotations=(0,), "
                     "protocol='custom')") and len(text) < 200
+
+
+def test_within_alphabet_draws_every_kept_alphabet_and_every_class_of_it():
+    """Always the first kept alphabet, or always its first n_way classes, passed the one-alphabet test: 60 draws of
+    2 of the 4 classes of each of 3 alphabets reach every alphabet and every class (a class is missed by a right
+    sampler with p = (5/6)**60 < 2e-5; the seed is fixed)."""
+    sampler = EpisodeSampler(SPLIT, 2, 1, 1, seed=0, within_alphabet=True)
+    drawn = [sampler.sample().classes.tolist() for _ in range(60)]
+    assert {int(SPLIT.class_alphabet[c[0]]) for c in drawn} == {0, 1, 2}
+    assert {c for classes in drawn for c in classes} == set(range(SPLIT.n_classes))
+
+
+def test_a_batch_is_the_next_episodes_of_the_stream_and_indexes_as_one():
+    """A batch repeating its first episode, or a batch's episode i taking another episode's classes, passed; a
+    single episode must not pose as a batch of n_way episodes."""
+    batch = EpisodeSampler(SPLIT, 3, 2, 1, seed=5).sample_batch(4)
+    one_by_one = EpisodeSampler(SPLIT, 3, 2, 1, seed=5)
+    for i, ep in enumerate(batch):
+        single = one_by_one.sample()
+        for field in ("support_x", "support_y", "query_x", "query_y", "classes"):
+            assert torch.equal(getattr(ep, field), getattr(single, field)), (i, field)
+            assert torch.equal(getattr(ep, field), getattr(batch, field)[i]), (i, field)
+    assert len({tuple(e.classes.tolist()) for e in batch}) > 1
+    assert not single.is_batch and len(single) == 1
+    with pytest.raises(TypeError, match="indexing needs a batch"):
+        single[0]
