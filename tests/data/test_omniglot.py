@@ -278,3 +278,24 @@ def test_a_bad_device_or_split_name_is_refused_in_one_line():
         load_omniglot(device="gpu")
     with pytest.raises(ValueError, match=r"split='test' is not a known protocol.*take \.test of the result"):
         load_omniglot(split="test")
+
+
+def test_rotations_false_gives_one_class_per_character(tiny):
+    """``load_omniglot(rotations=False)`` was ignored by a mutant that always made four classes per character."""
+    plain = load_omniglot(download=False, progress=False, rotations=False)
+    turned = _load()
+    for a, b in ((plain.train, turned.train), (plain.test, turned.test)):
+        assert a.rotations == (0,) and a.n_classes == a.images.shape[0] == b.images.shape[0]
+        assert b.rotations == (0, 1, 2, 3) and b.n_classes == 4 * b.images.shape[0]
+        assert torch.equal(a.images, b.images)
+
+
+def test_a_vinyals_character_missing_from_the_folders_is_named(tiny):
+    """Without the check, a copy of Omniglot without the papers' characters stopped on a bare KeyError (the tiny copy
+    holds 6 of the train list's 1028)."""
+    from fslcourse.data.omniglot import vinyals_characters
+
+    first = vinyals_characters("train")[0]
+    with pytest.raises(ValueError, match=rf"^the Vinyals train list names {re.escape(first)}, which is not under "
+                                         rf"{re.escape(str(tiny))} \(1022 missing character\(s\)\)"):
+        load_omniglot(download=False, progress=False, split="vinyals")

@@ -91,3 +91,25 @@ def test_bad_protocols_and_lists_are_clear_errors(tmp_path, monkeypatch):
     (tmp_path / "test.txt").write_text("Latin-character01\n")
     with pytest.raises(ValueError, match=r"test.txt:1: 'Latin-character01' is not 'Alphabet/characterNN/rotDDD'"):
         vinyals_characters("test")
+
+
+def test_every_character_keeps_its_own_alphabet(vinyals, omniglot):
+    """The alphabets are given per character: out of step with the names (e.g. sorted apart from them), episodes
+    drawn within one alphabet would mix alphabets; the Vinyals lists do not run in alphabetical order."""
+    for data in (vinyals, omniglot):
+        for split in (data.train, data.val, data.test):
+            assert split.alphabets == [name.split("/")[0] for name in split.base_names], split.name
+            base_alphabet = [split.alphabet_names[int(a)] for a in split.class_alphabet[::len(split.rotations)]]
+            assert base_alphabet == split.alphabets, split.name
+
+
+def test_a_list_must_name_each_rotation_once(tmp_path, monkeypatch):
+    """Four lines per character were not enough: a repeated rot000 in place of rot270 passed."""
+    import fslcourse.data.omniglot as om
+
+    lines = [f"Latin/character01/rot{r}" for r in ("000", "090", "180", "000")]
+    (tmp_path / "test.txt").write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(om, "VINYALS_DIR", tmp_path)
+    with pytest.raises(ValueError, match="character Latin/character01 does not list each of rot000, rot090, rot180 "
+                                         "and rot270 once"):
+        vinyals_characters("test")
