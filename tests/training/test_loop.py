@@ -630,3 +630,125 @@ def test_an_mtl_recipe_without_drawable_hard_tasks_is_refused_before_phase_1(n):
         train("mtl", recipe, data=object(), save=False, progress=False, device="cpu")
     check_hard_tasks(recipe.replace(model={"hard_tasks": False}))
     check_hard_tasks(get_method("mtl").RECIPES["quick"])
+
+
+class Counter(nn.Module):
+    """A model whose one weight counts its training steps; it records the rate and the mode each step ran with."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(()))
+        self.lrs, self.modes = [], []
+
+    def train_step(self, batch, optimizer):
+        self.lrs.append(optimizer.param_groups[0]["lr"])
+        self.modes.append(self.training)
+        self.w.grad = torch.zeros(())
+        optimizer.step()  # a zero gradient: the schedule is read, the weight moves only below
+        with torch.no_grad():
+            self.w += 1  # in place, as every optimizer updates a weight
+        return {"loss": 0.0}
+
+
+SCORES = {2: 5.0, 4: 9.0, 6: 9.0, 8: 1.0}  # validation score by step: best at 4, tied at 6
+
+
+def _scored(model):
+    model.eval()  # as evaluate() does
+    return {"score": SCORES[round(model.w.item())]}
+
+
+class Record(Hook):
+    """Counts its steps (its run-state) and the steps whose training state it was told are on disk."""
+
+    def __init__(self, sigint_at=None):
+        self.n, self.on_disk, self.sigint_at = 0, [], sigint_at
+
+    def after_step(self, model, step, stats):
+        self.n += 1
+        if step == self.sigint_at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def state_on_disk(self, step):
+        self.on_disk.append(step)
+
+    def state_dict(self):
+        return {"n": self.n}
+
+    def load_state_dict(self, state):
+        self.n = state["n"]
+
+
+def _count(recipe, **kw):
+    model = Counter()
+    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr)
+    from fslcourse.training.schedules import make_scheduler
+    return model, fit(model, lambda: None, recipe, optimizer=opt, scheduler=make_scheduler(opt, recipe),
+                      validate=_scored, progress=False, **kw)
+
+
+COUNT = Recipe(steps=8, lr=1.0, schedule="linear", val_every=2, state_every=2)
+
+
+def test_fit_returns_the_first_best_weights_and_steps_each_at_its_scheduled_rate():
+    """Mutants that passed: the last weights returned (or the best ones kept as views of the weights the next
+    steps change in place), a later tie taken as the best, the schedule stepped before the step it schedules,
+    the weights left in eval mode after a validation, and the log's steps numbered from 0."""
+    model, result = _count(COUNT)
+    assert result.best_step == 4 and result.best_score == 9.0 and model.w.item() == 4.0
+    assert model.lrs == [1 - t / 8 for t in range(8)]  # the linear schedule's closed form, step t at rate(t)
+    assert model.modes == [True] * 8
+    assert result.log.step == list(range(1, 9)) and result.log.val_step == [2, 4, 6, 8]
+
+
+def test_a_resumed_run_keeps_the_best_weights_hook_state_and_clock_of_its_first_sitting(tmp_path, monkeypatch):
+    """Mutants that passed: the best score, step and weights of before the interruption forgotten at the resume
+    (or its best step saved as the step of the state), the hook's run-state not restored, the hook not told which
+    state it resumed from, the wall and CPU clocks restarted at 0, and a validation run after the Ctrl-C."""
+    import fslcourse.training.loop as loop
+
+    class Clock:  # one second at every look at either clock
+        now = 0.0
+
+        def tick(self):
+            self.now += 1.0
+            return self.now
+
+        perf_counter = process_time = tick
+
+        def __getattr__(self, name):
+            return getattr(time_module, name)
+
+    import time as time_module
+    monkeypatch.setattr(loop, "time", Clock())
+    state = tmp_path / "run.state.pt"
+    first_hook = Record(sigint_at=5)
+    _, first = _count(COUNT, state_path=state, hook=first_hook)
+    assert first.stopped == "interrupted" and first.steps == 5 and first.log.val_step == [2, 4]
+    assert first_hook.on_disk == [2, 4, 5] and first_hook.n == 5
+    held = torch.load(state, weights_only=True)
+    assert (held["best_step"], held["best_score"], float(held["best_state"]["w"])) == (4, 9.0, 4.0)
+    hook = Record()
+    model, resumed = _count(COUNT, state_path=state, resume=True, hook=hook)
+    assert resumed.steps == 8 and [s["from_step"] for s in resumed.log.sittings] == [0, 5]
+    assert resumed.best_step == 4 and resumed.best_score == 9.0 and model.w.item() == 4.0
+    assert hook.n == 8 and hook.on_disk == [5, 6, 8]
+    for clock in (resumed.log.seconds, resumed.log.cpu_seconds):
+        assert all(a < b for a, b in zip(clock, clock[1:])), clock  # one clock over both sittings
+    assert resumed.seconds > held["seconds"] and resumed.cpu_seconds > held["cpu_seconds"]
+
+
+def test_a_second_ctrl_c_just_after_a_resume_names_the_state_resumed_from(tmp_path, capsys):
+    """The state a run resumed from is on disk: a mutant forgot it and said no state was written."""
+    state = tmp_path / "run.state.pt"
+    _count(COUNT, state_path=state, hook=Record(sigint_at=5))
+
+    class Abandoned(Counter):
+        def train_step(self, batch, optimizer):
+            raise KeyboardInterrupt
+
+    model = Abandoned()
+    result = fit(model, lambda: None, COUNT, optimizer=torch.optim.SGD(model.parameters(), lr=1.0), validate=_scored,
+                 state_path=state, resume=True, progress=False)
+    assert result.stopped == "interrupted" and result.state_step == 5 and result.best_step == 4
+    assert f"the training state of step 5 is in {state}" in capsys.readouterr().out
