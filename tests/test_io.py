@@ -122,3 +122,33 @@ def test_load_errors_say_what_is_wrong_and_never_advise_weights_only_false(tmp_p
     torch.save({**ckpt, "config": {**ckpt["config"], "backbone_kwargs": {"hidden": 16}}}, tmp_path / "wide.pt")
     with pytest.raises(ValueError, match=r"the weights do not fit protonet.*: size mismatch for .*; retrain it"):
         load_method(tmp_path / "wide.pt")
+
+
+def test_a_write_that_fails_midway_leaves_the_old_file_whole(tmp_path):
+    """save_method's atomicity test failed before a byte was written, so writing the target in place passed it:
+    here half a file is written, then the disk fills."""
+    from fslcourse.io import _atomic
+
+    path = tmp_path / "c.pt"
+    atomic_torch_save({"w": torch.arange(3)}, path)
+    before = path.read_bytes()
+
+    def half_then_full(tmp):
+        with open(tmp, "wb") as fh:
+            fh.write(b"half a checkpoint")
+        assert path.read_bytes() == before  # the target is untouched while the new file is written
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left on device"):
+        _atomic(path, half_then_full)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_load_checkpoint_maps_the_tensors_where_it_is_asked(tmp_path):
+    """map_location was dropped by a mutant: on a machine without the GPU a checkpoint was saved from, loading it
+    would fail; here the tensors are mapped to the meta device, which torch.load alone would not do."""
+    from fslcourse.io import load_checkpoint
+
+    atomic_torch_save({"w": torch.ones(2)}, tmp_path / "c.pt")
+    assert load_checkpoint(tmp_path / "c.pt")["w"].device.type == "cpu"
+    assert load_checkpoint(tmp_path / "c.pt", map_location="meta")["w"].device.type == "meta"
