@@ -38,6 +38,15 @@ def _nearest_existing(folder: Path) -> Path:
     return folder
 
 
+def _fsync(path: str | Path) -> None:
+    """Flush a file's (or a folder's) data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _atomic(path: str | Path, write) -> Path:
     """Write ``path`` through ``write(tmp)`` on a temporary file in the same folder and a rename.
 
@@ -63,7 +72,10 @@ def _atomic(path: str | Path, write) -> Path:
         finally:
             os.close(fd)
         write(tmp)
+        _fsync(tmp)  # the bytes on disk before the rename: a crash leaves the old file or the whole new one
         os.replace(tmp, path)
+        if os.name == "posix":
+            _fsync(path.parent)  # and the rename itself
     except OSError as err:
         reason = err.strerror or str(err)
         if tmp is not None:

@@ -152,3 +152,27 @@ def test_load_checkpoint_maps_the_tensors_where_it_is_asked(tmp_path):
     atomic_torch_save({"w": torch.ones(2)}, tmp_path / "c.pt")
     assert load_checkpoint(tmp_path / "c.pt")["w"].device.type == "cpu"
     assert load_checkpoint(tmp_path / "c.pt", map_location="meta")["w"].device.type == "meta"
+
+
+def test_the_new_file_reaches_the_disk_before_the_rename(tmp_path, monkeypatch):
+    """Atomic and durable: the temporary file is flushed (fsync) before it replaces the target, and the folder after,
+    so a power cut during a long run's state write leaves the old state or the whole new one, never an empty file."""
+    import fslcourse.io as io
+
+    events, opened = [], {}
+    real_open = os.open
+
+    def track_open(p, *a, **k):
+        fd = real_open(p, *a, **k)
+        opened[fd] = os.path.basename(p)
+        return fd
+
+    monkeypatch.setattr(io.os, "open", track_open)
+    monkeypatch.setattr(io.os, "fsync", lambda fd: events.append(("fsync", opened.get(fd))))
+    real_replace = os.replace
+    monkeypatch.setattr(io.os, "replace", lambda a, b: (events.append(("replace", os.path.basename(b))),
+                                                         real_replace(a, b)))
+    atomic_write_json({"a": 1}, tmp_path / "r.json")
+    assert [e[0] for e in events] == ["fsync", "replace", "fsync"]
+    assert events[0][1].startswith("r.json.") and events[1][1] == "r.json" and events[2][1] == tmp_path.name
+    assert json.loads((tmp_path / "r.json").read_text()) == {"a": 1}
