@@ -1,5 +1,6 @@
 """The untrained controls: deformations keep the drawing (identity at zero strength), copies + noise are copies."""
 import pytest
+import scipy.stats
 import torch
 
 from fslcourse.generative.augment import SupportGenerator
@@ -67,6 +68,19 @@ def test_copy_noise_is_the_copy_plus_clipped_gaussian_noise():
     assert out.min() >= 0 and out.max() <= 1 and 0.02 < (out - x).abs().mean() < 0.1
 
 
+def test_copy_noise_is_zero_mean_gaussian_of_its_std_and_seeded():
+    """On grey drawings (0.5, far from the clip) the noise is N(0, noise^2): a one-sided or uniform draw, or one
+    of another scale, fails; the same seed gives the same samples, another seed others."""
+    x, y = torch.full((2, 1, 28, 28), 0.5), torch.arange(2)
+    out, _ = CopyNoise(noise=0.1).generate(x, y, 50, seed=0)
+    eps = (out - 0.5).flatten().double()  # 78,400 draws
+    assert eps.mean().abs() < 0.002 and eps.std().item() == pytest.approx(0.1, rel=0.02)
+    assert scipy.stats.kurtosis(eps.numpy()) == pytest.approx(0.0, abs=0.1)  # Gaussian: excess kurtosis 0 (uniform: -1.2)
+    again, _ = CopyNoise(noise=0.1).generate(x, y, 50, seed=0)
+    other, _ = CopyNoise(noise=0.1).generate(x, y, 50, seed=1)
+    assert torch.equal(out, again) and not torch.equal(out, other)
+
+
 @pytest.mark.parametrize("name", sorted(CONTROLS))  # every control, a new one too
 def test_the_controls_are_support_generators_and_refuse_bad_requests(name):
     gen = CONTROLS[name]()
@@ -86,3 +100,79 @@ def test_bad_strengths_are_refused():
         Deformation(sigma=0)
     with pytest.raises(ValueError, match="noise"):
         CopyNoise(noise=-0.1)
+    with pytest.raises(ValueError, match=r"alpha=-1.0 >= 0"):
+        Deformation(alpha=-1.0)
+
+
+def _read_from(deformation, n=40, seed=0):
+    """Where each output pixel of ``deformation.deform`` read the input: ``(n, 2, 28, 28)`` (column, row) in pixels,
+    NaN where the read reached outside the image. The input's channels are column / 27, row / 27 and ones:
+    bilinear sampling of a linear ramp returns the position it reads, exactly, and the ones channel is 1 only
+    where the whole read was inside."""
+    from fslcourse.generative.augment import seeded
+
+    ramp = torch.arange(28.0) / 27
+    x = torch.stack([ramp[None, :].expand(28, 28), ramp[:, None].expand(28, 28), torch.ones(28, 28)])
+    out = deformation.deform(x[None].expand(n, -1, -1, -1).contiguous(), seeded(seed))
+    src = 27 * out[:, :2]
+    return src.masked_fill((out[:, 2:] < 1 - 1e-5).expand(-1, 2, -1, -1), float("nan"))
+
+
+def _affine_fit(src):
+    """Least-squares ``src = L @ (column, row) + t`` per image: ``L (n, 2, 2)``, ``t (n, 2)``, worst residual."""
+    rows, cols = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    design = torch.stack([cols.flatten(), rows.flatten(), torch.ones(784)], 1).double()  # (784, 3)
+    fits, worst = [], 0.0
+    for s in src.flatten(2).transpose(1, 2).double():  # (784, 2) per image
+        inside = ~s.isnan().any(1)
+        sol = torch.linalg.lstsq(design[inside], s[inside]).solution  # (3, 2)
+        worst = max(worst, float((design[inside] @ sol - s[inside]).abs().max()))
+        fits.append(sol)
+    sol = torch.stack(fits)  # (n, 3, 2)
+    return sol[:, :2].transpose(1, 2), sol[:, 2], worst
+
+
+def test_each_affine_part_is_its_map_within_its_range_in_both_directions():
+    """Read back the map each deformation applied (output pixel -> input pixel): a rotation is a rotation by at most
+    ``rotation`` degrees, a scale ``1 ± scale``, a shear ``± shear``, a shift ``± shift`` of the side, each drawn on
+    both sides of zero (degrees taken as radians, a one-sided draw or a wrong matrix entry fail here)."""
+    still = dict(rotation=0, scale=0, shear=0, shift=0, alpha=0)
+    eye = torch.eye(2, dtype=torch.float64).expand(40, 2, 2)
+
+    lin, t, worst = _affine_fit(_read_from(Deformation(**{**still, "rotation": 20})))
+    assert worst < 1e-3  # an affine map, read back exactly
+    torch.testing.assert_close(lin @ lin.transpose(1, 2), eye, atol=1e-4, rtol=0)  # a rotation: orthogonal ...
+    assert (torch.linalg.det(lin) > 0).all()  # ... and no reflection
+    angle = torch.rad2deg(torch.atan2(lin[:, 1, 0], lin[:, 0, 0]))
+    assert angle.abs().max() <= 20 + 1e-3 and angle.min() < -12 and angle.max() > 12
+
+    lin, t, _ = _affine_fit(_read_from(Deformation(**{**still, "scale": 0.2})))
+    size = 1 / lin[:, 0, 0]  # a drawing grown by `size` reads its input at 1 / size
+    torch.testing.assert_close(lin, eye / size[:, None, None], atol=1e-4, rtol=0)
+    assert size.min() >= 0.8 - 1e-4 and size.max() <= 1.2 + 1e-4 and size.min() < 0.87 and size.max() > 1.13
+
+    lin, t, _ = _affine_fit(_read_from(Deformation(**{**still, "shear": 0.3})))
+    shear = lin[:, 0, 1]
+    sheared = eye.clone()
+    sheared[:, 0, 1] = shear  # the column read shifts with the row; nothing else changes
+    torch.testing.assert_close(lin, sheared, atol=1e-4, rtol=0)
+    assert shear.abs().max() <= 0.3 + 1e-4 and shear.min() < -0.2 and shear.max() > 0.2
+
+    lin, t, _ = _affine_fit(_read_from(Deformation(**{**still, "shift": 0.1})))
+    torch.testing.assert_close(lin, eye, atol=1e-4, rtol=0)
+    assert t.abs().max() <= 0.1 * 28 + 1e-3  # pixels
+    assert (t.min(0).values < -1.8).all() and (t.max(0).values > 1.8).all()  # both ways, along both axes
+
+
+def test_the_elastic_field_moves_each_image_by_up_to_alpha_pixels_smoothly():
+    """Simard et al.'s field, smoothed then scaled so that each image's largest displacement is ``alpha`` pixels
+    (not half of it, not normalised over the batch) and neighbouring pixels move alike (a field that was not
+    smoothed moves them apart by up to 2 alpha)."""
+    alpha = 2.0
+    src = _read_from(Deformation(rotation=0, scale=0, shear=0, shift=0, alpha=alpha, sigma=3.0), n=20)
+    rows, cols = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    moved = src - torch.stack([cols, rows])  # (20, 2, 28, 28) pixels, NaN outside
+    peak = moved.nan_to_num(0).abs().amax((1, 2, 3))  # (20,) each image's largest displacement
+    assert peak.max() <= alpha + 1e-4 and peak.min() >= 0.9 * alpha
+    step = torch.cat([(moved[..., 1:] - moved[..., :-1]).flatten(), (moved[..., 1:, :] - moved[..., :-1, :]).flatten()])
+    assert step.nan_to_num(0).abs().max() < alpha / 2
