@@ -42,6 +42,22 @@ def test_frechet_closed_forms():
         frechet_distance(r, s[:, :3])
 
 
+def test_frechet_is_never_negative_and_refuses_a_single_row():
+    """A squared distance: rounding in the square roots of a rank-deficient covariance leaves tr(S_r + S_g) - 2 tr(...)
+    a hair below zero for a set against itself (to -2.5e-6 here), whose square root a student takes as NaN. One row
+    has no covariance (torch.cov gives NaN): each side is refused, by name."""
+    g = torch.Generator().manual_seed(0)
+    for shape in [(5, 16), (20, 64), (50, 4)]:
+        for _ in range(5):
+            a = torch.randn(*shape, generator=g)
+            assert 0 <= frechet_distance(a, a) < 1e-5
+    a = torch.randn(4, 3, generator=g)
+    with pytest.raises(ValueError, match="at least 2 rows, got 1 real and 4 generated"):
+        frechet_distance(a[:1], a)
+    with pytest.raises(ValueError, match="at least 2 rows, got 4 real and 1 generated"):
+        frechet_distance(a, a[:1])
+
+
 def test_diversity_is_the_mean_pairwise_distance():
     g = torch.Generator().manual_seed(2)
     f = torch.randn(7, 3, generator=g)
@@ -60,6 +76,24 @@ def test_per_class_quality_separates_classes():
     q = per_class_quality(None, real, real_y, gen, gen_y, embedded=True)
     assert len(q["frechet"]) == 2 and q["frechet"][0] < q["frechet"][1]  # class 1's samples have collapsed
     assert q["diversity_generated"][1] < 0.2 * q["diversity_real"][1]
+
+
+def test_per_class_quality_embeds_images_with_its_backbone():
+    """Given images (``embedded=False``, the default), both sets go through ``embed``: the same numbers as passing
+    the embeddings themselves."""
+    g = torch.Generator().manual_seed(4)
+    weight = torch.randn(784, 3, generator=g)
+
+    def embed(x):
+        return x.flatten(1) @ weight  # (n, 3)
+
+    real, gen = torch.rand(12, 1, 28, 28, generator=g), torch.rand(8, 1, 28, 28, generator=g)
+    real_y, gen_y = torch.arange(2).repeat(6), torch.arange(2).repeat_interleave(4)
+    want = per_class_quality(None, embed(real), real_y, embed(gen), gen_y, embedded=True)
+    got = per_class_quality(embed, real, real_y, gen, gen_y)
+    assert got.keys() == want.keys()
+    for key in want:
+        assert got[key] == pytest.approx(want[key], rel=1e-9)
 
 
 def test_classifier_score_at_its_known_values():
@@ -96,3 +130,70 @@ def test_nearest_prototype_accuracy_counts_generated_drawings_by_their_class(gly
     assert own["generated"] == 100 and wrong["generated"] == 0  # a copy of a support drawing sits on its prototype
     assert own["real"] == wrong["real"] and own["chance"] == 25 and own["episodes"] == 4
     assert own["score"] >= 1 - 1e-9 and wrong["score"] >= 1 - 1e-9  # a classifier score is at least 1
+
+
+class _Rolled:
+    """Each class's support drawings in turn, moved 3 pixels to the right (no randomness); records the seeds."""
+
+    def __init__(self):
+        self.seeds = []
+
+    def generate(self, support_x, support_y, n_per_class, seed):
+        from fslcourse.generative.augment import sources_in_turn
+
+        self.seeds.append(seed)
+        x, y = sources_in_turn(support_x, support_y, n_per_class)
+        return x.roll(3, -1), y
+
+
+def test_nearest_prototype_accuracy_recomputed_episode_by_episode(glyphs):
+    """Each number against its definition on the same seeded episodes: the real support prototypes classify the
+    generated and the real query drawings, and each score is classifier_score of the ProtoNet posterior over the
+    episode's classes (softmax across classes, of the logits, not of their negatives or across queries)."""
+    from fslcourse.data import EpisodeSampler
+    from fslcourse.generative.metrics import classifier_score, nearest_prototype_accuracy
+    from fslcourse.methods.base import prototypes
+    from fslcourse.methods.protonet import protonet_logits
+
+    torch.manual_seed(0)
+    backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 16))  # scaled so that posteriors are
+    with torch.no_grad():  # neither uniform nor one-hot (an untrained Conv-4's are uniform: every score is 1)
+        backbone[1].weight.mul_(0.1 / backbone[1].weight.std())
+    got = nearest_prototype_accuracy(_Rolled(), backbone, glyphs[2], n_way=4, n_shot=2, n_generated=3, n_episodes=3,
+                                     seed=5)
+    sampler, rolled = EpisodeSampler(glyphs[2], 4, 2, 3, seed=5), _Rolled()
+    acc, acc_real, score, score_real = [], [], [], []
+    with torch.no_grad():
+        for _ in range(3):
+            ep = sampler.sample()
+            protos = prototypes(backbone(ep.support_x), ep.support_y, 4)
+            gx, gy = rolled.generate(ep.support_x, ep.support_y, 3, 0)
+            logits, logits_real = protonet_logits(backbone(gx), protos), protonet_logits(backbone(ep.query_x), protos)
+            acc.append(100 * (logits.argmax(1) == gy).float().mean().item())
+            acc_real.append(100 * (logits_real.argmax(1) == ep.query_y).float().mean().item())
+            score.append(classifier_score(logits.softmax(1)))
+            score_real.append(classifier_score(logits_real.softmax(1)))
+    assert got["generated"] == pytest.approx(np.mean(acc)) and got["real"] == pytest.approx(np.mean(acc_real))
+    assert got["score"] == pytest.approx(np.mean(score), rel=1e-6)
+    assert got["score_real"] == pytest.approx(np.mean(score_real), rel=1e-6)
+    assert 1.5 < got["score"] < 3.5 and 1.5 < got["score_real"] < 3.5  # neither end: posteriors can be told apart
+
+
+def test_nearest_prototype_accuracy_seeds_each_episode_apart_and_judges_in_eval_mode(glyphs):
+    """Every episode's samples get a seed of their own, another set for another ``seed``; a backbone handed over in
+    training mode is put in eval mode (its BatchNorm running statistics are neither used nor changed)."""
+    from fslcourse.generative.metrics import nearest_prototype_accuracy
+    from fslcourse.methods import ProtoNet
+
+    torch.manual_seed(0)
+    backbone = ProtoNet(backbone_kwargs={"hidden": 8}).backbone
+    with torch.no_grad():  # running statistics away from their start, so that eval and train modes differ
+        backbone.train()(torch.rand(16, 1, 28, 28))
+    first, second = _Rolled(), _Rolled()
+    in_eval = nearest_prototype_accuracy(first, backbone.eval(), glyphs[2], n_way=4, n_episodes=4, seed=0)
+    nearest_prototype_accuracy(second, backbone, glyphs[2], n_way=4, n_episodes=4, seed=1)
+    assert len(set(first.seeds)) == 4 and not set(first.seeds) & set(second.seeds)
+    state = {k: v.clone() for k, v in backbone.state_dict().items()}
+    in_train = nearest_prototype_accuracy(_Rolled(), backbone.train(), glyphs[2], n_way=4, n_episodes=4, seed=0)
+    assert all(torch.equal(v, backbone.state_dict()[k]) for k, v in state.items())
+    assert in_train == in_eval
