@@ -173,6 +173,8 @@ def test_a_bad_request_is_one_clear_error_before_the_model_runs(space):
         gen.generate(x, y.float(), 1, 0)
     with pytest.raises(ValueError, match=r"support_y holds the labels \[0, 2\]; use 0 .. n_way-1 with every class"):
         gen.generate(x[:4], torch.tensor([0, 0, 2, 2]), 1, 0)
+    with pytest.raises(ValueError, match=r"support_y holds the labels \[-1, 0\]; use 0 .. n_way-1 with every class"):
+        gen.generate(x[:4], torch.tensor([-1, -1, 0, 0]), 1, 0)  # not torch's "bincount only supports ..."
     wrong = x.flatten(1) if space == "pixel" else x[:, :, None]
     with pytest.raises(ValueError, match=re.escape(f"support has shape {tuple(wrong.shape)} for 6 labels; a {space} gen")):
         gen.generate(wrong, y, 1, 0)
@@ -189,6 +191,63 @@ def test_augmented_evaluation_is_reproducible_and_m0_is_the_baseline(glyphs):
     a = evaluate_paired(net, SpyGenerator(), glyphs[2], 5, 1, (2,), 3, 5, seed=3, generation_seed=1)[0]
     b = evaluate_paired(net, SpyGenerator(), glyphs[2], 5, 1, (1, 2), 3, 5, seed=3, generation_seed=1)[1]
     assert a.augmented.episode_accuracies == b.augmented.episode_accuracies  # m=2 does not depend on other m
+
+
+class SeedSpy(SpyGenerator):
+    def __init__(self):
+        super().__init__()
+        self.seeds = []
+
+    def generate(self, support, support_y, n_per_class, seed):
+        self.seeds.append(seed)
+        return super().generate(support, support_y, n_per_class, seed)
+
+
+def test_episode_i_is_generated_with_seed_generation_seed_times_1000003_plus_i(glyphs):
+    """The documented seeds: ``generation_seed`` (not the episodes' ``seed``) times 1_000_003, plus the episode's
+    number, so that every episode draws its own samples and another generation_seed other ones."""
+    torch.manual_seed(0)
+    net = ProtoNet(backbone_kwargs={"hidden": 8}).eval()
+    spy = SeedSpy()
+    evaluate_paired(net, spy, glyphs[2], 5, 1, (2, 3), 3, 4, seed=3, generation_seed=2)
+    assert spy.seeds == [2 * 1_000_003 + i for i in range(4)] * 2  # m=2, then m=3 on the same episodes
+    spy = SeedSpy()
+    evaluate(AugmentedClassifier(net, spy, 2, seed=7), glyphs[2], 5, 1, 3, 3, seed=0)
+    assert spy.seeds == [7 * 1_000_003 + i for i in range(3)]
+
+
+def test_a_baseline_of_another_protocol_is_refused_even_without_an_episode_digest(glyphs):
+    """A result from before episode digests (``episodes_sha256=None``) pairs with anything by digest, so the protocol
+    check alone stands between it and a paired difference over other episodes (another seed or n_query)."""
+    torch.manual_seed(0)
+    net = ProtoNet(backbone_kwargs={"hidden": 8}).eval()
+    base = evaluate(net, glyphs[2], 5, 1, 3, 5, seed=3)
+    base.episodes_sha256 = None
+    for n_query, seed, protocol in ((3, 4, r"\(5, 1, 3, 5, 4\)"), (4, 3, r"\(5, 1, 4, 5, 3\)")):
+        with pytest.raises(ValueError, match=r"^baseline has \(n_way, n_shot, n_query, n_episodes, seed\) = "
+                                             rf"\(5, 1, 3, 5, 3\) but this protocol is {protocol}; pass baseline=None"):
+            evaluate_paired(net, SpyGenerator(), glyphs[2], 5, 1, (2,), n_query, 5, seed=seed, baseline=base)
+
+
+@pytest.mark.parametrize("chunk", [2048, 45, 1])  # all at once, chunks that split the classes unevenly, one at a time
+def test_embed_split_embeds_every_image_of_the_classes_asked_for_in_eval_mode(glyphs, chunk):
+    from fslcourse.generative.augment import embed_split
+
+    split = glyphs[2]
+    torch.manual_seed(0)
+    backbone = ProtoNet(backbone_kwargs={"hidden": 8}).backbone
+    with torch.no_grad():  # running statistics away from their start, so that eval and train modes differ
+        backbone.train()(torch.rand(16, 1, 28, 28))
+    state = {k: v.clone() for k, v in backbone.state_dict().items()}
+    every = embed_split(backbone.train(), split, chunk=chunk)
+    some = embed_split(backbone, split, torch.tensor([7, 0, 3]), chunk=chunk)
+    assert all(torch.equal(v, backbone.state_dict()[k]) for k, v in state.items())  # eval mode: statistics unchanged
+    examples = torch.arange(split.n_examples)[None]
+    with torch.no_grad():
+        want = torch.stack([backbone.eval()(split.get(torch.tensor([c]), examples)[0]) for c in range(split.n_classes)])
+    assert every.shape == (split.n_classes, split.n_examples, want.shape[-1])
+    torch.testing.assert_close(every, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(some, want[[7, 0, 3]], atol=1e-5, rtol=1e-5)
 
 
 def test_unknown_generator_lists_the_known_ones():
