@@ -1,11 +1,13 @@
-"""The shared helpers of ``methods/base.py``: n_way_of, round_robin, presets."""
+"""The shared helpers of ``methods/base.py``: n_way_of, round_robin, prototypes, check_support, presets."""
+import re
+
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 from fslcourse.methods import get_method
-from fslcourse.methods.base import METHODS, Preset, n_way_of, register_preset, round_robin
+from fslcourse.methods.base import METHODS, FewShotClassifier, Preset, class_confidences, n_way_of, prototypes, register_preset, round_robin
 from fslcourse.methods.maml import MAML
 
 
@@ -20,6 +22,53 @@ def test_round_robin_takes_each_class_in_turn(counts, m, seed):
     for k, c in enumerate(counts):
         own = torch.nonzero(labels == k).flatten().tolist()
         assert idx[k * m:(k + 1) * m].tolist() == [own[i % c] for i in range(m)]  # each in turn, then again
+
+
+def test_n_way_is_the_highest_label_plus_one_and_prototypes_are_class_means():
+    """n_way counts the labels 0 .. max, present or not; a class with no example gets a zero prototype (not 0 / 0 =
+    NaN), the last class too (the prototypes are ``(n_way, D)`` whatever the labels hold)."""
+    assert n_way_of(torch.tensor([3, 1, 3])) == 4 and n_way_of(torch.tensor([0])) == 1
+    g = torch.Generator().manual_seed(0)
+    f, y = torch.randn(7, 3, generator=g, dtype=torch.float64), torch.tensor([2, 0, 2, 2, 0, 4, 2])
+    protos = prototypes(f, y, 6)
+    want = torch.stack([f[y == k].mean(0) if (y == k).any() else torch.zeros(3, dtype=torch.float64) for k in range(6)])
+    assert protos.shape == (6, 3) and protos.dtype == torch.float64
+    torch.testing.assert_close(protos, want, rtol=1e-12, atol=1e-12)
+
+
+def _episode(n_way=3, n_shot=2, n_query=2):
+    g = torch.Generator().manual_seed(0)
+    return (torch.rand(n_way * n_shot, 1, 28, 28, generator=g), torch.arange(n_way).repeat_interleave(n_shot),
+            torch.rand(n_query, 1, 28, 28, generator=g))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"query_x": torch.zeros(2, 784)}, "support_x and query_x must be (n, C, H, W); got (6, 1, 28, 28) and (2, 784) "
+                                      "(for a batch of episodes, call predict once per episode)"),
+    ({"support_x": torch.zeros(1, 6, 1, 28, 28)}, "support_x and query_x must be (n, C, H, W); got (1, 6, 1, 28, 28)"),
+    ({"query_x": torch.zeros(2, 3, 28, 28)}, "support_x images are (1, 28, 28) but query_x images are (3, 28, 28)"),
+    ({"support_x": torch.linspace(-0.5, 0.5, 6 * 784).view(6, 1, 28, 28)}, "support_x's pixels lie in [-0.5, 0.5], not "
+                                                                          "[0, 1]"),  # centred images: refused too
+    ({"query_x": torch.linspace(0, 2, 2 * 784).view(2, 1, 28, 28)}, "query_x's pixels lie in [0, 2], not [0, 1]"),
+    ({"support_y": torch.tensor([0, 0, 1, 1, 2])}, "support_y must be (6,) to match support_x, got (5,)"),
+    ({"support_y": torch.tensor([[0, 0, 1, 1, 2, 2]])}, "support_y must be (6,) to match support_x, got (1, 6)"),
+    ({"support_y": torch.tensor([[0], [0], [1], [1], [2], [2]])}, "support_y must be (6,) to match support_x, got (6, 1)"),
+    ({"support_y": torch.tensor([1, 1, 2, 2, 4, 4])}, "support_y must use every label 0..4; labels [0, 3] are missing"),
+])
+def test_check_support_names_the_bad_value(change, message):
+    parts = dict(zip(("support_x", "support_y", "query_x"), _episode()))
+    assert FewShotClassifier.check_support(*parts.values()) == 3
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        FewShotClassifier.check_support(**{**parts, **change})
+
+
+def test_class_confidences_clip_scores_to_0_1_and_softmax_logits():
+    class Scores:
+        outputs = "scores"
+
+    out = torch.tensor([[1.25, -0.5, 0.3], [0.0, 1.0, 0.6]])
+    torch.testing.assert_close(class_confidences(Scores(), out), torch.tensor([[1.0, 0.0, 0.3], [0.0, 1.0, 0.6]]))
+    torch.testing.assert_close(class_confidences(object(), out), out.exp() / out.exp().sum(1, keepdim=True))
 
 
 def test_a_preset_is_its_class_with_defaults_and_its_own_name():
