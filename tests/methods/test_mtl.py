@@ -267,3 +267,31 @@ def test_on_a_conv4_backbone_only_scale_and_shift_train_and_a_plain_conv4_loads(
         model.load_backbone(ResNetSmall(widths=WIDTHS).state_dict())
     with pytest.raises(ValueError, match="backbone='vgg' is not known"):
         MTL(backbone="vgg")
+
+
+def test_phase_2_loads_the_committed_phase_1_only_at_its_seed(tmp_path, monkeypatch):
+    """A phase 2 at seed 3 must start from a phase 1 trained at seed 3: the committed seed-0 backbone is loaded only
+    for a seed-0 run, else phase 1 is trained from the seed asked for (and its time counted)."""
+    import importlib
+    from types import SimpleNamespace
+
+    import fslcourse.training.api as api
+
+    monkeypatch.setattr(importlib.import_module("fslcourse.pretrained"), "CHECKPOINT_DIR", tmp_path)
+    from fslcourse.pretrained import save_method
+
+    committed = get_method("mtl-theta-only")(widths=WIDTHS)
+    save_method(committed, tmp_path / "mtl-theta-only-quick.pt", seed=0, profile="quick", train_seconds=5.0)
+    trained = get_method("mtl-theta-only")(widths=WIDTHS)
+    calls = []
+    monkeypatch.setattr(api, "train", lambda name, how, **kw: calls.append((name, how, kw.get("seed")))
+                        or (trained, SimpleNamespace(seconds=2.0)))
+    recipe = Recipe(trainer="meta-transfer", n_way=5, n_shot=1, n_query=2, steps=2, lr=0.1, val_every=0,
+                    model={"widths": WIDTHS}, options={"hard_tasks": 2, "phase1": "mtl-theta-only"})
+    state, info = api._phase1_state("mtl", "quick", recipe.replace(seed=3), None, "cpu", False)
+    assert calls == [("mtl-theta-only", "quick", 3)]
+    assert info == {"phase1": "trained: mtl-theta-only quick", "phase1_seconds": 2.0}
+    assert all(torch.equal(v, trained.backbone.state_dict()[k]) for k, v in state.items())
+    state, info = api._phase1_state("mtl", "quick", recipe, None, "cpu", False)  # seed 0: the committed file
+    assert len(calls) == 1 and info == {"phase1": "mtl-theta-only-quick.pt", "phase1_seconds": 5.0}
+    assert all(torch.equal(v, committed.backbone.state_dict()[k]) for k, v in state.items())
