@@ -752,3 +752,43 @@ def test_a_second_ctrl_c_just_after_a_resume_names_the_state_resumed_from(tmp_pa
                  state_path=state, resume=True, progress=False)
     assert result.stopped == "interrupted" and result.state_step == 5 and result.best_step == 4
     assert f"the training state of step 5 is in {state}" in capsys.readouterr().out
+
+
+def test_the_checkpoint_records_the_runs_seed_and_the_fixed_test_episodes_accuracy(glyphs, tmp_path):
+    """write_checkpoint records the seed the run was trained with (not 0) and measures the model on the fixed
+    meta-test episodes (seed 0, whatever the training seed): the recorded accuracy is what evaluate() gives there."""
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=5, val_every=0, seed=3)
+    out = tmp_path / "t.pt"
+    model, _ = train("test-tiny-protonet", recipe, data=_data(glyphs), out=out, progress=False, device="cpu",
+                     eval_episodes=6)
+    ckpt = torch.load(out, weights_only=True)
+    assert ckpt["seed"] == 3 and ckpt["recipe"] == recipe.as_dict() and ckpt["recipe_name"] == "custom"
+    protocol = ckpt["metrics"]["protocol"]
+    assert protocol == {"split": "test", "n_way": 5, "n_shot": 1, "n_query": 15, "n_episodes": 6, "seed": 0}
+    reference = evaluate(model, glyphs[2], 5, 1, 15, 6, seed=0)
+    assert ckpt["metrics"]["test_accuracy"] == reference.accuracy
+    assert ckpt["metrics"]["test_episode_accuracies"] == reference.episode_accuracies
+
+
+def test_resume_without_a_state_is_refused_before_any_step(glyphs, tmp_path, monkeypatch):
+    """Without the check (only state=None refused), `train protonet --resume` with no state on disk loaded Omniglot
+    and trained from step 0 (hours for a paper recipe): test_bad_inputs' case for it hung instead of failing."""
+    steps, step = [], TinyProtoNet.train_step
+    monkeypatch.setattr(TinyProtoNet, "train_step", lambda self, *a: steps.append(1) or step(self, *a))
+    with pytest.raises(ValueError, match=r"^nothing to resume: no training state at .*t\.state\.pt; start without "
+                                         r"--resume$"):
+        train("test-tiny-protonet", data=_data(glyphs), out=tmp_path / "t.pt", resume=True, progress=False)
+    assert steps == [] and list(tmp_path.iterdir()) == []
+
+
+def test_the_checkpoints_training_time_counts_phase_1(glyphs, tmp_path):
+    """MTL's phase-2 checkpoint records phase 1's time in train_seconds (the method's whole cost), and in run."""
+    from fslcourse.training.api import write_checkpoint
+
+    recipe = TinyProtoNet.RECIPES["quick"].replace(steps=3, val_every=0)
+    model, result = train("test-tiny-protonet", recipe, data=_data(glyphs), save=False, progress=False)
+    out = write_checkpoint(model, tmp_path / "t.pt", name="test-tiny-protonet", recipe_name="custom", recipe=recipe,
+                           result=result, data=_data(glyphs), device="cpu", eval_episodes=2,
+                           extra={"phase1_seconds": 7.5})
+    ckpt = torch.load(out, weights_only=True)
+    assert ckpt["train_seconds"] == pytest.approx(result.seconds + 7.5) and ckpt["run"] == {"phase1_seconds": 7.5}
