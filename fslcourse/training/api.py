@@ -171,8 +171,8 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
         for key in ("tasks_seen", "hard_batches"):
             if hasattr(model, key):
                 extra[key] = getattr(model, key)
-        result.checkpoint = write_checkpoint(model, out, name=name, recipe_name=recipe_name, recipe=r, result=result,
-                                             data=data, device=device, eval_episodes=eval_episodes, extra=extra)
+        write_checkpoint(model, out, name=name, recipe_name=recipe_name, recipe=r, result=result, data=data,
+                         device=device, eval_episodes=eval_episodes, extra=extra)
     if state is not None:  # finished (and stored, if saved): its last-step state is spent
         state.unlink(missing_ok=True)
         result.state_step = None
@@ -208,19 +208,22 @@ def _check_unchanged(name: str, recipe_name: str, changes: dict, changed: list[s
 
 def write_checkpoint(model, out: Path, *, name: str, recipe_name: str, recipe: Recipe, result: FitResult, data,
                      device, eval_episodes: int | None = None, extra: dict | None = None) -> Path:
-    """Measure ``model`` on the fixed meta-test episodes and save it with its recipe, log and metrics."""
+    """Measure ``model`` on the fixed meta-test episodes and save it with its recipe, log and metrics (also set on
+    ``result``: ``result.checkpoint``, ``result.metrics``)."""
     protocol = test_protocol(recipe_name, eval_episodes, n_way=fixed_n_way(model) or 5)
     res = evaluate(model, data.test, protocol["n_way"], protocol["n_shot"], protocol["n_query"],
                    protocol["n_episodes"], seed=protocol["seed"], device=device)
     metrics = {"test_accuracy": res.accuracy, "test_ci95": res.ci95, "protocol": protocol,
                "test_episode_accuracies": res.episode_accuracies, "val_accuracy": result.best_score,
                "best_step": result.best_step, "steps": result.steps, "interrupted": result.interrupted}
-    result.metrics = metrics
     seconds = result.seconds + (extra or {}).get("phase1_seconds", 0.0)
-    return save_method(model, out, seed=recipe.seed, profile=recipe_name, train_seconds=seconds, metrics=metrics,
-                       recipe=recipe.as_dict(), recipe_name=recipe_name, steps=result.steps, run=dict(extra or {}),
-                       cpu_seconds=result.cpu_seconds, log=result.log.as_dict(), device=str(device),
-                       split_protocol=getattr(data.train, "protocol", None))
+    result.metrics = metrics
+    result.checkpoint = save_method(model, out, seed=recipe.seed, profile=recipe_name, train_seconds=seconds,
+                                    metrics=metrics, recipe=recipe.as_dict(), recipe_name=recipe_name,
+                                    steps=result.steps, run=dict(extra or {}), cpu_seconds=result.cpu_seconds,
+                                    log=result.log.as_dict(), device=str(device),
+                                    split_protocol=getattr(data.train, "protocol", None))
+    return result.checkpoint
 
 
 def _train_collection(name: str, recipe, *, out, state, resume, overwrite, save, device, progress, data, phase1,
