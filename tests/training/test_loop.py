@@ -468,6 +468,22 @@ def test_a_notebook_cell_stopped_mid_run_continues_when_run_again(glyphs, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.pt"] and again["checkpoint"]["steps"] == 60
 
 
+def test_a_run_that_saves_nothing_starts_afresh_beside_a_stopped_runs_state(glyphs, tmp_path, ctrl_c_after_step):
+    """save=False trains in memory from step 0: it neither continues the state a stopped run left (that run is
+    the one --resume or a saving call continues) nor touches it."""
+    from fslcourse.training import load_or_train
+
+    path = tmp_path / "tiny.pt"
+    with ctrl_c_after_step(TinyProtoNet, 25):
+        load_or_train("test-tiny-protonet", data=_data(glyphs), path=path, progress=False, device="cpu")
+    state = tmp_path / "tiny.state.pt"
+    before = state.read_bytes()
+    fresh = load_or_train("test-tiny-protonet", data=_data(glyphs), path=path, save=False, progress=False,
+                          device="cpu")
+    assert [s["from_step"] for s in fresh["result"].log.sittings] == [0] and fresh["result"].steps == 60
+    assert fresh["checkpoint"] is None and not path.exists() and state.read_bytes() == before
+
+
 def test_the_interruption_message_names_the_state_on_disk(glyphs, tmp_path, capsys):
     """A second Ctrl-C abandons the step and writes nothing: the message still said 'the training state is in X
     (resume with --resume)' when X did not exist, or held an earlier step than the one printed."""
