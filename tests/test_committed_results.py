@@ -152,7 +152,7 @@ def test_the_instructors_table_of_paper_runs_is_current():
     text = (Path(__file__).resolve().parent.parent / "docs" / "INSTRUCTORS.md").read_text()
     shown = text.split("<!-- paper-runs:", 1)[1].split("-->", 1)[1].split("<!-- /paper-runs -->", 1)[0]
     assert shown.strip() == paper_runs_table().strip(), \
-        "docs/INSTRUCTORS.md's table of paper runs is out of date; paste the one paper_runs_table() prints"
+        "docs/INSTRUCTORS.md's table of paper runs is out of date; python scripts/paper_runs.py --write re-prints it"
 
 
 def test_the_instructors_table_of_20_way_step_costs_is_the_record():
