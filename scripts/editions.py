@@ -43,7 +43,7 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from web_assets import carry_doc_links  # noqa: E402
+from web_assets import carry_doc_links, check_inputs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION_TAG = "solution"
@@ -372,8 +372,18 @@ def main(argv: list[str] | None = None) -> int:
     if not notebooks:
         print("no notebooks found in notebooks/", file=sys.stderr)
         return 1
+    out = args.out or ROOT / "build" / args.edition
+    try:  # before any folder is made: a missing or broken notebook, an --out that is a file or a source's folder
+        check_inputs(notebooks, out)
+        sources = [p for p in notebooks if out.resolve() == p.resolve().parent]
+        if sources:  # the edition has the notebook's own name: it would replace the source
+            raise ValueError(f"--out {out} holds {sources[0].name}, which the {args.edition} edition would "
+                             "replace; give --out another folder (default: build/EDITION)")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
-        write_edition(args.edition, notebooks, args.out or ROOT / "build" / args.edition)
+        write_edition(args.edition, notebooks, out)
     except (SolutionCellError, ValueError) as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1

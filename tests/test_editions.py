@@ -321,3 +321,23 @@ def test_a_check_names_the_stub_that_a_students_function_calls(capsys):
     assert "✘ prototypes: my_helper, which your function calls, is not implemented yet" in out, out
     assert not check("prototypes", namespace["my_helper"])
     assert "✘ prototypes: not implemented yet; fill in the function" in capsys.readouterr().out
+
+
+def test_bad_inputs_and_an_out_onto_the_sources_are_refused_before_anything_is_written(tmp_path, capsys):
+    """--out notebooks replaced the committed notebooks with their student edition (solutions stubbed), and a
+    missing notebook, a folder, a broken .ipynb or an --out that is a file were raw tracebacks."""
+    source = ROOT / "notebooks" / "02_protonet.ipynb"
+    before = source.read_bytes()
+    assert E.main(["student", str(source), "--out", str(source.parent)]) == 2
+    assert "holds 02_protonet.ipynb, which the student edition would replace; give --out another folder" in \
+        capsys.readouterr().err
+    assert source.read_bytes() == before and not (source.parent / "docs").exists()
+    (tmp_path / "broken.ipynb").write_text("{}")
+    (tmp_path / "a-file").write_text("")
+    for argv, says in ((["student", str(tmp_path / "missing.ipynb")], "missing.ipynb does not exist"),
+                       (["student", str(tmp_path / "broken.ipynb")], "broken.ipynb is not a notebook"),
+                       (["student", str(source), "--out", str(tmp_path / "a-file")], "a-file is a file; give a folder")):
+        assert E.main(argv + ([] if "--out" in argv else ["--out", str(tmp_path / "out")])) == 2
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
