@@ -174,7 +174,12 @@ def check_inputs(notebooks: list[Path], out: Path) -> None:
 
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder (it is made if missing)")
+    above = next((p for p in out.parents if p.exists()), None)  # the folder it would be made in
+    if above is not None and not above.is_dir():
+        raise ValueError(f"--out {out} cannot be made: {above} is a file, not a folder; give another folder")
     for path in notebooks:
+        if path.is_dir():
+            raise ValueError(f"{path} is a folder; give the notebooks' paths, e.g. {path / '02_protonet.ipynb'}")
         if not path.is_file():
             raise ValueError(f"{path} does not exist; give the notebooks' paths, e.g. notebooks/02_protonet.ipynb")
         try:

@@ -304,7 +304,10 @@ def test_bad_inputs_are_refused_in_one_line_before_any_folder_is_made(script, tm
     a_file.write_text("x")
     for argv, says in (([str(png), "--out", str(tmp_path / "site")], "q1.png is not a notebook"),
                        ([str(tmp_path / "none.ipynb"), "--out", str(tmp_path / "site")], "none.ipynb does not exist"),
-                       (["--out", str(a_file)], "is a file; give a folder")):
+                       (["--out", str(a_file)], "is a file; give a folder"),
+                       # a folder given as a notebook was said not to exist; --out under a file was a traceback
+                       ([str(tmp_path), "--out", str(tmp_path / "site")], f"{tmp_path} is a folder; give the notebooks'"),
+                       (["--out", str(a_file / "site")], f"cannot be made: {a_file} is a file, not a folder")):
         assert script.main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and says in err and err.count("\n") == 1, err
