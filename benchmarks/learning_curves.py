@@ -292,6 +292,7 @@ def main(argv=None) -> None:
         else:
             check_record_target(args.out_dir / f"{args.method[0]}.json", args.overwrite, "the record",
                                 "give --out-dir another folder")
+            check_writable(args.state_dir / f"curve-{args.method[0]}.state.pt", "--state-dir's training state")
     except ValueError as err:
         parser.error(str(err))
     with one_line_errors():  # a bad --device or FSLCOURSE_DEVICE, data not found: one line

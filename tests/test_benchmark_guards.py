@@ -51,6 +51,9 @@ LATE_CHECKS = [
     ("gpu_check", ["--steps", "0"], "--steps 0: give 1 or more"),
     ("protonet_vs_l2l", ["--episodes", "1"], "argument --episodes: 1 is below 2"),
     ("learning_curves", ["--method", "protonet", "--out-dir", "{file}"], "cannot be created"),
+    # a file as --state-dir was a FileExistsError traceback once Omniglot had loaded
+    ("learning_curves", ["--method", "protonet", "--out-dir", "{dir}", "--state-dir", "{file}"],
+     "--state-dir's training state {file}/curve-protonet.state.pt cannot be created: {file} is a file"),
     ("step_cost", ["relation", "paper-20way", "0"], "argument k: 0 is below 1"),
     ("step_cost", ["relation", "nope", "3"], "method 'relation' has no recipe 'nope'"),
     ("step_cost", [], "the following arguments are required: name, recipe, k"),
