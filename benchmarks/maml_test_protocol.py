@@ -38,6 +38,7 @@ from fslcourse.results import accuracy_record, check_same_episodes, save_results
 NAME = "maml_test_protocol"
 METHODS = ("maml", "fomaml")
 STEPS = (0, 1, 2, 3, 5, 10)  # 10: the original code's test_num_updates
+DRAWINGS = 20  # of each Omniglot character: the support drawing and the queries of a class come from these
 QUERIES = (1, 5, 15)  # 1: the paper's code at 1 shot; 5: the course benchmark's; 15: the checkpoint's own metric
 
 
@@ -96,6 +97,10 @@ def main(argv=None) -> int:
     if args.episodes < 2:
         raise SystemExit(f"error: --episodes {args.episodes}: a confidence interval needs at least 2 episodes")
     steps, queries = parse_counts(args.steps, "--steps", 0), parse_counts(args.queries, "--queries", 1)
+    if queries[-1] + 1 > DRAWINGS:  # found by the sampler only after the other settings' minutes of measuring
+        raise SystemExit(f"error: --queries {args.queries!r}: {queries[-1]} queries and the 1 support drawing per class "
+                         f"need {queries[-1] + 1} drawings, but Omniglot has {DRAWINGS} of each character; use "
+                         f"counts up to {DRAWINGS - 1}")
     out_dir = results_dir(args.results)
     try:  # refused before any work: a results file that cannot be written, a checkpoint not trained
         check_writable(out_dir / f"{NAME}.json", "the results file")

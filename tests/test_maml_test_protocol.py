@@ -34,3 +34,12 @@ def test_a_missing_checkpoint_names_the_command_that_trains_it(tmp_path, monkeyp
     assert message.startswith("error: no 'paper' checkpoint for 'fomaml'") and "\n" not in message
     assert "python -m fslcourse train fomaml --recipe paper" in message
     assert not (tmp_path / "maml_test_protocol.json").exists()
+
+
+def test_more_queries_than_drawings_are_refused_before_the_work(tmp_path, monkeypatch):
+    """--queries 1,30 measured every other setting (minutes) before the sampler's ValueError traceback at 30."""
+    monkeypatch.setattr(mtp, "get_device", lambda *a: pytest.fail("the work began"))
+    with pytest.raises(SystemExit) as exc:
+        mtp.main(["--queries", "1,30", "--results", str(tmp_path)])
+    assert str(exc.value) == ("error: --queries '1,30': 30 queries and the 1 support drawing per class need 31 "
+                              "drawings, but Omniglot has 20 of each character; use counts up to 19")
