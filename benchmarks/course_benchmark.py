@@ -272,7 +272,7 @@ def merge(old: list[dict], new: list[dict]) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    from fslcourse.cli import whole
+    from fslcourse.cli import SEED_MAX, whole
     from fslcourse.io import check_writable
     from fslcourse.results import check_same_episodes
     from fslcourse.training.generators import CHECKPOINT_FAMILY
@@ -286,7 +286,7 @@ def main(argv=None) -> int:
                         "naming the command that trains it)")
     p.add_argument("--episodes", type=whole(2), default=200)
     p.add_argument("--n-query", type=whole(1), default=5)
-    p.add_argument("--seed", type=whole(0), default=0, help="seed of the test episodes")
+    p.add_argument("--seed", type=whole(0, SEED_MAX), default=0, help="seed of the test episodes")
     p.add_argument("--protocols", default=None,
                    help=f"comma-separated subset of {', '.join(protocol_key(q) for q in PROTOCOLS)} (default: all "
                         "the split has)")

@@ -88,13 +88,13 @@ def quality(gens: dict, backbone, split, n_cls=10, seed=0) -> dict:
 
 
 def main(argv=None):
-    from fslcourse.cli import whole
+    from fslcourse.cli import SEED_MAX, whole
     from fslcourse.io import check_record_target
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "results" / "09_diffusion_benchmark.json"))
     ap.add_argument("--overwrite", action="store_true", help="replace an existing --out (the committed record by default)")
-    ap.add_argument("--seed", type=whole(0), default=0)
+    ap.add_argument("--seed", type=whole(0, SEED_MAX), default=0)
     ap.add_argument("--episodes", type=whole(2), default=80, help="augmentation episodes (80: notebook 07's quick protocol)")
     ap.add_argument("--guidance", type=float, default=2.0)
     args = ap.parse_args(argv)

@@ -93,11 +93,11 @@ def train_l2l(model, split, recipe, seed: int):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    from fslcourse.cli import whole
+    from fslcourse.cli import SEED_MAX, whole
 
     parser.add_argument("--steps", type=whole(1), default=1000, help="training steps of each run")
     parser.add_argument("--episodes", type=whole(2), default=200, help="5-way 1-shot test episodes")
-    parser.add_argument("--seed", type=whole(0), default=0)
+    parser.add_argument("--seed", type=whole(0, SEED_MAX), default=0)
     parser.add_argument("--rounds", type=whole(1), default=3, help="interleaved timing rounds (the median ratio)")
     args = parser.parse_args(argv)
 

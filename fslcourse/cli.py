@@ -18,6 +18,8 @@ from pathlib import Path
 from .config import RECIPE_NAMES
 from .numerics import NUMERICS
 
+SEED_MAX = 2**64 - 1  # torch's seed range (config.whole_seed): a larger --seed failed only after loading the data
+
 
 @contextlib.contextmanager
 def one_line_errors(*kinds: type[Exception]):
@@ -39,8 +41,9 @@ def add_episode_arguments(parser: argparse.ArgumentParser, episodes: int = 1000)
                         help="replace a results file measured on other episodes or settings (default: refused)")
 
 
-def whole(minimum: int):
-    """An argparse type: a whole number >= ``minimum``, refused with the option's name and the fix."""
+def whole(minimum: int, maximum: int | None = None):
+    """An argparse type: a whole number >= ``minimum`` (and <= ``maximum``), refused with the option's name and the
+    fix."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -48,6 +51,8 @@ def whole(minimum: int):
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} is below {minimum}; give {minimum} or more")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{value} is above {maximum}; give {minimum} to {maximum}")
         return value
 
     parse.__name__ = "whole number"  # what argparse names in its message
@@ -72,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
                         "relation-batch-stats, one for Reptile)")
     e.add_argument("--episodes", type=whole(2), default=1000, help="test episodes (default: 1000; 2 or more: the 95%% "
                    "interval needs two)")
-    e.add_argument("--seed", type=whole(0), default=0, help="seed of the test episodes (default: 0)")
+    e.add_argument("--seed", type=whole(0, SEED_MAX), default=0, help="seed of the test episodes (default: 0)")
     e.add_argument("--within-alphabet", action="store_true", help="all classes of an episode from one alphabet")
     e.add_argument("--profile", choices=RECIPE_NAMES, default="quick",
                    help="which recipe's checkpoint to load: NAME-quick.pt, NAME-paper.pt, NAME-lake.pt, ...")
@@ -108,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("name", help=f"a registered method, a generator family ({families}), or sinusoid")
     t.add_argument("--recipe", "--profile", dest="recipe", default="quick",
                    help="the method's recipe: quick, full, paper or one of its own, e.g. lake (default quick)")
-    t.add_argument("--seed", type=whole(0), default=None, help="change the recipe's seed (default: the recipe's, 0; another needs --out)")
+    t.add_argument("--seed", type=whole(0, SEED_MAX), default=None, help="change the recipe's seed (default: the recipe's, 0; another needs --out)")
     t.add_argument("--steps", type=whole(1), default=None, help="change the recipe's number of steps (needs --out: the package's file is the recipe's)")
     t.add_argument("--state-every", type=whole(1), default=None,
                    help="write the resumable training state every N steps (default: the recipe's)")

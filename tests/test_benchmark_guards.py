@@ -50,6 +50,8 @@ LATE_CHECKS = [
     ("numerics_cost", ["--methods", "protonet,nope"], "--methods nope is not a trainable method"),
     ("gpu_check", ["--steps", "0"], "--steps 0: give 1 or more"),
     ("protonet_vs_l2l", ["--episodes", "1"], "argument --episodes: 1 is below 2"),
+    ("course_benchmark", ["--seed", str(2**64)], f"argument --seed: {2**64} is above {2**64 - 1}"),  # after loading
+    ("diffusion_cost", ["--seed", str(2**64)], f"argument --seed: {2**64} is above {2**64 - 1}"),
     ("learning_curves", ["--method", "protonet", "--out-dir", "{file}"], "cannot be created"),
     # a file as --state-dir was a FileExistsError traceback once Omniglot had loaded
     ("learning_curves", ["--method", "protonet", "--out-dir", "{dir}", "--state-dir", "{file}"],

@@ -330,7 +330,13 @@ def test_a_recipe_the_method_does_not_have_is_named_not_sent_to_train(capsys):
     (["evaluate", "pixel", "--seed", "-1"], "--seed", "-1 is below 0; give 0 or more"),
     (["evaluate", "pixel", "--augment", "vae", "--generation-seed", "-3"], "--generation-seed", "-3 is below 0"),
     (["evaluate", "pixel", "--n-query", "two"], "--n-query", "'two' is not a whole number"),
-    (["train", "protonet", "--steps", "0"], "--steps", "0 is below 1")])
+    (["train", "protonet", "--steps", "0"], "--steps", "0 is below 1"),
+    # above torch's range: a one-line error only after loading the data (--seed), or torch's "Overflow when
+    # unpacking long long" after loading model and data (--generation-seed)
+    (["evaluate", "pixel", "--seed", str(2**64)], "--seed", f"{2**64} is above {2**64 - 1}; give 0 to {2**64 - 1}"),
+    (["evaluate", "pixel", "--augment", "copy-noise", "--generation-seed", str(2**64)], "--generation-seed",
+     f"{2**64} is above {2**64 - 1}"),
+    (["train", "protonet", "--seed", str(2**70)], "--seed", f"{2**70} is above {2**64 - 1}")])
 def test_numbers_on_the_command_line_are_checked_by_their_option(argv, option, says, capsys):
     """The message names the option the user typed (it named the library's parameter, n_episodes=0), and a
     negative seed is refused for evaluate as it was for train."""

@@ -744,7 +744,7 @@ def train_generator(family: str, recipe: str = "quick", *, data=None, out: str |
 
 
 # ---- command line: python -m fslcourse evaluate NAME --augment GEN --n-generated M ... ----------------------
-def add_augment_arguments(parser, whole=lambda minimum: int) -> None:
+def add_augment_arguments(parser, whole=lambda minimum, maximum=None: int) -> None:
     """Add ``--augment``, ``--n-generated`` and ``--generation-seed`` to the ``evaluate`` sub-parser; ``whole(m)``
     is the command line's type for a whole number of at least ``m`` (``cli.whole``)."""
     parser.add_argument("--augment", default=None, metavar="GENERATOR", choices=sorted(GENERATORS) + sorted(CONTROLS),
@@ -753,7 +753,7 @@ def add_augment_arguments(parser, whole=lambda minimum: int) -> None:
                              "difference against no augmentation")
     parser.add_argument("--n-generated", type=whole(1), nargs="+", default=None, metavar="M",
                         help="generated examples per class; several values give several rows (default: 5)")
-    parser.add_argument("--generation-seed", type=whole(0), default=0, help="seed of the generator's noise")
+    parser.add_argument("--generation-seed", type=whole(0, 2**64 - 1), default=0, help="seed of the generator's noise")
 
 
 def evaluate_augmented(args) -> dict:
