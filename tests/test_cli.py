@@ -576,3 +576,24 @@ def test_evaluate_a_head_of_other_ways_says_whether_to_train_resume_or_load(tmp_
     assert main(argv) != 0
     assert ("or finish the 20-way 1-shot model, training across sittings: python -m fslcourse train fomaml --recipe "
             "paper-20way --resume") in capsys.readouterr().err
+
+
+def test_evaluate_augment_refuses_what_its_paired_protocol_cannot_measure(tmp_path, capsys, monkeypatch):
+    """--augment --within-alphabet was silently measured across alphabets (its record said within_alphabet false);
+    --augment on a Vinyals checkpoint loaded the data and then named a library call, load_omniglot(split=...)."""
+    import importlib
+
+    from fslcourse.cli import main
+
+    def must_not_load(*args, **kw):
+        raise AssertionError("data loaded before the refusal")
+
+    monkeypatch.setattr(importlib.import_module("fslcourse.data"), "load_omniglot", must_not_load)
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "pixel", "--augment", "copy-noise", "--within-alphabet", "--episodes", "2",
+                 "--json", str(out)]) == 2
+    assert "--within-alphabet: --augment's paired episodes are drawn across alphabets only" in capsys.readouterr().err
+    assert main(["evaluate", "protonet", "--profile", "paper", "--augment", "copy-noise", "--episodes", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "protonet-paper.pt was trained on the Vinyals split" in err and "(e.g. --profile quick)" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()

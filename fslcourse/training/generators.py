@@ -764,7 +764,18 @@ def evaluate_augmented(args) -> dict:
     from ..pretrained import checkpoint_info, pretrained
     from ..results import result_record, write_record
 
+    if args.within_alphabet:  # evaluate_paired draws episodes across alphabets: the record said so, silently
+        raise ValueError("--within-alphabet: --augment's paired episodes are drawn across alphabets only; leave out "
+                         "--within-alphabet, or --augment")
     control = CONTROLS.get(args.augment)  # an untrained control: no checkpoint, no recipe
+    try:
+        trained_on = checkpoint_info(args.name, args.profile).get("split_protocol")
+    except (FileNotFoundError, ValueError):  # no checkpoint (pixel), or none of this recipe: pretrained() says so
+        trained_on = None
+    if trained_on == "vinyals":  # refused by evaluate() after loading, naming a library call
+        raise ValueError(f"--augment measures on the alphabet split, but {args.name}-{args.profile}.pt was trained on "
+                         "the Vinyals split, whose meta-train classes include that split's test characters; augment "
+                         "a checkpoint of the alphabet split (e.g. --profile quick), or leave out --augment")
     if control is None:
         builder = get_generator(args.augment)  # fail on an unknown name or recipe before loading anything
         family = CHECKPOINT_FAMILY[args.augment]
