@@ -59,12 +59,20 @@ def whole(minimum: int, maximum: int | None = None):
     return parse
 
 
+def path(text: str) -> Path:
+    """An argparse type: a path, refused when empty (``Path("")`` is the current folder: an unset ``$DIR`` wrote
+    predictions there)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a file or folder (an unset shell variable?)")
+    return Path(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m fslcourse", description="fslcourse command line")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("doctor", help="check the installation, device and data")
     d = sub.add_parser("download", help="download and verify Omniglot")
-    d.add_argument("--root", type=Path, default=None, help="data directory (default: FSLCOURSE_DATA or the cache)")
+    d.add_argument("--root", type=path, default=None, help="data directory (default: FSLCOURSE_DATA or the cache)")
     e = sub.add_parser("evaluate", help="evaluate a method on meta-test episodes")
     e.add_argument("name", help="registered method name, e.g. pixel, protonet, maml; NAME-batch-stats or "
                    "NAME-inductive measures a paper checkpoint as its paper's other test does (relation-batch-stats, "
@@ -84,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=("test", "val"), default="test",
                    help="meta-test or meta-validation classes (recorded in --json; report tables only test)")
     e.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps or auto (default: FSLCOURSE_DEVICE or auto)")
-    e.add_argument("--json", type=Path, default=None, help="write the result record here")
+    e.add_argument("--json", type=path, default=None, help="write the result record here")
     e.add_argument("--append", action="store_true",
                    help="add the record to the --json results file (created if missing) instead of writing one "
                         "record: a file of several settings, one command each")
@@ -95,12 +103,12 @@ def _parser() -> argparse.ArgumentParser:
     from .training.generators import add_augment_arguments
     add_augment_arguments(e, whole)  # --augment GENERATOR --n-generated M [M ...] --generation-seed S
     q = sub.add_parser("predict", help="classify your own images with a course model")
-    q.add_argument("--support", type=Path, required=True, help="a folder with one sub-folder of images (PNG/JPEG) per class")
-    q.add_argument("--query", type=Path, nargs="+", required=True, help="query image files or folders of images")
+    q.add_argument("--support", type=path, required=True, help="a folder with one sub-folder of images (PNG/JPEG) per class")
+    q.add_argument("--query", type=path, nargs="+", required=True, help="query image files or folders of images")
     q.add_argument("--method", default=None, help="a method with a committed checkpoint (default: protonet)")
     q.add_argument("--profile", choices=RECIPE_NAMES, default=None,
                    help="which recipe's checkpoint to load (default: the method's best: lake for protonet, else quick)")
-    q.add_argument("--out", type=Path, default=None,
+    q.add_argument("--out", type=path, default=None,
                    help="folder for predictions.csv, predictions.json and contact_sheet.png (default: print only)")
     q.add_argument("--overwrite", action="store_true", help="replace the files an earlier --out left in the folder")
     q.add_argument("--transductive", action="store_true",
@@ -118,18 +126,18 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--state-every", type=whole(1), default=None,
                    help="write the resumable training state every N steps (default: the recipe's)")
     t.add_argument("--device", default=None)
-    t.add_argument("--out", type=Path, default=None, help="checkpoint path (default: the package's NAME-RECIPE.pt, for the recipe unchanged)")
+    t.add_argument("--out", type=path, default=None, help="checkpoint path (default: the package's NAME-RECIPE.pt, for the recipe unchanged)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at the target, or an unfinished run's training state")
     t.add_argument("--resume", action="store_true", help="continue the run whose training state is beside --out")
-    t.add_argument("--state", type=Path, default=None, help="training state path (default: beside --out)")
+    t.add_argument("--state", type=path, default=None, help="training state path (default: beside --out)")
     t.add_argument("--numerics", choices=NUMERICS, default=None,
                    help="native (fastest here) or portable (the same weights on any x86-64 CPU, slower); "
                         "default FSLCOURSE_NUMERICS, else native")
     r = sub.add_parser("report", help="rebuild the benchmark table from results/*.json")
-    r.add_argument("--results", type=Path, default=None, help="folder of result files (default: FSLCOURSE_RESULTS "
+    r.add_argument("--results", type=path, default=None, help="folder of result files (default: FSLCOURSE_RESULTS "
                    "or the repository's results/)")
     r.add_argument("--format", choices=("markdown", "json"), default="markdown")
-    r.add_argument("--out", type=Path, default=None, help="also write the table here (atomic)")
+    r.add_argument("--out", type=path, default=None, help="also write the table here (atomic)")
     r.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     return p
 
@@ -316,7 +324,7 @@ def main(argv=None) -> int:
             return 0
         if args.command == "report":
             from .report import report
-            if args.out is not None and Path(args.out).exists() and not args.overwrite:
+            if args.out is not None and Path(args.out).is_file() and not args.overwrite:  # a folder: report() says
                 raise ValueError(f"--out {args.out} exists; pass --overwrite to replace it, or choose another path")
             print(report(args.results, args.format, args.out), end="")
             return 0

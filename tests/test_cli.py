@@ -597,3 +597,20 @@ def test_evaluate_augment_refuses_what_its_paired_protocol_cannot_measure(tmp_pa
     err = capsys.readouterr().err
     assert "protonet-paper.pt was trained on the Vinyals split" in err and "(e.g. --profile quick)" in err
     assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_an_empty_path_and_a_folder_as_report_out_are_refused(tmp_path, capsys, monkeypatch):
+    """predict --out "" (an unset $DIR) wrote its three files into the current folder and report --results "" read
+    it; report --out FOLDER said 'exists; pass --overwrite', which then failed on the folder."""
+    from fslcourse.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for argv, option in ((["predict", "--support", str(tmp_path), "--query", str(tmp_path), "--out", ""], "--out"),
+                         (["report", "--results", ""], "--results"), (["evaluate", "pixel", "--json", " "], "--json")):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert f"argument {option}: an empty path; give a file or folder" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    assert main(["report", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"the report file {tmp_path} is a folder; give a file path" in err and "--overwrite" not in err
