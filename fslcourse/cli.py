@@ -15,10 +15,8 @@ import contextlib
 import sys
 from pathlib import Path
 
-from .config import RECIPE_NAMES
+from .config import RECIPE_NAMES, SEED_MAX  # SEED_MAX: benchmarks import it from here too
 from .numerics import NUMERICS
-
-SEED_MAX = 2**64 - 1  # torch's seed range (config.whole_seed): a larger --seed failed only after loading the data
 
 
 @contextlib.contextmanager

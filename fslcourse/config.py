@@ -127,13 +127,16 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
+SEED_MAX = 2**64 - 1  # torch's seed range: the largest seed a torch.Generator takes
+
+
 def whole_seed(seed) -> int:
     """``seed`` as a Python int (a NumPy integer too), or a one-line ValueError naming it and the range."""
     try:
         value = None if isinstance(seed, bool) else operator.index(seed)
     except TypeError:
         value = None
-    if value is None or not 0 <= value < 2**64:
+    if value is None or not 0 <= value <= SEED_MAX:
         raise ValueError(f"seed={seed!r} must be a whole number from 0 to 2**64 - 1 (torch's range); e.g. seed=0")
     return value
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import get_device
+from ..config import SEED_MAX, get_device
 from ..data.episodes import EpisodeSampler
 from ..evaluate import mean_ci95
 from ..generative.augment import FeatureSplit, ModelGenerator, backbone_fingerprint, embed_split
@@ -753,7 +753,7 @@ def add_augment_arguments(parser, whole=lambda minimum, maximum=None: int) -> No
                              "difference against no augmentation")
     parser.add_argument("--n-generated", type=whole(1), nargs="+", default=None, metavar="M",
                         help="generated examples per class; several values give several rows (default: 5)")
-    parser.add_argument("--generation-seed", type=whole(0, 2**64 - 1), default=0, help="seed of the generator's noise")
+    parser.add_argument("--generation-seed", type=whole(0, SEED_MAX), default=0, help="seed of the generator's noise")
 
 
 def evaluate_augmented(args) -> dict:
