@@ -160,7 +160,8 @@ def _evaluate(args) -> int:
         from .training.generators import evaluate_augmented
         args.n_query = 15 if args.n_query is None else args.n_query
         check_not_recorded(args, f"{args.name}+{args.augment}")
-        evaluate_augmented(args)
+        evaluate_augmented(args, lambda model: _check_episode_shape(args.name, args.profile, model, args.n_way,
+                                                                    args.n_shot))
         return 0
     from . import methods  # noqa: F401  (registers every method)
     from .config import get_device

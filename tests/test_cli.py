@@ -614,3 +614,20 @@ def test_an_empty_path_and_a_folder_as_report_out_are_refused(tmp_path, capsys, 
     assert main(["report", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"the report file {tmp_path} is a folder; give a file path" in err and "--overwrite" not in err
+
+
+def test_evaluate_augment_refuses_an_episode_shape_the_head_cannot_run_before_loading_data(capsys, monkeypatch):
+    """evaluate --augment skipped the head check plain evaluate runs: GNN's fixed 5-way head was refused only after
+    Omniglot had loaded, naming a Python call (GNN(n_way=20)) instead of the command that runs."""
+    import importlib
+
+    from fslcourse.cli import main
+
+    def must_not_load(*args, **kw):
+        raise AssertionError("data loaded before the refusal")
+
+    monkeypatch.setattr(importlib.import_module("fslcourse.data"), "load_omniglot", must_not_load)
+    assert main(["evaluate", "gnn", "--n-way", "20", "--augment", "copy-noise", "--episodes", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "gnn-quick.pt's head has 5 outputs (trained 5-way): evaluate --n-way 5" in err
+    assert len(err.strip().splitlines()) == 1

@@ -756,8 +756,11 @@ def add_augment_arguments(parser, whole=lambda minimum, maximum=None: int) -> No
     parser.add_argument("--generation-seed", type=whole(0, SEED_MAX), default=0, help="seed of the generator's noise")
 
 
-def evaluate_augmented(args) -> dict:
-    """Run ``evaluate --augment``: print and return (and write to ``--json``) the paired record."""
+def evaluate_augmented(args, check_model=lambda model: None) -> dict:
+    """Run ``evaluate --augment``: print and return (and write to ``--json``) the paired record.
+
+    ``check_model(model)`` may refuse the loaded method before the data is loaded (``cli``: an episode shape its
+    head cannot run, with the command that can)."""
     from .. import methods  # noqa: F401  (registers every method)
     from ..data import load_omniglot
     from ..generative.augment import evaluate_paired
@@ -784,6 +787,7 @@ def evaluate_augmented(args) -> dict:
                              f"{', '.join(FAMILY_RECIPES[family])}); give --profile one of them")
     device = get_device(args.device)
     method = pretrained(args.name, profile=args.profile, device=device)
+    check_model(method)
     data = load_omniglot(device=device, progress=False)
     if control is not None:
         gen = control()
