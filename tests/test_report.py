@@ -157,6 +157,13 @@ def test_a_bad_report_out_fails_before_reading_anything(tmp_path):
         report(tmp_path / "missing-results", out=tmp_path / "r")  # the folder error comes first, not the missing one
 
 
+def test_a_folder_of_other_results_only_is_refused_not_reported_as_an_empty_table(tmp_path):
+    """A folder whose JSON files are all other kinds of result (a cost table) gave an empty table and exit 0."""
+    (tmp_path / "step_cost.json").write_text('{"per_step": {}}')
+    with pytest.raises(ValueError, match=r"holds no result records \(not record files: step_cost.json\); pass"):
+        report(tmp_path)
+
+
 def test_missing_folder_is_named(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         load_records(tmp_path / "nope")
