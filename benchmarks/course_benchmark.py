@@ -305,6 +305,8 @@ def main(argv=None) -> int:
     # everything is checked before Omniglot is loaded: a typo costs a line, not a half-written table
     if args.profile == "paper" and args.split != "vinyals":
         p.error("--profile paper measures checkpoints trained on the Vinyals split; add --split vinyals")
+    if args.methods is not None and not args.methods.strip(","):  # '' ran every method: an unset $METHODS?
+        p.error("--methods is empty; name some methods (e.g. --methods protonet,matching) or leave it out for all")
     names = args.methods.split(",") if args.methods else available_methods(args.profile)
     for name in names:
         if name not in METHODS:

@@ -3,7 +3,7 @@
 Usage (from the repository root):
 
     python benchmarks/maml_vs_l2l.py [--hidden 64] [--meta-batch 8] [--n-query 5] [--rounds 3] \
-        [--threads 1] [--out results/maml_vs_l2l.json]
+        [--threads 1] [--out results/maml_vs_l2l.json --overwrite]
 
 Every implementation trains the same MAMLConv4 (5-way 1-shot, stride-2 Conv-4 with
 batch-statistics BatchNorm) from the same initial weights on the same Omniglot-sized
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from fslcourse.cli import whole
 from fslcourse.data import EpisodeSampler, glyph_splits
-from fslcourse.io import atomic_write_json, check_writable
+from fslcourse.io import atomic_write_json, check_record_target
 from fslcourse.methods.maml import FOMAML, MAML
 
 IMPLS = ["ours-batched", "ours-vmap", "ours-loop", "learn2learn"]
@@ -99,13 +99,14 @@ def main(argv=None):
     ap.add_argument("--steps", type=whole(1), default=2, help="meta-steps per implementation per round")
     ap.add_argument("--threads", type=whole(1), default=None, help="torch threads (default: torch's)")
     ap.add_argument("--out", type=Path, default=None, help="also write the results as JSON here (atomically)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --out (the committed record)")
     ap.add_argument("--memory-of", nargs=2, help=argparse.SUPPRESS)  # internal: IMPL ORDER in a subprocess
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.out:
         try:
-            check_writable(args.out, "--out")
+            check_record_target(args.out, args.overwrite)
         except ValueError as err:
             ap.error(str(err))
     if args.memory_of:

@@ -37,6 +37,8 @@ def main(argv=None) -> int:
     p.add_argument("folder", type=Path)
     p.add_argument("--top", type=int, default=0, help="also list the largest files")
     args = p.parse_args(argv)
+    if args.top < 0:
+        p.error(f"--top {args.top} is below 0; give how many of the largest files to list")
     if not args.folder.is_dir():
         p.error(f"{args.folder} is not a folder; give the package's folder, e.g. fslcourse")
     sizes = sorted(((code_lines(f.read_text()), f) for f in args.folder.rglob("*.py")), reverse=True)

@@ -46,6 +46,8 @@ LATE_CHECKS = [
     ("widget_latency", ["--out", "{dir}"], "--out {dir} is a folder"),
     ("maml_vs_l2l", ["--rounds", "0"], "argument --rounds: 0 is below 1"),
     ("maml_vs_l2l", ["--out", "{dir}"], "--out {dir} is a folder"),
+    ("maml_vs_l2l", ["--out", "{file}"], "--out {file} exists; pass --overwrite"),  # it replaced the record unasked
+    ("course_benchmark", ["--methods", ""], "--methods is empty; name some methods"),  # '' ran every method
     ("numerics_cost", ["--out", "{dir}"], "--out {dir} is a folder"),
     ("numerics_cost", ["--methods", "protonet,nope"], "--methods nope is not a trainable method"),
     ("gpu_check", ["--steps", "0"], "--steps 0: give 1 or more"),
