@@ -150,6 +150,31 @@ def check_model(method, label: str = "method") -> None:
                          "fslcourse.pretrained('protonet')")
 
 
+def check_episode(episode) -> None:
+    """Refuse, in one line, something that is not an episode (``loss`` reads its four tensors by name)."""
+    if not all(hasattr(episode, a) for a in ("support_x", "support_y", "query_x", "query_y")):
+        raise ValueError(f"loss takes one Episode (support_x, support_y, query_x, query_y), e.g. sampler.sample(), "
+                         f"not a {type(episode).__name__}")
+
+
+def check_query_y(query_y, logits: torch.Tensor) -> None:
+    """Refuse query labels a loss cannot score against ``logits`` ``(n_query_total, n_way)``: not ``int64``, not one
+    per query, none at all, or outside ``0 .. n_way-1`` (cross-entropy would fail deep in torch, or give NaN)."""
+    if not torch.is_tensor(query_y) or query_y.dtype != torch.int64:
+        kind = query_y.dtype if torch.is_tensor(query_y) else type(query_y).__name__
+        raise ValueError(f"query_y is {kind}; labels must be a torch.int64 (long) tensor in 0..n_way-1, e.g. "
+                         "query_y.long()")
+    if query_y.dim() != 1 or len(query_y) != logits.shape[0]:
+        raise ValueError(f"query_y must be ({logits.shape[0]},) to match query_x, got {tuple(query_y.shape)}")
+    if not len(query_y):
+        raise ValueError("query_x holds no images; a loss needs at least one query example (n_query >= 1)")
+    n_way = logits.shape[1]
+    bad = query_y[(query_y < 0) | (query_y >= n_way)]
+    if len(bad):
+        raise ValueError(f"query_y holds labels {sorted(set(bad.tolist()))} outside 0..{n_way - 1} (the support "
+                         "set's classes); label the queries as support_y labels their classes")
+
+
 def n_way_of(labels: torch.Tensor) -> int:
     """Number of classes of labels ``0 .. n_way-1``."""
     return int(labels.max()) + 1
@@ -210,7 +235,9 @@ class FewShotClassifier(nn.Module):
 
     def loss(self, episode) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-entropy on the query set of one episode, and the query accuracy (0-1)."""
+        check_episode(episode)
         logits = self.predict(episode.support_x, episode.support_y, episode.query_x)
+        check_query_y(episode.query_y, logits)
         loss = torch.nn.functional.cross_entropy(logits, episode.query_y)
         return loss, (logits.argmax(dim=1) == episode.query_y).float().mean()
 
@@ -236,6 +263,10 @@ class FewShotClassifier(nn.Module):
     @staticmethod
     def check_support(support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor) -> int:
         """Validate an episode's tensors and return ``n_way``; errors name the bad value."""
+        for name, x in (("support_x", support_x), ("support_y", support_y), ("query_x", query_x)):
+            if not torch.is_tensor(x):
+                fix = "torch.as_tensor(y)" if name == "support_y" else "torch.as_tensor(x, dtype=torch.float32)"
+                raise ValueError(f"{name} is a {type(x).__name__}, not a torch tensor; convert it, e.g. {fix}")
         if support_x.dim() != 4 or query_x.dim() != 4:
             raise ValueError(
                 f"support_x and query_x must be (n, C, H, W); got {tuple(support_x.shape)} and "
@@ -259,6 +290,14 @@ class FewShotClassifier(nn.Module):
             raise ValueError(
                 f"support_y must be ({support_x.shape[0]},) to match support_x, got {tuple(support_y.shape)}"
             )
+        if support_y.dtype != torch.int64:
+            raise ValueError(f"support_y is {support_y.dtype}; labels must be torch.int64 (long) in 0..n_way-1, e.g. "
+                             "support_y.long()")
+        if not len(support_y):
+            raise ValueError("support_x holds no images; an episode needs at least one support example per class")
+        if support_y.min() < 0:
+            raise ValueError(f"support_y holds negative labels {sorted(set(support_y[support_y < 0].tolist()))}; "
+                             "labels must be 0..n_way-1")
         n_way = FewShotClassifier.n_way_of(support_y)
         present = torch.bincount(support_y, minlength=n_way)
         if (present == 0).any():

@@ -37,7 +37,7 @@ from ..data.episodes import Episode, draw_episode
 from ..models import make_backbone
 from ..models.scale_shift import add_scale_shift, scale_shift_layers
 from ..recipe import Recipe
-from .base import FewShotClassifier, prototypes, register, register_preset
+from .base import FewShotClassifier, check_episode, check_query_y, prototypes, register, register_preset
 
 MODES = ("ss", "ft", "theta")
 
@@ -242,7 +242,9 @@ class MTL(FewShotClassifier):
         The shared :meth:`~fslcourse.methods.base.FewShotClassifier.train_step` calls this for
         every task of a meta-batch, so the hard-task (HT) batch can be built from the record.
         """
+        check_episode(episode)
         logits = self.predict(episode.support_x, episode.support_y, episode.query_x)
+        check_query_y(episode.query_y, logits)
         self.failures = getattr(self, "failures", []) + [int(failure_classes(logits, episode.query_y, episode.classes))]
         return F.cross_entropy(logits, episode.query_y), (logits.argmax(1) == episode.query_y).float().mean()
 

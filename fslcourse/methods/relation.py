@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..recipe import Recipe
-from .base import FewShotClassifier, n_shot_refusal, prototypes, register
+from .base import FewShotClassifier, check_episode, check_query_y, n_shot_refusal, prototypes, register
 
 
 def _block(c_in: int, c_out: int, padding: int, pool: bool) -> nn.Sequential:
@@ -114,7 +114,9 @@ class RelationNet(FewShotClassifier):
 
     def loss(self, episode) -> tuple[torch.Tensor, torch.Tensor]:
         """MSE between the relation scores and the one-hot query labels (the paper's loss), and accuracy."""
+        check_episode(episode)
         scores = self.predict(episode.support_x, episode.support_y, episode.query_x)
+        check_query_y(episode.query_y, scores)
         target = F.one_hot(episode.query_y, scores.shape[1]).to(scores.dtype)  # (n_query_total, n_way)
         return F.mse_loss(scores, target), (scores.argmax(dim=1) == episode.query_y).float().mean()
 

@@ -54,12 +54,43 @@ def _episode(n_way=3, n_shot=2, n_query=2):
     ({"support_y": torch.tensor([[0, 0, 1, 1, 2, 2]])}, "support_y must be (6,) to match support_x, got (1, 6)"),
     ({"support_y": torch.tensor([[0], [0], [1], [1], [2], [2]])}, "support_y must be (6,) to match support_x, got (6, 1)"),
     ({"support_y": torch.tensor([1, 1, 2, 2, 4, 4])}, "support_y must use every label 0..4; labels [0, 3] are missing"),
+    # a student's list, NumPy array or float/int32/bool labels reached torch ('list' has no attribute 'dim',
+    # "bincount_cpu" not implemented for 'Float', one_hot of an IntTensor), negatives and an empty set bincount/max
+    ({"support_x": [[0.0]] * 6}, "support_x is a list, not a torch tensor; convert it, e.g. torch.as_tensor(x, "),
+    ({"support_y": torch.arange(3).repeat_interleave(2).numpy()}, "support_y is a ndarray, not a torch tensor"),
+    ({"support_y": torch.arange(3.0).repeat_interleave(2)}, "support_y is torch.float32; labels must be torch.int64 "
+                                                            "(long) in 0..n_way-1, e.g. support_y.long()"),
+    ({"support_y": torch.arange(3, dtype=torch.int32).repeat_interleave(2)}, "support_y is torch.int32; labels must"),
+    ({"support_y": torch.tensor([0, 0, 1, 1, -1, -1])}, "support_y holds negative labels [-1]; labels must be 0..n_way-1"),
+    ({"support_x": torch.zeros(0, 1, 28, 28), "support_y": torch.zeros(0, dtype=torch.long)},
+     "support_x holds no images; an episode needs at least one support example per class"),
 ])
 def test_check_support_names_the_bad_value(change, message):
     parts = dict(zip(("support_x", "support_y", "query_x"), _episode()))
     assert FewShotClassifier.check_support(*parts.values()) == 3
     with pytest.raises(ValueError, match="^" + re.escape(message)):
         FewShotClassifier.check_support(**{**parts, **change})
+
+
+@pytest.mark.parametrize("name", ["protonet", "relation", "mtl"])  # the base loss and the two that override it
+def test_loss_refuses_query_labels_it_cannot_score(name):
+    """Labels outside 0..n_way-1 raised torch's 'Target 5 is out of bounds', an empty query set gave a NaN loss
+    without a word, and a tuple for the episode an AttributeError."""
+    from fslcourse.data.episodes import Episode
+
+    model = get_method(name)()
+    sx, sy, qx = _episode(n_query=2)
+    ep = Episode(sx, sy, qx, torch.tensor([0, 1]), torch.arange(3), 3, 2, 1)
+    assert torch.isfinite(model.loss(ep)[0])
+    for change, message in [({"query_y": torch.tensor([0, 3])}, "query_y holds labels [3] outside 0..2"),
+                            ({"query_y": torch.tensor([0.0, 1.0])}, "query_y is torch.float32; labels must be"),
+                            ({"query_y": torch.tensor([0])}, "query_y must be (2,) to match query_x, got (1,)"),
+                            ({"query_x": qx[:0], "query_y": torch.zeros(0, dtype=torch.long)},
+                             "query_x holds no images; a loss needs at least one query example")]:
+        with pytest.raises(ValueError, match="^" + re.escape(message)):
+            model.loss(Episode(**{**ep.__dict__, **change}))
+    with pytest.raises(ValueError, match=r"^loss takes one Episode .*, not a tuple$"):
+        model.loss((sx, sy, qx, torch.tensor([0, 1])))
 
 
 def test_class_confidences_clip_scores_to_0_1_and_softmax_logits():
