@@ -14,6 +14,7 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 
 from ..config import whole_seed
@@ -171,7 +172,12 @@ class EpisodeSampler:
         n_way, n_shot, n_query = (_positive(arg, value) for arg, value in
                                   (("n_way", n_way), ("n_shot", n_shot), ("n_query", n_query)))
         self.split, self.n_way, self.n_shot, self.n_query = split, n_way, n_shot, n_query
-        self.within_alphabet = within_alphabet
+        if not isinstance(within_alphabet, (bool, np.bool_)):  # the string "False" is true: episodes of one alphabet
+            raise ValueError(f"within_alphabet={within_alphabet!r} must be True or False")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator={generator!r} is not a torch.Generator; pass a CPU torch.Generator, or "
+                             "seed= instead")
+        self.within_alphabet = within_alphabet = bool(within_alphabet)
         self.alphabets_used, self.alphabets_left_out = list(getattr(split, "alphabet_names", [])), []  # feature splits have none
         if n_shot + n_query > split.n_examples:
             raise ValueError(

@@ -1,4 +1,5 @@
 """EpisodeSampler: properties (hypothesis), errors that name the numbers, reproducibility."""
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -186,3 +187,14 @@ def test_a_batch_is_the_next_episodes_of_the_stream_and_indexes_as_one():
     assert not single.is_batch and len(single) == 1
     with pytest.raises(TypeError, match="indexing needs a batch"):
         single[0]
+
+
+def test_within_alphabet_and_generator_of_the_wrong_type_are_refused(glyphs):
+    """within_alphabet="False" is a true string: evaluate(..., within_alphabet="no") measured within-alphabet
+    episodes and recorded within_alphabet=True without a word; a generator given as text raised an AttributeError."""
+    for value in ("False", "no", 1, None):
+        with pytest.raises(ValueError, match=rf"^within_alphabet={value!r} must be True or False$"):
+            EpisodeSampler(glyphs[2], 5, 1, 1, within_alphabet=value)
+    assert EpisodeSampler(glyphs[2], 5, 1, 1, within_alphabet=np.bool_(False)).within_alphabet is False
+    with pytest.raises(ValueError, match=r"^generator='cpu' is not a torch.Generator; pass a CPU torch.Generator"):
+        EpisodeSampler(glyphs[2], 5, 1, 1, generator="cpu")
