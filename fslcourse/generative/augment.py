@@ -33,8 +33,9 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from ..config import whole_seed
 from ..evaluate import EvalResult, evaluate, mean_ci95, same_episodes
-from ..methods.base import FewShotClassifier, n_way_of, round_robin
+from ..methods.base import FewShotClassifier, check_model, n_way_of, round_robin
 
 SPACES = ("pixel", "feature")
 
@@ -72,7 +73,10 @@ def check_request(support: torch.Tensor, support_y: torch.Tensor, n: int, space:
     """
     if isinstance(n, bool) or not hasattr(n, "__index__") or operator.index(n) < 1:
         raise ValueError(f"{name}={n!r}: ask for at least one generated example per class (a positive integer)")
-    if support_y.dim() != 1 or support_y.dtype.is_floating_point or not len(support_y):
+    for arg, x in (("support", support), ("support_y", support_y)):
+        if not torch.is_tensor(x):
+            raise ValueError(f"{arg} is a {type(x).__name__}, not a torch tensor; convert it, e.g. torch.as_tensor(...)")
+    if support_y.dim() != 1 or support_y.dtype.is_floating_point or support_y.dtype == torch.bool or not len(support_y):
         raise ValueError(f"support_y has shape {tuple(support_y.shape)} and dtype {support_y.dtype}; pass one integer "
                          "label per support example")
     if support_y.min() < 0 or torch.bincount(support_y).min() == 0:
@@ -83,6 +87,14 @@ def check_request(support: torch.Tensor, support_y: torch.Tensor, n: int, space:
         want = "drawings (n_way * n_shot, 1, 28, 28)" if pixel else "embeddings (n_way * n_shot, D)"
         raise ValueError(f"support has shape {tuple(support.shape)} for {len(support_y)} labels; a {space} generator "
                          f"takes {want} with one label each")
+    if pixel and not support.dtype.is_floating_point:
+        raise ValueError(f"support is {support.dtype}, not float drawings in [0, 1] (ink = 1); e.g. x.float() / 255")
+    if pixel and not bool(((support >= 0) & (support <= 1)).all()):  # NaN compares False: refused too
+        if torch.isnan(support).any():
+            raise ValueError("support holds NaN pixels; rebuild the drawings (fslcourse.data.load_image)")
+        low, high = torch.aminmax(support)
+        raise ValueError(f"support's pixels lie in [{low.item():.3g}, {high.item():.3g}], not [0, 1]; drawings must be "
+                         "ink = 1 on paper = 0 (fslcourse.data.load_image; 0-255 pixels: divide by 255)")
 
 
 def sources_in_turn(support: torch.Tensor, support_y: torch.Tensor, n_per_class: int):
@@ -102,6 +114,8 @@ def seeded(seed) -> torch.Generator:
     """The CPU ``torch.Generator`` a support generator draws its noise from (one per ``seed``, the same on every machine)."""
     if isinstance(seed, bool) or not isinstance(seed, int) and not hasattr(seed, "__index__"):
         raise TypeError(f"seed={seed!r}: a support generator takes an integer seed, not a {type(seed).__name__}")
+    if not -2**63 <= operator.index(seed) < 2**64:  # torch.Generator.manual_seed's range
+        raise ValueError(f"seed={seed!r} is outside torch's seed range; use a whole number from 0 to 2**64 - 1")
     return torch.Generator().manual_seed(operator.index(seed))
 
 
@@ -204,6 +218,7 @@ class AugmentedClassifier(FewShotClassifier):
         super().__init__()
         if n_generated < 0:
             raise ValueError(f"n_generated={n_generated} must be >= 0")
+        seed = whole_seed(seed)  # each episode's generation seed is seed * 1_000_003 + its number
         check_generator_for(method, generator)
         self.method, self.generator, self.n_generated, self.seed = method, generator, n_generated, seed
         self.needs_grad_at_test = method.needs_grad_at_test
@@ -294,6 +309,26 @@ def evaluate_paired(method: FewShotClassifier, generator, split, n_way: int = 5,
     Returns:
         One :class:`PairedResult` per m.
     """
+    check_model(method)  # every argument is checked before the baseline's episodes are run
+    if isinstance(generator, str):
+        raise ValueError(f"generator={generator!r} is a name, not a generator; build it with "
+                         f"get_generator({generator!r})(data, backbone=method.backbone) (fslcourse.training.generators)")
+    check_generator_for(method, generator)
+    if isinstance(n_generated, (str, bytes)) or not hasattr(n_generated, "__iter__"):
+        raise ValueError(f"n_generated={n_generated!r} must be a list of the values of m to try, e.g. (1, 5, 10) or "
+                         f"[{n_generated!r}]")
+    n_generated = list(n_generated)
+    bad = [m for m in n_generated if isinstance(m, bool) or not hasattr(m, "__index__") or operator.index(m) < 0]
+    if not n_generated or bad:
+        raise ValueError(f"n_generated={n_generated!r}: give at least one m, each a whole number >= 0 (examples "
+                         "generated per class), e.g. (1, 5, 10)")
+    try:
+        generation_seed = whole_seed(generation_seed)
+    except ValueError as err:
+        raise ValueError(f"generation_{err}") from None
+    if baseline is not None and not isinstance(baseline, EvalResult):
+        raise ValueError(f"baseline is a {type(baseline).__name__}; pass the EvalResult of evaluate(method, split, "
+                         "...) on these episodes, or baseline=None")
     name = method_name or getattr(method, "name", type(method).__name__)
     if baseline is not None:
         measured = (getattr(baseline, "split", None), getattr(baseline, "split_protocol", None))

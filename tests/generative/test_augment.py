@@ -370,3 +370,45 @@ def test_a_baseline_measured_on_other_episodes_of_the_same_protocol_is_refused(g
         evaluate_paired(net, SpyGenerator(), test, 5, 1, (2,), 3, 5, seed=3, baseline=base)
     same = evaluate(net, test, 5, 1, 3, 5, seed=3)
     assert evaluate_paired(net, SpyGenerator(), test, 5, 1, (2,), 3, 5, seed=3, baseline=same)[0].baseline is same
+
+
+@pytest.mark.parametrize("support, support_y, seed, message", [
+    ([[0.0]], torch.tensor([0]), 0, r"^support is a list, not a torch tensor"),
+    (torch.zeros(2, 1, 28, 28), [0, 1], 0, r"^support_y is a list, not a torch tensor"),
+    (torch.zeros(2, 1, 28, 28), torch.tensor([False, True]), 0, r"^support_y has shape \(2,\) and dtype torch.bool"),
+    (torch.full((2, 1, 28, 28), 255.0), torch.arange(2), 0, r"^support's pixels lie in \[255, 255\], not \[0, 1\]"),
+    (torch.full((2, 1, 28, 28), float("nan")), torch.arange(2), 0, r"^support holds NaN pixels"),
+    (torch.zeros(2, 1, 28, 28, dtype=torch.uint8), torch.arange(2), 0, r"^support is torch.uint8, not float drawings"),
+    (torch.zeros(2, 1, 28, 28), torch.arange(2), 2**70, r"^seed=1180591620717411303424 is outside torch's seed range"),
+])
+def test_a_generation_request_a_student_could_make_is_refused_in_one_line(support, support_y, seed, message):
+    """0-255 or NaN drawings were generated from (clamped to garbage, or NaN) without a word; lists, bool labels and
+    a huge seed reached torch (AttributeError, bincount on Bool, 'Overflow when unpacking long long')."""
+    from fslcourse.generative.classical import CopyNoise, Deformation
+
+    for generator in (Deformation(), CopyNoise()):
+        with pytest.raises(ValueError, match=message):
+            generator.generate(support, support_y, 2, seed)
+
+
+class _NoEpisodes(ProtoNet):
+    def predict(self, support_x, support_y, query_x):
+        raise AssertionError("an episode ran before the arguments were checked")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"n_generated": 5}, r"^n_generated=5 must be a list of the values of m to try, e.g. \(1, 5, 10\) or \[5\]$"),
+    ({"n_generated": (2.5,)}, r"^n_generated=\[2.5\]: give at least one m, each a whole number >= 0"),
+    ({"n_generated": (-1,)}, r"^n_generated=\[-1\]: give at least one m"),
+    ({"n_generated": ()}, r"^n_generated=\[\]: give at least one m"),
+    ({"generator": "vae"}, r"^generator='vae' is a name, not a generator; build it with get_generator\('vae'\)"),
+    ({"generation_seed": None}, r"^generation_seed=None must be a whole number"),
+    ({"baseline": "x"}, r"^baseline is a str; pass the EvalResult of evaluate"),
+])
+def test_evaluate_paired_checks_its_arguments_before_the_baseline_runs(glyphs, change, message):
+    """m=5 (not (5,)) or a generator's name failed only after the baseline's episodes (a TypeError, or
+    'generator.space=None'); m=2.5 ran as m=2 and m=() returned [] without a word."""
+    args = {"generator": SpyGenerator(), "n_generated": (1,), "generation_seed": 0, "baseline": None, **change}
+    with pytest.raises(ValueError, match=message):
+        evaluate_paired(_NoEpisodes(backbone_kwargs={"hidden": 4}), args["generator"], glyphs[2], 5, 1,
+                        args["n_generated"], 2, 3, generation_seed=args["generation_seed"], baseline=args["baseline"])
