@@ -12,10 +12,13 @@ state stays beside the target, and ``resume=True`` continues it bit for bit.
 """
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 
-from ..config import PROFILES, get_device, get_profile
+import torch
+
+from ..config import PROFILES, get_device, get_profile, whole_seed
 from ..evaluate import evaluate
 from ..io import check_state_path, check_target, file_source, load_checkpoint, state_path_for
 from ..methods.base import METHODS, fixed_n_way, get_method
@@ -284,11 +287,31 @@ def load_or_train(name: str, recipe: str = "quick", *, data=None, device=None, p
         * ``deformation-vae``, ``deformation-gan``: ``"model"``; ``diffusion``: ``"model"``, ``"schedule"``;
         * ``sinusoid``: ``"models"`` (``maml_k5``, ``maml_k10``, ``pretrained``) and ``"record"``.
     """
+    if seed is not None:
+        seed = whole_seed(seed)  # said now, not after Omniglot has loaded or a file was read
+    if isinstance(data, (tuple, list, dict)):  # e.g. glyph_splits()' (train, val, test)
+        raise ValueError(f"data is a {type(data).__name__}; pass the splits as load_omniglot() returns them (with "
+                         ".train and .val), or leave data out to load Omniglot")
+    if name in FAMILIES:  # the family's arguments, checked before Omniglot loads
+        if recipe not in FAMILY_RECIPES[name]:
+            raise ValueError(f"{name} has no recipe {recipe!r}; use one of {', '.join(FAMILY_RECIPES[name])}")
+        if backbone is not None and not isinstance(backbone, torch.nn.Module):
+            raise ValueError(f"backbone={backbone!r} is not a network; pass a method's backbone, e.g. "
+                             "pretrained('protonet').backbone")
+        if name == "diffusion" and backbone is None:
+            raise ValueError("the diffusion model is conditioned on a backbone's prototypes; pass backbone= (the "
+                             "committed ProtoNet's: pretrained('protonet').backbone)")
+        known = [p for p in inspect.signature(LOADERS[name]).parameters if p not in (
+            "data", "profile", "backbone", "seed", "device", "progress", "path", "save")]
+        unknown = [k for k in options if k not in known]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not an option of load_or_train({name!r}); its own options are "
+                             f"{', '.join(known) or 'none'}")
     if path is None and save and seed and (name == "sinusoid" or name in FAMILIES):
         package_file = sinusoid_file(recipe) if name == "sinusoid" else checkpoint_file(name, recipe)
         save = _not_into_package(name, recipe, seed, 0, say=not package_file.exists())  # else: loaded, at seed 0
     if name == "sinusoid":
-        return _load_sinusoid(path, seed=seed or 0, save=save)
+        return _load_sinusoid(path, seed=seed or 0, save=save, recipe=recipe)
     if name in FAMILIES:
         device = get_device(device)
         if data is None:

@@ -64,19 +64,20 @@ def sinusoid_metrics(models: dict, seed: int = 0, n_tasks: int = 100, steps: int
             "query_mse": out}
 
 
-def _load_sinusoid(path: str | Path | None = None, seed: int = 0, save: bool = True) -> dict:
-    """The regressors from ``path`` (default the committed ``sinusoid-quick.pt``) if present, else trained (and
-    saved); what ``load_or_train("sinusoid")`` returns.
+def _load_sinusoid(path: str | Path | None = None, seed: int = 0, save: bool = True, recipe: str = "quick") -> dict:
+    """The regressors from ``path`` (default the committed ``sinusoid-{recipe}.pt``) if present, else trained with
+    ``recipe`` (and saved); what ``load_or_train("sinusoid", recipe)`` returns.
 
     Returns:
         ``{"models": {"maml_k5", "maml_k10", "pretrained"}, "record", "checkpoint" (``None`` if trained now),
         "trained": bool, "source"}``; the record holds the seed, the iterations and the training seconds of each
         model.
     """
-    path = Path(path) if path is not None else checkpoint_file()
+    package_file = checkpoint_file(recipe)  # an unknown recipe is refused, a path given or not
+    path = Path(path) if path is not None else package_file
     trained, ckpt = not path.exists(), None
     if trained:
-        models, record = train_sinusoid("quick", seed)
+        models, record = train_sinusoid(recipe, seed)
         if save:
             _save(models, record, path)
     else:

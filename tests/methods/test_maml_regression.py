@@ -101,3 +101,15 @@ def test_a_sinusoid_run_stopped_early_is_not_recorded_as_finished():
     with pytest.raises(TrainingStopped, match=r"^sinusoid maml_k5 stopped at step \d+ of 2000 \(max_seconds\); no "
                                               r"checkpoint was written"):
         train_sinusoid("quick", seed=0, steps=2000, max_seconds=1e-6)
+
+
+def test_load_or_train_sinusoid_honours_the_recipe(tmp_path, monkeypatch):
+    """load_or_train("sinusoid", "full") returned the quick regressors of sinusoid-quick.pt without a word."""
+    import fslcourse.training.sinusoid as S
+
+    asked = []
+    monkeypatch.setattr(S, "train_sinusoid", lambda recipe, seed: asked.append(recipe) or ({}, {"seed": seed}))
+    out = load_or_train("sinusoid", "full", path=tmp_path / "s.pt", save=False)
+    assert asked == ["full"] and out["trained"]
+    with pytest.raises(ValueError, match=r"^recipe 'Quick' is not known for sinusoid; use one of quick, full"):
+        load_or_train("sinusoid", "Quick")

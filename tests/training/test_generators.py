@@ -137,3 +137,24 @@ def test_the_diffusion_builder_conditions_on_the_backbone_train_diffusion_used(m
     assert G.get_generator("diffusion")(object(), backbone=torch.nn.Identity(), profile="paper") == "built"
     assert asked == [("protonet", G.BACKBONE_RECIPE)] and G.BACKBONE_RECIPE == "quick"
     assert got["profile"] == "paper" and isinstance(got["backbone"], torch.nn.Flatten)
+
+
+def test_load_or_train_checks_a_familys_arguments_before_loading_omniglot(monkeypatch):
+    """An unknown recipe, a missing or textual backbone, a bad seed or option, and a tuple of splits were
+    refused only after Omniglot had loaded (or failed deep in a trainer: 'tuple' object has no attribute 'train')."""
+    import fslcourse.data
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("Omniglot was loaded before the arguments were checked")
+
+    monkeypatch.setattr(fslcourse.data, "load_omniglot", no_loading)
+    for kwargs, message in [({"name": "vae", "recipe": "Quick"}, r"^vae has no recipe 'Quick'; use one of quick"),
+                            ({"name": "diffusion"}, r"^the diffusion model is conditioned on a backbone's prototypes"),
+                            ({"name": "gan", "backbone": "protonet"}, r"^backbone='protonet' is not a network"),
+                            ({"name": "vae", "seed": -1}, r"^seed=-1 must be a whole number"),
+                            ({"name": "gan", "changes": {}}, r"^changes: not an option of load_or_train\('gan'\); its "
+                                                             r"own options are state, resume$"),
+                            ({"name": "protonet", "recipe": "full", "data": (1, 2, 3), "save": False},
+                             r"^data is a tuple; pass the splits as load_omniglot\(\) returns them")]:
+        with pytest.raises(ValueError, match=message):
+            load_or_train(**{"progress": False, **kwargs})
