@@ -48,9 +48,15 @@ def existing_checkpoint(name: str, profile: str = "quick") -> Path:
     path = checkpoint_path(name, profile)
     if not path.exists():
         try:
-            recipes = getattr(get_method(name), "RECIPES", None)
-        except ValueError:  # not a registered method: the plain message below
-            recipes = None
+            cls = get_method(name)
+        except ValueError:  # not a registered method: a generator family, the sinusoid regressors, or a typo
+            cls = None
+            if not any(CHECKPOINT_DIR.glob(f"{name}-*.pt")):
+                raise ValueError(f"{name!r} names no checkpoint in the package (no {name}-*.pt in {CHECKPOINT_DIR}); "
+                                 "give a registered method, a generator family or 'sinusoid'") from None
+        if cls is not None and not cls.trainable:
+            raise ValueError(f"method {name!r} has no weights, so it has no checkpoint; pretrained({name!r}) builds it")
+        recipes = getattr(cls, "RECIPES", None)
         if recipes is not None and profile not in recipes:
             raise FileNotFoundError(f"{name!r} has no {profile!r} recipe, so no {path.name}; use one of "
                                     f"{', '.join(recipes)} (--profile)")

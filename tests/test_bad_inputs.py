@@ -257,6 +257,10 @@ CATALOGUE = [
     ("the record of a checkpoint not trained", lambda: checkpoint_info("protonet", "full"), FileNotFoundError,
      r"no 'full' checkpoint for 'protonet' at .*protonet-full\.pt; create it with `python -m fslcourse train "
      r"protonet --recipe full`"),
+    ("the record of a mistyped name", lambda: checkpoint_info("protonett"), ValueError,
+     r"^'protonett' names no checkpoint in the package \(no protonett-\*\.pt in .*\); give a registered method"),
+    ("the record of a method without weights", lambda: checkpoint_info("pixel"), ValueError,
+     r"^method 'pixel' has no weights, so it has no checkpoint; pretrained\('pixel'\) builds it$"),
     ("a truncated checkpoint", lambda: load_checkpoint(_truncated_checkpoint()), ValueError,
      r"truncated\.pt is not a loadable checkpoint .*restore it .* or retrain it"),
     ("a checkpoint with a pickled object", lambda: load_checkpoint(_pickle_payload()), ValueError,
