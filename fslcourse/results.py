@@ -76,6 +76,9 @@ def result_record(method: str, result, *, config: dict, seed: int, device, profi
     Raises:
         ValueError: the split is unknown: neither given nor recorded by the result.
     """
+    if not isinstance(method, str) or not method:
+        raise ValueError(f"method is a {type(method).__name__}; a record names its method, e.g. 'protonet' (the name "
+                         "pretrained() takes)")
     measured = getattr(result, "split", None)
     if split is not None and measured is not None and split != measured:
         raise ValueError(f"split={split!r} but the result measured the {measured!r} split; leave split= out (the "
@@ -173,6 +176,13 @@ def save_results(name: str, records: list[dict], directory=None):
     """
     from .io import atomic_write_json
 
+    if not isinstance(records, list):  # a lone record's keys, or a generator, would be written as the records
+        raise ValueError(f"records is a {type(records).__name__}; pass a list of result_record(...) dicts, e.g. "
+                         "[record]")
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise ValueError(f"records[{i}] is a {type(record).__name__}, not a record; make one with "
+                             "result_record(method, result, ...) (fslcourse.results)")
     if directory is None:
         directory = os.environ.get("FSLCOURSE_RESULTS") or Path(__file__).resolve().parent.parent / "results"
     path = Path(directory).expanduser() / f"{name}.json"  # "~/results" as a shell would read it

@@ -170,3 +170,19 @@ def test_saving_other_records_rewrites_the_file(glyphs, tmp_path):
         save_results("x", [first], tmp_path)  # each change against the one-record file
         save_results("x", records, tmp_path)
         assert json.loads(path.read_text())["records"] == records
+
+
+def test_records_that_are_not_a_list_of_records_are_refused(glyphs, tmp_path):
+    """save_results(name, record) wrote the record's fields as the file's records without a word, a list of
+    EvalResults raised json's 'not JSON serializable', and a model as the method name did the same at saving."""
+    from fslcourse.results import save_results
+
+    res = evaluate(PixelPrototype(), glyphs[2], 5, 1, 2, 3, seed=0)
+    with pytest.raises(ValueError, match=r"^records is a dict; pass a list of result_record\(\.\.\.\) dicts, e.g\. "
+                                         r"\[record\]$"):
+        save_results("x", record(res), tmp_path)
+    with pytest.raises(ValueError, match=r"^records\[0\] is a EvalResult, not a record; make one with result_record"):
+        save_results("x", [res], tmp_path)
+    with pytest.raises(ValueError, match=r"^method is a PixelPrototype; a record names its method, e.g. 'protonet'"):
+        result_record(PixelPrototype(), res, config={}, seed=0, device="cpu", profile="quick")
+    assert not list(tmp_path.iterdir())
