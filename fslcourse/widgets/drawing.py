@@ -137,6 +137,8 @@ class DrawingBoard(Explorer):
                 raise ValueError("models is an empty dict; give at least one {label: model}")
             self._models, self._names = dict(models), {}
         else:
+            if isinstance(models, str):  # its letters would be read as the names
+                raise ValueError(f"models={models!r} is one name; pass a list of names, e.g. [{models!r}]")
             names = committed_methods(profile) if models is None else [str(m) for m in models]
             if not names:
                 raise ValueError("models is an empty list; give at least one method name")

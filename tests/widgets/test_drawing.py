@@ -408,3 +408,11 @@ def test_the_static_figure_shows_every_class_the_prediction_used():
     fig = session_figure(board)
     titles = [ax.get_title() for ax in fig.axes[:8]]
     assert "class 1" in titles and len(fig.axes) == 2 * 4 + 2
+
+
+def test_one_method_name_as_models_is_refused_not_read_letter_by_letter():
+    """DrawingBoard(models="protonet") said "models ['p', 'r', 'o', ...] are not methods"."""
+    from fslcourse.widgets.drawing import DrawingBoard
+
+    with pytest.raises(ValueError, match=r"^models='protonet' is one name; pass a list of names, e.g. \['protonet'\]$"):
+        DrawingBoard(models="protonet")
