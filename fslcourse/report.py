@@ -468,9 +468,10 @@ def report(directory=None, fmt: str = "markdown", out=None) -> str:
         check_writable(out, "the report file")  # before reading anything
     skipped: list[str] = []
     records = load_records(directory, skipped)
-    if not records:  # an empty table, exit 0, looked like a report
+    if skipped and len(skipped) == len(list(results_dir(directory).glob("*.json"))):
+        # every file was another kind of result: an empty table, exit 0, looked like a report
         raise ValueError(f"results directory {results_dir(directory)} holds no result records (not record files: "
-                         f"{', '.join(skipped) or 'none'}); pass the folder that holds them, e.g. results/")
+                         f"{', '.join(skipped)}); pass the folder that holds them, e.g. results/")
     rows = build_table(records)
     if fmt == "markdown":
         text = format_markdown(rows)

@@ -767,7 +767,7 @@ def evaluate_augmented(args, check_model=lambda model: None) -> dict:
     from ..pretrained import checkpoint_info, pretrained
     from ..results import result_record, write_record
 
-    if args.within_alphabet:  # evaluate_paired draws episodes across alphabets: the record said so, silently
+    if getattr(args, "within_alphabet", False):  # evaluate_paired draws episodes across alphabets: the record said so, silently
         raise ValueError("--within-alphabet: --augment's paired episodes are drawn across alphabets only; leave out "
                          "--within-alphabet, or --augment")
     control = CONTROLS.get(args.augment)  # an untrained control: no checkpoint, no recipe
