@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 from importlib import metadata
 from pathlib import Path
 
@@ -183,6 +184,9 @@ def save_results(name: str, records: list[dict], directory=None):
         if not isinstance(record, dict):
             raise ValueError(f"records[{i}] is a {type(record).__name__}, not a record; make one with "
                              "result_record(method, result, ...) (fslcourse.results)")
+    if not isinstance(name, str) or not re.fullmatch(r"[\w-]+", name):  # a folder or a suffix: another file
+        raise ValueError(f"name={name!r} must be a file name without a folder or .json (letters, digits, _ and -), "
+                         "e.g. '02_protonet': it is written as results/NAME.json")
     if directory is None:
         directory = os.environ.get("FSLCOURSE_RESULTS") or Path(__file__).resolve().parent.parent / "results"
     path = Path(directory).expanduser() / f"{name}.json"  # "~/results" as a shell would read it

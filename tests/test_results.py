@@ -3,7 +3,7 @@ import pytest
 
 from fslcourse.evaluate import evaluate
 from fslcourse.methods import PixelPrototype
-from fslcourse.results import result_record
+from fslcourse.results import result_record, save_results
 
 
 def record(res, **kw):
@@ -186,3 +186,11 @@ def test_records_that_are_not_a_list_of_records_are_refused(glyphs, tmp_path):
     with pytest.raises(ValueError, match=r"^method is a PixelPrototype; a record names its method, e.g. 'protonet'"):
         result_record(PixelPrototype(), res, config={}, seed=0, device="cpu", profile="quick")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", ["x.json", "../x", "sub/x", "", ".", 7])
+def test_save_results_refuses_a_name_that_is_not_a_plain_file_name(tmp_path, name):
+    """'x.json' was written as x.json.json, '../x' outside the results folder."""
+    with pytest.raises(ValueError, match="must be a file name without a folder or .json"):
+        save_results(name, [], tmp_path / "results")
+    assert not any(tmp_path.rglob("*.json"))
