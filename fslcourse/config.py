@@ -70,8 +70,9 @@ class Course:
 
 def get_profile(name: str) -> Profile:
     """Return the :class:`Profile` called ``name`` (``quick`` or ``full``)."""
-    if name not in PROFILES:
-        raise ValueError(f"profile={name!r} is not known; use one of {', '.join(PROFILE_NAMES)}")
+    if not isinstance(name, str) or name not in PROFILES:  # a Profile object was an 'unhashable type' TypeError
+        shown = f"a {type(name).__name__}" if not isinstance(name, str) else repr(name)
+        raise ValueError(f"profile={shown} is not known; use one of {', '.join(PROFILE_NAMES)} (a name)")
     return PROFILES[name]
 
 

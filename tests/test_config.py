@@ -48,6 +48,8 @@ def test_cuda_without_gpu_is_a_clear_error():
 def test_unknown_profile_and_bad_seed():
     with pytest.raises(ValueError, match="profile='fast' is not known; use one of quick, full"):
         get_profile("fast")
+    with pytest.raises(ValueError, match=r"profile=a Profile is not known; use one of quick, full \(a name\)"):
+        setup(profile=PROFILES["quick"])  # was TypeError: unhashable type
     with pytest.raises(ValueError, match="seed=-1"):
         setup(seed=-1)
 
