@@ -162,11 +162,13 @@ def _check(name: str, fn: Callable, verbose: bool, time_limit: float | None) -> 
         raise ValueError(f"time_limit={time_limit!r} must be a positive number of seconds")
     ex = EXERCISES[name]
     cases = ex.cases()
+    changed_inside = None  # (case, argument): a list, tuple or module argument whose contents the student changed
     for i, args in enumerate(cases):
         start = time.perf_counter()
         want = ex.reference(*args)
         case_limit = max(limit, 10 * (time.perf_counter() - start))  # a slow case gets 10x the reference's time
         given = [a.clone() if torch.is_tensor(a) else a for a in args]  # the student's copies: watched for changes
+        kept = [None if torch.is_tensor(a) else _snapshot(a) for a in args]  # lists, tuples, modules: handed over as is
         try:
             got = _call_with_limit(fn, given, case_limit)
         except _TimedOut:
@@ -186,6 +188,9 @@ def _check(name: str, fn: Callable, verbose: bool, time_limit: float | None) -> 
         hint = _compare(got, want, ex, "output")
         if hint:
             return _say(f"✘ {name}: case {i + 1} of {len(cases)}: {_with_diagnosis(hint, ex, fn)}", verbose, False)
+        inside = [k + 1 for k, (a, s) in enumerate(zip(args, kept)) if s is not None and not _same(s, a)]
+        if inside and not changed_inside:  # reported once the values and the concept are judged: its hint is sharper
+            changed_inside = (i + 1, inside[0])
     if ex.concept is not None:
         try:
             hint = ex.concept(fn)
@@ -193,6 +198,12 @@ def _check(name: str, fn: Callable, verbose: bool, time_limit: float | None) -> 
             hint = f"{type(err).__name__}: {err}"
         if hint:
             return _say(f"✘ {name}: the values are right, but {hint}", verbose, False)
+    if changed_inside:  # e.g. θ, a tensor in the params list, stepped by `p.sub_(...)`; acc_a.sort()
+        case, k = changed_inside
+        hint = (f"case {case}: your function changed its argument {k} in place (a tensor in it, e.g. by `p -= ...` or "
+                "`p.sub_(...)`, or the list itself, e.g. by `.sort()`); work on new tensors or a copy, so that the "
+                "caller's values stay as they were")
+        return _say(f"✘ {name}: the values are right, but {_with_diagnosis(hint, ex, fn)}", verbose, False)
     return _say(f"✔ {name}: all {len(cases)} cases pass ({ex.description})", verbose, True)
 
 
@@ -237,6 +248,31 @@ def _unchanged(before: torch.Tensor, after: torch.Tensor) -> bool:
     before, after = before.detach(), after.detach()
     return torch.equal(before, after) or (before.dtype.is_floating_point and
                                           torch.allclose(before, after, rtol=0, atol=0, equal_nan=True))
+
+
+def _snapshot(value):
+    """The values inside a list, tuple or module argument (a tensor, a parameter, a number), to see afterwards
+    whether the student's function changed them; ``None`` for an argument with nothing to watch (a function)."""
+    if torch.is_tensor(value):
+        return value.detach().clone()
+    if isinstance(value, torch.nn.Module):
+        return [t.detach().clone() for t in [*value.parameters(), *value.buffers()]]
+    if isinstance(value, (list, tuple)):
+        return [_snapshot(v) for v in value]
+    return value if isinstance(value, (int, float, str)) else None
+
+
+def _same(before, now) -> bool:
+    """Whether ``now`` (an argument after the call) still holds the values :func:`_snapshot` kept as ``before``."""
+    if isinstance(now, torch.nn.Module):
+        now = [*now.parameters(), *now.buffers()]
+    if torch.is_tensor(before):
+        return torch.is_tensor(now) and _unchanged(before, now.detach())
+    if isinstance(before, list):
+        return isinstance(now, (list, tuple)) and len(now) == len(before) and all(map(_same, before, now))
+    if isinstance(before, float) and before != before:  # NaN where NaN was
+        return isinstance(now, float) and now != now
+    return before is None or before == now
 
 
 def _say(msg: str, verbose: bool, ok: bool) -> bool:

@@ -82,3 +82,33 @@ def test_a_mean_over_an_empty_class_is_named_in_the_nan_hint(capsys):
     assert not check("prototypes", with_an_empty_class)
     out = capsys.readouterr().out
     assert "NaN or inf" in out and "a mean over an empty selection" in out, out
+
+
+def test_a_change_in_place_inside_a_list_argument_fails(capsys):
+    """Only top-level tensors were watched: a meta-gradient that also stepped θ (a tensor in the params list) and a
+    paired CI that sorted the caller's accuracy lists both passed."""
+    from fslcourse.exercises import EXERCISES
+
+    meta = EXERCISES["maml_meta_gradient"].reference
+
+    def outer_step_too(forward, params, tasks, lr, steps):
+        grads = meta(forward, params, tasks, lr, steps)
+        with torch.no_grad():
+            for p, g in zip(params, grads):
+                p.sub_(0.01 * g)  # θ stepped: the caller's weights are not what they were
+        return grads
+
+    assert not check("maml_meta_gradient", outer_step_too)
+    out = capsys.readouterr().out
+    assert "changed its argument 2 in place" in out and "θ changed during your call" in out, out
+
+    paired = EXERCISES["paired_ci95"].reference
+
+    def sorts_the_lists(acc_a, acc_b):
+        answer = paired(acc_a, acc_b)
+        acc_a.sort()
+        return answer
+
+    assert not check("paired_ci95", sorts_the_lists)
+    assert "changed its argument 1 in place" in capsys.readouterr().out
+    assert check("paired_ci95", paired)
