@@ -58,6 +58,8 @@ def exercise(name: str, description: str, cases: Callable[[], list], atol: float
 
 def _compare(got, want, ex: Exercise, where: str) -> str | None:
     """``None`` if ``got`` matches ``want``, else a hint naming the mismatch."""
+    if got is None and want is not None:
+        return f"{where}: your function returned None (is a `return` missing?)"
     if isinstance(want, (tuple, list)):
         if not isinstance(got, (tuple, list)) or len(got) != len(want):
             return f"{where}: expected {len(want)} outputs, got {type(got).__name__}"
@@ -178,7 +180,7 @@ def _check(name: str, fn: Callable, verbose: bool, time_limit: float | None) -> 
         except NotImplementedError as err:
             return _say(_not_implemented(name, fn, err), verbose, False)
         except Exception as err:  # the student's code failed: report it, do not hide it
-            hint = f"case {i + 1} raised {type(err).__name__}: {err}"
+            hint = f"case {i + 1}: your function raised {type(err).__name__}: {err}"
             return _say(f"✘ {name}: {_with_diagnosis(hint, ex, fn)}", verbose, False)
         changed = [k + 1 for k, (a, g) in enumerate(zip(args, given)) if torch.is_tensor(a) and not _unchanged(a, g)]
         if changed:  # e.g. a frozen pretrained weight rescaled in place by `w *= scale`
@@ -195,7 +197,7 @@ def _check(name: str, fn: Callable, verbose: bool, time_limit: float | None) -> 
         try:
             hint = ex.concept(fn)
         except Exception as err:  # the student's code failed on the concept's own case: report it
-            hint = f"{type(err).__name__}: {err}"
+            hint = f"on a further case of the check, your function (or what it returned) raised {type(err).__name__}: {err}"
         if hint:
             return _say(f"✘ {name}: the values are right, but {hint}", verbose, False)
     if changed_inside:  # e.g. θ, a tensor in the params list, stepped by `p.sub_(...)`; acc_a.sort()

@@ -58,7 +58,7 @@ def test_a_timed_check_still_reports_errors_and_keeps_the_grad_mode(capsys):
     with torch.no_grad():
         assert check("prototypes", grad_mode_matters)
     assert not check("prototypes", lambda f, y, n: 1 / 0)
-    assert "case 1 raised ZeroDivisionError" in capsys.readouterr().out
+    assert "case 1: your function raised ZeroDivisionError" in capsys.readouterr().out
     with pytest.raises(ValueError, match="time_limit=0 must be a positive number"):
         check("prototypes", good, time_limit=0)
 
@@ -112,3 +112,23 @@ def test_a_change_in_place_inside_a_list_argument_fails(capsys):
     assert not check("paired_ci95", sorts_the_lists)
     assert "changed its argument 1 in place" in capsys.readouterr().out
     assert check("paired_ci95", paired)
+
+
+def test_none_returned_and_an_error_raised_are_named_as_the_students(capsys):
+    """'expected a tensor, got NoneType' did not say that nothing was returned, and 'case 1 raised NameError' did not
+    say whose code raised it."""
+    def forgot_return(f, y, n):
+        torch.stack([f[y == k].mean(0) for k in range(n)])
+
+    assert not check("prototypes", forgot_return)
+    assert not check("maml_inner_loop", lambda *args: None)
+    out = capsys.readouterr().out
+    assert out.count("your function returned None") == 2 and "`return`" in out, out
+    assert not check("prototypes", lambda f, y, n: undefined_name)  # noqa: F821
+    assert "case 1: your function raised NameError: name 'undefined_name'" in capsys.readouterr().out
+    from fslcourse.exercises import EXERCISES
+
+    entropy = EXERCISES["entropy_regulariser"].reference  # its concept runs the function on a (6, 5) case of its own
+    assert not check("entropy_regulariser", lambda logits: entropy(logits) if len(logits) != 6 else 1 / 0)
+    assert "further case of the check, your function (or what it returned) raised ZeroDivisionError" in \
+        capsys.readouterr().out
