@@ -294,6 +294,11 @@ CATALOGUE = [
     ("an unknown exercise", lambda: check("nope", _good_prototypes), ValueError, r"exercise 'nope' is not known"),
     ("a time limit of -1 s", lambda: check("prototypes", _good_prototypes, time_limit=-1), ValueError,
      r"time_limit=-1 must be a positive number of seconds"),
+    ("an exercise checked on its result, not the function", lambda: check("prototypes", torch.zeros(2, 3)), ValueError,
+     r"^check\('prototypes', fn\) needs your function itself, not a Tensor \(the result of calling it\?\): "
+     r"check\('prototypes', my_function\)$"),
+    ("an exercise's name and function swapped", lambda: check(_good_prototypes, "prototypes"), ValueError,
+     r"^check\(\) takes the exercise's name first, then your function: check\('prototypes', _good_prototypes\)$"),
     # an episode's images (methods/base.py: check_support), and models that would answer wrongly
     ("uint8 query images", lambda: _tiny_protonet().predict(*_episode(query_x=(_episode()[2] * 255).to(torch.uint8))),
      ValueError, r"^query_x is torch.uint8, not float images in \[0, 1\] \(ink = 1\); e.g. x.float\(\) / 255"),

@@ -157,8 +157,14 @@ def check(name: str, fn: Callable, verbose: bool = True, time_limit: float | Non
 
 
 def _check(name: str, fn: Callable, verbose: bool, time_limit: float | None) -> bool:
-    if name not in EXERCISES:
+    if isinstance(fn, str) and not isinstance(name, str):  # check(my_prototypes, "prototypes")
+        raise ValueError(f"check() takes the exercise's name first, then your function: "
+                         f"check({fn!r}, {getattr(name, '__name__', 'my_function')})")
+    if not isinstance(name, str) or name not in EXERCISES:
         raise ValueError(f"exercise {name!r} is not known; known: {', '.join(sorted(EXERCISES))}")
+    if not callable(fn):  # check("prototypes", my_prototypes(features, labels, n_way))
+        raise ValueError(f"check({name!r}, fn) needs your function itself, not a {type(fn).__name__} (the result of "
+                         f"calling it?): check({name!r}, my_function)")
     limit = TIME_LIMIT if time_limit is None else time_limit
     if not isinstance(limit, (int, float)) or isinstance(limit, bool) or not limit > 0:
         raise ValueError(f"time_limit={time_limit!r} must be a positive number of seconds")
