@@ -112,6 +112,10 @@ STUB_TEXT = "replace this line with your solution"  # after "NAME: " in a studen
 TIME_LIMIT = 60.0  # seconds one case may take before the check gives up on it
 
 
+GRAD_OFF = ("gradients are off where check was called (inside torch.no_grad() or torch.inference_mode(), or after "
+            "torch.set_grad_enabled(False)): call check outside it, or torch.set_grad_enabled(True) first")
+
+
 class _TimedOut(Exception):
     pass
 
@@ -173,7 +177,12 @@ def _check(name: str, fn: Callable, verbose: bool, time_limit: float | None) -> 
     changed_inside = None  # (case, argument): a list, tuple or module argument whose contents the student changed
     for i, args in enumerate(cases):
         start = time.perf_counter()
-        want = ex.reference(*args)
+        try:
+            want = ex.reference(*args)
+        except RuntimeError:  # autograd refuses under no_grad: the caller's mode, not the student's function
+            if torch.is_grad_enabled():
+                raise
+            return _say(f"✘ {name}: this exercise needs autograd, but {GRAD_OFF}", verbose, False)
         case_limit = max(limit, 10 * (time.perf_counter() - start))  # a slow case gets 10x the reference's time
         given = [a.clone() if torch.is_tensor(a) else a for a in args]  # the student's copies: watched for changes
         kept = [None if torch.is_tensor(a) else _snapshot(a) for a in args]  # lists, tuples, modules: handed over as is
@@ -284,6 +293,8 @@ def _same(before, now) -> bool:
 
 
 def _say(msg: str, verbose: bool, ok: bool) -> bool:
+    if not ok and not torch.is_grad_enabled() and GRAD_OFF not in msg:  # a failure may come from the caller's mode
+        msg = f"{msg} (note: {GRAD_OFF})"
     if verbose:
         print(msg)
     return ok

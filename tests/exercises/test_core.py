@@ -132,3 +132,16 @@ def test_none_returned_and_an_error_raised_are_named_as_the_students(capsys):
     assert not check("entropy_regulariser", lambda logits: entropy(logits) if len(logits) != 6 else 1 / 0)
     assert "further case of the check, your function (or what it returned) raised ZeroDivisionError" in \
         capsys.readouterr().out
+
+
+def test_a_check_called_with_gradients_off_says_so(capsys):
+    """Under torch.no_grad() the MAML and gradient-penalty references raised torch's 'element 0 of tensors does not
+    require grad' from inside the package, and a right entropy failed with a hint that blamed the function."""
+    from fslcourse.exercises import EXERCISES
+
+    with torch.no_grad():
+        assert not check("maml_inner_loop", EXERCISES["maml_inner_loop"].reference)
+        assert not check("entropy_regulariser", EXERCISES["entropy_regulariser"].reference)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 2 and all("gradients are off where check was called" in line for line in out), out
+    assert out[0].startswith("✘ maml_inner_loop: this exercise needs autograd"), out
