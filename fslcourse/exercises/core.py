@@ -73,6 +73,9 @@ def _compare(got, want, ex: Exercise, where: str) -> str | None:
             return f"{where}: expected a tensor, got {type(got).__name__}"
         if tuple(got.shape) != tuple(want.shape):
             return f"{where}: expected shape {tuple(want.shape)}, got {tuple(got.shape)}"
+        if got.device != want.device:  # e.g. torch.zeros(..., device=course.device) for inputs on the CPU
+            return (f"{where}: on {got.device}, but the inputs are on {want.device}: make new tensors on the inputs' "
+                    "device (e.g. torch.zeros(..., device=x.device))")
         if got.dtype.is_floating_point != want.dtype.is_floating_point or \
                 (not want.dtype.is_floating_point and got.dtype != want.dtype):  # uint8 pixels are not int64 or bool
             return f"{where}: expected dtype {want.dtype}, got {got.dtype}"

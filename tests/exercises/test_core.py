@@ -145,3 +145,15 @@ def test_a_check_called_with_gradients_off_says_so(capsys):
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 2 and all("gradients are off where check was called" in line for line in out), out
     assert out[0].startswith("✘ maml_inner_loop: this exercise needs autograd"), out
+
+
+def test_an_output_on_another_device_is_named(capsys):
+    """An answer made on the course's GPU (e.g. `torch.zeros(..., device=course.device)`) for CPU inputs crashed the
+    comparison with torch's 'Expected all tensors to be on the same device'; the meta device stands in for a GPU."""
+    from fslcourse.exercises import EXERCISES
+
+    for name in ("prototypes", "recombined_character", "entropy_regulariser"):
+        reference = EXERCISES[name].reference
+        assert not check(name, lambda *args, reference=reference: reference(*args).to("meta"))
+        out = capsys.readouterr().out
+        assert "output: on meta, but the inputs are on cpu: make new tensors on the inputs' device" in out, out
