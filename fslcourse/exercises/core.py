@@ -141,7 +141,7 @@ def _call_with_limit(fn: Callable, args: list, limit: float):
 
     thread = threading.Thread(target=run, name="fslcourse-exercise-check", daemon=True)
     thread.start()
-    thread.join(limit)
+    thread.join(None if limit >= threading.TIMEOUT_MAX else limit)  # time_limit=inf: no limit (join refuses inf)
     if thread.is_alive():
         raise _TimedOut
     if "error" in outcome:

@@ -61,6 +61,8 @@ def test_a_timed_check_still_reports_errors_and_keeps_the_grad_mode(capsys):
     assert "case 1: your function raised ZeroDivisionError" in capsys.readouterr().out
     with pytest.raises(ValueError, match="time_limit=0 must be a positive number"):
         check("prototypes", good, time_limit=0)
+    # no limit at all: inf overflowed the thread's join and a right function failed with "raised OverflowError"
+    assert check("prototypes", good, time_limit=float("inf"))
 
 
 def test_a_one_element_array_for_a_number_is_told_to_return_a_float(capsys):
