@@ -6,6 +6,7 @@ file behind. Checkpoints are loaded with ``weights_only=True``.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
@@ -226,11 +227,15 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         raise ValueError(f"{path} is a folder; give the checkpoint file inside it (NAME-RECIPE.pt)")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError, AttributeError) as err:
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError, AttributeError,
+            UnicodeDecodeError, AssertionError, OSError) as err:
+        if isinstance(err, OSError) and err.errno != errno.EINVAL:
+            raise  # unreadable (permissions, a disk error): the OS's message names the file
         # torch's own text is not repeated: it may advise weights_only=False, which the course never does
         if isinstance(err, pickle.UnpicklingError):
             why = "it holds objects other than tensors and plain data, which weights_only=True refuses"
-        elif isinstance(err, (EOFError, zipfile.BadZipFile)) or "zip archive" in str(err) or "central directory" in str(err):
+        elif isinstance(err, (EOFError, zipfile.BadZipFile, OSError)) or "zip archive" in str(err) \
+                or "central directory" in str(err):  # OSError EINVAL: a file cut past its first 4 KB
             why = "it is not a complete torch file: empty or cut short"
         else:
             why = f"{type(err).__name__}: " + re.sub(r"\x1b\[[0-9;]*m", "", (str(err).strip().splitlines() or [""])[0])[:120]

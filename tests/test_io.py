@@ -124,6 +124,23 @@ def test_load_errors_say_what_is_wrong_and_never_advise_weights_only_false(tmp_p
         load_method(tmp_path / "wide.pt")
 
 
+def test_a_checkpoint_cut_anywhere_or_garbled_is_a_clear_load_error(tmp_path):
+    """A file cut past its first 4 KB (an interrupted copy) raised torch's bare "OSError: [Errno 22] Invalid
+    argument", naming neither the file nor the fix; a garbled name inside it a bare UnicodeDecodeError."""
+    from fslcourse.io import load_checkpoint
+
+    torch.save({"w": torch.zeros(4000)}, tmp_path / "whole.pt")
+    data = (tmp_path / "whole.pt").read_bytes()
+    for n in (5000, 9000, len(data) - 1):
+        (tmp_path / "cut.pt").write_bytes(data[:n])
+        with pytest.raises(ValueError, match=r"cut\.pt is not a loadable checkpoint \(it is not a complete torch file"):
+            load_checkpoint(tmp_path / "cut.pt")
+    at = data.rindex(b"whole/byteorder") + 7  # a member's name in the zip's central directory
+    (tmp_path / "garbled.pt").write_bytes(data[:at] + b"\xff" + data[at + 1:])
+    with pytest.raises(ValueError, match=r"garbled\.pt is not a loadable checkpoint"):
+        load_checkpoint(tmp_path / "garbled.pt")
+
+
 def test_a_write_that_fails_midway_leaves_the_old_file_whole(tmp_path):
     """save_method's atomicity test failed before a byte was written, so writing the target in place passed it:
     here half a file is written, then the disk fills."""
