@@ -142,8 +142,9 @@ def check_omniglot() -> Check:
         try:
             omniglot._check_folders(path, chars)
         except ValueError as exc:
-            return Check("omniglot", False, _error(exc), "restore the drawings, or re-download Omniglot with "
-                         "`python -m fslcourse download`")
+            return Check("omniglot", False, _error(exc), "restore the drawings, or delete the images_background or "
+                         "images_evaluation folder that holds them and run `python -m fslcourse download` (it "
+                         "fetches only missing folders)")
         return Check("omniglot", True, str(path))
     roots = getattr(omniglot, "data_roots", lambda: [])()
     where = ", ".join(str(root / "omniglot") for root in roots) or "FSLCOURSE_DATA and the user cache"

@@ -165,6 +165,19 @@ def test_a_character_with_a_missing_drawing_fails(fake_data):
     assert check.status == "FAIL" and "character01 has 1 drawings but the others have 2" in check.detail
 
 
+def test_the_fix_for_a_missing_drawing_is_one_that_download_carries_out(fake_data):
+    """The fix said "re-download Omniglot with `python -m fslcourse download`", which skips a folder holding any PNG
+    (it said "Omniglot is ready" and changed nothing): the folder must be deleted first."""
+    from fslcourse.data.download import download_omniglot
+
+    next((fake_data / "images_evaluation" / "Alphabet" / "character01").glob("*.png")).unlink()
+    check = by_name(doctor.report())["omniglot"]
+    assert check.status == "FAIL" and "has 1 drawings but the others have 2" in check.detail
+    # nothing is fetched (the address does not exist): the damaged folder is kept as it is
+    assert download_omniglot(fake_data.parent, url_template="file:///nonexistent/{name}.zip", progress=False) == fake_data
+    assert "delete the images_background or images_evaluation folder that holds them" in check.fix
+
+
 def test_the_image_cache_is_checked(fake_data, tmp_path, monkeypatch, capsys):
     from fslcourse.data import load_omniglot, omniglot
 

@@ -169,8 +169,10 @@ def _png_to_uint8(path, image_size: int = IMAGE_SIZE) -> np.ndarray:
         raise
     except (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{path} is not a readable image ({reason}); replace the file, or re-download "
-                         f"Omniglot with `python -m fslcourse download`") from None
+        part = next((p for p in Path(path).parents if p.name in PARTS), None)  # an Omniglot drawing's folder
+        again = (f", or delete {part} and run `python -m fslcourse download` (it fetches only missing folders)"
+                 if part is not None else "")
+        raise ValueError(f"{path} is not a readable image ({reason}); replace the file{again}") from None
 
 
 def _load_character(args) -> np.ndarray:

@@ -201,12 +201,15 @@ def test_a_truncated_png_names_the_file(tiny, tmp_path):
     png.write_bytes(png.read_bytes()[:60])
     with pytest.raises(ValueError, match=re.escape(f"{png} is not a readable image")):
         load_image(png)
-    with pytest.raises(ValueError, match=re.escape(f"{png} is not a readable image")):
+    with pytest.raises(ValueError, match=re.escape(f"{png} is not a readable image")) as err:
         _load()
+    # `download` skips a folder that holds any PNG: "re-download Omniglot" alone fixed nothing ("Omniglot is ready")
+    assert f"delete {tiny / 'images_evaluation'} and run `python -m fslcourse download`" in str(err.value)
     text = tmp_path / "text.png"
     text.write_text("hello")
-    with pytest.raises(ValueError, match="text.png is not a readable image"):
+    with pytest.raises(ValueError, match="text.png is not a readable image") as err:
         load_image(text)
+    assert "download" not in str(err.value)  # a picture of the user's own: nothing to download
 
 
 def test_transparent_paper_is_paper_not_ink(tmp_path):
