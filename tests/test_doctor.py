@@ -178,6 +178,13 @@ def test_the_fix_for_a_missing_drawing_is_one_that_download_carries_out(fake_dat
     assert "delete the images_background or images_evaluation folder that holds them" in check.fix
 
 
+def test_an_empty_drawing_fails(fake_data):
+    """A 0-byte PNG (an interrupted copy) passed: only the load, reading every drawing, found it."""
+    (fake_data / "images_background" / "Alphabet" / "character01" / "1.png").write_bytes(b"")
+    check = by_name(doctor.report())["omniglot"]
+    assert check.status == "FAIL" and "1.png is empty (0 bytes" in check.detail
+
+
 def test_the_image_cache_is_checked(fake_data, tmp_path, monkeypatch, capsys):
     from fslcourse.data import load_omniglot, omniglot
 

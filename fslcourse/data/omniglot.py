@@ -220,7 +220,7 @@ def _cache_file(root: Path, image_size: int, chars: list[_Character]) -> Path:
 
 def _check_folders(root: Path, chars: list[_Character]) -> None:
     """Raise a ValueError naming the folder when a part has no characters or a character folder
-    has no drawings or a different number of drawings than the others."""
+    has no drawings or a different number of drawings than the others, or naming an empty (0-byte) drawing."""
     for part in PARTS:
         if not any(c.part == part for c in chars):
             raise ValueError(f"{root / part} holds no character folders; re-download Omniglot with "
@@ -229,6 +229,11 @@ def _check_folders(root: Path, chars: list[_Character]) -> None:
     if empty:
         raise ValueError(f"character folder {empty[0]} has no PNG drawings ({len(empty)} such folder(s)); "
                          f"restore its drawings or remove the folder")
+    blank = [(c, name) for c in chars for name, size, _ in c.files if size == 0]  # an interrupted copy: said before any is read
+    if blank:
+        c, name = blank[0]
+        raise ValueError(f"{c.folder / name} is empty (0 bytes; {len(blank)} such drawing(s)); replace it, or delete "
+                         f"{root / c.part} and run `python -m fslcourse download` (it fetches only missing folders)")
     counts = Counter(len(c.files) for c in chars)
     usual = counts.most_common(1)[0][0]
     odd = [c for c in chars if len(c.files) != usual]

@@ -212,6 +212,15 @@ def test_a_truncated_png_names_the_file(tiny, tmp_path):
     assert "download" not in str(err.value)  # a picture of the user's own: nothing to download
 
 
+def test_an_empty_drawing_is_named_before_any_drawing_is_read(tiny):
+    """A 0-byte PNG (an interrupted copy) was found only by reading it, in the middle of the preprocessing."""
+    png = tiny / "images_evaluation" / "Atlantean" / "character02" / "0016_01.png"
+    png.write_bytes(b"")
+    with pytest.raises(ValueError, match=re.escape(f"{png} is empty (0 bytes; 1 such drawing(s)); replace it, or "
+                                                   f"delete {tiny / 'images_evaluation'} and run")):
+        _load()
+
+
 def test_transparent_paper_is_paper_not_ink(tmp_path):
     from PIL import Image, ImageDraw
 
