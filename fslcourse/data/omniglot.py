@@ -47,6 +47,10 @@ PARTS = ("images_background", "images_evaluation")
 PROTOCOLS = ("alphabet", "vinyals")
 VINYALS_DIR = Path(__file__).parent / "vinyals"
 VAL_ALPHABETS = ("Anglo-Saxon_Futhorc", "Bengali", "Futurama", "Tagalog")
+# sha256 (first 16 hex digits) of each shipped Vinyals list's characters, in order, one per line: an edited list
+# (a character dropped, moved to another split, or the lines reordered) would change the papers' episodes silently
+VINYALS_SHA256 = {"train": "7a8d31c8748445c8", "val": "11922badf662886a", "trainval": "8daa64a851bc99b9",
+                  "test": "c4823b72623bcabe"}
 IMAGE_SIZE = 28
 CACHE_VERSION = 2  # 2: keyed by the images' content; transparency laid on white paper
 
@@ -336,14 +340,20 @@ def vinyals_characters(name: str) -> list[str]:
         name: ``"train"``, ``"val"``, ``"trainval"`` or ``"test"``.
 
     Raises:
-        ValueError: an unknown name, or a list whose lines are not ``Alphabet/characterNN/rotDDD`` with
-            all four rotations of each character.
+        ValueError: an unknown name, a list whose lines are not ``Alphabet/characterNN/rotDDD`` with
+            all four rotations of each character, or a list whose characters are not the shipped ones in their order.
+        FileNotFoundError: the list is missing.
     """
     if name not in ("train", "val", "trainval", "test"):
         raise ValueError(f"Vinyals split {name!r} is not known; use 'train', 'val', 'trainval' or 'test'")
     path = VINYALS_DIR / f"{name}.txt"
+    restore = f"restore the file from the fslcourse package (git checkout -- fslcourse/data/vinyals/{name}.txt)"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"the Vinyals list {path} is missing; {restore}") from None
     rots: dict[str, list[str]] = {}
-    for i, line in enumerate(path.read_text().splitlines(), 1):
+    for i, line in enumerate(text.splitlines(), 1):
         parts = line.strip().split("/")
         if len(parts) != 3 or not parts[2].startswith("rot"):
             raise ValueError(f"{path}:{i}: {line!r} is not 'Alphabet/characterNN/rotDDD'; restore the file "
@@ -353,6 +363,9 @@ def vinyals_characters(name: str) -> list[str]:
     if bad:
         raise ValueError(f"{path}: character {bad[0]} does not list each of rot000, rot090, rot180 and rot270 once "
                          f"({len(bad)} such character(s)); restore the file from the fslcourse package")
+    if hashlib.sha256("\n".join(rots).encode()).hexdigest()[:16] != VINYALS_SHA256[name]:
+        raise ValueError(f"{path} is not the papers' {name} list: its {len(rots)} characters are not the ones "
+                         f"shipped, in their order (an edited copy?); {restore}")
     return list(rots)
 
 
@@ -387,6 +400,7 @@ def load_omniglot(image_size: int = IMAGE_SIZE, rotations: bool = True, download
                          f"papers'){hint}")
     if device is not None:
         device = get_device(device)  # checked before the images are read: one line for 'gpu' or a missing driver
+    lists = {name: vinyals_characters(name) for name in ("train", "val", "test")} if split == "vinyals" else {}
     root = find_omniglot()
     if root is None:
         if not download:
@@ -433,8 +447,7 @@ def load_omniglot(image_size: int = IMAGE_SIZE, rotations: bool = True, download
     if split == "vinyals":
         index = {n: i for i, n in enumerate(data["names"])}
         groups = {}
-        for name in ("train", "val", "test"):
-            chars = vinyals_characters(name)
+        for name, chars in lists.items():  # read and checked before the images
             missing = [c for c in chars if c not in index]
             if missing:
                 raise ValueError(f"the Vinyals {name} list names {missing[0]}, which is not under {root} "

@@ -93,6 +93,33 @@ def test_bad_protocols_and_lists_are_clear_errors(tmp_path, monkeypatch):
         vinyals_characters("test")
 
 
+def test_an_edited_list_is_refused_not_used(tmp_path, monkeypatch):
+    """A list with a character dropped, one moved from train to test (a leak) or its lines reordered loaded without a
+    word (other splits, other episodes than the papers'); a missing one was a bare FileNotFoundError. Windows line
+    endings are the same list."""
+    import fslcourse.data.omniglot as om
+
+    lines = {n: (VINYALS_DIR / f"{n}.txt").read_text().splitlines() for n in ("train", "test")}
+    monkeypatch.setattr(om, "VINYALS_DIR", tmp_path)
+    for name, edited in (("train", lines["train"][4:]), ("test", lines["test"] + lines["train"][:4]),
+                         ("test", lines["test"][4:] + lines["test"][:4])):
+        (tmp_path / f"{name}.txt").write_text("\n".join(edited) + "\n")
+        with pytest.raises(ValueError, match=rf"{name}\.txt is not the papers' {name} list: its .* characters are "
+                                             rf"not the ones shipped.*git checkout -- fslcourse/data/vinyals/{name}\.txt"):
+            vinyals_characters(name)
+    (tmp_path / "test.txt").write_bytes(("\r\n".join(lines["test"]) + "\r\n").encode())
+    assert len(vinyals_characters("test")) == 423
+    (tmp_path / "test.txt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"the Vinyals list .*test\.txt is missing; restore the file"):
+        vinyals_characters("test")
+    # said before Omniglot is looked for and read (a first load preprocesses for minutes)
+    for name in ("train", "val"):
+        (tmp_path / f"{name}.txt").write_bytes((VINYALS_DIR / f"{name}.txt").read_bytes())
+    monkeypatch.setattr(om, "find_omniglot", lambda: pytest.fail("the images were looked for before the lists"))
+    with pytest.raises(FileNotFoundError, match=r"test\.txt is missing"):
+        load_omniglot(split="vinyals", progress=False)
+
+
 def test_every_character_keeps_its_own_alphabet(vinyals, omniglot):
     """The alphabets are given per character: out of step with the names (e.g. sorted apart from them), episodes
     drawn within one alphabet would mix alphabets; the Vinyals lists do not run in alphabetical order."""
