@@ -114,6 +114,7 @@ def train(name: str, recipe: str | Recipe = "quick", *, data=None, out: str | Pa
                                       or eval_episodes < 2):  # checked before any step, not after the run
         raise ValueError(f"eval_episodes={eval_episodes!r}: the recorded accuracy's interval needs a whole number "
                          "of 2 or more meta-test episodes; give one, or leave it out (the profile's default)")
+    out, state = (Path(p).expanduser() if p is not None else None for p in (out, state))  # "~/x.pt" as a shell reads it
     if not save and out is not None:  # it was silently ignored: nothing written where the caller asked
         raise ValueError(f"out={str(out)!r} with save=False: nothing would be written there; drop out, or save=True")
     if name == "sinusoid" or name in FAMILIES:
@@ -289,6 +290,8 @@ def load_or_train(name: str, recipe: str = "quick", *, data=None, device=None, p
     """
     if seed is not None:
         seed = whole_seed(seed)  # said now, not after Omniglot has loaded or a file was read
+    if path is not None:  # "~/models/x.pt" as a shell reads it: not a folder named "~" (the file there was not found)
+        path = Path(path).expanduser()
     if isinstance(data, (tuple, list, dict)):  # e.g. glyph_splits()' (train, val, test)
         raise ValueError(f"data is a {type(data).__name__}; pass the splits as load_omniglot() returns them (with "
                          ".train and .val), or leave data out to load Omniglot")

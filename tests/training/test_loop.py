@@ -454,6 +454,21 @@ def test_load_or_train_at_another_seed_never_trains_into_the_packages_file(glyph
     assert saved == [False, True, True]
 
 
+def test_a_path_under_the_home_is_read_as_a_shell_reads_it(tmp_path, monkeypatch):
+    """load_or_train(path="~/models/p.pt") never found the file saved there: "~" was taken as a folder of that name
+    in the working directory, so each run trained anew (minutes) and wrote ./~/models/p.pt."""
+    from fslcourse.training import load_or_train
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    save_method(TinyProtoNet(), tmp_path / "home" / "models" / "p.pt", seed=0, profile="quick", train_seconds=1.0)
+    got = load_or_train("test-tiny-protonet", data=object(), path="~/models/p.pt", progress=False, device="cpu")
+    assert not got["trained"] and got["source"]["file"] == "p.pt"
+    with pytest.raises(ValueError, match=r"home/models/p\.pt exists; pass overwrite=True"):
+        train("test-tiny-protonet", data=object(), out="~/models/p.pt", progress=False)
+    assert not (tmp_path / "~").exists()
+
+
 def test_a_notebook_cell_stopped_mid_run_continues_when_run_again(glyphs, tmp_path, ctrl_c_after_step):
     """load_or_train left the state beside the checkpoint; running the cell again was refused ('continue it with
     --resume, or pass --overwrite'), and load_or_train takes neither for a method: no way on but deleting files."""
