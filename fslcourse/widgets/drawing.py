@@ -197,9 +197,14 @@ class DrawingBoard(Explorer):
         return sorted(t for t in self.strokes if t != QUERY and t[0] == k)
 
     def _check_class(self, k) -> int:
-        if not isinstance(k, (int, np.integer)) or not 0 <= k < self.n_classes:
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= k < self.n_classes:
             raise ValueError(f"class {k!r} does not exist; the board has classes 0 to {self.n_classes - 1}")
         return int(k)
+
+    @staticmethod
+    def _same_target(target):
+        """``target`` as the board keys it: a class's drawing given as a list ``[k, j]`` is the tuple ``(k, j)``."""
+        return tuple(target) if isinstance(target, list) else target
 
     def _check_target(self, target):
         target = QUERY if target == QUERY else tuple(target) if isinstance(target, (tuple, list)) else target
@@ -275,28 +280,51 @@ class DrawingBoard(Explorer):
 
     # ------------------------------------------------------------------ drawing: the API the mouse and the tests use
 
+    @staticmethod
+    def _point(x, y, on_canvas: bool) -> tuple[float, float]:
+        """``(x, y)`` as floats; a point that is not a finite number (or, if ``on_canvas``, off the canvas) is refused.
+
+        A stroke starts on the canvas, so it leaves ink there; it may then leave the canvas (a touch drag does).
+        """
+        try:
+            point = (float(x), float(y))
+        except (TypeError, ValueError):
+            point = (np.nan, np.nan)
+        if not np.isfinite(point).all():
+            raise ValueError(f"point ({x!r}, {y!r}) is not a number; give canvas pixels (x, y) from 0 to {CANVAS_PX}")
+        if on_canvas and not all(0 <= v <= CANVAS_PX for v in point):
+            raise ValueError(f"point ({x!r}, {y!r}) is off the canvas; give canvas pixels (x, y) from 0 to {CANVAS_PX}")
+        return point
+
     def pen_down(self, target, x: float, y: float) -> None:
-        """Start a stroke on ``target`` at canvas pixel ``(x, y)`` (a stroke still open elsewhere is finished first)."""
+        """Start a stroke on ``target`` at canvas pixel ``(x, y)`` (a stroke still open elsewhere is finished first).
+
+        Raises:
+            ValueError: ``target`` is not a drawing of the board, or ``(x, y)`` is not a number or off the canvas.
+        """
         target = self._check_target(target)
+        x, y = self._point(x, y, on_canvas=True)
         if self._pen is not None:
             self.pen_up()
-        self._pen = (target, [(float(x), float(y))])
+        self._pen = (target, [(x, y)])
         canvas = self.canvases[target]
         canvas.fill_style = "black"
         canvas.fill_circle(float(x), float(y), PEN_PX / 2)
 
     def pen_move(self, target, x: float, y: float) -> None:
         """Extend the open stroke on ``target`` to ``(x, y)`` (ignored when the pen is up or on another canvas)."""
+        target = self._same_target(target)
         if self._pen is None or self._pen[0] != target:
             return
+        x, y = self._point(x, y, on_canvas=False)
         points = self._pen[1]
         x0, y0 = points[-1]
-        points.append((float(x), float(y)))
-        self.canvases[target].stroke_line(x0, y0, float(x), float(y))
+        points.append((x, y))
+        self.canvases[target].stroke_line(x0, y0, x, y)
 
     def pen_up(self, target=None) -> None:
         """Finish the open stroke (if any) and predict again; ``target``, when given, must be the stroke's canvas."""
-        if self._pen is None or (target is not None and self._pen[0] != target):
+        if self._pen is None or (target is not None and self._pen[0] != self._same_target(target)):
             return
         target, points = self._pen
         self._pen = None
@@ -309,7 +337,7 @@ class DrawingBoard(Explorer):
 
         Args:
             target: ``"query"`` or ``(class, drawing)``.
-            points: ``(n, 2)`` canvas pixels ``(x, y)``, ``n >= 1``.
+            points: ``(n, 2)`` canvas pixels ``(x, y)``, ``n >= 1``; the first on the canvas (0 to ``CANVAS_PX``).
         """
         try:
             points = np.asarray(list(points), dtype=float)  # list(): zip(xs, ys) and generators are pairs too
@@ -461,6 +489,9 @@ class DrawingBoard(Explorer):
             :attr:`shown`'s dictionary (see the class docstring).
         """
         label = self.model.value if label is None else label
+        if label not in self._models:
+            raise ValueError(f"label {label!r} is not a model of this board; use one of "
+                             f"{', '.join(map(repr, self._models))}")
         support_x, support_y, targets, classes = self.support()
         query = self.strokes[QUERY]
         shown = {"label": label, "support_x": support_x, "support_y": support_y, "targets": targets,

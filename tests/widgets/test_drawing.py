@@ -416,3 +416,47 @@ def test_one_method_name_as_models_is_refused_not_read_letter_by_letter():
 
     with pytest.raises(ValueError, match=r"^models='protonet' is one name; pass a list of names, e.g. \['protonet'\]$"):
         DrawingBoard(models="protonet")
+
+
+def test_a_point_off_the_canvas_or_not_a_number_is_refused_before_it_becomes_a_drawing():
+    """pen_down(NaN) or a stroke off the canvas was kept: a class counted as drawn, with a blank model input."""
+    board = DrawingBoard({"pixel": PixelPrototype()}, n_way=2)
+    for x, y in [(float("nan"), 5), (5, float("inf")), ("a", 5)]:
+        with pytest.raises(ValueError, match=r"^point \(.*\) is not a number; give canvas pixels"):
+            board.pen_down((0, 0), x, y)
+    for x, y in [(1000, 1000), (-50, 70), (70, CANVAS_PX + 10)]:
+        with pytest.raises(ValueError, match=rf"^point \({x}, {y}\) is off the canvas; give canvas pixels .* 0 to {CANVAS_PX}"):
+            board.pen_down((0, 0), x, y)
+    with pytest.raises(ValueError, match=r"^point \(1000.0, 1000.0\) is off the canvas"):
+        board.add_stroke((0, 0), [(1000, 1000), (2000, 1500)])
+    board.pen_down((0, 0), 10, 10)
+    with pytest.raises(ValueError, match=r"^point \(nan, 20\) is not a number"):
+        board.pen_move((0, 0), float("nan"), 20)
+    board.pen_move((0, 0), CANVAS_PX + 30, 20)  # a drag leaving the canvas (touch) goes on: the stroke has ink
+    board.pen_up()
+    assert board.strokes[(0, 0)] == [[(10.0, 10.0), (CANVAS_PX + 30.0, 20.0)]] and board.strokes[(1, 0)] == []
+    board.add_stroke((1, 0), [(0, 0), (CANVAS_PX, CANVAS_PX)])  # the edges are on the canvas
+    board.canvases[QUERY]._handle_frontend_event(None, {"event": "mouse_down", "x": -400, "y": 20}, None)
+    assert "off the canvas" in board.status.value and board._pen is None  # the mouse: a message, not a traceback
+
+
+def test_a_target_given_as_a_list_is_the_same_canvas_for_every_pen_call():
+    """pen_down([0, 0]) opened a stroke that pen_move([0, 0]) and pen_up([0, 0]) ignored: the pen stayed down."""
+    board = DrawingBoard({"pixel": PixelPrototype()}, n_way=2)
+    board.pen_down([0, 0], 10, 10)
+    board.pen_move([0, 0], 50, 50)
+    board.pen_up([0, 0])
+    assert board._pen is None and board.strokes[(0, 0)] == [[(10.0, 10.0), (50.0, 50.0)]]
+
+
+def test_an_unknown_model_label_or_a_bool_class_is_refused():
+    """predict('nosuch') was a KeyError once two classes were drawn (silent before); clear(True) meant class 1."""
+    board = drawn_board({"pixel": PixelPrototype()}, n_way=2)
+    board.add_stroke(QUERY, VERTICAL)
+    with pytest.raises(ValueError, match=r"^label 'nosuch' is not a model of this board; use one of 'pixel'$"):
+        board.predict("nosuch")
+    with pytest.raises(ValueError, match="^class True does not exist"):
+        board.clear(True)
+    with pytest.raises(ValueError, match="^class True does not exist"):
+        board.add_drawing(True)
+    assert board.strokes[(1, 0)]
