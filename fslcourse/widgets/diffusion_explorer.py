@@ -16,6 +16,7 @@ import ipywidgets as W
 import numpy as np
 import torch
 
+from ..config import whole_seed
 from ..generative.diffusion import class_conditions, ddim_timesteps, denoise_steps
 from .base import Explorer, check_whole
 from .plotting import text_points, tile
@@ -59,6 +60,7 @@ class DiffusionExplorer(Explorer):
     def __init__(self, model, schedule, backbone, split, n_classes: int = 5, n_shot: int = 5, n_samples: int = 4,
                  seed: int = 0):
         check_whole(n_classes=(n_classes, 1, None), n_shot=(n_shot, 1, 10), n_samples=(n_samples, 1, None))
+        seed = whole_seed(seed)
         if n_classes > split.n_classes:
             raise ValueError(f"n_classes={n_classes} but the split has {split.n_classes} classes; lower n_classes")
         self.model, self.schedule, self.backbone, self.split = model.eval(), schedule, backbone.eval(), split

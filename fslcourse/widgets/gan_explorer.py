@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipywidgets as W
 import torch
 
+from ..config import SEED_MAX, whole_seed
 from .base import Explorer, check_whole
 from .plotting import show_image, text_points
 
@@ -28,8 +29,8 @@ class GANExplorer(Explorer):
         generator: a trained :class:`~fslcourse.generative.gan.DAGANGenerator`.
         split: the split whose characters are the sources (meta-test in the notebook).
         n_classes: characters offered (drawn with ``seed``).
-        n_steps: images in the interpolation.
-        seed: which characters are offered; also the initial ``z seed``.
+        n_steps: images in the interpolation (at least 2: its two ends).
+        seed: which characters are offered; also the initial ``z seed`` (``z_A seed`` and ``z_B seed``: the next two).
 
     Attributes:
         controls: the ipywidgets (``character``, ``source``, ``z_1``, ``z_2``, ``z_3``, ``z_seed``,
@@ -37,11 +38,13 @@ class GANExplorer(Explorer):
         shown: what the last :meth:`render` drew (the source, the ``z`` used, the generated images ...).
     """
 
+    error_title = "Cannot generate"  # a seed out of torch's range: said in the status line
     persistent_axes = True  # the axes are kept while the view (and the grid size) stay the same
 
     def __init__(self, generator, split, n_classes: int = 8, n_steps: int = 7, seed: int = 0):
-        check_whole(n_steps=(n_steps, 1, None))
-        if n_classes < 1 or n_classes > split.n_classes:
+        check_whole(n_steps=(n_steps, 2, None), n_classes=(n_classes, 1, None))  # an interpolation has two ends
+        seed = whole_seed(seed)
+        if n_classes > split.n_classes:
             raise ValueError(f"n_classes={n_classes} must be between 1 and the split's {split.n_classes} classes")
         self.gen, self.split, self.n_steps = generator.eval(), split, n_steps
         self.device = next(generator.parameters()).device
@@ -52,8 +55,8 @@ class GANExplorer(Explorer):
         self.z_1, self.z_2, self.z_3 = (W.FloatSlider(value=0.0, min=-3.0, max=3.0, step=0.25, description=f"z[{i}]")
                                         for i in range(3))
         self.z_seed = W.IntText(value=seed, description="z seed")
-        self.seed_a = W.IntText(value=seed + 1, description="z_A seed")
-        self.seed_b = W.IntText(value=seed + 2, description="z_B seed")
+        self.seed_a = W.IntText(value=(seed + 1) % (SEED_MAX + 1), description="z_A seed")  # wrapped: in torch's range
+        self.seed_b = W.IntText(value=(seed + 2) % (SEED_MAX + 1), description="z_B seed")
         self.view = W.ToggleButtons(options=VIEWS, value="single", description="view")
         self.n_grid = W.IntSlider(value=4, min=2, max=8, description="grid size")
         self.controls = {"character": self.character, "source": self.source, "z_1": self.z_1, "z_2": self.z_2,
@@ -71,9 +74,17 @@ class GANExplorer(Explorer):
             control.disabled = grid
         self.n_grid.disabled = not grid
 
-    def noise(self, seed: int, n: int = 1) -> torch.Tensor:
-        """``(n, z_dim)`` standard normal noise from ``torch.Generator().manual_seed(seed)``."""
-        return torch.randn(n, self.gen.z_dim, generator=torch.Generator().manual_seed(int(seed)))
+    def noise(self, seed: int, n: int = 1, name: str = "seed") -> torch.Tensor:
+        """``(n, z_dim)`` standard normal noise from ``torch.Generator().manual_seed(seed)``.
+
+        Raises:
+            ValueError: ``seed`` is not a whole number in torch's range (``name``: the control that gave it).
+        """
+        try:
+            seed = whole_seed(seed)
+        except ValueError:
+            raise ValueError(f"{name}={seed!r} must be a whole number from 0 to 2**64 - 1 (torch's range); e.g. 0") from None
+        return torch.randn(n, self.gen.z_dim, generator=torch.Generator().manual_seed(seed))
 
     @torch.no_grad()
     def compute(self) -> dict:
@@ -82,16 +93,17 @@ class GANExplorer(Explorer):
         source = self.split.get(self.classes[k:k + 1], torch.tensor([[self.source.value]]))[0]  # (1, 1, 28, 28)
         s = {"character": k, "class_id": int(self.classes[k]), "source": source[0], "view": self.view.value}
         if self.view.value == "single":
-            z = self.noise(self.z_seed.value)  # (1, z_dim)
+            z = self.noise(self.z_seed.value, name="z seed")  # (1, z_dim)
             z[0, :3] = torch.tensor([self.z_1.value, self.z_2.value, self.z_3.value])
             t = torch.linspace(0, 1, self.n_steps)[:, None]  # (n_steps, 1)
-            z_t = (1 - t) * self.noise(self.seed_a.value) + t * self.noise(self.seed_b.value)  # (n_steps, z_dim)
+            z_a, z_b = self.noise(self.seed_a.value, name="z_A seed"), self.noise(self.seed_b.value, name="z_B seed")
+            z_t = (1 - t) * z_a + t * z_b  # (n_steps, z_dim)
             images = self.gen(source.expand(1 + self.n_steps, -1, -1, -1).to(self.device),
                               torch.cat([z, z_t]).to(self.device)).cpu()  # (1 + n_steps, 1, 28, 28)
             s.update(z=z[0], generated=images[:1], z_interpolation=z_t, interpolation=images[1:])
         else:
             n = self.n_grid.value ** 2
-            z = self.noise(self.z_seed.value, n)  # (n_grid^2, z_dim)
+            z = self.noise(self.z_seed.value, n, name="z seed")  # (n_grid^2, z_dim)
             s.update(z=z, generated=self.gen(source.expand(n, -1, -1, -1).to(self.device), z.to(self.device)).cpu())  # (n, 1, H, W)
         return s
 
@@ -101,7 +113,7 @@ class GANExplorer(Explorer):
 
         def make(fig):
             if s["view"] == "single":
-                grid = fig.add_gridspec(2, self.n_steps, left=0.02, right=0.98, top=0.84, bottom=0.1, hspace=0.55)
+                grid = fig.add_gridspec(2, max(3, self.n_steps), left=0.02, right=0.98, top=0.84, bottom=0.1, hspace=0.55)
                 return {"source": fig.add_subplot(grid[0, 0]), "images": [fig.add_subplot(grid[0, 2])] + [
                     fig.add_subplot(grid[1, j]) for j in range(self.n_steps)]}
             grid = fig.add_gridspec(n, n + 2, left=0.02, right=0.98, top=0.9, bottom=0.02)

@@ -16,6 +16,7 @@ import ipywidgets as W
 import numpy as np
 import torch
 
+from ..config import SEED_MAX, whole_seed
 from ..generative.vae import latent_code
 from .base import Explorer, button, check_whole
 from .plotting import class_colour, principal_axes, show_image, text_points
@@ -29,7 +30,7 @@ class VAEExplorer(Explorer):
         split: the split to explore (meta-test in the notebook).
         n_classes: characters on the map (drawn with ``seed``).
         n_shot, n_generated: initial support size and generated count.
-        n_steps: images in the interpolation.
+        n_steps: images in the interpolation (at least 2: its two ends).
         seed: which characters are shown; also the first generation seed.
 
     Attributes:
@@ -42,8 +43,10 @@ class VAEExplorer(Explorer):
 
     def __init__(self, vae, split, n_classes: int = 8, n_shot: int = 1, n_generated: int = 5, n_steps: int = 7,
                  seed: int = 0):
-        check_whole(n_shot=(n_shot, 1, 10), n_generated=(n_generated, 1, 10), n_steps=(n_steps, 1, None))
-        if n_classes < 2 or n_classes > split.n_classes:
+        check_whole(n_shot=(n_shot, 1, 10), n_generated=(n_generated, 1, 10), n_steps=(n_steps, 2, None),
+                    n_classes=(n_classes, 2, None))  # an interpolation has two ends
+        seed = whole_seed(seed)
+        if n_classes > split.n_classes:
             raise ValueError(f"n_classes={n_classes} must be between 2 and the split's {split.n_classes} classes")
         self.vae, self.split, self.n_steps = vae.eval(), split, n_steps
         self.device = next(vae.parameters()).device
@@ -75,7 +78,7 @@ class VAEExplorer(Explorer):
                           [self.n_shot, self.n_generated, self.generate], self.status], figsize=(10, 5.6), dpi=80)
 
     def _on_generate(self) -> None:
-        self.generation += 1
+        self.generation = (self.generation + 1) % (SEED_MAX + 1)  # in torch's range
         self.update()
 
     @torch.no_grad()

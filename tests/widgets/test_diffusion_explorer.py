@@ -1,5 +1,6 @@
 """The diffusion explorer: every control changes what is shown, and what is shown is the DDIM trajectory."""
 import numpy as np
+import pytest
 import torch
 
 from fslcourse.generative.diffusion import Schedule, class_conditions, sample
@@ -81,3 +82,10 @@ def test_a_run_is_computed_only_as_far_as_the_slider_and_continued_in_place(glyp
     _, want = sample(net, c, sched, sampler="ddim", n_steps=ex.n_steps.value, w=2.0, x_T=ex.x_T, trajectory=True)
     assert [t for t, _, _ in path] == [t for t, _, _ in want]
     assert all(torch.equal(a, b) and torch.equal(u, v) for (_, a, u), (_, b, v) in zip(path, want))
+
+
+def test_a_seed_out_of_torchs_range_is_a_one_line_error(glyphs):
+    """seed=2**64 was torch's 'Overflow when unpacking long long'."""
+    net, sched, backbone, _ = _explorer(glyphs)
+    with pytest.raises(ValueError, match=r"^seed=18446744073709551616 must be a whole number from 0 to 2\*\*64 - 1"):
+        DiffusionExplorer(net, sched, backbone, glyphs[2], n_classes=3, seed=2**64)

@@ -1,4 +1,7 @@
 """The GAN explorer: every control changes what is shown, and what is shown is what the generator computes."""
+import re
+
+import pytest
 import torch
 
 from fslcourse.generative.gan import DAGANGenerator
@@ -73,3 +76,27 @@ def test_controls_a_view_does_not_use_are_greyed_out(glyphs):
     assert all(c.disabled for c in unused_in_grid) and not ex.n_grid.disabled
     ex.view.value = "single"
     assert not any(c.disabled for c in unused_in_grid)
+
+
+def test_a_seed_out_of_torchs_range_is_a_line_in_the_status_line(glyphs):
+    """z seed = 2**64 raised torch's 'Overflow when unpacking long long' out of the control's observer."""
+    _, ex = _explorer(glyphs)
+    for control, name in ((ex.z_seed, "z seed"), (ex.seed_a, "z_A seed"), (ex.seed_b, "z_B seed")):
+        for bad in (2**64, -1):
+            control.value = bad
+            assert ex.shown == {} and ex.status.value.endswith(
+                f"{name}={bad} must be a whole number from 0 to 2**64 - 1 (torch's range); e.g. 0")
+        control.value = 3
+        assert ex.shown["generated"].shape == (1, 1, 28, 28)
+
+
+def test_bad_constructor_arguments_are_one_line_errors(glyphs):
+    """n_steps=1 or 2 was an IndexError while laying out the figure, n_classes=2.5 a TypeError, seed=2**64 torch's overflow."""
+    gen, _ = _explorer(glyphs)
+    for kwargs, says in [({"n_steps": 1}, "n_steps=1: give a whole number of at least 2"),
+                         ({"n_classes": 2.5}, "n_classes=2.5: give a whole number"),
+                         ({"seed": 2**64}, "seed=18446744073709551616 must be a whole number from 0 to 2")]:
+        with pytest.raises(ValueError, match=f"^{re.escape(says)}"):
+            GANExplorer(gen, glyphs[2], **kwargs)
+    ex = GANExplorer(gen, glyphs[2], n_classes=2, n_steps=2, seed=2**64 - 1)  # the interpolation seeds wrap round
+    assert len(ex.shown["interpolation"]) == 2 and (ex.seed_a.value, ex.seed_b.value) == (0, 1)

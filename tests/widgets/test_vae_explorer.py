@@ -1,4 +1,7 @@
 """The VAE explorer: every control changes what is shown, and what is shown is what the VAE computes."""
+import re
+
+import pytest
 import torch
 
 from fslcourse.generative.vae import ConditionalVAE
@@ -71,3 +74,17 @@ def test_interpolation_runs_between_the_two_characters(glyphs):
                 for k in (1, 4)]
     assert torch.allclose(interp[0], ends[0], atol=1e-5) and torch.allclose(interp[-1], ends[1], atol=1e-5)
     assert not torch.allclose(interp[2], interp[0])
+
+
+def test_bad_constructor_arguments_are_one_line_errors(glyphs):
+    """n_steps=1 interpolated "from character 0 to 1" showing character 0 only; n_classes=2.5 was a TypeError,
+    seed=2**64 torch's 'Overflow when unpacking long long'."""
+    vae, _ = _explorer(glyphs)
+    for kwargs, says in [({"n_steps": 1}, "n_steps=1: give a whole number of at least 2"),
+                         ({"n_classes": 2.5}, "n_classes=2.5: give a whole number"),
+                         ({"seed": 2**64}, "seed=18446744073709551616 must be a whole number from 0 to 2")]:
+        with pytest.raises(ValueError, match=f"^{re.escape(says)}"):
+            VAEExplorer(vae, glyphs[2], **kwargs)
+    ex = VAEExplorer(vae, glyphs[2], n_classes=2, n_steps=2, seed=2**64 - 1)
+    ex.generate.click()  # the generation seed wraps round to 0 (it overflowed, and the click was lost)
+    assert ex.generation == 0 and ex.shown["generation"] == 0
