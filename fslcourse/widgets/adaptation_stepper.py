@@ -10,9 +10,13 @@ its query MSE (on ``n_query`` fresh points of the same task) in the legend.
 """
 from __future__ import annotations
 
+import math
+import numbers
+
 import ipywidgets as W
 import torch
 
+from ..config import SEED_MAX, whole_seed
 from ..data.sinusoid import SinusoidTasks
 from ..methods.maml_regression import adapt, mse
 from .base import Explorer, button, check_whole
@@ -40,12 +44,19 @@ class AdaptationStepper(Explorer):
 
     def __init__(self, models: dict, n_shot: int = 10, inner_lr: float = 0.01, max_steps: int = 10,
                  n_query: int = 100, seed: int = 0):
+        if not isinstance(models, dict):
+            raise ValueError(f"models is a {type(models).__name__}; give a dict {{label: SinusoidMLP}}, "
+                             "e.g. {'MAML': model}")
         if not models:
             raise ValueError("models is empty; give at least one {label: SinusoidMLP}")
         check_whole(n_shot=(n_shot, 1, None), max_steps=(max_steps, 0, None), n_query=(n_query, 1, None))
+        finite = isinstance(inner_lr, numbers.Real) and not isinstance(inner_lr, bool) and math.isfinite(inner_lr)
+        if not finite or inner_lr < 0:  # nan or inf drew NaN curves with "MSE nan" in the legend
+            raise ValueError(f"inner_lr={inner_lr!r}: give a finite step size of at least 0, e.g. 0.01")
+        seed = whole_seed(seed)
         self.models, self.n_shot, self.inner_lr, self.n_query = dict(models), n_shot, inner_lr, n_query
         self.tasks = SinusoidTasks(seed=seed)
-        self.points = torch.Generator().manual_seed(seed + 1)
+        self.points = torch.Generator().manual_seed((seed + 1) % (SEED_MAX + 1))  # in torch's range
         self.grid = torch.linspace(-5, 5, 200).view(-1, 1)  # (200, 1)
         self.steps = W.IntSlider(value=0, min=0, max=max_steps, description="inner steps k")
         self.new_task = button(self.draw_task, description="New task", icon="refresh")

@@ -1,4 +1,6 @@
 """The adaptation stepper: the slider and buttons change what is drawn, and the numbers are the model's."""
+import re
+
 import pytest
 import torch
 
@@ -60,3 +62,24 @@ def test_numpy_whole_numbers_are_whole_numbers():
     import numpy as np
 
     assert AdaptationStepper({"a": SinusoidMLP()}, n_shot=np.int64(5), max_steps=np.int64(3)).shown["steps"] == 0
+
+
+@pytest.mark.parametrize("kwargs, says", [
+    ({"inner_lr": float("nan")}, "inner_lr=nan: give a finite step size of at least 0, e.g. 0.01"),
+    ({"inner_lr": float("inf")}, "inner_lr=inf: give a finite step size of at least 0, e.g. 0.01"),
+    ({"inner_lr": -0.01}, "inner_lr=-0.01: give a finite step size of at least 0, e.g. 0.01"),
+    ({"inner_lr": "0.01"}, "inner_lr='0.01': give a finite step size of at least 0, e.g. 0.01"),
+    ({"seed": 2**64}, "seed=18446744073709551616 must be a whole number from 0 to 2**64 - 1")])
+def test_a_step_size_or_seed_that_means_nothing_is_refused(kwargs, says):
+    """inner_lr=nan or inf drew NaN curves with 'MSE nan' in the legend; seed=2**64 was torch's overflow error."""
+    with pytest.raises(ValueError, match=f"^{re.escape(says)}"):
+        AdaptationStepper({"a": SinusoidMLP()}, **kwargs)
+    stepper = AdaptationStepper({"a": SinusoidMLP()}, inner_lr=0, seed=2**64 - 1)  # no step at all; the last seed
+    stepper.new_points.click()
+    assert stepper.shown["steps"] == 0
+
+
+def test_models_not_a_dict_are_refused():
+    """AdaptationStepper([model]) was 'cannot convert dictionary update sequence element #0 to a sequence'."""
+    with pytest.raises(ValueError, match=r"^models is a list; give a dict \{label: SinusoidMLP\}"):
+        AdaptationStepper([SinusoidMLP()])
