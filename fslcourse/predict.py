@@ -23,6 +23,7 @@ from .io import atomic_write_bytes, atomic_write_json, check_writable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_PIXELS = 4096 * 4096  # larger images are refused: they are not drawings, and they cost memory
+MAX_EDGE_INK = 0.5  # of the 28×28 outer ring; Omniglot's drawings reach at most ~15% of it
 SHEET_QUERIES = 48  # the contact sheet shows this many queries at most; the CSV and JSON have them all
 DEFAULT_METHOD = "protonet"  # with its lake recipe (pretrained.BEST_RECIPES): the course's best one-shot classifier
 
@@ -49,7 +50,8 @@ def load_picture(path: str | Path) -> torch.Tensor:
 
     Raises:
         ValueError: not a PNG/JPEG name, unreadable, larger than :data:`MAX_PIXELS`, blank, or mostly ink (light
-            strokes on a dark background, which the models would read as a black blot); names the file.
+            strokes on a dark background, which the models would read as a black blot), or dark at its edges (a table
+            around a photographed page); names the file.
     """
     path = Path(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -80,6 +82,10 @@ def load_picture(path: str | Path) -> torch.Tensor:
     if paper > 0.2:
         raise ValueError(f"{path} has grey paper (it reads as {paper:.0%} ink where nothing is drawn): raise the "
                          "contrast or crop to the drawing, so that the paper is white")
+    edge = float((torch.cat([x[0, 0], x[0, -1], x[0, 1:-1, 0], x[0, 1:-1, -1]]) > 0.5).float().mean())
+    if edge > MAX_EDGE_INK:  # a table or shadow around the page: the models would read a thick ink frame
+        raise ValueError(f"{path} has a dark edge ({edge:.0%} of its outermost pixels read as ink): crop to the paper "
+                         "(a photo's table or shadow around the page), or invert it if it is light ink on dark")
     return x
 
 

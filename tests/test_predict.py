@@ -346,3 +346,18 @@ def test_cli_predict_names_a_transductive_run_and_the_profile(folders, omniglot,
                                               "(--transductive):\n")
     assert main(args + ["--profile", "quick"]) == 0
     assert capsys.readouterr().out.startswith("protonet (quick checkpoint), one query at a time:\n")
+
+
+def test_a_photo_of_paper_on_a_dark_table_is_refused_not_read_as_a_framed_drawing(folders):
+    """A page filling 80% of a photo on a dark table passed the ink and paper checks: the model read a thick ink frame
+    around the drawing, and the prediction was printed as if all were fine (Omniglot's outer ring is at most ~15% ink)."""
+    stroke = torch.zeros(1, 28, 28)
+    stroke[0, 4:24, 12:16] = 1
+    page = Image.fromarray((255 - stroke[0].numpy() * 255).astype(np.uint8)).resize((180, 180))
+    photo = Image.new("L", (200, 200), 40)  # the table, dark grey
+    photo.paste(page, (10, 10))
+    photo.save(folders / "table.jpg")
+    with pytest.raises(ValueError, match=r"table\.jpg has a dark edge \(\d+% of its outermost pixels read as ink\): "
+                                         r"crop to the paper"):
+        load_picture(folders / "table.jpg")
+    load_picture(save(folders / "page.png", stroke))  # the page alone is read
