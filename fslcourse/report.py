@@ -11,6 +11,7 @@ against the records (``"not measured yet"`` when a result file does not exist).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Callable
@@ -271,8 +272,8 @@ def load_records(directory=None, skipped: list | None = None) -> list[dict]:
             wrong = [f"{k}={rec.get(k)!r} (want {want})" for k, ok, want in (
                 ("method", isinstance(rec["method"], str), "a name"),
                 ("protocol", isinstance(rec["protocol"], dict), "a dict"),
-                ("accuracy", rec["accuracy"] is None or _number(rec["accuracy"]) is not None, "a number or null"),
-                ("ci95", rec.get("ci95") is None or _number(rec.get("ci95")) is not None, "a number or null"),
+                ("accuracy", rec["accuracy"] is None or _finite(rec["accuracy"]), "a number or null"),
+                ("ci95", rec.get("ci95") is None or _finite(rec.get("ci95")), "a number or null"),
                 ("episodes", rec.get("episodes") is None or (isinstance(rec.get("episodes"), int)
                                                             and not isinstance(rec.get("episodes"), bool)),
                  "a whole number"))
@@ -280,6 +281,12 @@ def load_records(directory=None, skipped: list | None = None) -> list[dict]:
             if wrong:
                 raise ValueError(f"{path}: record {i} has {'; '.join(wrong)}; write records with "
                                  f"fslcourse.results.result_record")
+            eps = rec.get("episode_accuracies")  # a NaN or a string among them: claims paired on nothing, or a TypeError
+            bad = "" if eps is None else next((f"[{j}]={a!r}" for j, a in enumerate(eps) if not _finite(a)), "") \
+                if isinstance(eps, list) else f" as a {type(eps).__name__}"
+            if bad:
+                raise ValueError(f"{path}: record {i} has episode_accuracies{bad} (want a list of finite numbers, "
+                                 "percent); write records with fslcourse.results.result_record")
             protocol_key(rec["protocol"])  # validates n_way / n_shot
             records.append({**rec, "_file": path.stem, "_index": i, "_path": str(path)})
     return records
@@ -302,6 +309,12 @@ def _priority(record: dict) -> tuple:
 
 def _number(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _finite(value) -> bool:
+    """Whether ``value`` is a number that means something: NaN or infinity gave a "nan ± nan" row and claims
+    decided on nothing."""
+    return _number(value) is not None and math.isfinite(value)
 
 
 def is_meta_test(record: dict) -> bool:

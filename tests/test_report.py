@@ -776,3 +776,20 @@ def test_the_table_keeps_the_record_of_more_episodes(tmp_path):
     write(tmp_path, "02_protonet", [rec("protonet", acc=90.0), rec("protonet", acc=95.0, episodes=1000)])
     (row,) = build_table(load_records(tmp_path))
     assert (row["accuracy"], row["episodes"]) == (95.0, 1000)
+
+
+@pytest.mark.parametrize("field, text, match", [
+    ("accuracy", "NaN", r"accuracy=nan \(want a number or null\)"), ("ci95", "Infinity", r"ci95=inf"),
+    ("episode_accuracies", '[90.0, NaN]', r"episode_accuracies\[1\]=nan \(want a list of finite numbers"),
+    ("episode_accuracies", '[90.0, "80"]', r"episode_accuracies\[1\]='80'"),
+    ("episode_accuracies", '"90,80"', r"episode_accuracies as a str")])
+def test_a_record_of_nan_or_text_numbers_is_refused_by_name(tmp_path, field, text, match):
+    """A NaN accuracy showed as a "nan ± nan" row; a NaN or a string among the episode accuracies reached
+    check_claims as a ValueError naming no file, or a raw TypeError."""
+    body = json.dumps(rec("protonet", episode_accuracies=[90.0, 80.0]))
+    body = body.replace(f'"{field}": ' + json.dumps(rec("protonet", episode_accuracies=[90.0, 80.0])[field]),
+                        f'"{field}": {text}')
+    (tmp_path / "02_protonet.json").write_text('{"name": "02_protonet", "records": [' + body + "]}")
+    with pytest.raises(ValueError, match=match) as err:
+        load_records(tmp_path)
+    assert "02_protonet.json: record 0" in str(err.value) and "\n" not in str(err.value)
