@@ -348,7 +348,10 @@ def build_table(records: list[dict]) -> list[dict]:
     rows = []
     for (method, protocol), rec in best.items():
         eval_s, episodes = _number(rec.get("eval_seconds")), _number(rec.get("episodes"))
-        pub, pub_source = published(rec["method"], protocol, rec["protocol"].get("n_query"))
+        n_query = rec["protocol"].get("n_query")
+        # a record that does not say its queries per class may not have had the paper's, where the figure needs them
+        unknown = n_query is None and published_n_query(rec["method"], int(rec["protocol"]["n_shot"])) is not None
+        pub, pub_source = (None, None) if unknown else published(rec["method"], protocol, n_query)
         base = rec["method"].split("+")[0]
         # the paper's figure comes from a model it trained for this very setting, and this cell's checkpoint was not
         other_model = pub is not None and separate_paper_recipe(base, protocol) is not None and \

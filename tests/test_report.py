@@ -793,3 +793,15 @@ def test_a_record_of_nan_or_text_numbers_is_refused_by_name(tmp_path, field, tex
     with pytest.raises(ValueError, match=match) as err:
         load_records(tmp_path)
     assert "02_protonet.json: record 0" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_transductive_figure_never_sits_beside_a_test_that_does_not_say_its_queries_per_class(tmp_path):
+    """A MAML record without n_query (an older record, or one written by hand) was shown beside the paper's 99.9,
+    though its test may have had other queries per class, which is another protocol for a transductive figure."""
+    unsaid = rec("maml", 5, 5, split_protocol="vinyals")
+    del unsaid["protocol"]["n_query"]
+    protonet = rec("protonet", 5, 5, split_protocol="vinyals")
+    del protonet["protocol"]["n_query"]
+    write(tmp_path, "x", [unsaid, protonet])
+    rows = {r["method"]: r["published"] for r in build_table(load_records(tmp_path))}
+    assert rows == {"maml": None, "protonet": 99.7}  # ProtoNet's figure does not depend on the queries
