@@ -807,7 +807,24 @@ def load_curves(directory: str | Path | None = None) -> dict[str, dict]:
     folder = Path(directory) if directory is not None else REPO_RESULTS / CURVES
     if not folder.is_dir():
         raise ValueError(f"{folder} does not exist; run benchmarks/learning_curves.py --method NAME to fill it")
-    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json")) if p.stem != "pilot"}
+    curves = {}
+    for path in sorted(folder.glob("*.json")):
+        if path.stem == "pilot":
+            continue
+        try:  # a broken file gave a raw JSONDecodeError, one without its budget a KeyError in curve_claims
+            rec = json.loads(path.read_text())
+            test = rec["test"]
+            ok = _number(rec["budget_cpu_seconds"]) is not None and isinstance(test["protocol"], dict) and \
+                isinstance(test["episode_accuracies"], list)
+        except (ValueError, KeyError, TypeError) as err:
+            ok, why = False, f"{type(err).__name__}: {err}"
+        else:
+            why = "budget_cpu_seconds, test.protocol or test.episode_accuracies of the wrong type"
+        if not ok:
+            raise ValueError(f"{path} is not a learning-curve record ({why}); run benchmarks/learning_curves.py "
+                             f"--method {path.stem} --overwrite to measure it again")
+        curves[path.stem] = rec
+    return curves
 
 
 def _names(side: str | tuple[str, str]) -> tuple[str, ...]:

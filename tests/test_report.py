@@ -805,3 +805,18 @@ def test_a_transductive_figure_never_sits_beside_a_test_that_does_not_say_its_qu
     write(tmp_path, "x", [unsaid, protonet])
     rows = {r["method"]: r["published"] for r in build_table(load_records(tmp_path))}
     assert rows == {"maml": None, "protonet": 99.7}  # ProtoNet's figure does not depend on the queries
+
+
+@pytest.mark.parametrize("text, match", [("{broken", "JSONDecodeError"), ('{"test": {}}', "KeyError: 'budget"),
+                                         ('{"budget_cpu_seconds": "300", "test": {"protocol": {}, '
+                                          '"episode_accuracies": []}}', "wrong type")])
+def test_a_broken_learning_curve_file_is_named_with_the_command_that_rewrites_it(tmp_path, text, match):
+    """A curve file cut short gave a raw JSONDecodeError; one without its budget a KeyError inside curve_claims."""
+    from fslcourse.report import load_curves
+
+    (tmp_path / "protonet.json").write_text(json.dumps(curve("protonet", [1.0, 2.0])))
+    (tmp_path / "maml.json").write_text(text)
+    with pytest.raises(ValueError, match=match) as err:
+        load_curves(tmp_path)
+    assert str(err.value).startswith(f"{tmp_path / 'maml.json'} is not a learning-curve record") and \
+        str(err.value).endswith("learning_curves.py --method maml --overwrite to measure it again")
