@@ -131,15 +131,21 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
 SEED_MAX = 2**64 - 1  # torch's seed range: the largest seed a torch.Generator takes
 
 
-def whole_seed(seed) -> int:
-    """``seed`` as a Python int (a NumPy integer too), or a one-line ValueError naming it and the range."""
+def whole_seed(seed, name: str = "seed") -> int:
+    """``seed`` as a Python int (a NumPy integer too), or a one-line ValueError naming it (as ``name``: the argument
+    or control that gave it) and the range."""
     try:
         value = None if isinstance(seed, bool) else operator.index(seed)
     except TypeError:
         value = None
     if value is None or not 0 <= value <= SEED_MAX:
-        raise ValueError(f"seed={seed!r} must be a whole number from 0 to 2**64 - 1 (torch's range); e.g. seed=0")
+        raise ValueError(f"{name}={seed!r} must be a whole number from 0 to 2**64 - 1 (torch's range); e.g. 0")
     return value
+
+
+def shifted_seed(seed: int, k: int) -> int:
+    """``seed + k``, wrapped round into torch's range (a control's next seed after ``SEED_MAX`` is 0)."""
+    return (seed + k) % (SEED_MAX + 1)
 
 
 def seed_everything(seed: int) -> None:

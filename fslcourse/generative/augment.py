@@ -33,7 +33,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from ..config import whole_seed
+from ..config import SEED_MAX, whole_seed
 from ..evaluate import EvalResult, evaluate, mean_ci95, same_episodes
 from ..methods.base import FewShotClassifier, check_model, n_way_of, round_robin
 
@@ -114,7 +114,7 @@ def seeded(seed) -> torch.Generator:
     """The CPU ``torch.Generator`` a support generator draws its noise from (one per ``seed``, the same on every machine)."""
     if isinstance(seed, bool) or not isinstance(seed, int) and not hasattr(seed, "__index__"):
         raise TypeError(f"seed={seed!r}: a support generator takes an integer seed, not a {type(seed).__name__}")
-    if not -2**63 <= operator.index(seed) < 2**64:  # torch.Generator.manual_seed's range
+    if not -2**63 <= operator.index(seed) <= SEED_MAX:  # torch.Generator.manual_seed's range
         raise ValueError(f"seed={seed!r} is outside torch's seed range; use a whole number from 0 to 2**64 - 1")
     return torch.Generator().manual_seed(operator.index(seed))
 
@@ -322,10 +322,7 @@ def evaluate_paired(method: FewShotClassifier, generator, split, n_way: int = 5,
     if not n_generated or bad:
         raise ValueError(f"n_generated={n_generated!r}: give at least one m, each a whole number >= 0 (examples "
                          "generated per class), e.g. (1, 5, 10)")
-    try:
-        generation_seed = whole_seed(generation_seed)
-    except ValueError as err:
-        raise ValueError(f"generation_{err}") from None
+    generation_seed = whole_seed(generation_seed, "generation_seed")
     if baseline is not None and not isinstance(baseline, EvalResult):
         raise ValueError(f"baseline is a {type(baseline).__name__}; pass the EvalResult of evaluate(method, split, "
                          "...) on these episodes, or baseline=None")

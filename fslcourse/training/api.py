@@ -24,7 +24,7 @@ from ..io import check_state_path, check_target, file_source, load_checkpoint, s
 from ..methods.base import METHODS, fixed_n_way, get_method
 from ..pretrained import RECIPE_NAMES, checkpoint_path, load_method, save_method
 from ..recipe import Recipe
-from .generators import FAMILIES, FAMILY_RECIPES, LOADERS, checkpoint_file, train_generator
+from .generators import FAMILIES, FAMILY_RECIPES, LOADERS, check_family_recipe, checkpoint_file, train_generator
 from .loop import FitResult, fit
 from .sinusoid import RECIPES as SINUSOID_RECIPES
 from .sinusoid import _load_sinusoid, train_sinusoid_file
@@ -296,8 +296,7 @@ def load_or_train(name: str, recipe: str = "quick", *, data=None, device=None, p
         raise ValueError(f"data is a {type(data).__name__}; pass the splits as load_omniglot() returns them (with "
                          ".train and .val), or leave data out to load Omniglot")
     if name in FAMILIES:  # the family's arguments, checked before Omniglot loads
-        if recipe not in FAMILY_RECIPES[name]:
-            raise ValueError(f"{name} has no recipe {recipe!r}; use one of {', '.join(FAMILY_RECIPES[name])}")
+        check_family_recipe(name, recipe)
         if backbone is not None and not isinstance(backbone, torch.nn.Module):
             raise ValueError(f"backbone={backbone!r} is not a network; pass a method's backbone, e.g. "
                              "pretrained('protonet').backbone")

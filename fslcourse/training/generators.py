@@ -692,6 +692,14 @@ FAMILY_RECIPES = {family: recipes for family, (_, recipes) in FAMILY_TABLE.items
 FAMILIES = tuple(FAMILY_TABLE)
 
 
+def check_family_recipe(family: str, recipe: str) -> None:
+    """Refuse, in one line, a name that is not a generator family or a recipe its checkpoint is not trained with."""
+    if family not in FAMILIES:
+        raise ValueError(f"{family!r} is not a generator family; use one of {', '.join(FAMILIES)}")
+    if recipe not in FAMILY_RECIPES[family]:
+        raise ValueError(f"{family} has no recipe {recipe!r}; use one of {', '.join(FAMILY_RECIPES[family])}")
+
+
 def train_generator(family: str, recipe: str = "quick", *, data=None, out: str | Path | None = None,
                     overwrite: bool = False, seed: int = 0, device=None, progress: bool = True,
                     resume: bool = False) -> Path:
@@ -710,10 +718,7 @@ def train_generator(family: str, recipe: str = "quick", *, data=None, out: str |
 
     from ..pretrained import pretrained
 
-    if family not in FAMILIES:
-        raise ValueError(f"{family!r} is not a generator family; use one of {', '.join(FAMILIES)}")
-    if recipe not in FAMILY_RECIPES[family]:
-        raise ValueError(f"{family} has no recipe {recipe!r}; use one of {', '.join(FAMILY_RECIPES[family])}")
+    check_family_recipe(family, recipe)
     if resume and family != "gan":
         raise ValueError(f"--resume is for the gan family; {family} trains its recipe in one sitting")
     out = Path(out) if out is not None else checkpoint_file(family, recipe)

@@ -16,7 +16,7 @@ import numbers
 import ipywidgets as W
 import torch
 
-from ..config import SEED_MAX, whole_seed
+from ..config import shifted_seed, whole_seed
 from ..data.sinusoid import SinusoidTasks
 from ..methods.maml_regression import adapt, mse
 from .base import Explorer, button, check_whole
@@ -56,7 +56,7 @@ class AdaptationStepper(Explorer):
         seed = whole_seed(seed)
         self.models, self.n_shot, self.inner_lr, self.n_query = dict(models), n_shot, inner_lr, n_query
         self.tasks = SinusoidTasks(seed=seed)
-        self.points = torch.Generator().manual_seed((seed + 1) % (SEED_MAX + 1))  # in torch's range
+        self.points = torch.Generator().manual_seed(shifted_seed(seed, 1))
         self.grid = torch.linspace(-5, 5, 200).view(-1, 1)  # (200, 1)
         self.steps = W.IntSlider(value=0, min=0, max=max_steps, description="inner steps k")
         self.new_task = button(self.draw_task, description="New task", icon="refresh")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipywidgets as W
 import torch
 
-from ..config import SEED_MAX, whole_seed
+from ..config import shifted_seed, whole_seed
 from .base import Explorer, check_whole
 from .plotting import show_image, text_points
 
@@ -55,8 +55,8 @@ class GANExplorer(Explorer):
         self.z_1, self.z_2, self.z_3 = (W.FloatSlider(value=0.0, min=-3.0, max=3.0, step=0.25, description=f"z[{i}]")
                                         for i in range(3))
         self.z_seed = W.IntText(value=seed, description="z seed")
-        self.seed_a = W.IntText(value=(seed + 1) % (SEED_MAX + 1), description="z_A seed")  # wrapped: in torch's range
-        self.seed_b = W.IntText(value=(seed + 2) % (SEED_MAX + 1), description="z_B seed")
+        self.seed_a = W.IntText(value=shifted_seed(seed, 1), description="z_A seed")
+        self.seed_b = W.IntText(value=shifted_seed(seed, 2), description="z_B seed")
         self.view = W.ToggleButtons(options=VIEWS, value="single", description="view")
         self.n_grid = W.IntSlider(value=4, min=2, max=8, description="grid size")
         self.controls = {"character": self.character, "source": self.source, "z_1": self.z_1, "z_2": self.z_2,
@@ -80,11 +80,7 @@ class GANExplorer(Explorer):
         Raises:
             ValueError: ``seed`` is not a whole number in torch's range (``name``: the control that gave it).
         """
-        try:
-            seed = whole_seed(seed)
-        except ValueError:
-            raise ValueError(f"{name}={seed!r} must be a whole number from 0 to 2**64 - 1 (torch's range); e.g. 0") from None
-        return torch.randn(n, self.gen.z_dim, generator=torch.Generator().manual_seed(seed))
+        return torch.randn(n, self.gen.z_dim, generator=torch.Generator().manual_seed(whole_seed(seed, name)))
 
     @torch.no_grad()
     def compute(self) -> dict:

@@ -16,7 +16,7 @@ import ipywidgets as W
 import numpy as np
 import torch
 
-from ..config import SEED_MAX, whole_seed
+from ..config import shifted_seed, whole_seed
 from ..generative.vae import latent_code
 from .base import Explorer, button, check_whole
 from .plotting import class_colour, principal_axes, show_image, text_points
@@ -78,7 +78,7 @@ class VAEExplorer(Explorer):
                           [self.n_shot, self.n_generated, self.generate], self.status], figsize=(10, 5.6), dpi=80)
 
     def _on_generate(self) -> None:
-        self.generation = (self.generation + 1) % (SEED_MAX + 1)  # in torch's range
+        self.generation = shifted_seed(self.generation, 1)
         self.update()
 
     @torch.no_grad()
