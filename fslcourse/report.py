@@ -287,6 +287,10 @@ def load_records(directory=None, skipped: list | None = None) -> list[dict]:
             if bad:
                 raise ValueError(f"{path}: record {i} has episode_accuracies{bad} (want a list of finite numbers, "
                                  "percent); write records with fslcourse.results.result_record")
+            if eps and rec.get("episodes") is not None and len(eps) != rec["episodes"]:
+                # a paired claim would run over episodes the record does not say it measured
+                raise ValueError(f"{path}: record {i} has {len(eps)} episode_accuracies for episodes="
+                                 f"{rec['episodes']}; one per episode, or [] when not recorded (re-measure it)")
             protocol_key(rec["protocol"])  # validates n_way / n_shot
             records.append({**rec, "_file": path.stem, "_index": i, "_path": str(path)})
     return records
@@ -332,7 +336,7 @@ def build_table(records: list[dict]) -> list[dict]:
     Row fields: ``method``, ``protocol``, ``accuracy``, ``ci95``, ``trainable_params``,
     ``train_seconds``, ``test_seconds_per_episode`` (``None`` when not recorded or
     recorded as 0), ``episodes``, ``profile``, ``published``, ``published_source``,
-    ``source`` (the result file), ``variant``, ``skipped`` (why a method could not run the protocol), ``recipe``
+    ``source`` (the result file), ``index`` (the record's place in it), ``variant``, ``skipped`` (why a method could not run the protocol), ``recipe``
     (a paper's separate recipe that measured this cell, e.g. ``paper-5way``; ``None`` for the row's own checkpoint),
     ``published_other_model`` (``True`` when the paper made its figure with a separate model trained for this
     setting, e.g. a 20-way model, and this cell's checkpoint was trained for another: the same test, so the figure
@@ -363,7 +367,7 @@ def build_table(records: list[dict]) -> list[dict]:
             "test_seconds_per_episode": eval_s / episodes if eval_s and episodes else None,
             "episodes": episodes, "n_query": rec["protocol"].get("n_query"), "profile": rec.get("profile"),
             "published": pub,
-            "published_source": pub_source, "source": rec["_file"], "variant": rec.get("variant"),
+            "published_source": pub_source, "source": rec["_file"], "index": rec["_index"], "variant": rec.get("variant"),
             "skipped": rec.get("skipped"), "recipe": rec.get("recipe"), "published_other_model": other_model,
         })
     order = {p: i for i, p in enumerate(PROTOCOLS + VINYALS)}
@@ -456,6 +460,11 @@ def stale_records(records: list[dict], checkpoints=None) -> list[str]:
     """``FILE[i] (NAME.pt)`` for each meta-test record that measured a checkpoint file since replaced in
     ``checkpoints`` (default: the package's): its sha256 is not the file's now (retrained, say), so its row
     shows the old model's figure until it is measured again."""
+    return [f"{rec['_file']}[{rec['_index']}] ({name})" for rec, name in _stale(records, checkpoints)]
+
+
+def _stale(records: list[dict], checkpoints=None) -> list[tuple[dict, str]]:
+    """``(record, checkpoint file name)`` for each file behind a meta-test record that has changed since."""
     from .io import file_source
     from .pretrained import CHECKPOINT_DIR
 
@@ -470,7 +479,7 @@ def stale_records(records: list[dict], checkpoints=None) -> list[str]:
         for src in files(rec.get("checkpoint") or {}):
             path = folder / src["file"]
             if path.is_file() and now.setdefault(path, file_source(path)["sha256"]) != src["sha256"]:
-                out.append(f"{rec['_file']}[{rec['_index']}] ({src['file']})")
+                out.append((rec, src["file"]))
     return out
 
 
@@ -501,7 +510,11 @@ def report(directory=None, fmt: str = "markdown", out=None) -> str:
         if stale:
             text += (f"\nMeasured a checkpoint that has changed since (its row shows the old model; measure it "
                      f"again): {', '.join(stale)}\n")
-    else:
+    else:  # each row says which checkpoints behind it have changed since it was measured ([] when none)
+        changed: dict[tuple[str, int], list[str]] = {}
+        for rec, name in _stale(records):
+            changed.setdefault((rec["_file"], rec["_index"]), []).append(name)
+        rows = [{**r, "stale": changed.get((r["source"], r["index"]), [])} for r in rows]
         text = json.dumps(rows, indent=1, ensure_ascii=False) + "\n"
     if out is not None:
         from .io import _atomic

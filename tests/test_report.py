@@ -653,6 +653,10 @@ def test_a_record_of_a_checkpoint_replaced_since_is_named_in_the_report(tmp_path
                                     "(protonet-quick.pt)\n")
     (ckpts / "vae-quick.pt").write_bytes(b"retrained too")  # an augmented row's generator counts as well
     assert stale_records(records)[-1] == "02_protonet[3] (vae-quick.pt)"
+    # --format json said nothing: a script reading it took the old model's figure for the new one's
+    rows = {r["method"]: r for r in json.loads(report(results, fmt="json"))}
+    assert rows["protonet"]["stale"] == ["protonet-quick.pt"] and rows["pixel"]["stale"] == []
+    assert rows["pixel+vae"]["stale"] == ["vae-quick.pt"] and rows["pixel+vae"]["index"] == 3
 
 
 def test_curve_steps_counts_mtls_pre_training():
@@ -820,3 +824,13 @@ def test_a_broken_learning_curve_file_is_named_with_the_command_that_rewrites_it
         load_curves(tmp_path)
     assert str(err.value).startswith(f"{tmp_path / 'maml.json'} is not a learning-curve record") and \
         str(err.value).endswith("learning_curves.py --method maml --overwrite to measure it again")
+
+
+def test_a_record_whose_episode_accuracies_disagree_with_its_episode_count_is_refused(tmp_path):
+    """600 accuracies in a record of 1,000 episodes: a paired claim ran over episodes the record does not describe."""
+    write(tmp_path, "02_protonet", [rec("protonet", episodes=1000, episode_accuracies=[90.0] * 600)])
+    with pytest.raises(ValueError, match=r"02_protonet.json: record 0 has 600 episode_accuracies for episodes=1000"):
+        load_records(tmp_path)
+    write(tmp_path, "02_protonet", [rec("protonet", episodes=2, episode_accuracies=[90.0, 80.0]),
+                                    rec("protonet", episode_accuracies=[])])  # [] says they were not recorded
+    assert len(load_records(tmp_path)) == 2
