@@ -19,7 +19,7 @@ import torch
 from ..config import shifted_seed, whole_seed
 from ..data.sinusoid import SinusoidTasks
 from ..methods.maml_regression import adapt, mse
-from .base import Explorer, button, check_whole
+from .base import Explorer, check_whole
 from .plotting import text_points
 
 
@@ -59,8 +59,8 @@ class AdaptationStepper(Explorer):
         self.points = torch.Generator().manual_seed(shifted_seed(seed, 1))
         self.grid = torch.linspace(-5, 5, 200).view(-1, 1)  # (200, 1)
         self.steps = W.IntSlider(value=0, min=0, max=max_steps, description="inner steps k")
-        self.new_task = button(self.draw_task, description="New task", icon="refresh")
-        self.new_points = button(self.draw_points, description="New support points", icon="random")
+        self.new_task = self.button(self.draw_task, description="New task", icon="refresh")
+        self.new_points = self.button(self.draw_points, description="New support points", icon="random")
         self.controls = {"steps": self.steps, "new_task": self.new_task, "new_points": self.new_points}
         self._ready = False  # the first task is drawn before there is a figure to redraw
         self.draw_task()

@@ -139,6 +139,18 @@ class Explorer:
                 control.observe(lambda _change: self.update(), names="value")
         self.update()
 
+    def button(self, action: Callable[[], object], **kwargs) -> W.Button:
+        """A :func:`button` whose ``action()`` errors show in the status line: ipywidgets only logs an exception
+        raised in a click handler (there is no cell to show it in), so the click looked like it did nothing."""
+        return button(lambda: self._clicked(action), **kwargs)
+
+    def _clicked(self, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except Exception as err:  # noqa: BLE001 (shown to the user instead of the kernel's log only)
+            traceback.print_exc()  # the browser's log console
+            self.show_error(err, title=self.error_title or f"Error in {type(self).__name__}")
+
     @cached_property
     def status(self) -> W.HTML:
         """The status line (made on first use, so a subclass can place it in ``rows`` before ``__init__``)."""

@@ -22,7 +22,7 @@ import torch
 
 from ..data.episodes import Episode, EpisodeSampler
 from ..methods.base import check_model, class_confidences, confidence_name
-from .base import Explorer, button
+from .base import Explorer
 from .plotting import MIN_TEXT_PX, RIGHT, WRONG, class_colour, text_points, tile
 
 GREEN, RED = np.array(RIGHT), np.array(WRONG)
@@ -56,8 +56,8 @@ class PredictionViewer(Explorer):
         self._sampler = EpisodeSampler(split, n_way, n_shot, n_query, seed=seed)
         self._episodes: list[Episode] = []
         self.index = 0
-        self.prev = button(lambda: self.go(self.index - 1), description="Prev", icon="backward", disabled=True)
-        self.next = button(lambda: self.go(self.index + 1), description="Next", icon="forward")
+        self.prev = self.button(lambda: self.go(self.index - 1), description="Prev", icon="backward", disabled=True)
+        self.next = self.button(lambda: self.go(self.index + 1), description="Next", icon="forward")
         self.controls = {"prev": self.prev, "next": self.next}
         self.label = self.status
         n_m = len(self.methods)

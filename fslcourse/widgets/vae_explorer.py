@@ -18,7 +18,7 @@ import torch
 
 from ..config import shifted_seed, whole_seed
 from ..generative.vae import latent_code
-from .base import Explorer, button, check_whole
+from .base import Explorer, check_whole
 from .plotting import class_colour, principal_axes, show_image, text_points
 
 
@@ -68,7 +68,7 @@ class VAEExplorer(Explorer):
         self.to = W.Dropdown(options=names, value=1, description="to")
         self.n_shot = W.IntSlider(value=n_shot, min=1, max=10, description="K (support)")
         self.n_generated = W.IntSlider(value=n_generated, min=1, max=10, description="m (generated)")
-        self.generate = button(self._on_generate, description="generate for this support set", icon="magic",
+        self.generate = self.button(self._on_generate, description="generate for this support set", icon="magic",
                                layout=W.Layout(width="260px"))
         self.generation = seed  # the button draws new noise each click
         self.controls = {"character": self.character, "walk_1": self.walk_1, "walk_2": self.walk_2,

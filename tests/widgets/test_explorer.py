@@ -313,3 +313,34 @@ def test_explorers_refuse_what_their_sliders_would_change_silently():
         LatentExplorer(test, PixelPrototype(), n_way=25)
     with pytest.raises(ValueError, match="^n_shot=0: give a whole number from 1 to 20$"):
         EpisodeBrowser({"test": test}, n_shot=0)
+
+
+def test_an_error_in_a_button_action_is_shown_in_the_status_line(capsys):
+    """ipywidgets only logs what a click handler raises: a failing Next or "generate" looked like a dead button."""
+
+    class Broken(Counter):
+        def __init__(self):
+            self.boom = self.button(self.explode, description="boom")
+            super().__init__()
+
+        def explode(self):
+            raise RuntimeError("the model file went away")
+
+    ex = Broken()
+    ex.boom.click()
+    assert "Error in Broken:" in ex.status.value and "RuntimeError: the model file went away" in ex.status.value
+    assert "Traceback" in capsys.readouterr().err  # and the traceback goes to the log, for whoever debugs it
+
+
+def test_every_explorers_buttons_show_their_errors():
+    """Each button comes from Explorer.button (the guarded one), or runs its action through the drawing board's
+    _safely: a bare ``button(action)`` is the dead button above."""
+    import re
+    from pathlib import Path
+
+    import fslcourse.widgets.base as base
+
+    bare = [f"{path.name}: {line.strip()}" for path in Path(base.__file__).parent.glob("*.py") if path.name != "base.py"
+            for line in path.read_text().splitlines()
+            if re.search(r"(?<![.\w])button\(", line) and "self._safely" not in line]
+    assert not bare, bare
