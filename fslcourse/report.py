@@ -497,6 +497,9 @@ def report(directory=None, fmt: str = "markdown", out=None) -> str:
         # every file was another kind of result: an empty table, exit 0, looked like a report
         raise ValueError(f"results directory {results_dir(directory)} holds no result records (not record files: "
                          f"{', '.join(skipped)}); pass the folder that holds them, e.g. results/")
+    if not records:  # every record file is empty: an empty table, exit 0, looked like a report of nothing wrong
+        raise ValueError(f"results directory {results_dir(directory)} holds no records (its result files' 'records' "
+                         "lists are empty); run the notebooks or benchmarks/course_benchmark.py to fill them")
     rows = build_table(records)
     if fmt == "markdown":
         text = format_markdown(rows)

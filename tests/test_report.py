@@ -834,3 +834,11 @@ def test_a_record_whose_episode_accuracies_disagree_with_its_episode_count_is_re
     write(tmp_path, "02_protonet", [rec("protonet", episodes=2, episode_accuracies=[90.0, 80.0]),
                                     rec("protonet", episode_accuracies=[])])  # [] says they were not recorded
     assert len(load_records(tmp_path)) == 2
+
+
+def test_a_folder_of_empty_record_files_is_refused_not_reported_as_an_empty_table(tmp_path):
+    write(tmp_path, "02_protonet", [])
+    with pytest.raises(ValueError, match=r"holds no records \(its result files' 'records' lists are empty\)"):
+        report(tmp_path)
+    write(tmp_path, "03_relation", [rec("relation")])  # one file with a record is a report
+    assert "| relation |" in report(tmp_path)
