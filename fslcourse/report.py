@@ -938,7 +938,8 @@ def curve_steps(record: dict) -> str:
 
 def curves_figure(curves: dict[str, dict], names=None, title: str | None = None):
     """Meta-validation accuracy against training CPU-seconds (log axis), one line per method (those of ``names``,
-    default all), with 95% intervals."""
+    default all), with the 95% interval on each run's last point (every point's bars hid each other) and, for a run
+    with a pre-training phase (MTL), a dotted line where its meta-transfer starts."""
     import matplotlib.pyplot as plt
 
     from .widgets.plotting import class_colour, log_axis
@@ -946,9 +947,14 @@ def curves_figure(curves: dict[str, dict], names=None, title: str | None = None)
     fig, ax = plt.subplots(figsize=(10, 4.6))
     chosen = [(n, curves[n]) for n in (names if names is not None else curves) if n in curves]
     for i, (name, rec) in enumerate(chosen):
-        c = rec["curve"]
-        ax.errorbar(c["train_cpu_seconds"], c["val_accuracy"], yerr=c["val_ci95"], fmt="o-", ms=3, capsize=2,
-                    color=class_colour(i), label=f"{name} ({curve_steps(rec)})")  # never right/wrong
+        c, colour = rec["curve"], class_colour(i)  # never right/wrong
+        ax.plot(c["train_cpu_seconds"], c["val_accuracy"], "o-", ms=3, color=colour, label=f"{name} ({curve_steps(rec)})")
+        ax.errorbar(c["train_cpu_seconds"][-1], c["val_accuracy"][-1], yerr=c["val_ci95"][-1], fmt="o", ms=4,
+                    capsize=3, color=colour)
+        if rec.get("phase1"):  # the curve holds both phases: mark the last check of the pre-training
+            n1 = rec["phase1"]["steps"]
+            ax.axvline(max((t for s, t in zip(c["step"], c["train_cpu_seconds"]) if s <= n1), default=0), ls=":",
+                       lw=1.5, color=colour, label=f"{name}: pre-training ends, meta-transfer starts (step {n1:,})")
     budget = {rec["budget_cpu_seconds"] for _, rec in chosen}
     xs = [x for _, rec in chosen for x in rec["curve"]["train_cpu_seconds"]]
     log_axis(ax, [t for t in (10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000, 5000, 10_000)
@@ -956,7 +962,8 @@ def curves_figure(curves: dict[str, dict], names=None, title: str | None = None)
     ax.set(xlabel="training CPU-seconds, one thread (log scale; validation left out)",
            ylabel="meta-validation accuracy (%)",
            title=(title or "5-way 1-shot, Vinyals split: what each method learns per CPU-second")
-           + (f" (budget {budget.pop():.0f} s each)" if len(budget) == 1 else ""))
+           + (f" (budget {budget.pop():.0f} s each; 95% CI at each run's end)" if len(budget) == 1 else ""))
+    ax.title.set_fontsize(11)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9)  # beside the axes: no curve hidden
     fig.tight_layout()
     return fig

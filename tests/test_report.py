@@ -495,6 +495,13 @@ def test_the_curves_figure_has_a_line_per_method_on_a_log_axis_and_a_missing_fol
                          names=["maml", "absent"], title="the zero head")
     assert [t.get_text() for t in only.axes[0].get_legend().get_texts()] == ["maml (100 steps)"]
     assert only.axes[0].get_title().startswith("the zero head")
+    # bars on every point hid each other: one interval per run, on its last point; MTL's phase boundary is drawn
+    mtl = {**curve("mtl", [1.0, 2.0]), "phase1": {"steps": 10}}
+    ax = curves_figure({"protonet": curve("protonet", [1.0, 2.0]), "mtl": mtl}).axes[0]
+    bars = [seg for coll in ax.collections for seg in coll.get_segments()]
+    assert [tuple(b[:, 0]) for b in bars] == [(60.0, 60.0)] * 2  # vertical bars at x = 60 s only
+    (boundary,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
+    assert list(boundary.get_xdata()) == [30.0, 30.0] and "mtl: pre-training ends" in ax.get_legend().get_texts()[-1].get_text()
     with pytest.raises(ValueError, match="learning_curves.py"):
         load_curves(tmp_path / "nowhere")
 
