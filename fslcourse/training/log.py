@@ -109,8 +109,14 @@ class TrainLog:
                 log.train[key] = list(value)
         return log
 
-    def plot(self, smooth_over: int = 20, title: str | None = None):
-        """One panel per training metric (smoothed over ``smooth_over`` steps) with validation points on it."""
+    def plot(self, smooth_over: int = 20, title: str | None = None, train_label: str = "training",
+             val_label: str = "validation"):
+        """One panel per training metric (smoothed over ``smooth_over`` steps) with validation points on it.
+
+        ``train_label`` and ``val_label`` name the two curves in the legends (" (smoothed)" and, on the accuracy
+        panel, " (95% CI)" are appended); say there what the episodes are when training and validation differ (a
+        60-way training curve below a 5-way validation one is no overfitting in reverse).
+        """
         import matplotlib.pyplot as plt
 
         names = list(self.train) or ["loss"]
@@ -122,11 +128,11 @@ class TrainLog:
                 values = in_percent(values)
             if values:
                 k = max(1, min(smooth_over, len(values)))
-                ax.plot(self.step[k - 1:], smooth(values, k), label="training (smoothed)")
+                ax.plot(self.step[k - 1:], smooth(values, k), label=f"{train_label} (smoothed)")
             if name in self.val:
                 err = self.val.get("ci95")
                 ax.errorbar(self.val_step, self.val[name], yerr=err if name == "accuracy" else None, fmt="o-", ms=3,
-                            label="validation" + (" (95% CI)" if err and name == "accuracy" else ""))
+                            label=val_label + (" (95% CI)" if err and name == "accuracy" else ""))
             ax.set(xlabel="step", ylabel=f"{name} (%)" if percent else name, title=name)
             ax.legend(loc="best")
         if title:

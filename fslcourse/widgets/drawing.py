@@ -738,11 +738,17 @@ def example_session(board: DrawingBoard, n_way: int = 4, query_of: int = 2, seed
     return board
 
 
-def session_figure(board: DrawingBoard, figsize: tuple[float, float] | None = None):
+def session_figure(board: DrawingBoard, figsize: tuple[float, float] | None = None, fontsize: float | None = None,
+                   values: bool = False):
     """A pyplot figure of a board's session: the drawings, the model inputs beside them, the probabilities, the nearest.
 
     Top row: each class's first drawing and the query as drawn (``CANVAS_PX`` square); bottom row: what the
     model sees (28×28, ink = 1); right: the picked model's class probabilities and the nearest support drawing.
+
+    Args:
+        fontsize: the texts' size in points (default: the smallest readable size at the figure's dpi); a static
+            figure in a notebook reads better at 10.
+        values: print each bar's value above it (a probability of 1.0 next to three of 0.0 is one bar otherwise).
     """
     import matplotlib.pyplot as plt
 
@@ -752,6 +758,7 @@ def session_figure(board: DrawingBoard, figsize: tuple[float, float] | None = No
     classes = sorted(first)
     n = len(classes) + 1
     fig = plt.figure(figsize=figsize or (1.5 * n + 4.8, 3.3))
+    size = fontsize or text_points(fig)
     # an empty column keeps the probability axis's tick labels off the nearest drawing
     gs = fig.add_gridspec(2, n + 3, width_ratios=[1] * n + [1.2, 0.3, 2.6], wspace=0.35, hspace=0.35,
                           left=0.07, right=0.98, bottom=0.14, top=0.86)
@@ -761,15 +768,15 @@ def session_figure(board: DrawingBoard, figsize: tuple[float, float] | None = No
     for c, (target, title, colour) in enumerate(columns):
         ax = fig.add_subplot(gs[0, c])
         ax.imshow(np.asarray(board.drawing_image(target)), cmap="gray", vmin=0, vmax=255)
-        ax.set_title(title, fontsize=text_points(fig))
+        ax.set_title(title, fontsize=size)
         ax.set(xticks=[], yticks=[])
         if c == 0:
-            ax.set_ylabel("as drawn", fontsize=text_points(fig))
+            ax.set_ylabel("as drawn", fontsize=size)
         ax = fig.add_subplot(gs[1, c])
         ax.imshow(1 - board.model_input(target)[0].numpy(), cmap="gray", vmin=0, vmax=1)
         ax.set(xticks=[], yticks=[])
         if c == 0:
-            ax.set_ylabel("model input\n(28×28)", fontsize=text_points(fig))
+            ax.set_ylabel("model input\n(28×28)", fontsize=size)
         ax.spines[:].set_edgecolor(colour if colour is not None else "black")
         ax.spines[:].set_linewidth(2)
     ax_n = fig.add_subplot(gs[1, n])
@@ -777,20 +784,25 @@ def session_figure(board: DrawingBoard, figsize: tuple[float, float] | None = No
     if shown.get("probs") is not None:
         k, j = shown["nearest"]["target"]
         ax_n.imshow(1 - board.model_input((k, j))[0].numpy(), cmap="gray", vmin=0, vmax=1)
-        ax_n.set_title(f"nearest support\ndrawing: class {k}", fontsize=text_points(fig))
+        ax_n.set_title(f"nearest support\ndrawing: class {k}", fontsize=size)
         ax_n.spines[:].set_edgecolor(class_colour(k))
         ax_n.spines[:].set_linewidth(2)
         probs = shown["probs"].numpy()
-        ax_p.bar(range(len(shown["classes"])), probs, color=[class_colour(c) for c in shown["classes"]],
-                 edgecolor=["black" if c == predicted else "none" for c in shown["classes"]])
-        ax_p.set_xticks(range(len(shown["classes"])), [str(c) for c in shown["classes"]], fontsize=text_points(fig))
-        ax_p.set_xlabel("class", fontsize=text_points(fig))
+        bars = ax_p.bar(range(len(shown["classes"])), probs, color=[class_colour(c) for c in shown["classes"]],
+                        edgecolor=["black" if c == predicted else "none" for c in shown["classes"]])
+        ax_p.set_xticks(range(len(shown["classes"])), [str(c) for c in shown["classes"]], fontsize=size)
+        ax_p.set_xlabel("class", fontsize=size)
+        if values:
+            ax_p.bar_label(bars, [f"{p:.2f}" for p in probs], padding=2, fontsize=size)
+            ax_p.tick_params(axis="y", labelsize=size)
         measure = shown.get("measure", "probability")
-        ax_p.set_ylabel(measure, fontsize=text_points(fig))
+        ax_p.set_ylabel(measure, fontsize=size)
         ax_p.set_title(f"{shown['label']}: " + ("P(class | query)" if measure == "probability" else f"{measure} per class"),
-                       fontsize=text_points(fig))
+                       fontsize=size)
     else:
-        ax_p.set_title(shown.get("message") or "no prediction", fontsize=text_points(fig))
+        ax_p.set_title(shown.get("message") or "no prediction", fontsize=size)
     ax_n.set(xticks=[], yticks=[])
-    ax_p.set_ylim(0, 1)
+    ax_p.set_ylim(0, 1.15 if values else 1)  # room for the value over a bar of 1
+    if values:
+        ax_p.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     return fig

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipywidgets as W
 import numpy as np
 import torch
+from matplotlib.lines import Line2D
 
 from ..data.episodes import Episode, EpisodeSampler
 from ..methods.base import prototypes
@@ -161,6 +162,16 @@ class LatentExplorer(Explorer):
             wrong = ax.scatter([], [], marker="s", facecolors="none", edgecolors=[WRONG], s=160, linewidths=1.8,
                                label="misclassified query")
             ax.set(xticks=[], yticks=[])
+            # the marker key, under the axes: grey stand-ins, since a marker's colour is its class
+            fig.subplots_adjust(bottom=0.17)
+            key = [Line2D([], [], ls="none", marker="o", ms=6, mfc="0.7", mec="k", mew=0.4, label="support"),
+                   Line2D([], [], ls="none", marker="^", ms=6, mfc="0.7", mec="k", mew=0.4,
+                          label="query (true class)"),
+                   Line2D([], [], ls="none", marker="*", ms=14, mfc="0.7", mec="k", mew=1.0, label="prototype"),
+                   Line2D([], [], ls="none", marker="s", ms=11, mfc="none", mec=WRONG, mew=1.8,
+                          label="misclassified query")]
+            ax.legend(handles=key, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=2, frameon=False,
+                      fontsize=text_points(fig), handletextpad=0.3, columnspacing=1.2, borderaxespad=0.2)
             return ax, regions, dots, wrong
 
         (ax, regions, (support, query, protos), wrong), _ = self.layout(None, make)

@@ -92,6 +92,10 @@ def test_fit_learns_and_keeps_the_best(glyphs):
     assert len(result.log.cpu_seconds) == 60 and result.log.cpu_seconds[-1] > 0
     fig = result.log.plot()
     assert len(fig.axes) == 2
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["training (smoothed)", "validation (95% CI)"]
+    fig = result.log.plot(train_label="training, 20-way", val_label="meta-val, 5-way 1-shot")
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["training, 20-way (smoothed)",
+                                                                           "meta-val, 5-way 1-shot (95% CI)"]
 
 
 def test_interrupt_inside_a_step_keeps_best_and_says_so(glyphs, capsys):

@@ -299,6 +299,11 @@ def test_example_session_and_its_figure():
     heights = [p.get_height() for p in fig.axes[-1].patches]
     assert np.allclose(heights, board.shown["probs"].numpy())
     assert crowded_text(fig) == [], "the static figure's texts overlap or are cut off"
+    assert len(fig.axes[-1].texts) == 0 and fig.axes[-1].get_ylim() == (0, 1)  # no values over the bars by default
+    fig = session_figure(board, fontsize=10, values=True)  # notebook 02's static copy: larger text, values shown
+    assert [t.get_text() for t in fig.axes[-1].texts] == [f"{p:.2f}" for p in board.shown["probs"].numpy()]
+    assert fig.axes[-1].title.get_fontsize() == 10 and fig.axes[0].title.get_fontsize() == 10
+    assert crowded_text(fig) == [], "the static figure's texts overlap or are cut off"
     with pytest.raises(ValueError, match="already holds drawings"):
         example_session(board)
 

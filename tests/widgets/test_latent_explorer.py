@@ -52,6 +52,9 @@ def test_controls_change_the_view(glyphs):
     assert f"{int(s['wrong'].sum())} of 12 queries" in ex.status.value
     # the picture's rule, named: MTL adapts a head per episode, so its own accuracy can differ from this one
     assert "nearest-prototype accuracy" in ex.fig.axes[0].get_title() and "by the nearest prototype" in ex.status.value
+    # the static picture has no status line: its marker key is under the axes
+    assert [t.get_text() for t in ex.fig.axes[0].get_legend().get_texts()] == [
+        "support", "query (true class)", "prototype", "misclassified query"]
     ex.seed.value = 5
     assert not torch.equal(ex.shown["episode"].classes, first_classes)
     ex.n_way.value = 6
