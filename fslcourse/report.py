@@ -928,11 +928,12 @@ def curve_claims(curves: dict[str, dict], claims=CURVE_CLAIMS) -> list[dict]:
 
 
 def curve_steps(record: dict) -> str:
-    """The training steps of a learning-curve record, MTL's phase 1 (its pre-training) counted: ``"235 + 152
-    steps"`` where the record has a ``phase1``, else ``"1,069 steps"``."""
+    """The training steps of a learning-curve record, MTL's phase 1 (its pre-training) counted: ``"235 pre-training +
+    152 meta-transfer steps"`` where the record has a ``phase1``, else ``"1,069 steps"`` (no parentheses: callers
+    put it in theirs)."""
     steps = f"{record['recipe']['steps']:,}"
     if record.get("phase1"):
-        return f"{record['phase1']['steps']:,} + {steps} steps (pre-training + meta-transfer)"
+        return f"{record['phase1']['steps']:,} pre-training + {steps} meta-transfer steps"
     return f"{steps} steps"
 
 

@@ -672,10 +672,10 @@ def test_curve_steps_counts_mtls_pre_training():
 
     assert curve_steps({"recipe": {"steps": 1069}}) == "1,069 steps"
     assert curve_steps({"recipe": {"steps": 152}, "phase1": {"steps": 235}}) == \
-        "235 + 152 steps (pre-training + meta-transfer)"
+        "235 pre-training + 152 meta-transfer steps"
     rows = curve_claims(load_curves())
     (mtl,) = [r for r in rows if r["claim"].startswith("Meta-transfer")]
-    assert "mtl 73.2% (235 + 152 steps" in mtl["measured"]
+    assert "mtl 73.2% (235 pre-training + 152 meta-transfer steps" in mtl["measured"]
 
 
 def test_paper_runs_read_finished_checkpoints_training_states_and_missing_runs(tmp_path):
