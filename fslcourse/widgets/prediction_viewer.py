@@ -28,6 +28,19 @@ from .plotting import MIN_TEXT_PX, RIGHT, WRONG, class_colour, text_points, tile
 GREEN, RED = np.array(RIGHT), np.array(WRONG)
 
 
+def clause_lines(text: str, width: int) -> list[str]:
+    """``text`` on lines of at most ``width`` characters, broken after a clause's ``"; "`` where one fits (a lone
+    word such as "score)" left on a line of its own read as a broken key); a clause longer than a line is wrapped."""
+    clauses = text.split("; ")
+    lines: list[str] = []
+    for clause in [c + ";" for c in clauses[:-1]] + clauses[-1:]:
+        if lines and len(lines[-1]) + 1 + len(clause) <= width:
+            lines[-1] += " " + clause
+        else:
+            lines.extend(textwrap.wrap(clause, width))
+    return lines
+
+
 class PredictionViewer(Explorer):
     """Step through episodes and see each query's prediction.
 
@@ -129,7 +142,7 @@ class PredictionViewer(Explorer):
         scored = [label for label, m in self.methods.items() if confidence_name(m) != "probability"]
         key = ("query frame: green right, red wrong; corner: predicted class (support frame colour); "
                "bar: its probability" + (f" ({', '.join(scored)}: its relation score)" if scored else ""))
-        key_lines = textwrap.wrap(key, int(fig.bbox.width / (0.6 * MIN_TEXT_PX)))  # what fits on a line
+        key_lines = clause_lines(key, int(fig.bbox.width / (0.6 * MIN_TEXT_PX)))  # what fits on a line
         height = fig.bbox.height
         self._episode_text = fig.text(0.5, 1 - 4 / height, "", ha="center", va="top", fontsize=fs)
         fig.text(0.5, 1 - 19 / height, "\n".join(key_lines), ha="center", va="top", fontsize=fs, linespacing=1.1)

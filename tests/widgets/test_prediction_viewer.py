@@ -93,3 +93,19 @@ def test_a_picture_at_another_dpi_is_drawn_whole(glyphs, png_pixels):
     assert np.array_equal(png_pixels(viewer.png()), small)
     with pytest.raises(ValueError, match="scale=0 must be > 0"):
         viewer.png(scale=0)
+
+
+def test_the_key_breaks_after_a_clause_never_leaving_a_word_alone():
+    """The key wrapped at any space: with the Relation Network's longer name, "score)" stood on a line of its own."""
+    from fslcourse.widgets.prediction_viewer import clause_lines
+
+    key = ("query frame: green right, red wrong; corner: predicted class (support frame colour); "
+           "bar: its probability (Relation Network: its relation score)")
+    assert clause_lines(key, 100) == ["query frame: green right, red wrong; corner: predicted class (support frame colour);",
+                                      "bar: its probability (Relation Network: its relation score)"]
+    for width in range(20, 160):
+        lines = clause_lines(key, width)
+        assert " ".join(lines) == key  # nothing lost or added
+        assert all(len(line) <= width for line in lines if " " in line)
+        if width >= 60:  # every clause fits on a line: each line ends a clause
+            assert all(line.endswith(";") for line in lines[:-1])
