@@ -141,7 +141,8 @@ class VAEExplorer(Explorer):
         for j, a in enumerate(art["examples"]):
             real = j < n_s
             show_image(a, s["support"][j] if real else s["generated"][j - n_s], colour="k" if real else "0.6")
-        art["examples"][0].set_title(f"{n_s} real support drawings (black), then {n_g} generated (grey; prototype mode)",
+        drawings = "drawing" if n_s == 1 else "drawings"
+        art["examples"][0].set_title(f"{n_s} real support {drawings} (black), then {n_g} generated (grey; prototype mode)",
                                      fontsize=text_points(fig), loc="left")
 
     def describe(self, s: dict) -> str:
