@@ -274,15 +274,17 @@ def test_an_existing_result_file_is_replaced_only_with_overwrite(tmp_path, capsy
         raise AssertionError("the evaluation ran before the --json path was checked")
 
     kept = tmp_path / "02_protonet.json"
-    kept.write_text('{"name": "02_protonet", "records": []}')
+    before = ('{"name": "02_protonet", "records": [{"method": "pixel", "protocol": {"n_way": 5, "n_shot": 1}, '
+              '"accuracy": 40.0}]}')  # one record: report refuses a folder of empty record files
+    kept.write_text(before)
     monkeypatch.setattr(importlib.import_module("fslcourse.evaluate"), "evaluate", must_not_run)
     assert main(["evaluate", "pixel", "--episodes", "2", "--json", str(kept)]) == 2
     assert f"--json {kept} exists; pass --overwrite" in capsys.readouterr().err
     assert main(["report", "--results", str(tmp_path), "--out", str(kept)]) == 2
     assert f"--out {kept} exists; pass --overwrite" in capsys.readouterr().err
-    assert kept.read_text() == '{"name": "02_protonet", "records": []}'
+    assert kept.read_text() == before
     assert main(["report", "--results", str(tmp_path), "--out", str(kept), "--overwrite"]) == 0
-    assert kept.read_text() != '{"name": "02_protonet", "records": []}'
+    assert kept.read_text() != before
 
 
 @pytest.mark.parametrize("family", ["vae", "gan", "diffusion", "sinusoid"])
