@@ -85,7 +85,8 @@ def load_image(path: str | Path, image_size: int = IMAGE_SIZE) -> torch.Tensor:
 
     Transparent pixels (an RGBA or LA image, or a palette or greyscale image with a
     transparent colour) are laid on white paper first. The image is then converted to
-    greyscale, resized to ``image_size`` with a Lanczos filter and inverted, so ink is
+    greyscale, centred on a square of its own paper if it is not square (its shape is kept), resized to
+    ``image_size`` with a Lanczos filter and inverted, so ink is
     1.0 and paper (and transparency) is 0.0.
 
     Args:
@@ -160,8 +161,23 @@ def _to_uint8(im: Image.Image, image_size: int = IMAGE_SIZE) -> np.ndarray:
         values = np.asarray(im, dtype=np.float64)
         top = 65535.0 if im.mode.startswith("I;16") or values.max() > 255 else 255.0
         im = Image.fromarray(np.clip(np.rint(values / top * 255), 0, 255).astype(np.uint8), "L")
-    im = _on_paper(im).convert("L").resize((image_size, image_size), Image.LANCZOS)
+    im = _square(_on_paper(im).convert("L")).resize((image_size, image_size), Image.LANCZOS)
     return 255 - np.asarray(im, dtype=np.uint8)
+
+
+def _square(im: Image.Image) -> Image.Image:
+    """A greyscale ``im`` centred on a square of its own paper (the median of its border pixels), so a drawing keeps
+    its shape: a phone photo (4:3) was squashed into 28×28, its strokes a third narrower. A square image (every
+    Omniglot drawing) is returned as it is."""
+    width, height = im.size
+    if width == height:
+        return im
+    pixels = np.asarray(im)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    side = max(width, height)
+    paper = Image.new("L", (side, side), int(np.median(border)))
+    paper.paste(im, ((side - width) // 2, (side - height) // 2))
+    return paper
 
 
 def _png_to_uint8(path, image_size: int = IMAGE_SIZE) -> np.ndarray:

@@ -311,3 +311,20 @@ def test_a_vinyals_character_missing_from_the_folders_is_named(tiny):
     with pytest.raises(ValueError, match=rf"^the Vinyals train list names {re.escape(first)}, which is not under "
                                          rf"{re.escape(str(tiny))} \(1022 missing character\(s\)\)"):
         load_omniglot(download=False, progress=False, split="vinyals")
+
+
+@pytest.mark.parametrize("size", [(120, 60), (60, 120), (400, 300)])
+def test_an_image_that_is_not_square_keeps_its_shape(size):
+    """A phone photo (4:3) was squashed into 28×28: a square stroke came out a third narrower. Now it is centred
+    on its own paper: a square stays square, and the result is the padded image's, exactly."""
+    grey = np.full(size[::-1], 230, np.uint8)  # light grey paper, (H, W)
+    h, w = grey.shape
+    side = min(h, w) // 2
+    grey[(h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2] = 0  # a black square in the middle
+    x = preprocess_image(grey)[0]
+    rows, cols = np.nonzero(x.numpy() > 0.5)
+    assert abs((rows.max() - rows.min()) - (cols.max() - cols.min())) <= 1  # as tall as wide, not 2:1
+    padded = np.full((max(h, w),) * 2, 230, np.uint8)  # the same drawing on square paper of the same grey
+    padded[(max(h, w) - h) // 2:(max(h, w) - h) // 2 + h, (max(h, w) - w) // 2:(max(h, w) - w) // 2 + w] = grey
+    assert torch.equal(preprocess_image(padded), preprocess_image(grey))
+    assert x[0].max() < 0.15 and x[:, 0].max() < 0.15  # the margin added is paper, not a frame of ink
