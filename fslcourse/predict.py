@@ -48,6 +48,8 @@ class Prediction:
 def load_picture(path: str | Path) -> torch.Tensor:
     """One PNG or JPEG as a model input ``(1, 28, 28)`` (ink = 1); one-line errors for anything else.
 
+    Light grey paper (its median reads as at most 20% ink) is made white: the median level maps to 0, full ink stays 1.
+
     Raises:
         ValueError: not a PNG/JPEG name, unreadable, larger than :data:`MAX_PIXELS`, blank, or mostly ink (light
             strokes on a dark background, which the models would read as a black blot), or dark at its edges (a table
@@ -82,6 +84,8 @@ def load_picture(path: str | Path) -> torch.Tensor:
     if paper > 0.2:
         raise ValueError(f"{path} has grey paper (it reads as {paper:.0%} ink where nothing is drawn): raise the "
                          "contrast or crop to the drawing, so that the paper is white")
+    if paper > 0:  # light grey paper (a photo, a scan): made white, as every training drawing's paper is; ink stays 1
+        x = ((x - paper) / (1 - paper)).clamp_(0, 1)
     edge = float((torch.cat([x[0, 0], x[0, -1], x[0, 1:-1, 0], x[0, 1:-1, -1]]) > 0.5).float().mean())
     if edge > MAX_EDGE_INK:  # a table or shadow around the page: the models would read a thick ink frame
         raise ValueError(f"{path} has a dark edge ({edge:.0%} of its outermost pixels read as ink): crop to the paper "

@@ -258,6 +258,20 @@ def test_grey_paper_is_refused_with_the_right_advice(folders):
     load_picture(save(folders / "white.png", stroke))  # the same drawing on white paper is read
 
 
+def test_light_grey_paper_is_made_white_and_white_paper_is_untouched(folders):
+    """Paper at grey 215 (a photo, a scan) passed the grey-paper check and reached the model as a 16% ink wash over
+    every pixel, which no training drawing has. Its median level is now paper: 0; full ink stays 1."""
+    stroke = torch.zeros(1, 28, 28)
+    stroke[0, 4:24, 12:16] = 1
+    grey = (215 - stroke[0].numpy() * 215).astype(np.uint8)  # ink black, paper grey 215
+    Image.fromarray(grey).resize((105, 105)).save(folders / "light.png")
+    x = load_picture(folders / "light.png")
+    assert float(x.median()) == 0.0 and float(x.max()) == 1.0
+    white = save(folders / "white.png", stroke)
+    assert (x - load_picture(white)).abs().max() < 0.05  # what the model sees: the drawing on white paper
+    assert torch.equal(load_picture(white), load_image(white))  # white paper: the loader's input, exactly
+
+
 def test_a_huge_picture_is_one_line_about_its_size(folders, recwarn):
     """A 10000x10000 header printed Pillow's two-line warning first; past Pillow's own limit the refusal said
     'not a readable image'."""
