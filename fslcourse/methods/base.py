@@ -16,6 +16,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from ..data.omniglot import IMAGE_SIZE
+
 METHODS: dict = {}
 
 
@@ -279,6 +281,10 @@ class FewShotClassifier(nn.Module):
         if support_x.shape[1:] != query_x.shape[1:]:
             raise ValueError(f"support_x images are {tuple(support_x.shape[1:])} but query_x images are "
                              f"{tuple(query_x.shape[1:])}; give both at the same (C, H, W), as fslcourse.data does")
+        if support_x.shape[1:] != (1, IMAGE_SIZE, IMAGE_SIZE):  # a network trained on 28x28 crashed deep in torch
+            raise ValueError(f"the images are {tuple(support_x.shape[1:])}, not (1, {IMAGE_SIZE}, {IMAGE_SIZE}): the "
+                             "course's models read Omniglot's greyscale 28x28 inputs; make them with "
+                             "fslcourse.data.load_image or preprocess_image (any picture size)")
         for name, x in (("support_x", support_x), ("query_x", query_x)):
             if x.numel() and not bool(((x >= 0) & (x <= 1)).all()):  # a NaN compares False: refused too
                 low, high = torch.aminmax(x.nan_to_num(nan=float("inf")))

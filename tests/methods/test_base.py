@@ -64,6 +64,12 @@ def _episode(n_way=3, n_shot=2, n_query=2):
     ({"support_y": torch.tensor([0, 0, 1, 1, -1, -1])}, "support_y holds negative labels [-1]; labels must be 0..n_way-1"),
     ({"support_x": torch.zeros(0, 1, 28, 28), "support_y": torch.zeros(0, dtype=torch.long)},
      "support_x holds no images; an episode needs at least one support example per class"),
+    # 14x14 or 32x32 images: a raw torch error ("Output size is too small", "mat1 and mat2 shapes cannot be
+    # multiplied") in most committed methods, and numbers from networks trained on 28x28 in the others
+    ({"support_x": torch.zeros(6, 1, 32, 32), "query_x": torch.zeros(2, 1, 32, 32)},
+     "the images are (1, 32, 32), not (1, 28, 28): the course's models read Omniglot's greyscale 28x28 inputs; "
+     "make them with fslcourse.data.load_image or preprocess_image (any picture size)"),
+    ({"support_x": torch.zeros(6, 3, 28, 28), "query_x": torch.zeros(2, 3, 28, 28)}, "the images are (3, 28, 28)"),
 ])
 def test_check_support_names_the_bad_value(change, message):
     parts = dict(zip(("support_x", "support_y", "query_x"), _episode()))

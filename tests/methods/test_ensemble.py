@@ -24,12 +24,12 @@ def test_mean_of_log_softmax_not_of_logits():
     a = torch.tensor([[10.0, 0.0, 0.0]])  # confident in class 0, large scale
     b = torch.tensor([[0.0, 0.4, 0.3]])  # mildly prefers class 1, small scale
     ens = Ensemble([Fixed(a), Fixed(b)])
-    got = ens.predict(torch.zeros(3, 1, 4, 4), torch.arange(3), torch.zeros(1, 1, 4, 4))
+    got = ens.predict(torch.zeros(3, 1, 28, 28), torch.arange(3), torch.zeros(1, 1, 28, 28))
     want = (torch.log_softmax(a, 1) + torch.log_softmax(b, 1)) / 2
     assert torch.allclose(got, want)
     # rescaling one member's logits by a constant shift changes nothing
-    shifted = Ensemble([Fixed(a + 5.0), Fixed(b)]).predict(torch.zeros(3, 1, 4, 4), torch.arange(3),
-                                                           torch.zeros(1, 1, 4, 4))
+    shifted = Ensemble([Fixed(a + 5.0), Fixed(b)]).predict(torch.zeros(3, 1, 28, 28), torch.arange(3),
+                                                           torch.zeros(1, 1, 28, 28))
     assert torch.allclose(got, shifted, atol=1e-6)
 
 
