@@ -91,7 +91,7 @@ def load_image(path: str | Path, image_size: int = IMAGE_SIZE) -> torch.Tensor:
 
     Args:
         path: a PNG (any size; dark ink on light or transparent paper).
-        image_size: output height and width.
+        image_size: output height and width (the course's methods read 28, the default; see ``FewShotClassifier.check_support``).
 
     Returns:
         Float32 tensor ``(1, image_size, image_size)`` in ``[0, 1]``, ink = 1.
@@ -115,7 +115,7 @@ def preprocess_image(image, image_size: int = IMAGE_SIZE) -> torch.Tensor:
         image: a ``PIL.Image`` (any mode and size; dark ink on light or transparent paper), or a
             ``uint8`` array of its pixels: ``(H, W)`` grey, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA
             (e.g. an ``ipycanvas`` canvas's ``get_image_data()``: transparent paper counts as white).
-        image_size: output height and width.
+        image_size: output height and width (the course's methods read 28, the default).
 
     Returns:
         Float32 tensor ``(1, image_size, image_size)`` in ``[0, 1]``, ink = 1.
@@ -392,7 +392,7 @@ def load_omniglot(image_size: int = IMAGE_SIZE, rotations: bool = True, download
     Args:
         split: the protocol: ``"alphabet"`` (background alphabets for meta-train, evaluation
             alphabets for meta-test; the course's default) or ``"vinyals"`` (the papers' character split).
-        image_size: height and width of every image (28 as in the papers).
+        image_size: height and width of every image (28 as in the papers, and what the course's methods read).
         rotations: count 90°, 180° and 270° rotations as new classes.
         download: fetch and verify the official zips when no copy is found.
         progress: show progress bars for downloading and preprocessing.
