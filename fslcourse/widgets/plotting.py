@@ -97,6 +97,18 @@ def generator_colour(name: str):
     return GENERATOR_COLOURS[max(known, key=len)]
 
 
+def generator_markers(names) -> dict[str, str]:
+    """A marker per generator row, the same rule in every figure: a square for an untrained control (its name says
+    "control"), else a circle, then a diamond, a triangle... for the next rows of one colour (two diffusion settings).
+    """
+    markers, uses = {}, {}
+    for name in names:
+        colour = str(generator_colour(name))
+        markers[name] = "s" if "control" in name else "oD^v<>"[uses.get(colour, 0) % 6]
+        uses[colour] = uses.get(colour, 0) + 1
+    return markers
+
+
 def class_colour(label: int):
     """A stable colour for class label ``label`` (RGB in ``[0, 1]``)."""
     return CLASS_COLOURS[int(label) % len(CLASS_COLOURS)]

@@ -68,3 +68,14 @@ def test_log_axis_labels_only_the_given_ticks_plainly():
     log_axis(ax, [0.01, 0.1], axis="y")
     assert ax.get_yscale() == "log" and [t.get_text() for t in ax.get_yticklabels()] == ["0.01", "0.1"]
     plt.close(fig)
+
+
+def test_generator_markers_square_the_controls_and_tell_rows_of_one_colour_apart():
+    """Notebooks 07 and 10 wrote this rule out twice; one function now gives both figures the same markers."""
+    from fslcourse.widgets.plotting import generator_markers
+
+    names = ["deformation (untrained control)", "vae", "diffusion DDIM 10, w=2 (default)",
+             "diffusion DDIM 50, w=6 (chosen on validation)", "gan"]
+    assert generator_markers(names) == {"deformation (untrained control)": "s", "vae": "o",
+                                        "diffusion DDIM 10, w=2 (default)": "o",
+                                        "diffusion DDIM 50, w=6 (chosen on validation)": "D", "gan": "o"}
