@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipywidgets as W
 import torch
 
+from ..config import shifted_seed
 from ..data.episodes import Episode, EpisodeSampler
 from .base import Explorer, check_whole
 from .plotting import class_colour, show_image, text_points
@@ -42,7 +43,9 @@ class EpisodeBrowser(Explorer):
         self.n_shot = W.IntSlider(value=n_shot, max=20, description="K (n_shot)", **slider)
         self.n_query = W.IntSlider(value=n_query, max=20, description="q (n_query)", **slider)
         self.seed = W.IntText(value=seed, description="seed")
-        self.next = self.button(lambda: setattr(self.seed, "value", self.seed.value + 1), description="next seed", icon="forward")
+        # the next seed after the top of torch's range is 0, as in the other explorers
+        self.next = self.button(lambda: setattr(self.seed, "value", shifted_seed(self.seed.value, 1)),
+                                description="next seed", icon="forward")
         self.controls = {"split": self.split_box, "n_way": self.n_way, "n_shot": self.n_shot,
                          "n_query": self.n_query, "seed": self.seed, "next": self.next}
         super().__init__([[self.split_box, self.seed, self.next], [self.n_way, self.n_shot, self.n_query], self.status],

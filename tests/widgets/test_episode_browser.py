@@ -25,6 +25,14 @@ def test_controls_change_the_episode(glyphs):
     assert "classes: 0=" in b.status.value
 
 
+def test_next_seed_after_the_top_of_torchs_range_is_0(glyphs):
+    from fslcourse.config import SEED_MAX
+    b = EpisodeBrowser({"test": glyphs[2]}, n_way=3, seed=SEED_MAX)
+    assert b.episode is not None
+    b.next.click()
+    assert b.seed.value == 0 and b.episode is not None and "Cannot" not in b.status.value
+
+
 def test_impossible_settings_show_the_error():
     from fslcourse.data import make_glyph_split
     b = EpisodeBrowser({"test": make_glyph_split(n_classes=6, n_examples=5)}, n_way=3)
