@@ -211,13 +211,24 @@ def file_source(path: str | Path) -> dict:
     return {"file": path.name, "sha256": h.hexdigest()}
 
 
+def _failed_checksum(path: Path) -> str | None:
+    """The name of the first part of a torch (zip) file whose bytes do not match the CRC-32 stored with them, or
+    ``None`` (also for a file that is not a readable zip: ``torch.load`` then says what is wrong)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError, NotImplementedError):
+        return None
+    return None if bad is None else bad.split("/", 1)[-1]
+
+
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Load a checkpoint saved by :func:`atomic_torch_save` with ``weights_only=True``.
 
     Raises:
         FileNotFoundError: with the command that would create it.
-        ValueError: the file is truncated, corrupt or holds objects other than tensors and plain data
-            (``weights_only`` refuses them); the message names the file and the fix.
+        ValueError: the file is truncated, corrupt (a part fails the CRC-32 stored in the file) or holds objects
+            other than tensors and plain data (``weights_only`` refuses them); the message names the file and the fix.
     """
     path = Path(path)
     if not path.exists():
@@ -226,6 +237,12 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if path.is_dir():
         raise ValueError(f"{path} is a folder; give the checkpoint file inside it (NAME-RECIPE.pt)")
     try:
+        damaged = _failed_checksum(path)
+        if damaged is not None:  # torch reads a zip's parts without checking their CRC-32: a flipped bit loads
+            raise ValueError(f"{path} is not a loadable checkpoint (its part {damaged} fails its checksum: the file "
+                             "changed after it was written); restore it (git checkout -- FILE) or retrain it with "
+                             "`python -m fslcourse train NAME --recipe RECIPE --overwrite` (a checkpoint is "
+                             "NAME-RECIPE.pt)")
         return torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError, AttributeError,
             UnicodeDecodeError, AssertionError, OSError) as err:

@@ -124,6 +124,33 @@ def test_load_errors_say_what_is_wrong_and_never_advise_weights_only_false(tmp_p
         load_method(tmp_path / "wide.pt")
 
 
+@pytest.mark.parametrize("edit, message", [
+    ({"config": [32]}, r"its field 'config' is list \[32\], not dict"),
+    ({"steps": "100"}, r"its field 'steps' is str '100', not int"),
+    ({"seed": True}, r"its field 'seed' is bool True, not int"),
+    ({"recipe_name": 5}, r"its field 'recipe_name' is int 5, not str"),
+    ({"cpu_seconds": "1h"}, r"its field 'cpu_seconds' is str '1h', not int or float"),
+    ({"state_dict": [1]}, r"its field 'state_dict' is list \[1\], not dict"),
+])
+def test_a_field_edited_to_another_type_is_one_line_not_a_raw_error_or_a_silent_load(tmp_path, edit, message):
+    """A config edited into a list raised a bare AttributeError; a weight list a bare TypeError; text for a recipe's
+    name or a step count loaded and reached the reports."""
+    from fslcourse.methods import ProtoNet
+    from fslcourse.pretrained import load_method, save_method
+
+    good = tmp_path / "protonet-quick.pt"
+    save_method(ProtoNet(backbone_kwargs={"hidden": 8}), good, seed=0, profile="quick", train_seconds=1.0)
+    ckpt = torch.load(good, weights_only=True)
+    load_method(good)
+    torch.save({**ckpt, **edit}, tmp_path / "edited.pt")
+    with pytest.raises(ValueError, match=rf"edited\.pt: {message}; restore it .* or retrain it"):
+        load_method(tmp_path / "edited.pt")
+    name = next(iter(ckpt["state_dict"]))
+    torch.save({**ckpt, "state_dict": {**ckpt["state_dict"], name: [0.0]}}, tmp_path / "weights.pt")
+    with pytest.raises(ValueError, match=rf"its weight '{name}' is list, not a tensor"):
+        load_method(tmp_path / "weights.pt")
+
+
 def test_a_checkpoint_cut_anywhere_or_garbled_is_a_clear_load_error(tmp_path):
     """A file cut past its first 4 KB (an interrupted copy) raised torch's bare "OSError: [Errno 22] Invalid
     argument", naming neither the file nor the fix; a garbled name inside it a bare UnicodeDecodeError."""
@@ -139,6 +166,27 @@ def test_a_checkpoint_cut_anywhere_or_garbled_is_a_clear_load_error(tmp_path):
     (tmp_path / "garbled.pt").write_bytes(data[:at] + b"\xff" + data[at + 1:])
     with pytest.raises(ValueError, match=r"garbled\.pt is not a loadable checkpoint"):
         load_checkpoint(tmp_path / "garbled.pt")
+
+
+@pytest.mark.parametrize("part", ["data.pkl", "data/0"])
+def test_a_flipped_bit_anywhere_is_a_clear_load_error_not_other_weights(tmp_path, part):
+    """torch reads a zip's parts without their CRC-32: a bit flipped in a tensor loaded as other weights, one in
+    the pickle as a garbled config key. The zip's checksums catch both."""
+    import struct
+    import zipfile
+
+    from fslcourse.io import load_checkpoint
+
+    torch.save({"config": {"backbone": "conv4"}, "w": torch.arange(4000.0)}, tmp_path / "whole.pt")
+    assert load_checkpoint(tmp_path / "whole.pt")["w"].sum() == sum(range(4000))
+    data = bytearray((tmp_path / "whole.pt").read_bytes())
+    info = next(i for i in zipfile.ZipFile(tmp_path / "whole.pt").infolist() if i.filename.endswith("/" + part))
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+    data[info.header_offset + 30 + name_len + extra_len + 21] ^= 0x40  # one bit inside the part's stored bytes
+    (tmp_path / "flipped.pt").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=rf"flipped\.pt is not a loadable checkpoint \(its part {part} fails its "
+                                         r"checksum.*restore it \(git checkout -- FILE\) or retrain it"):
+        load_checkpoint(tmp_path / "flipped.pt")
 
 
 def test_a_write_that_fails_midway_leaves_the_old_file_whole(tmp_path):
