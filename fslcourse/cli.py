@@ -68,7 +68,8 @@ def path(text: str) -> Path:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m fslcourse", description="fslcourse command line")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("doctor", help="check the installation, device and data")
+    doc = sub.add_parser("doctor", help="check the installation, device and data")
+    doc.add_argument("--drawings", action="store_true", help="also open every Omniglot drawing (under a minute)")
     d = sub.add_parser("download", help="download and verify Omniglot")
     d.add_argument("--root", type=path, default=None, help="data directory (default: FSLCOURSE_DATA or the cache)")
     e = sub.add_parser("evaluate", help="evaluate a method on meta-test episodes")
@@ -292,7 +293,7 @@ def main(argv=None) -> int:
     try:
         if args.command == "doctor":
             from .doctor import main as doctor_main
-            return doctor_main([])
+            return doctor_main(["--drawings"] if args.drawings else [])
         if args.command == "download":
             from .data.download import download_omniglot
             from .data.omniglot import data_roots

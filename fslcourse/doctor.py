@@ -157,6 +157,30 @@ def check_omniglot() -> Check:
     return Check("omniglot", False, f"not found (looked in {where})", DATA_FIX)
 
 
+def check_drawings(progress: bool = True) -> Check:
+    """Open and decode every drawing of the Omniglot copy found (``doctor --drawings``, under a minute): the other
+    checks read only the folders' listing, so a drawing cut short or garbled is otherwise found by the first load."""
+    from .data import omniglot
+
+    path = omniglot.find_omniglot()
+    if path is None:
+        return Check("drawings", False, "no Omniglot to open", DATA_FIX)
+    from tqdm.auto import tqdm
+
+    files = [c.folder / name for c in omniglot._scan(path) for name, _, _ in c.files]
+    bad = []
+    for file in tqdm(files, desc="Opening every drawing", disable=not progress, mininterval=1.0):
+        try:
+            omniglot._png_to_uint8(file)
+        except (ValueError, OSError) as exc:
+            bad.append(str(exc))
+    if not bad:
+        return Check("drawings", True, f"all {len(files):,} drawings open")
+    return Check("drawings", False, f"{len(bad):,} of {len(files):,} drawings cannot be read; the first: {bad[0]}",
+                 "restore the drawings, or delete the images_background or images_evaluation folder that holds them "
+                 "and run `python -m fslcourse download` (it fetches only missing folders)")
+
+
 def check_cache() -> Check:
     """The preprocessed image cache for the Omniglot copy found: usable, not built yet, corrupt, or unwritable."""
     try:
@@ -273,9 +297,10 @@ def check_runs(folder=None) -> list[Check]:
     return checks
 
 
-def report() -> list[Check]:
-    """Run every check, in the order they are printed."""
-    return [
+def report(drawings: bool = False) -> list[Check]:
+    """Run every check, in the order they are printed (``drawings``: also open every drawing, after the omniglot
+    check; skipped when that check fails, since its fix comes first)."""
+    checks = [
         check_python(),
         check_package("torch"),
         check_package("torchvision"),
@@ -291,9 +316,10 @@ def report() -> list[Check]:
         check_profile(),
         check_numerics(),
         check_omniglot(),
-        check_cache(),
-        *check_runs(),
     ]
+    if drawings and checks[-1].ok:
+        checks.append(check_drawings())
+    return checks + [check_cache(), *check_runs()]
 
 
 def format_report(checks: list[Check]) -> str:
@@ -316,8 +342,9 @@ def format_report(checks: list[Check]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Print the report; return 0 when everything essential is present, else 1."""
     parser = argparse.ArgumentParser(prog="python -m fslcourse doctor", description=__doc__.splitlines()[0])
-    parser.parse_args(argv if argv is not None else [])
-    checks = report()
+    parser.add_argument("--drawings", action="store_true", help="also open every Omniglot drawing (under a minute)")
+    args = parser.parse_args(argv if argv is not None else [])
+    checks = report(drawings=args.drawings)
     print(format_report(checks))
     return 1 if any(check.status == "FAIL" for check in checks) else 0
 

@@ -325,3 +325,25 @@ def test_an_unfinished_runs_best_score_is_a_percentage_on_its_validation_ways():
                     f"({state['recipe']['val_n_way']}-way)") in check.detail, check.detail
             shown += 1
     assert shown == len(list(CHECKPOINT_DIR.glob("*.state.pt"))), "every committed state here is a method's run"
+
+
+def test_drawings_opens_every_drawing_and_names_one_cut_short(fake_data, capsys):
+    """The listing checks pass a drawing cut short (its size is not 0): only `--drawings`, which decodes every one,
+    finds it before the first load does."""
+    drawing = fake_data / "images_evaluation" / "Alphabet" / "character01" / "1.png"
+    assert doctor.main(["--drawings"]) == 0
+    assert "all 4 drawings open" in capsys.readouterr().out
+    drawing.write_bytes(drawing.read_bytes()[:40])
+    assert by_name(doctor.report())["omniglot"].ok and "drawings" not in by_name(doctor.report())
+    checks = doctor.report(drawings=True)
+    assert [c.name for c in checks][len(NAMES) - 2:len(NAMES) + 1] == ["omniglot", "drawings", "cache"]
+    check = by_name(checks)["drawings"]
+    assert check.status == "FAIL" and check.detail.startswith("1 of 4 drawings cannot be read; the first: ")
+    assert f"{drawing} is not a readable image" in check.detail and "python -m fslcourse download" in check.fix
+    from fslcourse.cli import main as cli_main
+    assert cli_main(["doctor", "--drawings"]) == 1
+    assert "Missing: drawings." in capsys.readouterr().out
+
+
+def test_drawings_are_not_opened_when_omniglot_is_missing(no_data):
+    assert "drawings" not in by_name(doctor.report(drawings=True))
