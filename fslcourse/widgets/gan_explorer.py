@@ -112,7 +112,12 @@ class GANExplorer(Explorer):
                 grid = fig.add_gridspec(2, max(3, self.n_steps), left=0.02, right=0.98, top=0.84, bottom=0.1, hspace=0.55)
                 return {"source": fig.add_subplot(grid[0, 0]), "images": [fig.add_subplot(grid[0, 2])] + [
                     fig.add_subplot(grid[1, j]) for j in range(self.n_steps)]}
-            grid = fig.add_gridspec(n, n + 2, left=0.02, right=0.98, top=0.9, bottom=0.02)
+            # square cells: as wide as the figure allows for the cells' height (with the default 0.2 gaps), the grid
+            # centred, so that the samples sit side by side instead of spread over the figure's width
+            width, height = fig.get_size_inches()
+            cell = 0.88 * height / (n + 0.2 * (n - 1))  # inches
+            span = min(0.96, cell * (n + 2 + 0.2 * (n + 1)) / width)
+            grid = fig.add_gridspec(n, n + 2, left=0.5 - span / 2, right=0.5 + span / 2, top=0.9, bottom=0.02)
             return {"source": fig.add_subplot(grid[: min(2, n), :2]), "images": [
                 fig.add_subplot(grid[j // n, 2 + j % n]) for j in range(n * n)]}
 

@@ -100,3 +100,15 @@ def test_bad_constructor_arguments_are_one_line_errors(glyphs):
             GANExplorer(gen, glyphs[2], **kwargs)
     ex = GANExplorer(gen, glyphs[2], n_classes=2, n_steps=2, seed=2**64 - 1)  # the interpolation seeds wrap round
     assert len(ex.shown["interpolation"]) == 2 and (ex.seed_a.value, ex.seed_b.value) == (0, 1)
+
+
+@pytest.mark.parametrize("n_grid", [2, 4, 8])
+def test_the_sample_grid_sits_side_by_side_not_spread_over_the_figure(glyphs, n_grid):
+    """The grid's columns spanned the figure's width while its square cells were sized by its height: gaps wider
+    than the samples between them (notebook 08's static figure)."""
+    _, ex = _explorer(glyphs)
+    ex.view.value, ex.n_grid.value = "sample grid", n_grid
+    ex.fig.canvas.draw()  # the square images shrink their axes when drawn
+    first, second = (ax.get_position() for ax in ex.fig.axes[1:3])  # two neighbours in the top row
+    assert second.x0 - first.x1 < 0.5 * first.width, (first, second)
+    assert abs(first.width * ex.fig.get_figwidth() - first.height * ex.fig.get_figheight()) < 1e-6  # square cells
