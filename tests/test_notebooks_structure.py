@@ -161,13 +161,17 @@ def test_the_solution_check_finds_an_answer_left_in_the_check_cell():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_figures_follow_the_style_guides_conventions(path):
     """STYLE.md, Figures: green and red mean right/wrong (or within target/miss), never a method or a line of another
-    meaning; a widget's static picture is drawn at scale 2 (at 1 its text was the smallest of the course)."""
+    meaning; a method is drawn in its one colour of every notebook (plotting.method_colour); a widget's static picture
+    is drawn at scale 2 (at 1 its text was the smallest of the course)."""
     for i, cell in enumerate(json.loads(path.read_text())["cells"]):
         if cell["cell_type"] != "code":
             continue
         for line in "".join(cell["source"]).splitlines():
             code = line.split("#")[0]
             assert not re.search(r"\.png\(\s*\)", code), f"cell {i}: a widget picture at scale 1: use .png(scale=2)"
+            own = re.search(r"""["'](protonet|matching|relation|gnn|finetune|maml|fomaml|reptile|mtl[a-z-]*)["']\s*[:,]\s*"""
+                            r"""["'](C\d|#[0-9a-fA-F]{6}|tab:[a-z]+)["']""", code)
+            assert not own, f"cell {i}: a colour of its own for a method: use plotting.method_colour (STYLE.md): {line.strip()}"
             green_red = re.search(r"""["'](C2|C3|tab:green|tab:red|green|red)["']|f["']C\{""", code)
             assert not green_red or re.search(r"within|miss|right|wrong|RIGHT|WRONG", line), \
                 f"cell {i}: {green_red.group(0)} outside right/wrong (STYLE.md, Figures): {line.strip()}"

@@ -502,6 +502,11 @@ def test_the_curves_figure_has_a_line_per_method_on_a_log_axis_and_a_missing_fol
     assert [tuple(b[:, 0]) for b in bars] == [(60.0, 60.0)] * 2  # vertical bars at x = 60 s only
     (boundary,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
     assert list(boundary.get_xdata()) == [30.0, 30.0] and "mtl: pre-training ends" in ax.get_legend().get_texts()[-1].get_text()
+    from matplotlib.colors import to_rgb
+
+    from fslcourse.widgets.plotting import METHOD_COLOURS
+    assert [to_rgb(ln.get_color()) for ln in ax.get_lines() if ln.get_linestyle() == "-"] == [
+        to_rgb(METHOD_COLOURS[m]) for m in ("protonet", "mtl")]  # each method's colour in every notebook
     with pytest.raises(ValueError, match="learning_curves.py"):
         load_curves(tmp_path / "nowhere")
 

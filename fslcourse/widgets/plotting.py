@@ -109,6 +109,28 @@ def generator_markers(names) -> dict[str, str]:
     return markers
 
 
+# One colour per method in every figure that draws methods one by one (notebooks 03, 05, 06 and 11, and
+# report.curves_figure): the eight of the learning curves (report.CURVE_METHODS) far apart, the metric methods in blues and purples, the
+# MAML family in warm colours, MTL in navies; none of them the green or red of right and wrong.
+METHOD_COLOURS = {
+    "protonet": "#1f77b4", "cosine-prototypes": "#6baed6", "matching": "#22d3e6", "relation": "#9467bd",
+    "gnn": "#e6ab02", "finetune": "#8c564b", "maml": "#ff7f0e", "fomaml": "#bcbd22", "reptile": "#e377c2",
+    "mtl": "#393b79", "mtl-no-ht": "#6b6ecf", "mtl-ft": "#9e9ac8", "mtl-theta-only": "#636363",
+    "hallucinating-protonet": "#8c6d31", "parameter-prediction": "#de9ed6", "metagan": "#fdae6b", "pixel": "#a6a6a6"}
+
+
+def method_colour(name: str):
+    """The colour of method ``name`` (:data:`METHOD_COLOURS`), the same in every figure of the course.
+
+    Raises:
+        ValueError: ``name`` is not a method of :data:`METHOD_COLOURS` (the message lists them).
+    """
+    if name not in METHOD_COLOURS:
+        raise ValueError(f"{name!r} is not a method of METHOD_COLOURS; add it there or use one of "
+                         f"{', '.join(METHOD_COLOURS)}")
+    return METHOD_COLOURS[name]
+
+
 def class_colour(label: int):
     """A stable colour for class label ``label`` (RGB in ``[0, 1]``)."""
     return CLASS_COLOURS[int(label) % len(CLASS_COLOURS)]

@@ -53,6 +53,23 @@ def test_each_generator_keeps_its_colour_and_none_is_right_or_wrong():
         generator_colour("vaeish")
 
 
+def test_every_method_has_one_colour_none_right_or_wrong_and_the_curves_eight_far_apart():
+    from fslcourse.methods import METHODS
+    from fslcourse.report import CURVE_METHODS
+    from fslcourse.widgets.plotting import METHOD_COLOURS, method_colour
+
+    assert set(METHOD_COLOURS) == set(METHODS)  # a new method gets its colour where it is registered
+    assert len(set(METHOD_COLOURS.values())) == len(METHOD_COLOURS)
+    for c in METHOD_COLOURS.values():
+        assert _distance(to_rgb(c), RIGHT) > 0.3 and _distance(to_rgb(c), WRONG) > 0.3, c
+    close = [(a, b) for a, b in itertools.combinations(CURVE_METHODS, 2)
+             if _distance(to_rgb(METHOD_COLOURS[a]), to_rgb(METHOD_COLOURS[b])) < 0.3]
+    assert not close, close
+    assert method_colour("maml") == METHOD_COLOURS["maml"]
+    with pytest.raises(ValueError, match="'protonets' is not a method of METHOD_COLOURS"):
+        method_colour("protonets")
+
+
 def test_log_axis_labels_only_the_given_ticks_plainly():
     import matplotlib.pyplot as plt
 
