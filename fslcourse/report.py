@@ -943,16 +943,18 @@ def curves_figure(curves: dict[str, dict], names=None, title: str | None = None)
     with a pre-training phase (MTL), a dotted line where its meta-transfer starts."""
     import matplotlib.pyplot as plt
 
-    from .widgets.plotting import METHOD_COLOURS, class_colour, log_axis
+    from .widgets.plotting import METHOD_COLOURS, class_colour, log_axis, method_style
 
     fig, ax = plt.subplots(figsize=(10, 4.6))
     chosen = [(n, curves[n]) for n in (names if names is not None else curves) if n in curves]
     for i, (name, rec) in enumerate(chosen):
         c = rec["curve"]
-        colour = METHOD_COLOURS.get(name, class_colour(i))  # a method's colour in every notebook; never right/wrong
-        ax.plot(c["train_cpu_seconds"], c["val_accuracy"], "o-", ms=3, color=colour, label=f"{name} ({curve_steps(rec)})")
-        ax.errorbar(c["train_cpu_seconds"][-1], c["val_accuracy"][-1], yerr=c["val_ci95"][-1], fmt="o", ms=4,
-                    capsize=3, color=colour)
+        # a method's colour and marker in every notebook (the marker tells lines apart without colour vision)
+        style = method_style(name) if name in METHOD_COLOURS else {"color": class_colour(i), "marker": "o"}
+        colour = style["color"]
+        ax.plot(c["train_cpu_seconds"], c["val_accuracy"], "-", ms=4, **style, label=f"{name} ({curve_steps(rec)})")
+        ax.errorbar(c["train_cpu_seconds"][-1], c["val_accuracy"][-1], yerr=c["val_ci95"][-1], fmt=style["marker"],
+                    ms=6, capsize=3, color=colour)
         if rec.get("phase1"):  # the curve holds both phases: mark the last check of the pre-training
             n1 = rec["phase1"]["steps"]
             ax.axvline(max((t for s, t in zip(c["step"], c["train_cpu_seconds"]) if s <= n1), default=0), ls=":",

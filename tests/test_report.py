@@ -507,6 +507,9 @@ def test_the_curves_figure_has_a_line_per_method_on_a_log_axis_and_a_missing_fol
     from fslcourse.widgets.plotting import METHOD_COLOURS
     assert [to_rgb(ln.get_color()) for ln in ax.get_lines() if ln.get_linestyle() == "-"] == [
         to_rgb(METHOD_COLOURS[m]) for m in ("protonet", "mtl")]  # each method's colour in every notebook
+    from fslcourse.widgets.plotting import METHOD_MARKERS
+    assert [ln.get_marker() for ln in ax.get_lines() if ln.get_linestyle() == "-"] == [
+        METHOD_MARKERS[m] for m in ("protonet", "mtl")]  # and its marker: lines told apart without colour vision
     with pytest.raises(ValueError, match="learning_curves.py"):
         load_curves(tmp_path / "nowhere")
 

@@ -7,12 +7,16 @@ import torch
 from matplotlib.colors import to_rgb
 from matplotlib.ticker import NullFormatter
 
-# Right and wrong: a green and a red that no class colour comes near (tests/widgets/test_plotting.py).
-RIGHT, WRONG = to_rgb("#1a9641"), to_rgb("#d7191c")
+# Right and wrong: a green and a red that no class colour comes near (tests/widgets/test_plotting.py), a light one and
+# a dark one, so that they differ in lightness too (a reader without red-green vision tells them apart by that; the
+# earlier #1a9641 / #d7191c were nearly one brown for them); a wrong query's frame is also dashed (tile).
+RIGHT, WRONG = to_rgb("#2dc26b"), to_rgb("#8b0000")
 # Twenty class colours whose neighbours differ in hue (unlike tab20's dark/light pairs of one hue), none of them a
-# green or a red, so a class is never mistaken for "right" or "wrong"; the first eight are the strongest.
+# green or a red, so a class is never mistaken for "right" or "wrong"; the first eight are the strongest. Classes 2,
+# 3 and 5 are dark, so that the five of a 5-way episode stay apart without red-green vision too (tab10's purple,
+# olive and cyan looked like classes 0, 1 and 4 to such a reader; tests/widgets/test_plotting.py simulates it).
 CLASS_COLOURS = tuple(to_rgb(c) for c in (
-    "#1f77b4", "#ff7f0e", "#9467bd", "#bcbd22", "#e377c2", "#17becf", "#8c564b", "#7f7f7f",
+    "#1f77b4", "#ff7f0e", "#3f007d", "#6b5a00", "#e377c2", "#005f73", "#8c564b", "#7f7f7f",
     "#393b79", "#e6ab02", "#7b4173", "#6baed6", "#fdae6b", "#b5cf6b", "#9e9ac8", "#de9ed6",
     "#636363", "#8c6d31", "#6b6ecf", "#ce6dbd"))
 
@@ -104,7 +108,9 @@ def generator_markers(names) -> dict[str, str]:
     markers, uses = {}, {}
     for name in names:
         colour = str(generator_colour(name))
-        markers[name] = "s" if "control" in name else "oD^v<>"[uses.get(colour, 0) % 6]
+        # diffusion's purple and the VAE's blue look alike without red-green vision: diffusion starts at the diamond
+        first = 1 if colour == GENERATOR_COLOURS["diffusion"] else 0
+        markers[name] = "s" if "control" in name else "oD^v<>"[(first + uses.get(colour, 0)) % 6]
         uses[colour] = uses.get(colour, 0) + 1
     return markers
 
@@ -117,6 +123,23 @@ METHOD_COLOURS = {
     "gnn": "#e6ab02", "finetune": "#8c564b", "maml": "#ff7f0e", "fomaml": "#bcbd22", "reptile": "#e377c2",
     "mtl": "#393b79", "mtl-no-ht": "#6b6ecf", "mtl-ft": "#9e9ac8", "mtl-theta-only": "#636363",
     "hallucinating-protonet": "#8c6d31", "parameter-prediction": "#de9ed6", "metagan": "#fdae6b", "pixel": "#a6a6a6"}
+
+
+# One marker per method beside its colour, so that lines and points are told apart without colour vision too (the
+# eight of the learning curves each their own; variants share their method's).
+METHOD_MARKERS = {
+    "protonet": "o", "cosine-prototypes": "o", "matching": "s", "relation": "^", "gnn": "h", "finetune": "D",
+    "maml": "v", "fomaml": "P", "reptile": "X", "mtl": "*", "mtl-no-ht": "*", "mtl-ft": "*", "mtl-theta-only": "*",
+    "hallucinating-protonet": "p", "parameter-prediction": "d", "metagan": "<", "pixel": ">"}
+
+
+def method_style(name: str) -> dict:
+    """``{"color": ..., "marker": ...}`` of method ``name``, for ``ax.plot(..., **method_style(name))``.
+
+    Raises:
+        ValueError: ``name`` is not a method of :data:`METHOD_COLOURS` (the message lists them).
+    """
+    return {"color": method_colour(name), "marker": METHOD_MARKERS[name]}
 
 
 def method_colour(name: str):
@@ -175,7 +198,7 @@ def image_grid(images: torch.Tensor, n_rows: int, n_cols: int, titles=None, colo
 
 
 def tile(images: np.ndarray, frames: np.ndarray, bars: np.ndarray | None, n_rows: int, n_cols: int,
-          pad: int = 3, swatches: np.ndarray | None = None) -> np.ndarray:
+          pad: int = 3, swatches: np.ndarray | None = None, dashed: np.ndarray | None = None) -> np.ndarray:
     """Compose ``(n, H, W)`` ink images into one RGB array with coloured frames and probability bars.
 
     Args:
@@ -184,6 +207,8 @@ def tile(images: np.ndarray, frames: np.ndarray, bars: np.ndarray | None, n_rows
         bars: ``(n, 2)`` ``(probability, correct)`` per image, or ``None``.
         swatches: ``(n, 3)`` RGB of a 6×6 square in each image's top-right corner (the predicted
             class's colour, as in the support frames), or ``None``.
+        dashed: ``(n,)`` bools: the images whose frame is dashed (wrong predictions: seen without colour too), or
+            ``None``.
 
     Returns:
         ``(rows_px, cols_px, 3)`` float RGB array.
@@ -196,6 +221,10 @@ def tile(images: np.ndarray, frames: np.ndarray, bars: np.ndarray | None, n_rows
         r, c = divmod(i, n_cols)
         y, x = r * cell_h, c * cell_w
         canvas[y + 1:y + h + 2 * pad - 1, x + 1:x + w + 2 * pad - 1] = frames[i]  # frame
+        if dashed is not None and dashed[i]:  # white gaps of 3 pixels every 6 along the frame
+            fy, fx = np.mgrid[0:h + 2 * pad - 2, 0:w + 2 * pad - 2]
+            gaps = ((fy + fx) // 3) % 2 == 1
+            canvas[y + 1:y + h + 2 * pad - 1, x + 1:x + w + 2 * pad - 1][gaps] = 1.0
         canvas[y + pad:y + pad + h, x + pad:x + pad + w] = (1 - images[i])[..., None]  # dark ink on white
         if swatches is not None:
             canvas[y + pad:y + pad + 6, x + pad + w - 6:x + pad + w] = swatches[i]

@@ -3,7 +3,7 @@
 Taught in ``notebooks/02_protonet.ipynb``; reused by ``04_finetune_baseline`` and the MAML notebook.
 
 The support set is shown one row per class, framed in the class's colour; then,
-for each method, the query images with a green (correct) or red (wrong) frame,
+for each method, the query images with a green (correct) or dashed red (wrong) frame,
 the predicted class as a square of that class's colour in the corner, and its
 probability (a relation score for the Relation Network) as a bar under the image. Next/Prev step through the
 episodes: episode ``i`` is the ``i``-th episode that
@@ -140,7 +140,7 @@ class PredictionViewer(Explorer):
             self._accuracy[label] = ax.annotate("", (0.5, 1), xycoords="axes fraction", xytext=(0, 3),
                                                 textcoords="offset points", ha="center", va="bottom", fontsize=fs)
         scored = [label for label, m in self.methods.items() if confidence_name(m) != "probability"]
-        key = ("query frame: green right, red wrong; corner: predicted class (support frame colour); "
+        key = ("query frame: green right, dashed red wrong; corner: predicted class (support frame colour); "
                "bar: its probability" + (f" ({', '.join(scored)}: its relation score)" if scored else ""))
         key_lines = clause_lines(key, int(fig.bbox.width / (0.6 * MIN_TEXT_PX)))  # what fits on a line
         height = fig.bbox.height
@@ -166,7 +166,7 @@ class PredictionViewer(Explorer):
             bars = np.stack([r["prob"].numpy(), ok], 1)  # (n_query, 2): probability, correct
             swatches = np.array([class_colour(int(k)) for k in r["pred"]])
             self._query_ims[label].set_data(tile(query, np.where(ok[:, None], GREEN, RED), bars, ep.n_way, ep.n_query,
-                                                  swatches=swatches))
+                                                  swatches=swatches, dashed=~ok.astype(bool)))
             self._accuracy[label].set_text(f"{r['accuracy']:.1f}% correct")
         self._episode_text.set_text(f"episode {shown['index']}: {ep.n_way}-way {ep.n_shot}-shot")
 

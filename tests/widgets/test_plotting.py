@@ -94,5 +94,85 @@ def test_generator_markers_square_the_controls_and_tell_rows_of_one_colour_apart
     names = ["deformation (untrained control)", "vae", "diffusion DDIM 10, w=2 (default)",
              "diffusion DDIM 50, w=6 (chosen on validation)", "gan"]
     assert generator_markers(names) == {"deformation (untrained control)": "s", "vae": "o",
-                                        "diffusion DDIM 10, w=2 (default)": "o",
-                                        "diffusion DDIM 50, w=6 (chosen on validation)": "D", "gan": "o"}
+                                        "diffusion DDIM 10, w=2 (default)": "D",
+                                        "diffusion DDIM 50, w=6 (chosen on validation)": "^", "gan": "o"}
+    # diffusion's purple and the VAE's blue look alike without red-green vision: their first rows differ in shape
+
+
+def _luminance(rgb) -> float:
+    """Relative luminance (WCAG) of an sRGB colour in [0, 1]."""
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def test_right_and_wrong_differ_in_lightness_not_only_in_hue():
+    """Without red-green vision the old #1a9641 / #d7191c were one brown (luminances 0.22 and 0.15): the pair must
+    also differ by lightness (WCAG contrast ratio at least 3, as for graphics)."""
+    light, dark = sorted((_luminance(RIGHT), _luminance(WRONG)), reverse=True)
+    assert (light + 0.05) / (dark + 0.05) >= 3.0
+    assert (_luminance(to_rgb("#1a9641")) + 0.05) / (_luminance(to_rgb("#d7191c")) + 0.05) < 3.0  # the check bites
+
+
+def test_a_wrong_querys_frame_is_dashed_a_right_ones_solid():
+    import numpy as np
+
+    from fslcourse.widgets.plotting import tile
+
+    images = np.zeros((2, 8, 8))
+    frames = np.array([RIGHT, WRONG])
+    canvas = tile(images, frames, None, 1, 2, dashed=np.array([False, True]))
+    right, wrong = canvas[1:13, 1:13], canvas[1:13, 15:27]  # each cell's frame band and image (pad 3)
+    ring = np.ones((12, 12), bool)
+    ring[2:10, 2:10] = False  # the frame: the 2 pixels round the image
+    assert np.allclose(right[ring], RIGHT)
+    coloured = np.isclose(wrong[ring], WRONG).all(1)
+    assert 0.3 < coloured.mean() < 0.7 and np.allclose(wrong[ring][~coloured], 1.0)  # dashes and white gaps
+    assert np.allclose(tile(images, frames, None, 1, 2), tile(images, frames, None, 1, 2, dashed=None))
+
+
+def test_each_method_has_a_marker_and_the_curves_eight_differ():
+    from fslcourse.report import CURVE_METHODS
+    from fslcourse.widgets.plotting import METHOD_COLOURS, METHOD_MARKERS, method_style
+
+    assert set(METHOD_MARKERS) == set(METHOD_COLOURS)
+    assert len({METHOD_MARKERS[m] for m in CURVE_METHODS}) == len(CURVE_METHODS)
+    assert method_style("relation") == {"color": METHOD_COLOURS["relation"], "marker": "^"}
+    with pytest.raises(ValueError, match="'relations' is not a method"):
+        method_style("relations")
+
+
+# Machado, Oliveira & Fernandes (2009), "A physiologically-based model for simulation of color vision deficiency",
+# severity 1.0, applied to linear RGB
+CVD = {"deuteranopia": ((0.367322, 0.860646, -0.227968), (0.280085, 0.672501, 0.047413), (-0.011820, 0.042940, 0.968881)),
+       "protanopia": ((0.152286, 1.052583, -0.204868), (0.114503, 0.786281, 0.099216), (-0.003882, -0.048116, 1.051998))}
+
+
+def _lab_as_seen(rgb, deficiency: str):
+    """CIELAB (D65) of sRGB ``rgb`` as a reader with ``deficiency`` sees it."""
+    import numpy as np
+
+    lin = np.array([c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb])
+    lin = np.clip(np.array(CVD[deficiency]) @ lin, 0, 1)
+    xyz = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                    [0.0193339, 0.1191920, 0.9503041]]) @ lin / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def _seen_difference(a, b, deficiency: str) -> float:
+    """CIE76 colour difference between two sRGB colours as a reader with ``deficiency`` sees them."""
+    import numpy as np
+
+    return float(np.linalg.norm(_lab_as_seen(a, deficiency) - _lab_as_seen(b, deficiency)))
+
+
+@pytest.mark.parametrize("deficiency", list(CVD))
+def test_without_red_green_vision_right_wrong_and_a_5_way_episodes_classes_stay_apart(deficiency):
+    """tab10's first five (blue, orange, purple, olive, pink) came to 7.2 (deuteranopia) and 5.7 (protanopia): blue
+    and purple, orange and olive looked alike; the old green and red to 23."""
+    assert _seen_difference(RIGHT, WRONG, deficiency) >= 30
+    assert _seen_difference(to_rgb("#1a9641"), to_rgb("#d7191c"), deficiency) < 30  # the check bites
+    pairs = itertools.combinations(CLASS_COLOURS[:5], 2)
+    assert min(_seen_difference(a, b, deficiency) for a, b in pairs) >= 10
+    old = [to_rgb(c) for c in ("#1f77b4", "#ff7f0e", "#9467bd", "#bcbd22", "#e377c2")]
+    assert min(_seen_difference(a, b, deficiency) for a, b in itertools.combinations(old, 2)) < 10

@@ -34,6 +34,13 @@ def test_next_prev_and_predictions(glyphs):
         row, col = divmod(i, 3)
         corner = pixels[row * (28 + 11) + 3, col * (28 + 6) + 3 + 27]
         assert np.allclose(corner, class_colour(k))
+    # a wrong query's frame is dashed (white gaps along its top edge), a right one's solid: seen without colour too
+    from fslcourse.widgets.plotting import RIGHT, WRONG
+    for i, ok in enumerate(r["correct"].tolist()):
+        row, col = divmod(i, 3)
+        top = pixels[row * (28 + 11) + 1, col * (28 + 6) + 1:col * (28 + 6) + 33]  # the frame's top edge
+        assert np.allclose(top, RIGHT) if ok else (np.isclose(top, 1.0).all(1).any() and np.isclose(top, WRONG).all(1).any())
+    assert not r["correct"].all() and r["correct"].any()  # both kinds were checked
 
 
 def test_methods_side_by_side(glyphs):
@@ -99,9 +106,9 @@ def test_the_key_breaks_after_a_clause_never_leaving_a_word_alone():
     """The key wrapped at any space: with the Relation Network's longer name, "score)" stood on a line of its own."""
     from fslcourse.widgets.prediction_viewer import clause_lines
 
-    key = ("query frame: green right, red wrong; corner: predicted class (support frame colour); "
+    key = ("query frame: green right, dashed red wrong; corner: predicted class (support frame colour); "
            "bar: its probability (Relation Network: its relation score)")
-    assert clause_lines(key, 100) == ["query frame: green right, red wrong; corner: predicted class (support frame colour);",
+    assert clause_lines(key, 100) == ["query frame: green right, dashed red wrong; corner: predicted class (support frame colour);",
                                       "bar: its probability (Relation Network: its relation score)"]
     for width in range(20, 160):
         lines = clause_lines(key, width)
