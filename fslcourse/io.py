@@ -222,6 +222,39 @@ def _failed_checksum(path: Path) -> str | None:
     return None if bad is None else bad.split("/", 1)[-1]
 
 
+# The type each field of a checkpoint must have, wherever it stands (a generator file nests its models' fields under
+# "pixel" and "feature"); a field an older version did not write may be absent.
+FIELD_TYPES = {"method": str, "family": str, "config": dict, "critic_config": dict, "state_dict": dict, "seed": int,
+               "steps": int, "T": int, "profile": str, "schedule": str, "recipe_name": str, "recipe": dict,
+               "metrics": dict, "log": dict, "history": dict, "versions": dict, "cpu_seconds": (int, float),
+               "train_seconds": (int, float)}
+RETRAIN = "restore it (git checkout -- FILE) or retrain it with `python -m fslcourse train NAME --recipe RECIPE --overwrite`"
+
+
+def check_field_types(ckpt, path, where: str = "", models: bool = False) -> None:
+    """Refuse, in one line, a checkpoint whose fields were edited to another type (a list for a config, text for a
+    number, a weight that is not a tensor), at any depth: the code reading it would otherwise fail deep inside with
+    a raw error, or load it and mislead.
+
+    Raises:
+        ValueError: naming the file, the field and the fix.
+    """
+    if not isinstance(ckpt, dict):
+        return
+    for key, value in ckpt.items():
+        name = f"{where}{key}"
+        want = FIELD_TYPES.get(key)
+        if want is not None and value is not None and (not isinstance(value, want) or isinstance(value, bool)):
+            names = " or ".join(t.__name__ for t in (want if isinstance(want, tuple) else (want,)))
+            raise ValueError(f"{path}: its field {name!r} is {type(value).__name__} {value!r:.60}, not {names}; {RETRAIN}")
+        if key == "state_dict":
+            bad = next((k for k, v in value.items() if not isinstance(v, torch.Tensor)), None)
+            if bad is not None:
+                raise ValueError(f"{path}: its weight {bad!r} is {type(value[bad]).__name__}, not a tensor; {RETRAIN}")
+        elif key in ("pixel", "feature") or models and isinstance(value, dict) and key not in FIELD_TYPES:
+            check_field_types(value, path, f"{name}/", models=True)  # a generator's models, by name or fingerprint
+
+
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Load a checkpoint saved by :func:`atomic_torch_save` with ``weights_only=True``.
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .config import RECIPE_NAMES, get_device
-from .io import atomic_torch_save, file_source, load_checkpoint
+from .io import atomic_torch_save, check_field_types, file_source, load_checkpoint
 from .methods.base import FewShotClassifier, get_method
 from .results import versions
 
@@ -104,26 +104,6 @@ def training_summary(ckpt: dict) -> dict:
             "selection": selection, "width": width, "split": ckpt.get("split_protocol")}
 
 
-# the type each field a method checkpoint may hold must have (a field written by an older version may be absent)
-FIELD_TYPES = {"method": str, "config": dict, "state_dict": dict, "seed": int, "steps": int, "profile": str,
-               "recipe_name": str, "recipe": dict, "metrics": dict, "log": dict, "versions": dict,
-               "cpu_seconds": (int, float), "train_seconds": (int, float)}
-
-
-def _check_field_types(ckpt: dict, path) -> None:
-    """Refuse, in one line, a checkpoint whose fields were edited to another type (a list for the config, text
-    for a number, a tensor that is not one): the method would otherwise fail deep inside, or load and mislead."""
-    retrain = "restore it (git checkout -- FILE) or retrain it with `python -m fslcourse train NAME --recipe RECIPE --overwrite`"
-    for key, want in FIELD_TYPES.items():
-        value = ckpt.get(key)
-        if value is not None and (not isinstance(value, want) or isinstance(value, bool)):
-            names = " or ".join(t.__name__ for t in (want if isinstance(want, tuple) else (want,)))
-            raise ValueError(f"{path}: its field {key!r} is {type(value).__name__} {value!r:.60}, not {names}; {retrain}")
-    for name, value in ckpt["state_dict"].items():
-        if not isinstance(value, torch.Tensor):
-            raise ValueError(f"{path}: its weight {name!r} is {type(value).__name__}, not a tensor; {retrain}")
-
-
 def load_method(path: str | Path, device=None, expect: str | None = None,
                 expect_recipe: str | None = None) -> tuple[FewShotClassifier, dict]:
     """Rebuild a method from a checkpoint file; returns ``(model, checkpoint)``.
@@ -146,7 +126,7 @@ def load_method(path: str | Path, device=None, expect: str | None = None,
         raise ValueError(f"{path} is not a method checkpoint (no method, config and state_dict); "
                          "retrain it with `python -m fslcourse train NAME --recipe RECIPE --overwrite` (a checkpoint is "
                          "NAME-RECIPE.pt)")
-    _check_field_types(ckpt, path)
+    check_field_types(ckpt, path)
     if expect is not None and ckpt["method"] != expect:
         raise ValueError(f"{path} holds method {ckpt['method']!r}, not {expect!r}; retrain it with "
                          f"`python -m fslcourse train {expect} --recipe {ckpt.get('profile', 'quick')} --overwrite`")

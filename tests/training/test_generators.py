@@ -33,6 +33,25 @@ def test_a_checkpoint_of_another_family_is_refused_and_left_alone(family, other,
     assert path.read_bytes() == before  # never trained into, never rewritten
 
 
+@pytest.mark.parametrize("family, edit, message", [
+    ("gan", lambda c: c["pixel"]["wgan-gp"].update(config=[1]), r"its field 'pixel/wgan-gp/config' is list \[1\], not dict"),
+    ("vae", lambda c: next(iter(c["feature"].values())).update(seed="0"), r"its field 'feature/[0-9a-f]+/seed' is str '0'"),
+    ("deformation-vae", lambda c: c["state_dict"].update({next(iter(c["state_dict"])): [0.0]}), r"its weight '.*' is list"),
+    ("deformation-gan", lambda c: c.update(recipe="quick"), r"its field 'recipe' is str 'quick', not dict"),
+])
+def test_a_generator_file_edited_to_other_field_types_is_one_line_and_left_alone(family, edit, message, tmp_path):
+    """A config edited into a list, text for a seed, a weight that is not a tensor: one line naming the field, before
+    anything reads it (a raw TypeError or AttributeError deep inside the loader otherwise)."""
+    ckpt = torch.load(CHECKPOINT_DIR / f"{family}-quick.pt", weights_only=True)
+    edit(ckpt)
+    path = tmp_path / "edited.pt"
+    torch.save(ckpt, path)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=rf"edited\.pt: {message}.*restore it .* or retrain it"):
+        LOADERS[family](path)
+    assert path.read_bytes() == before
+
+
 def test_a_file_of_no_known_layout_is_refused(tmp_path):
     import torch
 
