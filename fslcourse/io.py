@@ -233,8 +233,9 @@ RETRAIN = "restore it (git checkout -- FILE) or retrain it with `python -m fslco
 
 def check_field_types(ckpt, path, where: str = "", models: bool = False) -> None:
     """Refuse, in one line, a checkpoint whose fields were edited to another type (a list for a config, text for a
-    number, a weight that is not a tensor), at any depth: the code reading it would otherwise fail deep inside with
-    a raw error, or load it and mislead.
+    number, a weight that is not a tensor), at its top level and in the models a generator file nests under
+    ``pixel`` and ``feature``: the code reading it would otherwise fail deep inside with a raw error, or load it and
+    mislead.
 
     Raises:
         ValueError: naming the file, the field and the fix.

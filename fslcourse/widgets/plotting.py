@@ -115,9 +115,9 @@ def generator_markers(names) -> dict[str, str]:
     return markers
 
 
-# One colour per method in every figure that draws methods one by one (notebooks 03, 05, 06 and 11, and
-# report.curves_figure): the eight of the learning curves (report.CURVE_METHODS) far apart, the metric methods in blues and purples, the
-# MAML family in warm colours, MTL in navies; none of them the green or red of right and wrong.
+# One colour per method in every figure that draws methods one by one (notebooks 03-06 and 11, and
+# report.curves_figure): the eight of the learning curves (report.CURVE_METHODS) far apart, the MAML family in warm
+# colours, MTL's variants in navies and violets; none of them the green or red of right and wrong.
 METHOD_COLOURS = {
     "protonet": "#1f77b4", "cosine-prototypes": "#6baed6", "matching": "#22d3e6", "relation": "#9467bd",
     "gnn": "#e6ab02", "finetune": "#8c564b", "maml": "#ff7f0e", "fomaml": "#bcbd22", "reptile": "#e377c2",
