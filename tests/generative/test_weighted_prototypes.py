@@ -118,3 +118,36 @@ def test_bad_arguments_are_refused_before_any_episode():
         WeightedAugmentation(net, Deformation(), 0)
     with pytest.raises(ValueError, match="ProtoNet"):
         WeightedAugmentation(torch.nn.Linear(2, 2), Deformation(), 2)
+
+
+def test_prototype_drag_is_the_episode_projected_linearly(glyphs):
+    """The figure's points: PCA is linear, so each 2-D prototype is the mean of its class's 2-D support points (the
+    augmented one, the weighted mean with the generated points); its accuracies are ProtoNet's and the weighted
+    classifier's on the same episode."""
+    from fslcourse.generative.weighted_prototypes import prototype_drag
+    from fslcourse.widgets.plotting import draw_prototype_drag
+
+    _, _, test = glyphs
+    torch.manual_seed(0)
+    net = ProtoNet(backbone_kwargs={"hidden": 8}).eval()
+    ep = EpisodeSampler(test, 4, 2, 3, seed=1).sample()
+    drag = prototype_drag(net, Deformation(), ep, 3, seed=0, weight=0.5)
+    assert drag["support"].shape == (8, 2) and drag["generated"].shape == (12, 2) and drag["query"].shape == (12, 2)
+    for k in range(4):
+        real = drag["support"][drag["support_y"] == k]
+        fake = drag["generated"][drag["generated_y"] == k]
+        torch.testing.assert_close(drag["old"][k], real.mean(0), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(drag["new"][k], (real.sum(0) + 0.5 * fake.sum(0)) / (len(real) + 0.5 * len(fake)),
+                                   rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        alone = (net.predict(ep.support_x, ep.support_y, ep.query_x).argmax(1) == ep.query_y).float().mean().item()
+        weighted = WeightedAugmentation(net, Deformation(), 3, weight=0.5, seed=0)
+        mixed = (weighted.predict(ep.support_x, ep.support_y, ep.query_x).argmax(1) == ep.query_y).float().mean().item()
+    assert drag["accuracy_old"] == pytest.approx(100 * alone) and drag["accuracy_new"] == pytest.approx(100 * mixed)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    draw_prototype_drag(ax, drag)  # one arrow per class, from the real prototype to the augmented one
+    arrows = [a for a in ax.texts if getattr(a, "arrow_patch", None) is not None]
+    assert len(arrows) == 4 and ax.get_title().startswith(f"queries right: {drag['accuracy_old']:.0f}%")
+    plt.close(fig)
