@@ -228,7 +228,8 @@ FIELD_TYPES = {"method": str, "family": str, "config": dict, "critic_config": di
                "steps": int, "T": int, "profile": str, "schedule": str, "recipe_name": str, "recipe": dict,
                "metrics": dict, "log": dict, "history": dict, "versions": dict, "cpu_seconds": (int, float),
                "train_seconds": (int, float)}
-RETRAIN = "restore it (git checkout -- FILE) or retrain it with `python -m fslcourse train NAME --recipe RECIPE --overwrite`"
+RETRAIN = ("restore it (git checkout -- FILE) or retrain it with `python -m fslcourse train NAME --recipe RECIPE "
+           "--overwrite` (a checkpoint is NAME-RECIPE.pt)")
 
 
 def check_field_types(ckpt, path, where: str = "", models: bool = False) -> None:
@@ -261,8 +262,9 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 
     Raises:
         FileNotFoundError: with the command that would create it.
-        ValueError: the file is truncated, corrupt (a part fails the CRC-32 stored in the file) or holds objects
-            other than tensors and plain data (``weights_only`` refuses them); the message names the file and the fix.
+        ValueError: the file is truncated, corrupt (a part fails the CRC-32 stored in the file), holds objects
+            other than tensors and plain data (``weights_only`` refuses them) or a field of another type than the course
+            writes (:func:`check_field_types`); the message names the file and the fix.
     """
     path = Path(path)
     if not path.exists():
@@ -274,10 +276,8 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         damaged = _failed_checksum(path)
         if damaged is not None:  # torch reads a zip's parts without checking their CRC-32: a flipped bit loads
             raise ValueError(f"{path} is not a loadable checkpoint (its part {damaged} fails its checksum: the file "
-                             "changed after it was written); restore it (git checkout -- FILE) or retrain it with "
-                             "`python -m fslcourse train NAME --recipe RECIPE --overwrite` (a checkpoint is "
-                             "NAME-RECIPE.pt)")
-        return torch.load(path, map_location=map_location, weights_only=True)
+                             f"changed after it was written); {RETRAIN}")
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError, AttributeError,
             UnicodeDecodeError, AssertionError, OSError) as err:
         if isinstance(err, OSError) and err.errno != errno.EINVAL:
@@ -294,3 +294,5 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
                          "corrupt or holds more than tensors and plain data: restore it (git checkout -- FILE) or "
                          "retrain it with `python -m fslcourse train NAME --recipe RECIPE --overwrite` (a checkpoint is "
                          "NAME-RECIPE.pt)") from None
+    check_field_types(ckpt, path)  # every reader gets fields of the types it expects, or one line
+    return ckpt

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .config import RECIPE_NAMES, get_device
-from .io import atomic_torch_save, check_field_types, file_source, load_checkpoint
+from .io import atomic_torch_save, file_source, load_checkpoint
 from .methods.base import FewShotClassifier, get_method
 from .results import versions
 
@@ -126,7 +126,6 @@ def load_method(path: str | Path, device=None, expect: str | None = None,
         raise ValueError(f"{path} is not a method checkpoint (no method, config and state_dict); "
                          "retrain it with `python -m fslcourse train NAME --recipe RECIPE --overwrite` (a checkpoint is "
                          "NAME-RECIPE.pt)")
-    check_field_types(ckpt, path)
     if expect is not None and ckpt["method"] != expect:
         raise ValueError(f"{path} holds method {ckpt['method']!r}, not {expect!r}; retrain it with "
                          f"`python -m fslcourse train {expect} --recipe {ckpt.get('profile', 'quick')} --overwrite`")

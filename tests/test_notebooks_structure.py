@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from fslcourse.widgets.plotting import METHOD_COLOURS
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
@@ -169,7 +171,7 @@ def test_figures_follow_the_style_guides_conventions(path):
         for line in "".join(cell["source"]).splitlines():
             code = line.split("#")[0]
             assert not re.search(r"\.png\(\s*\)", code), f"cell {i}: a widget picture at scale 1: use .png(scale=2)"
-            own = re.search(r"""["'](protonet|matching|relation|gnn|finetune|maml|fomaml|reptile|mtl[a-z-]*)["']\s*[:,]\s*"""
+            own = re.search(rf"""["']({'|'.join(map(re.escape, METHOD_COLOURS))})["']\s*[:,]\s*"""
                             r"""["'](C\d|#[0-9a-fA-F]{6}|tab:[a-z]+)["']""", code)
             assert not own, f"cell {i}: a colour of its own for a method: use plotting.method_colour (STYLE.md): {line.strip()}"
             green_red = re.search(r"""["'](C2|C3|tab:green|tab:red|green|red)["']|f["']C\{""", code)

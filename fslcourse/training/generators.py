@@ -34,7 +34,7 @@ from ..generative.hallucinator import FeatureHallucinator
 from ..generative.uresnet import DenseCritic, UResNetGenerator
 from ..generative.vae import RECIPES as VAE
 from ..generative.vae import ConditionalVAE, FeatureVAE, heldout_elbo
-from ..io import atomic_torch_save, check_field_types, check_target, file_source, load_checkpoint, state_path_for
+from ..io import atomic_torch_save, check_target, file_source, load_checkpoint, state_path_for
 from ..models.unet import UNet
 from ..pretrained import CHECKPOINT_DIR, RECIPE_NAMES
 from ..recipe import Recipe
@@ -109,7 +109,6 @@ def family_of(ckpt: dict) -> str:
 def load_family(path: Path, family: str) -> dict:
     """Load a generator checkpoint, refusing (one line) a file that holds another family or a method."""
     ckpt = load_checkpoint(path)
-    check_field_types(ckpt, path)
     found = family_of(ckpt)
     if found != family:
         what = "an unrecognised" if found == "unknown" else f"a {found}"
