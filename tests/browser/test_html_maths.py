@@ -17,6 +17,9 @@ formula MathJax never found (an unmatched delimiter, Markdown that split a formu
 names the notebook, the cell's index and the TeX. The detector is first shown to catch a broken
 notebook, so the test can fail.
 
+The same visit records every file a page asks for and does not get: the site works offline, so everything it
+loads lies beside it (the widgets renderer's icon fonts were asked for under ``@jupyter-widgets/`` beside the page).
+
 Needs ``make web-assets`` and ``make browser-deps`` (Debian's chromium, pip's playwright); without
 them the test fails under CI=true and is skipped elsewhere.
 """
@@ -146,11 +149,20 @@ def page_maths(page, html_page: Path) -> dict:
 
     ``page`` is a Playwright page whose context ran :data:`LISTEN_JS` first. Returns
     ``{"cells": [{"cell", "id", "kind", "formulas", "output_formulas", "untypeset"}], "errors": [{"cell", "part",
-    "tex", "message", "how"}], "jax": N, "version": "2.7.7"}``; an error is found once by its signal and again
-    in the typeset tree or on the page (``how``).
+    "tex", "message", "how"}], "jax": N, "version": "2.7.7", "failed_requests": [url]}``; an error is found once
+    by its signal and again in the typeset tree or on the page (``how``); ``failed_requests`` are the files the
+    page asked for and did not get (the site works offline: everything it loads lies beside it).
     """
-    page.goto(html_page.as_uri(), wait_until="load")
-    return page.evaluate(COLLECT_JS, TIMEOUT_MS)
+    failed = []
+    listen = lambda request: failed.append(request.url)  # noqa: E731 (a file the page asked for and did not get)
+    page.on("requestfailed", listen)
+    try:
+        page.goto(html_page.as_uri(), wait_until="load")
+        found = page.evaluate(COLLECT_JS, TIMEOUT_MS)
+        page.wait_for_load_state("networkidle")  # the widgets' styles and fonts, requested as they render
+    finally:
+        page.remove_listener("requestfailed", listen)
+    return {**found, "failed_requests": failed}
 
 
 def maths_problems(notebook: Path, found: dict) -> list[str]:
@@ -221,10 +233,14 @@ def test_the_maths_check_catches_tex_errors_and_untypeset_formulas(maths_page, t
 
 
 def test_every_formula_of_the_html_site_typesets_without_a_tex_error(site, maths_page):
-    problems, typeset = [], 0
+    problems, typeset, missing = [], 0, []
     for notebook in NOTEBOOKS:
         found = page_maths(maths_page, site.parent / f"{notebook.stem}.html")
         typeset += sum(c["formulas"] for c in found["cells"])
         problems += maths_problems(notebook, found)
+        missing += [f"{notebook.stem}.html asked for {url}, which is not there" for url in found["failed_requests"]]
     assert not problems, "\n".join(problems)
     assert typeset > 0  # the check saw formulas at all
+    # and every file a page asks for loads: the widgets renderer's icon fonts were asked for under @jupyter-widgets/
+    # beside the page (scripts/templates/fslcourse_lab/index.html.j2 names their folder)
+    assert not missing, "\n".join(missing[:6])
