@@ -41,15 +41,12 @@ TIMEOUT_MS = 120_000  # MathJax on the largest page of a busy 2-core machine
 
 
 def _load_script(name):
-    sys.path.insert(0, str(ROOT / "scripts"))
+    """A module of scripts/ (``web_assets``, ``build_html``), loaded as tests/test_slides_html.py loads it."""
+    sys.path.insert(0, str(ROOT / "tests"))
     try:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
+        return getattr(importlib.import_module("test_slides_html"), name)
     finally:
-        sys.path.remove(str(ROOT / "scripts"))
+        sys.path.remove(str(ROOT / "tests"))
 
 
 def _harness():
