@@ -291,8 +291,6 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         else:
             why = f"{type(err).__name__}: " + re.sub(r"\x1b\[[0-9;]*m", "", (str(err).strip().splitlines() or [""])[0])[:120]
         raise ValueError(f"{path} is not a loadable checkpoint ({why}); it is truncated, "
-                         "corrupt or holds more than tensors and plain data: restore it (git checkout -- FILE) or "
-                         "retrain it with `python -m fslcourse train NAME --recipe RECIPE --overwrite` (a checkpoint is "
-                         "NAME-RECIPE.pt)") from None
+                         f"corrupt or holds more than tensors and plain data: {RETRAIN}") from None
     check_field_types(ckpt, path)  # every reader gets fields of the types it expects, or one line
     return ckpt

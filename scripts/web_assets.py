@@ -8,8 +8,10 @@ copies from the npm registry into ``node_modules/`` (package.json, package-lock.
 works from a USB stick or a lecture-hall laptop with no network.
 
 The templates in ``scripts/templates/`` extend nbconvert's ``lab`` and ``reveal``
-templates and leave out only the Mermaid loader (an ES module from a CDN that the
-course's notebooks do not use).
+templates: they leave out the Mermaid loader (an ES module from a CDN that the
+course's notebooks do not use) and tell require.js where the widgets renderer's modules
+live, so its icon fonts load from ``_static/`` (``templates/base/fslcourse_widgets.html.j2``,
+shared by both).
 """
 from __future__ import annotations
 
