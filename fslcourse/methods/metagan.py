@@ -123,16 +123,16 @@ class MetaGAN(ProtoNet):
     def discriminate(self, episode) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The two losses of one training episode and the query accuracy: ``(L_D, L_G, accuracy)``."""
         n_way = self.check_support(episode.support_x, episode.support_y, episode.query_x)
-        z = self.embed(torch.cat([episode.support_x, episode.query_x]))  # (n_support + n_query, D)
+        z = self.embed(torch.cat([episode.support_x, episode.query_x]))  # (n_support + n_query_total, D)
         protos = prototypes(z[: len(episode.support_x)], episode.support_y, n_way)  # (n_way, D)
         logits = with_fake_class(protonet_logits(z[len(episode.support_x):], protos, self.distance, self.scale),
-                                 self.fake_logit)  # (n_query, n_way + 1)
+                                 self.fake_logit)  # (n_query_total, n_way + 1)
         noise = torch.randn(n_way * self.n_fake, self.z_dim).to(protos)  # torch's generator: saved by the loop
         fakes = self.generator(protos.detach().repeat_interleave(self.n_fake, 0), noise)  # (n_way * m, 1, 28, 28)
         with running_statistics(self.backbone):  # fakes never enter the running statistics used at test time
             z_fake = self.embed(fakes)  # (n_way * m, D)
             with torch.no_grad():
-                z_real = self.embed(episode.query_x)  # (n_query, D): the same normalisation as the fakes
+                z_real = self.embed(episode.query_x)  # (n_query_total, D): the same normalisation as the fakes
         fake_logits = with_fake_class(protonet_logits(z_fake, protos, self.distance, self.scale),
                                       self.fake_logit)  # (n_way * m, n_way + 1)
         log_p_fake = F.log_softmax(fake_logits, 1)[:, -1]  # (n_way * m,)

@@ -163,7 +163,7 @@ class PredictionViewer(Explorer):
         for label in self.methods:
             r = shown[label]
             ok = r["correct"].numpy()
-            bars = np.stack([r["prob"].numpy(), ok], 1)  # (n_query, 2): probability, correct
+            bars = np.stack([r["prob"].numpy(), ok], 1)  # (n_query_total, 2): probability, correct
             swatches = np.array([class_colour(int(k)) for k in r["pred"]])
             self._query_ims[label].set_data(tile(query, np.where(ok[:, None], GREEN, RED), bars, ep.n_way, ep.n_query,
                                                   swatches=swatches, dashed=~ok.astype(bool)))
