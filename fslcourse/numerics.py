@@ -8,7 +8,8 @@ code path MKL picks for the processor, oneDNN's convolutions (blocked by vector 
 work is split between threads. ``"native"`` numerics (the default) lets torch choose, fastest on each machine;
 ``"portable"`` pins all four: ATen's baseline kernels (``ATEN_CPU_CAPABILITY=default``), MKL's conditional
 numerical reproducibility (``MKL_CBWR=COMPATIBLE``), convolutions without oneDNN, and one thread. It is slower:
-1.8 to 2.6 times the training CPU-seconds per step of the quick recipes on one thread (``results/numerics_cost.json``,
+1.9 to 3.8 times the training CPU-seconds per step of the quick recipes on one thread (medians of three rounds,
+from first-order MAML's 1.88 to the Relation Network's 3.78: ``results/numerics_cost.json``,
 ``benchmarks/numerics_cost.py``). It concerns the CPU only (a GPU's kernels are another matter), and x86-64 only
 (an Arm CPU has other libraries).
 

@@ -26,8 +26,9 @@ VINYALS = tuple(f"{p}-vinyals" for p in PROTOCOLS[:4])  # the papers' character 
 
 # Published Omniglot figures (5w1s / 5w5s / 20w1s / 20w5s, percent), transcribed with their sources
 # from the course's reference notes (../shared/reference/README.md), which cite the papers' tables.
-# They were measured on the Vinyals et al. split, so they sit only beside records of that split
-# ("5w1s-vinyals"); the course's alphabet split ("5w1s") is another protocol (other test characters).
+# They were measured on the Vinyals et al. protocol (both sets of alphabets pooled, 1,200 training and 423 test
+# characters, rotations as classes), so they sit only beside records of that split ("5w1s-vinyals"); the course's
+# alphabet split ("5w1s") is another protocol (other test characters). Which 423 characters, :data:`PUBLISHED_DRAW`.
 PUBLISHED: dict[str, tuple[tuple[float, float, float, float], str]] = {
     "protonet": ((98.8, 99.7, 96.0, 98.9), "Snell et al. 2017, arXiv:1703.05175"),
     "maml": ((98.7, 99.9, 95.8, 98.9), "Finn et al. 2017, arXiv:1703.03400, Table 1"),
@@ -38,6 +39,23 @@ PUBLISHED: dict[str, tuple[tuple[float, float, float, float], str]] = {
     # the Relation Network's code tests with each batch's BatchNorm statistics: its figures sit beside that row
     "relation-batch-stats": ((99.6, 99.8, 97.6, 99.1), "Sung et al. 2018, arXiv:1711.06025 (batch statistics at test)"),
 }
+
+
+# Which characters a paper's test used. ProtoNet's and Matching Networks' figures come from the Vinyals et al. lists
+# that the course ships (fslcourse/data/vinyals/: 423 test characters from 13 alphabets, only Gurmukhi also in
+# training). The codes of MAML (cbfinn/maml, data_generator.py; Nichol et al. made their first-order MAML figures
+# with it), the Relation Network (floodsung/LearningToCompare_FSL, task_generator.py) and Reptile
+# (openai/supervised-reptile, omniglot.py) shuffle all 1,623 characters with their own seed and keep 1,200 for
+# training, 423 for test: the same sizes and episodes, other test characters, from all 50 alphabets. Those figures
+# are marked § beside ours; how much the other draw changes a figure has not been measured.
+PUBLISHED_DRAW: dict[str, str] = {"protonet": "lists", "matching": "lists", "maml": "random", "fomaml": "random",
+                                  "reptile": "random", "reptile-inductive": "random", "relation-batch-stats": "random"}
+
+# The papers whose 5-shot figures come from a model trained on 5-shot episodes (Snell et al. match the training
+# shots to the test's; MAML's and the Relation Network's codes train with the test's shots; Matching Networks train
+# a model per setting). Reptile's code trains its 1-shot and 5-shot models alike (10 training shots), so its figures
+# describe one model. Beside a cell measured with a checkpoint trained on other shots, such a figure is marked ‡.
+PUBLISHED_PER_SHOT = frozenset({"protonet", "maml", "fomaml", "matching", "relation-batch-stats"})
 
 
 # Queries per class in the test episodes behind a published figure, where the figure depends on them. These papers'
@@ -91,18 +109,29 @@ def separate_paper_recipe(method: str, protocol: str) -> str | None:
                 None)
 
 
-def trained_for(method: str, recipe: str | None, protocol: str) -> bool:
-    """Whether ``method``'s recipe ``recipe`` trains with ``protocol``'s ways and shots."""
+def trained_for(method: str, recipe: str | None, protocol: str, shots_only: bool = False) -> bool:
+    """Whether ``method``'s recipe ``recipe`` trains with ``protocol``'s ways and shots (only its shots when
+    ``shots_only``)."""
     from . import methods  # noqa: F401  (registers every method)
     from .methods.base import METHODS
 
     r = getattr(METHODS.get(checkpoint_method(method)), "RECIPES", {}).get(recipe)
-    return r is not None and (r.n_way, r.n_shot) == tuple(int(x) for x in re.match(r"(\d+)w(\d+)s", protocol).groups())
+    ways, shots = (int(x) for x in re.match(r"(\d+)w(\d+)s", protocol).groups())  # "20w5s-vinyals": 20, 5
+    return r is not None and r.n_shot == shots and (shots_only or r.n_way == ways)
+
+
+def published_by_other_model(method: str, recipe: str | None, protocol: str) -> bool:
+    """Whether ``method``'s published figure on ``protocol`` comes from a model its paper trained for that setting
+    (its ways, :func:`separate_paper_recipe`, or its shots, :data:`PUBLISHED_PER_SHOT`) while the checkpoint of
+    recipe ``recipe`` (a recipe name or a profile) was trained for another."""
+    if separate_paper_recipe(method, protocol) is not None and not trained_for(method, recipe, protocol):
+        return True
+    return method in PUBLISHED_PER_SHOT and not trained_for(method, recipe, protocol, shots_only=True)
 
 
 def published(method: str, protocol: str, n_query: int | None = None) -> tuple[float | None, str | None]:
     """The published accuracy and its source for ``method`` on ``protocol`` (``(None, None)`` if none):
-    only on the Vinyals split, the one the papers used, and, given a record's ``n_query``, only when its
+    only on the Vinyals split, the papers' protocol (:data:`PUBLISHED_DRAW` says which test characters), and, given a record's ``n_query``, only when its
     test had the paper's queries per class where the figure depends on them (:func:`published_n_query`)."""
     if method not in PUBLISHED or protocol not in VINYALS:
         return None, None
@@ -339,8 +368,10 @@ def build_table(records: list[dict]) -> list[dict]:
     ``source`` (the result file), ``index`` (the record's place in it), ``variant``, ``skipped`` (why a method could not run the protocol), ``recipe``
     (a paper's separate recipe that measured this cell, e.g. ``paper-5way``; ``None`` for the row's own checkpoint),
     ``published_other_model`` (``True`` when the paper made its figure with a separate model trained for this
-    setting, e.g. a 20-way model, and this cell's checkpoint was trained for another: the same test, so the figure
-    stays beside it, but :func:`paper_gaps` does not grade it).
+    setting, e.g. a 20-way or a 5-shot model, and this cell's checkpoint was trained for another: the same test, so
+    the figure stays beside it, but :func:`paper_gaps` does not grade it; :func:`published_by_other_model`),
+    ``published_draw`` (the published figure's test characters, :data:`PUBLISHED_DRAW`: ``"lists"``, the Vinyals et
+    al. lists this cell was measured on, or ``"random"``, the paper's own draw of 423; ``None`` without a figure).
     """
     best: dict[tuple[str, str], dict] = {}
     for rec in filter(is_meta_test, records):
@@ -358,8 +389,8 @@ def build_table(records: list[dict]) -> list[dict]:
         pub, pub_source = (None, None) if unknown else published(rec["method"], protocol, n_query)
         base = rec["method"].split("+")[0]
         # the paper's figure comes from a model it trained for this very setting, and this cell's checkpoint was not
-        other_model = pub is not None and separate_paper_recipe(base, protocol) is not None and \
-            not trained_for(base, rec.get("recipe") or rec.get("profile"), protocol)
+        other_model = pub is not None and published_by_other_model(base, rec.get("recipe") or rec.get("profile"),
+                                                                   protocol)
         rows.append({
             "method": method, "protocol": protocol, "accuracy": _number(rec.get("accuracy")),
             "ci95": _number(rec.get("ci95")), "trainable_params": _number(rec.get("trainable_params")),
@@ -369,6 +400,7 @@ def build_table(records: list[dict]) -> list[dict]:
             "published": pub,
             "published_source": pub_source, "source": rec["_file"], "index": rec["_index"], "variant": rec.get("variant"),
             "skipped": rec.get("skipped"), "recipe": rec.get("recipe"), "published_other_model": other_model,
+            "published_draw": PUBLISHED_DRAW.get(rec["method"]) if pub is not None else None,
         })
     order = {p: i for i, p in enumerate(PROTOCOLS + VINYALS)}
     return sorted(rows, key=lambda r: (order.get(r["protocol"], len(order)), r["protocol"], r["method"]))
@@ -399,9 +431,20 @@ def _profile(name: str | None) -> str:
     return f"{name} (q)" if name == "quick" else name or MISSING
 
 
+# what a mark after a published figure means (both tables)
+MARKS = {"‡": "the paper's figure comes from a model it trained for this setting (its ways or its shots), and this "
+              "row's checkpoint was trained for another (the same test, so the figure stays beside it, ungraded)",
+         "§": "the paper's code drew its own 423 test characters at random from all 50 alphabets (the same sizes and "
+              "episodes as the Vinyals et al. lists ours use, other characters)"}
 MARKDOWN_LEGEND = ("± is the 95% CI over the test episodes; test: episodes × queries per class; (q): the quick "
-                   "profile; ‡: the paper's figure comes from a model it trained for this setting, and this row's "
-                   "checkpoint was trained for another (the same test, so the figure stays beside it, ungraded)")
+                   "profile; " + "; ".join(f"{mark}: {meaning}" for mark, meaning in MARKS.items()))
+
+
+def _marks(row: dict) -> str:
+    """A published figure's marks: ``‡`` (another model's figure, for a measured cell) and ``§`` (other test
+    characters), each after a space; "" for neither."""
+    other = " ‡" if row.get("published_other_model") and row["accuracy"] is not None else ""
+    return other + (" §" if row.get("published_draw") == "random" else "")
 
 
 def format_markdown(rows: list[dict]) -> str:
@@ -412,8 +455,7 @@ def format_markdown(rows: list[dict]) -> str:
     lines = [head, "|" + "---|" * 10]
     for r in rows:
         test = f"{r['episodes']:.0f} × {r['n_query']}" if r.get("episodes") and r.get("n_query") else MISSING
-        pub = MISSING if r["published"] is None else f"{_pub(r['published'])} ({r['published_source']})"
-        pub += " ‡" if r.get("published_other_model") and r["accuracy"] is not None else ""
+        pub = MISSING if r["published"] is None else f"{_pub(r['published'])} ({r['published_source']}){_marks(r)}"
         lines.append(f"| {r['method']} | {r['protocol']} | {_accuracy(r)} | {test} | {pub} | "
                      f"{_params(r['trainable_params'])} | {_fmt(r['train_seconds'], '.0f')} | "
                      f"{_fmt(r['test_seconds_per_episode'], '.3f')} | {_profile(r.get('recipe') or r['profile'])} | "
@@ -422,7 +464,8 @@ def format_markdown(rows: list[dict]) -> str:
 
 
 def format_pivot(rows: list[dict], protocols=PROTOCOLS) -> str:
-    """One line per method, one column per protocol: ``ours ± CI (published)``, then parameters and costs.
+    """One line per method, one column per protocol: ``ours ± CI (published)``, then parameters and costs; a
+    published figure carries the long table's marks ‡ and § (:data:`MARKDOWN_LEGEND`), explained under the table.
 
     The cost columns come from the method's own checkpoint, in the first protocol it measured (train time is the
     same for every protocol; the test time per episode is that protocol's). ``(q)`` marks the quick profile. A cell
@@ -441,7 +484,7 @@ def format_pivot(rows: list[dict], protocols=PROTOCOLS) -> str:
             if r is None:
                 out.append(MISSING)
                 continue
-            out.append(_accuracy(r) + ("" if r["published"] is None else f" ({_pub(r['published'])})")
+            out.append(_accuracy(r) + ("" if r["published"] is None else f" ({_pub(r['published'])}{_marks(r)})")
                        + (" †" if r.get("recipe") else ""))
             if r.get("recipe"):
                 notes.append(f"† {method}, {p}: measured with its paper's separate model, recipe `{r['recipe']}` "
@@ -453,6 +496,8 @@ def format_pivot(rows: list[dict], protocols=PROTOCOLS) -> str:
         out += [_params(ref["trainable_params"]), _fmt(ref["train_seconds"], ".0f"), _fmt(test_cost, ".3f"),
                 _profile(ref["profile"])]
         lines.append(f"| {method} | " + " | ".join(out) + " |")
+    shown = {m for r in rows if r["protocol"] in protocols and r["published"] is not None for m in _marks(r).split()}
+    notes += [f"{mark} {meaning}" for mark, meaning in MARKS.items() if mark in shown]
     return "\n".join(lines + [part for note in notes for part in ("", note)]) + "\n"  # a paragraph per note
 
 

@@ -107,13 +107,23 @@ def test_published_figures_sit_only_beside_the_papers_split(tmp_path):
     rows = {(r["method"], r["protocol"]): r for r in build_table(load_records(tmp_path))}
     paper = {(m.removesuffix(" (paper recipe)"), p): r for (m, p), r in rows.items()}
     other = {k for k, r in paper.items() if r["published_other_model"]}
+    # and the papers that train a 5-shot model for their 5-shot figures (Reptile's trains one model for both)
+    per_shot = {(m, p) for m in ("protonet", "maml", "matching", "relation-batch-stats")
+                for p in ("5w5s-vinyals", "20w5s-vinyals")}
     assert other == {(m, "20w1s-vinyals") for m in ("maml", "relation-batch-stats", "reptile", "reptile-inductive")} | \
-        {("matching", "5w1s-vinyals")}  # matching's `paper` model is itself trained 20-way 1-shot
+        {("matching", "5w1s-vinyals")} | per_shot  # matching's `paper` model is itself trained 20-way 1-shot
+    assert not paper[("reptile", "5w5s-vinyals")]["published_other_model"]
+    # the test characters behind each figure: the Vinyals et al. lists for ProtoNet and Matching Networks only
+    assert {m: paper[(m, "5w1s-vinyals")]["published_draw"] for m in ("protonet", "matching", "maml", "reptile")} == \
+        {"protonet": "lists", "matching": "lists", "maml": "random", "reptile": "random"}
     assert paper[("relation-batch-stats", "20w1s-vinyals")]["published"] == 97.6  # the same test: the figure stays
     lines = format_markdown(list(rows.values())).splitlines()  # ... marked as another model's figure
     line = next(x for x in lines if x.startswith("| relation-batch-stats (paper recipe) | 20w1s-vinyals |"))
-    assert "97.6 (Sung et al. 2018" in line and ") ‡ |" in line
-    assert "‡" not in next(x for x in lines if x.startswith("| protonet (paper recipe) | 20w1s-vinyals |"))
+    assert "97.6 (Sung et al. 2018" in line and ") ‡ § |" in line
+    protonet = next(x for x in lines if x.startswith("| protonet (paper recipe) | 20w1s-vinyals |"))
+    assert "‡" not in protonet and "§" not in protonet  # Snell et al. tested on the lists ours use
+    five_shot = next(x for x in lines if x.startswith("| protonet (paper recipe) | 5w5s-vinyals |"))
+    assert "99.7 (Snell et al. 2017, arXiv:1703.05175) ‡ |" in five_shot  # their 5-shot model; ours is 1-shot
     assert not paper[("protonet", "20w1s-vinyals")]["published_other_model"]  # one ProtoNet for every setting
 
 
@@ -279,12 +289,13 @@ def test_pivot_one_line_per_method_with_published_and_skips(tmp_path):
         one_query(rec("reptile", acc=50.0, **v)), rec("reptile", acc=40.0)])  # as the papers' codes test
     rows = build_table(load_records(tmp_path))
     lines = format_pivot(rows, VINYALS).splitlines()
-    assert len(lines) == 2 + 3
+    assert len(lines) == 2 + 3 + 2  # and a paragraph saying what § means: no ‡ here, no cell is 5-shot
     pn = next(line for line in lines if line.startswith("| protonet |"))
     assert pn == (f"| protonet | 97.2 ± 0.5 (98.8) | {MISSING} | 93.0 ± 1.0 (96.0) | {MISSING} "
                   f"| 28,000 | 177 | 0.010 | quick (q) |")
-    assert any(line.startswith(f"| maml | {MISSING} | {MISSING} | skipped (95.8) | {MISSING} |") for line in lines)
-    assert any("50.0 ± 1.0 (97.68)" in line for line in lines)  # published figures keep their printed precision
+    assert any(line.startswith(f"| maml | {MISSING} | {MISSING} | skipped (95.8 §) | {MISSING} |") for line in lines)
+    assert any("50.0 ± 1.0 (97.68 §)" in line for line in lines)  # published figures keep their printed precision
+    assert lines[-1].startswith("§ the paper's code drew its own 423 test characters")
     alphabet = format_pivot(rows).splitlines()  # the course's split: no published figure beside it
     assert any(line.startswith("| reptile | 40.0 ± 1.0 | — |") for line in alphabet)
 

@@ -8,11 +8,14 @@ Two protocols (``load_omniglot(split=...)``):
   alphabets minus four held out for meta-validation (:data:`VAL_ALPHABETS`); meta-test is the 20
   evaluation alphabets, so every test character comes from an alphabet never seen in training;
 * ``"vinyals"``: the character split of Vinyals et al. (2016), arXiv:1606.04080, used by the
-  published figures of Matching Networks, ProtoNet, MAML, Reptile and the Relation Network: both
-  official sets pooled, 1,028 / 172 / 423 characters for train / val / test (4,112 / 688 / 1,692
-  classes with rotations), read from the lists shipped in ``fslcourse/data/vinyals/``. The lists run
-  alphabet by alphabet: the test characters come from 13 alphabets, only one of which (Gurmukhi) also
-  has training characters.
+  published figures of Matching Networks and ProtoNet: both official sets pooled, 1,028 / 172 / 423
+  characters for train / val / test (4,112 / 688 / 1,692 classes with rotations), read from the lists
+  shipped in ``fslcourse/data/vinyals/``. The lists run alphabet by alphabet: the test characters come
+  from 13 alphabets, only one of which (Gurmukhi) also has training characters. The codes behind MAML's,
+  Reptile's and the Relation Network's figures do not read these lists: each shuffles all 1,623
+  characters with its own seed and keeps 1,200 for training (MAML's 100 of them for validation) and 423
+  for test, the same sizes with other test characters, from all 50 alphabets (the effect on a figure is
+  not measured).
 
 In both, no character appears in two splits, and a character's rotations stay with it.
 The data is looked for in ``$FSLCOURSE_DATA/omniglot`` when that is set (only there), else in the
