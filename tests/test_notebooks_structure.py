@@ -177,3 +177,31 @@ def test_figures_follow_the_style_guides_conventions(path):
             green_red = re.search(r"""["'](C2|C3|tab:green|tab:red|green|red)["']|f["']C\{""", code)
             assert not green_red or re.search(r"within|miss|right|wrong|RIGHT|WRONG", line), \
                 f"cell {i}: {green_red.group(0)} outside right/wrong (STYLE.md, Figures): {line.strip()}"
+
+
+def typed_published_figures(cells: list[dict]) -> list[str]:
+    """``"cell N: METHOD"`` for each code cell that types two or more of one method's published figures as
+    literals: the notebook should import them from ``fslcourse.report.PUBLISHED`` (one place for each thing)."""
+    from fslcourse.report import PUBLISHED
+
+    found = []
+    for i, c in enumerate(cells):
+        if c["cell_type"] != "code":
+            continue
+        literals = set(re.findall(r"(?<![\d.])\d+\.\d+(?![\d.])", "".join(c["source"])))  # "98.8" in (5, 1): 98.8
+        found += [f"cell {i}: {method}" for method, (figures, _) in PUBLISHED.items()
+                  if len({f"{x:g}" for x in figures} & literals) >= 2]
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_published_figures_are_imported_not_typed(path):
+    typed = typed_published_figures(json.loads(path.read_text())["cells"])
+    assert not typed, f"published figures typed in a notebook, import fslcourse.report.PUBLISHED instead: {typed}"
+
+
+def test_the_published_figures_check_finds_a_typed_copy():
+    cell = {"cell_type": "code", "source": ['published = {"protonet 5-way 1-shot": 98.8, "5-shot": 99.7}\n']}
+    assert typed_published_figures([cell]) == ["cell 0: protonet"]
+    one = {"cell_type": "code", "source": ["acc = 98.8  # one number alone is no copy of a table\n"]}
+    assert typed_published_figures([one]) == []
