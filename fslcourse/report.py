@@ -46,8 +46,11 @@ PUBLISHED: dict[str, tuple[tuple[float, float, float, float], str]] = {
 # training). The codes of MAML (cbfinn/maml, data_generator.py; Nichol et al. made their first-order MAML figures
 # with it), the Relation Network (floodsung/LearningToCompare_FSL, task_generator.py) and Reptile
 # (openai/supervised-reptile, omniglot.py) shuffle all 1,623 characters with their own seed and keep 1,200 for
-# training, 423 for test: the same sizes and episodes, other test characters, from all 50 alphabets. Those figures
-# are marked § beside ours; how much the other draw changes a figure has not been measured.
+# training, 423 for test: the same sizes, other test characters, from all 50 alphabets. Their test episodes are built
+# otherwise too: each holds n_way distinct characters, where ours draw (character, rotation) classes and may hold two
+# rotations of one character; MAML's code turns each class by a random multiple of 90 degrees, the Relation Network's
+# turns a whole episode by one, and Reptile's tests upright characters only (its rotations only augment training).
+# Those figures are marked § beside ours; how much these differences change a figure has not been measured.
 PUBLISHED_DRAW: dict[str, str] = {"protonet": "lists", "matching": "lists", "maml": "random", "fomaml": "random",
                                   "reptile": "random", "reptile-inductive": "random", "relation-batch-stats": "random"}
 
@@ -434,8 +437,10 @@ def _profile(name: str | None) -> str:
 # what a mark after a published figure means (both tables)
 MARKS = {"‡": "the paper's figure comes from a model it trained for this setting (its ways or its shots), and this "
               "row's checkpoint was trained for another (the same test, so the figure stays beside it, ungraded)",
-         "§": "the paper's code drew its own 423 test characters at random from all 50 alphabets (the same sizes and "
-              "episodes as the Vinyals et al. lists ours use, other characters)"}
+         "§": "the paper's code drew its own 423 test characters at random from all 50 alphabets (the Vinyals et al. "
+              "lists' sizes, other characters), and its episodes hold distinct characters (rotated per class in "
+              "MAML's code, per episode in the Relation Network's, upright in Reptile's) where ours draw "
+              "(character, rotation) classes; see fslcourse.report.PUBLISHED_DRAW"}
 MARKDOWN_LEGEND = ("± is the 95% CI over the test episodes; test: episodes × queries per class; (q): the quick "
                    "profile; " + "; ".join(f"{mark}: {meaning}" for mark, meaning in MARKS.items()))
 
