@@ -134,8 +134,9 @@ def published_by_other_model(method: str, recipe: str | None, protocol: str) -> 
 
 def published(method: str, protocol: str, n_query: int | None = None) -> tuple[float | None, str | None]:
     """The published accuracy and its source for ``method`` on ``protocol`` (``(None, None)`` if none):
-    only on the Vinyals split, the papers' protocol (:data:`PUBLISHED_DRAW` says which test characters), and, given a record's ``n_query``, only when its
-    test had the paper's queries per class where the figure depends on them (:func:`published_n_query`)."""
+    only on the Vinyals split, the papers' protocol (:data:`PUBLISHED_DRAW` says which test characters), and,
+    given a record's ``n_query``, only when its test had the paper's queries per class where the figure depends on
+    them (:func:`published_n_query`)."""
     if method not in PUBLISHED or protocol not in VINYALS:
         return None, None
     want = published_n_query(method, int(re.match(r"\d+w(\d+)s", protocol).group(1)))  # "20w5s-vinyals": 5 shots
