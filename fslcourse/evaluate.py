@@ -91,7 +91,9 @@ class EvalResult:
     method's ``test_batch_norm`` (``"batch"``: transductive, ``"support+query"``: each query with the support
     set, one at a time, ``"running"``, ``"none"``). ``episodes_sha256`` is a digest of every episode's classes
     and images: two results are paired only when theirs agree (the protocol alone misses, e.g., upright
-    characters against rotated ones, or another copy of the data).
+    characters against rotated ones, or another copy of the data). ``rotation`` is how the episodes were built
+    (:class:`~fslcourse.data.EpisodeSampler`: ``"classes"``, the default, ``"per-class"``, ``"per-episode"`` or
+    ``"upright"``); :meth:`as_dict` names it only when it is not the default.
     """
 
     accuracy: float
@@ -110,20 +112,24 @@ class EvalResult:
     split_protocol: str | None = None
     batch_norm: str | None = None
     episodes_sha256: str | None = field(default=None, repr=False)  # of every episode's classes and images
+    rotation: str = "classes"  # how the episodes were built (EpisodeSampler's rotation)
 
     def __str__(self) -> str:
-        proto = f"{self.n_way}-way {self.n_shot}-shot" + (" (within alphabet)" if self.within_alphabet else "")
+        proto = f"{self.n_way}-way {self.n_shot}-shot" + (" (within alphabet)" if self.within_alphabet else "") \
+            + (f" ({self.rotation} rotation)" if self.rotation != "classes" else "")
         return f"{proto}: {self.accuracy:.1f}% ± {self.ci95:.1f}% ({self.n_episodes} episodes)"
 
     def as_dict(self) -> dict:
         d = dict(self.__dict__)
         d.pop("episode_accuracies")
+        if d["rotation"] == "classes":  # the default: the dict (and the records written from it) as before
+            d.pop("rotation")
         return d
 
 
 def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_shot: int = 1,
              n_query: int = 15, n_episodes: int = 1000, seed: int = 0, within_alphabet: bool = False,
-             device=None, progress: bool = False) -> EvalResult:
+             device=None, progress: bool = False, rotation: str = "classes") -> EvalResult:
     """Evaluate a method on fixed, seeded episodes of ``split``.
 
     Args:
@@ -135,6 +141,9 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
         within_alphabet: draw every episode's classes from one alphabet.
         device: where to run; default the split's device.
         progress: show a tqdm progress bar.
+        rotation: how each episode's classes are built: ``"classes"`` (the default: ``n_way`` classes of the split),
+            ``"per-class"``, ``"per-episode"`` or ``"upright"`` (``n_way`` distinct characters turned as MAML's,
+            the Relation Network's or Reptile's code did; see :class:`~fslcourse.data.EpisodeSampler`).
 
     Returns:
         An :class:`EvalResult` with accuracy and ci95 in percent.
@@ -163,7 +172,8 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
         raise ValueError(f"this checkpoint was trained on the alphabet split, whose meta-train alphabets hold most "
                          f"of the Vinyals {split.name!r} characters; measure it on the Vinyals test split, or "
                          "on its own split")
-    sampler = EpisodeSampler(split, n_way, n_shot, n_query, seed=seed, within_alphabet=within_alphabet)
+    sampler = EpisodeSampler(split, n_way, n_shot, n_query, seed=seed, within_alphabet=within_alphabet,
+                             rotation=rotation)
     getattr(method, "start_episodes", lambda: None)()  # episode-numbered generation restarts: same episodes, same draws
     n_way, n_shot, n_query = sampler.n_way, sampler.n_shot, sampler.n_query  # Python ints (numpy ones are fine)
     if n_way < 2:
@@ -197,4 +207,4 @@ def evaluate(method: FewShotClassifier, split: ImageSplit, n_way: int = 5, n_sho
                       alphabets_left_out=list(sampler.alphabets_left_out),
                       checkpoint=getattr(method, "checkpoint_source", None),
                       split_protocol=getattr(split, "protocol", None), batch_norm=getattr(method, "test_batch_norm", None),
-                      episodes_sha256=digest.hexdigest())
+                      episodes_sha256=digest.hexdigest(), rotation=sampler.rotation)

@@ -50,9 +50,16 @@ PUBLISHED: dict[str, tuple[tuple[float, float, float, float], str]] = {
 # otherwise too: each holds n_way distinct characters, where ours draw (character, rotation) classes and may hold two
 # rotations of one character; MAML's code turns each class by a random multiple of 90 degrees, the Relation Network's
 # turns a whole episode by one, and Reptile's tests upright characters only (its rotations only augment training).
-# Those figures are marked § beside ours; how much these differences change a figure has not been measured.
+# Those figures are marked § beside ours. How much the other characters change a figure has not been measured; the
+# episode construction benchmarks/episode_construction.py measures (:data:`PUBLISHED_EPISODES`, :func:`construction_gaps`).
 PUBLISHED_DRAW: dict[str, str] = {"protonet": "lists", "matching": "lists", "maml": "random", "fomaml": "random",
                                   "reptile": "random", "reptile-inductive": "random", "relation-batch-stats": "random"}
+
+# How each paper's code built its test episodes (fslcourse.data.EpisodeSampler's ``rotation``): the (character,
+# rotation) classes of the lists, as ours, or distinct characters turned per class, per episode or not at all.
+PUBLISHED_EPISODES: dict[str, str] = {"protonet": "classes", "matching": "classes", "maml": "per-class",
+                                      "fomaml": "per-class", "relation-batch-stats": "per-episode",
+                                      "reptile": "upright", "reptile-inductive": "upright"}
 
 # The papers whose 5-shot figures come from a model trained on 5-shot episodes (Snell et al. match the training
 # shots to the test's; MAML's and the Relation Network's codes train with the test's shots; Matching Networks train
@@ -185,6 +192,35 @@ def paper_gaps(rows: list[dict]) -> list[dict]:
                     "status": status, "note": (f"measured only with a model trained for another setting "
                                                f"({r['accuracy']:.1f} ± {r['ci95']:.1f}%), not the paper's own")
                                               if other else None})
+    return out
+
+
+def construction_gaps(records: list[dict]) -> list[dict]:
+    """Each record of ``benchmarks/episode_construction.py`` (a paper checkpoint's 1-shot Vinyals cell on episodes
+    built one way) set against its published figure and target by :func:`paper_gaps`' rule.
+
+    Args:
+        records: the records of ``results/episode_construction.json``.
+
+    Returns:
+        One dict per record, in order: ``method``, ``recipe``, ``n_way``, ``rotation`` (how its episodes were built),
+        ``papers`` (``True`` when that is how the paper's code built them, :data:`PUBLISHED_EPISODES`),
+        ``accuracy``, ``ci95``, ``vs_classes`` and ``vs_classes_ci95`` (the difference from the course's episodes,
+        with its unpaired interval; ``None`` for the course's own), ``published``, ``target``, ``gap`` and ``status``
+        (``"within"``, ``"miss"`` or ``"unclear"``).
+    """
+    out = []
+    for r in records:
+        ways, method = int(r["protocol"]["n_way"]), r["method"]
+        protocol = f"{ways}w1s-vinyals"  # "20w1s-vinyals"
+        figure, target = PUBLISHED[method][0][VINYALS.index(protocol)], \
+            PAPER_TARGETS.get(checkpoint_method(method), DEFAULT_TARGET)[TARGET_PROTOCOLS.index(protocol)]
+        gap = r["accuracy"] - figure
+        out.append({"method": method, "recipe": r.get("recipe"), "n_way": ways, "rotation": r["rotation"],
+                    "papers": PUBLISHED_EPISODES.get(method) == r["rotation"], "accuracy": r["accuracy"],
+                    "ci95": r["ci95"], "vs_classes": r.get("vs_classes"), "vs_classes_ci95": r.get("vs_classes_ci95"),
+                    "published": figure, "target": target, "gap": gap,
+                    "status": {True: "within", False: "miss", None: "unclear"}[verdict(gap, r["ci95"], -target)]})
     return out
 
 
@@ -364,7 +400,8 @@ def build_table(records: list[dict]) -> list[dict]:
     """One row per (method, protocol), sorted by protocol then method; only meta-test records
     (:func:`is_meta_test`) take part: a meta-validation number is never shown as a meta-test one. Rows of
     the augmentation sweep that down-weight (``weight`` != 1) or filter (``reject``) the generated examples
-    are left out: an augmented row is plain augmentation.
+    are left out: an augmented row is plain augmentation. So are records of episodes built otherwise than the table's
+    (``protocol["rotation"]``, ``benchmarks/episode_construction.py``).
 
     Row fields: ``method``, ``protocol``, ``accuracy``, ``ci95``, ``trainable_params``,
     ``train_seconds``, ``test_seconds_per_episode`` (``None`` when not recorded or
@@ -381,6 +418,8 @@ def build_table(records: list[dict]) -> list[dict]:
     for rec in filter(is_meta_test, records):
         if rec.get("weight", 1) != 1 or rec.get("reject"):  # a down-weighted or filtered sweep row, not augmentation
             continue
+        if rec["protocol"].get("rotation", "classes") != "classes":  # episodes built as another paper's code built
+            continue  # them (benchmarks/episode_construction.py): not the table's protocol
         key = (method_label(rec), protocol_key(rec["protocol"]))
         if key not in best or _priority(rec) > _priority(best[key]):
             best[key] = rec

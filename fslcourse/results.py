@@ -69,7 +69,9 @@ def result_record(method: str, result, *, config: dict, seed: int, device, profi
     "train_episodes", "selection", "width"}`` of the checkpoint it measured, with ``"generator"`` for augmented results; ``None`` for a model not
     loaded from a file) and ``episode_accuracies`` (percent, 3 decimals, in episode order: two records
     on the same episodes give a paired difference); with ``within_alphabet``, also ``alphabets_left_out``
-    (the alphabets with fewer than ``n_way`` classes, which no episode could use).
+    (the alphabets with fewer than ``n_way`` classes, which no episode could use). A result whose episodes were
+    built otherwise than from the split's classes (``rotation``, :class:`~fslcourse.data.EpisodeSampler`) says how
+    in ``protocol["rotation"]``; the default's records have no such key.
 
     ``split`` is the split the result measured: by default the result's own ``split``
     (``evaluate`` records it). The benchmark report only puts ``"test"`` records in its table.
@@ -109,6 +111,8 @@ def result_record(method: str, result, *, config: dict, seed: int, device, profi
         "episode_accuracies": [round(a, 3) for a in getattr(result, "episode_accuracies", None) or []],
         "episodes_sha256": getattr(result, "episodes_sha256", None),  # paired() needs the same episodes
     }
+    if getattr(result, "rotation", "classes") != "classes":  # another test than the default's: the protocol says so
+        record["protocol"]["rotation"] = result.rotation
     if result.within_alphabet:
         record["alphabets_left_out"] = list(getattr(result, "alphabets_left_out", None) or [])
     if extra:
@@ -227,13 +231,14 @@ def check_same_episodes(path, episodes: int, seed: int, *, overwrite: bool = Fal
 
 def _measurement(record: dict) -> tuple:
     """What makes two records the same measurement: the method and the checkpoint's recipe,
-    the setting's name, the test (episodes, ways, shots, queries, seed, classes) and, for an augmented record, the
-    generator, its seed and the generated counts."""
+    the setting's name, the test (episodes, ways, shots, queries, seed, classes, how episodes were built) and, for an
+    augmented record, the generator, its seed and the generated counts."""
     proto, augment = record.get("protocol") or {}, record.get("augment") or {}
     counts = tuple(r.get("n_generated") for r in record.get("by_n_generated") or []) or None
     return (record.get("method"), record.get("profile"), record.get("variant"), record.get("episodes"),
             *(proto.get(k) for k in ("n_way", "n_shot", "n_query", "episode_seed", "split")),
-            bool(proto.get("within_alphabet")), augment.get("generator"), augment.get("generation_seed"), counts)
+            bool(proto.get("within_alphabet")), augment.get("generator"), augment.get("generation_seed"), counts,
+            proto.get("rotation", "classes"))
 
 
 def _measurement_of(args, method: str) -> tuple:
@@ -241,7 +246,8 @@ def _measurement_of(args, method: str) -> tuple:
     augment = getattr(args, "augment", None)
     return (method, args.profile, getattr(args, "variant", None), args.episodes, args.n_way, args.n_shot,
             args.n_query, args.seed, args.split, bool(getattr(args, "within_alphabet", False)), augment,
-            args.generation_seed if augment else None, tuple(args.n_generated or [5]) if augment else None)
+            args.generation_seed if augment else None, tuple(args.n_generated or [5]) if augment else None,
+            getattr(args, "rotation", None) or "classes")
 
 
 def check_append(path) -> list[dict]:

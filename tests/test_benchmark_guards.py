@@ -13,6 +13,8 @@ from fslcourse.report import REPO_RESULTS  # noqa: E402
 QUICK_LOOKS = [
     ("matching_training_ways", ["--episodes", "100"], "holds records measured on 1000 episodes (seed 0); this run "
                                                       "measures 100"),
+    ("episode_construction", ["--episodes", "100"], "holds records measured on 1000 episodes (seed 0); this run "
+                                                    "measures 100"),
     ("maml_test_protocol", ["--episodes", "100"], "holds records measured on 1000 episodes"),
     ("maml_test_protocol", ["--steps", "0,3", "--queries", "1,5"], "this run measures only some, and the file would "
                                                                    "lose the rest"),
@@ -94,6 +96,7 @@ def test_mtl_ablation_names_a_missing_checkpoint_before_the_work(tmp_path, monke
 
 
 BAD_DEVICE = [("maml_test_protocol", []), ("relation_bn_passes", []), ("matching_training_ways", []),
+              ("episode_construction", []),
               ("course_benchmark", ["--methods", "pixel"]), ("augmentation_sweep", []), ("generator_quality", [])]
 
 

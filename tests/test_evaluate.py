@@ -224,3 +224,42 @@ def test_the_episode_digest_changes_with_the_images_not_only_the_classes(glyphs)
     digest = {name: evaluate(PixelPrototype(), split, 5, 1, 2, 3, seed=seed).episodes_sha256
               for name, split, seed in (("s", s, 0), ("again", s, 0), ("other images", other, 0), ("seed 1", s, 1))}
     assert digest["s"] == digest["again"] and len(set(digest.values())) == 3
+
+
+def test_evaluate_builds_its_episodes_as_rotation_says_and_the_record_says_so(glyphs):
+    """``evaluate(rotation=...)`` scores, episode for episode, the sampler's episodes of that construction; its
+    record's protocol names the construction, and a default result's record and dict are as they always were."""
+    from fslcourse.data import EpisodeSampler, ImageSplit
+    from fslcourse.results import result_record
+
+    s = glyphs[2]
+    turned = ImageSplit(s.name, s.images, s.base_names, s.alphabets, (0, 1, 2, 3), s.protocol)
+    model = PixelPrototype()
+    kept = dict(config={}, seed=0, device="cpu", profile="quick")
+    default = evaluate(model, turned, 5, 1, 2, 6, seed=0)
+    assert default.rotation == "classes" and "rotation" not in default.as_dict()
+    assert "rotation" not in result_record("pixel", default, **kept)["protocol"]
+    for rotation in ("per-class", "per-episode", "upright"):
+        res = evaluate(model, turned, 5, 1, 2, 6, seed=0, rotation=rotation)
+        sampler = EpisodeSampler(turned, 5, 1, 2, seed=0, rotation=rotation)
+        own = []
+        for _ in range(6):
+            ep = sampler.sample()
+            own.append((model.predict(ep.support_x, ep.support_y, ep.query_x).argmax(1) == ep.query_y).float().mean()
+                       .item() * 100)
+        assert res.episode_accuracies == own and res.rotation == rotation and res.as_dict()["rotation"] == rotation
+        assert res.episodes_sha256 != default.episodes_sha256 and f"({rotation} rotation)" in str(res)
+        assert result_record("pixel", res, **kept)["protocol"]["rotation"] == rotation
+
+
+def test_a_bad_rotation_is_refused_before_any_episode(glyphs):
+    class Never(FewShotClassifier):
+        trainable = False
+
+        def predict(self, support_x, support_y, query_x):
+            raise AssertionError("an episode was measured")
+
+    with pytest.raises(ValueError, match="rotation='sideways' is not a way to build episodes"):
+        evaluate(Never(), glyphs[2], 3, 1, 1, 2, rotation="sideways")
+    with pytest.raises(ValueError, match=r"are not the four turns of each character \(rotations=\(0,\)\)"):
+        evaluate(Never(), glyphs[2], 3, 1, 1, 2, rotation="per-class")

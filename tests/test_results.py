@@ -194,3 +194,23 @@ def test_save_results_refuses_a_name_that_is_not_a_plain_file_name(tmp_path, nam
     with pytest.raises(ValueError, match="must be a file name without a folder or .json"):
         save_results(name, [], tmp_path / "results")
     assert not any(tmp_path.rglob("*.json"))
+
+
+def test_records_of_other_episode_constructions_are_other_measurements(glyphs, tmp_path):
+    """``append_record``: a record whose episodes were built another way (``protocol["rotation"]``) is added beside
+    the default's, never taken for it and refused or replaced."""
+    import json
+
+    from fslcourse.data import ImageSplit
+    from fslcourse.results import append_record
+
+    s = glyphs[2]
+    turned = ImageSplit(s.name, s.images, s.base_names, s.alphabets, (0, 1, 2, 3), s.protocol)
+    path = tmp_path / "rows.json"
+    for rotation in ("classes", "per-class", "upright"):
+        res = evaluate(PixelPrototype(), turned, 3, 1, 1, 2, seed=0, rotation=rotation)
+        append_record(record(res), path)
+    records = json.loads(path.read_text())["records"]
+    assert [r["protocol"].get("rotation") for r in records] == [None, "per-class", "upright"]
+    with pytest.raises(ValueError, match="already holds this measurement"):  # the same construction again
+        append_record(records[1], path)

@@ -5,6 +5,8 @@ Taught in ``notebooks/01_episodes.ipynb``.
 An episode draws ``n_way`` classes from one split, then ``n_shot`` support and
 ``n_query`` query examples of each. Labels are remapped to ``0 .. n_way-1`` in
 the order the classes were drawn, so a model can never rely on global class ids.
+``EpisodeSampler(rotation=...)`` builds them as other papers' codes did instead: ``n_way`` distinct characters,
+each turned by its own quarter turn (MAML's), all by one (the Relation Network's) or none (Reptile's test).
 All randomness goes through a CPU :class:`torch.Generator`, so the same seed
 gives the same episodes on any machine; the images are gathered on the split's
 device (CPU or GPU) without data-loader workers.
@@ -132,6 +134,33 @@ def _positive(name: str, value) -> int:
     return number
 
 
+ROTATIONS = ("classes", "per-class", "per-episode", "upright")  # EpisodeSampler(rotation=...): see there
+
+
+def check_rotation(rotation, split, within_alphabet: bool = False) -> str:
+    """``rotation`` if ``split`` can build episodes that way (:class:`EpisodeSampler`), else a one-line ValueError.
+
+    Every value but ``"classes"`` draws characters and turns them itself, so it needs a split whose classes are the
+    four quarter turns of each character (``rotations=(0, 1, 2, 3)``: class ``c`` is character ``c // 4`` turned by
+    ``90° * (c % 4)``), and does not combine with ``within_alphabet``.
+    """
+    if not isinstance(rotation, str) or rotation not in ROTATIONS:
+        raise ValueError(f"rotation={rotation!r} is not a way to build episodes; use one of "
+                         f"{', '.join(map(repr, ROTATIONS))}")
+    if rotation == "classes":
+        return rotation
+    turns = getattr(split, "rotations", None)
+    if turns is None or tuple(turns) != (0, 1, 2, 3):
+        held = f"rotations={tuple(turns)!r}" if turns is not None else "no rotations: a feature split"
+        raise ValueError(f"rotation={rotation!r} turns characters itself, but the classes of the "
+                         f"'{getattr(split, 'name', split)}' split are not the four turns of each character ({held}); "
+                         "load the images with rotations=True (load_omniglot's default), or use rotation='classes'")
+    if within_alphabet:
+        raise ValueError(f"rotation={rotation!r} with within_alphabet=True: no paper's code draws episodes that way, "
+                         "and this sampler does not; drop within_alphabet, or use rotation='classes'")
+    return rotation
+
+
 class EpisodeSampler:
     """Draw seeded N-way K-shot episodes from one split.
 
@@ -146,16 +175,31 @@ class EpisodeSampler:
             (Lake et al.'s harder protocol); only alphabets with at least
             ``n_way`` classes are used: :attr:`alphabets_used` names them and
             :attr:`alphabets_left_out` names the others.
+        rotation: how an episode's classes are built from characters and quarter turns
+            (:data:`ROTATIONS`). ``"classes"`` (the default): ``n_way`` classes of the split, so a split
+            loaded with rotations may put two turns of one character in an episode (ProtoNet's and Matching
+            Networks' test: the (character, rotation) classes of the Vinyals et al. lists). The others draw
+            ``n_way`` distinct characters and need a split whose classes are the four turns of each
+            character (``rotations=(0, 1, 2, 3)``: class ``4 * character + turn``): ``"per-class"`` turns
+            each by its own random multiple of 90° (MAML's code, cbfinn/maml ``data_generator.py``, behind
+            first-order MAML's figures too); ``"per-episode"`` turns the whole episode by one random multiple
+            of 90° (the Relation Network's code, floodsung/LearningToCompare_FSL
+            ``omniglot_test_one_shot.py``); ``"upright"`` leaves them unturned (Reptile's test,
+            openai/supervised-reptile). ``"classes"`` draws exactly the episodes it drew before this option
+            existed, seed for seed.
 
     Attributes:
         alphabets_used: names of the alphabets episodes are drawn from (every alphabet of the
             split without ``within_alphabet``).
         alphabets_left_out: names of the alphabets with fewer than ``n_way`` classes, which no
             episode can use (empty without ``within_alphabet``).
+        rotation: the ``rotation`` argument, checked: how each episode's classes are built.
 
     Raises:
-        ValueError: a size is not a positive integer, ``n_way`` exceeds the classes
-            available, or ``n_shot + n_query`` exceeds the examples of a class.
+        ValueError: a size is not a positive integer, ``n_way`` exceeds the classes (or, with a
+            ``rotation`` other than ``"classes"``, the characters) available, ``n_shot + n_query`` exceeds
+            the examples of a class, ``rotation`` is not one of :data:`ROTATIONS`, or it draws characters
+            from a split whose classes are not four turns of each (or together with ``within_alphabet``).
 
     Example:
         >>> sampler = EpisodeSampler(data.test, n_way=5, n_shot=1, n_query=15, seed=0)
@@ -164,7 +208,8 @@ class EpisodeSampler:
     """
 
     def __init__(self, split: ImageSplit, n_way: int, n_shot: int, n_query: int, seed: int = 0,
-                 generator: torch.Generator | None = None, within_alphabet: bool = False):
+                 generator: torch.Generator | None = None, within_alphabet: bool = False,
+                 rotation: str = "classes"):
         if not all(hasattr(split, a) for a in ("n_classes", "n_examples", "get")):  # images or features
             what = repr(split) if isinstance(split, str) else f"the {type(split).__name__} object"
             raise ValueError(f"split must be one split of images, e.g. data.test (or data.train, data.val) of "
@@ -178,6 +223,7 @@ class EpisodeSampler:
             raise ValueError(f"generator={generator!r} is not a torch.Generator; pass a CPU torch.Generator, or "
                              "seed= instead")
         self.within_alphabet = within_alphabet = bool(within_alphabet)
+        self.rotation = check_rotation(rotation, split, within_alphabet)
         self.alphabets_used, self.alphabets_left_out = list(getattr(split, "alphabet_names", [])), []  # feature splits have none
         if n_shot + n_query > split.n_examples:
             raise ValueError(
@@ -196,6 +242,9 @@ class EpisodeSampler:
                     f"n_way={n_way} but no alphabet of the '{split.name}' split has that many classes "
                     f"(the largest has {int(counts.max())}); lower n_way or drop within_alphabet"
                 )
+        elif rotation != "classes" and n_way > split.n_classes // 4:
+            raise ValueError(f"n_way={n_way} but the '{split.name}' split has {split.n_classes // 4} characters, and "
+                             f"rotation={rotation!r} draws distinct characters; lower n_way")
         elif n_way > split.n_classes:
             raise ValueError(
                 f"n_way={n_way} but the '{split.name}' split has {split.n_classes} classes; lower n_way"
@@ -212,11 +261,26 @@ class EpisodeSampler:
 
     def _draw_classes(self) -> torch.Tensor:
         g = self.generator
+        if self.rotation != "classes":  # only then: the default's stream of draws is the one it always was
+            return self._draw_turned_characters()
         if not self.within_alphabet:
             return torch.randperm(self.split.n_classes, generator=g)[: self.n_way]
         alpha = self._alphabets[torch.randint(len(self._alphabets), (1,), generator=g)]
         members = torch.nonzero(self.split.class_alphabet == alpha).flatten()  # (n_members,) the alphabet's class ids
         return members[torch.randperm(len(members), generator=g)[: self.n_way]]
+
+    def _draw_turned_characters(self) -> torch.Tensor:
+        """``(n_way,)`` class ids ``4 * character + turn`` of ``n_way`` distinct characters, turned as
+        :attr:`rotation` says."""
+        g, n_way = self.generator, self.n_way
+        characters = torch.randperm(self.split.n_classes // 4, generator=g)[:n_way]
+        if self.rotation == "per-class":
+            turns = torch.randint(4, (n_way,), generator=g)
+        elif self.rotation == "per-episode":
+            turns = torch.randint(4, (1,), generator=g).repeat(n_way)  # (n_way,) one turn for every class
+        else:  # upright
+            turns = torch.zeros(n_way, dtype=torch.long)
+        return 4 * characters + turns
 
     def sample(self) -> Episode:
         """Draw one episode (see :class:`Episode` for the shapes)."""

@@ -198,3 +198,164 @@ def test_within_alphabet_and_generator_of_the_wrong_type_are_refused(glyphs):
     assert EpisodeSampler(glyphs[2], 5, 1, 1, within_alphabet=np.bool_(False)).within_alphabet is False
     with pytest.raises(ValueError, match=r"^generator='cpu' is not a torch.Generator; pass a CPU torch.Generator"):
         EpisodeSampler(glyphs[2], 5, 1, 1, generator="cpu")
+
+
+# ---- rotation: how an episode's classes are built from characters and quarter turns (EpisodeSampler(rotation=...))
+
+def _turned(split):
+    """``split``'s characters with their four quarter turns as classes (class ``4 * character + turn``)."""
+    from fslcourse.data import ImageSplit
+    return ImageSplit(split.name, split.images, split.base_names, split.alphabets, rotations=(0, 1, 2, 3))
+
+
+TURNED = _turned(SPLIT)  # 12 characters, 48 classes, 8 drawings each, 3 alphabets
+DRAWS = ("per-class", "per-episode", "upright")  # the values that draw characters and turn them
+
+
+def test_the_default_draws_the_episodes_it_drew_before_rotation_existed():
+    """Class ids computed with the sampler as it was before ``rotation``: an added draw in the default's stream
+    would make every committed record unpairable with a new one (same seed, other episodes)."""
+    plain = EpisodeSampler(TURNED, 5, 1, 2, seed=0)
+    assert [plain.sample().classes.tolist() for _ in range(3)] == [
+        [44, 22, 29, 18, 23], [25, 12, 24, 43, 11], [9, 24, 19, 35, 22]]
+    alphabet = EpisodeSampler(TURNED, 5, 1, 2, seed=0, within_alphabet=True)
+    assert [alphabet.sample().classes.tolist() for _ in range(3)] == [
+        [47, 33, 20, 8, 23], [34, 44, 35, 32, 46], [20, 21, 22, 10, 8]]
+
+
+@settings(max_examples=25, deadline=None)
+@given(n_way=st.integers(1, 48), n_shot=st.integers(1, 3), n_query=st.integers(1, 3), seed=st.integers(0, 10**6))
+def test_the_default_is_the_old_randperm_formula(n_way, n_shot, n_query, seed):
+    """``rotation="classes"`` (given or not) draws, episode after episode, what the old code drew: a random
+    permutation of the split's classes, then a random order of each class's drawings, from one generator."""
+    g = torch.Generator().manual_seed(seed)
+    given_ = EpisodeSampler(TURNED, n_way, n_shot, n_query, seed=seed, rotation="classes")
+    default = EpisodeSampler(TURNED, n_way, n_shot, n_query, seed=seed)
+    for _ in range(2):
+        classes = torch.randperm(TURNED.n_classes, generator=g)[:n_way]
+        order = torch.rand(n_way, TURNED.n_examples, generator=g).argsort(dim=1)
+        images = TURNED.get(classes, order[:, : n_shot + n_query])  # (n_way, n_shot+n_query, 1, 28, 28)
+        for ep in (given_.sample(), default.sample()):
+            assert torch.equal(ep.classes, classes)
+            assert torch.equal(ep.support_x, images[:, :n_shot].flatten(0, 1))
+            assert torch.equal(ep.query_x, images[:, n_shot:].flatten(0, 1))
+
+
+@settings(max_examples=30, deadline=None)
+@given(rotation=st.sampled_from(DRAWS), n_way=st.integers(1, 12), seed=st.integers(0, 10**6))
+def test_each_construction_draws_distinct_characters_turned_its_way(rotation, n_way, seed):
+    sampler = EpisodeSampler(TURNED, n_way, 1, 2, seed=seed, rotation=rotation)
+    assert sampler.rotation == rotation
+    for _ in range(3):
+        ep = sampler.sample()
+        characters, turns = (ep.classes // 4).tolist(), (ep.classes % 4).tolist()
+        assert len(set(characters)) == n_way and all(0 <= c < 12 for c in characters)
+        if rotation == "upright":
+            assert set(turns) == {0}
+        elif rotation == "per-episode":
+            assert len(set(turns)) == 1
+        # the images are the character's drawings, turned: each support image is a quarter turn of a drawing
+        upright = TURNED.get(4 * (ep.classes // 4), torch.arange(8)[None].expand(n_way, -1))  # (n_way, 8, 1, 28, 28)
+        for x, y in zip(ep.support_x, ep.support_y):
+            turned = torch.rot90(upright[y], turns[y], dims=(-2, -1))  # (8, 1, 28, 28)
+            assert any(torch.equal(x, t) for t in turned)
+
+
+def test_turns_vary_per_class_or_per_episode_as_their_papers_code_did():
+    """Over many episodes every turn occurs; per class they differ within an episode, per episode never."""
+    def draws(rotation):
+        sampler = EpisodeSampler(TURNED, 5, 1, 1, seed=0, rotation=rotation)
+        return [(sampler.sample().classes % 4).tolist() for _ in range(60)]
+
+    per_class, per_episode, upright = draws("per-class"), draws("per-episode"), draws("upright")
+    assert {t for ep in per_class for t in ep} == {0, 1, 2, 3}
+    assert sum(len(set(ep)) > 1 for ep in per_class) > 50  # 5 classes all turned alike: 1 in 256
+    assert {ep[0] for ep in per_episode} == {0, 1, 2, 3} and all(len(set(ep)) == 1 for ep in per_episode)
+    assert all(set(ep) == {0} for ep in upright)
+    default = EpisodeSampler(TURNED, 5, 1, 1, seed=0)  # the default can hold two turns of one character
+    assert any(len(set((default.sample().classes // 4).tolist())) < 5 for _ in range(60))
+
+
+@pytest.mark.parametrize("rotation", DRAWS)
+def test_a_seed_gives_the_same_constructed_episodes(rotation):
+    def episodes(seed, n=4):
+        batch = EpisodeSampler(TURNED, 6, 1, 2, seed=seed, rotation=rotation).sample_batch(n)
+        return batch.classes, batch.support_x
+
+    (a, ax), (b, bx), (c, _) = episodes(3), episodes(3), episodes(4)
+    assert torch.equal(a, b) and torch.equal(ax, bx) and not torch.equal(a, c)
+    g = torch.Generator().manual_seed(3)
+    drawn = EpisodeSampler(TURNED, 6, 1, 2, generator=g, rotation=rotation).sample_batch(4).classes
+    assert torch.equal(drawn, a)  # a generator passed in is the one drawn from
+
+
+def test_a_construction_draws_other_episodes_than_the_default():
+    """Not the default's classes under another name: the same seed gives other classes."""
+    default = EpisodeSampler(TURNED, 5, 1, 1, seed=0).sample_batch(5).classes
+    for rotation in DRAWS:
+        assert not torch.equal(EpisodeSampler(TURNED, 5, 1, 1, seed=0, rotation=rotation).sample_batch(5).classes,
+                               default)
+
+
+class _Features:
+    """A split of features (what generative.augment.FeatureSplit gives): classes without rotations."""
+    name, n_classes, n_examples = "features", 48, 8
+
+    def get(self, class_ids, example_ids):
+        return torch.zeros(len(class_ids), example_ids.shape[1], 4)
+
+
+@pytest.mark.parametrize("split, kwargs, message", [
+    (TURNED, dict(rotation="sideways"), "rotation='sideways' is not a way to build episodes; use one of 'classes', "
+                                        "'per-class', 'per-episode', 'upright'"),
+    (TURNED, dict(rotation=None), "rotation=None is not a way to build episodes"),
+    (TURNED, dict(rotation=90), "rotation=90 is not a way to build episodes"),
+    (SPLIT, dict(rotation="per-class"), "rotation='per-class' turns characters itself, but the classes of the 'glyphs' "
+                                        "split are not the four turns of each character (rotations=(0,)); load the "
+                                        "images with rotations=True"),
+    (_Features(), dict(rotation="upright"), "(no rotations: a feature split); load the images with rotations=True"),
+    (TURNED, dict(rotation="per-episode", within_alphabet=True),
+     "rotation='per-episode' with within_alphabet=True: no paper's code draws episodes that way"),
+    (TURNED, dict(rotation="upright", n_way=13), "n_way=13 but the 'glyphs' split has 12 characters, and "
+                                                 "rotation='upright' draws distinct characters; lower n_way"),
+])
+def test_a_bad_construction_is_refused_in_one_line_before_any_draw(split, kwargs, message):
+    kwargs = {"n_way": 5, **kwargs}
+    g = torch.Generator().manual_seed(0)
+    before = g.get_state().clone()
+    with pytest.raises(ValueError) as exc:
+        EpisodeSampler(split, n_shot=1, n_query=1, generator=g, **kwargs)
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+    assert torch.equal(g.get_state(), before)
+    if kwargs.get("rotation") in DRAWS and split is not TURNED:
+        assert "rotation='classes'" in str(exc.value)  # the other way out
+
+
+def test_a_split_with_some_turns_only_is_refused():
+    from fslcourse.data import ImageSplit
+    half = ImageSplit("half", SPLIT.images, SPLIT.base_names, SPLIT.alphabets, rotations=(0, 2))
+    with pytest.raises(ValueError, match=r"not the four turns of each character \(rotations=\(0, 2\)\)"):
+        EpisodeSampler(half, 5, 1, 1, rotation="per-class")
+
+
+@pytest.fixture(scope="module")
+def vinyals_test(omniglot):
+    from fslcourse.data import load_omniglot
+    return load_omniglot(progress=False, split="vinyals").test
+
+
+def test_the_vinyals_test_classes_are_four_consecutive_turns_of_each_character(vinyals_test):
+    """What the constructions rely on: class ``4 * character + turn`` of the Vinyals test split is the character's
+    drawings turned by ``90° * turn``, for every one of its 1,692 classes."""
+    test = vinyals_test
+    assert test.rotations == (0, 1, 2, 3) and test.n_classes == 4 * len(test.base_names) == 1692
+    ids = torch.arange(test.n_classes)
+    every = test.get(ids, torch.arange(20)[None].expand(len(ids), -1))  # (1692, 20, 1, 28, 28)
+    upright = every[0::4]  # (423, 20, 1, 28, 28)
+    for turn in (1, 2, 3):
+        assert torch.equal(every[turn::4], torch.rot90(upright, turn, dims=(-2, -1)))
+    assert [test.class_name(c) for c in range(4)] == [test.base_names[0] + s for s in
+                                                      ("", " (rot 90°)", " (rot 180°)", " (rot 270°)")]
+    for rotation in DRAWS:
+        ep = EpisodeSampler(test, 20, 1, 1, seed=0, rotation=rotation).sample()
+        assert len(set((ep.classes // 4).tolist())) == 20
