@@ -53,7 +53,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fslcourse.cli import add_episode_arguments, one_line_errors
+from fslcourse.cli import add_episode_arguments, names_from, one_line_errors, parse_episode_arguments
 from fslcourse.config import get_device, seed_everything
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate, same_episodes
@@ -224,12 +224,8 @@ def main(argv=None) -> int:
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {', '.join(METHODS)} "
                                                                   "(default: all)")
     add_episode_arguments(p)
-    args = p.parse_args(argv)
-    methods = [m for m in args.methods.split(",") if m]
-    if not methods or any(m not in METHODS for m in methods):
-        raise SystemExit(f"error: --methods {args.methods!r}: choose from {', '.join(METHODS)}")
-    if args.episodes < 2:
-        raise SystemExit(f"error: --episodes {args.episodes}: a confidence interval needs at least 2 episodes")
+    args = parse_episode_arguments(p, argv)
+    methods = names_from(args.methods, "--methods", METHODS)
     out = results_dir(args.results) / f"{NAME}.json"
     rows, skipped = [], []
     try:  # refused before any work: a results file that cannot be written, a benchmark record to check against missing

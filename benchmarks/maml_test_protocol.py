@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import argparse
 
-from fslcourse.cli import add_episode_arguments, one_line_errors
+from fslcourse.cli import add_episode_arguments, names_from, one_line_errors, parse_episode_arguments
 from fslcourse.config import get_device
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate, mean_ci95
@@ -89,13 +89,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", default=",".join(map(str, STEPS)), help="test-time inner steps to measure")
     p.add_argument("--queries", default=",".join(map(str, QUERIES)), help="queries per class to measure")
     add_episode_arguments(p)
-    args = p.parse_args(argv)
-    methods = [m for m in args.methods.split(",") if m]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise SystemExit(f"error: --methods {args.methods!r}: choose from {', '.join(METHODS)}")
-    if args.episodes < 2:
-        raise SystemExit(f"error: --episodes {args.episodes}: a confidence interval needs at least 2 episodes")
+    args = parse_episode_arguments(p, argv)
+    methods = names_from(args.methods, "--methods", METHODS)
     steps, queries = parse_counts(args.steps, "--steps", 0), parse_counts(args.queries, "--queries", 1)
     if queries[-1] + 1 > DRAWINGS:  # found by the sampler only after the other settings' minutes of measuring
         raise SystemExit(f"error: --queries {args.queries!r}: {queries[-1]} queries and the 1 support drawing per class "

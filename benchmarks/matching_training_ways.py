@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 
-from fslcourse.cli import add_episode_arguments, one_line_errors
+from fslcourse.cli import add_episode_arguments, one_line_errors, parse_episode_arguments
 from fslcourse.config import get_device
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate, mean_ci95
@@ -68,9 +68,7 @@ def measure(data, device, episodes: int) -> list[dict]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_episode_arguments(p)
-    args = p.parse_args(argv)
-    if args.episodes < 2:
-        raise SystemExit(f"error: --episodes {args.episodes}: a confidence interval needs at least 2 episodes")
+    args = parse_episode_arguments(p, argv)
     out_dir = results_dir(args.results)
     try:  # refused before any work: a results file that cannot be written, a checkpoint not trained
         check_writable(out_dir / f"{NAME}.json", "the results file")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from fslcourse.cli import add_episode_arguments, one_line_errors
+from fslcourse.cli import add_episode_arguments, names_from, one_line_errors, parse_episode_arguments
 from fslcourse.config import get_device
 from fslcourse.data import load_omniglot
 from fslcourse.evaluate import evaluate
@@ -66,12 +66,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--recipes", default="paper", help=f"comma-separated, from {', '.join(RECIPES)} (default: paper)")
     add_episode_arguments(p)
-    args = p.parse_args(argv)
-    recipes = [r for r in args.recipes.split(",") if r]
-    if not recipes or any(r not in RECIPES for r in recipes):
-        raise SystemExit(f"error: --recipes {args.recipes!r}: choose from {', '.join(RECIPES)}")
-    if args.episodes < 2:
-        raise SystemExit(f"error: --episodes {args.episodes}: a confidence interval needs at least 2 episodes")
+    args = parse_episode_arguments(p, argv)
+    recipes = names_from(args.recipes, "--recipes", RECIPES)
     out = results_dir(args.results) / f"{NAME}.json"
     try:  # refused before any work: a results file that cannot be written, a checkpoint not trained
         check_writable(out, "the results file")

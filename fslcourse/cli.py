@@ -39,6 +39,23 @@ def add_episode_arguments(parser: argparse.ArgumentParser, episodes: int = 1000)
                         help="replace a results file measured on other episodes or settings (default: refused)")
 
 
+def parse_episode_arguments(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """``parser``'s arguments (with :func:`add_episode_arguments`'), ``--episodes`` refused below 2 in one line."""
+    args = parser.parse_args(argv)
+    if args.episodes < 2:
+        raise SystemExit(f"error: --episodes {args.episodes}: a confidence interval needs at least 2 episodes")
+    return args
+
+
+def names_from(text: str, flag: str, choices) -> list[str]:
+    """``"a,b"`` as ``["a", "b"]``, each one of ``choices``; anything else exits with one line naming ``flag`` and
+    the choices."""
+    names = [name for name in text.split(",") if name]
+    if not names or any(name not in choices for name in names):
+        raise SystemExit(f"error: {flag} {text!r}: choose from {', '.join(choices)}")
+    return names
+
+
 def whole(minimum: int, maximum: int | None = None):
     """An argparse type: a whole number >= ``minimum`` (and <= ``maximum``), refused with the option's name and the
     fix."""
