@@ -37,8 +37,10 @@ construction, and every record but ``classes``' holds ``vs_classes`` and ``vs_cl
 any work (``--results DIR`` writes elsewhere, ``--overwrite`` replaces the file). Accuracies only: ``eval_seconds`` is
 left out (``null``), since these are not timings and may be measured beside a training run.
 
-Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread; about 21 CPU-minutes, measured beside two
-training runs; ``--episodes 50``: about 1 CPU-minute):
+Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread, measured beside two training runs: the first
+seven rows took 21 CPU-minutes; ``--methods fomaml,reptile`` (both first-order MAML rows, both Reptile rows) took
+34 minutes of wall time;
+``--episodes 50``: about 1 CPU-minute):
 
     OMP_NUM_THREADS=1 python benchmarks/episode_construction.py
     OMP_NUM_THREADS=1 python benchmarks/episode_construction.py --episodes 50 --results /tmp/look   # a look
