@@ -156,16 +156,40 @@ def benchmark_mismatch(row: Row, record: dict, reference: dict | None) -> str | 
     return None
 
 
-def check_benchmark(rows, records: list[dict]) -> None:
-    """Before any work: each row's cell has a benchmark record of the committed checkpoint file (else a ValueError)."""
+def check_references(rows, find, where, about, remake) -> None:
+    """Before any work: each row's record in ``where`` (``find(row)``, or ``None``) measured the committed checkpoint
+    file, else a ValueError naming the command that remakes it (``remake(row)``); ``about(row)`` says what the record
+    is for."""
     for row in rows:
-        ref = benchmark_record(row, records)
+        ref = find(row)
         held = (ref or {}).get("checkpoint") or {}
         if ref is None or held.get("sha256") != file_source(checkpoint_path(row.name, row.recipe))["sha256"]:
             what = "has no record of" if ref is None else "measured another checkpoint file for"
-            raise ValueError(f"{BENCHMARK} {what} {row.label} {row.n_way}-way 1-shot, the reference of its 'classes' "
-                             f"episodes; run OMP_NUM_THREADS=1 python benchmarks/course_benchmark.py --split vinyals "
-                             f"--profile paper --methods {row.name} --episodes 1000 first")
+            raise ValueError(f"{where} {what} {row.label} {row.n_way}-way 1-shot{about(row)}; run OMP_NUM_THREADS=1 python "
+                             f"{remake(row)} first")
+
+
+def check_benchmark(rows, records: list[dict]) -> None:
+    """Before any work: each row's cell has a benchmark record of the committed checkpoint file (else a ValueError)."""
+    check_references(rows, lambda row: benchmark_record(row, records), BENCHMARK,
+                     lambda row: ", the reference of its 'classes' episodes",
+                     lambda row: f"benchmarks/course_benchmark.py --split vinyals --profile paper --methods {row.name} "
+                                 "--episodes 1000")
+
+
+def committed_rows(rows, methods: str) -> tuple[list[Row], list[str]]:
+    """``rows`` whose checkpoint is committed, and a line for each of the others; a ValueError when none is
+    (``methods``: the ``--methods`` given, for the message)."""
+    kept, skipped = [], []
+    for row in rows:
+        try:
+            existing_checkpoint(row.name, row.recipe)
+            kept.append(row)
+        except FileNotFoundError as err:  # not committed (yet): said, and the row is left out
+            skipped.append(f"{row.label} {row.n_way}-way 1-shot: skipped ({err})")
+    if not kept:
+        raise ValueError(f"no checkpoint of --methods {methods!r} is committed: " + "; ".join(skipped))
+    return kept, skipped
 
 
 def unpaired(a: float, b: float) -> float:
@@ -229,18 +253,10 @@ def main(argv=None) -> int:
     args = parse_episode_arguments(p, argv)
     methods = names_from(args.methods, "--methods", METHODS)
     out = results_dir(args.results) / f"{NAME}.json"
-    rows, skipped = [], []
     try:  # refused before any work: a results file that cannot be written, a benchmark record to check against missing
         check_writable(out, "the results file")
         check_same_episodes(out, args.episodes, 0, overwrite=args.overwrite)
-        for row in (r for r in ROWS if r.name in methods):
-            try:
-                existing_checkpoint(row.name, row.recipe)
-                rows.append(row)
-            except FileNotFoundError as err:  # not committed (yet): said, and the row is left out
-                skipped.append(f"{row.label} {row.n_way}-way 1-shot: skipped ({err})")
-        if not rows:
-            raise ValueError(f"no checkpoint of --methods {args.methods!r} is committed: " + "; ".join(skipped))
+        rows, skipped = committed_rows([r for r in ROWS if r.name in methods], args.methods)
         bench = json.loads(BENCHMARK.read_text())["records"] if BENCHMARK.exists() else []
         check_benchmark(rows, bench)
     except (ValueError, FileNotFoundError) as err:

@@ -61,6 +61,17 @@ PUBLISHED_EPISODES: dict[str, str] = {"protonet": "classes", "matching": "classe
                                       "fomaml": "per-class", "relation-batch-stats": "per-episode",
                                       "reptile": "upright", "reptile-inductive": "upright"}
 
+# How many test episodes each paper's figure averages, from its code: ProtoNet's 1,000 (jakesnell/prototypical-networks,
+# scripts/predict/few_shot/run_eval.py, --data.test_episodes), MAML's 600 (cbfinn/maml, main.py, NUM_TEST_POINTS; also
+# behind first-order MAML's figures), the Relation Network's 10 runs of 1,000 averaged, so 10,000
+# (floodsung/LearningToCompare_FSL, omniglot_test_one_shot.py, --episode and --test_episode), Reptile's 10,000
+# (openai/supervised-reptile, args.py, --eval-samples). Matching Networks' paper does not say (None). The course
+# tests on 1000 episodes; where a paper used more, benchmarks/paper_episode_count.py measures the row again on its
+# paper's construction and count, so an interval as narrow as the paper's decides the row.
+PUBLISHED_TEST_EPISODES: dict[str, int | None] = {"protonet": 1000, "matching": None, "maml": 600, "fomaml": 600,
+                                                  "relation-batch-stats": 10000, "reptile": 10000,
+                                                  "reptile-inductive": 10000}
+
 # The papers whose 5-shot figures come from a model trained on 5-shot episodes (Snell et al. match the training
 # shots to the test's; MAML's and the Relation Network's codes train with the test's shots; Matching Networks train
 # a model per setting). Reptile's code trains its 1-shot and 5-shot models alike (10 training shots), so its figures
@@ -200,10 +211,11 @@ def construction_gaps(records: list[dict]) -> list[dict]:
     built one way) set against its published figure and target by :func:`paper_gaps`' rule.
 
     Args:
-        records: the records of ``results/episode_construction.json``.
+        records: the records of ``results/episode_construction.json`` (or ``results/paper_episode_count.json``).
 
     Returns:
         One dict per record, in order: ``method``, ``recipe``, ``n_way``, ``rotation`` (how its episodes were built),
+        ``episodes`` (how many),
         ``papers`` (``True`` when that is how the paper's code built them, :data:`PUBLISHED_EPISODES`),
         ``accuracy``, ``ci95``, ``vs_classes`` and ``vs_classes_ci95`` (the difference from the course's episodes,
         with its unpaired interval; ``None`` for the course's own), ``published``, ``target``, ``gap`` and ``status``
@@ -217,9 +229,9 @@ def construction_gaps(records: list[dict]) -> list[dict]:
             PAPER_TARGETS.get(checkpoint_method(method), DEFAULT_TARGET)[TARGET_PROTOCOLS.index(protocol)]
         gap = r["accuracy"] - figure
         out.append({"method": method, "recipe": r.get("recipe"), "n_way": ways, "rotation": r["rotation"],
-                    "papers": PUBLISHED_EPISODES.get(method) == r["rotation"], "accuracy": r["accuracy"],
-                    "ci95": r["ci95"], "vs_classes": r.get("vs_classes"), "vs_classes_ci95": r.get("vs_classes_ci95"),
-                    "published": figure, "target": target, "gap": gap,
+                    "episodes": r["episodes"], "papers": PUBLISHED_EPISODES.get(method) == r["rotation"],
+                    "accuracy": r["accuracy"], "ci95": r["ci95"], "vs_classes": r.get("vs_classes"),
+                    "vs_classes_ci95": r.get("vs_classes_ci95"), "published": figure, "target": target, "gap": gap,
                     "status": {True: "within", False: "miss", None: "unclear"}[verdict(gap, r["ci95"], -target)]})
     return out
 

@@ -96,7 +96,7 @@ def test_mtl_ablation_names_a_missing_checkpoint_before_the_work(tmp_path, monke
 
 
 BAD_DEVICE = [("maml_test_protocol", []), ("relation_bn_passes", []), ("matching_training_ways", []),
-              ("episode_construction", []),
+              ("episode_construction", []), ("paper_episode_count", []),
               ("course_benchmark", ["--methods", "pixel"]), ("augmentation_sweep", []), ("generator_quality", [])]
 
 

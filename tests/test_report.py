@@ -889,7 +889,8 @@ def test_construction_gaps_grade_each_construction_by_the_paired_rule():
 
     def built(method, rotation, acc, ci, n_way=5, **extra):
         return {"method": method, "recipe": "paper", "rotation": rotation, "accuracy": acc, "ci95": ci,
-                "protocol": {"n_way": n_way, "n_shot": 1, "n_query": 1, "split_protocol": "vinyals"}, **extra}
+                "episodes": 1000, "protocol": {"n_way": n_way, "n_shot": 1, "n_query": 1, "split_protocol": "vinyals"},
+                **extra}
 
     gaps = construction_gaps([built("reptile", "classes", 97.64, 0.44),
                               built("reptile", "upright", 96.42, 0.53, vs_classes=-1.22, vs_classes_ci95=0.69),
@@ -900,4 +901,5 @@ def test_construction_gaps_grade_each_construction_by_the_paired_rule():
     assert gaps[1]["gap"] == pytest.approx(96.42 - 97.68) and gaps[1]["target"] == 1.0
     assert gaps[2]["published"] == 96.0 and gaps[2]["target"] == 1.0  # ProtoNet's 20-way target
     assert gaps[3]["target"] == 0.5 and gaps[1]["vs_classes"] == -1.22 and gaps[0]["vs_classes"] is None
+    assert {g["episodes"] for g in gaps} == {1000}
     assert set(PUBLISHED_EPISODES) == set(PUBLISHED)  # every published figure says how its episodes were built
