@@ -5,19 +5,16 @@ import json
 import statistics
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import episode_construction as ec  # noqa: E402
 import paper_episode_count as pec  # noqa: E402
+from test_episode_construction import glyph_row  # noqa: E402, F401  (the fixture)
 
-from fslcourse.data import ImageSplit, glyph_splits  # noqa: E402
 from fslcourse.io import file_source  # noqa: E402
-from fslcourse.methods.protonet import ProtoNet  # noqa: E402
 from fslcourse.pretrained import CHECKPOINT_DIR  # noqa: E402
 from fslcourse.report import PUBLISHED, PUBLISHED_EPISODES, PUBLISHED_TEST_EPISODES, REPO_RESULTS, construction_gaps  # noqa: E402
 
@@ -70,21 +67,15 @@ def test_a_missing_or_stale_construction_record_is_refused_before_any_work(chang
 
 
 @pytest.fixture()
-def glyph_row(monkeypatch):
-    """A tiny ProtoNet posing as ``protonet-paper.pt``, measured as an upright row, and a glyph test split of the
-    four turns of 30 characters: ``(row, data)``."""
-    torch.manual_seed(0)
-    model = ProtoNet(backbone_kwargs={"hidden": 8})
-    model.checkpoint_source = file_source(CHECKPOINT_DIR / "protonet-paper.pt")
-    ckpt = {"config": model.config(), "seed": 0, "profile": "paper", "train_seconds": 1.0}
-    monkeypatch.setattr(ec, "load_method", lambda path, device, expect: (model, ckpt))
-    test = glyph_splits(seed=0)[2]
-    turned = ImageSplit("test", test.images, test.base_names, test.alphabets, (0, 1, 2, 3), "vinyals")
-    return ec.Row("protonet", "paper", 5, ("upright",), "protonet"), SimpleNamespace(test=turned)
-
-
-def test_the_first_episodes_must_be_the_construction_records(glyph_row):
+def upright_row(glyph_row):  # noqa: F811 (the fixture imported above)
+    """test_episode_construction's tiny ProtoNet posing as ``protonet-paper.pt``, measured as an upright row, and its
+    glyph test split: ``(row, data)``."""
     row, data = glyph_row
+    return ec.Row(row.name, row.recipe, row.n_way, ("upright",), row.method), data
+
+
+def test_the_first_episodes_must_be_the_construction_records(upright_row):
+    row, data = upright_row
     reference = ec.measure(row, data, "cpu", 4, reference=None, check=False)[0]
     rec = pec.measure_count(row, data, "cpu", 7, reference)
     assert rec["episodes"] == 7 and rec["episode_accuracies"][:4] == reference["episode_accuracies"]
@@ -128,8 +119,8 @@ def test_the_committed_file_holds_each_committed_rows_papers_count_and_agrees_wi
     assert all(g["papers"] and g["episodes"] == PUBLISHED_TEST_EPISODES[g["method"]] for g in graded)
 
 
-def test_a_run_writes_its_rows_on_the_papers_count_and_keeps_the_others(glyph_row, tmp_path, monkeypatch):
-    row, data = glyph_row
+def test_a_run_writes_its_rows_on_the_papers_count_and_keeps_the_others(upright_row, tmp_path, monkeypatch):
+    row, data = upright_row
     monkeypatch.setattr(pec, "paper_rows", lambda reference_episodes=1000: (row,))
     monkeypatch.setattr(pec, "METHODS", ("protonet",))
     monkeypatch.setattr(pec, "PUBLISHED_TEST_EPISODES", {"protonet": 6})
