@@ -112,11 +112,6 @@ ROWS = (
 METHODS = tuple(dict.fromkeys(r.name for r in ROWS))
 
 
-def checkpoint_name(record: dict) -> str:
-    """The checkpoint's method of a record of this file (``relation-batch-stats`` -> ``relation``)."""
-    return next((r.name for r in ROWS if r.method == record["method"]), record["method"])
-
-
 def n_query_of(row: Row) -> int:
     """Queries per class of the benchmark's cell: the paper's where its figure depends on them, else 5."""
     return published_n_query(row.method, 1) or DEFAULT_N_QUERY
@@ -190,6 +185,16 @@ def committed_rows(rows, methods: str) -> tuple[list[Row], list[str]]:
     if not kept:
         raise ValueError(f"no checkpoint of --methods {methods!r} is committed: " + "; ".join(skipped))
     return kept, skipped
+
+
+def keep_unmeasured(out, records: list[dict], rows) -> list[dict]:
+    """The records of the results file ``out`` (if any) of rows other than ``rows`` (another checkpoint, recipe or
+    cell: rows this run did not measure), then ``records``."""
+    if not out.exists():
+        return records
+    measured = {(r.method, r.recipe, r.n_way) for r in rows}
+    return [r for r in json.loads(out.read_text())["records"]
+            if (r["method"], r.get("recipe"), r["protocol"]["n_way"]) not in measured] + records
 
 
 def unpaired(a: float, b: float) -> float:
@@ -269,11 +274,8 @@ def main(argv=None) -> int:
         data = load_omniglot(split="vinyals", device=device, progress=False)
     records = [rec for row in rows for rec in measure(row, data, device, args.episodes, benchmark_record(row, bench))]
     print(table(records))
-    fresh = {(r.name, r.recipe, r.n_way) for r in rows}
-    if out.exists() and not args.overwrite:  # keep the rows this run did not measure (the same episodes: checked above)
-        kept = [r for r in json.loads(out.read_text())["records"]
-                if (checkpoint_name(r), r.get("recipe"), r["protocol"]["n_way"]) not in fresh]
-        records = kept + records
+    if not args.overwrite:  # keep the rows this run did not measure (on the same episodes: checked above)
+        records = keep_unmeasured(out, records, rows)
     print(f"wrote {save_results(NAME, records, directory=out.parent)}")
     return 0
 

@@ -34,7 +34,7 @@ import argparse
 import json
 
 import torch
-from episode_construction import CONSTRUCTIONS, ROWS, Row, check_references, committed_rows, measure, table
+from episode_construction import CONSTRUCTIONS, ROWS, Row, check_references, committed_rows, keep_unmeasured, measure, table
 
 from fslcourse.cli import names_from, one_line_errors
 from fslcourse.config import get_device
@@ -112,11 +112,7 @@ def main(argv=None) -> int:
     records = [measure_count(row, data, device, PUBLISHED_TEST_EPISODES[row.method], construction_record(row, built))
                for row in rows]
     print(table(records))
-    fresh = {(r.method, r.recipe, r.n_way) for r in rows}
-    if out.exists():  # keep the rows this run did not measure
-        kept = [r for r in json.loads(out.read_text())["records"]
-                if (r["method"], r.get("recipe"), r["protocol"]["n_way"]) not in fresh]
-        records = kept + records
+    records = keep_unmeasured(out, records, rows)  # and the rows this run did not measure
     print(f"wrote {save_results(NAME, records, directory=out.parent)}")
     return 0
 

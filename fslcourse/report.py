@@ -171,6 +171,18 @@ DEFAULT_TARGET = (1.0, 2.0)
 TARGET_PROTOCOLS = ("5w1s-vinyals", "20w1s-vinyals")
 
 
+def paper_target(row: str, protocol: str) -> float:
+    """The points a paper row (``"reptile-inductive"``) may fall below its published figure at ``protocol``
+    (one of :data:`TARGET_PROTOCOLS`)."""
+    return PAPER_TARGETS.get(checkpoint_method(row), DEFAULT_TARGET)[TARGET_PROTOCOLS.index(protocol)]
+
+
+def target_status(gap: float, ci95: float, target: float) -> str:
+    """``"within"`` when the 95% interval of ``gap`` (ours minus published, points) lies above ``-target``,
+    ``"miss"`` when below it, ``"unclear"`` when it holds it (:func:`verdict`)."""
+    return {True: "within", False: "miss", None: "unclear"}[verdict(gap, ci95, -target)]
+
+
 def paper_gaps(rows: list[dict]) -> list[dict]:
     """Each paper-recipe row's 1-shot Vinyals cells set against their published figures and targets.
 
@@ -191,13 +203,12 @@ def paper_gaps(rows: list[dict]) -> list[dict]:
         figure = r["published"]
         if r["profile"] != "paper" or r["protocol"] not in TARGET_PROTOCOLS or figure is None:
             continue
-        method = checkpoint_method(r["method"].removesuffix(" (paper recipe)"))
-        target = PAPER_TARGETS.get(method, DEFAULT_TARGET)[TARGET_PROTOCOLS.index(r["protocol"])]
+        target = paper_target(r["method"].removesuffix(" (paper recipe)"), r["protocol"])
         # a cell measured with a model trained for another setting than the paper's figure is no measurement of it
         other = r.get("published_other_model") and r["accuracy"] is not None
         gap = None if r["accuracy"] is None or other else r["accuracy"] - r["published"]
         status = "not measured" if gap is None else "unclear" if r["ci95"] is None else \
-            {True: "within", False: "miss", None: "unclear"}[verdict(gap, r["ci95"], -target)]
+            target_status(gap, r["ci95"], target)
         out.append({"method": r["method"], "protocol": r["protocol"], "accuracy": None if gap is None else r["accuracy"],
                     "ci95": None if gap is None else r["ci95"], "published": figure, "target": target, "gap": gap,
                     "status": status, "note": (f"measured only with a model trained for another setting "
@@ -225,14 +236,13 @@ def construction_gaps(records: list[dict]) -> list[dict]:
     for r in records:
         ways, method = int(r["protocol"]["n_way"]), r["method"]
         protocol = f"{ways}w1s-vinyals"  # "20w1s-vinyals"
-        figure, target = PUBLISHED[method][0][VINYALS.index(protocol)], \
-            PAPER_TARGETS.get(checkpoint_method(method), DEFAULT_TARGET)[TARGET_PROTOCOLS.index(protocol)]
+        figure, target = PUBLISHED[method][0][VINYALS.index(protocol)], paper_target(method, protocol)
         gap = r["accuracy"] - figure
         out.append({"method": method, "recipe": r.get("recipe"), "n_way": ways, "rotation": r["rotation"],
                     "episodes": r["episodes"], "papers": PUBLISHED_EPISODES.get(method) == r["rotation"],
                     "accuracy": r["accuracy"], "ci95": r["ci95"], "vs_classes": r.get("vs_classes"),
                     "vs_classes_ci95": r.get("vs_classes_ci95"), "published": figure, "target": target, "gap": gap,
-                    "status": {True: "within", False: "miss", None: "unclear"}[verdict(gap, r["ci95"], -target)]})
+                    "status": target_status(gap, r["ci95"], target)})
     return out
 
 

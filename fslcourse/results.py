@@ -247,7 +247,7 @@ def _measurement_of(args, method: str) -> tuple:
     return (method, args.profile, getattr(args, "variant", None), args.episodes, args.n_way, args.n_shot,
             args.n_query, args.seed, args.split, bool(getattr(args, "within_alphabet", False)), augment,
             args.generation_seed if augment else None, tuple(args.n_generated or [5]) if augment else None,
-            getattr(args, "rotation", None) or "classes")
+            "classes")  # the command line builds its episodes the default way
 
 
 def check_append(path) -> list[dict]:
