@@ -6,7 +6,7 @@ BatchNorm statistics, and it embeds an episode in two passes: the support set, t
 its training, embed both in one batch (``RelationNet.embed_passes = "pooled"``). This measures what that departure
 is worth: each committed paper checkpoint, wrapped in :class:`~fslcourse.methods.transductive.BatchStatistics`, on
 the same 1000 seeded Vinyals test episodes (episode seed 0, the course benchmark's) at the setting its recipe was
-trained for (``paper``: 5-way 1-shot; ``paper-20way``: 20-way 1-shot, once it is trained), with the paper's queries
+trained for (``paper``: 5-way 1-shot; ``paper-20way``: 20-way 1-shot), with the paper's queries
 per class (``fslcourse.report.published_n_query``), both ways, paired.
 
 Writes ``results/relation_bn_passes.json``: one record per checkpoint and way of embedding (``variant`` names it;

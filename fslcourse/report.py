@@ -389,10 +389,13 @@ def load_records(directory=None, skipped: list | None = None) -> list[dict]:
 
 def method_label(record: dict) -> str:
     """The row's method name: augmented methods also say how many examples were generated per class, and a
-    checkpoint of the paper's recipe (trained on the Vinyals split) is its own row, ``"NAME (paper recipe)"``."""
+    checkpoint of the paper's recipe (trained on the Vinyals split) is its own row, ``"NAME (paper recipe)"``; so is
+    one of a paper's separate recipes (a record whose profile is ``paper-20way`` or ``paper-5way``): its cell is the
+    paper row's, as the benchmark records it (profile ``paper``, ``recipe`` naming the separate one)."""
     n = record.get("n_generated")
     label = f"{record['method']} (+{n}/class)" if n else record["method"]
-    return label + " (paper recipe)" if record.get("profile") == "paper" else label
+    profile = str(record.get("profile") or "")
+    return label + " (paper recipe)" if profile == "paper" or profile.startswith("paper-") else label
 
 
 def _priority(record: dict) -> tuple:

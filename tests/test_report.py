@@ -903,3 +903,21 @@ def test_construction_gaps_grade_each_construction_by_the_paired_rule():
     assert gaps[3]["target"] == 0.5 and gaps[1]["vs_classes"] == -1.22 and gaps[0]["vs_classes"] is None
     assert {g["episodes"] for g in gaps} == {1000}
     assert set(PUBLISHED_EPISODES) == set(PUBLISHED)  # every published figure says how its episodes were built
+
+
+def test_a_record_of_a_separate_paper_recipe_sits_in_the_paper_row(tmp_path):
+    """A side file's record of ``relation-paper-20way.pt`` (its profile the recipe's name, as the checkpoint records
+    it) is a cell of the ``(paper recipe)`` row, where the benchmark's record of the same cell wins; it never makes a
+    row of its own."""
+    cell = dict(n_way=20, split_protocol="vinyals")
+    side = one_query(rec("relation-batch-stats", acc=97.1, profile="paper-20way", recipe="paper-20way",
+                         variant="paper-20way: pooled", **cell))
+    write(tmp_path, "relation_bn_passes", [side])
+    rows = build_table(load_records(tmp_path))
+    assert [(r["method"], r["protocol"], r["source"]) for r in rows] == \
+        [("relation-batch-stats (paper recipe)", "20w1s-vinyals", "relation_bn_passes")]
+    bench = one_query(rec("relation-batch-stats", acc=97.0, profile="paper", recipe="paper-20way", **cell))
+    write(tmp_path, BENCHMARK_FILE, [bench])
+    rows = build_table(load_records(tmp_path))
+    assert [(r["method"], r["source"], r["accuracy"]) for r in rows] == \
+        [("relation-batch-stats (paper recipe)", BENCHMARK_FILE, 97.0)]
