@@ -114,7 +114,8 @@ def drag(page, slider, moves: int = 20, round_trips: int = 2, settle_ms: float =
     Returns:
         ``values`` (slider values the drag passed through), ``renders`` (new pictures from the press to the
         settled one), ``final`` (the readout at the end), ``settle_ms`` (release to the last picture on
-        screen), ``last_value_shown`` (the check above).
+        screen), ``last_value_shown`` (the check above), ``latency_after_ms`` (the input-to-picture latencies of
+        those two key steps, in milliseconds: how fast the page drew just after the drag).
     """
     handle = slider.locator(".noUi-handle").first
     track = slider.locator(".noUi-target").first
@@ -138,8 +139,9 @@ def drag(page, slider, moves: int = 20, round_trips: int = 2, settle_ms: float =
     result = {"values": len(w["values"]) - 1, "renders": renders, "final": w["values"][-1],
               "settle_ms": round(max(0.0, w["pictures"][-1] - released), 1) if renders else None}
     handle.focus()
-    for key in ("ArrowRight", "ArrowLeft") if ends_left else ("ArrowLeft", "ArrowRight"):
+    result["latency_after_ms"] = [  # input to picture right after the drag: the machine's pace at the time
         one_latency(page, lambda key=key: [handle.press(key) for _ in range(steps_back)], quiet_ms=settle_ms,
                     timeout_ms=timeout_ms)
+        for key in (("ArrowRight", "ArrowLeft") if ends_left else ("ArrowLeft", "ArrowRight"))]
     result["last_value_shown"] = current_src(page) == settled
     return result

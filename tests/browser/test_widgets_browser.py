@@ -442,6 +442,8 @@ def test_widget_renders_and_reacts_in_jupyterlab(case, lab, browser):
         # and tests/widgets/test_explorer.py pins the coalescing itself without a clock.
         assert 1 <= d["renders"] < d["values"], d
         # Not queued: the last picture arrives within about one redraw of the release, not after a backlog of
-        # values (a queue of 62 values at ~70 ms a picture would take seconds to drain after the release).
-        bound = 2 * max(result["latency"]) + 250
+        # values (a queue of 62 values at ~70 ms a picture would take seconds to drain after the release). A redraw
+        # is the slowest measured before the drag or right after it: a machine busy with other work draws slower
+        # throughout, and a bound from the earlier samples alone failed by 10% there (576 ms against 525).
+        bound = 2 * max(result["latency"] + d["latency_after_ms"]) + 250
         assert d["settle_ms"] is not None and d["settle_ms"] <= bound, f"{d}: settled {d['settle_ms']} ms after the release, more than {bound:.0f} ms"
