@@ -10,7 +10,8 @@ so the row is decided as precisely as the paper's figure was measured:
 
 * ``relation-batch-stats`` (``relation-paper.pt``, batch statistics at test) at 5-way 1-shot, built per episode;
 * ``reptile`` and ``reptile-inductive`` (``reptile-paper.pt``) at 5-way 1-shot, upright;
-* the same rows of the separate 20-way models (``paper-20way``), once their runs are finished and committed.
+* the same rows of the separate 20-way models (``paper-20way``): the Relation Network's at 20-way 1-shot, built per
+  episode; Reptile's two once its run is finished and committed.
 
 Each row uses ``benchmarks/episode_construction.py``'s test (the paper's queries per class, episode seed 0), so its
 first 1000 episodes are that file's record of the same row and construction; they are checked, episode for episode,
@@ -22,8 +23,8 @@ construction; a run of some ``--methods`` keeps the file's other rows. Accuracie
 ``null``). Grade the records with ``fslcourse.report.construction_gaps``, as notebook 11 section 8 does.
 
 Usage (from the repository root, FSLCOURSE_DATA set; one CPU thread. Measured beside a training run: the Relation
-Network's row took about 1 CPU-minute, each Reptile row about 36, since Reptile adapts for 50 steps on every
-episode):
+Network's 5-way row took about 1 CPU-minute and its 20-way row about 5, each Reptile row about 36, since Reptile adapts
+for 50 steps on every episode):
 
     OMP_NUM_THREADS=1 python benchmarks/paper_episode_count.py
     OMP_NUM_THREADS=1 python benchmarks/paper_episode_count.py --methods relation
